@@ -1,0 +1,29 @@
+/* driver: the ddpmc commands. args.c parses the flags every command shares;
+ * each command lives in its own file and returns 0 or -1 (having printed
+ * its one-line error). */
+#ifndef DDPMC_DRIVER_H
+#define DDPMC_DRIVER_H
+
+#include "frontend.h"
+
+#define DRV_MAXSET 32
+
+typedef struct {
+	const char *model;              /* MODEL.lua */
+	const char *entry, *weights, *inputs, *output;
+	int json, dot, interp;
+	unsigned long long seed;
+	fe_option set[DRV_MAXSET];
+	int nset;
+} drv_args;
+
+int drv_parse_args(int argc, char **argv, drv_args *a);
+
+/* Runs the model script; prints the error and returns NULL on failure. */
+ir_graph *drv_load(const drv_args *a);
+
+int drv_inspect(const drv_args *a);
+int drv_graph(const drv_args *a);
+int drv_run(const drv_args *a);
+
+#endif

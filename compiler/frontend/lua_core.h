@@ -1,0 +1,13 @@
+/* lua_core: private to the frontend. Installs the `ddpm.core` module into a
+ * Lua state, bound to graph g; library frames are those under libdir. */
+#ifndef DDPMC_LUA_CORE_H
+#define DDPMC_LUA_CORE_H
+
+#include <lua.h>
+
+#include "frontend.h"
+
+void fe_core_install(lua_State *L, ir_graph *g, const char *libdir,
+                     const fe_option *opts, int nopts);
+
+#endif

@@ -1,0 +1,172 @@
+/* ir: the graph IR, the compiler's central data structure.
+ *
+ * A graph is one pool of nodes shared by all entries of a program. Nodes
+ * are created in topological order (a node's inputs always have smaller
+ * ids) and never change once built. Every node has a dtype, a static shape
+ * and the Lua file:line that built it. Parameters and inputs are named leaf
+ * nodes. An entry (forward, train_step, ...) names some nodes as its outputs
+ * and, for state, pairs a param with the node holding its next value; the
+ * entry's subgraph is everything reachable from those.
+ *
+ * Builders (ir_add and the leaf constructors) check shapes and dtypes with
+ * the op's shape rule and return -1 with a message in g->err of the form
+ * "file:line: op: what is wrong (shapes)" when they do not hold.
+ *
+ * Dimension legend used in comments: N batch, C channels, H/W height/width,
+ * O output channels, T timesteps. */
+#ifndef DDPMC_IR_H
+#define DDPMC_IR_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tensor.h"
+
+#define IR_MAXDIM 6
+
+typedef enum {
+#define OP(name, arity, flags, meaning) OP_##name,
+#include "ops.h"
+#undef OP
+	OP_COUNT
+} ir_opcode;
+
+enum {
+	LEAF = 1 << 0, ELEMWISE = 1 << 1, REDUCE = 1 << 2, MOVE = 1 << 3,
+	CONTRACT = 1 << 4, INDEX = 1 << 5, COMMUT = 1 << 6
+};
+
+typedef struct {
+	const char *name;
+	int arity;              /* -1: variadic */
+	unsigned flags;
+	const char *meaning;
+} ir_opinfo;
+
+extern const ir_opinfo ir_ops[OP_COUNT];
+
+typedef struct {
+	int rank;
+	int64_t d[IR_MAXDIM];
+} ir_shape;
+
+/* How a parameter is initialised (torch.nn's defaults are expressed here). */
+typedef enum { INIT_ZEROS, INIT_ONES, INIT_UNIFORM, INIT_NORMAL } ir_initkind;
+
+typedef struct {
+	ir_initkind kind;
+	double a, b;            /* uniform: [a, b); normal: mean a, std b */
+} ir_init;
+
+/* Per-op attributes; which member is meaningful depends on the op. */
+typedef union {
+	struct { int index; ir_init init; int trainable; } param;
+	struct { double value; } fill;
+	struct { unsigned axes; } reduce;                  /* bit k: reduce dim k */
+	struct { int perm[IR_MAXDIM]; } permute;
+	struct { int64_t start[IR_MAXDIM], step[IR_MAXDIM]; } slice;
+	struct { int axis; } concat;
+	struct { int64_t lo[IR_MAXDIM], hi[IR_MAXDIM]; double value; } pad;
+	struct { int scale; } upsample;
+	struct { int stride[2]; int pad[4]; } conv;        /* pad: top bottom left right */
+} ir_attrs;
+
+typedef struct {
+	ir_opcode op;
+	rt_dtype dtype;
+	ir_shape shape;
+	int nin;
+	int *in;                /* producers, all with smaller ids */
+	ir_attrs a;
+	const char *where;      /* "models/unet.lua:42" */
+	const char *name;       /* input, param: its name; else NULL */
+	void *data;             /* constant: numel values stored in dtype */
+} ir_node;
+
+typedef struct {
+	const char *name;
+	int node;
+} ir_binding;
+
+typedef struct {
+	const char *name;
+	ir_binding *outputs;    /* sorted by name */
+	int noutputs;
+	ir_binding *updates;    /* name: the param to overwrite; node: its new value */
+	int nupdates;
+} ir_entry;
+
+typedef struct ir_chunk ir_chunk;
+
+typedef struct {
+	ir_node *nodes;
+	int n, cap;
+	int *params;            /* node ids of params, in creation order */
+	int nparams, paramcap;
+	ir_entry *entries;
+	int nentries, entrycap;
+	ir_chunk *arena;        /* everything the graph allocates, freed at once */
+	char err[512];
+} ir_graph;
+
+ir_graph *ir_new(void);
+void ir_free(ir_graph *g);
+void *ir_alloc(ir_graph *g, size_t size);     /* zeroed; dies when out of memory */
+const char *ir_strdup(ir_graph *g, const char *s);
+
+/* Leaves. */
+int ir_input(ir_graph *g, const char *name, rt_dtype dt, const ir_shape *s,
+             const char *where);
+int ir_param(ir_graph *g, const char *name, rt_dtype dt, const ir_shape *s,
+             ir_init init, int trainable, const char *where);
+int ir_fill(ir_graph *g, double value, rt_dtype dt, const ir_shape *s,
+            const char *where);
+int ir_constant(ir_graph *g, const double *values, rt_dtype dt,
+                const ir_shape *s, const char *where);
+
+/* Any non-leaf op. `shape` is the target shape of reshape and broadcast and
+ * ignored otherwise; `dt` is the target dtype of cast and ignored otherwise. */
+int ir_add(ir_graph *g, ir_opcode op, const int *in, int nin,
+           const ir_attrs *a, const ir_shape *shape, rt_dtype dt,
+           const char *where);
+
+/* Entries: outputs and updates are copied. Fails on a duplicate entry
+ * name, an update of a non-param or one whose shape or dtype differs. */
+int ir_entry_add(ir_graph *g, const char *name, const ir_binding *outputs,
+                 int noutputs, const ir_binding *updates, int nupdates);
+const ir_entry *ir_entry_find(const ir_graph *g, const char *name);
+
+/* The nodes an entry needs, as a 0/1 mask over node ids (caller frees). */
+char *ir_entry_live(const ir_graph *g, const ir_entry *e);
+
+int ir_find_param(const ir_graph *g, const char *name);   /* node id or -1 */
+
+/* Shapes. */
+int64_t ir_numel(const ir_shape *s);
+int ir_shape_eq(const ir_shape *a, const ir_shape *b);
+const char *ir_shape_str(const ir_shape *s, char *buf, size_t len);
+ir_shape ir_shape_of(int rank, const int64_t *d);
+int ir_opcode_parse(const char *name, ir_opcode *out);
+
+/* For builders and passes: append a checked node (ids stay topological),
+ * and report "where: op: message" in g->err, returning -1. */
+int ir_push(ir_graph *g, const ir_node *n);
+int ir_fail(ir_graph *g, const char *where, const char *op, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Reruns the shape rule of non-leaf node `id` against what it records. */
+int ir_recheck(ir_graph *g, int id);
+
+/* Check every invariant the builders establish; 0 if the graph is sound,
+ * else -1 with the first violation in g->err. Passes run it between them. */
+int ir_verify(ir_graph *g);
+
+/* Readable dumps: one line per node, or Graphviz. `live` may be NULL. */
+void ir_dump(const ir_graph *g, const char *live, FILE *f);
+void ir_dump_dot(const ir_graph *g, const char *live, FILE *f);
+
+/* Multiply-adds counted as 2 FLOPs; elementwise ops as 1 per element. */
+double ir_node_flops(const ir_graph *g, const ir_node *n);
+
+#endif

@@ -1,0 +1,69 @@
+-- ddpm: the library model scripts require.
+--
+--   local ddpm = require "ddpm"
+--   local x = ddpm.input("x", {8, 1, 28, 28})        -- f32 unless a dtype is given
+--   local t = ddpm.input("t", {8}, "i32")
+--   ddpm.entry("forward", { eps = unet(x, t) })
+--
+-- Tensors (ddpm.tensor), composites (ddpm.F), modules (ddpm.nn) and the
+-- UNet2DModel builder (ddpm.nn.UNet2DModel) are reachable from here.
+local core = require "ddpm.core"
+local tensor = require "ddpm.tensor"
+
+local ddpm = {}
+
+ddpm.Tensor = tensor.Tensor
+ddpm.is_tensor = tensor.is_tensor
+for _, name in ipairs { "cat", "where", "maximum", "minimum", "lt", "le", "eq", "gt", "ge",
+                        "conv2d", "gather" } do
+  ddpm[name] = tensor[name]
+end
+
+function ddpm.input(name, shape, dtype)
+  return tensor.wrap(core.input(name, shape, dtype or "f32"))
+end
+
+-- param(name, shape, {init = "uniform"|"normal"|"zeros"|"ones", a =, b =,
+-- dtype =, trainable =}): a named parameter or state tensor.
+function ddpm.param(name, shape, opts)
+  opts = opts or {}
+  return tensor.wrap(core.param(name, shape, opts.dtype or "f32", opts.init or "zeros",
+                                opts.a, opts.b, opts.trainable ~= false))
+end
+
+function ddpm.fill(value, shape, dtype)
+  return tensor.wrap(core.fill(value, shape, dtype or "f32"))
+end
+
+-- constant(values, shape, dtype): values are Lua numbers (float64), rounded
+-- once to dtype.
+function ddpm.constant(values, shape, dtype)
+  return tensor.wrap(core.constant(values, shape or { #values }, dtype or "f32"))
+end
+
+-- entry(name, {out = tensor, ...}, {param_name = new_value, ...})
+function ddpm.entry(name, outputs, updates)
+  local outs, upds = {}, {}
+  for k, v in pairs(outputs or {}) do outs[k] = v.id end
+  for k, v in pairs(updates or {}) do upds[k] = v.id end
+  core.entry(name, outs, upds)
+end
+
+-- option(name, default): a value given on the command line as --set name=v,
+-- converted to the type of default.
+function ddpm.option(name, default)
+  local v = core.option(name)
+  if v == nil then return default end
+  if type(default) == "number" then
+    local n = math.tointeger(tonumber(v)) or tonumber(v)
+    if n == nil then core.fail("option", name .. " must be a number, got '" .. v .. "'") end
+    return n
+  end
+  if type(default) == "boolean" then return v == "true" or v == "1" end
+  return v
+end
+
+ddpm.fail = core.fail
+ddpm.F = require "ddpm.functional"
+
+return ddpm
