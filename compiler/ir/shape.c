@@ -250,6 +250,8 @@ static int apply_rule(rule_ctx *c, const ir_attrs *a, const ir_shape *to, rt_dty
 			return FAIL(c, "dtypes differ (%s and %s)",
 			            rt_dtype_name(c->in[0]->dtype), rt_dtype_name(c->in[1]->dtype));
 	}
+	if (ir_ops[op].flags & CONTRACT && !is_float(c->in[0]->dtype))
+		return FAIL(c, "needs floating-point inputs, got %s", rt_dtype_name(c->in[0]->dtype));
 	int needs_shape = op == OP_reshape || op == OP_broadcast || op == OP_slice;
 	if (needs_shape && !to)
 		return FAIL(c, "needs a target shape");
