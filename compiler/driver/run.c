@@ -2,6 +2,7 @@
  * outputs (DESIGN.md §7). Parameters come from --weights, or from their
  * initialisers keyed by --seed. Until a code generator exists only the
  * reference interpreter (--interp) can run an entry. */
+#include <math.h>
 #include <stdio.h>
 
 #include "driver.h"
@@ -19,6 +20,29 @@ static int read_optional(const char *path, rt_tensorset *set)
 	return -1;
 }
 
+/* One line per output: what a person checks first (shape, scale, NaNs). */
+static void print_summary(const rt_tensorset *outs)
+{
+	for (int i = 0; i < outs->n; i++) {
+		const rt_tensor *t = &outs->t[i];
+		int64_t n = rt_numel(t->rank, t->shape);
+		double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
+		for (int64_t k = 0; k < n; k++) {
+			double v = rt_load(t->dtype, t->data, k);
+			sum += v;
+			sq += v * v;
+			lo = v < lo ? v : lo;
+			hi = v > hi ? v : hi;
+		}
+		double mean = n ? sum / (double)n : 0;
+		printf("%s: %s (", t->name, rt_dtype_name(t->dtype));
+		for (int k = 0; k < t->rank; k++)
+			printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
+		printf(") mean %.6g std %.6g min %.6g max %.6g\n", mean,
+		       n ? sqrt(fmax(sq / (double)n - mean * mean, 0)) : 0, lo, hi);
+	}
+}
+
 static int run_entry(const drv_args *a, const ir_graph *g, const ir_entry *e)
 {
 	char err[1024];
@@ -33,6 +57,8 @@ static int run_entry(const drv_args *a, const ir_graph *g, const ir_entry *e)
 		fprintf(stderr, "%s\n", err);
 		rc = -1;
 	}
+	if (rc == 0)
+		print_summary(&outputs);
 	rt_set_free(&weights);
 	rt_set_free(&inputs);
 	rt_set_free(&state);
