@@ -8,9 +8,11 @@
  *   core.param(name, shape, dtype, init, a, b, trainable) -> id   init: "zeros"|"ones"|"uniform"|"normal"
  *   core.fill(value, shape, dtype)                       -> id
  *   core.constant(values, shape, dtype)                  -> id
- *   core.op(name, {ids}, attrs)                          -> id   attrs: see read_attrs
+ *   core.op(name, {ids}, attrs)                          -> id   attrs: see read_attrs,
+ *                                                               plus axis, scale, stream
  *   core.shape(id) -> {dims};  core.dtype(id) -> "f32"...; core.where(id) -> "file:line"
  *   core.entry(name, {name = id}, {param = id})
+ *   core.grad(y, {wrt ids}, seed or nil) -> {grad ids}   reverse-mode autodiff
  *   core.option(name) -> string or nil
  *   core.fail(op, message)            raises "file:line: op: message" at the user's line
  *
@@ -21,6 +23,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "autodiff.h"
 #include "lua_core.h"
 
 static const char *const KEY_GRAPH = "ddpmc.graph";
@@ -249,6 +252,8 @@ static int core_op(lua_State *L)
 			a.concat.axis = (int)opt_int(L, 3, "axis", 0);
 		if (op == OP_upsample2d)
 			a.upsample.scale = (int)opt_int(L, 3, "scale", 2);
+		if (ir_ops[op].flags & RANDOM)
+			a.rng.stream = (int)opt_int(L, 3, "stream", 0);
 		if (lua_getfield(L, 3, "dtype") != LUA_TNIL)
 			dt = check_dtype(L, lua_gettop(L));
 		lua_pop(L, 1);
@@ -321,6 +326,29 @@ static int core_entry(lua_State *L)
 	return 0;
 }
 
+static int core_grad(lua_State *L)
+{
+	ir_graph *g = graph_of(L);
+	int y = (int)(check_node(L, 1) - g->nodes);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	int n = (int)luaL_len(L, 2);
+	int *ids = lua_newuserdatauv(L, 2 * (size_t)(n ? n : 1) * sizeof *ids, 0);
+	for (int i = 0; i < n; i++) {
+		lua_geti(L, 2, i + 1);
+		ids[i] = (int)(check_node(L, -1) - g->nodes);
+		lua_pop(L, 1);
+	}
+	int seed = lua_isnoneornil(L, 3) ? -1 : (int)(check_node(L, 3) - g->nodes);
+	if (ad_grad(g, y, seed, ids, n, ids + n) < 0)
+		return raise_graph_error(L, g);
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_pushinteger(L, ids[n + i]);
+		lua_seti(L, -2, i + 1);
+	}
+	return 1;
+}
+
 static int core_option(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
@@ -342,7 +370,8 @@ static const luaL_Reg core_funcs[] = {
 	{ "input", core_input }, { "param", core_param }, { "fill", core_fill },
 	{ "constant", core_constant }, { "op", core_op }, { "shape", core_shape },
 	{ "dtype", core_dtype }, { "where", core_where }, { "entry", core_entry },
-	{ "option", core_option }, { "fail", core_fail }, { NULL, NULL }
+	{ "grad", core_grad }, { "option", core_option }, { "fail", core_fail },
+	{ NULL, NULL }
 };
 
 static int open_core(lua_State *L)

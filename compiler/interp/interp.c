@@ -394,6 +394,106 @@ static void run_conv2d(interp *in, const ir_node *n, value *out)
 	round_all(out);
 }
 
+/* The adjoint of conv2d with respect to its input: every g[n,o,y,x] adds
+ * g * w[o,c,i,j] to the input element it was computed from. */
+static void run_conv2d_grad_input(interp *in, const ir_node *n, value *out)
+{
+	const ir_shape *sg = &input_node(in, n, 0)->shape, *sw = &input_node(in, n, 1)->shape;
+	const float *G = input_value(in, n, 0)->f, *Wt = input_value(in, n, 1)->f;
+	int64_t C = n->shape.d[1], H = n->shape.d[2], W = n->shape.d[3];
+	int64_t O = sw->d[0], KH = sw->d[2], KW = sw->d[3], OH = sg->d[2], OW = sg->d[3];
+	int sy = n->a.conv.stride[0], sxs = n->a.conv.stride[1];
+	int pt = n->a.conv.pad[0], pl = n->a.conv.pad[2];
+	for (int64_t b = 0; b < n->shape.d[0]; b++)
+		for (int64_t o = 0; o < O; o++)
+			for (int64_t c = 0; c < C; c++) {
+				float *ip = out->f + (b * C + c) * H * W;
+				const float *gp = G + (b * O + o) * OH * OW;
+				for (int64_t i = 0; i < KH; i++)
+					for (int64_t j = 0; j < KW; j++) {
+						float wv = Wt[((o * C + c) * KH + i) * KW + j];
+						for (int64_t y = 0; y < OH; y++) {
+							int64_t iy = y * sy + i - pt;
+							if (iy < 0 || iy >= H)
+								continue;
+							for (int64_t x = 0; x < OW; x++) {
+								int64_t ix = x * sxs + j - pl;
+								if (ix >= 0 && ix < W)
+									ip[iy * W + ix] += wv * gp[y * OW + x];
+							}
+						}
+					}
+			}
+	round_all(out);
+}
+
+/* The adjoint of conv2d with respect to its weight. */
+static void run_conv2d_grad_weight(interp *in, const ir_node *n, value *out)
+{
+	const ir_shape *sx = &input_node(in, n, 0)->shape, *sg = &input_node(in, n, 1)->shape;
+	const float *X = input_value(in, n, 0)->f, *G = input_value(in, n, 1)->f;
+	int64_t C = sx->d[1], H = sx->d[2], W = sx->d[3];
+	int64_t O = n->shape.d[0], KH = n->shape.d[2], KW = n->shape.d[3], OH = sg->d[2], OW = sg->d[3];
+	int sy = n->a.conv.stride[0], sxs = n->a.conv.stride[1];
+	int pt = n->a.conv.pad[0], pl = n->a.conv.pad[2];
+	for (int64_t o = 0; o < O; o++)
+		for (int64_t c = 0; c < C; c++)
+			for (int64_t i = 0; i < KH; i++)
+				for (int64_t j = 0; j < KW; j++) {
+					float acc = 0;
+					for (int64_t b = 0; b < sx->d[0]; b++) {
+						const float *ip = X + (b * C + c) * H * W;
+						const float *gp = G + (b * O + o) * OH * OW;
+						for (int64_t y = 0; y < OH; y++) {
+							int64_t iy = y * sy + i - pt;
+							if (iy < 0 || iy >= H)
+								continue;
+							for (int64_t x = 0; x < OW; x++) {
+								int64_t ix = x * sxs + j - pl;
+								if (ix >= 0 && ix < W)
+									acc += ip[iy * W + ix] * gp[y * OW + x];
+							}
+						}
+					}
+					out->f[((o * C + c) * KH + i) * KW + j] = acc;
+				}
+	round_all(out);
+}
+
+/* Checks an index against the table's first dim. */
+static int check_index(interp *in, const ir_node *n, int64_t at, int64_t rows)
+{
+	if (at >= 0 && at < rows)
+		return 0;
+	return fail(in, "%s: %s: index %lld is outside 0..%lld", n->where, ir_ops[n->op].name,
+	            (long long)at, (long long)rows - 1);
+}
+
+static int run_scatter_add(interp *in, const ir_node *n, value *out)
+{
+	const value *src = input_value(in, n, 0), *idx = input_value(in, n, 1);
+	int64_t rows = n->shape.d[0], row = out->n / rows;
+	for (int64_t k = 0; k < idx->n; k++) {
+		if (check_index(in, n, idx->i[k], rows) < 0)
+			return -1;
+		for (int64_t r = 0; r < row; r++) {
+			int64_t at = idx->i[k] * row + r;
+			st(out, at, ld(out, at) + ld(src, k * row + r));
+		}
+	}
+	return 0;
+}
+
+/* The stream of a draw: seed and step are the node's i32 scalar inputs. */
+static void run_random(interp *in, const ir_node *n, value *out)
+{
+	uint64_t seed = (uint32_t)input_value(in, n, 0)->i[0];
+	uint64_t step = (uint32_t)input_value(in, n, 1)->i[0];
+	uint64_t stream = step << 16 | (uint64_t)(uint16_t)n->a.rng.stream;
+	(n->op == OP_rng_normal ? rt_philox_normal : rt_philox_uniform)(seed, stream, 0, out->n, out->f);
+	round_all(out);
+}
+
 static int run_gather(interp *in, const ir_node *n, value *out)
 {
 	const ir_node *tn = input_node(in, n, 0);
@@ -401,9 +501,8 @@ static int run_gather(interp *in, const ir_node *n, value *out)
 	int64_t rows = tn->shape.d[0], row = ir_numel(&tn->shape) / rows;
 	for (int64_t k = 0; k < idx->n; k++) {
 		int64_t at = idx->i[k];
-		if (at < 0 || at >= rows)
-			return fail(in, "%s: gather: index %lld is outside 0..%lld",
-			            n->where, (long long)at, (long long)rows - 1);
+		if (check_index(in, n, at, rows) < 0)
+			return -1;
 		for (int64_t r = 0; r < row; r++)
 			st(out, k * row + r, ld(tbl, at * row + r));
 	}
@@ -478,7 +577,11 @@ static int run_node(interp *in, int id, rt_tensorset *state, const rt_tensorset 
 	case OP_upsample2d: run_upsample(in, n, out); return 0;
 	case OP_matmul: run_matmul(in, n, out); return 0;
 	case OP_conv2d: run_conv2d(in, n, out); return 0;
+	case OP_conv2d_grad_input: run_conv2d_grad_input(in, n, out); return 0;
+	case OP_conv2d_grad_weight: run_conv2d_grad_weight(in, n, out); return 0;
 	case OP_gather: return run_gather(in, n, out);
+	case OP_scatter_add: return run_scatter_add(in, n, out);
+	case OP_rng_uniform: case OP_rng_normal: run_random(in, n, out); return 0;
 	default:
 		return fail(in, "%s: %s: the interpreter has no case for this op", n->where,
 		            ir_ops[n->op].name);

@@ -31,10 +31,11 @@ static void dump_attrs(const ir_node *n, FILE *f)
 		fprintf(f, " value=%g", a->pad.value);
 		break;
 	case OP_upsample2d: fprintf(f, " scale=%d", a->upsample.scale); break;
-	case OP_conv2d:
+	case OP_conv2d: case OP_conv2d_grad_input: case OP_conv2d_grad_weight:
 		fprintf(f, " stride=%d,%d pad=%d,%d,%d,%d", a->conv.stride[0], a->conv.stride[1],
 		        a->conv.pad[0], a->conv.pad[1], a->conv.pad[2], a->conv.pad[3]);
 		break;
+	case OP_rng_uniform: case OP_rng_normal: fprintf(f, " stream=%d", a->rng.stream); break;
 	default: break;
 	}
 }
@@ -95,6 +96,11 @@ double ir_node_flops(const ir_graph *g, const ir_node *n)
 	case OP_conv2d: {
 		const ir_shape *w = &g->nodes[n->in[1]].shape;
 		return 2.0 * out * (double)(w->d[1] * w->d[2] * w->d[3]);
+	}
+	case OP_conv2d_grad_input: case OP_conv2d_grad_weight: {
+		const ir_shape *w = n->op == OP_conv2d_grad_input ? &g->nodes[n->in[1]].shape : &n->shape;
+		const ir_shape *gs = &g->nodes[n->in[n->op == OP_conv2d_grad_input ? 0 : 1]].shape;
+		return 2.0 * (double)ir_numel(gs) * (double)(w->d[1] * w->d[2] * w->d[3]);
 	}
 	case OP_reduce_sum: case OP_reduce_max:
 		return (double)ir_numel(&g->nodes[n->in[0]].shape);

@@ -34,7 +34,7 @@ typedef enum {
 
 enum {
 	LEAF = 1 << 0, ELEMWISE = 1 << 1, REDUCE = 1 << 2, MOVE = 1 << 3,
-	CONTRACT = 1 << 4, INDEX = 1 << 5, COMMUT = 1 << 6
+	CONTRACT = 1 << 4, INDEX = 1 << 5, COMMUT = 1 << 6, RANDOM = 1 << 7
 };
 
 typedef struct {
@@ -70,6 +70,7 @@ typedef union {
 	struct { int64_t lo[IR_MAXDIM], hi[IR_MAXDIM]; double value; } pad;
 	struct { int scale; } upsample;
 	struct { int stride[2]; int pad[4]; } conv;        /* pad: top bottom left right */
+	struct { int stream; } rng;
 } ir_attrs;
 
 typedef struct {
@@ -125,8 +126,10 @@ int ir_fill(ir_graph *g, double value, rt_dtype dt, const ir_shape *s,
 int ir_constant(ir_graph *g, const double *values, rt_dtype dt,
                 const ir_shape *s, const char *where);
 
-/* Any non-leaf op. `shape` is the target shape of reshape and broadcast and
- * ignored otherwise; `dt` is the target dtype of cast and ignored otherwise. */
+/* Any non-leaf op. `shape` is the target shape of reshape, broadcast,
+ * slice (element counts), the conv2d gradients, scatter_add and the random
+ * ops, and ignored otherwise; `dt` is the target dtype of cast and the
+ * random ops, and ignored otherwise. */
 int ir_add(ir_graph *g, ir_opcode op, const int *in, int nin,
            const ir_attrs *a, const ir_shape *shape, rt_dtype dt,
            const char *where);

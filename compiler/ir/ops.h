@@ -9,7 +9,9 @@
  * Flags: LEAF (no inputs), ELEMWISE (numpy broadcasting over its inputs),
  * REDUCE (over the axes in a.reduce.axes, kept as size 1), MOVE (moves or
  * copies elements, no arithmetic), CONTRACT (matmul, convolution), INDEX
- * (reads at data-dependent positions), COMMUT (commutative binary). An arity
+ * (reads or writes at data-dependent positions), RANDOM (Philox draws keyed
+ * by the i32 scalars seed and step, stream a.rng.stream, see runtime/philox.h),
+ * COMMUT (commutative binary). An arity
  * of -1 means any number of inputs (at least one). */
 
 /*  name        arity flags              meaning */
@@ -49,4 +51,9 @@ OP(pad,         1,  MOVE,              "out = a with lo/hi elements of value add
 OP(upsample2d,  1,  MOVE,              "out[n,c,y,x] = a[n,c,y/s,x/s]   (nearest)")
 OP(matmul,      2,  CONTRACT,          "out[..,m,n] = sum_k a[..,m,k] * b[..,k,n]")
 OP(conv2d,      2,  CONTRACT,          "out[n,o,y,x] = sum_c,i,j a[n,c,y*sy+i-pt,x*sx+j-pl] * w[o,c,i,j]")
+OP(conv2d_grad_input,  2, CONTRACT,    "out[n,c,h,w] = sum_o,i,j g[n,o,y,x] * w[o,c,i,j] where h = y*sy+i-pt, w = x*sx+j-pl")
+OP(conv2d_grad_weight, 2, CONTRACT,    "out[o,c,i,j] = sum_n,y,x a[n,c,y*sy+i-pt,x*sx+j-pl] * g[n,o,y,x]")
 OP(gather,      2,  INDEX,             "out[i.., r..] = a[idx[i..], r..]   (idx is i32)")
+OP(scatter_add, 2,  INDEX,             "out = 0; out[idx[i..], r..] += a[i.., r..]   (gather's adjoint)")
+OP(rng_uniform, 2,  RANDOM,            "out[e] = uniform in (0, 1], element e of stream (seed, step<<16 | a.rng.stream)")
+OP(rng_normal,  2,  RANDOM,            "out[e] = N(0, 1) by Box-Muller, element e of stream (seed, step<<16 | a.rng.stream)")

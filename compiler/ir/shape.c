@@ -200,6 +200,14 @@ static int rule_matmul(rule_ctx *c)
 	return 0;
 }
 
+/* conv2d's output shape for input x and weight w (no checks). */
+static ir_shape conv_out_shape(const ir_shape *x, const ir_shape *w, const ir_attrs *a)
+{
+	const int *st = a->conv.stride, *p = a->conv.pad;
+	return (ir_shape){ 4, { x->d[0], w->d[0], (x->d[2] + p[0] + p[1] - w->d[2]) / st[0] + 1,
+	                        (x->d[3] + p[2] + p[3] - w->d[3]) / st[1] + 1 } };
+}
+
 /* x (N, C, H, W), w (O, C, KH, KW) -> (N, O, H', W'). */
 static int rule_conv2d(rule_ctx *c, const ir_attrs *a)
 {
@@ -218,7 +226,7 @@ static int rule_conv2d(rule_ctx *c, const ir_attrs *a)
 	if (h < 0 || wd < 0)
 		return FAIL(c, "kernel %lldx%lld is larger than the padded input %s",
 		            (long long)w->d[2], (long long)w->d[3], S(x));
-	c->out.shape = (ir_shape){ 4, { x->d[0], w->d[0], h / st[0] + 1, wd / st[1] + 1 } };
+	c->out.shape = conv_out_shape(x, w, a);
 	return 0;
 }
 
@@ -236,6 +244,70 @@ static int rule_gather(rule_ctx *c)
 	return 0;
 }
 
+/* g (N, O, OH, OW), w (O, C, KH, KW) -> x (N, C, H, W) = `to`, which must be
+ * an input shape whose convolution with w has g's shape. */
+static int rule_conv_grad_input(rule_ctx *c, const ir_attrs *a, const ir_shape *to)
+{
+	const ir_shape *g = &c->in[0]->shape, *w = &c->in[1]->shape;
+	ir_shape back = { 0 };
+	int ok = g->rank == 4 && w->rank == 4 && to->rank == 4 && to->d[1] == w->d[1] &&
+	         a->conv.stride[0] > 0 && a->conv.stride[1] > 0;
+	if (ok)
+		back = conv_out_shape(to, w, a);
+	if (!ok || !ir_shape_eq(&back, g))
+		return FAIL(c, "gradient %s and weight %s do not come from an input %s",
+		            S(g), S(w), S(to));
+	c->out.shape = *to;
+	return 0;
+}
+
+/* x (N, C, H, W), g (N, O, OH, OW) -> w (O, C, KH, KW) = `to`. */
+static int rule_conv_grad_weight(rule_ctx *c, const ir_attrs *a, const ir_shape *to)
+{
+	const ir_shape *x = &c->in[0]->shape, *g = &c->in[1]->shape;
+	ir_shape back = { 0 };
+	int ok = x->rank == 4 && g->rank == 4 && to->rank == 4 && to->d[1] == x->d[1] &&
+	         a->conv.stride[0] > 0 && a->conv.stride[1] > 0;
+	if (ok)
+		back = conv_out_shape(x, to, a);
+	if (!ok || !ir_shape_eq(&back, g))
+		return FAIL(c, "input %s and gradient %s do not come from a weight %s",
+		            S(x), S(g), S(to));
+	c->out.shape = *to;
+	return 0;
+}
+
+/* a (I.., R..), idx (I..) i32 -> `to` = (T, R..). */
+static int rule_scatter_add(rule_ctx *c, const ir_shape *to)
+{
+	const ir_shape *src = &c->in[0]->shape, *ix = &c->in[1]->shape;
+	int ok = c->in[1]->dtype == RT_I32 && to->rank >= 1 &&
+	         src->rank == ix->rank + to->rank - 1;
+	for (int i = 0; ok && i < ix->rank; i++)
+		ok = src->d[i] == ix->d[i];
+	for (int i = 1; ok && i < to->rank; i++)
+		ok = src->d[ix->rank + i - 1] == to->d[i];
+	if (!ok)
+		return FAIL(c, "cannot scatter %s by %s %s into %s", S(src),
+		            rt_dtype_name(c->in[1]->dtype), S(ix), S(to));
+	c->out.shape = *to;
+	return 0;
+}
+
+/* seed and step: i32 scalars; the output is a float tensor of shape `to`. */
+static int rule_random(rule_ctx *c, const ir_shape *to, rt_dtype dt)
+{
+	for (int k = 0; k < 2; k++)
+		if (c->in[k]->dtype != RT_I32 || c->in[k]->shape.rank != 0)
+			return FAIL(c, "seed and step must be i32 scalars, got %s %s",
+			            rt_dtype_name(c->in[k]->dtype), S(&c->in[k]->shape));
+	if (!is_float(dt))
+		return FAIL(c, "draws floating-point values, not %s", rt_dtype_name(dt));
+	c->out.shape = *to;
+	c->out.dtype = dt;
+	return 0;
+}
+
 static int apply_rule(rule_ctx *c, const ir_attrs *a, const ir_shape *to, rt_dtype dt)
 {
 	ir_opcode op = c->out.op;
@@ -245,14 +317,16 @@ static int apply_rule(rule_ctx *c, const ir_attrs *a, const ir_shape *to, rt_dty
 	if (ir_ops[op].flags & (CONTRACT | INDEX) || op == OP_concat) {
 		int same = 1;
 		for (int k = 1; k < c->nin; k++)
-			same &= op == OP_gather || c->in[k]->dtype == c->in[0]->dtype;
+			same &= ir_ops[op].flags & INDEX || c->in[k]->dtype == c->in[0]->dtype;
 		if (!same)
 			return FAIL(c, "dtypes differ (%s and %s)",
 			            rt_dtype_name(c->in[0]->dtype), rt_dtype_name(c->in[1]->dtype));
 	}
 	if (ir_ops[op].flags & CONTRACT && !is_float(c->in[0]->dtype))
 		return FAIL(c, "needs floating-point inputs, got %s", rt_dtype_name(c->in[0]->dtype));
-	int needs_shape = op == OP_reshape || op == OP_broadcast || op == OP_slice;
+	int needs_shape = op == OP_reshape || op == OP_broadcast || op == OP_slice ||
+	                  op == OP_conv2d_grad_input || op == OP_conv2d_grad_weight ||
+	                  op == OP_scatter_add || ir_ops[op].flags & RANDOM;
 	if (needs_shape && !to)
 		return FAIL(c, "needs a target shape");
 	switch (op) {
@@ -266,7 +340,11 @@ static int apply_rule(rule_ctx *c, const ir_attrs *a, const ir_shape *to, rt_dty
 	case OP_upsample2d: return rule_upsample(c, a);
 	case OP_matmul: return rule_matmul(c);
 	case OP_conv2d: return rule_conv2d(c, a);
+	case OP_conv2d_grad_input: return rule_conv_grad_input(c, a, to);
+	case OP_conv2d_grad_weight: return rule_conv_grad_weight(c, a, to);
 	case OP_gather: return rule_gather(c);
+	case OP_scatter_add: return rule_scatter_add(c, to);
+	case OP_rng_uniform: case OP_rng_normal: return rule_random(c, to, dt);
 	default: return FAIL(c, "is not an op ir_add builds");
 	}
 }

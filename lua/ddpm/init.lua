@@ -63,7 +63,28 @@ function ddpm.option(name, default)
   return v
 end
 
+-- grad(y, {p1, p2, ...}, seed): tensors holding d(sum(seed * y))/dp_i, by
+-- reverse-mode autodiff in the graph (seed defaults to ones).
+function ddpm.grad(y, wrt, seed)
+  local ids = {}
+  for i, p in ipairs(wrt) do ids[i] = p.id end
+  local grads = core.grad(y.id, ids, seed and seed.id)
+  for i, id in ipairs(grads) do grads[i] = tensor.wrap(id) end
+  return grads
+end
+
+-- Random draws inside the graph (Philox, runtime/philox.h): seed and step
+-- are i32 scalar tensors, stream tells apart the draws of one step.
+function ddpm.rand(shape, seed, step, stream)
+  return tensor.op("rng_uniform", { seed, step }, { shape = shape, stream = stream, dtype = "f32" })
+end
+
+function ddpm.randn(shape, seed, step, stream)
+  return tensor.op("rng_normal", { seed, step }, { shape = shape, stream = stream, dtype = "f32" })
+end
+
 ddpm.fail = core.fail
 ddpm.F = require "ddpm.functional"
+ddpm.nn = require "ddpm.nn"
 
 return ddpm
