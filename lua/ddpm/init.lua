@@ -23,12 +23,15 @@ function ddpm.input(name, shape, dtype)
   return tensor.wrap(core.input(name, shape, dtype or "f32"))
 end
 
--- param(name, shape, {init = "uniform"|"normal"|"zeros"|"ones", a =, b =,
--- dtype =, trainable =}): a named parameter or state tensor.
+-- param(name, shape, {init = "uniform"|"normal"|"zeros"|"ones"|"copy",
+-- a =, b =, from =, dtype =, trainable =}): a named parameter or state
+-- tensor. uniform draws from (a, b], normal has mean a and std b, copy
+-- starts as the initial value of param `from` (EMA weights).
 function ddpm.param(name, shape, opts)
   opts = opts or {}
+  local a = opts.init == "copy" and opts.from.id or opts.a
   return tensor.wrap(core.param(name, shape, opts.dtype or "f32", opts.init or "zeros",
-                                opts.a, opts.b, opts.trainable ~= false))
+                                a, opts.b, opts.trainable ~= false))
 end
 
 function ddpm.fill(value, shape, dtype)

@@ -1,0 +1,22 @@
+-- The default model: a DDPM U-Net for Fashion-MNIST (28x28x1). Three levels
+-- 28 -> 14 -> 7 with 64, 128, 128 channels, two res blocks per level,
+-- one-head attention at 7x7 and in the mid block, dropout 0.1.
+local ddpm = require "ddpm"
+local nn = ddpm.nn
+
+local unet = nn.UNet2DModel {
+  sample_size = 28, in_channels = 1, out_channels = 1,
+  block_out_channels = { 64, 128, 128 },                       -- 28, 14, 7
+  layers_per_block = 2,
+  down_block_types = { "DownBlock2D", "DownBlock2D", "AttnDownBlock2D" },
+  up_block_types = { "AttnUpBlock2D", "UpBlock2D", "UpBlock2D" },
+  attention_head_dim = nn.None,                                -- one head
+  dropout = 0.1,
+  -- DDPM's settings where diffusers' defaults differ:
+  norm_eps = 1e-6, flip_sin_to_cos = false, freq_shift = 1, downsample_padding = 0,
+}
+
+local batch = ddpm.option("batch", 8)
+local x = ddpm.input("x", { batch, 1, 28, 28 })
+local t = ddpm.input("t", { batch }, "i32")
+ddpm.entry("forward", { eps = unet(x, t) })
