@@ -5,7 +5,8 @@
  * the IR); the Lua library normalises negative dims before calling.
  *
  *   core.input(name, shape, dtype)                       -> id
- *   core.param(name, shape, dtype, init, a, b, trainable) -> id   init: "zeros"|"ones"|"uniform"|"normal"
+ *   core.param(name, shape, dtype, init, a, b, trainable) -> id   init: "zeros"|"ones"|"uniform"|"normal",
+ *                                                               or "copy" with a = the source param's id
  *   core.fill(value, shape, dtype)                       -> id
  *   core.constant(values, shape, dtype)                  -> id
  *   core.op(name, {ids}, attrs)                          -> id   attrs: see read_attrs,
@@ -137,13 +138,16 @@ static int core_input(lua_State *L)
 
 static int core_param(lua_State *L)
 {
-	static const char *const inits[] = { "zeros", "ones", "uniform", "normal", NULL };
+	static const char *const inits[] = { "zeros", "ones", "uniform", "normal", "copy", NULL };
 	char where[256];
 	const char *name = luaL_checkstring(L, 1);
 	ir_shape s = check_shape(L, 2);
 	rt_dtype dt = check_dtype(L, 3);
-	ir_init init = { (ir_initkind)luaL_checkoption(L, 4, "zeros", inits),
-	                 luaL_optnumber(L, 5, 0), luaL_optnumber(L, 6, 0) };
+	ir_init init = { (ir_initkind)luaL_checkoption(L, 4, "zeros", inits), 0, 0, -1 };
+	if (init.kind == INIT_COPY)
+		init.from = (int)luaL_checkinteger(L, 5);
+	else
+		init.a = luaL_optnumber(L, 5, 0), init.b = luaL_optnumber(L, 6, 0);
 	int trainable = lua_isnoneornil(L, 7) ? 1 : lua_toboolean(L, 7);
 	ir_graph *g = graph_of(L);
 	return push_id(L, g, ir_param(g, name, dt, &s, init, trainable,

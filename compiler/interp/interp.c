@@ -660,10 +660,16 @@ int interp_run(const ir_graph *g, const ir_entry *e, rt_tensorset *state,
 
 /* --- initial state ----------------------------------------------------- */
 
-static void init_param(const ir_node *p, uint64_t seed, rt_tensor *t)
+static void init_param(const ir_graph *g, const ir_node *p, uint64_t seed,
+                       rt_tensorset *state, rt_tensor *t)
 {
 	int64_t n = ir_numel(&p->shape);
 	const ir_init *init = &p->a.param.init;
+	if (init->kind == INIT_COPY) {     /* the source is an earlier param */
+		const rt_tensor *src = rt_set_find(state, g->nodes[init->from].name);
+		memcpy(t->data, src->data, (size_t)n * rt_dtype_size(t->dtype));
+		return;
+	}
 	float *r = malloc((size_t)(n ? n : 1) * sizeof *r);
 	if (!r)
 		abort();
@@ -697,7 +703,7 @@ int interp_init_state(const ir_graph *g, uint64_t seed, const rt_tensorset *weig
 			for (int64_t k = 0; k < ir_numel(&p->shape); k++)
 				rt_store(t->dtype, t->data, k, rt_load(w->dtype, w->data, k));
 		} else
-			init_param(p, seed, t);
+			init_param(g, p, seed, state, t);
 	}
 	return 0;
 }

@@ -197,6 +197,12 @@ int ir_param(ir_graph *g, const char *name, rt_dtype dt, const ir_shape *s,
 {
 	if (ir_find_param(g, name) >= 0)
 		return ir_fail(g, where, "param", "a parameter named '%s' exists already", name);
+	if (init.kind == INIT_COPY) {
+		const ir_node *src = init.from >= 0 && init.from < g->n ? &g->nodes[init.from] : NULL;
+		if (!src || src->op != OP_param || src->dtype != dt || !ir_shape_eq(&src->shape, s))
+			return ir_fail(g, where, "param", "'%s' must copy a parameter of its dtype and shape",
+			               name);
+	}
 	int id = push_leaf(g, OP_param, dt, s, where, name);
 	if (id < 0)
 		return -1;

@@ -52,11 +52,12 @@ typedef struct {
 } ir_shape;
 
 /* How a parameter is initialised (torch.nn's defaults are expressed here). */
-typedef enum { INIT_ZEROS, INIT_ONES, INIT_UNIFORM, INIT_NORMAL } ir_initkind;
+typedef enum { INIT_ZEROS, INIT_ONES, INIT_UNIFORM, INIT_NORMAL, INIT_COPY } ir_initkind;
 
 typedef struct {
 	ir_initkind kind;
-	double a, b;            /* uniform: [a, b); normal: mean a, std b */
+	double a, b;            /* uniform: (a, b]; normal: mean a, std b */
+	int from;               /* copy: the param node whose initial value it takes */
 } ir_init;
 
 /* Per-op attributes; which member is meaningful depends on the op. */
