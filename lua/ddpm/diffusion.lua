@@ -96,14 +96,21 @@ end
 --   opts.seed, opts.step: i32 scalars keying the draws of t and noise
 --   opts.t, opts.noise: given tensors instead of draws (tests)
 --   opts.prediction: "epsilon" (default) or "v_prediction"
---   opts.train: passed to the model (dropout on)
+--   opts.train: build the model in training mode (dropout on)
 function diffusion.loss(opts)
   local sched, x0 = opts.schedule, opts.x0
   local batch = x0:size(0)
   local t = opts.t or diffusion.sample_timesteps(sched, batch, opts.seed, opts.step)
   local noise = opts.noise or ddpm.randn(x0:shape(), opts.seed, opts.step, diffusion.STREAM_NOISE)
   local xt = diffusion.add_noise(sched, x0, noise, t)
-  local pred = opts.model(xt, t, { train = opts.train, seed = opts.seed, step = opts.step })
+  local pred
+  if opts.train then
+    opts.model:train(true)
+    pred = ddpm.nn.with_random(opts.seed, opts.step, function() return opts.model(xt, t) end)
+    opts.model:eval()
+  else
+    pred = opts.model(xt, t)
+  end
   local err = pred:cast("f32") - diffusion.target(sched, opts.prediction or "epsilon", x0, noise, t)
   return (err * err):mean()
 end

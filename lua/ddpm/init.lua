@@ -86,8 +86,26 @@ function ddpm.randn(shape, seed, step, stream)
   return tensor.op("rng_normal", { seed, step }, { shape = shape, stream = stream, dtype = "f32" })
 end
 
+-- autocast(dtype, fn): runs fn with matmuls and convolutions computed in
+-- dtype ("bf16", "f16"; "fp32" or nil for none) and everything else in f32.
+function ddpm.autocast(dtype, fn)
+  local names = { fp32 = false, f32 = false, bf16 = "bf16", fp16 = "f16", f16 = "f16" }
+  local low = names[dtype or "fp32"]
+  if low == nil then core.fail("autocast", "precision must be fp32, bf16 or fp16, got " .. tostring(dtype)) end
+  local saved = tensor.autocast_dtype
+  tensor.autocast_dtype = low or nil
+  local ok, result = pcall(fn)
+  tensor.autocast_dtype = saved
+  if not ok then error(result, 0) end
+  return result
+end
+
 ddpm.fail = core.fail
 ddpm.F = require "ddpm.functional"
 ddpm.nn = require "ddpm.nn"
 
-return ddpm
+-- ddpm.diffusion, ddpm.optim and ddpm.program load on first use (they
+-- require ddpm themselves).
+return setmetatable(ddpm, { __index = function(_, k)
+  if k == "diffusion" or k == "optim" or k == "program" then return require("ddpm." .. k) end
+end })

@@ -404,19 +404,43 @@ local SiLU = Module:extend("SiLU")
 nn.SiLU = SiLU
 function SiLU:forward(x) return F.silu(x) end
 
--- Dropout(p): identity in eval mode; p is kept for the training graph.
+-- Random draws while building a training graph: nn.with_random(seed, step,
+-- fn) runs fn with the i32 scalar tensors seed and step as the key of every
+-- random draw a module makes (Dropout). Each Dropout gets its own Philox
+-- stream when constructed, so masks differ between modules and steps.
+local random_key
+local next_stream = 16                       -- diffusion.DROPOUT_STREAM_BASE
+
+function nn.with_random(seed, step, fn)
+  local saved = random_key
+  random_key = { seed = seed, step = step }
+  local ok, result = pcall(fn)
+  random_key = saved
+  if not ok then error(result, 0) end
+  return result
+end
+
+-- Dropout(p): identity in eval mode; in training mode zeroes each element
+-- with probability p (u <= p for u uniform in (0, 1]) and scales the rest
+-- by 1/(1-p), as torch.nn.Dropout.
 local Dropout = Module:extend("Dropout")
 nn.Dropout = Dropout
 
 function Dropout:init(p)
   self.p = p or 0.5
+  self.stream = next_stream
+  next_stream = next_stream + 1
 end
 
 function Dropout:forward(x)
-  if self.training and self.p > 0 then
-    fail("dropout", "training-mode dropout needs the random ops of the train-step issue")
+  if not self.training or self.p == 0 then return x end
+  if not random_key then
+    fail("dropout", "training-mode dropout must be built inside nn.with_random(seed, step, fn)")
   end
-  return x
+  local u = tensor.op("rng_uniform", { random_key.seed, random_key.step },
+                      { shape = x:shape(), stream = self.stream, dtype = "f32" })
+  local keep = tensor.lt(tensor.wrap(core.fill(self.p, {}, "f32")), u)
+  return x * keep:cast(x:dtype()) * (1 / (1 - self.p))
 end
 
 -- get_activation(name): diffusers' activation names; silu (= swish) only.

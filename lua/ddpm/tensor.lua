@@ -258,8 +258,21 @@ function Tensor:upsample_nearest(scale)
   return op("upsample2d", { self }, { scale = scale or 2 })
 end
 
+-- Autocast (torch.autocast's role): while M.autocast_dtype is "bf16" or
+-- "f16", matmul and conv2d cast their operands to it, multiply with f32
+-- accumulation, and hand back f32, so that everything else (GroupNorm
+-- statistics, softmax, the loss, reductions) stays f32. Set it through
+-- ddpm.autocast(dtype, fn).
+M.autocast_dtype = nil
+
+local function contract(name, a, b, attrs)
+  local low = M.autocast_dtype
+  if not low then return op(name, { a, b }, attrs) end
+  return op(name, { a:cast(low), b:cast(low) }, attrs):cast("f32")
+end
+
 function Tensor:matmul(b)
-  return op("matmul", { self, b })
+  return contract("matmul", self, b)
 end
 
 -- conv2d(x, w, {stride=, padding=}): padding a number, {ph, pw} or
@@ -271,7 +284,7 @@ function M.conv2d(x, w, opts)
   if type(s) == "number" then s = { s, s } end
   if type(p) == "number" then p = { p, p, p, p }
   elseif #p == 2 then p = { p[1], p[1], p[2], p[2] } end
-  return op("conv2d", { x, w }, { stride = s, pad = p })
+  return contract("conv2d", x, w, { stride = s, pad = p })
 end
 
 -- gather(table, idx): table[idx[i]] along the first dim of table.

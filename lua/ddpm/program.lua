@@ -1,0 +1,128 @@
+-- ddpm.program: the entries of a complete diffusion program, built from a
+-- model in one call so that model scripts stay short.
+--
+--   ddpm.program.diffusion {
+--     model = unet, image = { 1, 28, 28 }, batch = 64,
+--     schedule = "linear" | "cosine", timesteps = 1000,
+--     prediction = "epsilon" | "v_prediction",
+--     precision = "fp32" | "bf16" | "fp16",
+--     optimizer = { lr = 2e-4, warmup = 5000, clip = 1.0, ema = 0.9999, ... },
+--     variance = "fixed_small" | "fixed_large",
+--   }
+--
+-- Entries (tensors by name; B batch, C/H/W the image):
+--   forward(x (B,C,H,W), t (B) i32) -> eps
+--   train_step(x0) -> loss, grad_norm, lr, loss_scale; updates all state.
+--     t and the noise are drawn in the graph from Philox keyed by the
+--     state rng.seed and train.iteration (which every call advances).
+--   train_step_fixed(x0, t, noise): the same step with t and noise given
+--     (tests compare it with PyTorch).
+--   sample_ddpm(x (B,C,H,W), t () i32) -> x_prev: one ancestral step with
+--     the model's weights; z drawn from rng.seed at step t.
+--   sample_ddim(x, t () i32, s () i32, eta () f32) -> x_prev: one DDIM step
+--     from t to s (s = -1 after the last).
+--   ddpm_step(x, t (B), eps, z) / ddim_step(x, t, s, eps, z, eta): the
+--     sampler math alone, for closed-form tests.
+local ddpm = require "ddpm"
+local diffusion = require "ddpm.diffusion"
+local optim = require "ddpm.optim"
+
+local program = {}
+
+local STREAM_SAMPLE = 3
+
+local KNOWN = {
+  model = true, image = true, batch = true, schedule = true, timesteps = true,
+  prediction = true, precision = true, optimizer = true, variance = true,
+  clip_sample = true,
+}
+
+local function schedule_of(cfg)
+  local T = cfg.timesteps or 1000
+  local kind = cfg.schedule or "linear"
+  if kind == "linear" then return diffusion.Schedule(diffusion.linear_betas(T)) end
+  if kind == "cosine" then return diffusion.Schedule(diffusion.cosine_betas(T)) end
+  ddpm.fail("program", "schedule must be 'linear' or 'cosine', got '" .. tostring(kind) .. "'")
+end
+
+local function image_shape(cfg, batch)
+  local c, h, w = table.unpack(cfg.image)
+  return { batch, c, h, w }
+end
+
+local function i32_scalar(name)
+  return ddpm.input(name, {}, "i32")
+end
+
+-- train_step and train_step_fixed share the optimizer's state.
+local function train_entries(cfg, sched, seed, iteration)
+  local precision = cfg.precision or "fp32"
+  local opt_cfg = {}
+  for k, v in pairs(cfg.optimizer or {}) do opt_cfg[k] = v end
+  if opt_cfg.loss_scaling == nil then opt_cfg.loss_scaling = precision == "fp16" end
+  local opt = optim.Adam(cfg.model:parameters(), opt_cfg)
+  local shape = image_shape(cfg, cfg.batch)
+  local function build(name, x0, t, noise)
+    local loss = ddpm.autocast(precision, function()
+      return diffusion.loss { model = cfg.model, schedule = sched, x0 = x0, t = t, noise = noise,
+                              seed = seed, step = iteration, train = true,
+                              prediction = cfg.prediction }
+    end)
+    local updates, info = opt:minimize(loss)
+    updates["train.iteration"] = iteration + ddpm.fill(1, {}, "i32")
+    ddpm.entry(name, { loss = loss, grad_norm = info.grad_norm, lr = info.lr,
+                       loss_scale = info.loss_scale or ddpm.fill(1, {}, "f32") }, updates)
+  end
+  build("train_step", ddpm.input("x0", shape))
+  build("train_step_fixed", ddpm.input("fixed.x0", shape), ddpm.input("fixed.t", { cfg.batch }, "i32"),
+        ddpm.input("fixed.noise", shape))
+end
+
+-- (B) copies of an i32 scalar t.
+local function per_sample(t, batch)
+  return t:reshape { 1 }:expand { batch }
+end
+
+local function sample_entries(cfg, sched, seed)
+  local shape = image_shape(cfg, cfg.batch)
+  local opts = { variance = cfg.variance, clip_sample = cfg.clip_sample }
+  local x, t = ddpm.input("sample.x", shape), i32_scalar("sample.t")
+  local tb = per_sample(t, cfg.batch)
+  local z = ddpm.randn(shape, seed, t, STREAM_SAMPLE)
+  ddpm.entry("sample_ddpm", { x_prev = diffusion.ddpm_step(sched, x, tb, cfg.model(x, tb), z, opts) })
+  local s, eta = i32_scalar("sample.s"), ddpm.input("sample.eta", {})
+  local sb = per_sample(s, cfg.batch)
+  local xd = diffusion.ddim_step(sched, x, tb, sb, cfg.model(x, tb), z, { eta = eta })
+  ddpm.entry("sample_ddim", { x_prev = xd })
+end
+
+local function math_entries(cfg, sched)
+  local shape = image_shape(cfg, cfg.batch)
+  local x, t = ddpm.input("step.x", shape), ddpm.input("step.t", { cfg.batch }, "i32")
+  local eps, z = ddpm.input("step.eps", shape), ddpm.input("step.z", shape)
+  ddpm.entry("ddpm_step", { x_prev = diffusion.ddpm_step(sched, x, t, eps, z,
+                                                         { variance = cfg.variance, clip_sample = cfg.clip_sample }) })
+  local s, eta = ddpm.input("step.s", { cfg.batch }, "i32"), ddpm.input("step.eta", {})
+  ddpm.entry("ddim_step", { x_prev = diffusion.ddim_step(sched, x, t, s, eps, z, { eta = eta }) })
+end
+
+function program.diffusion(cfg)
+  for k in pairs(cfg) do
+    if not KNOWN[k] then ddpm.fail("program", "unknown key '" .. tostring(k) .. "'") end
+  end
+  if not cfg.model or not cfg.image or not cfg.batch then
+    ddpm.fail("program", "model, image and batch are required")
+  end
+  local sched = schedule_of(cfg)
+  local seed = ddpm.param("rng.seed", {}, { dtype = "i32", trainable = false })
+  local iteration = ddpm.param("train.iteration", {}, { dtype = "i32", trainable = false })
+  local shape = image_shape(cfg, cfg.batch)
+  local x, t = ddpm.input("x", shape), ddpm.input("t", { cfg.batch }, "i32")
+  ddpm.entry("forward", { eps = cfg.model(x, t) })
+  train_entries(cfg, sched, seed, iteration)
+  sample_entries(cfg, sched, seed)
+  math_entries(cfg, sched)
+  return sched
+end
+
+return program
