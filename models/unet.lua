@@ -16,7 +16,10 @@ local unet = nn.UNet2DModel {
   norm_eps = 1e-6, flip_sin_to_cos = false, freq_shift = 1, downsample_padding = 0,
 }
 
-local batch = ddpm.option("batch", 8)
-local x = ddpm.input("x", { batch, 1, 28, 28 })
-local t = ddpm.input("t", { batch }, "i32")
-ddpm.entry("forward", { eps = unet(x, t) })
+-- The program: forward, train_step, the DDPM and DDIM sampler steps
+-- (lua/ddpm/program.lua), with Ho et al.'s training settings.
+ddpm.program.diffusion {
+  model = unet, image = { 1, 28, 28 }, batch = ddpm.option("batch", 8),
+  schedule = "linear", timesteps = 1000, precision = ddpm.option("precision", "fp32"),
+  optimizer = { lr = 2e-4, warmup = 5000, clip = 1.0, ema = 0.9999 },
+}

@@ -54,7 +54,7 @@ static const char *user_where(lua_State *L, char *buf, size_t len)
 		if (ar.currentline <= 0 || ar.source[0] != '@')
 			continue;
 		const char *src = ar.source + 1;
-		if (lib && strncmp(src, lib, liblen) == 0) {
+		if (lib && strncmp(src, lib, liblen) == 0 && (src[liblen] == '/' || lib[liblen - 1] == '/')) {
 			if (!fallback)
 				fallback = src, fallback_line = ar.currentline;
 			continue;

@@ -67,6 +67,7 @@ static const char PRELUDE[] =
 	"local os_ = os\n"
 	"os = closed({ clock = os_.clock, time = os_.time, date = os_.date })\n"
 	"io = closed({})\n"
+	"package.loaded.os, package.loaded.io = os, io\n"
 	"package.loadlib = nil\n"
 	"package.cpath = ''\n"
 	"closed(package)\n"

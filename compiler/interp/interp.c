@@ -105,6 +105,9 @@ static void round_all(value *v)
 
 /* --- the walker ------------------------------------------------------ */
 
+/* A walker visits a shape row by row: a row is the last dim (len elements,
+ * operand k advancing by step(k) per element); walker_next_row moves every
+ * operand's offset to the start of the next row. */
 enum { MAXOPS = 4 };
 
 typedef struct {
@@ -112,6 +115,7 @@ typedef struct {
 	int64_t dim[IR_MAXDIM], idx[IR_MAXDIM];
 	int64_t stride[MAXOPS][IR_MAXDIM];
 	int64_t off[MAXOPS];
+	int64_t rows, len;
 } walker;
 
 static void walker_init(walker *w, const ir_shape *s, int nops)
@@ -121,6 +125,8 @@ static void walker_init(walker *w, const ir_shape *s, int nops)
 	w->nops = nops;
 	for (int r = 0; r < s->rank; r++)
 		w->dim[r] = s->d[r];
+	w->len = s->rank ? s->d[s->rank - 1] : 1;
+	w->rows = ir_numel(s) / w->len;
 }
 
 /* Row-major strides of shape s placed right-aligned into w's rank; dims of
@@ -135,9 +141,14 @@ static void walker_operand(walker *w, int op, const ir_shape *s)
 	}
 }
 
-static void walker_next(walker *w)
+static int64_t walker_step(const walker *w, int op)
 {
-	for (int r = w->rank - 1; r >= 0; r--) {
+	return w->rank ? w->stride[op][w->rank - 1] : 0;
+}
+
+static void walker_next_row(walker *w)
+{
+	for (int r = w->rank - 2; r >= 0; r--) {
 		for (int k = 0; k < w->nops; k++)
 			w->off[k] += w->stride[k][r];
 		if (++w->idx[r] < w->dim[r])
@@ -219,12 +230,14 @@ static void run_elemwise(interp *in, const ir_node *n, value *out)
 		walker_operand(&w, k, &input_node(in, n, k)->shape);
 		a[k] = input_value(in, n, k);
 	}
-	for (int64_t e = 0; e < out->n; e++, walker_next(&w)) {
-		double x = ld(a[0], w.off[0]);
-		double y = n->nin > 1 ? ld(a[1], w.off[1]) : 0;
-		double z = n->nin > 2 ? ld(a[2], w.off[2]) : 0;
-		st(out, e, elemwise(n->op, x, y, z));
-	}
+	int64_t s0 = walker_step(&w, 0), s1 = walker_step(&w, 1), s2 = walker_step(&w, 2);
+	for (int64_t row = 0, e = 0; row < w.rows; row++, walker_next_row(&w))
+		for (int64_t x = 0; x < w.len; x++, e++) {
+			double p = ld(a[0], w.off[0] + x * s0);
+			double q = n->nin > 1 ? ld(a[1], w.off[1] + x * s1) : 0;
+			double r = n->nin > 2 ? ld(a[2], w.off[2] + x * s2) : 0;
+			st(out, e, elemwise(n->op, p, q, r));
+		}
 }
 
 /* Walks the input; operand 1 addresses the output with stride 0 on the
@@ -243,10 +256,13 @@ static void run_reduce(interp *in, const ir_node *n, value *out)
 	walker_init(&w, &src->shape, 2);
 	walker_operand(&w, 0, &src->shape);
 	walker_operand(&w, 1, &n->shape);
-	for (int64_t e = 0; e < a->n; e++, walker_next(&w)) {
-		double x = ld(a, w.off[0]);
-		acc[w.off[1]] = is_max ? nan_max(acc[w.off[1]], x) : acc[w.off[1]] + x;
-	}
+	int64_t s0 = walker_step(&w, 0), s1 = walker_step(&w, 1);
+	for (int64_t row = 0; row < w.rows; row++, walker_next_row(&w))
+		for (int64_t x = 0; x < w.len; x++) {
+			double v = ld(a, w.off[0] + x * s0);
+			double *slot = &acc[w.off[1] + x * s1];
+			*slot = is_max ? nan_max(*slot, v) : *slot + v;
+		}
 	for (int64_t e = 0; e < out->n; e++)
 		st(out, e, acc[e]);
 	free(acc);
@@ -264,14 +280,15 @@ static void copy_walk(const ir_shape *s, const value *a, const int64_t *src_stri
 	memcpy(w.stride[1], dst_stride, sizeof w.stride[1]);
 	w.off[0] = src_base;
 	w.off[1] = dst_base;
-	int64_t count = ir_numel(s);
-	for (int64_t e = 0; e < count; e++, walker_next(&w))
-		st(out, w.off[1], ld(a, w.off[0]));
+	int64_t s0 = walker_step(&w, 0), s1 = walker_step(&w, 1);
+	for (int64_t row = 0; row < w.rows; row++, walker_next_row(&w))
+		for (int64_t x = 0; x < w.len; x++)
+			st(out, w.off[1] + x * s1, ld(a, w.off[0] + x * s0));
 }
 
 static void run_permute(interp *in, const ir_node *n, value *out)
 {
-	int64_t src[IR_MAXDIM], perm[IR_MAXDIM], dst[IR_MAXDIM];
+	int64_t src[IR_MAXDIM] = { 0 }, perm[IR_MAXDIM] = { 0 }, dst[IR_MAXDIM] = { 0 };
 	row_major(&input_node(in, n, 0)->shape, src);
 	for (int r = 0; r < n->shape.rank; r++)
 		perm[r] = src[n->a.permute.perm[r]];
@@ -284,13 +301,15 @@ static void run_broadcast(interp *in, const ir_node *n, value *out)
 	walker w;
 	walker_init(&w, &n->shape, 1);
 	walker_operand(&w, 0, &input_node(in, n, 0)->shape);
-	for (int64_t e = 0; e < out->n; e++, walker_next(&w))
-		st(out, e, ld(input_value(in, n, 0), w.off[0]));
+	int64_t s0 = walker_step(&w, 0);
+	for (int64_t row = 0, e = 0; row < w.rows; row++, walker_next_row(&w))
+		for (int64_t x = 0; x < w.len; x++, e++)
+			st(out, e, ld(input_value(in, n, 0), w.off[0] + x * s0));
 }
 
 static void run_slice(interp *in, const ir_node *n, value *out)
 {
-	int64_t src[IR_MAXDIM], dst[IR_MAXDIM], base = 0;
+	int64_t src[IR_MAXDIM] = { 0 }, dst[IR_MAXDIM] = { 0 }, base = 0;
 	row_major(&input_node(in, n, 0)->shape, src);
 	for (int r = 0; r < n->shape.rank; r++) {
 		base += n->a.slice.start[r] * src[r];
@@ -302,12 +321,12 @@ static void run_slice(interp *in, const ir_node *n, value *out)
 
 static void run_concat(interp *in, const ir_node *n, value *out)
 {
-	int64_t dst[IR_MAXDIM], at = 0;
+	int64_t dst[IR_MAXDIM] = { 0 }, at = 0;
 	int ax = n->a.concat.axis;
 	row_major(&n->shape, dst);
 	for (int k = 0; k < n->nin; k++) {
 		const ir_shape *s = &input_node(in, n, k)->shape;
-		int64_t src[IR_MAXDIM];
+		int64_t src[IR_MAXDIM] = { 0 };
 		row_major(s, src);
 		copy_walk(s, input_value(in, n, k), src, 0, out, dst, at * dst[ax]);
 		at += s->d[ax];
@@ -317,7 +336,7 @@ static void run_concat(interp *in, const ir_node *n, value *out)
 static void run_pad(interp *in, const ir_node *n, value *out)
 {
 	const ir_shape *s = &input_node(in, n, 0)->shape;
-	int64_t src[IR_MAXDIM], dst[IR_MAXDIM], base = 0;
+	int64_t src[IR_MAXDIM] = { 0 }, dst[IR_MAXDIM] = { 0 }, base = 0;
 	row_major(s, src);
 	row_major(&n->shape, dst);
 	for (int r = 0; r < s->rank; r++)
@@ -360,6 +379,42 @@ static void run_matmul(interp *in, const ir_node *n, value *out)
 	round_all(out);
 }
 
+/* The output columns x whose input column x*s + j - pad lies in [0, W). */
+static void valid_columns(int64_t OW, int64_t W, int s, int64_t j, int pad,
+                          int64_t *x0, int64_t *x1)
+{
+	int64_t lo = pad - j, hi = W + pad - j;       /* x*s in [lo, hi) */
+	*x0 = lo <= 0 ? 0 : (lo + s - 1) / s;
+	*x1 = hi <= 0 ? 0 : (hi + s - 1) / s;
+	if (*x1 > OW)
+		*x1 = OW;
+}
+
+/* The three inner loops of conv2d and its adjoints over one output row:
+ * out[x] += w * in[x*s + off], in[x*s + off] += w * g[x], and the dot
+ * product of in[x*s + off] and g[x], for x in [x0, x1). */
+static void row_axpy(float *out, float w, const float *in, int s, int64_t off,
+                     int64_t x0, int64_t x1)
+{
+	for (int64_t x = x0; x < x1; x++)
+		out[x] += w * in[x * s + off];
+}
+
+static void row_scatter(float *in, float w, const float *g, int s, int64_t off,
+                        int64_t x0, int64_t x1)
+{
+	for (int64_t x = x0; x < x1; x++)
+		in[x * s + off] += w * g[x];
+}
+
+static float row_dot(const float *in, const float *g, int s, int64_t off, int64_t x0, int64_t x1)
+{
+	float acc = 0;
+	for (int64_t x = x0; x < x1; x++)
+		acc += in[x * s + off] * g[x];
+	return acc;
+}
+
 /* x (N, C, H, W) * w (O, C, KH, KW) -> (N, O, OH, OW), accumulating in f32. */
 static void run_conv2d(interp *in, const ir_node *n, value *out)
 {
@@ -378,15 +433,12 @@ static void run_conv2d(interp *in, const ir_node *n, value *out)
 				for (int64_t i = 0; i < KH; i++)
 					for (int64_t j = 0; j < KW; j++) {
 						float wv = Wt[((o * C + c) * KH + i) * KW + j];
+						int64_t x0, x1;
+						valid_columns(OW, W, sxs, j, pl, &x0, &x1);
 						for (int64_t y = 0; y < OH; y++) {
 							int64_t iy = y * sy + i - pt;
-							if (iy < 0 || iy >= H)
-								continue;
-							for (int64_t x = 0; x < OW; x++) {
-								int64_t ix = x * sxs + j - pl;
-								if (ix >= 0 && ix < W)
-									op[y * OW + x] += wv * ip[iy * W + ix];
-							}
+							if (iy >= 0 && iy < H)
+								row_axpy(op + y * OW, wv, ip + iy * W, sxs, j - pl, x0, x1);
 						}
 					}
 			}
@@ -412,15 +464,12 @@ static void run_conv2d_grad_input(interp *in, const ir_node *n, value *out)
 				for (int64_t i = 0; i < KH; i++)
 					for (int64_t j = 0; j < KW; j++) {
 						float wv = Wt[((o * C + c) * KH + i) * KW + j];
+						int64_t x0, x1;
+						valid_columns(OW, W, sxs, j, pl, &x0, &x1);
 						for (int64_t y = 0; y < OH; y++) {
 							int64_t iy = y * sy + i - pt;
-							if (iy < 0 || iy >= H)
-								continue;
-							for (int64_t x = 0; x < OW; x++) {
-								int64_t ix = x * sxs + j - pl;
-								if (ix >= 0 && ix < W)
-									ip[iy * W + ix] += wv * gp[y * OW + x];
-							}
+							if (iy >= 0 && iy < H)
+								row_scatter(ip + iy * W, wv, gp + y * OW, sxs, j - pl, x0, x1);
 						}
 					}
 			}
@@ -441,18 +490,15 @@ static void run_conv2d_grad_weight(interp *in, const ir_node *n, value *out)
 			for (int64_t i = 0; i < KH; i++)
 				for (int64_t j = 0; j < KW; j++) {
 					float acc = 0;
+					int64_t x0, x1;
+					valid_columns(OW, W, sxs, j, pl, &x0, &x1);
 					for (int64_t b = 0; b < sx->d[0]; b++) {
 						const float *ip = X + (b * C + c) * H * W;
 						const float *gp = G + (b * O + o) * OH * OW;
 						for (int64_t y = 0; y < OH; y++) {
 							int64_t iy = y * sy + i - pt;
-							if (iy < 0 || iy >= H)
-								continue;
-							for (int64_t x = 0; x < OW; x++) {
-								int64_t ix = x * sxs + j - pl;
-								if (ix >= 0 && ix < W)
-									acc += ip[iy * W + ix] * gp[y * OW + x];
-							}
+							if (iy >= 0 && iy < H)
+								acc += row_dot(ip + iy * W, gp + y * OW, sxs, j - pl, x0, x1);
 						}
 					}
 					out->f[((o * C + c) * KH + i) * KW + j] = acc;

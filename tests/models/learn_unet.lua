@@ -1,0 +1,18 @@
+-- The U-Net the learning test trains through the interpreter: 28x28x1
+-- Fashion-MNIST, two levels 28 -> 14 with 8 and 16 channels, one res
+-- block per level, attention at 14x14, batch 16, lr 2e-3.
+local ddpm = require "ddpm"
+local nn = ddpm.nn
+
+local unet = nn.UNet2DModel {
+  sample_size = 28, in_channels = 1, out_channels = 1,
+  block_out_channels = { 8, 16 }, layers_per_block = 1,
+  down_block_types = { "DownBlock2D", "AttnDownBlock2D" },
+  up_block_types = { "AttnUpBlock2D", "UpBlock2D" },
+  norm_num_groups = 4, attention_head_dim = nn.None, dropout = 0,
+  norm_eps = 1e-6, flip_sin_to_cos = false, freq_shift = 1, downsample_padding = 0,
+}
+ddpm.program.diffusion {
+  model = unet, image = { 1, 28, 28 }, batch = ddpm.option("batch", 16),
+  optimizer = { lr = 2e-3, warmup = 10, clip = 1.0 },
+}
