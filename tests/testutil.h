@@ -1,0 +1,220 @@
+/* testutil: helpers shared by the compiler tests (graph building, running
+ * one node through the interpreter, comparing against literal expected
+ * values, fixture paths, temporary script files, running the driver).
+ *
+ * Every tests/test_*.c is built as its own program, so everything here is
+ * static inline; include it after <cmocka.h>'s prerequisites (it includes
+ * them itself). */
+#ifndef DDPMC_TESTUTIL_H
+#define DDPMC_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frontend.h"
+#include "interp.h"
+#include "ir.h"
+
+#define TU_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* A shape from a literal list of dims: SH(2, 3). SH0 is rank 0. */
+#define SH(...) tu_shape_n(TU_LEN(((int64_t[]){ __VA_ARGS__ })), (int64_t[]){ __VA_ARGS__ })
+#define SH0 ((ir_shape){ 0, { 0 } })
+
+static inline ir_shape tu_shape_n(int rank, const int64_t *d)
+{
+	return ir_shape_of(rank, d);
+}
+
+/* Fails the test with the graph's message when a builder returned -1. */
+static inline int tu_ok(const ir_graph *g, int id)
+{
+	if (id < 0)
+		fail_msg("builder failed: %s", g->err);
+	return id;
+}
+
+/* An input node `name` of dtype dt and shape s, and a tensor of the same
+ * name in `set` holding vals (numel of s of them, stored in dt). */
+static inline int tu_input(ir_graph *g, rt_tensorset *set, const char *name, rt_dtype dt,
+                           ir_shape s, const double *vals)
+{
+	int id = tu_ok(g, ir_input(g, name, dt, &s, "test.lua:1"));
+	rt_tensor *t = rt_set_add(set, name, dt, s.rank, s.d);
+	assert_non_null(t);
+	for (int64_t i = 0; i < ir_numel(&s); i++)
+		rt_store(dt, t->data, i, vals[i]);
+	return id;
+}
+
+/* ir_add that must succeed. */
+static inline int tu_add(ir_graph *g, ir_opcode op, const int *in, int nin,
+                         const ir_attrs *a, const ir_shape *shape, rt_dtype dt)
+{
+	return tu_ok(g, ir_add(g, op, in, nin, a, shape, dt, "test.lua:2"));
+}
+
+static inline int tu_unary(ir_graph *g, ir_opcode op, int a)
+{
+	return tu_add(g, op, &a, 1, NULL, NULL, RT_F32);
+}
+
+static inline int tu_binary(ir_graph *g, ir_opcode op, int a, int b)
+{
+	int in[2] = { a, b };
+	return tu_add(g, op, in, 2, NULL, NULL, RT_F32);
+}
+
+/* Runs a fresh entry whose only output is `node` (no state), and returns
+ * that output; it lives in *out, which the caller frees. */
+static inline const rt_tensor *tu_run(ir_graph *g, int node, const rt_tensorset *inputs,
+                                      rt_tensorset *out)
+{
+	char name[32], err[512];
+	snprintf(name, sizeof name, "e%d", g->nentries);
+	ir_binding b = { "y", node };
+	tu_ok(g, ir_entry_add(g, name, &b, 1, NULL, 0));
+	if (ir_verify(g) < 0)
+		fail_msg("ir_verify: %s", g->err);
+	if (interp_run(g, ir_entry_find(g, name), NULL, inputs, out, err, sizeof err) < 0)
+		fail_msg("interp_run: %s", err);
+	const rt_tensor *t = rt_set_find(out, "y");
+	assert_non_null(t);
+	return t;
+}
+
+/* Number of elements of t that differ from want[] by more than
+ * atol + rtol * |want| (NaN matches NaN, infinities match exactly); prints
+ * the first few as "what[i]: expected E, got G (off by D)". A shape
+ * mismatch counts as one difference. */
+static inline int tu_diff(const char *what, const rt_tensor *t, const ir_shape *shape,
+                          const double *want, double rtol, double atol)
+{
+	ir_shape got = ir_shape_of(t->rank, t->shape);
+	if (!ir_shape_eq(&got, shape)) {
+		char a[128], b[128];
+		print_error("%s: expected shape %s, got %s\n", what,
+		            ir_shape_str(shape, a, sizeof a), ir_shape_str(&got, b, sizeof b));
+		return 1;
+	}
+	int bad = 0;
+	for (int64_t i = 0; i < ir_numel(shape); i++) {
+		double g = rt_load(t->dtype, t->data, i), w = want[i];
+		int same = (isnan(g) && isnan(w)) || g == w ||
+		           (isfinite(g) && isfinite(w) && fabs(g - w) <= atol + rtol * fabs(w));
+		if (same)
+			continue;
+		if (bad++ < 8)
+			print_error("%s[%lld]: expected %.9g, got %.9g (off by %.3g)\n", what,
+			            (long long)i, w, g, g - w);
+	}
+	if (bad > 8)
+		print_error("%s: %d elements differ in all\n", what, bad);
+	return bad;
+}
+
+/* Asserts that tensor t has shape s and the values want[] (an array whose
+ * length must be the numel of s); CHECK_PTR takes a pointer instead. */
+#define CHECK_VALUES(t, s, want, rtol, atol) do { \
+	ir_shape s_ = (s); \
+	assert_int_equal(ir_numel(&s_), TU_LEN(want)); \
+	assert_int_equal(tu_diff(#t, (t), &s_, (want), (rtol), (atol)), 0); \
+} while (0)
+#define CHECK_PTR(t, s, want, rtol, atol) do { \
+	ir_shape s_ = (s); \
+	assert_int_equal(tu_diff(#t, (t), &s_, (want), (rtol), (atol)), 0); \
+} while (0)
+
+/* s starts with prefix. */
+static inline int tu_starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Asserts `s` contains every one of the NULL-terminated substrings. */
+static inline void tu_contains(const char *s, ...)
+{
+	va_list ap;
+	va_start(ap, s);
+	for (const char *sub; (sub = va_arg(ap, const char *)) != NULL;)
+		if (!strstr(s, sub)) {
+			va_end(ap);
+			fail_msg("expected \"%s\" in: %s", sub, s);
+		}
+	va_end(ap);
+}
+#define CONTAINS(s, ...) tu_contains((s), __VA_ARGS__, (const char *)NULL)
+
+/* The path of a fixture under tests/scripts. */
+static inline const char *tu_script(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/tests/scripts/%s", DDPMC_SOURCE_DIR, name);
+	return buf;
+}
+
+/* A fresh temporary directory (removed by tu_rmtree). */
+static inline void tu_tmpdir(char *buf, size_t len)
+{
+	snprintf(buf, len, "/tmp/ddpmc-test-XXXXXX");
+	if (!mkdtemp(buf))
+		fail_msg("mkdtemp failed");
+}
+
+/* Writes `len` bytes (or strlen(text) when len < 0) to dir/name; returns
+ * the path in buf. */
+static inline const char *tu_write(const char *dir, const char *name, const char *text,
+                                   long len, char *buf, size_t buflen)
+{
+	snprintf(buf, buflen, "%s/%s", dir, name);
+	FILE *f = fopen(buf, "wb");
+	if (!f)
+		fail_msg("cannot write %s", buf);
+	size_t n = len < 0 ? strlen(text) : (size_t)len;
+	assert_int_equal(fwrite(text, 1, n, f), n);
+	fclose(f);
+	return buf;
+}
+
+static inline void tu_rmtree(const char *dir)
+{
+	char cmd[1100];
+	if (strncmp(dir, "/tmp/ddpmc-test-", 16) != 0)
+		return;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		print_error("could not remove %s\n", dir);
+}
+
+/* Runs `cmd` with a shell, stdout discarded, and captures its stderr into
+ * buf; returns the exit status (or -1 when it did not exit normally). */
+static inline int tu_stderr_of(const char *cmd, char *buf, size_t len)
+{
+	char full[4096];
+	snprintf(full, sizeof full, "%s 2>&1 >/dev/null", cmd);
+	FILE *p = popen(full, "r");
+	assert_non_null(p);
+	size_t n = fread(buf, 1, len - 1, p);
+	buf[n] = 0;
+	int st = pclose(p);
+	return st >= 0 && (st & 0x7f) == 0 ? (st >> 8) & 0xff : -1;
+}
+
+/* The number of newline-terminated lines in s. */
+static inline int tu_lines(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+#endif
