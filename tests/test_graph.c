@@ -29,8 +29,8 @@ static ir_graph *sample(void)
 	tu_ok(g, ir_add(g, OP_add, s1, 2, NULL, NULL, RT_I32, "t.lua:8"));
 	ir_binding fwd[2] = { { "z", 4 }, { "y", 3 } };      /* sorted when stored */
 	ir_binding e = { "e", 5 }, upd = { "s", 7 };
-	tu_ok(g, ir_entry_add(g, "fwd", fwd, 2, NULL, 0));
-	tu_ok(g, ir_entry_add(g, "step", &e, 1, &upd, 1));
+	tu_ok(g, ir_entry_add(g, "fwd", fwd, 2, NULL, 0, "test.lua:1"));
+	tu_ok(g, ir_entry_add(g, "step", &e, 1, &upd, 1, "test.lua:1"));
 	return g;
 }
 
@@ -268,7 +268,7 @@ static void test_unique_names(void **state)
 	assert_int_equal(g->n, n);
 	assert_int_equal(g->nparams, 2);
 	ir_binding b = { "y", 3 };
-	assert_int_equal(ir_entry_add(g, "fwd", &b, 1, NULL, 0), -1);
+	assert_int_equal(ir_entry_add(g, "fwd", &b, 1, NULL, 0, "test.lua:1"), -1);
 	CONTAINS(g->err, "entry", "'fwd' exists already");
 	assert_int_equal(g->nentries, 2);
 	/* a param may copy only a param of its own dtype and shape */
@@ -289,16 +289,16 @@ static void test_entry_updates_checked(void **state)
 	ir_graph *g = sample();
 	ir_binding out = { "y", 3 };
 	ir_binding wrong_shape = { "p", 3 };    /* (2, 3) for a (3) param */
-	assert_int_equal(ir_entry_add(g, "a", &out, 1, &wrong_shape, 1), -1);
-	assert_string_equal(g->err, "t.lua:4: entry: update of 'p' F32 (3) with a F32 (2, 3) value");
+	assert_int_equal(ir_entry_add(g, "a", &out, 1, &wrong_shape, 1, "test.lua:1"), -1);
+	assert_string_equal(g->err, "test.lua:1: entry: update of 'p' F32 (3) with a F32 (2, 3) value");
 	ir_binding wrong_dtype = { "s", 4 };    /* reduce_sum: f32 (2, 1) */
-	assert_int_equal(ir_entry_add(g, "b", &out, 1, &wrong_dtype, 1), -1);
+	assert_int_equal(ir_entry_add(g, "b", &out, 1, &wrong_dtype, 1, "test.lua:1"), -1);
 	CONTAINS(g->err, "update of 's' I32 () with a F32 (2, 1) value");
 	ir_binding not_param = { "x", 3 };
-	assert_int_equal(ir_entry_add(g, "c", &out, 1, &not_param, 1), -1);
+	assert_int_equal(ir_entry_add(g, "c", &out, 1, &not_param, 1, "test.lua:1"), -1);
 	CONTAINS(g->err, "entry: update of 'x', which is not a parameter");
 	ir_binding no_node = { "y", 99 };
-	assert_int_equal(ir_entry_add(g, "d", &no_node, 1, NULL, 0), -1);
+	assert_int_equal(ir_entry_add(g, "d", &no_node, 1, NULL, 0, "test.lua:1"), -1);
 	CONTAINS(g->err, "entry: output 0 is not a node");
 	assert_int_equal(g->nentries, 2);
 	assert_null(ir_entry_find(g, "a"));

@@ -541,7 +541,7 @@ static void test_gather_out_of_range(void **state)
 	int in[2] = { t, i };
 	int y = tu_ok(g, ir_add(g, OP_gather, in, 2, NULL, NULL, RT_F32, "emb.lua:9"));
 	ir_binding b = { "y", y };
-	tu_ok(g, ir_entry_add(g, "fwd", &b, 1, NULL, 0));
+	tu_ok(g, ir_entry_add(g, "fwd", &b, 1, NULL, 0, "test.lua:1"));
 	char err[256] = "";
 	assert_int_equal(interp_run(g, ir_entry_find(g, "fwd"), NULL, &f->in, &f->out, err,
 	                            sizeof err), -1);
@@ -587,7 +587,7 @@ static void test_param_update(void **state)
 	int p = tu_ok(g, ir_param(g, "p", RT_F32, &s, (ir_init){ .kind = INIT_ONES }, 1, "t.lua:1"));
 	int next = tu_binary(g, OP_add, p, x);
 	ir_binding out = { "old", p }, upd = { "p", next };
-	tu_ok(g, ir_entry_add(g, "step", &out, 1, &upd, 1));
+	tu_ok(g, ir_entry_add(g, "step", &out, 1, &upd, 1, "test.lua:1"));
 	rt_tensorset st = { 0 };
 	char err[256];
 	assert_int_equal(interp_init_state(g, 1, NULL, NULL, &st, err, sizeof err), 0);
@@ -686,7 +686,7 @@ static void test_scatter_add(void **state)
 	int in2[2] = { s, j };
 	int y = tu_ok(g, ir_add(g, OP_scatter_add, in2, 2, NULL, &to, RT_F32, "emb.lua:4"));
 	ir_binding b = { "y", y };
-	tu_ok(g, ir_entry_add(g, "bad", &b, 1, NULL, 0));
+	tu_ok(g, ir_entry_add(g, "bad", &b, 1, NULL, 0, "test.lua:1"));
 	char err[256] = "";
 	rt_set_free(&f->out);
 	assert_int_equal(interp_run(g, ir_entry_find(g, "bad"), NULL, &f->in, &f->out, err,

@@ -82,7 +82,7 @@ static inline const rt_tensor *tu_run(ir_graph *g, int node, const rt_tensorset 
 	char name[32], err[512];
 	snprintf(name, sizeof name, "e%d", g->nentries);
 	ir_binding b = { "y", node };
-	tu_ok(g, ir_entry_add(g, name, &b, 1, NULL, 0));
+	tu_ok(g, ir_entry_add(g, name, &b, 1, NULL, 0, "test.lua:1"));
 	if (ir_verify(g) < 0)
 		fail_msg("ir_verify: %s", g->err);
 	if (interp_run(g, ir_entry_find(g, name), NULL, inputs, out, err, sizeof err) < 0)

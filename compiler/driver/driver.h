@@ -11,7 +11,7 @@
 typedef struct {
 	const char *model;              /* MODEL.lua */
 	const char *entry, *weights, *inputs, *output;
-	int json, dot, interp;
+	int json, dot, interp, kernels, report;
 	unsigned long long seed;
 	fe_option set[DRV_MAXSET];
 	int nset;

@@ -4,9 +4,11 @@
  * reference interpreter (--interp) can run an entry. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "driver.h"
 #include "interp.h"
+#include "kir.h"
 #include "safetensors.h"
 
 static int read_optional(const char *path, rt_tensorset *set)
@@ -43,6 +45,78 @@ static void print_summary(const rt_tensorset *outs)
 	}
 }
 
+/* Host memory for every buffer of a kernel program: params and inputs
+ * point into their tensor sets, outputs are added to `outs`, temporaries
+ * live in one arena, constants in the graph. */
+static void **bind_buffers(const kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
+                           rt_tensorset *outs, char **arena, char *err, size_t errlen)
+{
+	void **bufs = calloc((size_t)p->nbuf + 1, sizeof *bufs);
+	*arena = calloc(1, (size_t)p->arena_bytes + 64);
+	for (int b = 0; b < p->nbuf; b++) {
+		const kir_buffer *kb = &p->buf[b];
+		rt_tensor *t = NULL;
+		switch (kb->kind) {
+		case KB_PARAM: t = rt_set_find(state, kb->name); break;
+		case KB_INPUT: t = rt_set_find(inputs, kb->name); break;
+		case KB_OUTPUT: t = rt_set_add(outs, kb->name, kb->dtype, kb->shape.rank, kb->shape.d); break;
+		case KB_TEMP: bufs[b] = *arena + kb->offset; continue;
+		case KB_CONST: bufs[b] = (void *)kb->data; continue;
+		}
+		if (!t || t->dtype != kb->dtype || rt_numel(t->rank, t->shape) != kb->numel) {
+			snprintf(err, errlen, "%s '%s' is missing or has the wrong dtype or size",
+			         kb->kind == KB_INPUT ? "input" : "tensor", kb->name);
+			free(bufs);
+			return NULL;
+		}
+		bufs[b] = t->data;
+	}
+	return bufs;
+}
+
+/* Inputs converted to the dtypes the entry declares. */
+static int convert_inputs(const ir_graph *g, const rt_tensorset *in, rt_tensorset *out,
+                          char *err, size_t errlen)
+{
+	for (int id = 0; id < g->n; id++) {
+		const ir_node *n = &g->nodes[id];
+		const rt_tensor *t = n->op == OP_input ? rt_set_find(in, n->name) : NULL;
+		if (!t)
+			continue;
+		if (rt_numel(t->rank, t->shape) != ir_numel(&n->shape)) {
+			snprintf(err, errlen, "input '%s' has the wrong size", n->name);
+			return -1;
+		}
+		rt_tensor *c = rt_set_add(out, n->name, n->dtype, n->shape.rank, n->shape.d);
+		for (int64_t i = 0; c && i < ir_numel(&n->shape); i++)
+			rt_store(n->dtype, c->data, i, rt_load(t->dtype, t->data, i));
+	}
+	return 0;
+}
+
+/* Lowers the entry and runs its kernels in the kernel IR's evaluator. */
+static int run_kernels(ir_graph *g, const ir_entry *e, rt_tensorset *state,
+                       const rt_tensorset *inputs, rt_tensorset *outs, char *err, size_t errlen)
+{
+	kir_program *p = kir_lower(g, e);
+	rt_tensorset in = { 0 };
+	char *arena = NULL;
+	void **bufs = NULL;
+	int rc = kir_verify(p, err, errlen);
+	if (getenv("DDPMC_DUMP_KIR"))
+		kir_dump(p, stderr);
+	if (rc == 0)
+		rc = convert_inputs(g, inputs, &in, err, errlen);
+	if (rc == 0 && !(bufs = bind_buffers(p, state, &in, outs, &arena, err, errlen)))
+		rc = -1;
+	if (rc == 0)
+		kir_eval(p, bufs);
+	free(bufs);
+	free(arena);
+	rt_set_free(&in);
+	return rc;
+}
+
 static int run_entry(const drv_args *a, const ir_graph *g, const ir_entry *e)
 {
 	char err[1024];
@@ -52,7 +126,8 @@ static int run_entry(const drv_args *a, const ir_graph *g, const ir_entry *e)
 		rc = read_optional(a->inputs, &inputs);
 	if (rc == 0 && (interp_init_state(g, a->seed, a->weights ? &weights : NULL, a->weights,
 	                                  &state, err, sizeof err) < 0 ||
-	                interp_run(g, e, &state, &inputs, &outputs, err, sizeof err) < 0 ||
+	                (a->kernels ? run_kernels((ir_graph *)g, e, &state, &inputs, &outputs, err, sizeof err)
+	                            : interp_run(g, e, &state, &inputs, &outputs, err, sizeof err)) < 0 ||
 	                rt_st_write(a->output, &outputs, err, sizeof err) != RT_OK)) {
 		fprintf(stderr, "%s\n", err);
 		rc = -1;
@@ -72,8 +147,8 @@ int drv_run(const drv_args *a)
 		fputs("ddpmc run: --entry NAME and -o OUT.safetensors are required\n", stderr);
 		return -1;
 	}
-	if (!a->interp) {
-		fputs("ddpmc run: no code generator is built yet; pass --interp\n", stderr);
+	if (!a->interp && !a->kernels) {
+		fputs("ddpmc run: no code generator is built yet; pass --interp or --kernels\n", stderr);
 		return -1;
 	}
 	ir_graph *g = drv_load(a);

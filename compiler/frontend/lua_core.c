@@ -325,7 +325,8 @@ static int core_entry(lua_State *L)
 	int nout = read_bindings(L, 2, outs, MAXB);
 	int nupd = read_bindings(L, 3, outs + MAXB, MAXB);
 	ir_graph *g = graph_of(L);
-	if (ir_entry_add(g, name, outs, nout, outs + MAXB, nupd) < 0)
+	char where[256];
+	if (ir_entry_add(g, name, outs, nout, outs + MAXB, nupd, user_where(L, where, sizeof where)) < 0)
 		return raise_graph_error(L, g);
 	return 0;
 }

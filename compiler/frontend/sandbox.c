@@ -123,6 +123,20 @@ static void dir_of(const char *script, char *dir, size_t len)
 		snprintf(dir, len, "%.*s", (int)(slash - script), script);
 }
 
+/* Copies msg with newlines and tabs folded to "; ": errors are one line. */
+static void one_line(char *err, size_t len, const char *msg)
+{
+	size_t at = 0;
+	for (const char *c = msg; *c && at + 3 < len; c++) {
+		if (*c == '\n' || *c == '\t') {
+			if (at >= 2 && !(err[at - 2] == ';' && err[at - 1] == ' '))
+				err[at++] = ';', err[at++] = ' ';
+		} else
+			err[at++] = *c;
+	}
+	err[at] = 0;
+}
+
 static int run_script(lua_State *L, const char *script, char *err, size_t errlen)
 {
 	lua_pushcfunction(L, traceback_free_handler);
@@ -130,7 +144,7 @@ static int run_script(lua_State *L, const char *script, char *err, size_t errlen
 	if (rc == LUA_OK)
 		rc = lua_pcall(L, 0, 0, -2);
 	if (rc != LUA_OK)
-		snprintf(err, errlen, "%s", lua_tostring(L, -1));
+		one_line(err, errlen, lua_tostring(L, -1));
 	return rc == LUA_OK ? 0 : -1;
 }
 

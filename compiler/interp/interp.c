@@ -38,14 +38,14 @@ static int fail(interp *in, const char *fmt, ...)
 
 /* --- values --------------------------------------------------------- */
 
+/* x rounded once to dt (never through f32 first: that could round twice). */
 static float round_to(rt_dtype dt, double x)
 {
-	float f = (float)x;
-	if (dt == RT_BF16)
-		return rt_bf16_to_f32(rt_f32_to_bf16(f));
-	if (dt == RT_F16)
-		return rt_f16_to_f32(rt_f32_to_f16(f));
-	return f;
+	if (dt == RT_F32 || dt == RT_I32)
+		return (float)x;
+	uint16_t h;
+	rt_store(dt, &h, 0, x);
+	return (float)rt_load(dt, &h, 0);
 }
 
 /* Float to i32 as torch's .to(torch.int32): toward zero; NaN becomes 0. */
@@ -100,7 +100,7 @@ static void round_all(value *v)
 {
 	if (v->dtype == RT_F16 || v->dtype == RT_BF16)
 		for (int64_t k = 0; k < v->n; k++)
-			v->f[k] = round_to(v->dtype, v->f[k]);
+			v->f[k] = round_to(v->dtype, (double)v->f[k]);
 }
 
 /* --- the walker ------------------------------------------------------ */

@@ -253,32 +253,32 @@ static ir_binding *copy_bindings(ir_graph *g, const ir_binding *b, int n)
 }
 
 /* An update must overwrite a param with a value of the same type. */
-static int check_update(ir_graph *g, const char *entry, const ir_binding *u)
+static int check_update(ir_graph *g, const char *where, const ir_binding *u)
 {
 	int p = ir_find_param(g, u->name);
 	char sa[128], sb[128];
 	if (p < 0)
-		return ir_fail(g, entry, "entry", "update of '%s', which is not a parameter", u->name);
+		return ir_fail(g, where, "entry", "update of '%s', which is not a parameter", u->name);
 	const ir_node *pn = &g->nodes[p], *vn = &g->nodes[u->node];
 	if (!ir_shape_eq(&pn->shape, &vn->shape) || pn->dtype != vn->dtype)
-		return ir_fail(g, vn->where, "entry", "update of '%s' %s %s with a %s %s value",
+		return ir_fail(g, where, "entry", "update of '%s' %s %s with a %s %s value",
 		               u->name, rt_dtype_name(pn->dtype), ir_shape_str(&pn->shape, sa, sizeof sa),
 		               rt_dtype_name(vn->dtype), ir_shape_str(&vn->shape, sb, sizeof sb));
 	return 0;
 }
 
 int ir_entry_add(ir_graph *g, const char *name, const ir_binding *outputs,
-                 int noutputs, const ir_binding *updates, int nupdates)
+                 int noutputs, const ir_binding *updates, int nupdates, const char *where)
 {
 	if (ir_entry_find(g, name))
-		return ir_fail(g, name, "entry", "an entry named '%s' exists already", name);
+		return ir_fail(g, where, "entry", "an entry named '%s' exists already", name);
 	for (int i = 0; i < noutputs + nupdates; i++) {
 		int node = i < noutputs ? outputs[i].node : updates[i - noutputs].node;
 		if (node < 0 || node >= g->n)
-			return ir_fail(g, name, "entry", "output %d is not a node", i);
+			return ir_fail(g, where, "entry", "output %d of '%s' is not a node", i, name);
 	}
 	for (int i = 0; i < nupdates; i++)
-		if (check_update(g, name, &updates[i]) < 0)
+		if (check_update(g, where, &updates[i]) < 0)
 			return -1;
 	g->entries = grow(g->entries, g->nentries, &g->entrycap, sizeof *g->entries);
 	g->entries[g->nentries++] = (ir_entry){

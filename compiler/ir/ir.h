@@ -138,7 +138,7 @@ int ir_add(ir_graph *g, ir_opcode op, const int *in, int nin,
 /* Entries: outputs and updates are copied. Fails on a duplicate entry
  * name, an update of a non-param or one whose shape or dtype differs. */
 int ir_entry_add(ir_graph *g, const char *name, const ir_binding *outputs,
-                 int noutputs, const ir_binding *updates, int nupdates);
+                 int noutputs, const ir_binding *updates, int nupdates, const char *where);
 const ir_entry *ir_entry_find(const ir_graph *g, const char *name);
 
 /* The nodes an entry needs, as a 0/1 mask over node ids (caller frees). */

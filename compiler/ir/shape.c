@@ -208,6 +208,14 @@ static ir_shape conv_out_shape(const ir_shape *x, const ir_shape *w, const ir_at
 	                        (x->d[3] + p[2] + p[3] - w->d[3]) / st[1] + 1 } };
 }
 
+/* Stride and padding valid, and the kernel fits the padded input. */
+static int conv_geometry_ok(const ir_shape *x, const ir_shape *w, const ir_attrs *a)
+{
+	const int *st = a->conv.stride, *p = a->conv.pad;
+	return st[0] >= 1 && st[1] >= 1 && p[0] >= 0 && p[1] >= 0 && p[2] >= 0 && p[3] >= 0 &&
+	       x->d[2] + p[0] + p[1] >= w->d[2] && x->d[3] + p[2] + p[3] >= w->d[3];
+}
+
 /* x (N, C, H, W), w (O, C, KH, KW) -> (N, O, H', W'). */
 static int rule_conv2d(rule_ctx *c, const ir_attrs *a)
 {
@@ -251,7 +259,7 @@ static int rule_conv_grad_input(rule_ctx *c, const ir_attrs *a, const ir_shape *
 	const ir_shape *g = &c->in[0]->shape, *w = &c->in[1]->shape;
 	ir_shape back = { 0 };
 	int ok = g->rank == 4 && w->rank == 4 && to->rank == 4 && to->d[1] == w->d[1] &&
-	         a->conv.stride[0] > 0 && a->conv.stride[1] > 0;
+	         conv_geometry_ok(to, w, a);
 	if (ok)
 		back = conv_out_shape(to, w, a);
 	if (!ok || !ir_shape_eq(&back, g))
@@ -267,7 +275,7 @@ static int rule_conv_grad_weight(rule_ctx *c, const ir_attrs *a, const ir_shape 
 	const ir_shape *x = &c->in[0]->shape, *g = &c->in[1]->shape;
 	ir_shape back = { 0 };
 	int ok = x->rank == 4 && g->rank == 4 && to->rank == 4 && to->d[1] == x->d[1] &&
-	         a->conv.stride[0] > 0 && a->conv.stride[1] > 0;
+	         conv_geometry_ok(x, to, a);
 	if (ok)
 		back = conv_out_shape(x, to, a);
 	if (!ok || !ir_shape_eq(&back, g))
@@ -362,6 +370,9 @@ static int infer(rule_ctx *c, const int *in, const ir_attrs *a,
 		return FAIL(c, "takes %d inputs, got %d", info->arity, nin);
 	if (shape && (shape->rank < 0 || shape->rank > IR_MAXDIM))
 		return FAIL(c, "rank %d is not in 0..%d", shape->rank, IR_MAXDIM);
+	for (int i = 0; shape && i < shape->rank; i++)
+		if (shape->d[i] <= 0)
+			return FAIL(c, "target dimension %d of %s is not positive", i, S(shape));
 	for (int k = 0; k < nin; k++) {
 		if (in[k] < 0 || in[k] >= g->n)
 			return FAIL(c, "input %d is not a node", k);

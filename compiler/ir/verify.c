@@ -15,7 +15,7 @@ static int verify_leaf(ir_graph *g, int id)
 		return ir_fail(g, n->where, "constant", "node %d has no data", id);
 	if ((n->op == OP_input || n->op == OP_param) && !n->name)
 		return ir_fail(g, n->where, ir_ops[n->op].name, "node %d has no name", id);
-	if (n->op == OP_param && (n->a.param.index >= g->nparams ||
+	if (n->op == OP_param && (n->a.param.index < 0 || n->a.param.index >= g->nparams ||
 	                          g->params[n->a.param.index] != id))
 		return ir_fail(g, n->where, "param", "node %d is not in the param list", id);
 	return 0;
@@ -28,9 +28,16 @@ static int verify_entries(ir_graph *g)
 		for (int k = 0; k < e->noutputs; k++)
 			if (e->outputs[k].node < 0 || e->outputs[k].node >= g->n)
 				return ir_fail(g, e->name, "entry", "output '%s' is not a node", e->outputs[k].name);
-		for (int k = 0; k < e->nupdates; k++)
-			if (ir_find_param(g, e->updates[k].name) < 0)
-				return ir_fail(g, e->name, "entry", "update '%s' is not a param", e->updates[k].name);
+		for (int k = 0; k < e->nupdates; k++) {
+			const ir_binding *u = &e->updates[k];
+			int p = ir_find_param(g, u->name);
+			if (p < 0 || u->node < 0 || u->node >= g->n)
+				return ir_fail(g, e->name, "entry", "update '%s' is not a param or its value not a node",
+				               u->name);
+			if (!ir_shape_eq(&g->nodes[p].shape, &g->nodes[u->node].shape) ||
+			    g->nodes[p].dtype != g->nodes[u->node].dtype)
+				return ir_fail(g, e->name, "entry", "update '%s' changes its shape or dtype", u->name);
+		}
 	}
 	return 0;
 }

@@ -1,0 +1,338 @@
+/* kir.c: kernel IR builders, verifier, dumps and the reference evaluator.
+ * The lowering from the graph lives in lower.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kir.h"
+#include "philox.h"
+
+static void *grow(void *arr, int n, int *cap, size_t size)
+{
+	if (n < *cap)
+		return arr;
+	*cap = *cap ? 2 * *cap : 32;
+	arr = realloc(arr, (size_t)*cap * size);
+	if (!arr) {
+		fputs("ddpmc: out of memory\n", stderr);
+		abort();
+	}
+	return arr;
+}
+
+static int same_expr(const kir_expr *a, const kir_expr *b)
+{
+	return a->kind == b->kind && a->type == b->type && a->op == b->op && a->a == b->a &&
+	       a->b == b->b && a->c == b->c && a->value == b->value && a->var == b->var &&
+	       a->buf == b->buf && a->stream == b->stream;
+}
+
+/* Appends e, or returns an equal expression already there: every
+ * expression is pure, so equal ones are computed once (CSE). */
+static int push(kir_kernel *k, kir_expr e)
+{
+	if (e.kind != KX_ACC)
+		for (int i = k->nx - 1; i >= 0; i--)
+			if (same_expr(&k->x[i], &e))
+				return i;
+	k->x = grow(k->x, k->nx, &k->xcap, sizeof *k->x);
+	k->x[k->nx] = e;
+	return k->nx++;
+}
+
+kir_type kir_type_of(rt_dtype dt)
+{
+	return dt == RT_I32 ? KT_I32 : KT_F32;
+}
+
+int kir_const(kir_kernel *k, kir_type t, double v)
+{
+	return push(k, (kir_expr){ .kind = KX_CONST, .type = t, .value = v, .a = -1, .b = -1, .c = -1 });
+}
+
+int kir_var(kir_kernel *k, int var)
+{
+	return push(k, (kir_expr){ .kind = KX_VAR, .type = KT_IDX, .var = var, .a = -1, .b = -1, .c = -1 });
+}
+
+int kir_load(kir_kernel *k, const kir_program *p, int buf, int index)
+{
+	return push(k, (kir_expr){ .kind = KX_LOAD, .type = kir_type_of(p->buf[buf].dtype),
+	                           .buf = buf, .a = index, .b = -1, .c = -1 });
+}
+
+int kir_op(kir_kernel *k, kir_type t, ir_opcode op, int a, int b, int c)
+{
+	return push(k, (kir_expr){ .kind = KX_OP, .type = t, .op = op, .a = a, .b = b, .c = c });
+}
+
+int kir_mod(kir_kernel *k, int a, int b)
+{
+	return push(k, (kir_expr){ .kind = KX_MOD, .type = KT_IDX, .a = a, .b = b, .c = -1 });
+}
+
+int kir_acc(kir_kernel *k, kir_type t)
+{
+	for (int i = 0; i < k->nx; i++)
+		if (k->x[i].kind == KX_ACC)
+			return i;
+	return push(k, (kir_expr){ .kind = KX_ACC, .type = t, .a = -1, .b = -1, .c = -1 });
+}
+
+int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int stream)
+{
+	return push(k, (kir_expr){ .kind = KX_RANDOM, .type = KT_F32, .op = op, .a = elem, .b = seed,
+	                           .c = step, .stream = stream });
+}
+
+void kir_store_add(kir_kernel *k, int buf, int index, int value)
+{
+	k->st = grow(k->st, k->nst, &k->stcap, sizeof *k->st);
+	k->st[k->nst++] = (kir_store){ buf, index, value };
+}
+
+/* --- verify ------------------------------------------------------------ */
+
+static int bad(char *err, size_t len, const kir_kernel *k, int i, const char *what)
+{
+	snprintf(err, len, "kernel %s: expression %d: %s", k->name, i, what);
+	return -1;
+}
+
+static int verify_expr(const kir_program *p, const kir_kernel *k, int i, char *err, size_t len)
+{
+	const kir_expr *e = &k->x[i];
+	int ops[3] = { e->a, e->b, e->c };
+	for (int j = 0; j < 3; j++)
+		if (ops[j] >= i)
+			return bad(err, len, k, i, "operand does not come before its user");
+	switch (e->kind) {
+	case KX_VAR:
+		return e->var < k->rank + k->nred ? 0 : bad(err, len, k, i, "var out of range");
+	case KX_LOAD:
+		if (e->buf < 0 || e->buf >= p->nbuf || k->x[e->a].type != KT_IDX)
+			return bad(err, len, k, i, "load of no buffer or by a non-index");
+		return 0;
+	case KX_ACC:
+		return k->nred > 0 ? 0 : bad(err, len, k, i, "accumulator without a reduction");
+	case KX_MOD:
+		return k->x[e->a].type == KT_IDX && k->x[e->b].type == KT_IDX ? 0
+		       : bad(err, len, k, i, "mod of non-indices");
+	case KX_OP:
+		return e->a >= 0 && (ir_ops[e->op].flags & ELEMWISE) ? 0
+		       : bad(err, len, k, i, "op is not elementwise or lacks operands");
+	default:
+		return 0;
+	}
+}
+
+int kir_verify(const kir_program *p, char *err, size_t len)
+{
+	for (int n = 0; n < p->nk; n++) {
+		const kir_kernel *k = &p->k[n];
+		if (k->rank + k->nred > KIR_MAXVAR)
+			return bad(err, len, k, -1, "too many loop vars");
+		for (int i = 0; i < k->nx; i++)
+			if (verify_expr(p, k, i, err, len) < 0)
+				return -1;
+		for (int s = 0; s < k->nst; s++)
+			if (k->st[s].buf < 0 || k->st[s].buf >= p->nbuf || k->st[s].index >= k->nx ||
+			    k->st[s].value >= k->nx || p->buf[k->st[s].buf].kind == KB_CONST)
+				return bad(err, len, k, s, "store is malformed");
+	}
+	return 0;
+}
+
+/* --- dump and report ---------------------------------------------------- */
+
+static void dump_expr(const kir_kernel *k, int i, FILE *f)
+{
+	const kir_expr *e = &k->x[i];
+	static const char *types[] = { "idx", "f32", "i32" };
+	fprintf(f, "    x%d:%s = ", i, types[e->type]);
+	switch (e->kind) {
+	case KX_CONST: fprintf(f, "%.9g\n", e->value); break;
+	case KX_VAR: fprintf(f, "v%d\n", e->var); break;
+	case KX_LOAD: fprintf(f, "load b%d[x%d]\n", e->buf, e->a); break;
+	case KX_ACC: fprintf(f, "acc\n"); break;
+	case KX_MOD: fprintf(f, "x%d %% x%d\n", e->a, e->b); break;
+	case KX_RANDOM:
+		fprintf(f, "%s(elem x%d, seed x%d, step x%d, stream %d)\n", ir_ops[e->op].name, e->a, e->b,
+		        e->c, e->stream);
+		break;
+	case KX_OP:
+		fprintf(f, "%s(x%d", ir_ops[e->op].name, e->a);
+		if (e->b >= 0)
+			fprintf(f, ", x%d", e->b);
+		if (e->c >= 0)
+			fprintf(f, ", x%d", e->c);
+		fprintf(f, ")\n");
+		break;
+	}
+}
+
+void kir_dump(const kir_program *p, FILE *f)
+{
+	static const char *kinds[] = { "param", "input", "output", "temp", "const" };
+	for (int b = 0; b < p->nbuf; b++)
+		fprintf(f, "b%d: %s %s %lld%s%s @%lld\n", b, kinds[p->buf[b].kind],
+		        rt_dtype_name(p->buf[b].dtype), (long long)p->buf[b].numel,
+		        p->buf[b].name ? " " : "", p->buf[b].name ? p->buf[b].name : "",
+		        (long long)p->buf[b].offset);
+	for (int n = 0; n < p->nk; n++) {
+		const kir_kernel *k = &p->k[n];
+		fprintf(f, "kernel %s: domain", k->name);
+		for (int v = 0; v < k->rank; v++)
+			fprintf(f, " %lld", (long long)k->ext[v]);
+		if (k->nred) {
+			fprintf(f, " reduce(%s)", ir_ops[k->red_op].name);
+			for (int v = 0; v < k->nred; v++)
+				fprintf(f, " %lld", (long long)k->ext[k->rank + v]);
+			fprintf(f, " of x%d", k->red_value);
+		}
+		fputc('\n', f);
+		for (int i = 0; i < k->nx; i++)
+			dump_expr(k, i, f);
+		for (int s = 0; s < k->nst; s++)
+			fprintf(f, "    store b%d[x%d] = x%d\n", k->st[s].buf, k->st[s].index, k->st[s].value);
+	}
+}
+
+void kir_report(const kir_program *p, FILE *f)
+{
+	double flops = 0, bytes = 0;
+	fprintf(f, "entry %s: %d kernels\n", p->entry, p->nk);
+	for (int n = 0; n < p->nk; n++) {
+		const kir_kernel *k = &p->k[n];
+		fprintf(f, "  %-28s %10.4g MFLOP %10.4g MB  %s\n", k->name, k->flops / 1e6, k->bytes / 1e6,
+		        k->ops ? k->ops : "");
+		flops += k->flops;
+		bytes += k->bytes;
+	}
+	fprintf(f, "  total: %.4g GFLOP, %.4g MB moved, arena peak %.4g MB\n", flops / 1e9, bytes / 1e6,
+	        (double)p->arena_bytes / 1e6);
+}
+
+/* --- the reference evaluator -------------------------------------------- */
+
+typedef struct {
+	const kir_program *p;
+	const kir_kernel *k;
+	void **bufs;
+	int64_t var[KIR_MAXVAR];
+	double acc;
+	double *val;            /* per expression */
+} evaluator;
+
+static double eval_op(ir_opcode op, kir_type t, double a, double b, double c)
+{
+	double r;
+	switch (op) {
+	case OP_neg: r = -a; break;
+	case OP_exp: r = exp(a); break;
+	case OP_log: r = log(a); break;
+	case OP_sqrt: r = sqrt(a); break;
+	case OP_rsqrt: r = 1 / sqrt(a); break;
+	case OP_sin: r = sin(a); break;
+	case OP_cos: r = cos(a); break;
+	case OP_tanh: r = tanh(a); break;
+	case OP_sigmoid: r = 1 / (1 + exp(-a)); break;
+	case OP_abs: r = fabs(a); break;
+	case OP_cast: r = t == KT_F32 ? a : trunc(a); break;
+	case OP_add: r = a + b; break;
+	case OP_sub: r = a - b; break;
+	case OP_mul: r = a * b; break;
+	case OP_div: r = t == KT_F32 ? a / b : trunc(a / b); break;
+	case OP_max: r = isnan(a) || isnan(b) ? NAN : a > b ? a : b; break;
+	case OP_min: r = isnan(a) || isnan(b) ? NAN : a < b ? a : b; break;
+	case OP_lt: r = a < b; break;
+	case OP_le: r = a <= b; break;
+	case OP_eq: r = a == b; break;
+	case OP_select: r = a != 0 ? b : c; break;
+	default: abort();
+	}
+	return t == KT_F32 ? (double)(float)r : r;
+}
+
+static double eval_random(const kir_expr *e, double elem, double seed, double step)
+{
+	float out;
+	uint64_t stream = (uint64_t)(uint32_t)(int32_t)step << 16 | (uint16_t)e->stream;
+	uint64_t key = (uint32_t)(int32_t)seed;
+	(e->op == OP_rng_normal ? rt_philox_normal : rt_philox_uniform)(key, stream, (uint64_t)elem, 1, &out);
+	return out;
+}
+
+static double eval_expr(evaluator *ev, int i)
+{
+	const kir_expr *e = &ev->k->x[i];
+	const double *v = ev->val;
+	switch (e->kind) {
+	case KX_CONST: return e->value;
+	case KX_VAR: return (double)ev->var[e->var];
+	case KX_LOAD: {
+		double x = rt_load(ev->p->buf[e->buf].dtype, ev->bufs[e->buf], (int64_t)v[e->a]);
+		return e->type == KT_F32 ? (double)(float)x : x;
+	}
+	case KX_ACC: return ev->acc;
+	case KX_MOD: return (double)((int64_t)v[e->a] % (int64_t)v[e->b]);
+	case KX_RANDOM: return eval_random(e, v[e->a], v[e->b], v[e->c]);
+	case KX_OP:
+		return eval_op(e->op, e->type, v[e->a], e->b >= 0 ? v[e->b] : 0, e->c >= 0 ? v[e->c] : 0);
+	}
+	return 0;
+}
+
+/* Evaluates every expression; the ones that depend on unset vars or the
+ * accumulator get values that are simply not used. */
+static void eval_all(evaluator *ev)
+{
+	for (int i = 0; i < ev->k->nx; i++)
+		ev->val[i] = eval_expr(ev, i);
+}
+
+/* Steps vars [from, from+count) through their extents; 0 when done. */
+static int next_point(evaluator *ev, int from, int count)
+{
+	for (int v = from + count - 1; v >= from; v--) {
+		if (++ev->var[v] < ev->k->ext[v])
+			return 1;
+		ev->var[v] = 0;
+	}
+	return 0;
+}
+
+static void eval_point(evaluator *ev)
+{
+	const kir_kernel *k = ev->k;
+	if (k->nred) {
+		ev->acc = k->red_op == OP_max ? -INFINITY : 0;
+		for (int v = k->rank; v < k->rank + k->nred; v++)
+			ev->var[v] = 0;
+		do {
+			eval_all(ev);
+			double x = ev->val[k->red_value];
+			ev->acc = k->red_op == OP_max ? (isnan(x) || isnan(ev->acc) ? NAN : fmax(ev->acc, x))
+			                              : (double)(float)(ev->acc + x);
+		} while (next_point(ev, k->rank, k->nred));
+	}
+	eval_all(ev);
+	for (int s = 0; s < k->nst; s++)
+		rt_store(ev->p->buf[k->st[s].buf].dtype, ev->bufs[k->st[s].buf],
+		         (int64_t)ev->val[k->st[s].index], ev->val[k->st[s].value]);
+}
+
+void kir_eval(const kir_program *p, void **bufs)
+{
+	for (int n = 0; n < p->nk; n++) {
+		evaluator ev = { p, &p->k[n], bufs, { 0 }, 0, calloc((size_t)p->k[n].nx + 1, sizeof(double)) };
+		int empty = 0;
+		for (int v = 0; v < ev.k->rank + ev.k->nred; v++)
+			empty |= ev.k->ext[v] == 0;
+		if (!empty)
+			do
+				eval_point(&ev);
+			while (next_point(&ev, 0, ev.k->rank));
+		free(ev.val);
+	}
+}

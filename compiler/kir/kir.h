@@ -1,0 +1,142 @@
+/* kir: the kernel IR, the one form every backend consumes.
+ *
+ * A kernel program is a list of kernels run in order over a set of
+ * buffers. A kernel is a loop nest:
+ *
+ *   for each point P of the domain (rank vars, extents ext[0..rank-1];
+ *                                    points are independent: parallel)
+ *     acc = identity(red_op)
+ *     for each point R of the reduction domain (nred vars, inner)
+ *       acc = red_op(acc, red_value(P, R))
+ *     for each store s: buf[s.index(P)] = s.value(P, acc)
+ *
+ * Values and indices are expressions in one DAG per kernel (operands
+ * before users). Vars 0..rank-1 are the domain's, rank..rank+nred-1 the
+ * reduction's. A kernel without reduction has nred = 0 and no KX_ACC.
+ *
+ * Types: KT_IDX (int64 index arithmetic), KT_F32, KT_I32. Loads convert the
+ * buffer's storage dtype to the compute type (f16/bf16 -> f32); stores
+ * round to the buffer's dtype. All float math is f32 (as the interpreter's
+ * contract: results rounded to f32; backends may contract a*b+c to FMA).
+ *
+ * Index expressions are built from vars, constants, and KX_OP with add,
+ * sub, mul, div (truncating), min, max, lt, le, eq, select (on KT_IDX),
+ * plus KX_MOD. Loads out of a buffer's bounds never happen: lowering
+ * guards padding with select over a clamped index.
+ *
+ * Nothing here is CPU- or GPU-specific. Backends decide vector widths,
+ * tiling, thread or work-item mapping; `tile_hint` only says which domain
+ * vars a contraction reuses operands across (a good register tile). */
+#ifndef DDPMC_KIR_H
+#define DDPMC_KIR_H
+
+#include <stdio.h>
+
+#include "ir.h"
+
+typedef enum { KT_IDX, KT_F32, KT_I32 } kir_type;
+
+typedef enum {
+	KX_CONST,       /* value */
+	KX_VAR,         /* var */
+	KX_LOAD,        /* buf[a] */
+	KX_ACC,         /* the reduction's result */
+	KX_OP,          /* op (an ELEMWISE op of ops.h) over a, b, c */
+	KX_MOD,         /* a % b on KT_IDX, both non-negative */
+	KX_RANDOM,      /* rng op (rng_uniform / rng_normal): element a of stream
+	                   (seed b, step c, stream) — see runtime/philox.h */
+} kir_kind;
+
+typedef struct {
+	kir_kind kind;
+	kir_type type;
+	ir_opcode op;           /* KX_OP, KX_RANDOM */
+	int a, b, c;            /* operand expression ids (-1: none) */
+	double value;           /* KX_CONST */
+	int var;                /* KX_VAR */
+	int buf;                /* KX_LOAD */
+	int stream;             /* KX_RANDOM */
+} kir_expr;
+
+typedef struct {
+	int buf;
+	int index;              /* KT_IDX expression */
+	int value;              /* expression of the buffer's compute type */
+} kir_store;
+
+enum { KIR_MAXVAR = 12 };
+
+typedef struct {
+	const char *name;       /* for reports and symbols: "k12_conv2d_add_silu" */
+	int rank, nred;
+	int64_t ext[KIR_MAXVAR];        /* domain extents, then reduction extents */
+	ir_opcode red_op;               /* OP_add or OP_max, when nred > 0 */
+	int red_value;                  /* expression summed/maxed over R */
+	kir_expr *x;
+	int nx, xcap;
+	kir_store *st;
+	int nst, stcap;
+	int tile_hint[KIR_MAXVAR];      /* non-zero: a var operands are reused across */
+	double flops, bytes;            /* for --report */
+	const char *ops;                /* graph ops fused into it, for --report */
+} kir_kernel;
+
+/* Buffers. A buffer is a param (state, persistent and updated in place),
+ * an entry input or output (provided by the host), or a temporary placed
+ * in the arena by the memory plan. */
+typedef enum { KB_PARAM, KB_INPUT, KB_OUTPUT, KB_TEMP, KB_CONST } kir_bufkind;
+
+typedef struct {
+	kir_bufkind kind;
+	rt_dtype dtype;
+	int64_t numel;
+	const char *name;       /* params, inputs, outputs: the tensor name */
+	int64_t offset;         /* KB_TEMP: byte offset in the arena */
+	const void *data;       /* KB_CONST: numel values of dtype */
+	ir_shape shape;
+} kir_buffer;
+
+typedef struct {
+	const char *entry;
+	kir_kernel *k;
+	int nk, kcap;
+	kir_buffer *buf;
+	int nbuf, bufcap;
+	int64_t arena_bytes;    /* peak of the memory plan */
+	ir_graph *g;            /* owns the memory (arena) of everything here */
+} kir_program;
+
+/* Expression builders (return the new expression's id). */
+int kir_const(kir_kernel *k, kir_type t, double v);
+int kir_var(kir_kernel *k, int var);
+int kir_load(kir_kernel *k, const kir_program *p, int buf, int index);
+int kir_op(kir_kernel *k, kir_type t, ir_opcode op, int a, int b, int c);
+int kir_mod(kir_kernel *k, int a, int b);
+int kir_acc(kir_kernel *k, kir_type t);
+int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int stream);
+void kir_store_add(kir_kernel *k, int buf, int index, int value);
+
+kir_type kir_type_of(rt_dtype dt);
+
+/* Lowers entry e of g to kernels: fusion, then the memory plan.
+ * requires: a verified graph. establishes: kernels in dependency order,
+ * every buffer written before it is read, temporaries placed so that no two
+ * live at once overlap. Returns NULL with g->err set on failure. */
+kir_program *kir_lower(ir_graph *g, const ir_entry *e);
+
+/* The memory plan (plan.c): arena offsets for temporaries by liveness. */
+void kir_plan_memory(kir_program *p);
+
+/* Checks the kernel IR's invariants (types, operand order, vars in range,
+ * buffers exist); 0 or -1 with a message in err. */
+int kir_verify(const kir_program *p, char *err, size_t errlen);
+
+void kir_dump(const kir_program *p, FILE *f);
+void kir_report(const kir_program *p, FILE *f);
+
+/* Runs a kernel program on host buffers (bufs[i] points at buffer i's
+ * data; temporaries inside `arena`). Plain C, for testing lowering
+ * separately from code generation. */
+void kir_eval(const kir_program *p, void **bufs);
+
+#endif

@@ -1,0 +1,760 @@
+/* lower: graph entry -> kernel program (fusion, scheduling, memory plan).
+ *
+ * requires: a verified graph and one of its entries.
+ * establishes: one kernel per materialized node, in node order (a
+ *   topological order); every other node the entry needs is inlined into
+ *   the kernels that use it; state updates write their param in place when
+ *   that is safe, else through a temporary and a copy kernel at the end;
+ *   temporaries get arena offsets by liveness (first fit).
+ *
+ * Fusion rule. A node is materialized (gets a buffer and a kernel) when it
+ * is a leaf with data (param, input, constant), an entry root, used by more
+ * than one node, or when inlining it is impossible or wasteful:
+ *   - a reduction or contraction inlines into its consumer only as that
+ *     kernel's one reduction, read at the kernel's own index (an epilogue:
+ *     bias, residual add, activation, casts after a conv or a sum);
+ *   - inside a contraction's operands only index remaps (movement ops) and
+ *     casts inline; arithmetic there would be recomputed for every output.
+ * Everything else elementwise or movement inlines: elementwise chains fuse
+ * with each other, into reduction inputs and into contraction epilogues.
+ * Conflicts found while building a kernel mark the node and rebuild. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kir.h"
+
+typedef struct {
+	int node, n;
+	int idx[IR_MAXDIM];
+	int expr;
+} memo;
+
+typedef struct {
+	ir_graph *g;
+	const ir_entry *e;
+	kir_program *p;
+	char *live;
+	int *uses;              /* consumers inside the entry (+1 per root binding) */
+	char *mat;              /* materialize */
+	int *buf_of;            /* node -> buffer, or -1 */
+	/* the kernel being built */
+	kir_kernel *k;
+	int root;
+	int red_node;           /* node fused as this kernel's reduction, or -1 */
+	int in_contraction;     /* building a contraction's operands */
+	int conflict;           /* node that must be materialized, or -1 */
+	memo *memo;
+	int nmemo, memocap;
+	char ops[512];
+} lower;
+
+static const ir_node *N(lower *L, int id)
+{
+	return &L->g->nodes[id];
+}
+
+static void *grow(void *arr, int n, int *cap, size_t size)
+{
+	if (n < *cap)
+		return arr;
+	*cap = *cap ? 2 * *cap : 32;
+	arr = realloc(arr, (size_t)*cap * size);
+	if (!arr) {
+		fputs("ddpmc: out of memory\n", stderr);
+		abort();
+	}
+	return arr;
+}
+
+/* --- index arithmetic ---------------------------------------------------- */
+
+static int I(lower *L, int64_t v)
+{
+	return kir_const(L->k, KT_IDX, (double)v);
+}
+
+static int iop(lower *L, ir_opcode op, int a, int b)
+{
+	kir_expr *x = L->k->x;
+	int ca = x[a].kind == KX_CONST, cb = x[b].kind == KX_CONST;
+	if (ca && cb && op != OP_div)           /* fold */
+		return I(L, (int64_t)(op == OP_add ? x[a].value + x[b].value
+		                    : op == OP_sub ? x[a].value - x[b].value
+		                    : op == OP_mul ? x[a].value * x[b].value
+		                    : op == OP_min ? (x[a].value < x[b].value ? x[a].value : x[b].value)
+		                    : op == OP_max ? (x[a].value > x[b].value ? x[a].value : x[b].value)
+		                    : op == OP_lt ? x[a].value < x[b].value
+		                    : op == OP_le ? x[a].value <= x[b].value : x[a].value == x[b].value));
+	if ((op == OP_add || op == OP_sub) && cb && x[b].value == 0)
+		return a;
+	if (op == OP_add && ca && x[a].value == 0)
+		return b;
+	if ((op == OP_mul || op == OP_div) && cb && x[b].value == 1)
+		return a;
+	if (op == OP_mul && ca && x[a].value == 1)
+		return b;
+	if (op == OP_mul && ((ca && x[a].value == 0) || (cb && x[b].value == 0)))
+		return I(L, 0);
+	return kir_op(L->k, KT_IDX, op, a, b, -1);
+}
+
+static int clamp(lower *L, int v, int64_t lo, int64_t hi)
+{
+	return iop(L, OP_min, iop(L, OP_max, v, I(L, lo)), I(L, hi));
+}
+
+/* 1 when lo <= v < hi (as an index value). */
+static int in_range(lower *L, int v, int64_t lo, int64_t hi)
+{
+	return iop(L, OP_mul, iop(L, OP_le, I(L, lo), v), iop(L, OP_lt, v, I(L, hi)));
+}
+
+static int linearize(lower *L, const int *idx, const ir_shape *s)
+{
+	int lin = I(L, 0);
+	for (int r = 0; r < s->rank; r++)
+		lin = iop(L, OP_add, iop(L, OP_mul, lin, I(L, s->d[r])), idx[r]);
+	return lin;
+}
+
+static void delinearize(lower *L, int lin, const ir_shape *s, int *idx)
+{
+	for (int r = s->rank - 1; r >= 0; r--) {
+		idx[r] = r == 0 ? lin : kir_mod(L->k, lin, I(L, s->d[r]));
+		lin = iop(L, OP_div, lin, I(L, s->d[r]));
+	}
+}
+
+/* --- values ------------------------------------------------------------------- */
+
+static int value_at(lower *L, int node, const int *idx);
+
+static int want_materialized(lower *L, int node)
+{
+	if (L->conflict < 0)
+		L->conflict = node;
+	return kir_const(L->k, kir_type_of(N(L, node)->dtype), 0);
+}
+
+static int load_node(lower *L, int node, const int *idx)
+{
+	return kir_load(L->k, L->p, L->buf_of[node], linearize(L, idx, &N(L, node)->shape));
+}
+
+/* The index of input `in` (shape s) of a broadcasting elementwise node. */
+static void broadcast_index(lower *L, const ir_shape *out, const ir_shape *s, const int *idx, int *in)
+{
+	int lead = out->rank - s->rank;
+	for (int r = 0; r < s->rank; r++)
+		in[r] = s->d[r] == 1 && out->d[lead + r] != 1 ? I(L, 0) : idx[lead + r];
+}
+
+static int elemwise_value(lower *L, const ir_node *n, const int *idx)
+{
+	int v[3] = { -1, -1, -1 }, in[IR_MAXDIM];
+	for (int k = 0; k < n->nin; k++) {
+		broadcast_index(L, &n->shape, &N(L, n->in[k])->shape, idx, in);
+		v[k] = value_at(L, n->in[k], in);
+	}
+	return kir_op(L->k, kir_type_of(n->dtype), n->op, v[0], v[1], v[2]);
+}
+
+static int reshape_value(lower *L, const ir_node *n, const int *idx)
+{
+	int src = n->in[0], in[IR_MAXDIM];
+	int lin = linearize(L, idx, &n->shape);
+	if (L->buf_of[src] >= 0)            /* row-major order is unchanged */
+		return kir_load(L->k, L->p, L->buf_of[src], lin);
+	delinearize(L, lin, &N(L, src)->shape, in);
+	return value_at(L, src, in);
+}
+
+static int movement_value(lower *L, const ir_node *n, const int *idx)
+{
+	const ir_shape *s = &N(L, n->in[0])->shape;
+	int in[IR_MAXDIM];
+	switch (n->op) {
+	case OP_permute:
+		for (int r = 0; r < n->shape.rank; r++)
+			in[n->a.permute.perm[r]] = idx[r];
+		return value_at(L, n->in[0], in);
+	case OP_broadcast:
+		broadcast_index(L, &n->shape, s, idx, in);
+		return value_at(L, n->in[0], in);
+	case OP_slice:
+		for (int r = 0; r < s->rank; r++)
+			in[r] = iop(L, OP_add, I(L, n->a.slice.start[r]),
+			            iop(L, OP_mul, idx[r], I(L, n->a.slice.step[r])));
+		return value_at(L, n->in[0], in);
+	case OP_upsample2d:
+		memcpy(in, idx, sizeof in);
+		in[2] = iop(L, OP_div, idx[2], I(L, n->a.upsample.scale));
+		in[3] = iop(L, OP_div, idx[3], I(L, n->a.upsample.scale));
+		return value_at(L, n->in[0], in);
+	default:
+		abort();
+	}
+}
+
+/* pad: a select between the clamped input value and the pad value. */
+static int pad_value(lower *L, const ir_node *n, const int *idx)
+{
+	const ir_shape *s = &N(L, n->in[0])->shape;
+	int in[IR_MAXDIM], inside = I(L, 1);
+	for (int r = 0; r < s->rank; r++) {
+		int64_t lo = n->a.pad.lo[r];
+		in[r] = iop(L, OP_sub, idx[r], I(L, lo));
+		if (lo || n->a.pad.hi[r]) {
+			inside = iop(L, OP_mul, inside, in_range(L, idx[r], lo, lo + s->d[r]));
+			in[r] = clamp(L, in[r], 0, s->d[r] - 1);
+		}
+	}
+	kir_type t = kir_type_of(n->dtype);
+	int v = value_at(L, n->in[0], in);
+	return kir_op(L->k, t, OP_select, inside, v, kir_const(L->k, t, n->a.pad.value));
+}
+
+/* concat: a chain of selects on the axis index, last input innermost. */
+static int concat_value(lower *L, const ir_node *n, const int *idx)
+{
+	int ax = n->a.concat.axis, result = -1, in[IR_MAXDIM];
+	int64_t end = n->shape.d[ax];
+	for (int k = n->nin - 1; k >= 0; k--) {
+		int64_t len = N(L, n->in[k])->shape.d[ax];
+		memcpy(in, idx, sizeof in);
+		in[ax] = clamp(L, iop(L, OP_sub, idx[ax], I(L, end - len)), 0, len - 1);
+		int v = value_at(L, n->in[k], in);
+		result = result < 0 ? v
+		       : kir_op(L->k, kir_type_of(n->dtype), OP_select,
+		                iop(L, OP_lt, idx[ax], I(L, end)), v, result);
+		end -= len;
+	}
+	return result;
+}
+
+static int index_from(lower *L, int value, int64_t rows)
+{
+	int i = kir_op(L->k, KT_IDX, OP_cast, value, -1, -1);
+	return clamp(L, i, 0, rows - 1);
+}
+
+/* gather: table rows picked by a (clamped) i32 index. */
+static int gather_value(lower *L, const ir_node *n, const int *idx)
+{
+	const ir_shape *ts = &N(L, n->in[0])->shape, *is = &N(L, n->in[1])->shape;
+	int in[IR_MAXDIM];
+	int row = index_from(L, value_at(L, n->in[1], idx), ts->d[0]);
+	in[0] = row;
+	for (int r = 1; r < ts->rank; r++)
+		in[r] = idx[is->rank + r - 1];
+	return value_at(L, n->in[0], in);
+}
+
+static int random_value(lower *L, const ir_node *n, const int *idx)
+{
+	int none[1] = { 0 };
+	int elem = linearize(L, idx, &n->shape);
+	int seed = value_at(L, n->in[0], none), step = value_at(L, n->in[1], none);
+	return kir_random(L->k, n->op, elem, seed, step, n->a.rng.stream);
+}
+
+/* --- reductions and contractions (the kernel's one reduction) -------------- */
+
+static int rvar(lower *L, int j)
+{
+	return kir_var(L->k, L->k->rank + j);
+}
+
+static void set_reduction(lower *L, ir_opcode op, const int64_t *ext, int n)
+{
+	L->k->nred = n;
+	L->k->red_op = op;
+	for (int j = 0; j < n; j++)
+		L->k->ext[L->k->rank + j] = ext[j];
+}
+
+static int reduce_body(lower *L, const ir_node *n, const int *idx)
+{
+	const ir_shape *s = &N(L, n->in[0])->shape;
+	int64_t ext[IR_MAXDIM];
+	int in[IR_MAXDIM], nr = 0;
+	for (int r = 0; r < s->rank; r++)
+		if (n->a.reduce.axes >> r & 1)
+			ext[nr++] = s->d[r];
+	set_reduction(L, n->op == OP_reduce_max ? OP_max : OP_add, ext, nr);
+	for (int r = 0, j = 0; r < s->rank; r++)
+		in[r] = n->a.reduce.axes >> r & 1 ? rvar(L, j++) : idx[r];
+	return value_at(L, n->in[0], in);
+}
+
+static int mul(lower *L, int a, int b)
+{
+	return kir_op(L->k, KT_F32, OP_mul, a, b, -1);
+}
+
+static int matmul_body(lower *L, const ir_node *n, const int *idx)
+{
+	int r = n->shape.rank, ia[IR_MAXDIM], ib[IR_MAXDIM];
+	int64_t K = N(L, n->in[0])->shape.d[r - 1];
+	set_reduction(L, OP_add, &K, 1);
+	memcpy(ia, idx, sizeof ia);
+	memcpy(ib, idx, sizeof ib);
+	ia[r - 1] = rvar(L, 0);
+	ib[r - 2] = rvar(L, 0);
+	return mul(L, value_at(L, n->in[0], ia), value_at(L, n->in[1], ib));
+}
+
+/* x[n, c, y*s + i - p, x*s + j - p], zero outside (the padding). */
+static int padded_input(lower *L, int xnode, int nn, int c, int y, int x, int i, int j,
+                        const ir_attrs *a)
+{
+	const ir_shape *s = &N(L, xnode)->shape;
+	int iy = iop(L, OP_sub, iop(L, OP_add, iop(L, OP_mul, y, I(L, a->conv.stride[0])), i), I(L, a->conv.pad[0]));
+	int ix = iop(L, OP_sub, iop(L, OP_add, iop(L, OP_mul, x, I(L, a->conv.stride[1])), j), I(L, a->conv.pad[2]));
+	int inside = iop(L, OP_mul, in_range(L, iy, 0, s->d[2]), in_range(L, ix, 0, s->d[3]));
+	int in[4] = { nn, c, clamp(L, iy, 0, s->d[2] - 1), clamp(L, ix, 0, s->d[3] - 1) };
+	int v = value_at(L, xnode, in);
+	return kir_op(L->k, KT_F32, OP_select, inside, v, kir_const(L->k, KT_F32, 0));
+}
+
+static int conv_body(lower *L, const ir_node *n, const int *idx)
+{
+	const ir_shape *w = &N(L, n->in[1])->shape;
+	int64_t ext[3] = { w->d[1], w->d[2], w->d[3] };
+	set_reduction(L, OP_add, ext, 3);
+	int c = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
+	int wi[4] = { idx[1], c, i, j };
+	int xv = padded_input(L, n->in[0], idx[0], c, idx[2], idx[3], i, j, &n->a);
+	return mul(L, xv, value_at(L, n->in[1], wi));
+}
+
+/* dL/dx[n,c,h,w] = sum_o,i,j g[n,o,y,x] w[o,c,i,j] over h + pt - i = y*sy (and w). */
+static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
+{
+	const ir_shape *w = &N(L, n->in[1])->shape, *g = &N(L, n->in[0])->shape;
+	int64_t ext[3] = { w->d[0], w->d[2], w->d[3] };
+	set_reduction(L, OP_add, ext, 3);
+	int o = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
+	int src[2], ok = I(L, 1);
+	for (int d = 0; d < 2; d++) {
+		int t = iop(L, OP_sub, iop(L, OP_add, idx[2 + d], I(L, n->a.conv.pad[2 * d])), d ? j : i);
+		int tc = iop(L, OP_max, t, I(L, 0));
+		int s = n->a.conv.stride[d];
+		int q = iop(L, OP_div, tc, I(L, s));
+		ok = iop(L, OP_mul, ok, iop(L, OP_le, I(L, 0), t));
+		if (s > 1)
+			ok = iop(L, OP_mul, ok, iop(L, OP_eq, kir_mod(L->k, tc, I(L, s)), I(L, 0)));
+		ok = iop(L, OP_mul, ok, iop(L, OP_lt, q, I(L, g->d[2 + d])));
+		src[d] = clamp(L, q, 0, g->d[2 + d] - 1);
+	}
+	int gi[4] = { idx[0], o, src[0], src[1] }, wi[4] = { o, idx[1], i, j };
+	int v = mul(L, value_at(L, n->in[0], gi), value_at(L, n->in[1], wi));
+	return kir_op(L->k, KT_F32, OP_select, ok, v, kir_const(L->k, KT_F32, 0));
+}
+
+/* dL/dw[o,c,i,j] = sum_n,y,x x[n,c,y*sy+i-pt,x*sx+j-pl] g[n,o,y,x]. */
+static int conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
+{
+	const ir_shape *g = &N(L, n->in[1])->shape;
+	int64_t ext[3] = { g->d[0], g->d[2], g->d[3] };
+	set_reduction(L, OP_add, ext, 3);
+	int b = rvar(L, 0), y = rvar(L, 1), x = rvar(L, 2);
+	int xv = padded_input(L, n->in[0], b, idx[1], y, x, idx[2], idx[3], &n->a);
+	int gi[4] = { b, idx[0], y, x };
+	return mul(L, xv, value_at(L, n->in[1], gi));
+}
+
+/* out[t, r..] = sum over idx positions k with idx[k] == t of a[k, r..]. */
+static int scatter_body(lower *L, const ir_node *n, const int *idx)
+{
+	const ir_shape *is = &N(L, n->in[1])->shape;
+	int ii[IR_MAXDIM], ai[IR_MAXDIM];
+	set_reduction(L, OP_add, is->d, is->rank);
+	for (int r = 0; r < is->rank; r++)
+		ii[r] = ai[r] = rvar(L, r);
+	for (int r = 1; r < n->shape.rank; r++)
+		ai[is->rank + r - 1] = idx[r];
+	int row = kir_op(L->k, KT_IDX, OP_cast, value_at(L, n->in[1], ii), -1, -1);
+	int hit = iop(L, OP_eq, row, idx[0]);
+	return kir_op(L->k, kir_type_of(n->dtype), OP_select, hit, value_at(L, n->in[0], ai),
+	              kir_const(L->k, kir_type_of(n->dtype), 0));
+}
+
+static int is_identity_index(lower *L, const ir_node *n, const int *idx)
+{
+	const kir_kernel *k = L->k;
+	if (n->shape.rank != k->rank)
+		return 0;
+	for (int r = 0; r < k->rank; r++)
+		if (n->shape.d[r] != k->ext[r] || idx[r] != kir_var(L->k, r))
+			return 0;
+	return 1;
+}
+
+/* A reduction or contraction, fused as this kernel's reduction if it can be. */
+static int reduction_value(lower *L, int node, const int *idx)
+{
+	const ir_node *n = N(L, node);
+	if (L->red_node >= 0 || L->in_contraction || !is_identity_index(L, n, idx))
+		return want_materialized(L, node);
+	L->red_node = node;
+	int contraction = (ir_ops[n->op].flags & CONTRACT) != 0;
+	L->in_contraction = contraction;
+	int body;
+	switch (n->op) {
+	case OP_reduce_sum: case OP_reduce_max: body = reduce_body(L, n, idx); break;
+	case OP_matmul: body = matmul_body(L, n, idx); break;
+	case OP_conv2d: body = conv_body(L, n, idx); break;
+	case OP_conv2d_grad_input: body = conv_grad_input_body(L, n, idx); break;
+	case OP_conv2d_grad_weight: body = conv_grad_weight_body(L, n, idx); break;
+	case OP_scatter_add: body = scatter_body(L, n, idx); break;
+	default: abort();
+	}
+	L->in_contraction = 0;
+	L->k->red_value = body;
+	return kir_acc(L->k, kir_type_of(n->dtype));
+}
+
+static int is_reduction(const ir_node *n)
+{
+	return (ir_ops[n->op].flags & (REDUCE | CONTRACT)) || n->op == OP_scatter_add;
+}
+
+/* Inside a contraction's operands only index remaps and casts may inline. */
+static int cheap_in_contraction(const ir_node *n)
+{
+	return (ir_ops[n->op].flags & MOVE) || n->op == OP_cast || n->op == OP_fill ||
+	       n->op == OP_gather;
+}
+
+static int compute_value(lower *L, int node, const int *idx)
+{
+	const ir_node *n = N(L, node);
+	if (n->op == OP_fill)
+		return kir_const(L->k, kir_type_of(n->dtype), n->a.fill.value);
+	if (L->in_contraction && !cheap_in_contraction(n))
+		return want_materialized(L, node);
+	if (is_reduction(n))
+		return reduction_value(L, node, idx);
+	if (ir_ops[n->op].flags & ELEMWISE)
+		return elemwise_value(L, n, idx);
+	switch (n->op) {
+	case OP_reshape: return reshape_value(L, n, idx);
+	case OP_pad: return pad_value(L, n, idx);
+	case OP_concat: return concat_value(L, n, idx);
+	case OP_gather: return gather_value(L, n, idx);
+	case OP_rng_uniform: case OP_rng_normal: return random_value(L, n, idx);
+	default: return movement_value(L, n, idx);
+	}
+}
+
+static int value_at(lower *L, int node, const int *idx)
+{
+	const ir_node *n = N(L, node);
+	if (L->buf_of[node] >= 0 && node != L->root)
+		return load_node(L, node, idx);
+	for (int m = 0; m < L->nmemo; m++)
+		if (L->memo[m].node == node &&
+		    !memcmp(L->memo[m].idx, idx, (size_t)n->shape.rank * sizeof *idx))
+			return L->memo[m].expr;
+	int v = compute_value(L, node, idx);
+	L->memo = grow(L->memo, L->nmemo, &L->memocap, sizeof *L->memo);
+	L->memo[L->nmemo] = (memo){ node, n->shape.rank, { 0 }, v };
+	memcpy(L->memo[L->nmemo].idx, idx, (size_t)n->shape.rank * sizeof *idx);
+	L->nmemo++;
+	if (!strstr(L->ops, ir_ops[n->op].name) && strlen(L->ops) + 16 < sizeof L->ops) {
+		strcat(L->ops, L->ops[0] ? " " : "");
+		strcat(L->ops, ir_ops[n->op].name);
+	}
+	return v;
+}
+
+/* --- kernels ----------------------------------------------------------------- */
+
+static double kernel_bytes(const kir_program *p, const kir_kernel *k)
+{
+	double bytes = 0;
+	char seen[4096] = { 0 };
+	for (int i = 0; i < k->nx; i++)
+		if (k->x[i].kind == KX_LOAD && k->x[i].buf < 4096 && !seen[k->x[i].buf]) {
+			seen[k->x[i].buf] = 1;
+			bytes += (double)p->buf[k->x[i].buf].numel * (double)rt_dtype_size(p->buf[k->x[i].buf].dtype);
+		}
+	for (int s = 0; s < k->nst; s++)
+		bytes += (double)p->buf[k->st[s].buf].numel * (double)rt_dtype_size(p->buf[k->st[s].buf].dtype);
+	return bytes;
+}
+
+/* FLOPs: one per arithmetic expression per point it runs at (the
+ * reduction body per reduction point), multiply-adds as two. */
+static double kernel_flops(lower *L, const kir_kernel *k)
+{
+	double outer = 1, inner = 1, per_inner = 0, per_outer = 0;
+	(void)L;
+	for (int v = 0; v < k->rank; v++)
+		outer *= (double)k->ext[v];
+	for (int v = k->rank; v < k->rank + k->nred; v++)
+		inner *= (double)k->ext[v];
+	char *in_body = calloc((size_t)k->nx + 1, 1);
+	if (k->nred)
+		in_body[k->red_value] = 1;
+	for (int i = k->nx - 1; i >= 0; i--) {
+		const kir_expr *e = &k->x[i];
+		if (in_body[i])
+			for (int j = 0; j < 3; j++)
+				if ((&e->a)[j] >= 0)
+					in_body[(&e->a)[j]] = 1;
+		if (e->kind == KX_OP && e->type == KT_F32)
+			*(in_body[i] ? &per_inner : &per_outer) += 1;
+	}
+	free(in_body);
+	return outer * (per_outer + (k->nred ? inner * (per_inner + 1) : 0));
+}
+
+/* Builds the kernel storing node `root` into its buffer; -1 on a conflict
+ * (L->conflict names the node to materialize). */
+static int build_kernel(lower *L, int root)
+{
+	const ir_node *n = N(L, root);
+	kir_kernel k = { 0 };
+	k.rank = n->shape.rank;
+	for (int r = 0; r < k.rank; r++)
+		k.ext[r] = n->shape.d[r];
+	L->k = &k;
+	L->root = root;
+	L->red_node = -1;
+	L->in_contraction = 0;
+	L->conflict = -1;
+	L->nmemo = 0;
+	L->ops[0] = 0;
+	int idx[IR_MAXDIM];
+	for (int r = 0; r < k.rank; r++)
+		idx[r] = kir_var(&k, r);
+	int v = compute_value(L, root, idx);
+	if (L->conflict >= 0) {
+		free(k.x);
+		free(k.st);
+		return -1;
+	}
+	kir_store_add(&k, L->buf_of[root], linearize(L, idx, &n->shape), v);
+	char name[64];
+	snprintf(name, sizeof name, "k%d_%s", L->p->nk, ir_ops[n->op].name);
+	k.name = ir_strdup(L->g, name);
+	k.ops = ir_strdup(L->g, L->ops[0] ? L->ops : ir_ops[n->op].name);
+	for (int i = 0; i < k.rank + k.nred; i++)
+		k.tile_hint[i] = 0;
+	if (L->red_node >= 0 && (ir_ops[N(L, L->red_node)->op].flags & CONTRACT))
+		for (int r = 0; r < k.rank; r++)
+			k.tile_hint[r] = 1;
+	L->p->k = grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
+	L->p->k[L->p->nk++] = k;
+	return 0;
+}
+
+static int add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *name)
+{
+	kir_program *p = L->p;
+	p->buf = grow(p->buf, p->nbuf, &p->bufcap, sizeof *p->buf);
+	p->buf[p->nbuf] = (kir_buffer){ kind, n->dtype, ir_numel(&n->shape), ir_strdup(L->g, name), 0,
+	                                n->data, n->shape };
+	return p->nbuf++;
+}
+
+static int param_buffer(lower *L, const char *name)
+{
+	for (int b = 0; b < L->p->nbuf; b++)
+		if (L->p->buf[b].kind == KB_PARAM && !strcmp(L->p->buf[b].name, name))
+			return b;
+	int node = ir_find_param(L->g, name);
+	return add_buffer(L, KB_PARAM, N(L, node), name);
+}
+
+static const char *output_name(lower *L, int node)
+{
+	for (int i = 0; i < L->e->noutputs; i++)
+		if (L->e->outputs[i].node == node)
+			return L->e->outputs[i].name;
+	return NULL;
+}
+
+/* Assigns buffers: leaves with data, outputs, temporaries. */
+static void assign_buffers(lower *L)
+{
+	for (int id = 0; id < L->g->n; id++) {
+		const ir_node *n = N(L, id);
+		L->buf_of[id] = -1;
+		if (!L->live[id] || !L->mat[id])
+			continue;
+		if (n->op == OP_param)
+			L->buf_of[id] = param_buffer(L, n->name);
+		else if (n->op == OP_input)
+			L->buf_of[id] = add_buffer(L, KB_INPUT, n, n->name);
+		else if (n->op == OP_constant)
+			L->buf_of[id] = add_buffer(L, KB_CONST, n, NULL);
+		else if (output_name(L, id))
+			L->buf_of[id] = add_buffer(L, KB_OUTPUT, n, output_name(L, id));
+		else
+			L->buf_of[id] = add_buffer(L, KB_TEMP, n, NULL);
+	}
+}
+
+static void count_uses(lower *L)
+{
+	for (int id = 0; id < L->g->n; id++)
+		if (L->live[id])
+			for (int k = 0; k < N(L, id)->nin; k++)
+				L->uses[N(L, id)->in[k]]++;
+	for (int i = 0; i < L->e->noutputs; i++)
+		L->uses[L->e->outputs[i].node] += 2;
+	for (int i = 0; i < L->e->nupdates; i++)
+		L->uses[L->e->updates[i].node] += 2;
+}
+
+static int is_root(lower *L, int node)
+{
+	for (int i = 0; i < L->e->noutputs; i++)
+		if (L->e->outputs[i].node == node)
+			return 1;
+	for (int i = 0; i < L->e->nupdates; i++)
+		if (L->e->updates[i].node == node)
+			return 1;
+	return 0;
+}
+
+static void initial_marks(lower *L)
+{
+	for (int id = 0; id < L->g->n; id++) {
+		const ir_node *n = N(L, id);
+		int data_leaf = n->op == OP_param || n->op == OP_input || n->op == OP_constant;
+		int root = L->uses[id] >= 2 && (n->op == OP_fill || data_leaf) ? 0 : L->uses[id] > 1;
+		L->mat[id] = L->live[id] && (data_leaf || root || (n->op == OP_fill && is_root(L, id)));
+	}
+}
+
+static void reset_program(lower *L)
+{
+	for (int i = 0; i < L->p->nk; i++) {
+		free(L->p->k[i].x);
+		free(L->p->k[i].st);
+	}
+	L->p->nk = 0;
+	L->p->nbuf = 0;
+}
+
+/* Builds every kernel; on a conflict marks the node and starts over. */
+static void build_all(lower *L)
+{
+	for (;;) {
+		reset_program(L);
+		assign_buffers(L);
+		int conflict = -1;
+		for (int id = 0; id < L->g->n && conflict < 0; id++) {
+			const ir_node *n = N(L, id);
+			int data_leaf = (ir_ops[n->op].flags & LEAF) && n->op != OP_fill;
+			if (L->live[id] && L->mat[id] && !data_leaf && build_kernel(L, id) < 0)
+				conflict = L->conflict;
+		}
+		if (conflict < 0)
+			return;
+		L->mat[conflict] = 1;
+	}
+}
+
+/* --- roots: outputs and state updates ------------------------------------ */
+
+static int kernel_storing(const kir_program *p, int buf)
+{
+	for (int n = p->nk - 1; n >= 0; n--)
+		for (int s = 0; s < p->k[n].nst; s++)
+			if (p->k[n].st[s].buf == buf)
+				return n;
+	return -1;
+}
+
+/* dst[i] = src[i] over shape s: the kernel for roots that are not computed
+ * into their own buffer (a param returned as an output, an unsafe update). */
+static void copy_kernel(lower *L, int src, int dst, const ir_shape *s)
+{
+	kir_kernel k = { 0 };
+	k.rank = s->rank;
+	for (int r = 0; r < s->rank; r++)
+		k.ext[r] = s->d[r];
+	L->k = &k;
+	int idx[IR_MAXDIM];
+	for (int r = 0; r < k.rank; r++)
+		idx[r] = kir_var(&k, r);
+	int lin = linearize(L, idx, s);
+	kir_store_add(&k, dst, lin, kir_load(&k, L->p, src, lin));
+	char name[64];
+	snprintf(name, sizeof name, "k%d_copy", L->p->nk);
+	k.name = ir_strdup(L->g, name);
+	k.ops = "copy";
+	L->p->k = grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
+	L->p->k[L->p->nk++] = k;
+}
+
+/* Writing param P inside the kernel that computes its next value is safe
+ * when nothing else reads that value, the kernel reads P only at the index
+ * it stores to, and no later kernel reads P. */
+static int in_place_safe(lower *L, int node, int pbuf, int kn)
+{
+	const kir_program *p = L->p;
+	if (L->uses[node] != 2 || kn < 0 || p->k[kn].nst != 1)
+		return 0;
+	const kir_kernel *k = &p->k[kn];
+	for (int i = 0; i < k->nx; i++)
+		if (k->x[i].kind == KX_LOAD && k->x[i].buf == pbuf && k->x[i].a != k->st[0].index)
+			return 0;
+	for (int n = kn + 1; n < p->nk; n++)
+		for (int i = 0; i < p->k[n].nx; i++)
+			if (p->k[n].x[i].kind == KX_LOAD && p->k[n].x[i].buf == pbuf)
+				return 0;
+	return 1;
+}
+
+static void plan_roots(lower *L)
+{
+	kir_program *p = L->p;
+	for (int i = 0; i < L->e->noutputs; i++) {
+		int node = L->e->outputs[i].node, b = L->buf_of[node];
+		if (p->buf[b].kind == KB_OUTPUT && !strcmp(p->buf[b].name, L->e->outputs[i].name))
+			continue;
+		int out = add_buffer(L, KB_OUTPUT, N(L, node), L->e->outputs[i].name);
+		copy_kernel(L, b, out, &N(L, node)->shape);
+	}
+	for (int i = 0; i < L->e->nupdates; i++) {
+		int node = L->e->updates[i].node, b = L->buf_of[node];
+		int pbuf = param_buffer(L, L->e->updates[i].name);
+		int kn = p->buf[b].kind == KB_TEMP ? kernel_storing(p, b) : -1;
+		if (in_place_safe(L, node, pbuf, kn)) {
+			p->k[kn].st[0].buf = pbuf;
+			p->buf[b].numel = 0;            /* unused now */
+		} else
+			copy_kernel(L, b, pbuf, &N(L, node)->shape);
+	}
+}
+
+kir_program *kir_lower(ir_graph *g, const ir_entry *e)
+{
+	kir_program *p = ir_alloc(g, sizeof *p);
+	lower L = { .g = g, .e = e, .p = p, .live = ir_entry_live(g, e),
+	            .uses = calloc((size_t)g->n + 1, sizeof(int)), .mat = calloc((size_t)g->n + 1, 1),
+	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)) };
+	p->entry = e->name;
+	p->g = g;
+	count_uses(&L);
+	initial_marks(&L);
+	build_all(&L);
+	plan_roots(&L);
+	kir_plan_memory(p);
+	for (int n = 0; n < p->nk; n++) {
+		p->k[n].bytes = kernel_bytes(p, &p->k[n]);
+		p->k[n].flops = kernel_flops(&L, &p->k[n]);
+	}
+	free(L.live);
+	free(L.uses);
+	free(L.mat);
+	free(L.buf_of);
+	free(L.memo);
+	return p;
+}
