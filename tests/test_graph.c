@@ -299,7 +299,7 @@ static void test_entry_updates_checked(void **state)
 	CONTAINS(g->err, "entry: update of 'x', which is not a parameter");
 	ir_binding no_node = { "y", 99 };
 	assert_int_equal(ir_entry_add(g, "d", &no_node, 1, NULL, 0, "test.lua:1"), -1);
-	CONTAINS(g->err, "entry: output 0 is not a node");
+	CONTAINS(g->err, "entry: output 0 of 'd' is not a node");
 	assert_int_equal(g->nentries, 2);
 	assert_null(ir_entry_find(g, "a"));
 	ir_free(g);
