@@ -50,6 +50,8 @@ int drv_parse_args(int argc, char **argv, drv_args *a)
 		{ "--weights", offsetof(drv_args, weights) },
 		{ "--inputs", offsetof(drv_args, inputs) },
 		{ "-o", offsetof(drv_args, output) },
+		{ "--target", offsetof(drv_args, target) },
+		{ "--cpu", offsetof(drv_args, cpu) },
 	};
 	memset(a, 0, sizeof *a);
 	for (int i = 0; i < argc; i++) {

@@ -10,7 +10,7 @@
 
 typedef struct {
 	const char *model;              /* MODEL.lua */
-	const char *entry, *weights, *inputs, *output;
+	const char *entry, *weights, *inputs, *output, *target, *cpu;
 	int json, dot, interp, kernels, report;
 	unsigned long long seed;
 	fe_option set[DRV_MAXSET];
@@ -25,5 +25,12 @@ ir_graph *drv_load(const drv_args *a);
 int drv_inspect(const drv_args *a);
 int drv_graph(const drv_args *a);
 int drv_run(const drv_args *a);
+int drv_compile(const drv_args *a);
+
+/* The descriptor a compiled executable embeds (descriptor.c). */
+#include "json.h"
+#include "kir.h"
+void drv_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
+                  rt_strbuf *json, rt_strbuf *data);
 
 #endif

@@ -2,6 +2,7 @@
  * dispatches and turns a non-zero status into the exit code. Errors are
  * printed as one line on stderr by the command that found them.
  *
+ *   ddpmc compile MODEL.lua [-o OUT] [--target cpu] [--cpu NAME] [--report]
  *   ddpmc inspect MODEL.lua [--json] [--set K=V]...
  *   ddpmc graph   MODEL.lua [--entry NAME] [--dot] [--set K=V]...
  *   ddpmc run     MODEL.lua --entry NAME [--weights W] [--inputs I] -o OUT
@@ -14,6 +15,8 @@
 static void usage(FILE *f)
 {
 	fputs("usage: ddpmc COMMAND MODEL.lua [options]\n"
+	      "  compile MODEL.lua [-o OUT] [--target cpu] [--cpu NAME] [--report]\n"
+	      "                                      a standalone train/sample executable\n"
 	      "  inspect MODEL.lua [--json]          parameters, FLOPs, ops\n"
 	      "  graph   MODEL.lua [--entry E] [--dot]  the graph IR as text or Graphviz\n"
 	      "  run     MODEL.lua --entry E [--weights W.safetensors] [--inputs I.safetensors]\n"
@@ -25,6 +28,7 @@ static const struct {
 	const char *name;
 	int (*run)(const drv_args *a);
 } commands[] = {
+	{ "compile", drv_compile },
 	{ "inspect", drv_inspect },
 	{ "graph", drv_graph },
 	{ "run", drv_run },

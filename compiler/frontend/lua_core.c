@@ -15,6 +15,7 @@
  *   core.entry(name, {name = id}, {param = id})
  *   core.grad(y, {wrt ids}, seed or nil) -> {grad ids}   reverse-mode autodiff
  *   core.option(name) -> string or nil
+ *   core.meta(key, json)              program metadata for the compiled program
  *   core.fail(op, message)            raises "file:line: op: message" at the user's line
  *
  * Every node records the file:line of the innermost caller that is not in
@@ -362,6 +363,12 @@ static int core_option(lua_State *L)
 	return 1;
 }
 
+static int core_meta(lua_State *L)
+{
+	ir_set_meta(graph_of(L), luaL_checkstring(L, 1), luaL_checkstring(L, 2));
+	return 0;
+}
+
 static int core_fail(lua_State *L)
 {
 	char where[256];
@@ -375,7 +382,7 @@ static const luaL_Reg core_funcs[] = {
 	{ "input", core_input }, { "param", core_param }, { "fill", core_fill },
 	{ "constant", core_constant }, { "op", core_op }, { "shape", core_shape },
 	{ "dtype", core_dtype }, { "where", core_where }, { "entry", core_entry },
-	{ "grad", core_grad }, { "option", core_option }, { "fail", core_fail },
+	{ "grad", core_grad }, { "option", core_option }, { "fail", core_fail }, { "meta", core_meta },
 	{ NULL, NULL }
 };
 

@@ -108,6 +108,9 @@ typedef struct {
 	int nparams, paramcap;
 	ir_entry *entries;
 	int nentries, entrycap;
+	ir_binding *meta;       /* name: key; node unused; values in metavalue */
+	const char **metavalue; /* JSON text */
+	int nmeta, metacap;
 	ir_chunk *arena;        /* everything the graph allocates, freed at once */
 	char err[512];
 } ir_graph;
@@ -145,6 +148,10 @@ const ir_entry *ir_entry_find(const ir_graph *g, const char *name);
 char *ir_entry_live(const ir_graph *g, const ir_entry *e);
 
 int ir_find_param(const ir_graph *g, const char *name);   /* node id or -1 */
+
+/* Program metadata: key -> JSON text (a later value replaces an earlier). */
+void ir_set_meta(ir_graph *g, const char *key, const char *json);
+const char *ir_get_meta(const ir_graph *g, const char *key);
 
 /* Shapes. */
 int64_t ir_numel(const ir_shape *s);

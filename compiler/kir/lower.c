@@ -577,25 +577,21 @@ static const char *output_name(lower *L, int node)
 	return NULL;
 }
 
-/* Assigns buffers: leaves with data, outputs, temporaries. */
-static void assign_buffers(lower *L)
+/* The buffer of materialized node id: its data for leaves, else an output
+ * or a temporary. */
+static void assign_buffer(lower *L, int id)
 {
-	for (int id = 0; id < L->g->n; id++) {
-		const ir_node *n = N(L, id);
-		L->buf_of[id] = -1;
-		if (!L->live[id] || !L->mat[id])
-			continue;
-		if (n->op == OP_param)
-			L->buf_of[id] = param_buffer(L, n->name);
-		else if (n->op == OP_input)
-			L->buf_of[id] = add_buffer(L, KB_INPUT, n, n->name);
-		else if (n->op == OP_constant)
-			L->buf_of[id] = add_buffer(L, KB_CONST, n, NULL);
-		else if (output_name(L, id))
-			L->buf_of[id] = add_buffer(L, KB_OUTPUT, n, output_name(L, id));
-		else
-			L->buf_of[id] = add_buffer(L, KB_TEMP, n, NULL);
-	}
+	const ir_node *n = N(L, id);
+	if (n->op == OP_param)
+		L->buf_of[id] = param_buffer(L, n->name);
+	else if (n->op == OP_input)
+		L->buf_of[id] = add_buffer(L, KB_INPUT, n, n->name);
+	else if (n->op == OP_constant)
+		L->buf_of[id] = add_buffer(L, KB_CONST, n, NULL);
+	else if (output_name(L, id))
+		L->buf_of[id] = add_buffer(L, KB_OUTPUT, n, output_name(L, id));
+	else
+		L->buf_of[id] = add_buffer(L, KB_TEMP, n, NULL);
 }
 
 static void count_uses(lower *L)
@@ -631,33 +627,41 @@ static void initial_marks(lower *L)
 	}
 }
 
-static void reset_program(lower *L)
+static void drop_kernels_from(kir_program *p, int first)
 {
-	for (int i = 0; i < L->p->nk; i++) {
-		free(L->p->k[i].x);
-		free(L->p->k[i].st);
+	for (int i = first; i < p->nk; i++) {
+		free(p->k[i].x);
+		free(p->k[i].st);
 	}
-	L->p->nk = 0;
-	L->p->nbuf = 0;
+	p->nk = first;
 }
 
-/* Builds every kernel; on a conflict marks the node and starts over. */
+/* Builds every kernel in node order. A conflict at node c (it must be
+ * materialized after all) only invalidates what was built from c on: those
+ * kernels and buffers are dropped and building resumes at c. */
 static void build_all(lower *L)
 {
-	for (;;) {
-		reset_program(L);
-		assign_buffers(L);
-		int conflict = -1;
-		for (int id = 0; id < L->g->n && conflict < 0; id++) {
-			const ir_node *n = N(L, id);
-			int data_leaf = (ir_ops[n->op].flags & LEAF) && n->op != OP_fill;
-			if (L->live[id] && L->mat[id] && !data_leaf && build_kernel(L, id) < 0)
-				conflict = L->conflict;
-		}
-		if (conflict < 0)
-			return;
-		L->mat[conflict] = 1;
+	int *kernels_at = malloc((size_t)L->g->n * sizeof *kernels_at);
+	int *buffers_at = malloc((size_t)L->g->n * sizeof *buffers_at);
+	for (int id = 0; id < L->g->n; id++) {
+		const ir_node *n = N(L, id);
+		kernels_at[id] = L->p->nk;
+		buffers_at[id] = L->p->nbuf;
+		L->buf_of[id] = -1;
+		if (!L->live[id] || !L->mat[id])
+			continue;
+		assign_buffer(L, id);
+		int data_leaf = (ir_ops[n->op].flags & LEAF) && n->op != OP_fill;
+		if (data_leaf || build_kernel(L, id) == 0)
+			continue;
+		int c = L->conflict;
+		L->mat[c] = 1;
+		drop_kernels_from(L->p, kernels_at[c]);
+		L->p->nbuf = buffers_at[c];
+		id = c - 1;
 	}
+	free(kernels_at);
+	free(buffers_at);
 }
 
 /* --- roots: outputs and state updates ------------------------------------ */

@@ -100,6 +100,13 @@ function ddpm.autocast(dtype, fn)
   return result
 end
 
+-- meta(key, value): metadata the compiled program carries (JSON-encoded):
+-- program.diffusion records the image shape, batch, schedule and the model
+-- config there for the train, sample and export commands.
+function ddpm.meta(key, value)
+  core.meta(key, require("ddpm.json").encode(value))
+end
+
 ddpm.fail = core.fail
 ddpm.F = require "ddpm.functional"
 ddpm.nn = require "ddpm.nn"

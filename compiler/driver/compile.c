@@ -1,0 +1,133 @@
+/* compile: MODEL.lua -> one standalone executable.
+ *
+ * The pipeline: run the script (frontend), verify, lower every entry to
+ * kernels (fusion + memory plan), verify the kernel IR, render all kernels
+ * and the program descriptor into one object through the LLVM backend, and
+ * link that object with the runtime's main and library. The system C
+ * compiler driver ($CC, default cc) is used only as the linker.
+ * --report prints every kernel with its ops, FLOPs, bytes and the memory
+ * plan's peak; DDPMC_DUMP=kir dumps the kernel IR. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "llvm_backend.h"
+
+#ifndef DDPMC_MAIN_LIB
+#define DDPMC_MAIN_LIB "libddpmc_main.a"
+#endif
+#ifndef DDPMC_RUNTIME_LIB
+#define DDPMC_RUNTIME_LIB "libddpmc_runtime.a"
+#endif
+
+/* Lowers every entry; NULL entries on failure (message printed). */
+static kir_program **lower_all(ir_graph *g)
+{
+	char err[512];
+	kir_program **progs = calloc((size_t)g->nentries + 1, sizeof *progs);
+	for (int i = 0; progs && i < g->nentries; i++) {
+		progs[i] = kir_lower(g, &g->entries[i]);
+		if (!progs[i] || kir_verify(progs[i], err, sizeof err) < 0) {
+			fprintf(stderr, "ddpmc: internal error lowering '%s': %s\n", g->entries[i].name,
+			        progs[i] ? err : g->err);
+			free(progs);
+			return NULL;
+		}
+	}
+	return progs;
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : fallback;
+}
+
+/* Runs argv, waits; 0 when it exited 0. */
+static int run_tool(char *const *argv)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int status = 0;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int link_executable(const char *obj, const char *out)
+{
+	char *argv[] = { (char *)env_or("CC", "cc"), "-o", (char *)out, (char *)obj,
+	                 (char *)env_or("DDPMC_MAIN_LIB", DDPMC_MAIN_LIB),
+	                 (char *)env_or("DDPMC_RUNTIME_LIB", DDPMC_RUNTIME_LIB),
+	                 "-lpng", "-lz", "-lm", "-lpthread", NULL };
+	if (run_tool(argv) == 0)
+		return 0;
+	fprintf(stderr, "ddpmc: linking %s failed (%s %s ...)\n", out, argv[0], obj);
+	return -1;
+}
+
+/* models/unet.lua -> unet */
+static void default_output(const char *model, char *out, size_t len)
+{
+	const char *base = strrchr(model, '/');
+	base = base ? base + 1 : model;
+	snprintf(out, len, "%s", base);
+	char *dot = strrchr(out, '.');
+	if (dot && dot != out)
+		*dot = 0;
+}
+
+static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, const char *out)
+{
+	char err[1024], obj[4096];
+	rt_strbuf json = { 0 }, data = { 0 };
+	drv_describe(g, a->model, progs, g->nentries, &json, &data);
+	rt_sb_put(&data, "", 1);                 /* never empty */
+	llvm_blob blobs[] = { { "ddpmc_program_json", json.p, json.len },
+	                      { "ddpmc_program_data", data.p, data.len } };
+	snprintf(obj, sizeof obj, "%s.o", out);
+	int rc = json.oom || data.oom ? -1 : 0;
+	if (rc == 0 && llvm_emit_object(progs, g->nentries, blobs, 2, a->cpu, obj, err, sizeof err) < 0) {
+		fprintf(stderr, "ddpmc: code generation failed: %s\n", err);
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = link_executable(obj, out);
+	if (!getenv("DDPMC_KEEP_OBJECT"))
+		unlink(obj);
+	rt_sb_free(&json);
+	rt_sb_free(&data);
+	return rc;
+}
+
+int drv_compile(const drv_args *a)
+{
+	char out[1024];
+	if (a->target && strcmp(a->target, "cpu") != 0) {
+		fprintf(stderr, "ddpmc compile: --target %s is not available yet (cpu)\n", a->target);
+		return -1;
+	}
+	ir_graph *g = drv_load(a);
+	if (!g)
+		return -1;
+	kir_program **progs = lower_all(g);
+	int rc = progs ? 0 : -1;
+	for (int i = 0; rc == 0 && i < g->nentries; i++) {
+		if (a->report)
+			kir_report(progs[i], stdout);
+		if (getenv("DDPMC_DUMP") && !strcmp(getenv("DDPMC_DUMP"), "kir"))
+			kir_dump(progs[i], stderr);
+	}
+	default_output(a->model, out, sizeof out);
+	if (rc == 0)
+		rc = emit_and_link(a, g, progs, a->output ? a->output : out);
+	free(progs);
+	ir_free(g);
+	return rc;
+}
