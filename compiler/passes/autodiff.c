@@ -65,9 +65,9 @@ static int reshape(ad *d, int a, const ir_shape *s)
 
 /* Sums g (broadcast result shape) back to shape s, as numpy broadcasting
  * spread it: over leading dims s lacks and over dims where s has 1. */
-static int unbroadcast(ad *d, int g, const ir_shape *s)
+static int unbroadcast(ad *d, int g, const ir_shape *to)
 {
-	const ir_shape *gs = &node(d, g)->shape;
+	const ir_shape *gs = &node(d, g)->shape, want = *to, *s = &want;
 	if (ir_shape_eq(gs, s))
 		return g;
 	ir_attrs a = { 0 };
@@ -132,7 +132,7 @@ static int unslice_axis(ad *d, int g, int ax, int64_t start, int64_t step, int64
 
 static int grad_slice(ad *d, const ir_node *n, int g)
 {
-	const ir_shape *src = &node(d, n->in[0])->shape;
+	const ir_shape src_shape = node(d, n->in[0])->shape, *src = &src_shape;
 	for (int ax = 0; ax < src->rank; ax++)
 		if (node(d, g)->shape.d[ax] != src->d[ax] || n->a.slice.start[ax])
 			g = unslice_axis(d, g, ax, n->a.slice.start[ax], n->a.slice.step[ax], src->d[ax]);
@@ -164,7 +164,7 @@ static int grad_pad(ad *d, const ir_node *n, int g)
 /* Nearest upsampling copied each pixel to an f x f block: sum the blocks. */
 static int grad_upsample(ad *d, const ir_node *n, int g)
 {
-	const ir_shape *s = &node(d, n->in[0])->shape;
+	const ir_shape in_shape = node(d, n->in[0])->shape, *s = &in_shape;
 	int64_t f = n->a.upsample.scale;
 	ir_shape blocks = { 6, { s->d[0], s->d[1], s->d[2], f, s->d[3], f } };
 	ir_attrs a = { 0 };
@@ -195,7 +195,7 @@ static int grad_minmax(ad *d, const ir_node *n, int g, int k)
  * n's own shape for elementwise ops (unbroadcast by the caller). */
 static int grad_rule(ad *d, int id, int g, int k)
 {
-	const ir_node *n = node(d, id);
+	const ir_node copy = *node(d, id), *n = &copy;
 	int a = n->in[0], b = n->nin > 1 ? n->in[1] : -1;
 	rt_dtype dt = n->dtype;
 	switch (n->op) {
@@ -231,7 +231,7 @@ static int grad_rule(ad *d, int id, int g, int k)
 	}
 	case OP_reduce_sum: return bcast(d, g, &node(d, a)->shape);
 	case OP_reduce_max: {
-		const ir_shape *s = &node(d, a)->shape;
+		const ir_shape in_shape = node(d, a)->shape, *s = &in_shape;
 		int hit = op2(d, OP_eq, a, bcast(d, id, s));
 		return op2(d, OP_mul, bcast(d, g, s), hit);
 	}
@@ -289,7 +289,8 @@ static char *dependents(const ir_graph *g, const int *wrt, int nwrt, int upto)
 	if (!needs)
 		abort();
 	for (int i = 0; i < nwrt; i++)
-		needs[wrt[i]] = 1;
+		if (wrt[i] <= upto)            /* a wrt built after y cannot reach it */
+			needs[wrt[i]] = 1;
 	for (int id = 0; id <= upto; id++) {
 		const ir_node *n = &g->nodes[id];
 		for (int k = 0; k < n->nin && !needs[id]; k++)

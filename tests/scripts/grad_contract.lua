@@ -51,3 +51,14 @@ case("scatter_add", { { "a", { 4, 3 } } }, function(p)
   local at = ddpm.constant({ 1, 1, 3, 0 }, { 4 }, "i32")
   return tensor.op("scatter_add", { p.a, at }, { shape = { 5, 3 } }):exp()
 end)
+
+-- Autocast: operands cast to f16, the product rounded to f16, cast back.
+-- The loss is linear in each single element, so the harness takes a large
+-- step; the tolerance covers the f16 roundings.
+case("autocast_matmul_f16", { { "a", { 2, 3, 4 } }, { "b", { 2, 4, 3 } } }, function(p)
+  return ddpm.autocast("f16", function() return p.a:matmul(p.b) end)
+end)
+case("autocast_conv2d_f16", { { "x", { 1, 2, 5, 5 } }, { "w", { 3, 2, 3, 3 }, L.uniform(-0.5, 0.5) } },
+     function(p)
+  return ddpm.autocast("f16", function() return ddpm.conv2d(p.x, p.w, { stride = 2, padding = 1 }) end)
+end)

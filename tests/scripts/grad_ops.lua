@@ -77,8 +77,9 @@ case("relu", { { "x", { 3, 4 }, SMALL } }, function(p)
   return (p.x + spread({ 3, 4 }, 0.2, 2)):relu()
 end)
 
--- select: the condition comes from a compare of param c (whose gradient
--- must be zero); a and b broadcast against it; a number as one branch.
+-- select: the conditions come from compares of params c.zero and d.zero
+-- (whose gradients must be zero); a and b broadcast against them; a number
+-- as one branch.
 case("select", { { "c.zero", { 2, 3 }, SMALL }, { "a", { 2, 3 } }, { "b", { 1, 3 } },
                   { "d.zero", { 2, 3 }, SMALL } }, function(p)
   local cond = ddpm.lt(p["c.zero"] + spread({ 2, 3 }, 0.2, 1), 0)
