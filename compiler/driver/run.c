@@ -1,7 +1,9 @@
 /* run: executes one entry of a model on named inputs and writes its named
  * outputs (DESIGN.md §7). Parameters come from --weights, or from their
- * initialisers keyed by --seed. Until a code generator exists only the
- * reference interpreter (--interp) can run an entry. */
+ * initialisers keyed by --seed. The entry runs compiled for this host (JIT
+ * through the LLVM backend), in the reference interpreter (--interp), or in
+ * the kernel IR's evaluator (--kernels, to tell lowering bugs from code
+ * generation bugs). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include "driver.h"
 #include "interp.h"
 #include "kir.h"
+#include "llvm_backend.h"
 #include "safetensors.h"
 
 static int read_optional(const char *path, rt_tensorset *set)
@@ -94,8 +97,21 @@ static int convert_inputs(const ir_graph *g, const rt_tensorset *in, rt_tensorse
 	return 0;
 }
 
-/* Lowers the entry and runs its kernels in the kernel IR's evaluator. */
-static int run_kernels(ir_graph *g, const ir_entry *e, rt_tensorset *state,
+/* Runs every kernel of p over all its rows, natively. */
+static int run_native(kir_program *p, void **bufs, char *err, size_t errlen)
+{
+	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
+	llvm_jit *jit = fns ? llvm_jit_compile(p, fns, err, errlen) : NULL;
+	for (int i = 0; jit && i < p->nk; i++)
+		fns[i](bufs, 0, llvm_kernel_rows(&p->k[i]));
+	llvm_jit_free(jit);
+	free(fns);
+	return jit ? 0 : -1;
+}
+
+/* Lowers the entry and runs its kernels: compiled for this host, or in the
+ * kernel IR's evaluator (--kernels). */
+static int run_kernels(ir_graph *g, const ir_entry *e, int native, rt_tensorset *state,
                        const rt_tensorset *inputs, rt_tensorset *outs, char *err, size_t errlen)
 {
 	kir_program *p = kir_lower(g, e);
@@ -109,7 +125,9 @@ static int run_kernels(ir_graph *g, const ir_entry *e, rt_tensorset *state,
 		rc = convert_inputs(g, inputs, &in, err, errlen);
 	if (rc == 0 && !(bufs = bind_buffers(p, state, &in, outs, &arena, err, errlen)))
 		rc = -1;
-	if (rc == 0)
+	if (rc == 0 && native)
+		rc = run_native(p, bufs, err, errlen);
+	else if (rc == 0)
 		kir_eval(p, bufs);
 	free(bufs);
 	free(arena);
@@ -126,8 +144,9 @@ static int run_entry(const drv_args *a, const ir_graph *g, const ir_entry *e)
 		rc = read_optional(a->inputs, &inputs);
 	if (rc == 0 && (interp_init_state(g, a->seed, a->weights ? &weights : NULL, a->weights,
 	                                  &state, err, sizeof err) < 0 ||
-	                (a->kernels ? run_kernels((ir_graph *)g, e, &state, &inputs, &outputs, err, sizeof err)
-	                            : interp_run(g, e, &state, &inputs, &outputs, err, sizeof err)) < 0 ||
+	                (a->interp ? interp_run(g, e, &state, &inputs, &outputs, err, sizeof err)
+	                           : run_kernels((ir_graph *)g, e, !a->kernels, &state, &inputs, &outputs,
+	                                         err, sizeof err)) < 0 ||
 	                rt_st_write(a->output, &outputs, err, sizeof err) != RT_OK)) {
 		fprintf(stderr, "%s\n", err);
 		rc = -1;
@@ -145,10 +164,6 @@ int drv_run(const drv_args *a)
 {
 	if (!a->entry || !a->output) {
 		fputs("ddpmc run: --entry NAME and -o OUT.safetensors are required\n", stderr);
-		return -1;
-	}
-	if (!a->interp && !a->kernels) {
-		fputs("ddpmc run: no code generator is built yet; pass --interp or --kernels\n", stderr);
 		return -1;
 	}
 	ir_graph *g = drv_load(a);

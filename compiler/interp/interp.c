@@ -12,6 +12,7 @@
 
 #include "interp.h"
 #include "philox.h"
+#include "state.h"
 
 typedef struct {
 	rt_dtype dtype;
@@ -706,30 +707,22 @@ int interp_run(const ir_graph *g, const ir_entry *e, rt_tensorset *state,
 
 /* --- initial state ----------------------------------------------------- */
 
+/* The initialisers are the runtime's (runtime/state.h), so that compiled
+ * executables start from the same bits as the interpreter. */
 static void init_param(const ir_graph *g, const ir_node *p, uint64_t seed,
                        rt_tensorset *state, rt_tensor *t)
 {
-	int64_t n = ir_numel(&p->shape);
+	static const rt_initkind kinds[] = {
+		[INIT_ZEROS] = RT_INIT_ZEROS, [INIT_ONES] = RT_INIT_ONES,
+		[INIT_UNIFORM] = RT_INIT_UNIFORM, [INIT_NORMAL] = RT_INIT_NORMAL,
+		[INIT_COPY] = RT_INIT_COPY,
+	};
 	const ir_init *init = &p->a.param.init;
-	if (init->kind == INIT_COPY) {     /* the source is an earlier param */
-		const rt_tensor *src = rt_set_find(state, g->nodes[init->from].name);
-		memcpy(t->data, src->data, (size_t)n * rt_dtype_size(t->dtype));
-		return;
-	}
-	float *r = malloc((size_t)(n ? n : 1) * sizeof *r);
-	if (!r)
+	rt_init ri = { kinds[init->kind], init->a, init->b };
+	const rt_tensor *src = init->kind == INIT_COPY     /* the source is an earlier param */
+		? rt_set_find(state, g->nodes[init->from].name) : NULL;
+	if (rt_init_tensor(&ri, seed, (uint64_t)p->a.param.index, src, t) != RT_OK)
 		abort();
-	if (init->kind == INIT_UNIFORM)
-		rt_philox_uniform(seed, (uint64_t)p->a.param.index, 0, n, r);
-	else if (init->kind == INIT_NORMAL)
-		rt_philox_normal(seed, (uint64_t)p->a.param.index, 0, n, r);
-	for (int64_t k = 0; k < n; k++) {
-		double v = init->kind == INIT_ONES ? 1.0
-		         : init->kind == INIT_UNIFORM ? init->a + (init->b - init->a) * (double)r[k]
-		         : init->kind == INIT_NORMAL ? init->a + init->b * (double)r[k] : 0.0;
-		rt_store(t->dtype, t->data, k, v);
-	}
-	free(r);
 }
 
 int interp_init_state(const ir_graph *g, uint64_t seed, const rt_tensorset *weights,

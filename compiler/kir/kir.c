@@ -24,7 +24,7 @@ static int same_expr(const kir_expr *a, const kir_expr *b)
 {
 	return a->kind == b->kind && a->type == b->type && a->op == b->op && a->a == b->a &&
 	       a->b == b->b && a->c == b->c && a->value == b->value && a->var == b->var &&
-	       a->buf == b->buf && a->stream == b->stream;
+	       a->buf == b->buf && a->stream == b->stream && a->round == b->round;
 }
 
 /* Appends e, or returns an equal expression already there: every
@@ -64,6 +64,12 @@ int kir_load(kir_kernel *k, const kir_program *p, int buf, int index)
 int kir_op(kir_kernel *k, kir_type t, ir_opcode op, int a, int b, int c)
 {
 	return push(k, (kir_expr){ .kind = KX_OP, .type = t, .op = op, .a = a, .b = b, .c = c });
+}
+
+int kir_cast(kir_kernel *k, kir_type t, int a, rt_dtype round)
+{
+	return push(k, (kir_expr){ .kind = KX_OP, .type = t, .op = OP_cast, .a = a, .b = -1, .c = -1,
+	                           .round = t == KT_F32 ? round : RT_F32 });
 }
 
 int kir_mod(kir_kernel *k, int a, int b)
@@ -268,7 +274,7 @@ static double eval_expr(evaluator *ev, int i)
 	const kir_expr *e = &ev->k->x[i];
 	const double *v = ev->val;
 	switch (e->kind) {
-	case KX_CONST: return e->value;
+	case KX_CONST: return e->type == KT_F32 ? (double)(float)e->value : e->value;
 	case KX_VAR: return (double)ev->var[e->var];
 	case KX_LOAD: {
 		double x = rt_load(ev->p->buf[e->buf].dtype, ev->bufs[e->buf], (int64_t)v[e->a]);
@@ -278,6 +284,11 @@ static double eval_expr(evaluator *ev, int i)
 	case KX_MOD: return (double)((int64_t)v[e->a] % (int64_t)v[e->b]);
 	case KX_RANDOM: return eval_random(e, v[e->a], v[e->b], v[e->c]);
 	case KX_OP:
+		if (e->op == OP_cast && e->round != RT_F32) {   /* round as storage would */
+			uint16_t h;
+			rt_store(e->round, &h, 0, v[e->a]);
+			return rt_load(e->round, &h, 0);
+		}
 		return eval_op(e->op, e->type, v[e->a], e->b >= 0 ? v[e->b] : 0, e->c >= 0 ? v[e->c] : 0);
 	}
 	return 0;

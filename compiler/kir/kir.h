@@ -56,6 +56,9 @@ typedef struct {
 	int var;                /* KX_VAR */
 	int buf;                /* KX_LOAD */
 	int stream;             /* KX_RANDOM */
+	rt_dtype round;         /* KX_OP cast to KT_F32: round to this storage
+	                           dtype (F16, BF16) as a store and load would;
+	                           RT_F32: no rounding */
 } kir_expr;
 
 typedef struct {
@@ -112,6 +115,7 @@ int kir_var(kir_kernel *k, int var);
 int kir_load(kir_kernel *k, const kir_program *p, int buf, int index);
 int kir_op(kir_kernel *k, kir_type t, ir_opcode op, int a, int b, int c);
 int kir_mod(kir_kernel *k, int a, int b);
+int kir_cast(kir_kernel *k, kir_type t, int a, rt_dtype round);
 int kir_acc(kir_kernel *k, kir_type t);
 int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int stream);
 void kir_store_add(kir_kernel *k, int buf, int index, int value);

@@ -156,6 +156,8 @@ static int elemwise_value(lower *L, const ir_node *n, const int *idx)
 		broadcast_index(L, &n->shape, &N(L, n->in[k])->shape, idx, in);
 		v[k] = value_at(L, n->in[k], in);
 	}
+	if (n->op == OP_cast)
+		return kir_cast(L->k, kir_type_of(n->dtype), v[0], n->dtype);
 	return kir_op(L->k, kir_type_of(n->dtype), n->op, v[0], v[1], v[2]);
 }
 

@@ -1,0 +1,282 @@
+/* llvm_backend: target machines, modules of kernels, the O3 pipeline, the
+ * JIT and object files. The loop nest of one kernel is llvm_kernel.c.
+ *
+ * The vector width is chosen here from the target's features: 16 f32 lanes
+ * with AVX-512, 8 with AVX/AVX2, 4 otherwise (SSE, NEON). */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "llvm_backend.h"
+#include "llvm_internal.h"
+
+struct llvm_jit {
+	LLVMOrcLLJITRef jit;
+};
+
+int64_t llvm_kernel_rows(const kir_kernel *k)
+{
+	int64_t rows = 1;
+	for (int v = 0; v < k->rank - 1; v++)
+		rows *= k->ext[v];
+	return rows;
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_llvm(void)
+{
+	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeAsmPrinter();
+	LLVMInitializeNativeAsmParser();
+}
+
+/* f32 lanes for a CPU: from its feature string (host), else from its name. */
+static int lanes_for_cpu(const char *cpu, const char *features)
+{
+	static const char *avx512[] = { "x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake",
+	                                "cannonlake", "icelake", "tigerlake", "rocketlake",
+	                                "sapphirerapids", "emeraldrapids", "graniterapids",
+	                                "znver4", "znver5", "knl", "knm", NULL };
+	static const char *sse[] = { "x86-64", "x86-64-v2", "generic", "core2", "nehalem",
+	                             "westmere", "penryn", NULL };
+	if (features && *features)
+		return strstr(features, "+avx512f") ? 16 : strstr(features, "+avx,") || strstr(features, "+avx2") ? 8 : 4;
+	for (int i = 0; avx512[i]; i++)
+		if (!strncmp(cpu, avx512[i], strlen(avx512[i])))
+			return 16;
+	for (int i = 0; sse[i]; i++)
+		if (!strcmp(cpu, sse[i]))
+			return 4;
+	return 8;
+}
+
+static void set_err(char *err, size_t len, const char *what, const char *msg)
+{
+	snprintf(err, len, "llvm: %s%s%s", what, msg ? ": " : "", msg ? msg : "");
+}
+
+static int take_error(LLVMErrorRef e, char *err, size_t len, const char *what)
+{
+	if (!e)
+		return 0;
+	char *msg = LLVMGetErrorMessage(e);
+	set_err(err, len, what, msg);
+	LLVMDisposeErrorMessage(msg);
+	return -1;
+}
+
+/* A target machine for cpu (NULL or "native": this host) and its lanes. */
+static LLVMTargetMachineRef make_tm(const char *cpu, int *lanes, char *err, size_t errlen)
+{
+	pthread_once(&init_once, init_llvm);
+	int host = !cpu || !strcmp(cpu, "native");
+	char *triple = LLVMGetDefaultTargetTriple(), *msg = NULL;
+	LLVMTargetRef T;
+	LLVMTargetMachineRef tm = NULL;
+	if (LLVMGetTargetFromTriple(triple, &T, &msg)) {
+		set_err(err, errlen, "no target for this host", msg);
+		LLVMDisposeMessage(msg);
+		LLVMDisposeMessage(triple);
+		return NULL;
+	}
+	char *hcpu = host ? LLVMGetHostCPUName() : NULL, *hfeat = host ? LLVMGetHostCPUFeatures() : NULL;
+	tm = LLVMCreateTargetMachine(T, triple, host ? hcpu : cpu, host ? hfeat : "",
+	                             LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault);
+	if (!tm)
+		set_err(err, errlen, "cannot make a target machine for CPU", host ? hcpu : cpu);
+	*lanes = lanes_for_cpu(host ? hcpu : cpu, hfeat);
+	const char *force = getenv("DDPMC_LLVM_LANES");     /* tuning experiments only */
+	if (force && atoi(force) >= 1 && atoi(force) <= 64)
+		*lanes = atoi(force);
+	if (hcpu)
+		LLVMDisposeMessage(hcpu);
+	if (hfeat)
+		LLVMDisposeMessage(hfeat);
+	LLVMDisposeMessage(triple);
+	return tm;
+}
+
+static void prepare_module(LLVMModuleRef M, LLVMTargetMachineRef tm)
+{
+	char *triple = LLVMGetTargetMachineTriple(tm);
+	LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+	LLVMSetTarget(M, triple);
+	LLVMSetModuleDataLayout(M, dl);
+	LLVMDisposeTargetData(dl);
+	LLVMDisposeMessage(triple);
+}
+
+/* Verifies, then runs default<O3> for the target. */
+static int optimize(LLVMModuleRef M, LLVMTargetMachineRef tm, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (LLVMVerifyModule(M, LLVMReturnStatusAction, &msg)) {
+		set_err(err, errlen, "generated IR is invalid", msg);
+		if (getenv("DDPMC_LLVM_DUMP"))
+			LLVMDumpModule(M);
+		LLVMDisposeMessage(msg);
+		return -1;
+	}
+	LLVMDisposeMessage(msg);
+	LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+	int rc = take_error(LLVMRunPasses(M, "default<O3>", tm, opts), err, errlen, "optimization failed");
+	LLVMDisposePassBuilderOptions(opts);
+	if (getenv("DDPMC_LLVM_DUMP"))
+		LLVMDumpModule(M);
+	return rc;
+}
+
+static void kernel_symbol(char *buf, size_t len, int prog, int kn, const kir_kernel *k)
+{
+	snprintf(buf, len, "ddpmc_p%d_k%d_%s", prog, kn, k->name ? k->name : "");
+	for (char *c = buf; *c; c++)
+		if (!(*c == '_' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+			*c = '_';
+}
+
+static int emit_program(LLVMModuleRef M, kir_program *p, int prog, int lanes, LLVMValueRef *fns,
+                        char *err, size_t errlen)
+{
+	char name[160];
+	if (kir_verify(p, err, errlen) < 0)
+		return -1;
+	for (int n = 0; n < p->nk; n++) {
+		kernel_symbol(name, sizeof name, prog, n, &p->k[n]);
+		fns[n] = llvm_emit_kernel(M, p, &p->k[n], name, lanes);
+	}
+	return 0;
+}
+
+llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_t errlen)
+{
+	int lanes;
+	LLVMTargetMachineRef tm = make_tm(NULL, &lanes, err, errlen), jtm = NULL;
+	if (!tm)
+		return NULL;
+	LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+	LLVMModuleRef M = LLVMModuleCreateWithNameInContext(p->entry ? p->entry : "ddpmc",
+	                                                    LLVMOrcThreadSafeContextGetContext(tsc));
+	LLVMValueRef *fv = calloc((size_t)p->nk + 1, sizeof *fv);
+	llvm_jit *j = calloc(1, sizeof *j);
+	prepare_module(M, tm);
+	int rc = emit_program(M, p, 0, lanes, fv, err, errlen);
+	if (rc == 0)
+		rc = optimize(M, tm, err, errlen);
+	if (rc == 0 && !(jtm = make_tm(NULL, &lanes, err, errlen)))
+		rc = -1;
+	if (rc == 0) {
+		LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
+		LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
+		rc = take_error(LLVMOrcCreateLLJIT(&j->jit, b), err, errlen, "cannot create the JIT");
+	}
+	LLVMOrcJITDylibRef jd = rc == 0 ? LLVMOrcLLJITGetMainJITDylib(j->jit) : NULL;
+	if (rc == 0) {
+		LLVMOrcDefinitionGeneratorRef gen;
+		rc = take_error(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL),
+		                err, errlen, "cannot search the process for symbols");
+		if (rc == 0)
+			LLVMOrcJITDylibAddGenerator(jd, gen);
+	}
+	if (rc == 0) {
+		LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(M, tsc);
+		M = NULL;
+		rc = take_error(LLVMOrcLLJITAddLLVMIRModule(j->jit, jd, tsm), err, errlen, "cannot add the module");
+	}
+	for (int n = 0; rc == 0 && n < p->nk; n++) {
+		LLVMOrcExecutorAddress addr = 0;
+		char name[160];         /* the module is gone once compiled: names anew */
+		kernel_symbol(name, sizeof name, 0, n, &p->k[n]);
+		rc = take_error(LLVMOrcLLJITLookup(j->jit, &addr, name), err, errlen, "kernel lookup failed");
+		fns[n] = (llvm_kernel_fn)(uintptr_t)addr;
+	}
+	if (M)
+		LLVMDisposeModule(M);
+	LLVMOrcDisposeThreadSafeContext(tsc);
+	LLVMDisposeTargetMachine(tm);
+	free(fv);
+	if (rc < 0) {
+		llvm_jit_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+void llvm_jit_free(llvm_jit *j)
+{
+	if (!j)
+		return;
+	if (j->jit)
+		LLVMOrcDisposeLLJIT(j->jit);
+	free(j);
+}
+
+static LLVMValueRef add_global(LLVMModuleRef M, const char *name, LLVMValueRef init)
+{
+	LLVMValueRef g = LLVMAddGlobal(M, LLVMTypeOf(init), name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMExternalLinkage);
+	return g;
+}
+
+/* ddpmc_kernels[] (and ddpmc_nkernels), then the blobs. */
+static void add_tables(LLVMModuleRef M, LLVMValueRef *fns, int total, const llvm_blob *blobs, int nblobs)
+{
+	LLVMContextRef C = LLVMGetModuleContext(M);
+	LLVMTypeRef ptr = LLVMPointerTypeInContext(C, 0), i64 = LLVMInt64TypeInContext(C);
+	char name[512];
+	add_global(M, "ddpmc_kernels", LLVMConstArray2(ptr, fns, (uint64_t)total));
+	add_global(M, "ddpmc_nkernels", LLVMConstInt(i64, (unsigned long long)total, 0));
+	for (int b = 0; b < nblobs; b++) {
+		LLVMValueRef g = add_global(M, blobs[b].name,
+		                            LLVMConstStringInContext2(C, blobs[b].data ? blobs[b].data : "", blobs[b].len, 1));
+		LLVMSetAlignment(g, 64);
+		snprintf(name, sizeof name, "%s_len", blobs[b].name);
+		add_global(M, name, LLVMConstInt(i64, (unsigned long long)blobs[b].len, 0));
+	}
+}
+
+int llvm_emit_object(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
+                     const char *cpu, const char *path, char *err, size_t errlen)
+{
+	int lanes, total = 0, rc = 0;
+	LLVMTargetMachineRef tm = make_tm(cpu, &lanes, err, errlen);
+	if (!tm)
+		return -1;
+	LLVMContextRef C = LLVMContextCreate();
+	LLVMModuleRef M = LLVMModuleCreateWithNameInContext("ddpmc", C);
+	prepare_module(M, tm);
+	for (int i = 0; i < n; i++)
+		total += progs[i]->nk;
+	LLVMValueRef *fns = calloc((size_t)total + 1, sizeof *fns);
+	for (int i = 0, at = 0; rc == 0 && i < n; at += progs[i]->nk, i++)
+		rc = emit_program(M, progs[i], i, lanes, fns + at, err, errlen);
+	if (rc == 0) {
+		add_tables(M, fns, total, blobs, nblobs);
+		rc = optimize(M, tm, err, errlen);
+	}
+	char *msg = NULL;
+	if (rc == 0 && LLVMTargetMachineEmitToFile(tm, M, path, LLVMObjectFile, &msg)) {
+		set_err(err, errlen, "cannot write the object file", msg);
+		rc = -1;
+	}
+	if (msg)
+		LLVMDisposeMessage(msg);
+	free(fns);
+	LLVMDisposeModule(M);
+	LLVMContextDispose(C);
+	LLVMDisposeTargetMachine(tm);
+	return rc;
+}

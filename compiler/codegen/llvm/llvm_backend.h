@@ -1,0 +1,51 @@
+/* llvm_backend: the CPU code generator. Kernel IR (kir.h) -> LLVM IR ->
+ * native code, either JIT-compiled into this process (ORC LLJIT) or written
+ * as an object file for the standalone programs.
+ *
+ * Kernel ABI: void kN(void **bufs, int64_t row_begin, int64_t row_end).
+ * bufs[b] is the base of buffer b of the kernel's program (F32: float,
+ * F16/BF16: uint16_t, I32: int32_t). A row is one point of every domain var
+ * but the last; the last var runs fully inside a row. A kernel computes the
+ * domain rows [row_begin, row_end) and nothing else, so the runtime may split
+ * rows across threads freely. Results are kir_eval's (kir.c), up to FMA
+ * contraction and the math library's few ulp in exp/log/sin/cos/tanh.
+ *
+ * What is CPU-specific stays in this folder: the vector width (from the
+ * target's features), the register tile, the use of masked loads and
+ * gathers. See llvm_kernel.c for the loop nest. */
+#ifndef DDPMC_LLVM_BACKEND_H
+#define DDPMC_LLVM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kir.h"
+
+typedef void (*llvm_kernel_fn)(void **bufs, int64_t row_begin, int64_t row_end);
+
+/* Bytes embedded in an object file (weights, program metadata). */
+typedef struct {
+	const char *name;
+	const void *data;
+	size_t len;
+} llvm_blob;
+
+/* Rows of a kernel: the product of its domain extents except the last (1 for rank <= 1). */
+int64_t llvm_kernel_rows(const kir_kernel *k);
+
+/* Object file with every kernel of progs[0..n) in order, a global array
+ * `ddpmc_kernels` (pointers to them, in that order, across programs), and
+ * each blob as global `NAME` (const bytes) and `NAME_len` (int64).
+ * cpu: NULL or "native" = host CPU and features; otherwise an LLVM CPU name
+ * such as "x86-64-v3". Returns 0, or -1 with a message in err. */
+int llvm_emit_object(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
+                     const char *cpu, const char *path, char *err, size_t errlen);
+
+typedef struct llvm_jit llvm_jit;
+
+/* JIT (ORC LLJIT) for this host: fns[i] is kernel i of p (fns holds p->nk
+ * entries). Returns NULL with a message in err on failure. */
+llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_t errlen);
+void llvm_jit_free(llvm_jit *j);
+
+#endif

@@ -1,0 +1,14 @@
+/* llvm_internal: what the LLVM backend's files share (not a public header). */
+#ifndef DDPMC_LLVM_INTERNAL_H
+#define DDPMC_LLVM_INTERNAL_H
+
+#include <llvm-c/Core.h>
+
+#include "kir.h"
+
+/* Adds kernel k of p to M as function `name` with the kernel ABI of
+ * llvm_backend.h, vectorized over at most `lanes` f32 lanes. */
+LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_kernel *k,
+                              const char *name, int lanes);
+
+#endif

@@ -1,0 +1,1269 @@
+/* llvm_kernel: one kir kernel -> one LLVM function, the loop nest.
+ *
+ * requires: a verified kernel program (kir_verify).
+ * establishes: a function void name(void **bufs, int64_t rb, int64_t re)
+ *   computing rows [rb, re) of the kernel exactly as kir_eval does, but for
+ *   FMA contraction and the math library's error in exp/log/sin/cos/tanh.
+ *
+ *   for row r in [rb, re):                   coords of vars 0..rank-2 from r
+ *     [register tile: up to 4 rows that differ only in var u run together,
+ *      sharing every value that does not depend on u (copies)]
+ *     for x0 = 0, W, 2W, ... (full vectors), then one masked tail chunk:
+ *       lane l is the point x = x0 + l of the last domain var
+ *       acc[copy] = identity                 one vector per copy
+ *       for each reduction var (nested, in var order):
+ *         acc[copy] = red_op(acc[copy], red_value)    lane-wise, in order:
+ *                                            nothing is reassociated
+ *       stores
+ *
+ * Values inside a chunk are uniform (one scalar for all lanes), affine
+ * indices (lane l = base + l*stride; "exact" only while a run-time condition
+ * holds, which is how clamps that do not bind stay affine) or plain vectors.
+ * A load at an exact affine index of stride 1 is one vector load; at a
+ * uniform index a scalar load; otherwise a gather. A clamped affine index
+ * (conv padding) tests its condition at run time: vector load inside the
+ * image, gather at its borders.
+ *
+ * Dtypes: loads widen F16/BF16 to f32, stores round to the buffer's dtype
+ * (BF16 round-to-nearest-even on the bits as rt_f32_to_bf16, F16 by
+ * fptrunc). Float to integer conversions truncate toward zero and saturate
+ * (NaN -> 0, llvm.fptosi.sat); a float stored to an I32 buffer rounds half
+ * away from zero first, as rt_store does. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llvm_internal.h"
+
+enum { MAXCOPY = 4 };
+#define DEP_ACC (1u << 31)
+
+/* A value of one expression inside a chunk. An affine index with an
+ * `exact` condition came through clamps; when `bounded`, lane l is exactly
+ * min(max(s + l*stride, lo), hi) (lo, hi: NULL for none). */
+typedef struct {
+	LLVMValueRef s;         /* uniform: the value; affine: lane 0's value */
+	LLVMValueRef v;         /* the vector (made on demand for uniform and exact affine) */
+	LLVMValueRef exact;     /* affine: i1 condition under which lanes are s + l*stride; NULL: always */
+	LLVMValueRef lo, hi;    /* bounded: the clamp */
+	int uni, aff, set, bounded;
+	int64_t stride;
+} lval;
+
+typedef struct {
+	LLVMContextRef C;
+	LLVMModuleRef M;
+	LLVMBuilderRef B;
+	const kir_program *p;
+	const kir_kernel *k;
+	int W;                          /* lanes */
+	LLVMTypeRef i1, i16, i32, i64, f16, f32, f64, ptr;
+	LLVMValueRef fn;
+	LLVMValueRef *base;             /* per buffer: its base pointer */
+	LLVMValueRef var[KIR_MAXVAR];   /* scalar values; the vector var's is lane 0's */
+	LLVMValueRef uval[MAXCOPY];     /* the tiled var's value in each copy */
+	int vvar, uvar, ncopy, copy;
+	LLVMValueRef mask;              /* active lanes of the tail chunk; NULL: all */
+	int nact;
+	LLVMValueRef acc[MAXCOPY];
+	lval *cache[MAXCOPY];
+	unsigned *dep;                  /* per expression: bit v = uses var v; DEP_ACC */
+	char *inred;                    /* per expression: reachable from red_value */
+	unsigned redmask;
+} emitter;
+
+static lval *emit(emitter *em, int i);
+
+/* --- types and constants -------------------------------------------------- */
+
+static int is_vec(LLVMValueRef x)
+{
+	return LLVMGetTypeKind(LLVMTypeOf(x)) == LLVMVectorTypeKind;
+}
+
+/* Scalar type t, or its W-lane vector when `like` is a vector. */
+static LLVMTypeRef like(emitter *em, LLVMValueRef x, LLVMTypeRef t)
+{
+	return x && is_vec(x) ? LLVMVectorType(t, (unsigned)em->W) : t;
+}
+
+static LLVMTypeRef ktype(emitter *em, kir_type t)
+{
+	return t == KT_IDX ? em->i64 : t == KT_I32 ? em->i32 : em->f32;
+}
+
+static LLVMValueRef splat_const(emitter *em, LLVMValueRef c, int vec)
+{
+	if (!vec)
+		return c;
+	LLVMValueRef e[64];
+	for (int l = 0; l < em->W; l++)
+		e[l] = c;
+	return LLVMConstVector(e, (unsigned)em->W);
+}
+
+/* Integer constant of scalar type t, splatted when vec. */
+static LLVMValueRef kint(emitter *em, LLVMTypeRef t, int64_t v, int vec)
+{
+	return splat_const(em, LLVMConstInt(t, (unsigned long long)v, 1), vec);
+}
+
+static LLVMValueRef kreal(emitter *em, LLVMTypeRef t, double v, int vec)
+{
+	return splat_const(em, LLVMConstReal(t, v), vec);
+}
+
+static LLVMValueRef splat(emitter *em, LLVMValueRef s)
+{
+	if (LLVMIsConstant(s))
+		return splat_const(em, s, 1);
+	LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), (unsigned)em->W);
+	LLVMValueRef v = LLVMBuildInsertElement(em->B, LLVMGetPoison(vt), s, LLVMConstInt(em->i32, 0, 0), "");
+	return LLVMBuildShuffleVector(em->B, v, LLVMGetPoison(vt),
+	                              LLVMConstNull(LLVMVectorType(em->i32, (unsigned)em->W)), "splat");
+}
+
+/* <0, k, 2k, ...> of scalar type t. */
+static LLVMValueRef iota(emitter *em, LLVMTypeRef t, int64_t k)
+{
+	LLVMValueRef e[64];
+	for (int l = 0; l < em->W; l++)
+		e[l] = LLVMConstInt(t, (unsigned long long)(k * l), 1);
+	return LLVMConstVector(e, (unsigned)em->W);
+}
+
+static LLVMValueRef all_true(emitter *em)
+{
+	return kint(em, em->i1, 1, 1);
+}
+
+static LLVMValueRef intrin(emitter *em, const char *name, LLVMTypeRef *ov, int nov,
+                           LLVMValueRef *args, int nargs)
+{
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(em->M, id, ov, (size_t)nov);
+	LLVMTypeRef ft = LLVMIntrinsicGetType(em->C, id, ov, (size_t)nov);
+	return LLVMBuildCall2(em->B, ft, f, args, (unsigned)nargs, "");
+}
+
+static LLVMValueRef intrin1(emitter *em, const char *name, LLVMValueRef x)
+{
+	LLVMTypeRef t = LLVMTypeOf(x);
+	return intrin(em, name, &t, 1, &x, 1);
+}
+
+/* A libm function of one argument (f32 or f64), lane by lane on vectors. */
+static LLVMValueRef libm(emitter *em, const char *name, LLVMValueRef x)
+{
+	LLVMTypeRef t = is_vec(x) ? LLVMGetElementType(LLVMTypeOf(x)) : LLVMTypeOf(x);
+	LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
+	LLVMValueRef f = LLVMGetNamedFunction(em->M, name);
+	if (!f)
+		f = LLVMAddFunction(em->M, name, ft);
+	if (!is_vec(x))
+		return LLVMBuildCall2(em->B, ft, f, &x, 1, "");
+	LLVMValueRef r = LLVMGetPoison(LLVMTypeOf(x));
+	for (int l = 0; l < em->W; l++) {
+		LLVMValueRef li = LLVMConstInt(em->i32, (unsigned long long)l, 0);
+		LLVMValueRef a = LLVMBuildExtractElement(em->B, x, li, "");
+		r = LLVMBuildInsertElement(em->B, r, LLVMBuildCall2(em->B, ft, f, &a, 1, ""), li, "");
+	}
+	return r;
+}
+
+/* fadd/fsub/fmul may contract to FMA (the kernel IR allows it). */
+static LLVMValueRef contract(LLVMValueRef x)
+{
+	if (LLVMIsAInstruction(x) && LLVMCanValueUseFastMathFlags(x))
+		LLVMSetFastMathFlags(x, LLVMFastMathAllowContract);
+	return x;
+}
+
+/* --- conversions ----------------------------------------------------------- */
+
+/* Between compute types: ints to float exactly (sitofp), float to ints by
+ * truncation toward zero, saturating with NaN -> 0; i64 <-> i32 wraps. */
+static LLVMValueRef convert(emitter *em, LLVMValueRef x, kir_type from, kir_type to)
+{
+	if (from == to)
+		return x;
+	LLVMTypeRef dt = like(em, x, ktype(em, to));
+	if (to == KT_F32)
+		return LLVMBuildSIToFP(em->B, x, dt, "");
+	if (from == KT_F32) {
+		LLVMTypeRef ov[2] = { dt, LLVMTypeOf(x) };
+		return intrin(em, "llvm.fptosi.sat", ov, 2, &x, 1);
+	}
+	return to == KT_IDX ? LLVMBuildSExt(em->B, x, dt, "") : LLVMBuildTrunc(em->B, x, dt, "");
+}
+
+static LLVMValueRef nonzero(emitter *em, LLVMValueRef x, kir_type t)
+{
+	if (t == KT_F32)
+		return LLVMBuildFCmp(em->B, LLVMRealUNE, x, kreal(em, em->f32, 0, is_vec(x)), "");
+	return LLVMBuildICmp(em->B, LLVMIntNE, x, LLVMConstNull(LLVMTypeOf(x)), "");
+}
+
+static LLVMValueRef from_bool(emitter *em, LLVMValueRef b, kir_type t)
+{
+	LLVMTypeRef dt = like(em, b, ktype(em, t));
+	return t == KT_F32 ? LLVMBuildUIToFP(em->B, b, dt, "") : LLVMBuildZExt(em->B, b, dt, "");
+}
+
+static LLVMTypeRef storage_type(emitter *em, rt_dtype dt)
+{
+	return dt == RT_F32 ? em->f32 : dt == RT_I32 ? em->i32 : em->i16;
+}
+
+static LLVMValueRef from_storage(emitter *em, LLVMValueRef x, rt_dtype dt)
+{
+	switch (dt) {
+	case RT_F16:
+		x = LLVMBuildBitCast(em->B, x, like(em, x, em->f16), "");
+		return LLVMBuildFPExt(em->B, x, like(em, x, em->f32), "");
+	case RT_BF16:
+		x = LLVMBuildZExt(em->B, x, like(em, x, em->i32), "");
+		x = LLVMBuildShl(em->B, x, kint(em, em->i32, 16, is_vec(x)), "");
+		return LLVMBuildBitCast(em->B, x, like(em, x, em->f32), "");
+	default:
+		return x;
+	}
+}
+
+/* f32 -> bf16 as rt_f32_to_bf16: NaN keeps its top bits and turns quiet;
+ * otherwise add 0x7fff plus the lowest kept bit (ties to even). */
+static LLVMValueRef to_bf16(emitter *em, LLVMValueRef x)
+{
+	int vec = is_vec(x);
+	LLVMBuilderRef B = em->B;
+	LLVMValueRef u = LLVMBuildBitCast(B, x, like(em, x, em->i32), "");
+	LLVMValueRef mag = LLVMBuildAnd(B, u, kint(em, em->i32, 0x7fffffff, vec), "");
+	LLVMValueRef nan = LLVMBuildICmp(B, LLVMIntUGT, mag, kint(em, em->i32, 0x7f800000, vec), "");
+	LLVMValueRef hi = LLVMBuildLShr(B, u, kint(em, em->i32, 16, vec), "");
+	LLVMValueRef qnan = LLVMBuildOr(B, hi, kint(em, em->i32, 0x40, vec), "");
+	LLVMValueRef odd = LLVMBuildAnd(B, hi, kint(em, em->i32, 1, vec), "");
+	LLVMValueRef r = LLVMBuildAdd(B, u, LLVMBuildAdd(B, odd, kint(em, em->i32, 0x7fff, vec), ""), "");
+	r = LLVMBuildSelect(B, nan, qnan, LLVMBuildLShr(B, r, kint(em, em->i32, 16, vec), ""), "");
+	return LLVMBuildTrunc(B, r, like(em, x, em->i16), "");
+}
+
+static LLVMValueRef to_storage(emitter *em, LLVMValueRef x, rt_dtype dt)
+{
+	switch (dt) {
+	case RT_F16:
+		x = LLVMBuildFPTrunc(em->B, x, like(em, x, em->f16), "");
+		return LLVMBuildBitCast(em->B, x, like(em, x, em->i16), "");
+	case RT_BF16:
+		return to_bf16(em, x);
+	default:
+		return x;
+	}
+}
+
+/* A value of type `from` as the compute type of a buffer of dtype dt; a
+ * float stored to an int buffer rounds half away from zero (rt_store). */
+static LLVMValueRef to_buffer_type(emitter *em, LLVMValueRef x, kir_type from, rt_dtype dt)
+{
+	kir_type to = kir_type_of(dt);
+	if (from == KT_F32 && to == KT_I32)
+		x = intrin1(em, "llvm.round", x);
+	return convert(em, x, from, to);
+}
+
+/* --- arithmetic --------------------------------------------------------------- */
+
+/* max/min as kir_eval: NaN in either operand gives NaN. */
+static LLVMValueRef fminmax(emitter *em, ir_opcode op, LLVMValueRef a, LLVMValueRef b)
+{
+	LLVMValueRef pick = LLVMBuildFCmp(em->B, op == OP_max ? LLVMRealOGT : LLVMRealOLT, a, b, "");
+	LLVMValueRef r = LLVMBuildSelect(em->B, pick, a, b, "");
+	return LLVMBuildSelect(em->B, LLVMBuildFCmp(em->B, LLVMRealUNO, a, a, ""), a, r, "");
+}
+
+static LLVMValueRef fop(emitter *em, ir_opcode op, LLVMValueRef a, LLVMValueRef b)
+{
+	LLVMBuilderRef B = em->B;
+	LLVMValueRef one = kreal(em, em->f32, 1, is_vec(a));
+	switch (op) {
+	case OP_neg: return LLVMBuildFNeg(B, a, "");
+	case OP_exp: return libm(em, "expf", a);
+	case OP_log: return libm(em, "logf", a);
+	case OP_sqrt: return intrin1(em, "llvm.sqrt", a);
+	case OP_rsqrt: return LLVMBuildFDiv(B, one, intrin1(em, "llvm.sqrt", a), "");
+	case OP_sin: return libm(em, "sinf", a);
+	case OP_cos: return libm(em, "cosf", a);
+	case OP_tanh: return libm(em, "tanhf", a);
+	case OP_sigmoid:
+		return LLVMBuildFDiv(B, one, LLVMBuildFAdd(B, one, libm(em, "expf", LLVMBuildFNeg(B, a, "")), ""), "");
+	case OP_abs: return intrin1(em, "llvm.fabs", a);
+	case OP_add: return contract(LLVMBuildFAdd(B, a, b, ""));
+	case OP_sub: return contract(LLVMBuildFSub(B, a, b, ""));
+	case OP_mul: return contract(LLVMBuildFMul(B, a, b, ""));
+	case OP_div: return LLVMBuildFDiv(B, a, b, "");
+	case OP_max: case OP_min: return fminmax(em, op, a, b);
+	default: abort();
+	}
+}
+
+static int const_int(LLVMValueRef s, int64_t *c)
+{
+	if (!LLVMIsAConstantInt(s))
+		return 0;
+	*c = LLVMConstIntGetSExtValue(s);
+	return 1;
+}
+
+/* A divisor that cannot trap: zero becomes one (the kernel IR divides
+ * indices by positive constants only; this guards integer tensors). */
+static LLVMValueRef safe_divisor(emitter *em, LLVMValueRef b)
+{
+	int64_t c;
+	if (const_int(b, &c) && c != 0)
+		return b;
+	LLVMTypeRef t = LLVMTypeOf(b);
+	LLVMValueRef one = is_vec(b) ? kint(em, LLVMGetElementType(t), 1, 1) : LLVMConstInt(t, 1, 0);
+	LLVMValueRef zero = LLVMBuildICmp(em->B, LLVMIntEQ, b, LLVMConstNull(t), "");
+	return LLVMBuildSelect(em->B, zero, one, b, "");
+}
+
+static LLVMValueRef iop(emitter *em, ir_opcode op, kir_type t, LLVMValueRef a, LLVMValueRef b)
+{
+	LLVMBuilderRef B = em->B;
+	switch (op) {
+	case OP_neg: return LLVMBuildNeg(B, a, "");
+	case OP_abs:
+		return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, LLVMConstNull(LLVMTypeOf(a)), ""),
+		                       LLVMBuildNeg(B, a, ""), a, "");
+	case OP_add: return LLVMBuildAdd(B, a, b, "");
+	case OP_sub: return LLVMBuildSub(B, a, b, "");
+	case OP_mul: return LLVMBuildMul(B, a, b, "");
+	case OP_div: return LLVMBuildSDiv(B, a, safe_divisor(em, b), "");
+	case OP_max: case OP_min:
+		return LLVMBuildSelect(B, LLVMBuildICmp(B, op == OP_max ? LLVMIntSGT : LLVMIntSLT, a, b, ""), a, b, "");
+	default:
+		/* transcendental ops on integers: in f32, truncated back */
+		return convert(em, fop(em, op, convert(em, a, t, KT_F32), b ? convert(em, b, t, KT_F32) : NULL),
+		               KT_F32, t);
+	}
+}
+
+/* Any elementwise op on scalars or vectors; operands have types ta, tb, tc. */
+static LLVMValueRef build_op(emitter *em, ir_opcode op, kir_type t, LLVMValueRef a, kir_type ta,
+                             LLVMValueRef b, kir_type tb, LLVMValueRef c, kir_type tc)
+{
+	switch (op) {
+	case OP_lt: case OP_le: case OP_eq: {
+		kir_type w = ta == KT_F32 || tb == KT_F32 ? KT_F32 : ta == KT_IDX || tb == KT_IDX ? KT_IDX : KT_I32;
+		a = convert(em, a, ta, w);
+		b = convert(em, b, tb, w);
+		LLVMValueRef r = w == KT_F32
+		        ? LLVMBuildFCmp(em->B, op == OP_lt ? LLVMRealOLT : op == OP_le ? LLVMRealOLE : LLVMRealOEQ, a, b, "")
+		        : LLVMBuildICmp(em->B, op == OP_lt ? LLVMIntSLT : op == OP_le ? LLVMIntSLE : LLVMIntEQ, a, b, "");
+		return from_bool(em, r, t);
+	}
+	case OP_select:
+		return LLVMBuildSelect(em->B, nonzero(em, a, ta), convert(em, b, tb, t), convert(em, c, tc, t), "");
+	case OP_cast:
+		return convert(em, a, ta, t);
+	default:
+		a = convert(em, a, ta, t);
+		b = b ? convert(em, b, tb, t) : NULL;
+		return t == KT_F32 ? fop(em, op, a, b) : iop(em, op, t, a, b);
+	}
+}
+
+/* --- values --------------------------------------------------------------------- */
+
+static LLVMValueRef as_vec(emitter *em, lval *x)
+{
+	if (!x->v)
+		x->v = x->uni ? splat(em, x->s)
+		       : LLVMBuildAdd(em->B, splat(em, x->s), iota(em, em->i64, x->stride), "");
+	return x->v;
+}
+
+static LLVMValueRef and_cond(emitter *em, LLVMValueRef a, LLVMValueRef b)
+{
+	return !a ? b : !b ? a : LLVMBuildAnd(em->B, a, b, "");
+}
+
+/* Affine form of an index operand: uniform is stride 0. */
+static int affine_of(const lval *x, LLVMValueRef *s, int64_t *k, LLVMValueRef *ex)
+{
+	if (x->uni) {
+		*s = x->s, *k = 0, *ex = NULL;
+		return 1;
+	}
+	if (!x->aff)
+		return 0;
+	*s = x->s, *k = x->stride, *ex = x->exact;
+	return 1;
+}
+
+static int bounds_known(const lval *x)
+{
+	return x->uni || !x->exact || x->bounded;
+}
+
+/* Carries clamp bounds through add/sub of a uniform, multiplication by a
+ * positive constant, and one max then one min (lower.c's clamp). */
+static void track_bounds(emitter *em, ir_opcode op, lval *a, lval *b, lval *r)
+{
+	LLVMBuilderRef B = em->B;
+	int ba = a->lo || a->hi, bb = b->lo || b->hi;
+	int64_t c;
+	r->bounded = 0, r->lo = r->hi = NULL;
+	if (!bounds_known(a) || !bounds_known(b) || (ba && bb))
+		return;
+	if (!ba && !bb) {
+		r->bounded = op != OP_min && op != OP_max ? 1 : a->uni || b->uni;
+		if (op == OP_min)
+			r->hi = a->uni ? a->s : b->s;
+		if (op == OP_max)
+			r->lo = a->uni ? a->s : b->s;
+		return;
+	}
+	lval *A = ba ? a : b, *U = ba ? b : a;
+	if (!U->uni)
+		return;
+	switch (op) {
+	case OP_add:
+		r->lo = A->lo ? LLVMBuildAdd(B, A->lo, U->s, "") : NULL;
+		r->hi = A->hi ? LLVMBuildAdd(B, A->hi, U->s, "") : NULL;
+		break;
+	case OP_sub:
+		if (A != a)
+			return;
+		r->lo = A->lo ? LLVMBuildSub(B, A->lo, U->s, "") : NULL;
+		r->hi = A->hi ? LLVMBuildSub(B, A->hi, U->s, "") : NULL;
+		break;
+	case OP_mul:
+		if (!const_int(U->s, &c) || c <= 0)
+			return;
+		r->lo = A->lo ? LLVMBuildMul(B, A->lo, U->s, "") : NULL;
+		r->hi = A->hi ? LLVMBuildMul(B, A->hi, U->s, "") : NULL;
+		break;
+	case OP_min:
+		if (A->hi)
+			return;
+		r->lo = A->lo, r->hi = U->s;
+		break;
+	default:
+		return;
+	}
+	r->bounded = 1;
+}
+
+/* add, sub, mul by a constant, and min/max against a uniform bound keep an
+ * index affine; a bound makes it exact only while no active lane crosses it. */
+static int try_affine(emitter *em, ir_opcode op, lval *a, lval *b, lval *r)
+{
+	LLVMBuilderRef B = em->B;
+	LLVMValueRef sa, sb, ea, eb;
+	int64_t ka, kb, c;
+	if (!b || !affine_of(a, &sa, &ka, &ea) || !affine_of(b, &sb, &kb, &eb))
+		return 0;
+	switch (op) {
+	case OP_add: r->s = LLVMBuildAdd(B, sa, sb, ""), r->stride = ka + kb; break;
+	case OP_sub: r->s = LLVMBuildSub(B, sa, sb, ""), r->stride = ka - kb; break;
+	case OP_mul:
+		if (kb == 0 && !eb && const_int(sb, &c))
+			r->s = LLVMBuildMul(B, sa, sb, ""), r->stride = ka * c;
+		else if (ka == 0 && !ea && const_int(sa, &c))
+			r->s = LLVMBuildMul(B, sa, sb, ""), r->stride = kb * c, ea = eb, eb = NULL;
+		else
+			return 0;
+		break;
+	case OP_min: case OP_max: {
+		if ((ka == 0) == (kb == 0) || (ka == 0 ? ea : eb))
+			return 0;
+		LLVMValueRef s = ka ? sa : sb, u = ka ? sb : sa;
+		int64_t k = ka ? ka : kb;
+		/* min: the largest active lane stays <= u; max: the smallest >= u */
+		int want_hi = op == OP_min;
+		int64_t off = (want_hi == (k > 0)) ? (int64_t)(em->nact - 1) * k : 0;
+		LLVMValueRef edge = LLVMBuildAdd(B, s, LLVMConstInt(em->i64, (unsigned long long)off, 1), "");
+		LLVMValueRef ok = LLVMBuildICmp(B, want_hi ? LLVMIntSLE : LLVMIntSGE, edge, u, "");
+		r->s = s, r->stride = k;
+		ea = and_cond(em, ka ? ea : eb, ok), eb = NULL;
+		break;
+	}
+	default:
+		return 0;
+	}
+	r->exact = and_cond(em, ea, eb);
+	r->aff = 1;
+	track_bounds(em, op, a, b, r);
+	if (r->stride == 0 && !r->exact)
+		r->uni = 1, r->aff = 0;
+	return 1;
+}
+
+/* lt/le/eq between exact affine indices: lane l compares l*(ka-kb) with
+ * sb-sa, in i32 lanes after clamping the scalar side to a range that keeps
+ * every lane's answer. */
+static int try_affine_cmp(emitter *em, ir_opcode op, kir_type t, lval *a, lval *b, lval *r)
+{
+	LLVMValueRef sa, sb, ea, eb;
+	int64_t ka, kb;
+	if ((op != OP_lt && op != OP_le && op != OP_eq) || !affine_of(a, &sa, &ka, &ea) ||
+	    !affine_of(b, &sb, &kb, &eb) || ea || eb)
+		return 0;
+	int64_t K = ka - kb, lim = (int64_t)em->W * (K < 0 ? -K : K) + 1;
+	LLVMBuilderRef B = em->B;
+	LLVMValueRef d = LLVMBuildSub(B, sb, sa, "");
+	LLVMValueRef lo = LLVMConstInt(em->i64, (unsigned long long)-lim, 1), hi = LLVMConstInt(em->i64, (unsigned long long)lim, 1);
+	d = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, d, lo, ""), lo, d, "");
+	d = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, d, hi, ""), hi, d, "");
+	LLVMValueRef dv = splat(em, LLVMBuildTrunc(B, d, em->i32, ""));
+	LLVMValueRef cmp = LLVMBuildICmp(B, op == OP_lt ? LLVMIntSLT : op == OP_le ? LLVMIntSLE : LLVMIntEQ,
+	                                 iota(em, em->i32, K), dv, "");
+	r->v = from_bool(em, cmp, t);
+	return 1;
+}
+
+static lval emit_op_value(emitter *em, const kir_expr *e);
+
+/* A cast to f32 that stands for a store to f16/bf16 rounds like one. */
+static lval emit_op(emitter *em, const kir_expr *e)
+{
+	lval r = emit_op_value(em, e);
+	if (e->op != OP_cast || e->round == RT_F32)
+		return r;
+	if (r.uni)
+		r.s = from_storage(em, to_storage(em, r.s, e->round), e->round);
+	else {
+		r.v = from_storage(em, to_storage(em, as_vec(em, &r), e->round), e->round);
+		r.aff = 0;
+	}
+	return r;
+}
+
+static lval emit_op_value(emitter *em, const kir_expr *e)
+{
+	const kir_kernel *k = em->k;
+	int ids[3] = { e->a, e->b, e->c };
+	lval *o[3] = { NULL, NULL, NULL }, r = { 0 };
+	kir_type ot[3] = { KT_F32, KT_F32, KT_F32 };
+	int uni = 1;
+	for (int j = 0; j < 3; j++)
+		if (ids[j] >= 0) {
+			o[j] = emit(em, ids[j]);
+			ot[j] = k->x[ids[j]].type;
+			uni &= o[j]->uni;
+		}
+	if (uni) {
+		r.uni = 1;
+		r.s = build_op(em, e->op, e->type, o[0]->s, ot[0], o[1] ? o[1]->s : NULL, ot[1],
+		               o[2] ? o[2]->s : NULL, ot[2]);
+		return r;
+	}
+	int idx_args = ot[0] == KT_IDX && (!o[1] || ot[1] == KT_IDX) && !o[2];
+	if (idx_args && e->type == KT_IDX && try_affine(em, e->op, o[0], o[1], &r) && (r.uni || !r.exact))
+		return r;
+	if (idx_args && o[1] && try_affine_cmp(em, e->op, e->type, o[0], o[1], &r))
+		return r;
+	LLVMValueRef v[3] = { NULL, NULL, NULL };
+	for (int j = 0; j < 3; j++)
+		v[j] = o[j] ? as_vec(em, o[j]) : NULL;
+	r.v = build_op(em, e->op, e->type, v[0], ot[0], v[1], ot[1], v[2], ot[2]);
+	return r;
+}
+
+/* --- memory ------------------------------------------------------------------------ */
+
+/* Element alignment of a storage type (f32, i32: 4; i16: 2). */
+static unsigned align_of(emitter *em, LLVMTypeRef st)
+{
+	return st == em->i16 ? 2 : 4;
+}
+
+static LLVMValueRef vload(emitter *em, LLVMTypeRef st, LLVMValueRef ptr)
+{
+	LLVMTypeRef vt = LLVMVectorType(st, (unsigned)em->W);
+	unsigned align = align_of(em, st);
+	if (!em->mask) {
+		LLVMValueRef x = LLVMBuildLoad2(em->B, vt, ptr, "");
+		LLVMSetAlignment(x, align);
+		return x;
+	}
+	LLVMTypeRef ov[2] = { vt, em->ptr };
+	LLVMValueRef args[4] = { ptr, LLVMConstInt(em->i32, align, 0), em->mask, LLVMGetPoison(vt) };
+	return intrin(em, "llvm.masked.load", ov, 2, args, 4);
+}
+
+static LLVMValueRef gather(emitter *em, LLVMTypeRef st, LLVMValueRef base, LLVMValueRef idx)
+{
+	LLVMTypeRef vt = LLVMVectorType(st, (unsigned)em->W);
+	LLVMValueRef ptrs = LLVMBuildGEP2(em->B, st, base, &idx, 1, "");
+	LLVMTypeRef ov[2] = { vt, LLVMTypeOf(ptrs) };
+	LLVMValueRef args[4] = { ptrs, LLVMConstInt(em->i32, align_of(em, st), 0),
+	                         em->mask ? em->mask : all_true(em), LLVMGetPoison(vt) };
+	return intrin(em, "llvm.masked.gather", ov, 2, args, 4);
+}
+
+static LLVMValueRef element(emitter *em, LLVMTypeRef st, LLVMValueRef base, LLVMValueRef i)
+{
+	return LLVMBuildGEP2(em->B, st, base, &i, 1, "");
+}
+
+/* A clamped affine index: vector access while its condition holds, the
+ * general (gather/scatter) path otherwise. Returns the phi of both
+ * results (NULL for stores). */
+typedef LLVMValueRef (*access_fn)(emitter *em, void *ctx, int fast);
+
+static LLVMValueRef guarded(emitter *em, LLVMValueRef cond, access_fn f, void *ctx)
+{
+	LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(em->C, em->fn, "vec");
+	LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(em->C, em->fn, "gather");
+	LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(em->C, em->fn, "join");
+	LLVMBuildCondBr(em->B, cond, fast, slow);
+	LLVMPositionBuilderAtEnd(em->B, fast);
+	LLVMValueRef a = f(em, ctx, 1);
+	LLVMBasicBlockRef fast_end = LLVMGetInsertBlock(em->B);
+	LLVMBuildBr(em->B, join);
+	LLVMPositionBuilderAtEnd(em->B, slow);
+	LLVMValueRef b = f(em, ctx, 0);
+	LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(em->B);
+	LLVMBuildBr(em->B, join);
+	LLVMPositionBuilderAtEnd(em->B, join);
+	if (!a)
+		return NULL;
+	LLVMValueRef phi = LLVMBuildPhi(em->B, LLVMTypeOf(a), "");
+	LLVMValueRef vals[2] = { a, b };
+	LLVMBasicBlockRef blocks[2] = { fast_end, slow_end };
+	LLVMAddIncoming(phi, vals, blocks, 2);
+	return phi;
+}
+
+typedef struct {
+	LLVMTypeRef st;
+	LLVMValueRef base, value;
+	lval *ix;
+} access;
+
+/* Lanes l with l `pred` d (d an i64 scalar), compared in i32 lanes after
+ * clamping d to a range that keeps every lane's answer. */
+static LLVMValueRef lanes_where(emitter *em, LLVMIntPredicate pred, LLVMValueRef d)
+{
+	LLVMBuilderRef B = em->B;
+	LLVMValueRef lo = LLVMConstInt(em->i64, (unsigned long long)-(em->W + 1), 1);
+	LLVMValueRef hi = LLVMConstInt(em->i64, (unsigned long long)(em->W + 1), 1);
+	d = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, d, lo, ""), lo, d, "");
+	d = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, d, hi, ""), hi, d, "");
+	return LLVMBuildICmp(B, pred, iota(em, em->i32, 1), splat(em, LLVMBuildTrunc(B, d, em->i32, "")), "");
+}
+
+/* A load at min(max(s + l, lo), hi): a masked vector load of the lanes
+ * inside the bounds, the two bound elements broadcast to the others (both
+ * are elements the kernel IR may load: a clamp's bounds are in range). */
+static LLVMValueRef clamped_load(emitter *em, access *a)
+{
+	LLVMBuilderRef B = em->B;
+	lval *ix = a->ix;
+	LLVMValueRef mid = em->mask ? em->mask : all_true(em), below = NULL, above = NULL;
+	if (ix->lo) {
+		below = lanes_where(em, LLVMIntSLT, LLVMBuildSub(B, ix->lo, ix->s, ""));
+		mid = LLVMBuildAnd(B, mid, LLVMBuildNot(B, below, ""), "");
+	}
+	if (ix->hi) {
+		above = lanes_where(em, LLVMIntSGT, LLVMBuildSub(B, ix->hi, ix->s, ""));
+		mid = LLVMBuildAnd(B, mid, LLVMBuildNot(B, above, ""), "");
+	}
+	LLVMValueRef saved = em->mask;
+	em->mask = mid;
+	LLVMValueRef v = vload(em, a->st, element(em, a->st, a->base, ix->s));
+	em->mask = saved;
+	if (below) {
+		LLVMValueRef at = ix->lo;
+		if (ix->hi)
+			at = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, ix->hi, at, ""), ix->hi, at, "");
+		v = LLVMBuildSelect(B, below, splat(em, LLVMBuildLoad2(B, a->st, element(em, a->st, a->base, at), "")), v, "");
+	}
+	if (above)
+		v = LLVMBuildSelect(B, above, splat(em, LLVMBuildLoad2(B, a->st, element(em, a->st, a->base, ix->hi), "")), v, "");
+	return v;
+}
+
+static LLVMValueRef load_access(emitter *em, void *ctx, int fast)
+{
+	access *a = ctx;
+	if (fast)
+		return vload(em, a->st, element(em, a->st, a->base, a->ix->s));
+	if (a->ix->aff && a->ix->stride == 1 && a->ix->exact && a->ix->bounded)
+		return clamped_load(em, a);
+	return gather(em, a->st, a->base, as_vec(em, a->ix));
+}
+
+static lval emit_load(emitter *em, const kir_expr *e)
+{
+	rt_dtype dt = em->p->buf[e->buf].dtype;
+	access a = { storage_type(em, dt), em->base[e->buf], NULL, emit(em, e->a) };
+	lval r = { 0 };
+	if (a.ix->uni) {
+		r.uni = 1;
+		r.s = from_storage(em, LLVMBuildLoad2(em->B, a.st, element(em, a.st, a.base, a.ix->s), ""), dt);
+		return r;
+	}
+	LLVMValueRef v;
+	if (a.ix->aff && a.ix->stride == 1 && !a.ix->exact)
+		v = load_access(em, &a, 1);
+	else if (a.ix->aff && a.ix->stride == 1)
+		v = guarded(em, a.ix->exact, load_access, &a);
+	else
+		v = load_access(em, &a, 0);
+	r.v = from_storage(em, v, dt);
+	return r;
+}
+
+static LLVMValueRef store_access(emitter *em, void *ctx, int fast)
+{
+	access *a = ctx;
+	LLVMTypeRef st = a->st;
+	unsigned align = align_of(em, st);
+	if (fast && !em->mask) {
+		LLVMValueRef s = LLVMBuildStore(em->B, a->value, element(em, st, a->base, a->ix->s));
+		LLVMSetAlignment(s, align);
+		return NULL;
+	}
+	LLVMValueRef p = fast ? element(em, st, a->base, a->ix->s)
+	                      : LLVMBuildGEP2(em->B, st, a->base, (LLVMValueRef[]){ as_vec(em, a->ix) }, 1, "");
+	LLVMTypeRef ov[2] = { LLVMTypeOf(a->value), LLVMTypeOf(p) };
+	LLVMValueRef args[4] = { a->value, p, LLVMConstInt(em->i32, align, 0), em->mask ? em->mask : all_true(em) };
+	intrin(em, fast ? "llvm.masked.store" : "llvm.masked.scatter", ov, 2, args, 4);
+	return NULL;
+}
+
+static void emit_store(emitter *em, const kir_store *s)
+{
+	rt_dtype dt = em->p->buf[s->buf].dtype;
+	lval *val = emit(em, s->value);
+	access a = { storage_type(em, dt), em->base[s->buf], NULL, emit(em, s->index) };
+	kir_type vt = em->k->x[s->value].type;
+	if (a.ix->uni) {                /* every lane writes one place: the last active lane wins */
+		LLVMValueRef x = val->uni ? val->s
+		                 : LLVMBuildExtractElement(em->B, as_vec(em, val),
+		                                           LLVMConstInt(em->i32, (unsigned)em->nact - 1, 0), "");
+		x = to_storage(em, to_buffer_type(em, x, vt, dt), dt);
+		LLVMBuildStore(em->B, x, element(em, a.st, a.base, a.ix->s));
+		return;
+	}
+	a.value = to_storage(em, to_buffer_type(em, as_vec(em, val), vt, dt), dt);
+	if (a.ix->aff && a.ix->stride == 1 && !a.ix->exact)
+		store_access(em, &a, 1);
+	else if (a.ix->aff && a.ix->stride == 1)
+		guarded(em, a.ix->exact, store_access, &a);
+	else
+		store_access(em, &a, 0);
+}
+
+/* --- random numbers (runtime/philox.h, THE CONTRACT) ---------------------------- */
+
+static LLVMValueRef mulhilo(emitter *em, LLVMValueRef c, uint32_t m, LLVMValueRef *lo)
+{
+	int vec = is_vec(c);
+	LLVMValueRef p = LLVMBuildMul(em->B, LLVMBuildZExt(em->B, c, like(em, c, em->i64), ""),
+	                              kint(em, em->i64, m, vec), "");
+	*lo = LLVMBuildTrunc(em->B, p, like(em, c, em->i32), "");
+	return LLVMBuildTrunc(em->B, LLVMBuildLShr(em->B, p, kint(em, em->i64, 32, vec), ""),
+	                      like(em, c, em->i32), "");
+}
+
+/* Philox4x32-10 on ctr c[4] with key (k0, k1): in place. */
+static void philox(emitter *em, LLVMValueRef c[4], LLVMValueRef k0, LLVMValueRef k1)
+{
+	LLVMBuilderRef B = em->B;
+	int vec = is_vec(c[0]);
+	for (int r = 0; r < 10; r++) {
+		if (r) {
+			k0 = LLVMBuildAdd(B, k0, kint(em, em->i32, 0x9E3779B9u, vec), "");
+			k1 = LLVMBuildAdd(B, k1, kint(em, em->i32, 0xBB67AE85u, vec), "");
+		}
+		LLVMValueRef lo0, lo1;
+		LLVMValueRef hi0 = mulhilo(em, c[0], 0xD2511F53u, &lo0);
+		LLVMValueRef hi1 = mulhilo(em, c[2], 0xCD9E8D57u, &lo1);
+		LLVMValueRef n0 = LLVMBuildXor(B, LLVMBuildXor(B, hi1, c[1], ""), k0, "");
+		LLVMValueRef n2 = LLVMBuildXor(B, LLVMBuildXor(B, hi0, c[3], ""), k1, "");
+		c[0] = n0, c[1] = lo1, c[2] = n2, c[3] = lo0;
+	}
+}
+
+/* rt_u32_to_uniform: ((x >> 8) + 1) * 2^-24, exact in f32. */
+static LLVMValueRef u32_to_uniform(emitter *em, LLVMValueRef x)
+{
+	int vec = is_vec(x);
+	x = LLVMBuildAdd(em->B, LLVMBuildLShr(em->B, x, kint(em, em->i32, 8, vec), ""), kint(em, em->i32, 1, vec), "");
+	x = LLVMBuildUIToFP(em->B, x, like(em, x, em->f32), "");
+	return LLVMBuildFMul(em->B, x, kreal(em, em->f32, 0x1p-24, vec), "");
+}
+
+/* Box-Muller as rt_box_muller, in double: z = r cos(2 pi u2) on even
+ * lanes of the pair, r sin(2 pi u2) on odd ones. */
+static LLVMValueRef box_muller(emitter *em, LLVMValueRef a, LLVMValueRef b, LLVMValueRef odd)
+{
+	LLVMBuilderRef B = em->B;
+	int vec = is_vec(a);
+	LLVMTypeRef dt = like(em, a, em->f64);
+	LLVMValueRef u1 = LLVMBuildFPExt(B, u32_to_uniform(em, a), dt, "");
+	LLVMValueRef u2 = LLVMBuildFPExt(B, u32_to_uniform(em, b), dt, "");
+	LLVMValueRef r = intrin1(em, "llvm.sqrt", LLVMBuildFMul(B, kreal(em, em->f64, -2.0, vec), libm(em, "log", u1), ""));
+	LLVMValueRef t = LLVMBuildFMul(B, kreal(em, em->f64, 6.283185307179586476925286766559, vec), u2, "");
+	LLVMValueRef z0 = LLVMBuildFMul(B, r, libm(em, "cos", t), "");
+	LLVMValueRef z1 = LLVMBuildFMul(B, r, libm(em, "sin", t), "");
+	return LLVMBuildFPTrunc(B, LLVMBuildSelect(B, odd, z1, z0, ""), like(em, a, em->f32), "");
+}
+
+/* Element `elem` of stream (seed, (uint32)step << 16 | stream). */
+static LLVMValueRef random_value(emitter *em, ir_opcode op, int stream, LLVMValueRef elem,
+                                 LLVMValueRef seed, LLVMValueRef step)
+{
+	LLVMBuilderRef B = em->B;
+	int vec = is_vec(elem);
+	LLVMTypeRef t32 = like(em, elem, em->i32);
+	LLVMValueRef q = LLVMBuildLShr(B, elem, kint(em, em->i64, 2, vec), "");
+	LLVMValueRef lane = LLVMBuildTrunc(B, LLVMBuildAnd(B, elem, kint(em, em->i64, 3, vec), ""), t32, "");
+	LLVMValueRef s64 = LLVMBuildShl(B, LLVMBuildZExt(B, step, like(em, elem, em->i64), ""), kint(em, em->i64, 16, vec), "");
+	s64 = LLVMBuildOr(B, s64, kint(em, em->i64, (uint16_t)stream, vec), "");
+	LLVMValueRef c[4] = {
+		LLVMBuildTrunc(B, q, t32, ""),
+		LLVMBuildTrunc(B, LLVMBuildLShr(B, q, kint(em, em->i64, 32, vec), ""), t32, ""),
+		LLVMBuildTrunc(B, s64, t32, ""),
+		LLVMBuildTrunc(B, LLVMBuildLShr(B, s64, kint(em, em->i64, 32, vec), ""), t32, ""),
+	};
+	philox(em, c, seed, kint(em, em->i32, 0, vec));
+	LLVMValueRef is[4];
+	for (int l = 0; l < 4; l++)
+		is[l] = LLVMBuildICmp(B, LLVMIntEQ, lane, kint(em, em->i32, l, vec), "");
+	if (op == OP_rng_uniform) {
+		LLVMValueRef w = LLVMBuildSelect(B, is[2], c[2], c[3], "");
+		w = LLVMBuildSelect(B, is[1], c[1], w, "");
+		return u32_to_uniform(em, LLVMBuildSelect(B, is[0], c[0], w, ""));
+	}
+	LLVMValueRef hi = LLVMBuildICmp(B, LLVMIntUGE, lane, kint(em, em->i32, 2, vec), "");
+	LLVMValueRef odd = LLVMBuildICmp(B, LLVMIntNE, LLVMBuildAnd(B, lane, kint(em, em->i32, 1, vec), ""),
+	                                 kint(em, em->i32, 0, vec), "");
+	return box_muller(em, LLVMBuildSelect(B, hi, c[2], c[0], ""), LLVMBuildSelect(B, hi, c[3], c[1], ""), odd);
+}
+
+static lval emit_random(emitter *em, const kir_expr *e)
+{
+	const kir_expr *x = em->k->x;
+	lval *o[3] = { emit(em, e->a), emit(em, e->b), emit(em, e->c) };
+	lval r = { 0 };
+	r.uni = o[0]->uni && o[1]->uni && o[2]->uni;
+	LLVMValueRef elem = r.uni ? o[0]->s : as_vec(em, o[0]);
+	LLVMValueRef seed = r.uni ? o[1]->s : as_vec(em, o[1]);
+	LLVMValueRef step = r.uni ? o[2]->s : as_vec(em, o[2]);
+	elem = convert(em, elem, x[e->a].type, KT_IDX);
+	seed = convert(em, seed, x[e->b].type, KT_I32);
+	step = convert(em, step, x[e->c].type, KT_I32);
+	LLVMValueRef v = random_value(em, e->op, e->stream, elem, seed, step);
+	if (r.uni)
+		r.s = v;
+	else
+		r.v = v;
+	return r;
+}
+
+/* --- expressions ---------------------------------------------------------------------- */
+
+static lval emit_expr(emitter *em, int i)
+{
+	const kir_expr *e = &em->k->x[i];
+	lval r = { 0 };
+	switch (e->kind) {
+	case KX_CONST:
+		r.uni = 1;
+		r.s = e->type == KT_F32 ? LLVMConstReal(em->f32, e->value)
+		      : LLVMConstInt(ktype(em, e->type), (unsigned long long)(int64_t)e->value, 1);
+		return r;
+	case KX_VAR:
+		if (e->var == em->vvar) {
+			r.aff = 1, r.stride = 1, r.s = em->var[e->var];
+			return r;
+		}
+		r.uni = 1;
+		r.s = e->var == em->uvar ? em->uval[em->copy] : em->var[e->var];
+		return r;
+	case KX_ACC:
+		r.v = convert(em, em->acc[em->copy], KT_F32, e->type);
+		return r;
+	case KX_LOAD:
+		return emit_load(em, e);
+	case KX_MOD: {
+		lval *a = emit(em, e->a), *b = emit(em, e->b);
+		r.uni = a->uni && b->uni;
+		LLVMValueRef x = r.uni ? a->s : as_vec(em, a), y = r.uni ? b->s : as_vec(em, b);
+		LLVMValueRef v = LLVMBuildSRem(em->B, x, safe_divisor(em, y), "");
+		*(r.uni ? &r.s : &r.v) = v;
+		return r;
+	}
+	case KX_RANDOM:
+		return emit_random(em, e);
+	case KX_OP:
+		return emit_op(em, e);
+	}
+	abort();
+}
+
+/* The value of expression i in the current copy (shared with copy 0 when
+ * it does not depend on the tiled var). */
+static lval *emit(emitter *em, int i)
+{
+	int c = em->uvar >= 0 && (em->dep[i] >> em->uvar & 1) ? em->copy : 0;
+	lval *r = &em->cache[c][i];
+	if (!r->set) {
+		int saved = em->copy;
+		em->copy = c;
+		lval v = emit_expr(em, i);
+		em->copy = saved;
+		*r = v;
+		r->set = 1;
+	}
+	return r;
+}
+
+static void forget(emitter *em, unsigned depmask)
+{
+	for (int c = 0; c < MAXCOPY; c++)
+		for (int i = 0; i < em->k->nx; i++)
+			if (!depmask || (em->dep[i] & depmask))
+				em->cache[c][i].set = 0;
+}
+
+/* --- loops ------------------------------------------------------------------------------ */
+
+static void red_body(emitter *em)
+{
+	const kir_kernel *k = em->k;
+	for (int c = 0; c < em->ncopy; c++) {
+		em->copy = c;
+		lval *x = emit(em, k->red_value);
+		LLVMValueRef v = convert(em, as_vec(em, x), k->x[k->red_value].type, KT_F32);
+		em->acc[c] = k->red_op == OP_max ? fminmax(em, OP_max, em->acc[c], v)
+		             : contract(LLVMBuildFAdd(em->B, em->acc[c], v, ""));
+	}
+}
+
+/* Reduction loops level .. nred-1, do-while (every extent >= 1). */
+static void red_loop(emitter *em, int level)
+{
+	const kir_kernel *k = em->k;
+	if (level == k->nred) {
+		red_body(em);
+		return;
+	}
+	LLVMBuilderRef B = em->B;
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(em->C, em->fn, "red");
+	LLVMBuildBr(B, head);
+	LLVMPositionBuilderAtEnd(B, head);
+	LLVMValueRef iv = LLVMBuildPhi(B, em->i64, "r"), phis[MAXCOPY];
+	LLVMValueRef zero = LLVMConstInt(em->i64, 0, 0);
+	LLVMAddIncoming(iv, &zero, &pre, 1);
+	for (int c = 0; c < em->ncopy; c++) {
+		phis[c] = LLVMBuildPhi(B, LLVMTypeOf(em->acc[c]), "acc");
+		LLVMAddIncoming(phis[c], &em->acc[c], &pre, 1);
+		em->acc[c] = phis[c];
+	}
+	em->var[k->rank + level] = iv;
+	red_loop(em, level + 1);
+	LLVMValueRef next = LLVMBuildAdd(B, iv, LLVMConstInt(em->i64, 1, 0), "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(em->C, em->fn, "red.done");
+	LLVMValueRef more = LLVMBuildICmp(B, LLVMIntSLT, next, LLVMConstInt(em->i64, (unsigned long long)k->ext[k->rank + level], 0), "");
+	LLVMBuildCondBr(B, more, head, done);
+	LLVMAddIncoming(iv, &next, &latch, 1);
+	for (int c = 0; c < em->ncopy; c++)
+		LLVMAddIncoming(phis[c], &em->acc[c], &latch, 1);
+	LLVMPositionBuilderAtEnd(B, done);
+}
+
+/* One chunk of lanes (vector var's lane 0 in em->var[vvar]): reduce, store. */
+static void emit_chunk(emitter *em, LLVMValueRef mask, int nact)
+{
+	const kir_kernel *k = em->k;
+	forget(em, 0);
+	em->mask = mask;
+	em->nact = nact;
+	if (k->nred) {
+		/* values the reduction uses that do not change inside it, once per chunk */
+		for (int c = 0; c < em->ncopy; c++) {
+			em->copy = c;
+			for (int i = 0; i <= k->red_value; i++)
+				if (em->inred[i] && !(em->dep[i] & (em->redmask | DEP_ACC)))
+					emit(em, i);
+		}
+		for (int c = 0; c < em->ncopy; c++)
+			em->acc[c] = kreal(em, em->f32, k->red_op == OP_max ? -INFINITY : 0, 1);
+		red_loop(em, 0);
+		forget(em, em->redmask);
+	}
+	for (int c = 0; c < em->ncopy; c++) {
+		em->copy = c;
+		for (int s = 0; s < k->nst; s++) {
+			emit(em, k->st[s].index);
+			emit(em, k->st[s].value);
+		}
+	}
+	for (int c = 0; c < em->ncopy; c++) {
+		em->copy = c;
+		for (int s = 0; s < k->nst; s++)
+			emit_store(em, &k->st[s]);
+	}
+}
+
+/* The chunks of one row (or one tile of rows): full vectors, then a tail. */
+static void emit_row(emitter *em)
+{
+	const kir_kernel *k = em->k;
+	LLVMBuilderRef B = em->B;
+	int64_t E = em->vvar >= 0 ? k->ext[em->vvar] : 1, W = em->W;
+	int64_t nfull = E / W, rem = E % W;
+	if (nfull == 1) {
+		if (em->vvar >= 0)
+			em->var[em->vvar] = LLVMConstInt(em->i64, 0, 0);
+		emit_chunk(em, NULL, em->W);
+	} else if (nfull > 1) {
+		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+		LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(em->C, em->fn, "chunk");
+		LLVMBuildBr(B, head);
+		LLVMPositionBuilderAtEnd(B, head);
+		LLVMValueRef x0 = LLVMBuildPhi(B, em->i64, "x0"), zero = LLVMConstInt(em->i64, 0, 0);
+		LLVMAddIncoming(x0, &zero, &pre, 1);
+		em->var[em->vvar] = x0;
+		emit_chunk(em, NULL, em->W);
+		LLVMValueRef next = LLVMBuildAdd(B, x0, LLVMConstInt(em->i64, (unsigned long long)W, 0), "");
+		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(em->C, em->fn, "chunk.done");
+		LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, next, LLVMConstInt(em->i64, (unsigned long long)(nfull * W), 0), ""),
+		                head, done);
+		LLVMAddIncoming(x0, &next, &latch, 1);
+		LLVMPositionBuilderAtEnd(B, done);
+	}
+	if (rem) {
+		LLVMValueRef m[64];
+		for (int l = 0; l < em->W; l++)
+			m[l] = LLVMConstInt(em->i1, l < rem, 0);
+		em->var[em->vvar] = LLVMConstInt(em->i64, (unsigned long long)(nfull * W), 0);
+		emit_chunk(em, LLVMConstVector(m, (unsigned)em->W), (int)rem);
+	}
+}
+
+/* --- analysis ---------------------------------------------------------------------------- */
+
+static void analyse(emitter *em)
+{
+	const kir_kernel *k = em->k;
+	for (int i = 0; i < k->nx; i++) {
+		const kir_expr *e = &k->x[i];
+		/* the accumulator depends on the whole domain point (each copy has its own) */
+		unsigned d = e->kind == KX_VAR ? 1u << e->var
+		             : e->kind == KX_ACC ? DEP_ACC | ((1u << k->rank) - 1) : 0;
+		int ops[3] = { e->a, e->b, e->c };
+		for (int j = 0; j < 3; j++)
+			if (ops[j] >= 0 && e->kind != KX_VAR && e->kind != KX_CONST && e->kind != KX_ACC)
+				d |= em->dep[ops[j]];
+		em->dep[i] = d;
+	}
+	if (k->nred) {
+		em->inred[k->red_value] = 1;
+		for (int i = k->red_value; i >= 0; i--) {
+			const kir_expr *e = &k->x[i];
+			int ops[3] = { e->a, e->b, e->c };
+			if (em->inred[i] && e->kind != KX_VAR && e->kind != KX_CONST && e->kind != KX_ACC)
+				for (int j = 0; j < 3; j++)
+					if (ops[j] >= 0)
+						em->inred[ops[j]] = 1;
+		}
+	}
+	for (int v = k->rank; v < k->rank + k->nred; v++)
+		em->redmask |= 1u << v;
+}
+
+/* The register tile of a contraction: the row var whose copies share the
+ * most load traffic (vector loads count double), or -1. */
+static int pick_tile(emitter *em)
+{
+	const kir_kernel *k = em->k;
+	int best = -1, best_score = 0;
+	if (!k->nred || k->rank < 2)
+		return -1;
+	for (int v = 0; v < k->rank - 1; v++) {
+		if (!k->tile_hint[v] || k->ext[v] < 2)
+			continue;
+		int score = 0, uses = 0;
+		for (int i = 0; i < k->nx; i++) {
+			if (!em->inred[i] || k->x[i].kind != KX_LOAD)
+				continue;
+			if (em->dep[i] >> v & 1)
+				uses = 1;
+			else
+				score += em->dep[i] >> em->vvar & 1 ? 2 : 1;
+		}
+		if (uses && score >= best_score && score > 0)
+			best = v, best_score = score;
+	}
+	return best;
+}
+
+/* --- the function ---------------------------------------------------------------------------- */
+
+static void setup_types(emitter *em)
+{
+	LLVMContextRef C = em->C;
+	em->i1 = LLVMInt1TypeInContext(C);
+	em->i16 = LLVMInt16TypeInContext(C);
+	em->i32 = LLVMInt32TypeInContext(C);
+	em->i64 = LLVMInt64TypeInContext(C);
+	em->f16 = LLVMHalfTypeInContext(C);
+	em->f32 = LLVMFloatTypeInContext(C);
+	em->f64 = LLVMDoubleTypeInContext(C);
+	em->ptr = LLVMPointerTypeInContext(C, 0);
+}
+
+static int lanes_for(int64_t E, int max)
+{
+	int w = 1;
+	while (w < max && w < E)
+		w *= 2;
+	return w;
+}
+
+/* Buffer base pointers, loaded once from bufs[]. */
+static void load_bases(emitter *em, LLVMValueRef bufs)
+{
+	const kir_kernel *k = em->k;
+	char *used = calloc((size_t)em->p->nbuf + 1, 1);
+	for (int i = 0; i < k->nx; i++)
+		if (k->x[i].kind == KX_LOAD)
+			used[k->x[i].buf] = 1;
+	for (int s = 0; s < k->nst; s++)
+		used[k->st[s].buf] = 1;
+	for (int b = 0; b < em->p->nbuf; b++)
+		if (used[b]) {
+			LLVMValueRef i = LLVMConstInt(em->i64, (unsigned long long)b, 0);
+			LLVMValueRef x = LLVMBuildLoad2(em->B, em->ptr, LLVMBuildGEP2(em->B, em->ptr, bufs, &i, 1, ""), "buf");
+			em->base[b] = x;
+		}
+	free(used);
+}
+
+/* Coordinates of the row vars from row r (row-major over vars 0..rank-2). */
+static void decode_row(emitter *em, LLVMValueRef r)
+{
+	const kir_kernel *k = em->k;
+	for (int v = k->rank - 2; v >= 0; v--) {
+		LLVMValueRef e = LLVMConstInt(em->i64, (unsigned long long)k->ext[v], 0);
+		em->var[v] = v ? LLVMBuildURem(em->B, r, e, "") : r;
+		r = LLVMBuildUDiv(em->B, r, e, "");
+	}
+}
+
+/* Row r runs alone, or as copy 0 of a tile of ncopy rows r + c*stride (the
+ * rows whose tiled coordinate is u0 + c); the others of a full tile skip. */
+static void emit_tiled_row(emitter *em, LLVMValueRef r, LLVMValueRef rb, LLVMValueRef re, LLVMBasicBlockRef latch)
+{
+	const kir_kernel *k = em->k;
+	LLVMBuilderRef B = em->B;
+	int U = em->ncopy;
+	int64_t stride = 1;
+	for (int v = em->uvar + 1; v < k->rank - 1; v++)
+		stride *= k->ext[v];
+	LLVMValueRef cu = em->var[em->uvar];
+	LLVMValueRef t = LLVMBuildURem(B, cu, LLVMConstInt(em->i64, (unsigned long long)U, 0), "");
+	LLVMValueRef lead = LLVMBuildSub(B, r, LLVMBuildMul(B, t, LLVMConstInt(em->i64, (unsigned long long)stride, 0), ""), "");
+	LLVMValueRef last = LLVMBuildAdd(B, lead, LLVMConstInt(em->i64, (unsigned long long)((U - 1) * stride), 0), "");
+	LLVMValueRef ok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, lead, rb, ""), LLVMBuildICmp(B, LLVMIntSLT, last, re, ""), "");
+	LLVMValueRef top = LLVMBuildAdd(B, LLVMBuildSub(B, cu, t, ""), LLVMConstInt(em->i64, (unsigned long long)U, 0), "");
+	ok = LLVMBuildAnd(B, ok, LLVMBuildICmp(B, LLVMIntSLE, top, LLVMConstInt(em->i64, (unsigned long long)k->ext[em->uvar], 0), ""), "");
+	LLVMBasicBlockRef tile = LLVMAppendBasicBlockInContext(em->C, em->fn, "tile");
+	LLVMBasicBlockRef lead_bb = LLVMAppendBasicBlockInContext(em->C, em->fn, "tile.lead");
+	LLVMBasicBlockRef single = LLVMAppendBasicBlockInContext(em->C, em->fn, "single");
+	LLVMBuildCondBr(B, ok, tile, single);
+	LLVMPositionBuilderAtEnd(B, tile);
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntEQ, t, LLVMConstInt(em->i64, 0, 0), ""), lead_bb, latch);
+	LLVMPositionBuilderAtEnd(B, lead_bb);
+	for (int c = 0; c < U; c++)
+		em->uval[c] = LLVMBuildAdd(B, cu, LLVMConstInt(em->i64, (unsigned long long)c, 0), "");
+	emit_row(em);
+	LLVMBuildBr(B, latch);
+	LLVMPositionBuilderAtEnd(B, single);
+	em->ncopy = 1;
+	em->uval[0] = cu;
+	emit_row(em);
+	em->ncopy = U;
+}
+
+static LLVMValueRef build_function(emitter *em, const char *name)
+{
+	const kir_kernel *k = em->k;
+	LLVMBuilderRef B = em->B;
+	LLVMTypeRef params[3] = { em->ptr, em->i64, em->i64 };
+	LLVMValueRef fn = LLVMAddFunction(em->M, name, LLVMFunctionType(LLVMVoidTypeInContext(em->C), params, 3, 0));
+	em->fn = fn;
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+	                        LLVMCreateEnumAttribute(em->C, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
+	if (em->W >= 16) {      /* keep 512-bit vectors on CPUs that would rather split them */
+		LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
+		LLVMAddTargetDependentFunctionAttr(fn, "prefer-vector-width", "512");
+	}
+	LLVMValueRef bufs = LLVMGetParam(fn, 0), rb = LLVMGetParam(fn, 1), re = LLVMGetParam(fn, 2);
+	LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(em->C, fn, "entry");
+	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(em->C, fn, "row");
+	LLVMBasicBlockRef latch = LLVMAppendBasicBlockInContext(em->C, fn, "row.next");
+	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(em->C, fn, "exit");
+	LLVMPositionBuilderAtEnd(B, entry);
+	int empty = 0;
+	for (int v = 0; v < k->rank + k->nred; v++)
+		empty |= k->ext[v] == 0;
+	if (empty) {            /* kir_eval does nothing at all then */
+		LLVMBuildRetVoid(B);
+		return fn;
+	}
+	load_bases(em, bufs);
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, rb, re, ""), head, exit);
+	LLVMPositionBuilderAtEnd(B, head);
+	LLVMValueRef r = LLVMBuildPhi(B, em->i64, "r");
+	LLVMAddIncoming(r, &rb, &entry, 1);
+	decode_row(em, r);
+	if (em->uvar >= 0)
+		emit_tiled_row(em, r, rb, re, latch);
+	else
+		emit_row(em);
+	LLVMBuildBr(B, latch);
+	LLVMPositionBuilderAtEnd(B, latch);
+	LLVMValueRef next = LLVMBuildAdd(B, r, LLVMConstInt(em->i64, 1, 0), "");
+	LLVMAddIncoming(r, &next, &latch, 1);
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, next, re, ""), head, exit);
+	LLVMPositionBuilderAtEnd(B, exit);
+	LLVMBuildRetVoid(B);
+	return fn;
+}
+
+LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_kernel *k,
+                              const char *name, int lanes)
+{
+	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k, .uvar = -1, .ncopy = 1 };
+	setup_types(&em);
+	em.B = LLVMCreateBuilderInContext(em.C);
+	em.vvar = k->rank - 1;
+	em.W = lanes_for(k->rank ? k->ext[k->rank - 1] : 1, lanes > 64 ? 64 : lanes);
+	em.base = calloc((size_t)p->nbuf + 1, sizeof *em.base);
+	em.dep = calloc((size_t)k->nx + 1, sizeof *em.dep);
+	em.inred = calloc((size_t)k->nx + 1, 1);
+	for (int c = 0; c < MAXCOPY; c++)
+		em.cache[c] = calloc((size_t)k->nx + 1, sizeof(lval));
+	analyse(&em);
+	em.uvar = pick_tile(&em);
+	if (em.uvar >= 0)
+		em.ncopy = k->ext[em.uvar] < MAXCOPY ? (int)k->ext[em.uvar] : MAXCOPY;
+	LLVMValueRef fn = build_function(&em, name);
+	for (int c = 0; c < MAXCOPY; c++)
+		free(em.cache[c]);
+	free(em.inred);
+	free(em.dep);
+	free(em.base);
+	LLVMDisposeBuilder(em.B);
+	return fn;
+}
