@@ -1,0 +1,27 @@
+/* image: sample grids as PNG files.
+ *
+ * A grid lays out n images of C x H x W (C = 1: grey, C = 3: RGB) in
+ * cols = ceil(sqrt(n)) columns and ceil(n / cols) rows, with a 2-pixel
+ * black border around and between the images (torchvision's make_grid
+ * with padding 2): width = cols * (W + 2) + 2, height = rows * (H + 2) + 2.
+ * Values are in [-1, 1]: each is clipped (NaN counts as -1) and quantised
+ * as round((x + 1) * 127.5) (DESIGN.md §4). */
+#ifndef DDPMC_RUNTIME_IMAGE_H
+#define DDPMC_RUNTIME_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The pixel byte of a value in [-1, 1]. */
+uint8_t rt_quantise(float x);
+
+/* The grid's size in pixels. */
+void rt_grid_size(int64_t n, int64_t h, int64_t w, int64_t *grid_h, int64_t *grid_w);
+
+/* Writes images x (n, c, h, w) as a grid to path: 8-bit PNG, written to
+ * PATH.tmp.<pid> then renamed over path. Returns RT_OK, or RT_ERR with a
+ * message naming the file in err. */
+int rt_png_write_grid(const char *path, const float *x, int64_t n, int64_t c, int64_t h,
+                      int64_t w, char *err, size_t errlen);
+
+#endif

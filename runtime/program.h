@@ -1,0 +1,112 @@
+/* program: the description of a compiled model that every generated
+ * executable embeds, parsed into the structures the executor runs.
+ *
+ * THE CONTRACT with the compiler (the generated object defines):
+ *   void (*const ddpmc_kernels[])(void **bufs, int64_t row_begin, int64_t row_end);
+ *   const char ddpmc_program_json[];          const int64_t ddpmc_program_json_len;
+ *   const unsigned char ddpmc_program_data[]; const int64_t ddpmc_program_data_len;
+ * A kernel processes rows [row_begin, row_end) of its domain and is a pure
+ * function of that range: rows may run on different threads in any split.
+ * Buffer i of an entry is bufs[i] when its kernels are called.
+ *
+ * The JSON:
+ *   {"model": "models/unet.lua",
+ *    "meta": {"image": [C, H, W], "batch": B, "timesteps": T, ...},
+ *    "params": [{"name", "dtype", "shape", "trainable", "init", "a", "b",
+ *                "from" (a param name or null), "index"}, ...]   graph order
+ *    "entries": [{"name", "arena_bytes",
+ *       "buffers": [{"kind": "param"|"input"|"output"|"temp"|"const",
+ *                    "name", "dtype", "shape", "offset"}, ...],
+ *       "kernels": [{"fn", "rows", "name", "flops"}, ...]}, ...]}
+ * temp offsets are bytes into the entry's arena, const offsets bytes into
+ * the program data. Keys other than these are ignored (kept in .json). */
+#ifndef DDPMC_RUNTIME_PROGRAM_H
+#define DDPMC_RUNTIME_PROGRAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json.h"
+#include "state.h"
+#include "tensor.h"
+
+typedef void (*rt_kernel_fn)(void **bufs, int64_t row_begin, int64_t row_end);
+
+typedef enum { RT_BUF_PARAM, RT_BUF_INPUT, RT_BUF_OUTPUT, RT_BUF_TEMP, RT_BUF_CONST } rt_bufkind;
+
+typedef struct {
+	rt_bufkind kind;
+	const char *name;       /* param, input, output: the tensor's name; else "" */
+	rt_dtype dtype;
+	int rank;
+	int64_t shape[RT_MAXDIM];
+	int64_t numel, bytes;
+	int64_t offset;         /* temp: into the arena; const: into the data */
+} rt_buffer;
+
+typedef struct {
+	rt_kernel_fn fn;
+	int64_t fn_index;
+	int64_t rows;
+	const char *name;
+	double flops;
+} rt_kernel;
+
+struct rt_exec_ctx;             /* exec.c: the entry's arena and bindings */
+
+typedef struct {
+	const char *name;
+	int64_t arena_bytes;
+	rt_buffer *buf;
+	int nbuf;
+	rt_kernel *k;
+	int nk;
+	double flops;           /* sum over kernels */
+	struct rt_exec_ctx *ctx;        /* mutable through a const entry */
+} rt_entry;
+
+typedef struct {
+	const char *name;
+	rt_dtype dtype;
+	int rank;
+	int64_t shape[RT_MAXDIM];
+	int64_t numel;
+	int trainable;
+	rt_init init;
+	int from;               /* copy: index of the source in params; else -1 */
+	int64_t index;          /* Philox stream of its initialiser */
+} rt_param;
+
+struct rt_program {
+	rt_json json;           /* the parsed document; every string points into it */
+	const char *model;
+	const rt_json *meta;    /* the "meta" object (never NULL: empty object) */
+	int64_t image[3];       /* meta.image C, H, W; 0 when absent */
+	int64_t batch, timesteps;       /* meta.batch, meta.timesteps; 0 when absent */
+	rt_param *params;
+	int nparams;
+	rt_entry *entries;
+	int nentries;
+	const unsigned char *data;
+	int64_t data_len;
+};
+
+/* Parses json[0..len) into *p. Kernel indices are resolved against
+ * kernels[0..nkernels) (nkernels < 0: the table's length is unknown, only
+ * NULL pointers are rejected); kernels may be NULL when no entry has a
+ * kernel. Checks that every name, dtype, shape and offset is well formed:
+ * temps inside the arena, consts inside data, copy sources earlier params
+ * of the same dtype and shape. Returns RT_OK, or RT_ERR with a message
+ * "program: entries[1].buffers[4]: ..." in err and *p cleared. */
+int rt_program_parse(const char *json, size_t len, const unsigned char *data,
+                     int64_t data_len, rt_kernel_fn const *kernels, int64_t nkernels,
+                     rt_program *p, char *err, size_t errlen);
+void rt_program_free(rt_program *p);
+
+const rt_entry *rt_program_entry(const rt_program *p, const char *name);
+const rt_param *rt_program_param(const rt_program *p, const char *name);
+/* The buffer of kind `kind` named `name` in e, or NULL. */
+const rt_buffer *rt_entry_buffer(const rt_entry *e, rt_bufkind kind, const char *name);
+const char *rt_bufkind_name(rt_bufkind k);
+
+#endif
