@@ -65,7 +65,7 @@ static int link_executable(const char *obj, const char *out)
 	char *argv[] = { (char *)env_or("CC", "cc"), "-o", (char *)out, (char *)obj,
 	                 (char *)env_or("DDPMC_MAIN_LIB", DDPMC_MAIN_LIB),
 	                 (char *)env_or("DDPMC_RUNTIME_LIB", DDPMC_RUNTIME_LIB),
-	                 "-lpng", "-lz", "-lm", "-lpthread", NULL };
+	                 "-lz", "-lm", "-lpthread", NULL };
 	if (run_tool(argv) == 0)
 		return 0;
 	fprintf(stderr, "ddpmc: linking %s failed (%s %s ...)\n", out, argv[0], obj);

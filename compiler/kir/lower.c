@@ -619,14 +619,67 @@ static int is_root(lower *L, int node)
 	return 0;
 }
 
+/* Ops that fuse into their consumer's kernel as index math or arithmetic. */
+static int fusable(const ir_node *n)
+{
+	return (ir_ops[n->op].flags & (ELEMWISE | MOVE)) || n->op == OP_gather;
+}
+
+/* sink[id]: the node whose kernel id's value ends up in, following single
+ * fusable consumers (id itself when it is a root, used by a non-fusable op,
+ * or by several nodes that do not all sink to the same place). */
+static int *sinks(lower *L)
+{
+	int n = L->g->n;
+	int *sink = malloc((size_t)n * sizeof *sink), *first = malloc((size_t)n * sizeof *first);
+	for (int id = 0; id < n; id++)
+		sink[id] = -2, first[id] = -1;      /* -2: no consumer seen yet */
+	for (int id = n - 1; id >= 0; id--) {
+		if (!L->live[id])
+			continue;
+		if (sink[id] == -2 || is_root(L, id))
+			sink[id] = id;
+		for (int k = 0; k < N(L, id)->nin; k++) {
+			int in = N(L, id)->in[k];
+			int via = fusable(N(L, id)) ? sink[id] : -1;
+			sink[in] = sink[in] == -2 ? (via >= 0 ? via : in) : sink[in] == via ? via : in;
+		}
+	}
+	free(first);
+	return sink;
+}
+
+/* Recomputing a multi-use node in each consumer costs nothing worth a
+ * buffer: a movement or cast of a buffer, or one cheap arithmetic op on
+ * buffers and constants. */
+static int cheap_to_repeat(lower *L, int id)
+{
+	const ir_node *n = N(L, id);
+	if (!fusable(n) || n->op == OP_gather || (ir_ops[n->op].flags & ELEMWISE &&
+	    (n->op >= OP_exp && n->op <= OP_sigmoid)))
+		return 0;
+	for (int k = 0; k < n->nin; k++) {
+		const ir_node *in = N(L, n->in[k]);
+		if (!L->mat[n->in[k]] && in->op != OP_fill)
+			return 0;
+	}
+	return 1;
+}
+
+/* A node gets its own buffer when it holds data, is a root, or is used by
+ * several nodes that do not all fuse into one kernel and cannot simply be
+ * recomputed. Conflicts while building add more (build_all). */
 static void initial_marks(lower *L)
 {
+	int *sink = sinks(L);
 	for (int id = 0; id < L->g->n; id++) {
 		const ir_node *n = N(L, id);
 		int data_leaf = n->op == OP_param || n->op == OP_input || n->op == OP_constant;
-		int root = L->uses[id] >= 2 && (n->op == OP_fill || data_leaf) ? 0 : L->uses[id] > 1;
-		L->mat[id] = L->live[id] && (data_leaf || root || (n->op == OP_fill && is_root(L, id)));
+		int shared = L->uses[id] > 1 && n->op != OP_fill && sink[id] == id &&
+		             !cheap_to_repeat(L, id);
+		L->mat[id] = L->live[id] && (data_leaf || shared || is_root(L, id));
 	}
+	free(sink);
 }
 
 static void drop_kernels_from(kir_program *p, int first)

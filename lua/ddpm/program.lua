@@ -16,13 +16,13 @@
 --     t and the noise are drawn in the graph from Philox keyed by the
 --     state rng.seed and train.iteration (which every call advances).
 --   train_step_fixed(x0, t, noise): the same step with t and noise given
---     (tests compare it with PyTorch).
+--     (tests compare it with PyTorch; only with test_entries = true).
 --   sample_ddpm(x (B,C,H,W), t () i32) -> x_prev: one ancestral step with
 --     the model's weights; z drawn from rng.seed at step t.
 --   sample_ddim(x, t () i32, s () i32, eta () f32) -> x_prev: one DDIM step
 --     from t to s (s = -1 after the last).
 --   ddpm_step(x, t (B), eps, z) / ddim_step(x, t, s, eps, z, eta): the
---     sampler math alone, for closed-form tests.
+--     sampler math alone, for closed-form tests (only with test_entries).
 local ddpm = require "ddpm"
 local diffusion = require "ddpm.diffusion"
 local optim = require "ddpm.optim"
@@ -34,7 +34,7 @@ local STREAM_SAMPLE = 3
 local KNOWN = {
   model = true, image = true, batch = true, schedule = true, timesteps = true,
   prediction = true, precision = true, optimizer = true, variance = true,
-  clip_sample = true,
+  clip_sample = true, test_entries = true,
 }
 
 local function schedule_of(cfg)
@@ -74,6 +74,7 @@ local function train_entries(cfg, sched, seed, iteration)
                        loss_scale = info.loss_scale or ddpm.fill(1, {}, "f32") }, updates)
   end
   build("train_step", ddpm.input("x0", shape))
+  if not cfg.test_entries then return end
   build("train_step_fixed", ddpm.input("fixed.x0", shape), ddpm.input("fixed.t", { cfg.batch }, "i32"),
         ddpm.input("fixed.noise", shape))
 end
@@ -129,7 +130,7 @@ function program.diffusion(cfg)
   ddpm.entry("forward", { eps = cfg.model(x, t) })
   train_entries(cfg, sched, seed, iteration)
   sample_entries(cfg, sched, seed)
-  math_entries(cfg, sched)
+  if cfg.test_entries then math_entries(cfg, sched) end
   return sched
 end
 

@@ -24,6 +24,7 @@ local unet = nn.UNet2DModel {
 }
 
 local sched = ddpm.program.diffusion {
+  test_entries = true,
   model = unet, image = { C, H, H }, batch = B,
   schedule = "linear", timesteps = 1000, prediction = "epsilon",
   precision = "fp32",

@@ -15,6 +15,7 @@ function Tiny:forward(x, t)
 end
 
 local sched = ddpm.program.diffusion {
+  test_entries = true,
   model = Tiny(), image = { 1, 2, 3 }, batch = 4,
   schedule = ddpm.option("schedule", "linear"),
   variance = ddpm.option("variance", "fixed_small"),

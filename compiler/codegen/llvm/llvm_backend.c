@@ -231,7 +231,7 @@ static LLVMValueRef add_global(LLVMModuleRef M, const char *name, LLVMValueRef i
 	return g;
 }
 
-/* ddpmc_kernels[] (and ddpmc_nkernels), then the blobs. */
+/* ddpmc_kernels[] (and ddpmc_nkernels, their count), then the blobs. */
 static void add_tables(LLVMModuleRef M, LLVMValueRef *fns, int total, const llvm_blob *blobs, int nblobs)
 {
 	LLVMContextRef C = LLVMGetModuleContext(M);

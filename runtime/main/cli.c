@@ -1,0 +1,308 @@
+/* cli.c: flags, dispatch, `info`, and the helpers train.c and sample.c
+ * share. Flags are one table: name, kind, which commands take it, where
+ * the value goes and its range; anything else is rejected by name. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+#include "exec.h"
+
+enum { TRAIN = 1, SAMPLE = 2, INFO = 4 };
+typedef enum { F_STR, F_INT, F_NUM, F_BOOL } flag_kind;
+
+typedef struct {
+	const char *name;
+	flag_kind kind;
+	unsigned cmds;
+	size_t at;              /* offsetof the value in cli_opts */
+	size_t has;             /* offsetof its "given" flag, or 0 */
+	double lo, hi;          /* F_INT, F_NUM: accepted range */
+} flag;
+
+#define AT(m) offsetof(cli_opts, m)
+static const flag flags[] = {
+	{ "--data", F_STR, TRAIN, AT(data), 0, 0, 0 },
+	{ "--steps", F_INT, TRAIN | SAMPLE, AT(steps), AT(has_steps), 1, 1e9 },
+	{ "--out", F_STR, TRAIN | SAMPLE, AT(out), AT(has_out), 0, 0 },
+	{ "--seed", F_INT, TRAIN | SAMPLE, AT(seed), AT(has_seed), 0, 2147483647 },
+	{ "--threads", F_INT, TRAIN | SAMPLE, AT(threads), 0, 1, 1024 },
+	{ "--resume", F_BOOL, TRAIN, AT(resume), 0, 0, 0 },
+	{ "--batch", F_INT, TRAIN, AT(batch), 0, 1, 1e7 },
+	{ "--save-every", F_INT, TRAIN, AT(save_every), 0, 0, 1e9 },
+	{ "--log-every", F_INT, TRAIN, AT(log_every), 0, 1, 1e9 },
+	{ "--device", F_STR, TRAIN | SAMPLE, AT(device), 0, 0, 0 },
+	{ "--ckpt", F_STR, SAMPLE, AT(ckpt), AT(has_ckpt), 0, 0 },
+	{ "--n", F_INT, SAMPLE, AT(n), 0, 1, 1e6 },
+	{ "--sampler", F_STR, SAMPLE, AT(sampler), 0, 0, 0 },
+	{ "--eta", F_NUM, SAMPLE, AT(eta), AT(has_eta), 0, 1e6 },
+	{ "--no-ema", F_BOOL, SAMPLE, AT(no_ema), 0, 0, 0 },
+};
+#undef AT
+
+static const char usage[] =
+	"usage: %s COMMAND [FLAGS]\n"
+	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
+	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--device cpu]\n"
+	"  sample [--ckpt FILE] [--n N] [--sampler ddpm|ddim] [--steps K] [--eta E] [--seed S]\n"
+	"         [--out grid.png] [--threads N] [--no-ema] [--device cpu]\n"
+	"  info   the model, its parameters, entries and kernels\n";
+
+int cli_fail(const cli_opts *o, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", o->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+double cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+rt_pool *cli_pool(const cli_opts *o)
+{
+	char err[256];
+	rt_pool *pool = rt_pool_new((int)o->threads, err, sizeof err);
+	if (!pool)
+		cli_fail(o, "%s", err);
+	return pool;
+}
+
+void cli_set_scalar(rt_tensorset *state, const char *name, double v)
+{
+	rt_tensor *t = rt_set_find(state, name);
+	if (t && rt_numel(t->rank, t->shape) == 1)
+		rt_store(t->dtype, t->data, 0, v);
+}
+
+double cli_scalar(const rt_tensorset *s, const char *name)
+{
+	const rt_tensor *t = rt_set_find(s, name);
+	return t && rt_numel(t->rank, t->shape) >= 1 ? rt_load(t->dtype, t->data, 0) : NAN;
+}
+
+int cli_mkdirs(const char *dir)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(path, 0777) && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(path, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+/* --- profiling -------------------------------------------------------------- */
+
+static int profiling(void)
+{
+	const char *s = getenv("DDPMC_PROFILE");
+	return s && *s && strcmp(s, "0") != 0;
+}
+
+void cli_profile_start(const rt_entry *e)
+{
+	if (profiling())
+		rt_exec_profile(e, 1);
+}
+
+static const rt_entry *sort_entry;
+
+static int by_time(const void *a, const void *b)
+{
+	double ta = rt_exec_kernel_seconds(sort_entry, *(const int *)a);
+	double tb = rt_exec_kernel_seconds(sort_entry, *(const int *)b);
+	return ta < tb ? 1 : ta > tb ? -1 : 0;
+}
+
+void cli_profile_report(const rt_entry *e)
+{
+	if (!profiling() || e->nk == 0)
+		return;
+	int *order = malloc((size_t)e->nk * sizeof *order);
+	double total = 0;
+	if (!order)
+		return;
+	for (int k = 0; k < e->nk; k++) {
+		order[k] = k;
+		total += rt_exec_kernel_seconds(e, k);
+	}
+	sort_entry = e;
+	qsort(order, (size_t)e->nk, sizeof *order, by_time);
+	int64_t calls = rt_exec_calls(e) ? rt_exec_calls(e) : 1;
+	fprintf(stderr, "profile %s: %.3f ms per call in %d kernels; the slowest:\n", e->name,
+	        1e3 * total / (double)calls, e->nk);
+	for (int i = 0; i < e->nk && i < 20; i++) {
+		const rt_kernel *k = &e->k[order[i]];
+		double s = rt_exec_kernel_seconds(e, order[i]) / (double)calls;
+		fprintf(stderr, "  %6.3f ms %5.1f%% %8.2f GFLOP/s  rows %-8lld %s\n", 1e3 * s,
+		        total > 0 ? 100 * s * (double)calls / total : 0, s > 0 ? k->flops / s * 1e-9 : 0,
+		        (long long)k->rows, k->name);
+	}
+	free(order);
+}
+
+/* --- info ------------------------------------------------------------------- */
+
+static int cli_info(const rt_program *p)
+{
+	int64_t trainable = 0, elems = 0, bytes = 0;
+	int ntrain = 0;
+	for (int i = 0; i < p->nparams; i++) {
+		const rt_param *q = &p->params[i];
+		elems += q->numel;
+		bytes += q->numel * (int64_t)rt_dtype_size(q->dtype);
+		if (q->trainable)
+			trainable += q->numel, ntrain++;
+	}
+	printf("model: %s\n", p->model);
+	if (p->image[0])
+		printf("image: %lld x %lld x %lld\n", (long long)p->image[0], (long long)p->image[1],
+		       (long long)p->image[2]);
+	if (p->batch)
+		printf("batch: %lld\n", (long long)p->batch);
+	if (p->timesteps)
+		printf("timesteps: %lld\n", (long long)p->timesteps);
+	printf("params: %lld in %d trainable tensors\n", (long long)trainable, ntrain);
+	printf("state: %d tensors, %lld elements, %.1f MB\n", p->nparams, (long long)elems,
+	       (double)bytes / 1e6);
+	printf("entries:\n");
+	for (int i = 0; i < p->nentries; i++) {
+		const rt_entry *e = &p->entries[i];
+		printf("  %-18s %5d kernels %5d buffers  arena %9.1f MB  %10.4f GFLOP per call\n",
+		       e->name, e->nk, e->nbuf, (double)e->arena_bytes / 1e6, e->flops * 1e-9);
+	}
+	return 0;
+}
+
+/* --- flags ------------------------------------------------------------------ */
+
+static int set_flag(const cli_opts *o, const flag *f, const char *v, char *base)
+{
+	char *end;
+	if (f->kind == F_STR) {
+		if (!*v)
+			return cli_fail(o, "%s needs a value", f->name);
+		*(const char **)(base + f->at) = v;
+	} else if (f->kind == F_INT) {
+		errno = 0;
+		long long x = strtoll(v, &end, 10);
+		if (errno || end == v || *end || x < f->lo || x > f->hi)
+			return cli_fail(o, "%s: expected an integer in [%.0f, %.0f], got '%s'", f->name, f->lo,
+			                f->hi, v);
+		*(int64_t *)(base + f->at) = x;
+	} else {
+		double x = strtod(v, &end);
+		if (end == v || *end || !isfinite(x) || x < f->lo || x > f->hi)
+			return cli_fail(o, "%s: expected a number in [%g, %g], got '%s'", f->name, f->lo,
+			                f->hi, v);
+		*(double *)(base + f->at) = x;
+	}
+	return 0;
+}
+
+/* argv[first..argc) into o; `cmd` is one of TRAIN, SAMPLE, INFO. */
+static int parse_flags(int argc, char **argv, int first, unsigned cmd, cli_opts *o)
+{
+	for (int i = first; i < argc; i++) {
+		const char *arg = argv[i], *eq = strchr(arg, '=');
+		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+		const flag *f = NULL;
+		for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+			if (strlen(flags[k].name) == len && strncmp(flags[k].name, arg, len) == 0)
+				f = &flags[k];
+		if (!f || !(f->cmds & cmd))
+			return cli_fail(o, "%s: unknown %s '%.*s' (see %s --help)", argv[1],
+			                arg[0] == '-' ? "flag" : "argument", (int)len, arg, o->prog);
+		if (f->kind == F_BOOL) {
+			if (eq)
+				return cli_fail(o, "%s takes no value", f->name);
+			*(int *)((char *)o + f->at) = 1;
+			continue;
+		}
+		const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+		if (!v)
+			return cli_fail(o, "%s needs a value", f->name);
+		if (set_flag(o, f, v, (char *)o))
+			return 1;
+		if (f->has)
+			*(int *)((char *)o + f->has) = 1;
+	}
+	return 0;
+}
+
+static void defaults(cli_opts *o, const char *argv0)
+{
+	const char *slash = strrchr(argv0, '/');
+	memset(o, 0, sizeof *o);
+	o->prog = slash ? slash + 1 : argv0;
+	o->data = CLI_DEFAULT_DATA;
+	o->out = NULL;
+	o->sampler = "ddpm";
+	o->device = "cpu";
+	o->steps = 1000;
+	o->n = 16;
+	o->log_every = 10;
+}
+
+static int check_common(const cli_opts *o)
+{
+	if (strcmp(o->device, "cpu") != 0 && strcmp(o->device, "cpu:0") != 0)
+		return cli_fail(o, "--device %s: this executable was compiled for the CPU only", o->device);
+	return 0;
+}
+
+int rt_cli_main(int argc, char **argv, const rt_embedded *emb)
+{
+	cli_opts o;
+	rt_program p;
+	char err[1024];
+	defaults(&o, argc > 0 ? argv[0] : "ddpmc-program");
+	if (argc < 2) {
+		fprintf(stderr, usage, o.prog);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		printf(usage, o.prog);
+		return 0;
+	}
+	unsigned which = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "sample") ? SAMPLE
+	               : !strcmp(cmd, "info") ? INFO : 0;
+	if (!which)
+		return cli_fail(&o, "unknown command '%s' (train, sample, info)", cmd);
+	for (int i = 2; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf(usage, o.prog);
+			return 0;
+		}
+	if (parse_flags(argc, argv, 2, which, &o) || check_common(&o))
+		return 1;
+	if (rt_program_parse(emb->json, (size_t)emb->json_len, emb->data, emb->data_len,
+	                     emb->kernels, emb->nkernels, &p, err, sizeof err) != RT_OK)
+		return cli_fail(&o, "%s", err);
+	int rc = which == TRAIN ? cli_train(&o, &p) : which == SAMPLE ? cli_sample(&o, &p)
+	       : cli_info(&p);
+	rt_program_free(&p);
+	return rc;
+}

@@ -1,0 +1,23 @@
+/* main: the entry point of an executable that `ddpmc compile` produces. It
+ * links the generated object (kernels and the embedded program) with the
+ * runtime and passes them to the command line (cli.h). */
+#include "cli.h"
+
+extern void (*const ddpmc_kernels[])(void **bufs, int64_t row_begin, int64_t row_end);
+extern const char ddpmc_program_json[];
+extern const int64_t ddpmc_program_json_len;
+extern const unsigned char ddpmc_program_data[];
+extern const int64_t ddpmc_program_data_len;
+/* Optional: the length of ddpmc_kernels, which lets the descriptor's
+ * kernel indices be bounds-checked. */
+extern const int64_t ddpmc_nkernels __attribute__((weak));
+
+int main(int argc, char **argv)
+{
+	const rt_embedded emb = {
+		ddpmc_kernels, &ddpmc_nkernels ? ddpmc_nkernels : -1,
+		ddpmc_program_json, ddpmc_program_json_len,
+		ddpmc_program_data, ddpmc_program_data_len,
+	};
+	return rt_cli_main(argc, argv, &emb);
+}
