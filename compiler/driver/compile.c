@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "kir.h"
 #include "llvm_backend.h"
 
 #ifndef DDPMC_MAIN_LIB
@@ -87,7 +88,7 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, co
 {
 	char err[1024], obj[4096];
 	rt_strbuf json = { 0 }, data = { 0 };
-	drv_describe(g, a->model, progs, g->nentries, &json, &data);
+	kir_describe(g, a->model, progs, g->nentries, &json, &data);
 	rt_sb_put(&data, "", 1);                 /* never empty */
 	llvm_blob blobs[] = { { "ddpmc_program_json", json.p, json.len },
 	                      { "ddpmc_program_data", data.p, data.len } };

@@ -27,10 +27,5 @@ int drv_graph(const drv_args *a);
 int drv_run(const drv_args *a);
 int drv_compile(const drv_args *a);
 
-/* The descriptor a compiled executable embeds (descriptor.c). */
-#include "json.h"
-#include "kir.h"
-void drv_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
-                  rt_strbuf *json, rt_strbuf *data);
 
 #endif

@@ -40,6 +40,14 @@ static int push(kir_kernel *k, kir_expr e)
 	return k->nx++;
 }
 
+int64_t kir_rows(const kir_kernel *k)
+{
+	int64_t rows = 1;
+	for (int v = 0; v < k->rank - 1; v++)
+		rows *= k->ext[v];
+	return rows;
+}
+
 kir_type kir_type_of(rt_dtype dt)
 {
 	return dt == RT_I32 ? KT_I32 : KT_F32;

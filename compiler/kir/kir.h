@@ -33,6 +33,7 @@
 #include <stdio.h>
 
 #include "ir.h"
+#include "json.h"
 
 typedef enum { KT_IDX, KT_F32, KT_I32 } kir_type;
 
@@ -137,6 +138,15 @@ int kir_verify(const kir_program *p, char *err, size_t errlen);
 
 void kir_dump(const kir_program *p, FILE *f);
 void kir_report(const kir_program *p, FILE *f);
+
+/* The rows of a kernel: the product of its domain extents but the last
+ * (1 for rank <= 1). Backends run a row range per call (the kernel ABI). */
+int64_t kir_rows(const kir_kernel *k);
+
+/* The descriptor compiled executables embed (describe.c): JSON text and
+ * the constant data blob, for entries progs[0..n) of g. */
+void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
+                  rt_strbuf *json, rt_strbuf *data);
 
 /* Runs a kernel program on host buffers (bufs[i] points at buffer i's
  * data; temporaries inside `arena`). Plain C, for testing lowering

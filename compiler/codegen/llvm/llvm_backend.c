@@ -27,10 +27,7 @@ struct llvm_jit {
 
 int64_t llvm_kernel_rows(const kir_kernel *k)
 {
-	int64_t rows = 1;
-	for (int v = 0; v < k->rank - 1; v++)
-		rows *= k->ext[v];
-	return rows;
+	return kir_rows(k);
 }
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;

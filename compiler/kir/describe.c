@@ -1,4 +1,4 @@
-/* descriptor: what a compiled executable knows about its program, as the
+/* describe: what a compiled executable knows about its program, as the
  * JSON text and the constant data blob embedded next to its kernels. This
  * is the contract read by runtime/program.c:
  *
@@ -14,8 +14,8 @@
  * in order. */
 #include <string.h>
 
-#include "driver.h"
-#include "llvm_backend.h"
+#include "json.h"
+#include "kir.h"
 
 static void put_shape(rt_strbuf *b, const ir_shape *s)
 {
@@ -79,7 +79,7 @@ static void put_kernels(rt_strbuf *b, const kir_program *p, int first_fn)
 	rt_sb_puts(b, "\"kernels\": [");
 	for (int i = 0; i < p->nk; i++)
 		rt_sb_printf(b, "%s\n   {\"fn\": %d, \"rows\": %lld, \"name\": \"%s\", \"flops\": %.0f}",
-		             i ? "," : "", first_fn + i, (long long)llvm_kernel_rows(&p->k[i]),
+		             i ? "," : "", first_fn + i, (long long)kir_rows(&p->k[i]),
 		             p->k[i].name, p->k[i].flops);
 	rt_sb_puts(b, "]");
 }
@@ -95,7 +95,7 @@ static void put_meta(rt_strbuf *b, const ir_graph *g)
 	rt_sb_puts(b, "}");
 }
 
-void drv_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
+void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
                   rt_strbuf *json, rt_strbuf *data)
 {
 	rt_sb_puts(json, "{\"model\": ");

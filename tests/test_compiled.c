@@ -1,0 +1,227 @@
+/* compiled: the whole compiled path against the reference interpreter.
+ *
+ * tests/models/tiny_train.lua's train_step is lowered, compiled for this
+ * host (LLVM JIT), described exactly as `ddpmc compile` embeds it, parsed by
+ * the runtime and run by the runtime's executor on a 2-thread pool — the
+ * code path of a generated executable but for the linker. Checked:
+ *   - 3 steps match the interpreter: the losses to 1e-4 relative, and every
+ *     state tensor to 1e-3 of its largest value (Adam divides by sqrt(v):
+ *     where a gradient is ~0 its sign, and so a step of size ~lr, can flip
+ *     on rounding, hence a looser bound than the losses');
+ *   - two runs from the same seed give bit-identical state, whatever the
+ *     thread count. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+#include "frontend.h"
+#include "interp.h"
+#include "kir.h"
+#include "llvm_backend.h"
+#include "philox.h"
+#include "pool.h"
+#include "program.h"
+#include "state.h"
+
+#define STEPS 3
+
+typedef struct {
+	ir_graph *g;
+	kir_program *kp;
+	llvm_jit *jit;
+	rt_kernel_fn *fns;
+	rt_program prog;
+	rt_strbuf json, data;
+} compiled;
+
+static ir_graph *load_model(void)
+{
+	char path[1024], err[1024];
+	snprintf(path, sizeof path, "%s/tests/models/tiny_train.lua", DDPMC_SOURCE_DIR);
+	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
+	if (!g)
+		fail_msg("%s", err);
+	return g;
+}
+
+static void compile_entry(compiled *c, const char *entry)
+{
+	char err[1024];
+	c->g = load_model();
+	c->kp = kir_lower(c->g, ir_entry_find(c->g, entry));
+	c->fns = calloc((size_t)c->kp->nk + 1, sizeof *c->fns);
+	c->jit = llvm_jit_compile(c->kp, (llvm_kernel_fn *)c->fns, err, sizeof err);
+	if (!c->jit)
+		fail_msg("jit: %s", err);
+	kir_describe(c->g, "tiny_train.lua", &c->kp, 1, &c->json, &c->data);
+	rt_sb_put(&c->data, "", 1);
+	if (rt_program_parse(c->json.p, c->json.len, (const unsigned char *)c->data.p,
+	                     (int64_t)c->data.len, c->fns, c->kp->nk, &c->prog, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+}
+
+static void free_compiled(compiled *c)
+{
+	rt_program_free(&c->prog);
+	llvm_jit_free(c->jit);
+	free(c->fns);
+	rt_sb_free(&c->json);
+	rt_sb_free(&c->data);
+	ir_free(c->g);
+}
+
+/* A fixed batch in [-1, 1]. */
+static void make_inputs(rt_tensorset *in)
+{
+	int64_t shape[4] = { 2, 1, 16, 16 };
+	rt_tensor *x = rt_set_add(in, "x0", RT_F32, 4, shape);
+	assert_non_null(x);
+	rt_philox_uniform(42, 0, 0, 512, x->data);
+	for (int i = 0; i < 512; i++)
+		((float *)x->data)[i] = 2 * ((float *)x->data)[i] - 1;
+}
+
+static void set_seed(rt_tensorset *state, int32_t seed)
+{
+	rt_tensor *t = rt_set_find(state, "rng.seed");
+	assert_non_null(t);
+	*(int32_t *)t->data = seed;
+}
+
+static float output(const rt_tensorset *out, const char *name)
+{
+	const rt_tensor *t = rt_set_find(out, name);
+	assert_non_null(t);
+	return ((const float *)t->data)[0];
+}
+
+/* Runs the compiled train_step STEPS times from seed 7; losses out. */
+static void run_compiled(compiled *c, int threads, rt_tensorset *state, float *loss)
+{
+	char err[1024];
+	rt_tensorset in = { 0 };
+	make_inputs(&in);
+	rt_pool *pool = rt_pool_new(threads, err, sizeof err);
+	assert_non_null(pool);
+	if (rt_state_init(&c->prog, 0, NULL, NULL, state, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+	set_seed(state, 7);
+	const rt_entry *e = rt_program_entry(&c->prog, "train_step");
+	for (int s = 0; s < STEPS; s++) {
+		rt_tensorset out = { 0 };
+		if (rt_entry_run(&c->prog, e, state, &in, &out, pool, err, sizeof err) != RT_OK)
+			fail_msg("step %d: %s", s, err);
+		loss[s] = output(&out, "loss");
+		rt_set_free(&out);
+	}
+	rt_pool_free(pool);
+	rt_set_free(&in);
+}
+
+static void run_interpreted(rt_tensorset *state, float *loss)
+{
+	char err[1024];
+	ir_graph *g = load_model();
+	rt_tensorset in = { 0 };
+	make_inputs(&in);
+	if (interp_init_state(g, 0, NULL, NULL, state, err, sizeof err) < 0)
+		fail_msg("%s", err);
+	set_seed(state, 7);
+	for (int s = 0; s < STEPS; s++) {
+		rt_tensorset out = { 0 };
+		if (interp_run(g, ir_entry_find(g, "train_step"), state, &in, &out, err, sizeof err) < 0)
+			fail_msg("step %d: %s", s, err);
+		loss[s] = output(&out, "loss");
+		rt_set_free(&out);
+	}
+	rt_set_free(&in);
+	ir_free(g);
+}
+
+static double max_abs(const rt_tensor *t)
+{
+	double m = 0;
+	for (int64_t i = 0; i < rt_numel(t->rank, t->shape); i++)
+		m = fmax(m, fabs(rt_load(t->dtype, t->data, i)));
+	return m;
+}
+
+/* Compiled once for both tests (the JIT takes most of the time). */
+static compiled shared;
+
+static int compile_once(void **unused)
+{
+	compile_entry(&shared, "train_step");
+	return 0;
+}
+
+static int free_once(void **unused)
+{
+	free_compiled(&shared);
+	return 0;
+}
+
+static void train_step_matches_interpreter(void **unused)
+{
+	compiled *c = &shared;
+	rt_tensorset ours = { 0 }, ref = { 0 };
+	float lo[STEPS], lr[STEPS];
+	run_compiled(c, 2, &ours, lo);
+	run_interpreted(&ref, lr);
+	for (int s = 0; s < STEPS; s++) {
+		print_message("step %d: loss compiled %.7f, interpreter %.7f\n", s, lo[s], lr[s]);
+		if (!(fabsf(lo[s] - lr[s]) <= 1e-4f * fabsf(lr[s])))
+			fail_msg("step %d: loss %.7f vs the interpreter's %.7f", s, lo[s], lr[s]);
+	}
+	double worst = 0;
+	const char *worst_name = "";
+	for (int i = 0; i < ref.n; i++) {
+		const rt_tensor *r = &ref.t[i], *o = rt_set_find(&ours, r->name);
+		assert_non_null(o);
+		double scale = fmax(max_abs(r), 1e-3), d = 0;
+		for (int64_t k = 0; k < rt_numel(r->rank, r->shape); k++)
+			d = fmax(d, fabs(rt_load(o->dtype, o->data, k) - rt_load(r->dtype, r->data, k)));
+		if (d / scale > worst)
+			worst = d / scale, worst_name = r->name;
+		if (!(d <= 1e-3 * scale))
+			fail_msg("%s: compiled differs from the interpreter by %g (largest value %g)", r->name, d,
+			         scale);
+	}
+	print_message("worst state tensor: %s, %.3g of its largest value\n", worst_name, worst);
+	rt_set_free(&ours);
+	rt_set_free(&ref);
+}
+
+static void same_seed_gives_identical_state(void **unused)
+{
+	rt_tensorset a = { 0 }, b = { 0 };
+	float la[STEPS], lb[STEPS];
+	run_compiled(&shared, 2, &a, la);
+	run_compiled(&shared, 1, &b, lb);
+	assert_int_equal(a.n, b.n);
+	for (int i = 0; i < a.n; i++) {
+		const rt_tensor *ta = &a.t[i], *tb = rt_set_find(&b, ta->name);
+		size_t bytes = (size_t)rt_numel(ta->rank, ta->shape) * rt_dtype_size(ta->dtype);
+		if (!tb || memcmp(ta->data, tb->data, bytes) != 0)
+			fail_msg("%s differs between two runs with the same seed (2 threads vs 1)", ta->name);
+	}
+	rt_set_free(&a);
+	rt_set_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(train_step_matches_interpreter),
+		cmocka_unit_test(same_seed_gives_identical_state),
+	};
+	return cmocka_run_group_tests(tests, compile_once, free_once);
+}
