@@ -129,6 +129,10 @@ kir_type kir_type_of(rt_dtype dt);
  * live at once overlap. Returns NULL with g->err set on failure. */
 kir_program *kir_lower(ir_graph *g, const ir_entry *e);
 
+/* Horizontal fusion (merge.c): adjacent kernels over one domain become
+ * one kernel with several stores. */
+void kir_merge(kir_program *p);
+
 /* The memory plan (plan.c): arena offsets for temporaries by liveness. */
 void kir_plan_memory(kir_program *p);
 

@@ -753,12 +753,12 @@ static void copy_kernel(lower *L, int src, int dst, const ir_shape *s)
 }
 
 /* Writing param P inside the kernel that computes its next value is safe
- * when nothing else reads that value, the kernel reads P only at the index
- * it stores to, and no later kernel reads P. */
+ * when the kernel reads P only at the index it stores to and no later
+ * kernel reads P's old value. Later readers of the new value then read P. */
 static int in_place_safe(lower *L, int node, int pbuf, int kn)
 {
 	const kir_program *p = L->p;
-	if (L->uses[node] != 2 || kn < 0 || p->k[kn].nst != 1)
+	if (kn < 0 || p->k[kn].nst != 1 || output_name(L, node))
 		return 0;
 	const kir_kernel *k = &p->k[kn];
 	for (int i = 0; i < k->nx; i++)
@@ -787,6 +787,10 @@ static void plan_roots(lower *L)
 		int kn = p->buf[b].kind == KB_TEMP ? kernel_storing(p, b) : -1;
 		if (in_place_safe(L, node, pbuf, kn)) {
 			p->k[kn].st[0].buf = pbuf;
+			for (int n = kn + 1; n < p->nk; n++)
+				for (int x = 0; x < p->k[n].nx; x++)
+					if (p->k[n].x[x].kind == KX_LOAD && p->k[n].x[x].buf == b)
+						p->k[n].x[x].buf = pbuf;
 			p->buf[b].numel = 0;            /* unused now */
 		} else
 			copy_kernel(L, b, pbuf, &N(L, node)->shape);
@@ -805,6 +809,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e)
 	initial_marks(&L);
 	build_all(&L);
 	plan_roots(&L);
+	kir_merge(p);
 	kir_plan_memory(p);
 	for (int n = 0; n < p->nk; n++) {
 		p->k[n].bytes = kernel_bytes(p, &p->k[n]);

@@ -144,7 +144,10 @@ function Adam:_update(p, g, t, lr_t, ok, updates)
   local bc2 = 1 - power(b2, t)
   local denom = v:sqrt() / bc2:sqrt() + self.eps
   local new = theta - m / denom * (lr_t / bc1)
-  local function keep(next_value, old) return ddpm.where(ok, next_value, old) end
+  local function keep(next_value, old)          -- only a scaled step can be skipped
+    if not self.scale then return next_value end
+    return ddpm.where(ok, next_value, old)
+  end
   updates[p.name] = keep(new, p.tensor)
   updates["optim.exp_avg." .. p.name] = keep(m, p.exp_avg)
   updates["optim.exp_avg_sq." .. p.name] = keep(v, p.exp_avg_sq)
@@ -162,7 +165,7 @@ function Adam:minimize(loss)
   local t = step:cast("f32")
   local lr_t = self.warmup > 0 and ddpm.minimum(t * (1 / self.warmup), 1) * self.lr
                or ddpm.fill(self.lr, {}, "f32")
-  local updates = { ["optim.step"] = ddpm.where(ok, step, self.step) }
+  local updates = { ["optim.step"] = self.scale and ddpm.where(ok, step, self.step) or step }
   for i, p in ipairs(self.params) do self:_update(p, grads[i], t, lr_t, ok, updates) end
   if self.scale then self:_scale_updates(ok, updates) end
   info.lr, info.loss_scale = lr_t, self.scale
