@@ -61,16 +61,38 @@ static int run_tool(char *const *argv)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-static int link_executable(const char *obj, const char *out)
+enum { MAXPARTS = 16 };
+
+static int link_executable(char *const *objs, int nobj, const char *out)
 {
-	char *argv[] = { (char *)env_or("CC", "cc"), "-o", (char *)out, (char *)obj,
-	                 (char *)env_or("DDPMC_MAIN_LIB", DDPMC_MAIN_LIB),
-	                 (char *)env_or("DDPMC_RUNTIME_LIB", DDPMC_RUNTIME_LIB),
-	                 "-lz", "-lm", "-lpthread", NULL };
+	char *argv[MAXPARTS + 12];
+	int n = 0;
+	argv[n++] = (char *)env_or("CC", "cc");
+	argv[n++] = "-o";
+	argv[n++] = (char *)out;
+	for (int i = 0; i < nobj; i++)
+		argv[n++] = objs[i];
+	argv[n++] = (char *)env_or("DDPMC_MAIN_LIB", DDPMC_MAIN_LIB);
+	argv[n++] = (char *)env_or("DDPMC_RUNTIME_LIB", DDPMC_RUNTIME_LIB);
+	argv[n++] = "-lz";
+	argv[n++] = "-lm";
+	argv[n++] = "-lpthread";
+	argv[n] = NULL;
 	if (run_tool(argv) == 0)
 		return 0;
-	fprintf(stderr, "ddpmc: linking %s failed (%s %s ...)\n", out, argv[0], obj);
+	fprintf(stderr, "ddpmc: linking %s failed (%s %s ...)\n", out, argv[0], objs[0]);
 	return -1;
+}
+
+/* One object per core (code generation is the slow part of compiling). */
+static int object_parts(kir_program **progs, int n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int kernels = 0;
+	for (int i = 0; i < n; i++)
+		kernels += progs[i]->nk;
+	int parts = cpus < 1 ? 1 : cpus > MAXPARTS ? MAXPARTS : (int)cpus;
+	return kernels < parts ? 1 : parts;
 }
 
 /* models/unet.lua -> unet */
@@ -86,22 +108,27 @@ static void default_output(const char *model, char *out, size_t len)
 
 static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, const char *out)
 {
-	char err[1024], obj[4096];
+	char err[1024], names[MAXPARTS][4096], *objs[MAXPARTS];
 	rt_strbuf json = { 0 }, data = { 0 };
 	kir_describe(g, a->model, progs, g->nentries, &json, &data);
 	rt_sb_put(&data, "", 1);                 /* never empty */
 	llvm_blob blobs[] = { { "ddpmc_program_json", json.p, json.len },
 	                      { "ddpmc_program_data", data.p, data.len } };
-	snprintf(obj, sizeof obj, "%s.o", out);
+	int parts = object_parts(progs, g->nentries);
+	for (int i = 0; i < parts; i++) {
+		snprintf(names[i], sizeof names[i], "%s.%d.o", out, i);
+		objs[i] = names[i];
+	}
 	int rc = json.oom || data.oom ? -1 : 0;
-	if (rc == 0 && llvm_emit_object(progs, g->nentries, blobs, 2, a->cpu, obj, err, sizeof err) < 0) {
+	if (rc == 0 && llvm_emit_objects(progs, g->nentries, blobs, 2, a->cpu, parts, objs, err,
+	                                 sizeof err) < 0) {
 		fprintf(stderr, "ddpmc: code generation failed: %s\n", err);
 		rc = -1;
 	}
 	if (rc == 0)
-		rc = link_executable(obj, out);
-	if (!getenv("DDPMC_KEEP_OBJECT"))
-		unlink(obj);
+		rc = link_executable(objs, parts, out);
+	for (int i = 0; i < parts && !getenv("DDPMC_KEEP_OBJECT"); i++)
+		unlink(objs[i]);
 	rt_sb_free(&json);
 	rt_sb_free(&data);
 	return rc;

@@ -245,35 +245,112 @@ static void add_tables(LLVMModuleRef M, LLVMValueRef *fns, int total, const llvm
 	}
 }
 
-int llvm_emit_object(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
-                     const char *cpu, const char *path, char *err, size_t errlen)
+/* One object file's share of the work: the kernels whose global index g
+ * has g % nparts == part; part 0 also holds the tables and the blobs and
+ * declares every other kernel. */
+typedef struct {
+	kir_program **progs;
+	int n, part, nparts;
+	const llvm_blob *blobs;
+	int nblobs;
+	const char *cpu, *path;
+	int rc;
+	char err[512];
+} object_job;
+
+static LLVMValueRef declare_kernel(LLVMModuleRef M, const char *name)
 {
-	int lanes, total = 0, rc = 0;
-	LLVMTargetMachineRef tm = make_tm(cpu, &lanes, err, errlen);
-	if (!tm)
-		return -1;
+	LLVMContextRef C = LLVMGetModuleContext(M);
+	LLVMTypeRef ptr = LLVMPointerTypeInContext(C, 0), i64 = LLVMInt64TypeInContext(C);
+	LLVMTypeRef params[3] = { ptr, i64, i64 };
+	return LLVMAddFunction(M, name, LLVMFunctionType(LLVMVoidTypeInContext(C), params, 3, 0));
+}
+
+static int fill_module(object_job *j, LLVMModuleRef M, int lanes)
+{
+	char name[160];
+	int total = 0, rc = 0;
+	for (int i = 0; i < j->n; i++)
+		total += j->progs[i]->nk;
+	LLVMValueRef *fns = calloc((size_t)total + 1, sizeof *fns);
+	for (int i = 0, at = 0; rc == 0 && i < j->n; at += j->progs[i]->nk, i++) {
+		kir_program *p = j->progs[i];
+		rc = kir_verify(p, j->err, sizeof j->err);
+		for (int k = 0; rc == 0 && k < p->nk; k++) {
+			kernel_symbol(name, sizeof name, i, k, &p->k[k]);
+			if ((at + k) % j->nparts == j->part)
+				fns[at + k] = llvm_emit_kernel(M, p, &p->k[k], name, lanes);
+			else if (j->part == 0)
+				fns[at + k] = declare_kernel(M, name);
+		}
+	}
+	if (rc == 0 && j->part == 0)
+		add_tables(M, fns, total, j->blobs, j->nblobs);
+	free(fns);
+	return rc;
+}
+
+static void *emit_part(void *arg)
+{
+	object_job *j = arg;
+	int lanes;
+	LLVMTargetMachineRef tm = make_tm(j->cpu, &lanes, j->err, sizeof j->err);
+	if (!tm) {
+		j->rc = -1;
+		return NULL;
+	}
 	LLVMContextRef C = LLVMContextCreate();
 	LLVMModuleRef M = LLVMModuleCreateWithNameInContext("ddpmc", C);
 	prepare_module(M, tm);
-	for (int i = 0; i < n; i++)
-		total += progs[i]->nk;
-	LLVMValueRef *fns = calloc((size_t)total + 1, sizeof *fns);
-	for (int i = 0, at = 0; rc == 0 && i < n; at += progs[i]->nk, i++)
-		rc = emit_program(M, progs[i], i, lanes, fns + at, err, errlen);
-	if (rc == 0) {
-		add_tables(M, fns, total, blobs, nblobs);
-		rc = optimize(M, tm, err, errlen);
-	}
+	j->rc = fill_module(j, M, lanes);
+	if (j->rc == 0)
+		j->rc = optimize(M, tm, j->err, sizeof j->err);
 	char *msg = NULL;
-	if (rc == 0 && LLVMTargetMachineEmitToFile(tm, M, path, LLVMObjectFile, &msg)) {
-		set_err(err, errlen, "cannot write the object file", msg);
-		rc = -1;
+	if (j->rc == 0 && LLVMTargetMachineEmitToFile(tm, M, (char *)j->path, LLVMObjectFile, &msg)) {
+		set_err(j->err, sizeof j->err, "cannot write the object file", msg);
+		j->rc = -1;
 	}
 	if (msg)
 		LLVMDisposeMessage(msg);
-	free(fns);
 	LLVMDisposeModule(M);
 	LLVMContextDispose(C);
 	LLVMDisposeTargetMachine(tm);
+	return NULL;
+}
+
+int llvm_emit_objects(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
+                      const char *cpu, int parts, char *const *paths, char *err, size_t errlen)
+{
+	pthread_once(&init_once, init_llvm);
+	object_job *jobs = calloc((size_t)parts, sizeof *jobs);
+	pthread_t *threads = calloc((size_t)parts, sizeof *threads);
+	char *started = calloc((size_t)parts, 1);
+	int rc = jobs && threads && started ? 0 : -1;
+	for (int i = 0; rc == 0 && i < parts; i++) {
+		jobs[i] = (object_job){ progs, n, i, parts, blobs, nblobs, cpu, paths[i], 0, "" };
+		started[i] = i > 0 && pthread_create(&threads[i], NULL, emit_part, &jobs[i]) == 0;
+		if (i > 0 && !started[i])
+			emit_part(&jobs[i]);            /* no thread: do it here */
+	}
+	if (rc == 0)
+		emit_part(&jobs[0]);
+	for (int i = 1; rc == 0 && i < parts; i++)
+		if (started[i])
+			pthread_join(threads[i], NULL);
+	for (int i = 0; rc == 0 && i < parts; i++)
+		if (jobs[i].rc != 0) {
+			snprintf(err, errlen, "%s", jobs[i].err);
+			rc = -1;
+		}
+	free(jobs);
+	free(threads);
+	free(started);
 	return rc;
+}
+
+int llvm_emit_object(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
+                     const char *cpu, const char *path, char *err, size_t errlen)
+{
+	char *paths[1] = { (char *)path };
+	return llvm_emit_objects(progs, n, blobs, nblobs, cpu, 1, paths, err, errlen);
 }

@@ -41,6 +41,12 @@ int64_t llvm_kernel_rows(const kir_kernel *k);
 int llvm_emit_object(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
                      const char *cpu, const char *path, char *err, size_t errlen);
 
+/* The same program split into `parts` objects compiled on as many threads:
+ * writes paths[0..parts) (the tables and blobs go in the first). Linking
+ * all of them together is equivalent to llvm_emit_object's one file. */
+int llvm_emit_objects(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
+                      const char *cpu, int parts, char *const *paths, char *err, size_t errlen);
+
 typedef struct llvm_jit llvm_jit;
 
 /* JIT (ORC LLJIT) for this host: fns[i] is kernel i of p (fns holds p->nk
