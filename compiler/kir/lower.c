@@ -37,9 +37,11 @@ typedef struct {
 	int *uses;              /* consumers inside the entry (+1 per root binding) */
 	char *mat;              /* materialize */
 	int *buf_of;            /* node -> buffer, or -1 */
+	int *tbuf;              /* node -> its channels-last copy's buffer, or -1 */
 	/* the kernel being built */
 	kir_kernel *k;
 	int root;
+	int dim_var[IR_MAXDIM]; /* the var expression of each of the root's dims */
 	int red_node;           /* node fused as this kernel's reduction, or -1 */
 	int in_contraction;     /* building a contraction's operands */
 	int conflict;           /* node that must be materialized, or -1 */
@@ -354,7 +356,41 @@ static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
 	return kir_op(L->k, KT_F32, OP_select, ok, v, kir_const(L->k, KT_F32, 0));
 }
 
-/* dL/dw[o,c,i,j] = sum_n,y,x x[n,c,y*sy+i-pt,x*sx+j-pl] g[n,o,y,x]. */
+static int add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *name);
+
+/* A channels-last (N, H, W, C) copy of materialized node `node` (N, C, H, W),
+ * made once by a kernel of its own ahead of the kernel being built. */
+static int channels_last(lower *L, int node)
+{
+	if (L->tbuf[node] >= 0)
+		return L->tbuf[node];
+	const ir_node *n = N(L, node);
+	ir_node t = *n;
+	t.shape = (ir_shape){ 4, { n->shape.d[0], n->shape.d[2], n->shape.d[3], n->shape.d[1] } };
+	int tb = add_buffer(L, KB_TEMP, &t, NULL);
+	kir_kernel tk = { 0 }, *outer = L->k;
+	tk.rank = 4;
+	for (int v = 0; v < 4; v++)
+		tk.ext[v] = t.shape.d[v];
+	L->k = &tk;
+	int to[4], from[4];
+	for (int v = 0; v < 4; v++)
+		to[v] = kir_var(&tk, v);
+	from[0] = to[0], from[1] = to[3], from[2] = to[1], from[3] = to[2];
+	int src = kir_load(&tk, L->p, L->buf_of[node], linearize(L, from, &n->shape));
+	kir_store_add(&tk, tb, linearize(L, to, &t.shape), src);
+	char name[64];
+	snprintf(name, sizeof name, "k%d_channels_last", L->p->nk);
+	tk.name = ir_strdup(L->g, name);
+	tk.ops = "permute";
+	L->p->k = grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
+	L->p->k[L->p->nk++] = tk;
+	L->k = outer;
+	return L->tbuf[node] = tb;
+}
+
+/* dL/dw[o,c,i,j] = sum_n,y,x x[n,c,y*sy+i-pt,x*sx+j-pl] g[n,o,y,x], reading
+ * g channels-last so that the output channels o are contiguous. */
 static int conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *g = &N(L, n->in[1])->shape;
@@ -362,8 +398,12 @@ static int conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
 	set_reduction(L, OP_add, ext, 3);
 	int b = rvar(L, 0), y = rvar(L, 1), x = rvar(L, 2);
 	int xv = padded_input(L, n->in[0], b, idx[1], y, x, idx[2], idx[3], &n->a);
-	int gi[4] = { b, idx[0], y, x };
-	return mul(L, xv, value_at(L, n->in[1], gi));
+	if (L->buf_of[n->in[1]] < 0)
+		return want_materialized(L, n->in[1]);
+	int tb = channels_last(L, n->in[1]);
+	int gi[4] = { b, y, x, idx[0] };
+	ir_shape ts = { 4, { g->d[0], g->d[2], g->d[3], g->d[1] } };
+	return mul(L, xv, kir_load(L->k, L->p, tb, linearize(L, gi, &ts)));
 }
 
 /* out[t, r..] = sum over idx positions k with idx[k] == t of a[k, r..]. */
@@ -384,11 +424,10 @@ static int scatter_body(lower *L, const ir_node *n, const int *idx)
 
 static int is_identity_index(lower *L, const ir_node *n, const int *idx)
 {
-	const kir_kernel *k = L->k;
-	if (n->shape.rank != k->rank)
+	if (!ir_shape_eq(&n->shape, &N(L, L->root)->shape))
 		return 0;
-	for (int r = 0; r < k->rank; r++)
-		if (n->shape.d[r] != k->ext[r] || idx[r] != kir_var(L->k, r))
+	for (int r = 0; r < n->shape.rank; r++)
+		if (idx[r] != L->dim_var[r])
 			return 0;
 	return 1;
 }
@@ -513,15 +552,27 @@ static double kernel_flops(lower *L, const kir_kernel *k)
 	return outer * (per_outer + (k->nred ? inner * (per_inner + 1) : 0));
 }
 
+/* The order of the root's dims as kernel vars (the last is the one backends
+ * vectorize). The weight gradient of a convolution runs over (KH, KW, C, O)
+ * so that its vectors span output channels, not the 3 taps of a row. */
+static void domain_order(const ir_node *n, int *order)
+{
+	static const int taps_first[4] = { 2, 3, 1, 0 };
+	for (int r = 0; r < n->shape.rank; r++)
+		order[r] = n->op == OP_conv2d_grad_weight ? taps_first[r] : r;
+}
+
 /* Builds the kernel storing node `root` into its buffer; -1 on a conflict
  * (L->conflict names the node to materialize). */
 static int build_kernel(lower *L, int root)
 {
 	const ir_node *n = N(L, root);
 	kir_kernel k = { 0 };
+	int order[IR_MAXDIM];
+	domain_order(n, order);
 	k.rank = n->shape.rank;
-	for (int r = 0; r < k.rank; r++)
-		k.ext[r] = n->shape.d[r];
+	for (int v = 0; v < k.rank; v++)
+		k.ext[v] = n->shape.d[order[v]];
 	L->k = &k;
 	L->root = root;
 	L->red_node = -1;
@@ -530,8 +581,8 @@ static int build_kernel(lower *L, int root)
 	L->nmemo = 0;
 	L->ops[0] = 0;
 	int idx[IR_MAXDIM];
-	for (int r = 0; r < k.rank; r++)
-		idx[r] = kir_var(&k, r);
+	for (int v = 0; v < k.rank; v++)
+		idx[order[v]] = L->dim_var[order[v]] = kir_var(&k, v);
 	int v = compute_value(L, root, idx);
 	if (L->conflict >= 0) {
 		free(k.x);
@@ -713,6 +764,9 @@ static void build_all(lower *L)
 		L->mat[c] = 1;
 		drop_kernels_from(L->p, kernels_at[c]);
 		L->p->nbuf = buffers_at[c];
+		for (int t = 0; t < L->g->n; t++)
+			if (L->tbuf[t] >= L->p->nbuf)
+				L->tbuf[t] = -1;
 		id = c - 1;
 	}
 	free(kernels_at);
@@ -802,7 +856,10 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e)
 	kir_program *p = ir_alloc(g, sizeof *p);
 	lower L = { .g = g, .e = e, .p = p, .live = ir_entry_live(g, e),
 	            .uses = calloc((size_t)g->n + 1, sizeof(int)), .mat = calloc((size_t)g->n + 1, 1),
-	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)) };
+	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)),
+	            .tbuf = malloc(((size_t)g->n + 1) * sizeof(int)) };
+	for (int id = 0; id < g->n; id++)
+		L.tbuf[id] = -1;
 	p->entry = e->name;
 	p->g = g;
 	count_uses(&L);
@@ -819,6 +876,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e)
 	free(L.uses);
 	free(L.mat);
 	free(L.buf_of);
+	free(L.tbuf);
 	free(L.memo);
 	return p;
 }

@@ -135,6 +135,33 @@ static int by_time(const void *a, const void *b)
 	return ta < tb ? 1 : ta > tb ? -1 : 0;
 }
 
+/* Time per kind of kernel (its name after "kN_": the op at its root). */
+static void profile_by_kind(const rt_entry *e, int64_t calls, double total)
+{
+	enum { MAXKIND = 64 };
+	char kinds[MAXKIND][48];
+	double secs[MAXKIND] = { 0 }, flops[MAXKIND] = { 0 };
+	int nkind = 0;
+	for (int k = 0; k < e->nk; k++) {
+		const char *kind = strchr(e->k[k].name, '_');
+		kind = kind ? kind + 1 : e->k[k].name;
+		int i = 0;
+		while (i < nkind && strcmp(kinds[i], kind) != 0)
+			i++;
+		if (i == nkind && nkind == MAXKIND)
+			continue;
+		if (i == nkind)
+			snprintf(kinds[nkind++], sizeof kinds[0], "%s", kind);
+		secs[i] += rt_exec_kernel_seconds(e, k) / (double)calls;
+		flops[i] += e->k[k].flops;
+	}
+	fprintf(stderr, "by kind:\n");
+	for (int i = 0; i < nkind; i++)
+		if (secs[i] * (double)calls > 0.01 * total)
+			fprintf(stderr, "  %-22s %9.3f ms %5.1f%% %8.2f GFLOP/s\n", kinds[i], 1e3 * secs[i],
+			        100 * secs[i] * (double)calls / total, flops[i] / secs[i] * 1e-9);
+}
+
 void cli_profile_report(const rt_entry *e)
 {
 	if (!profiling() || e->nk == 0)
@@ -160,6 +187,7 @@ void cli_profile_report(const rt_entry *e)
 		        (long long)k->rows, k->name);
 	}
 	free(order);
+	profile_by_kind(e, calls, total);
 }
 
 /* --- info ------------------------------------------------------------------- */
