@@ -280,13 +280,66 @@ static LLVMValueRef fminmax(emitter *em, ir_opcode op, LLVMValueRef a, LLVMValue
 	return LLVMBuildSelect(em->B, LLVMBuildFCmp(em->B, LLVMRealUNO, a, a, ""), a, r, "");
 }
 
+static LLVMValueRef fma3(emitter *em, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+	LLVMTypeRef t = LLVMTypeOf(a);
+	LLVMValueRef args[3] = { a, b, c };
+	return intrin(em, "llvm.fma", &t, 1, args, 3);
+}
+
+/* 2^n for an f32 n in [-252, 256]: two powers built in the exponent
+ * bits, multiplied in, so that subnormal and overflowing results round
+ * as a single multiply would. */
+static LLVMValueRef scale_by_pow2(emitter *em, LLVMValueRef p, LLVMValueRef n)
+{
+	LLVMBuilderRef B = em->B;
+	int vec = is_vec(p);
+	LLVMValueRef ni = LLVMBuildFPToSI(B, n, like(em, p, em->i32), "");
+	LLVMValueRef half = LLVMBuildAShr(B, ni, kint(em, em->i32, 1, vec), "");
+	LLVMValueRef parts[2] = { half, LLVMBuildSub(B, ni, half, "") };
+	for (int i = 0; i < 2; i++) {
+		LLVMValueRef e = LLVMBuildAdd(B, parts[i], kint(em, em->i32, 127, vec), "");
+		e = LLVMBuildShl(B, e, kint(em, em->i32, 23, vec), "");
+		p = LLVMBuildFMul(B, p, LLVMBuildBitCast(B, e, like(em, p, em->f32), ""), "");
+	}
+	return p;
+}
+
+/* e^x in f32 on scalars or vectors, inline (libm's expf would go lane by
+ * lane): x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for exactness),
+ * e^r by Cephes' degree-7 polynomial (within 2 ulp of expf), times 2^n.
+ * x is clamped to [-104, 89], where e^x already rounds to 0 or +inf; NaN
+ * stays NaN. */
+static LLVMValueRef vexp(emitter *em, LLVMValueRef x)
+{
+	static const double poly[] = { 1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+	                               4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1 };
+	LLVMBuilderRef B = em->B;
+	int vec = is_vec(x);
+	LLVMTypeRef t = LLVMTypeOf(x);
+	LLVMValueRef args[2] = { x, kreal(em, em->f32, -104, vec) };
+	LLVMValueRef c = intrin(em, "llvm.maxnum", &t, 1, args, 2);
+	args[0] = c, args[1] = kreal(em, em->f32, 89, vec);
+	c = intrin(em, "llvm.minnum", &t, 1, args, 2);
+	LLVMValueRef n = intrin1(em, "llvm.roundeven", LLVMBuildFMul(B, c, kreal(em, em->f32, 1.44269504088896341, vec), ""));
+	LLVMValueRef r = fma3(em, n, kreal(em, em->f32, -0.693359375, vec), c);
+	r = fma3(em, n, kreal(em, em->f32, 2.12194440e-4, vec), r);
+	LLVMValueRef p = kreal(em, em->f32, poly[0], vec);
+	for (int i = 1; i < 6; i++)
+		p = fma3(em, p, r, kreal(em, em->f32, poly[i], vec));
+	LLVMValueRef r2 = LLVMBuildFMul(B, r, r, "");
+	p = fma3(em, p, r2, LLVMBuildFAdd(B, r, kreal(em, em->f32, 1, vec), ""));
+	LLVMValueRef y = scale_by_pow2(em, p, n);
+	return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealUNO, x, x, ""), x, y, "");
+}
+
 static LLVMValueRef fop(emitter *em, ir_opcode op, LLVMValueRef a, LLVMValueRef b)
 {
 	LLVMBuilderRef B = em->B;
 	LLVMValueRef one = kreal(em, em->f32, 1, is_vec(a));
 	switch (op) {
 	case OP_neg: return LLVMBuildFNeg(B, a, "");
-	case OP_exp: return libm(em, "expf", a);
+	case OP_exp: return vexp(em, a);
 	case OP_log: return libm(em, "logf", a);
 	case OP_sqrt: return intrin1(em, "llvm.sqrt", a);
 	case OP_rsqrt: return LLVMBuildFDiv(B, one, intrin1(em, "llvm.sqrt", a), "");
@@ -294,7 +347,7 @@ static LLVMValueRef fop(emitter *em, ir_opcode op, LLVMValueRef a, LLVMValueRef 
 	case OP_cos: return libm(em, "cosf", a);
 	case OP_tanh: return libm(em, "tanhf", a);
 	case OP_sigmoid:
-		return LLVMBuildFDiv(B, one, LLVMBuildFAdd(B, one, libm(em, "expf", LLVMBuildFNeg(B, a, "")), ""), "");
+		return LLVMBuildFDiv(B, one, LLVMBuildFAdd(B, one, vexp(em, LLVMBuildFNeg(B, a, "")), ""), "");
 	case OP_abs: return intrin1(em, "llvm.fabs", a);
 	case OP_add: return contract(LLVMBuildFAdd(B, a, b, ""));
 	case OP_sub: return contract(LLVMBuildFSub(B, a, b, ""));
