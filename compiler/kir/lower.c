@@ -111,11 +111,24 @@ static int in_range(lower *L, int v, int64_t lo, int64_t hi)
 	return iop(L, OP_mul, iop(L, OP_le, I(L, lo), v), iop(L, OP_lt, v, I(L, hi)));
 }
 
+/* x when a is x / d and b is x % d (delinearize undone), else -1. */
+static int undo_split(lower *L, int a, int b, int64_t d)
+{
+	const kir_expr *x = L->k->x;
+	if (x[b].kind != KX_MOD || x[a].kind != KX_OP || x[a].op != OP_div || x[a].a != x[b].a)
+		return -1;
+	const kir_expr *da = &x[x[a].b], *db = &x[x[b].b];
+	return da->kind == KX_CONST && db->kind == KX_CONST && da->value == (double)d &&
+	       db->value == (double)d ? x[b].a : -1;
+}
+
 static int linearize(lower *L, const int *idx, const ir_shape *s)
 {
 	int lin = I(L, 0);
-	for (int r = 0; r < s->rank; r++)
-		lin = iop(L, OP_add, iop(L, OP_mul, lin, I(L, s->d[r])), idx[r]);
+	for (int r = 0; r < s->rank; r++) {
+		int whole = undo_split(L, lin, idx[r], s->d[r]);
+		lin = whole >= 0 ? whole : iop(L, OP_add, iop(L, OP_mul, lin, I(L, s->d[r])), idx[r]);
+	}
 	return lin;
 }
 
@@ -163,13 +176,36 @@ static int elemwise_value(lower *L, const ir_node *n, const int *idx)
 	return kir_op(L->k, kir_type_of(n->dtype), n->op, v[0], v[1], v[2]);
 }
 
+/* Reshape keeps row-major order. Dims are matched from the right in groups
+ * of equal size (a split or merge of dims); within a group the index is
+ * linearized and split again, and a group of one dim each way passes its
+ * index through unchanged, so index math stays affine where it can. */
 static int reshape_value(lower *L, const ir_node *n, const int *idx)
 {
 	int src = n->in[0], in[IR_MAXDIM];
-	int lin = linearize(L, idx, &n->shape);
-	if (L->buf_of[src] >= 0)            /* row-major order is unchanged */
-		return kir_load(L->k, L->p, L->buf_of[src], lin);
-	delinearize(L, lin, &N(L, src)->shape, in);
+	const ir_shape *s = &N(L, src)->shape, *o = &n->shape;
+	if (L->buf_of[src] >= 0)            /* a buffer: the same linear index */
+		return kir_load(L->k, L->p, L->buf_of[src], linearize(L, idx, o));
+	int ro = o->rank, ri = s->rank;
+	while (ro > 0 || ri > 0) {
+		int ho = ro, hi = ri;           /* the group is [ro, ho) x [ri, hi) */
+		int64_t po = ro > 0 ? o->d[--ro] : 1, pi = ri > 0 ? s->d[--ri] : 1;
+		while (po != pi) {              /* equal totals: the smaller side has dims */
+			if (po < pi)
+				po *= o->d[--ro];
+			else
+				pi *= s->d[--ri];
+		}
+		ir_shape gs_out = { ho - ro, { 0 } }, gs_in = { hi - ri, { 0 } };
+		for (int r = ro; r < ho; r++)
+			gs_out.d[r - ro] = o->d[r];
+		for (int r = ri; r < hi; r++)
+			gs_in.d[r - ri] = s->d[r];
+		if (gs_out.rank == 1 && gs_in.rank == 1)
+			in[ri] = idx[ro];
+		else
+			delinearize(L, linearize(L, idx + ro, &gs_out), &gs_in, in + ri);
+	}
 	return value_at(L, src, in);
 }
 

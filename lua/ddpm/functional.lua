@@ -49,9 +49,16 @@ function F.group_norm(x, groups, w, b, eps)
   if c % groups ~= 0 then
     core.fail("group_norm", string.format("%d channels do not split into %d groups", c, groups))
   end
-  local g = x:reshape { n, groups, -1 }
-  local centred = g - g:mean(2, true)
-  local var = (centred * centred):mean(2, true)
+  -- (N, G, C/G, ...): only the channel dim splits, so kernels index the
+  -- spatial dims directly.
+  local split, axes = { n, groups, c // groups }, { 2 }
+  for d = 3, #shape do
+    split[#split + 1] = shape[d]
+    axes[#axes + 1] = d
+  end
+  local g = x:reshape(split)
+  local centred = g - g:mean(axes, true)
+  local var = (centred * centred):mean(axes, true)
   local y = (centred * (var + eps):rsqrt()):reshape(shape)
   local affine = { 1, c }
   for _ = 3, #shape do affine[#affine + 1] = 1 end
