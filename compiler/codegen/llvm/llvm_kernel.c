@@ -35,7 +35,7 @@
 
 #include "llvm_internal.h"
 
-enum { MAXCOPY = 4 };
+enum { MAXCOPY = 16 };
 #define DEP_ACC (1u << 31)
 
 /* A value of one expression inside a chunk. An affine index with an
