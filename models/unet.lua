@@ -17,9 +17,11 @@ local unet = nn.UNet2DModel {
 }
 
 -- The program: forward, train_step, the DDPM and DDIM sampler steps
--- (lua/ddpm/program.lua), with Ho et al.'s training settings.
+-- (lua/ddpm/program.lua), with Ho et al.'s training settings; short runs
+-- (the demo) pass e.g. --set warmup=100 --set ema=0.995.
 ddpm.program.diffusion {
   model = unet, image = { 1, 28, 28 }, batch = ddpm.option("batch", 8),
   schedule = "linear", timesteps = 1000, precision = ddpm.option("precision", "fp32"),
-  optimizer = { lr = 2e-4, warmup = 5000, clip = 1.0, ema = 0.9999 },
+  optimizer = { lr = ddpm.option("lr", 2e-4), warmup = ddpm.option("warmup", 5000), clip = 1.0,
+                ema = ddpm.option("ema", 0.9999) },
 }
