@@ -67,7 +67,7 @@ void ir_free(ir_graph *g)
 }
 
 /* Grows *arr (of element size `size`) so that it holds at least n+1 items. */
-static void *grow(void *arr, int n, int *cap, size_t size)
+void *ir_grow(void *arr, int n, int *cap, size_t size)
 {
 	if (n < *cap)
 		return arr;
@@ -81,7 +81,7 @@ static void *grow(void *arr, int n, int *cap, size_t size)
 /* Appends a node; the caller has checked it. Returns its id. */
 int ir_push(ir_graph *g, const ir_node *n)
 {
-	g->nodes = grow(g->nodes, g->n, &g->cap, sizeof *g->nodes);
+	g->nodes = ir_grow(g->nodes, g->n, &g->cap, sizeof *g->nodes);
 	g->nodes[g->n] = *n;
 	return g->n++;
 }
@@ -211,7 +211,7 @@ int ir_param(ir_graph *g, const char *name, rt_dtype dt, const ir_shape *s,
 	g->nodes[id].a.param.index = g->nparams;
 	g->nodes[id].a.param.init = init;
 	g->nodes[id].a.param.trainable = trainable;
-	g->params = grow(g->params, g->nparams, &g->paramcap, sizeof *g->params);
+	g->params = ir_grow(g->params, g->nparams, &g->paramcap, sizeof *g->params);
 	g->params[g->nparams++] = id;
 	return id;
 }
@@ -282,7 +282,7 @@ int ir_entry_add(ir_graph *g, const char *name, const ir_binding *outputs,
 	for (int i = 0; i < nupdates; i++)
 		if (check_update(g, where, &updates[i]) < 0)
 			return -1;
-	g->entries = grow(g->entries, g->nentries, &g->entrycap, sizeof *g->entries);
+	g->entries = ir_grow(g->entries, g->nentries, &g->entrycap, sizeof *g->entries);
 	g->entries[g->nentries++] = (ir_entry){
 		ir_strdup(g, name), copy_bindings(g, outputs, noutputs), noutputs,
 		copy_bindings(g, updates, nupdates), nupdates };
@@ -323,8 +323,8 @@ void ir_set_meta(ir_graph *g, const char *key, const char *json)
 			return;
 		}
 	int cap = g->metacap;
-	g->meta = grow(g->meta, g->nmeta, &g->metacap, sizeof *g->meta);
-	g->metavalue = grow(g->metavalue, g->nmeta, &cap, sizeof *g->metavalue);
+	g->meta = ir_grow(g->meta, g->nmeta, &g->metacap, sizeof *g->meta);
+	g->metavalue = ir_grow(g->metavalue, g->nmeta, &cap, sizeof *g->metavalue);
 	g->meta[g->nmeta] = (ir_binding){ ir_strdup(g, key), -1 };
 	g->metavalue[g->nmeta++] = ir_strdup(g, json);
 }

@@ -120,6 +120,10 @@ void ir_free(ir_graph *g);
 void *ir_alloc(ir_graph *g, size_t size);     /* zeroed; dies when out of memory */
 const char *ir_strdup(ir_graph *g, const char *s);
 
+/* Grows a malloc'd array of n items of `size` bytes so that it holds n+1;
+ * *cap doubles. Dies when out of memory. Shared by every growing array. */
+void *ir_grow(void *arr, int n, int *cap, size_t size);
+
 /* Leaves. */
 int ir_input(ir_graph *g, const char *name, rt_dtype dt, const ir_shape *s,
              const char *where);

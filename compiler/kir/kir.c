@@ -7,19 +7,6 @@
 #include "kir.h"
 #include "philox.h"
 
-static void *grow(void *arr, int n, int *cap, size_t size)
-{
-	if (n < *cap)
-		return arr;
-	*cap = *cap ? 2 * *cap : 32;
-	arr = realloc(arr, (size_t)*cap * size);
-	if (!arr) {
-		fputs("ddpmc: out of memory\n", stderr);
-		abort();
-	}
-	return arr;
-}
-
 static int same_expr(const kir_expr *a, const kir_expr *b)
 {
 	return a->kind == b->kind && a->type == b->type && a->op == b->op && a->a == b->a &&
@@ -35,7 +22,7 @@ static int push(kir_kernel *k, kir_expr e)
 		for (int i = k->nx - 1; i >= 0; i--)
 			if (same_expr(&k->x[i], &e))
 				return i;
-	k->x = grow(k->x, k->nx, &k->xcap, sizeof *k->x);
+	k->x = ir_grow(k->x, k->nx, &k->xcap, sizeof *k->x);
 	k->x[k->nx] = e;
 	return k->nx++;
 }
@@ -101,7 +88,7 @@ int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int st
 
 void kir_store_add(kir_kernel *k, int buf, int index, int value)
 {
-	k->st = grow(k->st, k->nst, &k->stcap, sizeof *k->st);
+	k->st = ir_grow(k->st, k->nst, &k->stcap, sizeof *k->st);
 	k->st[k->nst++] = (kir_store){ buf, index, value };
 }
 

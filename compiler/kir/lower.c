@@ -55,19 +55,6 @@ static const ir_node *N(lower *L, int id)
 	return &L->g->nodes[id];
 }
 
-static void *grow(void *arr, int n, int *cap, size_t size)
-{
-	if (n < *cap)
-		return arr;
-	*cap = *cap ? 2 * *cap : 32;
-	arr = realloc(arr, (size_t)*cap * size);
-	if (!arr) {
-		fputs("ddpmc: out of memory\n", stderr);
-		abort();
-	}
-	return arr;
-}
-
 /* --- index arithmetic ---------------------------------------------------- */
 
 static int I(lower *L, int64_t v)
@@ -419,7 +406,7 @@ static int channels_last(lower *L, int node)
 	snprintf(name, sizeof name, "k%d_channels_last", L->p->nk);
 	tk.name = ir_strdup(L->g, name);
 	tk.ops = "permute";
-	L->p->k = grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
+	L->p->k = ir_grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
 	L->p->k[L->p->nk++] = tk;
 	L->k = outer;
 	return L->tbuf[node] = tb;
@@ -535,7 +522,7 @@ static int value_at(lower *L, int node, const int *idx)
 		    !memcmp(L->memo[m].idx, idx, (size_t)n->shape.rank * sizeof *idx))
 			return L->memo[m].expr;
 	int v = compute_value(L, node, idx);
-	L->memo = grow(L->memo, L->nmemo, &L->memocap, sizeof *L->memo);
+	L->memo = ir_grow(L->memo, L->nmemo, &L->memocap, sizeof *L->memo);
 	L->memo[L->nmemo] = (memo){ node, n->shape.rank, { 0 }, v };
 	memcpy(L->memo[L->nmemo].idx, idx, (size_t)n->shape.rank * sizeof *idx);
 	L->nmemo++;
@@ -635,7 +622,7 @@ static int build_kernel(lower *L, int root)
 	if (L->red_node >= 0 && (ir_ops[N(L, L->red_node)->op].flags & CONTRACT))
 		for (int r = 0; r < k.rank; r++)
 			k.tile_hint[r] = 1;
-	L->p->k = grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
+	L->p->k = ir_grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
 	L->p->k[L->p->nk++] = k;
 	return 0;
 }
@@ -643,7 +630,7 @@ static int build_kernel(lower *L, int root)
 static int add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *name)
 {
 	kir_program *p = L->p;
-	p->buf = grow(p->buf, p->nbuf, &p->bufcap, sizeof *p->buf);
+	p->buf = ir_grow(p->buf, p->nbuf, &p->bufcap, sizeof *p->buf);
 	p->buf[p->nbuf] = (kir_buffer){ kind, n->dtype, ir_numel(&n->shape), ir_strdup(L->g, name), 0,
 	                                n->data, n->shape };
 	return p->nbuf++;
@@ -838,7 +825,7 @@ static void copy_kernel(lower *L, int src, int dst, const ir_shape *s)
 	snprintf(name, sizeof name, "k%d_copy", L->p->nk);
 	k.name = ir_strdup(L->g, name);
 	k.ops = "copy";
-	L->p->k = grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
+	L->p->k = ir_grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
 	L->p->k[L->p->nk++] = k;
 }
 
