@@ -24,6 +24,7 @@
 #include "../runtime/main/cli.c"
 #include "../runtime/main/sample.c"
 #include "../runtime/main/train.c"
+#include "../runtime/main/run.c"
 
 /* --- a fake program ------------------------------------------------------- */
 
@@ -690,7 +691,7 @@ static int cli_argv(const char *const *args, char *errout, size_t errlen)
 	int saved = errout ? dup(2) : -1;
 	if (errout)
 		dup2(fileno(tmp), 2);
-	int rc = rt_cli_main(argc, argv, &cli_emb);
+	int rc = cli_run(argc, argv, &cli_emb);
 	if (errout) {
 		fflush(stderr);
 		dup2(saved, 2);

@@ -14,7 +14,6 @@
 #include "cli.h"
 #include "exec.h"
 
-enum { TRAIN = 1, SAMPLE = 2, INFO = 4 };
 typedef enum { F_STR, F_INT, F_NUM, F_BOOL } flag_kind;
 
 typedef struct {
@@ -28,21 +27,21 @@ typedef struct {
 
 #define AT(m) offsetof(cli_opts, m)
 static const flag flags[] = {
-	{ "--data", F_STR, TRAIN, AT(data), 0, 0, 0 },
-	{ "--steps", F_INT, TRAIN | SAMPLE, AT(steps), AT(has_steps), 1, 1e9 },
-	{ "--out", F_STR, TRAIN | SAMPLE, AT(out), AT(has_out), 0, 0 },
-	{ "--seed", F_INT, TRAIN | SAMPLE, AT(seed), AT(has_seed), 0, 2147483647 },
-	{ "--threads", F_INT, TRAIN | SAMPLE, AT(threads), 0, 1, 1024 },
-	{ "--resume", F_BOOL, TRAIN, AT(resume), 0, 0, 0 },
-	{ "--batch", F_INT, TRAIN, AT(batch), 0, 1, 1e7 },
-	{ "--save-every", F_INT, TRAIN, AT(save_every), 0, 0, 1e9 },
-	{ "--log-every", F_INT, TRAIN, AT(log_every), 0, 1, 1e9 },
-	{ "--device", F_STR, TRAIN | SAMPLE, AT(device), 0, 0, 0 },
-	{ "--ckpt", F_STR, SAMPLE, AT(ckpt), AT(has_ckpt), 0, 0 },
-	{ "--n", F_INT, SAMPLE, AT(n), 0, 1, 1e6 },
-	{ "--sampler", F_STR, SAMPLE, AT(sampler), 0, 0, 0 },
-	{ "--eta", F_NUM, SAMPLE, AT(eta), AT(has_eta), 0, 1e6 },
-	{ "--no-ema", F_BOOL, SAMPLE, AT(no_ema), 0, 0, 0 },
+	{ "--data", F_STR, CLI_TRAIN, AT(data), 0, 0, 0 },
+	{ "--steps", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(steps), AT(has_steps), 1, 1e9 },
+	{ "--out", F_STR, CLI_TRAIN | CLI_SAMPLE, AT(out), AT(has_out), 0, 0 },
+	{ "--seed", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(seed), AT(has_seed), 0, 2147483647 },
+	{ "--threads", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(threads), 0, 1, 1024 },
+	{ "--resume", F_BOOL, CLI_TRAIN, AT(resume), 0, 0, 0 },
+	{ "--batch", F_INT, CLI_TRAIN, AT(batch), 0, 1, 1e7 },
+	{ "--save-every", F_INT, CLI_TRAIN, AT(save_every), 0, 0, 1e9 },
+	{ "--log-every", F_INT, CLI_TRAIN, AT(log_every), 0, 1, 1e9 },
+	{ "--device", F_STR, CLI_TRAIN | CLI_SAMPLE, AT(device), 0, 0, 0 },
+	{ "--ckpt", F_STR, CLI_SAMPLE, AT(ckpt), AT(has_ckpt), 0, 0 },
+	{ "--n", F_INT, CLI_SAMPLE, AT(n), 0, 1, 1e6 },
+	{ "--sampler", F_STR, CLI_SAMPLE, AT(sampler), 0, 0, 0 },
+	{ "--eta", F_NUM, CLI_SAMPLE, AT(eta), AT(has_eta), 0, 1e6 },
+	{ "--no-ema", F_BOOL, CLI_SAMPLE, AT(no_ema), 0, 0, 0 },
 };
 #undef AT
 
@@ -192,7 +191,7 @@ void cli_profile_report(const rt_entry *e)
 
 /* --- info ------------------------------------------------------------------- */
 
-static int cli_info(const rt_program *p)
+int cli_info(const rt_program *p)
 {
 	int64_t trainable = 0, elems = 0, bytes = 0;
 	int ntrain = 0;
@@ -249,7 +248,7 @@ static int set_flag(const cli_opts *o, const flag *f, const char *v, char *base)
 	return 0;
 }
 
-/* argv[first..argc) into o; `cmd` is one of TRAIN, SAMPLE, INFO. */
+/* argv[first..argc) into o; `cmd` is one of CLI_TRAIN, CLI_SAMPLE, CLI_INFO. */
 static int parse_flags(int argc, char **argv, int first, unsigned cmd, cli_opts *o)
 {
 	for (int i = first; i < argc; i++) {
@@ -300,37 +299,27 @@ static int check_common(const cli_opts *o)
 	return 0;
 }
 
-int rt_cli_main(int argc, char **argv, const rt_embedded *emb)
+int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 {
-	cli_opts o;
-	rt_program p;
-	char err[1024];
-	defaults(&o, argc > 0 ? argv[0] : "ddpmc-program");
+	defaults(o, argc > 0 ? argv[0] : "ddpmc-program");
 	if (argc < 2) {
-		fprintf(stderr, usage, o.prog);
+		fprintf(stderr, usage, o->prog);
 		return 2;
 	}
 	const char *cmd = argv[1];
-	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-		printf(usage, o.prog);
+	int help = !strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help");
+	for (int i = 2; i < argc; i++)
+		help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+	*which = !strcmp(cmd, "train") ? CLI_TRAIN : !strcmp(cmd, "sample") ? CLI_SAMPLE
+	       : !strcmp(cmd, "info") ? CLI_INFO : 0;
+	if (help && (*which || cmd[0] == '-' || !strcmp(cmd, "help"))) {
+		printf(usage, o->prog);
+		*which = 0;
 		return 0;
 	}
-	unsigned which = !strcmp(cmd, "train") ? TRAIN : !strcmp(cmd, "sample") ? SAMPLE
-	               : !strcmp(cmd, "info") ? INFO : 0;
-	if (!which)
-		return cli_fail(&o, "unknown command '%s' (train, sample, info)", cmd);
-	for (int i = 2; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf(usage, o.prog);
-			return 0;
-		}
-	if (parse_flags(argc, argv, 2, which, &o) || check_common(&o))
+	if (!*which)
+		return cli_fail(o, "unknown command '%s' (train, sample, info)", cmd);
+	if (parse_flags(argc, argv, 2, *which, o) || check_common(o))
 		return 1;
-	if (rt_program_parse(emb->json, (size_t)emb->json_len, emb->data, emb->data_len,
-	                     emb->kernels, emb->nkernels, &p, err, sizeof err) != RT_OK)
-		return cli_fail(&o, "%s", err);
-	int rc = which == TRAIN ? cli_train(&o, &p) : which == SAMPLE ? cli_sample(&o, &p)
-	       : cli_info(&p);
-	rt_program_free(&p);
-	return rc;
+	return 0;
 }

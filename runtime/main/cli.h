@@ -8,7 +8,7 @@
  *              [--device cpu]
  *   OUT info
  *
- * main.c hands rt_cli_main the program the generated object embeds; the
+ * main.c hands cli_run the program the generated object embeds; the
  * commands live in train.c, sample.c and cli.c (info, flags). Every
  * command returns an exit status: 0 on success, else non-zero after one
  * line "OUT: cause" on stderr. */
@@ -31,7 +31,9 @@ typedef struct {
 	int64_t data_len;
 } rt_embedded;
 
-int rt_cli_main(int argc, char **argv, const rt_embedded *emb);
+/* The whole command line (run.c): returns the exit status. */
+int cli_run(int argc, char **argv, const rt_embedded *emb);
+
 
 /* --- shared by the commands ---------------------------------------------- */
 
@@ -63,7 +65,16 @@ int cli_mkdirs(const char *dir);
 void cli_profile_start(const rt_entry *e);
 void cli_profile_report(const rt_entry *e);
 
+enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4 };
+
+/* Parses the command line into *o and *which (a CLI_ command, or 0 when
+ * only help was asked for). Returns 0 to go on (or exit 0 if *which is
+ * 0), else the exit status, having printed the one-line cause. */
+int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which);
+
+/* The commands (main.c dispatches). */
 int cli_train(const cli_opts *o, const rt_program *p);
 int cli_sample(const cli_opts *o, const rt_program *p);
+int cli_info(const rt_program *p);
 
 #endif

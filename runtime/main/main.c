@@ -1,6 +1,6 @@
 /* main: the entry point of an executable that `ddpmc compile` produces. It
  * links the generated object (kernels and the embedded program) with the
- * runtime and passes them to the command line (cli.h). */
+ * runtime and hands them to the command line (run.c). */
 #include "cli.h"
 
 extern void (*const ddpmc_kernels[])(void **bufs, int64_t row_begin, int64_t row_end);
@@ -19,5 +19,5 @@ int main(int argc, char **argv)
 		ddpmc_program_json, ddpmc_program_json_len,
 		ddpmc_program_data, ddpmc_program_data_len,
 	};
-	return rt_cli_main(argc, argv, &emb);
+	return cli_run(argc, argv, &emb);
 }
