@@ -120,6 +120,23 @@ static int write_atomic(const char *path, int64_t gw, int64_t gh, int64_t c,
 	return RT_OK;
 }
 
+/* Deflates the scanlines and writes the file. */
+static int encode(const char *path, const unsigned char *raw, size_t rawlen, int64_t gw,
+                  int64_t gh, int64_t c, char *err, size_t errlen)
+{
+	uLongf zlen = compressBound((uLong)rawlen);
+	unsigned char *z = malloc(zlen);
+	int rc = RT_ERR;
+	if (!z)
+		snprintf(err, errlen, "%s: out of memory", path);
+	else if (compress2(z, &zlen, raw, (uLong)rawlen, 6) != Z_OK)
+		snprintf(err, errlen, "%s: zlib failed to compress the image", path);
+	else
+		rc = write_atomic(path, gw, gh, c, z, zlen, err, errlen);
+	free(z);
+	return rc;
+}
+
 int rt_png_write_grid(const char *path, const float *x, int64_t n, int64_t c, int64_t h,
                       int64_t w, char *err, size_t errlen)
 {
@@ -138,16 +155,34 @@ int rt_png_write_grid(const char *path, const float *x, int64_t n, int64_t c, in
 	}
 	size_t rawlen = 0;
 	unsigned char *raw = render(x, n, c, h, w, gh, gw, &rawlen);
-	uLongf zlen = raw ? compressBound((uLong)rawlen) : 0;
-	unsigned char *z = raw ? malloc(zlen) : NULL;
-	int rc = RT_ERR;
-	if (!z)
+	if (!raw) {
 		snprintf(err, errlen, "%s: out of memory", path);
-	else if (compress2(z, &zlen, raw, (uLong)rawlen, 6) != Z_OK)
-		snprintf(err, errlen, "%s: zlib failed to compress the image", path);
-	else
-		rc = write_atomic(path, gw, gh, c, z, zlen, err, errlen);
+		return RT_ERR;
+	}
+	int rc = encode(path, raw, rawlen, gw, gh, c, err, errlen);
 	free(raw);
-	free(z);
+	return rc;
+}
+
+int rt_png_write_pixels(const char *path, const uint8_t *px, int64_t h, int64_t w, int64_t c,
+                        char *err, size_t errlen)
+{
+	if ((c != 1 && c != 3) || h < 1 || w < 1 || h > MAX_SIDE || w > MAX_SIDE) {
+		snprintf(err, errlen, "%s: cannot write a %lld x %lld image of %lld channels", path,
+		         (long long)w, (long long)h, (long long)c);
+		return RT_ERR;
+	}
+	size_t stride = 1 + (size_t)(w * c);
+	unsigned char *raw = malloc((size_t)h * stride);
+	if (!raw) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return RT_ERR;
+	}
+	for (int64_t y = 0; y < h; y++) {
+		raw[(size_t)y * stride] = 0;
+		memcpy(raw + (size_t)y * stride + 1, px + (size_t)(y * w * c), (size_t)(w * c));
+	}
+	int rc = encode(path, raw, (size_t)h * stride, w, h, c, err, errlen);
+	free(raw);
 	return rc;
 }

@@ -1,4 +1,4 @@
-/* image: sample grids as PNG files.
+/* image: sample grids (and plain images) as PNG files.
  *
  * A grid lays out n images of C x H x W (C = 1: grey, C = 3: RGB) in
  * cols = ceil(sqrt(n)) columns and ceil(n / cols) rows, with a 2-pixel
@@ -23,5 +23,10 @@ void rt_grid_size(int64_t n, int64_t h, int64_t w, int64_t *grid_h, int64_t *gri
  * message naming the file in err. */
 int rt_png_write_grid(const char *path, const float *x, int64_t n, int64_t c, int64_t h,
                       int64_t w, char *err, size_t errlen);
+
+/* Writes an image of bytes px (h, w, c), channels interleaved (c = 1: grey,
+ * 3: RGB), as an 8-bit PNG, atomically as rt_png_write_grid does. */
+int rt_png_write_pixels(const char *path, const uint8_t *px, int64_t h, int64_t w, int64_t c,
+                        char *err, size_t errlen);
 
 #endif

@@ -24,7 +24,11 @@
 #include "../runtime/main/cli.c"
 #include "../runtime/main/sample.c"
 #include "../runtime/main/train.c"
+#include "../runtime/main/export.c"
 #include "../runtime/main/run.c"
+#include "../runtime/main/progress.c"
+#include "../runtime/main/metrics.c"
+#include "../runtime/main/plot.c"
 
 /* --- a fake program ------------------------------------------------------- */
 

@@ -214,7 +214,7 @@ static int movement_value(lower *L, const ir_node *n, const int *idx)
 			            iop(L, OP_mul, idx[r], I(L, n->a.slice.step[r])));
 		return value_at(L, n->in[0], in);
 	case OP_upsample2d:
-		memcpy(in, idx, sizeof in);
+		memcpy(in, idx, (size_t)n->shape.rank * sizeof *in);
 		in[2] = iop(L, OP_div, idx[2], I(L, n->a.upsample.scale));
 		in[3] = iop(L, OP_div, idx[3], I(L, n->a.upsample.scale));
 		return value_at(L, n->in[0], in);
@@ -248,7 +248,7 @@ static int concat_value(lower *L, const ir_node *n, const int *idx)
 	int64_t end = n->shape.d[ax];
 	for (int k = n->nin - 1; k >= 0; k--) {
 		int64_t len = N(L, n->in[k])->shape.d[ax];
-		memcpy(in, idx, sizeof in);
+		memcpy(in, idx, (size_t)n->shape.rank * sizeof *in);
 		in[ax] = clamp(L, iop(L, OP_sub, idx[ax], I(L, end - len)), 0, len - 1);
 		int v = value_at(L, n->in[k], in);
 		result = result < 0 ? v
@@ -324,8 +324,8 @@ static int matmul_body(lower *L, const ir_node *n, const int *idx)
 	int r = n->shape.rank, ia[IR_MAXDIM], ib[IR_MAXDIM];
 	int64_t K = N(L, n->in[0])->shape.d[r - 1];
 	set_reduction(L, OP_add, &K, 1);
-	memcpy(ia, idx, sizeof ia);
-	memcpy(ib, idx, sizeof ib);
+	memcpy(ia, idx, (size_t)r * sizeof *ia);
+	memcpy(ib, idx, (size_t)r * sizeof *ib);
 	ia[r - 1] = rvar(L, 0);
 	ib[r - 2] = rvar(L, 0);
 	return mul(L, value_at(L, n->in[0], ia), value_at(L, n->in[1], ib));

@@ -33,24 +33,30 @@ static const flag flags[] = {
 	{ "--seed", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(seed), AT(has_seed), 0, 2147483647 },
 	{ "--threads", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(threads), 0, 1, 1024 },
 	{ "--resume", F_BOOL, CLI_TRAIN, AT(resume), 0, 0, 0 },
+	{ "--flip", F_BOOL, CLI_TRAIN, AT(flip), 0, 0, 0 },
 	{ "--batch", F_INT, CLI_TRAIN, AT(batch), 0, 1, 1e7 },
 	{ "--save-every", F_INT, CLI_TRAIN, AT(save_every), 0, 0, 1e9 },
 	{ "--log-every", F_INT, CLI_TRAIN, AT(log_every), 0, 1, 1e9 },
 	{ "--device", F_STR, CLI_TRAIN | CLI_SAMPLE, AT(device), 0, 0, 0 },
 	{ "--ckpt", F_STR, CLI_SAMPLE, AT(ckpt), AT(has_ckpt), 0, 0 },
-	{ "--n", F_INT, CLI_SAMPLE, AT(n), 0, 1, 1e6 },
+	{ "--sample-every", F_INT, CLI_TRAIN, AT(sample_every), 0, 0, 1e9 },
+	{ "--n", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(n), 0, 1, 1e6 },
 	{ "--sampler", F_STR, CLI_SAMPLE, AT(sampler), 0, 0, 0 },
 	{ "--eta", F_NUM, CLI_SAMPLE, AT(eta), AT(has_eta), 0, 1e6 },
 	{ "--no-ema", F_BOOL, CLI_SAMPLE, AT(no_ema), 0, 0, 0 },
+	{ "--out-dir", F_STR, CLI_SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0 },
+	{ "--weights", F_STR, CLI_SAMPLE, AT(weights), AT(has_weights), 0, 0 },
 };
 #undef AT
 
 static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
-	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--device cpu]\n"
-	"  sample [--ckpt FILE] [--n N] [--sampler ddpm|ddim] [--steps K] [--eta E] [--seed S]\n"
-	"         [--out grid.png] [--threads N] [--no-ema] [--device cpu]\n"
+	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
+	"         [--n N] [--flip] [--device cpu]\n"
+	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
+	"         [--eta E] [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
+	"         [--device cpu]\n"
 	"  info   the model, its parameters, entries and kernels\n";
 
 int cli_fail(const cli_opts *o, const char *fmt, ...)
@@ -109,6 +115,35 @@ int cli_mkdirs(const char *dir)
 		*p = '/';
 	}
 	return mkdir(path, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+void cli_json_write(rt_strbuf *b, const rt_json *j)
+{
+	switch (j->type) {
+	case RT_JNULL: rt_sb_puts(b, "null"); break;
+	case RT_JBOOL: rt_sb_puts(b, j->b ? "true" : "false"); break;
+	case RT_JNUM:
+		if (j->isint)
+			rt_sb_printf(b, "%lld", (long long)j->i);
+		else
+			rt_sb_printf(b, "%.17g", isfinite(j->num) ? j->num : 0.0);
+		break;
+	case RT_JSTR: rt_sb_json_string(b, j->str); break;
+	case RT_JARR:
+	case RT_JOBJ:
+		rt_sb_puts(b, j->type == RT_JARR ? "[" : "{");
+		for (int i = 0; i < j->n; i++) {
+			if (i)
+				rt_sb_puts(b, ", ");
+			if (j->type == RT_JOBJ) {
+				rt_sb_json_string(b, j->keys[i]);
+				rt_sb_puts(b, ": ");
+			}
+			cli_json_write(b, &j->kids[i]);
+		}
+		rt_sb_puts(b, j->type == RT_JARR ? "]" : "}");
+		break;
+	}
 }
 
 /* --- profiling -------------------------------------------------------------- */

@@ -2,21 +2,26 @@
  *
  *   OUT train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S]
  *              [--threads N] [--resume] [--batch B] [--save-every N]
- *              [--log-every N] [--device cpu]
- *   OUT sample [--ckpt FILE] [--n N] [--sampler ddpm|ddim] [--steps K]
- *              [--eta E] [--seed S] [--out grid.png] [--threads N] [--no-ema]
- *              [--device cpu]
+ *              [--log-every N] [--sample-every N] [--n N] [--flip] [--device cpu]
+ *   OUT sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim]
+ *              [--steps K] [--eta E] [--seed S] [--out grid.png] [--out-dir DIR]
+ *              [--threads N] [--no-ema] [--device cpu]
  *   OUT info
  *
  * main.c hands cli_run the program the generated object embeds; the
- * commands live in train.c, sample.c and cli.c (info, flags). Every
+ * commands live in train.c, sample.c and cli.c (info, flags); progress.c
+ * draws progress bars, metrics.c keeps DIR/metrics.jsonl and plot.c draws
+ * the loss curve. Every
  * command returns an exit status: 0 on success, else non-zero after one
  * line "OUT: cause" on stderr. */
 #ifndef DDPMC_RUNTIME_CLI_H
 #define DDPMC_RUNTIME_CLI_H
 
+#include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "json.h"
 #include "pool.h"
 #include "program.h"
 #include "tensor.h"
@@ -47,6 +52,10 @@ typedef struct {
 	double eta;
 	int resume, no_ema;
 	int has_steps, has_seed, has_ckpt, has_out, has_eta;
+	int64_t sample_every;           /* train: a grid every N steps (0: none) */
+	int flip;                       /* train: random horizontal flips */
+	const char *out_dir, *weights;  /* sample: one PNG per image; diffusers weights */
+	int has_out_dir, has_weights;
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -61,9 +70,91 @@ void cli_set_scalar(rt_tensorset *state, const char *name, double v);
 double cli_scalar(const rt_tensorset *s, const char *name);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
+/* Appends j as JSON text (numbers written as integers when they were). */
+void cli_json_write(rt_strbuf *b, const rt_json *j);
 /* DDPMC_PROFILE=1: per-kernel times of entry e, the slowest first. */
 void cli_profile_start(const rt_entry *e);
 void cli_profile_report(const rt_entry *e);
+
+/* --- progress (progress.c) ----------------------------------------------------
+ * On a terminal (stdout is a TTY) one line redrawn in place, at most ten
+ * times a second: "LABEL done/total [#####.....] EXTRA ETA 1m05s"; the ETA
+ * is the time per step so far times the steps left. Elsewhere nothing is
+ * drawn (the commands print their plain periodic lines instead). */
+typedef struct {
+	int tty;                /* stdout is a terminal */
+	const char *label;
+	int64_t total;          /* steps in this run */
+	double t0, last;        /* start; last redraw */
+	int shown;              /* the bar is on the screen */
+} cli_progress;
+
+void cli_progress_start(cli_progress *pg, const char *label, int64_t total);
+/* done of total; extra: e.g. "loss 0.0312 | 95.1 img/s" (may be NULL);
+ * force: redraw even within a tenth of a second of the last one. */
+void cli_progress_update(cli_progress *pg, int64_t done, const char *extra, int force);
+/* Erases the bar so that a line can be printed (the next update redraws). */
+void cli_progress_clear(cli_progress *pg);
+/* Leaves the last state of the bar on the screen and ends the line. */
+void cli_progress_end(cli_progress *pg);
+/* "1h02m", "3m05s", "12s". */
+const char *cli_duration(double secs, char *buf, size_t len);
+
+/* --- metrics (metrics.c) -------------------------------------------------------
+ * DIR/metrics.jsonl: one JSON object per logged step,
+ *   {"step": 100, "loss": 0.0412, "loss_mean": 0.0435, "lr": 0.0002,
+ *    "loss_scale": 1, "images_per_s": 95.2}
+ * loss is that step's, loss_mean the mean since the previous line. A fresh
+ * run starts the file afresh; a resumed one keeps the lines up to the
+ * checkpoint's step (a run killed after its last save logged steps that
+ * the resumed run does again) and appends. Every line is flushed. */
+typedef struct {
+	int64_t step;
+	double loss, loss_mean, lr, loss_scale, images_per_s;
+} cli_metric;
+
+typedef struct {
+	FILE *f;
+	char path[4096];
+	cli_metric *m;          /* every line so far, for the plot */
+	int64_t n, cap;
+} cli_metrics;
+
+/* Opens DIR/metrics.jsonl; with resume, keeps the lines of steps <= upto.
+ * Returns 0, or 1 after cli_fail. */
+int cli_metrics_open(cli_metrics *mt, const cli_opts *o, const char *dir, int resume,
+                     int64_t upto);
+int cli_metrics_add(cli_metrics *mt, const cli_opts *o, const cli_metric *m);
+void cli_metrics_close(cli_metrics *mt);
+
+/* plot.c: the loss curve (loss_mean against step, log-scale loss axis,
+ * with the axis ranges written in small digits) as a PNG; RT_OK or RT_ERR. */
+int cli_plot_loss(const char *path, const cli_metric *m, int64_t n, char *err, size_t errlen);
+
+/* --- sampling (sample.c), shared by `sample` and train's --sample-every ---------
+ * A sampler runs sample_ddpm or sample_ddim (o->sampler) for K steps
+ * (o->steps when has_steps, else T for ddpm and min(T, 50) for ddim) with
+ * eta o->eta, on weights set by cli_sampler_weights. */
+typedef struct cli_sampler cli_sampler;
+
+/* NULL after cli_fail. */
+cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_pool *pool);
+/* The sampler's state from weights (a checkpoint or a diffusers file: the
+ * tensors it names; NULL: everything from the seed), then, when ema, every
+ * ema.NAME copied into NAME. 0, or 1 after cli_fail. */
+int cli_sampler_weights(cli_sampler *sm, const rt_tensorset *weights, const char *name,
+                        uint64_t seed, int ema);
+/* Draws n images (n, C, H, W) from the seed; *images points into the
+ * sampler (valid until the next call). bar: a progress bar over the
+ * reverse steps on a terminal, else plain lines every 100 steps (-1: no
+ * output at all). stop: when non-NULL and set, returns 2 between steps.
+ * 0, or 1 after cli_fail. */
+int cli_sampler_draw(cli_sampler *sm, int64_t n, int64_t seed, int bar,
+                     volatile sig_atomic_t *stop, const float **images);
+/* The shape of one image: C, H, W. */
+void cli_sampler_image(const cli_sampler *sm, int64_t chw[3]);
+int64_t cli_sampler_steps(const cli_sampler *sm);
+void cli_sampler_free(cli_sampler *sm);
 
 enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4 };
 
@@ -76,5 +167,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which);
 int cli_train(const cli_opts *o, const rt_program *p);
 int cli_sample(const cli_opts *o, const rt_program *p);
 int cli_info(const rt_program *p);
+/* OUT export [--ckpt FILE] --out DIR [--no-ema] (export.c): its own flags. */
+int cli_export(int argc, char **argv, const rt_program *p);
 
 #endif

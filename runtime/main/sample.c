@@ -1,5 +1,7 @@
 /* sample.c: `OUT sample` — draws images with the sample_ddpm or
- * sample_ddim entry and writes them as a PNG grid.
+ * sample_ddim entry and writes them as a PNG grid (--out) and/or one PNG
+ * per image (--out-dir DIR: DIR/image_0000.png, ...). The drawing itself
+ * (cli_sampler, cli.h) is shared with train's --sample-every.
  *
  * Images come in rounds of the compiled batch B (n rounded up, the extra
  * images discarded). Round r starts from x_T = N(0, I) drawn on the host:
@@ -10,7 +12,12 @@
  *   t_i = i * floor(T/K), i = K-1, ..., 0; sample.t = t_i, sample.s = t_{i-1} (-1 after t_0),
  *   sample.eta = E.
  * Unless --no-ema, every state tensor ema.NAME is first copied into NAME
- * (sampling uses the EMA weights, DESIGN.md §5). */
+ * (sampling uses the EMA weights, DESIGN.md §5). --weights FILE takes the
+ * parameters by name from any safetensors file (a diffusers
+ * diffusion_pytorch_model.safetensors as is); state it lacks is
+ * initialised from the seed, and no EMA is applied (the file's weights
+ * are the ones wanted). Everything depends only on the seed, the weights
+ * and the flags: the same seed gives the same images. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,8 +33,9 @@
 
 #define NOISE_STREAM UINT64_C(0xFFFF)
 
-typedef struct {
-	const cli_opts *o;
+struct cli_sampler {
+	cli_opts opts;
+	const cli_opts *o;      /* &opts */
 	const rt_program *p;
 	const rt_entry *e;
 	int ddim;
@@ -37,8 +45,11 @@ typedef struct {
 	rt_tensorset state, inputs, outputs;
 	rt_tensor *x, *t, *s, *eta;     /* in inputs */
 	rt_pool *pool;
-	float *images;          /* (n, C, H, W) */
-} sampler;
+	float *images;          /* (rounds * B, C, H, W) */
+	int64_t images_cap;     /* floats */
+};
+
+typedef struct cli_sampler sampler;
 
 static int sample_check_entry(sampler *sm)
 {
@@ -85,33 +96,44 @@ static int check_steps(sampler *sm)
 	return 0;
 }
 
-/* The state from the checkpoint (or, when the default one is absent,
- * from the seed, with a warning), then EMA weights and rng.seed. */
+int cli_sampler_weights(sampler *sm, const rt_tensorset *weights, const char *name,
+                        uint64_t seed, int ema)
+{
+	char err[1024];
+	rt_set_free(&sm->state);
+	if (rt_state_init(sm->p, seed, weights, name, &sm->state, err, sizeof err) != RT_OK)
+		return cli_fail(sm->o, "%s", err);
+	for (int i = 0; ema && i < sm->state.n; i++) {
+		const rt_tensor *e = &sm->state.t[i];
+		rt_tensor *w = strncmp(e->name, "ema.", 4) == 0 ? rt_set_find(&sm->state, e->name + 4)
+		                                               : NULL;
+		if (w && rt_numel(w->rank, w->shape) == rt_numel(e->rank, e->shape))
+			rt_tensor_convert(e, w);
+	}
+	return 0;
+}
+
+/* The weights of `sample`: --weights, --ckpt, or the default checkpoint
+ * (when absent: untrained weights from the seed, with a warning). */
 static int sample_load_state(sampler *sm)
 {
 	const cli_opts *o = sm->o;
 	char err[1024], path[4096];
-	rt_tensorset ckpt = { 0 };
-	snprintf(path, sizeof path, "%s", o->has_ckpt ? o->ckpt : CLI_DEFAULT_DIR "/checkpoint.safetensors");
-	int have = o->has_ckpt || access(path, F_OK) == 0;
+	rt_tensorset file = { 0 };
+	if (o->has_ckpt && o->has_weights)
+		return cli_fail(o, "--ckpt and --weights: give one of them");
+	snprintf(path, sizeof path, "%s", o->has_weights ? o->weights : o->has_ckpt ? o->ckpt
+	         : CLI_DEFAULT_DIR "/checkpoint.safetensors");
+	int have = o->has_ckpt || o->has_weights || access(path, F_OK) == 0;
 	if (!have)
 		fprintf(stderr, "%s: warning: %s not found; sampling from untrained weights (seed %lld)\n",
 		        o->prog, path, (long long)o->seed);
-	else if (rt_st_read(path, &ckpt, err, sizeof err) != RT_OK)
+	else if (rt_st_read(path, &file, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
-	int rc = rt_state_init(sm->p, (uint64_t)o->seed, have ? &ckpt : NULL, path, &sm->state, err,
-	                       sizeof err);
-	rt_set_free(&ckpt);
-	if (rc != RT_OK)
-		return cli_fail(o, "%s", err);
-	for (int i = 0; !o->no_ema && i < sm->state.n; i++) {
-		const rt_tensor *ema = &sm->state.t[i];
-		rt_tensor *w = strncmp(ema->name, "ema.", 4) == 0 ? rt_set_find(&sm->state, ema->name + 4)
-		                                                 : NULL;
-		if (w && rt_numel(w->rank, w->shape) == rt_numel(ema->rank, ema->shape))
-			rt_tensor_convert(ema, w);
-	}
-	return 0;
+	int rc = cli_sampler_weights(sm, have ? &file : NULL, path, (uint64_t)o->seed,
+	                             !o->no_ema && !o->has_weights);
+	rt_set_free(&file);
+	return rc;
 }
 
 /* The input tensors (looked up after all are added: adding moves them). */
@@ -141,15 +163,19 @@ static int64_t step_t(const sampler *sm, int64_t i)
 	return i < 0 ? -1 : i * (sm->T / sm->K);
 }
 
-/* One round: x_T from the noise stream, then every step. */
-static int round_of(sampler *sm, int64_t r, int64_t rounds)
+/* One round: x_T from the noise stream, then every step; the bar counts
+ * the steps of all rounds. Returns 2 when *stop was set. */
+static int round_of(sampler *sm, int64_t seed, int64_t r, int64_t rounds, int bar,
+                    cli_progress *pg, volatile sig_atomic_t *stop)
 {
 	const cli_opts *o = sm->o;
 	char err[1024];
 	int64_t n = sm->xb->numel;
-	rt_philox_normal((uint64_t)o->seed, NOISE_STREAM, (uint64_t)(r * n), n, sm->x->data);
-	cli_set_scalar(&sm->state, "rng.seed", (double)((o->seed + r) & 0x7fffffff));
+	rt_philox_normal((uint64_t)seed, NOISE_STREAM, (uint64_t)(r * n), n, sm->x->data);
+	cli_set_scalar(&sm->state, "rng.seed", (double)((seed + r) & 0x7fffffff));
 	for (int64_t i = sm->K - 1; i >= 0; i--) {
+		if (stop && *stop)
+			return 2;
 		rt_store(RT_I32, sm->t->data, 0, (double)step_t(sm, i));
 		if (sm->ddim)
 			rt_store(RT_I32, sm->s->data, 0, (double)step_t(sm, i - 1));
@@ -158,7 +184,12 @@ static int round_of(sampler *sm, int64_t r, int64_t rounds)
 			return cli_fail(o, "%s", err);
 		rt_tensor_convert(rt_set_find(&sm->outputs, sm->xout), sm->x);
 		int64_t done = sm->K - i;
-		if (done % 100 == 0 || i == 0) {
+		if (bar >= 0 && pg->tty) {
+			char extra[64];
+			snprintf(extra, sizeof extra, "round %lld/%lld t %lld", (long long)(r + 1),
+			         (long long)rounds, (long long)step_t(sm, i));
+			cli_progress_update(pg, r * sm->K + done, extra, 0);
+		} else if (bar >= 0 && (done % 100 == 0 || i == 0)) {
 			printf("round %lld/%lld step %lld/%lld t %lld\n", (long long)(r + 1),
 			       (long long)rounds, (long long)done, (long long)sm->K,
 			       (long long)step_t(sm, i));
@@ -168,49 +199,144 @@ static int round_of(sampler *sm, int64_t r, int64_t rounds)
 	return 0;
 }
 
+int cli_sampler_draw(sampler *sm, int64_t n, int64_t seed, int bar, volatile sig_atomic_t *stop,
+                     const float **images)
+{
+	int64_t b = sm->xb->shape[0], chw = sm->xb->numel / b, rounds = (n + b - 1) / b;
+	if (rounds * b * chw > sm->images_cap) {
+		float *p = realloc(sm->images, (size_t)(rounds * b * chw) * sizeof *p);
+		if (!p)
+			return cli_fail(sm->o, "out of memory");
+		sm->images = p;
+		sm->images_cap = rounds * b * chw;
+	}
+	cli_progress pg;
+	cli_progress_start(&pg, "sample", rounds * sm->K);
+	int rc = 0;
+	for (int64_t r = 0; r < rounds && !rc; r++) {
+		rc = round_of(sm, seed, r, rounds, bar, &pg, stop);
+		if (!rc)
+			memcpy(sm->images + r * b * chw, sm->x->data, (size_t)(b * chw) * sizeof(float));
+	}
+	cli_progress_end(&pg);
+	*images = sm->images;
+	return rc;
+}
+
+void cli_sampler_image(const sampler *sm, int64_t chw[3])
+{
+	chw[0] = sm->xb->shape[1], chw[1] = sm->xb->shape[2], chw[2] = sm->xb->shape[3];
+}
+
+int64_t cli_sampler_steps(const sampler *sm)
+{
+	return sm->K;
+}
+
+cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_pool *pool)
+{
+	sampler *sm = calloc(1, sizeof *sm);
+	if (!sm) {
+		cli_fail(o, "out of memory");
+		return NULL;
+	}
+	sm->opts = *o;
+	sm->o = &sm->opts;
+	sm->p = p;
+	sm->pool = pool;
+	if (strcmp(o->sampler, "ddpm") != 0 && strcmp(o->sampler, "ddim") != 0) {
+		cli_fail(o, "--sampler %s: expected ddpm or ddim", o->sampler);
+		cli_sampler_free(sm);
+		return NULL;
+	}
+	sm->ddim = strcmp(o->sampler, "ddim") == 0;
+	if (sample_check_entry(sm) || check_steps(sm) || make_inputs(sm)) {
+		cli_sampler_free(sm);
+		return NULL;
+	}
+	return sm;
+}
+
+void cli_sampler_free(sampler *sm)
+{
+	if (!sm)
+		return;
+	free(sm->images);
+	rt_set_free(&sm->state);
+	rt_set_free(&sm->inputs);
+	rt_set_free(&sm->outputs);
+	free(sm);
+}
+
+/* image_0000.png, ... in o->out_dir, each image without a border. */
+static int write_each(const sampler *sm, const float *x, int64_t n)
+{
+	const cli_opts *o = sm->o;
+	char err[1024], path[4200];
+	int64_t chw[3];
+	cli_sampler_image(sm, chw);
+	int64_t c = chw[0], hw = chw[1] * chw[2];
+	if (c != 1 && c != 3)
+		return cli_fail(o, "--out-dir: images of %lld channels cannot be PNG files", (long long)c);
+	if (cli_mkdirs(o->out_dir))
+		return cli_fail(o, "cannot create %s: %s", o->out_dir, strerror(errno));
+	uint8_t *px = malloc((size_t)(c * hw));
+	if (!px)
+		return cli_fail(o, "out of memory");
+	int rc = 0;
+	for (int64_t i = 0; i < n && !rc; i++) {
+		const float *img = x + i * c * hw;      /* (c, h, w) planes -> (h, w, c) */
+		for (int64_t k = 0; k < hw; k++)
+			for (int64_t ch = 0; ch < c; ch++)
+				px[k * c + ch] = rt_quantise(img[ch * hw + k]);
+		snprintf(path, sizeof path, "%s/image_%04lld.png", o->out_dir, (long long)i);
+		if (rt_png_write_pixels(path, px, chw[1], chw[2], c, err, sizeof err) != RT_OK)
+			rc = cli_fail(o, "%s", err);
+	}
+	free(px);
+	return rc;
+}
+
 static int run(sampler *sm)
 {
 	const cli_opts *o = sm->o;
-	int64_t b = sm->xb->shape[0], chw = sm->xb->numel / b, rounds = (o->n + b - 1) / b;
-	if (!(sm->images = malloc((size_t)(rounds * b * chw) * sizeof *sm->images)))
-		return cli_fail(o, "out of memory");
+	const float *x;
+	int64_t chw[3];
+	cli_sampler_image(sm, chw);
 	printf("sample: %s, %lld images, %s %lld steps%s, %d threads, seed %lld\n", sm->p->model,
 	       (long long)o->n, sm->ddim ? "ddim" : "ddpm", (long long)sm->K,
-	       o->no_ema ? ", no EMA" : "", rt_pool_threads(sm->pool), (long long)o->seed);
+	       o->has_weights ? ", weights from a file" : o->no_ema ? ", no EMA" : "",
+	       rt_pool_threads(sm->pool), (long long)o->seed);
+	fflush(stdout);
 	double t0 = cli_now();
-	for (int64_t r = 0; r < rounds; r++) {
-		if (round_of(sm, r, rounds))
-			return 1;
-		memcpy(sm->images + r * b * chw, sm->x->data, (size_t)(b * chw) * sizeof(float));
-	}
+	if (cli_sampler_draw(sm, o->n, o->seed, 1, NULL, &x))
+		return 1;
 	double secs = cli_now() - t0;
+	int64_t rounds = (o->n + sm->xb->shape[0] - 1) / sm->xb->shape[0];
 	char err[1024];
-	const char *out = o->has_out ? o->out : "grid.png";
-	if (rt_png_write_grid(out, sm->images, o->n, sm->xb->shape[1], sm->xb->shape[2],
-	                      sm->xb->shape[3], err, sizeof err) != RT_OK)
+	if (o->has_out_dir && write_each(sm, x, o->n))
+		return 1;
+	const char *out = o->has_out ? o->out : o->has_out_dir ? NULL : "grid.png";
+	if (out && rt_png_write_grid(out, x, o->n, chw[0], chw[1], chw[2], err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
-	printf("wrote %s: %lld images in %.1f s (%.1f steps/s)\n", out, (long long)o->n, secs,
-	       (double)(rounds * sm->K) / secs);
+	printf("wrote %s%s%s: %lld images in %.1f s (%.1f steps/s)\n", out ? out : "",
+	       out && o->has_out_dir ? " and " : "", o->has_out_dir ? o->out_dir : "",
+	       (long long)o->n, secs, (double)(rounds * sm->K) / secs);
 	return 0;
 }
 
 int cli_sample(const cli_opts *o, const rt_program *p)
 {
-	sampler sm = { .o = o, .p = p };
-	if (strcmp(o->sampler, "ddpm") != 0 && strcmp(o->sampler, "ddim") != 0)
-		return cli_fail(o, "--sampler %s: expected ddpm or ddim", o->sampler);
-	sm.ddim = strcmp(o->sampler, "ddim") == 0;
-	int rc = sample_check_entry(&sm) || check_steps(&sm) || sample_load_state(&sm) || make_inputs(&sm) ||
-	         !(sm.pool = cli_pool(o));
+	rt_pool *pool = NULL;
+	sampler *sm = cli_sampler_new(o, p, NULL);
+	int rc = !sm || sample_load_state(sm) || !(pool = cli_pool(o));
 	if (!rc) {
-		cli_profile_start(sm.e);
-		rc = run(&sm);
-		cli_profile_report(sm.e);
+		sm->pool = pool;
+		cli_profile_start(sm->e);
+		rc = run(sm);
+		cli_profile_report(sm->e);
 	}
-	rt_pool_free(sm.pool);
-	free(sm.images);
-	rt_set_free(&sm.state);
-	rt_set_free(&sm.inputs);
-	rt_set_free(&sm.outputs);
+	cli_sampler_free(sm);
+	rt_pool_free(pool);
 	return rc;
 }

@@ -1,32 +1,57 @@
 /* train.c: `OUT train` — runs the train_step entry over batches of a data
- * set and writes DIR/checkpoint.safetensors (every state tensor).
+ * set and keeps a run folder DIR (--out):
+ *   DIR/checkpoint.safetensors  every state tensor (parameters, EMA, Adam
+ *       moments, counters, loss scale, rng.seed) and, in its metadata, the
+ *       model config and where the data order stands (below); written
+ *       atomically every --save-every N steps, at the end, and when
+ *       SIGINT/SIGTERM stops the run (after the step in progress; exit 0);
+ *   DIR/metrics.jsonl           one line per logged step (metrics.c);
+ *   DIR/loss.png                the loss curve, redrawn at every save;
+ *   DIR/samples/step_NNNNNN.png with --sample-every N: a grid of --n
+ *       images (default 16) drawn from the EMA weights by DDIM in
+ *       min(50, T) steps, eta 0, from the run's seed (the same noise every
+ *       time, so grids compare across steps).
+ * On a terminal a progress bar shows the steps, the smoothed loss (an EMA
+ * of the loss with factor 0.98, bias-corrected), images/s and the ETA;
+ * elsewhere a plain line every --log-every steps.
  *
- * Data order: image j of the batch at iteration i is position
- * q = i * B + j of an endless sequence of epochs; epoch e = q / n is a
- * permutation of the n images drawn from Philox (seed, SHUFFLE_STREAM + e).
- * The iteration is the state's train.iteration, so a resumed run sees the
- * batches an uninterrupted one would have seen. */
+ * Data: rt_dataset_open reads --data (data.h); a loader thread makes the
+ * next batch while a step runs. The order is data.h's contract: position
+ * q = 0, 1, ... of an endless sequence of epochs, each a shuffle drawn
+ * from the run's seed (with --flip, every image mirrored or not by its
+ * position); the batch of a step holds the B positions after the previous
+ * one's. The checkpoint stores the position reached (data_position), so a
+ * resumed run sees the batches an uninterrupted one would have seen, and
+ * nothing else the run does (sample grids, saves, logging) touches the
+ * training state: 10 steps + --resume 10 steps give the bytes of 20 steps.
+ * A checkpoint without the metadata resumes at position step * B.
+ *
+ * Checkpoint metadata (strings): format "ddpmc", model, config (the
+ * program's meta as JSON), step, seed, batch, data (the path), data_images
+ * (n), data_position (q of the next image), data_epoch (q / n), data_flip
+ * (0 or 1; a resumed run keeps flipping when its start did). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "data.h"
 #include "exec.h"
-#include "philox.h"
+#include "image.h"
 #include "safetensors.h"
 
-#define SHUFFLE_STREAM (UINT64_C(1) << 62)
+#define SMOOTHING 0.98
+#define GRID_STEPS 50
 
 static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int sig)
 {
-	(void)sig;
-	interrupted = 1;
+	interrupted = sig;
 }
 
 typedef struct {
@@ -34,48 +59,53 @@ typedef struct {
 	const rt_program *p;
 	const rt_entry *e;
 	const rt_buffer *x0;    /* (B, C, H, W) */
+	const char *data;       /* the data set's path */
 	rt_images im;
-	int64_t *perm;          /* (n) the order of epoch `epoch` */
-	int64_t epoch;
+	rt_loader *ld;
+	int64_t position;       /* the data position of the next batch */
 	rt_tensorset state, inputs, outputs;
 	rt_pool *pool;
 	char path[4096];        /* the checkpoint */
+	cli_metrics mt;
+	cli_sampler *sm;        /* --sample-every */
+	cli_progress pg;
+	double smooth, smooth_w;        /* loss EMA and its weight (for the bias) */
+	double busy, busy_all;  /* seconds in steps since the last log line; since step 2 */
+	double loss_sum;        /* since the last log line */
+	int64_t nsum, b;
+	int plot_warned;
 } trainer;
 
-/* Fisher-Yates with Philox uniforms: the order of epoch e. */
-static int shuffle(trainer *tr, int64_t e)
+/* --- data --------------------------------------------------------------------- */
+
+static int load_data(trainer *tr)
 {
-	int64_t n = tr->im.n;
-	float *u = malloc((size_t)n * sizeof *u);
-	if (!u)
-		return -1;
-	rt_philox_uniform((uint64_t)tr->o->seed, SHUFFLE_STREAM + (uint64_t)e, 0, n, u);
-	for (int64_t i = 0; i < n; i++)
-		tr->perm[i] = i;
-	for (int64_t i = n - 1; i > 0; i--) {
-		int64_t j = (int64_t)((double)u[i] * (double)(i + 1));
-		j = j > i ? i : j;
-		int64_t t = tr->perm[i];
-		tr->perm[i] = tr->perm[j];
-		tr->perm[j] = t;
-	}
-	free(u);
-	tr->epoch = e;
+	const cli_opts *o = tr->o;
+	char err[1024];
+	const int64_t *s = tr->x0->shape;
+	tr->data = strcmp(o->data, "fashion-mnist") == 0 ? CLI_DEFAULT_DATA : o->data;
+	if (rt_dataset_open(o->data, s[1], s[2], s[3], &tr->im, err, sizeof err) != RT_OK)
+		return cli_fail(o, "%s", err);
+	if (tr->im.c != s[1] || tr->im.h != s[2] || tr->im.w != s[3])
+		return cli_fail(o, "%s: images are %lld x %lld x %lld, the model takes %lld x %lld x %lld",
+		                tr->data, (long long)tr->im.c, (long long)tr->im.h, (long long)tr->im.w,
+		                (long long)s[1], (long long)s[2], (long long)s[3]);
+	printf("data: %s, %lld images%s\n", tr->data, (long long)tr->im.n,
+	       o->flip ? ", random horizontal flips" : "");
 	return 0;
 }
 
-/* The x0 batch of iteration `it`, scaled to [-1, 1]. */
-static int make_batch(trainer *tr, int64_t it, float *x)
+/* The loader, at the position the state's run has reached. */
+static int open_loader(trainer *tr)
 {
-	int64_t b = tr->x0->shape[0], chw = tr->im.c * tr->im.h * tr->im.w;
-	for (int64_t j = 0; j < b; j++) {
-		int64_t q = it * b + j, e = q / tr->im.n;
-		if (e != tr->epoch && shuffle(tr, e))
-			return -1;
-		rt_images_batch(&tr->im, tr->perm[q % tr->im.n], 1, x + j * chw);
-	}
+	char err[1024];
+	if (rt_loader_open(&tr->im, tr->b, (uint64_t)tr->o->seed, tr->o->flip, tr->position,
+	                   &tr->ld, err, sizeof err) != RT_OK)
+		return cli_fail(tr->o, "%s", err);
 	return 0;
 }
+
+/* --- state and checkpoint ------------------------------------------------------- */
 
 static int train_check_entry(trainer *tr)
 {
@@ -89,26 +119,30 @@ static int train_check_entry(trainer *tr)
 		return cli_fail(o, "--batch %lld: this program was compiled for batch %lld "
 		                "(recompile with --set batch=%lld)", (long long)o->batch,
 		                (long long)tr->x0->shape[0], (long long)o->batch);
+	tr->b = tr->x0->shape[0];
 	return 0;
 }
 
-static int load_data(trainer *tr)
+static int64_t iteration(const trainer *tr)
 {
-	const cli_opts *o = tr->o;
-	char err[1024];
-	const char *path = strcmp(o->data, "fashion-mnist") == 0 ? CLI_DEFAULT_DATA : o->data;
-	if (rt_idx_read_images(path, &tr->im, err, sizeof err) != RT_OK)
-		return cli_fail(o, "%s", err);
-	const int64_t *s = tr->x0->shape;
-	if (tr->im.c != s[1] || tr->im.h != s[2] || tr->im.w != s[3])
-		return cli_fail(o, "%s: images are %lld x %lld x %lld, the model takes %lld x %lld x %lld",
-		                path, (long long)tr->im.c, (long long)tr->im.h, (long long)tr->im.w,
-		                (long long)s[1], (long long)s[2], (long long)s[3]);
-	if (!(tr->perm = malloc((size_t)tr->im.n * sizeof *tr->perm)))
-		return cli_fail(o, "out of memory");
-	tr->epoch = -1;
-	printf("data: %s, %lld images\n", path, (long long)tr->im.n);
-	return 0;
+	double it = cli_scalar(&tr->state, "train.iteration");
+	return it > 0 ? (int64_t)it : 0;
+}
+
+/* What a resumed run takes from the checkpoint's metadata: the data
+ * position and flipping; a warning when the batch size changed. */
+static void resume_meta(trainer *tr, const rt_tensorset *ckpt)
+{
+	const char *b = rt_get_meta(ckpt, "batch"), *pos = rt_get_meta(ckpt, "data_position"),
+	           *flip = rt_get_meta(ckpt, "data_flip");
+	if (b && strtoll(b, NULL, 10) != tr->b)
+		fprintf(stderr, "%s: warning: the checkpoint was trained at batch %s, this program's is "
+		        "%lld: the run goes on, but not as one uninterrupted run would have\n",
+		        tr->o->prog, b, (long long)tr->b);
+	if (pos && strtoll(pos, NULL, 10) >= 0)
+		tr->position = strtoll(pos, NULL, 10);
+	if (flip && strcmp(flip, "1") == 0)
+		tr->o->flip = 1;
 }
 
 /* The state: from the checkpoint with --resume, else initialised. */
@@ -117,8 +151,13 @@ static int train_load_state(trainer *tr)
 	const cli_opts *o = tr->o;
 	char err[1024];
 	rt_tensorset ckpt = { 0 };
+	if (o->resume && access(tr->path, F_OK) != 0)
+		return cli_fail(o, "--resume: no checkpoint at %s (%s)", tr->path, strerror(errno));
 	if (o->resume && rt_st_read(tr->path, &ckpt, err, sizeof err) != RT_OK)
 		return cli_fail(o, "--resume: %s", err);
+	tr->position = -1;
+	if (o->resume)
+		resume_meta(tr, &ckpt);
 	int rc = rt_state_init(tr->p, (uint64_t)o->seed, o->resume ? &ckpt : NULL, tr->path,
 	                       &tr->state, err, sizeof err);
 	rt_set_free(&ckpt);
@@ -128,58 +167,183 @@ static int train_load_state(trainer *tr)
 		cli_set_scalar(&tr->state, "rng.seed", (double)o->seed);
 	else if (rt_set_find(&tr->state, "rng.seed"))     /* the run's seed goes on */
 		tr->o->seed = (int64_t)cli_scalar(&tr->state, "rng.seed");
+	if (tr->position < 0)
+		tr->position = iteration(tr) * tr->b;
 	return 0;
+}
+
+static int meta_int(rt_tensorset *s, const char *key, int64_t v)
+{
+	char buf[32];
+	snprintf(buf, sizeof buf, "%lld", (long long)v);
+	return rt_set_meta(s, key, buf);
+}
+
+static int set_meta(trainer *tr)
+{
+	rt_strbuf config = { 0 };
+	cli_json_write(&config, tr->p->meta);
+	int64_t it = iteration(tr), pos = tr->position;
+	int bad = config.oom || !config.p;
+	bad = bad || rt_set_meta(&tr->state, "format", "ddpmc") ||
+	      rt_set_meta(&tr->state, "model", tr->p->model) ||
+	      rt_set_meta(&tr->state, "config", config.p) || meta_int(&tr->state, "step", it) ||
+	      meta_int(&tr->state, "seed", tr->o->seed) || meta_int(&tr->state, "batch", tr->b) ||
+	      rt_set_meta(&tr->state, "data", tr->data) ||
+	      meta_int(&tr->state, "data_images", tr->im.n) ||
+	      meta_int(&tr->state, "data_position", pos) ||
+	      meta_int(&tr->state, "data_epoch", pos / tr->im.n) ||
+	      meta_int(&tr->state, "data_flip", tr->o->flip);
+	rt_sb_free(&config);
+	return bad ? cli_fail(tr->o, "out of memory") : 0;
+}
+
+/* The loss curve; a failure is a warning (once): the run goes on. */
+static void draw_plot(trainer *tr)
+{
+	char err[1024], path[4200];
+	snprintf(path, sizeof path, "%s/loss.png", tr->o->out);
+	if (tr->mt.n > 0 && cli_plot_loss(path, tr->mt.m, tr->mt.n, err, sizeof err) != RT_OK &&
+	    !tr->plot_warned++) {
+		cli_progress_clear(&tr->pg);
+		fprintf(stderr, "%s: warning: %s\n", tr->o->prog, err);
+	}
 }
 
 static int save(trainer *tr)
 {
-	char err[1024], dir[4096];
-	snprintf(dir, sizeof dir, "%s", tr->o->out);
-	if (cli_mkdirs(dir))
-		return cli_fail(tr->o, "cannot create %s: %s", dir, strerror(errno));
-	rt_set_meta(&tr->state, "format", "ddpmc");
-	rt_set_meta(&tr->state, "model", tr->p->model);
+	char err[1024];
+	if (set_meta(tr))
+		return 1;
 	if (rt_st_write(tr->path, &tr->state, err, sizeof err) != RT_OK)
 		return cli_fail(tr->o, "%s", err);
+	draw_plot(tr);
 	return 0;
 }
 
-static void log_step(const trainer *tr, int64_t it, double imgs)
+/* --- the run ------------------------------------------------------------------- */
+
+/* A grid from the EMA weights of the state as it is now. */
+static int sample_grid(trainer *tr, int64_t step)
 {
-	printf("step %lld loss %.6f lr %.4g img/s %.1f\n", (long long)it,
-	       cli_scalar(&tr->outputs, "loss"), cli_scalar(&tr->outputs, "lr"), imgs);
+	char err[1024], path[4200];
+	const float *x;
+	int64_t chw[3];
+	if (cli_sampler_weights(tr->sm, &tr->state, tr->path, (uint64_t)tr->o->seed, 1))
+		return 1;
+	int rc = cli_sampler_draw(tr->sm, tr->o->n, tr->o->seed, -1, &interrupted, &x);
+	if (rc)
+		return rc == 2 ? 0 : 1;
+	snprintf(path, sizeof path, "%s/samples", tr->o->out);
+	if (cli_mkdirs(path))
+		return cli_fail(tr->o, "cannot create %s: %s", path, strerror(errno));
+	snprintf(path, sizeof path, "%s/samples/step_%06lld.png", tr->o->out, (long long)step);
+	cli_sampler_image(tr->sm, chw);
+	if (rt_png_write_grid(path, x, tr->o->n, chw[0], chw[1], chw[2], err, sizeof err) != RT_OK)
+		return cli_fail(tr->o, "%s", err);
+	cli_progress_clear(&tr->pg);
+	printf("samples %s\n", path);
 	fflush(stdout);
+	return 0;
 }
 
-/* The training loop proper. Timing starts after the first step (which
- * pays for page faults and the arena). */
-static int loop(trainer *tr)
+/* The metrics line of step `step` and, off a terminal, the plain line. */
+static int log_step(trainer *tr, int64_t step, double loss)
+{
+	cli_metric m = {
+		.step = step, .loss = loss, .loss_mean = tr->loss_sum / (double)tr->nsum,
+		.lr = cli_scalar(&tr->outputs, "lr"), .loss_scale = cli_scalar(&tr->outputs, "loss_scale"),
+		.images_per_s = tr->busy > 0 ? (double)(tr->nsum * tr->b) / tr->busy : 0,
+	};
+	if (isnan(m.loss_scale))
+		m.loss_scale = 1;
+	tr->loss_sum = tr->busy = 0;
+	tr->nsum = 0;
+	if (!tr->pg.tty) {
+		printf("step %lld loss %.6f lr %.4g img/s %.1f\n", (long long)step, loss, m.lr,
+		       m.images_per_s);
+		fflush(stdout);
+	}
+	return cli_metrics_add(&tr->mt, tr->o, &m);
+}
+
+/* The bar: step s + 1 of this run. img/s counts from the second step on
+ * (the first pays for page faults and the arena). */
+static void show(trainer *tr, int64_t s, double loss)
+{
+	char extra[128];
+	if (isfinite(loss)) {   /* a step skipped by loss scaling reports inf */
+		tr->smooth = SMOOTHING * tr->smooth + (1 - SMOOTHING) * loss;
+		tr->smooth_w = SMOOTHING * tr->smooth_w + (1 - SMOOTHING);
+	}
+	double ips = s > 0 && tr->busy_all > 0 ? (double)(s * tr->b) / tr->busy_all : 0;
+	double smooth = tr->smooth_w > 0 ? tr->smooth / tr->smooth_w : NAN;
+	if (ips > 0)
+		snprintf(extra, sizeof extra, "loss %.4f | %.1f img/s", smooth, ips);
+	else
+		snprintf(extra, sizeof extra, "loss %.4f", smooth);
+	cli_progress_update(&tr->pg, s + 1, extra, s + 1 == tr->o->steps);
+}
+
+/* One step: the batch, train_step, the bookkeeping. */
+static int train_one(trainer *tr, rt_tensor *x, int64_t s, int64_t it)
 {
 	const cli_opts *o = tr->o;
 	char err[1024];
-	int64_t b = tr->x0->shape[0];
+	double t0 = cli_now();
+	rt_loader_next(tr->ld, x->data, &tr->position);
+	if (rt_entry_run(tr->p, tr->e, &tr->state, &tr->inputs, &tr->outputs, tr->pool, err,
+	                 sizeof err) != RT_OK)
+		return cli_fail(o, "%s", err);
+	double dt = cli_now() - t0, loss = cli_scalar(&tr->outputs, "loss");
+	tr->busy += dt;
+	tr->busy_all += s > 0 ? dt : 0;
+	tr->loss_sum += loss;
+	tr->nsum++;
+	show(tr, s, loss);
+	int64_t done = it + 1;
+	if ((done % o->log_every == 0 || s + 1 == o->steps) && log_step(tr, done, loss))
+		return 1;
+	if (o->sample_every && done % o->sample_every == 0 && sample_grid(tr, done))
+		return 1;
+	if (o->save_every && done % o->save_every == 0 && save(tr))
+		return 1;
+	return 0;
+}
+
+static int loop(trainer *tr)
+{
+	const cli_opts *o = tr->o;
 	rt_tensor *x = rt_set_add(&tr->inputs, "x0", RT_F32, 4, tr->x0->shape);
 	if (!x)
 		return cli_fail(o, "out of memory");
-	int64_t it0 = (int64_t)cli_scalar(&tr->state, "train.iteration");
-	it0 = it0 > 0 ? it0 : 0;
-	double t0 = cli_now(), t1 = t0;
-	for (int64_t s = 0; s < o->steps && !interrupted; s++) {
-		if (make_batch(tr, it0 + s, x->data))
-			return cli_fail(o, "out of memory");
-		if (rt_entry_run(tr->p, tr->e, &tr->state, &tr->inputs, &tr->outputs, tr->pool, err,
-		                 sizeof err) != RT_OK)
-			return cli_fail(o, "%s", err);
-		double now = cli_now();
-		if (s == 0)
-			t1 = now;
-		if ((s + 1) % o->log_every == 0 || s + 1 == o->steps)
-			log_step(tr, it0 + s + 1, s == 0 ? (double)b / (now - t0)
-			                                 : (double)(s * b) / (now - t1));
-		if (o->save_every && (s + 1) % o->save_every == 0 && save(tr))
+	int64_t it0 = iteration(tr);
+	for (int64_t s = 0; s < o->steps && !interrupted; s++)
+		if (train_one(tr, x, s, it0 + s))
 			return 1;
-	}
+	if (tr->nsum > 0 && log_step(tr, iteration(tr), cli_scalar(&tr->outputs, "loss")))
+		return 1;
 	return 0;
+}
+
+/* The folder, the metrics file and the sampler: every failure that
+ * output could meet shows before the first step. */
+static int prepare_out(trainer *tr)
+{
+	cli_opts *o = tr->o;
+	if (cli_mkdirs(o->out))
+		return cli_fail(o, "cannot create %s: %s", o->out, strerror(errno));
+	if (cli_metrics_open(&tr->mt, o, o->out, o->resume, iteration(tr)))
+		return 1;
+	if (!o->sample_every)
+		return 0;
+	cli_opts so = *o;
+	so.sampler = "ddim";
+	so.has_steps = 1;
+	so.steps = tr->p->timesteps && tr->p->timesteps < GRID_STEPS ? tr->p->timesteps : GRID_STEPS;
+	so.eta = 0;
+	so.has_eta = 1;
+	return !(tr->sm = cli_sampler_new(&so, tr->p, tr->pool));
 }
 
 static void start(trainer *tr)
@@ -187,10 +351,39 @@ static void start(trainer *tr)
 	int64_t elems = 0;
 	for (int i = 0; i < tr->p->nparams; i++)
 		elems += tr->p->params[i].trainable ? tr->p->params[i].numel : 0;
-	printf("train: %s, %lld params, batch %lld, %lld steps, %d threads, seed %lld\n",
-	       tr->p->model, (long long)elems, (long long)tr->x0->shape[0], (long long)tr->o->steps,
-	       rt_pool_threads(tr->pool), (long long)cli_scalar(&tr->state, "rng.seed"));
+	printf("train: %s, %lld params, batch %lld, %lld steps from step %lld, %d threads, seed %lld\n",
+	       tr->p->model, (long long)elems, (long long)tr->b, (long long)tr->o->steps,
+	       (long long)iteration(tr), rt_pool_threads(tr->pool),
+	       (long long)cli_scalar(&tr->state, "rng.seed"));
 	fflush(stdout);
+	cli_progress_start(&tr->pg, "step", tr->o->steps);
+}
+
+/* SIGINT and SIGTERM end the run after the current step; a second one
+ * kills it at once (SA_RESETHAND), which the atomic writes survive. */
+static int train_run(trainer *tr)
+{
+	struct sigaction sa = { .sa_handler = on_interrupt, .sa_flags = SA_RESETHAND }, old_int,
+	                 old_term;
+	interrupted = 0;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	start(tr);
+	cli_profile_start(tr->e);
+	int rc = loop(tr);
+	cli_progress_end(&tr->pg);
+	if (!rc && interrupted)
+		printf("%s: stopping after step %lld\n", interrupted == SIGINT ? "interrupt" : "terminate",
+		       (long long)iteration(tr));
+	if (!rc)
+		rc = save(tr);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	if (!rc)
+		printf("saved %s (step %lld)\n", tr->path, (long long)iteration(tr));
+	cli_profile_report(tr->e);
+	return rc;
 }
 
 int cli_train(const cli_opts *opts, const rt_program *p)
@@ -200,28 +393,15 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 	if (!o.out)
 		o.out = CLI_DEFAULT_DIR;
 	snprintf(tr.path, sizeof tr.path, "%s/checkpoint.safetensors", o.out);
-	int rc = train_check_entry(&tr) || load_data(&tr) || train_load_state(&tr) ||
-	         !(tr.pool = cli_pool(&o));
-	if (!rc) {
-		struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
-		sigaction(SIGINT, &sa, &old_int);
-		sigaction(SIGTERM, &sa, &old_term);
-		start(&tr);
-		cli_profile_start(tr.e);
-		rc = loop(&tr);
-		sigaction(SIGINT, &old_int, NULL);
-		sigaction(SIGTERM, &old_term, NULL);
-		if (!rc)
-			rc = save(&tr);
-		if (!rc)
-			printf("%s %s\n", interrupted ? "interrupted; saved" : "saved", tr.path);
-		if (!rc && interrupted)
-			rc = 130;
-		cli_profile_report(tr.e);
-	}
+	int rc = train_check_entry(&tr) || train_load_state(&tr) || load_data(&tr) ||
+	         !(tr.pool = cli_pool(&o)) || prepare_out(&tr) || open_loader(&tr);
+	if (!rc)
+		rc = train_run(&tr);
+	cli_sampler_free(tr.sm);
+	cli_metrics_close(&tr.mt);
 	rt_pool_free(tr.pool);
 	rt_images_free(&tr.im);
-	free(tr.perm);
+	rt_loader_close(tr.ld);
 	rt_set_free(&tr.state);
 	rt_set_free(&tr.inputs);
 	rt_set_free(&tr.outputs);

@@ -1,0 +1,30 @@
+/* data_impl: what the data readers (data.c, cifar.c, pngdir.c, png_read.c)
+ * share and nobody else needs. Messages follow data.h: one line that
+ * starts with the file name. */
+#ifndef DDPMC_RUNTIME_DATA_IMPL_H
+#define DDPMC_RUNTIME_DATA_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <zlib.h>
+
+/* Opens path through zlib (gzipped and raw files read alike); NULL with
+ * "PATH: cannot open: REASON" in err. */
+gzFile rt_data_gzopen(const char *path, char *err, size_t errlen);
+
+/* Appends to *buf (malloc'd, *len bytes so far) what f holds, until EOF or
+ * until *len reaches limit; the buffer grows with the data actually read,
+ * so a header that promises too much costs nothing. RT_ERR with a message
+ * on a corrupt gzip stream, a read error or out of memory. */
+int rt_data_read(gzFile f, const char *path, size_t limit, uint8_t **buf, size_t *len,
+                 char *err, size_t errlen);
+
+/* RT_ERR with "PATH: images are 28x28 grey, the model takes 32x32 RGB". */
+int rt_data_size_error(const char *path, int64_t c, int64_t h, int64_t w, int64_t mc,
+                       int64_t mh, int64_t mw, char *err, size_t errlen);
+
+/* 1 when name ends with suffix. */
+int rt_data_ends_with(const char *name, const char *suffix);
+
+#endif

@@ -1,0 +1,368 @@
+/* cli_resume: a compiled executable's train and sample commands, end to end.
+ *
+ * tests/models/cli_tiny.lua (28x28x1, channels 8 and 16, batch 4, T = 100)
+ * is compiled once with the built driver (DDPMC_BIN) into a temporary
+ * folder, with a gzipped IDX file of 24 pseudo-random images as its data.
+ * Checked:
+ *   - 20 steps in one run and 10 + --resume 10 (with --flip, which the
+ *     resumed half inherits; the first half drawing sample grids, the
+ *     second on another thread count) end with
+ *     byte-identical state tensors, and the run folder holds the
+ *     checkpoint's metadata, metrics.jsonl, loss.png and the grids;
+ *   - SIGTERM mid-run: exit status 0 and a checkpoint that loads and
+ *     samples, its metadata agreeing with its step counter;
+ *   - --resume without a checkpoint: one line on stderr, a non-zero exit,
+ *     nothing written;
+ *   - sample --out-dir: one 28x28 PNG per image; the same seed gives the
+ *     same bytes, another seed other images;
+ *   - sample --weights with a diffusers-style file (the parameters alone,
+ *     by name, in another order) draws what --ckpt --no-ema draws. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "safetensors.h"
+#include "testutil.h"
+
+enum { NIMG = 24, SIDE = 28 };
+
+static char dir[64], exe[128], data[128];
+
+static int exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+/* Runs exe with the arguments; stdout discarded, stderr into err. */
+static int run_exe(char *err, size_t errlen, const char *fmt, ...)
+{
+	char args[2048], cmd[2300], buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "'%s' %s", exe, args);
+	return tu_stderr_of(cmd, err ? err : buf, err ? errlen : sizeof buf);
+}
+
+static int setup(void **unused)
+{
+	char cmd[1024], err[4096];
+	tu_tmpdir(dir, sizeof dir);
+	snprintf(exe, sizeof exe, "%s/tiny", dir);
+	snprintf(cmd, sizeof cmd, "'%s' compile '%s/tests/models/cli_tiny.lua' -o '%s'", DDPMC_BIN,
+	         DDPMC_SOURCE_DIR, exe);
+	if (tu_stderr_of(cmd, err, sizeof err) != 0) {
+		print_error("compile failed: %s\n", err);
+		return -1;
+	}
+	/* the data: an IDX header, then NIMG images from an LCG */
+	unsigned char head[16] = { 0, 0, 8, 3, 0, 0, 0, NIMG, 0, 0, 0, SIDE, 0, 0, 0, SIDE };
+	static unsigned char px[NIMG * SIDE * SIDE];
+	uint32_t r = 12345;
+	for (size_t i = 0; i < sizeof px; i++)
+		px[i] = (unsigned char)((r = r * 1664525u + 1013904223u) >> 24);
+	snprintf(data, sizeof data, "%s/images-idx3-ubyte.gz", dir);
+	gzFile f = gzopen(data, "wb");
+	if (!f || gzwrite(f, head, sizeof head) != (int)sizeof head ||
+	    gzwrite(f, px, sizeof px) != (int)sizeof px || gzclose(f) != Z_OK)
+		return -1;
+	return 0;
+}
+
+static int teardown(void **unused)
+{
+	tu_rmtree(dir);
+	return 0;
+}
+
+static void read_st(const char *path, rt_tensorset *st)
+{
+	char err[1024];
+	memset(st, 0, sizeof *st);
+	if (rt_st_read(path, st, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+}
+
+/* Every tensor of a is in b with the same dtype, shape and bytes. */
+static void same_tensors(const rt_tensorset *a, const rt_tensorset *b)
+{
+	assert_int_equal(a->n, b->n);
+	for (int i = 0; i < a->n; i++) {
+		const rt_tensor *x = &a->t[i], *y = rt_set_find(b, x->name);
+		if (!y)
+			fail_msg("'%s' is missing from the resumed run", x->name);
+		size_t bytes = (size_t)rt_numel(x->rank, x->shape) * rt_dtype_size(x->dtype);
+		if (y->dtype != x->dtype || y->rank != x->rank ||
+		    memcmp(x->shape, y->shape, sizeof x->shape) != 0 || memcmp(x->data, y->data, bytes)) {
+			size_t k = 0;
+			while (k < bytes && ((char *)x->data)[k] == ((char *)y->data)[k])
+				k++;
+			fail_msg("'%s' differs between 20 steps and 10 + 10 (first at byte %zu of %zu)",
+			         x->name, k, bytes);
+		}
+	}
+}
+
+static double scalar(const rt_tensorset *s, const char *name)
+{
+	const rt_tensor *t = rt_set_find(s, name);
+	assert_non_null(t);
+	return rt_load(t->dtype, t->data, 0);
+}
+
+static int count_lines(const char *path, char *last, size_t lastlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int n = 0;
+	if (!f)
+		fail_msg("%s is missing", path);
+	while (fgets(line, sizeof line, f))
+		n++, snprintf(last, lastlen, "%s", line);
+	fclose(f);
+	return n;
+}
+
+static void test_resume_bit_exact(void **unused)
+{
+	char a[128], b[128], path[256], err[4096], last[1024];
+	snprintf(a, sizeof a, "%s/straight", dir);
+	snprintf(b, sizeof b, "%s/resumed", dir);
+	if (run_exe(err, sizeof err, "train --data '%s' --steps 20 --out '%s' --seed 3 --log-every 5 "
+	            "--threads 2 --flip", data, a))
+		fail_msg("20 steps: %s", err);
+	if (run_exe(err, sizeof err, "train --data '%s' --steps 10 --out '%s' --seed 3 --log-every 5 "
+	            "--threads 2 --sample-every 5 --n 4 --flip", data, b))
+		fail_msg("10 steps: %s", err);
+	if (run_exe(err, sizeof err, "train --data '%s' --steps 10 --out '%s' --resume --log-every 5 "
+	            "--threads 1", data, b))
+		fail_msg("--resume 10 steps: %s", err);
+
+	rt_tensorset sa, sb;
+	snprintf(path, sizeof path, "%s/checkpoint.safetensors", a);
+	read_st(path, &sa);
+	snprintf(path, sizeof path, "%s/checkpoint.safetensors", b);
+	read_st(path, &sb);
+	same_tensors(&sa, &sb);
+	assert_true(scalar(&sb, "train.iteration") == 20);
+	assert_string_equal(rt_get_meta(&sb, "step"), "20");
+	assert_string_equal(rt_get_meta(&sb, "seed"), "3");
+	assert_string_equal(rt_get_meta(&sb, "data_position"), "80");
+	assert_string_equal(rt_get_meta(&sb, "data_images"), "24");
+	assert_string_equal(rt_get_meta(&sb, "data_epoch"), "3");
+	assert_string_equal(rt_get_meta(&sb, "data_flip"), "1");
+	assert_non_null(strstr(rt_get_meta(&sb, "config"), "\"timesteps\": 100"));
+	assert_string_equal(rt_get_meta(&sa, "config"), rt_get_meta(&sb, "config"));
+	rt_set_free(&sa);
+	rt_set_free(&sb);
+
+	/* the run folder: metrics of steps 5, 10, 15, 20; the plot; the grids */
+	snprintf(path, sizeof path, "%s/metrics.jsonl", b);
+	assert_int_equal(count_lines(path, last, sizeof last), 4);
+	tu_contains(last, "{\"step\": 20, \"loss\": ", "\"lr\": ", "\"loss_scale\": 1",
+	            "\"images_per_s\": ", NULL);
+	snprintf(path, sizeof path, "%s/loss.png", b);
+	assert_true(exists(path));
+	snprintf(path, sizeof path, "%s/samples/step_000005.png", b);
+	assert_true(exists(path));
+	snprintf(path, sizeof path, "%s/samples/step_000010.png", b);
+	assert_true(exists(path));
+	snprintf(path, sizeof path, "%s/samples/step_000015.png", b);
+	assert_false(exists(path));
+}
+
+static void test_sigterm_saves(void **unused)
+{
+	char out[128], path[256], steps[32] = "1000000", line[512];
+	int fds[2];
+	snprintf(out, sizeof out, "%s/term", dir);
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execl(exe, exe, "train", "--data", data, "--steps", steps, "--out", out, "--log-every",
+		      "1", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	FILE *f = fdopen(fds[0], "r");
+	int sent = 0;
+	while (fgets(line, sizeof line, f))     /* read to the end: the child never blocks */
+		if (!sent && strncmp(line, "step 3 ", 7) == 0) {
+			kill(pid, SIGTERM);
+			sent = 1;
+		}
+	fclose(f);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(sent);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("after SIGTERM: status 0x%x, want exit 0", status);
+
+	rt_tensorset st;
+	snprintf(path, sizeof path, "%s/checkpoint.safetensors", out);
+	read_st(path, &st);
+	double it = scalar(&st, "train.iteration");
+	assert_true(it >= 3 && it < 1000000);
+	assert_int_equal(strtoll(rt_get_meta(&st, "step"), NULL, 10), (long long)it);
+	rt_set_free(&st);
+	char err[4096];
+	if (run_exe(err, sizeof err, "sample --ckpt '%s' --n 1 --sampler ddim --steps 2 --out '%s/g.png'",
+	            path, out))
+		fail_msg("sampling the checkpoint saved at SIGTERM: %s", err);
+}
+
+static void test_resume_without_checkpoint(void **unused)
+{
+	char out[128], path[256], err[4096];
+	snprintf(out, sizeof out, "%s/empty", dir);
+	int rc = run_exe(err, sizeof err, "train --data '%s' --steps 2 --out '%s' --resume", data, out);
+	if (rc == 0 || tu_lines(err) != 1 || !strstr(err, "--resume: no checkpoint at"))
+		fail_msg("exit %d, stderr: %s", rc, err);
+	assert_false(exists(out));
+	(void)path;
+}
+
+/* PNG width and height (IHDR), or fails. */
+static void png_size(const char *path, uint32_t *w, uint32_t *h)
+{
+	unsigned char b[24];
+	FILE *f = fopen(path, "rb");
+	if (!f || fread(b, 1, 24, f) != 24)
+		fail_msg("%s: not readable", path);
+	fclose(f);
+	*w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+	*h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+}
+
+/* The bytes of a file (malloc'd), its length in *len. */
+static unsigned char *slurp(const char *path, long *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("%s is missing", path);
+	fseek(f, 0, SEEK_END);
+	*len = ftell(f);
+	rewind(f);
+	unsigned char *p = malloc((size_t)*len + 1);
+	assert_non_null(p);
+	assert_int_equal(fread(p, 1, (size_t)*len, f), (size_t)*len);
+	fclose(f);
+	return p;
+}
+
+/* Compares image_0000..image_{n-1} of two folders: returns how many differ. */
+static int differing(const char *d1, const char *d2, int n)
+{
+	char p1[256], p2[256];
+	int diff = 0;
+	for (int i = 0; i < n; i++) {
+		long l1, l2;
+		snprintf(p1, sizeof p1, "%s/image_%04d.png", d1, i);
+		snprintf(p2, sizeof p2, "%s/image_%04d.png", d2, i);
+		unsigned char *a = slurp(p1, &l1), *b = slurp(p2, &l2);
+		diff += l1 != l2 || memcmp(a, b, (size_t)l1) != 0;
+		free(a);
+		free(b);
+	}
+	return diff;
+}
+
+static void test_sample_same_seed(void **unused)
+{
+	char ckpt[256], s1[128], s2[128], s3[128], path[256], err[4096];
+	snprintf(ckpt, sizeof ckpt, "%s/straight/checkpoint.safetensors", dir);
+	snprintf(s1, sizeof s1, "%s/s1", dir);
+	snprintf(s2, sizeof s2, "%s/s2", dir);
+	snprintf(s3, sizeof s3, "%s/s3", dir);
+	const char *flags = "--n 5 --sampler ddim --steps 5";
+	if (run_exe(err, sizeof err, "sample --ckpt '%s' %s --seed 11 --out-dir '%s'", ckpt, flags, s1) ||
+	    run_exe(err, sizeof err, "sample --ckpt '%s' %s --seed 11 --out-dir '%s' --threads 1", ckpt,
+	            flags, s2) ||
+	    run_exe(err, sizeof err, "sample --ckpt '%s' %s --seed 12 --out-dir '%s'", ckpt, flags, s3))
+		fail_msg("%s", err);
+	uint32_t w, h;
+	snprintf(path, sizeof path, "%s/image_0004.png", s1);
+	png_size(path, &w, &h);
+	assert_int_equal(w, SIDE);
+	assert_int_equal(h, SIDE);
+	snprintf(path, sizeof path, "%s/image_0005.png", s1);
+	assert_false(exists(path));
+	snprintf(path, sizeof path, "%s/grid.png", s1);
+	assert_false(exists(path));             /* --out-dir alone writes no grid */
+	assert_int_equal(differing(s1, s2, 5), 0);
+	assert_int_equal(differing(s1, s3, 5), 5);
+}
+
+/* The parameters alone (what diffusers saves), in reverse order. */
+static void write_diffusers(const char *ckpt, const char *path)
+{
+	static const char *const state[] = { "ema.", "optim.", "rng.", "train." };
+	rt_tensorset st, w = { 0 };
+	char err[1024];
+	read_st(ckpt, &st);
+	for (int i = st.n - 1; i >= 0; i--) {
+		const rt_tensor *t = &st.t[i];
+		int skip = 0;
+		for (int k = 0; k < TU_LEN(state); k++)
+			skip |= strncmp(t->name, state[k], strlen(state[k])) == 0;
+		if (skip)
+			continue;
+		rt_tensor *c = rt_set_add(&w, t->name, t->dtype, t->rank, t->shape);
+		assert_non_null(c);
+		memcpy(c->data, t->data, (size_t)rt_numel(t->rank, t->shape) * rt_dtype_size(t->dtype));
+	}
+	assert_true(w.n > 100 && w.n < st.n);
+	rt_set_meta(&w, "format", "pt");
+	if (rt_st_write(path, &w, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+	rt_set_free(&st);
+	rt_set_free(&w);
+}
+
+static void test_sample_weights(void **unused)
+{
+	char ckpt[256], wfile[256], d1[128], d2[128], err[4096];
+	snprintf(ckpt, sizeof ckpt, "%s/straight/checkpoint.safetensors", dir);
+	snprintf(wfile, sizeof wfile, "%s/diffusion_pytorch_model.safetensors", dir);
+	snprintf(d1, sizeof d1, "%s/w1", dir);
+	snprintf(d2, sizeof d2, "%s/w2", dir);
+	write_diffusers(ckpt, wfile);
+	const char *flags = "--n 4 --sampler ddim --steps 4 --seed 2";
+	if (run_exe(err, sizeof err, "sample --weights '%s' %s --out-dir '%s'", wfile, flags, d1) ||
+	    run_exe(err, sizeof err, "sample --ckpt '%s' --no-ema %s --out-dir '%s'", ckpt, flags, d2))
+		fail_msg("%s", err);
+	assert_int_equal(differing(d1, d2, 4), 0);
+	int rc = run_exe(err, sizeof err, "sample --weights '%s' --ckpt '%s'", wfile, ckpt);
+	if (rc == 0 || tu_lines(err) != 1 || !strstr(err, "--ckpt and --weights"))
+		fail_msg("exit %d, stderr: %s", rc, err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_resume_bit_exact),
+		cmocka_unit_test(test_sigterm_saves),
+		cmocka_unit_test(test_resume_without_checkpoint),
+		cmocka_unit_test(test_sample_same_seed),
+		cmocka_unit_test(test_sample_weights),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,706 @@
+/* test_data: the data sets of data.h read from small files this test
+ * writes into a temporary folder (IDX raw and gzipped, CIFAR-10 batches,
+ * PNG folders grey and RGB), scaling to [-1, 1], flips, the epoch order
+ * and the loader's resume position, and every kind of bad input with its
+ * one-line message. A short fuzz (truncations and byte flips of each small
+ * file) checks that nothing crashes and that truncations are errors; run it
+ * under the sanitizer build (-DDDPMC_SANITIZE=ON). */
+#define _XOPEN_SOURCE 700       /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "data.h"
+#include "philox.h"
+#include "tensor.h"
+
+static char tmp[256];
+
+/* tmp/name, in one of a few rotating buffers. */
+static const char *at(const char *name)
+{
+	static char bufs[8][512];
+	static int k;
+	char *b = bufs[k++ % 8];
+	snprintf(b, sizeof bufs[0], "%s/%s", tmp, name);
+	return b;
+}
+
+/* The pixel byte of image i, channel c, row y, column x. */
+static uint8_t pat(int i, int c, int y, int x)
+{
+	return (uint8_t)(i * 37 + c * 101 + y * 13 + x * 7 + 3);
+}
+
+static void write_bytes(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static uint8_t *read_bytes(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *b = malloc(*len + 1);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, *len, f), *len);
+	fclose(f);
+	return b;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* An IDX image file of n images h x w from pat(), raw or gzipped;
+ * `extra` bytes of pixels more (< 0: fewer) than the header says. */
+static void write_idx(const char *path, uint32_t magic, int n, int h, int w, int gz, int extra)
+{
+	size_t len = 16 + (size_t)(n * h * w + extra);
+	uint8_t *b = calloc(len + 1, 1);
+	put32(b, magic), put32(b + 4, (uint32_t)n), put32(b + 8, (uint32_t)h), put32(b + 12, (uint32_t)w);
+	for (size_t k = 16; k < len; k++) {
+		int q = (int)(k - 16), i = q / (h * w), y = q % (h * w) / w, x = q % w;
+		b[k] = pat(i, 0, y, x);
+	}
+	if (gz) {
+		gzFile f = gzopen(path, "wb");
+		assert_non_null(f);
+		assert_int_equal(gzwrite(f, b, (unsigned)len), (int)len);
+		assert_int_equal(gzclose(f), Z_OK);
+	} else {
+		write_bytes(path, b, len);
+	}
+	free(b);
+}
+
+/* A CIFAR-10 batch of n records: image first + k of pat(), label k % 10. */
+static void write_cifar(const char *path, int first, int n, int label)
+{
+	uint8_t *b = malloc((size_t)n * 3073);
+	for (int k = 0; k < n; k++) {
+		uint8_t *r = b + (size_t)k * 3073;
+		r[0] = (uint8_t)(label >= 0 ? label : k % 10);
+		for (int c = 0; c < 3; c++)
+			for (int y = 0; y < 32; y++)
+				for (int x = 0; x < 32; x++)
+					r[1 + (c * 32 + y) * 32 + x] = pat(first + k, c, y, x);
+	}
+	write_bytes(path, b, (size_t)n * 3073);
+	free(b);
+}
+
+/* ---- a small PNG encoder: every filter type, any colour type ---- */
+
+static void chunk(FILE *f, const char *type, const uint8_t *d, uint32_t len)
+{
+	uint8_t head[8], tail[4];
+	put32(head, len);
+	memcpy(head + 4, type, 4);
+	uLong crc = crc32(0, (const Bytef *)type, 4);
+	crc = len ? crc32(crc, d, len) : crc;   /* crc32(crc, NULL, 0) is 0, not crc */
+	put32(tail, (uint32_t)crc);
+	fwrite(head, 1, 8, f);
+	if (len)
+		fwrite(d, 1, len, f);
+	fwrite(tail, 1, 4, f);
+}
+
+static int paeth(int a, int b, int c)
+{
+	int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+	return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/* rows: h rows of n bytes (packed samples); row y uses filter y % 5. */
+static void write_png(const char *path, int type, int depth, int w, int h, const uint8_t *rows,
+                      int n, const uint8_t *plte, int nplte)
+{
+	static const int channels[7] = { 1, 0, 3, 1, 2, 0, 4 };
+	int bpp = channels[type] * depth / 8 > 0 ? channels[type] * depth / 8 : 1;
+	size_t rawlen = (size_t)h * (size_t)(n + 1);
+	uint8_t *raw = malloc(rawlen), *z = malloc(compressBound(rawlen));
+	for (int y = 0; y < h; y++) {
+		const uint8_t *r = rows + y * n, *up = y ? r - n : NULL;
+		uint8_t *o = raw + (size_t)y * (n + 1);
+		o[0] = (uint8_t)(y % 5);
+		for (int i = 0; i < n; i++) {
+			int a = i >= bpp ? r[i - bpp] : 0, b = up ? up[i] : 0, c = up && i >= bpp ? up[i - bpp] : 0;
+			int pred = o[0] == 1 ? a : o[0] == 2 ? b : o[0] == 3 ? (a + b) / 2 : o[0] == 4 ? paeth(a, b, c) : 0;
+			o[1 + i] = (uint8_t)(r[i] - pred);
+		}
+	}
+	uLongf zlen = compressBound(rawlen);
+	assert_int_equal(compress(z, &zlen, raw, rawlen), Z_OK);
+	uint8_t ihdr[13] = { 0 };
+	put32(ihdr, (uint32_t)w), put32(ihdr + 4, (uint32_t)h);
+	ihdr[8] = (uint8_t)depth, ihdr[9] = (uint8_t)type;
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fwrite("\x89PNG\r\n\x1a\n", 1, 8, f);
+	chunk(f, "IHDR", ihdr, 13);
+	chunk(f, "tEXt", (const uint8_t *)"Comment\0test", 12);
+	if (plte)
+		chunk(f, "PLTE", plte, (uint32_t)(3 * nplte));
+	uint32_t half = (uint32_t)zlen / 2;      /* two IDAT chunks */
+	chunk(f, "IDAT", z, half);
+	chunk(f, "IDAT", z + half, (uint32_t)zlen - half);
+	chunk(f, "IEND", NULL, 0);
+	assert_int_equal(fclose(f), 0);
+	free(raw);
+	free(z);
+}
+
+/* 8-bit image i of pat(): grey (channel 0), RGB, or RGBA (alpha 7). */
+static void png_of(const char *path, int i, int type, int h, int w)
+{
+	static const int channels[7] = { 1, 0, 3, 1, 2, 0, 4 };
+	int ch = channels[type], n = w * ch;
+	uint8_t *rows = malloc((size_t)(h * n));
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++)
+			for (int c = 0; c < ch; c++)
+				rows[y * n + x * ch + c] = c == 3 || (type == 4 && c == 1) ? 7 : pat(i, c, y, x);
+	write_png(path, type, 8, w, h, rows, n, NULL, 0);
+	free(rows);
+}
+
+static int remove_one(const char *p, const struct stat *s, int flag, struct FTW *f)
+{
+	(void)s, (void)flag, (void)f;
+	return remove(p);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *base = getenv("TMPDIR");
+	snprintf(tmp, sizeof tmp, "%s/ddpmc_data_XXXXXX", base && *base ? base : "/tmp");
+	return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return nftw(tmp, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void subdir(const char *name)
+{
+	assert_int_equal(mkdir(at(name), 0755), 0);
+}
+
+/* Opens spec, which must succeed with n images c x h x w. */
+static rt_images open_ok(const char *spec, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+	rt_images im;
+	char err[1024] = "";
+	if (rt_dataset_open(spec, c, h, w, &im, err, sizeof err) != RT_OK)
+		fail_msg("%s: want success, got: %s", spec, err);
+	if (im.n != n || im.c != c || im.h != h || im.w != w)
+		fail_msg("%s: got %lld x %lld x %lld x %lld, want %lld x %lld x %lld x %lld", spec,
+		         (long long)im.n, (long long)im.c, (long long)im.h, (long long)im.w,
+		         (long long)n, (long long)c, (long long)h, (long long)w);
+	return im;
+}
+
+/* Checks that image i of im is image src of pat() (grey: channel 0). */
+static void expect_pattern(const rt_images *im, int64_t i, int src, int grey)
+{
+	for (int c = 0; c < im->c; c++)
+		for (int y = 0; y < im->h; y++)
+			for (int x = 0; x < im->w; x++) {
+				uint8_t got = im->pixels[((i * im->c + c) * im->h + y) * im->w + x];
+				uint8_t want = pat(src, grey ? 0 : c, y, x);
+				if (got != want)
+					fail_msg("image %lld c%d y%d x%d: got %d, want %d (image %d of the pattern)",
+					         (long long)i, c, y, x, got, want, src);
+			}
+}
+
+/* Opening spec fails with one line that starts with `who` and holds `says`. */
+static void expect_error(const char *spec, int64_t c, int64_t h, int64_t w, const char *who,
+                         const char *says)
+{
+	rt_images im;
+	char err[1024] = "";
+	if (rt_dataset_open(spec, c, h, w, &im, err, sizeof err) == RT_OK)
+		fail_msg("%s: want an error saying '%s', got %lld images", spec, says, (long long)im.n);
+	assert_null(im.pixels);
+	if (strncmp(err, who, strlen(who)) != 0 || err[strlen(who)] != ':')
+		fail_msg("%s: the message does not start with '%s:': %s", spec, who, err);
+	if (!strstr(err, says) || strchr(err, '\n'))
+		fail_msg("%s: want one line saying '%s', got: %s", spec, says, err);
+	print_message("    %s\n", err);
+}
+
+/* ---- formats ---- */
+
+static void test_idx_raw_and_gz(void **state)
+{
+	(void)state;
+	write_idx(at("raw-idx"), 0x803, 3, 5, 4, 0, 0);
+	write_idx(at("gz-idx.gz"), 0x803, 3, 5, 4, 1, 0);
+	const char *specs[] = { at("raw-idx"), at("gz-idx.gz") };
+	for (int s = 0; s < 2; s++) {
+		rt_images im = open_ok(specs[s], 3, 1, 5, 4);
+		for (int i = 0; i < 3; i++)
+			expect_pattern(&im, i, i, 1);
+		rt_images_free(&im);
+		/* the reader train.c used keeps working */
+		char err[256];
+		assert_int_equal(rt_idx_read_images(specs[s], &im, err, sizeof err), RT_OK);
+		assert_int_equal(im.n * im.c * im.h * im.w, 3 * 5 * 4);
+		expect_pattern(&im, 2, 2, 1);
+		rt_images_free(&im);
+	}
+	/* a folder holding train-images-idx3-ubyte.gz, as Debian's */
+	subdir("idxdir");
+	write_idx(at("idxdir/train-images-idx3-ubyte.gz"), 0x803, 2, 5, 4, 1, 0);
+	rt_images im = open_ok(at("idxdir"), 2, 1, 5, 4);
+	expect_pattern(&im, 1, 1, 1);
+	rt_images_free(&im);
+}
+
+static void test_fashion_mnist_spec(void **state)
+{
+	(void)state;
+	if (access(RT_FASHION_MNIST, R_OK) != 0) {
+		print_message("    skipped: %s is not installed\n", RT_FASHION_MNIST);
+		return;
+	}
+	rt_images im = open_ok("fashion-mnist", 60000, 1, 28, 28);
+	rt_images_free(&im);
+	expect_error("fashion-mnist", 3, 32, 32, RT_FASHION_MNIST,
+	             "images are 28x28 grey, the model takes 32x32 RGB");
+}
+
+static void test_cifar_file_and_folder(void **state)
+{
+	(void)state;
+	subdir("cifar");
+	write_cifar(at("cifar/data_batch_1.bin"), 0, 2, -1);
+	write_cifar(at("cifar/data_batch_2.bin"), 2, 1, -1);
+	write_cifar(at("cifar/data_batch_10.bin"), 3, 1, -1);   /* numeric order: after 2 */
+	write_cifar(at("cifar/test_batch.bin"), 90, 1, -1);     /* not read */
+	write_bytes(at("cifar/batches.meta.txt"), "airplane\n", 9);
+	rt_images im = open_ok(at("cifar/data_batch_1.bin"), 2, 3, 32, 32);
+	expect_pattern(&im, 0, 0, 0);
+	expect_pattern(&im, 1, 1, 0);
+	rt_images_free(&im);
+	im = open_ok(at("cifar"), 4, 3, 32, 32);
+	for (int i = 0; i < 4; i++)
+		expect_pattern(&im, i, i, 0);
+	rt_images_free(&im);
+}
+
+static void test_png_folder_grey(void **state)
+{
+	(void)state;
+	subdir("grey");
+	png_of(at("grey/b.png"), 1, 0, 6, 5);
+	png_of(at("grey/a.png"), 0, 0, 6, 5);
+	png_of(at("grey/c.PNG"), 2, 4, 6, 5);          /* grey + alpha: alpha dropped */
+	write_bytes(at("grey/notes.txt"), "x", 1);
+	png_of(at("grey/.hidden.png"), 9, 0, 2, 2);     /* skipped, though the wrong size */
+	/* 16-bit grey: v = 257 * k reads as k */
+	uint8_t rows16[6 * 10];
+	for (int y = 0; y < 6; y++)
+		for (int x = 0; x < 5; x++)
+			rows16[y * 10 + 2 * x] = rows16[y * 10 + 2 * x + 1] = pat(3, 0, y, x);
+	write_png(at("grey/d.png"), 0, 16, 5, 6, rows16, 10, NULL, 0);
+	/* an RGB file whose pixels are all grey is accepted for one channel */
+	uint8_t rgb[6 * 15];
+	for (int k = 0; k < 6 * 15; k++)
+		rgb[k] = pat(4, 0, k / 15, k % 15 / 3);
+	write_png(at("grey/e.png"), 2, 8, 5, 6, rgb, 15, NULL, 0);
+	rt_images im = open_ok(at("grey"), 5, 1, 6, 5);
+	for (int i = 0; i < 5; i++)
+		expect_pattern(&im, i, i, 1);
+	rt_images_free(&im);
+	/* one PNG file is a data set of one image */
+	im = open_ok(at("grey/b.png"), 1, 1, 6, 5);
+	expect_pattern(&im, 0, 1, 1);
+	rt_images_free(&im);
+}
+
+static void test_png_folder_rgb(void **state)
+{
+	(void)state;
+	subdir("rgb");
+	png_of(at("rgb/0.png"), 0, 2, 7, 9);
+	png_of(at("rgb/1.png"), 1, 6, 7, 9);            /* RGBA: alpha dropped */
+	/* a 4-bit palette image of image 2's grey plane (16 levels) */
+	uint8_t plte[16 * 3], rows[7 * 5] = { 0 };
+	for (int k = 0; k < 16; k++)
+		plte[3 * k] = (uint8_t)(k * 16), plte[3 * k + 1] = (uint8_t)(k * 16 + 1),
+		plte[3 * k + 2] = (uint8_t)(k * 16 + 2);
+	for (int y = 0; y < 7; y++)
+		for (int x = 0; x < 9; x++)
+			rows[y * 5 + x / 2] |= (uint8_t)((x + y) % 16 << (x % 2 ? 0 : 4));
+	write_png(at("rgb/2.png"), 3, 4, 9, 7, rows, 5, plte, 16);
+	png_of(at("rgb/3.png"), 3, 0, 7, 9);            /* grey: replicated */
+	rt_images im = open_ok(at("rgb"), 4, 3, 7, 9);
+	expect_pattern(&im, 0, 0, 0);
+	expect_pattern(&im, 1, 1, 0);
+	for (int c = 0; c < 3; c++)
+		for (int y = 0; y < 7; y++)
+			for (int x = 0; x < 9; x++)
+				assert_int_equal(im.pixels[((2 * 3 + c) * 7 + y) * 9 + x], (x + y) % 16 * 16 + c);
+	for (int c = 0; c < 3; c++)
+		for (int y = 0; y < 7; y++)
+			for (int x = 0; x < 9; x++)
+				assert_int_equal(im.pixels[((3 * 3 + c) * 7 + y) * 9 + x], pat(3, 0, y, x));
+	rt_images_free(&im);
+}
+
+/* ---- scaling, flips, order, loader ---- */
+
+static void test_scaling(void **state)
+{
+	(void)state;
+	uint8_t px[2 * 1 * 1 * 3] = { 0, 255, 51, 1, 2, 3 };
+	rt_images im = { 2, 1, 1, 3, px };
+	float out[9];
+	rt_images_batch(&im, 1, 3, out);        /* wraps: images 1, 0, 1 */
+	const float want[9] = { 1 / 127.5f - 1, 2 / 127.5f - 1, 3 / 127.5f - 1, -1, 1,
+	                        51 / 127.5f - 1, 1 / 127.5f - 1, 2 / 127.5f - 1, 3 / 127.5f - 1 };
+	for (int k = 0; k < 9; k++)
+		if (out[k] != want[k])
+			fail_msg("element %d: got %.9g, want %.9g", k, out[k], want[k]);
+	assert_true(out[3] == -1.0f && out[4] == 1.0f);
+}
+
+static void test_flip(void **state)
+{
+	(void)state;
+	uint8_t px[2 * 2 * 3];                  /* one image, c 2, h 2, w 3 */
+	for (int k = 0; k < 12; k++)
+		px[k] = (uint8_t)(k * 20);
+	rt_images im = { 1, 2, 2, 3, px };
+	float out[12];
+	rt_images_scaled(&im, 0, 1, out);
+	for (int row = 0; row < 4; row++)
+		for (int x = 0; x < 3; x++)
+			assert_true(out[row * 3 + x] == (float)px[row * 3 + 2 - x] / 127.5f - 1.0f);
+	/* about half the positions flip, and always the same ones */
+	int flips = 0;
+	for (int64_t q = 0; q < 4000; q++)
+		flips += rt_data_flipped(5, q);
+	if (flips < 1850 || flips > 2150)
+		fail_msg("%d of 4000 positions flip, want about 2000", flips);
+	assert_int_equal(rt_data_flipped(5, 1234), rt_data_flipped(5, 1234));
+}
+
+static void test_order(void **state)
+{
+	(void)state;
+	enum { N = 10007 };                     /* more than one chunk of uniforms */
+	int64_t *perm = malloc(N * sizeof *perm), *again = malloc(N * sizeof *perm),
+	        *ref = malloc(N * sizeof *perm);
+	float *u = malloc(N * sizeof *u);
+	char *seen = calloc(N, 1);
+	rt_data_order(N, 42, 3, perm);
+	for (int i = 0; i < N; i++) {
+		assert_true(perm[i] >= 0 && perm[i] < N && !seen[perm[i]]);
+		seen[perm[i]] = 1;
+	}
+	/* the contract, written out with the whole stream at once */
+	rt_philox_uniform(42, RT_DATA_SHUFFLE_STREAM + 3, 0, N, u);
+	for (int64_t i = 0; i < N; i++)
+		ref[i] = i;
+	for (int64_t i = N - 1; i > 0; i--) {
+		int64_t j = (int64_t)((double)u[i] * (double)(i + 1)), t;
+		j = j > i ? i : j;
+		t = ref[i], ref[i] = ref[j], ref[j] = t;
+	}
+	assert_memory_equal(perm, ref, N * sizeof *perm);
+	rt_data_order(N, 42, 3, again);
+	assert_memory_equal(perm, again, N * sizeof *perm);
+	rt_data_order(N, 42, 4, again);
+	assert_memory_not_equal(perm, again, N * sizeof *perm);
+	rt_data_order(N, 43, 3, again);
+	assert_memory_not_equal(perm, again, N * sizeof *perm);
+	rt_data_order(1, 42, 0, again);
+	assert_int_equal(again[0], 0);
+	free(perm), free(again), free(ref), free(u), free(seen);
+}
+
+/* The batch at position pos by the contract, one image at a time. */
+static void reference_batch(const rt_images *im, uint64_t seed, int flip, int64_t pos,
+                            int64_t b, float *out)
+{
+	int64_t chw = im->c * im->h * im->w, *perm = malloc((size_t)im->n * sizeof *perm);
+	for (int64_t k = 0; k < b; k++) {
+		int64_t q = pos + k;
+		rt_data_order(im->n, seed, q / im->n, perm);
+		rt_images_scaled(im, perm[q % im->n], flip && rt_data_flipped(seed, q), out + k * chw);
+	}
+	free(perm);
+}
+
+static void test_loader_order_and_resume(void **state)
+{
+	(void)state;
+	enum { N = 7, C = 1, H = 2, W = 3, B = 3, STEPS = 12 };    /* batches cross epochs */
+	uint8_t px[N * C * H * W];
+	for (int k = 0; k < N * C * H * W; k++)
+		px[k] = (uint8_t)(k * 5);
+	rt_images im = { N, C, H, W, px };
+	float got[B * C * H * W], want[B * C * H * W], all[STEPS][B * C * H * W];
+	char err[256];
+	for (int flip = 0; flip < 2; flip++) {
+		rt_loader *ld;
+		int64_t pos = -1;
+		assert_int_equal(rt_loader_open(&im, B, 9, flip, 0, &ld, err, sizeof err), RT_OK);
+		for (int s = 0; s < STEPS; s++) {
+			rt_loader_next(ld, all[s], &pos);
+			assert_int_equal(pos, (s + 1) * B);
+			reference_batch(&im, 9, flip, s * B, B, want);
+			if (memcmp(all[s], want, sizeof want))
+				fail_msg("flip %d, batch %d differs from the order contract", flip, s);
+		}
+		rt_loader_close(ld);
+		/* resume at the position stored after 5 steps: the same batches follow */
+		assert_int_equal(rt_loader_open(&im, B, 9, flip, 5 * B, &ld, err, sizeof err), RT_OK);
+		for (int s = 5; s < STEPS; s++) {
+			rt_loader_next(ld, got, &pos);
+			if (memcmp(got, all[s], sizeof got))
+				fail_msg("flip %d: resumed batch %d differs from the uninterrupted run", flip, s);
+		}
+		assert_int_equal(pos, STEPS * B);
+		rt_loader_close(ld);
+	}
+	/* each epoch holds every image once */
+	rt_loader *ld;
+	assert_int_equal(rt_loader_open(&im, 1, 9, 0, 2 * N, &ld, err, sizeof err), RT_OK);
+	int seen = 0;
+	for (int k = 0; k < N; k++) {
+		rt_loader_next(ld, got, NULL);
+		seen |= 1 << (int)((got[0] + 1.0f) * 127.5f + 0.5f) / 5 / (C * H * W);
+	}
+	assert_int_equal(seen, (1 << N) - 1);
+	rt_loader_close(ld);
+	rt_loader_close(NULL);
+	assert_int_equal(rt_loader_open(&im, 0, 9, 0, 0, &ld, err, sizeof err), RT_ERR);
+	assert_null(ld);
+	assert_int_equal(rt_loader_open(&im, 2, 9, 0, -1, &ld, err, sizeof err), RT_ERR);
+}
+
+/* ---- bad input ---- */
+
+static void test_bad_idx(void **state)
+{
+	(void)state;
+	expect_error(at("nothing-here"), 1, 28, 28, at("nothing-here"), "cannot open: No such file");
+	write_idx(at("labels"), 0x801, 3, 5, 4, 0, 0);
+	expect_error(at("labels"), 1, 5, 4, at("labels"), "not an IDX image file (magic 0x00000801");
+	write_idx(at("zero-dims"), 0x803, 0, 5, 4, 0, 0);
+	expect_error(at("zero-dims"), 1, 5, 4, at("zero-dims"), "implausible dimensions 0 x 5 x 4");
+	write_idx(at("short"), 0x803, 3, 5, 4, 0, -7);
+	expect_error(at("short"), 1, 5, 4, at("short"), "short read: the header promises 3 images");
+	write_idx(at("short.gz"), 0x803, 3, 5, 4, 1, -7);
+	expect_error(at("short.gz"), 1, 5, 4, at("short.gz"), "short read");
+	write_idx(at("long"), 0x803, 3, 5, 4, 0, 5);
+	expect_error(at("long"), 1, 5, 4, at("long"), "data after the 3 images");
+	write_bytes(at("header-only"), "\0\0\x08\x03\0\0", 6);
+	expect_error(at("header-only"), 1, 5, 4, at("header-only"), "too short for an IDX header");
+	write_idx(at("idx28"), 0x803, 2, 28, 28, 0, 0);
+	expect_error(at("idx28"), 1, 32, 32, at("idx28"), "images are 28x28 grey, the model takes 32x32 grey");
+	expect_error(at("idx28"), 3, 28, 28, at("idx28"), "the model takes 28x28 RGB");
+	/* a gzip stream cut short, and one with a damaged deflate body */
+	write_idx(at("cut.gz"), 0x803, 3, 5, 4, 1, 0);
+	size_t len;
+	uint8_t *b = read_bytes(at("cut.gz"), &len);
+	write_bytes(at("cut.gz"), b, len - 6);
+	expect_error(at("cut.gz"), 1, 5, 4, at("cut.gz"), "truncated gzip stream");
+	for (size_t k = 12; k < len - 8; k++)
+		b[k] ^= 0x5a;
+	write_bytes(at("bad.gz"), b, len);
+	expect_error(at("bad.gz"), 1, 5, 4, at("bad.gz"), "corrupt or unreadable");
+	free(b);
+	write_bytes(at("empty"), "", 0);
+	expect_error(at("empty"), 1, 5, 4, at("empty"), "empty file");
+	write_bytes(at("junk.txt"), "hello, world", 12);
+	expect_error(at("junk.txt"), 1, 5, 4, at("junk.txt"), "not a data set ddpmc reads");
+	expect_error(at("idx28"), 0, 28, 28, at("idx28"), "the model's image size 0x28x28");
+}
+
+static void test_bad_cifar(void **state)
+{
+	(void)state;
+	write_cifar(at("trunc.bin"), 0, 2, -1);
+	size_t len;
+	uint8_t *b = read_bytes(at("trunc.bin"), &len);
+	write_bytes(at("trunc.bin"), b, len - 100);
+	expect_error(at("trunc.bin"), 3, 32, 32, at("trunc.bin"),
+	             "truncated or corrupt: 6046 bytes is not a whole number of 3073-byte");
+	free(b);
+	write_cifar(at("label.bin"), 0, 2, 200);
+	expect_error(at("label.bin"), 3, 32, 32, at("label.bin"), "record 0 has label 200, not 0..9");
+	write_bytes(at("empty.bin"), "", 0);
+	expect_error(at("empty.bin"), 3, 32, 32, at("empty.bin"), "empty");
+	write_cifar(at("ok.bin"), 0, 1, -1);
+	expect_error(at("ok.bin"), 1, 28, 28, at("ok.bin"),
+	             "images are 32x32 RGB, the model takes 28x28 grey");
+	/* one bad batch in a folder names that file */
+	subdir("cifar-bad");
+	write_cifar(at("cifar-bad/data_batch_1.bin"), 0, 1, -1);
+	write_cifar(at("cifar-bad/data_batch_2.bin"), 0, 1, 11);
+	expect_error(at("cifar-bad"), 3, 32, 32, at("cifar-bad/data_batch_2.bin"), "label 11");
+}
+
+/* A copy of a valid PNG with byte k changed; with fix_ihdr, IHDR's CRC is
+ * made right again. */
+static void png_with_byte(const char *src, const char *dst, size_t k, uint8_t v, int fix_ihdr)
+{
+	size_t len;
+	uint8_t *b = read_bytes(src, &len);
+	b[k] = v;
+	if (fix_ihdr)
+		put32(b + 8 + 8 + 13, (uint32_t)crc32(0, b + 12, 17));
+	write_bytes(dst, b, len);
+	free(b);
+}
+
+static void test_bad_png(void **state)
+{
+	(void)state;
+	subdir("pngs");
+	png_of(at("pngs/x.png"), 0, 0, 30, 30);
+	expect_error(at("pngs"), 1, 28, 28, at("pngs/x.png"), "30x30, the model takes 28x28");
+	expect_error(at("pngs/x.png"), 1, 28, 28, at("pngs/x.png"), "30x30, the model takes 28x28");
+	expect_error(at("pngs"), 2, 30, 30, at("pngs/x.png"), "PNG images give 1 (grey) or 3 (RGB)");
+	subdir("colour");
+	png_of(at("colour/c.png"), 0, 2, 4, 4);
+	expect_error(at("colour"), 1, 4, 4, at("colour/c.png"), "colour image (pixel x=0 y=0");
+	subdir("empty-dir");
+	expect_error(at("empty-dir"), 1, 4, 4, at("empty-dir"), "no data in this folder");
+	char v[512];    /* at()'s buffers rotate */
+	snprintf(v, sizeof v, "%s", at("valid.png"));
+	png_of(v, 0, 0, 4, 4);
+	/* signature, IHDR CRC, IDAT payload (CRC kept right), truncation */
+	png_with_byte(v, at("sig.png"), 1, 'Q', 0);
+	expect_error(at("sig.png"), 1, 4, 4, at("sig.png"), "not a PNG file (bad signature)");
+	png_with_byte(v, at("sig-noext"), 1, 'Q', 0);
+	expect_error(at("sig-noext"), 1, 4, 4, at("sig-noext"), "not a data set ddpmc reads");
+	subdir("sigdir");
+	png_with_byte(v, at("sigdir/s.png"), 1, 'Q', 0);
+	expect_error(at("sigdir"), 1, 4, 4, at("sigdir/s.png"), "not a PNG file (bad signature)");
+	png_with_byte(v, at("crc.png"), 8 + 8 + 13, 0xee, 0);
+	expect_error(at("crc.png"), 1, 4, 4, at("crc.png"), "CRC error in chunk IHDR");
+	png_with_byte(v, at("depth.png"), 8 + 8 + 8, 3, 1);     /* bit depth 3 */
+	expect_error(at("depth.png"), 1, 4, 4, at("depth.png"), "invalid IHDR");
+	size_t len;
+	uint8_t *b = read_bytes(v, &len);
+	write_bytes(at("cut.png"), b, len - 20);
+	expect_error(at("cut.png"), 1, 4, 4, at("cut.png"), "truncated PNG");
+	/* a damaged zlib stream with valid CRCs: the IDATs start after IHDR and tEXt */
+	size_t idat = 8 + 25 + 24, dlen = (size_t)b[idat] << 24 | b[idat + 1] << 16 | b[idat + 2] << 8 | b[idat + 3];
+	assert_memory_equal(b + idat + 4, "IDAT", 4);
+	b[idat + 8] ^= 0xff;    /* the zlib header */
+	put32(b + idat + 8 + dlen, (uint32_t)crc32(0, b + idat + 4, (uInt)dlen + 4));
+	write_bytes(at("zlib.png"), b, len);
+	expect_error(at("zlib.png"), 1, 4, 4, at("zlib.png"), "bad IDAT data");
+	free(b);
+}
+
+/* ---- fuzz ---- */
+
+static uint32_t fuzz_rand(uint32_t *s)
+{
+	*s ^= *s << 13, *s ^= *s >> 17, *s ^= *s << 5;
+	return *s;
+}
+
+/* Opens path; an error must be one line that starts with the path. */
+static int open_quietly(const char *path, int64_t c, int64_t h, int64_t w)
+{
+	rt_images im;
+	char err[512];
+	int rc = rt_dataset_open(path, c, h, w, &im, err, sizeof err);
+	if (rc != RT_OK && (strncmp(err, path, strlen(path)) != 0 || strchr(err, '\n')))
+		fail_msg("bad message for %s: %s", path, err);
+	rt_images_free(&im);
+	return rc;
+}
+
+/* Truncations of src must fail (except lengths in ok_multiple > 0 steps);
+ * byte flips must not crash. */
+static void fuzz_file(const char *src, const char *name, int64_t c, int64_t h, int64_t w,
+                      size_t ok_multiple, uint32_t seed)
+{
+	size_t len;
+	uint8_t *b = read_bytes(src, &len), *m = malloc(len);
+	const char *dst = at(name);
+	for (int t = 0; t < 120; t++) {
+		size_t cut = t < 20 ? (size_t)t : fuzz_rand(&seed) % len;
+		write_bytes(dst, b, cut);
+		int rc = open_quietly(dst, c, h, w);
+		if (rc == RT_OK && !(ok_multiple && cut && cut % ok_multiple == 0))
+			fail_msg("%s cut to %zu of %zu bytes was accepted", name, cut, len);
+	}
+	for (int t = 0; t < 200; t++) {
+		memcpy(m, b, len);
+		for (uint32_t k = 0, n = 1 + fuzz_rand(&seed) % 3; k < n; k++)
+			m[fuzz_rand(&seed) % len] ^= (uint8_t)(1 + fuzz_rand(&seed) % 255);
+		write_bytes(dst, m, len);
+		open_quietly(dst, c, h, w);
+	}
+	free(b);
+	free(m);
+}
+
+static void test_fuzz(void **state)
+{
+	(void)state;
+	write_idx(at("f-raw"), 0x803, 3, 5, 4, 0, 0);
+	write_idx(at("f-gz"), 0x803, 3, 5, 4, 1, 0);
+	write_cifar(at("f.bin"), 0, 2, -1);
+	png_of(at("f-grey.png"), 0, 0, 6, 5);
+	png_of(at("f-rgba.png"), 1, 6, 6, 5);
+	fuzz_file(at("f-raw"), "fz-raw", 1, 5, 4, 0, 1);
+	fuzz_file(at("f-gz"), "fz-gz", 1, 5, 4, 0, 2);
+	fuzz_file(at("f.bin"), "fz.bin", 3, 32, 32, 3073, 3);
+	fuzz_file(at("f-grey.png"), "fz-grey.png", 1, 6, 5, 0, 4);
+	fuzz_file(at("f-rgba.png"), "fz-rgba.png", 3, 6, 5, 0, 5);
+	fuzz_file(at("f-rgba.png"), "fz-rgba2.png", 1, 6, 5, 0, 6);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idx_raw_and_gz),
+		cmocka_unit_test(test_fashion_mnist_spec),
+		cmocka_unit_test(test_cifar_file_and_folder),
+		cmocka_unit_test(test_png_folder_grey),
+		cmocka_unit_test(test_png_folder_rgb),
+		cmocka_unit_test(test_scaling),
+		cmocka_unit_test(test_flip),
+		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_loader_order_and_resume),
+		cmocka_unit_test(test_bad_idx),
+		cmocka_unit_test(test_bad_cifar),
+		cmocka_unit_test(test_bad_png),
+		cmocka_unit_test(test_fuzz),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
