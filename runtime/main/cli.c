@@ -57,6 +57,7 @@ static const char usage[] =
 	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
 	"         [--eta E] [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
 	"         [--device cpu]\n"
+	"  export --ckpt FILE --out DIR [--no-ema]   a folder diffusers loads\n"
 	"  info   the model, its parameters, entries and kernels\n";
 
 int cli_fail(const cli_opts *o, const char *fmt, ...)
@@ -353,7 +354,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 		return 0;
 	}
 	if (!*which)
-		return cli_fail(o, "unknown command '%s' (train, sample, info)", cmd);
+		return cli_fail(o, "unknown command '%s' (train, sample, export, info)", cmd);
 	if (parse_flags(argc, argv, 2, *which, o) || check_common(o))
 		return 1;
 	return 0;
