@@ -811,10 +811,11 @@ static void test_cli_train(void **unused)
 
 static void test_cli_rejects(void **unused)
 {
-	char dir[64], data[128], err[2048];
+	char dir[64], data[128], err[2048], blocked[160];
 	tu_tmpdir(dir, sizeof dir);
 	snprintf(data, sizeof data, "%s/images.idx", dir);
 	write_idx(data);
+	snprintf(blocked, sizeof blocked, "%s/images.idx/run", dir);   /* under a file */
 	const char *const bad[][10] = {
 		{ "train", "--steps", "0" },
 		{ "train", "--steps", "12x" },
@@ -824,6 +825,7 @@ static void test_cli_rejects(void **unused)
 		{ "train", "--batch", "4", "--data" },
 		{ "train", "--batch", "4", "--data", data, "--out", dir },
 		{ "train", "--data", "/nonexistent.idx", "--out", dir },
+		{ "train", "--data", data, "--out", blocked },
 		{ "sample", "--sampler", "euler" },
 		{ "sample", "--steps", "5" },
 		{ "sample", "--sampler", "ddim", "--steps", "11" },
@@ -839,6 +841,7 @@ static void test_cli_rejects(void **unused)
 		"--threads: expected an integer in [1, 1024], got '-1'", "train: unknown flag '--eta'",
 		"--resume takes no value", "--data needs a value",
 		"--batch 4: this program was compiled for batch 3", "/nonexistent.idx",
+		"cannot create",
 		"--sampler euler: expected ddpm or ddim", "--steps 5: ddpm runs all 10 timesteps",
 		"--steps 11: at most 10", "--seed: expected an integer", "--n: expected an integer",
 		"--eta: expected a number", "/nonexistent/ckpt.safetensors",
