@@ -72,6 +72,7 @@ static void free_compiled(compiled *c)
 {
 	rt_program_free(&c->prog);
 	llvm_jit_free(c->jit);
+	kir_program_free(c->kp);
 	free(c->fns);
 	rt_sb_free(&c->json);
 	rt_sb_free(&c->data);

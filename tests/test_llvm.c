@@ -186,6 +186,7 @@ static double check_entry(ir_graph *g, const char *entry, const rt_tensorset *in
 	free(arena);
 	free(fns);
 	llvm_jit_free(j);
+	kir_program_free(p);
 	rt_set_free(&sref);
 	rt_set_free(&sjit);
 	rt_set_free(&oref);
@@ -468,6 +469,7 @@ static void unet_forward_matches_diffusers(void **state)
 	free(arena);
 	free(fns);
 	llvm_jit_free(j);
+	kir_program_free(p);
 	rt_set_free(&weights);
 	rt_set_free(&io);
 	rt_set_free(&st);
@@ -514,6 +516,7 @@ static void object_file_for_x86_64_v3_is_written(void **state)
 	assert_true(size > 1000);
 	assert_memory_equal(head, "\x7f" "ELF", 4);
 	tu_rmtree(dir);
+	kir_program_free(p);
 	ir_free(g);
 }
 
@@ -557,6 +560,7 @@ static void conv_throughput(void **state)
 	free(arena);
 	free(fns);
 	llvm_jit_free(j);
+	kir_program_free(p);
 	rt_set_free(&in);
 	rt_set_free(&cin);
 	rt_set_free(&st);

@@ -20,6 +20,9 @@
 #ifndef DDPMC_MAIN_LIB
 #define DDPMC_MAIN_LIB "libddpmc_main.a"
 #endif
+#ifndef DDPMC_LINK_FLAGS
+#define DDPMC_LINK_FLAGS ""
+#endif
 #ifndef DDPMC_RUNTIME_LIB
 #define DDPMC_RUNTIME_LIB "libddpmc_runtime.a"
 #endif
@@ -34,6 +37,8 @@ static kir_program **lower_all(ir_graph *g)
 		if (!progs[i] || kir_verify(progs[i], err, sizeof err) < 0) {
 			fprintf(stderr, "ddpmc: internal error lowering '%s': %s\n", g->entries[i].name,
 			        progs[i] ? err : g->err);
+			for (int k = 0; k <= i; k++)
+				kir_program_free(progs[k]);
 			free(progs);
 			return NULL;
 		}
@@ -65,9 +70,11 @@ enum { MAXPARTS = 16 };
 
 static int link_executable(char *const *objs, int nobj, const char *out)
 {
-	char *argv[MAXPARTS + 12];
+	char *argv[MAXPARTS + 14];
 	int n = 0;
 	argv[n++] = (char *)env_or("CC", "cc");
+	if (*DDPMC_LINK_FLAGS)                  /* a sanitizer build's runtime needs them */
+		argv[n++] = DDPMC_LINK_FLAGS;
 	argv[n++] = "-o";
 	argv[n++] = (char *)out;
 	for (int i = 0; i < nobj; i++)
@@ -155,6 +162,8 @@ int drv_compile(const drv_args *a)
 	default_output(a->model, out, sizeof out);
 	if (rc == 0)
 		rc = emit_and_link(a, g, progs, a->output ? a->output : out);
+	for (int i = 0; progs && i < g->nentries; i++)
+		kir_program_free(progs[i]);
 	free(progs);
 	ir_free(g);
 	return rc;

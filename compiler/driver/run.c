@@ -132,6 +132,7 @@ static int run_kernels(ir_graph *g, const ir_entry *e, int native, rt_tensorset 
 	free(bufs);
 	free(arena);
 	rt_set_free(&in);
+	kir_program_free(p);
 	return rc;
 }
 

@@ -92,6 +92,21 @@ void kir_store_add(kir_kernel *k, int buf, int index, int value)
 	k->st[k->nst++] = (kir_store){ buf, index, value };
 }
 
+void kir_program_free(kir_program *p)
+{
+	if (!p)
+		return;
+	for (int n = 0; n < p->nk; n++) {
+		free(p->k[n].x);
+		free(p->k[n].st);
+	}
+	free(p->k);
+	free(p->buf);
+	p->k = NULL;
+	p->buf = NULL;
+	p->nk = p->nbuf = p->kcap = p->bufcap = 0;
+}
+
 /* --- verify ------------------------------------------------------------ */
 
 static int bad(char *err, size_t len, const kir_kernel *k, int i, const char *what)

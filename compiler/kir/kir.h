@@ -129,6 +129,10 @@ kir_type kir_type_of(rt_dtype dt);
  * live at once overlap. Returns NULL with g->err set on failure. */
 kir_program *kir_lower(ir_graph *g, const ir_entry *e);
 
+/* Frees what a program holds outside its graph's arena (kernels, buffers);
+ * the program itself goes with the graph. */
+void kir_program_free(kir_program *p);
+
 /* Horizontal fusion (merge.c): adjacent kernels over one domain become
  * one kernel with several stores. */
 void kir_merge(kir_program *p);
