@@ -4,10 +4,14 @@
 local ddpm = require "ddpm"
 local nn = ddpm.nn
 
+-- --set width=W --set layers=L --set groups=G shrink it for quick runs
+-- (the demo uses width 32, one res block, 16 groups).
+local width = ddpm.option("width", 64)
 local unet = nn.UNet2DModel {
   sample_size = 28, in_channels = 1, out_channels = 1,
-  block_out_channels = { 64, 128, 128 },                       -- 28, 14, 7
-  layers_per_block = 2,
+  block_out_channels = { width, 2 * width, 2 * width },        -- 28, 14, 7
+  layers_per_block = ddpm.option("layers", 2),
+  norm_num_groups = ddpm.option("groups", 32),
   down_block_types = { "DownBlock2D", "DownBlock2D", "AttnDownBlock2D" },
   up_block_types = { "AttnUpBlock2D", "UpBlock2D", "UpBlock2D" },
   attention_head_dim = nn.None,                                -- one head
@@ -18,7 +22,7 @@ local unet = nn.UNet2DModel {
 
 -- The program: forward, train_step, the DDPM and DDIM sampler steps
 -- (lua/ddpm/program.lua), with Ho et al.'s training settings; short runs
--- (the demo) pass e.g. --set warmup=100 --set ema=0.995.
+-- (the demo) pass --set batch=32 --set lr=1e-3 --set warmup=200 --set ema=0.999.
 ddpm.program.diffusion {
   model = unet, image = { 1, 28, 28 }, batch = ddpm.option("batch", 8),
   schedule = "linear", timesteps = 1000, precision = ddpm.option("precision", "fp32"),
