@@ -24,90 +24,6 @@ static uint32_t big_endian(const unsigned char *b)
 	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-int rt_data_ends_with(const char *name, const char *suffix)
-{
-	size_t n = strlen(name), s = strlen(suffix);
-	return n >= s && strcmp(name + n - s, suffix) == 0;
-}
-
-gzFile rt_data_gzopen(const char *path, char *err, size_t errlen)
-{
-	errno = 0;
-	gzFile f = gzopen(path, "rb");
-	if (!f)
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-		         errno ? strerror(errno) : "out of memory");
-	else
-		gzbuffer(f, 1 << 17);
-	return f;
-}
-
-/* The message of f's last error. */
-static const char *gz_message(gzFile f)
-{
-	int code = 0;
-	const char *m = gzerror(f, &code);
-	if (code == Z_ERRNO)
-		return strerror(errno);
-	return m && *m ? m : "read error";
-}
-
-int rt_data_read(gzFile f, const char *path, size_t limit, uint8_t **buf, size_t *len,
-                 char *err, size_t errlen)
-{
-	size_t cap = *len;
-	while (*len < limit) {
-		if (*len == cap) {
-			size_t grow = cap < (1u << 20) ? (1u << 20) : cap;
-			cap = limit - *len < grow ? limit : cap + grow;
-			uint8_t *p = realloc(*buf, cap);
-			if (!p) {
-				snprintf(err, errlen, "%s: out of memory for %zu bytes", path, cap);
-				return RT_ERR;
-			}
-			*buf = p;
-		}
-		size_t want = cap - *len;
-		int got = gzread(f, *buf + *len, want > (1u << 30) ? 1u << 30 : (unsigned)want);
-		if (got < 0) {
-			snprintf(err, errlen, "%s: corrupt or unreadable (%s)", path, gz_message(f));
-			return RT_ERR;
-		}
-		if (got == 0) {
-			/* gzread reports a gzip stream cut short as a plain end of
-			 * file; only gzerror tells */
-			int code = Z_OK;
-			gzerror(f, &code);
-			if (code == Z_OK)
-				break;
-			snprintf(err, errlen, "%s: truncated gzip stream (%s)", path, gz_message(f));
-			return RT_ERR;
-		}
-		*len += (size_t)got;
-	}
-	return RT_OK;
-}
-
-static void describe(char *s, size_t len, int64_t c, int64_t h, int64_t w)
-{
-	const char *kind = c == 1 ? "grey" : c == 3 ? "RGB" : NULL;
-	if (kind)
-		snprintf(s, len, "%lldx%lld %s", (long long)h, (long long)w, kind);
-	else
-		snprintf(s, len, "%lldx%lld with %lld channels", (long long)h, (long long)w,
-		         (long long)c);
-}
-
-int rt_data_size_error(const char *path, int64_t c, int64_t h, int64_t w, int64_t mc,
-                       int64_t mh, int64_t mw, char *err, size_t errlen)
-{
-	char have[64], want[64];
-	describe(have, sizeof have, c, h, w);
-	describe(want, sizeof want, mc, mh, mw);
-	snprintf(err, errlen, "%s: images are %s, the model takes %s", path, have, want);
-	return RT_ERR;
-}
-
 static int parse_header(const unsigned char *h, const char *path, rt_images *out,
                         char *err, size_t errlen)
 {
@@ -185,28 +101,6 @@ static int idx_read(const char *path, const int64_t *want, rt_images *out, char 
 int rt_idx_read_images(const char *path, rt_images *out, char *err, size_t errlen)
 {
 	return idx_read(path, NULL, out, err, errlen);
-}
-
-void rt_images_batch(const rt_images *im, int64_t first, int64_t count, float *out)
-{
-	int64_t size = im->c * im->h * im->w;
-	for (int64_t k = 0; k < count; k++)
-		rt_images_scaled(im, (first + k) % im->n, 0, out + k * size);
-}
-
-void rt_images_scaled(const rt_images *im, int64_t i, int flip, float *out)
-{
-	int64_t w = im->w, rows = im->c * im->h;
-	const uint8_t *src = im->pixels + i * rows * w;
-	for (int64_t r = 0; r < rows; r++, src += w, out += w)
-		for (int64_t x = 0; x < w; x++)
-			out[x] = (float)src[flip ? w - 1 - x : x] / 127.5f - 1.0f;
-}
-
-void rt_images_free(rt_images *im)
-{
-	free(im->pixels);
-	memset(im, 0, sizeof *im);
 }
 
 /* ---- rt_dataset_open: which reader a spec names ---- */
