@@ -67,39 +67,21 @@ static void random_inputs(const ir_graph *g, rt_tensorset *set, double lo, doubl
 	}
 }
 
+/* Inputs converted and buffers bound as `ddpmc run` does (host.c). */
 static void convert_inputs(const ir_graph *g, const rt_tensorset *in, rt_tensorset *out)
 {
-	for (int id = 0; id < g->n; id++) {
-		const ir_node *n = &g->nodes[id];
-		const rt_tensor *t = n->op == OP_input ? rt_set_find(in, n->name) : NULL;
-		if (!t || rt_set_find(out, n->name))
-			continue;
-		rt_tensor *c = rt_set_add(out, n->name, n->dtype, n->shape.rank, n->shape.d);
-		for (int64_t i = 0; i < ir_numel(&n->shape); i++)
-			rt_store(n->dtype, c->data, i, rt_load(t->dtype, t->data, i));
-	}
+	char err[512];
+	if (kir_convert_inputs(g, in, out, err, sizeof err) < 0)
+		fail_msg("%s", err);
 }
 
-/* bufs[] as compiler/driver/run.c binds them. */
 static void **bind(const kir_program *p, rt_tensorset *state, const rt_tensorset *in, rt_tensorset *outs,
                    char **arena)
 {
-	void **bufs = calloc((size_t)p->nbuf + 1, sizeof *bufs);
-	*arena = calloc(1, (size_t)p->arena_bytes + 64);
-	for (int b = 0; b < p->nbuf; b++) {
-		const kir_buffer *kb = &p->buf[b];
-		rt_tensor *t = NULL;
-		switch (kb->kind) {
-		case KB_PARAM: t = rt_set_find(state, kb->name); break;
-		case KB_INPUT: t = rt_set_find(in, kb->name); break;
-		case KB_OUTPUT: t = rt_set_add(outs, kb->name, kb->dtype, kb->shape.rank, kb->shape.d); break;
-		case KB_TEMP: bufs[b] = *arena + kb->offset; continue;
-		case KB_CONST: bufs[b] = (void *)kb->data; continue;
-		}
-		if (!t || t->dtype != kb->dtype || rt_numel(t->rank, t->shape) != kb->numel)
-			fail_msg("buffer %d (%s) is missing or has the wrong dtype or size", b, kb->name);
-		bufs[b] = t->data;
-	}
+	char err[512];
+	void **bufs = kir_bind_host(p, state, in, outs, arena, err, sizeof err);
+	if (!bufs)
+		fail_msg("%s", err);
 	return bufs;
 }
 
@@ -107,7 +89,7 @@ static void **bind(const kir_program *p, rt_tensorset *state, const rt_tensorset
 static void run_split(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
 {
 	for (int n = 0; n < p->nk; n++) {
-		int64_t rows = llvm_kernel_rows(&p->k[n]), a = rows / 3, b = 2 * rows / 3;
+		int64_t rows = kir_rows(&p->k[n]), a = rows / 3, b = 2 * rows / 3;
 		fns[n](bufs, b, rows);
 		fns[n](bufs, 0, a);
 		fns[n](bufs, a, b);
@@ -551,7 +533,7 @@ static void conv_throughput(void **state)
 	for (int rep = 0; rep < 5; rep++) {
 		double t0 = now();
 		for (int n = 0; n < p->nk; n++)
-			fns[n](bufs, 0, llvm_kernel_rows(&p->k[n]));
+			fns[n](bufs, 0, kir_rows(&p->k[n]));
 		best = fmin(best, now() - t0);
 	}
 	print_message("    conv 3x3 64->64 28x28 batch 16: %.1f ms, %.1f GFLOP/s (one thread)\n", best * 1e3,

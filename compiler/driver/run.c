@@ -48,62 +48,13 @@ static void print_summary(const rt_tensorset *outs)
 	}
 }
 
-/* Host memory for every buffer of a kernel program: params and inputs
- * point into their tensor sets, outputs are added to `outs`, temporaries
- * live in one arena, constants in the graph. */
-static void **bind_buffers(const kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
-                           rt_tensorset *outs, char **arena, char *err, size_t errlen)
-{
-	void **bufs = calloc((size_t)p->nbuf + 1, sizeof *bufs);
-	*arena = calloc(1, (size_t)p->arena_bytes + 64);
-	for (int b = 0; b < p->nbuf; b++) {
-		const kir_buffer *kb = &p->buf[b];
-		rt_tensor *t = NULL;
-		switch (kb->kind) {
-		case KB_PARAM: t = rt_set_find(state, kb->name); break;
-		case KB_INPUT: t = rt_set_find(inputs, kb->name); break;
-		case KB_OUTPUT: t = rt_set_add(outs, kb->name, kb->dtype, kb->shape.rank, kb->shape.d); break;
-		case KB_TEMP: bufs[b] = *arena + kb->offset; continue;
-		case KB_CONST: bufs[b] = (void *)kb->data; continue;
-		}
-		if (!t || t->dtype != kb->dtype || rt_numel(t->rank, t->shape) != kb->numel) {
-			snprintf(err, errlen, "%s '%s' is missing or has the wrong dtype or size",
-			         kb->kind == KB_INPUT ? "input" : "tensor", kb->name);
-			free(bufs);
-			return NULL;
-		}
-		bufs[b] = t->data;
-	}
-	return bufs;
-}
-
-/* Inputs converted to the dtypes the entry declares. */
-static int convert_inputs(const ir_graph *g, const rt_tensorset *in, rt_tensorset *out,
-                          char *err, size_t errlen)
-{
-	for (int id = 0; id < g->n; id++) {
-		const ir_node *n = &g->nodes[id];
-		const rt_tensor *t = n->op == OP_input ? rt_set_find(in, n->name) : NULL;
-		if (!t)
-			continue;
-		if (rt_numel(t->rank, t->shape) != ir_numel(&n->shape)) {
-			snprintf(err, errlen, "input '%s' has the wrong size", n->name);
-			return -1;
-		}
-		rt_tensor *c = rt_set_add(out, n->name, n->dtype, n->shape.rank, n->shape.d);
-		for (int64_t i = 0; c && i < ir_numel(&n->shape); i++)
-			rt_store(n->dtype, c->data, i, rt_load(t->dtype, t->data, i));
-	}
-	return 0;
-}
-
 /* Runs every kernel of p over all its rows, natively. */
 static int run_native(kir_program *p, void **bufs, char *err, size_t errlen)
 {
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
 	llvm_jit *jit = fns ? llvm_jit_compile(p, fns, err, errlen) : NULL;
 	for (int i = 0; jit && i < p->nk; i++)
-		fns[i](bufs, 0, llvm_kernel_rows(&p->k[i]));
+		fns[i](bufs, 0, kir_rows(&p->k[i]));
 	llvm_jit_free(jit);
 	free(fns);
 	return jit ? 0 : -1;
@@ -122,8 +73,8 @@ static int run_kernels(ir_graph *g, const ir_entry *e, int native, rt_tensorset 
 	if (getenv("DDPMC_DUMP_KIR"))
 		kir_dump(p, stderr);
 	if (rc == 0)
-		rc = convert_inputs(g, inputs, &in, err, errlen);
-	if (rc == 0 && !(bufs = bind_buffers(p, state, &in, outs, &arena, err, errlen)))
+		rc = kir_convert_inputs(g, inputs, &in, err, errlen);
+	if (rc == 0 && !(bufs = kir_bind_host(p, state, &in, outs, &arena, err, errlen)))
 		rc = -1;
 	if (rc == 0 && native)
 		rc = run_native(p, bufs, err, errlen);

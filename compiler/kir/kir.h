@@ -156,6 +156,17 @@ int64_t kir_rows(const kir_kernel *k);
 void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
                   rt_strbuf *json, rt_strbuf *data);
 
+/* Binding to host memory (host.c): bufs[i] for every buffer of p — params
+ * and inputs point into their tensor sets, outputs are added to `outs`,
+ * temporaries live in *arena (p->arena_bytes, caller frees), constants in
+ * the graph. NULL with a message when a tensor is missing or mismatched.
+ * kir_convert_inputs copies `in` into `out` in the dtypes g's inputs
+ * declare (-1 with a message on a size mismatch). */
+void **kir_bind_host(const kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
+                     rt_tensorset *outs, char **arena, char *err, size_t errlen);
+int kir_convert_inputs(const ir_graph *g, const rt_tensorset *in, rt_tensorset *out,
+                       char *err, size_t errlen);
+
 /* Runs a kernel program on host buffers (bufs[i] points at buffer i's
  * data; temporaries inside `arena`). Plain C, for testing lowering
  * separately from code generation. */

@@ -319,7 +319,7 @@ static void defaults(cli_opts *o, const char *argv0)
 	const char *slash = strrchr(argv0, '/');
 	memset(o, 0, sizeof *o);
 	o->prog = slash ? slash + 1 : argv0;
-	o->data = CLI_DEFAULT_DATA;
+	o->data = RT_FASHION_MNIST;
 	o->out = NULL;
 	o->sampler = "ddpm";
 	o->device = "cpu";

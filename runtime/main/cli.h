@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "data.h"
 #include "json.h"
 #include "pool.h"
 #include "program.h"
@@ -43,7 +44,6 @@ int cli_run(int argc, char **argv, const rt_embedded *emb);
 /* --- shared by the commands ---------------------------------------------- */
 
 #define CLI_DEFAULT_DIR "runs/latest"
-#define CLI_DEFAULT_DATA "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 typedef struct {
 	const char *prog;               /* argv[0]'s base name, for messages */

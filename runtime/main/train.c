@@ -83,13 +83,9 @@ static int load_data(trainer *tr)
 	const cli_opts *o = tr->o;
 	char err[1024];
 	const int64_t *s = tr->x0->shape;
-	tr->data = strcmp(o->data, "fashion-mnist") == 0 ? CLI_DEFAULT_DATA : o->data;
+	tr->data = strcmp(o->data, "fashion-mnist") == 0 ? RT_FASHION_MNIST : o->data;
 	if (rt_dataset_open(o->data, s[1], s[2], s[3], &tr->im, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
-	if (tr->im.c != s[1] || tr->im.h != s[2] || tr->im.w != s[3])
-		return cli_fail(o, "%s: images are %lld x %lld x %lld, the model takes %lld x %lld x %lld",
-		                tr->data, (long long)tr->im.c, (long long)tr->im.h, (long long)tr->im.w,
-		                (long long)s[1], (long long)s[2], (long long)s[3]);
 	printf("data: %s, %lld images%s\n", tr->data, (long long)tr->im.n,
 	       o->flip ? ", random horizontal flips" : "");
 	return 0;

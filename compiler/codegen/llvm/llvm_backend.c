@@ -25,11 +25,6 @@ struct llvm_jit {
 	LLVMOrcLLJITRef jit;
 };
 
-int64_t llvm_kernel_rows(const kir_kernel *k)
-{
-	return kir_rows(k);
-}
-
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_llvm(void)

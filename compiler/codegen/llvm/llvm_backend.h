@@ -30,9 +30,6 @@ typedef struct {
 	size_t len;
 } llvm_blob;
 
-/* Rows of a kernel: the product of its domain extents except the last (1 for rank <= 1). */
-int64_t llvm_kernel_rows(const kir_kernel *k);
-
 /* Object file with every kernel of progs[0..n) in order, a global array
  * `ddpmc_kernels` (pointers to them, in that order, across programs), and
  * each blob as global `NAME` (const bytes) and `NAME_len` (int64).
