@@ -8,6 +8,10 @@
  * A kernel processes rows [row_begin, row_end) of its domain and is a pure
  * function of that range: rows may run on different threads in any split.
  * Buffer i of an entry is bufs[i] when its kernels are called.
+ * It also defines (empty, length 0, when compiled for the CPU only):
+ *   const char ddpmc_opencl_source[];         const int64_t ddpmc_opencl_source_len;
+ * the OpenCL C of every kernel (compiler/codegen/opencl). Compiled for
+ * OpenCL only, ddpmc_kernels is empty and every kernel's "fn" is -1.
  *
  * The JSON:
  *   {"model": "models/unet.lua",
@@ -17,9 +21,18 @@
  *    "entries": [{"name", "arena_bytes",
  *       "buffers": [{"kind": "param"|"input"|"output"|"temp"|"const",
  *                    "name", "dtype", "shape", "offset"}, ...],
- *       "kernels": [{"fn", "rows", "name", "flops"}, ...]}, ...]}
+ *       "kernels": [{"fn", "rows", "name", "flops",
+ *                    "cl": {"name", "args": [i, ...], "global": G, "local": L}}, ...]}, ...]}
  * temp offsets are bytes into the entry's arena, const offsets bytes into
- * the program data. Keys other than these are ignored (kept in .json). */
+ * the program data. Keys other than these are ignored (kept in .json).
+ *
+ * "cl" (present when the program has OpenCL code) launches OpenCL kernel
+ * "name" of ddpmc_opencl_source over a 1-D NDRange of G work-items in
+ * work-groups of L (G a multiple of L). Its arguments: first the entry's
+ * arena (__global uchar *, at least 64 bytes even when arena_bytes is 0;
+ * temps are read at their offsets inside it), then the buffers "args"
+ * names by index, in order, each a __global pointer to its dtype's storage
+ * (f32 float, i32 int, f16 half, bf16 ushort). args never names a temp. */
 #ifndef DDPMC_RUNTIME_PROGRAM_H
 #define DDPMC_RUNTIME_PROGRAM_H
 
@@ -45,11 +58,19 @@ typedef struct {
 } rt_buffer;
 
 typedef struct {
-	rt_kernel_fn fn;
-	int64_t fn_index;
+	const char *name;       /* the OpenCL kernel's name; NULL: no OpenCL code */
+	int *args;              /* buffer indices after the arena */
+	int nargs;
+	int64_t global, local;
+} rt_cl_launch;
+
+typedef struct {
+	rt_kernel_fn fn;        /* NULL when compiled for OpenCL only */
+	int64_t fn_index;       /* -1 when compiled for OpenCL only */
 	int64_t rows;
 	const char *name;
 	double flops;
+	rt_cl_launch cl;
 } rt_kernel;
 
 struct rt_exec_ctx;             /* exec.c: the entry's arena and bindings */
@@ -89,6 +110,8 @@ struct rt_program {
 	int nentries;
 	const unsigned char *data;
 	int64_t data_len;
+	const char *cl_source;  /* ddpmc_opencl_source; NULL or "" for the CPU only */
+	int64_t cl_source_len;
 };
 
 /* Parses json[0..len) into *p. Kernel indices are resolved against

@@ -81,6 +81,7 @@ static int link_executable(char *const *objs, int nobj, const char *out)
 		argv[n++] = objs[i];
 	argv[n++] = (char *)env_or("DDPMC_MAIN_LIB", DDPMC_MAIN_LIB);
 	argv[n++] = (char *)env_or("DDPMC_RUNTIME_LIB", DDPMC_RUNTIME_LIB);
+	argv[n++] = "-lOpenCL";
 	argv[n++] = "-lz";
 	argv[n++] = "-lm";
 	argv[n++] = "-lpthread";
@@ -120,14 +121,15 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, co
 	kir_describe(g, a->model, progs, g->nentries, &json, &data);
 	rt_sb_put(&data, "", 1);                 /* never empty */
 	llvm_blob blobs[] = { { "ddpmc_program_json", json.p, json.len },
-	                      { "ddpmc_program_data", data.p, data.len } };
+	                      { "ddpmc_program_data", data.p, data.len },
+	                      { "ddpmc_opencl_source", "", 0 } };
 	int parts = object_parts(progs, g->nentries);
 	for (int i = 0; i < parts; i++) {
 		snprintf(names[i], sizeof names[i], "%s.%d.o", out, i);
 		objs[i] = names[i];
 	}
 	int rc = json.oom || data.oom ? -1 : 0;
-	if (rc == 0 && llvm_emit_objects(progs, g->nentries, blobs, 2, a->cpu, parts, objs, err,
+	if (rc == 0 && llvm_emit_objects(progs, g->nentries, blobs, 3, a->cpu, parts, objs, err,
 	                                 sizeof err) < 0) {
 		fprintf(stderr, "ddpmc: code generation failed: %s\n", err);
 		rc = -1;

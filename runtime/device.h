@@ -1,0 +1,63 @@
+/* device: where the kernels of an entry run — the CPU (the generated
+ * functions of ddpmc_kernels on the thread pool, exec.c) or an OpenCL
+ * device (the generated OpenCL C of ddpmc_opencl_source, cl.c). The
+ * commands (train, sample) run entries only through this interface.
+ *
+ * Device specs (the --device flag):
+ *   "cpu", "cpu:0"      the CPU; threads as given (0: one per core)
+ *   "opencl"            the first GPU of any platform, else the first device
+ *   "opencl:P.D"        device D of platform P (as `--device list` numbers them)
+ *
+ * State coherence. An OpenCL device keeps its own copy of every state
+ * tensor an entry binds as a param, keyed by the host tensor's data
+ * pointer: uploaded the first time it is seen (or after
+ * rt_device_invalidate), updated in place on the device by every run, and
+ * copied back into the host tensor only by rt_device_sync. So: call
+ * rt_device_sync before reading or saving state on the host; call
+ * rt_device_invalidate after writing state on the host (loading weights).
+ * Inputs are uploaded and outputs downloaded on every run. On the CPU the
+ * host tensors are the state: sync and invalidate do nothing. */
+#ifndef DDPMC_RUNTIME_DEVICE_H
+#define DDPMC_RUNTIME_DEVICE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "pool.h"
+#include "program.h"
+#include "tensor.h"
+
+typedef struct rt_device rt_device;
+
+/* Opens the device `spec` for program p (threads: the CPU pool's size,
+ * 0 = one per core). OpenCL: picks the device, builds the program once
+ * (from the on-disk cache when the same source was built for the same
+ * device and driver before), creates the buffers of every entry. NULL
+ * with a one-line message in err: unknown spec, no OpenCL platform or
+ * device ("no OpenCL platform found (is an ICD installed? see
+ * /etc/OpenCL/vendors)"), a program without OpenCL code ("compiled for
+ * the CPU only: recompile with --target all"), or a build failure (the
+ * message names the device; the build log goes to stderr). */
+rt_device *rt_device_open(const rt_program *p, const char *spec, int threads, char *err,
+                          size_t errlen);
+void rt_device_free(rt_device *d);
+
+/* Runs entry e as rt_entry_run does (exec.h: binding rules, errors). */
+int rt_device_run(rt_device *d, const rt_entry *e, rt_tensorset *state, const rt_tensorset *inputs,
+                  rt_tensorset *outputs, char *err, size_t errlen);
+
+/* Copies the device's state tensors that belong to `state` back into it. */
+int rt_device_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen);
+/* The host changed `state`: the next run uploads its tensors again. */
+void rt_device_invalidate(rt_device *d, rt_tensorset *state);
+
+/* "cpu (8 threads)" or "OpenCL 0.1: NVIDIA H200 (NVIDIA CUDA)". */
+const char *rt_device_name(const rt_device *d);
+/* The CPU pool (NULL on OpenCL): for callers that profile kernels. */
+rt_pool *rt_device_pool(rt_device *d);
+
+/* `--device list`: every OpenCL platform and device, numbered P.D, and
+ * the CPU; RT_OK even when there is no OpenCL platform (it says so). */
+int rt_device_list(FILE *f);
+
+#endif
