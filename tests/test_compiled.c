@@ -61,7 +61,7 @@ static void compile_entry(compiled *c, const char *entry)
 	c->jit = llvm_jit_compile(c->kp, (llvm_kernel_fn *)c->fns, err, sizeof err);
 	if (!c->jit)
 		fail_msg("jit: %s", err);
-	kir_describe(c->g, "tiny_train.lua", &c->kp, 1, &c->json, &c->data);
+	kir_describe(c->g, "tiny_train.lua", &c->kp, 1, NULL, &c->json, &c->data);
 	rt_sb_put(&c->data, "", 1);
 	if (rt_program_parse(c->json.p, c->json.len, (const unsigned char *)c->data.p,
 	                     (int64_t)c->data.len, c->fns, c->kp->nk, &c->prog, err, sizeof err) != RT_OK)

@@ -1,12 +1,15 @@
 /* compile: MODEL.lua -> one standalone executable.
  *
  * The pipeline: run the script (frontend), verify, lower every entry to
- * kernels (fusion + memory plan), verify the kernel IR, render all kernels
- * and the program descriptor into one object through the LLVM backend, and
- * link that object with the runtime's main and library. The system C
- * compiler driver ($CC, default cc) is used only as the linker.
+ * kernels (fusion + memory plan), verify the kernel IR, render the kernels
+ * for the targets asked for — native code through the LLVM backend (cpu),
+ * OpenCL C source (opencl), both (all, the default) — and put them with the
+ * program descriptor into objects through the LLVM backend, then link
+ * those with the runtime's main and library. The system C compiler driver
+ * ($CC, default cc) is used only as the linker.
  * --report prints every kernel with its ops, FLOPs, bytes and the memory
- * plan's peak; DDPMC_DUMP=kir dumps the kernel IR. */
+ * plan's peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
+ * OpenCL C. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "cl_render.h"
 #include "kir.h"
 #include "llvm_backend.h"
 
@@ -114,22 +118,51 @@ static void default_output(const char *model, char *out, size_t len)
 		*dot = 0;
 }
 
-static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, const char *out)
+typedef struct {
+	int cpu, opencl;
+	cl_launch **launch;     /* opencl: per entry, per kernel */
+} targets;
+
+static int parse_targets(const char *name, targets *t)
+{
+	const char *n = name ? name : "all";
+	t->cpu = !strcmp(n, "cpu") || !strcmp(n, "all");
+	t->opencl = !strcmp(n, "opencl") || !strcmp(n, "all");
+	if (t->cpu || t->opencl)
+		return 0;
+	fprintf(stderr, "ddpmc compile: --target %s: expected cpu, opencl or all\n", n);
+	return -1;
+}
+
+static void put_cl_launch(rt_strbuf *b, int e, int k, void *ctx)
+{
+	const targets *t = ctx;
+	cl_launch_json(b, &t->launch[e][k]);
+}
+
+static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, targets *t,
+                         const char *out)
 {
 	char err[1024], names[MAXPARTS][4096], *objs[MAXPARTS];
-	rt_strbuf json = { 0 }, data = { 0 };
-	kir_describe(g, a->model, progs, g->nentries, &json, &data);
+	rt_strbuf json = { 0 }, data = { 0 }, cl = { 0 };
+	if (t->opencl && !(t->launch = cl_render(progs, g->nentries, &cl))) {
+		fprintf(stderr, "ddpmc: out of memory rendering OpenCL\n");
+		return -1;
+	}
+	kir_describe_opts opts = { !t->cpu, t->opencl ? put_cl_launch : NULL, t };
+	kir_describe(g, a->model, progs, g->nentries, &opts, &json, &data);
 	rt_sb_put(&data, "", 1);                 /* never empty */
 	llvm_blob blobs[] = { { "ddpmc_program_json", json.p, json.len },
 	                      { "ddpmc_program_data", data.p, data.len },
-	                      { "ddpmc_opencl_source", "", 0 } };
-	int parts = object_parts(progs, g->nentries);
+	                      { "ddpmc_opencl_source", cl.p, cl.len } };
+	int ncpu = t->cpu ? g->nentries : 0;
+	int parts = object_parts(progs, ncpu);
 	for (int i = 0; i < parts; i++) {
 		snprintf(names[i], sizeof names[i], "%s.%d.o", out, i);
 		objs[i] = names[i];
 	}
-	int rc = json.oom || data.oom ? -1 : 0;
-	if (rc == 0 && llvm_emit_objects(progs, g->nentries, blobs, 3, a->cpu, parts, objs, err,
+	int rc = json.oom || data.oom || cl.oom ? -1 : 0;
+	if (rc == 0 && llvm_emit_objects(progs, ncpu, blobs, 3, a->cpu, parts, objs, err,
 	                                 sizeof err) < 0) {
 		fprintf(stderr, "ddpmc: code generation failed: %s\n", err);
 		rc = -1;
@@ -138,18 +171,21 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, co
 		rc = link_executable(objs, parts, out);
 	for (int i = 0; i < parts && !getenv("DDPMC_KEEP_OBJECT"); i++)
 		unlink(objs[i]);
+	if (getenv("DDPMC_DUMP") && !strcmp(getenv("DDPMC_DUMP"), "opencl") && cl.p)
+		fputs(cl.p, stderr);
+	cl_launches_free(t->launch, progs, g->nentries);
 	rt_sb_free(&json);
 	rt_sb_free(&data);
+	rt_sb_free(&cl);
 	return rc;
 }
 
 int drv_compile(const drv_args *a)
 {
 	char out[1024];
-	if (a->target && strcmp(a->target, "cpu") != 0) {
-		fprintf(stderr, "ddpmc compile: --target %s is not available yet (cpu)\n", a->target);
+	targets t = { 0 };
+	if (parse_targets(a->target, &t) < 0)
 		return -1;
-	}
 	ir_graph *g = drv_load(a);
 	if (!g)
 		return -1;
@@ -163,7 +199,7 @@ int drv_compile(const drv_args *a)
 	}
 	default_output(a->model, out, sizeof out);
 	if (rc == 0)
-		rc = emit_and_link(a, g, progs, a->output ? a->output : out);
+		rc = emit_and_link(a, g, progs, &t, a->output ? a->output : out);
 	for (int i = 0; progs && i < g->nentries; i++)
 		kir_program_free(progs[i]);
 	free(progs);

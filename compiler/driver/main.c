@@ -2,7 +2,7 @@
  * dispatches and turns a non-zero status into the exit code. Errors are
  * printed as one line on stderr by the command that found them.
  *
- *   ddpmc compile MODEL.lua [-o OUT] [--target cpu] [--cpu NAME] [--report]
+ *   ddpmc compile MODEL.lua [-o OUT] [--target cpu|opencl|all] [--cpu NAME] [--report]
  *   ddpmc inspect MODEL.lua [--json] [--set K=V]...
  *   ddpmc graph   MODEL.lua [--entry NAME] [--dot] [--set K=V]...
  *   ddpmc run     MODEL.lua --entry NAME [--weights W] [--inputs I] -o OUT
@@ -15,7 +15,7 @@
 static void usage(FILE *f)
 {
 	fputs("usage: ddpmc COMMAND MODEL.lua [options]\n"
-	      "  compile MODEL.lua [-o OUT] [--target cpu] [--cpu NAME] [--report]\n"
+	      "  compile MODEL.lua [-o OUT] [--target cpu|opencl|all] [--cpu NAME] [--report]\n"
 	      "                                      a standalone train/sample executable\n"
 	      "  inspect MODEL.lua [--json]          parameters, FLOPs, ops\n"
 	      "  graph   MODEL.lua [--entry E] [--dot]  the graph IR as text or Graphviz\n"

@@ -7,11 +7,12 @@
  *                "from", "index"}],
  *    "entries": [{"name", "arena_bytes",
  *                 "buffers": [{"kind", "name", "dtype", "shape", "offset"}],
- *                 "kernels": [{"fn", "rows", "name", "flops"}]}]}
+ *                 "kernels": [{"fn", "rows", "name", "flops", ...}]}]}
  *
  * A temp's offset is into its entry's arena, a const's into the data blob
  * (64-byte aligned); kernel "fn" indexes ddpmc_kernels across all entries
- * in order. */
+ * in order (-1 when the program has no CPU code); backends add members
+ * to a kernel's object through kir_describe_opts (OpenCL: "cl"). */
 #include <string.h>
 
 #include "json.h"
@@ -74,13 +75,20 @@ static void put_buffers(rt_strbuf *b, rt_strbuf *data, const kir_program *p)
 	rt_sb_puts(b, "]");
 }
 
-static void put_kernels(rt_strbuf *b, const kir_program *p, int first_fn)
+static void put_kernels(rt_strbuf *b, const kir_program *p, int e, int first_fn,
+                        const kir_describe_opts *o)
 {
 	rt_sb_puts(b, "\"kernels\": [");
-	for (int i = 0; i < p->nk; i++)
-		rt_sb_printf(b, "%s\n   {\"fn\": %d, \"rows\": %lld, \"name\": \"%s\", \"flops\": %.0f}",
-		             i ? "," : "", first_fn + i, (long long)kir_rows(&p->k[i]),
-		             p->k[i].name, p->k[i].flops);
+	for (int i = 0; i < p->nk; i++) {
+		rt_sb_printf(b, "%s\n   {\"fn\": %d, \"rows\": %lld, \"name\": \"%s\", \"flops\": %.0f",
+		             i ? "," : "", o && o->no_cpu ? -1 : first_fn + i,
+		             (long long)kir_rows(&p->k[i]), p->k[i].name, p->k[i].flops);
+		if (o && o->kernel_members) {
+			rt_sb_puts(b, ", ");
+			o->kernel_members(b, e, i, o->ctx);
+		}
+		rt_sb_puts(b, "}");
+	}
 	rt_sb_puts(b, "]");
 }
 
@@ -96,7 +104,7 @@ static void put_meta(rt_strbuf *b, const ir_graph *g)
 }
 
 void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
-                  rt_strbuf *json, rt_strbuf *data)
+                  const kir_describe_opts *opts, rt_strbuf *json, rt_strbuf *data)
 {
 	rt_sb_puts(json, "{\"model\": ");
 	rt_sb_json_string(json, model);
@@ -111,7 +119,7 @@ void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int
 		rt_sb_printf(json, ", \"arena_bytes\": %lld,\n  ", (long long)progs[e]->arena_bytes);
 		put_buffers(json, data, progs[e]);
 		rt_sb_puts(json, ",\n  ");
-		put_kernels(json, progs[e], fn);
+		put_kernels(json, progs[e], e, fn, opts);
 		rt_sb_puts(json, "}");
 	}
 	rt_sb_puts(json, "]}\n");

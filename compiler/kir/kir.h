@@ -152,9 +152,17 @@ void kir_report(const kir_program *p, FILE *f);
 int64_t kir_rows(const kir_kernel *k);
 
 /* The descriptor compiled executables embed (describe.c): JSON text and
- * the constant data blob, for entries progs[0..n) of g. */
+ * the constant data blob, for entries progs[0..n) of g. Backends add to
+ * it through the options (NULL: CPU kernels only, nothing added). */
+typedef struct {
+	int no_cpu;             /* no CPU functions: every kernel's "fn" is -1 */
+	/* appends more members to kernel k of entry e's object ("cl": {...}) */
+	void (*kernel_members)(rt_strbuf *b, int e, int k, void *ctx);
+	void *ctx;
+} kir_describe_opts;
+
 void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
-                  rt_strbuf *json, rt_strbuf *data);
+                  const kir_describe_opts *opts, rt_strbuf *json, rt_strbuf *data);
 
 /* Binding to host memory (host.c): bufs[i] for every buffer of p — params
  * and inputs point into their tensor sets, outputs are added to `outs`,

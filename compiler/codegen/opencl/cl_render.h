@@ -1,0 +1,38 @@
+/* cl_render: the OpenCL C renderer of the kernel IR (compiler/kir/kir.h),
+ * the GPU counterpart of codegen/llvm. It reads the same kernels and
+ * decides the GPU-specific things itself: work-items and work-groups,
+ * work-group cooperation for long reductions, local-memory tiles for
+ * contractions, the index type.
+ *
+ * THE CONTRACT (runtime/program.h, "cl"): each kernel becomes one
+ * OpenCL C 1.2 kernel over a 1-D NDRange of `global` work-items in groups
+ * of `local`; argument 0 is the entry's arena (`__global uchar *`, temps at
+ * their plan offsets), then the non-temp buffers `args` names, in order.
+ * Numbers follow the interpreter's contract as the LLVM backend does: f32
+ * math (contraction to FMA allowed), storage rounding as rt_store, the
+ * Philox stream of runtime/philox.h (Box-Muller in double where the device
+ * has cl_khr_fp64). No half arithmetic: f16 storage goes through
+ * vload_half / vstore_half_rte, so the source builds without cl_khr_fp16. */
+#ifndef DDPMC_CL_RENDER_H
+#define DDPMC_CL_RENDER_H
+
+#include "json.h"
+#include "kir.h"
+
+typedef struct {
+	char name[80];          /* the OpenCL kernel's name, unique in the source */
+	int *args;              /* non-temp buffer indices after the arena */
+	int nargs;
+	int64_t global, local;
+} cl_launch;
+
+/* Appends the OpenCL C of every kernel of progs[0..n) to src (one prelude
+ * first) and returns launches[e][k] for kernel k of entry e (free with
+ * cl_launches_free), or NULL when out of memory. */
+cl_launch **cl_render(kir_program **progs, int n, rt_strbuf *src);
+void cl_launches_free(cl_launch **l, kir_program **progs, int n);
+
+/* The "cl" member of a kernel's descriptor entry (runtime/program.h). */
+void cl_launch_json(rt_strbuf *b, const cl_launch *l);
+
+#endif
