@@ -9,10 +9,12 @@
  *          (a tree). Long reductions over few points: norms, the loss.
  *   tile   a contraction (the reduced value is a product a*b where a and b
  *          depend on disjoint domain vars: conv2d, its gradients, matmul):
- *          a work-group computes a TA x TB tile of points; per chunk of RC
+ *          a work-group of 16 x 16 work-items computes a tile of
+ *          (16 MA) x (16 MB) points, MA x MB per work-item in registers
+ *          (MA, MB in 1, 2, 4 by the sides' lengths); per chunk of RC
  *          reduction steps it stages a's and b's values in local memory,
- *          then every work-item accumulates from there. The sum runs in
- *          the same order as the point shape's loop.
+ *          then every work-item accumulates its points from there. Each
+ *          point's sum runs in the same order as the point shape's loop.
  *
  * Inside a kernel every needed expression becomes one `const` variable
  * xN, operands first; expressions that do not vary over the reduction are
@@ -23,7 +25,7 @@
 
 #include "cl_render.h"
 
-enum { POINT_LOCAL = 128, TA = 16, TB = 16, RC = 16 };
+enum { POINT_LOCAL = 128, SIDE = 16, RC = 16 };
 
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
 
@@ -37,6 +39,7 @@ typedef struct {
 	uint32_t red_vars;      /* the mask of the reduction's vars */
 	int fa, fb;             /* tile: the factors of the reduced product */
 	uint32_t va;            /* tile: the domain vars of a (the rest are b's) */
+	int ma, mb;             /* tile: points per work-item along a and b */
 } renderer;
 
 static const char prelude[] =
@@ -439,6 +442,12 @@ static int64_t count_of(const kir_kernel *k, uint32_t mask)
 	return n;
 }
 
+/* Points per work-item along a side of n points. */
+static int micro_tile(int64_t n)
+{
+	return n >= 4 * SIDE ? 4 : n >= 2 * SIDE ? 2 : 1;
+}
+
 /* A contraction worth tiling: a sum of a*b over a long reduction, a and b
  * f32 and varying over disjoint, non-empty sets of domain vars, and both
  * sides of the tile long enough to fill it. b takes the last domain var
@@ -459,11 +468,13 @@ static int find_tile(renderer *r)
 	}
 	uint32_t va = r->vars[a] & dom, vb = r->vars[b] & dom;
 	if (!va || (va & vb) || k->x[a].type != KT_F32 || k->x[b].type != KT_F32 || r->uses_acc[a] ||
-	    r->uses_acc[b] || count_of(k, va) < TA / 2 || count_of(k, dom & ~va) < TB / 2)
+	    r->uses_acc[b] || count_of(k, va) < SIDE / 2 || count_of(k, dom & ~va) < SIDE / 2)
 		return 0;
 	r->fa = a;
 	r->fb = b;
 	r->va = va;
+	r->ma = micro_tile(count_of(k, va));
+	r->mb = micro_tile(count_of(k, dom & ~va));
 	return 1;
 }
 
@@ -600,44 +611,57 @@ static void render_group(renderer *r, cl_launch *l)
 }
 
 /* Stages factor f for the chunk at r0 into local array `into`: element
- * t = rr * n + i is f at reduction step r0 + rr and point i of its side. */
+ * t = rr * n + i is f at reduction step r0 + rr and point grp * n + i of
+ * its side. */
 static void stage_factor(renderer *r, int f, uint32_t side, int n, const char *into, const char *grp)
 {
-	int64_t count = count_of(r->k, side);
-	rt_sb_printf(r->b, "\t{\n\tconst IDX side = %s * %d + lid %% %d, red = r0 + lid / %d;\n", grp, n, n, n);
-	rt_sb_printf(r->b, "\tfloat val = 0;\n\tif (side < %lld && red < %lld) {\n", (long long)count,
-	             (long long)red_points_of(r->k));
+	rt_sb_printf(r->b, "\tfor (int t = lid; t < %d; t += %d) {\n", RC * n, SIDE * SIDE);
+	rt_sb_printf(r->b, "\tconst IDX side = %s * %d + t %% %d, red = r0 + t / %d;\n", grp, n, n, n);
+	rt_sb_printf(r->b, "\tfloat val = 0;\n\tif (side < %lld && red < %lld) {\n",
+	             (long long)count_of(r->k, side), (long long)red_points_of(r->k));
 	memset(r->done, 0, (size_t)r->k->nx);
 	decode(r, side, "side");
 	decode(r, r->red_vars, "red");
 	emit(r, f);
-	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\t%s[lid] = val;\n\t}\n", f, into);
+	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\t%s[t] = val;\n\t}\n", f, into);
 }
 
 static void render_tile(renderer *r, cl_launch *l)
 {
 	const kir_kernel *k = r->k;
 	uint32_t dom = (1u << k->rank) - 1, vb = dom & ~r->va;
+	int ta = SIDE * r->ma, tb = SIDE * r->mb;
 	int64_t na = count_of(k, r->va), nb = count_of(k, vb);
-	int64_t ga = (na + TA - 1) / TA, gb = (nb + TB - 1) / TB;
-	l->local = TA * TB;
-	l->global = ga * gb * TA * TB;
-	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * TA, RC * TB);
-	rt_sb_printf(r->b, "\tconst int lid = get_local_id(0);\n\tconst IDX grp = get_group_id(0);\n"
-	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", (long long)gb, (long long)gb);
-	rt_sb_puts(r->b, "\tfloat acc = 0;\n");
+	int64_t ga = (na + ta - 1) / ta, gb = (nb + tb - 1) / tb;
+	l->local = SIDE * SIDE;
+	l->global = ga * gb * SIDE * SIDE;
+	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * ta, RC * tb);
+	rt_sb_printf(r->b, "\tconst int lid = get_local_id(0), la = lid / %d, lb = lid %% %d;\n"
+	                   "\tconst IDX grp = get_group_id(0);\n"
+	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)gb, (long long)gb);
+	rt_sb_printf(r->b, "\tfloat accs[%d][%d] = { { 0 } };\n", r->ma, r->mb);
 	rt_sb_printf(r->b, "\tfor (IDX r0 = 0; r0 < %lld; r0 += %d) {\n", (long long)red_points_of(k), RC);
-	stage_factor(r, r->fa, r->va, TA, "ta", "ga");
-	stage_factor(r, r->fb, vb, TB, "tb", "gb");
-	rt_sb_printf(r->b, "\tbarrier(CLK_LOCAL_MEM_FENCE);\n\tfor (int rr = 0; rr < %d; rr++)\n"
-	                   "\t\tacc += ta[rr * %d + lid / %d] * tb[rr * %d + lid %% %d];\n"
-	                   "\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n", RC, TA, TB, TB, TB);
-	rt_sb_printf(r->b, "\tconst IDX ia = ga * %d + lid / %d, ib = gb * %d + lid %% %d;\n", TA, TB, TB, TB);
-	rt_sb_printf(r->b, "\tif (ia >= %lld || ib >= %lld)\n\t\treturn;\n", (long long)na, (long long)nb);
+	stage_factor(r, r->fa, r->va, ta, "ta", "ga");
+	stage_factor(r, r->fb, vb, tb, "tb", "gb");
+	rt_sb_printf(r->b, "\tbarrier(CLK_LOCAL_MEM_FENCE);\n"
+	                   "\tfor (int rr = 0; rr < %d; rr++) {\n"
+	                   "\t\tfloat av[%d], bv[%d];\n"
+	                   "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tav[i] = ta[rr * %d + la + %d * i];\n"
+	                   "\t\tfor (int j = 0; j < %d; j++)\n\t\t\tbv[j] = tb[rr * %d + lb + %d * j];\n"
+	                   "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tfor (int j = 0; j < %d; j++)\n"
+	                   "\t\t\t\taccs[i][j] += av[i] * bv[j];\n\t}\n"
+	                   "\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n",
+	             RC, r->ma, r->mb, r->ma, ta, SIDE, r->mb, tb, SIDE, r->ma, r->mb);
+	rt_sb_printf(r->b, "\tfor (int i = 0; i < %d; i++)\n\tfor (int j = 0; j < %d; j++) {\n"
+	                   "\tconst IDX ia = ga * %d + la + %d * i, ib = gb * %d + lb + %d * j;\n"
+	                   "\tif (ia >= %lld || ib >= %lld)\n\t\tcontinue;\n"
+	                   "\tconst float acc = accs[i][j];\n",
+	             r->ma, r->mb, ta, SIDE, tb, SIDE, (long long)na, (long long)nb);
 	memset(r->done, 0, (size_t)k->nx);
 	decode(r, r->va, "ia");
 	decode(r, vb, "ib");
 	emit_stores(r);
+	rt_sb_puts(r->b, "\t}\n");
 }
 
 /* --- kernels ------------------------------------------------------------------- */
@@ -699,7 +723,7 @@ static void kernel_name(char *out, size_t len, int entry, const char *name)
 static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, rt_strbuf *b, cl_launch *l)
 {
 	renderer r = { p, k, b, calloc((size_t)k->nx + 1, sizeof(uint32_t)), calloc((size_t)k->nx + 1, 1),
-	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0 };
+	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 1, 1 };
 	l->args = kernel_args(p, k, &l->nargs);
 	if (!r.vars || !r.uses_acc || !r.done || !l->args) {
 		free(r.vars);

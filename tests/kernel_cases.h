@@ -1,0 +1,442 @@
+/* kernel_cases: the cases every code generator is held to, against the
+ * reference interpreter. A test program includes this after declaring
+ * nothing; it must define
+ *
+ *   static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state,
+ *                           const rt_tensorset *inputs, rt_tensorset *outputs);
+ *
+ * which runs lowered program p of g on its backend: inputs as the caller
+ * gives them (converted as `ddpmc run` does), state updated in place,
+ * outputs added. KERNEL_CASES lists the cases for cmocka.
+ *
+ * Each case lowers an entry, runs it on the backend and on interp_run
+ * with the same inputs and initial state, and compares every output and
+ * updated param. Tolerances, elementwise |got - want| <= tol * max(1, |want|):
+ *   1e-5 for elementwise chains and normals (f32 math libraries against
+ *        the reference's double ones, a few ulp);
+ *   1e-4 for reductions and contractions (f32 accumulation, FMA);
+ *   exact for uniforms, integers, movement;
+ *   one bf16/f16 ulp where outputs are stored in bf16/f16.
+ * Shapes are odd on purpose: not multiples of 8 or 16, size-1 dims. */
+#ifndef DDPMC_KERNEL_CASES_H
+#define DDPMC_KERNEL_CASES_H
+
+#include "testutil.h"
+
+#include "kir.h"
+#include "safetensors.h"
+
+static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
+                        rt_tensorset *outputs);
+
+static ir_graph *load_script(const char *text, const fe_option *opts, int nopts)
+{
+	char dir[256], path[512], err[1024];
+	tu_tmpdir(dir, sizeof dir);
+	tu_write(dir, "case.lua", text, -1, path, sizeof path);
+	ir_graph *g = fe_load(path, opts, nopts, err, sizeof err);
+	tu_rmtree(dir);
+	if (!g)
+		fail_msg("%s", err);
+	return g;
+}
+
+static ir_graph *load_file(const char *rel)
+{
+	char path[1024], err[1024];
+	snprintf(path, sizeof path, "%s/%s", DDPMC_SOURCE_DIR, rel);
+	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
+	if (!g)
+		fail_msg("%s", err);
+	return g;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static double urand(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (double)(rng_state >> 11) * 0x1p-53;
+}
+
+/* A tensor for every input node of g not already in `set`: uniform in
+ * [lo, hi) for floats, integers in [0, ihi) for i32. */
+static void random_inputs(const ir_graph *g, rt_tensorset *set, double lo, double hi, int ihi)
+{
+	for (int id = 0; id < g->n; id++) {
+		const ir_node *n = &g->nodes[id];
+		if (n->op != OP_input || rt_set_find(set, n->name))
+			continue;
+		rt_tensor *t = rt_set_add(set, n->name, n->dtype, n->shape.rank, n->shape.d);
+		for (int64_t i = 0; i < ir_numel(&n->shape); i++)
+			rt_store(n->dtype, t->data, i,
+			         n->dtype == RT_I32 ? (double)(int)(urand() * ihi) : lo + (hi - lo) * urand());
+	}
+}
+
+/* Elements of `got` off `want` by more than tol * max(1, |want|). */
+static int compare(const char *what, const rt_tensor *want, const rt_tensor *got, double tol, double *worst)
+{
+	int64_t n = rt_numel(want->rank, want->shape);
+	if (!got || rt_numel(got->rank, got->shape) != n) {
+		print_error("%s: missing or wrong size\n", what);
+		return 1;
+	}
+	int bad = 0;
+	for (int64_t i = 0; i < n; i++) {
+		double w = rt_load(want->dtype, want->data, i), g = rt_load(got->dtype, got->data, i);
+		double d = fabs(g - w), lim = tol * fmax(1, fabs(w));
+		if ((isnan(w) && isnan(g)) || g == w)
+			continue;
+		if (isfinite(d) && d / fmax(1, fabs(w)) > *worst)
+			*worst = d / fmax(1, fabs(w));
+		if (d <= lim)
+			continue;
+		if (bad++ < 6)
+			print_error("%s[%lld]: interp %.9g, backend %.9g (off by %.3g, limit %.3g)\n", what,
+			            (long long)i, w, g, g - w, lim);
+	}
+	if (bad > 6)
+		print_error("%s: %d of %lld elements differ\n", what, bad, (long long)n);
+	return bad;
+}
+
+/* Lowers `entry`, runs it on the backend and the interpreter on the same
+ * inputs and seed-made state (weights, when given, override it), compares
+ * every output and every param. Returns the worst relative difference. */
+static double check_entry(ir_graph *g, const char *entry, const rt_tensorset *inputs,
+                          const rt_tensorset *weights, double tol)
+{
+	char err[1024];
+	const ir_entry *e = ir_entry_find(g, entry);
+	assert_non_null(e);
+	rt_tensorset sref = { 0 }, sgot = { 0 }, oref = { 0 }, ogot = { 0 };
+	if (interp_init_state(g, 7, weights, "weights", &sref, err, sizeof err) < 0 ||
+	    interp_init_state(g, 7, weights, "weights", &sgot, err, sizeof err) < 0 ||
+	    interp_run(g, e, &sref, inputs, &oref, err, sizeof err) < 0)
+		fail_msg("%s: interp: %s", entry, err);
+	kir_program *p = kir_lower(g, e);
+	if (!p || kir_verify(p, err, sizeof err) < 0)
+		fail_msg("%s: lowering: %s", entry, p ? err : g->err);
+	backend_run(g, p, &sgot, inputs, &ogot);
+	int bad = 0;
+	double worst = 0;
+	char what[256];
+	for (int i = 0; i < oref.n; i++) {
+		snprintf(what, sizeof what, "%s: output %s", entry, oref.t[i].name);
+		bad += compare(what, &oref.t[i], rt_set_find(&ogot, oref.t[i].name), tol, &worst);
+	}
+	for (int i = 0; i < sref.n; i++) {
+		snprintf(what, sizeof what, "%s: param %s", entry, sref.t[i].name);
+		bad += compare(what, &sref.t[i], rt_set_find(&sgot, sref.t[i].name), tol, &worst);
+	}
+	if (bad) {
+		if (getenv("DDPMC_TEST_DUMP"))
+			kir_dump(p, stderr);
+		fail_msg("%s: %d elements differ from the interpreter beyond %g", entry, bad, tol);
+	}
+	kir_program_free(p);
+	rt_set_free(&sref);
+	rt_set_free(&sgot);
+	rt_set_free(&oref);
+	rt_set_free(&ogot);
+	return worst;
+}
+
+/* Loads `script` with options n0 n1 n2, fills its inputs at random and
+ * checks entry "main". */
+static void check_script(const char *script, const int64_t *dims, double lo, double hi, double tol)
+{
+	char v[3][32];
+	fe_option opts[3] = { { "n0", v[0] }, { "n1", v[1] }, { "n2", v[2] } };
+	for (int i = 0; i < 3; i++)
+		snprintf(v[i], sizeof v[i], "%lld", (long long)dims[i]);
+	ir_graph *g = load_script(script, opts, 3);
+	rt_tensorset in = { 0 };
+	random_inputs(g, &in, lo, hi, (int)dims[0]);
+	double worst = check_entry(g, "main", &in, NULL, tol);
+	print_message("    shape (%lld, %lld, %lld): worst relative difference %.3g\n", (long long)dims[0],
+	              (long long)dims[1], (long long)dims[2], worst);
+	rt_set_free(&in);
+	ir_free(g);
+}
+
+/* Shapes: fixed awkward ones, then random ones. */
+static const int64_t fixed_shapes[][3] = {
+	{ 1, 1, 1 }, { 2, 3, 17 }, { 3, 1, 33 }, { 1, 7, 16 }, { 2, 5, 8 }, { 4, 2, 3 },
+};
+
+static void shapes_for(int i, int64_t *d)
+{
+	if (i < TU_LEN(fixed_shapes)) {
+		memcpy(d, fixed_shapes[i], sizeof fixed_shapes[i]);
+		return;
+	}
+	d[0] = 1 + (int64_t)(urand() * 4);
+	d[1] = 1 + (int64_t)(urand() * 6);
+	d[2] = 1 + (int64_t)(urand() * 70);
+}
+
+static void check_shapes(const char *script, double lo, double hi, double tol)
+{
+	int64_t d[3];
+	for (int i = 0; i < TU_LEN(fixed_shapes) + 4; i++) {
+		shapes_for(i, d);
+		check_script(script, d, lo, hi, tol);
+	}
+}
+
+/* --- elementwise ------------------------------------------------------------- */
+
+static const char *elementwise_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local a = ddpm.input('a', { n0, n1, n2 })\n"
+	"local b = ddpm.input('b', { n1, n2 })\n"
+	"local c = ddpm.input('c', { n0, 1, n2 })\n"
+	"local p = ddpm.input('p', { n0, n1, n2 }):abs() + 0.25\n"
+	"local s = ddpm.input('s', {})\n"
+	"ddpm.entry('main', {\n"
+	"  neg = -a, exp = a:exp(), log = p:log(), sqrt = p:sqrt(), rsqrt = p:rsqrt(),\n"
+	"  sin = a:sin(), cos = a:cos(), tanh = a:tanh(), sigmoid = a:sigmoid(), abs = a:abs(),\n"
+	"  add = a + b, sub = b - a, mul = a * c, div = a / p, max = ddpm.maximum(a, b),\n"
+	"  min = ddpm.minimum(c, a), lt = ddpm.lt(a, b), le = ddpm.le(a, s), eq = ddpm.eq(a, a * 1),\n"
+	"  gt = ddpm.gt(c, 0.25), select = ddpm.where(ddpm.lt(a, 0), a, b), relu = a:relu(),\n"
+	"  chain = (a * b + p):tanh() * a:sigmoid() - (b / p):exp() * s + c:cos(),\n"
+	"  silu = a * a:sigmoid(), scalar = s * 2 + 1,\n"
+	"})\n";
+
+static void elementwise_ops_match_interpreter(void **state)
+{
+	check_shapes(elementwise_lua, -3, 3, 1e-5);
+}
+
+static const char *int_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local i = ddpm.input('i', { n1, n2 }, 'i32')\n"
+	"local j = ddpm.input('j', { n1, n2 }, 'i32')\n"
+	"local a = ddpm.input('a', { n1, n2 })\n"
+	"ddpm.entry('main', {\n"
+	"  add = i + j, mul = i * j - 1, max = ddpm.maximum(i, j), lt = ddpm.lt(i, j), f = i:cast('f32') * a,\n"
+	"  sel = ddpm.where(ddpm.eq(i, j), i, j), neg = -i, abs = (i - j):abs(),\n"
+	"  trunc = (a * 4):cast('i32'),\n"
+	"})\n";
+
+static void integer_ops_match_interpreter(void **state)
+{
+	check_shapes(int_lua, -3, 3, 0);
+}
+
+/* max, min and reduce_max propagate NaN (torch semantics). */
+static void nan_propagates_through_max_and_min(void **state)
+{
+	ir_graph *g = load_script("local ddpm = require 'ddpm'\n"
+	                          "local a = ddpm.input('a', { 3, 21 })\n"
+	                          "local b = ddpm.input('b', { 3, 21 })\n"
+	                          "ddpm.entry('main', { max = ddpm.maximum(a, b), min = ddpm.minimum(b, a),\n"
+	                          "  rmax = a:max(1), rmax0 = b:max(0), sum = a:sum(1) })\n", NULL, 0);
+	rt_tensorset in = { 0 };
+	random_inputs(g, &in, -1, 1, 1);
+	float *a = rt_set_find(&in, "a")->data, *b = rt_set_find(&in, "b")->data;
+	a[5] = NAN, b[17] = NAN, a[21 + 20] = NAN, b[42] = NAN;
+	check_entry(g, "main", &in, NULL, 1e-5);
+	rt_set_free(&in);
+	ir_free(g);
+}
+
+/* --- reductions and movement -------------------------------------------------- */
+
+static const char *reduce_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local a = ddpm.input('a', { n0, n1, n2 })\n"
+	"ddpm.entry('main', {\n"
+	"  s1 = a:sum(1), s02 = a:sum({ 0, 2 }), slast = a:sum(-1, true), sall = a:sum(),\n"
+	"  m2 = a:max(2), m01 = a:max({ 0, 1 }, true), mall = a:max(),\n"
+	"  mean = a:mean(-1), var = a:var({ 1, 2 }), softmax = (a - a:max(-1, true)):exp() / (a - a:max(-1, true)):exp():sum(-1, true),\n"
+	"  epilogue = (a:sum(1) * 0.5):tanh(),\n"
+	"})\n";
+
+static void reductions_match_interpreter(void **state)
+{
+	check_shapes(reduce_lua, -2, 2, 1e-4);
+}
+
+static const char *movement_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local tensor = require 'ddpm.tensor'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local a = ddpm.input('a', { n0, n1, n2 })\n"
+	"local x = ddpm.input('x', { n0, n1, 3, n2 })\n"
+	"local idx = ddpm.input('idx', { n1, 2 }, 'i32')\n"
+	"local t = ddpm.input('t', { n0, n2 })\n"
+	"ddpm.entry('main', {\n"
+	"  perm = a:permute { 2, 0, 1 }:exp(), tr = a:transpose(1, 2) * 2,\n"
+	"  sl = a:slice(2, 0, n2, 2):sin(), cat = ddpm.cat({ a, a:exp(), a * 3 }, 2),\n"
+	"  pad = a:pad({ 1, 2, 0, 3 }, 0.5):tanh(), up = x:upsample_nearest(2) + 1,\n"
+	"  resh = a:reshape { n0 * n1 * n2 }:exp():reshape { n2, n1 * n0 },\n"
+	"  gather = ddpm.gather(t, idx) * 2,\n"
+	"  scatter = tensor.op('scatter_add', { ddpm.gather(t, idx), idx }, { shape = { n0, n2 } }),\n"
+	"  expand = a:slice(2, 0, 1):expand { n0, n1, n2 } + a,\n"
+	"})\n";
+
+static void movement_ops_match_interpreter(void **state)
+{
+	check_shapes(movement_lua, -2, 2, 1e-5);
+}
+
+/* --- contractions --------------------------------------------------------------------- */
+
+static const char *matmul_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local a = ddpm.input('a', { n0, n1 + 2, n2 })\n"
+	"local b = ddpm.input('b', { n0, n2, n1 * 3 + 1 })\n"
+	"local c = ddpm.input('c', { n2, 19 })\n"
+	"local bias = ddpm.input('bias', { 19 })\n"
+	"ddpm.entry('main', {\n"
+	"  mm = a:matmul(b), mm2 = (a:reshape { n0 * (n1 + 2), n2 }:matmul(c) + bias):tanh(),\n"
+	"  tb = a:matmul(a:transpose(1, 2)),\n"
+	"})\n";
+
+static void matmul_matches_interpreter(void **state)
+{
+	check_shapes(matmul_lua, -1, 1, 1e-4);
+}
+
+static const char *conv_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local x = ddpm.param('x', { n0, n1, n2 + 4, n2 + 7 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local w = ddpm.param('w', { 5, n1, 3, 2 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local w3 = ddpm.param('w3', { 17, n1, 3, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local bias = ddpm.param('bias', { 17, 1, 1 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local y = ddpm.conv2d(x, w, { stride = 2, padding = { 1, 0, 0, 1 } })\n"
+	"local seed = ddpm.input('seed', y:shape())\n"
+	"local g = ddpm.grad(y, { x, w }, seed)\n"
+	"local z = ddpm.conv2d(x, w3, { padding = 1 }) + bias\n"
+	"ddpm.entry('main', { y = y, gx = g[1], gw = g[2], z = z * z:sigmoid(),\n"
+	"  k1 = ddpm.conv2d(x, w3:slice(2, 1, 2):slice(3, 1, 2), {}),\n"
+	"  s21 = ddpm.conv2d(x, w, { stride = { 2, 1 }, padding = { 0, 1, 1, 0 } }) })\n";
+
+static void conv2d_and_gradients_match_interpreter(void **state)
+{
+	static const int64_t dims[][3] = { { 2, 3, 5 }, { 1, 1, 1 }, { 3, 4, 12 }, { 1, 8, 26 } };
+	for (int i = 0; i < TU_LEN(dims); i++)
+		check_script(conv_lua, dims[i], -1, 1, 1e-4);
+}
+
+/* --- storage dtypes and random numbers ----------------------------------------------- */
+
+static const char *dtype_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local h = ddpm.input('h', { n0, n1, n2 }, 'bf16')\n"
+	"local f = ddpm.input('f', { n0, n1, n2 }, 'f16')\n"
+	"local a = ddpm.input('a', { n0, n1, n2 })\n"
+	"ddpm.entry('main', { hh = h * h, ff = f + f, ha = h:cast('f32') * a, fa = f:cast('f32') - a,\n"
+	"  ah = (a * 3):cast('bf16'), af = (a * 3):cast('f16'), big = (a * 70000):cast('f16'),\n"
+	"  tiny = (a * 1e-6):cast('f16'), hs = h:sum(2) })\n";
+
+static void bf16_and_f16_storage_match_interpreter(void **state)
+{
+	check_shapes(dtype_lua, -4, 4, 1.0 / 256);
+}
+
+static const char *rng_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local seed = ddpm.input('seed', {}, 'i32')\n"
+	"local step = ddpm.input('step', {}, 'i32')\n"
+	"ddpm.entry('main', { u = ddpm.rand({ n0, n1, n2 }, seed, step, 3),\n"
+	"  z = ddpm.randn({ n0, n1, n2 }, seed, step, 5), mix = ddpm.randn({ n0, n2 }, seed, step, 1) * 2 + 1 })\n";
+
+static void random_numbers_match_interpreter(void **state)
+{
+	int64_t d[3];
+	for (int i = 0; i < TU_LEN(fixed_shapes) + 4; i++) {
+		shapes_for(i, d);
+		char v[3][32];
+		fe_option opts[3] = { { "n0", v[0] }, { "n1", v[1] }, { "n2", v[2] } };
+		for (int k = 0; k < 3; k++)
+			snprintf(v[k], sizeof v[k], "%lld", (long long)d[k]);
+		ir_graph *g = load_script(rng_lua, opts, 3);
+		rt_tensorset in = { 0 };
+		int64_t none[1] = { 0 };
+		*(int32_t *)rt_set_add(&in, "seed", RT_I32, 0, none)->data = i == 0 ? -5 : 1234 + i;
+		*(int32_t *)rt_set_add(&in, "step", RT_I32, 0, none)->data = i == 1 ? 70000 : i;
+		check_entry(g, "main", &in, NULL, 1e-5);
+		rt_set_free(&in);
+		ir_free(g);
+	}
+}
+
+/* --- whole models --------------------------------------------------------------------------- */
+
+static void read_golden(const char *name, rt_tensorset *set)
+{
+	char path[1024], err[512];
+	snprintf(path, sizeof path, "%s/tests/golden/%s", DDPMC_SOURCE_DIR, name);
+	if (rt_st_read(path, set, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+}
+
+/* The diffusers forward pass (tests/golden, as test_models.c): the
+ * backend's eps against the stored one, max |error| <= 1e-4. */
+static void unet_forward_matches_diffusers(void **state)
+{
+	char err[1024];
+	ir_graph *g = load_file("tests/models/unet_attn.lua");
+	rt_tensorset weights = { 0 }, io = { 0 }, st = { 0 }, out = { 0 };
+	read_golden("unet_attn_weights.safetensors", &weights);
+	read_golden("unet_attn_io.safetensors", &io);
+	if (interp_init_state(g, 0, &weights, "weights", &st, err, sizeof err) < 0)
+		fail_msg("%s", err);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "forward"));
+	if (kir_verify(p, err, sizeof err) < 0)
+		fail_msg("%s", err);
+	backend_run(g, p, &st, &io, &out);
+	const rt_tensor *want = rt_set_find(&io, "eps"), *got = rt_set_find(&out, "eps");
+	assert_non_null(got);
+	double worst = 0;
+	for (int64_t i = 0; i < rt_numel(want->rank, want->shape); i++)
+		worst = fmax(worst, fabs(rt_load(got->dtype, got->data, i) - rt_load(want->dtype, want->data, i)));
+	print_message("    %d kernels: max |backend - diffusers| = %.3g\n", p->nk, worst);
+	if (!(worst <= 1e-4))
+		fail_msg("eps differs from diffusers by %g (limit 1e-4)", worst);
+	kir_program_free(p);
+	rt_set_free(&weights);
+	rt_set_free(&io);
+	rt_set_free(&st);
+	rt_set_free(&out);
+	ir_free(g);
+}
+
+static void unet_forward_matches_interpreter(void **state)
+{
+	ir_graph *g = load_file("tests/models/unet_attn.lua");
+	rt_tensorset weights = { 0 }, io = { 0 };
+	read_golden("unet_attn_weights.safetensors", &weights);
+	read_golden("unet_attn_io.safetensors", &io);
+	double worst = check_entry(g, "forward", &io, &weights, 1e-4);
+	print_message("    worst relative difference %.3g\n", worst);
+	rt_set_free(&weights);
+	rt_set_free(&io);
+	ir_free(g);
+}
+
+#define KERNEL_CASES \
+	cmocka_unit_test(elementwise_ops_match_interpreter), \
+	cmocka_unit_test(integer_ops_match_interpreter), \
+	cmocka_unit_test(nan_propagates_through_max_and_min), \
+	cmocka_unit_test(reductions_match_interpreter), \
+	cmocka_unit_test(movement_ops_match_interpreter), \
+	cmocka_unit_test(matmul_matches_interpreter), \
+	cmocka_unit_test(conv2d_and_gradients_match_interpreter), \
+	cmocka_unit_test(bf16_and_f16_storage_match_interpreter), \
+	cmocka_unit_test(random_numbers_match_interpreter), \
+	cmocka_unit_test(unet_forward_matches_diffusers), \
+	cmocka_unit_test(unet_forward_matches_interpreter)
+
+#endif
