@@ -11,7 +11,8 @@
  *          depend on disjoint domain vars: conv2d, its gradients, matmul):
  *          a work-group of 16 x 16 work-items computes a tile of
  *          (16 MA) x (16 MB) points, MA x MB per work-item in registers
- *          (MA, MB in 1, 2, 4 by the sides' lengths); per chunk of RC
+ *          (MA, MB in 1, 2, 4 by the sides' lengths, smaller while that
+ *          leaves under MIN_GROUPS work-groups); per chunk of RC
  *          reduction steps it stages a's and b's values in local memory,
  *          then every work-item accumulates its points from there. Each
  *          point's sum runs in the same order as the point shape's loop.
@@ -25,7 +26,7 @@
 
 #include "cl_render.h"
 
-enum { POINT_LOCAL = 128, SIDE = 16, RC = 16 };
+enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, MIN_GROUPS = 128 };
 
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
 
@@ -448,6 +449,21 @@ static int micro_tile(int64_t n)
 	return n >= 4 * SIDE ? 4 : n >= 2 * SIDE ? 2 : 1;
 }
 
+static int64_t tile_groups(int64_t na, int64_t nb, int ma, int mb)
+{
+	return (na + SIDE * ma - 1) / (SIDE * ma) * ((nb + SIDE * mb - 1) / (SIDE * mb));
+}
+
+/* Micro-tiles as large as the sides allow, then smaller until there are
+ * enough work-groups to spread over a GPU's compute units. */
+static void pick_micro_tiles(renderer *r, int64_t na, int64_t nb)
+{
+	r->ma = micro_tile(na);
+	r->mb = micro_tile(nb);
+	while (tile_groups(na, nb, r->ma, r->mb) < MIN_GROUPS && (r->ma > 1 || r->mb > 1))
+		*(r->ma >= r->mb ? &r->ma : &r->mb) /= 2;
+}
+
 /* A contraction worth tiling: a sum of a*b over a long reduction, a and b
  * f32 and varying over disjoint, non-empty sets of domain vars, and both
  * sides of the tile long enough to fill it. b takes the last domain var
@@ -473,8 +489,7 @@ static int find_tile(renderer *r)
 	r->fa = a;
 	r->fb = b;
 	r->va = va;
-	r->ma = micro_tile(count_of(k, va));
-	r->mb = micro_tile(count_of(k, dom & ~va));
+	pick_micro_tiles(r, count_of(k, va), count_of(k, dom & ~va));
 	return 1;
 }
 
