@@ -32,7 +32,8 @@ typedef struct rt_device rt_device;
 /* Opens the device `spec` for program p (threads: the CPU pool's size,
  * 0 = one per core). OpenCL: picks the device, builds the program once
  * (from the on-disk cache when the same source was built for the same
- * device and driver before), creates the buffers of every entry. NULL
+ * device and driver before), creates the kernels of every entry (an
+ * entry's buffers are made on its first run). NULL
  * with a one-line message in err: unknown spec, no OpenCL platform or
  * device ("no OpenCL platform found (is an ICD installed? see
  * /etc/OpenCL/vendors)"), a program without OpenCL code ("compiled for
@@ -51,7 +52,8 @@ int rt_device_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen);
 /* The host changed `state`: the next run uploads its tensors again. */
 void rt_device_invalidate(rt_device *d, rt_tensorset *state);
 
-/* "cpu (8 threads)" or "OpenCL 0.1: NVIDIA H200 (NVIDIA CUDA)". */
+/* "cpu (8 threads)" or "OpenCL 0.1: NVIDIA H200 (NVIDIA CUDA)" (the
+ * device's name, then its platform's). */
 const char *rt_device_name(const rt_device *d);
 /* The CPU pool (NULL on OpenCL): for callers that profile kernels. */
 rt_pool *rt_device_pool(rt_device *d);

@@ -158,13 +158,15 @@ static int alloc_arena(const rt_entry *e, char *err, size_t errlen)
 	return RT_OK;
 }
 
-/* Fills ctx->bufs. Outputs are bound last: adding one may move the
- * outputs set's array but never a tensor's data. */
+/* Fills ctx->bufs; temps only when `arena` (else NULL). Outputs are
+ * bound last: adding one may move the outputs set's array but never a
+ * tensor's data. */
 static int bind_all(const rt_program *p, const rt_entry *e, rt_tensorset *state,
-                    const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
+                    const rt_tensorset *inputs, rt_tensorset *outputs, int arena, char *err,
+                    size_t errlen)
 {
 	struct rt_exec_ctx *c = e->ctx;
-	if (alloc_arena(e, err, errlen))
+	if (arena && alloc_arena(e, err, errlen))
 		return RT_ERR;
 	for (int i = 0; i < e->nbuf; i++) {
 		const rt_buffer *b = &e->buf[i];
@@ -173,7 +175,7 @@ static int bind_all(const rt_program *p, const rt_entry *e, rt_tensorset *state,
 		case RT_BUF_PARAM: rc = bind_param(e, i, state, err, errlen); break;
 		case RT_BUF_INPUT: rc = bind_input(e, i, inputs, err, errlen); break;
 		case RT_BUF_OUTPUT: rc = bind_output(e, i, outputs, err, errlen); break;
-		case RT_BUF_TEMP: c->bufs[i] = c->arena + b->offset; break;
+		case RT_BUF_TEMP: c->bufs[i] = arena ? c->arena + b->offset : NULL; break;
 		case RT_BUF_CONST: c->bufs[i] = (void *)(p->data + b->offset); break;
 		}
 		if (rc)
@@ -194,7 +196,13 @@ int rt_entry_run(const rt_program *p, const rt_entry *e, rt_tensorset *state,
                  char *err, size_t errlen)
 {
 	struct rt_exec_ctx *c = e->ctx;
-	if (bind_all(p, e, state, inputs, outputs, err, errlen))
+	for (int k = 0; k < e->nk; k++)
+		if (!e->k[k].fn) {
+			snprintf(err, errlen, "%s: kernel %s has no CPU code (compiled for OpenCL only)",
+			         e->name, e->k[k].name);
+			return RT_ERR;
+		}
+	if (bind_all(p, e, state, inputs, outputs, 1, err, errlen))
 		return RT_ERR;
 	for (int k = 0; k < e->nk; k++) {
 		double t0 = c->ksec ? now() : 0;
@@ -204,6 +212,16 @@ int rt_entry_run(const rt_program *p, const rt_entry *e, rt_tensorset *state,
 	}
 	c->calls++;
 	return RT_OK;
+}
+
+void *const *rt_entry_bind(const rt_program *p, const rt_entry *e, rt_tensorset *state,
+                           const rt_tensorset *inputs, rt_tensorset *outputs, char *err,
+                           size_t errlen)
+{
+	if (bind_all(p, e, state, inputs, outputs, 0, err, errlen))
+		return NULL;
+	e->ctx->calls++;
+	return e->ctx->bufs;
 }
 
 void rt_exec_profile(const rt_entry *e, int on)

@@ -34,6 +34,14 @@ int rt_entry_run(const rt_program *p, const rt_entry *e, rt_tensorset *state,
                  const rt_tensorset *inputs, rt_tensorset *outputs, rt_pool *pool,
                  char *err, size_t errlen);
 
+/* Binds e's buffers by the rules above without running a kernel, for a
+ * device that copies them (device.c): returns the host pointer of every
+ * buffer (nbuf; temps NULL: no host arena is made), valid until the next
+ * call for e; NULL with a message in err as rt_entry_run. Counts a call. */
+void *const *rt_entry_bind(const rt_program *p, const rt_entry *e, rt_tensorset *state,
+                           const rt_tensorset *inputs, rt_tensorset *outputs, char *err,
+                           size_t errlen);
+
 /* Per-kernel wall time, accumulated over every call of the entry when
  * enabled (off by default; the executable's DDPMC_PROFILE=1 turns it on). */
 void rt_exec_profile(const rt_entry *e, int on);

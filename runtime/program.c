@@ -207,19 +207,59 @@ static int parse_buffer(parser *ps, const rt_program *p, const rt_entry *e, cons
 	return RT_OK;
 }
 
-static int parse_kernel(parser *ps, const char *ewhere, int i, const rt_json *o,
-                        rt_kernel_fn const *kernels, int64_t nkernels, rt_kernel *k)
+/* "cl": {"name", "args": [buffer index, ...], "global": G, "local": L}. */
+static int parse_cl(parser *ps, const rt_entry *e, const char *where, const rt_json *o,
+                    rt_cl_launch *cl)
+{
+	const rt_json *args = NULL;
+	if (o->type != RT_JOBJ)
+		return bad(ps, where, "'cl' must be an object");
+	if (get_str(ps, o, "name", where, &cl->name) || get_arr(ps, o, "args", where, &args) ||
+	    get_int(ps, o, "global", where, 1, &cl->global) ||
+	    get_int(ps, o, "local", where, 1, &cl->local))
+		return RT_ERR;
+	if (!cl->name[0])
+		return bad(ps, where, "the OpenCL kernel name is empty");
+	if (cl->global % cl->local)
+		return bad(ps, where, "global %lld is not a multiple of local %lld",
+		           (long long)cl->global, (long long)cl->local);
+	if (!(cl->args = calloc((size_t)args->n + 1, sizeof *cl->args)))
+		return bad(ps, where, "out of memory");
+	for (cl->nargs = 0; cl->nargs < args->n; cl->nargs++) {
+		const rt_json *a = &args->kids[cl->nargs];
+		if (a->type != RT_JNUM || !a->isint || a->i < 0 || a->i >= e->nbuf)
+			return bad(ps, where, "cl.args[%d] must be a buffer index in [0, %d)", cl->nargs,
+			           e->nbuf);
+		if (e->buf[a->i].kind == RT_BUF_TEMP)
+			return bad(ps, where, "cl.args[%d] names buffers[%lld], a temp (temps are read "
+			           "from the arena)", cl->nargs, (long long)a->i);
+		cl->args[cl->nargs] = (int)a->i;
+	}
+	return RT_OK;
+}
+
+/* "fn" -1: no CPU code (compiled for OpenCL only); then "cl" is required. */
+static int parse_kernel(parser *ps, const rt_entry *e, const char *ewhere, int i,
+                        const rt_json *o, rt_kernel_fn const *kernels, int64_t nkernels,
+                        rt_kernel *k)
 {
 	char where[96];
 	snprintf(where, sizeof where, "%s.kernels[%d]", ewhere, i);
 	if (o->type != RT_JOBJ)
 		return bad(ps, where, "must be an object");
-	if (get_int(ps, o, "fn", where, 0, &k->fn_index) ||
+	if (get_int(ps, o, "fn", where, -1, &k->fn_index) ||
 	    get_int(ps, o, "rows", where, 0, &k->rows) ||
 	    get_num(ps, o, "flops", where, 0, &k->flops))
 		return RT_ERR;
-	const rt_json *name = rt_json_get(o, "name");
+	const rt_json *name = rt_json_get(o, "name"), *cl = rt_json_get(o, "cl");
 	k->name = name && name->type == RT_JSTR ? name->str : "";
+	if (cl && cl->type != RT_JNULL && parse_cl(ps, e, where, cl, &k->cl))
+		return RT_ERR;
+	if (k->fn_index < 0) {
+		if (!k->cl.name)
+			return bad(ps, where, "fn -1 (no CPU code) and no 'cl' launch either");
+		return RT_OK;
+	}
 	if (nkernels >= 0 && k->fn_index >= nkernels)
 		return bad(ps, where, "fn %lld is outside the %lld compiled kernels",
 		           (long long)k->fn_index, (long long)nkernels);
@@ -253,7 +293,8 @@ static int parse_entry(parser *ps, rt_program *p, int i, const rt_json *o,
 		if (parse_buffer(ps, p, e, where, e->nbuf, &bufs->kids[e->nbuf], &e->buf[e->nbuf]))
 			return RT_ERR;
 	for (e->nk = 0; e->nk < ks->n; e->nk++) {
-		if (parse_kernel(ps, where, e->nk, &ks->kids[e->nk], kernels, nkernels, &e->k[e->nk]))
+		if (parse_kernel(ps, e, where, e->nk, &ks->kids[e->nk], kernels, nkernels,
+		                 &e->k[e->nk]))
 			return RT_ERR;
 		e->flops += e->k[e->nk].flops;
 	}
@@ -340,6 +381,9 @@ int rt_program_parse(const char *json, size_t len, const unsigned char *data,
 void rt_program_free(rt_program *p)
 {
 	for (int i = 0; i < p->nentries; i++) {
+		/* k[nk] is the kernel whose parse failed (or zeroed): it may hold args */
+		for (int k = 0; p->entries[i].k && k <= p->entries[i].nk; k++)
+			free(p->entries[i].k[k].cl.args);
 		rt_exec_ctx_free(p->entries[i].ctx);
 		free(p->entries[i].buf);
 		free(p->entries[i].k);

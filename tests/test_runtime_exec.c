@@ -679,7 +679,7 @@ static const char cli_json[] =
 	"                {\"fn\": 4, \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]}]}";
 
 static const rt_embedded cli_emb = { cli_kernels, TU_LEN(cli_kernels), cli_json,
-                                     sizeof cli_json - 1, NULL, 0 };
+                                     sizeof cli_json - 1, NULL, 0, NULL, 0 };
 
 /* Runs the command line on a NULL-terminated argument list; when errout
  * is given, stderr is captured into it. */

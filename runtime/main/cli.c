@@ -53,12 +53,14 @@ static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
 	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
-	"         [--n N] [--flip] [--device cpu]\n"
+	"         [--n N] [--flip] [--device DEV]\n"
 	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
 	"         [--eta E] [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
-	"         [--device cpu]\n"
+	"         [--device DEV]\n"
 	"  export --ckpt FILE --out DIR [--no-ema]   a folder diffusers loads\n"
-	"  info   the model, its parameters, entries and kernels\n";
+	"  info   the model, its parameters, entries and kernels\n"
+	"DEV: cpu (default), opencl (the first GPU, else the first OpenCL device) or\n"
+	"  opencl:P.D; --device list shows them\n";
 
 int cli_fail(const cli_opts *o, const char *fmt, ...)
 {
@@ -78,13 +80,13 @@ double cli_now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-rt_pool *cli_pool(const cli_opts *o)
+rt_device *cli_device(const cli_opts *o, const rt_program *p)
 {
-	char err[256];
-	rt_pool *pool = rt_pool_new((int)o->threads, err, sizeof err);
-	if (!pool)
-		cli_fail(o, "%s", err);
-	return pool;
+	char err[1024];
+	rt_device *d = rt_device_open(p, o->device, (int)o->threads, err, sizeof err);
+	if (!d)
+		cli_fail(o, "--device %s: %s", o->device, err);
+	return d;
 }
 
 void cli_set_scalar(rt_tensorset *state, const char *name, double v)
@@ -201,6 +203,14 @@ void cli_profile_report(const rt_entry *e)
 {
 	if (!profiling() || e->nk == 0)
 		return;
+	double measured = 0;
+	for (int k = 0; k < e->nk; k++)
+		measured += rt_exec_kernel_seconds(e, k);
+	if (measured <= 0) {
+		fprintf(stderr, "profile %s: no kernel times (DDPMC_PROFILE times the CPU device only)\n",
+		        e->name);
+		return;
+	}
 	int *order = malloc((size_t)e->nk * sizeof *order);
 	double total = 0;
 	if (!order)
@@ -328,13 +338,6 @@ static void defaults(cli_opts *o, const char *argv0)
 	o->log_every = 10;
 }
 
-static int check_common(const cli_opts *o)
-{
-	if (strcmp(o->device, "cpu") != 0 && strcmp(o->device, "cpu:0") != 0)
-		return cli_fail(o, "--device %s: this executable was compiled for the CPU only", o->device);
-	return 0;
-}
-
 int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 {
 	defaults(o, argc > 0 ? argv[0] : "ddpmc-program");
@@ -355,7 +358,11 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 	}
 	if (!*which)
 		return cli_fail(o, "unknown command '%s' (train, sample, export, info)", cmd);
-	if (parse_flags(argc, argv, 2, *which, o) || check_common(o))
+	if (parse_flags(argc, argv, 2, *which, o))
 		return 1;
+	if (strcmp(o->device, "list") == 0) {   /* whatever the other flags */
+		rt_device_list(stdout);
+		*which = 0;
+	}
 	return 0;
 }

@@ -2,11 +2,17 @@
  *
  *   OUT train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S]
  *              [--threads N] [--resume] [--batch B] [--save-every N]
- *              [--log-every N] [--sample-every N] [--n N] [--flip] [--device cpu]
+ *              [--log-every N] [--sample-every N] [--n N] [--flip] [--device DEV]
  *   OUT sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim]
  *              [--steps K] [--eta E] [--seed S] [--out grid.png] [--out-dir DIR]
- *              [--threads N] [--no-ema] [--device cpu]
+ *              [--threads N] [--no-ema] [--device DEV]
  *   OUT info
+ *   OUT train|sample --device list    the OpenCL devices (numbered P.D) and the CPU
+ *
+ * DEV (device.h): cpu (default), opencl (the first GPU, else the first
+ * OpenCL device) or opencl:P.D. The commands run entries only through
+ * rt_device_run; they call rt_device_sync before reading or saving state
+ * on the host and rt_device_invalidate after writing it.
  *
  * main.c hands cli_run the program the generated object embeds; the
  * commands live in train.c, sample.c and cli.c (info, flags); progress.c
@@ -23,6 +29,7 @@
 
 #include "data.h"
 #include "json.h"
+#include "device.h"
 #include "pool.h"
 #include "program.h"
 #include "tensor.h"
@@ -35,6 +42,8 @@ typedef struct {
 	int64_t json_len;
 	const unsigned char *data;
 	int64_t data_len;
+	const char *cl_source;          /* ddpmc_opencl_source; "" for the CPU only */
+	int64_t cl_source_len;
 } rt_embedded;
 
 /* The whole command line (run.c): returns the exit status. */
@@ -62,8 +71,9 @@ typedef struct {
 int cli_fail(const cli_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 double cli_now(void);
-/* A pool of o->threads threads (0: one per CPU); NULL after cli_fail. */
-rt_pool *cli_pool(const cli_opts *o);
+/* The device o->device for p, with o->threads threads on the CPU (0: one
+ * per CPU); NULL after cli_fail. */
+rt_device *cli_device(const cli_opts *o, const rt_program *p);
 /* Sets the scalar state tensor `name` (any dtype) when the state has it. */
 void cli_set_scalar(rt_tensorset *state, const char *name, double v);
 /* A scalar state or output tensor as a double (NAN when absent). */
@@ -138,10 +148,12 @@ int cli_plot_loss(const char *path, const cli_metric *m, int64_t n, char *err, s
 typedef struct cli_sampler cli_sampler;
 
 /* NULL after cli_fail. */
-cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_pool *pool);
+cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_device *dev);
 /* The sampler's state from weights (a checkpoint or a diffusers file: the
  * tensors it names; NULL: everything from the seed), then, when ema, every
- * ema.NAME copied into NAME. 0, or 1 after cli_fail. */
+ * ema.NAME copied into NAME; the device's copy is invalidated. The state
+ * tensors keep their addresses from one call to the next. 0, or 1 after
+ * cli_fail. */
 int cli_sampler_weights(cli_sampler *sm, const rt_tensorset *weights, const char *name,
                         uint64_t seed, int ema);
 /* Draws n images (n, C, H, W) from the seed; *images points into the

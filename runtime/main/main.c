@@ -8,6 +8,8 @@ extern const char ddpmc_program_json[];
 extern const int64_t ddpmc_program_json_len;
 extern const unsigned char ddpmc_program_data[];
 extern const int64_t ddpmc_program_data_len;
+extern const char ddpmc_opencl_source[];
+extern const int64_t ddpmc_opencl_source_len;
 /* Optional: the length of ddpmc_kernels, which lets the descriptor's
  * kernel indices be bounds-checked. */
 extern const int64_t ddpmc_nkernels __attribute__((weak));
@@ -18,6 +20,7 @@ int main(int argc, char **argv)
 		ddpmc_kernels, &ddpmc_nkernels ? ddpmc_nkernels : -1,
 		ddpmc_program_json, ddpmc_program_json_len,
 		ddpmc_program_data, ddpmc_program_data_len,
+		ddpmc_opencl_source, ddpmc_opencl_source_len,
 	};
 	return cli_run(argc, argv, &emb);
 }

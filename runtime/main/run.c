@@ -29,6 +29,8 @@ int cli_run(int argc, char **argv, const rt_embedded *emb)
 	if (rt_program_parse(emb->json, (size_t)emb->json_len, emb->data, emb->data_len,
 	                     emb->kernels, emb->nkernels, &p, err, sizeof err) != RT_OK)
 		return cli_fail(&o, "%s", err);
+	p.cl_source = emb->cl_source;
+	p.cl_source_len = emb->cl_source ? emb->cl_source_len : 0;
 	rc = which == CLI_TRAIN ? cli_train(&o, &p) : which == CLI_SAMPLE ? cli_sample(&o, &p)
 	   : cli_info(&p);
 	rt_program_free(&p);

@@ -16,7 +16,9 @@
  * parameters by name from any safetensors file (a diffusers
  * diffusion_pytorch_model.safetensors as is); state it lacks is
  * initialised from the seed, and no EMA is applied (the file's weights
- * are the ones wanted). Everything depends only on the seed, the weights
+ * are the ones wanted). The entries run on the device (--device): the
+ * state is invalidated there whenever the host writes it (weights, the
+ * seed of a round). Everything depends only on the seed, the weights
  * and the flags: the same seed gives the same images. */
 #include <errno.h>
 #include <math.h>
@@ -44,7 +46,7 @@ struct cli_sampler {
 	int64_t T, K;
 	rt_tensorset state, inputs, outputs;
 	rt_tensor *x, *t, *s, *eta;     /* in inputs */
-	rt_pool *pool;
+	rt_device *dev;
 	float *images;          /* (rounds * B, C, H, W) */
 	int64_t images_cap;     /* floats */
 };
@@ -96,13 +98,37 @@ static int check_steps(sampler *sm)
 	return 0;
 }
 
+/* sm->state := fresh, keeping the tensors' addresses when the layout is
+ * the same (as it is from one call to the next): a device keys its copies
+ * by address, and a new address each time would be a new copy. */
+static void replace_state(sampler *sm, rt_tensorset *fresh)
+{
+	int same = sm->state.n == fresh->n;
+	for (int i = 0; same && i < fresh->n; i++) {
+		const rt_tensor *a = &sm->state.t[i], *b = &fresh->t[i];
+		same = strcmp(a->name, b->name) == 0 && a->dtype == b->dtype &&
+		       rt_numel(a->rank, a->shape) == rt_numel(b->rank, b->shape);
+	}
+	if (!same) {
+		rt_set_free(&sm->state);
+		sm->state = *fresh;
+		return;
+	}
+	for (int i = 0; i < fresh->n; i++)
+		memcpy(sm->state.t[i].data, fresh->t[i].data,
+		       (size_t)rt_numel(fresh->t[i].rank, fresh->t[i].shape) *
+		       rt_dtype_size(fresh->t[i].dtype));
+	rt_set_free(fresh);
+}
+
 int cli_sampler_weights(sampler *sm, const rt_tensorset *weights, const char *name,
                         uint64_t seed, int ema)
 {
 	char err[1024];
-	rt_set_free(&sm->state);
-	if (rt_state_init(sm->p, seed, weights, name, &sm->state, err, sizeof err) != RT_OK)
+	rt_tensorset fresh = { 0 };
+	if (rt_state_init(sm->p, seed, weights, name, &fresh, err, sizeof err) != RT_OK)
 		return cli_fail(sm->o, "%s", err);
+	replace_state(sm, &fresh);
 	for (int i = 0; ema && i < sm->state.n; i++) {
 		const rt_tensor *e = &sm->state.t[i];
 		rt_tensor *w = strncmp(e->name, "ema.", 4) == 0 ? rt_set_find(&sm->state, e->name + 4)
@@ -110,6 +136,8 @@ int cli_sampler_weights(sampler *sm, const rt_tensorset *weights, const char *na
 		if (w && rt_numel(w->rank, w->shape) == rt_numel(e->rank, e->shape))
 			rt_tensor_convert(e, w);
 	}
+	if (sm->dev)
+		rt_device_invalidate(sm->dev, &sm->state);
 	return 0;
 }
 
@@ -163,6 +191,15 @@ static int64_t step_t(const sampler *sm, int64_t i)
 	return i < 0 ? -1 : i * (sm->T / sm->K);
 }
 
+/* rng.seed of the state, and of the device's copy of it alone. */
+static void set_round_seed(sampler *sm, int64_t seed)
+{
+	rt_tensorset one = { .t = rt_set_find(&sm->state, "rng.seed"), .n = 1 };
+	cli_set_scalar(&sm->state, "rng.seed", (double)seed);
+	if (one.t)
+		rt_device_invalidate(sm->dev, &one);
+}
+
 /* One round: x_T from the noise stream, then every step; the bar counts
  * the steps of all rounds. Returns 2 when *stop was set. */
 static int round_of(sampler *sm, int64_t seed, int64_t r, int64_t rounds, int bar,
@@ -172,15 +209,15 @@ static int round_of(sampler *sm, int64_t seed, int64_t r, int64_t rounds, int ba
 	char err[1024];
 	int64_t n = sm->xb->numel;
 	rt_philox_normal((uint64_t)seed, NOISE_STREAM, (uint64_t)(r * n), n, sm->x->data);
-	cli_set_scalar(&sm->state, "rng.seed", (double)((seed + r) & 0x7fffffff));
+	set_round_seed(sm, (seed + r) & 0x7fffffff);
 	for (int64_t i = sm->K - 1; i >= 0; i--) {
 		if (stop && *stop)
 			return 2;
 		rt_store(RT_I32, sm->t->data, 0, (double)step_t(sm, i));
 		if (sm->ddim)
 			rt_store(RT_I32, sm->s->data, 0, (double)step_t(sm, i - 1));
-		if (rt_entry_run(sm->p, sm->e, &sm->state, &sm->inputs, &sm->outputs, sm->pool, err,
-		                 sizeof err) != RT_OK)
+		if (rt_device_run(sm->dev, sm->e, &sm->state, &sm->inputs, &sm->outputs, err,
+		                  sizeof err) != RT_OK)
 			return cli_fail(o, "%s", err);
 		rt_tensor_convert(rt_set_find(&sm->outputs, sm->xout), sm->x);
 		int64_t done = sm->K - i;
@@ -233,7 +270,7 @@ int64_t cli_sampler_steps(const sampler *sm)
 	return sm->K;
 }
 
-cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_pool *pool)
+cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_device *dev)
 {
 	sampler *sm = calloc(1, sizeof *sm);
 	if (!sm) {
@@ -243,7 +280,7 @@ cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_pool *po
 	sm->opts = *o;
 	sm->o = &sm->opts;
 	sm->p = p;
-	sm->pool = pool;
+	sm->dev = dev;
 	if (strcmp(o->sampler, "ddpm") != 0 && strcmp(o->sampler, "ddim") != 0) {
 		cli_fail(o, "--sampler %s: expected ddpm or ddim", o->sampler);
 		cli_sampler_free(sm);
@@ -303,10 +340,10 @@ static int run(sampler *sm)
 	const float *x;
 	int64_t chw[3];
 	cli_sampler_image(sm, chw);
-	printf("sample: %s, %lld images, %s %lld steps%s, %d threads, seed %lld\n", sm->p->model,
+	printf("sample: %s, %lld images, %s %lld steps%s, %s, seed %lld\n", sm->p->model,
 	       (long long)o->n, sm->ddim ? "ddim" : "ddpm", (long long)sm->K,
 	       o->has_weights ? ", weights from a file" : o->no_ema ? ", no EMA" : "",
-	       rt_pool_threads(sm->pool), (long long)o->seed);
+	       rt_device_name(sm->dev), (long long)o->seed);
 	fflush(stdout);
 	double t0 = cli_now();
 	if (cli_sampler_draw(sm, o->n, o->seed, 1, NULL, &x))
@@ -327,16 +364,18 @@ static int run(sampler *sm)
 
 int cli_sample(const cli_opts *o, const rt_program *p)
 {
-	rt_pool *pool = NULL;
+	rt_device *dev = NULL;
 	sampler *sm = cli_sampler_new(o, p, NULL);
-	int rc = !sm || sample_load_state(sm) || !(pool = cli_pool(o));
+	int rc = !sm || !(dev = cli_device(o, p));
+	if (!rc)
+		sm->dev = dev;
+	rc = rc || sample_load_state(sm);
 	if (!rc) {
-		sm->pool = pool;
 		cli_profile_start(sm->e);
 		rc = run(sm);
 		cli_profile_report(sm->e);
 	}
 	cli_sampler_free(sm);
-	rt_pool_free(pool);
+	rt_device_free(dev);
 	return rc;
 }

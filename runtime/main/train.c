@@ -26,6 +26,11 @@
  * training state: 10 steps + --resume 10 steps give the bytes of 20 steps.
  * A checkpoint without the metadata resumes at position step * B.
  *
+ * Device (--device): train_step runs on it through rt_device_run; the
+ * state lives there between steps, so everything that reads it on the
+ * host (a save, a sample grid, the end of the run) calls rt_device_sync
+ * first. The grids' sampler runs on the same device.
+ *
  * Checkpoint metadata (strings): format "ddpmc", model, config (the
  * program's meta as JSON), step, seed, batch, data (the path), data_images
  * (n), data_position (q of the next image), data_epoch (q / n), data_flip
@@ -64,7 +69,7 @@ typedef struct {
 	rt_loader *ld;
 	int64_t position;       /* the data position of the next batch */
 	rt_tensorset state, inputs, outputs;
-	rt_pool *pool;
+	rt_device *dev;
 	char path[4096];        /* the checkpoint */
 	cli_metrics mt;
 	cli_sampler *sm;        /* --sample-every */
@@ -206,10 +211,19 @@ static void draw_plot(trainer *tr)
 	}
 }
 
+/* The state on the host as the device has it. */
+static int sync_state(trainer *tr)
+{
+	char err[1024];
+	if (rt_device_sync(tr->dev, &tr->state, err, sizeof err) != RT_OK)
+		return cli_fail(tr->o, "%s", err);
+	return 0;
+}
+
 static int save(trainer *tr)
 {
 	char err[1024];
-	if (set_meta(tr))
+	if (sync_state(tr) || set_meta(tr))
 		return 1;
 	if (rt_st_write(tr->path, &tr->state, err, sizeof err) != RT_OK)
 		return cli_fail(tr->o, "%s", err);
@@ -225,7 +239,8 @@ static int sample_grid(trainer *tr, int64_t step)
 	char err[1024], path[4200];
 	const float *x;
 	int64_t chw[3];
-	if (cli_sampler_weights(tr->sm, &tr->state, tr->path, (uint64_t)tr->o->seed, 1))
+	if (sync_state(tr) ||
+	    cli_sampler_weights(tr->sm, &tr->state, tr->path, (uint64_t)tr->o->seed, 1))
 		return 1;
 	int rc = cli_sampler_draw(tr->sm, tr->o->n, tr->o->seed, -1, &interrupted, &x);
 	if (rc)
@@ -288,8 +303,8 @@ static int train_one(trainer *tr, rt_tensor *x, int64_t s, int64_t it)
 	char err[1024];
 	double t0 = cli_now();
 	rt_loader_next(tr->ld, x->data, &tr->position);
-	if (rt_entry_run(tr->p, tr->e, &tr->state, &tr->inputs, &tr->outputs, tr->pool, err,
-	                 sizeof err) != RT_OK)
+	if (rt_device_run(tr->dev, tr->e, &tr->state, &tr->inputs, &tr->outputs, err,
+	                  sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
 	double dt = cli_now() - t0, loss = cli_scalar(&tr->outputs, "loss");
 	tr->busy += dt;
@@ -317,6 +332,8 @@ static int loop(trainer *tr)
 	for (int64_t s = 0; s < o->steps && !interrupted; s++)
 		if (train_one(tr, x, s, it0 + s))
 			return 1;
+	if (sync_state(tr))
+		return 1;
 	if (tr->nsum > 0 && log_step(tr, iteration(tr), cli_scalar(&tr->outputs, "loss")))
 		return 1;
 	return 0;
@@ -339,7 +356,7 @@ static int prepare_out(trainer *tr)
 	so.steps = tr->p->timesteps && tr->p->timesteps < GRID_STEPS ? tr->p->timesteps : GRID_STEPS;
 	so.eta = 0;
 	so.has_eta = 1;
-	return !(tr->sm = cli_sampler_new(&so, tr->p, tr->pool));
+	return !(tr->sm = cli_sampler_new(&so, tr->p, tr->dev));
 }
 
 static void start(trainer *tr)
@@ -347,9 +364,9 @@ static void start(trainer *tr)
 	int64_t elems = 0;
 	for (int i = 0; i < tr->p->nparams; i++)
 		elems += tr->p->params[i].trainable ? tr->p->params[i].numel : 0;
-	printf("train: %s, %lld params, batch %lld, %lld steps from step %lld, %d threads, seed %lld\n",
+	printf("train: %s, %lld params, batch %lld, %lld steps from step %lld, %s, seed %lld\n",
 	       tr->p->model, (long long)elems, (long long)tr->b, (long long)tr->o->steps,
-	       (long long)iteration(tr), rt_pool_threads(tr->pool),
+	       (long long)iteration(tr), rt_device_name(tr->dev),
 	       (long long)cli_scalar(&tr->state, "rng.seed"));
 	fflush(stdout);
 	cli_progress_start(&tr->pg, "step", tr->o->steps);
@@ -389,13 +406,13 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 	if (!o.out)
 		o.out = CLI_DEFAULT_DIR;
 	snprintf(tr.path, sizeof tr.path, "%s/checkpoint.safetensors", o.out);
-	int rc = train_check_entry(&tr) || train_load_state(&tr) || load_data(&tr) ||
-	         !(tr.pool = cli_pool(&o)) || prepare_out(&tr) || open_loader(&tr);
+	int rc = train_check_entry(&tr) || !(tr.dev = cli_device(&o, p)) || train_load_state(&tr) ||
+	         load_data(&tr) || prepare_out(&tr) || open_loader(&tr);
 	if (!rc)
 		rc = train_run(&tr);
 	cli_sampler_free(tr.sm);
 	cli_metrics_close(&tr.mt);
-	rt_pool_free(tr.pool);
+	rt_device_free(tr.dev);
 	rt_images_free(&tr.im);
 	rt_loader_close(tr.ld);
 	rt_set_free(&tr.state);

@@ -1,0 +1,599 @@
+/* cl.c: the OpenCL device (device.h). One context, one in-order queue, the
+ * program built once (cl_cache.c keeps its binary on disk), one cl_kernel
+ * per kernel of every entry.
+ *
+ * Buffers (the launch ABI is program.h's "cl" object): per entry an arena
+ * of max(arena_bytes, 64) bytes and one buffer per input and output,
+ * made on the entry's first run. Params and consts are "copies" kept by
+ * the device and keyed by their host pointer (the state tensor's data, or
+ * the program data at the const's offset): a copy is uploaded when it is
+ * not valid (new, or invalidated), and a param's copy is marked newer
+ * than the host by every run that binds it, until rt_device_sync reads it
+ * back. Inputs are written, kernels enqueued, outputs read, then one
+ * clFinish per run; host memory is not touched after the run returns. */
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <CL/cl_ext.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_impl.h"
+#include "exec.h"
+
+#define NO_PLATFORM "no OpenCL platform found (is an ICD installed? see /etc/OpenCL/vendors)"
+#define BUILD_OPTIONS ""
+#define MIN_BYTES 64            /* no buffer is smaller (a 0-byte one is an error) */
+
+typedef struct {                /* a param's or const's copy on the device */
+	const void *host;
+	size_t bytes;
+	cl_mem mem;
+	int valid;              /* holds the host's values, or newer ones */
+	int newer;              /* a run may have changed it since the last sync */
+} cl_copy;
+
+typedef struct {
+	int ready;              /* buffers made */
+	cl_mem arena;
+	cl_mem *mem;            /* (nbuf) inputs and outputs; NULL otherwise */
+	cl_mem *bound;          /* (nbuf) what each buffer is this run (temps: NULL) */
+	int *copy;              /* (nbuf) params, consts: their copy last time, or -1 */
+	cl_kernel *k;           /* (nk) */
+} cl_entry;
+
+typedef struct {
+	rt_device base;         /* first: a cl_dev is an rt_device */
+	cl_device_id dev;
+	cl_context ctx;
+	cl_command_queue q;
+	cl_program prog;
+	cl_entry *ent;          /* (p->nentries) */
+	cl_copy *copies;
+	int ncopies, capcopies;
+} cl_dev;
+
+static const char *cl_errname(cl_int rc)
+{
+	switch (rc) {
+#define E(x) case x: return #x;
+	E(CL_DEVICE_NOT_FOUND) E(CL_DEVICE_NOT_AVAILABLE) E(CL_COMPILER_NOT_AVAILABLE)
+	E(CL_MEM_OBJECT_ALLOCATION_FAILURE) E(CL_OUT_OF_RESOURCES) E(CL_OUT_OF_HOST_MEMORY)
+	E(CL_BUILD_PROGRAM_FAILURE) E(CL_INVALID_VALUE) E(CL_INVALID_PLATFORM)
+	E(CL_INVALID_DEVICE) E(CL_INVALID_CONTEXT) E(CL_INVALID_COMMAND_QUEUE)
+	E(CL_INVALID_MEM_OBJECT) E(CL_INVALID_BINARY) E(CL_INVALID_BUILD_OPTIONS)
+	E(CL_INVALID_PROGRAM) E(CL_INVALID_PROGRAM_EXECUTABLE) E(CL_INVALID_KERNEL_NAME)
+	E(CL_INVALID_KERNEL) E(CL_INVALID_ARG_INDEX) E(CL_INVALID_ARG_VALUE)
+	E(CL_INVALID_ARG_SIZE) E(CL_INVALID_KERNEL_ARGS) E(CL_INVALID_WORK_DIMENSION)
+	E(CL_INVALID_WORK_GROUP_SIZE) E(CL_INVALID_WORK_ITEM_SIZE) E(CL_INVALID_GLOBAL_OFFSET)
+	E(CL_INVALID_EVENT_WAIT_LIST) E(CL_INVALID_OPERATION) E(CL_INVALID_BUFFER_SIZE)
+	E(CL_INVALID_GLOBAL_WORK_SIZE) E(CL_PLATFORM_NOT_FOUND_KHR)
+#undef E
+	default: return "an OpenCL error";
+	}
+}
+
+static int cl_fail(char *err, size_t errlen, cl_int rc, const char *fmt, const char *what)
+{
+	char msg[512];
+	snprintf(msg, sizeof msg, fmt, what);
+	snprintf(err, errlen, "OpenCL: %s: %s (%d)", msg, cl_errname(rc), (int)rc);
+	return RT_ERR;
+}
+
+/* --- platforms and devices -------------------------------------------------- */
+
+/* Every platform (malloc'd); 0 with *n = 0 when there is none. */
+static cl_platform_id *platforms(cl_uint *n)
+{
+	cl_platform_id *ids = NULL;
+	*n = 0;
+	if (clGetPlatformIDs(0, NULL, n) != CL_SUCCESS || *n == 0 ||
+	    !(ids = calloc(*n, sizeof *ids)) || clGetPlatformIDs(*n, ids, NULL) != CL_SUCCESS) {
+		free(ids);
+		*n = 0;
+		return NULL;
+	}
+	return ids;
+}
+
+/* Every device of platform pl, in the numbering of --device list. */
+static cl_device_id *devices(cl_platform_id pl, cl_uint *n)
+{
+	cl_device_id *ids = NULL;
+	*n = 0;
+	if (clGetDeviceIDs(pl, CL_DEVICE_TYPE_ALL, 0, NULL, n) != CL_SUCCESS || *n == 0 ||
+	    !(ids = calloc(*n, sizeof *ids)) ||
+	    clGetDeviceIDs(pl, CL_DEVICE_TYPE_ALL, *n, ids, NULL) != CL_SUCCESS) {
+		free(ids);
+		*n = 0;
+		return NULL;
+	}
+	return ids;
+}
+
+static void plat_str(cl_platform_id pl, cl_platform_info what, char *buf, size_t len)
+{
+	if (clGetPlatformInfo(pl, what, len, buf, NULL) != CL_SUCCESS)
+		snprintf(buf, len, "?");
+	buf[len - 1] = 0;
+}
+
+static void dev_str(cl_device_id d, cl_device_info what, char *buf, size_t len)
+{
+	if (clGetDeviceInfo(d, what, len, buf, NULL) != CL_SUCCESS)
+		snprintf(buf, len, "?");
+	buf[len - 1] = 0;
+}
+
+static cl_device_type dev_type(cl_device_id d)
+{
+	cl_device_type t = 0;
+	clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL);
+	return t;
+}
+
+/* *plat, *dev: the one asked for, or (both -1) the first GPU of any
+ * platform, else the first device. */
+static int choose(int *plat, int *dev, cl_platform_id *pl_out, cl_device_id *dev_out, char *err,
+                  size_t errlen)
+{
+	cl_uint np, nd;
+	cl_platform_id *pls = platforms(&np);
+	int rc = RT_ERR, want = *plat >= 0;
+	if (!np) {
+		snprintf(err, errlen, NO_PLATFORM);
+		return RT_ERR;
+	}
+	if (want && (cl_uint)*plat >= np)
+		snprintf(err, errlen, "there is no OpenCL platform %d (platforms 0 to %u; see --device "
+		         "list)", *plat, np - 1);
+	for (int pass = 0; pass < 2 && rc != RT_OK; pass++)
+		for (cl_uint p = 0; p < np && rc != RT_OK; p++) {
+			if (want && (int)p != *plat)
+				continue;
+			cl_device_id *ds = devices(pls[p], &nd);
+			if (want && (cl_uint)*dev >= nd)
+				snprintf(err, errlen, "OpenCL platform %d has no device %d (%s%u; see --device "
+				         "list)", *plat, *dev, nd ? "devices 0 to " : "", nd ? nd - 1 : 0);
+			for (cl_uint d = 0; d < nd && rc != RT_OK; d++)
+				if (want ? (int)d == *dev : pass == 1 || (dev_type(ds[d]) & CL_DEVICE_TYPE_GPU)) {
+					*plat = (int)p, *dev = (int)d;
+					*pl_out = pls[p], *dev_out = ds[d];
+					rc = RT_OK;
+				}
+			free(ds);
+		}
+	if (rc != RT_OK && !want)
+		snprintf(err, errlen, "the OpenCL platforms have no device (see --device list)");
+	free(pls);
+	return rc;
+}
+
+int rt_cl_list(FILE *f)
+{
+	cl_uint np, nd;
+	cl_platform_id *pls = platforms(&np);
+	char name[256], vendor[256], version[256];
+	if (!np)
+		fprintf(f, "%s\n", NO_PLATFORM);
+	for (cl_uint p = 0; p < np; p++) {
+		plat_str(pls[p], CL_PLATFORM_NAME, name, sizeof name);
+		plat_str(pls[p], CL_PLATFORM_VERSION, version, sizeof version);
+		fprintf(f, "OpenCL platform %u: %s (%s)\n", p, name, version);
+		cl_device_id *ds = devices(pls[p], &nd);
+		if (!nd)
+			fprintf(f, "  (no devices)\n");
+		for (cl_uint d = 0; d < nd; d++) {
+			cl_uint cu = 0;
+			cl_ulong mem = 0;
+			dev_str(ds[d], CL_DEVICE_NAME, name, sizeof name);
+			dev_str(ds[d], CL_DEVICE_VENDOR, vendor, sizeof vendor);
+			dev_str(ds[d], CL_DEVICE_VERSION, version, sizeof version);
+			clGetDeviceInfo(ds[d], CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+			clGetDeviceInfo(ds[d], CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
+			fprintf(f, "opencl:%u.%u  %s (%s), %s, %u compute units, %.1f GB%s\n", p, d, name,
+			        vendor, version, cu, (double)mem / 1e9,
+			        dev_type(ds[d]) & CL_DEVICE_TYPE_GPU ? ", GPU" : "");
+		}
+		free(ds);
+	}
+	free(pls);
+	return RT_OK;
+}
+
+/* --- the program --------------------------------------------------------------- */
+
+static void print_log(cl_dev *c, cl_program prog)
+{
+	size_t n = 0;
+	char *log;
+	if (clGetProgramBuildInfo(prog, c->dev, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) != CL_SUCCESS ||
+	    !(log = malloc(n + 1)))
+		return;
+	if (clGetProgramBuildInfo(prog, c->dev, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS) {
+		log[n] = 0;
+		fprintf(stderr, "OpenCL build log (%s):\n%s\n", c->base.name, log);
+	}
+	free(log);
+}
+
+/* What the binary depends on. */
+static void cache_key(cl_dev *c, cl_platform_id pl, rt_cl_key *k)
+{
+	char s[1024];
+	rt_cl_key_init(k);
+	rt_cl_key_add(k, c->base.p->cl_source, (size_t)c->base.p->cl_source_len);
+	rt_cl_key_add(k, BUILD_OPTIONS, strlen(BUILD_OPTIONS));
+	dev_str(c->dev, CL_DEVICE_NAME, s, sizeof s);
+	rt_cl_key_add(k, s, strlen(s));
+	dev_str(c->dev, CL_DRIVER_VERSION, s, sizeof s);
+	rt_cl_key_add(k, s, strlen(s));
+	plat_str(pl, CL_PLATFORM_VERSION, s, sizeof s);
+	rt_cl_key_add(k, s, strlen(s));
+}
+
+/* From the cached binary; RT_ERR (quietly) when absent or rejected. */
+static int build_cached(cl_dev *c, const rt_cl_key *k)
+{
+	size_t len = 0;
+	cl_int rc, status;
+	unsigned char *bin = rt_cl_cache_load(k, &len);
+	if (!bin)
+		return RT_ERR;
+	const unsigned char *bins[1] = { bin };
+	c->prog = clCreateProgramWithBinary(c->ctx, 1, &c->dev, &len, bins, &status, &rc);
+	free(bin);
+	if (rc == CL_SUCCESS && status == CL_SUCCESS &&
+	    clBuildProgram(c->prog, 1, &c->dev, BUILD_OPTIONS, NULL, NULL) == CL_SUCCESS)
+		return RT_OK;
+	if (c->prog)
+		clReleaseProgram(c->prog);
+	c->prog = NULL;
+	return RT_ERR;
+}
+
+static void store_binary(cl_dev *c, const rt_cl_key *k)
+{
+	size_t len = 0;
+	unsigned char *bin;
+	if (clGetProgramInfo(c->prog, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) !=
+	    CL_SUCCESS || !len || !(bin = malloc(len)))
+		return;
+	unsigned char *bins[1] = { bin };
+	if (clGetProgramInfo(c->prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS)
+		rt_cl_cache_store(k, bin, len);
+	free(bin);
+}
+
+static int build(cl_dev *c, cl_platform_id pl, char *err, size_t errlen)
+{
+	rt_cl_key k;
+	cl_int rc;
+	cache_key(c, pl, &k);
+	if (build_cached(c, &k) == RT_OK)
+		return RT_OK;
+	const char *src = c->base.p->cl_source;
+	size_t len = (size_t)c->base.p->cl_source_len;
+	c->prog = clCreateProgramWithSource(c->ctx, 1, &src, &len, &rc);
+	if (rc != CL_SUCCESS)
+		return cl_fail(err, errlen, rc, "cannot load the program for %s", c->base.name);
+	rc = clBuildProgram(c->prog, 1, &c->dev, BUILD_OPTIONS, NULL, NULL);
+	if (rc == CL_BUILD_PROGRAM_FAILURE)
+		print_log(c, c->prog);
+	if (rc != CL_SUCCESS)
+		return cl_fail(err, errlen, rc, "the program does not build for %s (the build log is "
+		               "on stderr)", c->base.name);
+	store_binary(c, &k);
+	return RT_OK;
+}
+
+/* One cl_kernel per kernel, checked against its launch: argument count
+ * and work-group size. */
+static int make_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t errlen)
+{
+	char what[256];
+	cl_int rc;
+	if (!(ce->k = calloc((size_t)e->nk + 1, sizeof *ce->k)))
+		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", e->name);
+	for (int i = 0; i < e->nk; i++) {
+		const rt_cl_launch *l = &e->k[i].cl;
+		cl_uint nargs = 0;
+		size_t wg = 0;
+		snprintf(what, sizeof what, "%s kernel %d (%s)", e->name, i, e->k[i].name);
+		if (!l->name) {
+			snprintf(err, errlen, "OpenCL: %s has no OpenCL launch in the program", what);
+			return RT_ERR;
+		}
+		ce->k[i] = clCreateKernel(c->prog, l->name, &rc);
+		if (rc != CL_SUCCESS)
+			return cl_fail(err, errlen, rc, "%s: no kernel of its name in the OpenCL source",
+			               what);
+		clGetKernelInfo(ce->k[i], CL_KERNEL_NUM_ARGS, sizeof nargs, &nargs, NULL);
+		if (nargs != (cl_uint)l->nargs + 1) {
+			snprintf(err, errlen, "OpenCL: %s: '%s' takes %u arguments, the launch gives %d",
+			         what, l->name, nargs, l->nargs + 1);
+			return RT_ERR;
+		}
+		clGetKernelWorkGroupInfo(ce->k[i], c->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
+		                         NULL);
+		if (wg && (size_t)l->local > wg) {
+			snprintf(err, errlen, "OpenCL: %s: work-groups of %lld, %s allows at most %zu",
+			         what, (long long)l->local, c->base.name, wg);
+			return RT_ERR;
+		}
+	}
+	return RT_OK;
+}
+
+/* --- buffers ----------------------------------------------------------------- */
+
+static cl_mem new_buffer(cl_dev *c, cl_mem_flags flags, size_t bytes, cl_int *rc)
+{
+	return clCreateBuffer(c->ctx, flags, bytes > MIN_BYTES ? bytes : MIN_BYTES, NULL, rc);
+}
+
+/* The entry's arena and its input and output buffers (first run). */
+static int prepare(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t errlen)
+{
+	cl_int rc = CL_SUCCESS;
+	ce->mem = calloc((size_t)e->nbuf + 1, sizeof *ce->mem);
+	ce->bound = calloc((size_t)e->nbuf + 1, sizeof *ce->bound);
+	ce->copy = malloc(((size_t)e->nbuf + 1) * sizeof *ce->copy);
+	if (!ce->mem || !ce->bound || !ce->copy)
+		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", e->name);
+	ce->arena = new_buffer(c, CL_MEM_READ_WRITE, (size_t)e->arena_bytes, &rc);
+	for (int i = 0; i < e->nbuf && rc == CL_SUCCESS; i++) {
+		ce->copy[i] = -1;
+		if (e->buf[i].kind == RT_BUF_INPUT || e->buf[i].kind == RT_BUF_OUTPUT)
+			ce->mem[i] = new_buffer(c, CL_MEM_READ_WRITE, (size_t)e->buf[i].bytes, &rc);
+	}
+	if (rc != CL_SUCCESS)
+		return cl_fail(err, errlen, rc, "%s: cannot allocate its buffers", e->name);
+	ce->ready = 1;
+	return RT_OK;
+}
+
+/* The copy of host[0..bytes) (two consts may start at one address). */
+static cl_copy *find_copy(cl_dev *c, const void *host, size_t bytes, int *slot)
+{
+	if (*slot >= 0 && *slot < c->ncopies && c->copies[*slot].host == host &&
+	    c->copies[*slot].bytes == bytes)
+		return &c->copies[*slot];
+	for (int i = 0; i < c->ncopies; i++)
+		if (c->copies[i].host == host && c->copies[i].bytes == bytes) {
+			*slot = i;
+			return &c->copies[i];
+		}
+	return NULL;
+}
+
+/* The device copy of host[0..bytes), made (not yet valid) when new. */
+static cl_copy *get_copy(cl_dev *c, const void *host, size_t bytes, int *slot, cl_int *rc)
+{
+	cl_copy *s = find_copy(c, host, bytes, slot);
+	if (!s) {
+		if (c->ncopies == c->capcopies) {
+			int cap = c->capcopies ? 2 * c->capcopies : 64;
+			cl_copy *n = realloc(c->copies, (size_t)cap * sizeof *n);
+			if (!n) {
+				*rc = CL_OUT_OF_HOST_MEMORY;
+				return NULL;
+			}
+			c->copies = n, c->capcopies = cap;
+		}
+		*slot = c->ncopies++;
+		s = &c->copies[*slot];
+		*s = (cl_copy){ .host = host, .bytes = bytes };
+	}
+	if (!s->mem && !(s->mem = new_buffer(c, CL_MEM_READ_WRITE, bytes, rc)))
+		return NULL;
+	if (!s->valid && bytes &&
+	    (*rc = clEnqueueWriteBuffer(c->q, s->mem, CL_FALSE, 0, bytes, host, 0, NULL, NULL)))
+		return NULL;
+	s->valid = 1;
+	return s;
+}
+
+/* ce->bound for this run: copies for params and consts (uploaded when
+ * not valid), inputs written, temps in the arena. */
+static int bind(cl_dev *c, const rt_entry *e, cl_entry *ce, void *const *host, char *err,
+                size_t errlen)
+{
+	cl_int rc = CL_SUCCESS;
+	for (int i = 0; i < e->nbuf; i++) {
+		const rt_buffer *b = &e->buf[i];
+		size_t bytes = (size_t)b->bytes;
+		cl_copy *s;
+		switch (b->kind) {
+		case RT_BUF_PARAM:
+		case RT_BUF_CONST:
+			if (!(s = get_copy(c, host[i], bytes, &ce->copy[i], &rc)))
+				return cl_fail(err, errlen, rc, "%s: cannot upload its state or constants",
+				               e->name);
+			s->newer |= b->kind == RT_BUF_PARAM;
+			ce->bound[i] = s->mem;
+			break;
+		case RT_BUF_INPUT:
+			if (bytes && (rc = clEnqueueWriteBuffer(c->q, ce->mem[i], CL_FALSE, 0, bytes,
+			                                        host[i], 0, NULL, NULL)))
+				return cl_fail(err, errlen, rc, "cannot upload input %s", b->name);
+			ce->bound[i] = ce->mem[i];
+			break;
+		case RT_BUF_OUTPUT: ce->bound[i] = ce->mem[i]; break;
+		case RT_BUF_TEMP: ce->bound[i] = NULL; break;
+		}
+	}
+	return RT_OK;
+}
+
+static int launch(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t errlen)
+{
+	for (int i = 0; i < e->nk; i++) {
+		const rt_cl_launch *l = &e->k[i].cl;
+		size_t global = (size_t)l->global, local = (size_t)l->local;
+		cl_int rc = clSetKernelArg(ce->k[i], 0, sizeof(cl_mem), &ce->arena);
+		for (int a = 0; a < l->nargs && rc == CL_SUCCESS; a++)
+			rc = clSetKernelArg(ce->k[i], (cl_uint)a + 1, sizeof(cl_mem), &ce->bound[l->args[a]]);
+		if (rc == CL_SUCCESS)
+			rc = clEnqueueNDRangeKernel(c->q, ce->k[i], 1, NULL, &global, &local, 0, NULL, NULL);
+		if (rc != CL_SUCCESS)
+			return cl_fail(err, errlen, rc, "cannot launch kernel %s", e->k[i].name);
+	}
+	return RT_OK;
+}
+
+static int read_outputs(cl_dev *c, const rt_entry *e, cl_entry *ce, void *const *host,
+                        char *err, size_t errlen)
+{
+	for (int i = 0; i < e->nbuf; i++) {
+		const rt_buffer *b = &e->buf[i];
+		cl_int rc;
+		if (b->kind == RT_BUF_OUTPUT && b->bytes &&
+		    (rc = clEnqueueReadBuffer(c->q, ce->mem[i], CL_FALSE, 0, (size_t)b->bytes, host[i],
+		                              0, NULL, NULL)))
+			return cl_fail(err, errlen, rc, "cannot read output %s", b->name);
+	}
+	return RT_OK;
+}
+
+static int cl_run(rt_device *d, const rt_entry *e, rt_tensorset *state,
+                  const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
+{
+	cl_dev *c = (cl_dev *)d;
+	const rt_program *p = d->p;
+	if (e < p->entries || e >= p->entries + p->nentries) {
+		snprintf(err, errlen, "%s: not an entry of this device's program", e->name);
+		return RT_ERR;
+	}
+	cl_entry *ce = &c->ent[e - p->entries];
+	void *const *host = rt_entry_bind(p, e, state, inputs, outputs, err, errlen);
+	if (!host || (!ce->ready && prepare(c, e, ce, err, errlen)))
+		return RT_ERR;
+	int rc = bind(c, e, ce, host, err, errlen) || launch(c, e, ce, err, errlen) ||
+	         read_outputs(c, e, ce, host, err, errlen);
+	cl_int frc = clFinish(c->q);    /* also after a failure: nothing left in flight */
+	if (!rc && frc != CL_SUCCESS)
+		return cl_fail(err, errlen, frc, "%s: the run failed", e->name);
+	return rc ? RT_ERR : RT_OK;
+}
+
+static int cl_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen)
+{
+	cl_dev *c = (cl_dev *)d;
+	cl_int rc = CL_SUCCESS;
+	for (int i = 0; i < state->n && rc == CL_SUCCESS; i++) {
+		rt_tensor *t = &state->t[i];
+		int slot = -1;
+		size_t bytes = (size_t)rt_numel(t->rank, t->shape) * rt_dtype_size(t->dtype);
+		cl_copy *s = find_copy(c, t->data, bytes, &slot);
+		if (!s || !s->valid || !s->newer || !bytes)
+			continue;
+		rc = clEnqueueReadBuffer(c->q, s->mem, CL_FALSE, 0, bytes, t->data, 0, NULL, NULL);
+		s->newer = 0;
+	}
+	cl_int frc = clFinish(c->q);
+	if (rc == CL_SUCCESS)
+		rc = frc;
+	if (rc != CL_SUCCESS)
+		return cl_fail(err, errlen, rc, "cannot read the state back from %s", d->name);
+	return RT_OK;
+}
+
+static void cl_invalidate(rt_device *d, rt_tensorset *state)
+{
+	cl_dev *c = (cl_dev *)d;
+	for (int i = 0; i < state->n; i++) {
+		const rt_tensor *t = &state->t[i];
+		int slot = -1;
+		cl_copy *s = find_copy(c, t->data,
+		                       (size_t)rt_numel(t->rank, t->shape) * rt_dtype_size(t->dtype), &slot);
+		if (s)
+			s->valid = s->newer = 0;
+	}
+}
+
+static void cl_free(rt_device *d)
+{
+	cl_dev *c = (cl_dev *)d;
+	if (c->q)
+		clFinish(c->q);
+	for (int i = 0; c->ent && i < d->p->nentries; i++) {
+		cl_entry *ce = &c->ent[i];
+		for (int k = 0; ce->k && k < d->p->entries[i].nk; k++)
+			if (ce->k[k])
+				clReleaseKernel(ce->k[k]);
+		for (int b = 0; ce->mem && b < d->p->entries[i].nbuf; b++)
+			if (ce->mem[b])
+				clReleaseMemObject(ce->mem[b]);
+		if (ce->arena)
+			clReleaseMemObject(ce->arena);
+		free(ce->k);
+		free(ce->mem);
+		free(ce->bound);
+		free(ce->copy);
+	}
+	for (int i = 0; i < c->ncopies; i++)
+		if (c->copies[i].mem)
+			clReleaseMemObject(c->copies[i].mem);
+	if (c->prog)
+		clReleaseProgram(c->prog);
+	if (c->q)
+		clReleaseCommandQueue(c->q);
+	if (c->ctx)
+		clReleaseContext(c->ctx);
+	free(c->copies);
+	free(c->ent);
+	free(c);
+}
+
+static const rt_device_ops cl_ops = { cl_run, cl_sync, cl_invalidate, cl_free };
+
+static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
+{
+	cl_platform_id pl;
+	cl_int rc;
+	char dname[200], pname[120];
+	if (choose(&plat, &dev, &pl, &c->dev, err, errlen))
+		return RT_ERR;
+	dev_str(c->dev, CL_DEVICE_NAME, dname, sizeof dname);
+	plat_str(pl, CL_PLATFORM_NAME, pname, sizeof pname);
+	snprintf(c->base.name, sizeof c->base.name, "OpenCL %d.%d: %s (%s)", plat, dev, dname, pname);
+	c->ctx = clCreateContext(NULL, 1, &c->dev, NULL, NULL, &rc);
+	if (rc != CL_SUCCESS)
+		return cl_fail(err, errlen, rc, "cannot open %s", c->base.name);
+	c->q = clCreateCommandQueue(c->ctx, c->dev, 0, &rc);
+	if (rc != CL_SUCCESS)
+		return cl_fail(err, errlen, rc, "cannot make a queue on %s", c->base.name);
+	if (build(c, pl, err, errlen))
+		return RT_ERR;
+	const rt_program *p = c->base.p;
+	if (!(c->ent = calloc((size_t)p->nentries + 1, sizeof *c->ent)))
+		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "opening the device");
+	for (int i = 0; i < p->nentries; i++)
+		if (make_kernels(c, &p->entries[i], &c->ent[i], err, errlen))
+			return RT_ERR;
+	return RT_OK;
+}
+
+rt_device *rt_cl_open(const rt_program *p, int plat, int dev, char *err, size_t errlen)
+{
+	if (!p->cl_source || p->cl_source_len <= 0 || !p->cl_source[0]) {
+		snprintf(err, errlen, "this executable was compiled for the CPU only: recompile with "
+		         "ddpmc compile --target all");
+		return NULL;
+	}
+	cl_dev *c = calloc(1, sizeof *c);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->base.ops = &cl_ops;
+	c->base.p = p;
+	if (cl_setup(c, plat, dev, err, errlen)) {
+		cl_free(&c->base);
+		return NULL;
+	}
+	return &c->base;
+}

@@ -1,0 +1,145 @@
+/* cl_cache.c: the on-disk cache of OpenCL program binaries (device_impl.h).
+ * A file is "DDPMCCL1", the 16-byte key, the binary's length (8 bytes,
+ * little-endian) and the binary; anything else is treated as absent, and
+ * a binary the driver then rejects is rebuilt from source by cl.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "device_impl.h"
+
+#define MAGIC "DDPMCCL1"
+#define HEADER (8 + 16 + 8)
+#define MAX_BINARY ((size_t)1 << 31)
+
+/* Two FNV-1a hashes from different offsets: a 128-bit key. */
+void rt_cl_key_init(rt_cl_key *k)
+{
+	k->h[0] = UINT64_C(0xcbf29ce484222325);
+	k->h[1] = UINT64_C(0x84222325cbf29ce4);
+}
+
+static void fnv(rt_cl_key *k, const unsigned char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		k->h[0] = (k->h[0] ^ b[i]) * UINT64_C(0x100000001b3);
+		k->h[1] = (k->h[1] ^ b[i]) * UINT64_C(0x100000001b3);
+	}
+}
+
+void rt_cl_key_add(rt_cl_key *k, const void *bytes, size_t len)
+{
+	uint64_t n = len;
+	fnv(k, (const unsigned char *)&n, sizeof n);
+	fnv(k, bytes, len);
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void header(const rt_cl_key *k, size_t len, unsigned char *h)
+{
+	memcpy(h, MAGIC, 8);
+	put64(h + 8, k->h[0]);
+	put64(h + 16, k->h[1]);
+	put64(h + 24, len);
+}
+
+/* The cache folder: $DDPMC_CL_CACHE, $XDG_CACHE_HOME/ddpmc or ~/.cache/ddpmc. */
+static int cache_dir(char *dir, size_t len)
+{
+	const char *env = getenv("DDPMC_CL_CACHE"), *xdg = getenv("XDG_CACHE_HOME"),
+	           *home = getenv("HOME");
+	int n;
+	if (env && *env)
+		n = snprintf(dir, len, "%s", env);
+	else if (xdg && *xdg)
+		n = snprintf(dir, len, "%s/ddpmc", xdg);
+	else if (home && *home)
+		n = snprintf(dir, len, "%s/.cache/ddpmc", home);
+	else
+		return 0;
+	return n > 0 && (size_t)n < len;
+}
+
+int rt_cl_cache_path(const rt_cl_key *k, char *path, size_t len)
+{
+	char dir[4096];
+	if (!cache_dir(dir, sizeof dir))
+		return 0;
+	int n = snprintf(path, len, "%s/cl-%016llx%016llx.bin", dir, (unsigned long long)k->h[0],
+	                 (unsigned long long)k->h[1]);
+	return n > 0 && (size_t)n < len;
+}
+
+unsigned char *rt_cl_cache_load(const rt_cl_key *k, size_t *len)
+{
+	char path[4200];
+	unsigned char h[HEADER], want[HEADER], *bin = NULL;
+	if (!rt_cl_cache_path(k, path, sizeof path))
+		return NULL;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	header(k, 0, want);
+	if (fread(h, 1, HEADER, f) == HEADER && memcmp(h, want, 24) == 0) {
+		uint64_t n = get64(h + 24);
+		if (n > 0 && n < MAX_BINARY && (bin = malloc((size_t)n))) {
+			if (fread(bin, 1, (size_t)n, f) != n || fgetc(f) != EOF) {
+				free(bin);
+				bin = NULL;
+			}
+			*len = (size_t)n;
+		}
+	}
+	fclose(f);
+	return bin;
+}
+
+/* mkdir -p of the folder that holds path. */
+static int make_parents(char *path)
+{
+	for (char *s = path + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		int bad = mkdir(path, 0777) && errno != EEXIST;
+		*s = '/';
+		if (bad)
+			return -1;
+	}
+	return 0;
+}
+
+void rt_cl_cache_store(const rt_cl_key *k, const unsigned char *bin, size_t len)
+{
+	char path[4200], tmp[4300];
+	unsigned char h[HEADER];
+	if (!bin || !len || !rt_cl_cache_path(k, path, sizeof path) || make_parents(path))
+		return;
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	FILE *f = fopen(tmp, "wb");
+	if (!f)
+		return;
+	header(k, len, h);
+	int ok = fwrite(h, 1, HEADER, f) == HEADER && fwrite(bin, 1, len, f) == len;
+	ok = fflush(f) == 0 && ok;
+	ok = fsync(fileno(f)) == 0 && ok;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0)
+		remove(tmp);
+}

@@ -1,0 +1,126 @@
+/* device.c: the device spec (device.h), dispatch to a device's functions,
+ * and the CPU device: the generated C kernels run by rt_entry_run on the
+ * thread pool, with the host tensors as the state (nothing to sync). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_impl.h"
+#include "exec.h"
+
+static int cpu_run(rt_device *d, const rt_entry *e, rt_tensorset *state,
+                   const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
+{
+	return rt_entry_run(d->p, e, state, inputs, outputs, d->pool, err, errlen);
+}
+
+static int cpu_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen)
+{
+	return RT_OK;
+}
+
+static void cpu_invalidate(rt_device *d, rt_tensorset *state)
+{
+}
+
+static void cpu_free(rt_device *d)
+{
+	rt_pool_free(d->pool);
+	free(d);
+}
+
+static const rt_device_ops cpu_ops = { cpu_run, cpu_sync, cpu_invalidate, cpu_free };
+
+/* Every kernel needs its C function (fn -1: compiled for OpenCL only). */
+static rt_device *cpu_open(const rt_program *p, int threads, char *err, size_t errlen)
+{
+	for (int i = 0; i < p->nentries; i++)
+		for (int k = 0; k < p->entries[i].nk; k++)
+			if (!p->entries[i].k[k].fn) {
+				snprintf(err, errlen, "this executable was compiled for OpenCL only: use "
+				         "--device opencl, or recompile with ddpmc compile --target all");
+				return NULL;
+			}
+	rt_device *d = calloc(1, sizeof *d);
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->ops = &cpu_ops;
+	d->p = p;
+	if (!(d->pool = rt_pool_new(threads, err, errlen))) {
+		free(d);
+		return NULL;
+	}
+	snprintf(d->name, sizeof d->name, "cpu (%d thread%s)", rt_pool_threads(d->pool),
+	         rt_pool_threads(d->pool) == 1 ? "" : "s");
+	return d;
+}
+
+/* "opencl:P.D" -> P, D; -1 when not of that form. */
+static int parse_pd(const char *s, int *plat, int *dev)
+{
+	char *end;
+	long p = strtol(s, &end, 10);
+	if (end == s || *end != '.' || p < 0 || p > 9999 || s[0] == '-' || s[0] == '+')
+		return -1;
+	s = end + 1;
+	long d = strtol(s, &end, 10);
+	if (end == s || *end || d < 0 || d > 9999 || s[0] == '-' || s[0] == '+')
+		return -1;
+	*plat = (int)p;
+	*dev = (int)d;
+	return 0;
+}
+
+rt_device *rt_device_open(const rt_program *p, const char *spec, int threads, char *err,
+                          size_t errlen)
+{
+	int plat = -1, dev = -1;
+	if (strcmp(spec, "cpu") == 0 || strcmp(spec, "cpu:0") == 0)
+		return cpu_open(p, threads, err, errlen);
+	if (strcmp(spec, "opencl") == 0 ||
+	    (strncmp(spec, "opencl:", 7) == 0 && parse_pd(spec + 7, &plat, &dev) == 0))
+		return rt_cl_open(p, plat, dev, err, errlen);
+	snprintf(err, errlen, "unknown device '%s' (expected cpu, opencl, opencl:P.D, or list to "
+	         "see them)", spec);
+	return NULL;
+}
+
+void rt_device_free(rt_device *d)
+{
+	if (d)
+		d->ops->free(d);
+}
+
+int rt_device_run(rt_device *d, const rt_entry *e, rt_tensorset *state, const rt_tensorset *inputs,
+                  rt_tensorset *outputs, char *err, size_t errlen)
+{
+	return d->ops->run(d, e, state, inputs, outputs, err, errlen);
+}
+
+int rt_device_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen)
+{
+	return d->ops->sync(d, state, err, errlen);
+}
+
+void rt_device_invalidate(rt_device *d, rt_tensorset *state)
+{
+	d->ops->invalidate(d, state);
+}
+
+const char *rt_device_name(const rt_device *d)
+{
+	return d->name;
+}
+
+rt_pool *rt_device_pool(rt_device *d)
+{
+	return d->pool;
+}
+
+int rt_device_list(FILE *f)
+{
+	rt_cl_list(f);
+	fprintf(f, "cpu       the CPU, %d cores (--threads N)\n", rt_cpu_count());
+	return RT_OK;
+}

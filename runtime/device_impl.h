@@ -1,0 +1,51 @@
+/* device_impl: what the devices of device.h implement (internal to the
+ * runtime). A device is a small table of functions (ggml's backend
+ * interface) over a common header; device.c holds the CPU device and the
+ * spec parser, cl.c the OpenCL device, cl_cache.c its program-binary cache. */
+#ifndef DDPMC_RUNTIME_DEVICE_IMPL_H
+#define DDPMC_RUNTIME_DEVICE_IMPL_H
+
+#include <stdint.h>
+
+#include "device.h"
+
+typedef struct {
+	int (*run)(rt_device *d, const rt_entry *e, rt_tensorset *state, const rt_tensorset *inputs,
+	           rt_tensorset *outputs, char *err, size_t errlen);
+	int (*sync)(rt_device *d, rt_tensorset *state, char *err, size_t errlen);
+	void (*invalidate)(rt_device *d, rt_tensorset *state);
+	void (*free)(rt_device *d);
+} rt_device_ops;
+
+struct rt_device {
+	const rt_device_ops *ops;
+	const rt_program *p;
+	char name[512];
+	rt_pool *pool;          /* the CPU device's; NULL on OpenCL */
+};
+
+/* cl.c: device `dev` of platform `plat` (both -1: the default choice of
+ * "opencl"); NULL with a one-line message in err. */
+rt_device *rt_cl_open(const rt_program *p, int plat, int dev, char *err, size_t errlen);
+int rt_cl_list(FILE *f);
+
+/* cl_cache.c: the on-disk cache of program binaries, one file per key in
+ * $DDPMC_CL_CACHE, else $XDG_CACHE_HOME/ddpmc, else ~/.cache/ddpmc.
+ * The key is a hash of everything the binary depends on (the source, the
+ * build options, the device's name, its driver and platform versions).
+ * rt_cl_cache_path: the file for `key` (0 when there is no cache folder);
+ * rt_cl_cache_load: the binary (malloc'd, *len bytes) or NULL when absent
+ * or malformed; rt_cl_cache_store writes it atomically (temporary file and
+ * rename) and quietly does nothing when it cannot. */
+typedef struct {
+	uint64_t h[2];
+} rt_cl_key;
+
+void rt_cl_key_init(rt_cl_key *k);
+/* Adds len and the bytes, so that fields cannot run into each other. */
+void rt_cl_key_add(rt_cl_key *k, const void *bytes, size_t len);
+int rt_cl_cache_path(const rt_cl_key *k, char *path, size_t len);
+unsigned char *rt_cl_cache_load(const rt_cl_key *k, size_t *len);
+void rt_cl_cache_store(const rt_cl_key *k, const unsigned char *bin, size_t len);
+
+#endif
