@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check of ddpmc's OpenCL path, run on a machine with an NVIDIA GPU
 # from the repository root, with the bundle bench/gpu_pack.sh made in .gpu/
-# (carried there). Nothing here needs the network. In order, each phase with
+# (carried there; executables as NAME or NAME.gz). Nothing here needs the network. In order, each phase with
 # its own time limit, going on when one fails, all inside one time budget:
 #
 #  1. environment: nvidia-smi, python/torch/numpy/diffusers versions, the
@@ -42,6 +42,12 @@
 # missing: it is a measurement; read results.txt.
 set -u
 
+case "${1:-}" in
+"") ;;
+-h|--help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "gpu_check.sh: no arguments (settings are environment variables; try --help)" >&2; exit 2 ;;
+esac
+
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 
@@ -57,6 +63,7 @@ THREADS=$(nproc)
 T0=$(date +%s)
 
 case "$W" in /*) ;; *) W=$ROOT/$W ;; esac
+case "$B" in /*) ;; *) B=$ROOT/$B ;; esac
 rm -rf "$W"
 mkdir -p "$W/logs" || exit 1
 LOG=$W/check.log
@@ -93,12 +100,27 @@ phase() {
 	return $rc
 }
 
+# ddpmc's OpenCL program cache (and PoCL's, for tests here) inside the work
+# folder: every run starts cold, and the first use of each executable pays
+# its OpenCL build before step 1.
+export DDPMC_CL_CACHE=${DDPMC_CL_CACHE:-$W/cl_cache} POCL_CACHE_DIR=${POCL_CACHE_DIR:-$W/pocl_cache}
 note "budget $BUDGET s, ddpmc device '$DEV', $THREADS CPU threads, work folder $W"
 if [ ! -d "$B" ]; then
 	note "no bundle $B: run bench/gpu_pack.sh first and carry .gpu"
 	exit 1
 fi
 cp "$B/manifest.txt" "$W/manifest.txt" 2>/dev/null
+# The executables, in $BIN: links to .gpu/NAME, or .gpu/NAME.gz unpacked.
+BIN=$W/bin
+mkdir -p "$BIN"
+for n in small small_bf16 unet unet_bf16 cifar cifar_bf16; do
+	if [ -f "$B/$n" ]; then
+		ln -sf "$B/$n" "$BIN/$n"
+		chmod +x "$B/$n" 2>/dev/null
+	elif [ -f "$B/$n.gz" ]; then
+		gzip -dc "$B/$n.gz" > "$BIN/$n" && chmod +x "$BIN/$n"
+	fi
+done
 
 # --- 1. environment --------------------------------------------------------------
 {
@@ -163,19 +185,19 @@ else
 	note "no NVIDIA OpenCL driver (libnvidia-opencl.so*) found: the OpenCL phases will fail"
 fi
 MISSING=
-for f in "$B"/small "$B"/unet "$B"/cifar; do
+for f in "$BIN"/small "$BIN"/unet "$BIN"/cifar; do
 	[ -x "$f" ] && MISSING="$MISSING$(ldd "$f" 2>/dev/null | awk '/not found/ { print " " $1 }')"
 done
 if [ -n "$MISSING" ] || ! ldconfig -p 2>/dev/null | grep -q 'libOpenCL.so.1'; then
-	export LD_LIBRARY_PATH=$ROOT/$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	export LD_LIBRARY_PATH=$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 	note "libraries the system lacks:${MISSING:- (none; no system libOpenCL.so.1)}: LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 fi
 {
 	echo "OCL_ICD_VENDORS=${OCL_ICD_VENDORS:-} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
-	echo "== ldd $B/unet"; ldd "$B/unet" 2>&1
+	echo "== ldd $BIN/unet"; ldd "$BIN/unet" 2>&1
 } >> "$W/logs/env.log"
-EXE_ANY=$B/small
-[ -x "$EXE_ANY" ] || EXE_ANY=$B/unet
+EXE_ANY=$BIN/small
+[ -x "$EXE_ANY" ] || EXE_ANY=$BIN/unet
 phase device_list 30 "$EXE_ANY" train --device list
 if command -v clinfo > /dev/null 2>&1; then phase clinfo 20 clinfo -l; fi
 [ "$NO_CUDA" = 1 ] && note "no CUDA here (or GPU_CHECK_NO_CUDA=1): torch runs on the CPU at batch 2, 1 step, only to test this script"
@@ -218,11 +240,11 @@ CIFAR=$W/data/cifar
 # sample from the CPU's checkpoint on both, compare the grids.
 correctness() {
 	local n=$1 prec=$2 d=$W/corr/$1
-	if [ ! -x "$B/$n" ]; then note "corr_$n: no executable $B/$n"; return; fi
+	if [ ! -x "$BIN/$n" ]; then note "corr_$n: no executable $n in $B"; return; fi
 	mkdir -p "$d"
-	phase "corr_${n}_train_cpu" 40 "$B/$n" train --device cpu --threads "$THREADS" --steps 3 --seed 7 \
+	phase "corr_${n}_train_cpu" 40 "$BIN/$n" train --device cpu --threads "$THREADS" --steps 3 --seed 7 \
 		--log-every 1 --data "$FMNIST" --out "$d/cpu"
-	phase "corr_${n}_train_dev" 90 "$B/$n" train --device "$DEV" --steps 3 --seed 7 \
+	phase "corr_${n}_train_dev" 90 "$BIN/$n" train --device "$DEV" --steps 3 --seed 7 \
 		--log-every 1 --data "$FMNIST" --out "$d/dev"
 	if [ -s "$d/cpu/checkpoint.safetensors" ] && [ -s "$d/dev/checkpoint.safetensors" ]; then
 		phase "corr_${n}_compare" 30 "$PY" bench/compare_ckpt.py --label "$n train 3 steps, cpu vs $DEV" \
@@ -231,10 +253,10 @@ correctness() {
 			"$d/cpu/checkpoint.safetensors" "$d/dev/checkpoint.safetensors"
 	fi
 	if [ -s "$d/cpu/checkpoint.safetensors" ]; then
-		phase "corr_${n}_sample_cpu" 40 "$B/$n" sample --device cpu --threads "$THREADS" \
+		phase "corr_${n}_sample_cpu" 40 "$BIN/$n" sample --device cpu --threads "$THREADS" \
 			--ckpt "$d/cpu/checkpoint.safetensors" --n 32 --sampler ddim --steps 10 --seed 5 \
 			--out "$d/sample_cpu.png"
-		phase "corr_${n}_sample_dev" 60 "$B/$n" sample --device "$DEV" \
+		phase "corr_${n}_sample_dev" 60 "$BIN/$n" sample --device "$DEV" \
 			--ckpt "$d/cpu/checkpoint.safetensors" --n 32 --sampler ddim --steps 10 --seed 5 \
 			--out "$d/sample_dev.png"
 		if [ -s "$d/sample_cpu.png" ] && [ -s "$d/sample_dev.png" ]; then
@@ -248,8 +270,8 @@ correctness() {
 # throughput NAME DATA CAP: train --steps TP_STEPS on $DEV, stopped by SIGINT at CAP.
 throughput() {
 	local n=$1 data=$2 cap=$3
-	if [ ! -x "$B/$n" ]; then note "tp_$n: no executable $B/$n"; return; fi
-	SIG=INT phase "tp_$n" "$cap" "$B/$n" train --device "$DEV" --threads "$THREADS" \
+	if [ ! -x "$BIN/$n" ]; then note "tp_$n: no executable $n in $B"; return; fi
+	SIG=INT phase "tp_$n" "$cap" "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
 		--steps "$TP_STEPS" --log-every 1 --seed 1 --data "$data" --out "$W/tp/$n"
 	rm -f "$W/tp/$n/checkpoint.safetensors"     # hundreds of MB, not needed
 }
@@ -281,7 +303,7 @@ if [ "$NO_CUDA" = 1 ]; then
 		--sweep unet:none,unet:bf16 --batch 2 --steps 1 --warmup-steps 1 --data random --verbose
 else
 	PYTHONUNBUFFERED=1 phase torch 150 "$PY" bench/torch_train.py --device cuda \
-		--sweep unet:none,ddpm_cifar10:none,unet:bf16,ddpm_cifar10:bf16,unet:fp16,ddpm_cifar10:fp16 \
+		--sweep unet:none,ddpm_cifar10:none,unet:bf16,ddpm_cifar10:bf16,unet:none:notf32,ddpm_cifar10:none:notf32,unet:fp16,ddpm_cifar10:fp16 \
 		--batch 128 --steps 10 --warmup-steps 3 --data random --verbose
 fi
 
@@ -293,8 +315,8 @@ throughput cifar_bf16 "$CIFAR" 60
 correctness small_bf16 bf16
 
 # --- 8. profile ------------------------------------------------------------------------------
-if [ -x "$B/unet" ] && [ "$(left)" -gt $(( RESERVE + 45 )) ]; then
-	DDPMC_PROFILE=1 SIG=INT phase profile_unet 40 "$B/unet" train --device "$DEV" --threads "$THREADS" \
+if [ -x "$BIN/unet" ] && [ "$(left)" -gt $(( RESERVE + 45 )) ]; then
+	DDPMC_PROFILE=1 SIG=INT phase profile_unet 40 "$BIN/unet" train --device "$DEV" --threads "$THREADS" \
 		--steps 3 --log-every 1 --seed 1 --data "$FMNIST" --out "$W/profile_unet"
 	rm -f "$W/profile_unet/checkpoint.safetensors"
 fi
@@ -398,7 +420,7 @@ for line in read("logs/torch.log").splitlines():
             j = json.loads(line)
         except ValueError:
             continue
-        torch_rows["%s:%s" % (j.get("model"), j.get("amp"))] = j
+        torch_rows["%s:%s%s" % (j.get("model"), j.get("amp"), ":notf32" if j.get("no_tf32") else "")] = j
 res["torch"] = torch_rows
 
 def t_ips(key):
@@ -413,17 +435,20 @@ table = []
 for label, d32, d16, tm in pairs:
     row = {"model": label,
            "ddpmc_fp32": ddpmc[d32].get("images_per_s"), "ddpmc_bf16": ddpmc[d16].get("images_per_s"),
-           "torch_fp32": t_ips(tm + ":none"), "torch_amp_bf16": t_ips(tm + ":bf16"),
-           "torch_amp_fp16": t_ips(tm + ":fp16")}
+           "torch_fp32": t_ips(tm + ":none"), "torch_fp32_strict": t_ips(tm + ":none:notf32"),
+           "torch_amp_bf16": t_ips(tm + ":bf16"), "torch_amp_fp16": t_ips(tm + ":fp16")}
     def ratio(a, b):
         return row[a] / row[b] if row.get(a) and row.get(b) else None
     row["ratio_fp32"] = ratio("ddpmc_fp32", "torch_fp32")
+    row["ratio_fp32_strict"] = ratio("ddpmc_fp32", "torch_fp32_strict")
     row["ratio_bf16"] = ratio("ddpmc_bf16", "torch_amp_bf16")
     row["ratio_ddpmc_best_vs_torch_best"] = (
         max(v for v in (row["ddpmc_fp32"], row["ddpmc_bf16"]) if v) /
-        max(v for v in (row["torch_fp32"], row["torch_amp_bf16"], row["torch_amp_fp16"]) if v)
+        max(v for v in (row["torch_fp32"], row["torch_fp32_strict"], row["torch_amp_bf16"],
+                        row["torch_amp_fp16"]) if v)
         if any((row["ddpmc_fp32"], row["ddpmc_bf16"])) and
-        any((row["torch_fp32"], row["torch_amp_bf16"], row["torch_amp_fp16"])) else None)
+        any((row["torch_fp32"], row["torch_fp32_strict"], row["torch_amp_bf16"], row["torch_amp_fp16"]))
+        else None)
     table.append(row)
 res["table"] = table
 with open(os.path.join(W, "results.json"), "w") as f:
@@ -467,15 +492,21 @@ for name, c in corr.items():
 print()
 print("train step, batch 128, images/s (ddpmc: median step after %d warmup steps; torch: 128 / median"
       " of 10 timed steps after 3 warmup)" % warm)
-hdr = ("model", "ddpmc fp32", "ddpmc bf16", "torch fp32", "torch bf16", "torch fp16",
-       "fp32 ratio", "bf16 ratio", "best/best")
-print("%-24s %10s %10s %10s %10s %10s %10s %10s %10s" % hdr)
+hdr = ("model", "ddpmc", "ddpmc", "torch fp32", "torch fp32", "torch AMP", "torch AMP",
+       "ddpmc fp32 /", "ddpmc fp32 /", "ddpmc bf16 /", "best /")
+hdr2 = ("", "fp32", "bf16", "(TF32 conv)", "strict", "bf16", "fp16",
+        "torch fp32", "fp32 strict", "torch bf16", "best")
+fm = "%-23s %8s %8s %11s %10s %9s %9s %12s %12s %12s %7s"
+print(fm % hdr)
+print(fm % hdr2)
 for r in table:
-    print("%-24s %10s %10s %10s %10s %10s %10s %10s %10s" % (
-        r["model"], f(r["ddpmc_fp32"]), f(r["ddpmc_bf16"]), f(r["torch_fp32"]), f(r["torch_amp_bf16"]),
-        f(r["torch_amp_fp16"]), f(r["ratio_fp32"], "%.3fx"), f(r["ratio_bf16"], "%.3fx"),
-        f(r["ratio_ddpmc_best_vs_torch_best"], "%.3fx")))
-print("(torch bf16/fp16 = autocast AMP, fp16 with GradScaler; ratio = ddpmc / torch, > 1: ddpmc faster)")
+    print(fm % (
+        r["model"], f(r["ddpmc_fp32"]), f(r["ddpmc_bf16"]), f(r["torch_fp32"]), f(r["torch_fp32_strict"]),
+        f(r["torch_amp_bf16"]), f(r["torch_amp_fp16"]), f(r["ratio_fp32"], "%.3fx"),
+        f(r["ratio_fp32_strict"], "%.3fx"), f(r["ratio_bf16"], "%.3fx"),
+        f(r["ratio_ddpmc_best_vs_torch_best"], "%.2fx")))
+print("torch fp32 = PyTorch's default (cuDNN runs fp32 convolutions on TF32 tensor cores); strict = TF32 off;")
+print("AMP = autocast, fp16 with GradScaler. ratio = ddpmc / torch images/s: above 1, ddpmc is faster.")
 print()
 for n, d in ddpmc.items():
     ph = d.get("phase") or {}
@@ -500,7 +531,8 @@ if [ -n "${OUT:-}" ]; then
 	mkdir -p "$OUT"
 	cp "$W/results.txt" "$W/results.json" "$OUT/" 2>/dev/null
 	cp "$LOG" "$OUT/check.log"
-	(cd "$W/.." && tar czf "$OUT/details.tar.gz" --exclude='*.safetensors' --exclude='data' \
+	(cd "$W/.." && tar czf "$OUT/details.tar.gz" --exclude='*.safetensors' --exclude='data' --exclude='bin' \
+		--exclude='cl_cache' --exclude='pocl_cache' \
 		"$(basename "$W")") 2>/dev/null
 	ls -l "$OUT" >&2
 fi

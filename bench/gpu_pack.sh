@@ -17,15 +17,19 @@
 #                     --no-deps; torch_train.py falls back to its own copy
 #                     of the network when diffusers does not import)
 #   .gpu/manifest.txt what was packed, with which compiler and target
+# The executables are built in .gpu-build/ (ignored, not carried) and copied
+# into .gpu/, gzipped (NAME.gz; gpu_check.sh unpacks them) when they would
+# make .gpu/ larger than 40 MiB or GPU_PACK_GZIP=1.
 #
-#   bench/gpu_pack.sh [--target all|cpu] [--cpu NAME] [--only NAME,...] [--force]
+#   bench/gpu_pack.sh [--target all|cpu] [--cpu NAME] [--only NAME,...] [--force | --reuse]
 #
 # --target (default all; env GPU_PACK_TARGET): `ddpmc compile --target`;
 # `all` puts the CPU and the OpenCL code in each executable. `cpu` packs
 # CPU-only executables: useful to test the scripts, useless on the GPU.
 # --cpu (default x86-64-v3): the LLVM CPU of the CPU code (the GPU machine's
 # host CPU is not this one). An executable is recompiled only when the
-# compiler, lua/, the model or the options changed (--force: always).
+# compiler, the runtime libraries, lua/, the model or the options changed
+# (--force: always; --reuse: never, when the executable exists).
 # Environment: DDPMC (default build/compiler/ddpmc), PYTHON (for pip
 # download, default /opt/ddpmc-venv/bin/python), NO_WHEEL=1 (skip the wheel).
 # At the end it prints the bundle's size, the newest GLIBC symbol version the
@@ -45,7 +49,8 @@ while [ $# -gt 0 ]; do
 	--cpu) CPU=$2; shift 2 ;;
 	--only) ONLY=$2; shift 2 ;;
 	--force) FORCE=1; shift ;;
-	-h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--reuse) FORCE=-1; shift ;;
+	-h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "gpu_pack.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -53,17 +58,21 @@ done
 DDPMC=${DDPMC:-build/compiler/ddpmc}
 PYTHON=${PYTHON:-/opt/ddpmc-venv/bin/python}
 B=.gpu
+X=.gpu-build
 DIFFUSERS=diffusers==0.42.1     # the version lua/ddpm/unet.lua mirrors
 
 note() { echo "[gpu_pack] $*" >&2; }
 die() { note "$*"; exit 1; }
 
 [ -x "$DDPMC" ] || die "no compiler at $DDPMC (build the project first)"
-mkdir -p "$B/lib" "$B/wheels" || die "cannot create $B"
+rm -rf "$B"
+mkdir -p "$B/lib" "$B/wheels" "$X/wheels" || die "cannot create $B and $X"
 GITDIR=$(git rev-parse --git-common-dir 2>/dev/null)
 if [ -n "$GITDIR" ]; then
 	mkdir -p "$GITDIR/info"
-	grep -qx '/.gpu/' "$GITDIR/info/exclude" 2>/dev/null || echo '/.gpu/' >> "$GITDIR/info/exclude"
+	for d in /.gpu/ /.gpu-build/; do
+		grep -qx "$d" "$GITDIR/info/exclude" 2>/dev/null || echo "$d" >> "$GITDIR/info/exclude"
+	done
 fi
 
 # name | model | --set options (space-separated NAME=VALUE)
@@ -96,23 +105,24 @@ while IFS='|' read -r name model sets; do
 	args=()
 	for s in $sets; do args+=(--set "$s"); done
 	stamp=$(stamp_of "$name" "$model" "$sets")
-	if [ "$FORCE" = 0 ] && [ -x "$B/$name" ] && [ "$(cat "$B/$name.stamp" 2>/dev/null)" = "$stamp" ]; then
+	if [ "$FORCE" != 1 ] && [ -x "$X/$name" ] &&
+		{ [ "$FORCE" = -1 ] || [ "$(cat "$X/$name.stamp" 2>/dev/null)" = "$stamp" ]; }; then
 		note "$name: up to date"
 		BUILT="$BUILT $name"
 		continue
 	fi
-	rm -f "$B/$name" "$B/$name.stamp"
+	rm -f "$X/$name" "$X/$name.stamp"
 	note "$name: ddpmc compile $model ${args[*]} --target $TARGET --cpu $CPU"
 	t=$(date +%s)
-	if "$DDPMC" compile "$model" "${args[@]}" --target "$TARGET" --cpu "$CPU" -o "$B/$name" \
-		> "$B/$name.compile.log" 2>&1; then
-		strip --strip-debug "$B/$name" 2>/dev/null
-		echo "$stamp" > "$B/$name.stamp"
-		note "$name: $(( $(date +%s) - t )) s, $(du -h "$B/$name" | cut -f1)"
+	if "$DDPMC" compile "$model" "${args[@]}" --target "$TARGET" --cpu "$CPU" -o "$X/$name" \
+		> "$X/$name.compile.log" 2>&1; then
+		strip --strip-debug "$X/$name" 2>/dev/null
+		echo "$stamp" > "$X/$name.stamp"
+		note "$name: $(( $(date +%s) - t )) s, $(du -h "$X/$name" | cut -f1)"
 		BUILT="$BUILT $name"
 	else
-		note "$name: compile FAILED ($(tail -n 2 "$B/$name.compile.log" | tr '\n' ' '))"
-		if grep -q "not available" "$B/$name.compile.log"; then
+		note "$name: compile FAILED ($(tail -n 2 "$X/$name.compile.log" | tr '\n' ' '))"
+		if grep -q "not available" "$X/$name.compile.log"; then
 			note "(--target $TARGET is not in this compiler yet; --target cpu packs CPU-only executables)"
 		fi
 		FAILED="$FAILED $name"
@@ -124,7 +134,7 @@ done <<< "$EXES"
 GLIBC_LIBS='^(linux-vdso|libc|libm|libdl|libpthread|librt|ld-linux-x86-64|libresolv|libutil|libmvec)\.so'
 rm -f "$B"/lib/*
 for name in $BUILT; do
-	ldd "$B/$name" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }'
+	ldd "$X/$name" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }'
 done | sort -u | while read -r soname path; do
 	echo "$soname" | grep -Eq "$GLIBC_LIBS" && continue
 	cp -L "$path" "$B/lib/$soname"
@@ -136,15 +146,35 @@ for cand in /usr/lib/x86_64-linux-gnu/libOpenCL.so.1 /lib/x86_64-linux-gnu/libOp
 done
 [ -e "$B/lib/libOpenCL.so.1" ] || note "warning: no libOpenCL.so.1 here (Debian: ocl-icd-libopencl1) to carry"
 
-# diffusers' wheel (pure Python).
-if [ "${NO_WHEEL:-0}" != 1 ] && ! ls "$B"/wheels/diffusers-*.whl > /dev/null 2>&1; then
-	"$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$B/wheels" "$DIFFUSERS" >&2 ||
-		note "warning: pip download $DIFFUSERS failed: torch_train.py will use its builtin network there"
+# diffusers' wheel (pure Python), downloaded once into $X/wheels.
+if [ "${NO_WHEEL:-0}" != 1 ]; then
+	if ! ls "$X"/wheels/diffusers-*.whl > /dev/null 2>&1; then
+		"$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$X/wheels" "$DIFFUSERS" >&2 ||
+			note "warning: pip download $DIFFUSERS failed: torch_train.py will use its builtin network there"
+	fi
+	cp "$X"/wheels/diffusers-*.whl "$B/wheels/" 2>/dev/null
 fi
 
+# The executables: as they are, or gzipped when .gpu/ would pass 40 MiB.
+RAW=$( { for name in $BUILT; do stat -c %s "$X/$name"; done; du -sb "$B" | cut -f1; } |
+	awk '{ s += $1 } END { print s + 0 }')
+GZ=${GPU_PACK_GZIP:-auto}
+if [ "$GZ" = auto ]; then
+	GZ=0
+	[ "$RAW" -gt $(( 40 * 1048576 )) ] && GZ=1
+fi
+for name in $BUILT; do
+	if [ "$GZ" = 1 ]; then
+		gzip -6 -c "$X/$name" > "$B/$name.gz"
+	else
+		cp -p "$X/$name" "$B/$name"
+	fi
+done
+[ "$GZ" = 1 ] && note "executables gzipped ($(( RAW / 1048576 )) MiB raw): gpu_check.sh unpacks them"
+
 # The newest GLIBC version any packed binary needs.
-GLIBC_MAX=$( for f in $BUILT; do objdump -T "$B/$f"; done; objdump -T "$B"/lib/*.so* ) 2>/dev/null |
-	grep -o 'GLIBC_[0-9][0-9.]*' | sort -uV | tail -n 1)
+GLIBC_MAX=$( { for f in $BUILT; do objdump -T "$X/$f"; done; objdump -T "$B"/lib/*.so*; } 2>/dev/null |
+	grep -o 'GLIBC_[0-9][0-9.]*' | sort -uV | tail -n 1 )
 SIZE=$(du -sb "$B" | cut -f1)
 {
 	echo "packed $(date -u +%FT%TZ) by bench/gpu_pack.sh"
@@ -153,9 +183,9 @@ SIZE=$(du -sb "$B" | cut -f1)
 	echo "target $TARGET"
 	echo "glibc_max $GLIBC_MAX"
 	while IFS='|' read -r name model sets; do
-		[ -x "$B/$name" ] && echo "exe $name $model $sets"
+		echo " $BUILT " | grep -q " $name " && echo "exe $name $model $sets"
 	done <<< "$EXES"
-	for f in "$B"/lib/* "$B"/wheels/*; do [ -e "$f" ] && echo "file $f $(stat -c %s "$f")"; done
+	for f in "$B"/lib/* "$B"/wheels/* "$B"/*.gz; do [ -e "$f" ] && echo "file $f $(stat -c %s "$f")"; done
 } > "$B/manifest.txt"
 
 MIB=$(awk -v s="$SIZE" 'BEGIN { printf "%.1f", s / 1048576 }')

@@ -43,6 +43,7 @@ timed step, step_s_median the median.
   python3 bench/torch_train.py --device cuda --model ddpm_cifar10 --batch 128 --amp bf16
 """
 import argparse
+import contextlib
 import gzip
 import json
 import math
@@ -102,9 +103,14 @@ def parse_args():
                         "(convolutions and matmuls only; one extra, untimed step)")
     p.add_argument("--check-builtin", action="store_true",
                    help="compare BuiltinUNet2D with diffusers' UNet2DModel (same weights) and exit")
-    p.add_argument("--sweep", metavar="MODEL:AMP,...",
+    p.add_argument("--no-tf32", action="store_true",
+                   help="CUDA: strict fp32 convolutions and matmuls (cuDNN's default uses TF32 "
+                        "tensor cores for fp32 convolutions)")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="CUDA: torch.backends.cudnn.benchmark = True (autotuned convolutions)")
+    p.add_argument("--sweep", metavar="MODEL:AMP[:notf32],...",
                    help="run several configurations in this one process (one torch import), "
-                        "e.g. unet:none,ddpm_cifar10:bf16; one JSON line each, as each ends "
+                        "e.g. unet:none,unet:none:notf32,ddpm_cifar10:bf16; one JSON line each, as each ends "
                         "(a failed one prints {\"error\": ...} and the rest still run)")
     p.add_argument("--verbose", action="store_true", help="one line per step on stderr")
     return p.parse_args()
@@ -369,16 +375,18 @@ def main():
     import traceback
     rc = 0
     for item in a.sweep.split(","):
-        model, _, amp = item.strip().partition(":")
+        fields = item.strip().split(":")
         b = copy.copy(a)
-        b.model, b.amp = model, amp or "none"
+        b.model, b.amp = fields[0], fields[1] if len(fields) > 1 else "none"
+        b.no_tf32 = a.no_tf32 or fields[2:] == ["notf32"]
         try:
-            if b.model not in MODELS or b.amp not in ("none", "bf16", "fp16"):
+            if (b.model not in MODELS or b.amp not in ("none", "bf16", "fp16") or
+                    fields[2:] not in ([], ["notf32"])):
                 raise ValueError("--sweep: unknown configuration '%s'" % item)
             out = run(b)
         except Exception as e:          # noqa: BLE001 (report it, go on)
             traceback.print_exc()
-            out = {"model": b.model, "amp": b.amp, "device": b.device,
+            out = {"model": b.model, "amp": b.amp, "device": b.device, "no_tf32": b.no_tf32,
                    "error": "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")}
             rc = 1
         print(json.dumps(out), flush=True)
@@ -399,6 +407,50 @@ def run(a):
     cuda = a.device == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+        torch.backends.cudnn.benchmark = a.cudnn_benchmark
+    saved_tf32 = set_strict_fp32(torch) if cuda and a.no_tf32 else None
+    try:
+        return timed_run(a, torch, F, spec, cuda, dev)
+    finally:
+        if saved_tf32 is not None:
+            restore_fp32(torch, saved_tf32)
+
+
+def set_strict_fp32(torch):
+    """fp32 convolutions and matmuls without TF32; returns what to restore."""
+    b = torch.backends
+    if hasattr(b.cudnn, "conv") and hasattr(b.cudnn.conv, "fp32_precision"):
+        saved = ("new", b.cudnn.conv.fp32_precision, b.cuda.matmul.fp32_precision)
+        b.cudnn.conv.fp32_precision = "ieee"
+        b.cuda.matmul.fp32_precision = "ieee"
+    else:
+        saved = ("old", b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32)
+        b.cudnn.allow_tf32 = False
+        b.cuda.matmul.allow_tf32 = False
+    return saved
+
+
+def restore_fp32(torch, saved):
+    b = torch.backends
+    if saved[0] == "new":
+        b.cudnn.conv.fp32_precision, b.cuda.matmul.fp32_precision = saved[1], saved[2]
+    else:
+        b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32 = saved[1], saved[2]
+
+
+def tf32_state(torch):
+    b = torch.backends
+    try:
+        return {"conv": b.cudnn.conv.fp32_precision, "matmul": b.cuda.matmul.fp32_precision}
+    except AttributeError:
+        try:
+            return {"conv": "tf32" if b.cudnn.allow_tf32 else "ieee",
+                    "matmul": "tf32" if b.cuda.matmul.allow_tf32 else "ieee"}
+        except (AttributeError, RuntimeError) as e:
+            return {"error": str(e)}
+
+
+def timed_run(a, torch, F, spec, cuda, dev):
 
     def sync():
         if cuda:
@@ -443,7 +495,8 @@ def run(a):
         t = torch.randint(0, T, (a.batch,), device=dev)
         noise = torch.randn_like(x0)
         xt = sqrt_ab[t].view(-1, 1, 1, 1) * x0 + sqrt_1m_ab[t].view(-1, 1, 1, 1) * noise
-        with torch.autocast(a.device, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with (torch.autocast(a.device, dtype=amp_dtype) if amp_dtype is not None
+              else contextlib.nullcontext()):
             eps = net(xt, t)
             loss = F.mse_loss(eps.float(), noise)
         opt.zero_grad(set_to_none=True)
@@ -512,6 +565,9 @@ def run(a):
     if why:
         out["diffusers_unavailable"] = why
     if cuda:
+        out["no_tf32"] = a.no_tf32
+        out["fp32_precision"] = tf32_state(torch)
+        out["cudnn_benchmark"] = torch.backends.cudnn.benchmark
         out["gpu"] = torch.cuda.get_device_name(0)
         out["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     if flops_counted is not None:
