@@ -31,8 +31,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <zlib.h>
-
 #include "safetensors.h"
 #include "testutil.h"
 
@@ -69,18 +67,8 @@ static int setup(void **unused)
 		print_error("compile failed: %s\n", err);
 		return -1;
 	}
-	/* the data: an IDX header, then NIMG images from an LCG */
-	unsigned char head[16] = { 0, 0, 8, 3, 0, 0, 0, NIMG, 0, 0, 0, SIDE, 0, 0, 0, SIDE };
-	static unsigned char px[NIMG * SIDE * SIDE];
-	uint32_t r = 12345;
-	for (size_t i = 0; i < sizeof px; i++)
-		px[i] = (unsigned char)((r = r * 1664525u + 1013904223u) >> 24);
 	snprintf(data, sizeof data, "%s/images-idx3-ubyte.gz", dir);
-	gzFile f = gzopen(data, "wb");
-	if (!f || gzwrite(f, head, sizeof head) != (int)sizeof head ||
-	    gzwrite(f, px, sizeof px) != (int)sizeof px || gzclose(f) != Z_OK)
-		return -1;
-	return 0;
+	return tu_write_idx(data, NIMG, SIDE);
 }
 
 static int teardown(void **unused)

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "frontend.h"
 #include "interp.h"
 #include "ir.h"
@@ -206,6 +208,25 @@ static inline int tu_stderr_of(const char *cmd, char *buf, size_t len)
 	buf[n] = 0;
 	int st = pclose(p);
 	return st >= 0 && (st & 0x7f) == 0 ? (st >> 8) & 0xff : -1;
+}
+
+/* A gzipped IDX image file of n side x side images from an LCG (seeded
+ * with 12345): a small data set for compiled executables. 0 or -1. */
+static inline int tu_write_idx(const char *path, int n, int side)
+{
+	unsigned char head[16] = { 0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0,
+	                           (unsigned char)side, 0, 0, 0, (unsigned char)side };
+	size_t count = (size_t)n * (size_t)side * (size_t)side;
+	unsigned char *px = malloc(count);
+	uint32_t r = 12345;
+	for (size_t i = 0; px && i < count; i++)
+		px[i] = (unsigned char)((r = r * 1664525u + 1013904223u) >> 24);
+	gzFile f = px ? gzopen(path, "wb") : NULL;
+	int ok = f && gzwrite(f, head, sizeof head) == (int)sizeof head &&
+	         gzwrite(f, px, (unsigned)count) == (int)count;
+	ok = f && gzclose(f) == Z_OK && ok;
+	free(px);
+	return ok ? 0 : -1;
 }
 
 /* The number of newline-terminated lines in s. */
