@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check of ddpmc's OpenCL path, run on a machine with an NVIDIA GPU
 # from the repository root, with the bundle bench/gpu_pack.sh made in .gpu/
-# (carried there; executables as NAME or NAME.gz). Nothing here needs the network. In order, each phase with
-# its own time limit, going on when one fails, all inside one time budget:
+# (carried there; executables as NAME or NAME.gz). Nothing here needs the
+# network. In order, each phase with its own time limit, going on when one
+# fails, all inside one time budget:
 #
 #  1. environment: nvidia-smi, python/torch/numpy/diffusers versions, the
 #     NVIDIA OpenCL driver (libnvidia-opencl.so.1) and ICD loader; when the
@@ -16,13 +17,15 @@
 #     CPU and on OpenCL; bench/compare_ckpt.py compares the checkpoints and
 #     the losses; then both devices sample one DDIM grid (10 steps) from the
 #     CPU's checkpoint and the images are compared.
-#  4. throughput of ddpmc on OpenCL: .gpu/unet and .gpu/cifar (batch 128,
+#  4. PyTorch CUDA eager (bench/torch_train.py --sweep, one process): unet and
+#     ddpm_cifar10 at batch 128 in fp32 (PyTorch's default: TF32 convolutions),
+#     strict fp32 (TF32 off), AMP bf16 and AMP fp16 + GradScaler; 3 warmup +
+#     10 timed steps, synchronized.
+#  5. throughput of ddpmc on OpenCL: .gpu/unet and .gpu/cifar (batch 128,
 #     fp32) train --steps 12 --log-every 1, stopped by SIGINT (ddpmc ends
-#     after the step in progress) at their time limit; images/s is the median
-#     of metrics.jsonl's per-step images_per_s after the first 2 steps.
-#  5. PyTorch CUDA eager (bench/torch_train.py --sweep, one process): unet and
-#     ddpm_cifar10 at batch 128 in fp32, AMP bf16 and AMP fp16 + GradScaler;
-#     3 warmup + 10 timed steps, synchronized.
+#     after the step in progress) at their time limit (75 s, 90 s, the
+#     OpenCL build included); images/s is the median of metrics.jsonl's
+#     per-step images_per_s after the first 2 steps.
 #  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL.
 #  7. correctness, bf16: .gpu/small_bf16 as in 3.
 #  8. DDPMC_PROFILE=1 .gpu/unet train 3 steps (the slowest kernels), if time is left.
@@ -33,7 +36,7 @@
 # Everything goes to $GPU_CHECK_WORK (default bench/out/gpu); when $OUT is
 # set (the device tool), results.txt, results.json, check.log and
 # details.tar.gz (logs, metrics, images; no checkpoints) are copied there.
-# Environment: GPU_CHECK_BUDGET (seconds for the whole check, default 330),
+# Environment: GPU_CHECK_BUDGET (seconds for the whole check, default 360),
 # GPU_CHECK_NO_CUDA=1 (torch on the CPU at batch 2, 1 step: to test this
 # script on a machine without a GPU; also automatic without nvidia-smi),
 # GPU_CHECK_DEVICE (ddpmc's device for phases 3-8, default opencl; cpu to
@@ -53,7 +56,7 @@ cd "$ROOT" || exit 1
 
 B=${GPU_BUNDLE:-.gpu}
 W=${GPU_CHECK_WORK:-bench/out/gpu}
-BUDGET=${GPU_CHECK_BUDGET:-330}
+BUDGET=${GPU_CHECK_BUDGET:-360}
 PY=${PYTHON:-python3}
 DEV=${GPU_CHECK_DEVICE:-opencl}
 TP_STEPS=${GPU_CHECK_TP_STEPS:-12}
@@ -279,11 +282,7 @@ throughput() {
 # --- 3. correctness, fp32 ---------------------------------------------------------------
 correctness small fp32
 
-# --- 4. ddpmc throughput, fp32 -------------------------------------------------------------
-throughput unet "$FMNIST" 45
-throughput cifar "$CIFAR" 60
-
-# --- 5. PyTorch CUDA eager ----------------------------------------------------------------
+# --- 4. PyTorch CUDA eager ----------------------------------------------------------------
 if [ "$NO_CUDA" != 1 ] && ! "$PY" -c "import diffusers" > /dev/null 2>&1; then
 	WHL=$(ls "$B"/wheels/diffusers-*.whl 2>/dev/null | head -n 1)
 	if [ -n "$WHL" ] && phase pip_diffusers 60 "$PY" -m pip install -q --no-index --no-deps --no-compile \
@@ -299,17 +298,21 @@ if [ "$NO_CUDA" != 1 ] && ! "$PY" -c "import diffusers" > /dev/null 2>&1; then
 	fi
 fi
 if [ "$NO_CUDA" = 1 ]; then
-	phase torch 150 "$PY" bench/torch_train.py --device cpu --threads "$THREADS" \
+	phase torch 120 "$PY" bench/torch_train.py --device cpu --threads "$THREADS" \
 		--sweep unet:none,unet:bf16 --batch 2 --steps 1 --warmup-steps 1 --data random --verbose
 else
-	PYTHONUNBUFFERED=1 phase torch 150 "$PY" bench/torch_train.py --device cuda \
+	PYTHONUNBUFFERED=1 phase torch 120 "$PY" bench/torch_train.py --device cuda \
 		--sweep unet:none,ddpm_cifar10:none,unet:bf16,ddpm_cifar10:bf16,unet:none:notf32,ddpm_cifar10:none:notf32,unet:fp16,ddpm_cifar10:fp16 \
 		--batch 128 --steps 10 --warmup-steps 3 --data random --verbose
 fi
 
+# --- 5. ddpmc throughput, fp32 -------------------------------------------------------------
+throughput unet "$FMNIST" 75
+throughput cifar "$CIFAR" 90
+
 # --- 6. ddpmc throughput, bf16 --------------------------------------------------------------
-throughput unet_bf16 "$FMNIST" 45
-throughput cifar_bf16 "$CIFAR" 60
+throughput unet_bf16 "$FMNIST" 60
+throughput cifar_bf16 "$CIFAR" 75
 
 # --- 7. correctness, bf16 ----------------------------------------------------------------------
 correctness small_bf16 bf16

@@ -189,7 +189,7 @@ SIZE=$(du -sb "$B" | cut -f1)
 } > "$B/manifest.txt"
 
 MIB=$(awk -v s="$SIZE" 'BEGIN { printf "%.1f", s / 1048576 }')
-TREE=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1)
+TREE=$(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -n 1 | cut -f1)
 TREE_MIB=$(awk -v s="$TREE" 'BEGIN { printf "%.1f", s / 1048576 }')
 note "done in $(( $(date +%s) - T0 )) s: built [${BUILT# }]${FAILED:+, FAILED [${FAILED# }]}"
 note "bundle $B: $MIB MiB; working tree without it: $TREE_MIB MiB (the device tool takes 64 MiB in all)"
@@ -202,7 +202,7 @@ cat <<EOF
 Device tool call (run; one call, about 6 minutes on the machine):
   command:   PYTHONUNBUFFERED=1 bash bench/gpu_check.sh
   carry:     [".gpu"]
-  timeout_s: 420
+  timeout_s: 450
 What comes back in \$OUT: results.txt, results.json, check.log, details.tar.gz.
 EOF
 [ -z "$FAILED" ]
