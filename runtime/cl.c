@@ -154,9 +154,12 @@ static int choose(int *plat, int *dev, cl_platform_id *pl_out, cl_device_id *dev
 			if (want && (int)p != *plat)
 				continue;
 			cl_device_id *ds = devices(pls[p], &nd);
-			if (want && (cl_uint)*dev >= nd)
-				snprintf(err, errlen, "OpenCL platform %d has no device %d (%s%u; see --device "
-				         "list)", *plat, *dev, nd ? "devices 0 to " : "", nd ? nd - 1 : 0);
+			if (want && (cl_uint)*dev >= nd && nd)
+				snprintf(err, errlen, "OpenCL platform %d has no device %d (devices 0 to %u; see "
+				         "--device list)", *plat, *dev, nd - 1);
+			else if (want && !nd)
+				snprintf(err, errlen, "OpenCL platform %d has no devices (see --device list)",
+				         *plat);
 			for (cl_uint d = 0; d < nd && rc != RT_OK; d++)
 				if (want ? (int)d == *dev : pass == 1 || (dev_type(ds[d]) & CL_DEVICE_TYPE_GPU)) {
 					*plat = (int)p, *dev = (int)d;
