@@ -327,6 +327,62 @@ static void conv2d_and_gradients_match_interpreter(void **state)
 		check_script(conv_lua, dims[i], -1, 1, 1e-4);
 }
 
+/* --- fusion counts --------------------------------------------------------------- */
+
+/* Lowers `script`, checks that entry "main" has `kernels` kernels, the
+ * first with `accs` accumulators, and that it matches the interpreter. */
+static void check_fusion(const char *script, int kernels, int accs)
+{
+	ir_graph *g = load_script(script, NULL, 0);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	assert_non_null(p);
+	if (p->nk != kernels || p->k[0].nacc != accs) {
+		kir_report(p, stderr);
+		fail_msg("%d kernels (want %d), the first with %d accumulators (want %d)", p->nk, kernels,
+		         p->k[0].nacc, accs);
+	}
+	kir_program_free(p);
+	rt_tensorset in = { 0 };
+	random_inputs(g, &in, -3, 5, 1);
+	print_message("    worst relative difference %.3g\n", check_entry(g, "main", &in, NULL, 1e-4));
+	rt_set_free(&in);
+	ir_free(g);
+}
+
+static const char *group_norm_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local x = ddpm.input('x', { 3, 6, 5, 7 })\n"
+	"local w = ddpm.param('w', { 6 }, { init = 'normal', a = 1, b = 0.5 })\n"
+	"local b = ddpm.param('b', { 6 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local y = ddpm.F.group_norm(x, 3, w, b, 1e-6)\n"
+	"ddpm.entry('main', { y = y * y:sigmoid() })\n";
+
+/* GroupNorm+SiLU forward: one kernel computes the sum and then the sum of
+ * squares about the mean (two accumulators, the interpreter's two-pass
+ * variance), one normalises, scales, shifts and applies SiLU. */
+static void group_norm_silu_is_two_kernels(void **state)
+{
+	check_fusion(group_norm_lua, 2, 2);
+}
+
+static const char *mse_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local pred = ddpm.param('pred', { 3, 2, 5, 7 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local target = ddpm.input('target', { 3, 2, 5, 7 })\n"
+	"local scale = ddpm.param('scale', {}, { init = 'uniform', a = 2, b = 3 })\n"
+	"local err = pred - target\n"
+	"local loss = (err * err):mean()\n"
+	"local g = ddpm.grad(loss * scale, { pred })\n"
+	"ddpm.entry('main', { loss = loss, g = g[1] })\n";
+
+/* The MSE loss and its (scaled) gradient: one kernel, the gradient stored
+ * from inside the loop that sums the squared error. */
+static void mse_loss_and_gradient_are_one_kernel(void **state)
+{
+	check_fusion(mse_lua, 1, 1);
+}
+
+
 /* --- storage dtypes and random numbers ----------------------------------------------- */
 
 static const char *dtype_lua =
@@ -434,6 +490,8 @@ static void unet_forward_matches_interpreter(void **state)
 	cmocka_unit_test(movement_ops_match_interpreter), \
 	cmocka_unit_test(matmul_matches_interpreter), \
 	cmocka_unit_test(conv2d_and_gradients_match_interpreter), \
+	cmocka_unit_test(group_norm_silu_is_two_kernels), \
+	cmocka_unit_test(mse_loss_and_gradient_are_one_kernel), \
 	cmocka_unit_test(bf16_and_f16_storage_match_interpreter), \
 	cmocka_unit_test(random_numbers_match_interpreter), \
 	cmocka_unit_test(unet_forward_matches_diffusers), \

@@ -5,7 +5,7 @@
  *
  *   - every case of kernel_cases.h against the interpreter, at its
  *     tolerances (the same as the LLVM backend's);
- *   - tests/models/cli_tiny.lua compiled with --target all: 3 train steps
+ *   - tests/models/cl_tiny.lua compiled with --target all: 3 train steps
  *     on --device opencl against --device cpu from the same seed. Every
  *     state tensor within 2e-4 absolute: the two backends sum in other
  *     orders (f32 rounding, ~1e-6 relative in a gradient), and Adam's
@@ -64,7 +64,7 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 
 /* --- a compiled executable on both devices --------------------------------- */
 
-enum { NIMG = 24, SIDE = 28, NSAMPLE = 4 };
+enum { NIMG = 24, SIDE = 16, NSAMPLE = 4 };
 
 static char dir[64], exe[128], data[128];
 
@@ -84,7 +84,7 @@ static int compile_tiny(void **unused)
 	char cmd[1024], err[4096];
 	tu_tmpdir(dir, sizeof dir);
 	snprintf(exe, sizeof exe, "%s/tiny", dir);
-	snprintf(cmd, sizeof cmd, "'%s' compile '%s/tests/models/cli_tiny.lua' --target all -o '%s'",
+	snprintf(cmd, sizeof cmd, "'%s' compile '%s/tests/models/cl_tiny.lua' --target all -o '%s'",
 	         DDPMC_BIN, DDPMC_SOURCE_DIR, exe);
 	if (tu_stderr_of(cmd, err, sizeof err) != 0) {
 		print_error("compile failed: %s\n", err);

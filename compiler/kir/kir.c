@@ -11,7 +11,7 @@ static int same_expr(const kir_expr *a, const kir_expr *b)
 {
 	return a->kind == b->kind && a->type == b->type && a->op == b->op && a->a == b->a &&
 	       a->b == b->b && a->c == b->c && a->value == b->value && a->var == b->var &&
-	       a->buf == b->buf && a->stream == b->stream && a->round == b->round;
+	       a->buf == b->buf && a->stream == b->stream && a->round == b->round && a->acc == b->acc;
 }
 
 /* Appends e, or returns an equal expression already there: every
@@ -72,12 +72,21 @@ int kir_mod(kir_kernel *k, int a, int b)
 	return push(k, (kir_expr){ .kind = KX_MOD, .type = KT_IDX, .a = a, .b = b, .c = -1 });
 }
 
-int kir_acc(kir_kernel *k, kir_type t)
+int kir_acc(kir_kernel *k, kir_type t, int acc)
 {
 	for (int i = 0; i < k->nx; i++)
-		if (k->x[i].kind == KX_ACC)
+		if (k->x[i].kind == KX_ACC && k->x[i].acc == acc && k->x[i].type == t)
 			return i;
-	return push(k, (kir_expr){ .kind = KX_ACC, .type = t, .a = -1, .b = -1, .c = -1 });
+	return push(k, (kir_expr){ .kind = KX_ACC, .type = t, .acc = acc, .a = -1, .b = -1, .c = -1 });
+}
+
+int kir_acc_add(kir_kernel *k, ir_opcode op, int value)
+{
+	if (k->nacc >= KIR_MAXACC)      /* callers check */
+		abort();
+	k->red_op[k->nacc] = op;
+	k->red_value[k->nacc] = value;
+	return k->nacc++;
 }
 
 int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int stream)
@@ -89,7 +98,13 @@ int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int st
 void kir_store_add(kir_kernel *k, int buf, int index, int value)
 {
 	k->st = ir_grow(k->st, k->nst, &k->stcap, sizeof *k->st);
-	k->st[k->nst++] = (kir_store){ buf, index, value };
+	k->st[k->nst++] = (kir_store){ buf, index, value, 0 };
+}
+
+void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value)
+{
+	kir_store_add(k, buf, index, value);
+	k->st[k->nst - 1].inner = acc + 1;
 }
 
 void kir_program_free(kir_program *p)
@@ -130,7 +145,7 @@ static int verify_expr(const kir_program *p, const kir_kernel *k, int i, char *e
 			return bad(err, len, k, i, "load of no buffer or by a non-index");
 		return 0;
 	case KX_ACC:
-		return k->nred > 0 ? 0 : bad(err, len, k, i, "accumulator without a reduction");
+		return e->acc >= 0 && e->acc < k->nacc ? 0 : bad(err, len, k, i, "no such accumulator");
 	case KX_MOD:
 		return k->x[e->a].type == KT_IDX && k->x[e->b].type == KT_IDX ? 0
 		       : bad(err, len, k, i, "mod of non-indices");
@@ -140,6 +155,41 @@ static int verify_expr(const kir_program *p, const kir_kernel *k, int i, char *e
 	default:
 		return 0;
 	}
+}
+
+/* accs[i]: bit j set when expression i reads accumulator j. */
+static unsigned *acc_reads(const kir_kernel *k)
+{
+	unsigned *accs = calloc((size_t)k->nx + 1, sizeof *accs);
+	for (int i = 0; i < k->nx; i++) {
+		const kir_expr *e = &k->x[i];
+		if (e->kind == KX_ACC)
+			accs[i] = 1u << e->acc;
+		else
+			for (int j = 0; j < 3; j++)
+				if ((&e->a)[j] >= 0 && e->kind != KX_VAR && e->kind != KX_CONST)
+					accs[i] |= accs[(&e->a)[j]];
+	}
+	return accs;
+}
+
+/* Accumulator j's loop reads only accumulators before it; a kernel has
+ * accumulators exactly when it has a reduction. */
+static int verify_accs(const kir_kernel *k, char *err, size_t len)
+{
+	if ((k->nred > 0) != (k->nacc > 0) || k->nacc > KIR_MAXACC)
+		return bad(err, len, k, -1, "reduction without accumulators, or the reverse");
+	unsigned *accs = acc_reads(k);
+	int ok = 1;
+	for (int j = 0; j < k->nacc; j++)
+		ok &= k->red_value[j] >= 0 && k->red_value[j] < k->nx &&
+		      (accs[k->red_value[j]] >> j) == 0;
+	for (int s = 0; s < k->nst; s++)
+		if (k->st[s].inner > 0)
+			ok &= k->st[s].inner <= k->nacc &&
+			      ((accs[k->st[s].value] | accs[k->st[s].index]) >> (k->st[s].inner - 1)) == 0;
+	free(accs);
+	return ok ? 0 : bad(err, len, k, -1, "a reduction loop reads its own or a later accumulator");
 }
 
 int kir_verify(const kir_program *p, char *err, size_t len)
@@ -155,6 +205,8 @@ int kir_verify(const kir_program *p, char *err, size_t len)
 			if (k->st[s].buf < 0 || k->st[s].buf >= p->nbuf || k->st[s].index >= k->nx ||
 			    k->st[s].value >= k->nx || p->buf[k->st[s].buf].kind == KB_CONST)
 				return bad(err, len, k, s, "store is malformed");
+		if (verify_accs(k, err, len) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -170,7 +222,7 @@ static void dump_expr(const kir_kernel *k, int i, FILE *f)
 	case KX_CONST: fprintf(f, "%.9g\n", e->value); break;
 	case KX_VAR: fprintf(f, "v%d\n", e->var); break;
 	case KX_LOAD: fprintf(f, "load b%d[x%d]\n", e->buf, e->a); break;
-	case KX_ACC: fprintf(f, "acc\n"); break;
+	case KX_ACC: fprintf(f, "acc%d\n", e->acc); break;
 	case KX_MOD: fprintf(f, "x%d %% x%d\n", e->a, e->b); break;
 	case KX_RANDOM:
 		fprintf(f, "%s(elem x%d, seed x%d, step x%d, stream %d)\n", ir_ops[e->op].name, e->a, e->b,
@@ -201,16 +253,21 @@ void kir_dump(const kir_program *p, FILE *f)
 		for (int v = 0; v < k->rank; v++)
 			fprintf(f, " %lld", (long long)k->ext[v]);
 		if (k->nred) {
-			fprintf(f, " reduce(%s)", ir_ops[k->red_op].name);
+			fprintf(f, " reduce");
 			for (int v = 0; v < k->nred; v++)
 				fprintf(f, " %lld", (long long)k->ext[k->rank + v]);
-			fprintf(f, " of x%d", k->red_value);
+			for (int j = 0; j < k->nacc; j++)
+				fprintf(f, ", acc%d = %s of x%d", j, ir_ops[k->red_op[j]].name, k->red_value[j]);
 		}
 		fputc('\n', f);
 		for (int i = 0; i < k->nx; i++)
 			dump_expr(k, i, f);
-		for (int s = 0; s < k->nst; s++)
-			fprintf(f, "    store b%d[x%d] = x%d\n", k->st[s].buf, k->st[s].index, k->st[s].value);
+		for (int s = 0; s < k->nst; s++) {
+			fprintf(f, "    store b%d[x%d] = x%d", k->st[s].buf, k->st[s].index, k->st[s].value);
+			if (k->st[s].inner)
+				fprintf(f, " (in acc%d's loop)", k->st[s].inner - 1);
+			fputc('\n', f);
+		}
 	}
 }
 
@@ -236,7 +293,7 @@ typedef struct {
 	const kir_kernel *k;
 	void **bufs;
 	int64_t var[KIR_MAXVAR];
-	double acc;
+	double acc[KIR_MAXACC];
 	double *val;            /* per expression */
 } evaluator;
 
@@ -290,7 +347,7 @@ static double eval_expr(evaluator *ev, int i)
 		double x = rt_load(ev->p->buf[e->buf].dtype, ev->bufs[e->buf], (int64_t)v[e->a]);
 		return e->type == KT_F32 ? (double)(float)x : x;
 	}
-	case KX_ACC: return ev->acc;
+	case KX_ACC: return ev->acc[e->acc];
 	case KX_MOD: return (double)((int64_t)v[e->a] % (int64_t)v[e->b]);
 	case KX_RANDOM: return eval_random(e, v[e->a], v[e->b], v[e->c]);
 	case KX_OP:
@@ -323,30 +380,45 @@ static int next_point(evaluator *ev, int from, int count)
 	return 0;
 }
 
-static void eval_point(evaluator *ev)
+/* Stores with this `inner` at the current point. */
+static void eval_stores(evaluator *ev, int inner)
 {
 	const kir_kernel *k = ev->k;
-	if (k->nred) {
-		ev->acc = k->red_op == OP_max ? -INFINITY : 0;
-		for (int v = k->rank; v < k->rank + k->nred; v++)
-			ev->var[v] = 0;
-		do {
-			eval_all(ev);
-			double x = ev->val[k->red_value];
-			ev->acc = k->red_op == OP_max ? (isnan(x) || isnan(ev->acc) ? NAN : fmax(ev->acc, x))
-			                              : (double)(float)(ev->acc + x);
-		} while (next_point(ev, k->rank, k->nred));
-	}
-	eval_all(ev);
 	for (int s = 0; s < k->nst; s++)
-		rt_store(ev->p->buf[k->st[s].buf].dtype, ev->bufs[k->st[s].buf],
-		         (int64_t)ev->val[k->st[s].index], ev->val[k->st[s].value]);
+		if (k->st[s].inner == inner)
+			rt_store(ev->p->buf[k->st[s].buf].dtype, ev->bufs[k->st[s].buf],
+			         (int64_t)ev->val[k->st[s].index], ev->val[k->st[s].value]);
+}
+
+/* Accumulator j's loop over the reduction domain, with its inner stores. */
+static void eval_acc(evaluator *ev, int j)
+{
+	const kir_kernel *k = ev->k;
+	int max = k->red_op[j] == OP_max;
+	double acc = max ? -INFINITY : 0;
+	for (int v = k->rank; v < k->rank + k->nred; v++)
+		ev->var[v] = 0;
+	do {
+		eval_all(ev);
+		double x = ev->val[k->red_value[j]];
+		acc = max ? (isnan(x) || isnan(acc) ? NAN : fmax(acc, x)) : (double)(float)(acc + x);
+		eval_stores(ev, j + 1);
+	} while (next_point(ev, k->rank, k->nred));
+	ev->acc[j] = acc;
+}
+
+static void eval_point(evaluator *ev)
+{
+	for (int j = 0; j < ev->k->nacc; j++)
+		eval_acc(ev, j);
+	eval_all(ev);
+	eval_stores(ev, 0);
 }
 
 void kir_eval(const kir_program *p, void **bufs)
 {
 	for (int n = 0; n < p->nk; n++) {
-		evaluator ev = { p, &p->k[n], bufs, { 0 }, 0, calloc((size_t)p->k[n].nx + 1, sizeof(double)) };
+		evaluator ev = { p, &p->k[n], bufs, { 0 }, { 0 }, calloc((size_t)p->k[n].nx + 1, sizeof(double)) };
 		int empty = 0;
 		for (int v = 0; v < ev.k->rank + ev.k->nred; v++)
 			empty |= ev.k->ext[v] == 0;

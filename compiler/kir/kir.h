@@ -5,14 +5,30 @@
  *
  *   for each point P of the domain (rank vars, extents ext[0..rank-1];
  *                                    points are independent: parallel)
- *     acc = identity(red_op)
- *     for each point R of the reduction domain (nred vars, inner)
- *       acc = red_op(acc, red_value(P, R))
- *     for each store s: buf[s.index(P)] = s.value(P, acc)
+ *     for j = 0 .. nacc-1, in order      (accumulators: one loop each)
+ *       acc[j] = identity(red_op[j])
+ *       for each point R of the reduction domain (nred vars, inner)
+ *         acc[j] = red_op[j](acc[j], red_value[j](P, R))
+ *         for each store s with s.inner == j+1: buf[s.index(P, R)] = s.value(P, R)
+ *     for each store s with s.inner == 0: buf[s.index(P)] = s.value(P)
  *
  * Values and indices are expressions in one DAG per kernel (operands
  * before users). Vars 0..rank-1 are the domain's, rank..rank+nred-1 the
- * reduction's. A kernel without reduction has nred = 0 and no KX_ACC.
+ * reduction's. KX_ACC (field `acc`) reads accumulator j: after its loop
+ * (in the stores with inner == 0) or, final by then, in the loops of the
+ * accumulators after it (red_value[k] and stores with inner == k+1 may
+ * read acc[j] for j < k only). So one kernel computes, say, a mean and
+ * then the variance about it (two passes over R), or a sum and a max.
+ * Every accumulator shares the one reduction domain; a backend may run
+ * the loops of accumulators that read no other accumulator as one pass
+ * (each accumulator still sums in R order). A kernel without
+ * reduction has nred = nacc = 0 and no KX_ACC.
+ *
+ * Inner stores (inner > 0) write once per (P, R): their index is
+ * injective over (P, R) and no expression of the kernel loads their
+ * buffer, so any split of the rows still writes every element once. This
+ * is what puts a loss (a sum) and its gradient (elementwise over the
+ * summed elements) in one kernel.
  *
  * Types: KT_IDX (int64 index arithmetic), KT_F32, KT_I32. Loads convert the
  * buffer's storage dtype to the compute type (f16/bf16 -> f32); stores
@@ -41,7 +57,7 @@ typedef enum {
 	KX_CONST,       /* value */
 	KX_VAR,         /* var */
 	KX_LOAD,        /* buf[a] */
-	KX_ACC,         /* the reduction's result */
+	KX_ACC,         /* accumulator acc (its loop's result) */
 	KX_OP,          /* op (an ELEMWISE op of ops.h) over a, b, c */
 	KX_MOD,         /* a % b on KT_IDX, both non-negative */
 	KX_RANDOM,      /* rng op (rng_uniform / rng_normal): element a of stream
@@ -57,6 +73,7 @@ typedef struct {
 	int var;                /* KX_VAR */
 	int buf;                /* KX_LOAD */
 	int stream;             /* KX_RANDOM */
+	int acc;                /* KX_ACC: which accumulator, 0 .. nacc-1 */
 	rt_dtype round;         /* KX_OP cast to KT_F32: round to this storage
 	                           dtype (F16, BF16) as a store and load would;
 	                           RT_F32: no rounding */
@@ -66,16 +83,19 @@ typedef struct {
 	int buf;
 	int index;              /* KT_IDX expression */
 	int value;              /* expression of the buffer's compute type */
+	int inner;              /* 0: once per domain point, after the reductions;
+	                           j+1: once per (P, R) inside accumulator j's loop */
 } kir_store;
 
-enum { KIR_MAXVAR = 12 };
+enum { KIR_MAXVAR = 12, KIR_MAXACC = 4 };
 
 typedef struct {
 	const char *name;       /* for reports and symbols: "k12_conv2d_add_silu" */
 	int rank, nred;
 	int64_t ext[KIR_MAXVAR];        /* domain extents, then reduction extents */
-	ir_opcode red_op;               /* OP_add or OP_max, when nred > 0 */
-	int red_value;                  /* expression summed/maxed over R */
+	int nacc;                       /* accumulators: > 0 exactly when nred > 0 */
+	ir_opcode red_op[KIR_MAXACC];   /* OP_add or OP_max */
+	int red_value[KIR_MAXACC];      /* expression summed/maxed over R */
 	kir_expr *x;
 	int nx, xcap;
 	kir_store *st;
@@ -117,9 +137,12 @@ int kir_load(kir_kernel *k, const kir_program *p, int buf, int index);
 int kir_op(kir_kernel *k, kir_type t, ir_opcode op, int a, int b, int c);
 int kir_mod(kir_kernel *k, int a, int b);
 int kir_cast(kir_kernel *k, kir_type t, int a, rt_dtype round);
-int kir_acc(kir_kernel *k, kir_type t);
+int kir_acc(kir_kernel *k, kir_type t, int acc);
+/* Appends an accumulator reducing `value` by op; returns its number. */
+int kir_acc_add(kir_kernel *k, ir_opcode op, int value);
 int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int stream);
 void kir_store_add(kir_kernel *k, int buf, int index, int value);
+void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value);
 
 kir_type kir_type_of(rt_dtype dt);
 

@@ -9,7 +9,9 @@
  *
  * Fusion rule. A node is materialized (gets a buffer and a kernel) when it
  * is a leaf with data (param, input, constant), an entry root, used by more
- * than one node, or when inlining it is impossible or wasteful:
+ * than one node (unless each user can recompute it with at most two cheap
+ * arithmetic ops from buffers), or when inlining it is impossible or
+ * wasteful:
  *   - a reduction or contraction inlines into its consumer only as that
  *     kernel's one reduction, read at the kernel's own index (an epilogue:
  *     bias, residual add, activation, casts after a conv or a sum);
@@ -36,6 +38,8 @@ typedef struct {
 	char *live;
 	int *uses;              /* consumers inside the entry (+1 per root binding) */
 	char *mat;              /* materialize */
+	char *forced;           /* materialize: found while building a kernel */
+	int *sink;              /* see sinks() */
 	int *buf_of;            /* node -> buffer, or -1 */
 	int *tbuf;              /* node -> its channels-last copy's buffer, or -1 */
 	/* the kernel being built */
@@ -285,17 +289,19 @@ static int random_value(lower *L, const ir_node *n, const int *idx)
 	return kir_random(L->k, n->op, elem, seed, step, n->a.rng.stream);
 }
 
-/* --- reductions and contractions (the kernel's one reduction) -------------- */
+/* --- reductions and contractions (the kernel's one reduction; merge.c may
+ *     put several reductions over one domain into one kernel later) ----- */
 
+/* Reduction var j (after set_reduction); index 0 when its extent is 1. */
 static int rvar(lower *L, int j)
 {
-	return kir_var(L->k, L->k->rank + j);
+	int v = L->k->rank + j;
+	return L->k->ext[v] == 1 ? I(L, 0) : kir_var(L->k, v);
 }
 
-static void set_reduction(lower *L, ir_opcode op, const int64_t *ext, int n)
+static void set_reduction(lower *L, const int64_t *ext, int n)
 {
 	L->k->nred = n;
-	L->k->red_op = op;
 	for (int j = 0; j < n; j++)
 		L->k->ext[L->k->rank + j] = ext[j];
 }
@@ -308,7 +314,7 @@ static int reduce_body(lower *L, const ir_node *n, const int *idx)
 	for (int r = 0; r < s->rank; r++)
 		if (n->a.reduce.axes >> r & 1)
 			ext[nr++] = s->d[r];
-	set_reduction(L, n->op == OP_reduce_max ? OP_max : OP_add, ext, nr);
+	set_reduction(L, ext, nr);
 	for (int r = 0, j = 0; r < s->rank; r++)
 		in[r] = n->a.reduce.axes >> r & 1 ? rvar(L, j++) : idx[r];
 	return value_at(L, n->in[0], in);
@@ -323,7 +329,7 @@ static int matmul_body(lower *L, const ir_node *n, const int *idx)
 {
 	int r = n->shape.rank, ia[IR_MAXDIM], ib[IR_MAXDIM];
 	int64_t K = N(L, n->in[0])->shape.d[r - 1];
-	set_reduction(L, OP_add, &K, 1);
+	set_reduction(L, &K, 1);
 	memcpy(ia, idx, (size_t)r * sizeof *ia);
 	memcpy(ib, idx, (size_t)r * sizeof *ib);
 	ia[r - 1] = rvar(L, 0);
@@ -348,7 +354,7 @@ static int conv_body(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *w = &N(L, n->in[1])->shape;
 	int64_t ext[3] = { w->d[1], w->d[2], w->d[3] };
-	set_reduction(L, OP_add, ext, 3);
+	set_reduction(L, ext, 3);
 	int c = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
 	int wi[4] = { idx[1], c, i, j };
 	int xv = padded_input(L, n->in[0], idx[0], c, idx[2], idx[3], i, j, &n->a);
@@ -360,7 +366,7 @@ static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *w = &N(L, n->in[1])->shape, *g = &N(L, n->in[0])->shape;
 	int64_t ext[3] = { w->d[0], w->d[2], w->d[3] };
-	set_reduction(L, OP_add, ext, 3);
+	set_reduction(L, ext, 3);
 	int o = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
 	int src[2], ok = I(L, 1);
 	for (int d = 0; d < 2; d++) {
@@ -418,7 +424,7 @@ static int conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *g = &N(L, n->in[1])->shape;
 	int64_t ext[3] = { g->d[0], g->d[2], g->d[3] };
-	set_reduction(L, OP_add, ext, 3);
+	set_reduction(L, ext, 3);
 	int b = rvar(L, 0), y = rvar(L, 1), x = rvar(L, 2);
 	int xv = padded_input(L, n->in[0], b, idx[1], y, x, idx[2], idx[3], &n->a);
 	if (L->buf_of[n->in[1]] < 0)
@@ -434,7 +440,7 @@ static int scatter_body(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *is = &N(L, n->in[1])->shape;
 	int ii[IR_MAXDIM], ai[IR_MAXDIM];
-	set_reduction(L, OP_add, is->d, is->rank);
+	set_reduction(L, is->d, is->rank);
 	for (int r = 0; r < is->rank; r++)
 		ii[r] = ai[r] = rvar(L, r);
 	for (int r = 1; r < n->shape.rank; r++)
@@ -445,8 +451,13 @@ static int scatter_body(lower *L, const ir_node *n, const int *idx)
 	              kir_const(L->k, kir_type_of(n->dtype), 0));
 }
 
+/* Node n read at idx visits each of its elements once over the kernel's
+ * domain: the same shape at the kernel's own index, or one element read
+ * by a kernel of one point (a scalar loss from a sum that keeps dims). */
 static int is_identity_index(lower *L, const ir_node *n, const int *idx)
 {
+	if (ir_numel(&n->shape) == 1 && ir_numel(&N(L, L->root)->shape) == 1)
+		return 1;
 	if (!ir_shape_eq(&n->shape, &N(L, L->root)->shape))
 		return 0;
 	for (int r = 0; r < n->shape.rank; r++)
@@ -475,8 +486,8 @@ static int reduction_value(lower *L, int node, const int *idx)
 	default: abort();
 	}
 	L->in_contraction = 0;
-	L->k->red_value = body;
-	return kir_acc(L->k, kir_type_of(n->dtype));
+	int acc = kir_acc_add(L->k, n->op == OP_reduce_max ? OP_max : OP_add, body);
+	return kir_acc(L->k, kir_type_of(n->dtype), acc);
 }
 
 static int is_reduction(const ir_node *n)
@@ -551,17 +562,19 @@ static double kernel_bytes(const kir_program *p, const kir_kernel *k)
 
 /* FLOPs: one per arithmetic expression per point it runs at (the
  * reduction body per reduction point), multiply-adds as two. */
-static double kernel_flops(lower *L, const kir_kernel *k)
+static double kernel_flops(const kir_kernel *k)
 {
 	double outer = 1, inner = 1, per_inner = 0, per_outer = 0;
-	(void)L;
 	for (int v = 0; v < k->rank; v++)
 		outer *= (double)k->ext[v];
 	for (int v = k->rank; v < k->rank + k->nred; v++)
 		inner *= (double)k->ext[v];
 	char *in_body = calloc((size_t)k->nx + 1, 1);
-	if (k->nred)
-		in_body[k->red_value] = 1;
+	for (int j = 0; j < k->nacc; j++)
+		in_body[k->red_value[j]] = 1;
+	for (int s = 0; s < k->nst; s++)
+		if (k->st[s].inner)
+			in_body[k->st[s].value] = 1;
 	for (int i = k->nx - 1; i >= 0; i--) {
 		const kir_expr *e = &k->x[i];
 		if (in_body[i])
@@ -572,7 +585,7 @@ static double kernel_flops(lower *L, const kir_kernel *k)
 			*(in_body[i] ? &per_inner : &per_outer) += 1;
 	}
 	free(in_body);
-	return outer * (per_outer + (k->nred ? inner * (per_inner + 1) : 0));
+	return outer * (per_outer + inner * (per_inner + k->nacc));
 }
 
 /* The order of the root's dims as kernel vars (the last is the one backends
@@ -604,8 +617,8 @@ static int build_kernel(lower *L, int root)
 	L->nmemo = 0;
 	L->ops[0] = 0;
 	int idx[IR_MAXDIM];
-	for (int v = 0; v < k.rank; v++)
-		idx[order[v]] = L->dim_var[order[v]] = kir_var(&k, v);
+	for (int v = 0; v < k.rank; v++)       /* a dim of size 1 is index 0, as a broadcast reads it */
+		idx[order[v]] = L->dim_var[order[v]] = k.ext[v] == 1 ? I(L, 0) : kir_var(&k, v);
 	int v = compute_value(L, root, idx);
 	if (L->conflict >= 0) {
 		free(k.x);
@@ -724,36 +737,36 @@ static int *sinks(lower *L)
 }
 
 /* Recomputing a multi-use node in each consumer costs nothing worth a
- * buffer: a movement or cast of a buffer, or one cheap arithmetic op on
- * buffers and constants. */
-static int cheap_to_repeat(lower *L, int id)
+ * buffer when it is at most REPEAT_MAX cheap arithmetic ops over buffers,
+ * fills and movement: say GroupNorm's x - mean, from x and the stored sum
+ * (its mean and variance kernels then read x, not a centred copy). */
+enum { REPEAT_MAX = 2, REPEAT_DEPTH = 6, TOO_MUCH = 1000 };
+
+static int repeat_cost(lower *L, int id, int depth)
 {
 	const ir_node *n = N(L, id);
-	if (!fusable(n) || n->op == OP_gather || (ir_ops[n->op].flags & ELEMWISE &&
-	    (n->op >= OP_exp && n->op <= OP_sigmoid)))
-		return 0;
-	for (int k = 0; k < n->nin; k++) {
-		const ir_node *in = N(L, n->in[k]);
-		if (!L->mat[n->in[k]] && in->op != OP_fill)
-			return 0;
+	if (depth > REPEAT_DEPTH || !fusable(n) || n->op == OP_gather ||
+	    (ir_ops[n->op].flags & ELEMWISE && n->op >= OP_exp && n->op <= OP_sigmoid))
+		return TOO_MUCH;
+	int cost = (ir_ops[n->op].flags & ELEMWISE) != 0;
+	for (int k = 0; k < n->nin && cost <= REPEAT_MAX; k++) {
+		int in = n->in[k];
+		if (!L->mat[in] && N(L, in)->op != OP_fill)
+			cost += repeat_cost(L, in, depth + 1);
 	}
-	return 1;
+	return cost;
 }
 
-/* A node gets its own buffer when it holds data, is a root, or is used by
- * several nodes that do not all fuse into one kernel and cannot simply be
- * recomputed. Conflicts while building add more (build_all). */
-static void initial_marks(lower *L)
+/* A node gets its own buffer when it holds data, is a root, was found to
+ * need one while building a kernel (forced), or is used by several nodes
+ * that do not all fuse into one kernel and cannot simply be recomputed. */
+static void mark(lower *L, int id)
 {
-	int *sink = sinks(L);
-	for (int id = 0; id < L->g->n; id++) {
-		const ir_node *n = N(L, id);
-		int data_leaf = n->op == OP_param || n->op == OP_input || n->op == OP_constant;
-		int shared = L->uses[id] > 1 && n->op != OP_fill && sink[id] == id &&
-		             !cheap_to_repeat(L, id);
-		L->mat[id] = L->live[id] && (data_leaf || shared || is_root(L, id));
-	}
-	free(sink);
+	const ir_node *n = N(L, id);
+	int data_leaf = n->op == OP_param || n->op == OP_input || n->op == OP_constant;
+	int shared = L->uses[id] > 1 && n->op != OP_fill && L->sink[id] == id &&
+	             repeat_cost(L, id, 0) > REPEAT_MAX;
+	L->mat[id] = L->live[id] && (data_leaf || shared || L->forced[id] || is_root(L, id));
 }
 
 static void drop_kernels_from(kir_program *p, int first)
@@ -767,7 +780,9 @@ static void drop_kernels_from(kir_program *p, int first)
 
 /* Builds every kernel in node order. A conflict at node c (it must be
  * materialized after all) only invalidates what was built from c on: those
- * kernels and buffers are dropped and building resumes at c. */
+ * kernels and buffers are dropped, the nodes after c are marked again (a
+ * node may now be cheap to recompute from c's buffer) and building resumes
+ * at c. */
 static void build_all(lower *L)
 {
 	int *kernels_at = malloc((size_t)L->g->n * sizeof *kernels_at);
@@ -784,7 +799,9 @@ static void build_all(lower *L)
 		if (data_leaf || build_kernel(L, id) == 0)
 			continue;
 		int c = L->conflict;
-		L->mat[c] = 1;
+		L->forced[c] = 1;
+		for (int t = c; t < L->g->n; t++)
+			mark(L, t);
 		drop_kernels_from(L->p, kernels_at[c]);
 		L->p->nbuf = buffers_at[c];
 		for (int t = 0; t < L->g->n; t++)
@@ -879,6 +896,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e)
 	kir_program *p = ir_alloc(g, sizeof *p);
 	lower L = { .g = g, .e = e, .p = p, .live = ir_entry_live(g, e),
 	            .uses = calloc((size_t)g->n + 1, sizeof(int)), .mat = calloc((size_t)g->n + 1, 1),
+	            .forced = calloc((size_t)g->n + 1, 1),
 	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)),
 	            .tbuf = malloc(((size_t)g->n + 1) * sizeof(int)) };
 	for (int id = 0; id < g->n; id++)
@@ -886,18 +904,22 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e)
 	p->entry = e->name;
 	p->g = g;
 	count_uses(&L);
-	initial_marks(&L);
+	L.sink = sinks(&L);
+	for (int id = 0; id < g->n; id++)
+		mark(&L, id);
 	build_all(&L);
 	plan_roots(&L);
 	kir_merge(p);
 	kir_plan_memory(p);
 	for (int n = 0; n < p->nk; n++) {
 		p->k[n].bytes = kernel_bytes(p, &p->k[n]);
-		p->k[n].flops = kernel_flops(&L, &p->k[n]);
+		p->k[n].flops = kernel_flops(&p->k[n]);
 	}
 	free(L.live);
 	free(L.uses);
 	free(L.mat);
+	free(L.forced);
+	free(L.sink);
 	free(L.buf_of);
 	free(L.tbuf);
 	free(L.memo);

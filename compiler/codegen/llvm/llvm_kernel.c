@@ -10,10 +10,12 @@
  *      sharing every value that does not depend on u (copies)]
  *     for x0 = 0, W, 2W, ... (full vectors), then one masked tail chunk:
  *       lane l is the point x = x0 + l of the last domain var
- *       acc[copy] = identity                 one vector per copy
- *       for each reduction var (nested, in var order):
- *         acc[copy] = red_op(acc[copy], red_value)    lane-wise, in order:
- *                                            nothing is reassociated
+ *       for each accumulator j, in order (one loop nest each):
+ *         acc[j][copy] = identity            one vector per copy
+ *         for each reduction var (nested, in var order):
+ *           acc[j][copy] = red_op[j](acc[j][copy], red_value[j])   lane-wise,
+ *                                            in order: nothing is reassociated
+ *           inner stores of accumulator j
  *       stores
  *
  * Values inside a chunk are uniform (one scalar for all lanes), affine
@@ -65,10 +67,10 @@ typedef struct {
 	int vvar, uvar, ncopy, copy;
 	LLVMValueRef mask;              /* active lanes of the tail chunk; NULL: all */
 	int nact;
-	LLVMValueRef acc[MAXCOPY];
+	LLVMValueRef acc[KIR_MAXACC][MAXCOPY];
 	lval *cache[MAXCOPY];
 	unsigned *dep;                  /* per expression: bit v = uses var v; DEP_ACC */
-	char *inred;                    /* per expression: reachable from red_value */
+	unsigned char *inred;           /* per expression: bit j = used in accumulator j's loop */
 	unsigned redmask;
 } emitter;
 
@@ -939,7 +941,7 @@ static lval emit_expr(emitter *em, int i)
 		r.s = e->var == em->uvar ? em->uval[em->copy] : em->var[e->var];
 		return r;
 	case KX_ACC:
-		r.v = convert(em, em->acc[em->copy], KT_F32, e->type);
+		r.v = convert(em, em->acc[e->acc][em->copy], KT_F32, e->type);
 		return r;
 	case KX_LOAD:
 		return emit_load(em, e);
@@ -986,24 +988,28 @@ static void forget(emitter *em, unsigned depmask)
 
 /* --- loops ------------------------------------------------------------------------------ */
 
-static void red_body(emitter *em)
+/* One point R of accumulator j's loop: the update, then its inner stores. */
+static void red_body(emitter *em, int j)
 {
 	const kir_kernel *k = em->k;
 	for (int c = 0; c < em->ncopy; c++) {
 		em->copy = c;
-		lval *x = emit(em, k->red_value);
-		LLVMValueRef v = convert(em, as_vec(em, x), k->x[k->red_value].type, KT_F32);
-		em->acc[c] = k->red_op == OP_max ? fminmax(em, OP_max, em->acc[c], v)
-		             : contract(LLVMBuildFAdd(em->B, em->acc[c], v, ""));
+		lval *x = emit(em, k->red_value[j]);
+		LLVMValueRef v = convert(em, as_vec(em, x), k->x[k->red_value[j]].type, KT_F32);
+		em->acc[j][c] = k->red_op[j] == OP_max ? fminmax(em, OP_max, em->acc[j][c], v)
+		                : contract(LLVMBuildFAdd(em->B, em->acc[j][c], v, ""));
+		for (int s = 0; s < k->nst; s++)
+			if (k->st[s].inner == j + 1)
+				emit_store(em, &k->st[s]);
 	}
 }
 
-/* Reduction loops level .. nred-1, do-while (every extent >= 1). */
-static void red_loop(emitter *em, int level)
+/* Accumulator j's reduction loops level .. nred-1, do-while (every extent >= 1). */
+static void red_loop(emitter *em, int j, int level)
 {
 	const kir_kernel *k = em->k;
 	if (level == k->nred) {
-		red_body(em);
+		red_body(em, j);
 		return;
 	}
 	LLVMBuilderRef B = em->B;
@@ -1015,12 +1021,12 @@ static void red_loop(emitter *em, int level)
 	LLVMValueRef zero = LLVMConstInt(em->i64, 0, 0);
 	LLVMAddIncoming(iv, &zero, &pre, 1);
 	for (int c = 0; c < em->ncopy; c++) {
-		phis[c] = LLVMBuildPhi(B, LLVMTypeOf(em->acc[c]), "acc");
-		LLVMAddIncoming(phis[c], &em->acc[c], &pre, 1);
-		em->acc[c] = phis[c];
+		phis[c] = LLVMBuildPhi(B, LLVMTypeOf(em->acc[j][c]), "acc");
+		LLVMAddIncoming(phis[c], &em->acc[j][c], &pre, 1);
+		em->acc[j][c] = phis[c];
 	}
 	em->var[k->rank + level] = iv;
-	red_loop(em, level + 1);
+	red_loop(em, j, level + 1);
 	LLVMValueRef next = LLVMBuildAdd(B, iv, LLVMConstInt(em->i64, 1, 0), "");
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
 	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(em->C, em->fn, "red.done");
@@ -1028,8 +1034,25 @@ static void red_loop(emitter *em, int level)
 	LLVMBuildCondBr(B, more, head, done);
 	LLVMAddIncoming(iv, &next, &latch, 1);
 	for (int c = 0; c < em->ncopy; c++)
-		LLVMAddIncoming(phis[c], &em->acc[c], &latch, 1);
+		LLVMAddIncoming(phis[c], &em->acc[j][c], &latch, 1);
 	LLVMPositionBuilderAtEnd(B, done);
+}
+
+/* Accumulator j: the values its loop uses that do not change inside it
+ * (earlier accumulators are final by now) once per chunk, then the loop. */
+static void reduce(emitter *em, int j)
+{
+	const kir_kernel *k = em->k;
+	for (int c = 0; c < em->ncopy; c++) {
+		em->copy = c;
+		for (int i = 0; i < k->nx; i++)
+			if ((em->inred[i] >> j & 1) && !(em->dep[i] & em->redmask))
+				emit(em, i);
+	}
+	for (int c = 0; c < em->ncopy; c++)
+		em->acc[j][c] = kreal(em, em->f32, k->red_op[j] == OP_max ? -INFINITY : 0, 1);
+	red_loop(em, j, 0);
+	forget(em, em->redmask);
 }
 
 /* One chunk of lanes (vector var's lane 0 in em->var[vvar]): reduce, store. */
@@ -1039,30 +1062,21 @@ static void emit_chunk(emitter *em, LLVMValueRef mask, int nact)
 	forget(em, 0);
 	em->mask = mask;
 	em->nact = nact;
-	if (k->nred) {
-		/* values the reduction uses that do not change inside it, once per chunk */
-		for (int c = 0; c < em->ncopy; c++) {
-			em->copy = c;
-			for (int i = 0; i <= k->red_value; i++)
-				if (em->inred[i] && !(em->dep[i] & (em->redmask | DEP_ACC)))
-					emit(em, i);
-		}
-		for (int c = 0; c < em->ncopy; c++)
-			em->acc[c] = kreal(em, em->f32, k->red_op == OP_max ? -INFINITY : 0, 1);
-		red_loop(em, 0);
-		forget(em, em->redmask);
-	}
+	for (int j = 0; j < k->nacc; j++)
+		reduce(em, j);
 	for (int c = 0; c < em->ncopy; c++) {
 		em->copy = c;
-		for (int s = 0; s < k->nst; s++) {
-			emit(em, k->st[s].index);
-			emit(em, k->st[s].value);
-		}
+		for (int s = 0; s < k->nst; s++)
+			if (!k->st[s].inner) {
+				emit(em, k->st[s].index);
+				emit(em, k->st[s].value);
+			}
 	}
 	for (int c = 0; c < em->ncopy; c++) {
 		em->copy = c;
 		for (int s = 0; s < k->nst; s++)
-			emit_store(em, &k->st[s]);
+			if (!k->st[s].inner)
+				emit_store(em, &k->st[s]);
 	}
 }
 
@@ -1119,16 +1133,20 @@ static void analyse(emitter *em)
 				d |= em->dep[ops[j]];
 		em->dep[i] = d;
 	}
-	if (k->nred) {
-		em->inred[k->red_value] = 1;
-		for (int i = k->red_value; i >= 0; i--) {
-			const kir_expr *e = &k->x[i];
-			int ops[3] = { e->a, e->b, e->c };
-			if (em->inred[i] && e->kind != KX_VAR && e->kind != KX_CONST && e->kind != KX_ACC)
-				for (int j = 0; j < 3; j++)
-					if (ops[j] >= 0)
-						em->inred[ops[j]] = 1;
+	for (int j = 0; j < k->nacc; j++)
+		em->inred[k->red_value[j]] |= 1u << j;
+	for (int s = 0; s < k->nst; s++)
+		if (k->st[s].inner) {
+			em->inred[k->st[s].index] |= 1u << (k->st[s].inner - 1);
+			em->inred[k->st[s].value] |= 1u << (k->st[s].inner - 1);
 		}
+	for (int i = k->nx - 1; i >= 0; i--) {
+		const kir_expr *e = &k->x[i];
+		int ops[3] = { e->a, e->b, e->c };
+		if (e->kind != KX_VAR && e->kind != KX_CONST && e->kind != KX_ACC)
+			for (int j = 0; j < 3; j++)
+				if (ops[j] >= 0)
+					em->inred[ops[j]] |= em->inred[i];
 	}
 	for (int v = k->rank; v < k->rank + k->nred; v++)
 		em->redmask |= 1u << v;

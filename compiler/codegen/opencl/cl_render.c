@@ -35,7 +35,7 @@ typedef struct {
 	const kir_kernel *k;
 	rt_strbuf *b;
 	uint32_t *vars;         /* per expression: the vars it depends on */
-	char *uses_acc;         /* per expression: depends on the accumulator */
+	unsigned char *uses_acc;        /* per expression: the accumulators it reads (bits) */
 	char *done;             /* per expression: declared in the current scope */
 	uint32_t red_vars;      /* the mask of the reduction's vars */
 	int fa, fb;             /* tile: the factors of the reduced product */
@@ -337,7 +337,7 @@ static void emit(renderer *r, int i)
 	case KX_CONST: put_const(r->b, e); break;
 	case KX_VAR: rt_sb_printf(r->b, "v%d", e->var); break;
 	case KX_LOAD: put_load(r, e); break;
-	case KX_ACC: rt_sb_puts(r->b, "acc"); break;
+	case KX_ACC: rt_sb_printf(r->b, "acc%d", e->acc); break;
 	case KX_MOD: rt_sb_printf(r->b, "x%d %% x%d", e->a, e->b); break;
 	case KX_RANDOM:
 		rt_sb_puts(r->b, "ddpm_random(");
@@ -353,9 +353,9 @@ static void emit(renderer *r, int i)
 	rt_sb_puts(r->b, ";\n");
 }
 
-/* Declares what the reduction's loop does not change, ahead of it: every
- * operand of the reduced value and of the stores that neither depends on
- * a reduction var nor on the accumulator. */
+/* Declares what the reduction loops do not change, ahead of them: every
+ * operand of the reduced values and of the stores that neither depends on
+ * a reduction var nor on an accumulator. */
 static void emit_invariant(renderer *r, int i)
 {
 	if (i < 0 || r->done[i] || r->uses_acc[i] || (r->vars[i] & r->red_vars))
@@ -367,16 +367,20 @@ static void emit_invariant(renderer *r, int i)
 	emit(r, i);
 }
 
-static void emit_stores(renderer *r)
+/* The stores of one place: inner == 0 after the reductions, j + 1 inside
+ * accumulator j's loop. */
+static void emit_stores(renderer *r, int inner)
 {
 	const kir_kernel *k = r->k;
+	for (int s = 0; s < k->nst; s++)
+		if (k->st[s].inner == inner) {
+			emit(r, k->st[s].index);
+			emit(r, k->st[s].value);
+		}
 	for (int s = 0; s < k->nst; s++) {
 		const kir_store *st = &k->st[s];
-		emit(r, st->index);
-		emit(r, st->value);
-	}
-	for (int s = 0; s < k->nst; s++) {
-		const kir_store *st = &k->st[s];
+		if (st->inner != inner)
+			continue;
 		rt_dtype dt = r->p->buf[st->buf].dtype;
 		kir_type from = k->x[st->value].type;
 		if (dt == RT_F16) {
@@ -401,7 +405,7 @@ static void analyse(renderer *r)
 	for (int i = 0; i < k->nx; i++) {
 		const kir_expr *e = &k->x[i];
 		uint32_t v = e->kind == KX_VAR ? 1u << e->var : 0;
-		char acc = e->kind == KX_ACC;
+		unsigned char acc = e->kind == KX_ACC ? (unsigned char)(1u << e->acc) : 0;
 		const int ops[3] = { e->a, e->b, e->c };
 		for (int o = 0; o < 3; o++)
 			if (ops[o] >= 0) {
@@ -471,9 +475,12 @@ static void pick_micro_tiles(renderer *r, int64_t na, int64_t nb)
 static int find_tile(renderer *r)
 {
 	const kir_kernel *k = r->k;
-	if (!k->nred || k->red_op != OP_add || k->rank < 2 || red_points_of(k) < RC)
+	if (k->nacc != 1 || k->red_op[0] != OP_add || k->rank < 2 || red_points_of(k) < RC)
 		return 0;
-	const kir_expr *m = &k->x[k->red_value];
+	for (int s = 0; s < k->nst; s++)
+		if (k->st[s].inner)
+			return 0;
+	const kir_expr *m = &k->x[k->red_value[0]];
 	if (m->kind != KX_OP || m->op != OP_mul || m->type != KT_F32)
 		return 0;
 	uint32_t dom = (1u << k->rank) - 1;
@@ -538,35 +545,37 @@ static void decode(renderer *r, uint32_t mask, const char *flat)
 	}
 }
 
-static const char *identity(const kir_kernel *k)
+static const char *identity(const kir_kernel *k, int j)
 {
-	return k->red_op == OP_max ? "-INFINITY" : "0";
+	return k->red_op[j] == OP_max ? "-INFINITY" : "0";
 }
 
-static void put_accumulate(renderer *r, const char *into, const char *x)
+static void put_accumulate(renderer *r, int j, const char *into, const char *x)
 {
-	if (r->k->red_op == OP_max)
+	if (r->k->red_op[j] == OP_max)
 		rt_sb_printf(r->b, "%s = ddpm_max(%s, %s);\n", into, into, x);
 	else
 		rt_sb_printf(r->b, "%s += %s;\n", into, x);
 }
 
-static const char *acc_type(renderer *r)
+static const char *acc_type(renderer *r, int j)
 {
-	return type_name(r->k->x[r->k->red_value].type);
+	return type_name(r->k->x[r->k->red_value[j]].type);
 }
 
-/* The reduction's body for the current red vars; declarations inside are
- * scoped to it. */
-static void emit_red_body(renderer *r)
+/* Accumulator j's step for the current red vars, and the stores inside
+ * its loop; declarations inside are scoped to the loop's body. */
+static void emit_red_body(renderer *r, int j)
 {
 	char *saved = malloc((size_t)r->k->nx);
 	memcpy(saved, r->done, (size_t)r->k->nx);
-	emit(r, r->k->red_value);
-	char x[16];
-	snprintf(x, sizeof x, "x%d", r->k->red_value);
+	emit(r, r->k->red_value[j]);
+	char into[16], x[16];
+	snprintf(into, sizeof into, "acc%d", j);
+	snprintf(x, sizeof x, "x%d", r->k->red_value[j]);
 	rt_sb_puts(r->b, "\t");
-	put_accumulate(r, "acc", x);
+	put_accumulate(r, j, into, x);
+	emit_stores(r, j + 1);
 	memcpy(r->done, saved, (size_t)r->k->nx);
 	free(saved);
 }
@@ -574,8 +583,8 @@ static void emit_red_body(renderer *r)
 static void emit_invariants(renderer *r)
 {
 	const kir_kernel *k = r->k;
-	if (k->nred)
-		emit_invariant(r, k->red_value);
+	for (int j = 0; j < k->nacc; j++)
+		emit_invariant(r, k->red_value[j]);
 	for (int s = 0; s < k->nst; s++) {
 		emit_invariant(r, k->st[s].index);
 		emit_invariant(r, k->st[s].value);
@@ -592,15 +601,32 @@ static void render_point(renderer *r, cl_launch *l)
 	             (long long)points);
 	decode(r, (1u << k->rank) - 1, "gid");
 	emit_invariants(r);
-	if (k->nred) {
-		rt_sb_printf(r->b, "\t%s acc = %s;\n", acc_type(r), identity(k));
+	for (int j = 0; j < k->nacc; j++) {
+		rt_sb_printf(r->b, "\t%s acc%d = %s;\n", acc_type(r, j), j, identity(k, j));
 		for (int v = k->rank; v < k->rank + k->nred; v++)
 			rt_sb_printf(r->b, "\tfor (IDX v%d = 0; v%d < %lld; v%d++)\n", v, v, (long long)k->ext[v], v);
 		rt_sb_puts(r->b, "\t{\n");
-		emit_red_body(r);
+		emit_red_body(r, j);
 		rt_sb_puts(r->b, "\t}\n");
 	}
-	emit_stores(r);
+	emit_stores(r, 0);
+}
+
+/* Accumulator j over the work-group: each work-item strides over R, then
+ * a tree in local memory; every work-item ends with the total. */
+static void emit_group_acc(renderer *r, int j, int L)
+{
+	rt_sb_printf(r->b, "\t%s acc%d = %s;\n", acc_type(r, j), j, identity(r->k, j));
+	rt_sb_printf(r->b, "\tfor (IDX red = lid; red < %lld; red += %d) {\n", (long long)red_points_of(r->k), L);
+	decode(r, r->red_vars, "red");
+	emit_red_body(r, j);
+	rt_sb_printf(r->b, "\t}\n\tpart%d[lid] = acc%d;\n\tbarrier(CLK_LOCAL_MEM_FENCE);\n", j, j);
+	rt_sb_printf(r->b, "\tfor (int s = %d; s > 0; s >>= 1) {\n\t\tif (lid < s)\n\t\t\t", L / 2);
+	char into[24], x[24];
+	snprintf(into, sizeof into, "part%d[lid]", j);
+	snprintf(x, sizeof x, "part%d[lid + s]", j);
+	put_accumulate(r, j, into, x);
+	rt_sb_printf(r->b, "\t\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n\tacc%d = part%d[0];\n", j, j);
 }
 
 static void render_group(renderer *r, cl_launch *l)
@@ -609,20 +635,15 @@ static void render_group(renderer *r, cl_launch *l)
 	int L = group_local(k);
 	l->local = L;
 	l->global = points_of(k) * L;
-	rt_sb_printf(r->b, "\t__local %s part[%d];\n", acc_type(r), L);
+	for (int j = 0; j < k->nacc; j++)
+		rt_sb_printf(r->b, "\t__local %s part%d[%d];\n", acc_type(r, j), j, L);
 	rt_sb_puts(r->b, "\tconst IDX gid = get_group_id(0);\n\tconst int lid = get_local_id(0);\n");
 	decode(r, (1u << k->rank) - 1, "gid");
 	emit_invariants(r);
-	rt_sb_printf(r->b, "\t%s acc = %s;\n", acc_type(r), identity(k));
-	rt_sb_printf(r->b, "\tfor (IDX red = lid; red < %lld; red += %d) {\n", (long long)red_points_of(k), L);
-	decode(r, r->red_vars, "red");
-	emit_red_body(r);
-	rt_sb_puts(r->b, "\t}\n\tpart[lid] = acc;\n\tbarrier(CLK_LOCAL_MEM_FENCE);\n");
-	rt_sb_printf(r->b, "\tfor (int s = %d; s > 0; s >>= 1) {\n\t\tif (lid < s)\n\t\t\t", L / 2);
-	put_accumulate(r, "part[lid]", "part[lid + s]");
-	rt_sb_puts(r->b, "\t\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n\tif (lid != 0)\n\t\treturn;\n"
-	                 "\tacc = part[0];\n");
-	emit_stores(r);
+	for (int j = 0; j < k->nacc; j++)
+		emit_group_acc(r, j, L);
+	rt_sb_puts(r->b, "\tif (lid != 0)\n\t\treturn;\n");
+	emit_stores(r, 0);
 }
 
 /* Stages factor f for the chunk at r0 into local array `into`: element
@@ -670,12 +691,12 @@ static void render_tile(renderer *r, cl_launch *l)
 	rt_sb_printf(r->b, "\tfor (int i = 0; i < %d; i++)\n\tfor (int j = 0; j < %d; j++) {\n"
 	                   "\tconst IDX ia = ga * %d + la + %d * i, ib = gb * %d + lb + %d * j;\n"
 	                   "\tif (ia >= %lld || ib >= %lld)\n\t\tcontinue;\n"
-	                   "\tconst float acc = accs[i][j];\n",
+	                   "\tconst float acc0 = accs[i][j];\n",
 	             r->ma, r->mb, ta, SIDE, tb, SIDE, (long long)na, (long long)nb);
 	memset(r->done, 0, (size_t)k->nx);
 	decode(r, r->va, "ia");
 	decode(r, vb, "ib");
-	emit_stores(r);
+	emit_stores(r, 0);
 	rt_sb_puts(r->b, "\t}\n");
 }
 
