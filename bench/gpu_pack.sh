@@ -107,7 +107,7 @@ while IFS='|' read -r name model sets; do
 	stamp=$(stamp_of "$name" "$model" "$sets")
 	if [ "$FORCE" != 1 ] && [ -x "$X/$name" ] &&
 		{ [ "$FORCE" = -1 ] || [ "$(cat "$X/$name.stamp" 2>/dev/null)" = "$stamp" ]; }; then
-		note "$name: up to date"
+		note "$name: $([ "$FORCE" = -1 ] && echo "reused (--reuse)" || echo "up to date")"
 		BUILT="$BUILT $name"
 		continue
 	fi
