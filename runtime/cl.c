@@ -1,6 +1,9 @@
-/* cl.c: the OpenCL device (device.h). One context, one in-order queue, the
- * program built once (cl_cache.c keeps its binary on disk), one cl_kernel
- * per kernel of every entry.
+/* cl.c: the OpenCL device (device.h). One context, one in-order queue, one
+ * program per entry — the source built with -D DDPMC_ENTRY_<index> (the
+ * renderer guards each entry's kernels so), every entry on its own thread
+ * at open, each binary kept on disk by cl_cache.c — and one cl_kernel per
+ * kernel. $DDPMC_CL_OPTIONS adds build options (the tests pass
+ * -cl-opt-disable: PoCL compiles each kernel at its first launch).
  *
  * Buffers (the launch ABI is program.h's "cl" object): per entry an arena
  * of max(arena_bytes, 64) bytes and one buffer per input and output,
@@ -15,6 +18,7 @@
 #include <CL/cl.h>
 #include <CL/cl_ext.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +27,6 @@
 #include "exec.h"
 
 #define NO_PLATFORM "no OpenCL platform found (is an ICD installed? see /etc/OpenCL/vendors)"
-#define BUILD_OPTIONS ""
 #define MIN_BYTES 64            /* no buffer is smaller (a 0-byte one is an error) */
 
 typedef struct {                /* a param's or const's copy on the device */
@@ -35,6 +38,7 @@ typedef struct {                /* a param's or const's copy on the device */
 } cl_copy;
 
 typedef struct {
+	cl_program prog;
 	int ready;              /* buffers made */
 	cl_mem arena;
 	cl_mem *mem;            /* (nbuf) inputs and outputs; NULL otherwise */
@@ -48,7 +52,7 @@ typedef struct {
 	cl_device_id dev;
 	cl_context ctx;
 	cl_command_queue q;
-	cl_program prog;
+	cl_platform_id pl;
 	cl_entry *ent;          /* (p->nentries) */
 	cl_copy *copies;
 	int ncopies, capcopies;
@@ -222,74 +226,127 @@ static void print_log(cl_dev *c, cl_program prog)
 	free(log);
 }
 
+/* The build options of entry i. */
+static void build_options(int i, char *buf, size_t len)
+{
+	const char *extra = getenv("DDPMC_CL_OPTIONS");
+	snprintf(buf, len, "-D DDPMC_ENTRY_%d %s", i, extra ? extra : "");
+}
+
 /* What the binary depends on. */
-static void cache_key(cl_dev *c, cl_platform_id pl, rt_cl_key *k)
+static void cache_key(cl_dev *c, const char *options, rt_cl_key *k)
 {
 	char s[1024];
 	rt_cl_key_init(k);
 	rt_cl_key_add(k, c->base.p->cl_source, (size_t)c->base.p->cl_source_len);
-	rt_cl_key_add(k, BUILD_OPTIONS, strlen(BUILD_OPTIONS));
+	rt_cl_key_add(k, options, strlen(options));
 	dev_str(c->dev, CL_DEVICE_NAME, s, sizeof s);
 	rt_cl_key_add(k, s, strlen(s));
 	dev_str(c->dev, CL_DRIVER_VERSION, s, sizeof s);
 	rt_cl_key_add(k, s, strlen(s));
-	plat_str(pl, CL_PLATFORM_VERSION, s, sizeof s);
+	plat_str(c->pl, CL_PLATFORM_VERSION, s, sizeof s);
 	rt_cl_key_add(k, s, strlen(s));
 }
 
-/* From the cached binary; RT_ERR (quietly) when absent or rejected. */
-static int build_cached(cl_dev *c, const rt_cl_key *k)
+/* From the cached binary; NULL (quietly) when absent or rejected. */
+static cl_program build_cached(cl_dev *c, const rt_cl_key *k, const char *options)
 {
 	size_t len = 0;
 	cl_int rc, status;
 	unsigned char *bin = rt_cl_cache_load(k, &len);
 	if (!bin)
-		return RT_ERR;
+		return NULL;
 	const unsigned char *bins[1] = { bin };
-	c->prog = clCreateProgramWithBinary(c->ctx, 1, &c->dev, &len, bins, &status, &rc);
+	cl_program prog = clCreateProgramWithBinary(c->ctx, 1, &c->dev, &len, bins, &status, &rc);
 	free(bin);
 	if (rc == CL_SUCCESS && status == CL_SUCCESS &&
-	    clBuildProgram(c->prog, 1, &c->dev, BUILD_OPTIONS, NULL, NULL) == CL_SUCCESS)
-		return RT_OK;
-	if (c->prog)
-		clReleaseProgram(c->prog);
-	c->prog = NULL;
-	return RT_ERR;
+	    clBuildProgram(prog, 1, &c->dev, options, NULL, NULL) == CL_SUCCESS)
+		return prog;
+	if (prog)
+		clReleaseProgram(prog);
+	return NULL;
 }
 
-static void store_binary(cl_dev *c, const rt_cl_key *k)
+static void store_binary(cl_program prog, const rt_cl_key *k)
 {
 	size_t len = 0;
 	unsigned char *bin;
-	if (clGetProgramInfo(c->prog, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) !=
-	    CL_SUCCESS || !len || !(bin = malloc(len)))
+	if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) != CL_SUCCESS ||
+	    !len || !(bin = malloc(len)))
 		return;
 	unsigned char *bins[1] = { bin };
-	if (clGetProgramInfo(c->prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS)
+	if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS)
 		rt_cl_cache_store(k, bin, len);
 	free(bin);
 }
 
-static int build(cl_dev *c, cl_platform_id pl, char *err, size_t errlen)
+/* Entry i's program into c->ent[i].prog. */
+static int build(cl_dev *c, int i, char *err, size_t errlen)
 {
+	char options[512];
 	rt_cl_key k;
 	cl_int rc;
-	cache_key(c, pl, &k);
-	if (build_cached(c, &k) == RT_OK)
+	build_options(i, options, sizeof options);
+	cache_key(c, options, &k);
+	cl_program *prog = &c->ent[i].prog;
+	if ((*prog = build_cached(c, &k, options)))
 		return RT_OK;
 	const char *src = c->base.p->cl_source;
 	size_t len = (size_t)c->base.p->cl_source_len;
-	c->prog = clCreateProgramWithSource(c->ctx, 1, &src, &len, &rc);
+	*prog = clCreateProgramWithSource(c->ctx, 1, &src, &len, &rc);
 	if (rc != CL_SUCCESS)
 		return cl_fail(err, errlen, rc, "cannot load the program for %s", c->base.name);
-	rc = clBuildProgram(c->prog, 1, &c->dev, BUILD_OPTIONS, NULL, NULL);
+	rc = clBuildProgram(*prog, 1, &c->dev, options, NULL, NULL);
 	if (rc == CL_BUILD_PROGRAM_FAILURE)
-		print_log(c, c->prog);
+		print_log(c, *prog);
 	if (rc != CL_SUCCESS)
 		return cl_fail(err, errlen, rc, "the program does not build for %s (the build log is "
 		               "on stderr)", c->base.name);
-	store_binary(c, &k);
+	store_binary(*prog, &k);
 	return RT_OK;
+}
+
+typedef struct {
+	cl_dev *c;
+	int entry, rc;
+	char err[512];
+} build_job;
+
+static void *build_thread(void *arg)
+{
+	build_job *j = arg;
+	j->rc = build(j->c, j->entry, j->err, sizeof j->err);
+	return NULL;
+}
+
+/* Every entry's program, each on its own thread (OpenCL compilers take
+ * seconds to minutes for a large program; entries build independently). */
+static int build_all(cl_dev *c, char *err, size_t errlen)
+{
+	int n = c->base.p->nentries, rc = RT_OK;
+	build_job *jobs = calloc((size_t)n + 1, sizeof *jobs);
+	pthread_t *th = calloc((size_t)n + 1, sizeof *th);
+	char *started = calloc((size_t)n + 1, 1);
+	if (!jobs || !th || !started)
+		rc = cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the program");
+	for (int i = 0; rc == RT_OK && i < n; i++) {
+		jobs[i] = (build_job){ c, i, RT_OK, "" };
+		started[i] = pthread_create(&th[i], NULL, build_thread, &jobs[i]) == 0;
+		if (!started[i])
+			build_thread(&jobs[i]);
+	}
+	for (int i = 0; rc == RT_OK && i < n; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+	for (int i = 0; rc == RT_OK && i < n; i++)
+		if (jobs[i].rc != RT_OK) {
+			snprintf(err, errlen, "%s", jobs[i].err);
+			rc = RT_ERR;
+		}
+	free(jobs);
+	free(th);
+	free(started);
+	return rc;
 }
 
 /* One cl_kernel per kernel, checked against its launch: argument count
@@ -309,7 +366,7 @@ static int make_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, s
 			snprintf(err, errlen, "OpenCL: %s has no OpenCL launch in the program", what);
 			return RT_ERR;
 		}
-		ce->k[i] = clCreateKernel(c->prog, l->name, &rc);
+		ce->k[i] = clCreateKernel(ce->prog, l->name, &rc);
 		if (rc != CL_SUCCESS)
 			return cl_fail(err, errlen, rc, "%s: no kernel of its name in the OpenCL source",
 			               what);
@@ -536,12 +593,12 @@ static void cl_free(rt_device *d)
 		free(ce->mem);
 		free(ce->bound);
 		free(ce->copy);
+		if (ce->prog)
+			clReleaseProgram(ce->prog);
 	}
 	for (int i = 0; i < c->ncopies; i++)
 		if (c->copies[i].mem)
 			clReleaseMemObject(c->copies[i].mem);
-	if (c->prog)
-		clReleaseProgram(c->prog);
 	if (c->q)
 		clReleaseCommandQueue(c->q);
 	if (c->ctx)
@@ -555,13 +612,12 @@ static const rt_device_ops cl_ops = { cl_run, cl_sync, cl_invalidate, cl_free };
 
 static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 {
-	cl_platform_id pl;
 	cl_int rc;
 	char dname[200], pname[120];
-	if (choose(&plat, &dev, &pl, &c->dev, err, errlen))
+	if (choose(&plat, &dev, &c->pl, &c->dev, err, errlen))
 		return RT_ERR;
 	dev_str(c->dev, CL_DEVICE_NAME, dname, sizeof dname);
-	plat_str(pl, CL_PLATFORM_NAME, pname, sizeof pname);
+	plat_str(c->pl, CL_PLATFORM_NAME, pname, sizeof pname);
 	snprintf(c->base.name, sizeof c->base.name, "OpenCL %d.%d: %s (%s)", plat, dev, dname, pname);
 	c->ctx = clCreateContext(NULL, 1, &c->dev, NULL, NULL, &rc);
 	if (rc != CL_SUCCESS)
@@ -569,11 +625,11 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 	c->q = clCreateCommandQueue(c->ctx, c->dev, 0, &rc);
 	if (rc != CL_SUCCESS)
 		return cl_fail(err, errlen, rc, "cannot make a queue on %s", c->base.name);
-	if (build(c, pl, err, errlen))
-		return RT_ERR;
 	const rt_program *p = c->base.p;
 	if (!(c->ent = calloc((size_t)p->nentries + 1, sizeof *c->ent)))
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "opening the device");
+	if (build_all(c, err, errlen))
+		return RT_ERR;
 	for (int i = 0; i < p->nentries; i++)
 		if (make_kernels(c, &p->entries[i], &c->ent[i], err, errlen))
 			return RT_ERR;

@@ -27,7 +27,8 @@
  * the program data. Keys other than these are ignored (kept in .json).
  *
  * "cl" (present when the program has OpenCL code) launches OpenCL kernel
- * "name" of ddpmc_opencl_source over a 1-D NDRange of G work-items in
+ * "name" of ddpmc_opencl_source, built for entry e with -D DDPMC_ENTRY_e
+ * (e: the entry's index in "entries"; one program per entry), over a 1-D NDRange of G work-items in
  * work-groups of L (G a multiple of L). Its arguments: first the entry's
  * arena (__global uchar *, at least 64 bytes even when arena_bytes is 0;
  * temps are read at their offsets inside it), then the buffers "args"

@@ -811,6 +811,7 @@ cl_launch **cl_render(kir_program **progs, int n, rt_strbuf *src)
 	rt_sb_printf(src, "\ntypedef %s IDX;\n", needs_wide_index(progs, n) ? "long" : "int");
 	for (int e = 0; e < n; e++) {
 		l[e] = calloc((size_t)progs[e]->nk + 1, sizeof **l);
+		rt_sb_printf(src, "\n#ifdef DDPMC_ENTRY_%d /* %s */\n", e, progs[e]->entry);
 		for (int i = 0; l[e] && i < progs[e]->nk; i++)
 			if (render_kernel(progs[e], &progs[e]->k[i], e, src, &l[e][i]) < 0) {
 				cl_launches_free(l, progs, n);
@@ -820,6 +821,7 @@ cl_launch **cl_render(kir_program **progs, int n, rt_strbuf *src)
 			cl_launches_free(l, progs, n);
 			return NULL;
 		}
+		rt_sb_printf(src, "\n#endif /* DDPMC_ENTRY_%d */\n", e);
 	}
 	return l;
 }

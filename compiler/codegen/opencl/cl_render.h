@@ -5,7 +5,8 @@
  * contractions, the index type.
  *
  * THE CONTRACT (runtime/program.h, "cl"): each kernel becomes one
- * OpenCL C 1.2 kernel over a 1-D NDRange of `global` work-items in groups
+ * OpenCL C 1.2 kernel, inside `#ifdef DDPMC_ENTRY_<e>` for entry e (the
+ * runtime builds one program per entry), over a 1-D NDRange of `global` work-items in groups
  * of `local`; argument 0 is the entry's arena (`__global uchar *`, temps at
  * their plan offsets), then the non-temp buffers `args` names, in order.
  * Numbers follow the interpreter's contract as the LLVM backend does: f32
