@@ -189,7 +189,13 @@ static int verify_accs(const kir_kernel *k, char *err, size_t len)
 			ok &= k->st[s].inner <= k->nacc &&
 			      ((accs[k->st[s].value] | accs[k->st[s].index]) >> (k->st[s].inner - 1)) == 0;
 	free(accs);
-	return ok ? 0 : bad(err, len, k, -1, "a reduction loop reads its own or a later accumulator");
+	if (!ok)
+		return bad(err, len, k, -1, "a reduction loop reads its own or a later accumulator");
+	for (int s = 0; s < k->nst; s++)
+		for (int i = 0; k->st[s].inner > 0 && i < k->nx; i++)
+			if (k->x[i].kind == KX_LOAD && k->x[i].buf == k->st[s].buf)
+				return bad(err, len, k, i, "loads a buffer an inner store writes");
+	return 0;
 }
 
 int kir_verify(const kir_program *p, char *err, size_t len)

@@ -113,12 +113,13 @@ static int stores_ok(const kir_kernel *a, const kir_kernel *b, const int *map, c
 	return 1;
 }
 
-/* Inside a's loop b must read something a reads there (the point of one
- * pass); a's loop runs on one thread, b's domain no longer in parallel. */
+/* Inside a's loop b must read, at a varying index, something a reads
+ * there (the point of one pass); a's loop runs on one thread, b's domain
+ * no longer in parallel. */
 static int shares_a_load(const kir_kernel *b, const int *map, int anx)
 {
 	for (int i = 0; i < b->nx; i++)
-		if (b->x[i].kind == KX_LOAD && map[i] < anx)
+		if (b->x[i].kind == KX_LOAD && map[i] < anx && b->x[b->x[i].a].kind != KX_CONST)
 			return 1;
 	return 0;
 }
