@@ -13,7 +13,9 @@
  * not valid (new, or invalidated), and a param's copy is marked newer
  * than the host by every run that binds it, until rt_device_sync reads it
  * back. Inputs are written, kernels enqueued, outputs read, then one
- * clFinish per run; host memory is not touched after the run returns. */
+ * clFinish per run; host memory is not touched after the run returns.
+ * When the entry is profiled (exec.h), every launch gets an event and its
+ * device time goes to the entry's kernel times after the clFinish. */
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
 #include <CL/cl_ext.h>
@@ -45,6 +47,7 @@ typedef struct {
 	cl_mem *bound;          /* (nbuf) what each buffer is this run (temps: NULL) */
 	int *copy;              /* (nbuf) params, consts: their copy last time, or -1 */
 	cl_kernel *k;           /* (nk) */
+	cl_event *ev;           /* (nk) this run's launches, when profiled */
 } cl_entry;
 
 typedef struct {
@@ -490,6 +493,8 @@ static int bind(cl_dev *c, const rt_entry *e, cl_entry *ce, void *const *host, c
 
 static int launch(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t errlen)
 {
+	if (rt_exec_profiling(e) && !ce->ev && !(ce->ev = calloc((size_t)e->nk + 1, sizeof *ce->ev)))
+		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", e->name);
 	for (int i = 0; i < e->nk; i++) {
 		const rt_cl_launch *l = &e->k[i].cl;
 		size_t global = (size_t)l->global, local = (size_t)l->local;
@@ -497,11 +502,29 @@ static int launch(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t 
 		for (int a = 0; a < l->nargs && rc == CL_SUCCESS; a++)
 			rc = clSetKernelArg(ce->k[i], (cl_uint)a + 1, sizeof(cl_mem), &ce->bound[l->args[a]]);
 		if (rc == CL_SUCCESS)
-			rc = clEnqueueNDRangeKernel(c->q, ce->k[i], 1, NULL, &global, &local, 0, NULL, NULL);
+			rc = clEnqueueNDRangeKernel(c->q, ce->k[i], 1, NULL, &global, &local, 0, NULL,
+			                            rt_exec_profiling(e) ? &ce->ev[i] : NULL);
 		if (rc != CL_SUCCESS)
 			return cl_fail(err, errlen, rc, "cannot launch kernel %s", e->k[i].name);
 	}
 	return RT_OK;
+}
+
+/* The device time of each profiled launch, once the queue is done. */
+static void collect_times(const rt_entry *e, cl_entry *ce)
+{
+	for (int i = 0; ce->ev && i < e->nk; i++) {
+		cl_ulong t0 = 0, t1 = 0;
+		if (!ce->ev[i])
+			continue;
+		if (clGetEventProfilingInfo(ce->ev[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) ==
+		            CL_SUCCESS &&
+		    clGetEventProfilingInfo(ce->ev[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) ==
+		            CL_SUCCESS)
+			rt_exec_add_seconds(e, i, (double)(t1 - t0) * 1e-9);
+		clReleaseEvent(ce->ev[i]);
+		ce->ev[i] = NULL;
+	}
 }
 
 static int read_outputs(cl_dev *c, const rt_entry *e, cl_entry *ce, void *const *host,
@@ -534,6 +557,7 @@ static int cl_run(rt_device *d, const rt_entry *e, rt_tensorset *state,
 	int rc = bind(c, e, ce, host, err, errlen) || launch(c, e, ce, err, errlen) ||
 	         read_outputs(c, e, ce, host, err, errlen);
 	cl_int frc = clFinish(c->q);    /* also after a failure: nothing left in flight */
+	collect_times(e, ce);
 	if (!rc && frc != CL_SUCCESS)
 		return cl_fail(err, errlen, frc, "%s: the run failed", e->name);
 	return rc ? RT_ERR : RT_OK;
@@ -590,6 +614,7 @@ static void cl_free(rt_device *d)
 		if (ce->arena)
 			clReleaseMemObject(ce->arena);
 		free(ce->k);
+		free(ce->ev);
 		free(ce->mem);
 		free(ce->bound);
 		free(ce->copy);
@@ -622,7 +647,7 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 	c->ctx = clCreateContext(NULL, 1, &c->dev, NULL, NULL, &rc);
 	if (rc != CL_SUCCESS)
 		return cl_fail(err, errlen, rc, "cannot open %s", c->base.name);
-	c->q = clCreateCommandQueue(c->ctx, c->dev, 0, &rc);
+	c->q = clCreateCommandQueue(c->ctx, c->dev, CL_QUEUE_PROFILING_ENABLE, &rc);
 	if (rc != CL_SUCCESS)
 		return cl_fail(err, errlen, rc, "cannot make a queue on %s", c->base.name);
 	const rt_program *p = c->base.p;

@@ -55,7 +55,9 @@ void rt_device_invalidate(rt_device *d, rt_tensorset *state);
 /* "cpu (8 threads)" or "OpenCL 0.1: NVIDIA H200 (NVIDIA CUDA)" (the
  * device's name, then its platform's). */
 const char *rt_device_name(const rt_device *d);
-/* The CPU pool (NULL on OpenCL): for callers that profile kernels. */
+/* The CPU pool (NULL on OpenCL). Kernel times (exec.h's profile) are
+ * kept on both devices: wall time per kernel on the CPU, the device's
+ * event times on OpenCL. */
 rt_pool *rt_device_pool(rt_device *d);
 
 /* `--device list`: every OpenCL platform and device, numbered P.D, and

@@ -239,6 +239,17 @@ double rt_exec_kernel_seconds(const rt_entry *e, int k)
 	return e->ctx->ksec && k >= 0 && k < e->nk ? e->ctx->ksec[k] : 0;
 }
 
+int rt_exec_profiling(const rt_entry *e)
+{
+	return e->ctx->ksec != NULL;
+}
+
+void rt_exec_add_seconds(const rt_entry *e, int k, double seconds)
+{
+	if (e->ctx->ksec && k >= 0 && k < e->nk)
+		e->ctx->ksec[k] += seconds;
+}
+
 int64_t rt_exec_calls(const rt_entry *e)
 {
 	return e->ctx->calls;

@@ -47,6 +47,10 @@ void *const *rt_entry_bind(const rt_program *p, const rt_entry *e, rt_tensorset 
 void rt_exec_profile(const rt_entry *e, int on);
 /* Seconds spent in kernel k so far (0 when profiling is off). */
 double rt_exec_kernel_seconds(const rt_entry *e, int k);
+/* For other devices (cl.c): whether the entry is being profiled, and
+ * seconds to add to kernel k's time. */
+int rt_exec_profiling(const rt_entry *e);
+void rt_exec_add_seconds(const rt_entry *e, int k, double seconds);
 /* The number of calls since the entry was parsed. */
 int64_t rt_exec_calls(const rt_entry *e);
 

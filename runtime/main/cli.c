@@ -207,8 +207,7 @@ void cli_profile_report(const rt_entry *e)
 	for (int k = 0; k < e->nk; k++)
 		measured += rt_exec_kernel_seconds(e, k);
 	if (measured <= 0) {
-		fprintf(stderr, "profile %s: no kernel times (DDPMC_PROFILE times the CPU device only)\n",
-		        e->name);
+		fprintf(stderr, "profile %s: no kernel times\n", e->name);
 		return;
 	}
 	int *order = malloc((size_t)e->nk * sizeof *order);
