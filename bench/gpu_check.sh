@@ -30,7 +30,8 @@
 #     per-step images_per_s after the first 2 steps.
 #  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL.
 #  7. correctness, bf16: .gpu/small_bf16 as in 3.
-#  8. DDPMC_PROFILE=1 .gpu/unet train 3 steps (the slowest kernels), if time is left.
+#  8. DDPMC_PROFILE=1 .gpu/unet and .gpu/cifar train 3 steps (kernel times from
+#     OpenCL events: the slowest kernels, time per kind), if time is left.
 #  9. results.txt and results.json: images/s of each side, ddpmc / torch.
 #
 #   bash bench/gpu_check.sh
@@ -345,11 +346,15 @@ throughput cifar_bf16 "$CIFAR" 75
 correctness small_bf16 bf16
 
 # --- 8. profile ------------------------------------------------------------------------------
-if [ -x "$BIN/unet" ] && [ "$(left)" -gt $(( RESERVE + 45 )) ]; then
-	DDPMC_PROFILE=1 SIG=INT phase profile_unet 40 "$BIN/unet" train --device "$DEV" --threads "$THREADS" \
-		--steps 3 --log-every 1 --seed 1 --data "$FMNIST" --out "$W/profile_unet"
-	rm -f "$W/profile_unet/checkpoint.safetensors"
-fi
+profile() {
+	local n=$1 data=$2
+	[ -x "$BIN/$n" ] && [ "$(left)" -gt $(( RESERVE + 45 )) ] || return 0
+	DDPMC_PROFILE=1 SIG=INT phase "profile_$n" 40 "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
+		--steps 3 --log-every 1 --seed 1 --data "$data" --out "$W/profile_$n"
+	rm -f "$W/profile_$n/checkpoint.safetensors"
+}
+profile unet "$FMNIST"
+profile cifar "$CIFAR"
 
 # --- 9. results ---------------------------------------------------------------------------------
 W="$W" DEV="$DEV" TP_WARMUP="$TP_WARMUP" NO_CUDA="$NO_CUDA" TOTAL_S=$(( $(date +%s) - T0 )) \
