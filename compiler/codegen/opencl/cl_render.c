@@ -6,7 +6,9 @@
  *          loop inside it. Elementwise kernels and short reductions.
  *   group  one work-group per domain point; its work-items stride over the
  *          reduction and combine their partial results in local memory
- *          (a tree). Long reductions over few points: norms, the loss.
+ *          (a tree). Long reductions over few points: norms, the loss,
+ *          contractions too small to tile the GPU (weight gradients of
+ *          few channels).
  *   tile   a contraction (the reduced value is a product a*b where a and b
  *          depend on disjoint domain vars: conv2d, its gradients, matmul):
  *          a work-group of 16 x 16 work-items computes a tile of
@@ -500,12 +502,16 @@ static int find_tile(renderer *r)
 	return 1;
 }
 
+/* A tile when the contraction has points enough for MIN_GROUPS tiles;
+ * else a long reduction is better split over a work-group per point (a
+ * weight gradient of few channels: under MIN_GROUPS tiles would leave
+ * most of a GPU idle, each work-item summing the whole N x H x W). */
 static kernel_shape pick_shape(renderer *r)
 {
 	const kir_kernel *k = r->k;
-	if (find_tile(r))
-		return SHAPE_TILE;
 	int64_t red = red_points_of(r->k);
+	if (find_tile(r) && (red < 4096 || points_of(k) >= (int64_t)MIN_GROUPS * SIDE * SIDE))
+		return SHAPE_TILE;
 	if (red >= 4096 || (red >= 64 && points_of(k) < 16384))
 		return SHAPE_GROUP;
 	return SHAPE_POINT;
