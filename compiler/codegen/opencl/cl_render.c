@@ -68,12 +68,24 @@ static const char prelude[] =
 	"}\n"
 	"float ddpm_from_bf16(ushort h) { return as_float((uint)h << 16); }\n"
 	"float ddpm_round_bf16(float x) { return ddpm_from_bf16(ddpm_to_bf16(x)); }\n"
+	"\n"
+	"/* f16 storage: native half where the device has it, else the vload/vstore\n"
+	" * builtins every OpenCL device has; f32 math either way, ties to even. */\n"
+	"#ifdef cl_khr_fp16\n"
+	"#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n"
+	"#define DDPM_LOAD_HALF(p, i) ((float)(p)[i])\n"
+	"#define DDPM_STORE_HALF(x, p, i) ((p)[i] = convert_half_rte(x))\n"
+	"float ddpm_round_f16(float x) { return (float)convert_half_rte(x); }\n"
+	"#else\n"
+	"#define DDPM_LOAD_HALF(p, i) vload_half(i, p)\n"
+	"#define DDPM_STORE_HALF(x, p, i) vstore_half_rte(x, i, p)\n"
 	"float ddpm_round_f16(float x)\n"
 	"{\n"
 	"\tushort h;\n"
 	"\tvstore_half_rte(x, 0, (half *)&h);\n"
 	"\treturn vload_half(0, (const half *)&h);\n"
 	"}\n"
+	"#endif\n"
 	"\n"
 	"/* runtime/philox.h: element elem of stream (seed, step << 16 | stream). */\n"
 	"float ddpm_uniform01(uint w) { return (float)((w >> 8) + 1u) * 0x1p-24f; }\n"
@@ -317,7 +329,7 @@ static void put_load(renderer *r, const kir_expr *e)
 {
 	rt_dtype dt = r->p->buf[e->buf].dtype;
 	if (dt == RT_F16)
-		rt_sb_printf(r->b, "vload_half(x%d, b%d)", e->a, e->buf);
+		rt_sb_printf(r->b, "DDPM_LOAD_HALF(b%d, x%d)", e->buf, e->a);
 	else if (dt == RT_BF16)
 		rt_sb_printf(r->b, "ddpm_from_bf16(b%d[x%d])", e->buf, e->a);
 	else
@@ -386,7 +398,7 @@ static void emit_stores(renderer *r, int inner)
 		rt_dtype dt = r->p->buf[st->buf].dtype;
 		kir_type from = k->x[st->value].type;
 		if (dt == RT_F16) {
-			rt_sb_printf(r->b, "\tvstore_half_rte(x%d, x%d, b%d);\n", st->value, st->index, st->buf);
+			rt_sb_printf(r->b, "\tDDPM_STORE_HALF(x%d, b%d, x%d);\n", st->value, st->buf, st->index);
 		} else if (dt == RT_BF16) {
 			rt_sb_printf(r->b, "\tb%d[x%d] = ddpm_to_bf16(x%d);\n", st->buf, st->index, st->value);
 		} else if (dt == RT_I32 && from == KT_F32) {   /* rt_store: half away from zero */

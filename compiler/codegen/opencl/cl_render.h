@@ -12,8 +12,9 @@
  * Numbers follow the interpreter's contract as the LLVM backend does: f32
  * math (contraction to FMA allowed), storage rounding as rt_store, the
  * Philox stream of runtime/philox.h (Box-Muller in double where the device
- * has cl_khr_fp64). No half arithmetic: f16 storage goes through
- * vload_half / vstore_half_rte, so the source builds without cl_khr_fp16. */
+ * has cl_khr_fp64). No half arithmetic: f16 storage is native `half`
+ * where the device has cl_khr_fp16, else vload_half / vstore_half_rte, so
+ * the source builds on every OpenCL 1.2 device. */
 #ifndef DDPMC_CL_RENDER_H
 #define DDPMC_CL_RENDER_H
 
