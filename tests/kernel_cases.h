@@ -430,14 +430,6 @@ static void random_numbers_match_interpreter(void **state)
 
 /* --- whole models --------------------------------------------------------------------------- */
 
-static void read_golden(const char *name, rt_tensorset *set)
-{
-	char path[1024], err[512];
-	snprintf(path, sizeof path, "%s/tests/golden/%s", DDPMC_SOURCE_DIR, name);
-	if (rt_st_read(path, set, err, sizeof err) != RT_OK)
-		fail_msg("%s", err);
-}
-
 /* The diffusers forward pass (tests/golden, as test_models.c): the
  * backend's eps against the stored one, max |error| <= 1e-4. */
 static void unet_forward_matches_diffusers(void **state)
@@ -445,8 +437,8 @@ static void unet_forward_matches_diffusers(void **state)
 	char err[1024];
 	ir_graph *g = load_file("tests/models/unet_attn.lua");
 	rt_tensorset weights = { 0 }, io = { 0 }, st = { 0 }, out = { 0 };
-	read_golden("unet_attn_weights.safetensors", &weights);
-	read_golden("unet_attn_io.safetensors", &io);
+	tu_read_golden("unet_attn_weights.safetensors", &weights);
+	tu_read_golden("unet_attn_io.safetensors", &io);
 	if (interp_init_state(g, 0, &weights, "weights", &st, err, sizeof err) < 0)
 		fail_msg("%s", err);
 	kir_program *p = kir_lower(g, ir_entry_find(g, "forward"));
@@ -473,8 +465,8 @@ static void unet_forward_matches_interpreter(void **state)
 {
 	ir_graph *g = load_file("tests/models/unet_attn.lua");
 	rt_tensorset weights = { 0 }, io = { 0 };
-	read_golden("unet_attn_weights.safetensors", &weights);
-	read_golden("unet_attn_io.safetensors", &io);
+	tu_read_golden("unet_attn_weights.safetensors", &weights);
+	tu_read_golden("unet_attn_io.safetensors", &io);
 	double worst = check_entry(g, "forward", &io, &weights, 1e-4);
 	print_message("    worst relative difference %.3g\n", worst);
 	rt_set_free(&weights);

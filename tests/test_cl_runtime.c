@@ -361,19 +361,9 @@ static void test_cache(void **unused)
 static rt_device *open_capturing(const rt_program *p, const char *spec, char *err, size_t errlen,
                                  char *log, size_t loglen)
 {
-	fflush(stderr);
-	FILE *tmp = tmpfile();
-	assert_non_null(tmp);
-	int saved = dup(2);
-	dup2(fileno(tmp), 2);
+	tu_capture c = tu_capture_begin();
 	rt_device *d = rt_device_open(p, spec, 0, err, errlen);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(tmp);
-	size_t n = fread(log, 1, loglen - 1, tmp);
-	log[n] = 0;
-	fclose(tmp);
+	tu_capture_end(&c, log, loglen);
 	return d;
 }
 

@@ -18,6 +18,7 @@
 #include "frontend.h"
 #include "interp.h"
 #include "safetensors.h"
+#include "testutil.h"
 
 static ir_graph *load(const char *rel)
 {
@@ -52,14 +53,6 @@ static void default_model_has_diffusers_parameter_count(void **state)
 	ir_free(g);
 }
 
-static void read_golden(const char *name, rt_tensorset *set)
-{
-	char path[1024], err[512];
-	snprintf(path, sizeof path, "%s/tests/golden/%s", DDPMC_SOURCE_DIR, name);
-	if (rt_st_read(path, set, err, sizeof err) != RT_OK)
-		fail_msg("%s", err);
-}
-
 /* Runs forward on the golden weights and inputs; compares eps. */
 static void check_parity(const char *cfg)
 {
@@ -68,9 +61,9 @@ static void check_parity(const char *cfg)
 	ir_graph *g = load(rel);
 	rt_tensorset weights = { 0 }, io = { 0 }, st = { 0 }, out = { 0 };
 	snprintf(file, sizeof file, "unet_%s_weights.safetensors", cfg);
-	read_golden(file, &weights);
+	tu_read_golden(file, &weights);
 	snprintf(file, sizeof file, "unet_%s_io.safetensors", cfg);
-	read_golden(file, &io);
+	tu_read_golden(file, &io);
 	if (interp_init_state(g, 0, &weights, file, &st, err, sizeof err) < 0 ||
 	    interp_run(g, ir_entry_find(g, "forward"), &st, &io, &out, err, sizeof err) < 0)
 		fail_msg("%s: %s", cfg, err);

@@ -689,22 +689,12 @@ static int cli_argv(const char *const *args, char *errout, size_t errlen)
 	int argc = 1;
 	for (; args[argc - 1] && argc < 63; argc++)
 		argv[argc] = (char *)args[argc - 1];
-	fflush(stdout);
-	fflush(stderr);
-	FILE *tmp = errout ? tmpfile() : NULL;
-	int saved = errout ? dup(2) : -1;
+	tu_capture c;
 	if (errout)
-		dup2(fileno(tmp), 2);
+		c = tu_capture_begin();
 	int rc = cli_run(argc, argv, &cli_emb);
-	if (errout) {
-		fflush(stderr);
-		dup2(saved, 2);
-		close(saved);
-		rewind(tmp);
-		size_t n = fread(errout, 1, errlen - 1, tmp);
-		errout[n] = 0;
-		fclose(tmp);
-	}
+	if (errout)
+		tu_capture_end(&c, errout, errlen);
 	return rc;
 }
 #define cli(...) cli_argv((const char *const[]){ __VA_ARGS__ }, NULL, 0)

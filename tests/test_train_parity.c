@@ -40,6 +40,7 @@
 #include "frontend.h"
 #include "interp.h"
 #include "safetensors.h"
+#include "testutil.h"
 
 #define STEPS 3
 #define REL_TOL 1e-4
@@ -56,14 +57,6 @@ static ir_graph *load_model(void)
 	if (!g)
 		fail_msg("%s", err);
 	return g;
-}
-
-static void read_golden(const char *name, rt_tensorset *set)
-{
-	char path[1024], err[512];
-	snprintf(path, sizeof path, "%s/tests/golden/%s", DDPMC_SOURCE_DIR, name);
-	if (rt_st_read(path, set, err, sizeof err) != RT_OK)
-		fail_msg("%s", err);
 }
 
 static const rt_tensor *need(const rt_tensorset *s, const char *what, const char *name)
@@ -213,9 +206,9 @@ static void gradients_match_torch(void **state)
 {
 	ir_graph *g = load_model();
 	rt_tensorset weights = { 0 }, io = { 0 }, grads = { 0 }, st = { 0 }, in = { 0 }, out = { 0 };
-	read_golden("train_weights.safetensors", &weights);
-	read_golden("train_io.safetensors", &io);
-	read_golden("train_grads.safetensors", &grads);
+	tu_read_golden("train_weights.safetensors", &weights);
+	tu_read_golden("train_io.safetensors", &io);
+	tu_read_golden("train_grads.safetensors", &grads);
 	init_state(g, &weights, &st);
 
 	const rt_tensor *x0 = need(&io, "train_io", "x0");
@@ -264,10 +257,10 @@ static void three_train_steps_match_torch(void **state)
 {
 	ir_graph *g = load_model();
 	rt_tensorset weights = { 0 }, io = { 0 }, grads = { 0 }, after = { 0 }, st = { 0 };
-	read_golden("train_weights.safetensors", &weights);
-	read_golden("train_io.safetensors", &io);
-	read_golden("train_grads.safetensors", &grads);
-	read_golden("train_after3.safetensors", &after);
+	tu_read_golden("train_weights.safetensors", &weights);
+	tu_read_golden("train_io.safetensors", &io);
+	tu_read_golden("train_grads.safetensors", &grads);
+	tu_read_golden("train_after3.safetensors", &after);
 	init_state(g, &weights, &st);
 
 	const rt_tensor *x0 = need(&io, "train_io", "x0"), *ts = need(&io, "train_io", "t");

@@ -25,6 +25,7 @@
 #include "frontend.h"
 #include "interp.h"
 #include "ir.h"
+#include "safetensors.h"
 
 #define TU_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -227,6 +228,45 @@ static inline int tu_write_idx(const char *path, int n, int side)
 	ok = f && gzclose(f) == Z_OK && ok;
 	free(px);
 	return ok ? 0 : -1;
+}
+
+/* tests/golden/NAME into set (fails the test when it cannot be read). */
+static inline void tu_read_golden(const char *name, rt_tensorset *set)
+{
+	char path[1024], err[512];
+	snprintf(path, sizeof path, "%s/tests/golden/%s", DDPMC_SOURCE_DIR, name);
+	if (rt_st_read(path, set, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+}
+
+/* What this process writes to stderr between tu_capture_begin and
+ * tu_capture_end, into buf (NUL-terminated). */
+typedef struct {
+	FILE *tmp;
+	int saved;
+} tu_capture;
+
+static inline tu_capture tu_capture_begin(void)
+{
+	tu_capture c;
+	fflush(stdout);
+	fflush(stderr);
+	c.tmp = tmpfile();
+	assert_non_null(c.tmp);
+	c.saved = dup(2);
+	dup2(fileno(c.tmp), 2);
+	return c;
+}
+
+static inline void tu_capture_end(tu_capture *c, char *buf, size_t len)
+{
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	rewind(c->tmp);
+	size_t n = fread(buf, 1, len - 1, c->tmp);
+	buf[n] = 0;
+	fclose(c->tmp);
 }
 
 /* The number of newline-terminated lines in s. */
