@@ -720,26 +720,27 @@ static void render_tile(renderer *r, cl_launch *l)
 
 /* --- kernels ------------------------------------------------------------------- */
 
-/* The non-temp buffers kernel k touches, ascending. */
-static int *kernel_args(const kir_program *p, const kir_kernel *k, int *nargs)
+/* used[b] != 0 for every buffer kernel k loads or stores (NULL: no memory). */
+static char *buffers_used(const kir_program *p, const kir_kernel *k)
 {
 	char *used = calloc((size_t)p->nbuf + 1, 1);
-	int *args = malloc(((size_t)p->nbuf + 1) * sizeof *args);
-	if (!used || !args) {
-		free(used);
-		free(args);
-		return NULL;
-	}
-	for (int i = 0; i < k->nx; i++)
+	for (int i = 0; used && i < k->nx; i++)
 		if (k->x[i].kind == KX_LOAD)
 			used[k->x[i].buf] = 1;
-	for (int s = 0; s < k->nst; s++)
+	for (int s = 0; used && s < k->nst; s++)
 		used[k->st[s].buf] = 1;
+	return used;
+}
+
+/* The kernel's arguments after the arena: the non-temp buffers it uses,
+ * ascending. */
+static int *kernel_args(const kir_program *p, const char *used, int *nargs)
+{
+	int *args = malloc(((size_t)p->nbuf + 1) * sizeof *args);
 	*nargs = 0;
-	for (int b = 0; b < p->nbuf; b++)
+	for (int b = 0; args && b < p->nbuf; b++)
 		if (used[b] && !is_temp(p, b))
 			args[(*nargs)++] = b;
-	free(used);
 	return args;
 }
 
@@ -751,19 +752,16 @@ static void put_signature(rt_strbuf *b, const kir_program *p, const cl_launch *l
 	rt_sb_puts(b, ")\n{\n");
 }
 
-static void put_temps(rt_strbuf *b, const kir_program *p, const kir_kernel *k)
+/* The temporaries it uses, as pointers into the arena. */
+static void put_temps(rt_strbuf *b, const kir_program *p, const char *used)
 {
-	char *seen = calloc((size_t)p->nbuf + 1, 1);
-	for (int i = 0; i < k->nx + k->nst; i++) {
-		int buf = i < k->nx ? (k->x[i].kind == KX_LOAD ? k->x[i].buf : -1) : k->st[i - k->nx].buf;
-		if (buf < 0 || !is_temp(p, buf) || seen[buf])
+	for (int buf = 0; buf < p->nbuf; buf++) {
+		if (!used[buf] || !is_temp(p, buf))
 			continue;
-		seen[buf] = 1;
 		const char *t = storage_name(p->buf[buf].dtype);
 		rt_sb_printf(b, "\t__global %s *b%d = (__global %s *)(arena + %lld);\n", t, buf, t,
 		             (long long)p->buf[buf].offset);
 	}
-	free(seen);
 }
 
 static void kernel_name(char *out, size_t len, int entry, const char *name)
@@ -778,11 +776,13 @@ static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, r
 {
 	renderer r = { p, k, b, calloc((size_t)k->nx + 1, sizeof(uint32_t)), calloc((size_t)k->nx + 1, 1),
 	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 1, 1 };
-	l->args = kernel_args(p, k, &l->nargs);
+	char *used = buffers_used(p, k);
+	l->args = used ? kernel_args(p, used, &l->nargs) : NULL;
 	if (!r.vars || !r.uses_acc || !r.done || !l->args) {
 		free(r.vars);
 		free(r.uses_acc);
 		free(r.done);
+		free(used);
 		return -1;
 	}
 	kernel_name(l->name, sizeof l->name, entry, k->name);
@@ -790,7 +790,7 @@ static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, r
 	kernel_shape shape = pick_shape(&r);
 	rt_sb_printf(b, "\n/* %s: %s */\n", k->name, k->ops ? k->ops : "");
 	put_signature(b, p, l);
-	put_temps(b, p, k);
+	put_temps(b, p, used);
 	if (shape == SHAPE_TILE)
 		render_tile(&r, l);
 	else if (shape == SHAPE_GROUP)
@@ -801,6 +801,7 @@ static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, r
 	free(r.vars);
 	free(r.uses_acc);
 	free(r.done);
+	free(used);
 	return 0;
 }
 
