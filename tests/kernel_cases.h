@@ -41,16 +41,6 @@ static ir_graph *load_script(const char *text, const fe_option *opts, int nopts)
 	return g;
 }
 
-static ir_graph *load_file(const char *rel)
-{
-	char path[1024], err[1024];
-	snprintf(path, sizeof path, "%s/%s", DDPMC_SOURCE_DIR, rel);
-	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
-	if (!g)
-		fail_msg("%s", err);
-	return g;
-}
-
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
 static double urand(void)
@@ -435,7 +425,7 @@ static void random_numbers_match_interpreter(void **state)
 static void unet_forward_matches_diffusers(void **state)
 {
 	char err[1024];
-	ir_graph *g = load_file("tests/models/unet_attn.lua");
+	ir_graph *g = tu_load("tests/models/unet_attn.lua");
 	rt_tensorset weights = { 0 }, io = { 0 }, st = { 0 }, out = { 0 };
 	tu_read_golden("unet_attn_weights.safetensors", &weights);
 	tu_read_golden("unet_attn_io.safetensors", &io);
@@ -463,7 +453,7 @@ static void unet_forward_matches_diffusers(void **state)
 
 static void unet_forward_matches_interpreter(void **state)
 {
-	ir_graph *g = load_file("tests/models/unet_attn.lua");
+	ir_graph *g = tu_load("tests/models/unet_attn.lua");
 	rt_tensorset weights = { 0 }, io = { 0 };
 	tu_read_golden("unet_attn_weights.safetensors", &weights);
 	tu_read_golden("unet_attn_io.safetensors", &io);

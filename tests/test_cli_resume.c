@@ -58,15 +58,10 @@ static int run_exe(char *err, size_t errlen, const char *fmt, ...)
 
 static int setup(void **unused)
 {
-	char cmd[1024], err[4096];
 	tu_tmpdir(dir, sizeof dir);
 	snprintf(exe, sizeof exe, "%s/tiny", dir);
-	snprintf(cmd, sizeof cmd, "'%s' compile '%s/tests/models/cli_tiny.lua' -o '%s'", DDPMC_BIN,
-	         DDPMC_SOURCE_DIR, exe);
-	if (tu_stderr_of(cmd, err, sizeof err) != 0) {
-		print_error("compile failed: %s\n", err);
+	if (tu_compile("tests/models/cli_tiny.lua", "", exe))
 		return -1;
-	}
 	snprintf(data, sizeof data, "%s/images-idx3-ubyte.gz", dir);
 	return tu_write_idx(data, NIMG, SIDE);
 }

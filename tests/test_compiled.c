@@ -30,6 +30,7 @@
 #include "pool.h"
 #include "program.h"
 #include "state.h"
+#include "testutil.h"
 
 #define STEPS 3
 
@@ -42,20 +43,10 @@ typedef struct {
 	rt_strbuf json, data;
 } compiled;
 
-static ir_graph *load_model(void)
-{
-	char path[1024], err[1024];
-	snprintf(path, sizeof path, "%s/tests/models/tiny_train.lua", DDPMC_SOURCE_DIR);
-	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
-	if (!g)
-		fail_msg("%s", err);
-	return g;
-}
-
 static void compile_entry(compiled *c, const char *entry)
 {
 	char err[1024];
-	c->g = load_model();
+	c->g = tu_load("tests/models/tiny_train.lua");
 	c->kp = kir_lower(c->g, ir_entry_find(c->g, entry));
 	c->fns = calloc((size_t)c->kp->nk + 1, sizeof *c->fns);
 	c->jit = llvm_jit_compile(c->kp, (llvm_kernel_fn *)c->fns, err, sizeof err);
@@ -130,7 +121,7 @@ static void run_compiled(compiled *c, int threads, rt_tensorset *state, float *l
 static void run_interpreted(rt_tensorset *state, float *loss)
 {
 	char err[1024];
-	ir_graph *g = load_model();
+	ir_graph *g = tu_load("tests/models/tiny_train.lua");
 	rt_tensorset in = { 0 };
 	make_inputs(&in);
 	if (interp_init_state(g, 0, NULL, NULL, state, err, sizeof err) < 0)

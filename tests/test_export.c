@@ -42,28 +42,15 @@ static int file_exists(const char *d, const char *name)
 }
 
 /* A raw IDX image file of n 28x28 images of a fixed pattern. */
-static void write_idx(const char *path, int n)
-{
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	unsigned char head[16] = { 0, 0, 8, 3, 0, 0, 0, (unsigned char)n, 0, 0, 0, 28, 0, 0, 0, 28 };
-	fwrite(head, 1, sizeof head, f);
-	for (int i = 0; i < n * 28 * 28; i++)
-		fputc((i * 37 + i / 97) & 0xff, f);
-	fclose(f);
-}
-
 static int setup(void **unused)
 {
 	char data[512];
 	tu_tmpdir(dir, sizeof dir);
 	snprintf(exe, sizeof exe, "%s/tiny", dir);
-	snprintf(data, sizeof data, "%s/images.idx", dir);
+	snprintf(data, sizeof data, "%s/images-idx3-ubyte.gz", dir);
 	snprintf(ckpt, sizeof ckpt, "%s/run/checkpoint.safetensors", dir);
 	snprintf(out, sizeof out, "%s/export", dir);
-	write_idx(data, 8);
-	if (run_ok("'%s' compile '%s/tests/models/export_tiny.lua' -o '%s'", DDPMC_BIN,
-	           DDPMC_SOURCE_DIR, exe) ||
+	if (tu_write_idx(data, 8, 28) || tu_compile("tests/models/export_tiny.lua", "", exe) ||
 	    run_ok("'%s' train --data '%s' --steps 2 --out '%s/run' --seed 1 --threads 2", exe, data,
 	           dir) ||
 	    run_ok("'%s' export --ckpt '%s' --out '%s'", exe, ckpt, out))
@@ -202,11 +189,8 @@ static int same_values(const rt_tensor *a, const rt_tensor *b)
  * checkpoint's `prefix`NAME; returns how many differ from NAME. */
 static int check_weights(const char *folder, const char *prefix)
 {
-	char path[1024], err[1024], name[600];
-	snprintf(path, sizeof path, "%s/tests/models/export_tiny.lua", DDPMC_SOURCE_DIR);
-	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
-	if (!g)
-		fail_msg("%s", err);
+	char path[1024], name[600];
+	ir_graph *g = tu_load("tests/models/export_tiny.lua");
 	rt_tensorset w = { 0 }, c = { 0 };
 	snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", folder);
 	read_set(path, &w);

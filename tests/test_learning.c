@@ -17,6 +17,7 @@
 #include "data.h"
 #include "frontend.h"
 #include "interp.h"
+#include "testutil.h"
 
 #define IMAGES "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 #define SUBSET 256
@@ -30,11 +31,8 @@ static int steps(void)
 
 static void tiny_unet_learns_fashion_mnist(void **unused)
 {
-	char path[1024], err[1024];
-	snprintf(path, sizeof path, "%s/tests/models/learn_unet.lua", DDPMC_SOURCE_DIR);
-	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
-	if (!g)
-		fail_msg("%s", err);
+	char err[1024];
+	ir_graph *g = tu_load("tests/models/learn_unet.lua");
 	rt_images im;
 	if (rt_idx_read_images(IMAGES, &im, err, sizeof err) != RT_OK)
 		fail_msg("%s", err);

@@ -20,16 +20,6 @@
 #include "safetensors.h"
 #include "testutil.h"
 
-static ir_graph *load(const char *rel)
-{
-	char path[1024], err[1024];
-	snprintf(path, sizeof path, "%s/%s", DDPMC_SOURCE_DIR, rel);
-	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
-	if (!g)
-		fail_msg("%s", err);
-	return g;
-}
-
 static long long trainable_count(const ir_graph *g)
 {
 	long long n = 0;
@@ -41,14 +31,14 @@ static long long trainable_count(const ir_graph *g)
 
 static void cifar10_model_has_ho_et_al_parameter_count(void **state)
 {
-	ir_graph *g = load("models/ddpm_cifar10.lua");
+	ir_graph *g = tu_load("models/ddpm_cifar10.lua");
 	assert_int_equal(trainable_count(g), 35746307);
 	ir_free(g);
 }
 
 static void default_model_has_diffusers_parameter_count(void **state)
 {
-	ir_graph *g = load("models/unet.lua");
+	ir_graph *g = tu_load("models/unet.lua");
 	assert_int_equal(trainable_count(g), 6469889);
 	ir_free(g);
 }
@@ -58,7 +48,7 @@ static void check_parity(const char *cfg)
 {
 	char rel[256], file[256], err[1024];
 	snprintf(rel, sizeof rel, "tests/models/unet_%s.lua", cfg);
-	ir_graph *g = load(rel);
+	ir_graph *g = tu_load(rel);
 	rt_tensorset weights = { 0 }, io = { 0 }, st = { 0 }, out = { 0 };
 	snprintf(file, sizeof file, "unet_%s_weights.safetensors", cfg);
 	tu_read_golden(file, &weights);

@@ -81,19 +81,14 @@ static int run_exe(char *err, size_t errlen, const char *fmt, ...)
 
 static int compile_tiny(void **unused)
 {
-	char cmd[1024], err[4096];
 	/* PoCL compiles each of the program's hundreds of kernels at its first
 	 * launch; unoptimised, in about half the time (the kernel cases above
 	 * ran optimised) */
 	setenv("DDPMC_CL_OPTIONS", "-cl-opt-disable", 1);
 	tu_tmpdir(dir, sizeof dir);
 	snprintf(exe, sizeof exe, "%s/tiny", dir);
-	snprintf(cmd, sizeof cmd, "'%s' compile '%s/tests/models/cl_tiny.lua' --target all -o '%s'",
-	         DDPMC_BIN, DDPMC_SOURCE_DIR, exe);
-	if (tu_stderr_of(cmd, err, sizeof err) != 0) {
-		print_error("compile failed: %s\n", err);
+	if (tu_compile("tests/models/cl_tiny.lua", "--target all", exe))
 		return -1;
-	}
 	snprintf(data, sizeof data, "%s/images-idx3-ubyte.gz", dir);
 	return tu_write_idx(data, NIMG, SIDE);
 }

@@ -421,11 +421,8 @@ static void assert_sets_identical(const rt_tensorset *a, const rt_tensorset *b)
 
 static void test_state_matches_interp(void **unused)
 {
-	char err[1024], path[1024];
-	snprintf(path, sizeof path, "%s/tests/models/tiny_train.lua", DDPMC_SOURCE_DIR);
-	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
-	if (!g)
-		fail_msg("fe_load: %s", err);
+	char err[1024];
+	ir_graph *g = tu_load("tests/models/tiny_train.lua");
 	/* every init kind and a low-precision dtype */
 	ir_shape s = SH(3, 5);
 	tu_ok(g, ir_param(g, "extra.normal", RT_F32, &s, (ir_init){ INIT_NORMAL, 0.5, 0.02, -1 }, 1, "t:1"));

@@ -49,16 +49,6 @@
 #define LR 1e-3
 #define WARMUP 2
 
-static ir_graph *load_model(void)
-{
-	char path[1024], err[1024];
-	snprintf(path, sizeof path, "%s/tests/models/train_parity.lua", DDPMC_SOURCE_DIR);
-	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
-	if (!g)
-		fail_msg("%s", err);
-	return g;
-}
-
 static const rt_tensor *need(const rt_tensorset *s, const char *what, const char *name)
 {
 	const rt_tensor *t = rt_set_find(s, name);
@@ -204,7 +194,7 @@ static double scalar(const rt_tensorset *s, const char *what, const char *name)
 /* (a) loss and every parameter's gradient at the initial weights. */
 static void gradients_match_torch(void **state)
 {
-	ir_graph *g = load_model();
+	ir_graph *g = tu_load("tests/models/train_parity.lua");
 	rt_tensorset weights = { 0 }, io = { 0 }, grads = { 0 }, st = { 0 }, in = { 0 }, out = { 0 };
 	tu_read_golden("train_weights.safetensors", &weights);
 	tu_read_golden("train_io.safetensors", &io);
@@ -255,7 +245,7 @@ static void gradients_match_torch(void **state)
  * EMA and Adam moments. State persists across interp_run calls. */
 static void three_train_steps_match_torch(void **state)
 {
-	ir_graph *g = load_model();
+	ir_graph *g = tu_load("tests/models/train_parity.lua");
 	rt_tensorset weights = { 0 }, io = { 0 }, grads = { 0 }, after = { 0 }, st = { 0 };
 	tu_read_golden("train_weights.safetensors", &weights);
 	tu_read_golden("train_io.safetensors", &io);

@@ -230,6 +230,18 @@ static inline int tu_write_idx(const char *path, int n, int side)
 	return ok ? 0 : -1;
 }
 
+/* The script at DDPMC_SOURCE_DIR/rel, run by the frontend (fails the test
+ * with the frontend's message when it does not load). */
+static inline ir_graph *tu_load(const char *rel)
+{
+	char path[1024], err[1024];
+	snprintf(path, sizeof path, "%s/%s", DDPMC_SOURCE_DIR, rel);
+	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
+	if (!g)
+		fail_msg("%s", err);
+	return g;
+}
+
 /* tests/golden/NAME into set (fails the test when it cannot be read). */
 static inline void tu_read_golden(const char *name, rt_tensorset *set)
 {
@@ -267,6 +279,19 @@ static inline void tu_capture_end(tu_capture *c, char *buf, size_t len)
 	size_t n = fread(buf, 1, len - 1, c->tmp);
 	buf[n] = 0;
 	fclose(c->tmp);
+}
+
+/* Compiles DDPMC_SOURCE_DIR/model with the built driver (and `flags`)
+ * into exe; 0, or -1 after printing the driver's stderr. */
+static inline int tu_compile(const char *model, const char *flags, const char *exe)
+{
+	char cmd[2048], err[4096];
+	snprintf(cmd, sizeof cmd, "'%s' compile '%s/%s' %s -o '%s'", DDPMC_BIN, DDPMC_SOURCE_DIR, model,
+	         flags, exe);
+	if (tu_stderr_of(cmd, err, sizeof err) == 0)
+		return 0;
+	print_error("%s failed: %s\n", cmd, err);
+	return -1;
 }
 
 /* The number of newline-terminated lines in s. */
