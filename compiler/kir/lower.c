@@ -381,8 +381,11 @@ static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
 		src[d] = clamp(L, q, 0, g->d[2 + d] - 1);
 	}
 	int gi[4] = { idx[0], o, src[0], src[1] }, wi[4] = { o, idx[1], i, j };
-	int v = mul(L, value_at(L, n->in[0], gi), value_at(L, n->in[1], wi));
-	return kir_op(L->k, KT_F32, OP_select, ok, v, kir_const(L->k, KT_F32, 0));
+	/* the select on g, which does not depend on the output channel, as
+	 * conv_body's on x: a tile over channels shares it, and the product
+	 * stays one multiply-add */
+	int gv = kir_op(L->k, KT_F32, OP_select, ok, value_at(L, n->in[0], gi), kir_const(L->k, KT_F32, 0));
+	return mul(L, gv, value_at(L, n->in[1], wi));
 }
 
 static int add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *name);
