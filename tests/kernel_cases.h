@@ -306,7 +306,13 @@ static const char *conv_lua =
 	"local seed = ddpm.input('seed', y:shape())\n"
 	"local g = ddpm.grad(y, { x, w }, seed)\n"
 	"local z = ddpm.conv2d(x, w3, { padding = 1 }) + bias\n"
+	"-- stride 1: the input gradient reads g zero-padded by K-1-p, unless p > K-1\n"
+	"local z1 = ddpm.conv2d(x, w, { padding = { 0, 1, 1, 0 } })\n"
+	"local g1 = ddpm.grad(z1, { x, w }, ddpm.input('seed1', z1:shape()))\n"
+	"local z2 = ddpm.conv2d(x, w, { padding = 2 })\n"
+	"local g2 = ddpm.grad(z2, { x }, ddpm.input('seed2', z2:shape()))\n"
 	"ddpm.entry('main', { y = y, gx = g[1], gw = g[2], z = z * z:sigmoid(),\n"
+	"  gx1 = g1[1], gw1 = g1[2], gx2 = g2[1],\n"
 	"  k1 = ddpm.conv2d(x, w3:slice(2, 1, 2):slice(3, 1, 2), {}),\n"
 	"  s21 = ddpm.conv2d(x, w, { stride = { 2, 1 }, padding = { 0, 1, 1, 0 } }) })\n";
 

@@ -41,7 +41,7 @@ typedef struct {
 	char *forced;           /* materialize: found while building a kernel */
 	int *sink;              /* see sinks() */
 	int *buf_of;            /* node -> buffer, or -1 */
-	int *tbuf;              /* node -> its channels-last copy's buffer, or -1 */
+	struct relaid_set *relaid;      /* copies of conv operands (shared with side kernels) */
 	/* the kernel being built */
 	kir_kernel *k;
 	int root;
@@ -337,17 +337,146 @@ static int matmul_body(lower *L, const ir_node *n, const int *idx)
 	return mul(L, value_at(L, n->in[0], ia), value_at(L, n->in[1], ib));
 }
 
-/* x[n, c, y*s + i - p, x*s + j - p], zero outside (the padding). */
-static int padded_input(lower *L, int xnode, int nn, int c, int y, int x, int i, int j,
-                        const ir_attrs *a)
+/* --- convolution operands laid out for their contraction ---------------
+ *
+ * A convolution reads its image operand through copies made once, each by
+ * a kernel of its own ahead of the kernel being built: zero-padded, so that
+ * the contraction needs no bounds tests (its loads stay plain vector loads
+ * and its products plain multiply-adds), or channels-last, so that the
+ * weight gradient's vectors span output channels. */
+
+typedef struct {
+	int64_t pad[4];         /* top, bottom, left, right zeros */
+	int channels_last;      /* (N, H, W, C) instead of (N, C, H, W) */
+} layout;
+
+typedef struct {
+	int node;
+	layout lay;
+	int buf;
+} relaid;
+
+struct relaid_set {
+	relaid *v;
+	int n, cap;
+};
+
+static int is_plain(const layout *lay)
 {
-	const ir_shape *s = &N(L, xnode)->shape;
-	int iy = iop(L, OP_sub, iop(L, OP_add, iop(L, OP_mul, y, I(L, a->conv.stride[0])), i), I(L, a->conv.pad[0]));
-	int ix = iop(L, OP_sub, iop(L, OP_add, iop(L, OP_mul, x, I(L, a->conv.stride[1])), j), I(L, a->conv.pad[2]));
-	int inside = iop(L, OP_mul, in_range(L, iy, 0, s->d[2]), in_range(L, ix, 0, s->d[3]));
-	int in[4] = { nn, c, clamp(L, iy, 0, s->d[2] - 1), clamp(L, ix, 0, s->d[3] - 1) };
-	int v = value_at(L, xnode, in);
-	return kir_op(L->k, KT_F32, OP_select, inside, v, kir_const(L->k, KT_F32, 0));
+	return !lay->channels_last && !(lay->pad[0] | lay->pad[1] | lay->pad[2] | lay->pad[3]);
+}
+
+static int same_layout(const layout *a, const layout *b)
+{
+	return a->channels_last == b->channels_last && !memcmp(a->pad, b->pad, sizeof a->pad);
+}
+
+static void append_kernel(lower *L, kir_kernel *k, const char *kind, const char *ops)
+{
+	char name[64];
+	snprintf(name, sizeof name, "k%d_%s", L->p->nk, kind);
+	k->name = ir_strdup(L->g, name);
+	k->ops = ir_strdup(L->g, ops);
+	L->p->k = ir_grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
+	L->p->k[L->p->nk++] = *k;
+}
+
+static int add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *name);
+
+/* Builds the copy of node (N, C, H, W) in layout lay into a new buffer, in
+ * a lowering context of its own that shares the program and the node
+ * tables. Only what may inline into a contraction's operand inlines into
+ * the copy (movement, casts): the rest must be materialized (a conflict).
+ * Returns the buffer, or -1 with L->conflict set. */
+static int build_relaid(lower *L, int node, const layout *lay)
+{
+	const ir_node *n = N(L, node);
+	const int64_t *d = n->shape.d, *pad = lay->pad;
+	ir_node t = *n;
+	int64_t hp = d[2] + pad[0] + pad[1], wp = d[3] + pad[2] + pad[3];
+	t.shape = lay->channels_last ? (ir_shape){ 4, { d[0], hp, wp, d[1] } }
+	                             : (ir_shape){ 4, { d[0], d[1], hp, wp } };
+	kir_kernel k = { .rank = 4 };
+	lower S = *L;
+	S.k = &k, S.root = -1, S.red_node = -1, S.in_contraction = 1, S.conflict = -1;
+	S.memo = NULL, S.nmemo = S.memocap = 0, S.ops[0] = 0;
+	int to[4], at[4];                       /* vars in buffer order; (n, c, y, x) */
+	for (int v = 0; v < 4; v++) {
+		k.ext[v] = t.shape.d[v];
+		to[v] = kir_var(&k, v);
+	}
+	at[0] = to[0];
+	at[1] = lay->channels_last ? to[3] : to[1];
+	int y = lay->channels_last ? to[1] : to[2], x = lay->channels_last ? to[2] : to[3];
+	int iy = iop(&S, OP_sub, y, I(&S, pad[0])), ix = iop(&S, OP_sub, x, I(&S, pad[2]));
+	at[2] = pad[0] | pad[1] ? clamp(&S, iy, 0, d[2] - 1) : iy;
+	at[3] = pad[2] | pad[3] ? clamp(&S, ix, 0, d[3] - 1) : ix;
+	kir_type ty = kir_type_of(n->dtype);
+	int v = value_at(&S, node, at);
+	if (pad[0] | pad[1] | pad[2] | pad[3]) {
+		int inside = iop(&S, OP_mul, in_range(&S, iy, 0, d[2]), in_range(&S, ix, 0, d[3]));
+		v = kir_op(&k, ty, OP_select, inside, v, kir_const(&k, ty, 0));
+	}
+	free(S.memo);
+	if (S.conflict >= 0) {
+		L->conflict = S.conflict;
+		free(k.x);
+		free(k.st);
+		return -1;
+	}
+	int b = add_buffer(L, KB_TEMP, &t, NULL);
+	kir_store_add(&k, b, linearize(&S, to, &t.shape), v);
+	append_kernel(L, &k, lay->channels_last ? "channels_last" : "zero_pad",
+	              lay->channels_last ? "permute" : "pad");
+	return b;
+}
+
+/* The buffer of node's copy in layout lay, made on first use; -1 after a
+ * conflict. */
+static int relaid_buffer(lower *L, int node, const layout *lay)
+{
+	struct relaid_set *rs = L->relaid;
+	for (int i = 0; i < rs->n; i++)
+		if (rs->v[i].node == node && same_layout(&rs->v[i].lay, lay))
+			return rs->v[i].buf;
+	int b = build_relaid(L, node, lay);
+	if (b < 0)
+		return -1;
+	rs->v = ir_grow(rs->v, rs->n, &rs->cap, sizeof *rs->v);
+	rs->v[rs->n++] = (relaid){ node, *lay, b };
+	return b;
+}
+
+/* Node (N, C, H, W) at (nn, c, y, x) of its copy in layout lay. */
+static int relaid_value(lower *L, int node, const layout *lay, int nn, int c, int y, int x)
+{
+	const int64_t *d = N(L, node)->shape.d, *pad = lay->pad;
+	int b = relaid_buffer(L, node, lay);
+	if (b < 0)
+		return kir_const(L->k, KT_F32, 0);
+	int at[4] = { nn, c, y, x };
+	ir_shape s = { 4, { d[0], d[1], d[2] + pad[0] + pad[1], d[3] + pad[2] + pad[3] } };
+	if (lay->channels_last) {
+		at[1] = y, at[2] = x, at[3] = c;
+		s = (ir_shape){ 4, { s.d[0], s.d[2], s.d[3], s.d[1] } };
+	}
+	return kir_load(L->k, L->p, b, linearize(L, at, &s));
+}
+
+/* x[n, c, y*s + i - p, x*s + j - p], zero outside (the padding): read
+ * from x's zero-padded copy, or x itself when the convolution has no
+ * padding (every tap then lies inside). */
+static int conv_input(lower *L, const ir_node *conv, int nn, int c, int y, int x, int i, int j)
+{
+	const ir_attrs *a = &conv->a;
+	layout lay = { { a->conv.pad[0], a->conv.pad[1], a->conv.pad[2], a->conv.pad[3] }, 0 };
+	int py = iop(L, OP_add, iop(L, OP_mul, y, I(L, a->conv.stride[0])), i);
+	int px = iop(L, OP_add, iop(L, OP_mul, x, I(L, a->conv.stride[1])), j);
+	if (is_plain(&lay)) {
+		int at[4] = { nn, c, py, px };
+		return value_at(L, conv->in[0], at);
+	}
+	return relaid_value(L, conv->in[0], &lay, nn, c, py, px);
 }
 
 static int conv_body(lower *L, const ir_node *n, const int *idx)
@@ -357,8 +486,20 @@ static int conv_body(lower *L, const ir_node *n, const int *idx)
 	set_reduction(L, ext, 3);
 	int c = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
 	int wi[4] = { idx[1], c, i, j };
-	int xv = padded_input(L, n->in[0], idx[0], c, idx[2], idx[3], i, j, &n->a);
+	int xv = conv_input(L, n, idx[0], c, idx[2], idx[3], i, j);
 	return mul(L, xv, value_at(L, n->in[1], wi));
+}
+
+/* dL/dx[n,c,h,w] at stride 1: a convolution of g padded by K-1-p with the
+ * flipped kernel, sum_o,i,j gp[n, o, h + KH-1-i, w + KW-1-j] w[o, c, i, j]. */
+static int conv_grad_input_stride1(lower *L, const ir_node *n, const int *idx, const layout *lay)
+{
+	const ir_shape *w = &N(L, n->in[1])->shape;
+	int o = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
+	int y = iop(L, OP_sub, iop(L, OP_add, idx[2], I(L, w->d[2] - 1)), i);
+	int x = iop(L, OP_sub, iop(L, OP_add, idx[3], I(L, w->d[3] - 1)), j);
+	int wi[4] = { o, idx[1], i, j };
+	return mul(L, relaid_value(L, n->in[0], lay, idx[0], o, y, x), value_at(L, n->in[1], wi));
 }
 
 /* dL/dx[n,c,h,w] = sum_o,i,j g[n,o,y,x] w[o,c,i,j] over h + pt - i = y*sy (and w). */
@@ -367,6 +508,11 @@ static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
 	const ir_shape *w = &N(L, n->in[1])->shape, *g = &N(L, n->in[0])->shape;
 	int64_t ext[3] = { w->d[0], w->d[2], w->d[3] };
 	set_reduction(L, ext, 3);
+	const int *p = n->a.conv.pad;
+	layout lay = { { w->d[2] - 1 - p[0], w->d[2] - 1 - p[1], w->d[3] - 1 - p[2], w->d[3] - 1 - p[3] }, 0 };
+	if (n->a.conv.stride[0] == 1 && n->a.conv.stride[1] == 1 && lay.pad[0] >= 0 && lay.pad[1] >= 0 &&
+	    lay.pad[2] >= 0 && lay.pad[3] >= 0)
+		return conv_grad_input_stride1(L, n, idx, &lay);
 	int o = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
 	int src[2], ok = I(L, 1);
 	for (int d = 0; d < 2; d++) {
@@ -382,43 +528,10 @@ static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
 	}
 	int gi[4] = { idx[0], o, src[0], src[1] }, wi[4] = { o, idx[1], i, j };
 	/* the select on g, which does not depend on the output channel, as
-	 * conv_body's on x: a tile over channels shares it, and the product
+	 * conv_input's on x: a tile over channels shares it, and the product
 	 * stays one multiply-add */
 	int gv = kir_op(L->k, KT_F32, OP_select, ok, value_at(L, n->in[0], gi), kir_const(L->k, KT_F32, 0));
 	return mul(L, gv, value_at(L, n->in[1], wi));
-}
-
-static int add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *name);
-
-/* A channels-last (N, H, W, C) copy of materialized node `node` (N, C, H, W),
- * made once by a kernel of its own ahead of the kernel being built. */
-static int channels_last(lower *L, int node)
-{
-	if (L->tbuf[node] >= 0)
-		return L->tbuf[node];
-	const ir_node *n = N(L, node);
-	ir_node t = *n;
-	t.shape = (ir_shape){ 4, { n->shape.d[0], n->shape.d[2], n->shape.d[3], n->shape.d[1] } };
-	int tb = add_buffer(L, KB_TEMP, &t, NULL);
-	kir_kernel tk = { 0 }, *outer = L->k;
-	tk.rank = 4;
-	for (int v = 0; v < 4; v++)
-		tk.ext[v] = t.shape.d[v];
-	L->k = &tk;
-	int to[4], from[4];
-	for (int v = 0; v < 4; v++)
-		to[v] = kir_var(&tk, v);
-	from[0] = to[0], from[1] = to[3], from[2] = to[1], from[3] = to[2];
-	int src = kir_load(&tk, L->p, L->buf_of[node], linearize(L, from, &n->shape));
-	kir_store_add(&tk, tb, linearize(L, to, &t.shape), src);
-	char name[64];
-	snprintf(name, sizeof name, "k%d_channels_last", L->p->nk);
-	tk.name = ir_strdup(L->g, name);
-	tk.ops = "permute";
-	L->p->k = ir_grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
-	L->p->k[L->p->nk++] = tk;
-	L->k = outer;
-	return L->tbuf[node] = tb;
 }
 
 /* dL/dw[o,c,i,j] = sum_n,y,x x[n,c,y*sy+i-pt,x*sx+j-pl] g[n,o,y,x], reading
@@ -429,13 +542,9 @@ static int conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
 	int64_t ext[3] = { g->d[0], g->d[2], g->d[3] };
 	set_reduction(L, ext, 3);
 	int b = rvar(L, 0), y = rvar(L, 1), x = rvar(L, 2);
-	int xv = padded_input(L, n->in[0], b, idx[1], y, x, idx[2], idx[3], &n->a);
-	if (L->buf_of[n->in[1]] < 0)
-		return want_materialized(L, n->in[1]);
-	int tb = channels_last(L, n->in[1]);
-	int gi[4] = { b, y, x, idx[0] };
-	ir_shape ts = { 4, { g->d[0], g->d[2], g->d[3], g->d[1] } };
-	return mul(L, xv, kir_load(L->k, L->p, tb, linearize(L, gi, &ts)));
+	int xv = conv_input(L, n, b, idx[1], y, x, idx[2], idx[3]);
+	layout cl = { { 0, 0, 0, 0 }, 1 };
+	return mul(L, xv, relaid_value(L, n->in[1], &cl, b, idx[0], y, x));
 }
 
 /* out[t, r..] = sum over idx positions k with idx[k] == t of a[k, r..]. */
@@ -629,17 +738,12 @@ static int build_kernel(lower *L, int root)
 		return -1;
 	}
 	kir_store_add(&k, L->buf_of[root], linearize(L, idx, &n->shape), v);
-	char name[64];
-	snprintf(name, sizeof name, "k%d_%s", L->p->nk, ir_ops[n->op].name);
-	k.name = ir_strdup(L->g, name);
-	k.ops = ir_strdup(L->g, L->ops[0] ? L->ops : ir_ops[n->op].name);
 	for (int i = 0; i < k.rank + k.nred; i++)
 		k.tile_hint[i] = 0;
 	if (L->red_node >= 0 && (ir_ops[N(L, L->red_node)->op].flags & CONTRACT))
 		for (int r = 0; r < k.rank; r++)
 			k.tile_hint[r] = 1;
-	L->p->k = ir_grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
-	L->p->k[L->p->nk++] = k;
+	append_kernel(L, &k, ir_ops[n->op].name, L->ops[0] ? L->ops : ir_ops[n->op].name);
 	return 0;
 }
 
@@ -807,9 +911,9 @@ static void build_all(lower *L)
 			mark(L, t);
 		drop_kernels_from(L->p, kernels_at[c]);
 		L->p->nbuf = buffers_at[c];
-		for (int t = 0; t < L->g->n; t++)
-			if (L->tbuf[t] >= L->p->nbuf)
-				L->tbuf[t] = -1;
+		struct relaid_set *rs = L->relaid;
+		while (rs->n > 0 && rs->v[rs->n - 1].buf >= L->p->nbuf)
+			rs->n--;
 		id = c - 1;
 	}
 	free(kernels_at);
@@ -841,12 +945,7 @@ static void copy_kernel(lower *L, int src, int dst, const ir_shape *s)
 		idx[r] = kir_var(&k, r);
 	int lin = linearize(L, idx, s);
 	kir_store_add(&k, dst, lin, kir_load(&k, L->p, src, lin));
-	char name[64];
-	snprintf(name, sizeof name, "k%d_copy", L->p->nk);
-	k.name = ir_strdup(L->g, name);
-	k.ops = "copy";
-	L->p->k = ir_grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
-	L->p->k[L->p->nk++] = k;
+	append_kernel(L, &k, "copy", "copy");
 }
 
 /* Writing param P inside the kernel that computes its next value is safe
@@ -901,9 +1000,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e)
 	            .uses = calloc((size_t)g->n + 1, sizeof(int)), .mat = calloc((size_t)g->n + 1, 1),
 	            .forced = calloc((size_t)g->n + 1, 1),
 	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)),
-	            .tbuf = malloc(((size_t)g->n + 1) * sizeof(int)) };
-	for (int id = 0; id < g->n; id++)
-		L.tbuf[id] = -1;
+	            .relaid = &(struct relaid_set){ 0 } };
 	p->entry = e->name;
 	p->g = g;
 	count_uses(&L);
@@ -924,7 +1021,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e)
 	free(L.forced);
 	free(L.sink);
 	free(L.buf_of);
-	free(L.tbuf);
+	free(L.relaid->v);
 	free(L.memo);
 	return p;
 }
