@@ -383,11 +383,31 @@ static void append_kernel(lower *L, kir_kernel *k, const char *kind, const char 
 
 static int add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *name);
 
-/* Builds the copy of node (N, C, H, W) in layout lay into a new buffer, in
- * a lowering context of its own that shares the program and the node
+/* A kernel built ahead of the one being built (a side kernel), in a
+ * lowering context S of its own that shares the program and the node
  * tables. Only what may inline into a contraction's operand inlines into
- * the copy (movement, casts): the rest must be materialized (a conflict).
- * Returns the buffer, or -1 with L->conflict set. */
+ * it (movement, casts): the rest must be materialized (a conflict). */
+static void side_begin(lower *L, lower *S, kir_kernel *k)
+{
+	*S = *L;
+	S->k = k, S->root = -1, S->red_node = -1, S->in_contraction = 1, S->conflict = -1;
+	S->memo = NULL, S->nmemo = S->memocap = 0, S->ops[0] = 0;
+}
+
+/* Ends side kernel k: 0, or -1 after a conflict (passed on to L, k freed). */
+static int side_end(lower *L, lower *S, kir_kernel *k)
+{
+	free(S->memo);
+	if (S->conflict < 0)
+		return 0;
+	L->conflict = S->conflict;
+	free(k->x);
+	free(k->st);
+	return -1;
+}
+
+/* Builds the copy of node (N, C, H, W) in layout lay into a new buffer, as
+ * a side kernel. Returns the buffer, or -1 with L->conflict set. */
 static int build_relaid(lower *L, int node, const layout *lay)
 {
 	const ir_node *n = N(L, node);
@@ -397,9 +417,8 @@ static int build_relaid(lower *L, int node, const layout *lay)
 	t.shape = lay->channels_last ? (ir_shape){ 4, { d[0], hp, wp, d[1] } }
 	                             : (ir_shape){ 4, { d[0], d[1], hp, wp } };
 	kir_kernel k = { .rank = 4 };
-	lower S = *L;
-	S.k = &k, S.root = -1, S.red_node = -1, S.in_contraction = 1, S.conflict = -1;
-	S.memo = NULL, S.nmemo = S.memocap = 0, S.ops[0] = 0;
+	lower S;
+	side_begin(L, &S, &k);
 	int to[4], at[4];                       /* vars in buffer order; (n, c, y, x) */
 	for (int v = 0; v < 4; v++) {
 		k.ext[v] = t.shape.d[v];
@@ -417,13 +436,8 @@ static int build_relaid(lower *L, int node, const layout *lay)
 		int inside = iop(&S, OP_mul, in_range(&S, iy, 0, d[2]), in_range(&S, ix, 0, d[3]));
 		v = kir_op(&k, ty, OP_select, inside, v, kir_const(&k, ty, 0));
 	}
-	free(S.memo);
-	if (S.conflict >= 0) {
-		L->conflict = S.conflict;
-		free(k.x);
-		free(k.st);
+	if (side_end(L, &S, &k) < 0)
 		return -1;
-	}
 	int b = add_buffer(L, KB_TEMP, &t, NULL);
 	kir_store_add(&k, b, linearize(&S, to, &t.shape), v);
 	append_kernel(L, &k, lay->channels_last ? "channels_last" : "zero_pad",
@@ -534,17 +548,78 @@ static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
 	return mul(L, gv, value_at(L, n->in[1], wi));
 }
 
-/* dL/dw[o,c,i,j] = sum_n,y,x x[n,c,y*sy+i-pt,x*sx+j-pl] g[n,o,y,x], reading
- * g channels-last so that the output channels o are contiguous. */
-static int conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
+/* dL/dw[o,c,i,j] summed over images n, y, x of x[n,c,y*sy+i-pt,x*sx+j-pl]
+ * g[n,o,y,x], with g read channels-last so that the output channels o are
+ * contiguous; at (o, c, i, j) of weight gradient node `n`, images
+ * image0 + [0, count). */
+static int grad_weight_product(lower *L, const ir_node *n, int o, int c, int i, int j,
+                               int image0, int64_t count)
 {
 	const ir_shape *g = &N(L, n->in[1])->shape;
-	int64_t ext[3] = { g->d[0], g->d[2], g->d[3] };
+	int64_t ext[3] = { count, g->d[2], g->d[3] };
 	set_reduction(L, ext, 3);
-	int b = rvar(L, 0), y = rvar(L, 1), x = rvar(L, 2);
-	int xv = conv_input(L, n, b, idx[1], y, x, idx[2], idx[3]);
+	int b = iop(L, OP_add, image0, rvar(L, 0)), y = rvar(L, 1), x = rvar(L, 2);
+	int xv = conv_input(L, n, b, c, y, x, i, j);
 	layout cl = { { 0, 0, 0, 0 }, 1 };
-	return mul(L, xv, relaid_value(L, n->in[1], &cl, b, idx[0], y, x));
+	return mul(L, xv, relaid_value(L, n->in[1], &cl, b, o, y, x));
+}
+
+/* The weight gradient sums over every pixel of every image: too long a
+ * reduction for one pass that keeps its operands in cache, and for a GPU
+ * too few outputs to share out. So it is split: a side kernel sums each
+ * block of images into partials P[block, i, j, c, o], and the gradient
+ * sums the blocks. Blocks are as small as the partials allow (one or two
+ * images' operands stay in a core's cache while every output channel
+ * tile passes over them). */
+enum { PARTIALS_MAX_BYTES = 32 << 20 };
+
+static int64_t image_blocks(int64_t images, int64_t weights)
+{
+	int64_t nb = images;
+	while (nb > 1 && (images % nb || nb * weights * 4 > PARTIALS_MAX_BYTES))
+		nb--;
+	return nb;
+}
+
+/* The partials kernel over (block, i, j, c, o) for weight gradient n; its
+ * buffer, or -1 after a conflict. */
+static int grad_weight_partials(lower *L, const ir_node *n, int64_t nb)
+{
+	const int64_t *w = n->shape.d, per = N(L, n->in[1])->shape.d[0] / nb;
+	kir_kernel k = { .rank = 5, .ext = { nb, w[2], w[3], w[1], w[0] } };
+	lower S;
+	side_begin(L, &S, &k);
+	int v[5];
+	for (int r = 0; r < 5; r++) {
+		v[r] = k.ext[r] == 1 ? I(&S, 0) : kir_var(&k, r);
+		k.tile_hint[r] = 1;
+	}
+	int body = grad_weight_product(&S, n, v[4], v[3], v[1], v[2], iop(&S, OP_mul, v[0], I(&S, per)), per);
+	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, body));
+	if (side_end(L, &S, &k) < 0)
+		return -1;
+	ir_node t = *n;
+	t.dtype = RT_F32;
+	t.shape = (ir_shape){ 5, { nb, w[2], w[3], w[1], w[0] } };
+	int pb = add_buffer(L, KB_TEMP, &t, NULL);
+	kir_store_add(&k, pb, linearize(&S, v, &t.shape), acc);
+	append_kernel(L, &k, "conv2d_grad_weight", "conv2d_grad_weight");
+	return pb;
+}
+
+static int conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
+{
+	int64_t images = N(L, n->in[1])->shape.d[0], nb = image_blocks(images, ir_numel(&n->shape));
+	if (nb == 1)
+		return grad_weight_product(L, n, idx[0], idx[1], idx[2], idx[3], I(L, 0), images);
+	int pb = grad_weight_partials(L, n, nb);
+	if (pb < 0)
+		return kir_const(L->k, KT_F32, 0);
+	set_reduction(L, &nb, 1);
+	const int64_t *w = n->shape.d;
+	int at[5] = { rvar(L, 0), idx[2], idx[3], idx[1], idx[0] };
+	ir_shape ps = { 5, { nb, w[2], w[3], w[1], w[0] } };
+	return kir_load(L->k, L->p, pb, linearize(L, at, &ps));
 }
 
 /* out[t, r..] = sum over idx positions k with idx[k] == t of a[k, r..]. */
