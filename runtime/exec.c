@@ -206,7 +206,11 @@ int rt_entry_run(const rt_program *p, const rt_entry *e, rt_tensorset *state,
 		return RT_ERR;
 	for (int k = 0; k < e->nk; k++) {
 		double t0 = c->ksec ? now() : 0;
-		rt_pool_run(pool, e->k[k].fn, c->bufs, e->k[k].rows);
+		const rt_kernel *kn = &e->k[k];
+		void *args[kn->nargs + 1];
+		for (int j = 0; j < kn->nargs; j++)
+			args[j] = c->bufs[kn->args[j]];
+		rt_pool_run(pool, kn->fn, args, kn->rows);
 		if (c->ksec)
 			c->ksec[k] += now() - t0;
 	}

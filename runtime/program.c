@@ -207,6 +207,21 @@ static int parse_buffer(parser *ps, const rt_program *p, const rt_entry *e, cons
 	return RT_OK;
 }
 
+/* A list of buffer indices of entry e (what = its name in messages). */
+static int parse_buffer_list(parser *ps, const rt_entry *e, const char *where, const char *what,
+                             const rt_json *arr, int **out, int *n)
+{
+	if (!(*out = calloc((size_t)arr->n + 1, sizeof **out)))
+		return bad(ps, where, "out of memory");
+	for (*n = 0; *n < arr->n; (*n)++) {
+		const rt_json *a = &arr->kids[*n];
+		if (a->type != RT_JNUM || !a->isint || a->i < 0 || a->i >= e->nbuf)
+			return bad(ps, where, "%s[%d] must be a buffer index in [0, %d)", what, *n, e->nbuf);
+		(*out)[*n] = (int)a->i;
+	}
+	return RT_OK;
+}
+
 /* "cl": {"name", "args": [buffer index, ...], "global": G, "local": L}. */
 static int parse_cl(parser *ps, const rt_entry *e, const char *where, const rt_json *o,
                     rt_cl_launch *cl)
@@ -223,18 +238,12 @@ static int parse_cl(parser *ps, const rt_entry *e, const char *where, const rt_j
 	if (cl->global % cl->local)
 		return bad(ps, where, "global %lld is not a multiple of local %lld",
 		           (long long)cl->global, (long long)cl->local);
-	if (!(cl->args = calloc((size_t)args->n + 1, sizeof *cl->args)))
-		return bad(ps, where, "out of memory");
-	for (cl->nargs = 0; cl->nargs < args->n; cl->nargs++) {
-		const rt_json *a = &args->kids[cl->nargs];
-		if (a->type != RT_JNUM || !a->isint || a->i < 0 || a->i >= e->nbuf)
-			return bad(ps, where, "cl.args[%d] must be a buffer index in [0, %d)", cl->nargs,
-			           e->nbuf);
-		if (e->buf[a->i].kind == RT_BUF_TEMP)
-			return bad(ps, where, "cl.args[%d] names buffers[%lld], a temp (temps are read "
-			           "from the arena)", cl->nargs, (long long)a->i);
-		cl->args[cl->nargs] = (int)a->i;
-	}
+	if (parse_buffer_list(ps, e, where, "cl.args", args, &cl->args, &cl->nargs))
+		return RT_ERR;
+	for (int j = 0; j < cl->nargs; j++)
+		if (e->buf[cl->args[j]].kind == RT_BUF_TEMP)
+			return bad(ps, where, "cl.args[%d] names buffers[%d], a temp (temps are read "
+			           "from the arena)", j, cl->args[j]);
 	return RT_OK;
 }
 
@@ -260,6 +269,10 @@ static int parse_kernel(parser *ps, const rt_entry *e, const char *ewhere, int i
 			return bad(ps, where, "fn -1 (no CPU code) and no 'cl' launch either");
 		return RT_OK;
 	}
+	const rt_json *args = NULL;
+	if (get_arr(ps, o, "args", where, &args) ||
+	    parse_buffer_list(ps, e, where, "args", args, &k->args, &k->nargs))
+		return RT_ERR;
 	if (nkernels >= 0 && k->fn_index >= nkernels)
 		return bad(ps, where, "fn %lld is outside the %lld compiled kernels",
 		           (long long)k->fn_index, (long long)nkernels);
@@ -382,8 +395,10 @@ void rt_program_free(rt_program *p)
 {
 	for (int i = 0; i < p->nentries; i++) {
 		/* k[nk] is the kernel whose parse failed (or zeroed): it may hold args */
-		for (int k = 0; p->entries[i].k && k <= p->entries[i].nk; k++)
+		for (int k = 0; p->entries[i].k && k <= p->entries[i].nk; k++) {
 			free(p->entries[i].k[k].cl.args);
+			free(p->entries[i].k[k].args);
+		}
 		rt_exec_ctx_free(p->entries[i].ctx);
 		free(p->entries[i].buf);
 		free(p->entries[i].k);

@@ -2,12 +2,14 @@
  * executable embeds, parsed into the structures the executor runs.
  *
  * THE CONTRACT with the compiler (the generated object defines):
- *   void (*const ddpmc_kernels[])(void **bufs, int64_t row_begin, int64_t row_end);
+ *   void (*const ddpmc_kernels[])(void **args, int64_t row_begin, int64_t row_end);
  *   const char ddpmc_program_json[];          const int64_t ddpmc_program_json_len;
  *   const unsigned char ddpmc_program_data[]; const int64_t ddpmc_program_data_len;
  * A kernel processes rows [row_begin, row_end) of its domain and is a pure
  * function of that range: rows may run on different threads in any split.
- * Buffer i of an entry is bufs[i] when its kernels are called.
+ * A kernel's function gets its own buffers: args[j] is the data of the
+ * entry's buffer "args"[j] (kernels that differ only in their buffers
+ * share one function, compiler/kir/share.c).
  * It also defines (empty, length 0, when compiled for the CPU only):
  *   const char ddpmc_opencl_source[];         const int64_t ddpmc_opencl_source_len;
  * the OpenCL C of every kernel (compiler/codegen/opencl). Compiled for
@@ -21,7 +23,7 @@
  *    "entries": [{"name", "arena_bytes",
  *       "buffers": [{"kind": "param"|"input"|"output"|"temp"|"const",
  *                    "name", "dtype", "shape", "offset"}, ...],
- *       "kernels": [{"fn", "rows", "name", "flops",
+ *       "kernels": [{"fn", "args": [i, ...], "rows", "name", "flops",
  *                    "cl": {"name", "args": [i, ...], "global": G, "local": L}}, ...]}, ...]}
  * temp offsets are bytes into the entry's arena, const offsets bytes into
  * the program data. Keys other than these are ignored (kept in .json).
@@ -44,7 +46,7 @@
 #include "state.h"
 #include "tensor.h"
 
-typedef void (*rt_kernel_fn)(void **bufs, int64_t row_begin, int64_t row_end);
+typedef void (*rt_kernel_fn)(void **args, int64_t row_begin, int64_t row_end);
 
 typedef enum { RT_BUF_PARAM, RT_BUF_INPUT, RT_BUF_OUTPUT, RT_BUF_TEMP, RT_BUF_CONST } rt_bufkind;
 
@@ -68,6 +70,8 @@ typedef struct {
 typedef struct {
 	rt_kernel_fn fn;        /* NULL when compiled for OpenCL only */
 	int64_t fn_index;       /* -1 when compiled for OpenCL only */
+	int *args;              /* the buffers fn gets, in order */
+	int nargs;
 	int64_t rows;
 	const char *name;
 	double flops;

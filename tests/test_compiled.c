@@ -48,10 +48,14 @@ static void compile_entry(compiled *c, const char *entry)
 	char err[1024];
 	c->g = tu_load("tests/models/tiny_train.lua");
 	c->kp = kir_lower(c->g, ir_entry_find(c->g, entry));
+	llvm_kernel_fn *of_kernel = calloc((size_t)c->kp->nk + 1, sizeof *of_kernel);
 	c->fns = calloc((size_t)c->kp->nk + 1, sizeof *c->fns);
-	c->jit = llvm_jit_compile(c->kp, (llvm_kernel_fn *)c->fns, err, sizeof err);
+	c->jit = llvm_jit_compile(c->kp, of_kernel, err, sizeof err);
 	if (!c->jit)
 		fail_msg("jit: %s", err);
+	for (int k = 0; k < c->kp->nk; k++)         /* the descriptor's "fn": by function */
+		c->fns[c->kp->k[k].fn] = (rt_kernel_fn)of_kernel[k];
+	free(of_kernel);
 	kir_describe(c->g, "tiny_train.lua", &c->kp, 1, NULL, &c->json, &c->data);
 	rt_sb_put(&c->data, "", 1);
 	if (rt_program_parse(c->json.p, c->json.len, (const unsigned char *)c->data.p,

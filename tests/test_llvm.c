@@ -33,9 +33,9 @@ static void run_split(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
 {
 	for (int n = 0; n < p->nk; n++) {
 		int64_t rows = kir_rows(&p->k[n]), a = rows / 3, b = 2 * rows / 3;
-		fns[n](bufs, b, rows);
-		fns[n](bufs, 0, a);
-		fns[n](bufs, a, b);
+		llvm_call(&p->k[n], fns[n], bufs, b, rows);
+		llvm_call(&p->k[n], fns[n], bufs, 0, a);
+		llvm_call(&p->k[n], fns[n], bufs, a, b);
 	}
 }
 
@@ -118,7 +118,7 @@ static void conv_throughput(void **state)
 	for (int rep = 0; rep < 5; rep++) {
 		double t0 = now();
 		for (int n = 0; n < p->nk; n++)
-			fns[n](bufs, 0, kir_rows(&p->k[n]));
+			llvm_call(&p->k[n], fns[n], bufs, 0, kir_rows(&p->k[n]));
 		best = fmin(best, now() - t0);
 	}
 	print_message("    conv 3x3 64->64 28x28 batch 16: %.1f ms, %.1f GFLOP/s (one thread)\n", best * 1e3,

@@ -93,11 +93,11 @@ static const char fake_json[] =
 	"   {\"kind\": \"output\", \"name\": \"y\", \"dtype\": \"F32\", \"shape\": [10, 100], \"offset\": 0},"
 	"   {\"kind\": \"output\", \"name\": \"sum\", \"dtype\": \"F32\", \"shape\": [], \"offset\": 0},"
 	"   {\"kind\": \"const\", \"name\": \"\", \"dtype\": \"F32\", \"shape\": [1000], \"offset\": 8}],"
-	"  \"kernels\": [{\"fn\": 0, \"rows\": 1000, \"name\": \"k0_scale\", \"flops\": 2000},"
-	"   {\"fn\": 1, \"rows\": 1000, \"name\": \"k1_add\", \"flops\": 1000},"
-	"   {\"fn\": 2, \"rows\": 1, \"name\": \"k2_sum\", \"flops\": 1000},"
-	"   {\"fn\": 3, \"rows\": 4, \"name\": \"k3_update\", \"flops\": 4},"
-	"   {\"fn\": 4, \"rows\": 1, \"name\": \"k4_note\", \"flops\": 0}]}]}";
+	"  \"kernels\": [{\"fn\": 0, \"args\": [0, 1, 2, 3, 4, 5], \"rows\": 1000, \"name\": \"k0_scale\", \"flops\": 2000},"
+	"   {\"fn\": 1, \"args\": [0, 1, 2, 3, 4, 5], \"rows\": 1000, \"name\": \"k1_add\", \"flops\": 1000},"
+	"   {\"fn\": 2, \"args\": [0, 1, 2, 3, 4, 5], \"rows\": 1, \"name\": \"k2_sum\", \"flops\": 1000},"
+	"   {\"fn\": 3, \"args\": [0, 1, 2, 3, 4, 5], \"rows\": 4, \"name\": \"k3_update\", \"flops\": 4},"
+	"   {\"fn\": 4, \"args\": [0, 1, 2, 3, 4, 5], \"rows\": 1, \"name\": \"k4_note\", \"flops\": 0}]}]}";
 
 static float fake_data[2 + N];  /* consts at byte 8: c[i] = i / 8 */
 
@@ -166,6 +166,8 @@ static void test_parse_errors(void **unused)
 	            "entries[0] (step).buffers[2]: bytes [0, 4000) are outside the arena");
 	parse_fails("\"kind\": \"temp\"", "\"kind\": \"scratch\"", 5, "unknown kind 'scratch'");
 	parse_fails("\"fn\": 4", "\"fn\": 5", 5, "kernels[4]: fn 5 is outside the 5 compiled kernels");
+	parse_fails("\"fn\": 1, \"args\": [0, 1, 2, 3, 4, 5]", "\"fn\": 1, \"args\": [0, 6]", 5,
+	            "kernels[1]: args[1] must be a buffer index in [0, 6)");
 	parse_fails("\"from\": \"w\"", "\"from\": \"ema.w\"", 5, "'ema.w' copies 'ema.w', which is not an earlier param");
 	parse_fails("\"dtype\": \"F32\", \"shape\": [4], \"trainable\"", "\"dtype\": \"F8\", \"shape\": [4], \"trainable\"", 5,
 	            "params[0]: dtype 'F8'");
@@ -660,20 +662,20 @@ static const char cli_json[] =
 	BUF("input", "x0", "F32", X) ", " BUF("param", "w", "F32", "[4]") ", "
 	BUF("param", "train.iteration", "I32", "[]") ", " BUF("output", "loss", "F32", "[]") ", "
 	BUF("output", "lr", "F32", "[]") "],"
-	"   \"kernels\": [{\"fn\": 0, \"rows\": 1, \"name\": \"k0\", \"flops\": 1}]},"
+	"   \"kernels\": [{\"fn\": 0, \"args\": [0, 1, 2, 3, 4], \"rows\": 1, \"name\": \"k0\", \"flops\": 1}]},"
 	"  {\"name\": \"sample_ddpm\", \"arena_bytes\": 0, \"buffers\": ["
 	BUF("input", "sample.x", "F32", X) ", " BUF("input", "sample.t", "I32", "[]") ", "
 	BUF("param", "w", "F32", "[4]") ", " BUF("param", "rng.seed", "I32", "[]") ", "
 	BUF("output", "x_prev", "F32", X) "],"
-	"   \"kernels\": [{\"fn\": 1, \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
-	"                {\"fn\": 2, \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]},"
+	"   \"kernels\": [{\"fn\": 1, \"args\": [0, 1, 2, 3, 4], \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
+	"                {\"fn\": 2, \"args\": [0, 1, 2, 3, 4], \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]},"
 	"  {\"name\": \"sample_ddim\", \"arena_bytes\": 0, \"buffers\": ["
 	BUF("input", "sample.x", "F32", X) ", " BUF("input", "sample.t", "I32", "[]") ", "
 	BUF("input", "sample.s", "I32", "[]") ", " BUF("input", "sample.eta", "F32", "[]") ", "
 	BUF("param", "w", "F32", "[4]") ", " BUF("param", "rng.seed", "I32", "[]") ", "
 	BUF("output", "x_prev", "F32", X) "],"
-	"   \"kernels\": [{\"fn\": 3, \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
-	"                {\"fn\": 4, \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]}]}";
+	"   \"kernels\": [{\"fn\": 3, \"args\": [0, 1, 2, 3, 4, 5, 6], \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
+	"                {\"fn\": 4, \"args\": [0, 1, 2, 3, 4, 5, 6], \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]}]}";
 
 static const rt_embedded cli_emb = { cli_kernels, TU_LEN(cli_kernels), cli_json,
                                      sizeof cli_json - 1, NULL, 0, NULL, 0 };

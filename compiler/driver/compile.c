@@ -149,6 +149,7 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, ta
 		fprintf(stderr, "ddpmc: out of memory rendering OpenCL\n");
 		return -1;
 	}
+	kir_share(progs, g->nentries);
 	kir_describe_opts opts = { !t->cpu, t->opencl ? put_cl_launch : NULL, t };
 	kir_describe(g, a->model, progs, g->nentries, &opts, &json, &data);
 	rt_sb_put(&data, "", 1);                 /* never empty */

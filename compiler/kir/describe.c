@@ -7,11 +7,12 @@
  *                "from", "index"}],
  *    "entries": [{"name", "arena_bytes",
  *                 "buffers": [{"kind", "name", "dtype", "shape", "offset"}],
- *                 "kernels": [{"fn", "rows", "name", "flops", ...}]}]}
+ *                 "kernels": [{"fn", "args", "rows", "name", "flops", ...}]}]}
  *
  * A temp's offset is into its entry's arena, a const's into the data blob
- * (64-byte aligned); kernel "fn" indexes ddpmc_kernels across all entries
- * in order (-1 when the program has no CPU code); backends add members
+ * (64-byte aligned); kernel "fn" indexes ddpmc_kernels (its function,
+ * kir_share, which must have run; -1 when the program has no CPU code) and
+ * "args" lists the buffers that function gets; backends add members
  * to a kernel's object through kir_describe_opts (OpenCL: "cl"). */
 #include <string.h>
 
@@ -75,14 +76,17 @@ static void put_buffers(rt_strbuf *b, rt_strbuf *data, const kir_program *p)
 	rt_sb_puts(b, "]");
 }
 
-static void put_kernels(rt_strbuf *b, const kir_program *p, int e, int first_fn,
+static void put_kernels(rt_strbuf *b, const kir_program *p, int e,
                         const kir_describe_opts *o)
 {
 	rt_sb_puts(b, "\"kernels\": [");
 	for (int i = 0; i < p->nk; i++) {
-		rt_sb_printf(b, "%s\n   {\"fn\": %d, \"rows\": %lld, \"name\": \"%s\", \"flops\": %.0f",
-		             i ? "," : "", o && o->no_cpu ? -1 : first_fn + i,
-		             (long long)kir_rows(&p->k[i]), p->k[i].name, p->k[i].flops);
+		const kir_kernel *k = &p->k[i];
+		rt_sb_printf(b, "%s\n   {\"fn\": %d, \"args\": [", i ? "," : "", o && o->no_cpu ? -1 : k->fn);
+		for (int j = 0; j < k->narg; j++)
+			rt_sb_printf(b, "%s%d", j ? ", " : "", k->arg[j]);
+		rt_sb_printf(b, "], \"rows\": %lld, \"name\": \"%s\", \"flops\": %.0f",
+		             (long long)kir_rows(k), k->name, k->flops);
 		if (o && o->kernel_members) {
 			rt_sb_puts(b, ", ");
 			o->kernel_members(b, e, i, o->ctx);
@@ -113,13 +117,13 @@ void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int
 	rt_sb_puts(json, ",\n ");
 	put_params(json, g);
 	rt_sb_puts(json, ",\n \"entries\": [");
-	for (int e = 0, fn = 0; e < n; fn += progs[e]->nk, e++) {
+	for (int e = 0; e < n; e++) {
 		rt_sb_printf(json, "%s\n  {\"name\": ", e ? "," : "");
 		rt_sb_json_string(json, progs[e]->entry);
 		rt_sb_printf(json, ", \"arena_bytes\": %lld,\n  ", (long long)progs[e]->arena_bytes);
 		put_buffers(json, data, progs[e]);
 		rt_sb_puts(json, ",\n  ");
-		put_kernels(json, progs[e], e, fn, opts);
+		put_kernels(json, progs[e], e, opts);
 		rt_sb_puts(json, "}");
 	}
 	rt_sb_puts(json, "]}\n");

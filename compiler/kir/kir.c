@@ -114,6 +114,7 @@ void kir_program_free(kir_program *p)
 	for (int n = 0; n < p->nk; n++) {
 		free(p->k[n].x);
 		free(p->k[n].st);
+		free(p->k[n].arg);
 	}
 	free(p->k);
 	free(p->buf);

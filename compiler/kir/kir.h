@@ -103,6 +103,8 @@ typedef struct {
 	int tile_hint[KIR_MAXVAR];      /* non-zero: a var operands are reused across */
 	double flops, bytes;            /* for --report */
 	const char *ops;                /* graph ops fused into it, for --report */
+	int *arg, narg;                 /* the buffers its function gets (kir_share) */
+	int fn;                         /* its function among the distinct ones (kir_share) */
 } kir_kernel;
 
 /* Buffers. A buffer is a param (state, persistent and updated in place),
@@ -169,6 +171,13 @@ int kir_verify(const kir_program *p, char *err, size_t errlen);
 
 void kir_dump(const kir_program *p, FILE *f);
 void kir_report(const kir_program *p, FILE *f);
+
+/* The kernel ABI (share.c): a kernel's function is called as
+ *   fn(void **args, int64_t row_begin, int64_t row_end)
+ * with args[j] the data of buffer k->arg[j]. kir_share sets arg, narg and
+ * fn for every kernel of progs[0..n): kernels equal but for the buffers
+ * they touch get one fn. Returns the number of distinct functions. */
+int kir_share(kir_program **progs, int n);
 
 /* The rows of a kernel: the product of its domain extents but the last
  * (1 for rank <= 1). Backends run a row range per call (the kernel ABI). */

@@ -130,25 +130,39 @@ static int optimize(LLVMModuleRef M, LLVMTargetMachineRef tm, char *err, size_t 
 	return rc;
 }
 
-static void kernel_symbol(char *buf, size_t len, int prog, int kn, const kir_kernel *k)
+/* The symbol of function fn, named after the first kernel that has it. */
+static void function_symbol(char *buf, size_t len, const kir_kernel *k)
 {
-	snprintf(buf, len, "ddpmc_p%d_k%d_%s", prog, kn, k->name ? k->name : "");
+	snprintf(buf, len, "ddpmc_f%d_%s", k->fn, k->name ? k->name : "");
 	for (char *c = buf; *c; c++)
 		if (!(*c == '_' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
 			*c = '_';
 }
 
-static int emit_program(LLVMModuleRef M, kir_program *p, int prog, int lanes, LLVMValueRef *fns,
-                        char *err, size_t errlen)
+/* The kernel of each function: the first of progs[0..n) that has it. */
+typedef struct {
+	const kir_program *p;
+	const kir_kernel *k;
+} function_of;
+
+static function_of *first_kernels(kir_program **progs, int n, int nfn)
 {
-	char name[160];
-	if (kir_verify(p, err, errlen) < 0)
-		return -1;
-	for (int n = 0; n < p->nk; n++) {
-		kernel_symbol(name, sizeof name, prog, n, &p->k[n]);
-		fns[n] = llvm_emit_kernel(M, p, &p->k[n], name, lanes);
-	}
-	return 0;
+	function_of *first = calloc((size_t)nfn + 1, sizeof *first);
+	for (int i = 0; first && i < n; i++)
+		for (int k = 0; k < progs[i]->nk; k++)
+			if (!first[progs[i]->k[k].fn].k)
+				first[progs[i]->k[k].fn] = (function_of){ progs[i], &progs[i]->k[k] };
+	return first;
+}
+
+/* The number of distinct functions of progs[0..n) (kir_share done). */
+static int count_functions(kir_program **progs, int n)
+{
+	int nfn = 0;
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < progs[i]->nk; k++)
+			nfn = progs[i]->k[k].fn >= nfn ? progs[i]->k[k].fn + 1 : nfn;
+	return nfn;
 }
 
 llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_t errlen)
@@ -160,10 +174,15 @@ llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_
 	LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
 	LLVMModuleRef M = LLVMModuleCreateWithNameInContext(p->entry ? p->entry : "ddpmc",
 	                                                    LLVMOrcThreadSafeContextGetContext(tsc));
-	LLVMValueRef *fv = calloc((size_t)p->nk + 1, sizeof *fv);
+	int rc = kir_verify(p, err, errlen), nfn = kir_share(&p, 1);
+	function_of *first = first_kernels(&p, 1, nfn);
 	llvm_jit *j = calloc(1, sizeof *j);
 	prepare_module(M, tm);
-	int rc = emit_program(M, p, 0, lanes, fv, err, errlen);
+	char name[160];
+	for (int f = 0; rc == 0 && f < nfn; f++) {
+		function_symbol(name, sizeof name, first[f].k);
+		llvm_emit_kernel(M, p, first[f].k, name, lanes);
+	}
 	if (rc == 0)
 		rc = optimize(M, tm, err, errlen);
 	if (rc == 0 && !(jtm = make_tm(NULL, &lanes, err, errlen)))
@@ -188,8 +207,7 @@ llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_
 	}
 	for (int n = 0; rc == 0 && n < p->nk; n++) {
 		LLVMOrcExecutorAddress addr = 0;
-		char name[160];         /* the module is gone once compiled: names anew */
-		kernel_symbol(name, sizeof name, 0, n, &p->k[n]);
+		function_symbol(name, sizeof name, first[p->k[n].fn].k);
 		rc = take_error(LLVMOrcLLJITLookup(j->jit, &addr, name), err, errlen, "kernel lookup failed");
 		fns[n] = (llvm_kernel_fn)(uintptr_t)addr;
 	}
@@ -197,12 +215,20 @@ llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_
 		LLVMDisposeModule(M);
 	LLVMOrcDisposeThreadSafeContext(tsc);
 	LLVMDisposeTargetMachine(tm);
-	free(fv);
+	free(first);
 	if (rc < 0) {
 		llvm_jit_free(j);
 		return NULL;
 	}
 	return j;
+}
+
+void llvm_call(const kir_kernel *k, llvm_kernel_fn fn, void **bufs, int64_t rb, int64_t re)
+{
+	void *args[k->narg + 1];
+	for (int j = 0; j < k->narg; j++)
+		args[j] = bufs[k->arg[j]];
+	fn(args, rb, re);
 }
 
 void llvm_jit_free(llvm_jit *j)
@@ -240,9 +266,9 @@ static void add_tables(LLVMModuleRef M, LLVMValueRef *fns, int total, const llvm
 	}
 }
 
-/* One object file's share of the work: the kernels whose global index g
- * has g % nparts == part; part 0 also holds the tables and the blobs and
- * declares every other kernel. */
+/* One object file's share of the work: the functions f with
+ * f % nparts == part; part 0 also holds the tables and the blobs and
+ * declares every other function. */
 typedef struct {
 	kir_program **progs;
 	int n, part, nparts;
@@ -264,24 +290,22 @@ static LLVMValueRef declare_kernel(LLVMModuleRef M, const char *name)
 static int fill_module(object_job *j, LLVMModuleRef M, int lanes)
 {
 	char name[160];
-	int total = 0, rc = 0;
-	for (int i = 0; i < j->n; i++)
-		total += j->progs[i]->nk;
-	LLVMValueRef *fns = calloc((size_t)total + 1, sizeof *fns);
-	for (int i = 0, at = 0; rc == 0 && i < j->n; at += j->progs[i]->nk, i++) {
-		kir_program *p = j->progs[i];
-		rc = kir_verify(p, j->err, sizeof j->err);
-		for (int k = 0; rc == 0 && k < p->nk; k++) {
-			kernel_symbol(name, sizeof name, i, k, &p->k[k]);
-			if ((at + k) % j->nparts == j->part)
-				fns[at + k] = llvm_emit_kernel(M, p, &p->k[k], name, lanes);
-			else if (j->part == 0)
-				fns[at + k] = declare_kernel(M, name);
-		}
+	int rc = 0, nfn = count_functions(j->progs, j->n);
+	for (int i = 0; rc == 0 && i < j->n; i++)
+		rc = kir_verify(j->progs[i], j->err, sizeof j->err);
+	function_of *first = first_kernels(j->progs, j->n, nfn);
+	LLVMValueRef *fns = calloc((size_t)nfn + 1, sizeof *fns);
+	for (int f = 0; rc == 0 && f < nfn; f++) {
+		function_symbol(name, sizeof name, first[f].k);
+		if (f % j->nparts == j->part)
+			fns[f] = llvm_emit_kernel(M, first[f].p, first[f].k, name, lanes);
+		else if (j->part == 0)
+			fns[f] = declare_kernel(M, name);
 	}
 	if (rc == 0 && j->part == 0)
-		add_tables(M, fns, total, j->blobs, j->nblobs);
+		add_tables(M, fns, nfn, j->blobs, j->nblobs);
 	free(fns);
+	free(first);
 	return rc;
 }
 
@@ -317,6 +341,7 @@ int llvm_emit_objects(kir_program **progs, int n, const llvm_blob *blobs, int nb
                       const char *cpu, int parts, char *const *paths, char *err, size_t errlen)
 {
 	pthread_once(&init_once, init_llvm);
+	kir_share(progs, n);
 	object_job *jobs = calloc((size_t)parts, sizeof *jobs);
 	pthread_t *threads = calloc((size_t)parts, sizeof *threads);
 	char *started = calloc((size_t)parts, 1);

@@ -2,9 +2,10 @@
  * native code, either JIT-compiled into this process (ORC LLJIT) or written
  * as an object file for the standalone programs.
  *
- * Kernel ABI: void kN(void **bufs, int64_t row_begin, int64_t row_end).
- * bufs[b] is the base of buffer b of the kernel's program (F32: float,
- * F16/BF16: uint16_t, I32: int32_t). A row is one point of every domain var
+ * Kernel ABI (kir.h, kir_share): void f(void **args, int64_t row_begin,
+ * int64_t row_end). args[j] is the base of the kernel's buffer k->arg[j]
+ * (F32: float, F16/BF16: uint16_t, I32: int32_t); kernels equal but for
+ * their buffers share one function. A row is one point of every domain var
  * but the last; the last var runs fully inside a row. A kernel computes the
  * domain rows [row_begin, row_end) and nothing else, so the runtime may split
  * rows across threads freely. Results are kir_eval's (kir.c), up to FMA
@@ -21,7 +22,11 @@
 
 #include "kir.h"
 
-typedef void (*llvm_kernel_fn)(void **bufs, int64_t row_begin, int64_t row_end);
+typedef void (*llvm_kernel_fn)(void **args, int64_t row_begin, int64_t row_end);
+
+/* Runs kernel k's function on rows [rb, re) with its arguments taken from
+ * bufs, the program's table of buffers. */
+void llvm_call(const kir_kernel *k, llvm_kernel_fn fn, void **bufs, int64_t rb, int64_t re);
 
 /* Bytes embedded in an object file (weights, program metadata). */
 typedef struct {
@@ -30,8 +35,9 @@ typedef struct {
 	size_t len;
 } llvm_blob;
 
-/* Object file with every kernel of progs[0..n) in order, a global array
- * `ddpmc_kernels` (pointers to them, in that order, across programs), and
+/* Object file with every distinct function of progs[0..n) (numbered by
+ * kir_share, which it runs), a global array `ddpmc_kernels` (pointers to
+ * them by k->fn), and
  * each blob as global `NAME` (const bytes) and `NAME_len` (int64).
  * cpu: NULL or "native" = host CPU and features; otherwise an LLVM CPU name
  * such as "x86-64-v3". Returns 0, or -1 with a message in err. */
@@ -46,8 +52,10 @@ int llvm_emit_objects(kir_program **progs, int n, const llvm_blob *blobs, int nb
 
 typedef struct llvm_jit llvm_jit;
 
-/* JIT (ORC LLJIT) for this host: fns[i] is kernel i of p (fns holds p->nk
- * entries). Returns NULL with a message in err on failure. */
+/* JIT (ORC LLJIT) for this host: fns[i] is kernel i's function (fns
+ * holds p->nk entries; call them through llvm_call). Sets the kernels'
+ * arguments and functions (kir_share). Returns NULL with a message in err
+ * on failure. */
 llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_t errlen);
 void llvm_jit_free(llvm_jit *j);
 

@@ -1,7 +1,8 @@
 /* llvm_kernel: one kir kernel -> one LLVM function, the loop nest.
  *
  * requires: a verified kernel program (kir_verify).
- * establishes: a function void name(void **bufs, int64_t rb, int64_t re)
+ * establishes: a function void name(void **args, int64_t rb, int64_t re)
+ *   (args: the kernel's buffers k->arg, kir_share)
  *   computing rows [rb, re) of the kernel exactly as kir_eval does, but for
  *   FMA contraction and the math library's error in exp/log/sin/cos/tanh.
  *
@@ -1201,23 +1202,14 @@ static int lanes_for(int64_t E, int max)
 	return w;
 }
 
-/* Buffer base pointers, loaded once from bufs[]. */
-static void load_bases(emitter *em, LLVMValueRef bufs)
+/* Buffer base pointers, loaded once from the arguments (kir_share). */
+static void load_bases(emitter *em, LLVMValueRef args)
 {
 	const kir_kernel *k = em->k;
-	char *used = calloc((size_t)em->p->nbuf + 1, 1);
-	for (int i = 0; i < k->nx; i++)
-		if (k->x[i].kind == KX_LOAD)
-			used[k->x[i].buf] = 1;
-	for (int s = 0; s < k->nst; s++)
-		used[k->st[s].buf] = 1;
-	for (int b = 0; b < em->p->nbuf; b++)
-		if (used[b]) {
-			LLVMValueRef i = LLVMConstInt(em->i64, (unsigned long long)b, 0);
-			LLVMValueRef x = LLVMBuildLoad2(em->B, em->ptr, LLVMBuildGEP2(em->B, em->ptr, bufs, &i, 1, ""), "buf");
-			em->base[b] = x;
-		}
-	free(used);
+	for (int j = 0; j < k->narg; j++) {
+		LLVMValueRef i = LLVMConstInt(em->i64, (unsigned long long)j, 0);
+		em->base[k->arg[j]] = LLVMBuildLoad2(em->B, em->ptr, LLVMBuildGEP2(em->B, em->ptr, args, &i, 1, ""), "buf");
+	}
 }
 
 /* Coordinates of the row vars from row r (row-major over vars 0..rank-2). */
@@ -1279,7 +1271,7 @@ static LLVMValueRef build_function(emitter *em, const char *name)
 		LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
 		LLVMAddTargetDependentFunctionAttr(fn, "prefer-vector-width", "512");
 	}
-	LLVMValueRef bufs = LLVMGetParam(fn, 0), rb = LLVMGetParam(fn, 1), re = LLVMGetParam(fn, 2);
+	LLVMValueRef args = LLVMGetParam(fn, 0), rb = LLVMGetParam(fn, 1), re = LLVMGetParam(fn, 2);
 	LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(em->C, fn, "entry");
 	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(em->C, fn, "row");
 	LLVMBasicBlockRef latch = LLVMAppendBasicBlockInContext(em->C, fn, "row.next");
@@ -1292,7 +1284,7 @@ static LLVMValueRef build_function(emitter *em, const char *name)
 		LLVMBuildRetVoid(B);
 		return fn;
 	}
-	load_bases(em, bufs);
+	load_bases(em, args);
 	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, rb, re, ""), head, exit);
 	LLVMPositionBuilderAtEnd(B, head);
 	LLVMValueRef r = LLVMBuildPhi(B, em->i64, "r");
