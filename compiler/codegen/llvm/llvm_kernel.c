@@ -7,8 +7,9 @@
  *   FMA contraction and the math library's error in exp/log/sin/cos/tanh.
  *
  *   for row r in [rb, re):                   coords of vars 0..rank-2 from r
- *     [register tile: up to 4 rows that differ only in var u run together,
- *      sharing every value that does not depend on u (copies)]
+ *     [register tile: the rows that differ only in tiled vars u1 and u2
+ *      (nu1 x nu2 of them, "copies") run together, each value shared by
+ *      the copies that agree on the tiled vars it depends on]
  *     for x0 = 0, W, 2W, ... (full vectors), then one masked tail chunk:
  *       lane l is the point x = x0 + l of the last domain var
  *       for each accumulator j, in order (one loop nest each):
@@ -38,7 +39,7 @@
 
 #include "llvm_internal.h"
 
-enum { MAXCOPY = 16 };
+enum { MAXCOPY = 32, MAXACCS = 24 };   /* copies; accumulator registers in a tile */
 #define DEP_ACC (1u << 31)
 
 /* A value of one expression inside a chunk. An affine index with an
@@ -64,8 +65,9 @@ typedef struct {
 	LLVMValueRef fn;
 	LLVMValueRef *base;             /* per buffer: its base pointer */
 	LLVMValueRef var[KIR_MAXVAR];   /* scalar values; the vector var's is lane 0's */
-	LLVMValueRef uval[MAXCOPY];     /* the tiled var's value in each copy */
-	int vvar, uvar, ncopy, copy;
+	int vvar, copy, ncopy;          /* copy c is (c % nu[0], c / nu[0]) */
+	int uvar[2], nu[2];             /* tiled vars (-1: none) and their copies */
+	LLVMValueRef uval[2][MAXCOPY];  /* the tiled vars' values by copy coordinate */
 	LLVMValueRef mask;              /* active lanes of the tail chunk; NULL: all */
 	int nact;
 	LLVMValueRef acc[KIR_MAXACC][MAXCOPY];
@@ -939,7 +941,8 @@ static lval emit_expr(emitter *em, int i)
 			return r;
 		}
 		r.uni = 1;
-		r.s = e->var == em->uvar ? em->uval[em->copy] : em->var[e->var];
+		r.s = e->var == em->uvar[0] ? em->uval[0][em->copy % em->nu[0]]
+		      : e->var == em->uvar[1] ? em->uval[1][em->copy / em->nu[0]] : em->var[e->var];
 		return r;
 	case KX_ACC:
 		r.v = convert(em, em->acc[e->acc][em->copy], KT_F32, e->type);
@@ -962,11 +965,21 @@ static lval emit_expr(emitter *em, int i)
 	abort();
 }
 
-/* The value of expression i in the current copy (shared with copy 0 when
- * it does not depend on the tiled var). */
+/* The copy whose value of expression i the current copy shares: the one
+ * that agrees with it on the tiled vars i depends on, 0 on the others. */
+static int sharing_copy(const emitter *em, int i)
+{
+	int c1 = em->copy % em->nu[0], c2 = em->copy / em->nu[0];
+	if (em->uvar[0] < 0 || !(em->dep[i] >> em->uvar[0] & 1))
+		c1 = 0;
+	if (em->uvar[1] < 0 || !(em->dep[i] >> em->uvar[1] & 1))
+		c2 = 0;
+	return c1 + c2 * em->nu[0];
+}
+
 static lval *emit(emitter *em, int i)
 {
-	int c = em->uvar >= 0 && (em->dep[i] >> em->uvar & 1) ? em->copy : 0;
+	int c = sharing_copy(em, i);
 	lval *r = &em->cache[c][i];
 	if (!r->set) {
 		int saved = em->copy;
@@ -1153,30 +1166,70 @@ static void analyse(emitter *em)
 		em->redmask |= 1u << v;
 }
 
-/* The register tile of a contraction: the row var whose copies share the
- * most load traffic (vector loads count double), or -1. */
-static int pick_tile(emitter *em)
+/* The register tile of a contraction: copies n1 x n2 of row vars v1, v2
+ * (n2 = 1: one var), each a divisor of its var's extent (so every tile is
+ * whole), at most MAXACCS accumulators, with the fewest loads per
+ * multiply-add (a vector load counts double): a load is made once per
+ * copy coordinate of the tiled vars it depends on. */
+typedef struct {
+	int v[2], n[2];
+	double cost;
+} tile;
+
+static double tile_cost(const emitter *em, const tile *t)
 {
 	const kir_kernel *k = em->k;
-	int best = -1, best_score = 0;
-	if (!k->nred || k->rank < 2)
-		return -1;
-	for (int v = 0; v < k->rank - 1; v++) {
-		if (!k->tile_hint[v] || k->ext[v] < 2)
+	double loads = 0;
+	for (int i = 0; i < k->nx; i++) {
+		if (!em->inred[i] || k->x[i].kind != KX_LOAD)
 			continue;
-		int score = 0, uses = 0;
-		for (int i = 0; i < k->nx; i++) {
-			if (!em->inred[i] || k->x[i].kind != KX_LOAD)
-				continue;
-			if (em->dep[i] >> v & 1)
-				uses = 1;
-			else
-				score += em->dep[i] >> em->vvar & 1 ? 2 : 1;
-		}
-		if (uses && score >= best_score && score > 0)
-			best = v, best_score = score;
+		double n = em->dep[i] >> em->vvar & 1 ? 2 : 1;
+		for (int d = 0; d < 2; d++)
+			if (t->v[d] >= 0 && (em->dep[i] >> t->v[d] & 1))
+				n *= t->n[d];
+		loads += n;
 	}
-	return best;
+	return loads / (t->n[0] * t->n[1]);
+}
+
+static void try_tile(const emitter *em, tile *best, int v1, int v2)
+{
+	const kir_kernel *k = em->k;
+	for (int n1 = 2; n1 <= 16 && n1 <= k->ext[v1]; n1++) {
+		if (k->ext[v1] % n1)
+			continue;
+		for (int n2 = 1; n1 * n2 <= MAXACCS / (k->nacc > 1 ? k->nacc : 1); n2++) {
+			if (v2 < 0 ? n2 > 1 : (n2 < 2 || k->ext[v2] % n2 || n2 > k->ext[v2]))
+				continue;
+			tile t = { { v1, v2 }, { n1, n2 }, 0 };
+			t.cost = tile_cost(em, &t);
+			if (t.cost < best->cost - 1e-9 || (best->v[0] >= 0 && t.cost < best->cost + 1e-9 &&
+			                                   n1 * n2 > best->n[0] * best->n[1]))
+				*best = t;
+		}
+	}
+}
+
+static void pick_tile(emitter *em)
+{
+	const kir_kernel *k = em->k;
+	tile best = { { -1, -1 }, { 1, 1 }, 0 };
+	em->uvar[0] = em->uvar[1] = -1;
+	em->nu[0] = em->nu[1] = em->ncopy = 1;
+	if (!k->nred || k->rank < 2)
+		return;
+	best.cost = tile_cost(em, &best);
+	for (int v1 = 0; v1 < k->rank - 1; v1++) {
+		if (!k->tile_hint[v1] || k->ext[v1] < 2)
+			continue;
+		try_tile(em, &best, v1, -1);
+		for (int v2 = 0; v2 < k->rank - 1; v2++)
+			if (v2 != v1 && k->tile_hint[v2] && k->ext[v2] >= 2)
+				try_tile(em, &best, v1, v2);
+	}
+	for (int d = 0; d < 2; d++)
+		em->uvar[d] = best.v[d], em->nu[d] = best.n[d];
+	em->ncopy = best.n[0] * best.n[1];
 }
 
 /* --- the function ---------------------------------------------------------------------------- */
@@ -1223,39 +1276,51 @@ static void decode_row(emitter *em, LLVMValueRef r)
 	}
 }
 
-/* Row r runs alone, or as copy 0 of a tile of ncopy rows r + c*stride (the
- * rows whose tiled coordinate is u0 + c); the others of a full tile skip. */
+/* The distance in rows between neighbours in var v. */
+static int64_t row_stride(const kir_kernel *k, int v)
+{
+	int64_t stride = 1;
+	for (int w = v + 1; w < k->rank - 1; w++)
+		stride *= k->ext[w];
+	return stride;
+}
+
+/* Row r runs alone, or as copy 0 of a tile of rows (its tiled coordinates
+ * u0 + c, as pick_tile's copies); the others of a whole tile in [rb, re)
+ * skip, as copy 0 ran them. */
 static void emit_tiled_row(emitter *em, LLVMValueRef r, LLVMValueRef rb, LLVMValueRef re, LLVMBasicBlockRef latch)
 {
 	const kir_kernel *k = em->k;
 	LLVMBuilderRef B = em->B;
-	int U = em->ncopy;
-	int64_t stride = 1;
-	for (int v = em->uvar + 1; v < k->rank - 1; v++)
-		stride *= k->ext[v];
-	LLVMValueRef cu = em->var[em->uvar];
-	LLVMValueRef t = LLVMBuildURem(B, cu, LLVMConstInt(em->i64, (unsigned long long)U, 0), "");
-	LLVMValueRef lead = LLVMBuildSub(B, r, LLVMBuildMul(B, t, LLVMConstInt(em->i64, (unsigned long long)stride, 0), ""), "");
-	LLVMValueRef last = LLVMBuildAdd(B, lead, LLVMConstInt(em->i64, (unsigned long long)((U - 1) * stride), 0), "");
-	LLVMValueRef ok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, lead, rb, ""), LLVMBuildICmp(B, LLVMIntSLT, last, re, ""), "");
-	LLVMValueRef top = LLVMBuildAdd(B, LLVMBuildSub(B, cu, t, ""), LLVMConstInt(em->i64, (unsigned long long)U, 0), "");
-	ok = LLVMBuildAnd(B, ok, LLVMBuildICmp(B, LLVMIntSLE, top, LLVMConstInt(em->i64, (unsigned long long)k->ext[em->uvar], 0), ""), "");
-	LLVMBasicBlockRef tile = LLVMAppendBasicBlockInContext(em->C, em->fn, "tile");
+	LLVMValueRef lead = r, last = r, first = LLVMConstInt(em->i1, 1, 0), t[2];
+	for (int d = 0; d < 2 && em->uvar[d] >= 0; d++) {
+		int64_t stride = row_stride(k, em->uvar[d]);
+		t[d] = LLVMBuildURem(B, em->var[em->uvar[d]], LLVMConstInt(em->i64, (unsigned long long)em->nu[d], 0), "");
+		lead = LLVMBuildSub(B, lead, LLVMBuildMul(B, t[d], LLVMConstInt(em->i64, (unsigned long long)stride, 0), ""), "");
+		first = LLVMBuildAnd(B, first, LLVMBuildICmp(B, LLVMIntEQ, t[d], LLVMConstInt(em->i64, 0, 0), ""), "");
+		last = LLVMBuildAdd(B, last, LLVMConstInt(em->i64, (unsigned long long)((em->nu[d] - 1) * stride), 0), "");
+		last = LLVMBuildSub(B, last, LLVMBuildMul(B, t[d], LLVMConstInt(em->i64, (unsigned long long)stride, 0), ""), "");
+	}
+	LLVMValueRef whole = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, lead, rb, ""), LLVMBuildICmp(B, LLVMIntSLT, last, re, ""), "");
+	LLVMBasicBlockRef tile_bb = LLVMAppendBasicBlockInContext(em->C, em->fn, "tile");
 	LLVMBasicBlockRef lead_bb = LLVMAppendBasicBlockInContext(em->C, em->fn, "tile.lead");
 	LLVMBasicBlockRef single = LLVMAppendBasicBlockInContext(em->C, em->fn, "single");
-	LLVMBuildCondBr(B, ok, tile, single);
-	LLVMPositionBuilderAtEnd(B, tile);
-	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntEQ, t, LLVMConstInt(em->i64, 0, 0), ""), lead_bb, latch);
+	LLVMBuildCondBr(B, whole, tile_bb, single);
+	LLVMPositionBuilderAtEnd(B, tile_bb);
+	LLVMBuildCondBr(B, first, lead_bb, latch);
 	LLVMPositionBuilderAtEnd(B, lead_bb);
-	for (int c = 0; c < U; c++)
-		em->uval[c] = LLVMBuildAdd(B, cu, LLVMConstInt(em->i64, (unsigned long long)c, 0), "");
+	for (int d = 0; d < 2 && em->uvar[d] >= 0; d++)
+		for (int c = 0; c < em->nu[d]; c++)
+			em->uval[d][c] = LLVMBuildAdd(B, em->var[em->uvar[d]], LLVMConstInt(em->i64, (unsigned long long)c, 0), "");
 	emit_row(em);
 	LLVMBuildBr(B, latch);
 	LLVMPositionBuilderAtEnd(B, single);
-	em->ncopy = 1;
-	em->uval[0] = cu;
+	int ncopy = em->ncopy, nu[2] = { em->nu[0], em->nu[1] };
+	em->ncopy = em->nu[0] = em->nu[1] = 1;
+	for (int d = 0; d < 2 && em->uvar[d] >= 0; d++)
+		em->uval[d][0] = em->var[em->uvar[d]];
 	emit_row(em);
-	em->ncopy = U;
+	em->ncopy = ncopy, em->nu[0] = nu[0], em->nu[1] = nu[1];
 }
 
 static LLVMValueRef build_function(emitter *em, const char *name)
@@ -1290,7 +1355,7 @@ static LLVMValueRef build_function(emitter *em, const char *name)
 	LLVMValueRef r = LLVMBuildPhi(B, em->i64, "r");
 	LLVMAddIncoming(r, &rb, &entry, 1);
 	decode_row(em, r);
-	if (em->uvar >= 0)
+	if (em->uvar[0] >= 0)
 		emit_tiled_row(em, r, rb, re, latch);
 	else
 		emit_row(em);
@@ -1307,7 +1372,8 @@ static LLVMValueRef build_function(emitter *em, const char *name)
 LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_kernel *k,
                               const char *name, int lanes)
 {
-	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k, .uvar = -1, .ncopy = 1 };
+	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k, .uvar = { -1, -1 },
+	               .nu = { 1, 1 }, .ncopy = 1 };
 	setup_types(&em);
 	em.B = LLVMCreateBuilderInContext(em.C);
 	em.vvar = k->rank - 1;
@@ -1318,9 +1384,7 @@ LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_k
 	for (int c = 0; c < MAXCOPY; c++)
 		em.cache[c] = calloc((size_t)k->nx + 1, sizeof(lval));
 	analyse(&em);
-	em.uvar = pick_tile(&em);
-	if (em.uvar >= 0)
-		em.ncopy = k->ext[em.uvar] < MAXCOPY ? (int)k->ext[em.uvar] : MAXCOPY;
+	pick_tile(&em);
 	LLVMValueRef fn = build_function(&em, name);
 	for (int c = 0; c < MAXCOPY; c++)
 		free(em.cache[c]);
