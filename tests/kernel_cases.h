@@ -311,8 +311,12 @@ static const char *conv_lua =
 	"local g1 = ddpm.grad(z1, { x, w }, ddpm.input('seed1', z1:shape()))\n"
 	"local z2 = ddpm.conv2d(x, w, { padding = 2 })\n"
 	"local g2 = ddpm.grad(z2, { x }, ddpm.input('seed2', z2:shape()))\n"
+	"-- 40 output channels: the weight gradient's vectors span them, in groups\n"
+	"local w4 = ddpm.param('w4', { 40, n1, 3, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local z4 = ddpm.conv2d(x, w4, { padding = 1 })\n"
+	"local g4 = ddpm.grad(z4, { x, w4 }, ddpm.input('seed4', z4:shape()))\n"
 	"ddpm.entry('main', { y = y, gx = g[1], gw = g[2], z = z * z:sigmoid(),\n"
-	"  gx1 = g1[1], gw1 = g1[2], gx2 = g2[1],\n"
+	"  gx1 = g1[1], gw1 = g1[2], gx2 = g2[1], gx4 = g4[1], gw4 = g4[2],\n"
 	"  k1 = ddpm.conv2d(x, w3:slice(2, 1, 2):slice(3, 1, 2), {}),\n"
 	"  s21 = ddpm.conv2d(x, w, { stride = { 2, 1 }, padding = { 0, 1, 1, 0 } }) })\n";
 

@@ -936,13 +936,12 @@ static lval emit_expr(emitter *em, int i)
 		      : LLVMConstInt(ktype(em, e->type), (unsigned long long)(int64_t)e->value, 1);
 		return r;
 	case KX_VAR:
-		if (e->var == em->vvar) {
-			r.aff = 1, r.stride = 1, r.s = em->var[e->var];
-			return r;
-		}
-		r.uni = 1;
 		r.s = e->var == em->uvar[0] ? em->uval[0][em->copy % em->nu[0]]
 		      : e->var == em->uvar[1] ? em->uval[1][em->copy / em->nu[0]] : em->var[e->var];
+		if (e->var == em->vvar)
+			r.aff = 1, r.stride = 1;
+		else
+			r.uni = 1;
 		return r;
 	case KX_ACC:
 		r.v = convert(em, em->acc[e->acc][em->copy], KT_F32, e->type);
@@ -1094,40 +1093,70 @@ static void emit_chunk(emitter *em, LLVMValueRef mask, int nact)
 	}
 }
 
-/* The chunks of one row (or one tile of rows): full vectors, then a tail. */
+/* The tile dim that is the vector var (groups of full vectors), or -1. */
+static int vector_tile(const emitter *em)
+{
+	for (int d = 0; d < 2; d++)
+		if (em->uvar[d] >= 0 && em->uvar[d] == em->vvar)
+			return d;
+	return -1;
+}
+
+static void set_copies(emitter *em, int nu0, int nu1)
+{
+	em->nu[0] = nu0, em->nu[1] = nu1, em->ncopy = nu0 * nu1;
+}
+
+/* Chunks x0 = 0, step, 2 step, ... < end: full vectors, in groups of
+ * nu[d] (copies: x0 + c W) when the vector var is tile dim d. */
+static void chunk_loop(emitter *em, int d, int64_t step, int64_t end)
+{
+	LLVMBuilderRef B = em->B;
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(em->C, em->fn, "chunk");
+	LLVMBuildBr(B, head);
+	LLVMPositionBuilderAtEnd(B, head);
+	LLVMValueRef x0 = LLVMBuildPhi(B, em->i64, "x0"), zero = LLVMConstInt(em->i64, 0, 0);
+	LLVMAddIncoming(x0, &zero, &pre, 1);
+	em->var[em->vvar] = x0;
+	for (int c = 0; d >= 0 && c < em->nu[d]; c++)
+		em->uval[d][c] = LLVMBuildAdd(B, x0, LLVMConstInt(em->i64, (unsigned long long)(c * em->W), 0), "");
+	emit_chunk(em, NULL, em->W);
+	LLVMValueRef next = LLVMBuildAdd(B, x0, LLVMConstInt(em->i64, (unsigned long long)step, 0), "");
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+	LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(em->C, em->fn, "chunk.done");
+	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, next, LLVMConstInt(em->i64, (unsigned long long)end, 0), ""),
+	                head, done);
+	LLVMAddIncoming(x0, &next, &latch, 1);
+	LLVMPositionBuilderAtEnd(B, done);
+}
+
+/* The chunks of one row (or one tile of rows): full vectors (in groups
+ * when the vector var is tiled: pick_tile makes the group divide them),
+ * then a tail, which runs without the vector var's copies. */
 static void emit_row(emitter *em)
 {
 	const kir_kernel *k = em->k;
-	LLVMBuilderRef B = em->B;
 	int64_t E = em->vvar >= 0 ? k->ext[em->vvar] : 1, W = em->W;
 	int64_t nfull = E / W, rem = E % W;
+	int d = vector_tile(em), nu[2] = { em->nu[0], em->nu[1] };
 	if (nfull == 1) {
 		if (em->vvar >= 0)
 			em->var[em->vvar] = LLVMConstInt(em->i64, 0, 0);
 		emit_chunk(em, NULL, em->W);
-	} else if (nfull > 1) {
-		LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-		LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(em->C, em->fn, "chunk");
-		LLVMBuildBr(B, head);
-		LLVMPositionBuilderAtEnd(B, head);
-		LLVMValueRef x0 = LLVMBuildPhi(B, em->i64, "x0"), zero = LLVMConstInt(em->i64, 0, 0);
-		LLVMAddIncoming(x0, &zero, &pre, 1);
-		em->var[em->vvar] = x0;
-		emit_chunk(em, NULL, em->W);
-		LLVMValueRef next = LLVMBuildAdd(B, x0, LLVMConstInt(em->i64, (unsigned long long)W, 0), "");
-		LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(em->C, em->fn, "chunk.done");
-		LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, next, LLVMConstInt(em->i64, (unsigned long long)(nfull * W), 0), ""),
-		                head, done);
-		LLVMAddIncoming(x0, &next, &latch, 1);
-		LLVMPositionBuilderAtEnd(B, done);
-	}
+	} else if (nfull > 1)
+		chunk_loop(em, d, d >= 0 ? em->nu[d] * W : W, nfull * W);
 	if (rem) {
 		LLVMValueRef m[64];
 		for (int l = 0; l < em->W; l++)
 			m[l] = LLVMConstInt(em->i1, l < rem, 0);
 		em->var[em->vvar] = LLVMConstInt(em->i64, (unsigned long long)(nfull * W), 0);
+		if (d >= 0) {
+			set_copies(em, d == 0 ? 1 : nu[0], d == 1 ? 1 : nu[1]);
+			em->uval[d][0] = em->var[em->vvar];
+		}
 		emit_chunk(em, LLVMConstVector(m, (unsigned)em->W), (int)rem);
+		set_copies(em, nu[0], nu[1]);
 	}
 }
 
@@ -1192,14 +1221,22 @@ static double tile_cost(const emitter *em, const tile *t)
 	return loads / (t->n[0] * t->n[1]);
 }
 
+/* How many copies var v can have: a row var's extent; the vector var's
+ * full vectors (the tail runs without copies). */
+static int64_t tile_extent(const emitter *em, int v)
+{
+	return v == em->vvar ? em->k->ext[v] / em->W : em->k->ext[v];
+}
+
 static void try_tile(const emitter *em, tile *best, int v1, int v2)
 {
 	const kir_kernel *k = em->k;
-	for (int n1 = 2; n1 <= 16 && n1 <= k->ext[v1]; n1++) {
-		if (k->ext[v1] % n1)
+	int64_t e1 = tile_extent(em, v1), e2 = v2 >= 0 ? tile_extent(em, v2) : 1;
+	for (int n1 = 2; n1 <= 16 && n1 <= e1; n1++) {
+		if (e1 % n1)
 			continue;
 		for (int n2 = 1; n1 * n2 <= MAXACCS / (k->nacc > 1 ? k->nacc : 1); n2++) {
-			if (v2 < 0 ? n2 > 1 : (n2 < 2 || k->ext[v2] % n2 || n2 > k->ext[v2]))
+			if (v2 < 0 ? n2 > 1 : (n2 < 2 || e2 % n2 || n2 > e2))
 				continue;
 			tile t = { { v1, v2 }, { n1, n2 }, 0 };
 			t.cost = tile_cost(em, &t);
@@ -1219,12 +1256,12 @@ static void pick_tile(emitter *em)
 	if (!k->nred || k->rank < 2)
 		return;
 	best.cost = tile_cost(em, &best);
-	for (int v1 = 0; v1 < k->rank - 1; v1++) {
-		if (!k->tile_hint[v1] || k->ext[v1] < 2)
+	for (int v1 = 0; v1 < k->rank; v1++) {
+		if (!k->tile_hint[v1] || tile_extent(em, v1) < 2)
 			continue;
 		try_tile(em, &best, v1, -1);
-		for (int v2 = 0; v2 < k->rank - 1; v2++)
-			if (v2 != v1 && k->tile_hint[v2] && k->ext[v2] >= 2)
+		for (int v2 = 0; v2 < k->rank; v2++)
+			if (v2 != v1 && k->tile_hint[v2] && tile_extent(em, v2) >= 2)
 				try_tile(em, &best, v1, v2);
 	}
 	for (int d = 0; d < 2; d++)
@@ -1276,6 +1313,11 @@ static void decode_row(emitter *em, LLVMValueRef r)
 	}
 }
 
+static int tiles_rows(const emitter *em)
+{
+	return (em->uvar[0] >= 0 && em->uvar[0] != em->vvar) || (em->uvar[1] >= 0 && em->uvar[1] != em->vvar);
+}
+
 /* The distance in rows between neighbours in var v. */
 static int64_t row_stride(const kir_kernel *k, int v)
 {
@@ -1294,6 +1336,8 @@ static void emit_tiled_row(emitter *em, LLVMValueRef r, LLVMValueRef rb, LLVMVal
 	LLVMBuilderRef B = em->B;
 	LLVMValueRef lead = r, last = r, first = LLVMConstInt(em->i1, 1, 0), t[2];
 	for (int d = 0; d < 2 && em->uvar[d] >= 0; d++) {
+		if (em->uvar[d] == em->vvar)
+			continue;
 		int64_t stride = row_stride(k, em->uvar[d]);
 		t[d] = LLVMBuildURem(B, em->var[em->uvar[d]], LLVMConstInt(em->i64, (unsigned long long)em->nu[d], 0), "");
 		lead = LLVMBuildSub(B, lead, LLVMBuildMul(B, t[d], LLVMConstInt(em->i64, (unsigned long long)stride, 0), ""), "");
@@ -1310,17 +1354,17 @@ static void emit_tiled_row(emitter *em, LLVMValueRef r, LLVMValueRef rb, LLVMVal
 	LLVMBuildCondBr(B, first, lead_bb, latch);
 	LLVMPositionBuilderAtEnd(B, lead_bb);
 	for (int d = 0; d < 2 && em->uvar[d] >= 0; d++)
-		for (int c = 0; c < em->nu[d]; c++)
+		for (int c = 0; c < em->nu[d] && em->uvar[d] != em->vvar; c++)
 			em->uval[d][c] = LLVMBuildAdd(B, em->var[em->uvar[d]], LLVMConstInt(em->i64, (unsigned long long)c, 0), "");
 	emit_row(em);
 	LLVMBuildBr(B, latch);
 	LLVMPositionBuilderAtEnd(B, single);
-	int ncopy = em->ncopy, nu[2] = { em->nu[0], em->nu[1] };
-	em->ncopy = em->nu[0] = em->nu[1] = 1;
-	for (int d = 0; d < 2 && em->uvar[d] >= 0; d++)
-		em->uval[d][0] = em->var[em->uvar[d]];
+	int nu[2] = { em->nu[0], em->nu[1] }, uvar[2] = { em->uvar[0], em->uvar[1] };
+	set_copies(em, 1, 1);
+	em->uvar[0] = em->uvar[1] = -1;
 	emit_row(em);
-	em->ncopy = ncopy, em->nu[0] = nu[0], em->nu[1] = nu[1];
+	set_copies(em, nu[0], nu[1]);
+	em->uvar[0] = uvar[0], em->uvar[1] = uvar[1];
 }
 
 static LLVMValueRef build_function(emitter *em, const char *name)
@@ -1355,7 +1399,7 @@ static LLVMValueRef build_function(emitter *em, const char *name)
 	LLVMValueRef r = LLVMBuildPhi(B, em->i64, "r");
 	LLVMAddIncoming(r, &rb, &entry, 1);
 	decode_row(em, r);
-	if (em->uvar[0] >= 0)
+	if (tiles_rows(em))
 		emit_tiled_row(em, r, rb, re, latch);
 	else
 		emit_row(em);
