@@ -102,15 +102,30 @@ static int in_range(lower *L, int v, int64_t lo, int64_t hi)
 	return iop(L, OP_mul, iop(L, OP_le, I(L, lo), v), iop(L, OP_lt, v, I(L, hi)));
 }
 
-/* x when a is x / d and b is x % d (delinearize undone), else -1. */
+/* 1 when expression i is x `op` d for a constant d (x in *x). */
+static int is_by(lower *L, int i, int op, int64_t d, int *x)
+{
+	const kir_expr *e = &L->k->x[i];
+	int match = op == KX_MOD ? e->kind == KX_MOD : e->kind == KX_OP && e->op == OP_div;
+	if (!match || L->k->x[e->b].kind != KX_CONST || L->k->x[e->b].value != (double)d)
+		return 0;
+	*x = e->a;
+	return 1;
+}
+
+/* a * d + b without the split of x that delinearize made: x when a is
+ * x / d and b is x % d, u * d + x when a is u + x / d; else -1. */
 static int undo_split(lower *L, int a, int b, int64_t d)
 {
-	const kir_expr *x = L->k->x;
-	if (x[b].kind != KX_MOD || x[a].kind != KX_OP || x[a].op != OP_div || x[a].a != x[b].a)
+	const kir_expr *e = &L->k->x[a];
+	int x, y;
+	if (!is_by(L, b, KX_MOD, d, &x))
 		return -1;
-	const kir_expr *da = &x[x[a].b], *db = &x[x[b].b];
-	return da->kind == KX_CONST && db->kind == KX_CONST && da->value == (double)d &&
-	       db->value == (double)d ? x[b].a : -1;
+	if (is_by(L, a, OP_div, d, &y) && y == x)
+		return x;
+	if (e->kind == KX_OP && e->op == OP_add && is_by(L, e->b, OP_div, d, &y) && y == x)
+		return iop(L, OP_add, iop(L, OP_mul, e->a, I(L, d)), x);
+	return -1;
 }
 
 static int linearize(lower *L, const int *idx, const ir_shape *s)
@@ -306,17 +321,35 @@ static void set_reduction(lower *L, const int64_t *ext, int n)
 		L->k->ext[L->k->rank + j] = ext[j];
 }
 
+/* A run of adjacent reduced axes is one reduction var over their product
+ * (the same order), split back into the axes' indices: a contiguous
+ * run's load folds the split away (linearize), so the innermost loop is
+ * long, say all of a GroupNorm group's C/G x H x W. A sum to one point
+ * keeps its axes (merge.c puts an elementwise kernel over the same shape,
+ * the loss's gradient, inside its loop). */
 static int reduce_body(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *s = &N(L, n->in[0])->shape;
 	int64_t ext[IR_MAXDIM];
-	int in[IR_MAXDIM], nr = 0;
-	for (int r = 0; r < s->rank; r++)
-		if (n->a.reduce.axes >> r & 1)
-			ext[nr++] = s->d[r];
+	int in[IR_MAXDIM], first[IR_MAXDIM], last[IR_MAXDIM], nr = 0;
+	int to_point = ir_numel(&n->shape) == 1;
+	for (int r = 0; r < s->rank; r++) {
+		if (!(n->a.reduce.axes >> r & 1))
+			continue;
+		if (!to_point && nr > 0 && last[nr - 1] == r - 1)
+			ext[nr - 1] *= s->d[r], last[nr - 1] = r;
+		else
+			first[nr] = last[nr] = r, ext[nr++] = s->d[r];
+	}
 	set_reduction(L, ext, nr);
-	for (int r = 0, j = 0; r < s->rank; r++)
-		in[r] = n->a.reduce.axes >> r & 1 ? rvar(L, j++) : idx[r];
+	for (int r = 0; r < s->rank; r++)
+		in[r] = idx[r];
+	for (int j = 0; j < nr; j++) {
+		ir_shape run = { last[j] - first[j] + 1, { 0 } };
+		for (int r = first[j]; r <= last[j]; r++)
+			run.d[r - first[j]] = s->d[r];
+		delinearize(L, rvar(L, j), &run, &in[first[j]]);
+	}
 	return value_at(L, n->in[0], in);
 }
 

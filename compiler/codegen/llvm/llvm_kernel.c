@@ -944,7 +944,10 @@ static lval emit_expr(emitter *em, int i)
 			r.uni = 1;
 		return r;
 	case KX_ACC:
-		r.v = convert(em, em->acc[e->acc][em->copy], KT_F32, e->type);
+		if (em->W == 1)         /* scalar accumulators (sum_step) */
+			r.uni = 1, r.s = convert(em, em->acc[e->acc][em->copy], KT_F32, e->type);
+		else
+			r.v = convert(em, em->acc[e->acc][em->copy], KT_F32, e->type);
 		return r;
 	case KX_LOAD:
 		return emit_load(em, e);
@@ -1001,6 +1004,25 @@ static void forget(emitter *em, unsigned depmask)
 
 /* --- loops ------------------------------------------------------------------------------ */
 
+/* A sum's step. With one lane (a domain of one point per row: GroupNorm
+ * statistics, bias gradients) accumulators are scalars and sums may be
+ * reassociated, so that LLVM vectorizes the innermost reduction loop
+ * instead of running one long chain of dependent adds; with lanes, each
+ * lane sums in order. */
+static LLVMValueRef sum_step(emitter *em, LLVMValueRef add)
+{
+	contract(add);
+	if (em->W == 1 && LLVMIsAInstruction(add) && LLVMCanValueUseFastMathFlags(add))
+		LLVMSetFastMathFlags(add, LLVMFastMathAllowContract | LLVMFastMathAllowReassoc);
+	return add;
+}
+
+/* Lane 0 of a value, as a scalar. */
+static LLVMValueRef lane0(emitter *em, lval *x)
+{
+	return x->uni ? x->s : LLVMBuildExtractElement(em->B, as_vec(em, x), LLVMConstInt(em->i32, 0, 0), "");
+}
+
 /* One point R of accumulator j's loop: the update, then its inner stores. */
 static void red_body(emitter *em, int j)
 {
@@ -1008,9 +1030,10 @@ static void red_body(emitter *em, int j)
 	for (int c = 0; c < em->ncopy; c++) {
 		em->copy = c;
 		lval *x = emit(em, k->red_value[j]);
-		LLVMValueRef v = convert(em, as_vec(em, x), k->x[k->red_value[j]].type, KT_F32);
+		LLVMValueRef v = em->W == 1 ? lane0(em, x) : as_vec(em, x);
+		v = convert(em, v, k->x[k->red_value[j]].type, KT_F32);
 		em->acc[j][c] = k->red_op[j] == OP_max ? fminmax(em, OP_max, em->acc[j][c], v)
-		                : contract(LLVMBuildFAdd(em->B, em->acc[j][c], v, ""));
+		                : sum_step(em, LLVMBuildFAdd(em->B, em->acc[j][c], v, ""));
 		for (int s = 0; s < k->nst; s++)
 			if (k->st[s].inner == j + 1)
 				emit_store(em, &k->st[s]);
@@ -1063,7 +1086,7 @@ static void reduce(emitter *em, int j)
 				emit(em, i);
 	}
 	for (int c = 0; c < em->ncopy; c++)
-		em->acc[j][c] = kreal(em, em->f32, k->red_op[j] == OP_max ? -INFINITY : 0, 1);
+		em->acc[j][c] = kreal(em, em->f32, k->red_op[j] == OP_max ? -INFINITY : 0, em->W > 1);
 	red_loop(em, j, 0);
 	forget(em, em->redmask);
 }
