@@ -380,6 +380,7 @@ static int matmul_body(lower *L, const ir_node *n, const int *idx)
 
 typedef struct {
 	int64_t pad[4];         /* top, bottom, left, right zeros */
+	int64_t spread[2];      /* rows, columns s apart with zeros between (1: dense) */
 	int channels_last;      /* (N, H, W, C) instead of (N, C, H, W) */
 } layout;
 
@@ -396,12 +397,37 @@ struct relaid_set {
 
 static int is_plain(const layout *lay)
 {
-	return !lay->channels_last && !(lay->pad[0] | lay->pad[1] | lay->pad[2] | lay->pad[3]);
+	return !lay->channels_last && !(lay->pad[0] | lay->pad[1] | lay->pad[2] | lay->pad[3]) &&
+	       lay->spread[0] == 1 && lay->spread[1] == 1;
+}
+
+/* The copy's extents in (n, c, y, x) order, for node extents d. */
+static void relaid_extents(const int64_t *d, const layout *lay, int64_t *e)
+{
+	e[0] = d[0], e[1] = d[1];
+	for (int a = 0; a < 2; a++)
+		e[2 + a] = (d[2 + a] - 1) * lay->spread[a] + 1 + lay->pad[2 * a] + lay->pad[2 * a + 1];
+}
+
+/* The index into a node's axis of extent n at copy coordinate v of a
+ * layout with `before` zeros and spread s; *inside: 1 where that is a node
+ * element, not a zero. */
+static int relaid_source(lower *L, int v, int64_t before, int64_t s, int64_t n, int *inside)
+{
+	int64_t span = (n - 1) * s + 1;
+	int t = iop(L, OP_sub, v, I(L, before));
+	int tc = clamp(L, t, 0, span - 1);
+	*inside = iop(L, OP_mul, *inside, in_range(L, t, 0, span));
+	if (s == 1)
+		return tc;
+	*inside = iop(L, OP_mul, *inside, iop(L, OP_eq, kir_mod(L->k, tc, I(L, s)), I(L, 0)));
+	return iop(L, OP_div, tc, I(L, s));
 }
 
 static int same_layout(const layout *a, const layout *b)
 {
-	return a->channels_last == b->channels_last && !memcmp(a->pad, b->pad, sizeof a->pad);
+	return a->channels_last == b->channels_last && !memcmp(a->pad, b->pad, sizeof a->pad) &&
+	       !memcmp(a->spread, b->spread, sizeof a->spread);
 }
 
 static void append_kernel(lower *L, kir_kernel *k, const char *kind, const char *ops)
@@ -444,11 +470,12 @@ static int side_end(lower *L, lower *S, kir_kernel *k)
 static int build_relaid(lower *L, int node, const layout *lay)
 {
 	const ir_node *n = N(L, node);
-	const int64_t *d = n->shape.d, *pad = lay->pad;
+	const int64_t *d = n->shape.d;
+	int64_t e[4];
+	relaid_extents(d, lay, e);
 	ir_node t = *n;
-	int64_t hp = d[2] + pad[0] + pad[1], wp = d[3] + pad[2] + pad[3];
-	t.shape = lay->channels_last ? (ir_shape){ 4, { d[0], hp, wp, d[1] } }
-	                             : (ir_shape){ 4, { d[0], d[1], hp, wp } };
+	t.shape = lay->channels_last ? (ir_shape){ 4, { e[0], e[2], e[3], e[1] } }
+	                             : (ir_shape){ 4, { e[0], e[1], e[2], e[3] } };
 	kir_kernel k = { .rank = 4 };
 	lower S;
 	side_begin(L, &S, &k);
@@ -460,15 +487,13 @@ static int build_relaid(lower *L, int node, const layout *lay)
 	at[0] = to[0];
 	at[1] = lay->channels_last ? to[3] : to[1];
 	int y = lay->channels_last ? to[1] : to[2], x = lay->channels_last ? to[2] : to[3];
-	int iy = iop(&S, OP_sub, y, I(&S, pad[0])), ix = iop(&S, OP_sub, x, I(&S, pad[2]));
-	at[2] = pad[0] | pad[1] ? clamp(&S, iy, 0, d[2] - 1) : iy;
-	at[3] = pad[2] | pad[3] ? clamp(&S, ix, 0, d[3] - 1) : ix;
+	int inside = I(&S, 1);
+	at[2] = relaid_source(&S, y, lay->pad[0], lay->spread[0], d[2], &inside);
+	at[3] = relaid_source(&S, x, lay->pad[2], lay->spread[1], d[3], &inside);
 	kir_type ty = kir_type_of(n->dtype);
 	int v = value_at(&S, node, at);
-	if (pad[0] | pad[1] | pad[2] | pad[3]) {
-		int inside = iop(&S, OP_mul, in_range(&S, iy, 0, d[2]), in_range(&S, ix, 0, d[3]));
+	if (k.x[inside].kind != KX_CONST)
 		v = kir_op(&k, ty, OP_select, inside, v, kir_const(&k, ty, 0));
-	}
 	if (side_end(L, &S, &k) < 0)
 		return -1;
 	int b = add_buffer(L, KB_TEMP, &t, NULL);
@@ -497,12 +522,13 @@ static int relaid_buffer(lower *L, int node, const layout *lay)
 /* Node (N, C, H, W) at (nn, c, y, x) of its copy in layout lay. */
 static int relaid_value(lower *L, int node, const layout *lay, int nn, int c, int y, int x)
 {
-	const int64_t *d = N(L, node)->shape.d, *pad = lay->pad;
+	int64_t e[4];
+	relaid_extents(N(L, node)->shape.d, lay, e);
 	int b = relaid_buffer(L, node, lay);
 	if (b < 0)
 		return kir_const(L->k, KT_F32, 0);
 	int at[4] = { nn, c, y, x };
-	ir_shape s = { 4, { d[0], d[1], d[2] + pad[0] + pad[1], d[3] + pad[2] + pad[3] } };
+	ir_shape s = { 4, { e[0], e[1], e[2], e[3] } };
 	if (lay->channels_last) {
 		at[1] = y, at[2] = x, at[3] = c;
 		s = (ir_shape){ 4, { s.d[0], s.d[2], s.d[3], s.d[1] } };
@@ -516,7 +542,7 @@ static int relaid_value(lower *L, int node, const layout *lay, int nn, int c, in
 static int conv_input(lower *L, const ir_node *conv, int nn, int c, int y, int x, int i, int j)
 {
 	const ir_attrs *a = &conv->a;
-	layout lay = { { a->conv.pad[0], a->conv.pad[1], a->conv.pad[2], a->conv.pad[3] }, 0 };
+	layout lay = { { a->conv.pad[0], a->conv.pad[1], a->conv.pad[2], a->conv.pad[3] }, { 1, 1 }, 0 };
 	int py = iop(L, OP_add, iop(L, OP_mul, y, I(L, a->conv.stride[0])), i);
 	int px = iop(L, OP_add, iop(L, OP_mul, x, I(L, a->conv.stride[1])), j);
 	if (is_plain(&lay)) {
@@ -537,9 +563,10 @@ static int conv_body(lower *L, const ir_node *n, const int *idx)
 	return mul(L, xv, value_at(L, n->in[1], wi));
 }
 
-/* dL/dx[n,c,h,w] at stride 1: a convolution of g padded by K-1-p with the
- * flipped kernel, sum_o,i,j gp[n, o, h + KH-1-i, w + KW-1-j] w[o, c, i, j]. */
-static int conv_grad_input_stride1(lower *L, const ir_node *n, const int *idx, const layout *lay)
+/* dL/dx[n,c,h,w] as a stride-1 convolution with the flipped kernel:
+ * sum_o,i,j gp[n, o, h + KH-1-i, w + KW-1-j] w[o, c, i, j], gp being g
+ * spread by the stride (zeros between) and padded by K-1-p before. */
+static int conv_grad_input_dense(lower *L, const ir_node *n, const int *idx, const layout *lay)
 {
 	const ir_shape *w = &N(L, n->in[1])->shape;
 	int o = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
@@ -555,11 +582,15 @@ static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
 	const ir_shape *w = &N(L, n->in[1])->shape, *g = &N(L, n->in[0])->shape;
 	int64_t ext[3] = { w->d[0], w->d[2], w->d[3] };
 	set_reduction(L, ext, 3);
-	const int *p = n->a.conv.pad;
-	layout lay = { { w->d[2] - 1 - p[0], w->d[2] - 1 - p[1], w->d[3] - 1 - p[2], w->d[3] - 1 - p[3] }, 0 };
-	if (n->a.conv.stride[0] == 1 && n->a.conv.stride[1] == 1 && lay.pad[0] >= 0 && lay.pad[1] >= 0 &&
-	    lay.pad[2] >= 0 && lay.pad[3] >= 0)
-		return conv_grad_input_stride1(L, n, idx, &lay);
+	layout lay = { { 0 }, { n->a.conv.stride[0], n->a.conv.stride[1] }, 0 };
+	for (int a = 0; a < 2; a++) {   /* K-1-p before; after, what h + K-1-i can reach */
+		int64_t before = w->d[2 + a] - 1 - n->a.conv.pad[2 * a];
+		int64_t span = (g->d[2 + a] - 1) * lay.spread[a] + 1;
+		int64_t after = n->shape.d[2 + a] + w->d[2 + a] - 1 - span - before;
+		lay.pad[2 * a] = before, lay.pad[2 * a + 1] = after > 0 ? after : 0;
+	}
+	if (lay.pad[0] >= 0 && lay.pad[2] >= 0)
+		return conv_grad_input_dense(L, n, idx, &lay);
 	int o = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
 	int src[2], ok = I(L, 1);
 	for (int d = 0; d < 2; d++) {
@@ -593,7 +624,7 @@ static int grad_weight_product(lower *L, const ir_node *n, int o, int c, int i, 
 	set_reduction(L, ext, 3);
 	int b = iop(L, OP_add, image0, rvar(L, 0)), y = rvar(L, 1), x = rvar(L, 2);
 	int xv = conv_input(L, n, b, c, y, x, i, j);
-	layout cl = { { 0, 0, 0, 0 }, 1 };
+	layout cl = { { 0, 0, 0, 0 }, { 1, 1 }, 1 };
 	return mul(L, xv, relaid_value(L, n->in[1], &cl, b, o, y, x));
 }
 
