@@ -48,6 +48,7 @@ typedef struct {
 	int dim_var[IR_MAXDIM]; /* the var expression of each of the root's dims */
 	int red_node;           /* node fused as this kernel's reduction, or -1 */
 	int in_contraction;     /* building a contraction's operands */
+	int channel_vectors;    /* a convolution whose last var is its output channel */
 	int conflict;           /* node that must be materialized, or -1 */
 	memo *memo;
 	int nmemo, memocap;
@@ -381,8 +382,13 @@ static int matmul_body(lower *L, const ir_node *n, const int *idx)
 typedef struct {
 	int64_t pad[4];         /* top, bottom, left, right zeros */
 	int64_t spread[2];      /* rows, columns s apart with zeros between (1: dense) */
-	int channels_last;      /* (N, H, W, C) instead of (N, C, H, W) */
+	int perm[4];            /* the copy's dims: the node's dims perm[0], perm[1], ... */
 } layout;
+
+#define DENSE { 1, 1 }
+#define AS_IS { 0, 1, 2, 3 }
+static const layout channels_last = { { 0 }, DENSE, { 0, 2, 3, 1 } };   /* (N, H, W, C) */
+static const layout first_dim_last = { { 0 }, DENSE, { 1, 2, 3, 0 } };  /* (C, KH, KW, O) */
 
 typedef struct {
 	int node;
@@ -397,16 +403,21 @@ struct relaid_set {
 
 static int is_plain(const layout *lay)
 {
-	return !lay->channels_last && !(lay->pad[0] | lay->pad[1] | lay->pad[2] | lay->pad[3]) &&
+	static const int as_is[4] = AS_IS;
+	return !memcmp(lay->perm, as_is, sizeof as_is) && !(lay->pad[0] | lay->pad[1] | lay->pad[2] | lay->pad[3]) &&
 	       lay->spread[0] == 1 && lay->spread[1] == 1;
 }
 
-/* The copy's extents in (n, c, y, x) order, for node extents d. */
-static void relaid_extents(const int64_t *d, const layout *lay, int64_t *e)
+/* The copy's shape (its dims in its order) for node extents d. */
+static ir_shape relaid_shape(const int64_t *d, const layout *lay)
 {
-	e[0] = d[0], e[1] = d[1];
+	int64_t e[4] = { d[0], d[1] };
 	for (int a = 0; a < 2; a++)
 		e[2 + a] = (d[2 + a] - 1) * lay->spread[a] + 1 + lay->pad[2 * a] + lay->pad[2 * a + 1];
+	ir_shape s = { 4, { 0 } };
+	for (int k = 0; k < 4; k++)
+		s.d[k] = e[lay->perm[k]];
+	return s;
 }
 
 /* The index into a node's axis of extent n at copy coordinate v of a
@@ -426,7 +437,7 @@ static int relaid_source(lower *L, int v, int64_t before, int64_t s, int64_t n, 
 
 static int same_layout(const layout *a, const layout *b)
 {
-	return a->channels_last == b->channels_last && !memcmp(a->pad, b->pad, sizeof a->pad) &&
+	return !memcmp(a->perm, b->perm, sizeof a->perm) && !memcmp(a->pad, b->pad, sizeof a->pad) &&
 	       !memcmp(a->spread, b->spread, sizeof a->spread);
 }
 
@@ -471,25 +482,21 @@ static int build_relaid(lower *L, int node, const layout *lay)
 {
 	const ir_node *n = N(L, node);
 	const int64_t *d = n->shape.d;
-	int64_t e[4];
-	relaid_extents(d, lay, e);
 	ir_node t = *n;
-	t.shape = lay->channels_last ? (ir_shape){ 4, { e[0], e[2], e[3], e[1] } }
-	                             : (ir_shape){ 4, { e[0], e[1], e[2], e[3] } };
+	t.shape = relaid_shape(d, lay);
 	kir_kernel k = { .rank = 4 };
 	lower S;
 	side_begin(L, &S, &k);
-	int to[4], at[4];                       /* vars in buffer order; (n, c, y, x) */
+	int to[4], dim[4], at[4];               /* vars in buffer order; by node dim */
 	for (int v = 0; v < 4; v++) {
 		k.ext[v] = t.shape.d[v];
 		to[v] = kir_var(&k, v);
+		dim[lay->perm[v]] = to[v];
 	}
-	at[0] = to[0];
-	at[1] = lay->channels_last ? to[3] : to[1];
-	int y = lay->channels_last ? to[1] : to[2], x = lay->channels_last ? to[2] : to[3];
 	int inside = I(&S, 1);
-	at[2] = relaid_source(&S, y, lay->pad[0], lay->spread[0], d[2], &inside);
-	at[3] = relaid_source(&S, x, lay->pad[2], lay->spread[1], d[3], &inside);
+	at[0] = dim[0], at[1] = dim[1];
+	at[2] = relaid_source(&S, dim[2], lay->pad[0], lay->spread[0], d[2], &inside);
+	at[3] = relaid_source(&S, dim[3], lay->pad[2], lay->spread[1], d[3], &inside);
 	kir_type ty = kir_type_of(n->dtype);
 	int v = value_at(&S, node, at);
 	if (k.x[inside].kind != KX_CONST)
@@ -498,8 +505,8 @@ static int build_relaid(lower *L, int node, const layout *lay)
 		return -1;
 	int b = add_buffer(L, KB_TEMP, &t, NULL);
 	kir_store_add(&k, b, linearize(&S, to, &t.shape), v);
-	append_kernel(L, &k, lay->channels_last ? "channels_last" : "zero_pad",
-	              lay->channels_last ? "permute" : "pad");
+	int permuted = lay->perm[0] != 0 || lay->perm[1] != 1;
+	append_kernel(L, &k, permuted ? "permute" : "zero_pad", permuted ? "permute" : "pad");
 	return b;
 }
 
@@ -519,20 +526,17 @@ static int relaid_buffer(lower *L, int node, const layout *lay)
 	return b;
 }
 
-/* Node (N, C, H, W) at (nn, c, y, x) of its copy in layout lay. */
+/* Node (N, C, H, W) at (nn, c, y, x) of its copy in layout lay (for a
+ * weight: (o, c, i, j)). */
 static int relaid_value(lower *L, int node, const layout *lay, int nn, int c, int y, int x)
 {
-	int64_t e[4];
-	relaid_extents(N(L, node)->shape.d, lay, e);
+	ir_shape s = relaid_shape(N(L, node)->shape.d, lay);
 	int b = relaid_buffer(L, node, lay);
 	if (b < 0)
 		return kir_const(L->k, KT_F32, 0);
-	int at[4] = { nn, c, y, x };
-	ir_shape s = { 4, { e[0], e[1], e[2], e[3] } };
-	if (lay->channels_last) {
-		at[1] = y, at[2] = x, at[3] = c;
-		s = (ir_shape){ 4, { s.d[0], s.d[2], s.d[3], s.d[1] } };
-	}
+	int coord[4] = { nn, c, y, x }, at[4];
+	for (int k = 0; k < 4; k++)
+		at[k] = coord[lay->perm[k]];
 	return kir_load(L->k, L->p, b, linearize(L, at, &s));
 }
 
@@ -542,7 +546,7 @@ static int relaid_value(lower *L, int node, const layout *lay, int nn, int c, in
 static int conv_input(lower *L, const ir_node *conv, int nn, int c, int y, int x, int i, int j)
 {
 	const ir_attrs *a = &conv->a;
-	layout lay = { { a->conv.pad[0], a->conv.pad[1], a->conv.pad[2], a->conv.pad[3] }, { 1, 1 }, 0 };
+	layout lay = { { a->conv.pad[0], a->conv.pad[1], a->conv.pad[2], a->conv.pad[3] }, DENSE, AS_IS };
 	int py = iop(L, OP_add, iop(L, OP_mul, y, I(L, a->conv.stride[0])), i);
 	int px = iop(L, OP_add, iop(L, OP_mul, x, I(L, a->conv.stride[1])), j);
 	if (is_plain(&lay)) {
@@ -552,15 +556,26 @@ static int conv_input(lower *L, const ir_node *conv, int nn, int c, int y, int x
 	return relaid_value(L, conv->in[0], &lay, nn, c, py, px);
 }
 
+/* Weight w[o, c, i, j] of convolution node n (or its input gradient). In
+ * a kernel whose vectors span the output channels, read through a copy
+ * with them last: (C, KH, KW, O) for a convolution, (O, KH, KW, C) for an
+ * input gradient (whose output channel is c). */
+static int conv_weight(lower *L, const ir_node *n, int o, int c, int i, int j)
+{
+	int at[4] = { o, c, i, j };
+	if (!L->channel_vectors)
+		return value_at(L, n->in[1], at);
+	return relaid_value(L, n->in[1], n->op == OP_conv2d ? &first_dim_last : &channels_last, o, c, i, j);
+}
+
 static int conv_body(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *w = &N(L, n->in[1])->shape;
 	int64_t ext[3] = { w->d[1], w->d[2], w->d[3] };
 	set_reduction(L, ext, 3);
 	int c = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
-	int wi[4] = { idx[1], c, i, j };
 	int xv = conv_input(L, n, idx[0], c, idx[2], idx[3], i, j);
-	return mul(L, xv, value_at(L, n->in[1], wi));
+	return mul(L, xv, conv_weight(L, n, idx[1], c, i, j));
 }
 
 /* dL/dx[n,c,h,w] as a stride-1 convolution with the flipped kernel:
@@ -569,28 +584,39 @@ static int conv_body(lower *L, const ir_node *n, const int *idx)
 static int conv_grad_input_dense(lower *L, const ir_node *n, const int *idx, const layout *lay)
 {
 	const ir_shape *w = &N(L, n->in[1])->shape;
+	int64_t ext[3] = { w->d[0], w->d[2], w->d[3] };
+	set_reduction(L, ext, 3);
 	int o = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
 	int y = iop(L, OP_sub, iop(L, OP_add, idx[2], I(L, w->d[2] - 1)), i);
 	int x = iop(L, OP_sub, iop(L, OP_add, idx[3], I(L, w->d[3] - 1)), j);
-	int wi[4] = { o, idx[1], i, j };
-	return mul(L, relaid_value(L, n->in[0], lay, idx[0], o, y, x), value_at(L, n->in[1], wi));
+	return mul(L, relaid_value(L, n->in[0], lay, idx[0], o, y, x), conv_weight(L, n, o, idx[1], i, j));
+}
+
+/* The layout of g for conv_grad_input_dense: spread by the stride, K-1-p
+ * zeros before and what h + K-1-i can reach after. 0 when the padding is
+ * larger than that (then g is read in place, with bounds tests). */
+static int grad_input_layout(lower *L, const ir_node *n, layout *lay)
+{
+	const ir_shape *w = &N(L, n->in[1])->shape, *g = &N(L, n->in[0])->shape;
+	*lay = (layout){ { 0 }, { n->a.conv.stride[0], n->a.conv.stride[1] }, AS_IS };
+	for (int a = 0; a < 2; a++) {
+		int64_t before = w->d[2 + a] - 1 - n->a.conv.pad[2 * a];
+		int64_t span = (g->d[2 + a] - 1) * lay->spread[a] + 1;
+		int64_t after = n->shape.d[2 + a] + w->d[2 + a] - 1 - span - before;
+		lay->pad[2 * a] = before, lay->pad[2 * a + 1] = after > 0 ? after : 0;
+	}
+	return lay->pad[0] >= 0 && lay->pad[2] >= 0;
 }
 
 /* dL/dx[n,c,h,w] = sum_o,i,j g[n,o,y,x] w[o,c,i,j] over h + pt - i = y*sy (and w). */
 static int conv_grad_input_body(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *w = &N(L, n->in[1])->shape, *g = &N(L, n->in[0])->shape;
+	layout lay;
+	if (grad_input_layout(L, n, &lay))
+		return conv_grad_input_dense(L, n, idx, &lay);
 	int64_t ext[3] = { w->d[0], w->d[2], w->d[3] };
 	set_reduction(L, ext, 3);
-	layout lay = { { 0 }, { n->a.conv.stride[0], n->a.conv.stride[1] }, 0 };
-	for (int a = 0; a < 2; a++) {   /* K-1-p before; after, what h + K-1-i can reach */
-		int64_t before = w->d[2 + a] - 1 - n->a.conv.pad[2 * a];
-		int64_t span = (g->d[2 + a] - 1) * lay.spread[a] + 1;
-		int64_t after = n->shape.d[2 + a] + w->d[2 + a] - 1 - span - before;
-		lay.pad[2 * a] = before, lay.pad[2 * a + 1] = after > 0 ? after : 0;
-	}
-	if (lay.pad[0] >= 0 && lay.pad[2] >= 0)
-		return conv_grad_input_dense(L, n, idx, &lay);
 	int o = rvar(L, 0), i = rvar(L, 1), j = rvar(L, 2);
 	int src[2], ok = I(L, 1);
 	for (int d = 0; d < 2; d++) {
@@ -624,8 +650,7 @@ static int grad_weight_product(lower *L, const ir_node *n, int o, int c, int i, 
 	set_reduction(L, ext, 3);
 	int b = iop(L, OP_add, image0, rvar(L, 0)), y = rvar(L, 1), x = rvar(L, 2);
 	int xv = conv_input(L, n, b, c, y, x, i, j);
-	layout cl = { { 0, 0, 0, 0 }, { 1, 1 }, 1 };
-	return mul(L, xv, relaid_value(L, n->in[1], &cl, b, o, y, x));
+	return mul(L, xv, relaid_value(L, n->in[1], &channels_last, b, o, y, x));
 }
 
 /* The weight gradient sums over every pixel of every image: too long a
@@ -717,6 +742,50 @@ static int is_identity_index(lower *L, const ir_node *n, const int *idx)
 	return 1;
 }
 
+/* Output channels in the vectors. A convolution (or a dense input
+ * gradient) with channels enough is computed channels-last, T[n, y, x, o],
+ * by a side kernel whose last var is the output channel: its weight loads
+ * are whole vectors, its image values broadcasts, and no vector is partial
+ * (the output width would leave 28 = 16 + 12, or 7 of 8 lanes). The
+ * kernel being built reads T back at its own index: its epilogue
+ * transposes. */
+enum { CHANNEL_VECTORS_MIN = 32, CHANNEL_VECTORS_STEP = 16 };
+
+static int channels_in_vectors(lower *L, const ir_node *n, layout *glay)
+{
+	int64_t out = n->shape.d[1];
+	if (out < CHANNEL_VECTORS_MIN || out % CHANNEL_VECTORS_STEP)
+		return 0;
+	return n->op == OP_conv2d || (n->op == OP_conv2d_grad_input && grad_input_layout(L, n, glay));
+}
+
+static int channels_last_conv(lower *L, const ir_node *n, const int *idx, const layout *glay)
+{
+	const int64_t *d = n->shape.d;
+	kir_kernel k = { .rank = 4, .ext = { d[0], d[2], d[3], d[1] } };
+	lower S;
+	side_begin(L, &S, &k);
+	S.channel_vectors = 1;
+	int v[4];
+	for (int r = 0; r < 4; r++) {
+		v[r] = k.ext[r] == 1 ? I(&S, 0) : kir_var(&k, r);
+		k.tile_hint[r] = 1;
+	}
+	int at[4] = { v[0], v[3], v[1], v[2] };
+	int body = n->op == OP_conv2d ? conv_body(&S, n, at) : conv_grad_input_dense(&S, n, at, glay);
+	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, body));
+	if (side_end(L, &S, &k) < 0)
+		return kir_const(L->k, KT_F32, 0);
+	ir_node t = *n;
+	t.dtype = RT_F32;
+	t.shape = (ir_shape){ 4, { d[0], d[2], d[3], d[1] } };
+	int tb = add_buffer(L, KB_TEMP, &t, NULL);
+	kir_store_add(&k, tb, linearize(&S, v, &t.shape), acc);
+	append_kernel(L, &k, ir_ops[n->op].name, ir_ops[n->op].name);
+	int back[4] = { idx[0], idx[2], idx[3], idx[1] };
+	return kir_load(L->k, L->p, tb, linearize(L, back, &t.shape));
+}
+
 /* A reduction or contraction, fused as this kernel's reduction if it can be. */
 static int reduction_value(lower *L, int node, const int *idx)
 {
@@ -724,6 +793,9 @@ static int reduction_value(lower *L, int node, const int *idx)
 	if (L->red_node >= 0 || L->in_contraction || !is_identity_index(L, n, idx))
 		return want_materialized(L, node);
 	L->red_node = node;
+	layout glay;
+	if (channels_in_vectors(L, n, &glay))
+		return channels_last_conv(L, n, idx, &glay);
 	int contraction = (ir_ops[n->op].flags & CONTRACT) != 0;
 	L->in_contraction = contraction;
 	int body;
