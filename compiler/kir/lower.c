@@ -2,7 +2,10 @@
  *
  * requires: a verified graph and one of its entries.
  * establishes: one kernel per materialized node, in node order (a
- *   topological order); every other node the entry needs is inlined into
+ *   topological order), preceded by the side kernels it reads (a
+ *   convolution's operand laid out for it, a convolution computed
+ *   channels-last, a weight gradient's partial sums: see "convolution
+ *   operands" below); every other node the entry needs is inlined into
  *   the kernels that use it; state updates write their param in place when
  *   that is safe, else through a temporary and a copy kernel at the end;
  *   temporaries get arena offsets by liveness (first fit).
@@ -373,11 +376,12 @@ static int matmul_body(lower *L, const ir_node *n, const int *idx)
 
 /* --- convolution operands laid out for their contraction ---------------
  *
- * A convolution reads its image operand through copies made once, each by
- * a kernel of its own ahead of the kernel being built: zero-padded, so that
- * the contraction needs no bounds tests (its loads stay plain vector loads
- * and its products plain multiply-adds), or channels-last, so that the
- * weight gradient's vectors span output channels. */
+ * A convolution reads its operands through copies made once, each by a
+ * kernel of its own ahead of the kernel being built: zero-padded (and
+ * spread by a stride), so that the contraction needs no bounds tests (its
+ * loads stay plain vector loads and its products plain multiply-adds), or
+ * permuted (channels-last, a weight with its output channel last), so that
+ * vectors span channels. */
 
 typedef struct {
 	int64_t pad[4];         /* top, bottom, left, right zeros */
