@@ -9,7 +9,8 @@
  *   for row r in [rb, re):                   coords of vars 0..rank-2 from r
  *     [register tile: the rows that differ only in tiled vars u1 and u2
  *      (nu1 x nu2 of them, "copies") run together, each value shared by
- *      the copies that agree on the tiled vars it depends on]
+ *      the copies that agree on the tiled vars it depends on; a tiled var
+ *      may also be the vector var: groups of full vectors]
  *     for x0 = 0, W, 2W, ... (full vectors), then one masked tail chunk:
  *       lane l is the point x = x0 + l of the last domain var
  *       for each accumulator j, in order (one loop nest each):
@@ -17,6 +18,7 @@
  *         for each reduction var (nested, in var order):
  *           acc[j][copy] = red_op[j](acc[j][copy], red_value[j])   lane-wise,
  *                                            in order: nothing is reassociated
+ *                                            (but with one lane: sum_step)
  *           inner stores of accumulator j
  *       stores
  *
