@@ -9,7 +9,9 @@
  * but the last; the last var runs fully inside a row. A kernel computes the
  * domain rows [row_begin, row_end) and nothing else, so the runtime may split
  * rows across threads freely. Results are kir_eval's (kir.c), up to FMA
- * contraction and the math library's few ulp in exp/log/sin/cos/tanh.
+ * contraction, the math library's few ulp in exp/log/sin/cos/tanh, and the
+ * order of the sums of one-lane kernels (one point per row), which LLVM
+ * vectorizes; fixed at compile time, so runs are reproducible.
  *
  * What is CPU-specific stays in this folder: the vector width (from the
  * target's features), the register tile, the use of masked loads and
