@@ -1224,7 +1224,9 @@ static void analyse(emitter *em)
  * (n2 = 1: one var), each a divisor of its var's extent (so every tile is
  * whole), at most MAXACCS accumulators, with the fewest loads per
  * multiply-add (a vector load counts double): a load is made once per
- * copy coordinate of the tiled vars it depends on. */
+ * copy coordinate of the tiled vars it depends on. Among equals the
+ * larger tile, then the later var (its copies' loads are neighbours in
+ * memory: a channels-last convolution's image values, one line). */
 typedef struct {
 	int v[2], n[2];
 	double cost;
@@ -1266,7 +1268,7 @@ static void try_tile(const emitter *em, tile *best, int v1, int v2)
 			tile t = { { v1, v2 }, { n1, n2 }, 0 };
 			t.cost = tile_cost(em, &t);
 			if (t.cost < best->cost - 1e-9 || (best->v[0] >= 0 && t.cost < best->cost + 1e-9 &&
-			                                   n1 * n2 > best->n[0] * best->n[1]))
+			                                   n1 * n2 >= best->n[0] * best->n[1]))
 				*best = t;
 		}
 	}
