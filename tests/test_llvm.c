@@ -69,6 +69,7 @@ static void object_file_for_x86_64_v3_is_written(void **state)
 	tu_tmpdir(dir, sizeof dir);
 	snprintf(path, sizeof path, "%s/k.o", dir);
 	kir_program *progs[2] = { p, p };
+	kir_share(progs, 2);
 	if (llvm_emit_object(progs, 2, blobs, 2, "x86-64-v3", path, err, sizeof err) < 0)
 		fail_msg("%s", err);
 	FILE *f = fopen(path, "rb");

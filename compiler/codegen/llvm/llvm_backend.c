@@ -341,7 +341,6 @@ int llvm_emit_objects(kir_program **progs, int n, const llvm_blob *blobs, int nb
                       const char *cpu, int parts, char *const *paths, char *err, size_t errlen)
 {
 	pthread_once(&init_once, init_llvm);
-	kir_share(progs, n);
 	object_job *jobs = calloc((size_t)parts, sizeof *jobs);
 	pthread_t *threads = calloc((size_t)parts, sizeof *threads);
 	char *started = calloc((size_t)parts, 1);

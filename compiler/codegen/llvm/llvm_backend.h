@@ -37,9 +37,9 @@ typedef struct {
 	size_t len;
 } llvm_blob;
 
-/* Object file with every distinct function of progs[0..n) (numbered by
- * kir_share, which it runs), a global array `ddpmc_kernels` (pointers to
- * them by k->fn), and
+/* Object file with every distinct function of progs[0..n) (requires:
+ * kir_share over them, as the descriptor's "fn" was written), a global
+ * array `ddpmc_kernels` (pointers to them by k->fn), and
  * each blob as global `NAME` (const bytes) and `NAME_len` (int64).
  * cpu: NULL or "native" = host CPU and features; otherwise an LLVM CPU name
  * such as "x86-64-v3". Returns 0, or -1 with a message in err. */
