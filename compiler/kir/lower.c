@@ -752,11 +752,11 @@ static int is_identity_index(lower *L, const ir_node *n, const int *idx)
  * are whole vectors, its image values broadcasts, and no vector is partial
  * (vectors over the output width would leave 28 = 16 + 12, or 7 of 8
  * lanes). The kernel being built reads T back at its own index: its
- * epilogue transposes. Measured on models/unet.lua's train step (batch 64,
- * 2 threads): 0.90x the time of vectors over the width everywhere, 0.95x
- * that of channel vectors for 7-wide images only; one 14x14 convolution
- * alone on one thread is faster with its width in the vectors (113
- * against 93 GFLOP/s), the transposition being its overhead. */
+ * epilogue transposes. On models/unet.lua's whole train step this beat
+ * both vectors over the width everywhere and channel vectors for 7-wide
+ * images only, though one 14x14 convolution alone is faster with its
+ * width in the vectors (docs/performance.md has the figures and how they
+ * were measured). */
 enum { CHANNEL_VECTORS_MIN = 32, CHANNEL_VECTORS_STEP = 16 };
 
 static int channels_in_vectors(lower *L, const ir_node *n, layout *glay)
