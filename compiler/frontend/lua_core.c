@@ -242,9 +242,11 @@ static int core_op(lua_State *L)
 	const char *name = luaL_checkstring(L, 1);
 	if (ir_opcode_parse(name, &op) < 0)
 		return luaL_error(L, "core.op: unknown op '%s'", name);
-	int64_t ids[64];
-	int nin = read_ints(L, 2, ids, 64, "inputs");
-	int in[64];
+	luaL_checktype(L, 2, LUA_TTABLE);
+	int nin = (int)luaL_len(L, 2);          /* a concat may join many: every gradient */
+	int64_t *ids = lua_newuserdatauv(L, (size_t)(nin + 1) * sizeof *ids, 0);
+	int *in = lua_newuserdatauv(L, (size_t)(nin + 1) * sizeof *in, 0);
+	read_ints(L, 2, ids, nin, "inputs");
 	for (int i = 0; i < nin; i++)
 		in[i] = (int)ids[i];
 	ir_attrs a = { 0 };

@@ -4,6 +4,7 @@
  * op's rule; the node's shape and dtype are then fully determined. On a
  * violation nothing is appended and g->err reads
  * "file:line: op: what is wrong (shapes)". */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ir.h"
@@ -366,8 +367,10 @@ static int infer(rule_ctx *c, const int *in, const ir_attrs *a,
 	ir_graph *g = c->g;
 	if (info->flags & LEAF)
 		return FAIL(c, "is a leaf; use its constructor");
-	if (info->arity >= 0 ? nin != info->arity : nin < 1 || nin > 64)
+	if (info->arity >= 0 && nin != info->arity)
 		return FAIL(c, "takes %d inputs, got %d", info->arity, nin);
+	if (nin < 1)
+		return FAIL(c, "takes at least one input");
 	if (shape && (shape->rank < 0 || shape->rank > IR_MAXDIM))
 		return FAIL(c, "rank %d is not in 0..%d", shape->rank, IR_MAXDIM);
 	for (int i = 0; shape && i < shape->rank; i++)
@@ -387,9 +390,11 @@ int ir_add(ir_graph *g, ir_opcode op, const int *in, int nin,
            const ir_attrs *a, const ir_shape *shape, rt_dtype dt,
            const char *where)
 {
-	const ir_node *ins[64];
+	const ir_node **ins = malloc((size_t)(nin + 1) * sizeof *ins);
 	rule_ctx c = { g, where, ir_ops[op].name, ins, nin, { .op = op } };
-	if (infer(&c, in, a, shape, dt) < 0)
+	int rc = infer(&c, in, a, shape, dt);
+	free(ins);
+	if (rc < 0)
 		return -1;
 	c.out.nin = nin;
 	c.out.in = ir_alloc(g, (size_t)nin * sizeof *c.out.in);
@@ -401,12 +406,15 @@ int ir_add(ir_graph *g, ir_opcode op, const int *in, int nin,
 int ir_recheck(ir_graph *g, int id)
 {
 	const ir_node *n = &g->nodes[id];
-	const ir_node *ins[64];
+	const ir_node **ins = malloc((size_t)(n->nin + 1) * sizeof *ins);
 	rule_ctx c = { g, n->where, ir_ops[n->op].name, ins, n->nin, { .op = n->op } };
-	for (int k = 0; k < n->nin; k++)
+	int rc = 0;
+	for (int k = 0; k < n->nin && rc == 0; k++)
 		if (n->in[k] >= id)
-			return FAIL(&c, "input %d (node %d) does not come before node %d", k, n->in[k], id);
-	if (infer(&c, n->in, &n->a, &n->shape, n->dtype) < 0)
+			rc = FAIL(&c, "input %d (node %d) does not come before node %d", k, n->in[k], id);
+	rc = rc < 0 ? rc : infer(&c, n->in, &n->a, &n->shape, n->dtype);
+	free(ins);
+	if (rc < 0)
 		return -1;
 	if (!ir_shape_eq(&c.out.shape, &n->shape) || c.out.dtype != n->dtype)
 		return FAIL(&c, "node %d is %s %s but its rule gives %s %s", id,
