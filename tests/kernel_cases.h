@@ -246,8 +246,12 @@ static const char *reduce_lua =
 	"  m2 = a:max(2), m01 = a:max({ 0, 1 }, true), mall = a:max(),\n"
 	"  mean = a:mean(-1), var = a:var({ 1, 2 }), softmax = (a - a:max(-1, true)):exp() / (a - a:max(-1, true)):exp():sum(-1, true),\n"
 	"  epilogue = (a:sum(1) * 0.5):tanh(),\n"
+	"  joint = (ddpm.cat({ (a * a):reshape { -1 }, a:permute { 2, 0, 1 }:reshape { -1 }, a:sum(1):reshape { -1 } }, 0):sum() + 1):sqrt(),\n"
+	"  jmax = ddpm.cat({ a:reshape { -1 }, a:sum(2):reshape { -1 } }, 0):max(),\n"
 	"})\n";
 
+/* Every reduction; `joint` and `jmax` are joint reductions (kir.h), a
+ * sum or max over several tensors joined end to end. */
 static void reductions_match_interpreter(void **state)
 {
 	check_shapes(reduce_lua, -2, 2, 1e-4);
@@ -332,6 +336,16 @@ static void conv2d_and_gradients_match_interpreter(void **state)
 
 /* --- fusion counts --------------------------------------------------------------- */
 
+/* Entry "main" of g against the interpreter on random inputs; frees g. */
+static void check_main(ir_graph *g)
+{
+	rt_tensorset in = { 0 };
+	random_inputs(g, &in, -3, 5, 1);
+	print_message("    worst relative difference %.3g\n", check_entry(g, "main", &in, NULL, 1e-4));
+	rt_set_free(&in);
+	ir_free(g);
+}
+
 /* Lowers `script`, checks that entry "main" has `kernels` kernels, the
  * first with `accs` accumulators, and that it matches the interpreter. */
 static void check_fusion(const char *script, int kernels, int accs)
@@ -345,11 +359,7 @@ static void check_fusion(const char *script, int kernels, int accs)
 		         p->k[0].nacc, accs);
 	}
 	kir_program_free(p);
-	rt_tensorset in = { 0 };
-	random_inputs(g, &in, -3, 5, 1);
-	print_message("    worst relative difference %.3g\n", check_entry(g, "main", &in, NULL, 1e-4));
-	rt_set_free(&in);
-	ir_free(g);
+	check_main(g);
 }
 
 static const char *group_norm_lua =
@@ -385,6 +395,40 @@ static void mse_loss_and_gradient_are_one_kernel(void **state)
 	check_fusion(mse_lua, 1, 1);
 }
 
+
+static const char *adam_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local optim = require 'ddpm.optim'\n"
+	"local x = ddpm.input('x', { 6, 5 })\n"
+	"local w = ddpm.param('w', { 3, 5 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local b = ddpm.param('b', { 3 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local s = ddpm.param('s', { 1 }, { init = 'uniform', a = 1, b = 2 })\n"
+	"local y = (x:matmul(w:transpose(0, 1)) + b) * s\n"
+	"local params = { { name = 'w', tensor = w }, { name = 'b', tensor = b }, { name = 's', tensor = s } }\n"
+	"local opt = optim.Adam(params, { lr = 1e-2, clip = 0.5, warmup = 3, ema = 0.9, loss_scaling = true })\n"
+	"local updates, info = opt:minimize((y * y):mean())\n"
+	"ddpm.entry('main', { grad_norm = info.grad_norm, lr = info.lr, finite = info.finite }, updates)\n";
+
+/* The whole optimizer step (unscale, inf check, global norm, clip, Adam,
+ * EMA, step and loss-scale counters) is the program's last two kernels:
+ * a joint reduction over every gradient, then a batch writing all state.
+ * No kernel before them writes state. */
+static void optimizer_is_two_kernels(void **state)
+{
+	ir_graph *g = load_script(adam_lua, NULL, 0);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	assert_non_null(p);
+	int writes_state = 0;
+	for (int n = 0; n < p->nk - 2; n++)
+		for (int s = 0; s < p->k[n].nst; s++)
+			writes_state |= p->buf[p->k[n].st[s].buf].kind == KB_PARAM;
+	if (p->nk < 2 || !kir_is_joint(&p->k[p->nk - 2]) || !kir_is_batch(&p->k[p->nk - 1]) || writes_state) {
+		kir_report(p, stderr);
+		fail_msg("the optimizer is not a joint reduction and a batch");
+	}
+	kir_program_free(p);
+	check_main(g);
+}
 
 /* --- storage dtypes and random numbers ----------------------------------------------- */
 
@@ -487,6 +531,7 @@ static void unet_forward_matches_interpreter(void **state)
 	cmocka_unit_test(conv2d_and_gradients_match_interpreter), \
 	cmocka_unit_test(group_norm_silu_is_two_kernels), \
 	cmocka_unit_test(mse_loss_and_gradient_are_one_kernel), \
+	cmocka_unit_test(optimizer_is_two_kernels), \
 	cmocka_unit_test(bf16_and_f16_storage_match_interpreter), \
 	cmocka_unit_test(random_numbers_match_interpreter), \
 	cmocka_unit_test(unet_forward_matches_diffusers), \

@@ -27,9 +27,42 @@ static int push(kir_kernel *k, kir_expr e)
 	return k->nx++;
 }
 
+int kir_is_batch(const kir_kernel *k)
+{
+	return k->nseg > 0 && k->nacc == 0;
+}
+
+int kir_is_joint(const kir_kernel *k)
+{
+	return k->nseg > 0 && k->nacc > 0;
+}
+
+kir_kernel kir_segment_view(const kir_kernel *k, int s)
+{
+	const kir_segment *g = &k->seg[s];
+	kir_kernel v = *k;
+	v.seg = NULL;
+	v.nseg = 0;
+	v.rank = g->rank;
+	v.nred = g->nred;
+	memcpy(v.ext, g->ext, sizeof v.ext);
+	memcpy(v.red_value, g->red_value, sizeof v.red_value);
+	v.st = k->st + g->st0;
+	v.nst = g->nst;
+	return v;
+}
+
 int64_t kir_rows(const kir_kernel *k)
 {
 	int64_t rows = 1;
+	if (kir_is_batch(k)) {
+		rows = 0;
+		for (int s = 0; s < k->nseg; s++) {
+			kir_kernel v = kir_segment_view(k, s);
+			rows += kir_rows(&v);
+		}
+		return rows;
+	}
 	for (int v = 0; v < k->rank - 1; v++)
 		rows *= k->ext[v];
 	return rows;
@@ -114,6 +147,7 @@ void kir_program_free(kir_program *p)
 	for (int n = 0; n < p->nk; n++) {
 		free(p->k[n].x);
 		free(p->k[n].st);
+		free(p->k[n].seg);
 		free(p->k[n].arg);
 	}
 	free(p->k);
@@ -131,7 +165,8 @@ static int bad(char *err, size_t len, const kir_kernel *k, int i, const char *wh
 	return -1;
 }
 
-static int verify_expr(const kir_program *p, const kir_kernel *k, int i, char *err, size_t len)
+/* Expression i of k, whose vars are 0 .. nvars-1. */
+static int verify_expr(const kir_program *p, const kir_kernel *k, int i, int nvars, char *err, size_t len)
 {
 	const kir_expr *e = &k->x[i];
 	int ops[3] = { e->a, e->b, e->c };
@@ -140,7 +175,7 @@ static int verify_expr(const kir_program *p, const kir_kernel *k, int i, char *e
 			return bad(err, len, k, i, "operand does not come before its user");
 	switch (e->kind) {
 	case KX_VAR:
-		return e->var < k->rank + k->nred ? 0 : bad(err, len, k, i, "var out of range");
+		return e->var < nvars ? 0 : bad(err, len, k, i, "var out of range");
 	case KX_LOAD:
 		if (e->buf < 0 || e->buf >= p->nbuf || k->x[e->a].type != KT_IDX)
 			return bad(err, len, k, i, "load of no buffer or by a non-index");
@@ -199,20 +234,60 @@ static int verify_accs(const kir_kernel *k, char *err, size_t len)
 	return 0;
 }
 
+/* Every expression of k, whose vars are 0 .. nvars-1. */
+static int verify_exprs(const kir_program *p, const kir_kernel *k, int nvars, char *err, size_t len)
+{
+	if (nvars > KIR_MAXVAR)
+		return bad(err, len, k, -1, "too many loop vars");
+	for (int i = 0; i < k->nx; i++)
+		if (verify_expr(p, k, i, nvars, err, len) < 0)
+			return -1;
+	return 0;
+}
+
+/* The stores and accumulators of a kernel without segments (a segment's
+ * view, or a plain kernel). */
+static int verify_plain(const kir_program *p, const kir_kernel *k, char *err, size_t len)
+{
+	for (int s = 0; s < k->nst; s++)
+		if (k->st[s].buf < 0 || k->st[s].buf >= p->nbuf || k->st[s].index >= k->nx ||
+		    k->st[s].value >= k->nx || p->buf[k->st[s].buf].kind == KB_CONST)
+			return bad(err, len, k, s, "store is malformed");
+	return verify_accs(k, err, len);
+}
+
+/* A joint reduction is one point whose stores all run after the loops; a
+ * batch's segments own its stores, in order, and reduce nothing. */
+static int verify_segments(const kir_program *p, const kir_kernel *k, char *err, size_t len)
+{
+	int next = 0, nvars = 0;
+	for (int s = 0; s < k->nseg; s++)
+		if (k->seg[s].rank + k->seg[s].nred > nvars)
+			nvars = k->seg[s].rank + k->seg[s].nred;
+	if (verify_exprs(p, k, nvars, err, len) < 0)
+		return -1;
+	for (int s = 0; s < k->nseg; s++) {
+		kir_kernel v = kir_segment_view(k, s);
+		int joint = kir_is_joint(k);
+		if (joint ? v.rank != 0 || v.nred == 0 || v.nst != 0 : v.nred != 0 || k->seg[s].st0 != next)
+			return bad(err, len, k, -1, "a segment does not fit its kernel's kind");
+		next += v.nst;
+		if (verify_plain(p, &v, err, len) < 0)
+			return -1;
+	}
+	if (kir_is_joint(k))
+		for (int s = 0; s < k->nst; s++)
+			if (k->rank != 0 || k->st[s].inner)
+				return bad(err, len, k, s, "a joint reduction's store is not after its loops");
+	return kir_is_batch(k) && next != k->nst ? bad(err, len, k, -1, "a store belongs to no segment") : 0;
+}
+
 int kir_verify(const kir_program *p, char *err, size_t len)
 {
 	for (int n = 0; n < p->nk; n++) {
 		const kir_kernel *k = &p->k[n];
-		if (k->rank + k->nred > KIR_MAXVAR)
-			return bad(err, len, k, -1, "too many loop vars");
-		for (int i = 0; i < k->nx; i++)
-			if (verify_expr(p, k, i, err, len) < 0)
-				return -1;
-		for (int s = 0; s < k->nst; s++)
-			if (k->st[s].buf < 0 || k->st[s].buf >= p->nbuf || k->st[s].index >= k->nx ||
-			    k->st[s].value >= k->nx || p->buf[k->st[s].buf].kind == KB_CONST)
-				return bad(err, len, k, s, "store is malformed");
-		if (verify_accs(k, err, len) < 0)
+		if (k->nseg ? verify_segments(p, k, err, len) < 0
+		    : verify_exprs(p, k, k->rank + k->nred, err, len) < 0 || verify_plain(p, k, err, len) < 0)
 			return -1;
 	}
 	return 0;
@@ -246,6 +321,31 @@ static void dump_expr(const kir_kernel *k, int i, FILE *f)
 	}
 }
 
+static void dump_domain(const kir_kernel *k, FILE *f)
+{
+	fprintf(f, " domain");
+	for (int v = 0; v < k->rank; v++)
+		fprintf(f, " %lld", (long long)k->ext[v]);
+	if (k->nred) {
+		fprintf(f, " reduce");
+		for (int v = 0; v < k->nred; v++)
+			fprintf(f, " %lld", (long long)k->ext[k->rank + v]);
+		for (int j = 0; j < k->nacc; j++)
+			fprintf(f, ", acc%d = %s of x%d", j, ir_ops[k->red_op[j]].name, k->red_value[j]);
+	}
+	fputc('\n', f);
+}
+
+static void dump_stores(const kir_kernel *k, FILE *f)
+{
+	for (int s = 0; s < k->nst; s++) {
+		fprintf(f, "    store b%d[x%d] = x%d", k->st[s].buf, k->st[s].index, k->st[s].value);
+		if (k->st[s].inner)
+			fprintf(f, " (in acc%d's loop)", k->st[s].inner - 1);
+		fputc('\n', f);
+	}
+}
+
 void kir_dump(const kir_program *p, FILE *f)
 {
 	static const char *kinds[] = { "param", "input", "output", "temp", "const" };
@@ -256,25 +356,21 @@ void kir_dump(const kir_program *p, FILE *f)
 		        (long long)p->buf[b].offset);
 	for (int n = 0; n < p->nk; n++) {
 		const kir_kernel *k = &p->k[n];
-		fprintf(f, "kernel %s: domain", k->name);
-		for (int v = 0; v < k->rank; v++)
-			fprintf(f, " %lld", (long long)k->ext[v]);
-		if (k->nred) {
-			fprintf(f, " reduce");
-			for (int v = 0; v < k->nred; v++)
-				fprintf(f, " %lld", (long long)k->ext[k->rank + v]);
-			for (int j = 0; j < k->nacc; j++)
-				fprintf(f, ", acc%d = %s of x%d", j, ir_ops[k->red_op[j]].name, k->red_value[j]);
-		}
-		fputc('\n', f);
+		fprintf(f, "kernel %s:", k->name);
+		if (k->nseg)
+			fprintf(f, " %s of %d segments\n", kir_is_joint(k) ? "joint reduction" : "batch", k->nseg);
+		else
+			dump_domain(k, f);
 		for (int i = 0; i < k->nx; i++)
 			dump_expr(k, i, f);
-		for (int s = 0; s < k->nst; s++) {
-			fprintf(f, "    store b%d[x%d] = x%d", k->st[s].buf, k->st[s].index, k->st[s].value);
-			if (k->st[s].inner)
-				fprintf(f, " (in acc%d's loop)", k->st[s].inner - 1);
-			fputc('\n', f);
+		for (int s = 0; s < k->nseg; s++) {
+			kir_kernel v = kir_segment_view(k, s);
+			fprintf(f, "  segment %d:", s);
+			dump_domain(&v, f);
+			dump_stores(&v, f);
 		}
+		if (!kir_is_batch(k))
+			dump_stores(k, f);
 	}
 }
 
@@ -397,42 +493,79 @@ static void eval_stores(evaluator *ev, int inner)
 			         (int64_t)ev->val[k->st[s].index], ev->val[k->st[s].value]);
 }
 
-/* Accumulator j's loop over the reduction domain, with its inner stores. */
-static void eval_acc(evaluator *ev, int j)
+static int is_empty(const kir_kernel *k)
+{
+	int empty = 0;
+	for (int v = 0; v < k->rank + k->nred; v++)
+		empty |= k->ext[v] == 0;
+	return empty;
+}
+
+/* Accumulator j's loop over the reduction domain, with its inner stores,
+ * continuing from acc. */
+static double eval_acc(evaluator *ev, int j, double acc)
 {
 	const kir_kernel *k = ev->k;
 	int max = k->red_op[j] == OP_max;
-	double acc = max ? -INFINITY : 0;
 	for (int v = k->rank; v < k->rank + k->nred; v++)
 		ev->var[v] = 0;
+	if (is_empty(k))
+		return acc;
 	do {
 		eval_all(ev);
 		double x = ev->val[k->red_value[j]];
 		acc = max ? (isnan(x) || isnan(acc) ? NAN : fmax(acc, x)) : (double)(float)(acc + x);
 		eval_stores(ev, j + 1);
 	} while (next_point(ev, k->rank, k->nred));
+	return acc;
+}
+
+/* Accumulator j through the reduction of every segment in turn (of the
+ * kernel itself when it has none). */
+static void eval_joint_acc(evaluator *ev, int j)
+{
+	const kir_kernel *k = ev->k;
+	double acc = k->red_op[j] == OP_max ? -INFINITY : 0;
+	if (!k->nseg)
+		acc = eval_acc(ev, j, acc);
+	for (int s = 0; s < k->nseg; s++) {
+		kir_kernel v = kir_segment_view(k, s);
+		ev->k = &v;
+		acc = eval_acc(ev, j, acc);
+		ev->k = k;
+	}
 	ev->acc[j] = acc;
 }
 
 static void eval_point(evaluator *ev)
 {
 	for (int j = 0; j < ev->k->nacc; j++)
-		eval_acc(ev, j);
+		eval_joint_acc(ev, j);
 	eval_all(ev);
 	eval_stores(ev, 0);
+}
+
+static void eval_kernel(evaluator *ev)
+{
+	if (kir_is_joint(ev->k) || !is_empty(ev->k))
+		do
+			eval_point(ev);
+		while (next_point(ev, 0, ev->k->rank));
 }
 
 void kir_eval(const kir_program *p, void **bufs)
 {
 	for (int n = 0; n < p->nk; n++) {
-		evaluator ev = { p, &p->k[n], bufs, { 0 }, { 0 }, calloc((size_t)p->k[n].nx + 1, sizeof(double)) };
-		int empty = 0;
-		for (int v = 0; v < ev.k->rank + ev.k->nred; v++)
-			empty |= ev.k->ext[v] == 0;
-		if (!empty)
-			do
-				eval_point(&ev);
-			while (next_point(&ev, 0, ev.k->rank));
+		const kir_kernel *k = &p->k[n];
+		evaluator ev = { p, k, bufs, { 0 }, { 0 }, calloc((size_t)k->nx + 1, sizeof(double)) };
+		if (kir_is_batch(k))
+			for (int s = 0; s < k->nseg; s++) {
+				kir_kernel v = kir_segment_view(k, s);
+				ev.k = &v;
+				eval_kernel(&ev);
+			}
+		else
+			eval_kernel(&ev);
 		free(ev.val);
 	}
 }

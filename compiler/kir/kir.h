@@ -89,6 +89,32 @@ typedef struct {
 
 enum { KIR_MAXVAR = 12, KIR_MAXACC = 4 };
 
+/* Segments. A kernel with segments (nseg > 0) is one of two kinds, each
+ * one kernel over the union of its segments' iteration spaces, and every
+ * segment has its own vars (ids from 0, as a kernel's), extents and
+ * stores, over the kernel's one expression DAG:
+ *
+ *   joint reduction (nacc > 0): one point (rank 0); accumulator j runs
+ *     through segment 0's reduction domain adding seg[0].red_value[j],
+ *     then segment 1's, and so on, in order; the kernel's own stores (all
+ *     with inner == 0) run once after. The sum of squares of every
+ *     gradient of a model, say: one reduction over many tensors.
+ *   batch (nacc == 0): segments of any rank without reductions, each
+ *     storing its own stores (st[st0 .. st0+nst)); no segment reads a
+ *     buffer another writes. The rows of the kernel are segment 0's, then
+ *     segment 1's, ...: every parameter's optimizer update in one kernel.
+ *
+ * The kernel's own rank/nred/ext describe segment 0 (batch) or the one
+ * point and the total reduction length (joint). kir_segment_view gives a
+ * segment as a plain kernel (no segments) over the same expressions, so
+ * that a consumer can handle it as it handles any kernel. */
+typedef struct {
+	int rank, nred;
+	int64_t ext[KIR_MAXVAR];
+	int red_value[KIR_MAXACC];      /* joint: its term of each accumulator */
+	int st0, nst;                   /* batch: its stores */
+} kir_segment;
+
 typedef struct {
 	const char *name;       /* for reports and symbols: "k12_conv2d_add_silu" */
 	int rank, nred;
@@ -103,6 +129,8 @@ typedef struct {
 	int tile_hint[KIR_MAXVAR];      /* non-zero: a var operands are reused across */
 	double flops, bytes;            /* for --report */
 	const char *ops;                /* graph ops fused into it, for --report */
+	kir_segment *seg;               /* segments (see above), or NULL */
+	int nseg;
 	int *arg, narg;                 /* the buffers its function gets (kir_share) */
 	int fn;                         /* its function among the distinct ones (kir_share) */
 } kir_kernel;
@@ -180,8 +208,16 @@ void kir_report(const kir_program *p, FILE *f);
 int kir_share(kir_program **progs, int n);
 
 /* The rows of a kernel: the product of its domain extents but the last
- * (1 for rank <= 1). Backends run a row range per call (the kernel ABI). */
+ * (1 for rank <= 1); of a batch, the sum of its segments'. Backends run a
+ * row range per call (the kernel ABI). */
 int64_t kir_rows(const kir_kernel *k);
+
+/* Segment s of k as a kernel without segments: its rank, extents, stores
+ * (a batch's) and accumulator terms (a joint reduction's, with no stores),
+ * k's expressions. Shares k's arrays: valid while k is unchanged. */
+kir_kernel kir_segment_view(const kir_kernel *k, int s);
+int kir_is_batch(const kir_kernel *k);
+int kir_is_joint(const kir_kernel *k);
 
 /* The descriptor compiled executables embed (describe.c): JSON text and
  * the constant data blob, for entries progs[0..n) of g. Backends add to

@@ -13,8 +13,9 @@
  * Fusion rule. A node is materialized (gets a buffer and a kernel) when it
  * is a leaf with data (param, input, constant), an entry root, used by more
  * than one node (unless each user can recompute it with at most two cheap
- * arithmetic ops from buffers), or when inlining it is impossible or
- * wasteful:
+ * arithmetic ops from buffers; a scalar computed by arithmetic is stored
+ * once, not recomputed at every point of every user), or when inlining it
+ * is impossible or wasteful:
  *   - a reduction or contraction inlines into its consumer only as that
  *     kernel's one reduction, read at the kernel's own index (an epilogue:
  *     bias, residual add, activation, casts after a conv or a sum);
@@ -53,6 +54,7 @@ typedef struct {
 	int in_contraction;     /* building a contraction's operands */
 	int channel_vectors;    /* a convolution whose last var is its output channel */
 	int conflict;           /* node that must be materialized, or -1 */
+	int joined, piece;      /* joint reduction: concat `joined` is its input `piece` */
 	memo *memo;
 	int nmemo, memocap;
 	char ops[512];
@@ -264,9 +266,12 @@ static int pad_value(lower *L, const ir_node *n, const int *idx)
 	return kir_op(L->k, t, OP_select, inside, v, kir_const(L->k, t, n->a.pad.value));
 }
 
-/* concat: a chain of selects on the axis index, last input innermost. */
+/* concat: a chain of selects on the axis index, last input innermost;
+ * inside a joint reduction's segment, the segment's piece itself. */
 static int concat_value(lower *L, const ir_node *n, const int *idx)
 {
+	if (L->joined >= 0 && n == N(L, L->joined))
+		return value_at(L, n->in[L->piece], idx);
 	int ax = n->a.concat.axis, result = -1, in[IR_MAXDIM];
 	int64_t end = n->shape.d[ax];
 	for (int k = n->nin - 1; k >= 0; k--) {
@@ -355,6 +360,61 @@ static int reduce_body(lower *L, const ir_node *n, const int *idx)
 		delinearize(L, rvar(L, j), &run, &in[first[j]]);
 	}
 	return value_at(L, n->in[0], in);
+}
+
+/* 1 when every element of rank-1 node `node` comes from one fused concat
+ * of rank-1 pieces (*concat) through elementwise ops, at its own index,
+ * all else being the same at every element (fills, broadcast scalars). */
+static int from_one_concat(lower *L, int node, int *concat)
+{
+	const ir_node *n = N(L, node);
+	if (n->op == OP_fill || (n->op == OP_broadcast && ir_numel(&N(L, n->in[0])->shape) == 1))
+		return 1;
+	if (L->mat[node])
+		return 0;
+	if (n->op == OP_concat) {
+		if (n->shape.rank != 1 || (*concat >= 0 && *concat != node))
+			return 0;
+		*concat = node;
+		return 1;
+	}
+	if (!(ir_ops[n->op].flags & ELEMWISE))
+		return 0;
+	for (int i = 0; i < n->nin; i++)
+		if (!from_one_concat(L, n->in[i], concat))
+			return 0;
+	return 1;
+}
+
+/* A sum to one point over a concat of pieces (the squares of every
+ * gradient, say) is one kernel with a segment per piece: a joint
+ * reduction (kir.h), the concat read as the segment's piece at the
+ * segment's own var. -1 when n is not such a sum. */
+static int joint_reduction(lower *L, const ir_node *n)
+{
+	kir_kernel *k = L->k;
+	int concat = -1;
+	if (k->rank != 0 || N(L, n->in[0])->shape.rank != 1 || !from_one_concat(L, n->in[0], &concat) ||
+	    concat < 0)
+		return -1;
+	const ir_node *c = N(L, concat);
+	k->seg = calloc((size_t)c->nin, sizeof *k->seg);
+	k->nseg = c->nin;
+	int64_t total = 0;
+	for (int s = 0; s < c->nin; s++) {
+		int64_t len = N(L, c->in[s])->shape.d[0];
+		k->seg[s] = (kir_segment){ .nred = 1, .ext = { len } };
+		total += len;
+		L->nmemo = 0;           /* values of the concat differ per segment */
+		L->joined = concat, L->piece = s;
+		int idx[1] = { len == 1 ? I(L, 0) : kir_var(k, 0) };
+		k->seg[s].red_value[0] = value_at(L, n->in[0], idx);
+	}
+	L->joined = -1;
+	L->nmemo = 0;
+	set_reduction(L, &total, 1);
+	int acc = kir_acc_add(k, n->op == OP_reduce_max ? OP_max : OP_add, k->seg[0].red_value[0]);
+	return kir_acc(k, kir_type_of(n->dtype), acc);
 }
 
 static int mul(lower *L, int a, int b)
@@ -801,6 +861,9 @@ static int reduction_value(lower *L, int node, const int *idx)
 	if (L->red_node >= 0 || L->in_contraction || !is_identity_index(L, n, idx))
 		return want_materialized(L, node);
 	L->red_node = node;
+	int joint = n->op == OP_reduce_sum || n->op == OP_reduce_max ? joint_reduction(L, n) : -1;
+	if (joint >= 0)
+		return joint;
 	layout glay;
 	if (channels_in_vectors(L, n, &glay))
 		return channels_last_conv(L, n, idx, &glay);
@@ -892,30 +955,42 @@ static double kernel_bytes(const kir_program *p, const kir_kernel *k)
 }
 
 /* FLOPs: one per arithmetic expression per point it runs at (the
- * reduction body per reduction point), multiply-adds as two. */
+ * reduction body per reduction point), multiply-adds as two; a kernel of
+ * segments, its segments'. */
 static double kernel_flops(const kir_kernel *k)
 {
+	if (k->nseg) {
+		double flops = 0;
+		for (int s = 0; s < k->nseg; s++) {
+			kir_kernel v = kir_segment_view(k, s);
+			flops += kernel_flops(&v);
+		}
+		return flops;
+	}
 	double outer = 1, inner = 1, per_inner = 0, per_outer = 0;
 	for (int v = 0; v < k->rank; v++)
 		outer *= (double)k->ext[v];
 	for (int v = k->rank; v < k->rank + k->nred; v++)
 		inner *= (double)k->ext[v];
-	char *in_body = calloc((size_t)k->nx + 1, 1);
+	char *in_body = calloc((size_t)k->nx + 1, 1), *used = calloc((size_t)k->nx + 1, 1);
 	for (int j = 0; j < k->nacc; j++)
-		in_body[k->red_value[j]] = 1;
-	for (int s = 0; s < k->nst; s++)
-		if (k->st[s].inner)
-			in_body[k->st[s].value] = 1;
+		in_body[k->red_value[j]] = used[k->red_value[j]] = 1;
+	for (int s = 0; s < k->nst; s++) {
+		in_body[k->st[s].value] |= k->st[s].inner > 0;
+		used[k->st[s].value] = used[k->st[s].index] = 1;
+	}
 	for (int i = k->nx - 1; i >= 0; i--) {
 		const kir_expr *e = &k->x[i];
-		if (in_body[i])
-			for (int j = 0; j < 3; j++)
-				if ((&e->a)[j] >= 0)
-					in_body[(&e->a)[j]] = 1;
-		if (e->kind == KX_OP && e->type == KT_F32)
+		for (int j = 0; j < 3 && used[i] && e->kind != KX_ACC; j++)
+			if ((&e->a)[j] >= 0) {
+				in_body[(&e->a)[j]] |= in_body[i];
+				used[(&e->a)[j]] = 1;
+			}
+		if (used[i] && e->kind == KX_OP && e->type == KT_F32)
 			*(in_body[i] ? &per_inner : &per_outer) += 1;
 	}
 	free(in_body);
+	free(used);
 	return outer * (per_outer + inner * (per_inner + k->nacc));
 }
 
@@ -964,6 +1039,7 @@ static int build_kernel(lower *L, int root)
 	L->red_node = -1;
 	L->in_contraction = 0;
 	L->conflict = -1;
+	L->joined = -1;
 	L->nmemo = 0;
 	L->ops[0] = 0;
 	int idx[IR_MAXDIM];
@@ -973,6 +1049,7 @@ static int build_kernel(lower *L, int root)
 	if (L->conflict >= 0) {
 		free(k.x);
 		free(k.st);
+		free(k.seg);
 		return -1;
 	}
 	kir_store_add(&k, L->buf_of[root], linearize(L, idx, &n->shape), v);
@@ -1109,8 +1186,9 @@ static void mark(lower *L, int id)
 {
 	const ir_node *n = N(L, id);
 	int data_leaf = n->op == OP_param || n->op == OP_input || n->op == OP_constant;
+	int scalar_math = (ir_ops[n->op].flags & ELEMWISE) && n->shape.rank == 0;
 	int shared = L->uses[id] > 1 && n->op != OP_fill && L->sink[id] == id &&
-	             repeat_cost(L, id, 0) > REPEAT_MAX;
+	             (scalar_math || repeat_cost(L, id, 0) > REPEAT_MAX);
 	L->mat[id] = L->live[id] && (data_leaf || shared || L->forced[id] || is_root(L, id));
 }
 
@@ -1119,6 +1197,7 @@ static void drop_kernels_from(kir_program *p, int first)
 	for (int i = first; i < p->nk; i++) {
 		free(p->k[i].x);
 		free(p->k[i].st);
+		free(p->k[i].seg);
 	}
 	p->nk = first;
 }

@@ -79,6 +79,15 @@ static void kernel_key(const kir_program *p, const kir_kernel *k, rt_strbuf *b)
 		put_int(b, arg_of(k, st->buf)), put_int(b, st->index), put_int(b, st->value);
 		put_int(b, st->inner);
 	}
+	put_int(b, k->nseg);
+	for (int s = 0; s < k->nseg; s++) {
+		const kir_segment *g = &k->seg[s];
+		put_int(b, g->rank), put_int(b, g->nred), put_int(b, g->st0), put_int(b, g->nst);
+		for (int v = 0; v < g->rank + g->nred; v++)
+			put_int(b, g->ext[v]);
+		for (int j = 0; j < k->nacc; j++)
+			put_int(b, g->red_value[j]);
+	}
 }
 
 static uint64_t hash_of(const rt_strbuf *b)

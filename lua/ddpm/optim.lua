@@ -74,24 +74,23 @@ function optim.AdamW(params, opts)
   return optim.Adam(params, o)
 end
 
--- Sum over all gradients of sum(g * 0): 0 when every element is finite,
+-- The sum of f(g) over every element of every gradient: one sum over
+-- the gradients joined end to end, which the compiler makes one kernel
+-- (a joint reduction) however many parameters there are.
+local function sum_over(grads, f)
+  local pieces = {}
+  for i, g in ipairs(grads) do pieces[i] = f(g):reshape { -1 } end
+  return ddpm.cat(pieces, 0):sum()
+end
+
+-- 1 when every gradient element is finite: the sum of g * 0 is 0 then and
 -- NaN otherwise (inf * 0 and NaN * 0 are NaN).
 local function all_finite(grads)
-  local probe
-  for _, g in ipairs(grads) do
-    local s = (g * 0):sum()
-    probe = probe and probe + s or s
-  end
-  return ddpm.eq(probe, 0)
+  return ddpm.eq(sum_over(grads, function(g) return g * 0 end), 0)
 end
 
 local function global_norm(grads)
-  local sq
-  for _, g in ipairs(grads) do
-    local s = (g * g):sum()
-    sq = sq and sq + s or s
-  end
-  return sq:sqrt()
+  return sum_over(grads, function(g) return g * g end):sqrt()
 end
 
 -- x^t for an f32 scalar tensor t, as exp(t ln x).
@@ -106,9 +105,10 @@ function Adam:_gradients(loss)
   local objective = self.scale and loss * self.scale or loss
   local grads = ddpm.grad(objective, wrt)
   local info = {}
+  local unscale = self.scale and 1 / self.scale
   for i, g in ipairs(grads) do
     grads[i] = g:cast("f32")
-    if self.scale then grads[i] = grads[i] * (1 / self.scale) end
+    if unscale then grads[i] = grads[i] * unscale end
   end
   info.finite = all_finite(grads)
   info.grad_norm = global_norm(grads)
@@ -162,10 +162,13 @@ function Adam:minimize(loss)
   local grads, info = self:_gradients(loss)
   local ok = self.scale and info.finite or ddpm.fill(1, {}, "f32")
   local step = self.step + ddpm.fill(1, {}, "i32")
-  local t = step:cast("f32")
+  local updates = { ["optim.step"] = self.scale and ddpm.where(ok, step, self.step) or step }
+  -- t from the step's next value: the same on every applied step (a skipped
+  -- one keeps no result), and the compiled program then reads the counter
+  -- after its update, so the update kernel does not wait on the others.
+  local t = updates["optim.step"]:cast("f32")
   local lr_t = self.warmup > 0 and ddpm.minimum(t * (1 / self.warmup), 1) * self.lr
                or ddpm.fill(self.lr, {}, "f32")
-  local updates = { ["optim.step"] = self.scale and ddpm.where(ok, step, self.step) or step }
   for i, p in ipairs(self.params) do self:_update(p, grads[i], t, lr_t, ok, updates) end
   if self.scale then self:_scale_updates(ok, updates) end
   info.lr, info.loss_scale = lr_t, self.scale

@@ -1089,7 +1089,15 @@ static void reduce(emitter *em, int j)
 	}
 	for (int c = 0; c < em->ncopy; c++)
 		em->acc[j][c] = kreal(em, em->f32, k->red_op[j] == OP_max ? -INFINITY : 0, em->W > 1);
-	red_loop(em, j, 0);
+	if (!k->nseg)
+		red_loop(em, j, 0);
+	for (int s = 0; s < k->nseg; s++) {     /* a joint reduction: each segment's loop in turn */
+		kir_kernel v = kir_segment_view(k, s);
+		em->k = &v;
+		red_loop(em, j, 0);
+		forget(em, em->redmask);
+		em->k = k;
+	}
 	forget(em, em->redmask);
 }
 
@@ -1203,6 +1211,12 @@ static void analyse(emitter *em)
 	}
 	for (int j = 0; j < k->nacc; j++)
 		em->inred[k->red_value[j]] |= 1u << j;
+	for (int s = 0; s < k->nseg; s++)
+		for (int j = 0; j < k->nacc; j++) {
+			em->inred[k->seg[s].red_value[j]] |= 1u << j;
+			for (int v = 0; v < k->seg[s].nred; v++)
+				em->redmask |= 1u << (k->rank + v);
+		}
 	for (int s = 0; s < k->nst; s++)
 		if (k->st[s].inner) {
 			em->inred[k->st[s].index] |= 1u << (k->st[s].inner - 1);
@@ -1394,33 +1408,35 @@ static void emit_tiled_row(emitter *em, LLVMValueRef r, LLVMValueRef rb, LLVMVal
 	em->uvar[0] = uvar[0], em->uvar[1] = uvar[1];
 }
 
-static LLVMValueRef build_function(emitter *em, const char *name)
+static int is_empty(const kir_kernel *k)
 {
-	const kir_kernel *k = em->k;
-	LLVMBuilderRef B = em->B;
-	LLVMTypeRef params[3] = { em->ptr, em->i64, em->i64 };
-	LLVMValueRef fn = LLVMAddFunction(em->M, name, LLVMFunctionType(LLVMVoidTypeInContext(em->C), params, 3, 0));
-	em->fn = fn;
-	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-	                        LLVMCreateEnumAttribute(em->C, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
-	if (em->W >= 16) {      /* keep 512-bit vectors on CPUs that would rather split them */
-		LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
-		LLVMAddTargetDependentFunctionAttr(fn, "prefer-vector-width", "512");
-	}
-	LLVMValueRef args = LLVMGetParam(fn, 0), rb = LLVMGetParam(fn, 1), re = LLVMGetParam(fn, 2);
-	LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(em->C, fn, "entry");
-	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(em->C, fn, "row");
-	LLVMBasicBlockRef latch = LLVMAppendBasicBlockInContext(em->C, fn, "row.next");
-	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(em->C, fn, "exit");
-	LLVMPositionBuilderAtEnd(B, entry);
 	int empty = 0;
 	for (int v = 0; v < k->rank + k->nred; v++)
 		empty |= k->ext[v] == 0;
-	if (empty) {            /* kir_eval does nothing at all then */
-		LLVMBuildRetVoid(B);
-		return fn;
+	return empty;
+}
+
+/* The lanes of a kernel's vectors: of a batch, its widest segment's. */
+static int kernel_lanes(const kir_kernel *k, int lanes)
+{
+	int W = 1;
+	for (int s = 0; s < k->nseg && kir_is_batch(k); s++) {
+		kir_kernel v = kir_segment_view(k, s);
+		int w = kernel_lanes(&v, lanes);
+		W = w > W ? w : W;
 	}
-	load_bases(em, args);
+	return kir_is_batch(k) ? W : lanes_for(k->rank ? k->ext[k->rank - 1] : 1, lanes > 64 ? 64 : lanes);
+}
+
+/* Rows [rb, re) at the builder's position (the bases loaded); ends at the
+ * block after them. */
+static void emit_rows(emitter *em, LLVMValueRef rb, LLVMValueRef re)
+{
+	LLVMBuilderRef B = em->B;
+	LLVMBasicBlockRef entry = LLVMGetInsertBlock(B);
+	LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(em->C, em->fn, "row");
+	LLVMBasicBlockRef latch = LLVMAppendBasicBlockInContext(em->C, em->fn, "row.next");
+	LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(em->C, em->fn, "rows.done");
 	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, rb, re, ""), head, exit);
 	LLVMPositionBuilderAtEnd(B, head);
 	LLVMValueRef r = LLVMBuildPhi(B, em->i64, "r");
@@ -1436,6 +1452,84 @@ static LLVMValueRef build_function(emitter *em, const char *name)
 	LLVMAddIncoming(r, &next, &latch, 1);
 	LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, next, re, ""), head, exit);
 	LLVMPositionBuilderAtEnd(B, exit);
+}
+
+/* The emitter of kernel k (a plain kernel or a segment's view): its lanes,
+ * analysis and tile. `base` is shared with the batch it is part of. */
+static void emitter_init(emitter *em, const emitter *from, const kir_kernel *k, int lanes)
+{
+	*em = (emitter){ .C = from->C, .M = from->M, .B = from->B, .p = from->p, .k = k, .fn = from->fn,
+	                 .base = from->base, .uvar = { -1, -1 }, .nu = { 1, 1 }, .ncopy = 1 };
+	setup_types(em);
+	em->vvar = k->rank - 1;
+	em->W = kernel_lanes(k, lanes);
+	em->dep = calloc((size_t)k->nx + 1, sizeof *em->dep);
+	em->inred = calloc((size_t)k->nx + 1, 1);
+	for (int c = 0; c < MAXCOPY; c++)
+		em->cache[c] = calloc((size_t)k->nx + 1, sizeof(lval));
+	analyse(em);
+	pick_tile(em);
+}
+
+static void emitter_free(emitter *em)
+{
+	for (int c = 0; c < MAXCOPY; c++)
+		free(em->cache[c]);
+	free(em->inred);
+	free(em->dep);
+}
+
+/* A batch's rows: segment s has rows [start, start + n) of the kernel and
+ * runs its part of [rb, re) as its own rows from 0. */
+static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re, int lanes)
+{
+	const kir_kernel *k = em->k;
+	LLVMBuilderRef B = em->B;
+	int64_t start = 0;
+	for (int s = 0; s < k->nseg; s++) {
+		kir_kernel v = kir_segment_view(k, s);
+		int64_t n = kir_rows(&v);
+		if (!is_empty(&v)) {
+			LLVMValueRef first = LLVMConstInt(em->i64, (unsigned long long)start, 0);
+			LLVMValueRef lo = LLVMBuildSub(B, rb, first, ""), hi = LLVMBuildSub(B, re, first, "");
+			LLVMValueRef zero = LLVMConstInt(em->i64, 0, 0), rows = LLVMConstInt(em->i64, (unsigned long long)n, 0);
+			lo = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, lo, zero, ""), zero, lo, "");
+			hi = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, hi, rows, ""), rows, hi, "");
+			emitter seg;
+			emitter_init(&seg, em, &v, lanes);
+			emit_rows(&seg, lo, hi);
+			emitter_free(&seg);
+		}
+		start += n;
+	}
+}
+
+static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
+{
+	const kir_kernel *k = em->k;
+	LLVMBuilderRef B = em->B;
+	LLVMTypeRef params[3] = { em->ptr, em->i64, em->i64 };
+	LLVMValueRef fn = LLVMAddFunction(em->M, name, LLVMFunctionType(LLVMVoidTypeInContext(em->C), params, 3, 0));
+	em->fn = fn;
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+	                        LLVMCreateEnumAttribute(em->C, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
+	if (kernel_lanes(k, lanes) >= 16) {     /* keep 512-bit vectors on CPUs that would rather split them */
+		LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
+		LLVMAddTargetDependentFunctionAttr(fn, "prefer-vector-width", "512");
+	}
+	LLVMValueRef args = LLVMGetParam(fn, 0), rb = LLVMGetParam(fn, 1), re = LLVMGetParam(fn, 2);
+	LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(em->C, fn, "entry"));
+	if (kir_is_batch(k) || !is_empty(k)) {   /* kir_eval does nothing at all else */
+		load_bases(em, args);
+		if (kir_is_batch(k))
+			emit_batch(em, rb, re, lanes);
+		else {
+			emitter plain;
+			emitter_init(&plain, em, k, lanes);
+			emit_rows(&plain, rb, re);
+			emitter_free(&plain);
+		}
+	}
 	LLVMBuildRetVoid(B);
 	return fn;
 }
@@ -1443,24 +1537,11 @@ static LLVMValueRef build_function(emitter *em, const char *name)
 LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_kernel *k,
                               const char *name, int lanes)
 {
-	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k, .uvar = { -1, -1 },
-	               .nu = { 1, 1 }, .ncopy = 1 };
+	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k };
 	setup_types(&em);
 	em.B = LLVMCreateBuilderInContext(em.C);
-	em.vvar = k->rank - 1;
-	em.W = lanes_for(k->rank ? k->ext[k->rank - 1] : 1, lanes > 64 ? 64 : lanes);
 	em.base = calloc((size_t)p->nbuf + 1, sizeof *em.base);
-	em.dep = calloc((size_t)k->nx + 1, sizeof *em.dep);
-	em.inred = calloc((size_t)k->nx + 1, 1);
-	for (int c = 0; c < MAXCOPY; c++)
-		em.cache[c] = calloc((size_t)k->nx + 1, sizeof(lval));
-	analyse(&em);
-	pick_tile(&em);
-	LLVMValueRef fn = build_function(&em, name);
-	for (int c = 0; c < MAXCOPY; c++)
-		free(em.cache[c]);
-	free(em.inred);
-	free(em.dep);
+	LLVMValueRef fn = build_function(&em, name, lanes);
 	free(em.base);
 	LLVMDisposeBuilder(em.B);
 	return fn;

@@ -43,6 +43,7 @@ typedef struct {
 	int fa, fb;             /* tile: the factors of the reduced product */
 	uint32_t va;            /* tile: the domain vars of a (the rest are b's) */
 	int ma, mb;             /* tile: points per work-item along a and b */
+	int local;              /* group: work-items per group */
 } renderer;
 
 static const char prelude[] =
@@ -432,6 +433,9 @@ static void analyse(renderer *r)
 	r->red_vars = 0;
 	for (int v = k->rank; v < k->rank + k->nred; v++)
 		r->red_vars |= 1u << v;
+	for (int s = 0; s < k->nseg && kir_is_joint(k); s++)
+		for (int v = 0; v < k->seg[s].nred; v++)
+			r->red_vars |= 1u << (k->rank + v);
 }
 
 static int64_t product(const int64_t *ext, int from, int to)
@@ -598,36 +602,102 @@ static void emit_red_body(renderer *r, int j)
 	free(saved);
 }
 
+/* Calls f(r, j) for the kernel, or for each segment of a joint reduction
+ * as r->k (accumulator j runs through them in turn). */
+static void each_segment(renderer *r, int j, void (*f)(renderer *, int))
+{
+	const kir_kernel *k = r->k;
+	if (!k->nseg)
+		f(r, j);
+	for (int s = 0; s < k->nseg; s++) {
+		kir_kernel v = kir_segment_view(k, s);
+		r->k = &v;
+		f(r, j);
+		r->k = k;
+	}
+}
+
+static void emit_term_invariants(renderer *r, int j)
+{
+	emit_invariant(r, r->k->red_value[j]);
+}
+
 static void emit_invariants(renderer *r)
 {
 	const kir_kernel *k = r->k;
 	for (int j = 0; j < k->nacc; j++)
-		emit_invariant(r, k->red_value[j]);
+		each_segment(r, j, emit_term_invariants);
 	for (int s = 0; s < k->nst; s++) {
 		emit_invariant(r, k->st[s].index);
 		emit_invariant(r, k->st[s].value);
 	}
 }
 
-static void render_point(renderer *r, cl_launch *l)
+/* Accumulator j's loops over the reduction, one work-item's. */
+static void emit_point_loop(renderer *r, int j)
 {
 	const kir_kernel *k = r->k;
-	int64_t points = points_of(k);
+	for (int v = k->rank; v < k->rank + k->nred; v++)
+		rt_sb_printf(r->b, "\tfor (IDX v%d = 0; v%d < %lld; v%d++)\n", v, v, (long long)k->ext[v], v);
+	rt_sb_puts(r->b, "\t{\n");
+	emit_red_body(r, j);
+	rt_sb_puts(r->b, "\t}\n");
+}
+
+/* The body of one work-item at point `gid` (declared by the caller). */
+static void emit_point(renderer *r, const char *gid)
+{
+	const kir_kernel *k = r->k;
+	decode(r, (1u << k->rank) - 1, gid);
+	emit_invariants(r);
+	for (int j = 0; j < k->nacc; j++) {
+		rt_sb_printf(r->b, "\t%s acc%d = %s;\n", acc_type(r, j), j, identity(k, j));
+		each_segment(r, j, emit_point_loop);
+	}
+	emit_stores(r, 0);
+}
+
+static void render_point(renderer *r, cl_launch *l)
+{
+	int64_t points = points_of(r->k);
 	l->local = POINT_LOCAL;
 	l->global = (points + POINT_LOCAL - 1) / POINT_LOCAL * POINT_LOCAL;
 	rt_sb_printf(r->b, "\tconst IDX gid = get_global_id(0);\n\tif (gid >= %lld)\n\t\treturn;\n",
 	             (long long)points);
-	decode(r, (1u << k->rank) - 1, "gid");
-	emit_invariants(r);
-	for (int j = 0; j < k->nacc; j++) {
-		rt_sb_printf(r->b, "\t%s acc%d = %s;\n", acc_type(r, j), j, identity(k, j));
-		for (int v = k->rank; v < k->rank + k->nred; v++)
-			rt_sb_printf(r->b, "\tfor (IDX v%d = 0; v%d < %lld; v%d++)\n", v, v, (long long)k->ext[v], v);
-		rt_sb_puts(r->b, "\t{\n");
-		emit_red_body(r, j);
-		rt_sb_puts(r->b, "\t}\n");
+	emit_point(r, "gid");
+}
+
+/* A batch: one work-item per point of the segments one after the other;
+ * each runs its segment's point, in a scope of its own. */
+static void render_batch(renderer *r, cl_launch *l)
+{
+	const kir_kernel *k = r->k;
+	int64_t start = 0;
+	rt_sb_puts(r->b, "\tconst IDX gid = get_global_id(0);\n");
+	for (int s = 0; s < k->nseg; s++) {
+		kir_kernel v = kir_segment_view(k, s);
+		int64_t n = points_of(&v);
+		rt_sb_printf(r->b, "\tif (gid < %lld) {\n\tconst IDX at = gid - %lld;\n", (long long)(start + n),
+		             (long long)start);
+		memset(r->done, 0, (size_t)k->nx);
+		r->k = &v;
+		emit_point(r, "at");
+		r->k = k;
+		rt_sb_puts(r->b, "\treturn;\n\t}\n");
+		start += n;
 	}
-	emit_stores(r, 0);
+	l->local = POINT_LOCAL;
+	l->global = (start + POINT_LOCAL - 1) / POINT_LOCAL * POINT_LOCAL;
+}
+
+/* One work-item's stride over the reduction, L work-items apart. */
+static void emit_group_loop(renderer *r, int j)
+{
+	rt_sb_printf(r->b, "\tfor (IDX red = lid; red < %lld; red += %d) {\n", (long long)red_points_of(r->k),
+	             r->local);
+	decode(r, r->red_vars, "red");
+	emit_red_body(r, j);
+	rt_sb_puts(r->b, "\t}\n");
 }
 
 /* Accumulator j over the work-group: each work-item strides over R, then
@@ -635,10 +705,9 @@ static void render_point(renderer *r, cl_launch *l)
 static void emit_group_acc(renderer *r, int j, int L)
 {
 	rt_sb_printf(r->b, "\t%s acc%d = %s;\n", acc_type(r, j), j, identity(r->k, j));
-	rt_sb_printf(r->b, "\tfor (IDX red = lid; red < %lld; red += %d) {\n", (long long)red_points_of(r->k), L);
-	decode(r, r->red_vars, "red");
-	emit_red_body(r, j);
-	rt_sb_printf(r->b, "\t}\n\tpart%d[lid] = acc%d;\n\tbarrier(CLK_LOCAL_MEM_FENCE);\n", j, j);
+	r->local = L;
+	each_segment(r, j, emit_group_loop);
+	rt_sb_printf(r->b, "\tpart%d[lid] = acc%d;\n\tbarrier(CLK_LOCAL_MEM_FENCE);\n", j, j);
 	rt_sb_printf(r->b, "\tfor (int s = %d; s > 0; s >>= 1) {\n\t\tif (lid < s)\n\t\t\t", L / 2);
 	char into[24], x[24];
 	snprintf(into, sizeof into, "part%d[lid]", j);
@@ -775,7 +844,7 @@ static void kernel_name(char *out, size_t len, int entry, const char *name)
 static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, rt_strbuf *b, cl_launch *l)
 {
 	renderer r = { p, k, b, calloc((size_t)k->nx + 1, sizeof(uint32_t)), calloc((size_t)k->nx + 1, 1),
-	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 1, 1 };
+	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 1, 1, 0 };
 	char *used = buffers_used(p, k);
 	l->args = used ? kernel_args(p, used, &l->nargs) : NULL;
 	if (!r.vars || !r.uses_acc || !r.done || !l->args) {
@@ -791,7 +860,9 @@ static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, r
 	rt_sb_printf(b, "\n/* %s: %s */\n", k->name, k->ops ? k->ops : "");
 	put_signature(b, p, l);
 	put_temps(b, p, used);
-	if (shape == SHAPE_TILE)
+	if (kir_is_batch(k))
+		render_batch(&r, l);
+	else if (shape == SHAPE_TILE)
 		render_tile(&r, l);
 	else if (shape == SHAPE_GROUP)
 		render_group(&r, l);
