@@ -403,14 +403,15 @@ static const char *adam_lua =
 	"local w = ddpm.param('w', { 3, 5 }, { init = 'normal', a = 0, b = 1 })\n"
 	"local b = ddpm.param('b', { 3 }, { init = 'normal', a = 0, b = 1 })\n"
 	"local s = ddpm.param('s', { 1 }, { init = 'uniform', a = 1, b = 2 })\n"
-	"local y = (x:matmul(w:transpose(0, 1)) + b) * s\n"
+	"local y = ddpm.autocast('fp16', function() return (x:matmul(w:transpose(0, 1)) + b) * s end)\n"
 	"local params = { { name = 'w', tensor = w }, { name = 'b', tensor = b }, { name = 's', tensor = s } }\n"
 	"local opt = optim.Adam(params, { lr = 1e-2, clip = 0.5, warmup = 3, ema = 0.9, loss_scaling = true })\n"
 	"local updates, info = opt:minimize((y * y):mean())\n"
 	"ddpm.entry('main', { grad_norm = info.grad_norm, lr = info.lr, finite = info.finite }, updates)\n";
 
 /* The whole optimizer step (unscale, inf check, global norm, clip, Adam,
- * EMA, step and loss-scale counters) is the program's last two kernels:
+ * EMA, step and loss-scale counters; the gradients of an fp16 matmul's
+ * f32 weights are casts) is the program's last two kernels:
  * a joint reduction over every gradient, then a batch writing all state.
  * No kernel before them writes state. */
 static void optimizer_is_two_kernels(void **state)

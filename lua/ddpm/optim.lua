@@ -104,17 +104,23 @@ function Adam:_gradients(loss)
   for i, p in ipairs(self.params) do wrt[i] = p.tensor end
   local objective = self.scale and loss * self.scale or loss
   local grads = ddpm.grad(objective, wrt)
-  local info = {}
   local unscale = self.scale and 1 / self.scale
+  local unscaled = {}
   for i, g in ipairs(grads) do
-    grads[i] = g:cast("f32")
-    if unscale then grads[i] = grads[i] * unscale end
+    unscaled[i] = g:cast("f32")
+    if unscale then unscaled[i] = unscaled[i] * unscale end
   end
-  info.finite = all_finite(grads)
-  info.grad_norm = global_norm(grads)
+  local info = { finite = all_finite(unscaled), grad_norm = global_norm(unscaled) }
+  -- Adam gets g * (1/scale * coef): the scalars multiplied first, one
+  -- multiply per element (torch rounds g * (1/scale) first: an ulp apart).
+  local factor = unscale
   if self.clip then
     local coef = ddpm.minimum(self.clip / (info.grad_norm + 1e-6), 1)
-    for i, g in ipairs(grads) do grads[i] = g * coef end
+    factor = factor and factor * coef or coef
+  end
+  for i, g in ipairs(grads) do
+    grads[i] = g:cast("f32")
+    if factor then grads[i] = grads[i] * factor end
   end
   return grads, info
 end
