@@ -1,12 +1,10 @@
 /* llvm: the LLVM backend (compiler/codegen/llvm) against the reference
- * interpreter (the cases of kernel_cases.h), plus object files and a
- * conv throughput print.
+ * interpreter (the cases of kernel_cases.h), plus object files. (The
+ * throughput of convolutions is bench/conv_bench's, not a test's.)
  *
  * The backend runs each kernel over its rows split into three ranges run
  * out of order (kernels must be pure functions of their row range). */
 #include "kernel_cases.h"
-
-#include <time.h>
 
 #include "llvm_backend.h"
 
@@ -88,60 +86,11 @@ static void object_file_for_x86_64_v3_is_written(void **state)
 	ir_free(g);
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Throughput of a 3x3 conv, 64 -> 64 channels, 28x28, batch 16, one thread. */
-static void conv_throughput(void **state)
-{
-	char err[1024];
-	ir_graph *g = load_script("local ddpm = require 'ddpm'\n"
-	                          "local x = ddpm.input('x', { 16, 64, 28, 28 })\n"
-	                          "local w = ddpm.param('w', { 64, 64, 3, 3 }, { init = 'normal', a = 0, b = 0.1 })\n"
-	                          "ddpm.entry('main', { y = ddpm.conv2d(x, w, { padding = 1 }) })\n", NULL, 0);
-	rt_tensorset in = { 0 }, st = { 0 }, out = { 0 }, cin = { 0 };
-	random_inputs(g, &in, -1, 1, 1);
-	if (interp_init_state(g, 1, NULL, NULL, &st, err, sizeof err) < 0)
-		fail_msg("%s", err);
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
-	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
-	llvm_jit *j = llvm_jit_compile(p, fns, err, sizeof err);
-	if (!j)
-		fail_msg("%s", err);
-	char *arena;
-	convert_inputs(g, &in, &cin);
-	void **bufs = bind(p, &st, &cin, &out, &arena);
-	double flops = 2.0 * 16 * 64 * 64 * 9 * 28 * 28, best = 1e30;
-	for (int rep = 0; rep < 5; rep++) {
-		double t0 = now();
-		for (int n = 0; n < p->nk; n++)
-			llvm_call(&p->k[n], fns[n], bufs, 0, kir_rows(&p->k[n]));
-		best = fmin(best, now() - t0);
-	}
-	print_message("    conv 3x3 64->64 28x28 batch 16: %.1f ms, %.1f GFLOP/s (one thread)\n", best * 1e3,
-	              flops / best / 1e9);
-	free(bufs);
-	free(arena);
-	free(fns);
-	llvm_jit_free(j);
-	kir_program_free(p);
-	rt_set_free(&in);
-	rt_set_free(&cin);
-	rt_set_free(&st);
-	rt_set_free(&out);
-	ir_free(g);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		KERNEL_CASES,
 		cmocka_unit_test(object_file_for_x86_64_v3_is_written),
-		cmocka_unit_test(conv_throughput),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

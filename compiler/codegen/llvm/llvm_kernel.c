@@ -76,6 +76,7 @@ typedef struct {
 	lval *cache[MAXCOPY];
 	unsigned *dep;                  /* per expression: bit v = uses var v; DEP_ACC */
 	unsigned char *inred;           /* per expression: bit j = used in accumulator j's loop */
+	unsigned *near;                 /* per load: bit v = neighbours in var v are near in memory */
 	unsigned redmask;
 } emitter;
 
@@ -1234,13 +1235,81 @@ static void analyse(emitter *em)
 		em->redmask |= 1u << v;
 }
 
+enum { NEAR_ELEMENTS = 16 };   /* at most a cache line apart */
+
+/* Index expressions 0 .. nx-1 evaluated with the vars at `at` into val
+ * (as kir_eval would; UNKNOWN where a value comes from a load). */
+#define UNKNOWN INT64_MIN
+static void index_values(const kir_kernel *k, const int64_t *at, int64_t *val)
+{
+	for (int i = 0; i < k->nx; i++) {
+		const kir_expr *e = &k->x[i];
+		int64_t a = e->a >= 0 ? val[e->a] : 0, b = e->b >= 0 ? val[e->b] : 0, c = e->c >= 0 ? val[e->c] : 0;
+		int known = a != UNKNOWN && b != UNKNOWN && c != UNKNOWN;
+		val[i] = UNKNOWN;
+		if (e->kind == KX_CONST)
+			val[i] = (int64_t)e->value;
+		else if (e->kind == KX_VAR)
+			val[i] = at[e->var];
+		else if (e->kind == KX_MOD && known && b > 0)
+			val[i] = a % b;
+		else if (e->kind == KX_OP && e->type == KT_IDX && known && e->op != OP_cast)
+			switch (e->op) {
+			case OP_add: val[i] = a + b; break;
+			case OP_sub: val[i] = a - b; break;
+			case OP_mul: val[i] = a * b; break;
+			case OP_div: val[i] = b ? a / b : UNKNOWN; break;
+			case OP_min: val[i] = a < b ? a : b; break;
+			case OP_max: val[i] = a > b ? a : b; break;
+			case OP_lt: val[i] = a < b; break;
+			case OP_le: val[i] = a <= b; break;
+			case OP_eq: val[i] = a == b; break;
+			case OP_select: val[i] = a ? b : c; break;
+			default: break;
+			}
+	}
+}
+
+/* em->near: the loads whose neighbouring points along the last row var
+ * (the one before the vector var: the pixels of an image row) read
+ * elements at most NEAR_ELEMENTS apart, every var mid-range where clamps
+ * do not bind. (Measured: copies along an earlier var, even a near one
+ * such as a weight gradient's filter column, are not cheaper.) */
+static void find_near(emitter *em)
+{
+	const kir_kernel *k = em->k;
+	int v = k->rank - 2;
+	if (v < 0 || k->ext[v] < 2)
+		return;
+	int64_t at[KIR_MAXVAR], *base = malloc(((size_t)k->nx + 1) * sizeof *base);
+	int64_t *next = malloc(((size_t)k->nx + 1) * sizeof *next);
+	for (int w = 0; w < k->rank + k->nred; w++)
+		at[w] = k->ext[w] / 2;
+	index_values(k, at, base);
+	at[v]++;
+	index_values(k, at, next);
+	for (int i = 0; i < k->nx; i++) {
+		int64_t x = base[k->x[i].a], y = next[k->x[i].a];
+		if (k->x[i].kind == KX_LOAD && x != UNKNOWN && y != UNKNOWN && llabs(y - x) <= NEAR_ELEMENTS)
+			em->near[i] |= 1u << v;
+	}
+	free(base);
+	free(next);
+}
+
 /* The register tile of a contraction: copies n1 x n2 of row vars v1, v2
  * (n2 = 1: one var), each a divisor of its var's extent (so every tile is
- * whole), at most MAXACCS accumulators, with the fewest loads per
- * multiply-add (a vector load counts double): a load is made once per
- * copy coordinate of the tiled vars it depends on. Among equals the
- * larger tile, then the later var (its copies' loads are neighbours in
- * memory: a channels-last convolution's image values, one line). */
+ * whole), at most MAXACCS accumulators, with the least load cost per
+ * multiply-add. A load is made once per copy coordinate of the tiled vars
+ * it depends on; measured on AVX-512 (bench/conv_bench), a vector load
+ * costs VECTOR_LOAD per copy, a scalar one (a broadcast, folded into its
+ * multiply-add) 1 for its first copy and then NEAR_COPY per copy along the
+ * last row var when it reads neighbours there a few elements apart (the
+ * pixels of an image row: one cache line, in L1; find_near), 1 along any
+ * other (another image or channel plane: a stream of its own). Among
+ * equals the larger tile, then the later var. */
+static const double VECTOR_LOAD = 3, NEAR_COPY = 0.25;
+
 typedef struct {
 	int v[2], n[2];
 	double cost;
@@ -1253,11 +1322,12 @@ static double tile_cost(const emitter *em, const tile *t)
 	for (int i = 0; i < k->nx; i++) {
 		if (!em->inred[i] || k->x[i].kind != KX_LOAD)
 			continue;
-		double n = em->dep[i] >> em->vvar & 1 ? 2 : 1;
+		int vec = em->dep[i] >> em->vvar & 1;
+		double near = 1, far = 1;
 		for (int d = 0; d < 2; d++)
 			if (t->v[d] >= 0 && (em->dep[i] >> t->v[d] & 1))
-				n *= t->n[d];
-		loads += n;
+				*(!vec && (em->near[i] >> t->v[d] & 1) ? &near : &far) *= t->n[d];
+		loads += vec ? VECTOR_LOAD * far : far * (1 + NEAR_COPY * (near - 1));
 	}
 	return loads / (t->n[0] * t->n[1]);
 }
@@ -1465,9 +1535,11 @@ static void emitter_init(emitter *em, const emitter *from, const kir_kernel *k, 
 	em->W = kernel_lanes(k, lanes);
 	em->dep = calloc((size_t)k->nx + 1, sizeof *em->dep);
 	em->inred = calloc((size_t)k->nx + 1, 1);
+	em->near = calloc((size_t)k->nx + 1, sizeof *em->near);
 	for (int c = 0; c < MAXCOPY; c++)
 		em->cache[c] = calloc((size_t)k->nx + 1, sizeof(lval));
 	analyse(em);
+	find_near(em);
 	pick_tile(em);
 }
 
@@ -1476,6 +1548,7 @@ static void emitter_free(emitter *em)
 	for (int c = 0; c < MAXCOPY; c++)
 		free(em->cache[c]);
 	free(em->inred);
+	free(em->near);
 	free(em->dep);
 }
 

@@ -1,0 +1,128 @@
+/* conv_bench: the generated kernels of one 3x3 convolution, forward and
+ * both gradients, timed one by one on one thread. A benchmark for tuning
+ * the LLVM backend's tiles, not a test: it checks nothing.
+ *
+ *   conv_bench [N C O H]      batch N, C -> O channels, H x H images
+ *                             (default 64 128 128 14)
+ *
+ * It builds the graph from a Lua script (the library under DDPMC_LUA_DIR,
+ * default ./lua: run it from the repository root), lowers the entry as
+ * `ddpmc compile` does, JIT-compiles its kernels for this host and prints,
+ * for each kernel that does arithmetic, the best of five runs over all its
+ * rows: milliseconds and GFLOP/s (the kernel's FLOPs as --report counts
+ * them). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "frontend.h"
+#include "interp.h"
+#include "kir.h"
+#include "llvm_backend.h"
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static ir_graph *conv_graph(const long *d)
+{
+	char script[1024], err[1024];
+	snprintf(script, sizeof script,
+	         "local ddpm = require 'ddpm'\n"
+	         "local x = ddpm.param('x', { %ld, %ld, %ld, %ld }, { init = 'normal', a = 0, b = 1 })\n"
+	         "local w = ddpm.param('w', { %ld, %ld, 3, 3 }, { init = 'normal', a = 0, b = 0.1 })\n"
+	         "local g = ddpm.input('g', { %ld, %ld, %ld, %ld })\n"
+	         "local y = ddpm.conv2d(x, w, { padding = 1 })\n"
+	         "local grads = ddpm.grad((y * g):sum(), { x, w })\n"
+	         "ddpm.entry('main', { y = y, gx = grads[1], gw = grads[2] })\n",
+	         d[0], d[1], d[3], d[3], d[2], d[1], d[0], d[2], d[3], d[3]);
+	const char *path = "/tmp/ddpmc-conv-bench.lua";
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(script, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "conv_bench: cannot write %s\n", path);
+		exit(1);
+	}
+	ir_graph *g = fe_load(path, NULL, 0, err, sizeof err);
+	remove(path);
+	if (!g) {
+		fprintf(stderr, "conv_bench: %s\n", err);
+		exit(1);
+	}
+	return g;
+}
+
+/* Every input filled with a constant: the timing does not depend on it. */
+static void fill_inputs(const ir_graph *g, rt_tensorset *in)
+{
+	for (int id = 0; id < g->n; id++) {
+		const ir_node *n = &g->nodes[id];
+		if (n->op != OP_input)
+			continue;
+		rt_tensor *t = rt_set_add(in, n->name, n->dtype, n->shape.rank, n->shape.d);
+		for (int64_t i = 0; i < rt_numel(t->rank, t->shape); i++)
+			rt_store(t->dtype, t->data, i, 0.5);
+	}
+}
+
+static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
+{
+	double total = 0;
+	for (int n = 0; n < p->nk; n++) {
+		const kir_kernel *k = &p->k[n];
+		double best = 1e30;
+		for (int rep = 0; rep < 5; rep++) {
+			double t0 = now();
+			llvm_call(k, fns[n], bufs, 0, kir_rows(k));
+			best = fmin(best, now() - t0);
+		}
+		total += best;
+		if (k->flops > 0)
+			printf("  %-34s %9.3f ms %8.1f GFLOP/s\n", k->name, best * 1e3, k->flops / best * 1e-9);
+	}
+	printf("  %-34s %9.3f ms\n", "all kernels", total * 1e3);
+}
+
+int main(int argc, char **argv)
+{
+	long d[4] = { 64, 128, 128, 14 };
+	if (argc != 1 && argc != 5) {
+		fprintf(stderr, "usage: conv_bench [N C O H]\n");
+		return 2;
+	}
+	for (int i = 1; i < argc; i++)
+		d[i - 1] = strtol(argv[i], NULL, 10);
+	char err[1024];
+	ir_graph *g = conv_graph(d);
+	rt_tensorset in = { 0 }, cin = { 0 }, st = { 0 }, out = { 0 };
+	fill_inputs(g, &in);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
+	char *arena = NULL;
+	void **bufs = NULL;
+	llvm_jit *j = NULL;
+	if (!p || interp_init_state(g, 1, NULL, NULL, &st, err, sizeof err) < 0 ||
+	    kir_convert_inputs(g, &in, &cin, err, sizeof err) < 0 ||
+	    !(bufs = kir_bind_host(p, &st, &cin, &out, &arena, err, sizeof err)) ||
+	    !(j = llvm_jit_compile(p, fns, err, sizeof err))) {
+		fprintf(stderr, "conv_bench: %s\n", p ? err : g->err);
+		return 1;
+	}
+	printf("conv 3x3, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5:\n", d[0], d[1], d[2],
+	       d[3], d[3]);
+	time_kernels(p, fns, bufs);
+	free(bufs);
+	free(arena);
+	free(fns);
+	llvm_jit_free(j);
+	kir_program_free(p);
+	rt_set_free(&in);
+	rt_set_free(&cin);
+	rt_set_free(&st);
+	rt_set_free(&out);
+	ir_free(g);
+	return 0;
+}
