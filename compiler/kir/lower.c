@@ -20,7 +20,12 @@
  *     kernel's one reduction, read at the kernel's own index (an epilogue:
  *     bias, residual add, activation, casts after a conv or a sum);
  *   - inside a contraction's operands only index remaps (movement ops) and
- *     casts inline; arithmetic there would be recomputed for every output.
+ *     casts inline; arithmetic there would be recomputed for every output;
+ *   - a concat read by a reduction or contraction (a U-Net's skip
+ *     connection before GroupNorm and the shortcut convolution) is stored:
+ *     its select per element would run in the inner loop, over two loads
+ *     (a sum over a concat of flattened tensors is a joint reduction
+ *     instead, see joint_reduction).
  * Everything else elementwise or movement inlines: elementwise chains fuse
  * with each other, into reduction inputs and into contraction epilogues.
  * Conflicts found while building a kernel mark the node and rebuild. */
@@ -52,6 +57,7 @@ typedef struct {
 	int dim_var[IR_MAXDIM]; /* the var expression of each of the root's dims */
 	int red_node;           /* node fused as this kernel's reduction, or -1 */
 	int in_contraction;     /* building a contraction's operands */
+	int in_reduction;       /* building a reduction's or contraction's body */
 	int channel_vectors;    /* a convolution whose last var is its output channel */
 	int conflict;           /* node that must be materialized, or -1 */
 	int joined, piece;      /* joint reduction: concat `joined` is its input `piece` */
@@ -524,7 +530,7 @@ static int add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *
 static void side_begin(lower *L, lower *S, kir_kernel *k)
 {
 	*S = *L;
-	S->k = k, S->root = -1, S->red_node = -1, S->in_contraction = 1, S->conflict = -1;
+	S->k = k, S->root = -1, S->red_node = -1, S->in_contraction = 1, S->in_reduction = 0, S->conflict = -1;
 	S->memo = NULL, S->nmemo = S->memocap = 0, S->ops[0] = 0;
 }
 
@@ -869,6 +875,7 @@ static int reduction_value(lower *L, int node, const int *idx)
 		return channels_last_conv(L, n, idx, &glay);
 	int contraction = (ir_ops[n->op].flags & CONTRACT) != 0;
 	L->in_contraction = contraction;
+	L->in_reduction = 1;
 	int body;
 	switch (n->op) {
 	case OP_reduce_sum: case OP_reduce_max: body = reduce_body(L, n, idx); break;
@@ -879,7 +886,7 @@ static int reduction_value(lower *L, int node, const int *idx)
 	case OP_scatter_add: body = scatter_body(L, n, idx); break;
 	default: abort();
 	}
-	L->in_contraction = 0;
+	L->in_contraction = L->in_reduction = 0;
 	int acc = kir_acc_add(L->k, n->op == OP_reduce_max ? OP_max : OP_add, body);
 	return kir_acc(L->k, kir_type_of(n->dtype), acc);
 }
@@ -901,7 +908,7 @@ static int compute_value(lower *L, int node, const int *idx)
 	const ir_node *n = N(L, node);
 	if (n->op == OP_fill)
 		return kir_const(L->k, kir_type_of(n->dtype), n->a.fill.value);
-	if (L->in_contraction && !cheap_in_contraction(n))
+	if ((L->in_contraction && !cheap_in_contraction(n)) || (L->in_reduction && n->op == OP_concat))
 		return want_materialized(L, node);
 	if (is_reduction(n))
 		return reduction_value(L, node, idx);
@@ -1037,7 +1044,7 @@ static int build_kernel(lower *L, int root)
 	L->k = &k;
 	L->root = root;
 	L->red_node = -1;
-	L->in_contraction = 0;
+	L->in_contraction = L->in_reduction = 0;
 	L->conflict = -1;
 	L->joined = -1;
 	L->nmemo = 0;
