@@ -1,9 +1,10 @@
-/* conv_bench: the generated kernels of one 3x3 convolution, forward and
+/* conv_bench: the generated kernels of one convolution, forward and
  * both gradients, timed one by one on one thread. A benchmark for tuning
  * the LLVM backend's tiles, not a test: it checks nothing.
  *
- *   conv_bench [N C O H]      batch N, C -> O channels, H x H images
- *                             (default 64 128 128 14)
+ *   conv_bench [N C O H [K]]  batch N, C -> O channels, H x H images,
+ *                             K x K filter, padding K/2 (default 64 128
+ *                             128 14 3)
  *
  * It builds the graph from a Lua script (the library under DDPMC_LUA_DIR,
  * default ./lua: run it from the repository root), lowers the entry as
@@ -34,12 +35,12 @@ static ir_graph *conv_graph(const long *d)
 	snprintf(script, sizeof script,
 	         "local ddpm = require 'ddpm'\n"
 	         "local x = ddpm.param('x', { %ld, %ld, %ld, %ld }, { init = 'normal', a = 0, b = 1 })\n"
-	         "local w = ddpm.param('w', { %ld, %ld, 3, 3 }, { init = 'normal', a = 0, b = 0.1 })\n"
+	         "local w = ddpm.param('w', { %ld, %ld, %ld, %ld }, { init = 'normal', a = 0, b = 0.1 })\n"
 	         "local g = ddpm.input('g', { %ld, %ld, %ld, %ld })\n"
-	         "local y = ddpm.conv2d(x, w, { padding = 1 })\n"
+	         "local y = ddpm.conv2d(x, w, { padding = %ld })\n"
 	         "local grads = ddpm.grad((y * g):sum(), { x, w })\n"
 	         "ddpm.entry('main', { y = y, gx = grads[1], gw = grads[2] })\n",
-	         d[0], d[1], d[3], d[3], d[2], d[1], d[0], d[2], d[3], d[3]);
+	         d[0], d[1], d[3], d[3], d[2], d[1], d[4], d[4], d[0], d[2], d[3], d[3], d[4] / 2);
 	const char *path = "/tmp/ddpmc-conv-bench.lua";
 	FILE *f = fopen(path, "w");
 	if (!f || fputs(script, f) < 0 || fclose(f) != 0) {
@@ -88,9 +89,9 @@ static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
 
 int main(int argc, char **argv)
 {
-	long d[4] = { 64, 128, 128, 14 };
-	if (argc != 1 && argc != 5) {
-		fprintf(stderr, "usage: conv_bench [N C O H]\n");
+	long d[5] = { 64, 128, 128, 14, 3 };
+	if (argc != 1 && argc != 5 && argc != 6) {
+		fprintf(stderr, "usage: conv_bench [N C O H [K]]\n");
 		return 2;
 	}
 	for (int i = 1; i < argc; i++)
@@ -111,8 +112,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "conv_bench: %s\n", p ? err : g->err);
 		return 1;
 	}
-	printf("conv 3x3, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5:\n", d[0], d[1], d[2],
-	       d[3], d[3]);
+	printf("conv %ldx%ld, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5:\n", d[4], d[4], d[0],
+	       d[1], d[2], d[3], d[3]);
 	time_kernels(p, fns, bufs);
 	free(bufs);
 	free(arena);
