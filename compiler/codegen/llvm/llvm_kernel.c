@@ -89,6 +89,15 @@ static int is_vec(LLVMValueRef x)
 	return LLVMGetTypeKind(LLVMTypeOf(x)) == LLVMVectorTypeKind;
 }
 
+/* The lanes for E elements: a power of two, at most max. */
+static int lanes_for(int64_t E, int max)
+{
+	int w = 1;
+	while (w < max && w < E)
+		w *= 2;
+	return w;
+}
+
 /* Scalar type t, or its W-lane vector when `like` is a vector. */
 static LLVMTypeRef like(emitter *em, LLVMValueRef x, LLVMTypeRef t)
 {
@@ -874,24 +883,34 @@ static LLVMValueRef box_muller(emitter *em, LLVMValueRef a, LLVMValueRef b, LLVM
 	return LLVMBuildFPTrunc(B, LLVMBuildSelect(B, odd, z1, z0, ""), like(em, a, em->f32), "");
 }
 
-/* Element `elem` of stream (seed, (uint32)step << 16 | stream). */
+/* The four words of Philox block q (i64, scalar or vector; seed and step
+ * alike) of stream (seed, (uint32)step << 16 | stream). */
+static void philox_block(emitter *em, LLVMValueRef q, int stream, LLVMValueRef seed, LLVMValueRef step,
+                         LLVMValueRef c[4])
+{
+	LLVMBuilderRef B = em->B;
+	int vec = is_vec(q);
+	LLVMTypeRef t32 = like(em, q, em->i32);
+	LLVMValueRef s64 = LLVMBuildShl(B, LLVMBuildZExt(B, step, like(em, q, em->i64), ""), kint(em, em->i64, 16, vec), "");
+	s64 = LLVMBuildOr(B, s64, kint(em, em->i64, (uint16_t)stream, vec), "");
+	c[0] = LLVMBuildTrunc(B, q, t32, "");
+	c[1] = LLVMBuildTrunc(B, LLVMBuildLShr(B, q, kint(em, em->i64, 32, vec), ""), t32, "");
+	c[2] = LLVMBuildTrunc(B, s64, t32, "");
+	c[3] = LLVMBuildTrunc(B, LLVMBuildLShr(B, s64, kint(em, em->i64, 32, vec), ""), t32, "");
+	philox(em, c, seed, kint(em, em->i32, 0, vec));
+}
+
+/* Element `elem` of stream (seed, (uint32)step << 16 | stream): word
+ * elem % 4 of block elem / 4. */
 static LLVMValueRef random_value(emitter *em, ir_opcode op, int stream, LLVMValueRef elem,
                                  LLVMValueRef seed, LLVMValueRef step)
 {
 	LLVMBuilderRef B = em->B;
 	int vec = is_vec(elem);
 	LLVMTypeRef t32 = like(em, elem, em->i32);
-	LLVMValueRef q = LLVMBuildLShr(B, elem, kint(em, em->i64, 2, vec), "");
 	LLVMValueRef lane = LLVMBuildTrunc(B, LLVMBuildAnd(B, elem, kint(em, em->i64, 3, vec), ""), t32, "");
-	LLVMValueRef s64 = LLVMBuildShl(B, LLVMBuildZExt(B, step, like(em, elem, em->i64), ""), kint(em, em->i64, 16, vec), "");
-	s64 = LLVMBuildOr(B, s64, kint(em, em->i64, (uint16_t)stream, vec), "");
-	LLVMValueRef c[4] = {
-		LLVMBuildTrunc(B, q, t32, ""),
-		LLVMBuildTrunc(B, LLVMBuildLShr(B, q, kint(em, em->i64, 32, vec), ""), t32, ""),
-		LLVMBuildTrunc(B, s64, t32, ""),
-		LLVMBuildTrunc(B, LLVMBuildLShr(B, s64, kint(em, em->i64, 32, vec), ""), t32, ""),
-	};
-	philox(em, c, seed, kint(em, em->i32, 0, vec));
+	LLVMValueRef c[4];
+	philox_block(em, LLVMBuildLShr(B, elem, kint(em, em->i64, 2, vec), ""), stream, seed, step, c);
 	LLVMValueRef is[4];
 	for (int l = 0; l < 4; l++)
 		is[l] = LLVMBuildICmp(B, LLVMIntEQ, lane, kint(em, em->i32, l, vec), "");
@@ -906,12 +925,58 @@ static LLVMValueRef random_value(emitter *em, ir_opcode op, int stream, LLVMValu
 	return box_muller(em, LLVMBuildSelect(B, hi, c[2], c[0], ""), LLVMBuildSelect(B, hi, c[3], c[1], ""), odd);
 }
 
+static LLVMValueRef shuffle(emitter *em, LLVMValueRef a, LLVMValueRef b, const int *mask, int n)
+{
+	LLVMValueRef m[256];
+	for (int i = 0; i < n; i++)
+		m[i] = LLVMConstInt(em->i32, (unsigned long long)mask[i], 0);
+	return LLVMBuildShuffleVector(em->B, a, b, LLVMConstVector(m, (unsigned)n), "");
+}
+
+/* rng_uniform at elements e0 + l of lanes l < W: the G blocks those fall
+ * in (W / 4 + 1, a power of two at least) computed once each, not a whole
+ * block per lane, then lane l takes word (e0 + l) % 4 of its block. */
+static LLVMValueRef uniform_run(emitter *em, int stream, LLVMValueRef e0, LLVMValueRef seed, LLVMValueRef step)
+{
+	LLVMBuilderRef B = em->B;
+	int W = em->W, G = lanes_for(W / 4 + 1, 64), mask[256];
+	em->W = G;              /* the vector helpers make G lanes for now */
+	LLVMValueRef q = LLVMBuildAdd(B, splat(em, LLVMBuildLShr(B, e0, LLVMConstInt(em->i64, 2, 0), "")),
+	                              iota(em, em->i64, 1), "");
+	LLVMValueRef c[4];
+	philox_block(em, q, stream, splat(em, seed), splat(em, step), c);
+	em->W = W;
+	for (int i = 0; i < 2 * G; i++)         /* words 0, 1 and words 2, 3 of each block, in turn */
+		mask[i] = i % 2 * G + i / 2;
+	LLVMValueRef lo = shuffle(em, c[0], c[1], mask, 2 * G), hi = shuffle(em, c[2], c[3], mask, 2 * G);
+	for (int i = 0; i < 4 * G; i++)         /* all words, block by block */
+		mask[i] = i % 4 < 2 ? i / 4 * 2 + i % 4 : 2 * G + i / 4 * 2 + i % 4 - 2;
+	LLVMValueRef words = shuffle(em, lo, hi, mask, 4 * G), out = NULL;
+	LLVMValueRef first = LLVMBuildTrunc(B, LLVMBuildAnd(B, e0, LLVMConstInt(em->i64, 3, 0), ""), em->i32, "");
+	for (int r = 3; r >= 0; r--) {          /* lane l is word first + l */
+		for (int l = 0; l < W; l++)
+			mask[l] = r + l;
+		LLVMValueRef at = shuffle(em, words, LLVMGetPoison(LLVMTypeOf(words)), mask, W);
+		out = out ? LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntEQ, first, LLVMConstInt(em->i32, (unsigned long long)r, 0), ""),
+		                            at, out, "")
+		          : at;
+	}
+	return u32_to_uniform(em, out);
+}
+
 static lval emit_random(emitter *em, const kir_expr *e)
 {
 	const kir_expr *x = em->k->x;
 	lval *o[3] = { emit(em, e->a), emit(em, e->b), emit(em, e->c) };
 	lval r = { 0 };
 	r.uni = o[0]->uni && o[1]->uni && o[2]->uni;
+	if (!r.uni && e->op == OP_rng_uniform && o[0]->aff && o[0]->stride == 1 && !o[0]->exact && o[1]->uni &&
+	    o[2]->uni && em->W >= 4) {
+		LLVMValueRef e0 = convert(em, o[0]->s, x[e->a].type, KT_IDX);
+		r.v = uniform_run(em, e->stream, e0, convert(em, o[1]->s, x[e->b].type, KT_I32),
+		                  convert(em, o[2]->s, x[e->c].type, KT_I32));
+		return r;
+	}
 	LLVMValueRef elem = r.uni ? o[0]->s : as_vec(em, o[0]);
 	LLVMValueRef seed = r.uni ? o[1]->s : as_vec(em, o[1]);
 	LLVMValueRef step = r.uni ? o[2]->s : as_vec(em, o[2]);
@@ -1251,14 +1316,14 @@ static void index_values(const kir_kernel *k, const int64_t *at, int64_t *val)
 			val[i] = (int64_t)e->value;
 		else if (e->kind == KX_VAR)
 			val[i] = at[e->var];
-		else if (e->kind == KX_MOD && known && b > 0)
+		else if (e->kind == KX_MOD && known && b > 0 && a >= 0)
 			val[i] = a % b;
 		else if (e->kind == KX_OP && e->type == KT_IDX && known && e->op != OP_cast)
 			switch (e->op) {
-			case OP_add: val[i] = a + b; break;
-			case OP_sub: val[i] = a - b; break;
-			case OP_mul: val[i] = a * b; break;
-			case OP_div: val[i] = b ? a / b : UNKNOWN; break;
+			case OP_add: val[i] = (int64_t)((uint64_t)a + (uint64_t)b); break;
+			case OP_sub: val[i] = (int64_t)((uint64_t)a - (uint64_t)b); break;
+			case OP_mul: val[i] = (int64_t)((uint64_t)a * (uint64_t)b); break;
+			case OP_div: val[i] = b > 0 ? a / b : UNKNOWN; break;
 			case OP_min: val[i] = a < b ? a : b; break;
 			case OP_max: val[i] = a > b ? a : b; break;
 			case OP_lt: val[i] = a < b; break;
@@ -1281,7 +1346,7 @@ static void find_near(emitter *em)
 	int v = k->rank - 2;
 	if (v < 0 || k->ext[v] < 2)
 		return;
-	int64_t at[KIR_MAXVAR], *base = malloc(((size_t)k->nx + 1) * sizeof *base);
+	int64_t at[KIR_MAXVAR] = { 0 }, *base = malloc(((size_t)k->nx + 1) * sizeof *base);
 	int64_t *next = malloc(((size_t)k->nx + 1) * sizeof *next);
 	for (int w = 0; w < k->rank + k->nred; w++)
 		at[w] = k->ext[w] / 2;
@@ -1289,8 +1354,10 @@ static void find_near(emitter *em)
 	at[v]++;
 	index_values(k, at, next);
 	for (int i = 0; i < k->nx; i++) {
+		if (k->x[i].kind != KX_LOAD)
+			continue;
 		int64_t x = base[k->x[i].a], y = next[k->x[i].a];
-		if (k->x[i].kind == KX_LOAD && x != UNKNOWN && y != UNKNOWN && llabs(y - x) <= NEAR_ELEMENTS)
+		if (x != UNKNOWN && y != UNKNOWN && llabs(y - x) <= NEAR_ELEMENTS)
 			em->near[i] |= 1u << v;
 	}
 	free(base);
@@ -1393,14 +1460,6 @@ static void setup_types(emitter *em)
 	em->f32 = LLVMFloatTypeInContext(C);
 	em->f64 = LLVMDoubleTypeInContext(C);
 	em->ptr = LLVMPointerTypeInContext(C, 0);
-}
-
-static int lanes_for(int64_t E, int max)
-{
-	int w = 1;
-	while (w < max && w < E)
-		w *= 2;
-	return w;
 }
 
 /* Buffer base pointers, loaded once from the arguments (kir_share). */
