@@ -832,9 +832,10 @@ static int channels_in_vectors(lower *L, const ir_node *n, layout *glay)
 	int64_t out = n->shape.d[1];
 	if (out < CHANNEL_VECTORS_MIN || out % CHANNEL_VECTORS_STEP)
 		return 0;
-	const int64_t *taps = &N(L, n->in[1])->shape.d[2];
-	if (n->op == OP_conv2d)
+	if (n->op == OP_conv2d) {
+		const int64_t *taps = &N(L, n->in[1])->shape.d[2];
 		return taps[0] > 1 || taps[1] > 1;
+	}
 	return n->op == OP_conv2d_grad_input && grad_input_layout(L, n, glay);
 }
 
