@@ -52,6 +52,14 @@ kir_kernel kir_segment_view(const kir_kernel *k, int s)
 	return v;
 }
 
+int kir_is_empty(const kir_kernel *k)
+{
+	int empty = 0;
+	for (int v = 0; v < k->rank + k->nred && !k->nseg; v++)
+		empty |= k->ext[v] == 0;
+	return empty;
+}
+
 int64_t kir_rows(const kir_kernel *k)
 {
 	int64_t rows = 1;
@@ -430,6 +438,25 @@ static double eval_op(ir_opcode op, kir_type t, double a, double b, double c)
 	return t == KT_F32 ? (double)(float)r : r;
 }
 
+void kir_index_values(const kir_kernel *k, const int64_t *vars, int64_t *val)
+{
+	for (int i = 0; i < k->nx; i++) {
+		const kir_expr *e = &k->x[i];
+		int64_t a = e->a >= 0 ? val[e->a] : 0, b = e->b >= 0 ? val[e->b] : 0, c = e->c >= 0 ? val[e->c] : 0;
+		int known = a != KIR_UNKNOWN && b != KIR_UNKNOWN && c != KIR_UNKNOWN;
+		double r = NAN;
+		if (e->kind == KX_CONST)
+			r = e->value;
+		else if (e->kind == KX_VAR)
+			r = (double)vars[e->var];
+		else if (e->kind == KX_MOD && known && b > 0 && a >= 0)
+			r = (double)(a % b);
+		else if (e->kind == KX_OP && e->type == KT_IDX && e->op != OP_cast && known && (e->op != OP_div || b != 0))
+			r = eval_op(e->op, KT_IDX, (double)a, (double)b, (double)c);
+		val[i] = fabs(r) < 0x1p62 ? (int64_t)r : KIR_UNKNOWN;
+	}
+}
+
 static double eval_random(const kir_expr *e, double elem, double seed, double step)
 {
 	float out;
@@ -493,14 +520,6 @@ static void eval_stores(evaluator *ev, int inner)
 			         (int64_t)ev->val[k->st[s].index], ev->val[k->st[s].value]);
 }
 
-static int is_empty(const kir_kernel *k)
-{
-	int empty = 0;
-	for (int v = 0; v < k->rank + k->nred; v++)
-		empty |= k->ext[v] == 0;
-	return empty;
-}
-
 /* Accumulator j's loop over the reduction domain, with its inner stores,
  * continuing from acc. */
 static double eval_acc(evaluator *ev, int j, double acc)
@@ -509,7 +528,7 @@ static double eval_acc(evaluator *ev, int j, double acc)
 	int max = k->red_op[j] == OP_max;
 	for (int v = k->rank; v < k->rank + k->nred; v++)
 		ev->var[v] = 0;
-	if (is_empty(k))
+	if (kir_is_empty(k))
 		return acc;
 	do {
 		eval_all(ev);
@@ -547,7 +566,7 @@ static void eval_point(evaluator *ev)
 
 static void eval_kernel(evaluator *ev)
 {
-	if (kir_is_joint(ev->k) || !is_empty(ev->k))
+	if (!kir_is_empty(ev->k))
 		do
 			eval_point(ev);
 		while (next_point(ev, 0, ev->k->rank));

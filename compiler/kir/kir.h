@@ -216,6 +216,14 @@ int64_t kir_rows(const kir_kernel *k);
  * (a batch's) and accumulator terms (a joint reduction's, with no stores),
  * k's expressions. Shares k's arrays: valid while k is unchanged. */
 kir_kernel kir_segment_view(const kir_kernel *k, int s);
+/* A kernel without segments that runs nothing: an extent of 0. */
+int kir_is_empty(const kir_kernel *k);
+
+/* Every index expression of k with the vars at `vars` into val[0..nx), as
+ * kir_eval computes them; KIR_UNKNOWN where a value depends on a load (or
+ * on nothing an index can hold). For analyses: strides, say. */
+#define KIR_UNKNOWN INT64_MIN
+void kir_index_values(const kir_kernel *k, const int64_t *vars, int64_t *val);
 int kir_is_batch(const kir_kernel *k);
 int kir_is_joint(const kir_kernel *k);
 

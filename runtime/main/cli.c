@@ -223,7 +223,8 @@ void cli_profile_report(const rt_entry *e)
 	int64_t calls = rt_exec_calls(e) ? rt_exec_calls(e) : 1;
 	fprintf(stderr, "profile %s: %.3f ms per call in %d kernels; the slowest:\n", e->name,
 	        1e3 * total / (double)calls, e->nk);
-	int shown = atoi(getenv("DDPMC_PROFILE")) > 1 ? atoi(getenv("DDPMC_PROFILE")) : 20;
+	int shown = atoi(getenv("DDPMC_PROFILE"));   /* N > 1: the N slowest */
+	shown = shown > 1 ? shown : 20;
 	for (int i = 0; i < e->nk && i < shown; i++) {
 		const rt_kernel *k = &e->k[order[i]];
 		double s = rt_exec_kernel_seconds(e, order[i]) / (double)calls;

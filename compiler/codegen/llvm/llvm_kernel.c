@@ -1302,39 +1302,6 @@ static void analyse(emitter *em)
 
 enum { NEAR_ELEMENTS = 16 };   /* at most a cache line apart */
 
-/* Index expressions 0 .. nx-1 evaluated with the vars at `at` into val
- * (as kir_eval would; UNKNOWN where a value comes from a load). */
-#define UNKNOWN INT64_MIN
-static void index_values(const kir_kernel *k, const int64_t *at, int64_t *val)
-{
-	for (int i = 0; i < k->nx; i++) {
-		const kir_expr *e = &k->x[i];
-		int64_t a = e->a >= 0 ? val[e->a] : 0, b = e->b >= 0 ? val[e->b] : 0, c = e->c >= 0 ? val[e->c] : 0;
-		int known = a != UNKNOWN && b != UNKNOWN && c != UNKNOWN;
-		val[i] = UNKNOWN;
-		if (e->kind == KX_CONST)
-			val[i] = (int64_t)e->value;
-		else if (e->kind == KX_VAR)
-			val[i] = at[e->var];
-		else if (e->kind == KX_MOD && known && b > 0 && a >= 0)
-			val[i] = a % b;
-		else if (e->kind == KX_OP && e->type == KT_IDX && known && e->op != OP_cast)
-			switch (e->op) {
-			case OP_add: val[i] = (int64_t)((uint64_t)a + (uint64_t)b); break;
-			case OP_sub: val[i] = (int64_t)((uint64_t)a - (uint64_t)b); break;
-			case OP_mul: val[i] = (int64_t)((uint64_t)a * (uint64_t)b); break;
-			case OP_div: val[i] = b > 0 ? a / b : UNKNOWN; break;
-			case OP_min: val[i] = a < b ? a : b; break;
-			case OP_max: val[i] = a > b ? a : b; break;
-			case OP_lt: val[i] = a < b; break;
-			case OP_le: val[i] = a <= b; break;
-			case OP_eq: val[i] = a == b; break;
-			case OP_select: val[i] = a ? b : c; break;
-			default: break;
-			}
-	}
-}
-
 /* em->near: the loads whose neighbouring points along the last row var
  * (the one before the vector var: the pixels of an image row) read
  * elements at most NEAR_ELEMENTS apart, every var mid-range where clamps
@@ -1350,14 +1317,14 @@ static void find_near(emitter *em)
 	int64_t *next = malloc(((size_t)k->nx + 1) * sizeof *next);
 	for (int w = 0; w < k->rank + k->nred; w++)
 		at[w] = k->ext[w] / 2;
-	index_values(k, at, base);
+	kir_index_values(k, at, base);
 	at[v]++;
-	index_values(k, at, next);
+	kir_index_values(k, at, next);
 	for (int i = 0; i < k->nx; i++) {
 		if (k->x[i].kind != KX_LOAD)
 			continue;
 		int64_t x = base[k->x[i].a], y = next[k->x[i].a];
-		if (x != UNKNOWN && y != UNKNOWN && llabs(y - x) <= NEAR_ELEMENTS)
+		if (x != KIR_UNKNOWN && y != KIR_UNKNOWN && llabs(y - x) <= NEAR_ELEMENTS)
 			em->near[i] |= 1u << v;
 	}
 	free(base);
@@ -1537,14 +1504,6 @@ static void emit_tiled_row(emitter *em, LLVMValueRef r, LLVMValueRef rb, LLVMVal
 	em->uvar[0] = uvar[0], em->uvar[1] = uvar[1];
 }
 
-static int is_empty(const kir_kernel *k)
-{
-	int empty = 0;
-	for (int v = 0; v < k->rank + k->nred; v++)
-		empty |= k->ext[v] == 0;
-	return empty;
-}
-
 /* The lanes of a kernel's vectors: of a batch, its widest segment's. */
 static int kernel_lanes(const kir_kernel *k, int lanes)
 {
@@ -1621,7 +1580,7 @@ static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re, int lanes)
 	for (int s = 0; s < k->nseg; s++) {
 		kir_kernel v = kir_segment_view(k, s);
 		int64_t n = kir_rows(&v);
-		if (!is_empty(&v)) {
+		if (!kir_is_empty(&v)) {
 			LLVMValueRef first = LLVMConstInt(em->i64, (unsigned long long)start, 0);
 			LLVMValueRef lo = LLVMBuildSub(B, rb, first, ""), hi = LLVMBuildSub(B, re, first, "");
 			LLVMValueRef zero = LLVMConstInt(em->i64, 0, 0), rows = LLVMConstInt(em->i64, (unsigned long long)n, 0);
@@ -1651,7 +1610,7 @@ static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
 	}
 	LLVMValueRef args = LLVMGetParam(fn, 0), rb = LLVMGetParam(fn, 1), re = LLVMGetParam(fn, 2);
 	LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(em->C, fn, "entry"));
-	if (kir_is_batch(k) || !is_empty(k)) {   /* kir_eval does nothing at all else */
+	if (!kir_is_empty(k)) {   /* kir_eval does nothing at all else */
 		load_bases(em, args);
 		if (kir_is_batch(k))
 			emit_batch(em, rb, re, lanes);

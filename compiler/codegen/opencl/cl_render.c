@@ -446,9 +446,15 @@ static int64_t product(const int64_t *ext, int from, int to)
 	return n;
 }
 
+/* A kernel's work-items in the point shape: a batch's, its segments'. */
 static int64_t points_of(const kir_kernel *k)
 {
-	return product(k->ext, 0, k->rank);
+	int64_t n = 0;
+	for (int s = 0; s < k->nseg && kir_is_batch(k); s++) {
+		kir_kernel v = kir_segment_view(k, s);
+		n += points_of(&v);
+	}
+	return kir_is_batch(k) ? n : product(k->ext, 0, k->rank);
 }
 
 static int64_t red_points_of(const kir_kernel *k)
@@ -687,7 +693,7 @@ static void render_batch(renderer *r, cl_launch *l)
 		start += n;
 	}
 	l->local = POINT_LOCAL;
-	l->global = (start + POINT_LOCAL - 1) / POINT_LOCAL * POINT_LOCAL;
+	l->global = (points_of(k) + POINT_LOCAL - 1) / POINT_LOCAL * POINT_LOCAL;
 }
 
 /* One work-item's stride over the reduction, L work-items apart. */
