@@ -70,8 +70,7 @@ static void put_buffers(rt_strbuf *b, rt_strbuf *data, const kir_program *p)
 		rt_sb_printf(b, "%s\n   {\"kind\": \"%s\", \"name\": ", i ? "," : "", kinds[kb->kind]);
 		rt_sb_json_string(b, kb->name ? kb->name : "");
 		rt_sb_printf(b, ", \"dtype\": \"%s\", \"shape\": ", rt_dtype_name(kb->dtype));
-		static const ir_shape unused = { 1, { 0 } };    /* a temp no kernel uses any more */
-		put_shape(b, kb->kind == KB_TEMP && kb->numel == 0 ? &unused : &kb->shape);
+		put_shape(b, &kb->shape);
 		rt_sb_printf(b, ", \"offset\": %lld}", (long long)offset);
 	}
 	rt_sb_puts(b, "]");

@@ -148,6 +148,12 @@ void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value)
 	k->st[k->nst - 1].inner = acc + 1;
 }
 
+void kir_buffer_unused(kir_buffer *b)
+{
+	b->numel = 0;
+	b->shape = (ir_shape){ 1, { 0 } };
+}
+
 void kir_program_free(kir_program *p)
 {
 	if (!p)

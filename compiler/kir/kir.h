@@ -182,6 +182,10 @@ kir_type kir_type_of(rt_dtype dt);
  * live at once overlap. Returns NULL with g->err set on failure. */
 kir_program *kir_lower(ir_graph *g, const ir_entry *e);
 
+/* Marks a temporary no kernel uses any more: no elements, no arena space,
+ * described as empty. */
+void kir_buffer_unused(kir_buffer *b);
+
 /* Frees what a program holds outside its graph's arena (kernels, buffers);
  * the program itself goes with the graph. */
 void kir_program_free(kir_program *p);

@@ -1317,7 +1317,7 @@ static void plan_roots(lower *L)
 				for (int x = 0; x < p->k[n].nx; x++)
 					if (p->k[n].x[x].kind == KX_LOAD && p->k[n].x[x].buf == b)
 						p->k[n].x[x].buf = pbuf;
-			p->buf[b].numel = 0;            /* unused now */
+			kir_buffer_unused(&p->buf[b]);
 		} else
 			copy_kernel(L, b, pbuf, &N(L, node)->shape);
 	}

@@ -20,9 +20,9 @@
  *   write one buffer. Temporaries no kernel reads any more lose their store
  *   and their size (dead stores).
  * Then runs of adjacent elementwise kernels that write only state and
- * outputs, and touch nothing another of them writes (the optimizer's update of each
- * parameter, the step counters) become one batch kernel (kir.h), with a
- * segment per kernel. Fewer kernels also means less compile time. */
+ * outputs, and touch nothing another of them writes (the optimizer's
+ * update of each parameter, the step counters), become one batch kernel
+ * (kir.h), with a segment per kernel. Fewer kernels also means less compile time. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,7 +236,7 @@ static void drop_dead_stores(kir_program *p)
 	}
 	for (int b = 0; b < p->nbuf; b++)
 		if (p->buf[b].kind == KB_TEMP && !read[b])
-			p->buf[b].numel = 0;
+			kir_buffer_unused(&p->buf[b]);
 	free(read);
 }
 
