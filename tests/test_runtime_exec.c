@@ -584,7 +584,7 @@ static void test_png_grid(void **unused)
  * halve x. */
 enum { LOG = 4096 };
 static int img_log[LOG], nimg;
-static int step_log[LOG][4], nsteps;
+static int step_log[LOG][6], nsteps;
 
 static void c_train(void **b, int64_t r0, int64_t r1)
 {
@@ -603,42 +603,49 @@ static void c_train(void **b, int64_t r0, int64_t r1)
 	(void)r0, (void)r1;
 }
 
+/* One sampler step into step_log: t, s, the weight w, rng.seed, eta x 100
+ * (-1 for DDPM) and the clip range x 100 (-1 for +inf). */
+static void record_step(void **b, int w, int seed, int eta)
+{
+	if (nsteps >= LOG)
+		return;
+	int *l = step_log[nsteps++];
+	float clip = *(float *)b[3];
+	l[0] = *(int32_t *)b[1];
+	l[1] = *(int32_t *)b[2];
+	l[2] = (int)((float *)b[w])[0];
+	l[3] = *(int32_t *)b[seed];
+	l[4] = eta < 0 ? -1 : (int)lrintf(*(float *)b[eta] * 100);
+	l[5] = isinf(clip) ? -1 : (int)lrintf(clip * 100);
+}
+
 static void c_ddpm_log(void **b, int64_t r0, int64_t r1)
 {
-	/* 0 sample.x, 1 sample.t, 2 w, 3 rng.seed, 4 x_prev */
-	if (nsteps < LOG) {
-		step_log[nsteps][0] = *(int32_t *)b[1];
-		step_log[nsteps][1] = -2;
-		step_log[nsteps][2] = (int)((float *)b[2])[0];
-		step_log[nsteps++][3] = *(int32_t *)b[3];
-	}
+	/* 0 sample.x, 1 sample.t, 2 sample.s, 3 sample.clip, 4 w, 5 rng.seed, 6 x_prev */
+	record_step(b, 4, 5, -1);
 	(void)r0, (void)r1;
 }
 
 static void c_ddpm_x(void **b, int64_t r0, int64_t r1)
 {
 	const float *x = b[0];
-	float *y = b[4];
+	float *y = b[6];
 	for (int64_t i = r0; i < r1; i++)
 		y[i] = x[i] * 0.5f;
 }
 
 static void c_ddim_log(void **b, int64_t r0, int64_t r1)
 {
-	/* 0 sample.x, 1 sample.t, 2 sample.s, 3 sample.eta, 4 w, 5 rng.seed, 6 x_prev */
-	if (nsteps < LOG) {
-		step_log[nsteps][0] = *(int32_t *)b[1];
-		step_log[nsteps][1] = *(int32_t *)b[2];
-		step_log[nsteps][2] = (int)lrintf(*(float *)b[3] * 100);
-		step_log[nsteps++][3] = *(int32_t *)b[5];
-	}
+	/* 0 sample.x, 1 sample.t, 2 sample.s, 3 sample.clip, 4 sample.eta, 5 w, 6 rng.seed,
+	 * 7 x_prev */
+	record_step(b, 5, 6, 4);
 	(void)r0, (void)r1;
 }
 
 static void c_ddim_x(void **b, int64_t r0, int64_t r1)
 {
 	const float *x = b[0];
-	float *y = b[6];
+	float *y = b[7];
 	for (int64_t i = r0; i < r1; i++)
 		y[i] = x[i] * 0.5f;
 }
@@ -652,7 +659,8 @@ static const rt_kernel_fn cli_kernels[] = { c_train, c_ddpm_log, c_ddpm_x, c_ddi
 	"\"from\": " from ", \"index\": " idx "}"
 #define X "[3, 1, 2, 2]"
 static const char cli_json[] =
-	"{\"model\": \"cli.lua\", \"meta\": {\"image\": [1, 2, 2], \"batch\": 3, \"timesteps\": 10},"
+	"{\"model\": \"cli.lua\", \"meta\": {\"image\": [1, 2, 2], \"batch\": 3, \"timesteps\": 10,"
+	" \"clip_sample_range\": 2},"
 	" \"params\": [" PARAM("rng.seed", "I32", "[]", "false", "zeros", "null", "0") ", "
 	PARAM("train.iteration", "I32", "[]", "false", "zeros", "null", "1") ", "
 	PARAM("w", "F32", "[4]", "true", "ones", "null", "2") ", "
@@ -665,17 +673,19 @@ static const char cli_json[] =
 	"   \"kernels\": [{\"fn\": 0, \"args\": [0, 1, 2, 3, 4], \"rows\": 1, \"name\": \"k0\", \"flops\": 1}]},"
 	"  {\"name\": \"sample_ddpm\", \"arena_bytes\": 0, \"buffers\": ["
 	BUF("input", "sample.x", "F32", X) ", " BUF("input", "sample.t", "I32", "[]") ", "
+	BUF("input", "sample.s", "I32", "[]") ", " BUF("input", "sample.clip", "F32", "[]") ", "
 	BUF("param", "w", "F32", "[4]") ", " BUF("param", "rng.seed", "I32", "[]") ", "
 	BUF("output", "x_prev", "F32", X) "],"
-	"   \"kernels\": [{\"fn\": 1, \"args\": [0, 1, 2, 3, 4], \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
-	"                {\"fn\": 2, \"args\": [0, 1, 2, 3, 4], \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]},"
+	"   \"kernels\": [{\"fn\": 1, \"args\": [0, 1, 2, 3, 4, 5, 6], \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
+	"                {\"fn\": 2, \"args\": [0, 1, 2, 3, 4, 5, 6], \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]},"
 	"  {\"name\": \"sample_ddim\", \"arena_bytes\": 0, \"buffers\": ["
 	BUF("input", "sample.x", "F32", X) ", " BUF("input", "sample.t", "I32", "[]") ", "
-	BUF("input", "sample.s", "I32", "[]") ", " BUF("input", "sample.eta", "F32", "[]") ", "
+	BUF("input", "sample.s", "I32", "[]") ", " BUF("input", "sample.clip", "F32", "[]") ", "
+	BUF("input", "sample.eta", "F32", "[]") ", "
 	BUF("param", "w", "F32", "[4]") ", " BUF("param", "rng.seed", "I32", "[]") ", "
 	BUF("output", "x_prev", "F32", X) "],"
-	"   \"kernels\": [{\"fn\": 3, \"args\": [0, 1, 2, 3, 4, 5, 6], \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
-	"                {\"fn\": 4, \"args\": [0, 1, 2, 3, 4, 5, 6], \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]}]}";
+	"   \"kernels\": [{\"fn\": 3, \"args\": [0, 1, 2, 3, 4, 5, 6, 7], \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
+	"                {\"fn\": 4, \"args\": [0, 1, 2, 3, 4, 5, 6, 7], \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]}]}";
 
 static const rt_embedded cli_emb = { cli_kernels, TU_LEN(cli_kernels), cli_json,
                                      sizeof cli_json - 1, NULL, 0, NULL, 0 };
@@ -762,7 +772,8 @@ static void test_cli_train(void **unused)
 	assert_int_equal(st.n, 4);
 	rt_set_free(&st);
 
-	/* sampling: DDPM t = 9..0 with the EMA weights, rounds of 3 */
+	/* sampling: DDPM t = 9..0 (s = t - 1) with the EMA weights, rounds of
+	 * 3, x0 clipped to the program's range (meta.clip_sample_range 2) */
 	char png[160];
 	snprintf(png, sizeof png, "%s/grid.png", dir);
 	nsteps = 0;
@@ -770,8 +781,10 @@ static void test_cli_train(void **unused)
 	assert_int_equal(nsteps, 20);
 	for (int i = 0; i < 20; i++) {
 		assert_int_equal(step_log[i][0], 9 - i % 10);
+		assert_int_equal(step_log[i][1], 8 - i % 10);
 		assert_int_equal(step_log[i][2], 1);            /* ema.w */
 		assert_int_equal(step_log[i][3], 7 + i / 10);   /* rng.seed per round */
+		assert_int_equal(step_log[i][5], 200);
 	}
 	uint32_t w, h;
 	int ctype;
@@ -779,19 +792,35 @@ static void test_cli_train(void **unused)
 	free(read_png(png, &w, &h, &ctype, &len));
 	assert_int_equal(w, 3 * 4 + 2);
 	assert_int_equal(h, 2 * 4 + 2);
-	/* --no-ema samples with the trained weights */
+	/* --no-ema samples with the trained weights; --no-clip passes +inf */
 	nsteps = 0;
-	assert_int_equal(cli("sample", "--ckpt", ckpt, "--n", "1", "--out", png, "--no-ema", NULL), 0);
+	assert_int_equal(cli("sample", "--ckpt", ckpt, "--n", "1", "--out", png, "--no-ema",
+	                     "--no-clip", NULL), 0);
 	assert_int_equal(step_log[0][2], 11);
-	/* DDIM, 4 of 10 steps: t = 6, 4, 2, 0 (leading spacing), s = the next */
+	assert_int_equal(step_log[0][5], -1);
+	/* DDPM with 4 of 10 steps, trailing spacing (diffusers: 9, 7, 4, 1),
+	 * each going to the next; --clip-range 0.5 */
+	nsteps = 0;
+	assert_int_equal(cli("sample", "--ckpt", ckpt, "--n", "1", "--out", png, "--steps", "4",
+	                     "--spacing", "trailing", "--clip-range", "0.5", NULL), 0);
+	static const int ddpm_want[4][2] = { { 9, 7 }, { 7, 4 }, { 4, 1 }, { 1, -1 } };
+	assert_int_equal(nsteps, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(step_log[i][0], ddpm_want[i][0]);
+		assert_int_equal(step_log[i][1], ddpm_want[i][1]);
+		assert_int_equal(step_log[i][5], 50);
+	}
+	/* DDIM, 4 of 10 steps: t = 6, 4, 2, 0 (leading spacing), s = t - 10/4 */
 	nsteps = 0;
 	assert_int_equal(cli("sample", "--ckpt", ckpt, "--n", "2", "--out", png, "--sampler", "ddim",
 	                     "--steps", "4", "--eta", "0.5", NULL), 0);
-	static const int want[4][3] = { { 6, 4, 50 }, { 4, 2, 50 }, { 2, 0, 50 }, { 0, -1, 50 } };
+	static const int want[4][2] = { { 6, 4 }, { 4, 2 }, { 2, 0 }, { 0, -1 } };
 	assert_int_equal(nsteps, 4);
-	for (int i = 0; i < 4; i++)
-		for (int k = 0; k < 3; k++)
-			assert_int_equal(step_log[i][k], want[i][k]);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(step_log[i][0], want[i][0]);
+		assert_int_equal(step_log[i][1], want[i][1]);
+		assert_int_equal(step_log[i][4], 50);
+	}
 	assert_int_equal(cli("info", NULL), 0);
 	char err2[512];
 	assert_int_equal(cli_argv((const char *const[]){ "train", "--help", NULL }, err2, sizeof err2), 0);
@@ -816,7 +845,7 @@ static void test_cli_rejects(void **unused)
 		{ "train", "--data", "/nonexistent.idx", "--out", dir },
 		{ "train", "--data", data, "--out", blocked },
 		{ "sample", "--sampler", "euler" },
-		{ "sample", "--steps", "5" },
+		{ "sample", "--spacing", "uniform" },
 		{ "sample", "--sampler", "ddim", "--steps", "11" },
 		{ "sample", "--seed", "-3" },
 		{ "sample", "--n", "0" },
@@ -831,7 +860,8 @@ static void test_cli_rejects(void **unused)
 		"--resume takes no value", "--data needs a value",
 		"--batch 4: this program was compiled for batch 3", "/nonexistent.idx",
 		"cannot create",
-		"--sampler euler: expected ddpm or ddim", "--steps 5: ddpm runs all 10 timesteps",
+		"--sampler euler: expected ddpm or ddim",
+		"--spacing uniform: expected leading, trailing or linspace",
 		"--steps 11: at most 10", "--seed: expected an integer", "--n: expected an integer",
 		"--eta: expected a number", "/nonexistent/ckpt.safetensors",
 		"--device opencl: this executable was compiled for the CPU only",

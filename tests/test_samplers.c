@@ -1,28 +1,28 @@
 /* samplers: the DDPM and DDIM steps of lua/ddpm/diffusion.lua, as the
  * entries ddpm_step, ddim_step, sample_ddpm and sample_ddim that
  * ddpm.program.diffusion builds (fixture tests/scripts/sampler_program.lua),
- * against DESIGN.md §4's closed forms computed here in double from the
- * schedule (betas = linspace(1e-4, 0.02, 1000) as numpy computes it,
- * alpha_bar the cumulative product):
+ * and the host's timestep sequences (runtime/timesteps.c):
  *
- * - ddpm_step at t = 0 (no noise), 1, 500 and 999, with both variances,
- *   x0 clipping active on some elements (and off with clip_sample=false);
- * - ddim_step with eta 0 and 1, s the previous step of a stride-20
- *   subsequence and s = -1 (alpha_bar = 1);
+ * - every step against diffusers' DDPMScheduler.step / DDIMScheduler.step
+ *   (tests/golden/samplers.safetensors, made by make_sampler_golden.py):
+ *   each prediction type, clipping to [-1, 1], to [-0.5, 0.5] and off,
+ *   both DDPM variances, DDIM eta 0 and 0.5, on steps t -> s of strided
+ *   sequences (1000, 50, 30, 7 steps; leading, trailing, linspace);
+ * - rt_timesteps against set_timesteps' sequences and previous steps;
  * - the schedule constants alpha_bar_999 ~ 4.0358e-5, beta~_1 ~ 5.4532e-5,
- *   and the cosine schedule's first and last beta;
+ *   and the cosine schedule's betas;
  * - sample_ddpm draws its noise from the rng.seed state: the same seed
- *   gives the same bytes, another seed other noise, t = 0 none.
+ *   gives the same bytes, another seed other noise, t = 0 none; the
+ *   sample entries are the step entries on the model's output.
  *
- * Tolerance. Inputs are f32 values and the closed form is computed from
- * those exact values; the interpreter rounds every schedule constant and
- * every node to f32 (relative 6e-8 each), a handful of times per result.
- * So |ours - closed| <= 1e-5 * max(1, |value|, m), where m is the size of
- * the largest term the formula sums (the x0 estimate at t = 999 is
- * (x - sqrt(1-abar) eps) / sqrt(abar): a difference of O(1) terms amplified
- * 157 times, each term carrying its own f32 rounding). Measured errors are
- * printed and are far below the bound. */
+ * Tolerance. The golden values are diffusers' steps computed in float64;
+ * the entries compute in f32 from f32 inputs and tables rounded once from
+ * float64. So |ours - want| <= 1e-5 * max(1, |want|, m), where m is the
+ * size of the largest term the step sums (the golden file's `mag`: the x0
+ * estimate at t = 999 is a difference of O(1) terms amplified 157 times).
+ * Measured errors are printed and are far below the bound. */
 #include "testutil.h"
+#include "timesteps.h"
 
 #define T 1000
 #define B 4
@@ -41,52 +41,12 @@ static void linear_schedule(void)
 	}
 }
 
-static double abar_at(int t)
-{
-	return t < 0 ? 1.0 : abar[t];
-}
-
 static double f32(double v)
 {
 	return (double)(float)v;
 }
 
-static double clip1(double v)
-{
-	return v < -1 ? -1 : v > 1 ? 1 : v;
-}
-
-/* DDPM ancestral step; *mag gets the largest term's size, *clipped whether
- * x0 was clipped. */
-static double ddpm_closed(double x, double eps, double z, int t, int large, int clip,
-                          double *mag, int *clipped)
-{
-	double ab = abar[t], abp = abar_at(t - 1), beta = betas[t];
-	double a = sqrt(1 / ab) * x, b = sqrt(1 / ab - 1) * eps;
-	double x0 = a - b;
-	*clipped = clip && clip1(x0) != x0;
-	if (clip)
-		x0 = clip1(x0);
-	double c0 = beta * sqrt(abp) / (1 - ab), cx = (1 - abp) * sqrt(1 - beta) / (1 - ab);
-	double sigma = t == 0 ? 0 : large ? sqrt(beta) : sqrt(beta * (1 - abp) / (1 - ab));
-	*mag = fmax(c0 * fmax(fabs(a), fabs(b)), fmax(fabs(cx * x), fabs(sigma * z)));
-	return c0 * x0 + cx * x + sigma * z;
-}
-
-static double ddim_closed(double x, double eps, double z, int t, int s, double eta, double *mag)
-{
-	double at = abar[t], as = abar_at(s);
-	double x0 = (x - sqrt(1 - at) * eps) / sqrt(at);
-	double sigma = eta * sqrt((1 - as) / (1 - at)) * sqrt(1 - at / as);
-	double dir = sqrt(fmax(1 - as - sigma * sigma, 0));
-	*mag = fmax(sqrt(as) * (fabs(x) + sqrt(1 - at) * fabs(eps)) / sqrt(at),
-	            fmax(fabs(dir * eps), fabs(sigma * z)));
-	return sqrt(as) * x0 + dir * eps + sigma * z;
-}
-
-/* Test data: values in [-2, 2] from a fixed sequence, rounded to f32, with
- * element 0 of every sample set so that x ~ eps (x0 stays inside [-1, 1]
- * even at t = 999). */
+/* Test data: values in [-2, 2] from a fixed sequence, rounded to f32. */
 static void make_data(double *x, double *eps, double *z)
 {
 	for (int i = 0; i < N; i++) {
@@ -94,12 +54,6 @@ static void make_data(double *x, double *eps, double *z)
 		eps[i] = f32(1.7 * cos(0.7 * i + 1.1));
 		z[i] = f32(1.5 * sin(2.9 * i + 0.2));
 	}
-	for (int b = 0; b < B; b++) {
-		x[b * D] = f32(0.3 + 0.1 * b);
-		eps[b * D] = f32(x[b * D] * 1.001);
-	}
-	x[1] = f32(1.5);      /* t = 0: x0 ~ 1.5, clipped */
-	x[2] = f32(0.25);     /* t = 0: x0 ~ 0.25, not clipped */
 }
 
 typedef struct {
@@ -149,6 +103,20 @@ static void add_scalar(rt_tensorset *in, const char *name, double v)
 	rt_store(RT_F32, t->data, 0, v);
 }
 
+/* The inputs of ddpm_step and ddim_step: steps t[b] -> s[b], model output
+ * out, noise z, clip range (INFINITY: none) and eta. */
+static void add_step_inputs(rt_tensorset *in, const double *x, const double *out, const double *z,
+                            const int *t, const int *s, double clip, double eta)
+{
+	add_f32(in, "step.x", x);
+	add_f32(in, "step.out", out);
+	add_f32(in, "step.z", z);
+	add_i32(in, "step.t", t, B);
+	add_i32(in, "step.s", s, B);
+	add_scalar(in, "step.clip", clip);
+	add_scalar(in, "step.eta", eta);
+}
+
 /* Runs entry `name`; returns its output `out` (in *outs, freed by the
  * caller), which must have n elements. */
 static const rt_tensor *run_n(program *p, const char *name, const rt_tensorset *in,
@@ -192,64 +160,155 @@ static double compare(const char *what, const rt_tensor *got, const double *want
 		if (!(r <= worst))
 			worst = r;
 	}
-	print_message("%s: worst error %.3g of the tolerance\n", what, worst);
 	if (bad)
-		fail_msg("%s: %d elements differ from the closed form", what, bad);
+		fail_msg("%s: %d elements differ from diffusers", what, bad);
 	return worst;
 }
 
-static const int TS[B] = { 0, 1, 500, 999 };
+/* --- against diffusers ------------------------------------------------------- */
 
-/* ddpm_step of a program loaded with `opts` against the closed form. */
-static void check_ddpm(const fe_option *opts, int nopts, int large, int clip)
+static const rt_tensor *golden(const rt_tensorset *gs, const char *fmt, const char *a)
 {
-	program p;
-	open_program(&p, opts, nopts);
-	double x[N], eps[N], z[N], want[N], mag[N];
-	int nclipped[B] = { 0 }, clipped;
-	make_data(x, eps, z);
-	for (int i = 0; i < N; i++) {
-		want[i] = ddpm_closed(x[i], eps[i], z[i], TS[i / D], large, clip, &mag[i], &clipped);
-		nclipped[i / D] += clipped;
-	}
-	if (clip)   /* the data exercises clipping at every t, and not everywhere */
-		for (int b = 0; b < B; b++)
-			assert_true(nclipped[b] > 0 && nclipped[b] < D);
-	rt_tensorset in = { 0 }, out = { 0 };
-	add_f32(&in, "step.x", x);
-	add_f32(&in, "step.eps", eps);
-	add_f32(&in, "step.z", z);
-	add_i32(&in, "step.t", TS, B);
-	char what[64];
-	snprintf(what, sizeof what, "ddpm_step %s%s", large ? "fixed_large" : "fixed_small",
-	         clip ? "" : " unclipped");
-	compare(what, run(&p, "ddpm_step", &in, &out, "x_prev"), want, mag);
+	char name[256];
+	snprintf(name, sizeof name, fmt, a);
+	const rt_tensor *t = rt_set_find(gs, name);
+	if (!t)
+		fail_msg("samplers.safetensors has no %s", name);
+	return t;
+}
+
+static void golden_values(const rt_tensor *t, double *v, int n)
+{
+	assert_int_equal(rt_numel(t->rank, t->shape), n);
+	for (int i = 0; i < n; i++)
+		v[i] = rt_load(t->dtype, t->data, i);
+}
+
+static void golden_ints(const rt_tensor *t, int *v, int n)
+{
+	double d[N];
+	golden_values(t, d, n);
+	for (int i = 0; i < n; i++)
+		v[i] = (int)d[i];
+}
+
+/* One golden case CASE (= SAMPLER.PREDICTION.CLIP.PAIRS) through entry
+ * `entry` of p; returns the worst error relative to the tolerance. */
+static double check_case(program *p, const rt_tensorset *gs, const char *entry, const char *c)
+{
+	double x[N], out[N], z[N], want[N], mag[N], clip, eta;
+	int t[B], s[B];
+	golden_values(golden(gs, "x", ""), x, N);
+	golden_values(golden(gs, "out", ""), out, N);
+	golden_values(golden(gs, "z", ""), z, N);
+	golden_values(golden(gs, "%s.want", c), want, N);
+	golden_values(golden(gs, "%s.mag", c), mag, N);
+	golden_ints(golden(gs, "%s.t", c), t, B);
+	golden_ints(golden(gs, "%s.s", c), s, B);
+	golden_values(golden(gs, "%s.clip", c), &clip, 1);
+	golden_values(golden(gs, "%s.eta", c), &eta, 1);
+	rt_tensorset in = { 0 }, o = { 0 };
+	add_step_inputs(&in, x, out, z, t, s, clip, eta);
+	double worst = compare(c, run(p, entry, &in, &o, "x_prev"), want, mag);
 	rt_set_free(&in);
-	rt_set_free(&out);
-	close_program(&p);
+	rt_set_free(&o);
+	return worst;
 }
 
-static void ddpm_step_fixed_small_matches_closed_form(void **state)
+/* Every case of one sampler (ddpm_small, ddpm_large, ddim_eta0, ddim_eta05):
+ * 3 predictions x 3 clip settings x 2 sets of steps. */
+static void check_sampler(const char *sampler)
+{
+	static const char *const predictions[] = { "epsilon", "v_prediction", "sample" };
+	static const char *const clips[] = { "clip1", "clip05", "noclip" };
+	rt_tensorset gs = { 0 };
+	tu_read_golden("samplers.safetensors", &gs);
+	int ddim = strncmp(sampler, "ddim", 4) == 0;
+	for (int k = 0; k < 3; k++) {
+		fe_option o[] = { { "prediction", predictions[k] },
+		                  { "variance", strcmp(sampler, "ddpm_large") ? "fixed_small" : "fixed_large" } };
+		program p;
+		open_program(&p, o, 2);
+		double worst = 0;
+		for (int c = 0; c < 3; c++)
+			for (int set = 0; set < 2; set++) {
+				char name[128];
+				snprintf(name, sizeof name, "%s.%s.%s.%s", sampler, predictions[k], clips[c],
+				         set ? "b" : "a");
+				worst = fmax(worst, check_case(&p, &gs, ddim ? "ddim_step" : "ddpm_step", name));
+			}
+		print_message("%s %s: worst error %.3g of the tolerance\n", sampler, predictions[k], worst);
+		close_program(&p);
+	}
+	rt_set_free(&gs);
+}
+
+static void ddpm_fixed_small_steps_match_diffusers(void **state)
 {
 	(void)state;
-	check_ddpm(NULL, 0, 0, 1);
+	check_sampler("ddpm_small");
 }
 
-static void ddpm_step_fixed_large_matches_closed_form(void **state)
+static void ddpm_fixed_large_steps_match_diffusers(void **state)
 {
 	(void)state;
-	const fe_option o[] = { { "variance", "fixed_large" } };
-	check_ddpm(o, 1, 1, 1);
+	check_sampler("ddpm_large");
 }
 
-static void ddpm_step_without_clipping_matches_closed_form(void **state)
+static void ddim_eta0_steps_match_diffusers(void **state)
 {
 	(void)state;
-	const fe_option o[] = { { "clip_sample", "false" } };
-	check_ddpm(o, 1, 0, 0);
+	check_sampler("ddim_eta0");
 }
 
-/* At t = 0 the step adds no noise: z is ignored (and here huge). With
+static void ddim_eta05_steps_match_diffusers(void **state)
+{
+	(void)state;
+	check_sampler("ddim_eta05");
+}
+
+/* rt_timesteps against the sequences set_timesteps makes (the golden
+ * file's seq.SAMPLER.SPACING.K and prev.*, diffusers' s before the
+ * -1 floor). */
+static void timesteps_match_set_timesteps(void **state)
+{
+	(void)state;
+	rt_tensorset gs = { 0 };
+	tu_read_golden("samplers.safetensors", &gs);
+	int checked = 0;
+	for (int i = 0; i < gs.n; i++) {
+		char sampler[8], spacing[16];
+		int k;
+		if (sscanf(gs.t[i].name, "seq.%7[a-z].%15[a-z].%d", sampler, spacing, &k) != 3)
+			continue;
+		rt_spacing sp;
+		assert_int_equal(rt_spacing_parse(spacing, &sp), 0);
+		char prev_name[64];
+		snprintf(prev_name, sizeof prev_name, "prev.%s", gs.t[i].name + 4);
+		const rt_tensor *prev = rt_set_find(&gs, prev_name);
+		assert_non_null(prev);
+		assert_int_equal(rt_numel(gs.t[i].rank, gs.t[i].shape), k);
+		int64_t *t = malloc((size_t)k * sizeof *t), *s = malloc((size_t)k * sizeof *s);
+		rt_timesteps(T, k, sp, strcmp(sampler, "ddim") == 0, t, s);
+		for (int j = 0; j < k; j++) {
+			int64_t wt = (int64_t)rt_load(RT_I32, gs.t[i].data, j);
+			int64_t ws = (int64_t)rt_load(RT_I32, prev->data, j);
+			if (t[j] != wt || s[j] != (ws < 0 ? -1 : ws))
+				fail_msg("%s step %d: %lld -> %lld, diffusers %lld -> %lld", gs.t[i].name, j,
+				         (long long)t[j], (long long)s[j], (long long)wt, (long long)ws);
+		}
+		free(t);
+		free(s);
+		checked++;
+	}
+	print_message("%d sequences match set_timesteps\n", checked);
+	assert_int_equal(checked, 16);
+	rt_spacing sp;
+	assert_int_equal(rt_spacing_parse("uniform", &sp), -1);
+	rt_set_free(&gs);
+}
+
+/* At t = 0 a DDPM step adds no noise: z is ignored (and here huge). With
  * fixed_small sigma_0 is 0 by its formula; fixed_large needs the [t > 0]. */
 static void ddpm_step_at_t0_adds_no_noise(void **state)
 {
@@ -261,16 +320,10 @@ static void ddpm_step_at_t0_adds_no_noise(void **state)
 	make_data(x, eps, z);
 	for (int i = 0; i < N; i++)
 		z2[i] = 1e3 * (i + 1);
-	const int t0[B] = { 0, 0, 0, 0 };
+	const int t0[B] = { 0, 0, 0, 0 }, sm1[B] = { -1, -1, -1, -1 };
 	rt_tensorset in1 = { 0 }, in2 = { 0 }, o1 = { 0 }, o2 = { 0 };
-	add_f32(&in1, "step.x", x);
-	add_f32(&in1, "step.eps", eps);
-	add_f32(&in1, "step.z", z);
-	add_i32(&in1, "step.t", t0, B);
-	add_f32(&in2, "step.x", x);
-	add_f32(&in2, "step.eps", eps);
-	add_f32(&in2, "step.z", z2);
-	add_i32(&in2, "step.t", t0, B);
+	add_step_inputs(&in1, x, eps, z, t0, sm1, 1, 0);
+	add_step_inputs(&in2, x, eps, z2, t0, sm1, 1, 0);
 	const rt_tensor *a = run(&p, "ddpm_step", &in1, &o1, "x_prev");
 	const rt_tensor *b = run(&p, "ddpm_step", &in2, &o2, "x_prev");
 	assert_memory_equal(a->data, b->data, N * sizeof(float));
@@ -281,63 +334,8 @@ static void ddpm_step_at_t0_adds_no_noise(void **state)
 	close_program(&p);
 }
 
-static void check_ddim(double eta)
-{
-	program p;
-	open_program(&p, NULL, 0);
-	/* A stride-20 subsequence 999, 979, ..., 19 and the last step 19 -> -1,
-	 * plus 500 -> 480 and 20 -> 0. */
-	const int ts[B] = { 999, 500, 20, 19 }, ss[B] = { 979, 480, 0, -1 };
-	double x[N], eps[N], z[N], want[N], mag[N];
-	make_data(x, eps, z);
-	for (int i = 0; i < N; i++)
-		want[i] = ddim_closed(x[i], eps[i], z[i], ts[i / D], ss[i / D], eta, &mag[i]);
-	rt_tensorset in = { 0 }, out = { 0 };
-	add_f32(&in, "step.x", x);
-	add_f32(&in, "step.eps", eps);
-	add_f32(&in, "step.z", z);
-	add_i32(&in, "step.t", ts, B);
-	add_i32(&in, "step.s", ss, B);
-	add_scalar(&in, "step.eta", eta);
-	char what[64];
-	snprintf(what, sizeof what, "ddim_step eta=%g", eta);
-	compare(what, run(&p, "ddim_step", &in, &out, "x_prev"), want, mag);
-	rt_set_free(&in);
-	rt_set_free(&out);
-
-	/* The last step of the sequence at t = 999 (s = -1) returns x0_hat. */
-	const int t999[B] = { 999, 999, 999, 999 }, sm1[B] = { -1, -1, -1, -1 };
-	for (int i = 0; i < N; i++)
-		want[i] = ddim_closed(x[i], eps[i], z[i], 999, -1, eta, &mag[i]);
-	memset(&in, 0, sizeof in);
-	memset(&out, 0, sizeof out);
-	add_f32(&in, "step.x", x);
-	add_f32(&in, "step.eps", eps);
-	add_f32(&in, "step.z", z);
-	add_i32(&in, "step.t", t999, B);
-	add_i32(&in, "step.s", sm1, B);
-	add_scalar(&in, "step.eta", eta);
-	snprintf(what, sizeof what, "ddim_step eta=%g 999 -> -1", eta);
-	compare(what, run(&p, "ddim_step", &in, &out, "x_prev"), want, mag);
-	rt_set_free(&in);
-	rt_set_free(&out);
-	close_program(&p);
-}
-
-static void ddim_step_eta0_matches_closed_form(void **state)
-{
-	(void)state;
-	check_ddim(0);
-}
-
-static void ddim_step_eta1_matches_closed_form(void **state)
-{
-	(void)state;
-	check_ddim(1);
-}
-
-/* The schedule tables the steps gather from, and the constants of
- * DESIGN.md §4 as the entries themselves produce them. */
+/* The schedule tables the steps gather from, and the constants of the
+ * original DDPM as the entries themselves produce them. */
 static void linear_schedule_constants(void **state)
 {
 	(void)state;
@@ -357,18 +355,16 @@ static void linear_schedule_constants(void **state)
 	assert_true(fabs(rt_load(RT_F32, ta->data, T - 1) - 4.0358e-5) <= 5e-10);
 	rt_set_free(&out);
 
-	/* ddpm_step with x = eps = 0, z = 1 returns sigma_t: beta~_1 (fixed_small)
-	 * at t = 1. ddim_step 999 -> -1 with eps = 0, eta = 0 returns
+	/* ddpm_step 1 -> 0 with x = out = 0, z = 1 returns sigma_1: beta~_1
+	 * (fixed_small). ddim_step 999 -> -1 with out = 0, eta = 0 returns
 	 * x / sqrt(alpha_bar_999). */
 	double zero[N] = { 0 }, one[N];
 	for (int i = 0; i < N; i++)
 		one[i] = 1;
-	const int t1[B] = { 1, 1, 1, 1 }, t999[B] = { 999, 999, 999, 999 }, sm1[B] = { -1, -1, -1, -1 };
+	const int t1[B] = { 1, 1, 1, 1 }, s0[B] = { 0, 0, 0, 0 };
+	const int t999[B] = { 999, 999, 999, 999 }, sm1[B] = { -1, -1, -1, -1 };
 	rt_tensorset in = { 0 };
-	add_f32(&in, "step.x", zero);
-	add_f32(&in, "step.eps", zero);
-	add_f32(&in, "step.z", one);
-	add_i32(&in, "step.t", t1, B);
+	add_step_inputs(&in, zero, zero, one, t1, s0, 1, 0);
 	const rt_tensor *sig = run(&p, "ddpm_step", &in, &out, "x_prev");
 	double s1 = rt_load(RT_F32, sig->data, 0), bt1 = betas[1] * (1 - abar[0]) / (1 - abar[1]);
 	print_message("beta~_1 = %.6g (closed form %.6g)\n", s1 * s1, bt1);
@@ -378,12 +374,7 @@ static void linear_schedule_constants(void **state)
 	rt_set_free(&out);
 
 	memset(&in, 0, sizeof in);
-	add_f32(&in, "step.x", one);
-	add_f32(&in, "step.eps", zero);
-	add_f32(&in, "step.z", one);
-	add_i32(&in, "step.t", t999, B);
-	add_i32(&in, "step.s", sm1, B);
-	add_scalar(&in, "step.eta", 0);
+	add_step_inputs(&in, one, zero, one, t999, sm1, INFINITY, 0);
 	const rt_tensor *inv = run(&p, "ddim_step", &in, &out, "x_prev");
 	double r = rt_load(RT_F32, inv->data, 0), ab999 = 1 / (r * r);
 	print_message("alpha_bar_999 = %.6g (closed form %.6g)\n", ab999, abar[999]);
@@ -422,7 +413,8 @@ static void cosine_schedule_betas(void **state)
 	close_program(&p);
 }
 
-/* sample_ddpm's x_prev for x (the make_data x), t and the state's seed. */
+/* sample_ddpm's x_prev for x (the make_data x), a step t -> t - 1 and the
+ * state's seed. */
 static void sample_ddpm(program *p, int t, int seed, float *got)
 {
 	double x[N], eps[N], z[N];
@@ -431,29 +423,28 @@ static void sample_ddpm(program *p, int t, int seed, float *got)
 	assert_non_null(s);
 	rt_store(s->dtype, s->data, 0, seed);
 	rt_tensorset in = { 0 }, out = { 0 };
+	int prev = t - 1;
 	add_f32(&in, "sample.x", x);
 	add_i32(&in, "sample.t", &t, 0);
+	add_i32(&in, "sample.s", &prev, 0);
+	add_scalar(&in, "sample.clip", 1);
 	const rt_tensor *r = run(p, "sample_ddpm", &in, &out, "x_prev");
-	assert_int_equal(r->dtype, RT_F32);
 	memcpy(got, r->data, N * sizeof(float));
 	rt_set_free(&in);
 	rt_set_free(&out);
 }
 
-/* mu of the step the sampler takes: ddpm_step with the model's eps
- * (0.5 x) and z = 0. */
-static void ddpm_mean(program *p, int t, float *got)
+/* ddpm_step t -> t - 1 on the model's output (0.5 x) with noise z;
+ * z = NULL: none (the step's mean). */
+static void ddpm_step_on_model(program *p, int t, const double *zin, float *got)
 {
 	double x[N], eps[N], z[N];
 	make_data(x, eps, z);
 	for (int i = 0; i < N; i++)
-		eps[i] = 0.5 * x[i], z[i] = 0;
-	int ts[B] = { t, t, t, t };
+		eps[i] = 0.5 * x[i], z[i] = zin ? zin[i] : 0;
+	int ts[B] = { t, t, t, t }, ss[B] = { t - 1, t - 1, t - 1, t - 1 };
 	rt_tensorset in = { 0 }, out = { 0 };
-	add_f32(&in, "step.x", x);
-	add_f32(&in, "step.eps", eps);
-	add_f32(&in, "step.z", z);
-	add_i32(&in, "step.t", ts, B);
+	add_step_inputs(&in, x, eps, z, ts, ss, 1, 0);
 	const rt_tensor *r = run(p, "ddpm_step", &in, &out, "x_prev");
 	memcpy(got, r->data, N * sizeof(float));
 	rt_set_free(&in);
@@ -472,7 +463,7 @@ static int count_differing(const float *a, const float *b)
 static void recover_z(program *p, int t, const float *x_prev, double *z)
 {
 	float mu[N];
-	ddpm_mean(p, t, mu);
+	ddpm_step_on_model(p, t, NULL, mu);
 	double sigma = sqrt(betas[t] * (1 - abar[t - 1]) / (1 - abar[t]));
 	for (int i = 0; i < N; i++)
 		z[i] = (x_prev[i] - mu[i]) / sigma;
@@ -510,38 +501,59 @@ static void sample_ddpm_noise_follows_the_seed(void **state)
 	assert_int_equal(same_t, 0);
 	assert_int_equal(same_seed, 0);
 
+	/* The step with the recovered z is the sample: the entry is ddpm_step
+	 * on the model's output. */
+	ddpm_step_on_model(&p, 500, za, mu);
+	for (int i = 0; i < N; i++)
+		assert_true(fabs(mu[i] - a[i]) <= 1e-5 * fmax(1, fabs(a[i])));
+
 	/* t = 0: no noise, so the seed does not matter and the step is the mean. */
 	sample_ddpm(&p, 0, 3, a);
 	sample_ddpm(&p, 0, 4, b);
 	assert_memory_equal(a, b, sizeof a);
-	ddpm_mean(&p, 0, mu);
+	ddpm_step_on_model(&p, 0, NULL, mu);
 	assert_memory_equal(a, mu, sizeof a);
 	close_program(&p);
 }
 
-/* sample_ddim with eta = 0 is deterministic: the closed form with the
- * model's eps = 0.5 x, whatever the seed. */
-static void sample_ddim_eta0_matches_closed_form(void **state)
+/* sample_ddim with eta = 0 is deterministic, whatever the seed, and is
+ * ddim_step on the model's output 0.5 x; with clip 0.01 clipping shows. */
+static void sample_ddim_is_ddim_step_on_the_model(void **state)
 {
 	(void)state;
 	program p;
 	open_program(&p, NULL, 0);
-	double x[N], eps[N], z[N], want[N], mag[N];
-	make_data(x, eps, z);
+	double x[N], out[N], z[N];
+	make_data(x, out, z);
 	for (int i = 0; i < N; i++)
-		want[i] = ddim_closed(x[i], 0.5 * x[i], 0, 500, 480, 0, &mag[i]);
-	const int t = 500, s = 480;
-	for (int seed = 0; seed < 2; seed++) {
-		rt_tensor *sd = rt_set_find(&p.st, "rng.seed");
-		rt_store(sd->dtype, sd->data, 0, seed);
-		rt_tensorset in = { 0 }, out = { 0 };
-		add_f32(&in, "sample.x", x);
-		add_i32(&in, "sample.t", &t, 0);
-		add_i32(&in, "sample.s", &s, 0);
-		add_scalar(&in, "sample.eta", 0);
-		compare("sample_ddim eta=0", run(&p, "sample_ddim", &in, &out, "x_prev"), want, mag);
-		rt_set_free(&in);
-		rt_set_free(&out);
+		out[i] = 0.5 * x[i];
+	const int t = 500, s = 480, ts[B] = { t, t, t, t }, ss[B] = { s, s, s, s };
+	const double clips[2] = { 1, 0.01 };
+	float first[N];
+	for (int c = 0; c < 2; c++) {
+		rt_tensorset sin = { 0 }, sout = { 0 };
+		add_step_inputs(&sin, x, out, z, ts, ss, clips[c], 0);
+		const rt_tensor *want = run(&p, "ddim_step", &sin, &sout, "x_prev");
+		for (int seed = 0; seed < 2; seed++) {
+			rt_tensor *sd = rt_set_find(&p.st, "rng.seed");
+			rt_store(sd->dtype, sd->data, 0, seed);
+			rt_tensorset in = { 0 }, o = { 0 };
+			add_f32(&in, "sample.x", x);
+			add_i32(&in, "sample.t", &t, 0);
+			add_i32(&in, "sample.s", &s, 0);
+			add_scalar(&in, "sample.eta", 0);
+			add_scalar(&in, "sample.clip", clips[c]);
+			const rt_tensor *got = run(&p, "sample_ddim", &in, &o, "x_prev");
+			assert_memory_equal(got->data, want->data, N * sizeof(float));
+			if (c == 0)
+				memcpy(first, got->data, sizeof first);
+			else
+				assert_true(count_differing(first, got->data) > N / 2);
+			rt_set_free(&in);
+			rt_set_free(&o);
+		}
+		rt_set_free(&sin);
+		rt_set_free(&sout);
 	}
 	close_program(&p);
 }
@@ -556,16 +568,16 @@ static int setup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(ddpm_step_fixed_small_matches_closed_form),
-		cmocka_unit_test(ddpm_step_fixed_large_matches_closed_form),
-		cmocka_unit_test(ddpm_step_without_clipping_matches_closed_form),
+		cmocka_unit_test(ddpm_fixed_small_steps_match_diffusers),
+		cmocka_unit_test(ddpm_fixed_large_steps_match_diffusers),
+		cmocka_unit_test(ddim_eta0_steps_match_diffusers),
+		cmocka_unit_test(ddim_eta05_steps_match_diffusers),
+		cmocka_unit_test(timesteps_match_set_timesteps),
 		cmocka_unit_test(ddpm_step_at_t0_adds_no_noise),
-		cmocka_unit_test(ddim_step_eta0_matches_closed_form),
-		cmocka_unit_test(ddim_step_eta1_matches_closed_form),
 		cmocka_unit_test(linear_schedule_constants),
 		cmocka_unit_test(cosine_schedule_betas),
 		cmocka_unit_test(sample_ddpm_noise_follows_the_seed),
-		cmocka_unit_test(sample_ddim_eta0_matches_closed_form),
+		cmocka_unit_test(sample_ddim_is_ddim_step_on_the_model),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

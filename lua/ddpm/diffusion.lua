@@ -78,11 +78,14 @@ function diffusion.add_noise(sched, x0, noise, t)
   return x0 * a + noise * s
 end
 
--- The regression target: eps, or v = sqrt(abar) eps - sqrt(1 - abar) x0.
+-- The regression target of each prediction type (diffusers' names):
+-- eps, v = sqrt(abar) eps - sqrt(1 - abar) x0, or x0 itself ("sample").
 function diffusion.target(sched, prediction, x0, noise, t)
   if prediction == "epsilon" then return noise end
+  if prediction == "sample" then return x0 end
   if prediction ~= "v_prediction" then
-    ddpm.fail("diffusion", "prediction must be 'epsilon' or 'v_prediction', got " .. tostring(prediction))
+    ddpm.fail("diffusion", "prediction must be 'epsilon', 'v_prediction' or 'sample', got "
+              .. tostring(prediction))
   end
   local ab = sched.alphas_cumprod
   local a = lookup(table_of(sched, function(i) return math.sqrt(ab[i]) end), t)
@@ -95,7 +98,7 @@ end
 --   opts.model, opts.schedule, opts.x0 (B, C, H, W)
 --   opts.seed, opts.step: i32 scalars keying the draws of t and noise
 --   opts.t, opts.noise: given tensors instead of draws (tests)
---   opts.prediction: "epsilon" (default) or "v_prediction"
+--   opts.prediction: "epsilon" (default), "v_prediction" or "sample"
 --   opts.train: build the model in training mode (dropout on)
 function diffusion.loss(opts)
   local sched, x0 = opts.schedule, opts.x0
@@ -115,53 +118,96 @@ function diffusion.loss(opts)
   return (err * err):mean()
 end
 
--- One DDPM ancestral step x_t -> x_{t-1} (Ho et al. eq. 7 with x0 clipping):
---   x0_hat = clip(sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps, -1, 1)
---   mu = beta_t sqrt(abar_{t-1}) / (1 - abar_t) x0_hat
---      + (1 - abar_{t-1}) sqrt(alpha_t) / (1 - abar_t) x_t
---   x_{t-1} = mu + [t > 0] sigma_t z,  sigma_t^2 = beta_t ("fixed_large")
---   or beta_t (1 - abar_{t-1}) / (1 - abar_t) ("fixed_small").
--- x (B, C, H, W), t (B) i32, eps and z like x.
-function diffusion.ddpm_step(sched, x, t, eps, z, opts)
-  opts = opts or {}
-  local ab, al, be = sched.alphas_cumprod, sched.alphas, sched.betas
-  local function prev(i) return i > 1 and ab[i - 1] or 1.0 end
-  local function L(fn) return lookup(table_of(sched, fn), t) end
-  local x0 = x * L(function(i) return math.sqrt(1 / ab[i]) end)
-           - eps * L(function(i) return math.sqrt(1 / ab[i] - 1) end)
-  if opts.clip_sample ~= false then x0 = ddpm.minimum(ddpm.maximum(x0, -1), 1) end
-  local mu = x0 * L(function(i) return be[i] * math.sqrt(prev(i)) / (1 - ab[i]) end)
-           + x * L(function(i) return (1 - prev(i)) * math.sqrt(al[i]) / (1 - ab[i]) end)
-  local variance = opts.variance or "fixed_small"
-  local sigma = L(function(i)
-    if i == 1 then return 0 end
-    if variance == "fixed_large" then return math.sqrt(be[i]) end
-    return math.sqrt(be[i] * (1 - prev(i)) / (1 - ab[i]))
-  end)
-  return mu + z * sigma
+-- The sampler steps, as diffusers' DDPMScheduler.step and DDIMScheduler.step
+-- compute them. A step goes from timestep t to s, the previous timestep of
+-- the sampler's sequence (s = -1 after the last: alpha_bar = 1, diffusers'
+-- `one` and set_alpha_to_one). t and s are (B) i32 tensors, so one step
+-- serves any number of inference steps and any timestep spacing: the host
+-- only chooses the sequence. With
+--   a_t = abar_t, b_t = 1 - abar_t, a_s, b_s likewise,
+--   beta = 1 - a_t / a_s   (diffusers' current_beta_t; beta_t when s = t - 1)
+-- the model's output out gives, by prediction type,
+--   epsilon:      x0 = (x - sqrt(b_t) out) / sqrt(a_t),  eps = out
+--   v_prediction: x0 = sqrt(a_t) x - sqrt(b_t) out,      eps = sqrt(a_t) out + sqrt(b_t) x
+--   sample:       x0 = out,                              eps = (x - sqrt(a_t) out) / sqrt(b_t)
+-- and x0 is clipped to [-r, r] (clip_sample; r = +inf leaves it as is).
+
+-- A table over the timesteps -1 .. T-1 (entry t + 2), fn(abar) of each
+-- (abar_-1 = 1), computed in float64 and rounded once.
+local function table_by_abar(sched, fn)
+  local out = { fn(1.0) }
+  for i = 1, sched.T do out[i + 1] = fn(sched.alphas_cumprod[i]) end
+  return out
 end
 
--- One DDIM step x_t -> x_s, s the previous timestep of the subsequence
--- (s = -1 after the last: abar = 1):
---   x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)   (clipped if asked)
---   sigma = eta sqrt((1 - abar_s)/(1 - abar_t)) sqrt(1 - abar_t/abar_s)
---   x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps + sigma z
--- t, s (B) i32.
-function diffusion.ddim_step(sched, x, t, s, eps, z, opts)
-  opts = opts or {}
-  local ab = sched.alphas_cumprod
-  local eta = opts.eta or 0
-  local ab_ext = { 1.0 }                      -- index s + 1: s = -1 is entry 1
-  for i = 1, sched.T do ab_ext[i + 1] = ab[i] end
-  local function at_t(fn) return lookup(table_of(sched, fn), t) end
-  local a_t = at_t(function(i) return ab[i] end)
-  local sqrt_1m_t = at_t(function(i) return math.sqrt(1 - ab[i]) end)
-  local a_s = lookup(ab_ext, s + ddpm.fill(1, {}, "i32"))
-  local x0 = (x - eps * sqrt_1m_t) / a_t:sqrt()
-  if opts.clip_sample then x0 = ddpm.minimum(ddpm.maximum(x0, -1), 1) end
-  local sigma = ((1 - a_s) / (1 - a_t)):sqrt() * (1 - a_t / a_s):sqrt() * eta
-  local dir = ddpm.maximum(1 - a_s - sigma * sigma, 0):sqrt()
-  return a_s:sqrt() * x0 + dir * eps + sigma * z
+-- values[t + 1] for a (B) i32 t in -1 .. T-1, as (B, 1, 1, 1).
+local function lookup_from_minus1(values, t)
+  return lookup(values, t + ddpm.fill(1, {}, "i32"))
+end
+
+-- The per-sample schedule terms of a step t -> s. a and b come from
+-- float64 tables, so 1 - abar keeps its digits when abar is near 1. beta is
+-- (a_s - a_t) / a_s with the difference taken where it does not cancel:
+-- from the b table while abar_s >= 1/2, else from the a table.
+local function step_terms(sched, t, s)
+  local function at(i, fn) return lookup_from_minus1(table_by_abar(sched, fn), i) end
+  local function abar(a) return a end
+  local function one_minus(a) return 1 - a end
+  local c = { a_t = at(t, abar), b_t = at(t, one_minus), a_s = at(s, abar), b_s = at(s, one_minus) }
+  local near_one = at(s, function(a) return a >= 0.5 and 1 or 0 end)
+  local diff = ddpm.where(near_one, c.b_t - c.b_s, c.a_s - c.a_t)
+  c.beta = diff / c.a_s
+  return c
+end
+
+-- x0 and eps from the model's output (see above).
+local function split_prediction(prediction, x, out, c)
+  local sa, sb = c.a_t:sqrt(), c.b_t:sqrt()
+  if prediction == "epsilon" then return (x - out * sb) / sa, out end
+  if prediction == "v_prediction" then return x * sa - out * sb, out * sa + x * sb end
+  if prediction == "sample" then return out, (x - out * sa) / sb end
+  ddpm.fail("diffusion", "prediction must be 'epsilon', 'v_prediction' or 'sample', got "
+            .. tostring(prediction))
+end
+
+-- x0 clipped to [-r, r]; r a scalar tensor (+inf: no clipping) or nil.
+local function clip_x0(x0, r)
+  if r == nil then return x0 end
+  return ddpm.minimum(ddpm.maximum(x0, -r), r)
+end
+
+-- One DDPM ancestral step x_t -> x_s (DDPMScheduler.step):
+--   mu = sqrt(a_s) beta / b_t x0 + sqrt(a_t / a_s) b_s / b_t x
+--   x_s = mu + [t > 0] sigma z,  sigma^2 = max(b_s / b_t beta, 1e-20)
+--   ("fixed_small") or beta ("fixed_large").
+-- x, out, z (B, C, H, W); t, s (B) i32.
+-- opts: prediction, variance, clip (scalar tensor r, see clip_x0).
+function diffusion.ddpm_step(sched, x, t, s, out, z, opts)
+  local c = step_terms(sched, t, s)
+  local x0 = clip_x0(split_prediction(opts.prediction or "epsilon", x, out, c), opts.clip)
+  local mu = x0 * (c.a_s:sqrt() * c.beta / c.b_t) + x * ((c.a_t / c.a_s):sqrt() * c.b_s / c.b_t)
+  local variance = opts.variance or "fixed_small"
+  local var
+  if variance == "fixed_small" then var = ddpm.maximum(c.b_s / c.b_t * c.beta, 1e-20)
+  elseif variance == "fixed_large" then var = c.beta
+  else ddpm.fail("diffusion", "variance must be 'fixed_small' or 'fixed_large', got '"
+                 .. tostring(variance) .. "'") end
+  local noisy = lookup(table_of(sched, function(i) return i > 1 and 1 or 0 end), t)
+  return mu + z * (var:sqrt() * noisy)
+end
+
+-- One DDIM step x_t -> x_s (DDIMScheduler.step, use_clipped_model_output
+-- off: eps stays the unclipped one):
+--   sigma = eta sqrt(b_s / b_t beta)
+--   x_s = sqrt(a_s) x0 + sqrt(b_s - sigma^2) eps + sigma z.
+-- opts: prediction, clip, eta (a scalar tensor).
+function diffusion.ddim_step(sched, x, t, s, out, z, opts)
+  local c = step_terms(sched, t, s)
+  local x0, eps = split_prediction(opts.prediction or "epsilon", x, out, c)
+  x0 = clip_x0(x0, opts.clip)
+  local sigma = (c.b_s / c.b_t * c.beta):sqrt() * opts.eta
+  local dir = ddpm.maximum(c.b_s - sigma * sigma, 0):sqrt()
+  return c.a_s:sqrt() * x0 + dir * eps + sigma * z
 end
 
 return diffusion

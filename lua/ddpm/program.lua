@@ -4,7 +4,7 @@
 --   ddpm.program.diffusion {
 --     model = unet, image = { 1, 28, 28 }, batch = 64,
 --     schedule = "linear" | "cosine", timesteps = 1000,
---     prediction = "epsilon" | "v_prediction",
+--     prediction = "epsilon" | "v_prediction" | "sample",
 --     precision = "fp32" | "bf16" | "fp16",
 --     optimizer = { lr = 2e-4, warmup = 5000, clip = 1.0, ema = 0.9999, ... },
 --     variance = "fixed_small" | "fixed_large",
@@ -17,12 +17,16 @@
 --     state rng.seed and train.iteration (which every call advances).
 --   train_step_fixed(x0, t, noise): the same step with t and noise given
 --     (tests compare it with PyTorch; only with test_entries = true).
---   sample_ddpm(x (B,C,H,W), t () i32) -> x_prev: one ancestral step with
---     the model's weights; z drawn from rng.seed at step t.
---   sample_ddim(x, t () i32, s () i32, eta () f32) -> x_prev: one DDIM step
---     from t to s (s = -1 after the last).
---   ddpm_step(x, t (B), eps, z) / ddim_step(x, t, s, eps, z, eta): the
---     sampler math alone, for closed-form tests (only with test_entries).
+--   sample_ddpm(x (B,C,H,W), t () i32, s () i32, clip () f32) -> x_prev:
+--     one ancestral step from t to s (the previous timestep of the
+--     sequence, -1 after the last) with the model's weights, x0 clipped to
+--     [-clip, clip] (+inf: not clipped); z drawn from rng.seed at step t.
+--   sample_ddim(x, t, s, clip, eta () f32) -> x_prev: one DDIM step.
+--   ddpm_step(x, t (B), s (B), out, z, clip) / ddim_step(..., eta): the
+--     sampler math alone on a given model output, for tests against
+--     diffusers (only with test_entries).
+--   clip_sample = true, clip_sample_range = 1: the defaults of sample.clip
+--   the executable passes (meta.clip_sample, meta.clip_sample_range).
 local ddpm = require "ddpm"
 local diffusion = require "ddpm.diffusion"
 local optim = require "ddpm.optim"
@@ -34,7 +38,7 @@ local STREAM_SAMPLE = 3
 local KNOWN = {
   model = true, image = true, batch = true, schedule = true, timesteps = true,
   prediction = true, precision = true, optimizer = true, variance = true,
-  clip_sample = true, test_entries = true,
+  clip_sample = true, clip_sample_range = true, test_entries = true,
 }
 
 local function schedule_of(cfg)
@@ -84,27 +88,32 @@ local function per_sample(t, batch)
   return t:reshape { 1 }:expand { batch }
 end
 
+-- The sampler entries' step options: the program's prediction and
+-- variance, clip from the input `prefix.clip`.
+local function step_opts(cfg, prefix)
+  return { prediction = cfg.prediction, variance = cfg.variance,
+           clip = ddpm.input(prefix .. ".clip", {}) }
+end
+
 local function sample_entries(cfg, sched, seed)
   local shape = image_shape(cfg, cfg.batch)
-  local opts = { variance = cfg.variance, clip_sample = cfg.clip_sample }
-  local x, t = ddpm.input("sample.x", shape), i32_scalar("sample.t")
-  local tb = per_sample(t, cfg.batch)
+  local x, t, s = ddpm.input("sample.x", shape), i32_scalar("sample.t"), i32_scalar("sample.s")
+  local tb, sb = per_sample(t, cfg.batch), per_sample(s, cfg.batch)
   local z = ddpm.randn(shape, seed, t, STREAM_SAMPLE)
-  ddpm.entry("sample_ddpm", { x_prev = diffusion.ddpm_step(sched, x, tb, cfg.model(x, tb), z, opts) })
-  local s, eta = i32_scalar("sample.s"), ddpm.input("sample.eta", {})
-  local sb = per_sample(s, cfg.batch)
-  local xd = diffusion.ddim_step(sched, x, tb, sb, cfg.model(x, tb), z, { eta = eta })
-  ddpm.entry("sample_ddim", { x_prev = xd })
+  local opts = step_opts(cfg, "sample")
+  ddpm.entry("sample_ddpm", { x_prev = diffusion.ddpm_step(sched, x, tb, sb, cfg.model(x, tb), z, opts) })
+  opts.eta = ddpm.input("sample.eta", {})
+  ddpm.entry("sample_ddim", { x_prev = diffusion.ddim_step(sched, x, tb, sb, cfg.model(x, tb), z, opts) })
 end
 
 local function math_entries(cfg, sched)
   local shape = image_shape(cfg, cfg.batch)
-  local x, t = ddpm.input("step.x", shape), ddpm.input("step.t", { cfg.batch }, "i32")
-  local eps, z = ddpm.input("step.eps", shape), ddpm.input("step.z", shape)
-  ddpm.entry("ddpm_step", { x_prev = diffusion.ddpm_step(sched, x, t, eps, z,
-                                                         { variance = cfg.variance, clip_sample = cfg.clip_sample }) })
-  local s, eta = ddpm.input("step.s", { cfg.batch }, "i32"), ddpm.input("step.eta", {})
-  ddpm.entry("ddim_step", { x_prev = diffusion.ddim_step(sched, x, t, s, eps, z, { eta = eta }) })
+  local x, out, z = ddpm.input("step.x", shape), ddpm.input("step.out", shape), ddpm.input("step.z", shape)
+  local t, s = ddpm.input("step.t", { cfg.batch }, "i32"), ddpm.input("step.s", { cfg.batch }, "i32")
+  local opts = step_opts(cfg, "step")
+  ddpm.entry("ddpm_step", { x_prev = diffusion.ddpm_step(sched, x, t, s, out, z, opts) })
+  opts.eta = ddpm.input("step.eta", {})
+  ddpm.entry("ddim_step", { x_prev = diffusion.ddim_step(sched, x, t, s, out, z, opts) })
 end
 
 function program.diffusion(cfg)
@@ -121,6 +130,8 @@ function program.diffusion(cfg)
   ddpm.meta("schedule", cfg.schedule or "linear")
   ddpm.meta("prediction", cfg.prediction or "epsilon")
   ddpm.meta("variance", cfg.variance or "fixed_small")
+  ddpm.meta("clip_sample", cfg.clip_sample ~= false)
+  ddpm.meta("clip_sample_range", cfg.clip_sample_range or 1.0)
   ddpm.meta("precision", cfg.precision or "fp32")
   if cfg.model.config then ddpm.meta("config", cfg.model.config) end
   local seed = ddpm.param("rng.seed", {}, { dtype = "i32", trainable = false })

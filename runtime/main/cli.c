@@ -44,6 +44,9 @@ static const flag flags[] = {
 	{ "--sampler", F_STR, CLI_SAMPLE, AT(sampler), 0, 0, 0 },
 	{ "--eta", F_NUM, CLI_SAMPLE, AT(eta), AT(has_eta), 0, 1e6 },
 	{ "--no-ema", F_BOOL, CLI_SAMPLE, AT(no_ema), 0, 0, 0 },
+	{ "--no-clip", F_BOOL, CLI_SAMPLE, AT(no_clip), 0, 0, 0 },
+	{ "--clip-range", F_NUM, CLI_SAMPLE, AT(clip_range), AT(has_clip_range), 1e-6, 1e6 },
+	{ "--spacing", F_STR, CLI_SAMPLE, AT(spacing), 0, 0, 0 },
 	{ "--out-dir", F_STR, CLI_SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0 },
 	{ "--weights", F_STR, CLI_SAMPLE, AT(weights), AT(has_weights), 0, 0 },
 };
@@ -55,7 +58,8 @@ static const char usage[] =
 	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
 	"         [--n N] [--flip] [--device DEV]\n"
 	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
-	"         [--eta E] [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
+	"         [--eta E] [--spacing leading|trailing|linspace] [--no-clip | --clip-range R]\n"
+	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
 	"         [--device DEV]\n"
 	"  export --ckpt FILE --out DIR [--no-ema]   a folder diffusers loads\n"
 	"  info   the model, its parameters, entries and kernels\n"
@@ -100,6 +104,24 @@ double cli_scalar(const rt_tensorset *s, const char *name)
 {
 	const rt_tensor *t = rt_set_find(s, name);
 	return t && rt_numel(t->rank, t->shape) >= 1 ? rt_load(t->dtype, t->data, 0) : NAN;
+}
+
+const char *cli_meta_str(const rt_program *p, const char *key, const char *dflt)
+{
+	const rt_json *v = rt_json_get(p->meta, key);
+	return v && v->type == RT_JSTR ? v->str : dflt;
+}
+
+double cli_meta_num(const rt_program *p, const char *key, double dflt)
+{
+	const rt_json *v = rt_json_get(p->meta, key);
+	return v && v->type == RT_JNUM ? v->num : dflt;
+}
+
+int cli_meta_bool(const rt_program *p, const char *key, int dflt)
+{
+	const rt_json *v = rt_json_get(p->meta, key);
+	return v && v->type == RT_JBOOL ? v->b : dflt;
 }
 
 int cli_mkdirs(const char *dir)
@@ -333,6 +355,7 @@ static void defaults(cli_opts *o, const char *argv0)
 	o->data = RT_FASHION_MNIST;
 	o->out = NULL;
 	o->sampler = "ddpm";
+	o->spacing = "leading";
 	o->device = "cpu";
 	o->steps = 1000;
 	o->n = 16;

@@ -4,7 +4,8 @@
  *              [--threads N] [--resume] [--batch B] [--save-every N]
  *              [--log-every N] [--sample-every N] [--n N] [--flip] [--device DEV]
  *   OUT sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim]
- *              [--steps K] [--eta E] [--seed S] [--out grid.png] [--out-dir DIR]
+ *              [--steps K] [--eta E] [--spacing S] [--no-clip | --clip-range R]
+ *              [--seed S] [--out grid.png] [--out-dir DIR]
  *              [--threads N] [--no-ema] [--device DEV]
  *   OUT info
  *   OUT train|sample --device list    the OpenCL devices (numbered P.D) and the CPU
@@ -65,6 +66,9 @@ typedef struct {
 	int flip;                       /* train: random horizontal flips */
 	const char *out_dir, *weights;  /* sample: one PNG per image; diffusers weights */
 	int has_out_dir, has_weights;
+	const char *spacing;            /* sample: leading (default), trailing, linspace */
+	double clip_range;              /* sample: x0 clipped to [-R, R] (default meta's) */
+	int no_clip, has_clip_range;
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -78,6 +82,11 @@ rt_device *cli_device(const cli_opts *o, const rt_program *p);
 void cli_set_scalar(rt_tensorset *state, const char *name, double v);
 /* A scalar state or output tensor as a double (NAN when absent). */
 double cli_scalar(const rt_tensorset *s, const char *name);
+/* The program's meta.KEY as a string, number or boolean; dflt when it is
+ * absent or of another type. */
+const char *cli_meta_str(const rt_program *p, const char *key, const char *dflt);
+double cli_meta_num(const rt_program *p, const char *key, double dflt);
+int cli_meta_bool(const rt_program *p, const char *key, int dflt);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
 /* Appends j as JSON text (numbers written as integers when they were). */
@@ -143,8 +152,10 @@ int cli_plot_loss(const char *path, const cli_metric *m, int64_t n, char *err, s
 
 /* --- sampling (sample.c), shared by `sample` and train's --sample-every ---------
  * A sampler runs sample_ddpm or sample_ddim (o->sampler) for K steps
- * (o->steps when has_steps, else T for ddpm and min(T, 50) for ddim) with
- * eta o->eta, on weights set by cli_sampler_weights. */
+ * (o->steps when has_steps, else T for ddpm and min(T, 50) for ddim) over
+ * the timesteps of o->spacing (timesteps.h), with eta o->eta and x0
+ * clipped as meta.clip_sample and meta.clip_sample_range say unless
+ * o->no_clip or o->clip_range, on weights set by cli_sampler_weights. */
 typedef struct cli_sampler cli_sampler;
 
 /* NULL after cli_fail. */

@@ -219,21 +219,14 @@ static void config_json(rt_strbuf *b, const rt_json *config)
 	rt_sb_puts(b, "\n}\n");
 }
 
-static const char *meta_str(const rt_program *p, const char *key, const char *dflt)
-{
-	const rt_json *v = rt_json_get(p->meta, key);
-	return v && v->type == RT_JSTR ? v->str : dflt;
-}
-
 /* scheduler_config.json: DDPMScheduler as the program's schedule and sampler
  * (lua/ddpm/program.lua, diffusion.lua) define it. */
 static int scheduler_json(const cli_opts *o, const rt_program *p, const char *version,
                           rt_strbuf *b)
 {
-	const char *sched = meta_str(p, "schedule", "linear");
-	const char *pred = meta_str(p, "prediction", "epsilon");
-	const char *var = meta_str(p, "variance", "fixed_small");
-	const rt_json *clip = rt_json_get(p->meta, "clip_sample");
+	const char *sched = cli_meta_str(p, "schedule", "linear");
+	const char *pred = cli_meta_str(p, "prediction", "epsilon");
+	const char *var = cli_meta_str(p, "variance", "fixed_small");
 	const char *beta_schedule = !strcmp(sched, "linear") ? "linear"
 	                          : !strcmp(sched, "cosine") ? "squaredcos_cap_v2" : NULL;
 	if (!p->timesteps)
@@ -249,13 +242,14 @@ static int scheduler_json(const cli_opts *o, const rt_program *p, const char *ve
 	rt_sb_json_string(b, version);
 	rt_sb_printf(b, ",\n  \"beta_end\": 0.02,\n  \"beta_schedule\": \"%s\",\n"
 	             "  \"beta_start\": 0.0001,\n  \"clip_sample\": %s,\n"
-	             "  \"clip_sample_range\": 1.0,\n  \"dynamic_thresholding_ratio\": 0.995,\n"
+	             "  \"clip_sample_range\": %.17g,\n  \"dynamic_thresholding_ratio\": 0.995,\n"
 	             "  \"num_train_timesteps\": %lld,\n  \"prediction_type\": \"%s\",\n"
 	             "  \"rescale_betas_zero_snr\": false,\n  \"sample_max_value\": 1.0,\n"
 	             "  \"steps_offset\": 0,\n  \"thresholding\": false,\n"
 	             "  \"timestep_spacing\": \"leading\",\n  \"trained_betas\": null,\n"
 	             "  \"variance_type\": \"%s\"\n}\n",
-	             beta_schedule, clip && clip->type == RT_JBOOL && !clip->b ? "false" : "true",
+	             beta_schedule, cli_meta_bool(p, "clip_sample", 1) ? "true" : "false",
+	             cli_meta_num(p, "clip_sample_range", 1.0),
 	             (long long)p->timesteps, pred, var);
 	return 0;
 }

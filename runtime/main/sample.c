@@ -7,10 +7,11 @@
  * images discarded). Round r starts from x_T = N(0, I) drawn on the host:
  * Philox (seed, NOISE_STREAM) elements [r*B*CHW, (r+1)*B*CHW), and runs
  * with the state's rng.seed = seed + r (the entries draw their z from it).
- *   DDPM: t = T-1, ..., 0, one sample_ddpm call each (sample.t = t).
- *   DDIM with K steps ("leading" spacing, as diffusers' DDIMScheduler):
- *   t_i = i * floor(T/K), i = K-1, ..., 0; sample.t = t_i, sample.s = t_{i-1} (-1 after t_0),
- *   sample.eta = E.
+ * Each of the K steps runs the entry once with sample.t and sample.s the
+ * step's timestep and the one it goes to, as diffusers' DDPMScheduler or
+ * DDIMScheduler would take them (timesteps.h: "leading" spacing unless
+ * --spacing), sample.clip the x0 clip range (+inf: --no-clip) and, for
+ * DDIM, sample.eta = E.
  * Unless --no-ema, every state tensor ema.NAME is first copied into NAME
  * (sampling uses the EMA weights, DESIGN.md §5). --weights FILE takes the
  * parameters by name from any safetensors file (a diffusers
@@ -32,6 +33,7 @@
 #include "image.h"
 #include "philox.h"
 #include "safetensors.h"
+#include "timesteps.h"
 
 #define NOISE_STREAM UINT64_C(0xFFFF)
 
@@ -44,8 +46,9 @@ struct cli_sampler {
 	const rt_buffer *xb;    /* sample.x (B, C, H, W) */
 	const char *xout;       /* the output that is x_{t-1} */
 	int64_t T, K;
+	int64_t *ts, *ss;       /* (K): step i goes from ts[i] to ss[i] */
 	rt_tensorset state, inputs, outputs;
-	rt_tensor *x, *t, *s, *eta;     /* in inputs */
+	rt_tensor *x, *t, *s, *eta, *clip;     /* in inputs */
 	rt_device *dev;
 	float *images;          /* (rounds * B, C, H, W) */
 	int64_t images_cap;     /* floats */
@@ -80,22 +83,32 @@ static int sample_check_entry(sampler *sm)
 static int check_steps(sampler *sm)
 {
 	const cli_opts *o = sm->o;
+	rt_spacing spacing;
 	if (!(sm->T = sm->p->timesteps))
 		return cli_fail(o, "the program does not say its number of timesteps (meta.timesteps)");
-	if (!sm->ddim) {
-		if (o->has_steps && o->steps != sm->T)
-			return cli_fail(o, "--steps %lld: ddpm runs all %lld timesteps; use --sampler ddim "
-			                "for fewer", (long long)o->steps, (long long)sm->T);
-		if (o->has_eta)
-			return cli_fail(o, "--eta applies to --sampler ddim only");
-		sm->K = sm->T;
-		return 0;
-	}
-	sm->K = o->has_steps ? o->steps : sm->T < 50 ? sm->T : 50;
+	if (!sm->ddim && o->has_eta)
+		return cli_fail(o, "--eta applies to --sampler ddim only");
+	if (rt_spacing_parse(o->spacing, &spacing))
+		return cli_fail(o, "--spacing %s: expected leading, trailing or linspace", o->spacing);
+	sm->K = o->has_steps ? o->steps : sm->ddim && sm->T > 50 ? 50 : sm->T;
 	if (sm->K > sm->T)
 		return cli_fail(o, "--steps %lld: at most %lld (the program's timesteps)",
 		                (long long)sm->K, (long long)sm->T);
+	sm->ts = malloc((size_t)sm->K * sizeof *sm->ts);
+	sm->ss = malloc((size_t)sm->K * sizeof *sm->ss);
+	if (!sm->ts || !sm->ss)
+		return cli_fail(o, "out of memory");
+	rt_timesteps(sm->T, sm->K, spacing, sm->ddim, sm->ts, sm->ss);
 	return 0;
+}
+
+/* The x0 clip range the steps get: the flags', else the program's. */
+static double clip_range(const sampler *sm)
+{
+	const cli_opts *o = sm->o;
+	if (o->no_clip || (!o->has_clip_range && !cli_meta_bool(sm->p, "clip_sample", 1)))
+		return INFINITY;
+	return o->has_clip_range ? o->clip_range : cli_meta_num(sm->p, "clip_sample_range", 1.0);
 }
 
 /* sm->state := fresh, keeping the tensors' addresses when the layout is
@@ -171,24 +184,20 @@ static int make_inputs(sampler *sm)
 	rt_tensorset *in = &sm->inputs;
 	int ok = rt_set_add(in, "sample.x", RT_F32, 4, sm->xb->shape) &&
 	         rt_set_add(in, "sample.t", RT_I32, 0, none) &&
-	         (!sm->ddim || (rt_set_add(in, "sample.s", RT_I32, 0, none) &&
-	                        rt_set_add(in, "sample.eta", RT_F32, 0, none)));
+	         rt_set_add(in, "sample.s", RT_I32, 0, none) &&
+	         rt_set_add(in, "sample.clip", RT_F32, 0, none) &&
+	         (!sm->ddim || rt_set_add(in, "sample.eta", RT_F32, 0, none));
 	if (!ok)
 		return cli_fail(sm->o, "out of memory");
 	sm->x = rt_set_find(in, "sample.x");
 	sm->t = rt_set_find(in, "sample.t");
 	sm->s = rt_set_find(in, "sample.s");
+	sm->clip = rt_set_find(in, "sample.clip");
 	sm->eta = rt_set_find(in, "sample.eta");
+	rt_store(RT_F32, sm->clip->data, 0, clip_range(sm));
 	if (sm->ddim)
 		rt_store(RT_F32, sm->eta->data, 0, sm->o->eta);
 	return 0;
-}
-
-/* Timestep i of K in the sampler's sequence: diffusers' "leading"
- * spacing t_i = i * (T / K) with integer division (DDPM: K = T, t_i = i). */
-static int64_t step_t(const sampler *sm, int64_t i)
-{
-	return i < 0 ? -1 : i * (sm->T / sm->K);
 }
 
 /* rng.seed of the state, and of the device's copy of it alone. */
@@ -210,26 +219,25 @@ static int round_of(sampler *sm, int64_t seed, int64_t r, int64_t rounds, int ba
 	int64_t n = sm->xb->numel;
 	rt_philox_normal((uint64_t)seed, NOISE_STREAM, (uint64_t)(r * n), n, sm->x->data);
 	set_round_seed(sm, (seed + r) & 0x7fffffff);
-	for (int64_t i = sm->K - 1; i >= 0; i--) {
+	for (int64_t i = 0; i < sm->K; i++) {
 		if (stop && *stop)
 			return 2;
-		rt_store(RT_I32, sm->t->data, 0, (double)step_t(sm, i));
-		if (sm->ddim)
-			rt_store(RT_I32, sm->s->data, 0, (double)step_t(sm, i - 1));
+		rt_store(RT_I32, sm->t->data, 0, (double)sm->ts[i]);
+		rt_store(RT_I32, sm->s->data, 0, (double)sm->ss[i]);
 		if (rt_device_run(sm->dev, sm->e, &sm->state, &sm->inputs, &sm->outputs, err,
 		                  sizeof err) != RT_OK)
 			return cli_fail(o, "%s", err);
 		rt_tensor_convert(rt_set_find(&sm->outputs, sm->xout), sm->x);
-		int64_t done = sm->K - i;
+		int64_t done = i + 1;
 		if (bar >= 0 && pg->tty) {
 			char extra[64];
 			snprintf(extra, sizeof extra, "round %lld/%lld t %lld", (long long)(r + 1),
-			         (long long)rounds, (long long)step_t(sm, i));
+			         (long long)rounds, (long long)sm->ts[i]);
 			cli_progress_update(pg, r * sm->K + done, extra, 0);
-		} else if (bar >= 0 && (done % 100 == 0 || i == 0)) {
+		} else if (bar >= 0 && (done % 100 == 0 || done == sm->K)) {
 			printf("round %lld/%lld step %lld/%lld t %lld\n", (long long)(r + 1),
 			       (long long)rounds, (long long)done, (long long)sm->K,
-			       (long long)step_t(sm, i));
+			       (long long)sm->ts[i]);
 			fflush(stdout);
 		}
 	}
@@ -299,6 +307,8 @@ void cli_sampler_free(sampler *sm)
 	if (!sm)
 		return;
 	free(sm->images);
+	free(sm->ts);
+	free(sm->ss);
 	rt_set_free(&sm->state);
 	rt_set_free(&sm->inputs);
 	rt_set_free(&sm->outputs);

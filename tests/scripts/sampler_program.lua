@@ -1,8 +1,8 @@
 -- Fixture for tests/test_samplers.c: ddpm.program.diffusion on a one-param
--- model (eps = 0.5 x, so the model's output is known), batch 4 of 1x2x3
--- images. Options (fe_load's --set): variance, schedule, clip_sample.
--- The extra entry "schedule" exposes the schedule's tables as the f32
--- constants the sampler steps gather from.
+-- model (out = 0.5 x, so the model's output is known), batch 4 of 1x2x3
+-- images. Options (fe_load's --set): variance, schedule, prediction,
+-- clip_sample. The extra entry "schedule" exposes the schedule's tables
+-- as the f32 constants the sampler steps gather from.
 local ddpm = require "ddpm"
 local nn = ddpm.nn
 
@@ -19,6 +19,7 @@ local sched = ddpm.program.diffusion {
   model = Tiny(), image = { 1, 2, 3 }, batch = 4,
   schedule = ddpm.option("schedule", "linear"),
   variance = ddpm.option("variance", "fixed_small"),
+  prediction = ddpm.option("prediction", "epsilon"),
   clip_sample = ddpm.option("clip_sample", true),
 }
 ddpm.entry("schedule", { betas = ddpm.constant(sched.betas),
