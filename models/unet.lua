@@ -15,7 +15,7 @@ local unet = nn.UNet2DModel {
   down_block_types = { "DownBlock2D", "DownBlock2D", "AttnDownBlock2D" },
   up_block_types = { "AttnUpBlock2D", "UpBlock2D", "UpBlock2D" },
   attention_head_dim = nn.None,                                -- one head
-  dropout = 0.1,
+  dropout = ddpm.option("dropout", 0.1),
   -- DDPM's settings where diffusers' defaults differ:
   norm_eps = 1e-6, flip_sin_to_cos = false, freq_shift = 1, downsample_padding = 0,
 }
