@@ -17,6 +17,8 @@
  *   - --resume keeps the checkpoint's values; a flag overrides them;
  *   - flags equal to the script's values give the same bytes, --clip and
  *     --weight-decay other values change the step;
+ *   - --grad-accum 2 steps the optimizer every second call, and a run
+ *     saved between two micro-batches resumes bit-exactly;
  *   - a bad value, or a flag the command does not take, is a one-line
  *     error and a non-zero exit. */
 #include <setjmp.h>
@@ -302,6 +304,30 @@ static void flags_change_the_step(void **unused)
 		fail_msg("--clip 0 (off) and --clip 0.001 gave the same step");
 }
 
+/* --grad-accum 2: a step every second call (the odd calls report the
+ * last step's lr), and a run saved inside an accumulation resumes exactly. */
+static void grad_accum_steps_every_nth_call(void **unused)
+{
+	const double want[4] = { 0, 1e-4, 1e-4, 2e-4 };   /* t = 0, 1, 1, 2; warmup 10 */
+	train("accum", "--steps 4 --grad-accum 2");
+	lr_series("accum", want, 4, 1e-6);
+	rt_tensorset st;
+	read_ckpt("accum", &st);
+	assert_true(scalar(&st, "optim.step") == 2);
+	assert_true(scalar(&st, "train.iteration") == 4);
+	assert_true(scalar(&st, "hp.grad_accum") == 2);
+	rt_set_free(&st);
+
+	train("accum6", "--steps 6 --grad-accum 2");
+	train("accum3", "--steps 3 --grad-accum 2");
+	read_ckpt("accum3", &st);
+	assert_true(scalar(&st, "optim.accum") == 1);     /* saved inside a step */
+	rt_set_free(&st);
+	train("accum3", "--steps 3 --resume");
+	if (!same_weights("accum6", "accum3"))
+		fail_msg("--grad-accum 2: 3 + 3 resumed calls differ from 6");
+}
+
 static void bad_values_are_one_line_errors(void **unused)
 {
 	static const char *const bad[][3] = {
@@ -312,6 +338,7 @@ static void bad_values_are_one_line_errors(void **unused)
 		{ "train", "--ema 1.5", "--ema: expected a number in [0, 1]" },
 		{ "train", "--ema-warmup yes", "--ema-warmup: expected one of none, power, ratio" },
 		{ "train", "--ema-inv-gamma 0", "--ema-inv-gamma: expected a number" },
+		{ "train", "--grad-accum 0", "--grad-accum: expected an integer in [1, 1000000]" },
 		{ "train", "--clip", "--clip needs a value" },
 		{ "sample", "--lr 0.1", "sample: unknown flag '--lr'" },
 	};
@@ -335,6 +362,7 @@ int main(void)
 		cmocka_unit_test(ema_weights_use_the_decay),
 		cmocka_unit_test(resume_keeps_values_unless_flagged),
 		cmocka_unit_test(flags_change_the_step),
+		cmocka_unit_test(grad_accum_steps_every_nth_call),
 		cmocka_unit_test(bad_values_are_one_line_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,9 +6,10 @@
 --   ddpm.entry("train_step", { loss = loss }, updates)
 --
 -- minimize() differentiates loss (scaled by the dynamic loss scale when
--- loss scaling is on), unscales, checks every gradient for inf/NaN, clips by
--- global norm, applies Adam or AdamW, updates the EMA weights and the step
--- counter. A step whose gradients are not all finite changes nothing but
+-- loss scaling is on), adds the gradients to their sums over the
+-- micro-batches, and on the last micro-batch of an optimizer step unscales
+-- and averages them, checks them for inf/NaN, clips by global norm,
+-- applies Adam or AdamW, updates the EMA weights and the step counter. A step whose gradients are not all finite changes nothing but
 -- the loss scale (halved), exactly as torch's GradScaler skips
 -- optimizer.step(). All of it is graph nodes: the host never sees a
 -- gradient. The returned `updates` map every state param to its next value.
@@ -26,6 +27,10 @@
 --     max(1, N - W)), "cosine" max(0, (1 + cos(pi (t - W) / max(1, N - W))) / 2);
 --     N <= 0 means no decay (the train command sets N, docs/cli.md).
 --   clip: global-norm clipping, coef = min(clip / (||g|| + 1e-6), 1); 0: off.
+--   grad_accum: N micro-batches per optimizer step. Every call adds its
+--     (loss-scaled) gradient to optim.grad_sum.NAME and counts optim.accum;
+--     the N-th applies the mean sum / N and zeroes the sums; the calls before
+--     it change nothing else (their outputs report the last step's lr).
 --   weight_decay: Adam's L2 term (g += wd theta) or AdamW's decoupled decay.
 --   ema (the largest decay), ema_warmup, ema_inv_gamma, ema_power,
 --     ema_min_decay: the EMA weights after every applied step,
@@ -38,8 +43,9 @@
 -- lr_schedule and ema_warmup are names in the script and codes in hp.*
 -- (CODES below; runtime/main/hyper.c has the same order).
 --
--- State params (not trainable): optim.step (i32, Adam's t), per parameter
--- optim.exp_avg.NAME and optim.exp_avg_sq.NAME, ema.NAME (when ema is set),
+-- State params (not trainable): optim.step (i32, Adam's t), optim.accum
+-- (i32, micro-batches summed), per parameter optim.exp_avg.NAME,
+-- optim.exp_avg_sq.NAME and optim.grad_sum.NAME, ema.NAME (when ema is set),
 -- with loss scaling optim.loss_scale (f32) and optim.growth_tracker (i32),
 -- and the hp.NAME.
 local ddpm = require "ddpm"
@@ -58,7 +64,7 @@ local DEFAULTS = {
 -- The run-time hyperparameters and their defaults (ema: none, no EMA).
 local HYPER = {
   { "lr", 2e-4 }, { "warmup", 0 }, { "lr_schedule", "constant" }, { "total_steps", 0 },
-  { "clip", 0 }, { "weight_decay", 0 },
+  { "clip", 0 }, { "weight_decay", 0 }, { "grad_accum", 1 },
   { "ema" }, { "ema_warmup", "none" }, { "ema_inv_gamma", 1.0 }, { "ema_power", 2 / 3 },
   { "ema_min_decay", 0.0 },
 }
@@ -127,10 +133,12 @@ function optim.Adam(params, opts)
   for k, v in pairs(opts) do if DEFAULTS[k] ~= nil then self[k] = v end end
   self:_hyperparameters(opts)
   self.step = state("optim.step", {}, "i32")
+  self.accum = state("optim.accum", {}, "i32")
   for _, p in ipairs(params) do
     local shape = p.tensor:shape()
     p.exp_avg = state("optim.exp_avg." .. p.name, shape)
     p.exp_avg_sq = state("optim.exp_avg_sq." .. p.name, shape)
+    p.grad_sum = state("optim.grad_sum." .. p.name, shape)
     if opts.ema then
       p.ema = ddpm.param("ema." .. p.name, shape, { init = "copy", from = p.tensor, trainable = false })
     end
@@ -168,46 +176,52 @@ local function all_finite(grads)
   return ddpm.eq(sum_over(grads, function(g) return g * 0 end), 0)
 end
 
-local function global_norm(grads)
-  return sum_over(grads, function(g) return g * g end):sqrt()
-end
-
 -- x^t for an f32 scalar tensor t, as exp(t ln x).
 local function power(x, t)
   return (t * math.log(x)):exp()
 end
 
--- The gradients handed to the optimizer: unscaled, checked, clipped.
+-- The gradients handed to the optimizer: added to the sums of the
+-- micro-batches so far (sums[i], also returned; loss-scaled, as torch's
+-- .grad accumulates them under a GradScaler), unscaled, averaged, checked,
+-- clipped.
 function Adam:_gradients(loss)
   local wrt = {}
   for i, p in ipairs(self.params) do wrt[i] = p.tensor end
   local objective = self.scale and loss * self.scale or loss
   local grads = ddpm.grad(objective, wrt)
   local unscale = self.scale and 1 / self.scale
-  local unscaled = {}
-  for i, g in ipairs(grads) do
-    unscaled[i] = g:cast("f32")
-    if unscale then unscaled[i] = unscaled[i] * unscale end
-  end
-  local info = { finite = all_finite(unscaled), grad_norm = global_norm(unscaled) }
-  -- Adam gets g * (1/scale * coef): the scalars multiplied first, one
-  -- multiply per element (torch rounds g * (1/scale) first: an ulp apart).
+  local sums = {}
+  for i, g in ipairs(grads) do sums[i] = self.params[i].grad_sum + g:cast("f32") end
+  -- The mean is sum / N; its norm is taken as ||sum / scale|| / N. (A sum is
+  -- finite exactly when it is once unscaled.)
+  local inv_n = 1 / self.hp.grad_accum
+  local norm = sum_over(sums, function(s)
+    if unscale then s = s * unscale end
+    return s * s
+  end):sqrt()
+  local info = { finite = all_finite(sums), grad_norm = norm * inv_n }
+  -- Adam gets sum * (1/scale * 1/N * coef): the scalars multiplied first,
+  -- one multiply per element (torch rounds g * (1/scale) first: an ulp apart).
   local clip = self.hp.clip
   local coef = ddpm.where(ddpm.lt(0, clip), ddpm.minimum(clip / (info.grad_norm + 1e-6), 1), 1)
-  local factor = unscale and unscale * coef or coef
-  for i, g in ipairs(grads) do grads[i] = g:cast("f32") * factor end
-  return grads, info
+  local factor = inv_n * coef
+  if unscale then factor = unscale * factor end
+  for i, s in ipairs(sums) do grads[i] = s * factor end
+  return grads, sums, info
 end
 
 -- GradScaler.update: halve on a skipped step; double after growth_interval
--- clean steps in a row.
-function Adam:_scale_updates(ok, updates)
+-- clean steps in a row. Only the N-th micro-batch (apply) counts.
+function Adam:_scale_updates(ok, apply, updates)
   local grown = self.growth + ddpm.fill(1, {}, "i32")
   local full = ddpm.eq(grown, ddpm.fill(self.growth_interval, {}, "i32"))
   local zero = ddpm.fill(0, {}, "i32")
-  updates["optim.growth_tracker"] = ddpm.where(ok, ddpm.where(full, zero, grown), zero)
+  local tracker = ddpm.where(ok, ddpm.where(full, zero, grown), zero)
+  updates["optim.growth_tracker"] = ddpm.where(apply, tracker, self.growth)
   local up = ddpm.where(full, self.scale * self.growth_factor, self.scale)
-  updates["optim.loss_scale"] = ddpm.where(ok, up, self.scale * self.backoff_factor)
+  local scale = ddpm.where(ok, up, self.scale * self.backoff_factor)
+  updates["optim.loss_scale"] = ddpm.where(apply, scale, self.scale)
 end
 
 -- lr_t: the lr of Adam step t (f32 scalar), get_scheduler's lambdas at t.
@@ -248,10 +262,7 @@ function Adam:_update(p, g, t, lr_t, decay, ok, updates)
   local bc2 = 1 - power(b2, t)
   local denom = v:sqrt() / bc2:sqrt() + self.eps
   local new = theta - m / denom * (lr_t / bc1)
-  local function keep(next_value, old)          -- only a scaled step can be skipped
-    if not self.scale then return next_value end
-    return ddpm.where(ok, next_value, old)
-  end
+  local function keep(next_value, old) return ddpm.where(ok, next_value, old) end
   updates[p.name] = keep(new, p.tensor)
   updates["optim.exp_avg." .. p.name] = keep(m, p.exp_avg)
   updates["optim.exp_avg_sq." .. p.name] = keep(v, p.exp_avg_sq)
@@ -262,20 +273,29 @@ end
 
 -- minimize(loss): the updates of every state param, and info tensors
 -- {grad_norm, finite (1 or 0), lr, loss_scale, ema_decay (with ema)}
--- worth reporting.
+-- worth reporting. The sums' next values are made last and next to each
+-- parameter's update, so that the compiled step keeps the optimizer in two
+-- kernels (a joint reduction, then one batch writing every state tensor).
 function Adam:minimize(loss)
-  local grads, info = self:_gradients(loss)
-  local ok = self.scale and info.finite or ddpm.fill(1, {}, "f32")
+  local grads, sums, info = self:_gradients(loss)
+  -- apply: this call is the N-th micro-batch of an optimizer step.
+  local counted = self.accum + ddpm.fill(1, {}, "i32")
+  local apply = ddpm.le(self.hp.grad_accum, counted:cast("f32"))
+  local ok = self.scale and info.finite * apply or apply
   local step = self.step + ddpm.fill(1, {}, "i32")
-  local updates = { ["optim.step"] = self.scale and ddpm.where(ok, step, self.step) or step }
+  local updates = { ["optim.step"] = ddpm.where(ok, step, self.step) }
   -- t from the step's next value: the same on every applied step (a skipped
   -- one keeps no result), and the compiled program then reads the counter
   -- after its update, so the update kernel does not wait on the others.
   local t = updates["optim.step"]:cast("f32")
   local lr_t = self:_learning_rate(t)
   local decay = self.hp.ema and self:_ema_decay(t)
-  for i, p in ipairs(self.params) do self:_update(p, grads[i], t, lr_t, decay, ok, updates) end
-  if self.scale then self:_scale_updates(ok, updates) end
+  for i, p in ipairs(self.params) do
+    self:_update(p, grads[i], t, lr_t, decay, ok, updates)
+    updates["optim.grad_sum." .. p.name] = ddpm.where(apply, 0, sums[i])
+  end
+  if self.scale then self:_scale_updates(ok, apply, updates) end
+  updates["optim.accum"] = ddpm.where(apply, ddpm.fill(0, {}, "i32"), counted)
   info.lr, info.loss_scale, info.ema_decay = lr_t, self.scale, decay
   return updates, info
 end

@@ -55,7 +55,7 @@ static const char usage[] =
 	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
 	"         [--n N] [--flip] [--device DEV]\n"
 	"         [--lr X] [--warmup N] [--lr-schedule constant|linear|cosine] [--total-steps N]\n"
-	"         [--clip X] [--weight-decay X] [--ema DECAY]\n"
+	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
 	"         [--ema-warmup none|power|ratio] [--ema-inv-gamma X] [--ema-power X]\n"
 	"         [--ema-min-decay X]   (defaults: the script's; see info)\n"
 	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"

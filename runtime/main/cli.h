@@ -179,7 +179,7 @@ void cli_sampler_free(cli_sampler *sm);
 
 /* --- hyperparameters (hyper.c) ------------------------------------------------
  * train's --lr, --warmup, --lr-schedule, --total-steps, --clip,
- * --weight-decay, --ema, --ema-warmup, --ema-inv-gamma,
+ * --weight-decay, --grad-accum, --ema, --ema-warmup, --ema-inv-gamma,
  * --ema-power, --ema-min-decay: each sets the state tensor hp.NAME that the
  * compiled train_step reads (lua/ddpm/optim.lua). */
 

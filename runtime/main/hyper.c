@@ -32,6 +32,7 @@ static const hyper hypers[] = {
 	{ "--total-steps", "total_steps", NULL, 0, 1e9, 1 },
 	{ "--clip", "clip", NULL, 0, 1e9, 0 },
 	{ "--weight-decay", "weight_decay", NULL, 0, 1e3, 0 },
+	{ "--grad-accum", "grad_accum", NULL, 1, 1e6, 1 },
 	{ "--ema", "ema", NULL, 0, 1, 0 },
 	{ "--ema-warmup", "ema_warmup", ema_warmups, 0, 0, 0 },
 	{ "--ema-inv-gamma", "ema_inv_gamma", NULL, 1e-9, 1e9, 0 },
@@ -97,11 +98,15 @@ static rt_tensor *hp_tensor(const rt_tensorset *state, const hyper *y)
 	return rt_set_find(state, name);
 }
 
-/* The optimizer step this run ends at (a step per train_step call). */
+/* The optimizer step this run ends at: o->steps train_step calls make one
+ * step every grad_accum calls, counting the calls already accumulated. */
 static double last_step(const cli_opts *o, const rt_tensorset *state)
 {
-	double step = cli_scalar(state, "optim.step");
-	return (isnan(step) ? 0 : step) + (double)o->steps;
+	double n = cli_scalar(state, "hp.grad_accum"), step = cli_scalar(state, "optim.step");
+	double pending = cli_scalar(state, "optim.accum");
+	n = isnan(n) || n < 1 ? 1 : n;
+	pending = isnan(pending) ? 0 : pending;
+	return (isnan(step) ? 0 : step) + floor((pending + (double)o->steps) / n);
 }
 
 int cli_hyper_apply(const cli_opts *o, rt_tensorset *state)
