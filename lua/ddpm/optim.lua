@@ -9,10 +9,11 @@
 -- loss scaling is on), adds the gradients to their sums over the
 -- micro-batches, and on the last micro-batch of an optimizer step unscales
 -- and averages them, checks them for inf/NaN, clips by global norm,
--- applies Adam or AdamW, updates the EMA weights and the step counter. A step whose gradients are not all finite changes nothing but
--- the loss scale (halved), exactly as torch's GradScaler skips
--- optimizer.step(). All of it is graph nodes: the host never sees a
--- gradient. The returned `updates` map every state param to its next value.
+-- applies Adam or AdamW, updates the EMA weights and the step counter. A
+-- step whose gradients are not all finite changes nothing but the loss
+-- scale (halved), exactly as torch's GradScaler skips optimizer.step().
+-- All of it is graph nodes: the host never sees a gradient. The returned
+-- `updates` map every state param to its next value.
 --
 -- Hyperparameters are run-time values: each is a scalar state param
 -- hp.NAME (f32, not trainable) whose initialiser is the option's value, and
@@ -273,7 +274,7 @@ end
 
 -- minimize(loss): the updates of every state param, and info tensors
 -- {grad_norm, finite (1 or 0), lr, loss_scale, ema_decay (with ema)}
--- worth reporting. The sums' next values are made last and next to each
+-- worth reporting. Each sum's next value is made right after its
 -- parameter's update, so that the compiled step keeps the optimizer in two
 -- kernels (a joint reduction, then one batch writing every state tensor).
 function Adam:minimize(loss)
