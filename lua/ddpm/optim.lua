@@ -192,8 +192,11 @@ function Adam:_gradients(loss)
   local objective = self.scale and loss * self.scale or loss
   local grads = ddpm.grad(objective, wrt)
   local unscale = self.scale and 1 / self.scale
-  local sums = {}
-  for i, g in ipairs(grads) do sums[i] = self.params[i].grad_sum + g:cast("f32") end
+  local sums, fresh = {}, {}
+  for i, g in ipairs(grads) do
+    fresh[i] = g:cast("f32")
+    sums[i] = self.params[i].grad_sum + fresh[i]
+  end
   -- The mean is sum / N; its norm is taken as ||sum / scale|| / N. (A sum is
   -- finite exactly when it is once unscaled.)
   local inv_n = 1 / self.hp.grad_accum
@@ -202,13 +205,16 @@ function Adam:_gradients(loss)
     return s * s
   end):sqrt()
   local info = { finite = all_finite(sums), grad_norm = norm * inv_n }
-  -- Adam gets sum * (1/scale * 1/N * coef): the scalars multiplied first,
-  -- one multiply per element (torch rounds g * (1/scale) first: an ulp apart).
+  -- Adam gets g * f + sum_before * f, f = 1/scale * 1/N * coef: the scalars
+  -- multiplied first (torch rounds g * (1/scale) first: an ulp apart), and
+  -- the fresh gradient g read apart from the sum, so that it is stored in
+  -- the layout its kernel computes it in (a weight gradient's, channels
+  -- last) rather than as the sum in the parameter's.
   local clip = self.hp.clip
   local coef = ddpm.where(ddpm.lt(0, clip), ddpm.minimum(clip / (info.grad_norm + 1e-6), 1), 1)
   local factor = inv_n * coef
   if unscale then factor = unscale * factor end
-  for i, s in ipairs(sums) do grads[i] = s * factor end
+  for i, g in ipairs(fresh) do grads[i] = g * factor + self.params[i].grad_sum * factor end
   return grads, sums, info
 end
 
