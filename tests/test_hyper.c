@@ -6,6 +6,7 @@
  * and reads what the compiled step reported (metrics.jsonl, one line per
  * step: lr and ema_decay are train_step's outputs) or the checkpoint.
  * Checked:
+ *   - info lists the script's values by flag;
  *   - no flag: the script's values; --lr changes the step's lr;
  *   - --lr-schedule constant|linear|cosine with --warmup and --total-steps:
  *     the lr of every step is diffusers' get_scheduler lambda at that step
@@ -122,6 +123,21 @@ static void lr_series(const char *out, const double *want, int n, double tol)
 }
 
 /* --- the learning rate ------------------------------------------------------ */
+
+/* `info` lists the script's values by flag (the program's meta). */
+static void info_lists_the_script_values(void **unused)
+{
+	char cmd[256], out[8192];
+	snprintf(cmd, sizeof cmd, "'%s' info", exe);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, sizeof out - 1, p);
+	out[n] = 0;
+	assert_int_equal(pclose(p), 0);
+	tu_contains(out, "hyperparameters (the script's values", "--lr             0.001\n",
+	            "--warmup         10\n", "--lr-schedule    constant\n", "--clip           1\n",
+	            "--grad-accum     1\n", "--ema            0.99\n", "--ema-warmup     none\n", NULL);
+}
 
 /* diffusers' get_scheduler lambdas at step t (1-based here, see optim.lua). */
 static double lambda(const char *kind, double t, double w, double n)
@@ -355,6 +371,7 @@ static void bad_values_are_one_line_errors(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(info_lists_the_script_values),
 		cmocka_unit_test(script_values_and_lr_flag),
 		cmocka_unit_test(lr_schedules_match_diffusers),
 		cmocka_unit_test(total_steps_defaults_to_the_run),
