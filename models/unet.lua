@@ -22,7 +22,8 @@ local unet = nn.UNet2DModel {
 
 -- The program: forward, train_step, the DDPM and DDIM sampler steps
 -- (lua/ddpm/program.lua), with Ho et al.'s training settings; short runs
--- (the demo) pass --set batch=32 --set lr=1e-3 --set warmup=200 --set ema=0.999.
+-- (the demo) compile with --set batch=32 and train with --lr 1e-3 --warmup 200
+-- --ema 0.999 (run-time flags: no recompile; --set lr=... still sets the defaults).
 ddpm.program.diffusion {
   model = unet, image = { 1, 28, 28 }, batch = ddpm.option("batch", 8),
   schedule = "linear", timesteps = 1000, precision = ddpm.option("precision", "fp32"),

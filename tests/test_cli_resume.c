@@ -58,12 +58,7 @@ static int run_exe(char *err, size_t errlen, const char *fmt, ...)
 
 static int setup(void **unused)
 {
-	tu_tmpdir(dir, sizeof dir);
-	snprintf(exe, sizeof exe, "%s/tiny", dir);
-	if (tu_compile("tests/models/cli_tiny.lua", "", exe))
-		return -1;
-	snprintf(data, sizeof data, "%s/images-idx3-ubyte.gz", dir);
-	return tu_write_idx(data, NIMG, SIDE);
+	return tu_tiny_program("tests/models/cli_tiny.lua", "", dir, exe, data, NIMG, SIDE);
 }
 
 static int teardown(void **unused)

@@ -8,7 +8,11 @@
  * - growth_interval (2000) clean steps in a row double the scale exactly
  *   once, and the tracker counts 1, 2, ... 1999 before that;
  * - clean steps apply Adam/AdamW + EMA as torch does, checked against the
- *   same recurrences computed here in double. */
+ *   same recurrences computed here in double;
+ * - with hp.grad_accum = 3 (what `train --grad-accum 3` sets), two calls
+ *   only add their scaled gradients to optim.grad_sum.*, the third applies
+ *   one Adam step to the mean gradient and zeroes the sums, and a NaN in
+ *   any micro-batch skips its whole step. */
 #include "testutil.h"
 
 #include <time.h>
@@ -105,7 +109,19 @@ static const char *const FROZEN[] = {
 	"optim.exp_avg_sq.b", "ema.w", "ema.b",
 };
 
+/* Gradient accumulation's state: all zero except inside an accumulation. */
+static const char *const ACCUM[] = { "optim.accum", "optim.grad_sum.w", "optim.grad_sum.b" };
+
 static const double CLEAN_X[3] = { 0.5, -0.25, 1.0 }, CLEAN_Y[2] = { 0.5, 2.0 };
+
+/* Every element of state tensor `name` is 0. */
+static void all_zero(const fixture *f, const char *name)
+{
+	const rt_tensor *t = state_of(f, name);
+	for (int64_t i = 0; i < rt_numel(t->rank, t->shape); i++)
+		if (rt_load(t->dtype, t->data, i) != 0)
+			fail_msg("'%s'[%lld] = %g, expected 0", name, (long long)i, rt_load(t->dtype, t->data, i));
+}
 
 /* Three clean steps (so moments, EMA and the counters are non-trivial),
  * then one step on (x, y), which must be skipped. */
@@ -128,8 +144,19 @@ static void check_skipped(const double x[3], const double y[2], const char *what
 		if (!same_bytes(was, now))
 			fail_msg("%s: state '%s' changed on a skipped step", what, FROZEN[i]);
 	}
-	/* Every state tensor is accounted for: the frozen ones and the scaler. */
-	assert_int_equal(f.st.n, TU_LEN(FROZEN) + 2);
+	/* Every state tensor is accounted for: the frozen ones, the scaler and
+	 * the hyperparameters hp.NAME, which no step writes. */
+	int hyper = 0;
+	for (int i = 0; i < f.st.n; i++)
+		if (strncmp(f.st.t[i].name, "hp.", 3) == 0) {
+			hyper++;
+			if (!same_bytes(rt_set_find(&before, f.st.t[i].name), &f.st.t[i]))
+				fail_msg("%s: hyperparameter '%s' changed", what, f.st.t[i].name);
+		}
+	assert_true(hyper > 0);
+	assert_int_equal(f.st.n, TU_LEN(FROZEN) + 2 + hyper + TU_LEN(ACCUM));
+	for (int i = 0; i < TU_LEN(ACCUM); i++)
+		all_zero(&f, ACCUM[i]);
 	if (scalar(&f, "optim.loss_scale") != 32768.0)
 		fail_msg("%s: loss scale %.9g after a skipped step, expected 32768", what,
 		         scalar(&f, "optim.loss_scale"));
@@ -329,6 +356,97 @@ static void clean_steps_apply_adam_and_ema(void **state)
 	fx_close(&f);
 }
 
+/* The state's tensors named in FROZEN are as in `before`. */
+static void unchanged(const fixture *f, const rt_tensorset *before, const char *when)
+{
+	for (int i = 0; i < TU_LEN(FROZEN); i++)
+		if (!same_bytes(rt_set_find(before, FROZEN[i]), state_of(f, FROZEN[i])))
+			fail_msg("%s: '%s' changed", when, FROZEN[i]);
+}
+
+static void micro_batches_accumulate_into_one_step(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_open(&f);
+	rt_tensor *n = (rt_tensor *)state_of(&f, "hp.grad_accum");
+	rt_store(n->dtype, n->data, 0, 3);
+	const double xs[3][3] = { { 0.5, -0.25, 1 }, { 2, 0.125, -1 }, { -0.75, 1.5, 0.5 } };
+	const double ys[3][2] = { { 0.5, 2 }, { -1, 0.25 }, { 0.75, 0.5 } };
+	double w[3], b[2], sx[3] = { 0 }, sy[2] = { 0 }, ew[3];
+	const rt_tensor *tw = state_of(&f, "w"), *tb = state_of(&f, "b");
+	for (int i = 0; i < 3; i++)
+		ew[i] = w[i] = rt_load(tw->dtype, tw->data, i);
+	for (int i = 0; i < 2; i++)
+		b[i] = rt_load(tb->dtype, tb->data, i);
+	rt_tensorset before, out = { 0 };
+	snapshot(&f.st, &before);
+	for (int k = 0; k < 3; k++) {
+		step(&f, xs[k], ys[k], k == 2 ? &out : NULL);
+		for (int i = 0; i < 3; i++)
+			sx[i] += xs[k][i];
+		for (int i = 0; i < 2; i++)
+			sy[i] += ys[k][i];
+		if (k == 2)
+			break;
+		char when[64];
+		snprintf(when, sizeof when, "micro-batch %d of 3", k + 1);
+		unchanged(&f, &before, when);
+		assert_true(scalar(&f, "optim.accum") == k + 1);
+		assert_true(scalar(&f, "optim.loss_scale") == 65536.0);
+		assert_true(scalar(&f, "optim.growth_tracker") == 0);
+		double want[3];         /* scaled by 65536: exact in f32 */
+		for (int i = 0; i < 3; i++)
+			want[i] = 65536 * sx[i];
+		CHECK_PTR(state_of(&f, "optim.grad_sum.w"), SH(3), want, 0, 0);
+	}
+	/* One Adam step (t = 1) on the mean gradient: m = (1 - b1) g,
+	 * v = (1 - b2) g^2, so the step is lr * g / (|g| + eps'), and the EMA;
+	 * grad_norm is the mean's (Adam alone would not tell a sum from it). */
+	double norm2 = 0;
+	for (int i = 0; i < 3; i++)
+		norm2 += (sx[i] / 3) * (sx[i] / 3);
+	for (int i = 0; i < 2; i++)
+		norm2 += (2 * b[i] * sy[i] / 3) * (2 * b[i] * sy[i] / 3);
+	const rt_tensor *gn = rt_set_find(&out, "grad_norm");
+	assert_non_null(gn);
+	if (!(fabs(rt_load(gn->dtype, gn->data, 0) - sqrt(norm2)) <= 1e-6 * sqrt(norm2)))
+		fail_msg("grad_norm %.9g, the mean gradient's is %.9g", rt_load(gn->dtype, gn->data, 0),
+		         sqrt(norm2));
+	rt_set_free(&out);
+	for (int i = 0; i < 3; i++) {
+		double g = sx[i] / 3, m = (1 - BETA1) * g, v = (1 - BETA2) * g * g;
+		w[i] -= LR / (1 - BETA1) * m / (sqrt(v) / sqrt(1 - BETA2) + ADAM_EPS);
+		ew[i] = EMA * ew[i] + (1 - EMA) * w[i];
+	}
+	for (int i = 0; i < 2; i++) {
+		double g = 2 * b[i] * sy[i] / 3, m = (1 - BETA1) * g, v = (1 - BETA2) * g * g;
+		b[i] -= LR / (1 - BETA1) * m / (sqrt(v) / sqrt(1 - BETA2) + ADAM_EPS);
+	}
+	CHECK_PTR(state_of(&f, "w"), SH(3), w, 1e-5, 1e-6);
+	CHECK_PTR(state_of(&f, "b"), SH(2), b, 1e-5, 1e-6);
+	CHECK_PTR(state_of(&f, "ema.w"), SH(3), ew, 1e-5, 1e-6);
+	assert_true(scalar(&f, "optim.step") == 1);
+	assert_true(scalar(&f, "optim.growth_tracker") == 1);
+	for (int i = 0; i < TU_LEN(ACCUM); i++)
+		all_zero(&f, ACCUM[i]);
+	rt_set_free(&before);
+
+	/* A NaN in the middle micro-batch: the step is skipped, once. */
+	const double nan_x[3] = { 0.5, NAN, 0 };
+	snapshot(&f.st, &before);
+	step(&f, CLEAN_X, CLEAN_Y, NULL);
+	step(&f, nan_x, CLEAN_Y, NULL);
+	step(&f, CLEAN_X, CLEAN_Y, NULL);
+	unchanged(&f, &before, "a step with a NaN micro-batch");
+	assert_true(scalar(&f, "optim.loss_scale") == 32768.0);
+	assert_true(scalar(&f, "optim.growth_tracker") == 0);
+	for (int i = 0; i < TU_LEN(ACCUM); i++)
+		all_zero(&f, ACCUM[i]);
+	rt_set_free(&before);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +458,7 @@ int main(void)
 		cmocka_unit_test(growth_interval_clean_steps_double_the_scale_once),
 		cmocka_unit_test(overflow_at_the_growth_step_halves_instead),
 		cmocka_unit_test(clean_steps_apply_adam_and_ema),
+		cmocka_unit_test(micro_batches_accumulate_into_one_step),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

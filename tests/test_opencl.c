@@ -85,12 +85,7 @@ static int compile_tiny(void **unused)
 	 * launch; unoptimised, in about half the time (the kernel cases above
 	 * ran optimised) */
 	setenv("DDPMC_CL_OPTIONS", "-cl-opt-disable", 1);
-	tu_tmpdir(dir, sizeof dir);
-	snprintf(exe, sizeof exe, "%s/tiny", dir);
-	if (tu_compile("tests/models/cl_tiny.lua", "--target all", exe))
-		return -1;
-	snprintf(data, sizeof data, "%s/images-idx3-ubyte.gz", dir);
-	return tu_write_idx(data, NIMG, SIDE);
+	return tu_tiny_program("tests/models/cl_tiny.lua", "--target all", dir, exe, data, NIMG, SIDE);
 }
 
 static int remove_tiny(void **unused)

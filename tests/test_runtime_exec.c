@@ -29,6 +29,7 @@
 #include "../runtime/main/progress.c"
 #include "../runtime/main/metrics.c"
 #include "../runtime/main/plot.c"
+#include "../runtime/main/hyper.c"
 
 /* --- a fake program ------------------------------------------------------- */
 

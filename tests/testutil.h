@@ -294,6 +294,21 @@ static inline int tu_compile(const char *model, const char *flags, const char *e
 	return -1;
 }
 
+/* What the tests of compiled executables start from: a fresh temporary
+ * folder dir (64 bytes) holding exe = dir/tiny (128 bytes), compiled from
+ * model with flags, and data = dir/images-idx3-ubyte.gz (128 bytes), n
+ * side x side images from tu_write_idx. 0 or -1. */
+static inline int tu_tiny_program(const char *model, const char *flags, char dir[64], char exe[128],
+                                  char data[128], int n, int side)
+{
+	tu_tmpdir(dir, 64);
+	snprintf(exe, 128, "%s/tiny", dir);
+	if (tu_compile(model, flags, exe))
+		return -1;
+	snprintf(data, 128, "%s/images-idx3-ubyte.gz", dir);
+	return tu_write_idx(data, n, side);
+}
+
 /* The number of newline-terminated lines in s. */
 static inline int tu_lines(const char *s)
 {

@@ -6,18 +6,49 @@
 --   ddpm.entry("train_step", { loss = loss }, updates)
 --
 -- minimize() differentiates loss (scaled by the dynamic loss scale when
--- loss scaling is on), unscales, checks every gradient for inf/NaN, clips by
--- global norm, applies Adam or AdamW, updates the EMA weights and the step
--- counter. A step whose gradients are not all finite changes nothing but
--- the loss scale (halved), exactly as torch's GradScaler skips
--- optimizer.step(). All of it is graph nodes: the host never sees a
--- gradient. The returned `updates` map every state param to its next value.
+-- loss scaling is on), adds the gradients to their sums over the
+-- micro-batches, and on the last micro-batch of an optimizer step unscales
+-- and averages them, checks them for inf/NaN, clips by global norm,
+-- applies Adam or AdamW, updates the EMA weights and the step counter. A
+-- step whose gradients are not all finite changes nothing but the loss
+-- scale (halved), exactly as torch's GradScaler skips optimizer.step().
+-- All of it is graph nodes: the host never sees a gradient. The returned
+-- `updates` map every state param to its next value.
 --
--- State params (not trainable): optim.step (i32, Adam's t), per parameter
--- optim.exp_avg.NAME and optim.exp_avg_sq.NAME, ema.NAME (when ema is set),
--- and with loss scaling optim.loss_scale (f32) and optim.growth_tracker (i32).
+-- Hyperparameters are run-time values: each is a scalar state param
+-- hp.NAME (f32, not trainable) whose initialiser is the option's value, and
+-- the compiled step reads it like any other state. The executable's train
+-- flags (--lr, --warmup, ...) overwrite them before the first step, so
+-- changing one needs no recompile, and a checkpoint records the values its
+-- run used. The options (defaults in HYPER), with t = 1, 2, ... the Adam
+-- step being taken (optim.step after it):
+--   lr, warmup, lr_schedule, total_steps: lr_t = lr * f(t), f the lambda of
+--     diffusers' get_scheduler evaluated at t (W = warmup, N = total_steps):
+--     t < W: t / max(1, W); else "constant" 1, "linear" max(0, (N - t) /
+--     max(1, N - W)), "cosine" max(0, (1 + cos(pi (t - W) / max(1, N - W))) / 2);
+--     N <= 0 means no decay (the train command sets N, docs/cli.md).
+--   clip: global-norm clipping, coef = min(clip / (||g|| + 1e-6), 1); 0: off.
+--   grad_accum: N micro-batches per optimizer step. Every call adds its
+--     (loss-scaled) gradient to optim.grad_sum.NAME and counts optim.accum;
+--     the N-th applies the mean sum / N and zeroes the sums; the calls before
+--     it change nothing else (their outputs report the last step's lr).
+--   weight_decay: Adam's L2 term (g += wd theta) or AdamW's decoupled decay.
+--   ema (the largest decay), ema_warmup, ema_inv_gamma, ema_power,
+--     ema_min_decay: the EMA weights after every applied step,
+--     ema = d ema + (1 - d) theta, d as diffusers' EMAModel.get_decay with
+--     s = t - 1: "none" d = ema at every step (Ho et al.); otherwise d = 0
+--     when s = 0 and else clamp(w(s), ema_min_decay, ema) with w(s) =
+--     1 - (1 + s / ema_inv_gamma)^-ema_power ("power", use_ema_warmup=True)
+--     or (1 + s) / (10 + s) ("ratio", use_ema_warmup=False). ema = nil: no
+--     EMA weights (and no hp.ema*). ema_warmup = true means "power".
+-- lr_schedule and ema_warmup are names in the script and codes in hp.*
+-- (CODES below; runtime/main/hyper.c has the same order).
 --
--- The learning rate at Adam step t (1-based) is lr * min(t / warmup, 1).
+-- State params (not trainable): optim.step (i32, Adam's t), optim.accum
+-- (i32, micro-batches summed), per parameter optim.exp_avg.NAME,
+-- optim.exp_avg_sq.NAME and optim.grad_sum.NAME, ema.NAME (when ema is set),
+-- with loss scaling optim.loss_scale (f32) and optim.growth_tracker (i32),
+-- and the hp.NAME.
 local ddpm = require "ddpm"
 
 local optim = {}
@@ -26,10 +57,21 @@ local Adam = {}
 Adam.__index = Adam
 
 local DEFAULTS = {
-  lr = 2e-4, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0,
-  decoupled_weight_decay = false, warmup = 0, clip = nil, ema = nil,
+  betas = { 0.9, 0.999 }, eps = 1e-8, decoupled_weight_decay = false,
   loss_scaling = false, init_scale = 65536.0, growth_factor = 2.0,
   backoff_factor = 0.5, growth_interval = 2000,
+}
+
+-- The run-time hyperparameters and their defaults (ema: none, no EMA).
+local HYPER = {
+  { "lr", 2e-4 }, { "warmup", 0 }, { "lr_schedule", "constant" }, { "total_steps", 0 },
+  { "clip", 0 }, { "weight_decay", 0 }, { "grad_accum", 1 },
+  { "ema" }, { "ema_warmup", "none" }, { "ema_inv_gamma", 1.0 }, { "ema_power", 2 / 3 },
+  { "ema_min_decay", 0.0 },
+}
+local CODES = {
+  lr_schedule = { constant = 0, linear = 1, cosine = 2 },
+  ema_warmup = { none = 0, power = 1, ratio = 2 },
 }
 
 local function state(name, shape, dtype, init, value)
@@ -37,22 +79,68 @@ local function state(name, shape, dtype, init, value)
                                     a = value, b = value, trainable = false })
 end
 
--- Adam(params, opts): params is a list of {name =, tensor =} (Module:parameters()).
-function optim.Adam(params, opts)
-  local self = setmetatable({ params = params }, Adam)
-  for k in pairs(opts or {}) do
-    if DEFAULTS[k] == nil and k ~= "clip" and k ~= "ema" then
-      ddpm.fail("optim", "unknown option '" .. tostring(k) .. "'")
+local function known_option(k)
+  if DEFAULTS[k] ~= nil then return true end
+  for _, h in ipairs(HYPER) do if h[1] == k then return true end end
+  return false
+end
+
+-- The number hp.NAME holds for option `name` = v (a name's code).
+local function hyper_value(name, v)
+  if name == "ema_warmup" and type(v) == "boolean" then v = v and "power" or "none" end
+  if name == "clip" and v == false then v = 0 end
+  local codes = CODES[name]
+  if codes then
+    if codes[v] == nil then
+      local names = {}
+      for k in pairs(codes) do names[#names + 1] = "'" .. k .. "'" end
+      table.sort(names)
+      ddpm.fail("optim", name .. " must be one of " .. table.concat(names, ", ") .. ", got '" ..
+                tostring(v) .. "'")
+    end
+    return codes[v], v
+  end
+  if type(v) ~= "number" or v < 0 then
+    ddpm.fail("optim", name .. " must be a number >= 0, got " .. tostring(v))
+  end
+  return v, v
+end
+
+-- hp.NAME for every hyperparameter (no hp.ema* without ema): self.hp maps
+-- names to those tensors; the meta "optimizer" records the script's values.
+function Adam:_hyperparameters(opts)
+  local values = {}
+  self.hp = {}
+  for _, h in ipairs(HYPER) do
+    local name, v = h[1], opts[h[1]]
+    if v == nil then v = h[2] end
+    if v ~= nil and (name:sub(1, 3) ~= "ema" or opts.ema) then
+      local code, shown = hyper_value(name, v)
+      self.hp[name] = state("hp." .. name, {}, "f32", "uniform", code)
+      values[name] = shown
     end
   end
+  ddpm.meta("optimizer", values)
+end
+
+-- Adam(params, opts): params is a list of {name =, tensor =} (Module:parameters()).
+function optim.Adam(params, opts)
+  opts = opts or {}
+  local self = setmetatable({ params = params }, Adam)
+  for k in pairs(opts) do
+    if not known_option(k) then ddpm.fail("optim", "unknown option '" .. tostring(k) .. "'") end
+  end
   for k, v in pairs(DEFAULTS) do self[k] = v end
-  for k, v in pairs(opts or {}) do self[k] = v end
+  for k, v in pairs(opts) do if DEFAULTS[k] ~= nil then self[k] = v end end
+  self:_hyperparameters(opts)
   self.step = state("optim.step", {}, "i32")
+  self.accum = state("optim.accum", {}, "i32")
   for _, p in ipairs(params) do
     local shape = p.tensor:shape()
     p.exp_avg = state("optim.exp_avg." .. p.name, shape)
     p.exp_avg_sq = state("optim.exp_avg_sq." .. p.name, shape)
-    if self.ema then
+    p.grad_sum = state("optim.grad_sum." .. p.name, shape)
+    if opts.ema then
       p.ema = ddpm.param("ema." .. p.name, shape, { init = "copy", from = p.tensor, trainable = false })
     end
   end
@@ -89,95 +177,133 @@ local function all_finite(grads)
   return ddpm.eq(sum_over(grads, function(g) return g * 0 end), 0)
 end
 
-local function global_norm(grads)
-  return sum_over(grads, function(g) return g * g end):sqrt()
-end
-
 -- x^t for an f32 scalar tensor t, as exp(t ln x).
 local function power(x, t)
   return (t * math.log(x)):exp()
 end
 
--- The gradients handed to the optimizer: unscaled, checked, clipped.
+-- The gradients handed to the optimizer: added to the sums of the
+-- micro-batches so far (sums[i], also returned; loss-scaled, as torch's
+-- .grad accumulates them under a GradScaler), unscaled, averaged, checked,
+-- clipped.
 function Adam:_gradients(loss)
   local wrt = {}
   for i, p in ipairs(self.params) do wrt[i] = p.tensor end
   local objective = self.scale and loss * self.scale or loss
   local grads = ddpm.grad(objective, wrt)
   local unscale = self.scale and 1 / self.scale
-  local unscaled = {}
+  local sums, fresh = {}, {}
   for i, g in ipairs(grads) do
-    unscaled[i] = g:cast("f32")
-    if unscale then unscaled[i] = unscaled[i] * unscale end
+    fresh[i] = g:cast("f32")
+    sums[i] = self.params[i].grad_sum + fresh[i]
   end
-  local info = { finite = all_finite(unscaled), grad_norm = global_norm(unscaled) }
-  -- Adam gets g * (1/scale * coef): the scalars multiplied first, one
-  -- multiply per element (torch rounds g * (1/scale) first: an ulp apart).
-  local factor = unscale
-  if self.clip then
-    local coef = ddpm.minimum(self.clip / (info.grad_norm + 1e-6), 1)
-    factor = factor and factor * coef or coef
-  end
-  for i, g in ipairs(grads) do
-    grads[i] = g:cast("f32")
-    if factor then grads[i] = grads[i] * factor end
-  end
-  return grads, info
+  -- The mean is sum / N; its norm is taken as ||sum / scale|| / N. (A sum is
+  -- finite exactly when it is once unscaled.)
+  local inv_n = 1 / self.hp.grad_accum
+  local norm = sum_over(sums, function(s)
+    if unscale then s = s * unscale end
+    return s * s
+  end):sqrt()
+  local info = { finite = all_finite(sums), grad_norm = norm * inv_n }
+  -- Adam gets g * f + sum_before * f, f = 1/scale * 1/N * coef: the scalars
+  -- multiplied first (torch rounds g * (1/scale) first: an ulp apart), and
+  -- the fresh gradient g read apart from the sum, so that it is stored in
+  -- the layout its kernel computes it in (a weight gradient's, channels
+  -- last) rather than as the sum in the parameter's.
+  local clip = self.hp.clip
+  local coef = ddpm.where(ddpm.lt(0, clip), ddpm.minimum(clip / (info.grad_norm + 1e-6), 1), 1)
+  local factor = inv_n * coef
+  if unscale then factor = unscale * factor end
+  for i, g in ipairs(fresh) do grads[i] = g * factor + self.params[i].grad_sum * factor end
+  return grads, sums, info
 end
 
 -- GradScaler.update: halve on a skipped step; double after growth_interval
--- clean steps in a row.
-function Adam:_scale_updates(ok, updates)
+-- clean steps in a row. Only the N-th micro-batch (apply) counts.
+function Adam:_scale_updates(ok, apply, updates)
   local grown = self.growth + ddpm.fill(1, {}, "i32")
   local full = ddpm.eq(grown, ddpm.fill(self.growth_interval, {}, "i32"))
   local zero = ddpm.fill(0, {}, "i32")
-  updates["optim.growth_tracker"] = ddpm.where(ok, ddpm.where(full, zero, grown), zero)
+  local tracker = ddpm.where(ok, ddpm.where(full, zero, grown), zero)
+  updates["optim.growth_tracker"] = ddpm.where(apply, tracker, self.growth)
   local up = ddpm.where(full, self.scale * self.growth_factor, self.scale)
-  updates["optim.loss_scale"] = ddpm.where(ok, up, self.scale * self.backoff_factor)
+  local scale = ddpm.where(ok, up, self.scale * self.backoff_factor)
+  updates["optim.loss_scale"] = ddpm.where(apply, scale, self.scale)
+end
+
+-- lr_t: the lr of Adam step t (f32 scalar), get_scheduler's lambdas at t.
+function Adam:_learning_rate(t)
+  local hp = self.hp
+  local w, n = hp.warmup, hp.total_steps
+  local span = ddpm.maximum(n - w, 1)
+  local linear = ddpm.maximum((n - t) / span, 0)
+  local cosine = ddpm.maximum(((t - w) / span * math.pi):cos() * 0.5 + 0.5, 0)
+  local kind = hp.lr_schedule
+  local decay = ddpm.where(ddpm.eq(kind, CODES.lr_schedule.linear), linear,
+                           ddpm.where(ddpm.eq(kind, CODES.lr_schedule.cosine), cosine, 1))
+  decay = ddpm.where(ddpm.lt(0, n), decay, 1)
+  return ddpm.where(ddpm.lt(t, w), t / ddpm.maximum(w, 1), decay) * hp.lr
+end
+
+-- The EMA decay at Adam step t (diffusers' EMAModel.get_decay, s = t - 1).
+function Adam:_ema_decay(t)
+  local hp, codes = self.hp, CODES.ema_warmup
+  local s = t - 1
+  local power_w = 1 - (-hp.ema_power * (s / hp.ema_inv_gamma + 1):log()):exp()
+  local ratio_w = (s + 1) / (s + 10)
+  local w = ddpm.where(ddpm.eq(hp.ema_warmup, codes.power), power_w, ratio_w)
+  w = ddpm.maximum(ddpm.minimum(w, hp.ema), hp.ema_min_decay)
+  w = ddpm.where(ddpm.lt(0, s), w, 0)
+  return ddpm.where(ddpm.eq(hp.ema_warmup, codes.none), hp.ema, w)
 end
 
 -- One Adam update of parameter p with gradient g at step t (f32 scalar).
-function Adam:_update(p, g, t, lr_t, ok, updates)
+function Adam:_update(p, g, t, lr_t, decay, ok, updates)
   local b1, b2 = self.betas[1], self.betas[2]
-  local theta = p.tensor
-  if self.weight_decay ~= 0 then
-    if self.decoupled_weight_decay then theta = theta * (1 - lr_t * self.weight_decay)
-    else g = g + theta * self.weight_decay end
-  end
+  local theta, wd = p.tensor, self.hp.weight_decay
+  if self.decoupled_weight_decay then theta = theta * (1 - lr_t * wd)
+  else g = g + theta * wd end
   local m = p.exp_avg * b1 + g * (1 - b1)
   local v = p.exp_avg_sq * b2 + g * g * (1 - b2)
   local bc1 = 1 - power(b1, t)
   local bc2 = 1 - power(b2, t)
   local denom = v:sqrt() / bc2:sqrt() + self.eps
   local new = theta - m / denom * (lr_t / bc1)
-  local function keep(next_value, old)          -- only a scaled step can be skipped
-    if not self.scale then return next_value end
-    return ddpm.where(ok, next_value, old)
-  end
+  local function keep(next_value, old) return ddpm.where(ok, next_value, old) end
   updates[p.name] = keep(new, p.tensor)
   updates["optim.exp_avg." .. p.name] = keep(m, p.exp_avg)
   updates["optim.exp_avg_sq." .. p.name] = keep(v, p.exp_avg_sq)
   if p.ema then
-    updates["ema." .. p.name] = keep(p.ema * self.ema + new * (1 - self.ema), p.ema)
+    updates["ema." .. p.name] = keep(p.ema * decay + new * (1 - decay), p.ema)
   end
 end
 
 -- minimize(loss): the updates of every state param, and info tensors
--- {grad_norm, finite (1 or 0), lr, loss_scale} worth reporting.
+-- {grad_norm, finite (1 or 0), lr, loss_scale, ema_decay (with ema)}
+-- worth reporting. Each sum's next value is made right after its
+-- parameter's update, so that the compiled step keeps the optimizer in two
+-- kernels (a joint reduction, then one batch writing every state tensor).
 function Adam:minimize(loss)
-  local grads, info = self:_gradients(loss)
-  local ok = self.scale and info.finite or ddpm.fill(1, {}, "f32")
+  local grads, sums, info = self:_gradients(loss)
+  -- apply: this call is the N-th micro-batch of an optimizer step.
+  local counted = self.accum + ddpm.fill(1, {}, "i32")
+  local apply = ddpm.le(self.hp.grad_accum, counted:cast("f32"))
+  local ok = self.scale and info.finite * apply or apply
   local step = self.step + ddpm.fill(1, {}, "i32")
-  local updates = { ["optim.step"] = self.scale and ddpm.where(ok, step, self.step) or step }
+  local updates = { ["optim.step"] = ddpm.where(ok, step, self.step) }
   -- t from the step's next value: the same on every applied step (a skipped
   -- one keeps no result), and the compiled program then reads the counter
   -- after its update, so the update kernel does not wait on the others.
   local t = updates["optim.step"]:cast("f32")
-  local lr_t = self.warmup > 0 and ddpm.minimum(t * (1 / self.warmup), 1) * self.lr
-               or ddpm.fill(self.lr, {}, "f32")
-  for i, p in ipairs(self.params) do self:_update(p, grads[i], t, lr_t, ok, updates) end
-  if self.scale then self:_scale_updates(ok, updates) end
-  info.lr, info.loss_scale = lr_t, self.scale
+  local lr_t = self:_learning_rate(t)
+  local decay = self.hp.ema and self:_ema_decay(t)
+  for i, p in ipairs(self.params) do
+    self:_update(p, grads[i], t, lr_t, decay, ok, updates)
+    updates["optim.grad_sum." .. p.name] = ddpm.where(apply, 0, sums[i])
+  end
+  if self.scale then self:_scale_updates(ok, apply, updates) end
+  updates["optim.accum"] = ddpm.where(apply, ddpm.fill(0, {}, "i32"), counted)
+  info.lr, info.loss_scale, info.ema_decay = lr_t, self.scale, decay
   return updates, info
 end
 

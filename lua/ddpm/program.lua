@@ -12,7 +12,10 @@
 --
 -- Entries (tensors by name; B batch, C/H/W the image):
 --   forward(x (B,C,H,W), t (B) i32) -> eps
---   train_step(x0) -> loss, grad_norm, lr, loss_scale; updates all state.
+--   train_step(x0) -> loss, grad_norm, lr, loss_scale, ema_decay (with EMA
+--     weights); updates all state. The optimizer's hyperparameters are the
+--     state tensors hp.NAME (lua/ddpm/optim.lua), the script's values their
+--     initialisers.
 --     t and the noise are drawn in the graph from Philox keyed by the
 --     state rng.seed and train.iteration (which every call advances).
 --   train_step_fixed(x0, t, noise): the same step with t and noise given
@@ -75,7 +78,8 @@ local function train_entries(cfg, sched, seed, iteration)
     local updates, info = opt:minimize(loss)
     updates["train.iteration"] = iteration + ddpm.fill(1, {}, "i32")
     ddpm.entry(name, { loss = loss, grad_norm = info.grad_norm, lr = info.lr,
-                       loss_scale = info.loss_scale or ddpm.fill(1, {}, "f32") }, updates)
+                       loss_scale = info.loss_scale or ddpm.fill(1, {}, "f32"),
+                       ema_decay = info.ema_decay }, updates)
   end
   build("train_step", ddpm.input("x0", shape))
   if not cfg.test_entries then return end

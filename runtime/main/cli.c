@@ -57,6 +57,10 @@ static const char usage[] =
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
 	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
 	"         [--n N] [--flip] [--device DEV]\n"
+	"         [--lr X] [--warmup N] [--lr-schedule constant|linear|cosine] [--total-steps N]\n"
+	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
+	"         [--ema-warmup none|power|ratio] [--ema-inv-gamma X] [--ema-power X]\n"
+	"         [--ema-min-decay X]   (defaults: the script's; see info)\n"
 	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
 	"         [--eta E] [--spacing leading|trailing|linspace] [--no-clip | --clip-range R]\n"
 	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
@@ -282,6 +286,7 @@ int cli_info(const rt_program *p)
 	printf("params: %lld in %d trainable tensors\n", (long long)trainable, ntrain);
 	printf("state: %d tensors, %lld elements, %.1f MB\n", p->nparams, (long long)elems,
 	       (double)bytes / 1e6);
+	cli_hyper_info(p);
 	printf("entries:\n");
 	for (int i = 0; i < p->nentries; i++) {
 		const rt_entry *e = &p->entries[i];
@@ -293,25 +298,32 @@ int cli_info(const rt_program *p)
 
 /* --- flags ------------------------------------------------------------------ */
 
-static int set_flag(const cli_opts *o, const flag *f, const char *v, char *base)
+int cli_number(const cli_opts *o, const char *name, const char *v, double lo, double hi,
+               int integer, double *out)
 {
 	char *end;
+	errno = 0;
+	double x = integer ? (double)strtoll(v, &end, 10) : strtod(v, &end);
+	if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
+		return integer ? cli_fail(o, "%s: expected an integer in [%.0f, %.0f], got '%s'", name, lo,
+		                          hi, v)
+		               : cli_fail(o, "%s: expected a number in [%g, %g], got '%s'", name, lo, hi, v);
+	*out = x;
+	return 0;
+}
+
+static int set_flag(const cli_opts *o, const flag *f, const char *v, char *base)
+{
+	double x;
 	if (f->kind == F_STR) {
 		if (!*v)
 			return cli_fail(o, "%s needs a value", f->name);
 		*(const char **)(base + f->at) = v;
+	} else if (cli_number(o, f->name, v, f->lo, f->hi, f->kind == F_INT, &x)) {
+		return 1;
 	} else if (f->kind == F_INT) {
-		errno = 0;
-		long long x = strtoll(v, &end, 10);
-		if (errno || end == v || *end || x < f->lo || x > f->hi)
-			return cli_fail(o, "%s: expected an integer in [%.0f, %.0f], got '%s'", f->name, f->lo,
-			                f->hi, v);
-		*(int64_t *)(base + f->at) = x;
+		*(int64_t *)(base + f->at) = (int64_t)x;
 	} else {
-		double x = strtod(v, &end);
-		if (end == v || *end || !isfinite(x) || x < f->lo || x > f->hi)
-			return cli_fail(o, "%s: expected a number in [%g, %g], got '%s'", f->name, f->lo,
-			                f->hi, v);
 		*(double *)(base + f->at) = x;
 	}
 	return 0;
@@ -327,10 +339,11 @@ static int parse_flags(int argc, char **argv, int first, unsigned cmd, cli_opts 
 		for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
 			if (strlen(flags[k].name) == len && strncmp(flags[k].name, arg, len) == 0)
 				f = &flags[k];
-		if (!f || !(f->cmds & cmd))
+		int h = f || cmd != CLI_TRAIN ? -1 : cli_hyper_find(arg, len);
+		if ((!f || !(f->cmds & cmd)) && h < 0)
 			return cli_fail(o, "%s: unknown %s '%.*s' (see %s --help)", argv[1],
 			                arg[0] == '-' ? "flag" : "argument", (int)len, arg, o->prog);
-		if (f->kind == F_BOOL) {
+		if (h < 0 && f->kind == F_BOOL) {
 			if (eq)
 				return cli_fail(o, "%s takes no value", f->name);
 			*(int *)((char *)o + f->at) = 1;
@@ -338,10 +351,10 @@ static int parse_flags(int argc, char **argv, int first, unsigned cmd, cli_opts 
 		}
 		const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
 		if (!v)
-			return cli_fail(o, "%s needs a value", f->name);
-		if (set_flag(o, f, v, (char *)o))
+			return cli_fail(o, "%.*s needs a value", (int)len, arg);
+		if (h >= 0 ? cli_hyper_parse(o, h, v) : set_flag(o, f, v, (char *)o))
 			return 1;
-		if (f->has)
+		if (h < 0 && f->has)
 			*(int *)((char *)o + f->has) = 1;
 	}
 	return 0;

@@ -55,6 +55,8 @@ int cli_run(int argc, char **argv, const rt_embedded *emb);
 
 #define CLI_DEFAULT_DIR "runs/latest"
 
+enum { CLI_MAX_HYPER = 16 };
+
 typedef struct {
 	const char *prog;               /* argv[0]'s base name, for messages */
 	const char *data, *out, *ckpt, *sampler, *device;
@@ -69,6 +71,8 @@ typedef struct {
 	const char *spacing;            /* sample: leading (default), trailing, linspace */
 	double clip_range;              /* sample: x0 clipped to [-R, R] (default meta's) */
 	int no_clip, has_clip_range;
+	double hyper[CLI_MAX_HYPER];    /* train: --lr, --warmup, ... (hyper.c's order) */
+	unsigned has_hyper;             /* bit h: hyper[h] was given */
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -87,6 +91,10 @@ double cli_scalar(const rt_tensorset *s, const char *name);
 const char *cli_meta_str(const rt_program *p, const char *key, const char *dflt);
 double cli_meta_num(const rt_program *p, const char *key, double dflt);
 int cli_meta_bool(const rt_program *p, const char *key, int dflt);
+/* Parses v, the value of flag `name`, as a number (an integer when
+ * `integer`) in [lo, hi] into *out; 0, or 1 after cli_fail. */
+int cli_number(const cli_opts *o, const char *name, const char *v, double lo, double hi,
+               int integer, double *out);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
 /* Appends j as JSON text (numbers written as integers when they were). */
@@ -122,14 +130,15 @@ const char *cli_duration(double secs, char *buf, size_t len);
 /* --- metrics (metrics.c) -------------------------------------------------------
  * DIR/metrics.jsonl: one JSON object per logged step,
  *   {"step": 100, "loss": 0.0412, "loss_mean": 0.0435, "lr": 0.0002,
- *    "loss_scale": 1, "images_per_s": 95.2}
- * loss is that step's, loss_mean the mean since the previous line. A fresh
+ *    "loss_scale": 1, "ema_decay": 0.9999, "images_per_s": 95.2}
+ * loss is that step's, loss_mean the mean since the previous line, lr and
+ * ema_decay (absent without EMA weights) the ones that step applied. A fresh
  * run starts the file afresh; a resumed one keeps the lines up to the
  * checkpoint's step (a run killed after its last save logged steps that
  * the resumed run does again) and appends. Every line is flushed. */
 typedef struct {
 	int64_t step;
-	double loss, loss_mean, lr, loss_scale, images_per_s;
+	double loss, loss_mean, lr, loss_scale, ema_decay, images_per_s;
 } cli_metric;
 
 typedef struct {
@@ -178,6 +187,25 @@ int cli_sampler_draw(cli_sampler *sm, int64_t n, int64_t seed, int bar,
 void cli_sampler_image(const cli_sampler *sm, int64_t chw[3]);
 int64_t cli_sampler_steps(const cli_sampler *sm);
 void cli_sampler_free(cli_sampler *sm);
+
+/* --- hyperparameters (hyper.c) ------------------------------------------------
+ * train's --lr, --warmup, --lr-schedule, --total-steps, --clip,
+ * --weight-decay, --grad-accum, --ema, --ema-warmup, --ema-inv-gamma,
+ * --ema-power, --ema-min-decay: each sets the state tensor hp.NAME that the
+ * compiled train_step reads (lua/ddpm/optim.lua). */
+
+/* The hyperparameter flag arg[0..len) (its index), or -1. */
+int cli_hyper_find(const char *arg, size_t len);
+/* v as the value of hyperparameter h, into o; 0, or 1 after cli_fail. */
+int cli_hyper_parse(cli_opts *o, int h, const char *v);
+/* Writes the flags' values into the state and gives hp.total_steps its
+ * default (a decaying schedule's end: the last step of this run) when it
+ * is 0; 0, or 1 after cli_fail (a flag the program has no hp.NAME for). */
+int cli_hyper_apply(const cli_opts *o, rt_tensorset *state);
+/* The state's hyperparameters, "lr 0.001, warmup 10, ..." or as a JSON object. */
+void cli_hyper_describe(const rt_tensorset *state, rt_strbuf *b, int json);
+/* info: the script's values (the meta "optimizer") by flag. */
+void cli_hyper_info(const rt_program *p);
 
 enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4 };
 

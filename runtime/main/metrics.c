@@ -47,6 +47,7 @@ static int parse_line(const char *line, size_t len, cli_metric *m)
 		m->loss_mean = num(&j, "loss_mean");
 		m->lr = num(&j, "lr");
 		m->loss_scale = num(&j, "loss_scale");
+		m->ema_decay = num(&j, "ema_decay");
 		m->images_per_s = num(&j, "images_per_s");
 		if (isnan(m->loss_mean))
 			m->loss_mean = m->loss;
@@ -92,6 +93,8 @@ static int write_line(FILE *f, const cli_metric *m)
 	put_num(f, "loss_mean", m->loss_mean, ", ");
 	put_num(f, "lr", m->lr, ", ");
 	put_num(f, "loss_scale", m->loss_scale, ", ");
+	if (!isnan(m->ema_decay))
+		put_num(f, "ema_decay", m->ema_decay, ", ");
 	put_num(f, "images_per_s", m->images_per_s, "}\n");
 	return fflush(f) ? -1 : ferror(f) ? -1 : 0;
 }

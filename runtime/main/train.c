@@ -31,8 +31,11 @@
  * host (a save, a sample grid, the end of the run) calls rt_device_sync
  * first. The grids' sampler runs on the same device.
  *
+ * Hyperparameters (hyper.c): the state tensors hp.NAME, set from the flags
+ * after the state is loaded; a resumed run keeps the checkpoint's.
+ *
  * Checkpoint metadata (strings): format "ddpmc", model, config (the
- * program's meta as JSON), step, seed, batch, data (the path), data_images
+ * program's meta as JSON), hyperparameters (the hp.NAME values as JSON), step, seed, batch, data (the path), data_images
  * (n), data_position (q of the next image), data_epoch (q / n), data_flip
  * (0 or 1; a resumed run keeps flipping when its start did). */
 #include <errno.h>
@@ -170,7 +173,7 @@ static int train_load_state(trainer *tr)
 		tr->o->seed = (int64_t)cli_scalar(&tr->state, "rng.seed");
 	if (tr->position < 0)
 		tr->position = iteration(tr) * tr->b;
-	return 0;
+	return cli_hyper_apply(o, &tr->state);
 }
 
 static int meta_int(rt_tensorset *s, const char *key, int64_t v)
@@ -182,13 +185,15 @@ static int meta_int(rt_tensorset *s, const char *key, int64_t v)
 
 static int set_meta(trainer *tr)
 {
-	rt_strbuf config = { 0 };
+	rt_strbuf config = { 0 }, hyper = { 0 };
 	cli_json_write(&config, tr->p->meta);
+	cli_hyper_describe(&tr->state, &hyper, 1);
 	int64_t it = iteration(tr), pos = tr->position;
-	int bad = config.oom || !config.p;
+	int bad = config.oom || !config.p || hyper.oom || !hyper.p;
 	bad = bad || rt_set_meta(&tr->state, "format", "ddpmc") ||
 	      rt_set_meta(&tr->state, "model", tr->p->model) ||
-	      rt_set_meta(&tr->state, "config", config.p) || meta_int(&tr->state, "step", it) ||
+	      rt_set_meta(&tr->state, "config", config.p) ||
+	      rt_set_meta(&tr->state, "hyperparameters", hyper.p) || meta_int(&tr->state, "step", it) ||
 	      meta_int(&tr->state, "seed", tr->o->seed) || meta_int(&tr->state, "batch", tr->b) ||
 	      rt_set_meta(&tr->state, "data", tr->data) ||
 	      meta_int(&tr->state, "data_images", tr->im.n) ||
@@ -196,6 +201,7 @@ static int set_meta(trainer *tr)
 	      meta_int(&tr->state, "data_epoch", pos / tr->im.n) ||
 	      meta_int(&tr->state, "data_flip", tr->o->flip);
 	rt_sb_free(&config);
+	rt_sb_free(&hyper);
 	return bad ? cli_fail(tr->o, "out of memory") : 0;
 }
 
@@ -264,6 +270,7 @@ static int log_step(trainer *tr, int64_t step, double loss)
 	cli_metric m = {
 		.step = step, .loss = loss, .loss_mean = tr->loss_sum / (double)tr->nsum,
 		.lr = cli_scalar(&tr->outputs, "lr"), .loss_scale = cli_scalar(&tr->outputs, "loss_scale"),
+		.ema_decay = cli_scalar(&tr->outputs, "ema_decay"),
 		.images_per_s = tr->busy > 0 ? (double)(tr->nsum * tr->b) / tr->busy : 0,
 	};
 	if (isnan(m.loss_scale))
@@ -368,6 +375,11 @@ static void start(trainer *tr)
 	       tr->p->model, (long long)elems, (long long)tr->b, (long long)tr->o->steps,
 	       (long long)iteration(tr), rt_device_name(tr->dev),
 	       (long long)cli_scalar(&tr->state, "rng.seed"));
+	rt_strbuf hyper = { 0 };
+	cli_hyper_describe(&tr->state, &hyper, 0);
+	if (hyper.p && *hyper.p)
+		printf("hyperparameters: %s\n", hyper.p);
+	rt_sb_free(&hyper);
 	fflush(stdout);
 	cli_progress_start(&tr->pg, "step", tr->o->steps);
 }
