@@ -9,15 +9,19 @@
  *          (a tree). Long reductions over few points: norms, the loss,
  *          contractions too small to tile the GPU (weight gradients of
  *          few channels).
- *   tile   a contraction (the reduced value is a product a*b where a and b
- *          depend on disjoint domain vars: conv2d, its gradients, matmul):
- *          a work-group of 16 x 16 work-items computes a tile of
- *          (16 MA) x (16 MB) points, MA x MB per work-item in registers
- *          (MA, MB in 1, 2, 4 by the sides' lengths, smaller while that
- *          leaves under MIN_GROUPS work-groups); per chunk of RC
- *          reduction steps it stages a's and b's values in local memory,
- *          then every work-item accumulates its points from there. Each
- *          point's sum runs in the same order as the point shape's loop.
+ *   tile   a contraction (the reduced value is a product a*b: conv2d, its
+ *          gradients, matmul): the domain vars only a reads are the
+ *          tile's a side, those a does not read its b side, and those
+ *          both read (a batched matmul's batch, a weight gradient's
+ *          image block: the slices of its split reduction) number the
+ *          tiles' batches. A work-group of 16 x 16 work-items computes a
+ *          tile of (16 MA) x (16 MB) points of one batch, MA x MB per
+ *          work-item in registers (MA, MB in 1, 2, 4 by the sides'
+ *          lengths, smaller while that leaves under the target's
+ *          work-groups: cl_target); per chunk of RC reduction steps it
+ *          stages a's and b's values in local memory, then every
+ *          work-item accumulates its points from there. Each point's sum
+ *          runs in the same order as the point shape's loop.
  *
  * Inside a kernel every needed expression becomes one `const` variable
  * xN, operands first; expressions that do not vary over the reduction are
@@ -28,7 +32,11 @@
 
 #include "cl_render.h"
 
-enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, MIN_GROUPS = 128 };
+enum { POINT_LOCAL = 128, SIDE = 16, RC = 16 };
+
+/* NVIDIA H200, the GPU bench/gpu_check.sh measures: 132 streaming
+ * multiprocessors; a work-group per unit at least. */
+const cl_target cl_target_default = { 132, 1 };
 
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
 
@@ -41,8 +49,10 @@ typedef struct {
 	char *done;             /* per expression: declared in the current scope */
 	uint32_t red_vars;      /* the mask of the reduction's vars */
 	int fa, fb;             /* tile: the factors of the reduced product */
-	uint32_t va;            /* tile: the domain vars of a (the rest are b's) */
+	uint32_t va, vs;        /* tile: the domain vars only a reads, those both
+	                           read (the batch); the rest are b's side */
 	int ma, mb;             /* tile: points per work-item along a and b */
+	const cl_target *t;
 	int local;              /* group: work-items per group */
 } renderer;
 
@@ -477,25 +487,43 @@ static int micro_tile(int64_t n)
 	return n >= 4 * SIDE ? 4 : n >= 2 * SIDE ? 2 : 1;
 }
 
-static int64_t tile_groups(int64_t na, int64_t nb, int ma, int mb)
+/* Work-groups of a tile shape: tiles of (SIDE ma) x (SIDE mb) points
+ * over sides of na and nb points, for each of nbat batches. */
+static int64_t tile_groups(int64_t na, int64_t nb, int64_t nbat, int ma, int mb)
 {
-	return (na + SIDE * ma - 1) / (SIDE * ma) * ((nb + SIDE * mb - 1) / (SIDE * mb));
+	return (na + SIDE * ma - 1) / (SIDE * ma) * ((nb + SIDE * mb - 1) / (SIDE * mb)) * nbat;
+}
+
+/* The tile's sides and batches, in points. */
+static void tile_sides(const renderer *r, int64_t *na, int64_t *nb, int64_t *nbat)
+{
+	uint32_t dom = (1u << r->k->rank) - 1;
+	*na = count_of(r->k, r->va);
+	*nb = count_of(r->k, dom & ~r->va & ~r->vs);
+	*nbat = count_of(r->k, r->vs);
+}
+
+static int64_t target_groups(const cl_target *t)
+{
+	return (int64_t)t->compute_units * t->groups_per_unit;
 }
 
 /* Micro-tiles as large as the sides allow, then smaller until there are
- * enough work-groups to spread over a GPU's compute units. */
-static void pick_micro_tiles(renderer *r, int64_t na, int64_t nb)
+ * the target's work-groups to spread over the GPU's compute units. */
+static void pick_micro_tiles(renderer *r)
 {
+	int64_t na, nb, nbat;
+	tile_sides(r, &na, &nb, &nbat);
 	r->ma = micro_tile(na);
 	r->mb = micro_tile(nb);
-	while (tile_groups(na, nb, r->ma, r->mb) < MIN_GROUPS && (r->ma > 1 || r->mb > 1))
+	while (tile_groups(na, nb, nbat, r->ma, r->mb) < target_groups(r->t) && (r->ma > 1 || r->mb > 1))
 		*(r->ma >= r->mb ? &r->ma : &r->mb) /= 2;
 }
 
 /* A contraction worth tiling: a sum of a*b over a long reduction, a and b
- * f32 and varying over disjoint, non-empty sets of domain vars, and both
- * sides of the tile long enough to fill it. b takes the last domain var
- * (neighbouring work-items then store neighbouring elements). */
+ * f32, a reading domain vars b does not, and both sides of the tile long
+ * enough to fill it. b takes the last domain var (neighbouring work-items
+ * then store neighbouring elements) unless both read it. */
 static int find_tile(renderer *r)
 {
 	const kir_kernel *k = r->k;
@@ -513,27 +541,33 @@ static int find_tile(renderer *r)
 		a = m->b;
 		b = m->a;
 	}
-	uint32_t va = r->vars[a] & dom, vb = r->vars[b] & dom;
-	if (!va || (va & vb) || k->x[a].type != KT_F32 || k->x[b].type != KT_F32 || r->uses_acc[a] ||
-	    r->uses_acc[b] || count_of(k, va) < SIDE / 2 || count_of(k, dom & ~va) < SIDE / 2)
+	uint32_t vs = r->vars[a] & r->vars[b] & dom, va = r->vars[a] & dom & ~vs;
+	if (!va || k->x[a].type != KT_F32 || k->x[b].type != KT_F32 || r->uses_acc[a] || r->uses_acc[b] ||
+	    count_of(k, va) < SIDE / 2 || count_of(k, dom & ~va & ~vs) < SIDE / 2)
 		return 0;
 	r->fa = a;
 	r->fb = b;
 	r->va = va;
-	pick_micro_tiles(r, count_of(k, va), count_of(k, dom & ~va));
+	r->vs = vs;
+	pick_micro_tiles(r);
 	return 1;
 }
 
-/* A tile when the contraction has points enough for MIN_GROUPS tiles;
- * else a long reduction is better split over a work-group per point (a
- * weight gradient of few channels: under MIN_GROUPS tiles would leave
- * most of a GPU idle, each work-item summing the whole N x H x W). */
+/* A tile when the contraction has points enough for a tile of 16 x 16
+ * per compute unit; else a long reduction is better split over a
+ * work-group per point (under that many tiles would leave most of a GPU
+ * idle, each work-item summing the whole reduction). A weight gradient
+ * split into image blocks by the lowering has the blocks as the tile's
+ * batches, so that its partials fill the GPU. */
 static kernel_shape pick_shape(renderer *r)
 {
 	const kir_kernel *k = r->k;
-	int64_t red = red_points_of(r->k);
-	if (find_tile(r) && (red < 4096 || points_of(k) >= (int64_t)MIN_GROUPS * SIDE * SIDE))
-		return SHAPE_TILE;
+	int64_t red = red_points_of(r->k), na, nb, nbat;
+	if (find_tile(r)) {
+		tile_sides(r, &na, &nb, &nbat);
+		if (red < 4096 || tile_groups(na, nb, nbat, 1, 1) >= r->t->compute_units)
+			return SHAPE_TILE;
+	}
 	if (red >= 4096 || (red >= 64 && points_of(k) < 16384))
 		return SHAPE_GROUP;
 	return SHAPE_POINT;
@@ -758,16 +792,19 @@ static void stage_factor(renderer *r, int f, uint32_t side, int n, const char *i
 static void render_tile(renderer *r, cl_launch *l)
 {
 	const kir_kernel *k = r->k;
-	uint32_t dom = (1u << k->rank) - 1, vb = dom & ~r->va;
+	uint32_t dom = (1u << k->rank) - 1, vb = dom & ~r->va & ~r->vs;
 	int ta = SIDE * r->ma, tb = SIDE * r->mb;
-	int64_t na = count_of(k, r->va), nb = count_of(k, vb);
+	int64_t na, nb, nbat;
+	tile_sides(r, &na, &nb, &nbat);
 	int64_t ga = (na + ta - 1) / ta, gb = (nb + tb - 1) / tb;
 	l->local = SIDE * SIDE;
-	l->global = ga * gb * SIDE * SIDE;
+	l->global = tile_groups(na, nb, nbat, r->ma, r->mb) * SIDE * SIDE;
 	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * ta, RC * tb);
 	rt_sb_printf(r->b, "\tconst int lid = get_local_id(0), la = lid / %d, lb = lid %% %d;\n"
-	                   "\tconst IDX grp = get_group_id(0);\n"
-	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)gb, (long long)gb);
+	                   "\tconst IDX bat = get_group_id(0) / %lld, grp = get_group_id(0) %% %lld;\n"
+	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)(ga * gb),
+	             (long long)(ga * gb), (long long)gb, (long long)gb);
+	decode(r, r->vs, "bat");
 	rt_sb_printf(r->b, "\tfloat accs[%d][%d] = { { 0 } };\n", r->ma, r->mb);
 	rt_sb_printf(r->b, "\tfor (IDX r0 = 0; r0 < %lld; r0 += %d) {\n", (long long)red_points_of(k), RC);
 	stage_factor(r, r->fa, r->va, ta, "ta", "ga");
@@ -847,10 +884,11 @@ static void kernel_name(char *out, size_t len, int entry, const char *name)
 			*c = '_';
 }
 
-static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, rt_strbuf *b, cl_launch *l)
+static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, const cl_target *t, rt_strbuf *b,
+                         cl_launch *l)
 {
 	renderer r = { p, k, b, calloc((size_t)k->nx + 1, sizeof(uint32_t)), calloc((size_t)k->nx + 1, 1),
-	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 1, 1, 0 };
+	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 0, 1, 1, t, 0 };
 	char *used = buffers_used(p, k);
 	l->args = used ? kernel_args(p, used, &l->nargs) : NULL;
 	if (!r.vars || !r.uses_acc || !r.done || !l->args) {
@@ -898,7 +936,7 @@ static int needs_wide_index(kir_program **progs, int n)
 	return 0;
 }
 
-cl_launch **cl_render(kir_program **progs, int n, rt_strbuf *src)
+cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf *src)
 {
 	cl_launch **l = calloc((size_t)n + 1, sizeof *l);
 	if (!l)
@@ -909,7 +947,7 @@ cl_launch **cl_render(kir_program **progs, int n, rt_strbuf *src)
 		l[e] = calloc((size_t)progs[e]->nk + 1, sizeof **l);
 		rt_sb_printf(src, "\n#ifdef DDPMC_ENTRY_%d /* %s */\n", e, progs[e]->entry);
 		for (int i = 0; l[e] && i < progs[e]->nk; i++)
-			if (render_kernel(progs[e], &progs[e]->k[i], e, src, &l[e][i]) < 0) {
+			if (render_kernel(progs[e], &progs[e]->k[i], e, t ? t : &cl_target_default, src, &l[e][i]) < 0) {
 				cl_launches_free(l, progs, n);
 				return NULL;
 			}
