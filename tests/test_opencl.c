@@ -96,8 +96,9 @@ static char *kernel_text(const char *src, const char *name)
  * image blocks: a partials kernel over (block, KH, KW, C, O), then a
  * kernel that sums the blocks in order. On OpenCL the partials are a
  * tiled contraction whose blocks number the tiles' batches (so every
- * block's tiles are work-groups of their own), and the result matches
- * the interpreter. */
+ * block's tiles are work-groups of their own), its image operand staged
+ * pixels first (neighbouring work-items read a row: coalesced), and the
+ * result matches the interpreter. */
 static void split_weight_gradient_matches_interpreter(void **unused)
 {
 	ir_graph *g = load_script(split_lua, NULL, 0);
@@ -119,6 +120,8 @@ static void split_weight_gradient_matches_interpreter(void **unused)
 		    groups % k->ext[0])
 			fail_msg("%s: the partials over %lld image blocks are not tiled with the blocks as batches",
 			         k->name, (long long)k->ext[0]);
+		if (!strstr(text, "rr = t % 16;"))
+			fail_msg("%s: no factor is staged by reduction steps", k->name);
 		free(text);
 		split++;
 	}

@@ -19,9 +19,11 @@
  *          work-item in registers (MA, MB in 1, 2, 4 by the sides'
  *          lengths, smaller while that leaves under the target's
  *          work-groups: cl_target); per chunk of RC reduction steps it
- *          stages a's and b's values in local memory, then every
- *          work-item accumulates its points from there. Each point's sum
- *          runs in the same order as the point shape's loop.
+ *          stages a's and b's values in local memory (neighbouring
+ *          work-items on neighbouring points, or on neighbouring steps
+ *          where those are nearer in memory: coalesced loads), then
+ *          every work-item accumulates its points from there. Each
+ *          point's sum runs in the same order as the point shape's loop.
  *
  * Inside a kernel every needed expression becomes one `const` variable
  * xN, operands first; expressions that do not vary over the reduction are
@@ -776,20 +778,98 @@ static void render_group(renderer *r, cl_launch *l)
 	emit_stores(r, 0);
 }
 
-/* Stages factor f for the chunk at r0 into local array `into`: element
- * t = rr * n + i is f at reduction step r0 + rr and point grp * n + i of
- * its side. */
-static void stage_factor(renderer *r, int f, uint32_t side, int n, const char *into, const char *grp)
+/* The innermost var of mask with more than one value, or -1. */
+static int innermost(const kir_kernel *k, uint32_t mask)
 {
+	for (int v = k->rank + k->nred - 1; v >= 0; v--)
+		if ((mask >> v & 1) && k->ext[v] > 1)
+			return v;
+	return -1;
+}
+
+/* The stride, in elements, of the f32 loads expression f reads along var
+ * v, every var mid-range (where clamps do not bind): one for all of
+ * them, else KIR_UNKNOWN. */
+static int64_t load_stride(const kir_kernel *k, int f, int v)
+{
+	int64_t at[KIR_MAXVAR] = { 0 }, stride = KIR_UNKNOWN;
+	int64_t *base = malloc(((size_t)k->nx + 1) * sizeof *base), *next = malloc(((size_t)k->nx + 1) * sizeof *next);
+	int *todo = malloc(((size_t)k->nx + 1) * sizeof *todo), n = 0, loads = 0;
+	char *seen = calloc((size_t)k->nx + 1, 1);
+	if (base && next && todo && seen) {
+		for (int w = 0; w < k->rank + k->nred; w++)
+			at[w] = k->ext[w] / 2;
+		kir_index_values(k, at, base);
+		at[v]++;
+		kir_index_values(k, at, next);
+		todo[n++] = f;
+		seen[f] = 1;
+	}
+	while (n > 0) {
+		const kir_expr *e = &k->x[todo[--n]];
+		if (e->kind == KX_LOAD && e->type == KT_F32) {
+			int64_t x = base[e->a], y = next[e->a];
+			int64_t d = x == KIR_UNKNOWN || y == KIR_UNKNOWN ? KIR_UNKNOWN : y - x;
+			stride = loads++ == 0 || d == stride ? d : KIR_UNKNOWN;
+			continue;
+		}
+		const int ops[3] = { e->a, e->b, e->c };
+		for (int o = 0; o < 3; o++)
+			if (ops[o] >= 0 && !seen[ops[o]]) {
+				seen[ops[o]] = 1;
+				todo[n++] = ops[o];
+			}
+	}
+	free(base);
+	free(next);
+	free(todo);
+	free(seen);
+	return stride;
+}
+
+/* Of RC consecutive steps along var v, how many read factor f within
+ * one run of 32 floats (128 bytes, a GPU's memory transaction): 1 when
+ * they are farther apart, its loads differ or v does not move them. */
+static int64_t run_of(const kir_kernel *k, int f, int v)
+{
+	int64_t s = v < 0 ? 0 : llabs(load_stride(k, f, v)), n = RC;
+	if (s == 0 || s >= 32 || s == llabs(KIR_UNKNOWN))
+		return 1;
+	n = k->ext[v] < n ? k->ext[v] : n;
+	return 32 / s < n ? 32 / s : n;
+}
+
+/* Whether factor f is staged reduction steps first: when neighbouring
+ * reduction steps read nearer elements than neighbouring points of its
+ * side (a weight gradient's image operand: the pixels of a row against
+ * channel planes; a matmul's row-major left operand), so that
+ * neighbouring work-items read neighbouring elements (coalesced loads). */
+static int stage_by_reduction(const renderer *r, int f, uint32_t side)
+{
+	return run_of(r->k, f, innermost(r->k, r->red_vars)) > run_of(r->k, f, innermost(r->k, side));
+}
+
+/* Stages factor f for the chunk at r0 into local array `into`, rows of
+ * `pitch` floats: element rr * pitch + i is f at reduction step r0 + rr
+ * and point grp * n + i of its side. Work-item t takes (rr, i) = (t / n,
+ * t % n), or (t % RC, t / RC) when staged by reduction (then pitch is
+ * n + 1, so that its RC stores fall in different local memory banks). */
+static void stage_factor(renderer *r, int f, uint32_t side, int n, int pitch, const char *into, const char *grp)
+{
+	int by_red = pitch != n;
 	rt_sb_printf(r->b, "\tfor (int t = lid; t < %d; t += %d) {\n", RC * n, SIDE * SIDE);
-	rt_sb_printf(r->b, "\tconst IDX side = %s * %d + t %% %d, red = r0 + t / %d;\n", grp, n, n, n);
+	if (by_red)
+		rt_sb_printf(r->b, "\tconst int i = t / %d, rr = t %% %d;\n", RC, RC);
+	else
+		rt_sb_printf(r->b, "\tconst int i = t %% %d, rr = t / %d;\n", n, n);
+	rt_sb_printf(r->b, "\tconst IDX side = %s * %d + i, red = r0 + rr;\n", grp, n);
 	rt_sb_printf(r->b, "\tfloat val = 0;\n\tif (side < %lld && red < %lld) {\n",
 	             (long long)count_of(r->k, side), (long long)red_points_of(r->k));
 	memset(r->done, 0, (size_t)r->k->nx);
 	decode(r, side, "side");
 	decode(r, r->red_vars, "red");
 	emit(r, f);
-	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\t%s[t] = val;\n\t}\n", f, into);
+	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\t%s[rr * %d + i] = val;\n\t}\n", f, into, pitch);
 }
 
 static void render_tile(renderer *r, cl_launch *l)
@@ -802,7 +882,8 @@ static void render_tile(renderer *r, cl_launch *l)
 	int64_t ga = (na + ta - 1) / ta, gb = (nb + tb - 1) / tb;
 	l->local = SIDE * SIDE;
 	l->global = tile_groups(na, nb, nbat, r->ma, r->mb) * SIDE * SIDE;
-	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * ta, RC * tb);
+	int pa = ta + stage_by_reduction(r, r->fa, r->va), pb = tb + stage_by_reduction(r, r->fb, vb);
+	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * pa, RC * pb);
 	rt_sb_printf(r->b, "\tconst int lid = get_local_id(0), la = lid / %d, lb = lid %% %d;\n"
 	                   "\tconst IDX bat = get_group_id(0) / %lld, grp = get_group_id(0) %% %lld;\n"
 	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)(ga * gb),
@@ -810,8 +891,8 @@ static void render_tile(renderer *r, cl_launch *l)
 	decode(r, r->vs, "bat");
 	rt_sb_printf(r->b, "\tfloat accs[%d][%d] = { { 0 } };\n", r->ma, r->mb);
 	rt_sb_printf(r->b, "\tfor (IDX r0 = 0; r0 < %lld; r0 += %d) {\n", (long long)red_points_of(k), RC);
-	stage_factor(r, r->fa, r->va, ta, "ta", "ga");
-	stage_factor(r, r->fb, vb, tb, "tb", "gb");
+	stage_factor(r, r->fa, r->va, ta, pa, "ta", "ga");
+	stage_factor(r, r->fb, vb, tb, pb, "tb", "gb");
 	rt_sb_printf(r->b, "\tbarrier(CLK_LOCAL_MEM_FENCE);\n"
 	                   "\tfor (int rr = 0; rr < %d; rr++) {\n"
 	                   "\t\tfloat av[%d], bv[%d];\n"
@@ -820,7 +901,7 @@ static void render_tile(renderer *r, cl_launch *l)
 	                   "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tfor (int j = 0; j < %d; j++)\n"
 	                   "\t\t\t\taccs[i][j] += av[i] * bv[j];\n\t}\n"
 	                   "\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n",
-	             RC, r->ma, r->mb, r->ma, ta, SIDE, r->mb, tb, SIDE, r->ma, r->mb);
+	             RC, r->ma, r->mb, r->ma, pa, SIDE, r->mb, pb, SIDE, r->ma, r->mb);
 	rt_sb_printf(r->b, "\tfor (int i = 0; i < %d; i++)\n\tfor (int j = 0; j < %d; j++) {\n"
 	                   "\tconst IDX ia = ga * %d + la + %d * i, ib = gb * %d + lb + %d * j;\n"
 	                   "\tif (ia >= %lld || ib >= %lld)\n\t\tcontinue;\n"
