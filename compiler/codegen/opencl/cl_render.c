@@ -832,10 +832,12 @@ static int64_t load_stride(const kir_kernel *k, int f, int v)
  * they are farther apart, its loads differ or v does not move them. */
 static int64_t run_of(const kir_kernel *k, int f, int v)
 {
-	int64_t s = v < 0 ? 0 : llabs(load_stride(k, f, v)), n = RC;
-	if (s == 0 || s >= 32 || s == llabs(KIR_UNKNOWN))
+	if (v < 0)
 		return 1;
-	n = k->ext[v] < n ? k->ext[v] : n;
+	int64_t s = load_stride(k, f, v), n = k->ext[v] < RC ? k->ext[v] : RC;
+	if (s == KIR_UNKNOWN || s == 0 || llabs(s) >= 32)
+		return 1;
+	s = llabs(s);
 	return 32 / s < n ? 32 / s : n;
 }
 
