@@ -793,9 +793,10 @@ static int innermost(const kir_kernel *k, uint32_t mask)
 static int64_t load_stride(const kir_kernel *k, int f, int v)
 {
 	int64_t at[KIR_MAXVAR] = { 0 }, stride = KIR_UNKNOWN;
-	int64_t *base = malloc(((size_t)k->nx + 1) * sizeof *base), *next = malloc(((size_t)k->nx + 1) * sizeof *next);
-	int *todo = malloc(((size_t)k->nx + 1) * sizeof *todo), n = 0, loads = 0;
-	char *seen = calloc((size_t)k->nx + 1, 1);
+	size_t nx = (size_t)k->nx + 1;
+	int64_t *base = malloc(nx * sizeof *base), *next = malloc(nx * sizeof *next);
+	int *todo = malloc(nx * sizeof *todo), n = 0, loads = 0;
+	char *seen = calloc(nx, 1);
 	if (base && next && todo && seen) {
 		for (int w = 0; w < k->rank + k->nred; w++)
 			at[w] = k->ext[w] / 2;
