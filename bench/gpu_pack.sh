@@ -68,13 +68,11 @@ die() { note "$*"; exit 1; }
 [ -x "$DDPMC" ] || die "no compiler at $DDPMC (build the project first)"
 rm -rf "$B"
 mkdir -p "$B/lib" "$B/wheels" "$X/wheels" || die "cannot create $B and $X"
-GITDIR=$(git rev-parse --git-common-dir 2>/dev/null)
-if [ -n "$GITDIR" ]; then
-	mkdir -p "$GITDIR/info"
-	for d in /.gpu/ /.gpu-build/; do
-		grep -qx "$d" "$GITDIR/info/exclude" 2>/dev/null || echo "$d" >> "$GITDIR/info/exclude"
-	done
-fi
+# .gitignore ignores both (the device tool carries ignored paths only by
+# name); nothing here writes to the git folder, which worktrees share.
+for d in "$B" "$X"; do
+	git check-ignore -q "$d" 2>/dev/null || note "warning: git does not ignore $d here"
+done
 
 # name | model | --set options (space-separated NAME=VALUE)
 SMALL_AS_UNET="width=32 layers=1 groups=16 batch=32 lr=1e-3 warmup=200 ema=0.999"

@@ -27,6 +27,8 @@
 
 /* --- the kernel cases, through the runtime's OpenCL device ---------------- */
 
+static const cl_target *target;         /* what backend_run renders for (NULL: the default) */
+
 static void put_launch(rt_strbuf *b, int e, int k, void *ctx)
 {
 	cl_launch **l = ctx;
@@ -38,7 +40,7 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 {
 	char err[2048];
 	rt_strbuf src = { 0 }, json = { 0 }, data = { 0 };
-	cl_launch **l = cl_render(&p, 1, &src);
+	cl_launch **l = cl_render(&p, 1, target, &src);
 	assert_non_null(l);
 	kir_describe_opts opts = { 1, put_launch, l };
 	kir_describe(g, "case.lua", &p, 1, &opts, &json, &data);
@@ -60,6 +62,101 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	rt_sb_free(&src);
 	rt_sb_free(&json);
 	rt_sb_free(&data);
+}
+
+/* --- weight gradients: a split reduction ------------------------------------ */
+
+/* Odd sizes: 6 images of 7 channels, reductions of 11 x 13 and 6 x 6
+ * pixels per image (not multiples of the tile's chunk of 16), 19 and 9
+ * output channels. */
+static const char *split_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local x = ddpm.param('x', { 6, 7, 11, 13 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local w = ddpm.param('w', { 19, 7, 3, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local w2 = ddpm.param('w2', { 9, 7, 2, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local y = ddpm.conv2d(x, w, { padding = 1 })\n"
+	"local y2 = ddpm.conv2d(x, w2, { stride = 2, padding = { 1, 0, 0, 1 } })\n"
+	"local g = ddpm.grad(y, { w }, ddpm.input('seed', y:shape()))\n"
+	"local g2 = ddpm.grad(y2, { w2 }, ddpm.input('seed2', y2:shape()))\n"
+	"ddpm.entry('main', { gw = g[1], gw2 = g2[1] })\n";
+
+/* A copy of kernel `name`'s OpenCL C in src (up to its closing brace). */
+static char *kernel_text(const char *src, const char *name)
+{
+	char head[128];
+	snprintf(head, sizeof head, "/* %s: ", name);
+	const char *at = strstr(src, head), *end = at ? strstr(at, "\n}\n") : NULL;
+	if (!end)
+		fail_msg("no kernel %s in the source", name);
+	char *text = malloc((size_t)(end - at) + 1);
+	assert_non_null(text);
+	memcpy(text, at, (size_t)(end - at));
+	text[end - at] = 0;
+	return text;
+}
+
+/* The work-groups of every partials kernel of g's entry "main" rendered
+ * for target t (groups[0..2)), each checked to be tiled with its image
+ * blocks as the tiles' batches and one factor staged by reduction steps. */
+static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
+{
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	assert_non_null(p);
+	rt_strbuf src = { 0 };
+	cl_launch **l = cl_render(&p, 1, t, &src);
+	assert_non_null(l);
+	int split = 0;
+	for (int i = 0; i < p->nk; i++) {
+		const kir_kernel *k = &p->k[i];
+		if (!strstr(k->name, "grad_weight") || k->rank != 5)
+			continue;
+		char *text = kernel_text(src.p, k->name);
+		assert_true(split < 2);
+		groups[split] = l[0][i].global / l[0][i].local;
+		print_message("    %s: %lld blocks, %lld work-groups for %d compute units x %d\n", k->name,
+		              (long long)k->ext[0], (long long)groups[split], t->compute_units, t->groups_per_unit);
+		if (k->ext[0] < 2 || !strstr(text, "__local float ta") || !strstr(text, "const IDX v0 = bat;") ||
+		    groups[split] % k->ext[0])
+			fail_msg("%s: the partials over %lld image blocks are not tiled with the blocks as batches",
+			         k->name, (long long)k->ext[0]);
+		if (!strstr(text, "rr = t % 16;"))
+			fail_msg("%s: no factor is staged by reduction steps", k->name);
+		free(text);
+		split++;
+	}
+	assert_int_equal(split, 2);
+	cl_launches_free(l, &p, 1);
+	rt_sb_free(&src);
+	kir_program_free(p);
+}
+
+/* The lowering splits a weight gradient's reduction over N x H x W into
+ * image blocks: a partials kernel over (block, KH, KW, C, O), then a
+ * kernel that sums the blocks in order. On OpenCL the partials are a
+ * tiled contraction whose blocks number the tiles' batches (so every
+ * block's tiles are work-groups of their own), its image operand staged
+ * pixels first (neighbouring work-items read a row: coalesced), and the
+ * result matches the interpreter: rendered for the default target (it
+ * asks for more work-groups than these have: 1 x 1 points per
+ * work-item) and for a GPU of 2 compute units (larger micro-tiles). */
+static void split_weight_gradient_matches_interpreter(void **unused)
+{
+	static const cl_target small = { 2, 1 };
+	ir_graph *g = load_script(split_lua, NULL, 0);
+	int64_t many[2], few[2];
+	split_groups(g, &cl_target_default, many);
+	split_groups(g, &small, few);
+	if (!(few[0] < many[0] && few[1] < many[1]))
+		fail_msg("for 2 compute units the partials take %lld and %lld work-groups, not fewer than for %d",
+		         (long long)few[0], (long long)few[1], cl_target_default.compute_units);
+	rt_tensorset in = { 0 };
+	random_inputs(g, &in, -1, 1, 1);
+	print_message("    worst relative difference %.3g\n", check_entry(g, "main", &in, NULL, 1e-4));
+	target = &small;
+	print_message("    for 2 compute units: %.3g\n", check_entry(g, "main", &in, NULL, 1e-4));
+	target = NULL;
+	rt_set_free(&in);
+	ir_free(g);
 }
 
 /* --- a compiled executable on both devices --------------------------------- */
@@ -199,8 +296,13 @@ int main(void)
 	char cache[64];
 	tu_tmpdir(cache, sizeof cache);         /* the program cache writes nowhere else */
 	setenv("DDPMC_CL_CACHE", cache, 1);
+	/* DDPMC_TEST_FILTER=conv2d* runs the cases whose names match (cmocka's
+	 * * and ? wildcards): the whole test takes many minutes on PoCL */
+	if (getenv("DDPMC_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("DDPMC_TEST_FILTER"));
 	const struct CMUnitTest tests[] = {
 		KERNEL_CASES,
+		cmocka_unit_test(split_weight_gradient_matches_interpreter),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),
 	};

@@ -145,7 +145,7 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, ta
 {
 	char err[1024], names[MAXPARTS][4096], *objs[MAXPARTS];
 	rt_strbuf json = { 0 }, data = { 0 }, cl = { 0 };
-	if (t->opencl && !(t->launch = cl_render(progs, g->nentries, &cl))) {
+	if (t->opencl && !(t->launch = cl_render(progs, g->nentries, NULL, &cl))) {
 		fprintf(stderr, "ddpmc: out of memory rendering OpenCL\n");
 		return -1;
 	}

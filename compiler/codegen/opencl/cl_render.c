@@ -9,14 +9,20 @@
  *          (a tree). Long reductions over few points: norms, the loss,
  *          contractions too small to tile the GPU (weight gradients of
  *          few channels).
- *   tile   a contraction (the reduced value is a product a*b where a and b
- *          depend on disjoint domain vars: conv2d, its gradients, matmul):
- *          a work-group of 16 x 16 work-items computes a tile of
- *          (16 MA) x (16 MB) points, MA x MB per work-item in registers
- *          (MA, MB in 1, 2, 4 by the sides' lengths, smaller while that
- *          leaves under MIN_GROUPS work-groups); per chunk of RC
- *          reduction steps it stages a's and b's values in local memory,
- *          then every work-item accumulates its points from there. Each
+ *   tile   a contraction (the reduced value is a product a*b: conv2d, its
+ *          gradients, matmul): the domain vars only a reads are the
+ *          tile's a side, those a does not read its b side, and those
+ *          both read (a batched matmul's batch, a weight gradient's
+ *          image block: the slices of its split reduction) number the
+ *          tiles' batches. A work-group of 16 x 16 work-items computes a
+ *          tile of (16 MA) x (16 MB) points of one batch, MA x MB per
+ *          work-item in registers (MA, MB in 1, 2, 4 by the sides'
+ *          lengths, smaller while that leaves under the target's
+ *          work-groups: cl_target); per chunk of RC reduction steps it
+ *          stages a's and b's values in local memory (neighbouring
+ *          work-items on neighbouring points, or on neighbouring steps
+ *          where those are nearer in memory: coalesced loads), then
+ *          every work-item accumulates its points from there. Each
  *          point's sum runs in the same order as the point shape's loop.
  *
  * Inside a kernel every needed expression becomes one `const` variable
@@ -28,7 +34,14 @@
 
 #include "cl_render.h"
 
-enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, MIN_GROUPS = 128 };
+enum { POINT_LOCAL = 128, SIDE = 16, RC = 16 };
+
+/* NVIDIA H200, the GPU bench/gpu_check.sh measures: 132 streaming
+ * multiprocessors. A tile's 256 work-items are an eighth of what one
+ * holds; 4 work-groups per unit (smaller micro-tiles where a kernel has
+ * fewer tiles: 7x7 convolutions at batch 128, attention matmuls) leave
+ * warps to hide memory latency and spread the last wave. */
+const cl_target cl_target_default = { 132, 4 };
 
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
 
@@ -41,8 +54,10 @@ typedef struct {
 	char *done;             /* per expression: declared in the current scope */
 	uint32_t red_vars;      /* the mask of the reduction's vars */
 	int fa, fb;             /* tile: the factors of the reduced product */
-	uint32_t va;            /* tile: the domain vars of a (the rest are b's) */
+	uint32_t va, vs;        /* tile: the domain vars only a reads, those both
+	                           read (the batch); the rest are b's side */
 	int ma, mb;             /* tile: points per work-item along a and b */
+	const cl_target *t;
 	int local;              /* group: work-items per group */
 } renderer;
 
@@ -477,25 +492,43 @@ static int micro_tile(int64_t n)
 	return n >= 4 * SIDE ? 4 : n >= 2 * SIDE ? 2 : 1;
 }
 
-static int64_t tile_groups(int64_t na, int64_t nb, int ma, int mb)
+/* Work-groups of a tile shape: tiles of (SIDE ma) x (SIDE mb) points
+ * over sides of na and nb points, for each of nbat batches. */
+static int64_t tile_groups(int64_t na, int64_t nb, int64_t nbat, int ma, int mb)
 {
-	return (na + SIDE * ma - 1) / (SIDE * ma) * ((nb + SIDE * mb - 1) / (SIDE * mb));
+	return (na + SIDE * ma - 1) / (SIDE * ma) * ((nb + SIDE * mb - 1) / (SIDE * mb)) * nbat;
+}
+
+/* The tile's sides and batches, in points. */
+static void tile_sides(const renderer *r, int64_t *na, int64_t *nb, int64_t *nbat)
+{
+	uint32_t dom = (1u << r->k->rank) - 1;
+	*na = count_of(r->k, r->va);
+	*nb = count_of(r->k, dom & ~r->va & ~r->vs);
+	*nbat = count_of(r->k, r->vs);
+}
+
+static int64_t target_groups(const cl_target *t)
+{
+	return (int64_t)t->compute_units * t->groups_per_unit;
 }
 
 /* Micro-tiles as large as the sides allow, then smaller until there are
- * enough work-groups to spread over a GPU's compute units. */
-static void pick_micro_tiles(renderer *r, int64_t na, int64_t nb)
+ * the target's work-groups to spread over the GPU's compute units. */
+static void pick_micro_tiles(renderer *r)
 {
+	int64_t na, nb, nbat;
+	tile_sides(r, &na, &nb, &nbat);
 	r->ma = micro_tile(na);
 	r->mb = micro_tile(nb);
-	while (tile_groups(na, nb, r->ma, r->mb) < MIN_GROUPS && (r->ma > 1 || r->mb > 1))
+	while (tile_groups(na, nb, nbat, r->ma, r->mb) < target_groups(r->t) && (r->ma > 1 || r->mb > 1))
 		*(r->ma >= r->mb ? &r->ma : &r->mb) /= 2;
 }
 
 /* A contraction worth tiling: a sum of a*b over a long reduction, a and b
- * f32 and varying over disjoint, non-empty sets of domain vars, and both
- * sides of the tile long enough to fill it. b takes the last domain var
- * (neighbouring work-items then store neighbouring elements). */
+ * f32, a reading domain vars b does not, and both sides of the tile long
+ * enough to fill it. b takes the last domain var (neighbouring work-items
+ * then store neighbouring elements) unless both read it. */
 static int find_tile(renderer *r)
 {
 	const kir_kernel *k = r->k;
@@ -513,27 +546,33 @@ static int find_tile(renderer *r)
 		a = m->b;
 		b = m->a;
 	}
-	uint32_t va = r->vars[a] & dom, vb = r->vars[b] & dom;
-	if (!va || (va & vb) || k->x[a].type != KT_F32 || k->x[b].type != KT_F32 || r->uses_acc[a] ||
-	    r->uses_acc[b] || count_of(k, va) < SIDE / 2 || count_of(k, dom & ~va) < SIDE / 2)
+	uint32_t vs = r->vars[a] & r->vars[b] & dom, va = r->vars[a] & dom & ~vs;
+	if (!va || k->x[a].type != KT_F32 || k->x[b].type != KT_F32 || r->uses_acc[a] || r->uses_acc[b] ||
+	    count_of(k, va) < SIDE / 2 || count_of(k, dom & ~va & ~vs) < SIDE / 2)
 		return 0;
 	r->fa = a;
 	r->fb = b;
 	r->va = va;
-	pick_micro_tiles(r, count_of(k, va), count_of(k, dom & ~va));
+	r->vs = vs;
+	pick_micro_tiles(r);
 	return 1;
 }
 
-/* A tile when the contraction has points enough for MIN_GROUPS tiles;
- * else a long reduction is better split over a work-group per point (a
- * weight gradient of few channels: under MIN_GROUPS tiles would leave
- * most of a GPU idle, each work-item summing the whole N x H x W). */
+/* A tile when the contraction has points enough for a tile of 16 x 16
+ * per compute unit; else a long reduction is better split over a
+ * work-group per point (under that many tiles would leave most of a GPU
+ * idle, each work-item summing the whole reduction). A weight gradient
+ * split into image blocks by the lowering has the blocks as the tile's
+ * batches, so that its partials fill the GPU. */
 static kernel_shape pick_shape(renderer *r)
 {
 	const kir_kernel *k = r->k;
-	int64_t red = red_points_of(r->k);
-	if (find_tile(r) && (red < 4096 || points_of(k) >= (int64_t)MIN_GROUPS * SIDE * SIDE))
-		return SHAPE_TILE;
+	int64_t red = red_points_of(r->k), na, nb, nbat;
+	if (find_tile(r)) {
+		tile_sides(r, &na, &nb, &nbat);
+		if (red < 4096 || tile_groups(na, nb, nbat, 1, 1) >= r->t->compute_units)
+			return SHAPE_TILE;
+	}
 	if (red >= 4096 || (red >= 64 && points_of(k) < 16384))
 		return SHAPE_GROUP;
 	return SHAPE_POINT;
@@ -739,39 +778,124 @@ static void render_group(renderer *r, cl_launch *l)
 	emit_stores(r, 0);
 }
 
-/* Stages factor f for the chunk at r0 into local array `into`: element
- * t = rr * n + i is f at reduction step r0 + rr and point grp * n + i of
- * its side. */
-static void stage_factor(renderer *r, int f, uint32_t side, int n, const char *into, const char *grp)
+/* The innermost var of mask with more than one value, or -1. */
+static int innermost(const kir_kernel *k, uint32_t mask)
 {
+	for (int v = k->rank + k->nred - 1; v >= 0; v--)
+		if ((mask >> v & 1) && k->ext[v] > 1)
+			return v;
+	return -1;
+}
+
+/* The stride, in elements, of the f32 loads expression f reads along var
+ * v, every var mid-range (where clamps do not bind): one for all of
+ * them, else KIR_UNKNOWN. */
+static int64_t load_stride(const kir_kernel *k, int f, int v)
+{
+	int64_t at[KIR_MAXVAR] = { 0 }, stride = KIR_UNKNOWN;
+	size_t nx = (size_t)k->nx + 1;
+	int64_t *base = malloc(nx * sizeof *base), *next = malloc(nx * sizeof *next);
+	int *todo = malloc(nx * sizeof *todo), n = 0, loads = 0;
+	char *seen = calloc(nx, 1);
+	if (base && next && todo && seen) {
+		for (int w = 0; w < k->rank + k->nred; w++)
+			at[w] = k->ext[w] / 2;
+		kir_index_values(k, at, base);
+		at[v]++;
+		kir_index_values(k, at, next);
+		todo[n++] = f;
+		seen[f] = 1;
+	}
+	while (n > 0) {
+		const kir_expr *e = &k->x[todo[--n]];
+		if (e->kind == KX_LOAD && e->type == KT_F32) {
+			int64_t x = base[e->a], y = next[e->a];
+			int64_t d = x == KIR_UNKNOWN || y == KIR_UNKNOWN ? KIR_UNKNOWN : y - x;
+			stride = loads++ == 0 || d == stride ? d : KIR_UNKNOWN;
+			continue;
+		}
+		const int ops[3] = { e->a, e->b, e->c };
+		for (int o = 0; o < 3; o++)
+			if (ops[o] >= 0 && !seen[ops[o]]) {
+				seen[ops[o]] = 1;
+				todo[n++] = ops[o];
+			}
+	}
+	free(base);
+	free(next);
+	free(todo);
+	free(seen);
+	return stride;
+}
+
+/* Of RC consecutive steps along var v, how many read factor f within
+ * one run of 32 floats (128 bytes, a GPU's memory transaction): 1 when
+ * they are farther apart, its loads differ or v does not move them. */
+static int64_t run_of(const kir_kernel *k, int f, int v)
+{
+	if (v < 0)
+		return 1;
+	int64_t s = load_stride(k, f, v), n = k->ext[v] < RC ? k->ext[v] : RC;
+	if (s == KIR_UNKNOWN || s == 0 || llabs(s) >= 32)
+		return 1;
+	s = llabs(s);
+	return 32 / s < n ? 32 / s : n;
+}
+
+/* Whether factor f is staged reduction steps first: when neighbouring
+ * reduction steps read nearer elements than neighbouring points of its
+ * side (a weight gradient's image operand: the pixels of a row against
+ * channel planes; a matmul's row-major left operand), so that
+ * neighbouring work-items read neighbouring elements (coalesced loads). */
+static int stage_by_reduction(const renderer *r, int f, uint32_t side)
+{
+	return run_of(r->k, f, innermost(r->k, r->red_vars)) > run_of(r->k, f, innermost(r->k, side));
+}
+
+/* Stages factor f for the chunk at r0 into local array `into`, rows of
+ * `pitch` floats: element rr * pitch + i is f at reduction step r0 + rr
+ * and point grp * n + i of its side. Work-item t takes (rr, i) = (t / n,
+ * t % n), or (t % RC, t / RC) when staged by reduction (then pitch is
+ * n + 1, so that its RC stores fall in different local memory banks). */
+static void stage_factor(renderer *r, int f, uint32_t side, int n, int pitch, const char *into, const char *grp)
+{
+	int by_red = pitch != n;
 	rt_sb_printf(r->b, "\tfor (int t = lid; t < %d; t += %d) {\n", RC * n, SIDE * SIDE);
-	rt_sb_printf(r->b, "\tconst IDX side = %s * %d + t %% %d, red = r0 + t / %d;\n", grp, n, n, n);
+	if (by_red)
+		rt_sb_printf(r->b, "\tconst int i = t / %d, rr = t %% %d;\n", RC, RC);
+	else
+		rt_sb_printf(r->b, "\tconst int i = t %% %d, rr = t / %d;\n", n, n);
+	rt_sb_printf(r->b, "\tconst IDX side = %s * %d + i, red = r0 + rr;\n", grp, n);
 	rt_sb_printf(r->b, "\tfloat val = 0;\n\tif (side < %lld && red < %lld) {\n",
 	             (long long)count_of(r->k, side), (long long)red_points_of(r->k));
 	memset(r->done, 0, (size_t)r->k->nx);
 	decode(r, side, "side");
 	decode(r, r->red_vars, "red");
 	emit(r, f);
-	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\t%s[t] = val;\n\t}\n", f, into);
+	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\t%s[rr * %d + i] = val;\n\t}\n", f, into, pitch);
 }
 
 static void render_tile(renderer *r, cl_launch *l)
 {
 	const kir_kernel *k = r->k;
-	uint32_t dom = (1u << k->rank) - 1, vb = dom & ~r->va;
+	uint32_t dom = (1u << k->rank) - 1, vb = dom & ~r->va & ~r->vs;
 	int ta = SIDE * r->ma, tb = SIDE * r->mb;
-	int64_t na = count_of(k, r->va), nb = count_of(k, vb);
+	int64_t na, nb, nbat;
+	tile_sides(r, &na, &nb, &nbat);
 	int64_t ga = (na + ta - 1) / ta, gb = (nb + tb - 1) / tb;
 	l->local = SIDE * SIDE;
-	l->global = ga * gb * SIDE * SIDE;
-	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * ta, RC * tb);
+	l->global = tile_groups(na, nb, nbat, r->ma, r->mb) * SIDE * SIDE;
+	int pa = ta + stage_by_reduction(r, r->fa, r->va), pb = tb + stage_by_reduction(r, r->fb, vb);
+	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * pa, RC * pb);
 	rt_sb_printf(r->b, "\tconst int lid = get_local_id(0), la = lid / %d, lb = lid %% %d;\n"
-	                   "\tconst IDX grp = get_group_id(0);\n"
-	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)gb, (long long)gb);
+	                   "\tconst IDX bat = get_group_id(0) / %lld, grp = get_group_id(0) %% %lld;\n"
+	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)(ga * gb),
+	             (long long)(ga * gb), (long long)gb, (long long)gb);
+	decode(r, r->vs, "bat");
 	rt_sb_printf(r->b, "\tfloat accs[%d][%d] = { { 0 } };\n", r->ma, r->mb);
 	rt_sb_printf(r->b, "\tfor (IDX r0 = 0; r0 < %lld; r0 += %d) {\n", (long long)red_points_of(k), RC);
-	stage_factor(r, r->fa, r->va, ta, "ta", "ga");
-	stage_factor(r, r->fb, vb, tb, "tb", "gb");
+	stage_factor(r, r->fa, r->va, ta, pa, "ta", "ga");
+	stage_factor(r, r->fb, vb, tb, pb, "tb", "gb");
 	rt_sb_printf(r->b, "\tbarrier(CLK_LOCAL_MEM_FENCE);\n"
 	                   "\tfor (int rr = 0; rr < %d; rr++) {\n"
 	                   "\t\tfloat av[%d], bv[%d];\n"
@@ -780,7 +904,7 @@ static void render_tile(renderer *r, cl_launch *l)
 	                   "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tfor (int j = 0; j < %d; j++)\n"
 	                   "\t\t\t\taccs[i][j] += av[i] * bv[j];\n\t}\n"
 	                   "\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n",
-	             RC, r->ma, r->mb, r->ma, ta, SIDE, r->mb, tb, SIDE, r->ma, r->mb);
+	             RC, r->ma, r->mb, r->ma, pa, SIDE, r->mb, pb, SIDE, r->ma, r->mb);
 	rt_sb_printf(r->b, "\tfor (int i = 0; i < %d; i++)\n\tfor (int j = 0; j < %d; j++) {\n"
 	                   "\tconst IDX ia = ga * %d + la + %d * i, ib = gb * %d + lb + %d * j;\n"
 	                   "\tif (ia >= %lld || ib >= %lld)\n\t\tcontinue;\n"
@@ -847,10 +971,11 @@ static void kernel_name(char *out, size_t len, int entry, const char *name)
 			*c = '_';
 }
 
-static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, rt_strbuf *b, cl_launch *l)
+static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, const cl_target *t, rt_strbuf *b,
+                         cl_launch *l)
 {
 	renderer r = { p, k, b, calloc((size_t)k->nx + 1, sizeof(uint32_t)), calloc((size_t)k->nx + 1, 1),
-	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 1, 1, 0 };
+	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 0, 1, 1, t, 0 };
 	char *used = buffers_used(p, k);
 	l->args = used ? kernel_args(p, used, &l->nargs) : NULL;
 	if (!r.vars || !r.uses_acc || !r.done || !l->args) {
@@ -898,7 +1023,7 @@ static int needs_wide_index(kir_program **progs, int n)
 	return 0;
 }
 
-cl_launch **cl_render(kir_program **progs, int n, rt_strbuf *src)
+cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf *src)
 {
 	cl_launch **l = calloc((size_t)n + 1, sizeof *l);
 	if (!l)
@@ -909,7 +1034,7 @@ cl_launch **cl_render(kir_program **progs, int n, rt_strbuf *src)
 		l[e] = calloc((size_t)progs[e]->nk + 1, sizeof **l);
 		rt_sb_printf(src, "\n#ifdef DDPMC_ENTRY_%d /* %s */\n", e, progs[e]->entry);
 		for (int i = 0; l[e] && i < progs[e]->nk; i++)
-			if (render_kernel(progs[e], &progs[e]->k[i], e, src, &l[e][i]) < 0) {
+			if (render_kernel(progs[e], &progs[e]->k[i], e, t ? t : &cl_target_default, src, &l[e][i]) < 0) {
 				cl_launches_free(l, progs, n);
 				return NULL;
 			}

@@ -28,10 +28,24 @@ typedef struct {
 	int64_t global, local;
 } cl_launch;
 
+/* What the renderer assumes of the GPU the source is for (it is built
+ * ahead of time, without the device): how many work-groups fill it. A
+ * contraction is tiled when it has a 16 x 16 tile per compute unit, and
+ * its tiles shrink until it has groups_per_unit per unit; a weight
+ * gradient's partial sums (the lowering splits its reduction into image
+ * blocks) count every block's tiles. */
+typedef struct {
+	int compute_units;      /* streaming multiprocessors, compute units */
+	int groups_per_unit;    /* work-groups wanted per unit */
+} cl_target;
+
+extern const cl_target cl_target_default;      /* NVIDIA H200 */
+
 /* Appends the OpenCL C of every kernel of progs[0..n) to src (one prelude
- * first) and returns launches[e][k] for kernel k of entry e (free with
- * cl_launches_free), or NULL when out of memory. */
-cl_launch **cl_render(kir_program **progs, int n, rt_strbuf *src);
+ * first) for target t (NULL: cl_target_default) and returns launches[e][k]
+ * for kernel k of entry e (free with cl_launches_free), or NULL when out
+ * of memory. */
+cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf *src);
 void cl_launches_free(cl_launch **l, kir_program **progs, int n);
 
 /* The "cl" member of a kernel's descriptor entry (runtime/program.h). */
