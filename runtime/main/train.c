@@ -15,7 +15,9 @@
  * of the loss with factor 0.98, bias-corrected), images/s and the ETA;
  * elsewhere a plain line every --log-every steps.
  *
- * Data: rt_dataset_open reads --data (data.h); a loader thread makes the
+ * Data: rt_dataset_open reads --data (data.h), and when train_step has an
+ * input `labels` ((B) i32: a classifier's) rt_dataset_labels reads the
+ * IDX labels file beside the images; a loader thread makes the
  * next batch while a step runs. The order is data.h's contract: position
  * q = 0, 1, ... of an endless sequence of epochs, each a shuffle drawn
  * from the run's seed (with --flip, every image mirrored or not by its
@@ -64,6 +66,7 @@ typedef struct {
 	const rt_program *p;
 	const rt_entry *e;
 	const rt_buffer *x0;    /* (B, C, H, W) */
+	const rt_buffer *labels;        /* (B) i32, when train_step takes labels */
 	const char *data;       /* the data set's path */
 	rt_images im;
 	rt_loader *ld;
@@ -91,8 +94,10 @@ static int load_data(trainer *tr)
 	tr->data = strcmp(o->data, "fashion-mnist") == 0 ? RT_FASHION_MNIST : o->data;
 	if (rt_dataset_open(o->data, s[1], s[2], s[3], &tr->im, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
-	printf("data: %s, %lld images%s\n", tr->data, (long long)tr->im.n,
-	       o->flip ? ", random horizontal flips" : "");
+	if (tr->labels && rt_dataset_labels(o->data, &tr->im, err, sizeof err) != RT_OK)
+		return cli_fail(o, "%s", err);
+	printf("data: %s, %lld images%s%s\n", tr->data, (long long)tr->im.n,
+	       tr->labels ? " with labels" : "", o->flip ? ", random horizontal flips" : "");
 	return 0;
 }
 
@@ -121,6 +126,10 @@ static int train_check_entry(trainer *tr)
 		                "(recompile with --set batch=%lld)", (long long)o->batch,
 		                (long long)tr->x0->shape[0], (long long)o->batch);
 	tr->b = tr->x0->shape[0];
+	tr->labels = rt_entry_buffer(tr->e, RT_BUF_INPUT, "labels");
+	if (tr->labels && (tr->labels->rank != 1 || tr->labels->shape[0] != tr->b ||
+	                   tr->labels->dtype != RT_I32))
+		return cli_fail(o, "train_step's input labels must be (B) i32");
 	return 0;
 }
 
@@ -297,12 +306,12 @@ static void show(trainer *tr, int64_t s, double loss)
 }
 
 /* One step: the batch, train_step, the bookkeeping. */
-static int train_one(trainer *tr, rt_tensor *x, int64_t s, int64_t it)
+static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, int64_t it)
 {
 	const cli_opts *o = tr->o;
 	char err[1024];
 	double t0 = cli_now();
-	rt_loader_next(tr->ld, x->data, &tr->position);
+	rt_loader_next(tr->ld, x->data, labels ? labels->data : NULL, &tr->position);
 	if (rt_device_run(tr->dev, tr->e, &tr->state, &tr->inputs, &tr->outputs, err,
 	                  sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
@@ -325,12 +334,14 @@ static int train_one(trainer *tr, rt_tensor *x, int64_t s, int64_t it)
 static int loop(trainer *tr)
 {
 	const cli_opts *o = tr->o;
-	rt_tensor *x = rt_set_add(&tr->inputs, "x0", RT_F32, 4, tr->x0->shape);
-	if (!x)
+	int ok = rt_set_add(&tr->inputs, "x0", RT_F32, 4, tr->x0->shape) &&
+	         (!tr->labels || rt_set_add(&tr->inputs, "labels", RT_I32, 1, tr->labels->shape));
+	if (!ok)
 		return cli_fail(o, "out of memory");
+	rt_tensor *x = rt_set_find(&tr->inputs, "x0"), *labels = rt_set_find(&tr->inputs, "labels");
 	int64_t it0 = iteration(tr);
 	for (int64_t s = 0; s < o->steps && !interrupted; s++)
-		if (train_one(tr, x, s, it0 + s))
+		if (train_one(tr, x, labels, s, it0 + s))
 			return 1;
 	if (sync_state(tr))
 		return 1;
@@ -366,8 +377,7 @@ static void start(trainer *tr)
 		elems += tr->p->params[i].trainable ? tr->p->params[i].numel : 0;
 	printf("train: %s, %lld params, batch %lld, %lld steps from step %lld, %s, seed %lld\n",
 	       tr->p->model, (long long)elems, (long long)tr->b, (long long)tr->o->steps,
-	       (long long)iteration(tr), rt_device_name(tr->dev),
-	       (long long)cli_scalar(&tr->state, "rng.seed"));
+	       (long long)iteration(tr), rt_device_name(tr->dev), (long long)tr->o->seed);
 	fflush(stdout);
 	cli_progress_start(&tr->pg, "step", tr->o->steps);
 }
