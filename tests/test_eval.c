@@ -13,8 +13,11 @@
  *     file, --n all of it) is FID 0: the features entry is deterministic
  *     and rt_fid sees the same statistics;
  *   - the same seed gives the same figures;
+ *   - train --eval-every 2 writes fid and kid on the metrics lines of
+ *     steps 2 and 4 only;
  *   - an RGB program (tests/models/cl_tiny.lua --set channels=3) says the metric is not
- *     available and exits non-zero; asking for the metric with RGB images
+ *     available and exits non-zero (eval, and train --eval-every before
+ *     its first step); asking for the metric with RGB images
  *     fails at compile time naming the script line. */
 #include <math.h>
 
@@ -92,6 +95,35 @@ static void test_floor_of_a_set_against_itself(void **state)
 		fail_msg("the training set against itself: FID %g, want 0", floor_fid);
 }
 
+/* train --eval-every 2: the metrics lines of steps 2 and 4 carry fid and
+ * kid, the others do not. */
+static void test_train_eval_every(void **state)
+{
+	(void)state;
+	char cmd[1024], out[8192], path[256], line[1024];
+	snprintf(cmd, sizeof cmd, "'%s' train --threads 2 --steps 4 --log-every 1 --eval-every 2 "
+	         "--n 8 --data '%s' --out '%s/run'", exe, train, dir);
+	if (tu_output_of(cmd, out, sizeof out))
+		fail_msg("train --eval-every failed:\n%s", out);
+	tu_contains(out, "eval step 2: FID", "eval step 4: FID", NULL);
+	snprintf(path, sizeof path, "%s/run/metrics.jsonl", dir);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	int lines = 0, with = 0;
+	while (fgets(line, sizeof line, f)) {
+		int step = atoi(strstr(line, "\"step\": ") + 8);
+		int has = strstr(line, "\"fid\": ") && strstr(line, "\"kid\": ");
+		if (has != (step % 2 == 0))
+			fail_msg("step %d: fid and kid %s: %s", step, has ? "present" : "missing", line);
+		if (has && !(atof(strstr(line, "\"fid\": ") + 7) > 0))
+			fail_msg("step %d: FID not positive: %s", step, line);
+		lines++, with += has;
+	}
+	fclose(f);
+	assert_int_equal(lines, 4);
+	assert_int_equal(with, 2);
+}
+
 static void test_rgb_refused(void **state)
 {
 	(void)state;
@@ -104,6 +136,10 @@ static void test_rgb_refused(void **state)
 	int rc = tu_output_of(cmd, out, sizeof out);
 	assert_int_not_equal(rc, 0);
 	tu_contains(out, "not available", "3x16x16", NULL);
+	snprintf(cmd, sizeof cmd, "'%s' train --steps 2 --eval-every 1 --data '%s' --out '%s/rgbrun'",
+	         rgb, train, dir);
+	assert_int_not_equal(tu_output_of(cmd, out, sizeof out), 0);
+	tu_contains(out, "not available", NULL);
 	/* asking for the metric on RGB images: a compile-time error at the script's line */
 	tu_write(dir, "rgb_metric.lua",
 	         "local ddpm = require 'ddpm'\n"
@@ -121,6 +157,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_prints_fid_kid_and_floor),
 		cmocka_unit_test(test_floor_of_a_set_against_itself),
+		cmocka_unit_test(test_train_eval_every),
 		cmocka_unit_test(test_rgb_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

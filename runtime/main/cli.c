@@ -40,6 +40,7 @@ static const flag flags[] = {
 	{ "--device", F_STR, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(device), 0, 0, 0 },
 	{ "--ckpt", F_STR, CLI_SAMPLE | CLI_EVAL, AT(ckpt), AT(has_ckpt), 0, 0 },
 	{ "--sample-every", F_INT, CLI_TRAIN, AT(sample_every), 0, 0, 1e9 },
+	{ "--eval-every", F_INT, CLI_TRAIN, AT(eval_every), 0, 0, 1e9 },
 	{ "--n", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(n), AT(has_n), 1, 1e6 },
 	{ "--sampler", F_STR, CLI_SAMPLE | CLI_EVAL, AT(sampler), 0, 0, 0 },
 	{ "--eta", F_NUM, CLI_SAMPLE | CLI_EVAL, AT(eta), AT(has_eta), 0, 1e6 },
@@ -57,7 +58,7 @@ static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
 	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
-	"         [--n N] [--flip] [--device DEV]\n"
+	"         [--n N] [--flip] [--eval-every N] [--device DEV]\n"
 	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
 	"         [--eta E] [--spacing leading|trailing|linspace] [--no-clip | --clip-range R]\n"
 	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"

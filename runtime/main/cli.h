@@ -73,6 +73,7 @@ typedef struct {
 	int no_clip, has_clip_range;
 	const char *test;               /* eval: the test set (default: t10k beside --data) */
 	int has_n;
+	int64_t eval_every;             /* train: FID and KID every N steps (0: never) */
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -127,13 +128,15 @@ const char *cli_duration(double secs, char *buf, size_t len);
  * DIR/metrics.jsonl: one JSON object per logged step,
  *   {"step": 100, "loss": 0.0412, "loss_mean": 0.0435, "lr": 0.0002,
  *    "loss_scale": 1, "images_per_s": 95.2}
- * loss is that step's, loss_mean the mean since the previous line. A fresh
+ * loss is that step's, loss_mean the mean since the previous line; with
+ * train --eval-every the lines of those steps also hold "fid" and "kid". A fresh
  * run starts the file afresh; a resumed one keeps the lines up to the
  * checkpoint's step (a run killed after its last save logged steps that
  * the resumed run does again) and appends. Every line is flushed. */
 typedef struct {
 	int64_t step;
 	double loss, loss_mean, lr, loss_scale, images_per_s;
+	double fid, kid;        /* train --eval-every: on that step's line, else NAN (not written) */
 } cli_metric;
 
 typedef struct {
