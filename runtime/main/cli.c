@@ -50,7 +50,7 @@ static const flag flags[] = {
 	{ "--spacing", F_STR, CLI_SAMPLE | CLI_EVAL, AT(spacing), 0, 0, 0 },
 	{ "--out-dir", F_STR, CLI_SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0 },
 	{ "--weights", F_STR, CLI_SAMPLE | CLI_EVAL, AT(weights), AT(has_weights), 0, 0 },
-	{ "--test", F_STR, CLI_EVAL, AT(test), 0, 0, 0 },
+	{ "--test", F_STR, CLI_TRAIN | CLI_EVAL, AT(test), 0, 0, 0 },
 };
 #undef AT
 
@@ -58,7 +58,7 @@ static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
 	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
-	"         [--n N] [--flip] [--eval-every N] [--device DEV]\n"
+	"         [--n N] [--flip] [--eval-every N [--test PATH]] [--device DEV]\n"
 	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
 	"         [--eta E] [--spacing leading|trailing|linspace] [--no-clip | --clip-range R]\n"
 	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"

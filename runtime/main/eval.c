@@ -168,11 +168,11 @@ cli_quality *cli_quality_new(const cli_opts *o, const rt_program *p, rt_device *
 
 int cli_quality_floor(cli_quality *q, int64_t n, cli_scores *out)
 {
-	int64_t *order = malloc((size_t)q->train.n * sizeof *order);
-	float *x = NULL, *f = NULL;
 	if (n > q->train.n)
 		return cli_fail(q->o, "the floor needs %lld training images, --data has %lld",
 		                (long long)n, (long long)q->train.n);
+	int64_t *order = malloc((size_t)q->train.n * sizeof *order);
+	float *x = NULL, *f = NULL;
 	if (order)
 		rt_data_order(q->train.n, (uint64_t)q->o->seed, 0, order);
 	int rc = !order || !(x = scaled(&q->train, order, n)) ? cli_fail(q->o, "out of memory")
@@ -266,9 +266,7 @@ static int eval_accuracy(const cli_opts *o, const rt_program *p, const rt_entry 
 	float *x = NULL, *logits = NULL;
 	int64_t k = ob->shape[1], right = 0;
 	int rc = classifier_state(o, p, &state) || open_test(o, ib->shape + 1, &test, path, sizeof path);
-	if (!rc && o->test && rt_dataset_labels(o->test, &test, err, sizeof err) != RT_OK)
-		rc = cli_fail(o, "%s", err);
-	if (!rc && !o->test && rt_dataset_labels(path, &test, err, sizeof err) != RT_OK)
+	if (!rc && rt_dataset_labels(path, &test, err, sizeof err) != RT_OK)
 		rc = cli_fail(o, "%s", err);
 	if (!rc && (!(x = scaled(&test, NULL, test.n)) ||
 	            !(logits = malloc((size_t)(test.n * k) * sizeof *logits))))
