@@ -276,29 +276,29 @@ function Module:forward()
   fail(tostring(self), "has no forward")
 end
 
+-- Names the tree rooted at m (an unnamed root) now.
+local function name_root(m, prefix, weights)
+  if rawget(m, "_parent") then
+    fail(tostring(m), "only a root module names its tree")
+  end
+  if rawget(m, "_path") then fail(tostring(m), "is already named") end
+  name_tree(m, prefix, weights)
+  return m
+end
+
 -- name_parameters(prefix): names the tree rooted here now (see the header);
 -- prefix defaults to "".
 function Module:name_parameters(prefix)
-  if rawget(self, "_parent") then
-    fail(tostring(self), "only a root module names its tree")
-  end
-  if rawget(self, "_path") then fail(tostring(self), "is already named") end
-  name_tree(self, prefix or "")
-  return self
+  return name_root(self, prefix or "")
 end
 
 -- use_weights(weights): names the tree rooted here, as name_parameters,
 -- but with fixed tensors instead of graph params: each parameter becomes
--- weights[its torch name] (e.g. ddpm.load's
--- constants), which must have the parameter's shape. The module then
--- computes with those weights; nothing of it is trained or checkpointed.
+-- weights[its torch name] (e.g. ddpm.load's constants), which must have
+-- the parameter's shape. The module then computes with those weights;
+-- nothing of it is trained or checkpointed.
 function Module:use_weights(weights)
-  if rawget(self, "_parent") then
-    fail(tostring(self), "only a root module names its tree")
-  end
-  if rawget(self, "_path") then fail(tostring(self), "is already named") end
-  name_tree(self, "", weights)
-  return self
+  return name_root(self, "", weights)
 end
 
 -- parameters(): {name =, tensor =, shape =} for each parameter of this
