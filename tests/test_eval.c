@@ -34,7 +34,8 @@ static int setup(void **unused)
 	snprintf(exe, sizeof exe, "%s/tiny", dir);
 	snprintf(train, sizeof train, "%s/train-images-idx3-ubyte.gz", dir);
 	snprintf(test, sizeof test, "%s/t10k-images-idx3-ubyte.gz", dir);
-	if (tu_compile("tests/models/cli_tiny.lua", "--target cpu", exe) || tu_write_idx(train, NTRAIN, SIDE))
+	if (tu_compile("tests/models/cli_tiny.lua", "--target cpu", exe) ||
+	    tu_write_idx(train, NTRAIN, SIDE))
 		return -1;
 	return tu_write_idx(test, NTEST, SIDE);
 }
