@@ -5,8 +5,8 @@
 -- test accuracy, are in docs/lua-api.md (Classifiers).
 --
 --   ddpmc compile models/classifier.lua -o classifier
---   ./classifier train --steps 4000 --out runs/classifier   # labels from beside the images
---   ./classifier eval --ckpt runs/classifier/checkpoint.safetensors   # t10k accuracy
+--   ./classifier train --steps 5000 --out runs/classifier   # labels from beside the images
+--   ./classifier eval --ckpt runs/classifier/checkpoint.safetensors   # t10k accuracy: 90.95 %
 local ddpm = require "ddpm"
 local classifier = require "ddpm.classifier"
 
