@@ -7,6 +7,11 @@
  *     safetensors file beside the script computes with them (checked in
  *     double here); a missing tensor, a wrong shape, a missing file and a
  *     path with ".." are errors naming the script line;
+ *   - the shipped classifier (ddpm.classifier.fashion_mnist(), its weights
+ *     compiled in) against PyTorch on 8 t10k images
+ *     (tests/golden/classifier_io.safetensors, make_classifier_golden.py,
+ *     which builds the network from its description): features and
+ *     logits, in the interpreter and in compiled kernels (ddpmc run);
  *   - models/classifier.lua compiled (batch 4) and driven as an executable
  *     on small IDX sets: train without the labels file fails before the
  *     first step naming it, with it trains; eval prints the accuracy on
@@ -16,6 +21,7 @@
  * (grad_composite.lua). */
 #include <math.h>
 
+#include "state.h"
 #include "testutil.h"
 
 static const double logits[4][5] = {
@@ -152,6 +158,53 @@ static void test_classifier_program(void **state)
 	rt_set_free(&w);
 }
 
+static void expect_like_torch(const rt_tensorset *got, const rt_tensorset *want, const char *how)
+{
+	const char *names[] = { "features", "logits" };
+	for (int i = 0; i < 2; i++) {
+		const rt_tensor *g = rt_set_find(got, names[i]), *w = rt_set_find(want, names[i]);
+		assert_non_null(g);
+		assert_non_null(w);
+		int64_t n = rt_numel(w->rank, w->shape);
+		double *v = malloc((size_t)n * sizeof *v);
+		for (int64_t k = 0; k < n; k++)
+			v[k] = rt_load(RT_F32, w->data, k);
+		ir_shape s = ir_shape_of(w->rank, w->shape);
+		if (tu_diff(names[i], g, &s, v, 1e-4, 1e-4))
+			fail_msg("%s: %s differ from PyTorch's", how, names[i]);
+		free(v);
+	}
+}
+
+static void test_shipped_classifier_like_torch(void **state)
+{
+	(void)state;
+	char err[512], cmd[2048], path[256], golden[512];
+	rt_tensorset want = { 0 }, got = { 0 }, inputs = { 0 };
+	tu_read_golden("classifier_io.safetensors", &want);
+	rt_tensor *x = rt_set_add(&inputs, "x", RT_F32, 4, (int64_t[]){ 8, 1, 28, 28 });
+	assert_non_null(x);
+	rt_tensor_convert(rt_set_find(&want, "x"), x);
+	ir_graph *g = tu_load("tests/scripts/classifier_features.lua");
+	if (interp_run(g, ir_entry_find(g, "classify"), NULL, &inputs, &got, err, sizeof err) < 0)
+		fail_msg("interp_run: %s", err);
+	expect_like_torch(&got, &want, "interpreter");
+	rt_set_free(&got);
+	ir_free(g);
+	snprintf(path, sizeof path, "%s/features_out.safetensors", dir);
+	snprintf(golden, sizeof golden, "%s/tests/golden/classifier_io.safetensors", DDPMC_SOURCE_DIR);
+	snprintf(cmd, sizeof cmd, "'%s' run '%s/tests/scripts/classifier_features.lua' --entry classify "
+	         "--inputs '%s' -o '%s'", DDPMC_BIN, DDPMC_SOURCE_DIR, golden, path);
+	if (tu_stderr_of(cmd, err, sizeof err))
+		fail_msg("%s: %s", cmd, err);
+	if (rt_st_read(path, &got, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+	expect_like_torch(&got, &want, "compiled kernels");
+	rt_set_free(&got);
+	rt_set_free(&inputs);
+	rt_set_free(&want);
+}
+
 static int setup(void **unused)
 {
 	(void)unused;
@@ -171,6 +224,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cross_entropy_closed_form),
 		cmocka_unit_test(test_use_weights),
+		cmocka_unit_test(test_shipped_classifier_like_torch),
 		cmocka_unit_test(test_classifier_program),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
