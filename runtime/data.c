@@ -17,7 +17,8 @@
 #include "data_impl.h"
 #include "tensor.h"
 
-enum { IDX_U8_RANK3 = 0x00000803, IDX_MAX_SIDE = 4096, IDX_HEADER = 16 };
+enum { IDX_U8_RANK3 = 0x00000803, IDX_U8_RANK1 = 0x00000801, IDX_MAX_SIDE = 4096,
+       IDX_HEADER = 16, IDX_LABELS_HEADER = 8 };
 
 static uint32_t big_endian(const unsigned char *b)
 {
@@ -68,6 +69,20 @@ static int idx_pixels(gzFile f, const char *path, rt_images *out, char *err, siz
 	return RT_OK;
 }
 
+/* The first `size` bytes of f into *head (malloc'd); an error when the
+ * file is shorter. */
+static int read_head(gzFile f, const char *path, size_t size, uint8_t **head, char *err,
+                     size_t errlen)
+{
+	size_t len = 0;
+	int rc = rt_data_read(f, path, size, head, &len, err, errlen);
+	if (rc == RT_OK && len < size) {
+		snprintf(err, errlen, "%s: too short for an IDX header (%zu bytes)", path, len);
+		rc = RT_ERR;
+	}
+	return rc;
+}
+
 /* An IDX image file; when want is not NULL, its images must be that size
  * (c, h, w), checked before the pixels are read. */
 static int idx_read(const char *path, const int64_t *want, rt_images *out, char *err,
@@ -78,12 +93,7 @@ static int idx_read(const char *path, const int64_t *want, rt_images *out, char 
 	if (!f)
 		return RT_ERR;
 	uint8_t *head = NULL;
-	size_t len = 0;
-	int rc = rt_data_read(f, path, IDX_HEADER, &head, &len, err, errlen);
-	if (rc == RT_OK && len < IDX_HEADER) {
-		snprintf(err, errlen, "%s: too short for an IDX header (%zu bytes)", path, len);
-		rc = RT_ERR;
-	}
+	int rc = read_head(f, path, IDX_HEADER, &head, err, errlen);
 	if (rc == RT_OK)
 		rc = parse_header(head, path, out, err, errlen);
 	if (rc == RT_OK && want && (want[0] != 1 || want[1] != out->h || want[2] != out->w))
@@ -122,7 +132,7 @@ static int has_entry(const char *dir, const char *prefix, const char *suffix)
 static int single_png(const char *path, const int64_t *m, rt_images *out, char *err,
                       size_t errlen)
 {
-	*out = (rt_images){ 1, m[0], m[1], m[2], malloc((size_t)(m[0] * m[1] * m[2])) };
+	*out = (rt_images){ 1, m[0], m[1], m[2], malloc((size_t)(m[0] * m[1] * m[2])), NULL };
 	if (!out->pixels) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return RT_ERR;
@@ -210,4 +220,127 @@ int rt_dataset_open(const char *spec, int64_t c, int64_t h, int64_t w, rt_images
 	}
 	return S_ISDIR(st.st_mode) ? open_dir(path, m, out, err, errlen)
 	                           : open_file(path, m, out, err, errlen);
+}
+
+/* ---- labels ---- */
+
+/* The labels after the header: exactly n bytes, then the end. */
+static int labels_body(gzFile f, const char *path, int64_t n, uint8_t **labels, char *err,
+                       size_t errlen)
+{
+	size_t len = 0;
+	if (rt_data_read(f, path, (size_t)n + 1, labels, &len, err, errlen) != RT_OK)
+		return RT_ERR;
+	if (len != (size_t)n) {
+		snprintf(err, errlen, "%s: %s: the header promises %lld labels, the file holds %s",
+		         path, len < (size_t)n ? "short read" : "corrupt", (long long)n,
+		         len < (size_t)n ? "fewer" : "more");
+		return RT_ERR;
+	}
+	return RT_OK;
+}
+
+int rt_idx_read_labels(const char *path, int64_t n, uint8_t **labels, char *err,
+                       size_t errlen)
+{
+	*labels = NULL;
+	gzFile f = rt_data_gzopen(path, err, errlen);
+	if (!f)
+		return RT_ERR;
+	uint8_t *head = NULL;
+	int rc = read_head(f, path, IDX_LABELS_HEADER, &head, err, errlen);
+	if (rc == RT_OK && big_endian(head) != IDX_U8_RANK1) {
+		snprintf(err, errlen, "%s: not an IDX labels file (magic 0x%08x, want 0x%08x)", path,
+		         big_endian(head), IDX_U8_RANK1);
+		rc = RT_ERR;
+	}
+	if (rc == RT_OK && big_endian(head + 4) != (uint64_t)n) {
+		snprintf(err, errlen, "%s: %u labels for %lld images", path, big_endian(head + 4),
+		         (long long)n);
+		rc = RT_ERR;
+	}
+	if (rc == RT_OK)
+		rc = labels_body(f, path, n, labels, err, errlen);
+	free(head);
+	gzclose(f);
+	if (rc != RT_OK) {
+		free(*labels);
+		*labels = NULL;
+	}
+	return rc;
+}
+
+static int is_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
+/* The IDX images file spec names, into path; 0, or -1 when it names none. */
+static int idx_file_of(const char *spec, char *path, size_t len)
+{
+	static const char *names[] = { "train-images-idx3-ubyte.gz", "train-images-idx3-ubyte" };
+	const char *p = strcmp(spec, "fashion-mnist") == 0 ? RT_FASHION_MNIST : spec;
+	struct stat st;
+	if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(path, len, "%s", p);
+		return rt_data_ends_with(p, ".bin") || rt_data_ends_with(p, ".bin.gz") ||
+		       rt_data_ends_with(p, ".png") ? -1 : 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, len, "%s/%s", p, names[i]);
+		if (is_file(path))
+			return 0;
+	}
+	return -1;
+}
+
+int rt_idx_sibling(const char *spec, const char *from, const char *to, char *out,
+                   size_t outlen, char *err, size_t errlen)
+{
+	char path[4096];
+	if (idx_file_of(spec, path, sizeof path)) {
+		snprintf(err, errlen, "%s: not an IDX data set", spec);
+		return RT_ERR;
+	}
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	const char *at = strstr(base, from);
+	if (!at) {
+		snprintf(err, errlen, "%s: the file name has no '%s' to make the name of its %s "
+		         "file from", path, from, to);
+		return RT_ERR;
+	}
+	int n = snprintf(out, outlen, "%.*s%s%s", (int)(at - path), path, to, at + strlen(from));
+	if (n < 0 || (size_t)n >= outlen) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return RT_ERR;
+	}
+	if (is_file(out))
+		return RT_OK;
+	char other[4096];                       /* the name with or without ".gz" */
+	size_t k = strlen(out);
+	if (rt_data_ends_with(out, ".gz"))
+		snprintf(other, sizeof other, "%.*s", (int)(k - 3), out);
+	else
+		snprintf(other, sizeof other, "%s.gz", out);
+	if (is_file(other)) {
+		snprintf(out, outlen, "%s", other);
+		return RT_OK;
+	}
+	snprintf(err, errlen, "%s: cannot open: %s", out, strerror(ENOENT));
+	return RT_ERR;
+}
+
+int rt_dataset_labels(const char *spec, rt_images *im, char *err, size_t errlen)
+{
+	char path[4096], why[4200];
+	if (rt_idx_sibling(spec, "-images-idx3-", "-labels-idx1-", path, sizeof path, why,
+	                   sizeof why) != RT_OK) {
+		snprintf(err, errlen, "labels: %s (the program's train_step takes labels: they are "
+		         "read from the IDX labels file beside the images, e.g. "
+		         "train-labels-idx1-ubyte.gz beside train-images-idx3-ubyte.gz)", why);
+		return RT_ERR;
+	}
+	free(im->labels);
+	return rt_idx_read_labels(path, im->n, &im->labels, err, errlen);
 }

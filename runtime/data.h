@@ -46,12 +46,33 @@
 typedef struct {
 	int64_t n, c, h, w;
 	uint8_t *pixels;        /* (n, c, h, w) */
+	uint8_t *labels;        /* (n) each image's class, or NULL (rt_dataset_labels) */
 } rt_images;
 
 /* Reads the data set `spec` (above) for a model that takes c x h x w
  * images; the images' size is checked against it. */
 int rt_dataset_open(const char *spec, int64_t c, int64_t h, int64_t w, rt_images *out,
                     char *err, size_t errlen);
+
+/* LABELS. The labels of the IDX data set `spec` names (as rt_dataset_open
+ * takes it), read into im->labels: the IDX labels file beside the images
+ * file, named as MNIST names them (train-images-idx3-ubyte[.gz] ->
+ * train-labels-idx1-ubyte[.gz], gzipped or raw); magic 0x00000801 (u8,
+ * rank 1), exactly im->n labels, each below 256. Missing labels, a count
+ * other than im->n and data sets other than IDX are errors naming the
+ * file looked for. */
+int rt_dataset_labels(const char *spec, rt_images *im, char *err, size_t errlen);
+/* An IDX labels file of exactly n labels into *labels (malloc'd, n). */
+int rt_idx_read_labels(const char *path, int64_t n, uint8_t **labels, char *err,
+                       size_t errlen);
+/* The IDX file of spec (a file, "fashion-mnist" or a folder holding
+ * train-images-idx3-ubyte[.gz]) with `from` in its base name replaced by
+ * `to`, into out: e.g. ("train-", "t10k-") gives the test set beside a
+ * training set. RT_ERR with a message when spec names no IDX file, its
+ * base name lacks `from`, or the result does not exist (both the name and
+ * the name with/without ".gz" are tried). */
+int rt_idx_sibling(const char *spec, const char *from, const char *to, char *out,
+                   size_t outlen, char *err, size_t errlen);
 
 /* The readers behind it. An IDX image file, gzipped or raw, of any image
  * size (the caller checks it). */
@@ -112,7 +133,9 @@ typedef struct rt_loader rt_loader;
 
 int rt_loader_open(const rt_images *im, int64_t batch, uint64_t seed, int flip,
                    int64_t position, rt_loader **out, char *err, size_t errlen);
-void rt_loader_next(rt_loader *ld, float *out, int64_t *position);
+/* labels (B): the batch's labels, when not NULL (the images must have
+ * them). */
+void rt_loader_next(rt_loader *ld, float *out, int32_t *labels, int64_t *position);
 void rt_loader_close(rt_loader *ld);    /* NULL is fine */
 
 #endif

@@ -113,5 +113,6 @@ void rt_images_scaled(const rt_images *im, int64_t i, int flip, float *out)
 void rt_images_free(rt_images *im)
 {
 	free(im->pixels);
+	free(im->labels);
 	memset(im, 0, sizeof *im);
 }

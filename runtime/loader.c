@@ -54,6 +54,7 @@ struct rt_loader {
 	int64_t *perm;          /* (n) the order of epoch `epoch` (thread only) */
 	int64_t epoch;
 	float *buf;             /* (batch, c, h, w) the batch at pos, when full */
+	int32_t *lab;           /* (batch) its labels, when im->labels */
 	int64_t pos;
 	int full, quit;
 	pthread_mutex_t mu;
@@ -72,8 +73,10 @@ static void fill(rt_loader *ld)
 			rt_data_order(im->n, ld->seed, e, ld->perm);
 			ld->epoch = e;
 		}
-		rt_images_scaled(im, ld->perm[q % im->n], ld->flip && rt_data_flipped(ld->seed, q),
-		                 ld->buf + k * chw);
+		int64_t i = ld->perm[q % im->n];
+		rt_images_scaled(im, i, ld->flip && rt_data_flipped(ld->seed, q), ld->buf + k * chw);
+		if (im->labels)
+			ld->lab[k] = im->labels[i];
 	}
 }
 
@@ -108,7 +111,8 @@ int rt_loader_open(const rt_images *im, int64_t batch, uint64_t seed, int flip,
 	rt_loader *ld = calloc(1, sizeof *ld);
 	size_t floats = (size_t)(batch * im->c * im->h * im->w);
 	if (!ld || !(ld->perm = malloc((size_t)im->n * sizeof *ld->perm)) ||
-	    !(ld->buf = malloc(floats * sizeof *ld->buf))) {
+	    !(ld->buf = malloc(floats * sizeof *ld->buf)) ||
+	    !(ld->lab = malloc((size_t)batch * sizeof *ld->lab))) {
 		snprintf(err, errlen, "data loader: out of memory for a batch of %lld",
 		         (long long)batch);
 		goto abort;
@@ -130,18 +134,21 @@ abort:
 	if (ld) {
 		free(ld->perm);
 		free(ld->buf);
+		free(ld->lab);
 	}
 	free(ld);
 	return RT_ERR;
 }
 
-void rt_loader_next(rt_loader *ld, float *out, int64_t *position)
+void rt_loader_next(rt_loader *ld, float *out, int32_t *labels, int64_t *position)
 {
 	const rt_images *im = ld->im;
 	pthread_mutex_lock(&ld->mu);
 	while (!ld->full)
 		pthread_cond_wait(&ld->cv, &ld->mu);
 	memcpy(out, ld->buf, (size_t)(ld->batch * im->c * im->h * im->w) * sizeof *out);
+	if (labels && im->labels)
+		memcpy(labels, ld->lab, (size_t)ld->batch * sizeof *labels);
 	ld->pos += ld->batch;
 	if (position)
 		*position = ld->pos;
@@ -163,5 +170,6 @@ void rt_loader_close(rt_loader *ld)
 	pthread_cond_destroy(&ld->cv);
 	free(ld->perm);
 	free(ld->buf);
+	free(ld->lab);
 	free(ld);
 }

@@ -97,7 +97,7 @@ int rt_pngdir_read(const char *dir, int64_t c, int64_t h, int64_t w, rt_images *
 		free(path);
 	}
 	if (rc == RT_OK)
-		*out = (rt_images){ (int64_t)l.n, c, h, w, out->pixels };
+		*out = (rt_images){ (int64_t)l.n, c, h, w, out->pixels, NULL };
 	else
 		rt_images_free(out);
 	free_names(&l);

@@ -276,7 +276,7 @@ static void test_contractions_and_indexing(void **state)
 static void test_composites(void **state)
 {
 	(void)state;
-	check_script("grad_composite.lua", DEFAULT, 9);
+	check_script("grad_composite.lua", DEFAULT, 11);
 }
 
 /* i32 and compare paths, unreached params, params built after the loss. */

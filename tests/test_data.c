@@ -51,6 +51,19 @@ static void write_bytes(const char *path, const void *data, size_t len)
 	assert_int_equal(fclose(f), 0);
 }
 
+/* b[0..len) to path, gzipped when gz. */
+static void write_maybe_gz(const char *path, const uint8_t *b, size_t len, int gz)
+{
+	if (!gz) {
+		write_bytes(path, b, len);
+		return;
+	}
+	gzFile f = gzopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(gzwrite(f, b, (unsigned)len), (int)len);
+	assert_int_equal(gzclose(f), Z_OK);
+}
+
 static uint8_t *read_bytes(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -81,14 +94,20 @@ static void write_idx(const char *path, uint32_t magic, int n, int h, int w, int
 		int q = (int)(k - 16), i = q / (h * w), y = q % (h * w) / w, x = q % w;
 		b[k] = pat(i, 0, y, x);
 	}
-	if (gz) {
-		gzFile f = gzopen(path, "wb");
-		assert_non_null(f);
-		assert_int_equal(gzwrite(f, b, (unsigned)len), (int)len);
-		assert_int_equal(gzclose(f), Z_OK);
-	} else {
-		write_bytes(path, b, len);
-	}
+	write_maybe_gz(path, b, len, gz);
+	free(b);
+}
+
+/* An IDX labels file (magic 0x801) saying n labels and holding n + extra,
+ * label i = (i * 3) % 10, raw or gzipped. */
+static void write_labels(const char *path, int n, int extra, int gz)
+{
+	size_t len = 8 + (size_t)(n + extra);
+	uint8_t *b = calloc(len + 1, 1);
+	put32(b, 0x801), put32(b + 4, (uint32_t)n);
+	for (size_t k = 8; k < len; k++)
+		b[k] = (uint8_t)((k - 8) * 3 % 10);
+	write_maybe_gz(path, b, len, gz);
 	free(b);
 }
 
@@ -378,7 +397,7 @@ static void test_scaling(void **state)
 {
 	(void)state;
 	uint8_t px[2 * 1 * 1 * 3] = { 0, 255, 51, 1, 2, 3 };
-	rt_images im = { 2, 1, 1, 3, px };
+	rt_images im = { 2, 1, 1, 3, px, NULL };
 	float out[9];
 	rt_images_batch(&im, 1, 3, out);        /* wraps: images 1, 0, 1 */
 	const float want[9] = { 1 / 127.5f - 1, 2 / 127.5f - 1, 3 / 127.5f - 1, -1, 1,
@@ -395,7 +414,7 @@ static void test_flip(void **state)
 	uint8_t px[2 * 2 * 3];                  /* one image, c 2, h 2, w 3 */
 	for (int k = 0; k < 12; k++)
 		px[k] = (uint8_t)(k * 20);
-	rt_images im = { 1, 2, 2, 3, px };
+	rt_images im = { 1, 2, 2, 3, px, NULL };
 	float out[12];
 	rt_images_scaled(&im, 0, 1, out);
 	for (int row = 0; row < 4; row++)
@@ -464,7 +483,7 @@ static void test_loader_order_and_resume(void **state)
 	uint8_t px[N * C * H * W];
 	for (int k = 0; k < N * C * H * W; k++)
 		px[k] = (uint8_t)(k * 5);
-	rt_images im = { N, C, H, W, px };
+	rt_images im = { N, C, H, W, px, NULL };
 	float got[B * C * H * W], want[B * C * H * W], all[STEPS][B * C * H * W];
 	char err[256];
 	for (int flip = 0; flip < 2; flip++) {
@@ -472,7 +491,7 @@ static void test_loader_order_and_resume(void **state)
 		int64_t pos = -1;
 		assert_int_equal(rt_loader_open(&im, B, 9, flip, 0, &ld, err, sizeof err), RT_OK);
 		for (int s = 0; s < STEPS; s++) {
-			rt_loader_next(ld, all[s], &pos);
+			rt_loader_next(ld, all[s], NULL, &pos);
 			assert_int_equal(pos, (s + 1) * B);
 			reference_batch(&im, 9, flip, s * B, B, want);
 			if (memcmp(all[s], want, sizeof want))
@@ -482,7 +501,7 @@ static void test_loader_order_and_resume(void **state)
 		/* resume at the position stored after 5 steps: the same batches follow */
 		assert_int_equal(rt_loader_open(&im, B, 9, flip, 5 * B, &ld, err, sizeof err), RT_OK);
 		for (int s = 5; s < STEPS; s++) {
-			rt_loader_next(ld, got, &pos);
+			rt_loader_next(ld, got, NULL, &pos);
 			if (memcmp(got, all[s], sizeof got))
 				fail_msg("flip %d: resumed batch %d differs from the uninterrupted run", flip, s);
 		}
@@ -494,7 +513,7 @@ static void test_loader_order_and_resume(void **state)
 	assert_int_equal(rt_loader_open(&im, 1, 9, 0, 2 * N, &ld, err, sizeof err), RT_OK);
 	int seen = 0;
 	for (int k = 0; k < N; k++) {
-		rt_loader_next(ld, got, NULL);
+		rt_loader_next(ld, got, NULL, NULL);
 		seen |= 1 << (int)((got[0] + 1.0f) * 127.5f + 0.5f) / 5 / (C * H * W);
 	}
 	assert_int_equal(seen, (1 << N) - 1);
@@ -503,6 +522,82 @@ static void test_loader_order_and_resume(void **state)
 	assert_int_equal(rt_loader_open(&im, 0, 9, 0, 0, &ld, err, sizeof err), RT_ERR);
 	assert_null(ld);
 	assert_int_equal(rt_loader_open(&im, 2, 9, 0, -1, &ld, err, sizeof err), RT_ERR);
+}
+
+/* ---- labels ---- */
+
+/* rt_dataset_labels on spec fails with one line holding `says`. */
+static void expect_label_error(const char *spec, rt_images *im, const char *says)
+{
+	char err[1024] = "";
+	if (rt_dataset_labels(spec, im, err, sizeof err) == RT_OK)
+		fail_msg("%s: want a labels error saying '%s', got labels", spec, says);
+	assert_null(im->labels);
+	if (!strstr(err, says) || strchr(err, '\n'))
+		fail_msg("%s: want one line saying '%s', got: %s", spec, says, err);
+	print_message("    %s\n", err);
+}
+
+/* The labels file beside the images (gzipped beside gzipped, raw beside a
+ * folder's raw file, gzipped beside raw), the loader's labels in batch
+ * order, and the errors: missing file, wrong count, wrong magic, a data
+ * set that is not IDX. */
+static void test_labels(void **state)
+{
+	(void)state;
+	char err[1024];
+	subdir("lab");
+	write_idx(at("lab/train-images-idx3-ubyte.gz"), 0x803, 5, 2, 3, 1, 0);
+	rt_images im = open_ok(at("lab/train-images-idx3-ubyte.gz"), 5, 1, 2, 3);
+	expect_label_error(at("lab/train-images-idx3-ubyte.gz"), &im, "train-labels-idx1-ubyte.gz: "
+	                   "cannot open");
+	write_labels(at("lab/train-labels-idx1-ubyte.gz"), 4, 0, 1);
+	expect_label_error(at("lab/train-images-idx3-ubyte.gz"), &im, "4 labels for 5 images");
+	write_labels(at("lab/train-labels-idx1-ubyte.gz"), 5, 1, 1);
+	expect_label_error(at("lab/train-images-idx3-ubyte.gz"), &im, "holds more");
+	write_labels(at("lab/train-labels-idx1-ubyte.gz"), 5, -1, 1);
+	expect_label_error(at("lab/train-images-idx3-ubyte.gz"), &im, "short read");
+	write_idx(at("lab/train-labels-idx1-ubyte.gz"), 0x803, 5, 2, 3, 1, 0);
+	expect_label_error(at("lab/train-images-idx3-ubyte.gz"), &im, "not an IDX labels file");
+	write_labels(at("lab/train-labels-idx1-ubyte.gz"), 5, 0, 1);
+	if (rt_dataset_labels(at("lab/train-images-idx3-ubyte.gz"), &im, err, sizeof err) != RT_OK)
+		fail_msg("labels: %s", err);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(im.labels[i], i * 3 % 10);
+	/* the loader hands each image's label with it */
+	rt_loader *ld;
+	float x[3 * 6];
+	int32_t lab[3];
+	int64_t order[5];
+	assert_int_equal(rt_loader_open(&im, 3, 4, 0, 0, &ld, err, sizeof err), RT_OK);
+	rt_data_order(5, 4, 0, order);
+	rt_loader_next(ld, x, lab, NULL);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(lab[k], order[k] * 3 % 10);
+		assert_float_equal(x[k * 6], pat((int)order[k], 0, 0, 0) / 127.5 - 1, 1e-6);
+	}
+	rt_loader_close(ld);
+	rt_images_free(&im);
+	/* a folder's raw images, gzipped labels beside them */
+	subdir("labdir");
+	write_idx(at("labdir/train-images-idx3-ubyte"), 0x803, 2, 2, 3, 0, 0);
+	write_labels(at("labdir/train-labels-idx1-ubyte.gz"), 2, 0, 1);
+	im = open_ok(at("labdir"), 2, 1, 2, 3);
+	if (rt_dataset_labels(at("labdir"), &im, err, sizeof err) != RT_OK)
+		fail_msg("labels: %s", err);
+	assert_int_equal(im.labels[1], 3);
+	rt_images_free(&im);
+	/* the test set beside a training set */
+	write_idx(at("labdir/t10k-images-idx3-ubyte.gz"), 0x803, 2, 2, 3, 1, 0);
+	char path[1024];
+	assert_int_equal(rt_idx_sibling(at("labdir"), "train-", "t10k-", path, sizeof path, err,
+	                                sizeof err), RT_OK);
+	assert_string_equal(path, at("labdir/t10k-images-idx3-ubyte.gz"));
+	/* not IDX: CIFAR has no labels file */
+	write_cifar(at("lab/data_batch_1.bin"), 0, 2, 0);
+	im = open_ok(at("lab/data_batch_1.bin"), 2, 3, 32, 32);
+	expect_label_error(at("lab/data_batch_1.bin"), &im, "not an IDX data set");
+	rt_images_free(&im);
 }
 
 /* ---- bad input ---- */
@@ -697,6 +792,7 @@ int main(void)
 		cmocka_unit_test(test_flip),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_loader_order_and_resume),
+		cmocka_unit_test(test_labels),
 		cmocka_unit_test(test_bad_idx),
 		cmocka_unit_test(test_bad_cifar),
 		cmocka_unit_test(test_bad_png),

@@ -25,6 +25,7 @@
 #include "../runtime/main/sample.c"
 #include "../runtime/main/train.c"
 #include "../runtime/main/export.c"
+#include "../runtime/main/eval.c"
 #include "../runtime/main/run.c"
 #include "../runtime/main/progress.c"
 #include "../runtime/main/metrics.c"

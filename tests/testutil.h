@@ -197,18 +197,25 @@ static inline void tu_rmtree(const char *dir)
 		print_error("could not remove %s\n", dir);
 }
 
-/* Runs `cmd` with a shell, stdout discarded, and captures its stderr into
- * buf; returns the exit status (or -1 when it did not exit normally). */
-static inline int tu_stderr_of(const char *cmd, char *buf, size_t len)
+/* Runs `cmd` with a shell, its output redirected by `redirect`, and
+ * captures what reaches the pipe into buf; returns the exit status (or -1
+ * when it did not exit normally). */
+static inline int tu_shell_output(const char *cmd, const char *redirect, char *buf, size_t len)
 {
 	char full[4096];
-	snprintf(full, sizeof full, "%s 2>&1 >/dev/null", cmd);
+	snprintf(full, sizeof full, "%s %s", cmd, redirect);
 	FILE *p = popen(full, "r");
 	assert_non_null(p);
 	size_t n = fread(buf, 1, len - 1, p);
 	buf[n] = 0;
 	int st = pclose(p);
 	return st >= 0 && (st & 0x7f) == 0 ? (st >> 8) & 0xff : -1;
+}
+
+/* cmd's stderr into buf, stdout discarded. */
+static inline int tu_stderr_of(const char *cmd, char *buf, size_t len)
+{
+	return tu_shell_output(cmd, "2>&1 >/dev/null", buf, len);
 }
 
 /* A gzipped IDX image file of n side x side images from an LCG (seeded
@@ -228,6 +235,25 @@ static inline int tu_write_idx(const char *path, int n, int side)
 	ok = f && gzclose(f) == Z_OK && ok;
 	free(px);
 	return ok ? 0 : -1;
+}
+
+/* A gzipped IDX labels file of n labels, label i = i % 10. 0 or -1. */
+static inline int tu_write_labels(const char *path, int n)
+{
+	unsigned char head[8] = { 0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n };
+	gzFile f = gzopen(path, "wb");
+	int ok = f && gzwrite(f, head, sizeof head) == (int)sizeof head;
+	for (int i = 0; ok && i < n; i++)
+		ok = gzputc(f, i % 10) == i % 10;
+	ok = f && gzclose(f) == Z_OK && ok;
+	return ok ? 0 : -1;
+}
+
+/* Runs `cmd` with a shell and captures its stdout and stderr together into
+ * buf; returns the exit status (or -1 when it did not exit normally). */
+static inline int tu_output_of(const char *cmd, char *buf, size_t len)
+{
+	return tu_shell_output(cmd, "2>&1", buf, len);
 }
 
 /* The script at DDPMC_SOURCE_DIR/rel, run by the frontend (fails the test

@@ -14,4 +14,4 @@ cd build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 LSAN_OPTIONS="suppressions=$(pwd)/../tools/lsan.supp" \
 	ctest --output-on-failure -j "$(nproc)" \
-	-R '^(data|safetensors|runtime_exec|cl_runtime|export|cli_resume|sandbox|shape_errors|graph|ops|tensor|philox|loss_scale|samplers)$'
+	-R '^(data|safetensors|runtime_exec|cl_runtime|export|cli_resume|sandbox|shape_errors|graph|ops|tensor|philox|loss_scale|samplers|fid|classifier)$'

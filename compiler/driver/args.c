@@ -24,9 +24,12 @@ static int parse_set(const char *kv, drv_args *a)
 		return -1;
 	}
 	size_t len = (size_t)(eq - kv);
-	char *key = malloc(len + 1);     /* lives as long as the process */
-	if (!key)
+	char *key = a->set_keys[a->nset];
+	if (len >= sizeof a->set_keys[0]) {
+		fprintf(stderr, "ddpmc: --set: the name in '%s' is longer than %zu bytes\n", kv,
+		        sizeof a->set_keys[0] - 1);
 		return -1;
+	}
 	memcpy(key, kv, len);
 	key[len] = 0;
 	a->set[a->nset++] = (fe_option){ key, eq + 1 };

@@ -14,6 +14,7 @@ typedef struct {
 	int json, dot, interp, kernels, report;
 	unsigned long long seed;
 	fe_option set[DRV_MAXSET];
+	char set_keys[DRV_MAXSET][64];  /* set[i].key points here; values into argv */
 	int nset;
 } drv_args;
 

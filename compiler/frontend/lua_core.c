@@ -17,20 +17,27 @@
  *   core.option(name) -> string or nil
  *   core.meta(key, json)              program metadata for the compiled program
  *   core.fail(op, message)            raises "file:line: op: message" at the user's line
+ *   core.load(file) -> {name = id}    a safetensors file's tensors as f32 constants
+ *                                     (weights fixed at compile time), found beside
+ *                                     the script, else in the library folder
  *
  * Every node records the file:line of the innermost caller that is not in
  * the ddpm library itself, so a shape error names the model script's line. */
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "autodiff.h"
 #include "lua_core.h"
+#include "safetensors.h"
 
 static const char *const KEY_GRAPH = "ddpmc.graph";
 static const char *const KEY_LIBDIR = "ddpmc.libdir";
 static const char *const KEY_OPTIONS = "ddpmc.options";
+static const char *const KEY_SCRIPTDIR = "ddpmc.scriptdir";
 
 static ir_graph *graph_of(lua_State *L)
 {
@@ -380,12 +387,66 @@ static int core_fail(lua_State *L)
 	return lua_error(L);
 }
 
+/* The path of `file` in the folder at registry key `key`, when it exists. */
+static int find_in(lua_State *L, const char *key, const char *file, char *path, size_t len)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, key);
+	const char *dir = lua_tostring(L, -1);
+	int found = dir && snprintf(path, len, "%s/%s", dir, file) < (int)len &&
+	            access(path, R_OK) == 0;
+	lua_pop(L, 1);
+	return found;
+}
+
+/* core.load(file): every tensor of a safetensors file as an f32 constant
+ * node, by name. The file is a plain relative name (no "..", not
+ * absolute) looked up beside the script, then in the library folder:
+ * scripts reach no other files. */
+static int core_load(lua_State *L)
+{
+	char where[256], path[4096], err[1024];
+	const char *file = luaL_checkstring(L, 1);
+	user_where(L, where, sizeof where);
+	if (file[0] == '/' || strstr(file, ".."))
+		return luaL_error(L, "%s: load: '%s': give a name relative to the script's folder "
+		                  "or the library's, without '..'", where, file);
+	if (!find_in(L, KEY_SCRIPTDIR, file, path, sizeof path) &&
+	    !find_in(L, KEY_LIBDIR, file, path, sizeof path))
+		return luaL_error(L, "%s: load: '%s' is neither beside the script nor in the library "
+		                  "folder", where, file);
+	rt_tensorset set = { 0 };
+	if (rt_st_read(path, &set, err, sizeof err) != RT_OK)
+		return luaL_error(L, "%s: load: %s", where, err);
+	ir_graph *g = graph_of(L);
+	lua_createtable(L, 0, set.n);
+	for (int i = 0; i < set.n; i++) {
+		const rt_tensor *t = &set.t[i];
+		ir_shape s = { .rank = t->rank };
+		int64_t n = rt_numel(t->rank, t->shape);
+		double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+		for (int k = 0; v && k < t->rank; k++)
+			s.d[k] = t->shape[k];
+		for (int64_t k = 0; v && k < n; k++)
+			v[k] = rt_load(t->dtype, t->data, k);
+		int id = v ? ir_constant(g, v, RT_F32, &s, where) : -1;
+		free(v);
+		if (id < 0) {
+			rt_set_free(&set);
+			return v ? raise_graph_error(L, g) : luaL_error(L, "%s: load: out of memory", where);
+		}
+		lua_pushinteger(L, id);
+		lua_setfield(L, -2, t->name);
+	}
+	rt_set_free(&set);
+	return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
 	{ "input", core_input }, { "param", core_param }, { "fill", core_fill },
 	{ "constant", core_constant }, { "op", core_op }, { "shape", core_shape },
 	{ "dtype", core_dtype }, { "where", core_where }, { "entry", core_entry },
 	{ "grad", core_grad }, { "option", core_option }, { "fail", core_fail }, { "meta", core_meta },
-	{ NULL, NULL }
+	{ "load", core_load }, { NULL, NULL }
 };
 
 static int open_core(lua_State *L)
@@ -394,9 +455,11 @@ static int open_core(lua_State *L)
 	return 1;
 }
 
-void fe_core_install(lua_State *L, ir_graph *g, const char *libdir,
+void fe_core_install(lua_State *L, ir_graph *g, const char *libdir, const char *scriptdir,
                      const fe_option *opts, int nopts)
 {
+	lua_pushstring(L, scriptdir);
+	lua_setfield(L, LUA_REGISTRYINDEX, KEY_SCRIPTDIR);
 	lua_pushlightuserdata(L, g);
 	lua_setfield(L, LUA_REGISTRYINDEX, KEY_GRAPH);
 	lua_pushstring(L, libdir);

@@ -161,7 +161,7 @@ ir_graph *fe_load(const char *script, const fe_option *opts, int nopts,
 	dir_of(script, scriptdir, sizeof scriptdir);
 	open_safe_libs(L);
 	restrict_loading(L, fe_lua_dir(), scriptdir);
-	fe_core_install(L, g, fe_lua_dir(), opts, nopts);
+	fe_core_install(L, g, fe_lua_dir(), scriptdir, opts, nopts);
 	int rc = luaL_dostring(L, PRELUDE) == LUA_OK ? 0 : -1;
 	if (rc < 0)
 		snprintf(err, errlen, "sandbox prelude: %s", lua_tostring(L, -1));

@@ -19,6 +19,28 @@ function F.softmax(x, dim)
   return e / e:sum(dim, true)
 end
 
+-- log_softmax over dim: x - max - log(sum(exp(x - max))), as torch.
+function F.log_softmax(x, dim)
+  local shifted = x - x:max(dim, true)
+  return shifted - shifted:exp():sum(dim, true):log()
+end
+
+-- cross_entropy(logits (N, K), labels (N) i32) -> () the mean over the batch
+-- of -log softmax(logits)[label], as torch.nn.functional.cross_entropy; the
+-- label's entry is picked by a one-hot mask (labels compared with 0..K-1).
+function F.cross_entropy(logits, labels)
+  local n, k = logits:size(0), logits:size(1)
+  if labels:dim() ~= 1 or labels:size(0) ~= n then
+    core.fail("cross_entropy", string.format("%d rows of logits, labels of shape %s",
+              n, tostring(labels)))
+  end
+  local classes = {}
+  for i = 1, k do classes[i] = i - 1 end
+  local onehot = tensor.eq(labels:cast(logits:dtype()):reshape { n, 1 },
+                           tensor.wrap(core.constant(classes, { 1, k }, logits:dtype())))
+  return -(F.log_softmax(logits, 1) * onehot):sum() / n
+end
+
 -- linear(x, w, b): x (.., in), w (out, in), b (out) or nil -> (.., out).
 function F.linear(x, w, b)
   local shape = x:shape()

@@ -44,6 +44,16 @@ function ddpm.constant(values, shape, dtype)
   return tensor.wrap(core.constant(values, shape or { #values }, dtype or "f32"))
 end
 
+-- load(file): the tensors of a safetensors file as f32 constants, by
+-- name: weights fixed when the script runs, compiled into the program
+-- (not parameters, not in checkpoints). file is a relative name, found
+-- beside the script, else in the library folder (lua/).
+function ddpm.load(file)
+  local out = {}
+  for name, id in pairs(core.load(file)) do out[name] = tensor.wrap(id) end
+  return out
+end
+
 -- entry(name, {out = tensor, ...}, {param_name = new_value, ...})
 function ddpm.entry(name, outputs, updates)
   local outs, upds = {}, {}

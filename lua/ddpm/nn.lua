@@ -153,6 +153,19 @@ end
 
 local name_tree
 
+-- The tensor standing for parameter spec p (named name): w, of p's shape.
+local function fixed_weight(name, p, w)
+  if not w then fail("use_weights", "no tensor '" .. name .. "' in the weights") end
+  local shape = w:shape()
+  local same = #shape == #p.shape
+  for i = 1, #shape do same = same and shape[i] == p.shape[i] end
+  if not same then
+    fail("use_weights", string.format("'%s' is (%s) in the weights, the module's is (%s)", name,
+         table.concat(shape, ", "), table.concat(p.shape, ", ")))
+  end
+  return w
+end
+
 -- Registers modules and parameter specs under their key; other values are
 -- plain fields.
 local function newindex(m, k, v)
@@ -194,18 +207,22 @@ end
 
 -- Creates the graph params of m's tree that are still specs, with names
 -- prefix .. dotted path, parameters before children, in registration order.
-function name_tree(m, prefix)
+-- With `weights` (a table of tensors by name, e.g. ddpm.load's), every
+-- parameter becomes weights[its name] instead of a graph param.
+function name_tree(m, prefix, weights)
   rawset(m, "_path", prefix)
   local members = rawget(m, "_members")
   for _, k in ipairs(rawget(m, "_params")) do
-    local p = members[k]
-    if is_parameter(p) then
-      members[k] = tensor.wrap(core.param(prefix .. key_name(k), p.shape, p.dtype, p.init,
+    local p, name = members[k], prefix .. key_name(k)
+    if is_parameter(p) and weights then
+      members[k] = fixed_weight(name, p, weights[name])
+    elseif is_parameter(p) then
+      members[k] = tensor.wrap(core.param(name, p.shape, p.dtype, p.init,
                                           p.a, p.b, p.trainable))
     end
   end
   for _, k in ipairs(rawget(m, "_children")) do
-    name_tree(members[k], prefix .. key_name(k) .. ".")
+    name_tree(members[k], prefix .. key_name(k) .. ".", weights)
   end
 end
 
@@ -259,15 +276,29 @@ function Module:forward()
   fail(tostring(self), "has no forward")
 end
 
+-- Names the tree rooted at m (an unnamed root) now.
+local function name_root(m, prefix, weights)
+  if rawget(m, "_parent") then
+    fail(tostring(m), "only a root module names its tree")
+  end
+  if rawget(m, "_path") then fail(tostring(m), "is already named") end
+  name_tree(m, prefix, weights)
+  return m
+end
+
 -- name_parameters(prefix): names the tree rooted here now (see the header);
 -- prefix defaults to "".
 function Module:name_parameters(prefix)
-  if rawget(self, "_parent") then
-    fail(tostring(self), "only a root module names its tree")
-  end
-  if rawget(self, "_path") then fail(tostring(self), "is already named") end
-  name_tree(self, prefix or "")
-  return self
+  return name_root(self, prefix or "")
+end
+
+-- use_weights(weights): names the tree rooted here, as name_parameters,
+-- but with fixed tensors instead of graph params: each parameter becomes
+-- weights[its torch name] (e.g. ddpm.load's constants), which must have
+-- the parameter's shape. The module then computes with those weights;
+-- nothing of it is trained or checkpointed.
+function Module:use_weights(weights)
+  return name_root(self, "", weights)
 end
 
 -- parameters(): {name =, tensor =, shape =} for each parameter of this

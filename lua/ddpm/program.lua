@@ -30,9 +30,24 @@
 --     diffusers (only with test_entries).
 --   clip_sample = true, clip_sample_range = 1: the defaults of sample.clip
 --   the executable passes (meta.clip_sample, meta.clip_sample_range).
+--   features(features.x (M,1,28,28)) -> features (M, F): the shipped
+--     Fashion-MNIST classifier's penultimate features (ddpm.classifier),
+--     its weights compiled in, for the executable's FID and KID (`eval`).
+--     With metric = "fashion-mnist", the default for 1x28x28 images;
+--     metric = false leaves it out; M = metric_batch (default 100).
+--
+--   ddpm.program.classifier {
+--     model = net, image = { 1, 28, 28 }, batch = 64, optimizer = { lr = 1e-3 },
+--   }
+-- Entries of a classifier (model(x) -> logits (B, K), model:features(x)):
+--   train_step(x0 (B,C,H,W), labels (B) i32) -> loss (cross-entropy),
+--     grad_norm, lr, loss_scale; updates all state.
+--   classify(x (B,C,H,W)) -> logits (B, K), features (B, F).
 local ddpm = require "ddpm"
 local diffusion = require "ddpm.diffusion"
 local optim = require "ddpm.optim"
+local classifier = require "ddpm.classifier"
+local F = require "ddpm.functional"
 
 local program = {}
 
@@ -41,8 +56,19 @@ local STREAM_SAMPLE = 3
 local KNOWN = {
   model = true, image = true, batch = true, schedule = true, timesteps = true,
   prediction = true, precision = true, optimizer = true, variance = true,
-  clip_sample = true, clip_sample_range = true, test_entries = true,
+  clip_sample = true, clip_sample_range = true, test_entries = true, metric = true,
+  metric_batch = true,
 }
+
+-- cfg's keys must be in `known`; model, image and batch must be given.
+local function check_keys(cfg, known)
+  for k in pairs(cfg) do
+    if not known[k] then ddpm.fail("program", "unknown key '" .. tostring(k) .. "'") end
+  end
+  if not cfg.model or not cfg.image or not cfg.batch then
+    ddpm.fail("program", "model, image and batch are required")
+  end
+end
 
 local function schedule_of(cfg)
   local T = cfg.timesteps or 1000
@@ -120,13 +146,35 @@ local function math_entries(cfg, sched)
   ddpm.entry("ddim_step", { x_prev = diffusion.ddim_step(sched, x, t, s, out, z, opts) })
 end
 
+-- The program's metric (see the header): "fashion-mnist" or false; the
+-- image must be the classifier's.
+local function metric_of(cfg)
+  local c, h, w = table.unpack(cfg.image)
+  local metric = cfg.metric
+  if metric == nil then metric = c == 1 and h == 28 and w == 28 and "fashion-mnist" end
+  if not metric then return false end
+  if metric ~= "fashion-mnist" then
+    ddpm.fail("program", "metric must be 'fashion-mnist' or false, got '" .. tostring(metric) .. "'")
+  end
+  if c ~= 1 or h ~= 28 or w ~= 28 then
+    ddpm.fail("program", string.format("metric 'fashion-mnist' needs 1x28x28 images, the "
+              .. "program's are %dx%dx%d", c, h, w))
+  end
+  return metric
+end
+
+-- The metric's features entry: the shipped classifier's weights compiled in.
+local function metric_entries(cfg, metric)
+  if not metric then return end
+  local m = cfg.metric_batch or 100
+  local net = classifier.fashion_mnist()
+  ddpm.entry("features", { features = net:features(ddpm.input("features.x", { m, 1, 28, 28 })) })
+  ddpm.meta("metric", metric)
+end
+
 function program.diffusion(cfg)
-  for k in pairs(cfg) do
-    if not KNOWN[k] then ddpm.fail("program", "unknown key '" .. tostring(k) .. "'") end
-  end
-  if not cfg.model or not cfg.image or not cfg.batch then
-    ddpm.fail("program", "model, image and batch are required")
-  end
+  check_keys(cfg, KNOWN)
+  local metric = metric_of(cfg)
   local sched = schedule_of(cfg)
   ddpm.meta("image", cfg.image)
   ddpm.meta("batch", cfg.batch)
@@ -146,7 +194,32 @@ function program.diffusion(cfg)
   train_entries(cfg, sched, seed, iteration)
   sample_entries(cfg, sched, seed)
   if cfg.test_entries then math_entries(cfg, sched) end
+  metric_entries(cfg, metric)
   return sched
+end
+
+local CLASSIFIER_KEYS = { model = true, image = true, batch = true, optimizer = true }
+
+-- program.classifier: the entries of a classifier trained with labels
+-- (see the header). State: the model's parameters, the optimizer's,
+-- train.iteration (the data position of a resumed run).
+function program.classifier(cfg)
+  check_keys(cfg, CLASSIFIER_KEYS)
+  local shape = image_shape(cfg, cfg.batch)
+  ddpm.meta("task", "classifier")
+  ddpm.meta("image", cfg.image)
+  ddpm.meta("batch", cfg.batch)
+  if cfg.model.config then ddpm.meta("classifier", cfg.model.config) end
+  local iteration = ddpm.param("train.iteration", {}, { dtype = "i32", trainable = false })
+  local opt = optim.Adam(cfg.model:parameters(), cfg.optimizer or {})
+  local loss = F.cross_entropy(cfg.model(ddpm.input("x0", shape)),
+                               ddpm.input("labels", { cfg.batch }, "i32"))
+  local updates, info = opt:minimize(loss)
+  updates["train.iteration"] = iteration + ddpm.fill(1, {}, "i32")
+  ddpm.entry("train_step", { loss = loss, grad_norm = info.grad_norm, lr = info.lr,
+                             loss_scale = ddpm.fill(1, {}, "f32") }, updates)
+  local x = ddpm.input("x", shape)
+  ddpm.entry("classify", { logits = cfg.model(x), features = cfg.model:features(x) })
 end
 
 return program

@@ -27,28 +27,30 @@ typedef struct {
 
 #define AT(m) offsetof(cli_opts, m)
 static const flag flags[] = {
-	{ "--data", F_STR, CLI_TRAIN, AT(data), 0, 0, 0 },
-	{ "--steps", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(steps), AT(has_steps), 1, 1e9 },
+	{ "--data", F_STR, CLI_TRAIN | CLI_EVAL, AT(data), 0, 0, 0 },
+	{ "--steps", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(steps), AT(has_steps), 1, 1e9 },
 	{ "--out", F_STR, CLI_TRAIN | CLI_SAMPLE, AT(out), AT(has_out), 0, 0 },
-	{ "--seed", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(seed), AT(has_seed), 0, 2147483647 },
-	{ "--threads", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(threads), 0, 1, 1024 },
+	{ "--seed", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(seed), AT(has_seed), 0, 2147483647 },
+	{ "--threads", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(threads), 0, 1, 1024 },
 	{ "--resume", F_BOOL, CLI_TRAIN, AT(resume), 0, 0, 0 },
 	{ "--flip", F_BOOL, CLI_TRAIN, AT(flip), 0, 0, 0 },
 	{ "--batch", F_INT, CLI_TRAIN, AT(batch), 0, 1, 1e7 },
 	{ "--save-every", F_INT, CLI_TRAIN, AT(save_every), 0, 0, 1e9 },
 	{ "--log-every", F_INT, CLI_TRAIN, AT(log_every), 0, 1, 1e9 },
-	{ "--device", F_STR, CLI_TRAIN | CLI_SAMPLE, AT(device), 0, 0, 0 },
-	{ "--ckpt", F_STR, CLI_SAMPLE, AT(ckpt), AT(has_ckpt), 0, 0 },
+	{ "--device", F_STR, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(device), 0, 0, 0 },
+	{ "--ckpt", F_STR, CLI_SAMPLE | CLI_EVAL, AT(ckpt), AT(has_ckpt), 0, 0 },
 	{ "--sample-every", F_INT, CLI_TRAIN, AT(sample_every), 0, 0, 1e9 },
-	{ "--n", F_INT, CLI_TRAIN | CLI_SAMPLE, AT(n), 0, 1, 1e6 },
-	{ "--sampler", F_STR, CLI_SAMPLE, AT(sampler), 0, 0, 0 },
-	{ "--eta", F_NUM, CLI_SAMPLE, AT(eta), AT(has_eta), 0, 1e6 },
-	{ "--no-ema", F_BOOL, CLI_SAMPLE, AT(no_ema), 0, 0, 0 },
-	{ "--no-clip", F_BOOL, CLI_SAMPLE, AT(no_clip), 0, 0, 0 },
-	{ "--clip-range", F_NUM, CLI_SAMPLE, AT(clip_range), AT(has_clip_range), 1e-6, 1e6 },
-	{ "--spacing", F_STR, CLI_SAMPLE, AT(spacing), 0, 0, 0 },
+	{ "--eval-every", F_INT, CLI_TRAIN, AT(eval_every), 0, 0, 1e9 },
+	{ "--n", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(n), AT(has_n), 1, 1e6 },
+	{ "--sampler", F_STR, CLI_SAMPLE | CLI_EVAL, AT(sampler), 0, 0, 0 },
+	{ "--eta", F_NUM, CLI_SAMPLE | CLI_EVAL, AT(eta), AT(has_eta), 0, 1e6 },
+	{ "--no-ema", F_BOOL, CLI_SAMPLE | CLI_EVAL, AT(no_ema), 0, 0, 0 },
+	{ "--no-clip", F_BOOL, CLI_SAMPLE | CLI_EVAL, AT(no_clip), 0, 0, 0 },
+	{ "--clip-range", F_NUM, CLI_SAMPLE | CLI_EVAL, AT(clip_range), AT(has_clip_range), 1e-6, 1e6 },
+	{ "--spacing", F_STR, CLI_SAMPLE | CLI_EVAL, AT(spacing), 0, 0, 0 },
 	{ "--out-dir", F_STR, CLI_SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0 },
-	{ "--weights", F_STR, CLI_SAMPLE, AT(weights), AT(has_weights), 0, 0 },
+	{ "--weights", F_STR, CLI_SAMPLE | CLI_EVAL, AT(weights), AT(has_weights), 0, 0 },
+	{ "--test", F_STR, CLI_TRAIN | CLI_EVAL, AT(test), 0, 0, 0 },
 };
 #undef AT
 
@@ -56,7 +58,7 @@ static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
 	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
-	"         [--n N] [--flip] [--device DEV]\n"
+	"         [--n N] [--flip] [--eval-every N [--test PATH]] [--device DEV]\n"
 	"         [--lr X] [--warmup N] [--lr-schedule constant|linear|cosine] [--total-steps N]\n"
 	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
 	"         [--ema-warmup none|power|ratio] [--ema-inv-gamma X] [--ema-power X]\n"
@@ -65,6 +67,9 @@ static const char usage[] =
 	"         [--eta E] [--spacing leading|trailing|linspace] [--no-clip | --clip-range R]\n"
 	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
 	"         [--device DEV]\n"
+	"  eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH] [--seed S]\n"
+	"         [sample's --sampler, --steps, ... flags] [--threads N] [--device DEV]\n"
+	"         a classifier: its test accuracy; a diffusion model: FID and KID of N samples\n"
 	"  export --ckpt FILE --out DIR [--no-ema]   a folder diffusers loads\n"
 	"  info   the model, its parameters, entries and kernels\n"
 	"DEV: cpu (default), opencl (the first GPU, else the first OpenCL device) or\n"
@@ -387,14 +392,14 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 	for (int i = 2; i < argc; i++)
 		help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
 	*which = !strcmp(cmd, "train") ? CLI_TRAIN : !strcmp(cmd, "sample") ? CLI_SAMPLE
-	       : !strcmp(cmd, "info") ? CLI_INFO : 0;
+	       : !strcmp(cmd, "eval") ? CLI_EVAL : !strcmp(cmd, "info") ? CLI_INFO : 0;
 	if (help && (*which || cmd[0] == '-' || !strcmp(cmd, "help"))) {
 		printf(usage, o->prog);
 		*which = 0;
 		return 0;
 	}
 	if (!*which)
-		return cli_fail(o, "unknown command '%s' (train, sample, export, info)", cmd);
+		return cli_fail(o, "unknown command '%s' (train, sample, eval, export, info)", cmd);
 	if (parse_flags(argc, argv, 2, *which, o))
 		return 1;
 	if (strcmp(o->device, "list") == 0) {   /* whatever the other flags */

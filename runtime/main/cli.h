@@ -7,8 +7,10 @@
  *              [--steps K] [--eta E] [--spacing S] [--no-clip | --clip-range R]
  *              [--seed S] [--out grid.png] [--out-dir DIR]
  *              [--threads N] [--no-ema] [--device DEV]
+ *   OUT eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH]
+ *              [sample's sampler flags] [--seed S] [--threads N] [--device DEV]
  *   OUT info
- *   OUT train|sample --device list    the OpenCL devices (numbered P.D) and the CPU
+ *   OUT train|sample|eval --device list    the OpenCL devices (numbered P.D) and the CPU
  *
  * DEV (device.h): cpu (default), opencl (the first GPU, else the first
  * OpenCL device) or opencl:P.D. The commands run entries only through
@@ -16,7 +18,7 @@
  * on the host and rt_device_invalidate after writing it.
  *
  * main.c hands cli_run the program the generated object embeds; the
- * commands live in train.c, sample.c and cli.c (info, flags); progress.c
+ * commands live in train.c, sample.c, eval.c and cli.c (info, flags); progress.c
  * draws progress bars, metrics.c keeps DIR/metrics.jsonl and plot.c draws
  * the loss curve. Every
  * command returns an exit status: 0 on success, else non-zero after one
@@ -73,6 +75,9 @@ typedef struct {
 	int no_clip, has_clip_range;
 	double hyper[CLI_MAX_HYPER];    /* train: --lr, --warmup, ... (hyper.c's order) */
 	unsigned has_hyper;             /* bit h: hyper[h] was given */
+	const char *test;               /* eval: the test set (default: t10k beside --data) */
+	int has_n;
+	int64_t eval_every;             /* train: FID and KID every N steps (0: never) */
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -132,13 +137,15 @@ const char *cli_duration(double secs, char *buf, size_t len);
  *   {"step": 100, "loss": 0.0412, "loss_mean": 0.0435, "lr": 0.0002,
  *    "loss_scale": 1, "ema_decay": 0.9999, "images_per_s": 95.2}
  * loss is that step's, loss_mean the mean since the previous line, lr and
- * ema_decay (absent without EMA weights) the ones that step applied. A fresh
+ * ema_decay (absent without EMA weights) the ones that step applied; with
+ * train --eval-every the lines of those steps also hold "fid" and "kid". A fresh
  * run starts the file afresh; a resumed one keeps the lines up to the
  * checkpoint's step (a run killed after its last save logged steps that
  * the resumed run does again) and appends. Every line is flushed. */
 typedef struct {
 	int64_t step;
 	double loss, loss_mean, lr, loss_scale, ema_decay, images_per_s;
+	double fid, kid;        /* train --eval-every: on that step's line, else NAN (not written) */
 } cli_metric;
 
 typedef struct {
@@ -176,6 +183,10 @@ cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_device *
  * cli_fail. */
 int cli_sampler_weights(cli_sampler *sm, const rt_tensorset *weights, const char *name,
                         uint64_t seed, int ema);
+/* The weights `sample` and `eval` use: --weights, --ckpt, or the default
+ * checkpoint (when absent: untrained weights from the seed, with a
+ * warning), EMA unless --no-ema or --weights. 0, or 1 after cli_fail. */
+int cli_sampler_load(cli_sampler *sm);
 /* Draws n images (n, C, H, W) from the seed; *images points into the
  * sampler (valid until the next call). bar: a progress bar over the
  * reverse steps on a terminal, else plain lines every 100 steps (-1: no
@@ -207,7 +218,27 @@ void cli_hyper_describe(const rt_tensorset *state, rt_strbuf *b, int json);
 /* info: the script's values (the meta "optimizer") by flag. */
 void cli_hyper_info(const rt_program *p);
 
-enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4 };
+/* --- sample quality (eval.c), shared by `eval` and train's --eval-every -------
+ * The features of the test set (and of n training images, the floor)
+ * through the program's `features` entry, computed once; then FID and KID
+ * (fid.h) of any n images against the test set. */
+typedef struct cli_quality cli_quality;
+typedef struct {
+	double fid, kid, kid_std;
+} cli_scores;
+
+/* 0 when p has the metric's features entry; else 1 after cli_fail saying
+ * the metric is not available for p's images. */
+int cli_quality_available(const cli_opts *o, const rt_program *p);
+/* NULL after cli_fail (cli_quality_available's, or the test set's). */
+cli_quality *cli_quality_new(const cli_opts *o, const rt_program *p, rt_device *dev);
+/* The floor: n training images (the seed's first n) against the test set. */
+int cli_quality_floor(cli_quality *q, int64_t n, cli_scores *out);
+/* images (n, C, H, W) in [-1, 1] against the test set. 0, or 1 after cli_fail. */
+int cli_quality_score(cli_quality *q, const float *images, int64_t n, cli_scores *out);
+void cli_quality_free(cli_quality *q);
+
+enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4, CLI_EVAL = 8 };
 
 /* Parses the command line into *o and *which (a CLI_ command, or 0 when
  * only help was asked for). Returns 0 to go on (or exit 0 if *which is
@@ -218,6 +249,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which);
 int cli_train(const cli_opts *o, const rt_program *p);
 int cli_sample(const cli_opts *o, const rt_program *p);
 int cli_info(const rt_program *p);
+int cli_eval(const cli_opts *o, const rt_program *p);
 /* OUT export [--ckpt FILE] --out DIR [--no-ema] (export.c): its own flags. */
 int cli_export(int argc, char **argv, const rt_program *p);
 

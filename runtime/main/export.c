@@ -1,5 +1,6 @@
 /* export.c: `OUT export --ckpt FILE --out DIR [--no-ema]` — a folder that
- * diffusers loads (DESIGN.md §3, §7).
+ * diffusers loads (DESIGN.md §3, §7); for a classifier (ddpm.program.
+ * classifier) DIR/model.safetensors, its parameters alone.
  *
  * The folder (flat, the layout of the google/ddpm-cifar10-32 hub repo):
  *   DIR/diffusion_pytorch_model.safetensors  the UNet's parameters under their
@@ -381,6 +382,36 @@ static int collect(const cli_opts *o, const rt_program *p, const rt_tensorset *c
 	return rt_set_meta(out, "format", "pt") == RT_OK ? 0 : cli_fail(o, "out of memory");
 }
 
+/* A classifier (meta.task "classifier"): DIR/model.safetensors, its
+ * trainable parameters alone (F32, by name; what ddpm.load reads). */
+static int export_weights(cli_opts *o, const rt_program *p)
+{
+	char err[2048], path[4200];
+	rt_tensorset ckpt = { 0 }, weights = { 0 };
+	int from_ema = 0, rc = 1;
+	int64_t numel = 0;
+	o->no_ema = 1;
+	if (rt_st_read(o->ckpt, &ckpt, err, sizeof err) != RT_OK ||
+	    export_check(p, &ckpt, o->ckpt, err, sizeof err)) {
+		cli_fail(o, "%s", err);
+		goto done;
+	}
+	if (collect(o, p, &ckpt, &weights, &from_ema, &numel) || make_out_dir(o, o->out))
+		goto done;
+	snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+	if (rt_st_write(path, &weights, err, sizeof err) != RT_OK) {
+		cli_fail(o, "%s", err);
+		goto done;
+	}
+	printf("exported %lld parameters in %d tensors from %s to %s\n", (long long)numel,
+	       weights.n, o->ckpt, path);
+	rc = 0;
+done:
+	rt_set_free(&ckpt);
+	rt_set_free(&weights);
+	return rc;
+}
+
 int cli_export(int argc, char **argv, const rt_program *p)
 {
 	cli_opts o;
@@ -396,6 +427,8 @@ int cli_export(int argc, char **argv, const rt_program *p)
 	if (parse_export_flags(argc, argv, &o))
 		return 1;
 
+	if (strcmp(cli_meta_str(p, "task", ""), "classifier") == 0)
+		return export_weights(&o, p);
 	const rt_json *config = rt_json_get(p->meta, "config");
 	if (!config || config->type != RT_JOBJ)
 		return cli_fail(&o, "export: the program has no diffusers model config (meta.config); "

@@ -49,6 +49,8 @@ static int parse_line(const char *line, size_t len, cli_metric *m)
 		m->loss_scale = num(&j, "loss_scale");
 		m->ema_decay = num(&j, "ema_decay");
 		m->images_per_s = num(&j, "images_per_s");
+		m->fid = num(&j, "fid");
+		m->kid = num(&j, "kid");
 		if (isnan(m->loss_mean))
 			m->loss_mean = m->loss;
 	}
@@ -95,7 +97,13 @@ static int write_line(FILE *f, const cli_metric *m)
 	put_num(f, "loss_scale", m->loss_scale, ", ");
 	if (!isnan(m->ema_decay))
 		put_num(f, "ema_decay", m->ema_decay, ", ");
-	put_num(f, "images_per_s", m->images_per_s, "}\n");
+	if (isfinite(m->fid) || isfinite(m->kid)) {
+		put_num(f, "images_per_s", m->images_per_s, ", ");
+		put_num(f, "fid", m->fid, ", ");
+		put_num(f, "kid", m->kid, "}\n");
+	} else {
+		put_num(f, "images_per_s", m->images_per_s, "}\n");
+	}
 	return fflush(f) ? -1 : ferror(f) ? -1 : 0;
 }
 

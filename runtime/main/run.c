@@ -1,6 +1,6 @@
 /* run: the command line of a compiled executable, from argv and the
  * embedded program to an exit status: parse (cli.c), load the program,
- * dispatch to train.c, sample.c or cli_info; `export` parses its own flags
+ * dispatch to train.c, sample.c, eval.c or cli_info; `export` parses its own flags
  * (export.c). */
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +32,7 @@ int cli_run(int argc, char **argv, const rt_embedded *emb)
 	p.cl_source = emb->cl_source;
 	p.cl_source_len = emb->cl_source ? emb->cl_source_len : 0;
 	rc = which == CLI_TRAIN ? cli_train(&o, &p) : which == CLI_SAMPLE ? cli_sample(&o, &p)
-	   : cli_info(&p);
+	   : which == CLI_EVAL ? cli_eval(&o, &p) : cli_info(&p);
 	rt_program_free(&p);
 	return rc;
 }

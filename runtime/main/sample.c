@@ -154,9 +154,7 @@ int cli_sampler_weights(sampler *sm, const rt_tensorset *weights, const char *na
 	return 0;
 }
 
-/* The weights of `sample`: --weights, --ckpt, or the default checkpoint
- * (when absent: untrained weights from the seed, with a warning). */
-static int sample_load_state(sampler *sm)
+int cli_sampler_load(sampler *sm)
 {
 	const cli_opts *o = sm->o;
 	char err[1024], path[4096];
@@ -379,7 +377,7 @@ int cli_sample(const cli_opts *o, const rt_program *p)
 	int rc = !sm || !(dev = cli_device(o, p));
 	if (!rc)
 		sm->dev = dev;
-	rc = rc || sample_load_state(sm);
+	rc = rc || cli_sampler_load(sm);
 	if (!rc) {
 		cli_profile_start(sm->e);
 		rc = run(sm);

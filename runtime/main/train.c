@@ -10,12 +10,17 @@
  *   DIR/samples/step_NNNNNN.png with --sample-every N: a grid of --n
  *       images (default 16) drawn from the EMA weights by DDIM in
  *       min(50, T) steps, eta 0, from the run's seed (the same noise every
- *       time, so grids compare across steps).
+ *       time, so grids compare across steps);
+ *   with --eval-every N, "fid" and "kid" on the metrics line of every Nth
+ *       step: --n images drawn as the grids are, against the test set
+ *       (eval.c; the test set's features are computed once, at the start).
  * On a terminal a progress bar shows the steps, the smoothed loss (an EMA
  * of the loss with factor 0.98, bias-corrected), images/s and the ETA;
  * elsewhere a plain line every --log-every steps.
  *
- * Data: rt_dataset_open reads --data (data.h); a loader thread makes the
+ * Data: rt_dataset_open reads --data (data.h), and when train_step has an
+ * input `labels` ((B) i32: a classifier's) rt_dataset_labels reads the
+ * IDX labels file beside the images; a loader thread makes the
  * next batch while a step runs. The order is data.h's contract: position
  * q = 0, 1, ... of an endless sequence of epochs, each a shuffle drawn
  * from the run's seed (with --flip, every image mirrored or not by its
@@ -67,6 +72,7 @@ typedef struct {
 	const rt_program *p;
 	const rt_entry *e;
 	const rt_buffer *x0;    /* (B, C, H, W) */
+	const rt_buffer *labels;        /* (B) i32, when train_step takes labels */
 	const char *data;       /* the data set's path */
 	rt_images im;
 	rt_loader *ld;
@@ -75,7 +81,8 @@ typedef struct {
 	rt_device *dev;
 	char path[4096];        /* the checkpoint */
 	cli_metrics mt;
-	cli_sampler *sm;        /* --sample-every */
+	cli_sampler *sm;        /* --sample-every, --eval-every */
+	cli_quality *q;         /* --eval-every: the test set's features */
 	cli_progress pg;
 	double smooth, smooth_w;        /* loss EMA and its weight (for the bias) */
 	double busy, busy_all;  /* seconds in steps since the last log line; since step 2 */
@@ -94,8 +101,10 @@ static int load_data(trainer *tr)
 	tr->data = strcmp(o->data, "fashion-mnist") == 0 ? RT_FASHION_MNIST : o->data;
 	if (rt_dataset_open(o->data, s[1], s[2], s[3], &tr->im, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
-	printf("data: %s, %lld images%s\n", tr->data, (long long)tr->im.n,
-	       o->flip ? ", random horizontal flips" : "");
+	if (tr->labels && rt_dataset_labels(o->data, &tr->im, err, sizeof err) != RT_OK)
+		return cli_fail(o, "%s", err);
+	printf("data: %s, %lld images%s%s\n", tr->data, (long long)tr->im.n,
+	       tr->labels ? " with labels" : "", o->flip ? ", random horizontal flips" : "");
 	return 0;
 }
 
@@ -124,6 +133,12 @@ static int train_check_entry(trainer *tr)
 		                "(recompile with --set batch=%lld)", (long long)o->batch,
 		                (long long)tr->x0->shape[0], (long long)o->batch);
 	tr->b = tr->x0->shape[0];
+	if (o->eval_every && cli_quality_available(o, tr->p))
+		return 1;
+	tr->labels = rt_entry_buffer(tr->e, RT_BUF_INPUT, "labels");
+	if (tr->labels && (tr->labels->rank != 1 || tr->labels->shape[0] != tr->b ||
+	                   tr->labels->dtype != RT_I32))
+		return cli_fail(o, "train_step's input labels must be (B) i32");
 	return 0;
 }
 
@@ -264,14 +279,36 @@ static int sample_grid(trainer *tr, int64_t step)
 	return 0;
 }
 
-/* The metrics line of step `step` and, off a terminal, the plain line. */
-static int log_step(trainer *tr, int64_t step, double loss)
+/* FID and KID of --n images drawn from the EMA weights as they are now
+ * (the grids' sampler and seed) against the test set. */
+static int measure(trainer *tr, int64_t step, cli_scores *s)
+{
+	const float *x;
+	if (sync_state(tr) ||
+	    cli_sampler_weights(tr->sm, &tr->state, tr->path, (uint64_t)tr->o->seed, 1))
+		return 1;
+	int rc = cli_sampler_draw(tr->sm, tr->o->n, tr->o->seed, -1, &interrupted, &x);
+	if (rc)
+		return rc == 2 ? -1 : 1;
+	if (cli_quality_score(tr->q, x, tr->o->n, s))
+		return 1;
+	cli_progress_clear(&tr->pg);
+	printf("eval step %lld: FID %.4f KID %.6f (%lld samples)\n", (long long)step, s->fid, s->kid,
+	       (long long)tr->o->n);
+	fflush(stdout);
+	return 0;
+}
+
+/* The metrics line of step `step` (with s's FID and KID when not NULL)
+ * and, off a terminal, the plain line. */
+static int log_step(trainer *tr, int64_t step, double loss, const cli_scores *s)
 {
 	cli_metric m = {
 		.step = step, .loss = loss, .loss_mean = tr->loss_sum / (double)tr->nsum,
 		.lr = cli_scalar(&tr->outputs, "lr"), .loss_scale = cli_scalar(&tr->outputs, "loss_scale"),
 		.ema_decay = cli_scalar(&tr->outputs, "ema_decay"),
 		.images_per_s = tr->busy > 0 ? (double)(tr->nsum * tr->b) / tr->busy : 0,
+		.fid = s ? s->fid : NAN, .kid = s ? s->kid : NAN,
 	};
 	if (isnan(m.loss_scale))
 		m.loss_scale = 1;
@@ -304,12 +341,12 @@ static void show(trainer *tr, int64_t s, double loss)
 }
 
 /* One step: the batch, train_step, the bookkeeping. */
-static int train_one(trainer *tr, rt_tensor *x, int64_t s, int64_t it)
+static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, int64_t it)
 {
 	const cli_opts *o = tr->o;
 	char err[1024];
 	double t0 = cli_now();
-	rt_loader_next(tr->ld, x->data, &tr->position);
+	rt_loader_next(tr->ld, x->data, labels ? labels->data : NULL, &tr->position);
 	if (rt_device_run(tr->dev, tr->e, &tr->state, &tr->inputs, &tr->outputs, err,
 	                  sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
@@ -320,7 +357,12 @@ static int train_one(trainer *tr, rt_tensor *x, int64_t s, int64_t it)
 	tr->nsum++;
 	show(tr, s, loss);
 	int64_t done = it + 1;
-	if ((done % o->log_every == 0 || s + 1 == o->steps) && log_step(tr, done, loss))
+	cli_scores sc;
+	int evaluated = o->eval_every && done % o->eval_every == 0 ? measure(tr, done, &sc) : -1;
+	if (evaluated > 0)
+		return 1;
+	if ((done % o->log_every == 0 || s + 1 == o->steps || evaluated == 0) &&
+	    log_step(tr, done, loss, evaluated == 0 ? &sc : NULL))
 		return 1;
 	if (o->sample_every && done % o->sample_every == 0 && sample_grid(tr, done))
 		return 1;
@@ -332,16 +374,18 @@ static int train_one(trainer *tr, rt_tensor *x, int64_t s, int64_t it)
 static int loop(trainer *tr)
 {
 	const cli_opts *o = tr->o;
-	rt_tensor *x = rt_set_add(&tr->inputs, "x0", RT_F32, 4, tr->x0->shape);
-	if (!x)
+	int ok = rt_set_add(&tr->inputs, "x0", RT_F32, 4, tr->x0->shape) &&
+	         (!tr->labels || rt_set_add(&tr->inputs, "labels", RT_I32, 1, tr->labels->shape));
+	if (!ok)
 		return cli_fail(o, "out of memory");
+	rt_tensor *x = rt_set_find(&tr->inputs, "x0"), *labels = rt_set_find(&tr->inputs, "labels");
 	int64_t it0 = iteration(tr);
 	for (int64_t s = 0; s < o->steps && !interrupted; s++)
-		if (train_one(tr, x, s, it0 + s))
+		if (train_one(tr, x, labels, s, it0 + s))
 			return 1;
 	if (sync_state(tr))
 		return 1;
-	if (tr->nsum > 0 && log_step(tr, iteration(tr), cli_scalar(&tr->outputs, "loss")))
+	if (tr->nsum > 0 && log_step(tr, iteration(tr), cli_scalar(&tr->outputs, "loss"), NULL))
 		return 1;
 	return 0;
 }
@@ -355,8 +399,10 @@ static int prepare_out(trainer *tr)
 		return cli_fail(o, "cannot create %s: %s", o->out, strerror(errno));
 	if (cli_metrics_open(&tr->mt, o, o->out, o->resume, iteration(tr)))
 		return 1;
-	if (!o->sample_every)
+	if (!o->sample_every && !o->eval_every)
 		return 0;
+	if (o->eval_every && !(tr->q = cli_quality_new(o, tr->p, tr->dev)))
+		return 1;
 	cli_opts so = *o;
 	so.sampler = "ddim";
 	so.has_steps = 1;
@@ -423,6 +469,7 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 	if (!rc)
 		rc = train_run(&tr);
 	cli_sampler_free(tr.sm);
+	cli_quality_free(tr.q);
 	cli_metrics_close(&tr.mt);
 	rt_device_free(tr.dev);
 	rt_images_free(&tr.im);

@@ -1,6 +1,6 @@
 -- Gradient-check fixture (tests/test_autodiff.c): the composites of
 -- ddpm.F and Tensor (silu, softmax, group_norm with affine, linear, conv2d
--- with bias, mean, var), differentiated through their core ops.
+-- with bias, mean, var, log_softmax, cross_entropy), differentiated through their core ops.
 local ddpm = require "ddpm"
 local L = require "grad_lib"
 local case, F = L.case, ddpm.F
@@ -24,6 +24,13 @@ case("conv2d_bias", { { "x", { 1, 2, 4, 4 } }, { "w", { 3, 2, 3, 3 }, L.uniform(
 end)
 case("mean_var", { { "x", { 3, 4 } } }, function(p)
   return p.x:mean(1) * p.x:var(1) + p.x:var(0, true):sqrt():sum()
+end)
+case("log_softmax", { { "x", { 3, 5 } } }, function(p)
+  return F.log_softmax(p.x, 1)
+end)
+-- labels 2, 0, 4: each row's loss reads another column
+case("cross_entropy", { { "x", { 3, 5 } } }, function(p)
+  return F.cross_entropy(p.x * 3, ddpm.constant({ 2, 0, 4 }, { 3 }, "i32"))
 end)
 case("mse", { { "x", { 2, 3 } } }, function(p)
   return ((p.x - L.weights({ 2, 3 }, 9)) ^ 2):mean()
