@@ -262,7 +262,16 @@ static void ema_weights_use_the_decay(void **unused)
 	if (!(worst <= 1e-6))
 		fail_msg("the EMA weights differ from d ema + (1 - d) theta by %g", worst);
 	assert_true(scalar(&b, "hp.ema_warmup") == 2);
+	assert_true(scalar(&b, "optim.ema_init_share") == 0);   /* d(1) = 0: a copy */
 	rt_set_free(&a);
+	rt_set_free(&b);
+
+	/* The initial weights' share in the EMA is the product of the decays:
+	 * 0.5^3 after three steps of a constant 0.5, across a resume. */
+	train("ema_share", "--steps 2 --ema-warmup none --ema 0.5");
+	train("ema_share", "--steps 1 --resume");
+	read_ckpt("ema_share", &b);
+	assert_true(scalar(&b, "optim.ema_init_share") == 0.125);
 	rt_set_free(&b);
 }
 

@@ -106,7 +106,7 @@ static int same_bytes(const rt_tensor *a, const rt_tensor *b)
 /* The state a skipped step must leave untouched: everything but the scaler. */
 static const char *const FROZEN[] = {
 	"w", "b", "optim.step", "optim.exp_avg.w", "optim.exp_avg_sq.w", "optim.exp_avg.b",
-	"optim.exp_avg_sq.b", "ema.w", "ema.b",
+	"optim.exp_avg_sq.b", "ema.w", "ema.b", "optim.ema_init_share",
 };
 
 /* Gradient accumulation's state: all zero except inside an accumulation. */

@@ -666,7 +666,8 @@ static const char cli_json[] =
 	" \"params\": [" PARAM("rng.seed", "I32", "[]", "false", "zeros", "null", "0") ", "
 	PARAM("train.iteration", "I32", "[]", "false", "zeros", "null", "1") ", "
 	PARAM("w", "F32", "[4]", "true", "ones", "null", "2") ", "
-	PARAM("ema.w", "F32", "[4]", "false", "copy", "\"w\"", "3") "],"
+	PARAM("ema.w", "F32", "[4]", "false", "copy", "\"w\"", "3") ", "
+	PARAM("optim.ema_init_share", "F32", "[]", "false", "zeros", "null", "4") "],"
 	" \"entries\": ["
 	"  {\"name\": \"train_step\", \"arena_bytes\": 0, \"buffers\": ["
 	BUF("input", "x0", "F32", X) ", " BUF("param", "w", "F32", "[4]") ", "
@@ -771,7 +772,7 @@ static void test_cli_train(void **unused)
 	assert_true(cli_scalar(&st, "rng.seed") == 5);
 	assert_true(cli_scalar(&st, "w") == 11);
 	assert_true(cli_scalar(&st, "ema.w") == 1);
-	assert_int_equal(st.n, 4);
+	assert_int_equal(st.n, 5);
 	rt_set_free(&st);
 
 	/* sampling: DDPM t = 9..0 (s = t - 1) with the EMA weights, rounds of
@@ -794,6 +795,16 @@ static void test_cli_train(void **unused)
 	free(read_png(png, &w, &h, &ctype, &len));
 	assert_int_equal(w, 3 * 4 + 2);
 	assert_int_equal(h, 2 * 4 + 2);
+	/* An EMA that still holds half the initial weights is not used */
+	char young[160];
+	snprintf(young, sizeof young, "%s/young.safetensors", dir);
+	assert_int_equal(rt_st_read(ckpt, &st, err, sizeof err), RT_OK);
+	cli_set_scalar(&st, "optim.ema_init_share", 0.5);
+	assert_int_equal(rt_st_write(young, &st, err, sizeof err), RT_OK);
+	rt_set_free(&st);
+	nsteps = 0;
+	assert_int_equal(cli("sample", "--ckpt", young, "--n", "1", "--out", png, NULL), 0);
+	assert_int_equal(step_log[0][2], 11);
 	/* --no-ema samples with the trained weights; --no-clip passes +inf */
 	nsteps = 0;
 	assert_int_equal(cli("sample", "--ckpt", ckpt, "--n", "1", "--out", png, "--no-ema",

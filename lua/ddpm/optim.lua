@@ -46,8 +46,10 @@
 --
 -- State params (not trainable): optim.step (i32, Adam's t), optim.accum
 -- (i32, micro-batches summed), per parameter optim.exp_avg.NAME,
--- optim.exp_avg_sq.NAME and optim.grad_sum.NAME, ema.NAME (when ema is set),
--- with loss scaling optim.loss_scale (f32) and optim.growth_tracker (i32),
+-- optim.exp_avg_sq.NAME and optim.grad_sum.NAME, ema.NAME (when ema is set)
+-- and optim.ema_init_share (the product of the decays applied so far: the
+-- weight the EMA still gives the initial parameters; the sampler uses the
+-- EMA weights only once it is small), with loss scaling optim.loss_scale (f32) and optim.growth_tracker (i32),
 -- and the hp.NAME.
 local ddpm = require "ddpm"
 
@@ -144,6 +146,7 @@ function optim.Adam(params, opts)
       p.ema = ddpm.param("ema." .. p.name, shape, { init = "copy", from = p.tensor, trainable = false })
     end
   end
+  if opts.ema then self.ema_share = state("optim.ema_init_share", {}, "f32", "uniform", 1) end
   if self.loss_scaling then
     self.scale = ddpm.param("optim.loss_scale", {}, { init = "uniform", a = self.init_scale,
                                                        b = self.init_scale, trainable = false })
@@ -302,6 +305,9 @@ function Adam:minimize(loss)
     updates["optim.grad_sum." .. p.name] = ddpm.where(apply, 0, sums[i])
   end
   if self.scale then self:_scale_updates(ok, apply, updates) end
+  if decay then
+    updates["optim.ema_init_share"] = ddpm.where(ok, self.ema_share * decay, self.ema_share)
+  end
   updates["optim.accum"] = ddpm.where(apply, ddpm.fill(0, {}, "i32"), counted)
   info.lr, info.loss_scale, info.ema_decay = lr_t, self.scale, decay
   return updates, info

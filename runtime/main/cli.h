@@ -177,12 +177,17 @@ typedef struct cli_sampler cli_sampler;
 /* NULL after cli_fail. */
 cli_sampler *cli_sampler_new(const cli_opts *o, const rt_program *p, rt_device *dev);
 /* The sampler's state from weights (a checkpoint or a diffusers file: the
- * tensors it names; NULL: everything from the seed), then, when ema, every
+ * tensors it names; NULL: everything from the seed; `name` says which in
+ * messages), then, when ema is asked and the EMA has warmed up, every
  * ema.NAME copied into NAME; the device's copy is invalidated. The state
  * tensors keep their addresses from one call to the next. 0, or 1 after
  * cli_fail. */
 int cli_sampler_weights(cli_sampler *sm, const rt_tensorset *weights, const char *name,
                         uint64_t seed, int ema);
+/* What cli_sampler_weights used, for the startup line: "the EMA weights of
+ * NAME", or the trained ones when the EMA still gives the initial weights
+ * a share over 1 % (state optim.ema_init_share), saying so. */
+const char *cli_sampler_weights_used(const cli_sampler *sm);
 /* The weights `sample` and `eval` use: --weights, --ckpt, or the default
  * checkpoint (when absent: untrained weights from the seed, with a
  * warning), EMA unless --no-ema or --weights. 0, or 1 after cli_fail. */

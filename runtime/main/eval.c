@@ -208,9 +208,9 @@ static int eval_quality(const cli_opts *o, const rt_program *p, rt_device *dev)
 	cli_quality *q = NULL;
 	int rc = !sm || cli_sampler_load(sm);
 	if (!rc) {
-		printf("eval: %s, %lld images, %s %lld steps, %s, seed %lld\n", p->model, (long long)o->n,
-		       o->sampler, (long long)cli_sampler_steps(sm), rt_device_name(dev),
-		       (long long)o->seed);
+		printf("eval: %s, %lld images, %s %lld steps, %s, %s, seed %lld\n", p->model,
+		       (long long)o->n, o->sampler, (long long)cli_sampler_steps(sm),
+		       cli_sampler_weights_used(sm), rt_device_name(dev), (long long)o->seed);
 		fflush(stdout);
 		rc = !(q = cli_quality_new(o, p, dev));
 	}

@@ -52,6 +52,7 @@ struct cli_sampler {
 	rt_device *dev;
 	float *images;          /* (rounds * B, C, H, W) */
 	int64_t images_cap;     /* floats */
+	char weights[4400];     /* which weights: "EMA weights of PATH (step N)", ... */
 };
 
 typedef struct cli_sampler sampler;
@@ -134,6 +135,23 @@ static void replace_state(sampler *sm, rt_tensorset *fresh)
 	rt_set_free(fresh);
 }
 
+/* The EMA weights stand in for the trained ones once the initial weights'
+ * share in them (optim.ema_init_share, the product of the decays applied)
+ * is below this. */
+#define EMA_READY_SHARE 0.01
+
+/* Copies every ema.NAME into NAME. */
+static void use_ema(sampler *sm)
+{
+	for (int i = 0; i < sm->state.n; i++) {
+		const rt_tensor *e = &sm->state.t[i];
+		rt_tensor *w = strncmp(e->name, "ema.", 4) == 0 ? rt_set_find(&sm->state, e->name + 4)
+		                                               : NULL;
+		if (w && rt_numel(w->rank, w->shape) == rt_numel(e->rank, e->shape))
+			rt_tensor_convert(e, w);
+	}
+}
+
 int cli_sampler_weights(sampler *sm, const rt_tensorset *weights, const char *name,
                         uint64_t seed, int ema)
 {
@@ -142,16 +160,27 @@ int cli_sampler_weights(sampler *sm, const rt_tensorset *weights, const char *na
 	if (rt_state_init(sm->p, seed, weights, name, &fresh, err, sizeof err) != RT_OK)
 		return cli_fail(sm->o, "%s", err);
 	replace_state(sm, &fresh);
-	for (int i = 0; ema && i < sm->state.n; i++) {
-		const rt_tensor *e = &sm->state.t[i];
-		rt_tensor *w = strncmp(e->name, "ema.", 4) == 0 ? rt_set_find(&sm->state, e->name + 4)
-		                                               : NULL;
-		if (w && rt_numel(w->rank, w->shape) == rt_numel(e->rank, e->shape))
-			rt_tensor_convert(e, w);
+	int has_ema = 0;
+	for (int i = 0; i < sm->state.n && !has_ema; i++)
+		has_ema = strncmp(sm->state.t[i].name, "ema.", 4) == 0;
+	double share = cli_scalar(&sm->state, "optim.ema_init_share");
+	if (!ema || !has_ema)
+		snprintf(sm->weights, sizeof sm->weights, "the weights of %s", name);
+	else if (share > EMA_READY_SHARE)
+		snprintf(sm->weights, sizeof sm->weights, "the trained weights of %s (its EMA still "
+		         "holds %.0f %% of the initial weights)", name, 100 * share);
+	else {
+		snprintf(sm->weights, sizeof sm->weights, "the EMA weights of %s", name);
+		use_ema(sm);
 	}
 	if (sm->dev)
 		rt_device_invalidate(sm->dev, &sm->state);
 	return 0;
+}
+
+const char *cli_sampler_weights_used(const sampler *sm)
+{
+	return sm->weights;
 }
 
 int cli_sampler_load(sampler *sm)
@@ -169,8 +198,14 @@ int cli_sampler_load(sampler *sm)
 		        o->prog, path, (long long)o->seed);
 	else if (rt_st_read(path, &file, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
-	int rc = cli_sampler_weights(sm, have ? &file : NULL, path, (uint64_t)o->seed,
+	char what[4200];
+	const char *step = rt_get_meta(&file, "step");
+	snprintf(what, sizeof what, step ? "%s (step %s)" : "%s", path, step);
+	int rc = cli_sampler_weights(sm, have ? &file : NULL, what, (uint64_t)o->seed,
 	                             !o->no_ema && !o->has_weights);
+	if (!have)
+		snprintf(sm->weights, sizeof sm->weights, "untrained weights (seed %lld)",
+		         (long long)o->seed);
 	rt_set_free(&file);
 	return rc;
 }
@@ -348,9 +383,8 @@ static int run(sampler *sm)
 	const float *x;
 	int64_t chw[3];
 	cli_sampler_image(sm, chw);
-	printf("sample: %s, %lld images, %s %lld steps%s, %s, seed %lld\n", sm->p->model,
-	       (long long)o->n, sm->ddim ? "ddim" : "ddpm", (long long)sm->K,
-	       o->has_weights ? ", weights from a file" : o->no_ema ? ", no EMA" : "",
+	printf("sample: %s, %lld images, %s %lld steps, %s, %s, seed %lld\n", sm->p->model,
+	       (long long)o->n, sm->ddim ? "ddim" : "ddpm", (long long)sm->K, sm->weights,
 	       rt_device_name(sm->dev), (long long)o->seed);
 	fflush(stdout);
 	double t0 = cli_now();
