@@ -2,19 +2,24 @@
  * both gradients, timed one by one on one thread. A benchmark for tuning
  * the LLVM backend's tiles, not a test: it checks nothing.
  *
- *   conv_bench [N C O H [K]]  batch N, C -> O channels, H x H images,
+ *   conv_bench [--cpu NAME] [N C O H [K]]
+ *                             batch N, C -> O channels, H x H images,
  *                             K x K filter, padding K/2 (default 64 128
- *                             128 14 3)
+ *                             128 14 3); code for CPU NAME (an LLVM CPU
+ *                             name this host can run, such as x86-64-v3
+ *                             for AVX2 or x86-64-v4 for AVX-512; default
+ *                             this host's)
  *
  * It builds the graph from a Lua script (the library under DDPMC_LUA_DIR,
  * default ./lua: run it from the repository root), lowers the entry as
- * `ddpmc compile` does, JIT-compiles its kernels for this host and prints,
+ * `ddpmc compile` does, JIT-compiles its kernels and prints,
  * for each kernel that does arithmetic, the best of five runs over all its
  * rows: milliseconds and GFLOP/s (the kernel's FLOPs as --report counts
  * them). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "frontend.h"
@@ -90,8 +95,11 @@ static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
 int main(int argc, char **argv)
 {
 	long d[5] = { 64, 128, 128, 14, 3 };
+	const char *cpu = NULL;
+	if (argc >= 3 && !strcmp(argv[1], "--cpu"))
+		cpu = argv[2], argc -= 2, argv += 2;
 	if (argc != 1 && argc != 5 && argc != 6) {
-		fprintf(stderr, "usage: conv_bench [N C O H [K]]\n");
+		fprintf(stderr, "usage: conv_bench [--cpu NAME] [N C O H [K]]\n");
 		return 2;
 	}
 	for (int i = 1; i < argc; i++)
@@ -108,12 +116,12 @@ int main(int argc, char **argv)
 	if (!p || interp_init_state(g, 1, NULL, NULL, &st, err, sizeof err) < 0 ||
 	    kir_convert_inputs(g, &in, &cin, err, sizeof err) < 0 ||
 	    !(bufs = kir_bind_host(p, &st, &cin, &out, &arena, err, sizeof err)) ||
-	    !(j = llvm_jit_compile(p, fns, err, sizeof err))) {
+	    !(j = llvm_jit_compile(p, cpu, fns, err, sizeof err))) {
 		fprintf(stderr, "conv_bench: %s\n", p ? err : g->err);
 		return 1;
 	}
-	printf("conv %ldx%ld, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5:\n", d[4], d[4], d[0],
-	       d[1], d[2], d[3], d[3]);
+	printf("conv %ldx%ld, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5, code for %s:\n", d[4],
+	       d[4], d[0], d[1], d[2], d[3], d[3], cpu ? cpu : "this host");
 	time_kernels(p, fns, bufs);
 	free(bufs);
 	free(arena);

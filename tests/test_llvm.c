@@ -43,7 +43,7 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	char err[1024], *arena;
 	rt_tensorset in = { 0 };
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
-	llvm_jit *j = llvm_jit_compile(p, fns, err, sizeof err);
+	llvm_jit *j = llvm_jit_compile(p, NULL, fns, err, sizeof err);
 	if (!j)
 		fail_msg("%s: %s", p->entry, err);
 	convert_inputs(g, inputs, &in);

@@ -62,6 +62,7 @@ typedef struct {
 	LLVMBuilderRef B;
 	const kir_program *p;
 	const kir_kernel *k;
+	const llvm_target *tgt;         /* the CPU's facts: lanes, vector registers */
 	int W;                          /* lanes */
 	LLVMTypeRef i1, i16, i32, i64, f16, f32, f64, ptr;
 	LLVMValueRef fn;
@@ -1544,13 +1545,13 @@ static void emit_rows(emitter *em, LLVMValueRef rb, LLVMValueRef re)
 
 /* The emitter of kernel k (a plain kernel or a segment's view): its lanes,
  * analysis and tile. `base` is shared with the batch it is part of. */
-static void emitter_init(emitter *em, const emitter *from, const kir_kernel *k, int lanes)
+static void emitter_init(emitter *em, const emitter *from, const kir_kernel *k)
 {
-	*em = (emitter){ .C = from->C, .M = from->M, .B = from->B, .p = from->p, .k = k, .fn = from->fn,
-	                 .base = from->base, .uvar = { -1, -1 }, .nu = { 1, 1 }, .ncopy = 1 };
+	*em = (emitter){ .C = from->C, .M = from->M, .B = from->B, .p = from->p, .k = k, .tgt = from->tgt,
+	                 .fn = from->fn, .base = from->base, .uvar = { -1, -1 }, .nu = { 1, 1 }, .ncopy = 1 };
 	setup_types(em);
 	em->vvar = k->rank - 1;
-	em->W = kernel_lanes(k, lanes);
+	em->W = kernel_lanes(k, em->tgt->lanes);
 	em->dep = calloc((size_t)k->nx + 1, sizeof *em->dep);
 	em->inred = calloc((size_t)k->nx + 1, 1);
 	em->near = calloc((size_t)k->nx + 1, sizeof *em->near);
@@ -1572,7 +1573,7 @@ static void emitter_free(emitter *em)
 
 /* A batch's rows: segment s has rows [start, start + n) of the kernel and
  * runs its part of [rb, re) as its own rows from 0. */
-static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re, int lanes)
+static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re)
 {
 	const kir_kernel *k = em->k;
 	LLVMBuilderRef B = em->B;
@@ -1587,7 +1588,7 @@ static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re, int lanes)
 			lo = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, lo, zero, ""), zero, lo, "");
 			hi = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, hi, rows, ""), rows, hi, "");
 			emitter seg;
-			emitter_init(&seg, em, &v, lanes);
+			emitter_init(&seg, em, &v);
 			emit_rows(&seg, lo, hi);
 			emitter_free(&seg);
 		}
@@ -1595,7 +1596,7 @@ static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re, int lanes)
 	}
 }
 
-static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
+static LLVMValueRef build_function(emitter *em, const char *name)
 {
 	const kir_kernel *k = em->k;
 	LLVMBuilderRef B = em->B;
@@ -1604,7 +1605,7 @@ static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
 	em->fn = fn;
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
 	                        LLVMCreateEnumAttribute(em->C, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
-	if (kernel_lanes(k, lanes) >= 16) {     /* keep 512-bit vectors on CPUs that would rather split them */
+	if (kernel_lanes(k, em->tgt->lanes) >= 16) {     /* keep 512-bit vectors on CPUs that would rather split them */
 		LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
 		LLVMAddTargetDependentFunctionAttr(fn, "prefer-vector-width", "512");
 	}
@@ -1613,10 +1614,10 @@ static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
 	if (!kir_is_empty(k)) {   /* kir_eval does nothing at all else */
 		load_bases(em, args);
 		if (kir_is_batch(k))
-			emit_batch(em, rb, re, lanes);
+			emit_batch(em, rb, re);
 		else {
 			emitter plain;
-			emitter_init(&plain, em, k, lanes);
+			emitter_init(&plain, em, k);
 			emit_rows(&plain, rb, re);
 			emitter_free(&plain);
 		}
@@ -1626,13 +1627,13 @@ static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
 }
 
 LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_kernel *k,
-                              const char *name, int lanes)
+                              const char *name, const llvm_target *t)
 {
-	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k };
+	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k, .tgt = t };
 	setup_types(&em);
 	em.B = LLVMCreateBuilderInContext(em.C);
 	em.base = calloc((size_t)p->nbuf + 1, sizeof *em.base);
-	LLVMValueRef fn = build_function(&em, name, lanes);
+	LLVMValueRef fn = build_function(&em, name);
 	free(em.base);
 	LLVMDisposeBuilder(em.B);
 	return fn;
