@@ -15,7 +15,8 @@
  * `ddpmc compile` does, JIT-compiles its kernels and prints,
  * for each kernel that does arithmetic, the best of five runs over all its
  * rows: milliseconds and GFLOP/s (the kernel's FLOPs as --report counts
- * them). */
+ * them), and its register tile (copies of domain vars, vector registers
+ * it keeps live) when it has one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +75,7 @@ static void fill_inputs(const ir_graph *g, rt_tensorset *in)
 	}
 }
 
-static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
+static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs, const llvm_target *t)
 {
 	double total = 0;
 	for (int n = 0; n < p->nk; n++) {
@@ -86,8 +87,14 @@ static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
 			best = fmin(best, now() - t0);
 		}
 		total += best;
-		if (k->flops > 0)
-			printf("  %-34s %9.3f ms %8.1f GFLOP/s\n", k->name, best * 1e3, k->flops / best * 1e-9);
+		if (k->flops <= 0)
+			continue;
+		printf("  %-34s %9.3f ms %8.1f GFLOP/s", k->name, best * 1e3, k->flops / best * 1e-9);
+		llvm_tile tl = llvm_kernel_tile(p, k, t);
+		for (int d = 0; d < 2 && tl.var[0] >= 0; d++)
+			if (tl.var[d] >= 0)
+				printf("%s%d of var %d", d ? " x " : "   tile ", tl.copies[d], tl.var[d]);
+		printf(tl.var[0] >= 0 ? ", %d registers\n" : "\n", tl.registers);
 	}
 	printf("  %-34s %9.3f ms\n", "all kernels", total * 1e3);
 }
@@ -113,16 +120,18 @@ int main(int argc, char **argv)
 	char *arena = NULL;
 	void **bufs = NULL;
 	llvm_jit *j = NULL;
-	if (!p || interp_init_state(g, 1, NULL, NULL, &st, err, sizeof err) < 0 ||
+	llvm_target t;
+	if (!p || llvm_target_for(cpu, &t, err, sizeof err) < 0 || interp_init_state(g, 1, NULL, NULL, &st, err, sizeof err) < 0 ||
 	    kir_convert_inputs(g, &in, &cin, err, sizeof err) < 0 ||
 	    !(bufs = kir_bind_host(p, &st, &cin, &out, &arena, err, sizeof err)) ||
 	    !(j = llvm_jit_compile(p, cpu, fns, err, sizeof err))) {
 		fprintf(stderr, "conv_bench: %s\n", p ? err : g->err);
 		return 1;
 	}
-	printf("conv %ldx%ld, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5, code for %s:\n", d[4],
-	       d[4], d[0], d[1], d[2], d[3], d[3], cpu ? cpu : "this host");
-	time_kernels(p, fns, bufs);
+	printf("conv %ldx%ld, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5, code for %s"
+	       " (%d lanes, %d vector registers):\n", d[4], d[4], d[0], d[1], d[2], d[3], d[3], cpu ? cpu : "this host",
+	       t.lanes, t.vector_registers);
+	time_kernels(p, fns, bufs, &t);
 	free(bufs);
 	free(arena);
 	free(fns);

@@ -197,6 +197,29 @@ static int count_functions(kir_program **progs, int n)
 	return nfn;
 }
 
+/* M: every distinct function of p for target t (kir_share sets the
+ * kernels' functions), optimized. Returns the function of each; NULL with
+ * a message in err on failure. */
+static function_of *add_program(LLVMModuleRef M, kir_program *p, LLVMTargetMachineRef tm, const llvm_target *t,
+                                char *err, size_t errlen)
+{
+	int rc = kir_verify(p, err, errlen), nfn = kir_share(&p, 1);
+	function_of *first = first_kernels(&p, 1, nfn);
+	prepare_module(M, tm);
+	char name[160];
+	for (int f = 0; rc == 0 && f < nfn; f++) {
+		function_symbol(name, sizeof name, first[f].k);
+		llvm_emit_kernel(M, p, first[f].k, name, t);
+	}
+	if (rc == 0)
+		rc = optimize(M, tm, err, errlen);
+	if (rc < 0) {
+		free(first);
+		return NULL;
+	}
+	return first;
+}
+
 llvm_jit *llvm_jit_compile(kir_program *p, const char *cpu, llvm_kernel_fn *fns, char *err, size_t errlen)
 {
 	llvm_target t;
@@ -206,17 +229,10 @@ llvm_jit *llvm_jit_compile(kir_program *p, const char *cpu, llvm_kernel_fn *fns,
 	LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
 	LLVMModuleRef M = LLVMModuleCreateWithNameInContext(p->entry ? p->entry : "ddpmc",
 	                                                    LLVMOrcThreadSafeContextGetContext(tsc));
-	int rc = kir_verify(p, err, errlen), nfn = kir_share(&p, 1);
-	function_of *first = first_kernels(&p, 1, nfn);
+	function_of *first = add_program(M, p, tm, &t, err, errlen);
 	llvm_jit *j = calloc(1, sizeof *j);
-	prepare_module(M, tm);
 	char name[160];
-	for (int f = 0; rc == 0 && f < nfn; f++) {
-		function_symbol(name, sizeof name, first[f].k);
-		llvm_emit_kernel(M, p, first[f].k, name, &t);
-	}
-	if (rc == 0)
-		rc = optimize(M, tm, err, errlen);
+	int rc = first ? 0 : -1;
 	if (rc == 0 && !(jtm = make_tm(cpu, &t, err, errlen)))
 		rc = -1;
 	if (rc == 0) {
@@ -270,6 +286,35 @@ void llvm_jit_free(llvm_jit *j)
 	if (j->jit)
 		LLVMOrcDisposeLLJIT(j->jit);
 	free(j);
+}
+
+char *llvm_assembly(kir_program *p, const char *cpu, char *err, size_t errlen)
+{
+	llvm_target t;
+	LLVMTargetMachineRef tm = make_tm(cpu, &t, err, errlen);
+	if (!tm)
+		return NULL;
+	LLVMSetTargetMachineAsmVerbosity(tm, 1);
+	LLVMContextRef C = LLVMContextCreate();
+	LLVMModuleRef M = LLVMModuleCreateWithNameInContext("ddpmc", C);
+	function_of *first = add_program(M, p, tm, &t, err, errlen);
+	LLVMMemoryBufferRef buf = NULL;
+	char *msg = NULL, *text = NULL;
+	if (first && LLVMTargetMachineEmitToMemoryBuffer(tm, M, LLVMAssemblyFile, &msg, &buf))
+		set_err(err, errlen, "cannot write assembly", msg);
+	if (buf && (text = malloc(LLVMGetBufferSize(buf) + 1))) {
+		memcpy(text, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+		text[LLVMGetBufferSize(buf)] = 0;
+	}
+	if (buf)
+		LLVMDisposeMemoryBuffer(buf);
+	if (msg)
+		LLVMDisposeMessage(msg);
+	free(first);
+	LLVMDisposeModule(M);
+	LLVMContextDispose(C);
+	LLVMDisposeTargetMachine(tm);
+	return text;
 }
 
 static LLVMValueRef add_global(LLVMModuleRef M, const char *name, LLVMValueRef init)

@@ -40,6 +40,17 @@ typedef struct {
 int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen);
 
 
+/* The register tile the backend gives kernel k of p on target t (a
+ * batch kernel: its first segment that tiles): copies[d] of domain var
+ * var[d] (-1: none) run together, holding `registers` vector registers
+ * live in the innermost reduction loop (accumulators, shared operands,
+ * one in flight); never more than t->vector_registers. */
+typedef struct {
+	int var[2], copies[2], registers;
+} llvm_tile;
+
+llvm_tile llvm_kernel_tile(const kir_program *p, const kir_kernel *k, const llvm_target *t);
+
 /* Runs kernel k's function on rows [rb, re) with its arguments taken from
  * bufs, the program's table of buffers. */
 void llvm_call(const kir_kernel *k, llvm_kernel_fn fn, void **bufs, int64_t rb, int64_t re);
@@ -76,5 +87,10 @@ typedef struct llvm_jit llvm_jit;
  * on failure. */
 llvm_jit *llvm_jit_compile(kir_program *p, const char *cpu, llvm_kernel_fn *fns, char *err, size_t errlen);
 void llvm_jit_free(llvm_jit *j);
+
+/* The assembly text of p's functions for cpu (as llvm_jit_compile would
+ * make them), with LLVM's comments (such as "32-byte Spill"): for tests
+ * and tuning. malloc'd; NULL with a message in err on failure. */
+char *llvm_assembly(kir_program *p, const char *cpu, char *err, size_t errlen);
 
 #endif

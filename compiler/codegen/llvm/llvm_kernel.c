@@ -41,7 +41,7 @@
 
 #include "llvm_internal.h"
 
-enum { MAXCOPY = 32, MAXACCS = 24 };   /* copies; accumulator registers in a tile */
+enum { MAXCOPY = 32 };   /* copies in a register tile */
 #define DEP_ACC (1u << 31)
 
 /* A value of one expression inside a chunk. An affine index with an
@@ -1334,15 +1334,15 @@ static void find_near(emitter *em)
 
 /* The register tile of a contraction: copies n1 x n2 of row vars v1, v2
  * (n2 = 1: one var), each a divisor of its var's extent (so every tile is
- * whole), at most MAXACCS accumulators, with the least load cost per
- * multiply-add. A load is made once per copy coordinate of the tiled vars
- * it depends on; measured on AVX-512 (bench/conv_bench), a vector load
- * costs VECTOR_LOAD per copy, a scalar one (a broadcast, folded into its
- * multiply-add) 1 for its first copy and then NEAR_COPY per copy along the
- * last row var when it reads neighbours there a few elements apart (the
- * pixels of an image row: one cache line, in L1; find_near), 1 along any
- * other (another image or channel plane: a stream of its own). Among
- * equals the larger tile, then the later var. */
+ * whole), within the target's vector registers (tile_registers), with the
+ * least load cost per multiply-add. A load is made once per copy
+ * coordinate of the tiled vars it depends on; measured on AVX-512
+ * (bench/conv_bench), a vector load costs VECTOR_LOAD per copy, a scalar
+ * one (a broadcast, folded into its multiply-add) 1 for its first copy and
+ * then NEAR_COPY per copy along the last row var when it reads neighbours
+ * there a few elements apart (the pixels of an image row: one cache line,
+ * in L1; find_near), 1 along any other (another image or channel plane: a
+ * stream of its own). Among equals the larger tile, then the later var. */
 static const double VECTOR_LOAD = 3, NEAR_COPY = 0.25;
 
 typedef struct {
@@ -1367,6 +1367,34 @@ static double tile_cost(const emitter *em, const tile *t)
 	return loads / (t->n[0] * t->n[1]);
 }
 
+/* The vector registers a tile holds live in the innermost reduction loop:
+ * every accumulator's copies (accumulators run one after another, but a
+ * finished one's copies wait for the stores); each vector operand that
+ * several copies share, once per distinct value; every broadcast scalar,
+ * once per distinct value (LLVM keeps the broadcasts of neighbouring
+ * pixels in registers for the next filter taps, which read them again,
+ * even where AVX-512 could read one from memory into its multiply-add);
+ * and one for the operand in flight (a vector that one copy reads, the
+ * product before a select). A tile that needs more than the target has
+ * spills in that loop (seen in the assembly of bench/conv_bench's kernels
+ * for x86-64-v3 and x86-64-v4). */
+static int tile_registers(const emitter *em, const tile *t)
+{
+	const kir_kernel *k = em->k;
+	int ncopy = t->n[0] * t->n[1], regs = k->nacc * ncopy + 1;
+	for (int i = 0; i < k->nx; i++) {
+		if (!em->inred[i] || k->x[i].kind != KX_LOAD)
+			continue;
+		int distinct = 1, broadcast = !(em->dep[i] >> em->vvar & 1);
+		for (int d = 0; d < 2; d++)
+			if (t->v[d] >= 0 && (em->dep[i] >> t->v[d] & 1))
+				distinct *= t->n[d];
+		if (broadcast || distinct < ncopy)
+			regs += distinct;
+	}
+	return regs;
+}
+
 /* How many copies var v can have: a row var's extent; the vector var's
  * full vectors (the tail runs without copies). */
 static int64_t tile_extent(const emitter *em, int v)
@@ -1376,15 +1404,16 @@ static int64_t tile_extent(const emitter *em, int v)
 
 static void try_tile(const emitter *em, tile *best, int v1, int v2)
 {
-	const kir_kernel *k = em->k;
 	int64_t e1 = tile_extent(em, v1), e2 = v2 >= 0 ? tile_extent(em, v2) : 1;
 	for (int n1 = 2; n1 <= 16 && n1 <= e1; n1++) {
 		if (e1 % n1)
 			continue;
-		for (int n2 = 1; n1 * n2 <= MAXACCS / (k->nacc > 1 ? k->nacc : 1); n2++) {
+		for (int n2 = 1; n1 * n2 <= MAXCOPY; n2++) {
 			if (v2 < 0 ? n2 > 1 : (n2 < 2 || e2 % n2 || n2 > e2))
 				continue;
 			tile t = { { v1, v2 }, { n1, n2 }, 0 };
+			if (tile_registers(em, &t) > em->tgt->vector_registers)
+				continue;
 			t.cost = tile_cost(em, &t);
 			if (t.cost < best->cost - 1e-9 || (best->v[0] >= 0 && t.cost < best->cost + 1e-9 &&
 			                                   n1 * n2 >= best->n[0] * best->n[1]))
@@ -1637,4 +1666,20 @@ LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_k
 	free(em.base);
 	LLVMDisposeBuilder(em.B);
 	return fn;
+}
+
+llvm_tile llvm_kernel_tile(const kir_program *p, const kir_kernel *k, const llvm_target *t)
+{
+	llvm_tile r = { { -1, -1 }, { 1, 1 }, 0 };
+	emitter base = { .C = LLVMContextCreate(), .p = p, .tgt = t };
+	for (int s = 0; s < (kir_is_batch(k) ? k->nseg : 1) && r.var[0] < 0; s++) {
+		kir_kernel v = kir_is_batch(k) ? kir_segment_view(k, s) : *k;
+		emitter em;
+		emitter_init(&em, &base, &v);
+		tile tl = { { em.uvar[0], em.uvar[1] }, { em.nu[0], em.nu[1] }, 0 };
+		r = (llvm_tile){ { tl.v[0], tl.v[1] }, { tl.n[0], tl.n[1] }, tile_registers(&em, &tl) };
+		emitter_free(&em);
+	}
+	LLVMContextDispose(base.C);
+	return r;
 }
