@@ -184,6 +184,13 @@ static void register_tiles_fit_the_vector_registers(void **state)
 		print_message("    %s (%d registers): %d kernels, %d tiles over the budget, "
 		              "%d vector spills and reloads in innermost loops\n",
 		              x86_cpus[c], t.vector_registers, p->nk, over, spills);
+		for (int n = 0; spills && n < p->nk; n++) {     /* what the kernels' tiles were */
+			llvm_tile tl = llvm_kernel_tile(p, &p->k[n], &t);
+			if (tl.var[0] >= 0)
+				print_error("%s: function %d (%s): tile %d x %d of vars %d, %d: %d registers\n", x86_cpus[c],
+				            p->k[n].fn, p->k[n].name, tl.copies[0], tl.copies[1], tl.var[0], tl.var[1],
+				            tl.registers);
+		}
 		free(text);
 		kir_program_free(p);
 		if (over || spills)

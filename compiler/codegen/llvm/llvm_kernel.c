@@ -1373,11 +1373,15 @@ static double tile_cost(const emitter *em, const tile *t)
  * several copies share, once per distinct value; every broadcast scalar,
  * once per distinct value (LLVM keeps the broadcasts of neighbouring
  * pixels in registers for the next filter taps, which read them again,
- * even where AVX-512 could read one from memory into its multiply-add);
- * and one for the operand in flight (a vector that one copy reads, the
- * product before a select). A tile that needs more than the target has
- * spills in that loop (seen in the assembly of bench/conv_bench's kernels
- * for x86-64-v3 and x86-64-v4). */
+ * even where AVX-512 could read one from memory into its multiply-add,
+ * and on AVX-512 keeps a broadcast that several copies share in a
+ * register too: counting only the broadcasts of neighbours, a 12 x 2
+ * input gradient tile and a 2 x 14 matmul tile spilled); and one for the
+ * operand in flight (a vector that one copy reads, the product before a
+ * select). A tile that needs more than the target has spills in that loop
+ * (test_llvm, register_tiles_fit_the_vector_registers, reads the
+ * assembly). The count errs high: a 4 x 6 1x1 weight gradient tile (35
+ * by this count) did not spill on AVX-512. */
 static int tile_registers(const emitter *em, const tile *t)
 {
 	const kir_kernel *k = em->k;
