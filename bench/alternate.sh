@@ -6,12 +6,16 @@
 # S timed steps, and prints every round's images/s (median of its timed
 # steps), the round's ratio, and the median of the ratios.
 #
-#   bench/alternate.sh [--rounds R] [--threads N] [--steps S] [--warmup W]
+#   bench/alternate.sh [--rounds R] [--threads N] [--steps S] [--warmup W] [--cpu NAME]
 #
 # Defaults: R = 5, N = nproc, S = 8, W = 2, batch 64 (the executable
-# bench/run.sh compiled: bench/out/unet; run bench/run.sh first).
+# bench/run.sh compiled: bench/out/unet; run bench/run.sh first). With
+# --cpu NAME (an LLVM CPU name: x86-64-v3 for AVX2 code, x86-64-v4 for
+# AVX-512), the executable is bench/out/unet-NAME, compiled first when it
+# is missing (ddpmc compile --target cpu --cpu NAME).
 # Environment: PYTHON (default /opt/ddpmc-venv/bin/python), EXE (default
-# bench/out/unet), DATA (default fashion-mnist).
+# bench/out/unet), DATA (default fashion-mnist), DDPMC (default
+# build/compiler/ddpmc).
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,17 +25,28 @@ ROUNDS=5
 THREADS=$(nproc)
 STEPS=8
 WARMUP=2
+CPU=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--threads) THREADS=$2; shift 2 ;;
 	--steps) STEPS=$2; shift 2 ;;
 	--warmup) WARMUP=$2; shift 2 ;;
-	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--cpu) CPU=$2; shift 2 ;;
+	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "alternate.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
 PYTHON=${PYTHON:-/opt/ddpmc-venv/bin/python}
+if [ -n "$CPU" ]; then
+	EXE=${EXE:-bench/out/unet-$CPU}
+	if [ ! -x "$EXE" ]; then
+		mkdir -p "$(dirname "$EXE")"
+		echo "compiling models/unet.lua for $CPU into $EXE"
+		"${DDPMC:-build/compiler/ddpmc}" compile models/unet.lua --set batch=64 --target cpu --cpu "$CPU" -o "$EXE" ||
+			exit 1
+	fi
+fi
 EXE=${EXE:-bench/out/unet}
 DATA=${DATA:-fashion-mnist}
 RUN=$(mktemp -d)

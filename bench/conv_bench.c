@@ -2,19 +2,25 @@
  * both gradients, timed one by one on one thread. A benchmark for tuning
  * the LLVM backend's tiles, not a test: it checks nothing.
  *
- *   conv_bench [N C O H [K]]  batch N, C -> O channels, H x H images,
+ *   conv_bench [--cpu NAME] [N C O H [K]]
+ *                             batch N, C -> O channels, H x H images,
  *                             K x K filter, padding K/2 (default 64 128
- *                             128 14 3)
+ *                             128 14 3); code for CPU NAME (an LLVM CPU
+ *                             name this host can run, such as x86-64-v3
+ *                             for AVX2 or x86-64-v4 for AVX-512; default
+ *                             this host's)
  *
  * It builds the graph from a Lua script (the library under DDPMC_LUA_DIR,
  * default ./lua: run it from the repository root), lowers the entry as
- * `ddpmc compile` does, JIT-compiles its kernels for this host and prints,
+ * `ddpmc compile` does, JIT-compiles its kernels and prints,
  * for each kernel that does arithmetic, the best of five runs over all its
  * rows: milliseconds and GFLOP/s (the kernel's FLOPs as --report counts
- * them). */
+ * them), and its register tile (copies of domain vars, vector registers
+ * it keeps live) when it has one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "frontend.h"
@@ -69,7 +75,7 @@ static void fill_inputs(const ir_graph *g, rt_tensorset *in)
 	}
 }
 
-static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
+static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs, const llvm_target *t)
 {
 	double total = 0;
 	for (int n = 0; n < p->nk; n++) {
@@ -81,8 +87,14 @@ static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
 			best = fmin(best, now() - t0);
 		}
 		total += best;
-		if (k->flops > 0)
-			printf("  %-34s %9.3f ms %8.1f GFLOP/s\n", k->name, best * 1e3, k->flops / best * 1e-9);
+		if (k->flops <= 0)
+			continue;
+		printf("  %-34s %9.3f ms %8.1f GFLOP/s", k->name, best * 1e3, k->flops / best * 1e-9);
+		llvm_tile tl = llvm_kernel_tile(p, k, t);
+		for (int d = 0; d < 2 && tl.var[0] >= 0; d++)
+			if (tl.var[d] >= 0)
+				printf("%s%d of var %d", d ? " x " : "   tile ", tl.copies[d], tl.var[d]);
+		printf(tl.var[0] >= 0 ? ", %d registers\n" : "\n", tl.registers);
 	}
 	printf("  %-34s %9.3f ms\n", "all kernels", total * 1e3);
 }
@@ -90,8 +102,11 @@ static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
 int main(int argc, char **argv)
 {
 	long d[5] = { 64, 128, 128, 14, 3 };
+	const char *cpu = NULL;
+	if (argc >= 3 && !strcmp(argv[1], "--cpu"))
+		cpu = argv[2], argc -= 2, argv += 2;
 	if (argc != 1 && argc != 5 && argc != 6) {
-		fprintf(stderr, "usage: conv_bench [N C O H [K]]\n");
+		fprintf(stderr, "usage: conv_bench [--cpu NAME] [N C O H [K]]\n");
 		return 2;
 	}
 	for (int i = 1; i < argc; i++)
@@ -105,16 +120,18 @@ int main(int argc, char **argv)
 	char *arena = NULL;
 	void **bufs = NULL;
 	llvm_jit *j = NULL;
-	if (!p || interp_init_state(g, 1, NULL, NULL, &st, err, sizeof err) < 0 ||
+	llvm_target t;
+	if (!p || llvm_target_for(cpu, &t, err, sizeof err) < 0 || interp_init_state(g, 1, NULL, NULL, &st, err, sizeof err) < 0 ||
 	    kir_convert_inputs(g, &in, &cin, err, sizeof err) < 0 ||
 	    !(bufs = kir_bind_host(p, &st, &cin, &out, &arena, err, sizeof err)) ||
-	    !(j = llvm_jit_compile(p, fns, err, sizeof err))) {
+	    !(j = llvm_jit_compile(p, cpu, fns, err, sizeof err))) {
 		fprintf(stderr, "conv_bench: %s\n", p ? err : g->err);
 		return 1;
 	}
-	printf("conv %ldx%ld, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5:\n", d[4], d[4], d[0],
-	       d[1], d[2], d[3], d[3]);
-	time_kernels(p, fns, bufs);
+	printf("conv %ldx%ld, batch %ld, %ld -> %ld channels, %ldx%ld, one thread, best of 5, code for %s"
+	       " (%d lanes, %d vector registers):\n", d[4], d[4], d[0], d[1], d[2], d[3], d[3], cpu ? cpu : "this host",
+	       t.lanes, t.vector_registers);
+	time_kernels(p, fns, bufs, &t);
 	free(bufs);
 	free(arena);
 	free(fns);

@@ -50,7 +50,7 @@ static void compile_entry(compiled *c, const char *entry)
 	c->kp = kir_lower(c->g, ir_entry_find(c->g, entry));
 	llvm_kernel_fn *of_kernel = calloc((size_t)c->kp->nk + 1, sizeof *of_kernel);
 	c->fns = calloc((size_t)c->kp->nk + 1, sizeof *c->fns);
-	c->jit = llvm_jit_compile(c->kp, of_kernel, err, sizeof err);
+	c->jit = llvm_jit_compile(c->kp, NULL, of_kernel, err, sizeof err);
 	if (!c->jit)
 		fail_msg("jit: %s", err);
 	for (int k = 0; k < c->kp->nk; k++)         /* the descriptor's "fn": by function */

@@ -1,12 +1,16 @@
 /* llvm: the LLVM backend (compiler/codegen/llvm) against the reference
- * interpreter (the cases of kernel_cases.h), plus object files. (The
- * throughput of convolutions is bench/conv_bench's, not a test's.)
+ * interpreter (the cases of kernel_cases.h, for this host; contractions
+ * also for AVX2 and AVX-512 code), register tiles within each target's
+ * vector registers, plus object files. (The throughput of convolutions is
+ * bench/conv_bench's, not a test's.)
  *
  * The backend runs each kernel over its rows split into three ranges run
  * out of order (kernels must be pure functions of their row range). */
 #include "kernel_cases.h"
 
 #include "llvm_backend.h"
+
+static const char *jit_cpu;     /* the code backend_run makes: NULL this host's, else an LLVM CPU name */
 
 /* Inputs converted and buffers bound as `ddpmc run` does (host.c). */
 static void convert_inputs(const ir_graph *g, const rt_tensorset *in, rt_tensorset *out)
@@ -43,7 +47,7 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	char err[1024], *arena;
 	rt_tensorset in = { 0 };
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
-	llvm_jit *j = llvm_jit_compile(p, fns, err, sizeof err);
+	llvm_jit *j = llvm_jit_compile(p, jit_cpu, fns, err, sizeof err);
 	if (!j)
 		fail_msg("%s: %s", p->entry, err);
 	convert_inputs(g, inputs, &in);
@@ -54,6 +58,184 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	free(fns);
 	llvm_jit_free(j);
 	rt_set_free(&in);
+}
+
+/* --- per target: AVX2 and AVX-512 code ------------------------------------------------------------ */
+
+static const char *x86_cpus[] = { "x86-64-v3", "x86-64-v4" };   /* AVX2 (16 registers), AVX-512 (32) */
+
+/* Whether this host runs the code of x86_cpus[i]; skips the test on
+ * hosts that are not x86-64. */
+static int host_runs(int i)
+{
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	return i == 0 ? __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+	              : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+	(void)i;
+	skip();
+	return 0;
+#endif
+}
+
+/* Convolutions at the U-Net's sizes, forward and both gradients (3x3 at
+ * 28, 14 and 7 pixels, channels-last and not, a 1x1), and matmuls
+ * (attention's, a linear layer's): lowered only, never run. */
+static const char *tiles_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local outs = {}\n"
+	"local function conv(n, c, o, h, k)\n"
+	"  local id = c .. '_' .. o .. '_' .. h .. '_' .. k\n"
+	"  local x = ddpm.param('x' .. id, { n, c, h, h }, { init = 'normal', a = 0, b = 1 })\n"
+	"  local w = ddpm.param('w' .. id, { o, c, k, k }, { init = 'normal', a = 0, b = 0.1 })\n"
+	"  local y = ddpm.conv2d(x, w, { padding = k // 2 })\n"
+	"  local g = ddpm.grad(y, { x, w }, ddpm.input('g' .. id, y:shape()))\n"
+	"  outs['y' .. id], outs['gx' .. id], outs['gw' .. id] = y, g[1], g[2]\n"
+	"end\n"
+	"conv(8, 128, 128, 28, 3) conv(8, 64, 64, 14, 3) conv(8, 256, 256, 7, 3) conv(8, 192, 64, 28, 1)\n"
+	"conv(8, 24, 40, 13, 3)\n"
+	"local q = ddpm.input('q', { 4, 196, 64 })\n"
+	"outs.attn = q:matmul(q:transpose(1, 2))\n"
+	"outs.linear = ddpm.input('h', { 64, 512 }):matmul(ddpm.input('wl', { 512, 256 }))\n"
+	"ddpm.entry('main', outs)\n";
+
+/* Vector spills and reloads inside innermost loops, counted from the
+ * comments of LLVM's assembly: a block is in an innermost loop when it is
+ * one's header ("This Inner Loop Header") or says it is in such a loop
+ * ("in Loop: Header=BB2_11"); a spill is a "32-byte Spill", "64-byte
+ * Folded Reload" and the like (16, 32 or 64 bytes: a vector). Prints
+ * each function that has some. */
+static int inner_loop_spills(const char *text, const char *cpu)
+{
+	int total = 0, n = 0, inner = 0, nheads = 0;
+	char fn[160] = "", block[64] = "", heads[256][64];
+	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		char l[512];
+		size_t len = strcspn(line, "\n");
+		snprintf(l, sizeof l, "%.*s", (int)(len < sizeof l - 1 ? len : sizeof l - 1), line);
+		if (!strncmp(l, "ddpmc_f", 7) && strchr(l, ':')) {
+			if (n)
+				print_error("%s: %s spills or reloads %d vector registers in its innermost loops\n", cpu, fn, n);
+			snprintf(fn, sizeof fn, "%.*s", (int)(strchr(l, ':') - l), l);
+			n = inner = nheads = 0;
+		} else if (!strncmp(l, ".LBB", 4) || !strncmp(l, "# %bb.", 6)) {
+			snprintf(block, sizeof block, "%.*s", (int)strcspn(l + 2, ":"), l + 2);
+			inner = 0;
+		}
+		const char *h = strstr(l, "in Loop: Header=");
+		if (strstr(l, "This Inner Loop Header")) {
+			inner = 1;
+			if (nheads < 256)
+				snprintf(heads[nheads++], sizeof heads[0], "%s", block);
+		} else if (h)
+			for (int i = 0; i < nheads; i++)
+				inner |= !strncmp(h + 16, heads[i], strlen(heads[i])) && h[16 + strlen(heads[i])] == ' ';
+		if (inner && (strstr(l, "16-byte") || strstr(l, "32-byte") || strstr(l, "64-byte")) &&
+		    (strstr(l, "Spill") || strstr(l, "Reload")))
+			n++, total++;
+	}
+	if (n)
+		print_error("%s: %s spills or reloads %d vector registers in its innermost loops\n", cpu, fn, n);
+	return total;
+}
+
+/* Kernel k is named after op (its name is "kN_op"). */
+static int named(const kir_kernel *k, const char *op)
+{
+	size_t n = k->name ? strlen(k->name) : 0, m = strlen(op);
+	return n > m && k->name[n - m - 1] == '_' && !strcmp(k->name + n - m, op);
+}
+
+/* For AVX2 and AVX-512 code: the register tile of every convolution
+ * (forward, input and weight gradients) and matmul needs no more vector
+ * registers than the target has (llvm_kernel_tile's count), and the
+ * compiled code indeed spills none in its innermost loops. */
+static void register_tiles_fit_the_vector_registers(void **state)
+{
+	static const char *kinds[] = { "conv2d", "conv2d_grad_input", "conv2d_grad_weight", "matmul" };
+	char err[1024];
+	ir_graph *g = load_script(tiles_lua, NULL, 0);
+	for (int c = 0; c < TU_LEN(x86_cpus); c++) {
+		host_runs(c);   /* skips off x86-64 */
+		llvm_target t;
+		if (llvm_target_for(x86_cpus[c], &t, err, sizeof err) < 0)
+			fail_msg("%s", err);
+		kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+		int tiled[TU_LEN(kinds)] = { 0 }, over = 0;
+		for (int n = 0; n < p->nk; n++) {
+			const kir_kernel *k = &p->k[n];
+			llvm_tile tl = llvm_kernel_tile(p, k, &t);
+			for (int i = 0; i < TU_LEN(kinds); i++)
+				tiled[i] += named(k, kinds[i]) && tl.var[0] >= 0;
+			if (tl.registers > t.vector_registers && over++ < 8)
+				print_error("%s: kernel %d (%s): tile %d x %d of vars %d, %d needs %d vector registers of %d\n",
+				            x86_cpus[c], n, k->name, tl.copies[0], tl.copies[1], tl.var[0], tl.var[1],
+				            tl.registers, t.vector_registers);
+		}
+		for (int i = 0; i < TU_LEN(kinds); i++)
+			if (!tiled[i])
+				fail_msg("%s: no %s kernel has a register tile", x86_cpus[c], kinds[i]);
+		char *text = llvm_assembly(p, x86_cpus[c], err, sizeof err);
+		if (!text)
+			fail_msg("%s: %s", x86_cpus[c], err);
+		int spills = inner_loop_spills(text, x86_cpus[c]);
+		print_message("    %s (%d registers): %d kernels, %d tiles over the budget, "
+		              "%d vector spills and reloads in innermost loops\n",
+		              x86_cpus[c], t.vector_registers, p->nk, over, spills);
+		for (int n = 0; spills && n < p->nk; n++) {     /* what the kernels' tiles were */
+			llvm_tile tl = llvm_kernel_tile(p, &p->k[n], &t);
+			if (tl.var[0] >= 0)
+				print_error("%s: function %d (%s): tile %d x %d of vars %d, %d: %d registers\n", x86_cpus[c],
+				            p->k[n].fn, p->k[n].name, tl.copies[0], tl.copies[1], tl.var[0], tl.var[1],
+				            tl.registers);
+		}
+		free(text);
+		kir_program_free(p);
+		if (over || spills)
+			fail_msg("%s: %d tiles need more vector registers than the target's %d; "
+			         "%d spills and reloads in innermost loops",
+			         x86_cpus[c], over, t.vector_registers, spills);
+	}
+	ir_free(g);
+}
+
+/* Convolutions and matmuls, AVX2 then AVX-512 code, against the
+ * interpreter: widths and channel counts not multiples of 8 or 16 (masked
+ * tails), and channels-last convolutions (48 channels) with tiles of
+ * neighbouring pixels. */
+static const char *conv_tiles_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local function conv(n, c, o, h, wd)\n"
+	"  local x = ddpm.param('x' .. o, { n, c, h, wd }, { init = 'normal', a = 0, b = 1 })\n"
+	"  local w = ddpm.param('w' .. o, { o, c, 3, 3 }, { init = 'normal', a = 0, b = 0.2 })\n"
+	"  local y = ddpm.conv2d(x, w, { padding = 1 })\n"
+	"  local g = ddpm.grad(y, { x, w }, ddpm.input('g' .. o, y:shape()))\n"
+	"  return y, g[1], g[2]\n"
+	"end\n"
+	"local y1, gx1, gw1 = conv(2, 32, 48, 9, 14)\n"
+	"local y2, gx2, gw2 = conv(2, 24, 40, 7, 13)\n"
+	"ddpm.entry('main', { y1 = y1, gx1 = gx1, gw1 = gw1, y2 = y2, gx2 = gx2, gw2 = gw2 })\n";
+
+static void contractions_match_interpreter_for_avx2_and_avx512(void **state)
+{
+	static const int64_t dims[][3] = { { 2, 3, 5 }, { 3, 4, 12 }, { 1, 8, 26 } };
+	for (int c = 0; c < TU_LEN(x86_cpus); c++) {
+		if (!host_runs(c)) {
+			print_message("    %s: this host cannot run its code, not checked\n", x86_cpus[c]);
+			continue;
+		}
+		jit_cpu = x86_cpus[c];
+		print_message("    %s:\n", jit_cpu);
+		for (int i = 0; i < TU_LEN(dims); i++) {
+			check_script(conv_lua, dims[i], -1, 1, 1e-4);
+			check_script(matmul_lua, dims[i], -1, 1, 1e-4);
+		}
+		ir_graph *g = load_script(conv_tiles_lua, NULL, 0);
+		check_main(g);
+		jit_cpu = NULL;
+	}
 }
 
 /* --- object files and speed --------------------------------------------------------------------- */
@@ -90,6 +272,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		KERNEL_CASES,
+		cmocka_unit_test(register_tiles_fit_the_vector_registers),
+		cmocka_unit_test(contractions_match_interpreter_for_avx2_and_avx512),
 		cmocka_unit_test(object_file_for_x86_64_v3_is_written),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

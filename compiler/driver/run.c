@@ -52,7 +52,7 @@ static void print_summary(const rt_tensorset *outs)
 static int run_native(kir_program *p, void **bufs, char *err, size_t errlen)
 {
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
-	llvm_jit *jit = fns ? llvm_jit_compile(p, fns, err, errlen) : NULL;
+	llvm_jit *jit = fns ? llvm_jit_compile(p, NULL, fns, err, errlen) : NULL;
 	for (int i = 0; jit && i < p->nk; i++)
 		llvm_call(&p->k[i], fns[i], bufs, 0, kir_rows(&p->k[i]));
 	llvm_jit_free(jit);

@@ -1,8 +1,10 @@
 /* llvm_backend: target machines, modules of kernels, the O3 pipeline, the
  * JIT and object files. The loop nest of one kernel is llvm_kernel.c.
  *
- * The vector width is chosen here from the target's features: 16 f32 lanes
- * with AVX-512, 8 with AVX/AVX2, 4 otherwise (SSE, NEON). */
+ * The target's facts (llvm_target) are found here from the features of
+ * the CPU chosen: 16 f32 lanes and 32 vector registers with AVX-512, 8
+ * lanes with AVX/AVX2, 4 otherwise (SSE, NEON); 16 registers on x86
+ * without AVX-512, 32 on AArch64. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,24 +36,48 @@ static void init_llvm(void)
 	LLVMInitializeNativeAsmParser();
 }
 
-/* f32 lanes for a CPU: from its feature string (host), else from its name. */
-static int lanes_for_cpu(const char *cpu, const char *features)
+/* Whether a CPU has AVX-512 (AVX-512F): from its feature string (host),
+ * else from its name. */
+static int has_avx512(const char *cpu, const char *features)
 {
 	static const char *avx512[] = { "x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake",
 	                                "cannonlake", "icelake", "tigerlake", "rocketlake",
 	                                "sapphirerapids", "emeraldrapids", "graniterapids",
 	                                "znver4", "znver5", "knl", "knm", NULL };
+	if (features && *features)
+		return strstr(features, "+avx512f") != NULL;
+	for (int i = 0; avx512[i]; i++)
+		if (!strncmp(cpu, avx512[i], strlen(avx512[i])))
+			return 1;
+	return 0;
+}
+
+/* f32 lanes for a CPU without AVX-512: 8 with AVX, 4 with SSE only. */
+static int lanes_below_avx512(const char *cpu, const char *features)
+{
 	static const char *sse[] = { "x86-64", "x86-64-v2", "generic", "core2", "nehalem",
 	                             "westmere", "penryn", NULL };
 	if (features && *features)
-		return strstr(features, "+avx512f") ? 16 : strstr(features, "+avx,") || strstr(features, "+avx2") ? 8 : 4;
-	for (int i = 0; avx512[i]; i++)
-		if (!strncmp(cpu, avx512[i], strlen(avx512[i])))
-			return 16;
+		return strstr(features, "+avx,") || strstr(features, "+avx2") ? 8 : 4;
 	for (int i = 0; sse[i]; i++)
 		if (!strcmp(cpu, sse[i]))
 			return 4;
 	return 8;
+}
+
+/* The facts of a CPU on a triple. Vector registers: x86 has 16 (xmm/ymm
+ * 0-15) and AVX-512 doubles them (zmm 0-31, also for 256-bit code);
+ * AArch64 has 32. */
+static llvm_target target_of(const char *triple, const char *cpu, const char *features)
+{
+	int x86 = !strncmp(triple, "x86_64", 6) || !strncmp(triple, "i386", 4) || !strncmp(triple, "i686", 4);
+	int arm64 = !strncmp(triple, "aarch64", 7) || !strncmp(triple, "arm64", 5);
+	int avx512 = x86 && has_avx512(cpu, features);
+	llvm_target t = { avx512 ? 16 : x86 ? lanes_below_avx512(cpu, features) : 4, avx512 || arm64 ? 32 : 16 };
+	const char *force = getenv("DDPMC_LLVM_LANES");     /* tuning experiments only */
+	if (force && atoi(force) >= 1 && atoi(force) <= 64)
+		t.lanes = atoi(force);
+	return t;
 }
 
 static void set_err(char *err, size_t len, const char *what, const char *msg)
@@ -69,8 +95,8 @@ static int take_error(LLVMErrorRef e, char *err, size_t len, const char *what)
 	return -1;
 }
 
-/* A target machine for cpu (NULL or "native": this host) and its lanes. */
-static LLVMTargetMachineRef make_tm(const char *cpu, int *lanes, char *err, size_t errlen)
+/* A target machine for cpu (NULL or "native": this host) and its facts. */
+static LLVMTargetMachineRef make_tm(const char *cpu, llvm_target *facts, char *err, size_t errlen)
 {
 	pthread_once(&init_once, init_llvm);
 	int host = !cpu || !strcmp(cpu, "native");
@@ -88,16 +114,22 @@ static LLVMTargetMachineRef make_tm(const char *cpu, int *lanes, char *err, size
 	                             LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault);
 	if (!tm)
 		set_err(err, errlen, "cannot make a target machine for CPU", host ? hcpu : cpu);
-	*lanes = lanes_for_cpu(host ? hcpu : cpu, hfeat);
-	const char *force = getenv("DDPMC_LLVM_LANES");     /* tuning experiments only */
-	if (force && atoi(force) >= 1 && atoi(force) <= 64)
-		*lanes = atoi(force);
+	*facts = target_of(triple, host ? hcpu : cpu, hfeat);
 	if (hcpu)
 		LLVMDisposeMessage(hcpu);
 	if (hfeat)
 		LLVMDisposeMessage(hfeat);
 	LLVMDisposeMessage(triple);
 	return tm;
+}
+
+int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen)
+{
+	LLVMTargetMachineRef tm = make_tm(cpu, t, err, errlen);
+	if (!tm)
+		return -1;
+	LLVMDisposeTargetMachine(tm);
+	return 0;
 }
 
 static void prepare_module(LLVMModuleRef M, LLVMTargetMachineRef tm)
@@ -165,27 +197,43 @@ static int count_functions(kir_program **progs, int n)
 	return nfn;
 }
 
-llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_t errlen)
+/* M: every distinct function of p for target t (kir_share sets the
+ * kernels' functions), optimized. Returns the function of each; NULL with
+ * a message in err on failure. */
+static function_of *add_program(LLVMModuleRef M, kir_program *p, LLVMTargetMachineRef tm, const llvm_target *t,
+                                char *err, size_t errlen)
 {
-	int lanes;
-	LLVMTargetMachineRef tm = make_tm(NULL, &lanes, err, errlen), jtm = NULL;
+	int rc = kir_verify(p, err, errlen), nfn = kir_share(&p, 1);
+	function_of *first = first_kernels(&p, 1, nfn);
+	prepare_module(M, tm);
+	char name[160];
+	for (int f = 0; rc == 0 && f < nfn; f++) {
+		function_symbol(name, sizeof name, first[f].k);
+		llvm_emit_kernel(M, p, first[f].k, name, t);
+	}
+	if (rc == 0)
+		rc = optimize(M, tm, err, errlen);
+	if (rc < 0) {
+		free(first);
+		return NULL;
+	}
+	return first;
+}
+
+llvm_jit *llvm_jit_compile(kir_program *p, const char *cpu, llvm_kernel_fn *fns, char *err, size_t errlen)
+{
+	llvm_target t;
+	LLVMTargetMachineRef tm = make_tm(cpu, &t, err, errlen), jtm = NULL;
 	if (!tm)
 		return NULL;
 	LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
 	LLVMModuleRef M = LLVMModuleCreateWithNameInContext(p->entry ? p->entry : "ddpmc",
 	                                                    LLVMOrcThreadSafeContextGetContext(tsc));
-	int rc = kir_verify(p, err, errlen), nfn = kir_share(&p, 1);
-	function_of *first = first_kernels(&p, 1, nfn);
+	function_of *first = add_program(M, p, tm, &t, err, errlen);
 	llvm_jit *j = calloc(1, sizeof *j);
-	prepare_module(M, tm);
 	char name[160];
-	for (int f = 0; rc == 0 && f < nfn; f++) {
-		function_symbol(name, sizeof name, first[f].k);
-		llvm_emit_kernel(M, p, first[f].k, name, lanes);
-	}
-	if (rc == 0)
-		rc = optimize(M, tm, err, errlen);
-	if (rc == 0 && !(jtm = make_tm(NULL, &lanes, err, errlen)))
+	int rc = first ? 0 : -1;
+	if (rc == 0 && !(jtm = make_tm(cpu, &t, err, errlen)))
 		rc = -1;
 	if (rc == 0) {
 		LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
@@ -240,6 +288,35 @@ void llvm_jit_free(llvm_jit *j)
 	free(j);
 }
 
+char *llvm_assembly(kir_program *p, const char *cpu, char *err, size_t errlen)
+{
+	llvm_target t;
+	LLVMTargetMachineRef tm = make_tm(cpu, &t, err, errlen);
+	if (!tm)
+		return NULL;
+	LLVMSetTargetMachineAsmVerbosity(tm, 1);
+	LLVMContextRef C = LLVMContextCreate();
+	LLVMModuleRef M = LLVMModuleCreateWithNameInContext("ddpmc", C);
+	function_of *first = add_program(M, p, tm, &t, err, errlen);
+	LLVMMemoryBufferRef buf = NULL;
+	char *msg = NULL, *text = NULL;
+	if (first && LLVMTargetMachineEmitToMemoryBuffer(tm, M, LLVMAssemblyFile, &msg, &buf))
+		set_err(err, errlen, "cannot write assembly", msg);
+	if (buf && (text = malloc(LLVMGetBufferSize(buf) + 1))) {
+		memcpy(text, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+		text[LLVMGetBufferSize(buf)] = 0;
+	}
+	if (buf)
+		LLVMDisposeMemoryBuffer(buf);
+	if (msg)
+		LLVMDisposeMessage(msg);
+	free(first);
+	LLVMDisposeModule(M);
+	LLVMContextDispose(C);
+	LLVMDisposeTargetMachine(tm);
+	return text;
+}
+
 static LLVMValueRef add_global(LLVMModuleRef M, const char *name, LLVMValueRef init)
 {
 	LLVMValueRef g = LLVMAddGlobal(M, LLVMTypeOf(init), name);
@@ -287,7 +364,7 @@ static LLVMValueRef declare_kernel(LLVMModuleRef M, const char *name)
 	return LLVMAddFunction(M, name, LLVMFunctionType(LLVMVoidTypeInContext(C), params, 3, 0));
 }
 
-static int fill_module(object_job *j, LLVMModuleRef M, int lanes)
+static int fill_module(object_job *j, LLVMModuleRef M, const llvm_target *t)
 {
 	char name[160];
 	int rc = 0, nfn = count_functions(j->progs, j->n);
@@ -298,7 +375,7 @@ static int fill_module(object_job *j, LLVMModuleRef M, int lanes)
 	for (int f = 0; rc == 0 && f < nfn; f++) {
 		function_symbol(name, sizeof name, first[f].k);
 		if (f % j->nparts == j->part)
-			fns[f] = llvm_emit_kernel(M, first[f].p, first[f].k, name, lanes);
+			fns[f] = llvm_emit_kernel(M, first[f].p, first[f].k, name, t);
 		else if (j->part == 0)
 			fns[f] = declare_kernel(M, name);
 	}
@@ -312,8 +389,8 @@ static int fill_module(object_job *j, LLVMModuleRef M, int lanes)
 static void *emit_part(void *arg)
 {
 	object_job *j = arg;
-	int lanes;
-	LLVMTargetMachineRef tm = make_tm(j->cpu, &lanes, j->err, sizeof j->err);
+	llvm_target t;
+	LLVMTargetMachineRef tm = make_tm(j->cpu, &t, j->err, sizeof j->err);
 	if (!tm) {
 		j->rc = -1;
 		return NULL;
@@ -321,7 +398,7 @@ static void *emit_part(void *arg)
 	LLVMContextRef C = LLVMContextCreate();
 	LLVMModuleRef M = LLVMModuleCreateWithNameInContext("ddpmc", C);
 	prepare_module(M, tm);
-	j->rc = fill_module(j, M, lanes);
+	j->rc = fill_module(j, M, &t);
 	if (j->rc == 0)
 		j->rc = optimize(M, tm, j->err, sizeof j->err);
 	char *msg = NULL;

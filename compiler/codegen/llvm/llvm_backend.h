@@ -13,9 +13,10 @@
  * order of the sums of one-lane kernels (one point per row), which LLVM
  * vectorizes; fixed at compile time, so runs are reproducible.
  *
- * What is CPU-specific stays in this folder: the vector width (from the
- * target's features), the register tile, the use of masked loads and
- * gathers. See llvm_kernel.c for the loop nest. */
+ * What is CPU-specific stays in this folder: the target's facts
+ * (llvm_target: vector width and registers, from the features of the CPU
+ * chosen), the register tile, the use of masked loads and gathers. See
+ * llvm_kernel.c for the loop nest. */
 #ifndef DDPMC_LLVM_BACKEND_H
 #define DDPMC_LLVM_BACKEND_H
 
@@ -25,6 +26,30 @@
 #include "kir.h"
 
 typedef void (*llvm_kernel_fn)(void **args, int64_t row_begin, int64_t row_end);
+
+/* The facts about a CPU target that the schedule decisions (vector width,
+ * register tile) read; the only place they come from is llvm_target_for,
+ * from the features of the CPU chosen (host or --cpu). */
+typedef struct {
+	int lanes;              /* f32 lanes of a vector: 16 AVX-512, 8 AVX/AVX2, 4 SSE/NEON */
+	int vector_registers;   /* architectural vector registers: 32 AVX-512 or AArch64, 16 other x86 */
+} llvm_target;
+
+/* The target of CPU `cpu` (NULL or "native": this host; otherwise an LLVM
+ * CPU name such as "x86-64-v3"). Returns 0, or -1 with a message in err. */
+int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen);
+
+
+/* The register tile the backend gives kernel k of p on target t (a
+ * batch kernel: its first segment that tiles): copies[d] of domain var
+ * var[d] (-1: none) run together, holding `registers` vector registers
+ * live in the innermost reduction loop (accumulators, shared operands,
+ * one in flight); never more than t->vector_registers. */
+typedef struct {
+	int var[2], copies[2], registers;
+} llvm_tile;
+
+llvm_tile llvm_kernel_tile(const kir_program *p, const kir_kernel *k, const llvm_target *t);
 
 /* Runs kernel k's function on rows [rb, re) with its arguments taken from
  * bufs, the program's table of buffers. */
@@ -54,11 +79,18 @@ int llvm_emit_objects(kir_program **progs, int n, const llvm_blob *blobs, int nb
 
 typedef struct llvm_jit llvm_jit;
 
-/* JIT (ORC LLJIT) for this host: fns[i] is kernel i's function (fns
+/* JIT (ORC LLJIT) into this process, code for cpu (NULL or "native": this
+ * host; another CPU name only where this host runs its code, such as
+ * "x86-64-v3" on an AVX-512 machine): fns[i] is kernel i's function (fns
  * holds p->nk entries; call them through llvm_call). Sets the kernels'
  * arguments and functions (kir_share). Returns NULL with a message in err
  * on failure. */
-llvm_jit *llvm_jit_compile(kir_program *p, llvm_kernel_fn *fns, char *err, size_t errlen);
+llvm_jit *llvm_jit_compile(kir_program *p, const char *cpu, llvm_kernel_fn *fns, char *err, size_t errlen);
 void llvm_jit_free(llvm_jit *j);
+
+/* The assembly text of p's functions for cpu (as llvm_jit_compile would
+ * make them), with LLVM's comments (such as "32-byte Spill"): for tests
+ * and tuning. malloc'd; NULL with a message in err on failure. */
+char *llvm_assembly(kir_program *p, const char *cpu, char *err, size_t errlen);
 
 #endif

@@ -5,10 +5,12 @@
 #include <llvm-c/Core.h>
 
 #include "kir.h"
+#include "llvm_backend.h"
 
 /* Adds kernel k of p to M as function `name` with the kernel ABI of
- * llvm_backend.h, vectorized over at most `lanes` f32 lanes. */
+ * llvm_backend.h, vectorized over at most t->lanes f32 lanes, its register
+ * tile within t->vector_registers. */
 LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_kernel *k,
-                              const char *name, int lanes);
+                              const char *name, const llvm_target *t);
 
 #endif

@@ -41,7 +41,7 @@
 
 #include "llvm_internal.h"
 
-enum { MAXCOPY = 32, MAXACCS = 24 };   /* copies; accumulator registers in a tile */
+enum { MAXCOPY = 32 };   /* copies in a register tile */
 #define DEP_ACC (1u << 31)
 
 /* A value of one expression inside a chunk. An affine index with an
@@ -62,6 +62,7 @@ typedef struct {
 	LLVMBuilderRef B;
 	const kir_program *p;
 	const kir_kernel *k;
+	const llvm_target *tgt;         /* the CPU's facts: lanes, vector registers */
 	int W;                          /* lanes */
 	LLVMTypeRef i1, i16, i32, i64, f16, f32, f64, ptr;
 	LLVMValueRef fn;
@@ -1333,15 +1334,15 @@ static void find_near(emitter *em)
 
 /* The register tile of a contraction: copies n1 x n2 of row vars v1, v2
  * (n2 = 1: one var), each a divisor of its var's extent (so every tile is
- * whole), at most MAXACCS accumulators, with the least load cost per
- * multiply-add. A load is made once per copy coordinate of the tiled vars
- * it depends on; measured on AVX-512 (bench/conv_bench), a vector load
- * costs VECTOR_LOAD per copy, a scalar one (a broadcast, folded into its
- * multiply-add) 1 for its first copy and then NEAR_COPY per copy along the
- * last row var when it reads neighbours there a few elements apart (the
- * pixels of an image row: one cache line, in L1; find_near), 1 along any
- * other (another image or channel plane: a stream of its own). Among
- * equals the larger tile, then the later var. */
+ * whole), within the target's vector registers (tile_registers), with the
+ * least load cost per multiply-add. A load is made once per copy
+ * coordinate of the tiled vars it depends on; measured on AVX-512
+ * (bench/conv_bench), a vector load costs VECTOR_LOAD per copy, a scalar
+ * one (a broadcast, folded into its multiply-add) 1 for its first copy and
+ * then NEAR_COPY per copy along the last row var when it reads neighbours
+ * there a few elements apart (the pixels of an image row: one cache line,
+ * in L1; find_near), 1 along any other (another image or channel plane: a
+ * stream of its own). Among equals the larger tile, then the later var. */
 static const double VECTOR_LOAD = 3, NEAR_COPY = 0.25;
 
 typedef struct {
@@ -1366,6 +1367,38 @@ static double tile_cost(const emitter *em, const tile *t)
 	return loads / (t->n[0] * t->n[1]);
 }
 
+/* The vector registers a tile holds live in the innermost reduction loop:
+ * every accumulator's copies (accumulators run one after another, but a
+ * finished one's copies wait for the stores); each vector operand that
+ * several copies share, once per distinct value; every broadcast scalar,
+ * once per distinct value (LLVM keeps the broadcasts of neighbouring
+ * pixels in registers for the next filter taps, which read them again,
+ * even where AVX-512 could read one from memory into its multiply-add,
+ * and on AVX-512 keeps a broadcast that several copies share in a
+ * register too: counting only the broadcasts of neighbours, a 12 x 2
+ * input gradient tile and a 2 x 14 matmul tile spilled); and one for the
+ * operand in flight (a vector that one copy reads, the product before a
+ * select). A tile that needs more than the target has spills in that loop
+ * (test_llvm, register_tiles_fit_the_vector_registers, reads the
+ * assembly). The count errs high: a 4 x 6 1x1 weight gradient tile (35
+ * by this count) did not spill on AVX-512. */
+static int tile_registers(const emitter *em, const tile *t)
+{
+	const kir_kernel *k = em->k;
+	int ncopy = t->n[0] * t->n[1], regs = k->nacc * ncopy + 1;
+	for (int i = 0; i < k->nx; i++) {
+		if (!em->inred[i] || k->x[i].kind != KX_LOAD)
+			continue;
+		int distinct = 1, broadcast = !(em->dep[i] >> em->vvar & 1);
+		for (int d = 0; d < 2; d++)
+			if (t->v[d] >= 0 && (em->dep[i] >> t->v[d] & 1))
+				distinct *= t->n[d];
+		if (broadcast || distinct < ncopy)
+			regs += distinct;
+	}
+	return regs;
+}
+
 /* How many copies var v can have: a row var's extent; the vector var's
  * full vectors (the tail runs without copies). */
 static int64_t tile_extent(const emitter *em, int v)
@@ -1375,15 +1408,16 @@ static int64_t tile_extent(const emitter *em, int v)
 
 static void try_tile(const emitter *em, tile *best, int v1, int v2)
 {
-	const kir_kernel *k = em->k;
 	int64_t e1 = tile_extent(em, v1), e2 = v2 >= 0 ? tile_extent(em, v2) : 1;
 	for (int n1 = 2; n1 <= 16 && n1 <= e1; n1++) {
 		if (e1 % n1)
 			continue;
-		for (int n2 = 1; n1 * n2 <= MAXACCS / (k->nacc > 1 ? k->nacc : 1); n2++) {
+		for (int n2 = 1; n1 * n2 <= MAXCOPY; n2++) {
 			if (v2 < 0 ? n2 > 1 : (n2 < 2 || e2 % n2 || n2 > e2))
 				continue;
 			tile t = { { v1, v2 }, { n1, n2 }, 0 };
+			if (tile_registers(em, &t) > em->tgt->vector_registers)
+				continue;
 			t.cost = tile_cost(em, &t);
 			if (t.cost < best->cost - 1e-9 || (best->v[0] >= 0 && t.cost < best->cost + 1e-9 &&
 			                                   n1 * n2 >= best->n[0] * best->n[1]))
@@ -1544,13 +1578,13 @@ static void emit_rows(emitter *em, LLVMValueRef rb, LLVMValueRef re)
 
 /* The emitter of kernel k (a plain kernel or a segment's view): its lanes,
  * analysis and tile. `base` is shared with the batch it is part of. */
-static void emitter_init(emitter *em, const emitter *from, const kir_kernel *k, int lanes)
+static void emitter_init(emitter *em, const emitter *from, const kir_kernel *k)
 {
-	*em = (emitter){ .C = from->C, .M = from->M, .B = from->B, .p = from->p, .k = k, .fn = from->fn,
-	                 .base = from->base, .uvar = { -1, -1 }, .nu = { 1, 1 }, .ncopy = 1 };
+	*em = (emitter){ .C = from->C, .M = from->M, .B = from->B, .p = from->p, .k = k, .tgt = from->tgt,
+	                 .fn = from->fn, .base = from->base, .uvar = { -1, -1 }, .nu = { 1, 1 }, .ncopy = 1 };
 	setup_types(em);
 	em->vvar = k->rank - 1;
-	em->W = kernel_lanes(k, lanes);
+	em->W = kernel_lanes(k, em->tgt->lanes);
 	em->dep = calloc((size_t)k->nx + 1, sizeof *em->dep);
 	em->inred = calloc((size_t)k->nx + 1, 1);
 	em->near = calloc((size_t)k->nx + 1, sizeof *em->near);
@@ -1572,7 +1606,7 @@ static void emitter_free(emitter *em)
 
 /* A batch's rows: segment s has rows [start, start + n) of the kernel and
  * runs its part of [rb, re) as its own rows from 0. */
-static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re, int lanes)
+static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re)
 {
 	const kir_kernel *k = em->k;
 	LLVMBuilderRef B = em->B;
@@ -1587,7 +1621,7 @@ static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re, int lanes)
 			lo = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, lo, zero, ""), zero, lo, "");
 			hi = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, hi, rows, ""), rows, hi, "");
 			emitter seg;
-			emitter_init(&seg, em, &v, lanes);
+			emitter_init(&seg, em, &v);
 			emit_rows(&seg, lo, hi);
 			emitter_free(&seg);
 		}
@@ -1595,7 +1629,7 @@ static void emit_batch(emitter *em, LLVMValueRef rb, LLVMValueRef re, int lanes)
 	}
 }
 
-static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
+static LLVMValueRef build_function(emitter *em, const char *name)
 {
 	const kir_kernel *k = em->k;
 	LLVMBuilderRef B = em->B;
@@ -1604,7 +1638,7 @@ static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
 	em->fn = fn;
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
 	                        LLVMCreateEnumAttribute(em->C, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
-	if (kernel_lanes(k, lanes) >= 16) {     /* keep 512-bit vectors on CPUs that would rather split them */
+	if (kernel_lanes(k, em->tgt->lanes) >= 16) {     /* keep 512-bit vectors on CPUs that would rather split them */
 		LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
 		LLVMAddTargetDependentFunctionAttr(fn, "prefer-vector-width", "512");
 	}
@@ -1613,10 +1647,10 @@ static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
 	if (!kir_is_empty(k)) {   /* kir_eval does nothing at all else */
 		load_bases(em, args);
 		if (kir_is_batch(k))
-			emit_batch(em, rb, re, lanes);
+			emit_batch(em, rb, re);
 		else {
 			emitter plain;
-			emitter_init(&plain, em, k, lanes);
+			emitter_init(&plain, em, k);
 			emit_rows(&plain, rb, re);
 			emitter_free(&plain);
 		}
@@ -1626,14 +1660,30 @@ static LLVMValueRef build_function(emitter *em, const char *name, int lanes)
 }
 
 LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_kernel *k,
-                              const char *name, int lanes)
+                              const char *name, const llvm_target *t)
 {
-	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k };
+	emitter em = { .C = LLVMGetModuleContext(M), .M = M, .p = p, .k = k, .tgt = t };
 	setup_types(&em);
 	em.B = LLVMCreateBuilderInContext(em.C);
 	em.base = calloc((size_t)p->nbuf + 1, sizeof *em.base);
-	LLVMValueRef fn = build_function(&em, name, lanes);
+	LLVMValueRef fn = build_function(&em, name);
 	free(em.base);
 	LLVMDisposeBuilder(em.B);
 	return fn;
+}
+
+llvm_tile llvm_kernel_tile(const kir_program *p, const kir_kernel *k, const llvm_target *t)
+{
+	llvm_tile r = { { -1, -1 }, { 1, 1 }, 0 };
+	emitter base = { .C = LLVMContextCreate(), .p = p, .tgt = t };
+	for (int s = 0; s < (kir_is_batch(k) ? k->nseg : 1) && r.var[0] < 0; s++) {
+		kir_kernel v = kir_is_batch(k) ? kir_segment_view(k, s) : *k;
+		emitter em;
+		emitter_init(&em, &base, &v);
+		tile tl = { { em.uvar[0], em.uvar[1] }, { em.nu[0], em.nu[1] }, 0 };
+		r = (llvm_tile){ { tl.v[0], tl.v[1] }, { tl.n[0], tl.n[1] }, tile_registers(&em, &tl) };
+		emitter_free(&em);
+	}
+	LLVMContextDispose(base.C);
+	return r;
 }
