@@ -21,12 +21,16 @@ local unet = nn.UNet2DModel {
 }
 
 -- The program: forward, train_step, the DDPM and DDIM sampler steps
--- (lua/ddpm/program.lua), with Ho et al.'s training settings; short runs
--- (the demo) compile with --set batch=32 and train with --lr 1e-3 --warmup 200
--- --ema 0.999 (run-time flags: no recompile; --set lr=... still sets the defaults).
+-- (lua/ddpm/program.lua). Ho et al. trained 800k steps at batch 128 with
+-- lr 2e-4 after 5000 warm-up steps and EMA 0.9999; these defaults are for
+-- runs of a few thousand steps on a CPU: batch 32, lr 1e-3 after 200
+-- warm-up steps, and diffusers' EMA warm-up (decay 1 - (1 + s)^-3/4, at
+-- most 0.9999), so the EMA weights follow the training from the start.
+-- Every optimizer value is also a train flag (--lr, --warmup, --ema, ...).
 ddpm.program.diffusion {
-  model = unet, image = { 1, 28, 28 }, batch = ddpm.option("batch", 8),
+  model = unet, image = { 1, 28, 28 }, batch = ddpm.option("batch", 32),
   schedule = "linear", timesteps = 1000, precision = ddpm.option("precision", "fp32"),
-  optimizer = { lr = ddpm.option("lr", 2e-4), warmup = ddpm.option("warmup", 5000), clip = 1.0,
-                ema = ddpm.option("ema", 0.9999) },
+  optimizer = { lr = ddpm.option("lr", 1e-3), warmup = ddpm.option("warmup", 200), clip = 1.0,
+                ema = ddpm.option("ema", 0.9999), ema_warmup = ddpm.option("ema_warmup", "power"),
+                ema_power = 3 / 4 },
 }
