@@ -471,7 +471,7 @@ def timed_run(a, torch, F, spec, cuda, dev):
     params = [p for p in module.parameters() if p.requires_grad]
     nparams = sum(p.numel() for p in params)
 
-    # Linear schedule in float64, cast once (DESIGN.md section 4).
+    # Linear schedule in float64, cast once (docs/semantics.md section 4).
     T = 1000
     betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
     abar = torch.cumprod(1 - betas, 0)

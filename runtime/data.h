@@ -1,6 +1,6 @@
 /* data: training images read from the files data sets ship in, and the
  * loader that feeds them to a training run in a reproducible order
- * (DESIGN.md §8).
+ * (docs/semantics.md §8).
  *
  * Images are N x C x H x W bytes (0..255), row-major, channel planes as
  * CIFAR stores them; scaling to [-1, 1] (x / 127.5 - 1) happens when a
@@ -111,7 +111,7 @@ void rt_images_free(rt_images *im);
  * RT_DATA_FLIP_STREAM) is <= 0.5: exactly half of the 2^24 values. Both
  * depend only on (seed, q), so the batch at a position is the same however
  * the run was split into resumed pieces. Streams 2^62 + e (e < 2^61) and
- * 3 * 2^61 stay clear of the step-keyed streams of DESIGN.md §6. */
+ * 3 * 2^61 stay clear of the step-keyed streams of docs/semantics.md §6. */
 #define RT_DATA_SHUFFLE_STREAM (UINT64_C(1) << 62)
 #define RT_DATA_FLIP_STREAM (UINT64_C(3) << 61)
 

@@ -5,7 +5,7 @@
  * black border around and between the images (torchvision's make_grid
  * with padding 2): width = cols * (W + 2) + 2, height = rows * (H + 2) + 2.
  * Values are in [-1, 1]: each is clipped (NaN counts as -1) and quantised
- * as round((x + 1) * 127.5) (DESIGN.md §4). */
+ * as round((x + 1) * 127.5) (docs/semantics.md §4). */
 #ifndef DDPMC_RUNTIME_IMAGE_H
 #define DDPMC_RUNTIME_IMAGE_H
 

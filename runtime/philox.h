@@ -1,5 +1,5 @@
 /* philox: the counter-based random numbers of every ddpmc program
- * (DESIGN.md §6). Philox4x32-10 from Random123 (Salmon et al., SC'11),
+ * (docs/semantics.md §6). Philox4x32-10 from Random123 (Salmon et al., SC'11),
  * uniforms and Box-Muller normals, addressed by logical element index so
  * that any backend, any slicing of the work and a resumed run all draw the
  * same numbers.
@@ -24,7 +24,7 @@
  *   float (so it is within one float ulp of the true value); a backend that
  *   uses float math agrees to within its math library's error.
  *
- *   Choosing streams is the caller's business: DESIGN.md says the counter
+ *   Choosing streams is the caller's business: docs/semantics.md says the counter
  *   holds (element, step, which random tensor), e.g.
  *   stream = (uint64)step << 16 | tensor_id.
  */

@@ -1,4 +1,4 @@
-/* loss_scale: dynamic loss scaling (torch GradScaler semantics, DESIGN.md
+/* loss_scale: dynamic loss scaling (torch GradScaler semantics, docs/semantics.md
  * §5) and the Adam step built by lua/ddpm/optim.lua, run by the reference
  * interpreter on tests/scripts/scale_adam.lua:
  *

@@ -1,4 +1,4 @@
-/* test_philox: Philox4x32-10 known answers (DESIGN.md §6), the uniform and
+/* test_philox: Philox4x32-10 known answers (docs/semantics.md §6), the uniform and
  * normal transforms, and the element-layout contract of philox.h. */
 #include <setjmp.h>
 #include <stdarg.h>

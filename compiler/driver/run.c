@@ -1,5 +1,5 @@
 /* run: executes one entry of a model on named inputs and writes its named
- * outputs (DESIGN.md §7). Parameters come from --weights, or from their
+ * outputs (docs/semantics.md §7). Parameters come from --weights, or from their
  * initialisers keyed by --seed. The entry runs compiled for this host (JIT
  * through the LLVM backend), in the reference interpreter (--interp), or in
  * the kernel IR's evaluator (--kernels, to tell lowering bugs from code

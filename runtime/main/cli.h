@@ -1,4 +1,4 @@
-/* cli: the command line of every executable ddpmc compiles (DESIGN.md §7).
+/* cli: the command line of every executable ddpmc compiles (docs/semantics.md §7).
  *
  *   OUT train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S]
  *              [--threads N] [--resume] [--batch B] [--save-every N]

@@ -1,5 +1,5 @@
 /* export.c: `OUT export --ckpt FILE --out DIR [--no-ema]` — a folder that
- * diffusers loads (DESIGN.md §3, §7); for a classifier (ddpm.program.
+ * diffusers loads (docs/semantics.md §3, §7); for a classifier (ddpm.program.
  * classifier) DIR/model.safetensors, its parameters alone.
  *
  * The folder (flat, the layout of the google/ddpm-cifar10-32 hub repo):

@@ -13,7 +13,7 @@
  * --spacing), sample.clip the x0 clip range (+inf: --no-clip) and, for
  * DDIM, sample.eta = E.
  * Unless --no-ema, every state tensor ema.NAME is first copied into NAME
- * (sampling uses the EMA weights, DESIGN.md §5). --weights FILE takes the
+ * (sampling uses the EMA weights, docs/semantics.md §5). --weights FILE takes the
  * parameters by name from any safetensors file (a diffusers
  * diffusion_pytorch_model.safetensors as is); state it lacks is
  * initialised from the seed, and no EMA is applied (the file's weights

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Check `OUT export` against diffusers: our forward pass on the exported weights matches
-diffusers' UNet2DModel forward on the same folder (DESIGN.md §3, issue 5 item 5).
+diffusers' UNet2DModel forward on the same folder (docs/semantics.md §3, issue 5 item 5).
 
 Run by hand from the repository root, after building (needs torch, diffusers, safetensors):
 

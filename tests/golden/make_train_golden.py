@@ -20,7 +20,7 @@ Files written next to this script:
                              optim.exp_avg.<name>, optim.exp_avg_sq.<name>; and
                              loss (3,), grad_norm (3,) (before clipping), lr (3,) per step
 
-The step (torch semantics, DESIGN.md sections 4-5):
+The step (torch semantics, docs/semantics.md sections 4-5):
   betas = linspace(1e-4, 0.02, 1000) in float64; abar = cumprod(1 - betas) in float64;
   sqrt(abar), sqrt(1 - abar) in float64, then cast once to float32;
   x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (float32);
@@ -32,7 +32,7 @@ The step (torch semantics, DESIGN.md sections 4-5):
   ema = 0.9 ema + 0.1 theta after every step, ema starting at the initial weights.
 
 Checks the script makes of itself:
-  - an independent re-implementation of the update (DESIGN.md section 5 formulas, float64,
+  - an independent re-implementation of the update (docs/semantics.md section 5 formulas, float64,
     from torch's float32 gradients) reproduces torch's weights and moments;
   - clipping triggers in at least one step and not in at least one other;
   - the same three steps in float64 (same data, float64 model) differ from the float32
@@ -137,7 +137,7 @@ def train(model, x0, ts, noises):
 
 
 def manual_adam(p0, grads, lrs):
-    """DESIGN.md section 5 in float64 from the (clipped) gradients torch used."""
+    """docs/semantics.md section 5 in float64 from the (clipped) gradients torch used."""
     theta = {n: v.double().clone() for n, v in p0.items()}
     m = {n: torch.zeros_like(v) for n, v in theta.items()}
     v2 = {n: torch.zeros_like(v) for n, v in theta.items()}
@@ -246,9 +246,9 @@ def main():
     e_th = maxrel({n: after[n] for n in names}, th)
     e_m = maxrel({n: after[f"optim.exp_avg.{n}"] for n in names}, mm)
     e_v = maxrel({n: after[f"optim.exp_avg_sq.{n}"] for n in names}, vv)
-    print(f"torch Adam vs DESIGN.md formulas (float64): weights {e_th[0]:.2e} ({e_th[1]}), "
+    print(f"torch Adam vs docs/semantics.md formulas (float64): weights {e_th[0]:.2e} ({e_th[1]}), "
           f"exp_avg {e_m[0]:.2e}, exp_avg_sq {e_v[0]:.2e}  (relative to each tensor's max)")
-    assert max(e_th[0], e_m[0], e_v[0]) < 1e-5, "torch's Adam is not the DESIGN.md formula"
+    assert max(e_th[0], e_m[0], e_v[0]) < 1e-5, "torch's Adam is not the docs/semantics.md formula"
 
     # torch's own float32 noise: the same run in float64
     m64 = UNet2DModel(**CFG).double()

@@ -360,7 +360,7 @@ def main():
     counts["cifar10"] = n
     with open(os.path.join(HERE, "unet_cifar10_params.txt"), "w") as f:
         f.write("\n".join(param_lines(cifar)) + "\n")
-    print(f"[cifar10] params {n:,} (DESIGN.md: {CIFAR10_EXPECTED:,}) "
+    print(f"[cifar10] params {n:,} (docs/semantics.md: {CIFAR10_EXPECTED:,}) "
           f"{'OK' if n == CIFAR10_EXPECTED else 'MISMATCH'}")
     assert n == CIFAR10_EXPECTED
     print("parameter counts:", json.dumps(counts))
