@@ -67,14 +67,6 @@ static int teardown(void **unused)
 	return 0;
 }
 
-static void read_st(const char *path, rt_tensorset *st)
-{
-	char err[1024];
-	memset(st, 0, sizeof *st);
-	if (rt_st_read(path, st, err, sizeof err) != RT_OK)
-		fail_msg("%s", err);
-}
-
 /* Every tensor of a is in b with the same dtype, shape and bytes. */
 static void same_tensors(const rt_tensorset *a, const rt_tensorset *b)
 {
@@ -132,9 +124,9 @@ static void test_resume_bit_exact(void **unused)
 
 	rt_tensorset sa, sb;
 	snprintf(path, sizeof path, "%s/checkpoint.safetensors", a);
-	read_st(path, &sa);
+	tu_read_st(path, &sa);
 	snprintf(path, sizeof path, "%s/checkpoint.safetensors", b);
-	read_st(path, &sb);
+	tu_read_st(path, &sb);
 	same_tensors(&sa, &sb);
 	assert_true(scalar(&sb, "train.iteration") == 20);
 	assert_string_equal(rt_get_meta(&sb, "step"), "20");
@@ -196,7 +188,7 @@ static void test_sigterm_saves(void **unused)
 
 	rt_tensorset st;
 	snprintf(path, sizeof path, "%s/checkpoint.safetensors", out);
-	read_st(path, &st);
+	tu_read_st(path, &st);
 	double it = scalar(&st, "train.iteration");
 	assert_true(it >= 3 && it < 1000000);
 	assert_int_equal(strtoll(rt_get_meta(&st, "step"), NULL, 10), (long long)it);
@@ -295,7 +287,7 @@ static void write_diffusers(const char *ckpt, const char *path)
 	static const char *const state[] = { "ema.", "optim.", "rng.", "train." };
 	rt_tensorset st, w = { 0 };
 	char err[1024];
-	read_st(ckpt, &st);
+	tu_read_st(ckpt, &st);
 	for (int i = st.n - 1; i >= 0; i--) {
 		const rt_tensor *t = &st.t[i];
 		int skip = 0;

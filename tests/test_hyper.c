@@ -86,15 +86,6 @@ static int metric(const char *out, const char *key, double v[MAXSTEP])
 	return n;
 }
 
-static void read_ckpt(const char *out, rt_tensorset *st)
-{
-	char path[256], err[1024];
-	snprintf(path, sizeof path, "%s/%s/checkpoint.safetensors", dir, out);
-	memset(st, 0, sizeof *st);
-	if (rt_st_read(path, st, err, sizeof err) != RT_OK)
-		fail_msg("%s", err);
-}
-
 static double scalar(const rt_tensorset *s, const char *name)
 {
 	const rt_tensor *t = rt_set_find(s, name);
@@ -185,7 +176,7 @@ static void total_steps_defaults_to_the_run(void **unused)
 	train("lin_default", "--steps 4 --lr 0.02 --warmup 0 --lr-schedule linear");
 	lr_series("lin_default", want, 4, 1e-5);
 	rt_tensorset st;
-	read_ckpt("lin_default", &st);
+	tu_read_checkpoint(dir, "lin_default", &st);
 	assert_true(scalar(&st, "hp.total_steps") == 4);
 	rt_set_free(&st);
 }
@@ -237,9 +228,9 @@ static void ema_weights_use_the_decay(void **unused)
 	ema_cfg c = { 2, 0.999, 0, 1, 1 };         /* ratio: d(2) = 2 / 11 */
 	rt_tensorset a, b;
 	train("ema_w", "--steps 1 --ema-warmup ratio --ema 0.999");
-	read_ckpt("ema_w", &a);
+	tu_read_checkpoint(dir, "ema_w", &a);
 	train("ema_w", "--steps 1 --resume");
-	read_ckpt("ema_w", &b);
+	tu_read_checkpoint(dir, "ema_w", &b);
 	double d = get_decay(&c, 2), worst = 0;
 	int checked = 0;
 	for (int i = 0; i < b.n; i++) {
@@ -270,7 +261,7 @@ static void ema_weights_use_the_decay(void **unused)
 	 * 0.5^3 after three steps of a constant 0.5, across a resume. */
 	train("ema_share", "--steps 2 --ema-warmup none --ema 0.5");
 	train("ema_share", "--steps 1 --resume");
-	read_ckpt("ema_share", &b);
+	tu_read_checkpoint(dir, "ema_share", &b);
 	assert_true(scalar(&b, "optim.ema_init_share") == 0.125);
 	rt_set_free(&b);
 }
@@ -285,7 +276,7 @@ static void resume_keeps_values_unless_flagged(void **unused)
 	train("res", "--steps 1 --resume --lr 0.002");
 	lr_series("res", want, 4, 1e-6);
 	rt_tensorset st;
-	read_ckpt("res", &st);
+	tu_read_checkpoint(dir, "res", &st);
 	assert_true(scalar(&st, "hp.lr") == (float)0.002);
 	tu_contains(rt_get_meta(&st, "hyperparameters"), "\"lr\": 0.002", "\"warmup\": 0",
 	            "\"lr_schedule\": \"constant\"", "\"ema\": 0.99", NULL);
@@ -296,8 +287,8 @@ static void resume_keeps_values_unless_flagged(void **unused)
 static int same_weights(const char *out1, const char *out2)
 {
 	rt_tensorset a, b;
-	read_ckpt(out1, &a);
-	read_ckpt(out2, &b);
+	tu_read_checkpoint(dir, out1, &a);
+	tu_read_checkpoint(dir, out2, &b);
 	int same = a.n == b.n;
 	for (int i = 0; same && i < a.n; i++) {
 		const rt_tensor *x = &a.t[i], *y = rt_set_find(&b, x->name);
@@ -337,7 +328,7 @@ static void grad_accum_steps_every_nth_call(void **unused)
 	train("accum", "--steps 4 --grad-accum 2");
 	lr_series("accum", want, 4, 1e-6);
 	rt_tensorset st;
-	read_ckpt("accum", &st);
+	tu_read_checkpoint(dir, "accum", &st);
 	assert_true(scalar(&st, "optim.step") == 2);
 	assert_true(scalar(&st, "train.iteration") == 4);
 	assert_true(scalar(&st, "hp.grad_accum") == 2);
@@ -345,7 +336,7 @@ static void grad_accum_steps_every_nth_call(void **unused)
 
 	train("accum6", "--steps 6 --grad-accum 2");
 	train("accum3", "--steps 3 --grad-accum 2");
-	read_ckpt("accum3", &st);
+	tu_read_checkpoint(dir, "accum3", &st);
 	assert_true(scalar(&st, "optim.accum") == 1);     /* saved inside a step */
 	rt_set_free(&st);
 	train("accum3", "--steps 3 --resume");

@@ -199,15 +199,6 @@ static void train(const char *device, const char *out)
 		fail_msg("train --device %s: %s", device, err);
 }
 
-static void read_checkpoint(const char *run, rt_tensorset *st)
-{
-	char path[256], err[1024];
-	snprintf(path, sizeof path, "%s/%s/checkpoint.safetensors", dir, run);
-	memset(st, 0, sizeof *st);
-	if (rt_st_read(path, st, err, sizeof err) != RT_OK)
-		fail_msg("%s", err);
-}
-
 /* The "loss" of every line of run/metrics.jsonl. */
 static int read_losses(const char *run, double *loss, int max)
 {
@@ -231,8 +222,8 @@ static void train_step_matches_cpu(void **unused)
 	train("cpu", "cpu");
 	train("opencl", "opencl");
 	rt_tensorset a, b;
-	read_checkpoint("cpu", &a);
-	read_checkpoint("opencl", &b);
+	tu_read_checkpoint(dir, "cpu", &a);
+	tu_read_checkpoint(dir, "opencl", &b);
 	assert_int_equal(a.n, b.n);
 	double worst = 0;
 	const char *where = "";

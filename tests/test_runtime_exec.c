@@ -621,6 +621,18 @@ static void record_step(void **b, int w, int seed, int eta)
 	l[5] = isinf(clip) ? -1 : (int)lrintf(clip * 100);
 }
 
+/* The step log holds exactly n steps t -> s as want says, each with
+ * field `field` (eta or clip, x 100) equal to value. */
+static void check_logged_steps(const int want[][2], int n, int field, int value)
+{
+	assert_int_equal(nsteps, n);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(step_log[i][0], want[i][0]);
+		assert_int_equal(step_log[i][1], want[i][1]);
+		assert_int_equal(step_log[i][field], value);
+	}
+}
+
 static void c_ddpm_log(void **b, int64_t r0, int64_t r1)
 {
 	/* 0 sample.x, 1 sample.t, 2 sample.s, 3 sample.clip, 4 w, 5 rng.seed, 6 x_prev */
@@ -817,23 +829,13 @@ static void test_cli_train(void **unused)
 	assert_int_equal(cli("sample", "--ckpt", ckpt, "--n", "1", "--out", png, "--steps", "4",
 	                     "--spacing", "trailing", "--clip-range", "0.5", NULL), 0);
 	static const int ddpm_want[4][2] = { { 9, 7 }, { 7, 4 }, { 4, 1 }, { 1, -1 } };
-	assert_int_equal(nsteps, 4);
-	for (int i = 0; i < 4; i++) {
-		assert_int_equal(step_log[i][0], ddpm_want[i][0]);
-		assert_int_equal(step_log[i][1], ddpm_want[i][1]);
-		assert_int_equal(step_log[i][5], 50);
-	}
+	check_logged_steps(ddpm_want, 4, 5, 50);
 	/* DDIM, 4 of 10 steps: t = 6, 4, 2, 0 (leading spacing), s = t - 10/4 */
 	nsteps = 0;
 	assert_int_equal(cli("sample", "--ckpt", ckpt, "--n", "2", "--out", png, "--sampler", "ddim",
 	                     "--steps", "4", "--eta", "0.5", NULL), 0);
 	static const int want[4][2] = { { 6, 4 }, { 4, 2 }, { 2, 0 }, { 0, -1 } };
-	assert_int_equal(nsteps, 4);
-	for (int i = 0; i < 4; i++) {
-		assert_int_equal(step_log[i][0], want[i][0]);
-		assert_int_equal(step_log[i][1], want[i][1]);
-		assert_int_equal(step_log[i][4], 50);
-	}
+	check_logged_steps(want, 4, 4, 50);
 	assert_int_equal(cli("info", NULL), 0);
 	char err2[512];
 	assert_int_equal(cli_argv((const char *const[]){ "train", "--help", NULL }, err2, sizeof err2), 0);

@@ -268,13 +268,30 @@ static inline ir_graph *tu_load(const char *rel)
 	return g;
 }
 
-/* tests/golden/NAME into set (fails the test when it cannot be read). */
-static inline void tu_read_golden(const char *name, rt_tensorset *set)
+/* The safetensors file at path into *set, emptied first (fails the test
+ * when it cannot be read). */
+static inline void tu_read_st(const char *path, rt_tensorset *set)
 {
-	char path[1024], err[512];
-	snprintf(path, sizeof path, "%s/tests/golden/%s", DDPMC_SOURCE_DIR, name);
+	char err[1024];
+	memset(set, 0, sizeof *set);
 	if (rt_st_read(path, set, err, sizeof err) != RT_OK)
 		fail_msg("%s", err);
+}
+
+/* tests/golden/NAME into set. */
+static inline void tu_read_golden(const char *name, rt_tensorset *set)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/tests/golden/%s", DDPMC_SOURCE_DIR, name);
+	tu_read_st(path, set);
+}
+
+/* DIR/RUN/checkpoint.safetensors (a train --out DIR/RUN) into set. */
+static inline void tu_read_checkpoint(const char *dir, const char *run, rt_tensorset *set)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/%s/checkpoint.safetensors", dir, run);
+	tu_read_st(path, set);
 }
 
 /* What this process writes to stderr between tu_capture_begin and
