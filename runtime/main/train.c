@@ -82,6 +82,8 @@ typedef struct {
 	char path[4096];        /* the checkpoint */
 	cli_metrics mt;
 	cli_sampler *sm;        /* --sample-every, --eval-every */
+	const float *drawn;     /* the sampler's images after step drawn_step (NULL: none) */
+	int64_t drawn_step;
 	cli_quality *q;         /* --eval-every: the test set's features */
 	cli_progress pg;
 	double smooth, smooth_w;        /* loss EMA and its weight (for the bias) */
@@ -254,16 +256,31 @@ static int save(trainer *tr)
 
 /* --- the run ------------------------------------------------------------------- */
 
+/* --n images from the EMA weights of the state as it is after `step`
+ * steps, with the run's seed: drawn once per step, whether a grid, the
+ * metric or both want them. 0, 1 after cli_fail, or 2 when interrupted. */
+static int draw_now(trainer *tr, int64_t step, const float **x)
+{
+	if (tr->drawn && tr->drawn_step == step) {
+		*x = tr->drawn;
+		return 0;
+	}
+	if (sync_state(tr) ||
+	    cli_sampler_weights(tr->sm, &tr->state, tr->path, (uint64_t)tr->o->seed, 1))
+		return 1;
+	int rc = cli_sampler_draw(tr->sm, tr->o->n, tr->o->seed, -1, &interrupted, x);
+	tr->drawn = rc ? NULL : *x;
+	tr->drawn_step = step;
+	return rc;
+}
+
 /* A grid from the EMA weights of the state as it is now. */
 static int sample_grid(trainer *tr, int64_t step)
 {
 	char err[1024], path[4200];
 	const float *x;
 	int64_t chw[3];
-	if (sync_state(tr) ||
-	    cli_sampler_weights(tr->sm, &tr->state, tr->path, (uint64_t)tr->o->seed, 1))
-		return 1;
-	int rc = cli_sampler_draw(tr->sm, tr->o->n, tr->o->seed, -1, &interrupted, &x);
+	int rc = draw_now(tr, step, &x);
 	if (rc)
 		return rc == 2 ? 0 : 1;
 	snprintf(path, sizeof path, "%s/samples", tr->o->out);
@@ -284,10 +301,7 @@ static int sample_grid(trainer *tr, int64_t step)
 static int measure(trainer *tr, int64_t step, cli_scores *s)
 {
 	const float *x;
-	if (sync_state(tr) ||
-	    cli_sampler_weights(tr->sm, &tr->state, tr->path, (uint64_t)tr->o->seed, 1))
-		return 1;
-	int rc = cli_sampler_draw(tr->sm, tr->o->n, tr->o->seed, -1, &interrupted, &x);
+	int rc = draw_now(tr, step, &x);
 	if (rc)
 		return rc == 2 ? -1 : 1;
 	if (cli_quality_score(tr->q, x, tr->o->n, s))
