@@ -67,6 +67,14 @@ MODELS = {
         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
         up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), **COMMON),
         params=6469889, image=(1, 28, 28)),
+    # models/unet_small.lua: unet at a quarter of its width, one res block per level
+    "unet_small": dict(CONFIG=dict(
+        sample_size=28, in_channels=1, out_channels=1,
+        block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        **dict(COMMON, layers_per_block=1, norm_num_groups=16)),
+        params=1112801, image=(1, 28, 28)),
     # models/ddpm_cifar10.lua (google/ddpm-cifar10-32)
     "ddpm_cifar10": dict(CONFIG=dict(
         sample_size=32, in_channels=3, out_channels=3,
