@@ -136,6 +136,30 @@ int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int st
 	                           .c = step, .stream = stream });
 }
 
+/* The stack holds a path of operands, ids strictly decreasing from i: at
+ * most i + 1 entries, each pushed when its user finds it first undone. */
+void kir_walk(const kir_kernel *k, int i, kir_done_fn done, kir_visit_fn visit, void *ctx)
+{
+	if (i < 0 || done(ctx, i))
+		return;
+	int *stack = malloc((size_t)(i + 1) * sizeof *stack), n = 0;
+	if (!stack)
+		abort();
+	stack[n++] = i;
+	while (n > 0) {
+		const kir_expr *e = &k->x[stack[n - 1]];
+		int next = -1;
+		for (int j = 0; j < 3 && next < 0; j++)
+			if ((&e->a)[j] >= 0 && !done(ctx, (&e->a)[j]))
+				next = (&e->a)[j];
+		if (next >= 0)
+			stack[n++] = next;
+		else
+			visit(ctx, stack[--n]);
+	}
+	free(stack);
+}
+
 void kir_store_add(kir_kernel *k, int buf, int index, int value)
 {
 	k->st = ir_grow(k->st, k->nst, &k->stcap, sizeof *k->st);

@@ -229,6 +229,14 @@ int kir_is_empty(const kir_kernel *k);
 #define KIR_UNKNOWN INT64_MIN
 void kir_index_values(const kir_kernel *k, const int64_t *vars, int64_t *val);
 int kir_is_batch(const kir_kernel *k);
+
+/* Visits expression i and every expression it depends on that `done`
+ * does not report, operands before users, each once (visit must make done
+ * report it). With an explicit stack: a chain of fused ops may be many
+ * thousands deep. For backends that emit expressions on demand. */
+typedef int (*kir_done_fn)(void *ctx, int i);
+typedef void (*kir_visit_fn)(void *ctx, int i);
+void kir_walk(const kir_kernel *k, int i, kir_done_fn done, kir_visit_fn visit, void *ctx);
 int kir_is_joint(const kir_kernel *k);
 
 /* The descriptor compiled executables embed (describe.c): JSON text and

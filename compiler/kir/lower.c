@@ -61,6 +61,7 @@ typedef struct {
 	int channel_vectors;    /* a convolution whose last var is its output channel */
 	int conflict;           /* node that must be materialized, or -1 */
 	int joined, piece;      /* joint reduction: concat `joined` is its input `piece` */
+	int depth;              /* nodes value_at is inside (see FUSE_DEPTH) */
 	memo *memo;
 	int nmemo, memocap;
 	char ops[512];
@@ -930,6 +931,11 @@ static int compute_value(lower *L, int node, const int *idx)
 	}
 }
 
+/* A kernel inlines a chain of at most FUSE_DEPTH nodes: value_at recurses
+ * once per node, so a deeper chain (20,000 fused ops of a generated
+ * script) is stored at that depth and read back, bounding the C stack. */
+enum { FUSE_DEPTH = 1000 };
+
 static int value_at(lower *L, int node, const int *idx)
 {
 	const ir_node *n = N(L, node);
@@ -939,7 +945,11 @@ static int value_at(lower *L, int node, const int *idx)
 		if (L->memo[m].node == node &&
 		    !memcmp(L->memo[m].idx, idx, (size_t)n->shape.rank * sizeof *idx))
 			return L->memo[m].expr;
+	if (L->depth >= FUSE_DEPTH)
+		return want_materialized(L, node);
+	L->depth++;
 	int v = compute_value(L, node, idx);
+	L->depth--;
 	L->memo = ir_grow(L->memo, L->nmemo, &L->memocap, sizeof *L->memo);
 	L->memo[L->nmemo] = (memo){ node, n->shape.rank, { 0 }, v };
 	memcpy(L->memo[L->nmemo].idx, idx, (size_t)n->shape.rank * sizeof *idx);
@@ -1053,6 +1063,7 @@ static int build_kernel(lower *L, int root)
 	L->in_contraction = L->in_reduction = 0;
 	L->conflict = -1;
 	L->joined = -1;
+	L->depth = 0;
 	L->nmemo = 0;
 	L->ops[0] = 0;
 	int idx[IR_MAXDIM];

@@ -1048,19 +1048,36 @@ static int sharing_copy(const emitter *em, int i)
 	return c1 + c2 * em->nu[0];
 }
 
+/* The cache entry of expression i for the current copy. An operand's
+ * entry is the same from its user's sharing copy as from the current one
+ * (it depends on no tiled var its user does not). */
+static lval *cached(emitter *em, int i)
+{
+	return &em->cache[sharing_copy(em, i)][i];
+}
+
+static int is_emitted(void *ctx, int i)
+{
+	return cached(ctx, i)->set;
+}
+
+/* Emits expression i, whose operands are emitted, for its sharing copy. */
+static void emit_one(void *ctx, int i)
+{
+	emitter *em = ctx;
+	lval *r = cached(em, i);
+	int saved = em->copy;
+	em->copy = sharing_copy(em, i);
+	lval v = emit_expr(em, i);
+	em->copy = saved;
+	*r = v;
+	r->set = 1;
+}
+
 static lval *emit(emitter *em, int i)
 {
-	int c = sharing_copy(em, i);
-	lval *r = &em->cache[c][i];
-	if (!r->set) {
-		int saved = em->copy;
-		em->copy = c;
-		lval v = emit_expr(em, i);
-		em->copy = saved;
-		*r = v;
-		r->set = 1;
-	}
-	return r;
+	kir_walk(em->k, i, is_emitted, emit_one, em);
+	return cached(em, i);
 }
 
 static void forget(emitter *em, unsigned depmask)

@@ -352,15 +352,16 @@ static void put_load(renderer *r, const kir_expr *e)
 		rt_sb_printf(r->b, "b%d[x%d]", e->buf, e->a);
 }
 
-/* Declares expression i (operands first) unless this scope has it. */
-static void emit(renderer *r, int i)
+static int is_declared(void *ctx, int i)
 {
-	if (i < 0 || r->done[i])
-		return;
+	return ((renderer *)ctx)->done[i];
+}
+
+/* Declares expression i, whose operands are declared. */
+static void declare(void *ctx, int i)
+{
+	renderer *r = ctx;
 	const kir_expr *e = &r->k->x[i];
-	emit(r, e->a);
-	emit(r, e->b);
-	emit(r, e->c);
 	r->done[i] = 1;
 	rt_sb_printf(r->b, "\tconst %s x%d = ", type_name(e->type), i);
 	switch (e->kind) {
@@ -383,18 +384,19 @@ static void emit(renderer *r, int i)
 	rt_sb_puts(r->b, ";\n");
 }
 
-/* Declares what the reduction loops do not change, ahead of them: every
- * operand of the reduced values and of the stores that neither depends on
- * a reduction var nor on an accumulator. */
+/* Declares expression i (operands first) unless this scope has it. */
+static void emit(renderer *r, int i)
+{
+	kir_walk(r->k, i, is_declared, declare, r);
+}
+
+/* Declares what the reduction loops do not change, ahead of them: an
+ * operand of the reduced values or of the stores that neither depends on
+ * a reduction var nor on an accumulator (nor do its operands, then). */
 static void emit_invariant(renderer *r, int i)
 {
-	if (i < 0 || r->done[i] || r->uses_acc[i] || (r->vars[i] & r->red_vars))
-		return;
-	const kir_expr *e = &r->k->x[i];
-	emit_invariant(r, e->a);
-	emit_invariant(r, e->b);
-	emit_invariant(r, e->c);
-	emit(r, i);
+	if (i >= 0 && !r->uses_acc[i] && !(r->vars[i] & r->red_vars))
+		emit(r, i);
 }
 
 /* The stores of one place: inner == 0 after the reductions, j + 1 inside
