@@ -118,6 +118,23 @@ static void test_nonpositive_targets(void **state)
 	ir_free(g);
 }
 
+/* Element counts past 2^53 (ir_numel would overflow int64 past 2^63) are
+ * refused for leaves, targets and results alike. */
+static void test_element_count_overflow(void **state)
+{
+	ir_graph *g = ir_new();
+	(void)state;
+	ir_shape big = SH(1 << 30, 1 << 30, 1 << 30);
+	EXACT(g, ir_input(g, "x", RT_F32, &big, "m.lua:2"),
+	      "m.lua:2: input: (1073741824, 1073741824, 1073741824) has more than 2^53 elements");
+	int col = leaf(g, "col", RT_F32, SH(1 << 30, 1)), row = leaf(g, "row", RT_F32, SH(1, 1 << 30));
+	EXACT(g, op2(g, OP_mul, col, row, NULL, "m.lua:3"),
+	      "m.lua:3: mul: result (1073741824, 1073741824) has more than 2^53 elements");
+	EXACT(g, op1(g, OP_reshape, col, NULL, &big, "m.lua:4"),
+	      "m.lua:4: reshape: target (1073741824, 1073741824, 1073741824) has more than 2^53 elements");
+	ir_free(g);
+}
+
 static void test_broadcast_slice(void **state)
 {
 	ir_graph *g = ir_new();
@@ -364,6 +381,8 @@ static void test_lua_builder_errors(void **state)
 	LUA_ERROR("err_broadcast.lua", 6, "add", "(2, 3)", "(4)", "do not broadcast");
 	LUA_ERROR("err_matmul.lua", 5, "matmul", "(2, 3)", "(4, 5)");
 	LUA_ERROR("err_dup_input.lua", 4, "input", "'x' exists already");
+	LUA_ERROR("err_numel.lua", 4, "input", "(1099511627776, 1099511627776)", "more than 2^53 elements");
+	LUA_ERROR("err_axis.lua", 5, "reduce_sum", "axis 40 is not a dimension (0..5)");
 }
 
 /* Raised inside lua/ddpm/ (by core.fail or by a builder the library
@@ -458,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_elemwise),
 		cmocka_unit_test(test_reduce_reshape_permute),
 		cmocka_unit_test(test_nonpositive_targets),
+		cmocka_unit_test(test_element_count_overflow),
 		cmocka_unit_test(test_broadcast_slice),
 		cmocka_unit_test(test_concat_pad_upsample),
 		cmocka_unit_test(test_matmul_conv_gather),

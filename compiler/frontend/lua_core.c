@@ -216,15 +216,12 @@ static double opt_num(lua_State *L, int idx, const char *key, double dflt)
 	return v;
 }
 
-/* attrs: axes, perm, shape, start, step, axis, lo, hi, value, scale,
+/* attrs: perm, shape, start, step, axis, lo, hi, value, scale,
  * stride {sy, sx}, pad {top, bottom, left, right}, dtype. */
 static void read_attrs(lua_State *L, int idx, ir_attrs *a, ir_shape *shape, int *has_shape)
 {
 	int64_t v[IR_MAXDIM];
-	int n = opt_ints(L, idx, "axes", v, IR_MAXDIM);
-	for (int i = 0; i < n; i++)
-		a->reduce.axes |= 1u << v[i];
-	n = opt_ints(L, idx, "perm", v, IR_MAXDIM);
+	int n = opt_ints(L, idx, "perm", v, IR_MAXDIM);
 	for (int i = 0; i < n; i++)
 		a->permute.perm[i] = (int)v[i];
 	shape->rank = opt_ints(L, idx, "shape", shape->d, IR_MAXDIM);
@@ -240,6 +237,22 @@ static void read_attrs(lua_State *L, int idx, ir_attrs *a, ir_shape *shape, int 
 	if (opt_ints(L, idx, "pad", v, 4) == 4)
 		for (int i = 0; i < 4; i++)
 			a->conv.pad[i] = (int)v[i];
+}
+
+/* The reduce axes (attrs.axes) as a mask; -1 with g->err set for an
+ * axis that is no dimension (the mask has a bit per dim, 0..IR_MAXDIM-1). */
+static int read_axes(lua_State *L, int idx, ir_graph *g, const char *where, const char *op,
+                     unsigned *mask)
+{
+	int64_t v[IR_MAXDIM];
+	int n = opt_ints(L, idx, "axes", v, IR_MAXDIM);
+	for (int i = 0; i < n; i++) {
+		if (v[i] < 0 || v[i] >= IR_MAXDIM)
+			return ir_fail(g, where, op, "axis %lld is not a dimension (0..%d)", (long long)v[i],
+			               IR_MAXDIM - 1);
+		*mask |= 1u << v[i];
+	}
+	return 0;
 }
 
 static int core_op(lua_State *L)
@@ -260,7 +273,11 @@ static int core_op(lua_State *L)
 	ir_shape shape = { 0 };
 	int has_shape = 0;
 	rt_dtype dt = RT_F32;
+	ir_graph *g = graph_of(L);
+	user_where(L, where, sizeof where);
 	if (lua_istable(L, 3)) {
+		if (read_axes(L, 3, g, where, name, &a.reduce.axes) < 0)
+			return raise_graph_error(L, g);
 		read_attrs(L, 3, &a, &shape, &has_shape);
 		if (op == OP_concat)
 			a.concat.axis = (int)opt_int(L, 3, "axis", 0);
@@ -272,9 +289,7 @@ static int core_op(lua_State *L)
 			dt = check_dtype(L, lua_gettop(L));
 		lua_pop(L, 1);
 	}
-	ir_graph *g = graph_of(L);
-	return push_id(L, g, ir_add(g, op, in, nin, &a, has_shape ? &shape : NULL, dt,
-	                            user_where(L, where, sizeof where)));
+	return push_id(L, g, ir_add(g, op, in, nin, &a, has_shape ? &shape : NULL, dt, where));
 }
 
 static const ir_node *check_node(lua_State *L, int arg)

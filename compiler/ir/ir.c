@@ -104,6 +104,17 @@ int64_t ir_numel(const ir_shape *s)
 	return n;
 }
 
+int ir_numel_fits(const ir_shape *s)
+{
+	int64_t n = 1;
+	for (int i = 0; i < s->rank; i++) {
+		if (s->d[i] > IR_MAXNUMEL / n)
+			return 0;
+		n *= s->d[i] > 0 ? s->d[i] : 1;
+	}
+	return 1;
+}
+
 int ir_shape_eq(const ir_shape *a, const ir_shape *b)
 {
 	if (a->rank != b->rank)
@@ -154,6 +165,8 @@ static int check_leaf(ir_graph *g, const char *op, rt_dtype dt,
 		if (s->d[i] <= 0)
 			return ir_fail(g, where, op, "dimension %d of %s is not positive",
 			               i, ir_shape_str(s, buf, sizeof buf));
+	if (!ir_numel_fits(s))
+		return ir_fail(g, where, op, "%s has more than 2^53 elements", ir_shape_str(s, buf, sizeof buf));
 	if (dt != RT_F32 && dt != RT_F16 && dt != RT_BF16 && dt != RT_I32)
 		return ir_fail(g, where, op, "dtype %s is not one of f32, f16, bf16, i32",
 		               rt_dtype_name(dt));

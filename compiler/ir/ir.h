@@ -157,8 +157,13 @@ int ir_find_param(const ir_graph *g, const char *name);   /* node id or -1 */
 void ir_set_meta(ir_graph *g, const char *key, const char *json);
 const char *ir_get_meta(const ir_graph *g, const char *key);
 
-/* Shapes. */
+/* Shapes. A shape holds at most IR_MAXNUMEL elements: kernel IR index
+ * constants are doubles, exact up to 2^53, and byte sizes then fit int64.
+ * ir_numel_fits says whether s does (dims positive); builders refuse a
+ * shape that does not, so ir_numel never overflows on a built node. */
+#define IR_MAXNUMEL ((int64_t)1 << 53)
 int64_t ir_numel(const ir_shape *s);
+int ir_numel_fits(const ir_shape *s);
 int ir_shape_eq(const ir_shape *a, const ir_shape *b);
 const char *ir_shape_str(const ir_shape *s, char *buf, size_t len);
 ir_shape ir_shape_of(int rank, const int64_t *d);

@@ -376,6 +376,8 @@ static int infer(rule_ctx *c, const int *in, const ir_attrs *a,
 	for (int i = 0; shape && i < shape->rank; i++)
 		if (shape->d[i] <= 0)
 			return FAIL(c, "target dimension %d of %s is not positive", i, S(shape));
+	if (shape && !ir_numel_fits(shape))
+		return FAIL(c, "target %s has more than 2^53 elements", S(shape));
 	for (int k = 0; k < nin; k++) {
 		if (in[k] < 0 || in[k] >= g->n)
 			return FAIL(c, "input %d is not a node", k);
@@ -383,7 +385,11 @@ static int infer(rule_ctx *c, const int *in, const ir_attrs *a,
 	}
 	if (a)
 		c->out.a = *a;
-	return apply_rule(c, &c->out.a, shape, dt);
+	if (apply_rule(c, &c->out.a, shape, dt) < 0)
+		return -1;
+	if (!ir_numel_fits(&c->out.shape))       /* a broadcast, concat, upsample grew it */
+		return FAIL(c, "result %s has more than 2^53 elements", S(&c->out.shape));
+	return 0;
 }
 
 int ir_add(ir_graph *g, ir_opcode op, const int *in, int nin,
