@@ -7,6 +7,8 @@
  * rt_tensorset and checks the one output of a fresh entry. */
 #include "testutil.h"
 
+#include <sys/wait.h>
+
 #include "philox.h"
 
 /* f32 results of double math rounded once: 1e-6 relative is ~8 f32 ulps,
@@ -727,11 +729,59 @@ static void test_random(void **state)
 	assert_true(same < 3);
 }
 
+/* The flags of ops.h as the case lists of ir.h see them. */
+static unsigned flags_by_cases(ir_opcode op)
+{
+	switch (op) {
+	IR_CASES_LEAF: return LEAF;
+	IR_CASES_TRANSC: return ELEMWISE | TRANSC;
+	case OP_neg: case OP_abs: case OP_cast: case OP_add: case OP_sub: case OP_mul: case OP_div:
+	case OP_max: case OP_min: case OP_lt: case OP_le: case OP_eq: case OP_select: return ELEMWISE;
+	IR_CASES_REDUCE: return REDUCE;
+	IR_CASES_MOVE: return MOVE;
+	IR_CASES_CONTRACT: return CONTRACT;
+	IR_CASES_INDEX: return INDEX;
+	IR_CASES_RANDOM: return RANDOM;
+	}
+	return 0;
+}
+
+static void test_case_lists_match_the_op_table(void **state)
+{
+	(void)state;
+	unsigned kinds = LEAF | ELEMWISE | TRANSC | REDUCE | MOVE | CONTRACT | INDEX | RANDOM;
+	for (int op = 0; op < OP_COUNT; op++)
+		if (flags_by_cases((ir_opcode)op) != (ir_ops[op].flags & kinds))
+			fail_msg("%s: ops.h flags 0x%x, ir.h case lists 0x%x", ir_ops[op].name,
+			         ir_ops[op].flags & kinds, flags_by_cases((ir_opcode)op));
+}
+
+/* ir_scalar of an op it has no case for (matmul) stops with an internal
+ * error that names the op and the file:line of the missing case. */
+static void test_missing_case_is_an_internal_error(void **state)
+{
+	char err[512];
+	(void)state;
+	tu_capture c = tu_capture_begin();
+	pid_t pid = fork();
+	if (pid == 0) {
+		ir_scalar(OP_matmul, 1, 2, 3);
+		_exit(0);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	tu_capture_end(&c, err, sizeof err);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+	CONTAINS(err, "ddpmc: internal error: ", "scalar.c:", ": no case for op matmul");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_checker_notices_differences),
+		cmocka_unit_test(test_case_lists_match_the_op_table),
+		cmocka_unit_test(test_missing_case_is_an_internal_error),
 		T(test_unary),
 		T(test_unary_edges),
 		T(test_cast),

@@ -181,45 +181,6 @@ static const value *input_value(interp *in, const ir_node *n, int k)
 	return &in->vals[n->in[k]];
 }
 
-static double nan_max(double a, double b)
-{
-	return isnan(a) || isnan(b) ? NAN : a > b ? a : b;
-}
-
-static double nan_min(double a, double b)
-{
-	return isnan(a) || isnan(b) ? NAN : a < b ? a : b;
-}
-
-/* The scalar meaning of every elementwise op (ops.h). */
-static double elemwise(ir_opcode op, double a, double b, double c)
-{
-	switch (op) {
-	case OP_neg: return -a;
-	case OP_exp: return exp(a);
-	case OP_log: return log(a);
-	case OP_sqrt: return sqrt(a);
-	case OP_rsqrt: return 1.0 / sqrt(a);
-	case OP_sin: return sin(a);
-	case OP_cos: return cos(a);
-	case OP_tanh: return tanh(a);
-	case OP_sigmoid: return 1.0 / (1.0 + exp(-a));
-	case OP_abs: return fabs(a);
-	case OP_cast: return a;
-	case OP_add: return a + b;
-	case OP_sub: return a - b;
-	case OP_mul: return a * b;
-	case OP_div: return a / b;
-	case OP_max: return nan_max(a, b);
-	case OP_min: return nan_min(a, b);
-	case OP_lt: return a < b;
-	case OP_le: return a <= b;
-	case OP_eq: return a == b;
-	case OP_select: return a != 0 ? b : c;
-	default: abort();
-	}
-}
-
 /* Computed in double and rounded once at storage: for + - * / and sqrt on
  * f32 inputs that is exactly the f32 result; elsewhere at least as close. */
 static void run_elemwise(interp *in, const ir_node *n, value *out)
@@ -237,7 +198,7 @@ static void run_elemwise(interp *in, const ir_node *n, value *out)
 			double p = ld(a[0], w.off[0] + x * s0);
 			double q = n->nin > 1 ? ld(a[1], w.off[1] + x * s1) : 0;
 			double r = n->nin > 2 ? ld(a[2], w.off[2] + x * s2) : 0;
-			st(out, e, elemwise(n->op, p, q, r));
+			st(out, e, ir_scalar(n->op, p, q, r));
 		}
 }
 
@@ -262,7 +223,7 @@ static void run_reduce(interp *in, const ir_node *n, value *out)
 		for (int64_t x = 0; x < w.len; x++) {
 			double v = ld(a, w.off[0] + x * s0);
 			double *slot = &acc[w.off[1] + x * s1];
-			*slot = is_max ? nan_max(*slot, v) : *slot + v;
+			*slot = ir_scalar(is_max ? OP_max : OP_add, *slot, v, 0);
 		}
 	for (int64_t e = 0; e < out->n; e++)
 		st(out, e, acc[e]);
@@ -588,11 +549,8 @@ static int run_node(interp *in, int id, rt_tensorset *state, const rt_tensorset 
 	value *out = &in->vals[id];
 	*out = make_value(n->dtype, ir_numel(&n->shape));
 	const rt_tensor *t;
-	if (ir_ops[n->op].flags & ELEMWISE) {
-		run_elemwise(in, n, out);
-		return 0;
-	}
 	switch (n->op) {
+	IR_CASES_ELEMWISE: run_elemwise(in, n, out); return 0;
 	case OP_input:
 		if (!(t = find_bound(in, inputs, "inputs", n)))
 			return -1;
@@ -629,10 +587,8 @@ static int run_node(interp *in, int id, rt_tensorset *state, const rt_tensorset 
 	case OP_gather: return run_gather(in, n, out);
 	case OP_scatter_add: return run_scatter_add(in, n, out);
 	case OP_rng_uniform: case OP_rng_normal: run_random(in, n, out); return 0;
-	default:
-		return fail(in, "%s: %s: the interpreter has no case for this op", n->where,
-		            ir_ops[n->op].name);
 	}
+	IR_NO_CASE(n->op);
 }
 
 /* Remaining consumers per live node; roots get one extra so they survive. */

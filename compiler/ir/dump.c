@@ -36,7 +36,8 @@ static void dump_attrs(const ir_node *n, FILE *f)
 		        a->conv.pad[0], a->conv.pad[1], a->conv.pad[2], a->conv.pad[3]);
 		break;
 	case OP_rng_uniform: case OP_rng_normal: fprintf(f, " stream=%d", a->rng.stream); break;
-	default: break;
+	case OP_constant: IR_CASES_ELEMWISE: case OP_reshape: case OP_broadcast: case OP_matmul:
+	IR_CASES_INDEX: break;                  /* no attributes */
 	}
 }
 
@@ -104,7 +105,8 @@ double ir_node_flops(const ir_graph *g, const ir_node *n)
 	}
 	case OP_reduce_sum: case OP_reduce_max:
 		return (double)ir_numel(&g->nodes[n->in[0]].shape);
-	default:
-		return ir_ops[n->op].flags & ELEMWISE ? out : 0.0;
+	IR_CASES_ELEMWISE: return out;
+	IR_CASES_LEAF: IR_CASES_MOVE: IR_CASES_INDEX: IR_CASES_RANDOM: return 0.0;
 	}
+	IR_NO_CASE(n->op);
 }

@@ -1,15 +1,17 @@
 /* ir.c: the node pool, its arena, leaves and entries.
  * Shape rules for non-leaf ops live in shape.c. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ir.h"
 
-const ir_opinfo ir_ops[OP_COUNT] = {
+const ir_opinfo ir_ops[] = {
 #define OP(name, arity, flags, meaning) { #name, arity, flags, meaning },
 #include "ops.h"
 #undef OP
 };
+static_assert(sizeof ir_ops / sizeof *ir_ops == OP_COUNT, "one ir_ops row per op");
 
 /* The arena: a list of malloc'd chunks, freed together with the graph. */
 struct ir_chunk {

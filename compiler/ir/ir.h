@@ -29,13 +29,53 @@ typedef enum {
 #define OP(name, arity, flags, meaning) OP_##name,
 #include "ops.h"
 #undef OP
-	OP_COUNT
 } ir_opcode;
+
+/* The number of ops: not an enumerator, so that a switch over ops needs
+ * no case for it. */
+enum {
+	OP_COUNT = 0
+#define OP(name, arity, flags, meaning) + 1
+#include "ops.h"
+#undef OP
+};
 
 enum {
 	LEAF = 1 << 0, ELEMWISE = 1 << 1, REDUCE = 1 << 2, MOVE = 1 << 3,
-	CONTRACT = 1 << 4, INDEX = 1 << 5, COMMUT = 1 << 6, RANDOM = 1 << 7
+	CONTRACT = 1 << 4, INDEX = 1 << 5, COMMUT = 1 << 6, RANDOM = 1 << 7,
+	TRANSC = 1 << 8
 };
+
+/* The case labels of every op of one kind, for switches that treat a kind
+ * alike; test_ops checks each list against the flags of ops.h. A new op
+ * joins its kind's list here (every switch without its case says so). */
+#define IR_CASES_LEAF case OP_input: case OP_param: case OP_fill: case OP_constant
+#define IR_CASES_TRANSC case OP_exp: case OP_log: case OP_sqrt: case OP_rsqrt: case OP_sin: \
+	case OP_cos: case OP_tanh: case OP_sigmoid
+#define IR_CASES_ELEMWISE case OP_neg: IR_CASES_TRANSC: case OP_abs: case OP_cast: case OP_add: \
+	case OP_sub: case OP_mul: case OP_div: case OP_max: case OP_min: case OP_lt: case OP_le: \
+	case OP_eq: case OP_select
+#define IR_CASES_REDUCE case OP_reduce_sum: case OP_reduce_max
+#define IR_CASES_MOVE case OP_reshape: case OP_permute: case OP_broadcast: case OP_slice: \
+	case OP_concat: case OP_pad: case OP_upsample2d
+#define IR_CASES_CONTRACT case OP_matmul: case OP_conv2d: case OP_conv2d_grad_input: \
+	case OP_conv2d_grad_weight
+#define IR_CASES_INDEX case OP_gather: case OP_scatter_add
+#define IR_CASES_RANDOM case OP_rng_uniform: case OP_rng_normal
+#define IR_CASES_NOT_ELEMWISE IR_CASES_LEAF: IR_CASES_REDUCE: IR_CASES_MOVE: IR_CASES_CONTRACT: \
+	IR_CASES_INDEX: IR_CASES_RANDOM
+
+/* An op a consumer has no case for (it cannot meet it, or the value is no
+ * op): stops with "ddpmc: internal error: file:line: no case for op NAME". */
+#define IR_NO_CASE(op) ir_no_case((op), __FILE__, __LINE__)
+_Noreturn void ir_no_case(ir_opcode op, const char *file, int line);
+
+/* The scalar meaning of elementwise op `op` (operands a, b, c as ops.h
+ * names them; unused ones ignored), in double: the one definition the
+ * interpreter, kir_eval and lowering's constant folding share. Comparisons
+ * give 0 or 1; max and min propagate NaN; cast is the identity (callers
+ * round to the target dtype). */
+double ir_scalar(ir_opcode op, double a, double b, double c);
 
 typedef struct {
 	const char *name;

@@ -1,12 +1,17 @@
 /* ops.h: the op table. Every op of the graph IR is listed here once.
  *
- * Automatically included by X-macro users (ir.h builds the enum and the
- * ir_ops[] info table; the shape rules, the interpreter, autodiff and the code
- * generators switch over the same enum). Adding an op = one row here plus one
- * case in each consumer; the compiler's -Wswitch flags every consumer that
- * forgot it.
+ * Included by X-macro users (ir.h builds the enum and the ir_ops[] info
+ * table). The shape rules, the interpreter, autodiff and the code generators
+ * switch over the same enum, and no switch over ops has a `default:`: the
+ * compiler (-Werror=switch, compiler/CMakeLists.txt) stops at every switch
+ * that lacks a new op's case. A consumer that cannot meet an op states it
+ * with IR_NO_CASE, an internal error naming the op and the file:line. The
+ * scalar meaning of an elementwise op is ir_scalar's (scalar.c), shared by
+ * every reference evaluator.
  *
  * Flags: LEAF (no inputs), ELEMWISE (numpy broadcasting over its inputs),
+ * TRANSC (transcendental elementwise: needs a float input, too costly to
+ * recompute in every consumer),
  * REDUCE (over the axes in a.reduce.axes, kept as size 1), MOVE (moves or
  * copies elements, no arithmetic), CONTRACT (matmul, convolution), INDEX
  * (reads or writes at data-dependent positions), RANDOM (Philox draws keyed
@@ -20,14 +25,14 @@ OP(param,       0,  LEAF,              "a named parameter or state tensor, initi
 OP(fill,        0,  LEAF,              "out[*] = a.fill.value")
 OP(constant,    0,  LEAF,              "out = values fixed when the script ran (schedules, frequencies)")
 OP(neg,         1,  ELEMWISE,          "out = -a")
-OP(exp,         1,  ELEMWISE,          "out = e^a")
-OP(log,         1,  ELEMWISE,          "out = ln a")
-OP(sqrt,        1,  ELEMWISE,          "out = sqrt(a)")
-OP(rsqrt,       1,  ELEMWISE,          "out = 1 / sqrt(a)")
-OP(sin,         1,  ELEMWISE,          "out = sin a")
-OP(cos,         1,  ELEMWISE,          "out = cos a")
-OP(tanh,        1,  ELEMWISE,          "out = tanh a")
-OP(sigmoid,     1,  ELEMWISE,          "out = 1 / (1 + e^-a)")
+OP(exp,         1,  ELEMWISE|TRANSC,   "out = e^a")
+OP(log,         1,  ELEMWISE|TRANSC,   "out = ln a")
+OP(sqrt,        1,  ELEMWISE|TRANSC,   "out = sqrt(a)")
+OP(rsqrt,       1,  ELEMWISE|TRANSC,   "out = 1 / sqrt(a)")
+OP(sin,         1,  ELEMWISE|TRANSC,   "out = sin a")
+OP(cos,         1,  ELEMWISE|TRANSC,   "out = cos a")
+OP(tanh,        1,  ELEMWISE|TRANSC,   "out = tanh a")
+OP(sigmoid,     1,  ELEMWISE|TRANSC,   "out = 1 / (1 + e^-a)")
 OP(abs,         1,  ELEMWISE,          "out = |a|")
 OP(cast,        1,  ELEMWISE,          "out = a rounded to the node's dtype")
 OP(add,         2,  ELEMWISE|COMMUT,   "out = a + b")

@@ -68,7 +68,7 @@ static int rule_elemwise(rule_ctx *c, rt_dtype cast_to)
 			return FAIL(c, "dtypes differ (%s and %s)",
 			            rt_dtype_name(c->in[first]->dtype), rt_dtype_name(c->in[k]->dtype));
 	c->out.dtype = op == OP_cast ? cast_to : c->in[first]->dtype;
-	int needs_float = op >= OP_exp && op <= OP_sigmoid;
+	int needs_float = (ir_ops[op].flags & TRANSC) != 0;
 	if (needs_float && !is_float(c->in[0]->dtype))
 		return FAIL(c, "needs a floating-point input, got %s", rt_dtype_name(c->in[0]->dtype));
 	return broadcast_shapes(c);
@@ -354,8 +354,9 @@ static int apply_rule(rule_ctx *c, const ir_attrs *a, const ir_shape *to, rt_dty
 	case OP_gather: return rule_gather(c);
 	case OP_scatter_add: return rule_scatter_add(c, to);
 	case OP_rng_uniform: case OP_rng_normal: return rule_random(c, to, dt);
-	default: return FAIL(c, "is not an op ir_add builds");
+	IR_CASES_LEAF: IR_CASES_ELEMWISE: break;       /* refused by infer, ruled above */
 	}
+	IR_NO_CASE(op);
 }
 
 /* Runs op's rule on inputs `in`; on success c->out has shape and dtype. */

@@ -226,9 +226,10 @@ static int verify_expr(const kir_program *p, const kir_kernel *k, int i, int nva
 	case KX_OP:
 		return e->a >= 0 && (ir_ops[e->op].flags & ELEMWISE) ? 0
 		       : bad(err, len, k, i, "op is not elementwise or lacks operands");
-	default:
+	case KX_CONST: case KX_RANDOM:
 		return 0;
 	}
+	return bad(err, len, k, i, "no such kind of expression");
 }
 
 /* accs[i]: bit j set when expression i reads accumulator j. */
@@ -438,34 +439,13 @@ typedef struct {
 	double *val;            /* per expression */
 } evaluator;
 
+/* An elementwise op as ir_scalar computes it, rounded to f32 or, on
+ * integers, truncated toward zero (division, casts and the f32 math the
+ * backends do on integers all truncate). */
 static double eval_op(ir_opcode op, kir_type t, double a, double b, double c)
 {
-	double r;
-	switch (op) {
-	case OP_neg: r = -a; break;
-	case OP_exp: r = exp(a); break;
-	case OP_log: r = log(a); break;
-	case OP_sqrt: r = sqrt(a); break;
-	case OP_rsqrt: r = 1 / sqrt(a); break;
-	case OP_sin: r = sin(a); break;
-	case OP_cos: r = cos(a); break;
-	case OP_tanh: r = tanh(a); break;
-	case OP_sigmoid: r = 1 / (1 + exp(-a)); break;
-	case OP_abs: r = fabs(a); break;
-	case OP_cast: r = t == KT_F32 ? a : trunc(a); break;
-	case OP_add: r = a + b; break;
-	case OP_sub: r = a - b; break;
-	case OP_mul: r = a * b; break;
-	case OP_div: r = t == KT_F32 ? a / b : trunc(a / b); break;
-	case OP_max: r = isnan(a) || isnan(b) ? NAN : a > b ? a : b; break;
-	case OP_min: r = isnan(a) || isnan(b) ? NAN : a < b ? a : b; break;
-	case OP_lt: r = a < b; break;
-	case OP_le: r = a <= b; break;
-	case OP_eq: r = a == b; break;
-	case OP_select: r = a != 0 ? b : c; break;
-	default: abort();
-	}
-	return t == KT_F32 ? (double)(float)r : r;
+	double r = ir_scalar(op, a, b, c);
+	return t == KT_F32 ? (double)(float)r : trunc(r);
 }
 
 void kir_index_values(const kir_kernel *k, const int64_t *vars, int64_t *val)
@@ -504,7 +484,10 @@ static double eval_expr(evaluator *ev, int i)
 	case KX_CONST: return e->type == KT_F32 ? (double)(float)e->value : e->value;
 	case KX_VAR: return (double)ev->var[e->var];
 	case KX_LOAD: {
-		double x = rt_load(ev->p->buf[e->buf].dtype, ev->bufs[e->buf], (int64_t)v[e->a]);
+		int64_t at = (int64_t)v[e->a];
+		if (at < 0 || at >= ev->p->buf[e->buf].numel)   /* another segment's, say: unused */
+			return NAN;
+		double x = rt_load(ev->p->buf[e->buf].dtype, ev->bufs[e->buf], at);
 		return e->type == KT_F32 ? (double)(float)x : x;
 	}
 	case KX_ACC: return ev->acc[e->acc];
@@ -521,8 +504,9 @@ static double eval_expr(evaluator *ev, int i)
 	return 0;
 }
 
-/* Evaluates every expression; the ones that depend on unset vars or the
- * accumulator get values that are simply not used. */
+/* Evaluates every expression; the ones that depend on unset vars, the
+ * accumulator or another segment's vars get values that are simply not
+ * used (a load out of its buffer's bounds gives NaN, and would show). */
 static void eval_all(evaluator *ev)
 {
 	for (int i = 0; i < ev->k->nx; i++)
@@ -563,7 +547,8 @@ static double eval_acc(evaluator *ev, int j, double acc)
 	do {
 		eval_all(ev);
 		double x = ev->val[k->red_value[j]];
-		acc = max ? (isnan(x) || isnan(acc) ? NAN : fmax(acc, x)) : (double)(float)(acc + x);
+		double r = ir_scalar(k->red_op[j], acc, x, 0);
+		acc = max ? r : (double)(float)r;
 		eval_stores(ev, j + 1);
 	} while (next_point(ev, k->rank, k->nred));
 	return acc;

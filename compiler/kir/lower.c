@@ -84,13 +84,7 @@ static int iop(lower *L, ir_opcode op, int a, int b)
 	kir_expr *x = L->k->x;
 	int ca = x[a].kind == KX_CONST, cb = x[b].kind == KX_CONST;
 	if (ca && cb && op != OP_div)           /* fold */
-		return I(L, (int64_t)(op == OP_add ? x[a].value + x[b].value
-		                    : op == OP_sub ? x[a].value - x[b].value
-		                    : op == OP_mul ? x[a].value * x[b].value
-		                    : op == OP_min ? (x[a].value < x[b].value ? x[a].value : x[b].value)
-		                    : op == OP_max ? (x[a].value > x[b].value ? x[a].value : x[b].value)
-		                    : op == OP_lt ? x[a].value < x[b].value
-		                    : op == OP_le ? x[a].value <= x[b].value : x[a].value == x[b].value));
+		return I(L, (int64_t)ir_scalar(op, x[a].value, x[b].value, 0));
 	if ((op == OP_add || op == OP_sub) && cb && x[b].value == 0)
 		return a;
 	if (op == OP_add && ca && x[a].value == 0)
@@ -228,6 +222,8 @@ static int reshape_value(lower *L, const ir_node *n, const int *idx)
 	return value_at(L, src, in);
 }
 
+/* permute, broadcast, slice, upsample2d: the input's value at the index
+ * idx maps to. */
 static int movement_value(lower *L, const ir_node *n, const int *idx)
 {
 	const ir_shape *s = &N(L, n->in[0])->shape;
@@ -250,9 +246,11 @@ static int movement_value(lower *L, const ir_node *n, const int *idx)
 		in[2] = iop(L, OP_div, idx[2], I(L, n->a.upsample.scale));
 		in[3] = iop(L, OP_div, idx[3], I(L, n->a.upsample.scale));
 		return value_at(L, n->in[0], in);
-	default:
-		abort();
+	case OP_reshape: case OP_pad: case OP_concat:           /* their own functions */
+	IR_CASES_LEAF: IR_CASES_ELEMWISE: IR_CASES_REDUCE: IR_CASES_CONTRACT: IR_CASES_INDEX:
+	IR_CASES_RANDOM: break;
 	}
+	IR_NO_CASE(n->op);
 }
 
 /* pad: a select between the clamped input value and the pad value. */
@@ -867,6 +865,21 @@ static int channels_last_conv(lower *L, const ir_node *n, const int *idx, const 
 	return kir_load(L->k, L->p, tb, linearize(L, back, &t.shape));
 }
 
+/* The value a reduction or contraction accumulates, over its reduction vars. */
+static int reduction_body(lower *L, const ir_node *n, const int *idx)
+{
+	switch (n->op) {
+	case OP_reduce_sum: case OP_reduce_max: return reduce_body(L, n, idx);
+	case OP_matmul: return matmul_body(L, n, idx);
+	case OP_conv2d: return conv_body(L, n, idx);
+	case OP_conv2d_grad_input: return conv_grad_input_body(L, n, idx);
+	case OP_conv2d_grad_weight: return conv_grad_weight_body(L, n, idx);
+	case OP_scatter_add: return scatter_body(L, n, idx);
+	IR_CASES_LEAF: IR_CASES_ELEMWISE: IR_CASES_MOVE: IR_CASES_RANDOM: case OP_gather: break;
+	}
+	IR_NO_CASE(n->op);
+}
+
 /* A reduction or contraction, fused as this kernel's reduction if it can be. */
 static int reduction_value(lower *L, int node, const int *idx)
 {
@@ -883,24 +896,10 @@ static int reduction_value(lower *L, int node, const int *idx)
 	int contraction = (ir_ops[n->op].flags & CONTRACT) != 0;
 	L->in_contraction = contraction;
 	L->in_reduction = 1;
-	int body;
-	switch (n->op) {
-	case OP_reduce_sum: case OP_reduce_max: body = reduce_body(L, n, idx); break;
-	case OP_matmul: body = matmul_body(L, n, idx); break;
-	case OP_conv2d: body = conv_body(L, n, idx); break;
-	case OP_conv2d_grad_input: body = conv_grad_input_body(L, n, idx); break;
-	case OP_conv2d_grad_weight: body = conv_grad_weight_body(L, n, idx); break;
-	case OP_scatter_add: body = scatter_body(L, n, idx); break;
-	default: abort();
-	}
+	int body = reduction_body(L, n, idx);
 	L->in_contraction = L->in_reduction = 0;
 	int acc = kir_acc_add(L->k, n->op == OP_reduce_max ? OP_max : OP_add, body);
 	return kir_acc(L->k, kir_type_of(n->dtype), acc);
-}
-
-static int is_reduction(const ir_node *n)
-{
-	return (ir_ops[n->op].flags & (REDUCE | CONTRACT)) || n->op == OP_scatter_add;
 }
 
 /* Inside a contraction's operands only index remaps and casts may inline. */
@@ -917,18 +916,19 @@ static int compute_value(lower *L, int node, const int *idx)
 		return kir_const(L->k, kir_type_of(n->dtype), n->a.fill.value);
 	if ((L->in_contraction && !cheap_in_contraction(n)) || (L->in_reduction && n->op == OP_concat))
 		return want_materialized(L, node);
-	if (is_reduction(n))
-		return reduction_value(L, node, idx);
-	if (ir_ops[n->op].flags & ELEMWISE)
-		return elemwise_value(L, n, idx);
 	switch (n->op) {
+	IR_CASES_REDUCE: IR_CASES_CONTRACT: case OP_scatter_add: return reduction_value(L, node, idx);
+	IR_CASES_ELEMWISE: return elemwise_value(L, n, idx);
 	case OP_reshape: return reshape_value(L, n, idx);
 	case OP_pad: return pad_value(L, n, idx);
 	case OP_concat: return concat_value(L, n, idx);
+	case OP_permute: case OP_broadcast: case OP_slice: case OP_upsample2d:
+		return movement_value(L, n, idx);
 	case OP_gather: return gather_value(L, n, idx);
-	case OP_rng_uniform: case OP_rng_normal: return random_value(L, n, idx);
-	default: return movement_value(L, n, idx);
+	IR_CASES_RANDOM: return random_value(L, n, idx);
+	IR_CASES_LEAF: break;           /* stored (or a fill, above) */
 	}
+	IR_NO_CASE(n->op);
 }
 
 /* A kernel inlines a chain of at most FUSE_DEPTH nodes: value_at recurses
@@ -1192,7 +1192,7 @@ static int repeat_cost(lower *L, int id, int depth)
 {
 	const ir_node *n = N(L, id);
 	if (depth > REPEAT_DEPTH || !fusable(n) || n->op == OP_gather ||
-	    (ir_ops[n->op].flags & ELEMWISE && n->op >= OP_exp && n->op <= OP_sigmoid))
+	    (ir_ops[n->op].flags & TRANSC))
 		return TOO_MUCH;
 	int cost = (ir_ops[n->op].flags & ELEMWISE) != 0;
 	for (int k = 0; k < n->nin && cost <= REPEAT_MAX; k++) {

@@ -257,10 +257,13 @@ static int grad_rule(ad *d, int id, int g, int k)
 		int in[2] = { g, b };
 		return with(d, OP_gather, in, 2, NULL, NULL, RT_F32);
 	}
-	default:
+	case OP_conv2d_grad_input: case OP_conv2d_grad_weight:     /* no second derivatives */
 		fprintf(stderr, "%s: %s: no gradient rule\n", n->where, ir_ops[n->op].name);
 		abort();
+	IR_CASES_LEAF: IR_CASES_RANDOM: case OP_lt: case OP_le: case OP_eq:
+		break;                  /* no input carries their adjoint */
 	}
+	IR_NO_CASE(n->op);
 }
 
 static int is_float(rt_dtype dt)

@@ -372,8 +372,10 @@ static LLVMValueRef fop(emitter *em, ir_opcode op, LLVMValueRef a, LLVMValueRef 
 	case OP_mul: return contract(LLVMBuildFMul(B, a, b, ""));
 	case OP_div: return LLVMBuildFDiv(B, a, b, "");
 	case OP_max: case OP_min: return fminmax(em, op, a, b);
-	default: abort();
+	case OP_cast: case OP_lt: case OP_le: case OP_eq: case OP_select:      /* build_op's */
+	IR_CASES_NOT_ELEMWISE: break;
 	}
+	IR_NO_CASE(op);
 }
 
 static int const_int(LLVMValueRef s, int64_t *c)
@@ -411,11 +413,13 @@ static LLVMValueRef iop(emitter *em, ir_opcode op, kir_type t, LLVMValueRef a, L
 	case OP_div: return LLVMBuildSDiv(B, a, safe_divisor(em, b), "");
 	case OP_max: case OP_min:
 		return LLVMBuildSelect(B, LLVMBuildICmp(B, op == OP_max ? LLVMIntSGT : LLVMIntSLT, a, b, ""), a, b, "");
-	default:
-		/* transcendental ops on integers: in f32, truncated back */
+	IR_CASES_TRANSC:        /* on integers: in f32, truncated back */
 		return convert(em, fop(em, op, convert(em, a, t, KT_F32), b ? convert(em, b, t, KT_F32) : NULL),
 		               KT_F32, t);
+	case OP_cast: case OP_lt: case OP_le: case OP_eq: case OP_select:      /* build_op's */
+	IR_CASES_NOT_ELEMWISE: break;
 	}
+	IR_NO_CASE(op);
 }
 
 /* Any elementwise op on scalars or vectors; operands have types ta, tb, tc. */
@@ -436,11 +440,14 @@ static LLVMValueRef build_op(emitter *em, ir_opcode op, kir_type t, LLVMValueRef
 		return LLVMBuildSelect(em->B, nonzero(em, a, ta), convert(em, b, tb, t), convert(em, c, tc, t), "");
 	case OP_cast:
 		return convert(em, a, ta, t);
-	default:
+	case OP_neg: IR_CASES_TRANSC: case OP_abs: case OP_add: case OP_sub: case OP_mul: case OP_div:
+	case OP_max: case OP_min:
 		a = convert(em, a, ta, t);
 		b = b ? convert(em, b, tb, t) : NULL;
 		return t == KT_F32 ? fop(em, op, a, b) : iop(em, op, t, a, b);
+	IR_CASES_NOT_ELEMWISE: break;
 	}
+	IR_NO_CASE(op);
 }
 
 /* --- values --------------------------------------------------------------------- */
@@ -519,8 +526,9 @@ static void track_bounds(emitter *em, ir_opcode op, lval *a, lval *b, lval *r)
 			return;
 		r->lo = A->lo, r->hi = U->s;
 		break;
-	default:
-		return;
+	case OP_neg: IR_CASES_TRANSC: case OP_abs: case OP_cast: case OP_div: case OP_max: case OP_lt:
+	case OP_le: case OP_eq: case OP_select: IR_CASES_NOT_ELEMWISE:
+		return;                 /* bounds not carried */
 	}
 	r->bounded = 1;
 }
@@ -559,8 +567,9 @@ static int try_affine(emitter *em, ir_opcode op, lval *a, lval *b, lval *r)
 		ea = and_cond(em, ka ? ea : eb, ok), eb = NULL;
 		break;
 	}
-	default:
-		return 0;
+	case OP_neg: IR_CASES_TRANSC: case OP_abs: case OP_cast: case OP_div: case OP_lt: case OP_le:
+	case OP_eq: case OP_select: IR_CASES_NOT_ELEMWISE:
+		return 0;               /* not affine */
 	}
 	r->exact = and_cond(em, ea, eb);
 	r->aff = 1;

@@ -186,20 +186,7 @@ static void put_const(rt_strbuf *b, const kir_expr *e)
 
 /* --- expressions ---------------------------------------------------------------- */
 
-static const char *float_fn(ir_opcode op)
-{
-	switch (op) {
-	case OP_exp: return "exp";
-	case OP_log: return "log";
-	case OP_sqrt: return "sqrt";
-	case OP_sin: return "sin";
-	case OP_cos: return "cos";
-	case OP_tanh: return "tanh";
-	case OP_abs: return "fabs";
-	default: return NULL;
-	}
-}
-
+/* The C operator of a binary arithmetic or comparison op. */
 static const char *infix(ir_opcode op)
 {
 	switch (op) {
@@ -210,8 +197,10 @@ static const char *infix(ir_opcode op)
 	case OP_lt: return "<";
 	case OP_le: return "<=";
 	case OP_eq: return "==";
-	default: return NULL;
+	case OP_neg: IR_CASES_TRANSC: case OP_abs: case OP_cast: case OP_max: case OP_min:
+	case OP_select: IR_CASES_NOT_ELEMWISE: break;
 	}
+	IR_NO_CASE(op);
 }
 
 static int is_const_nonzero(const kir_kernel *k, int i)
@@ -219,30 +208,52 @@ static int is_const_nonzero(const kir_kernel *k, int i)
 	return k->x[i].kind == KX_CONST && k->x[i].value != 0;
 }
 
+/* fn(a) */
+static void put_call(renderer *r, const char *fn, int a)
+{
+	rt_sb_printf(r->b, "%s(", fn);
+	put_expr_ref(r, a, KT_F32);
+	rt_sb_puts(r->b, ")");
+}
+
+/* before a after */
+static void put_around(renderer *r, const char *before, int a, const char *after)
+{
+	rt_sb_puts(r->b, before);
+	put_expr_ref(r, a, KT_F32);
+	rt_sb_puts(r->b, after);
+}
+
+static void put_infix(renderer *r, const kir_expr *e, kir_type t)
+{
+	put_expr_ref(r, e->a, t);
+	rt_sb_printf(r->b, " %s ", infix(e->op));
+	put_expr_ref(r, e->b, t);
+}
+
 /* An arithmetic op on f32 operands a, b. */
 static void put_float_op(renderer *r, const kir_expr *e)
 {
-	rt_strbuf *b = r->b;
-	const char *fn = float_fn(e->op), *in = infix(e->op);
-	if (fn) {
-		rt_sb_printf(b, "%s(", fn);
-		put_expr_ref(r, e->a, KT_F32);
-		rt_sb_puts(b, ")");
-	} else if (e->op == OP_neg || e->op == OP_rsqrt || e->op == OP_sigmoid) {
-		rt_sb_puts(b, e->op == OP_neg ? "-" : e->op == OP_rsqrt ? "1.0f / sqrt(" : "1.0f / (1.0f + exp(-");
-		put_expr_ref(r, e->a, KT_F32);
-		rt_sb_puts(b, e->op == OP_neg ? "" : e->op == OP_rsqrt ? ")" : "))");
-	} else if (in) {
-		put_expr_ref(r, e->a, KT_F32);
-		rt_sb_printf(b, " %s ", in);
-		put_expr_ref(r, e->b, KT_F32);
-	} else {
-		rt_sb_puts(b, e->op == OP_max ? "ddpm_max(" : "ddpm_min(");
-		put_expr_ref(r, e->a, KT_F32);
-		rt_sb_puts(b, ", ");
-		put_expr_ref(r, e->b, KT_F32);
-		rt_sb_puts(b, ")");
+	switch (e->op) {
+	case OP_exp: put_call(r, "exp", e->a); return;
+	case OP_log: put_call(r, "log", e->a); return;
+	case OP_sqrt: put_call(r, "sqrt", e->a); return;
+	case OP_sin: put_call(r, "sin", e->a); return;
+	case OP_cos: put_call(r, "cos", e->a); return;
+	case OP_tanh: put_call(r, "tanh", e->a); return;
+	case OP_abs: put_call(r, "fabs", e->a); return;
+	case OP_neg: put_around(r, "-", e->a, ""); return;
+	case OP_rsqrt: put_around(r, "1.0f / sqrt(", e->a, ")"); return;
+	case OP_sigmoid: put_around(r, "1.0f / (1.0f + exp(-", e->a, "))"); return;
+	case OP_add: case OP_sub: case OP_mul: case OP_div: put_infix(r, e, KT_F32); return;
+	case OP_max: case OP_min:
+		put_around(r, e->op == OP_max ? "ddpm_max(" : "ddpm_min(", e->a, ", ");
+		put_around(r, "", e->b, ")");
+		return;
+	case OP_cast: case OP_lt: case OP_le: case OP_eq: case OP_select:       /* put_op's */
+	IR_CASES_NOT_ELEMWISE: break;
 	}
+	IR_NO_CASE(e->op);
 }
 
 /* An arithmetic op on integer operands of type t; the transcendental ones
@@ -276,9 +287,7 @@ static void put_int_op(renderer *r, const kir_expr *e)
 		rt_sb_puts(b, ")");
 		return;
 	case OP_add: case OP_sub: case OP_mul:
-		put_expr_ref(r, e->a, t);
-		rt_sb_printf(b, " %s ", infix(e->op));
-		put_expr_ref(r, e->b, t);
+		put_infix(r, e, t);
 		return;
 	case OP_div:            /* zero divisors become one (integer tensors) */
 		put_expr_ref(r, e->a, t);
@@ -291,14 +300,18 @@ static void put_int_op(renderer *r, const kir_expr *e)
 			rt_sb_puts(b, ")");
 		}
 		return;
-	default: {
+	IR_CASES_TRANSC: {
 		kir_expr f = *e;
 		f.type = KT_F32;
 		rt_sb_printf(b, "%s(", saturate(t));
 		put_float_op(r, &f);
 		rt_sb_puts(b, ")");
+		return;
 	}
+	case OP_cast: case OP_lt: case OP_le: case OP_eq: case OP_select:       /* put_op's */
+	IR_CASES_NOT_ELEMWISE: break;
 	}
+	IR_NO_CASE(e->op);
 }
 
 static kir_type wider(kir_type a, kir_type b)
@@ -333,12 +346,16 @@ static void put_op(renderer *r, const kir_expr *e)
 		if (e->type == KT_F32 && e->round != RT_F32)
 			rt_sb_puts(b, ")");
 		return;
-	default:
+	case OP_neg: IR_CASES_TRANSC: case OP_abs: case OP_add: case OP_sub: case OP_mul: case OP_div:
+	case OP_max: case OP_min:
 		if (e->type == KT_F32)
 			put_float_op(r, e);
 		else
 			put_int_op(r, e);
+		return;
+	IR_CASES_NOT_ELEMWISE: break;
 	}
+	IR_NO_CASE(e->op);
 }
 
 static void put_load(renderer *r, const kir_expr *e)
