@@ -65,13 +65,13 @@ static void refused(fixture *f, const char *name, const char *src, int line, con
 	CONTAINS(f->err, sub);
 }
 
-/* The script `src`, followed by a line defining an entry (a script must
+/* The script `src`, followed by lines defining an entry (a script must
  * define one), must run. */
 static void succeeds(fixture *f, const char *name, const char *src)
 {
 	char full[2048];
-	snprintf(full, sizeof full, "%s\nrequire('ddpm').entry('e', { y = require('ddpm').input('x', { 1 }) })\n",
-	         src);
+	snprintf(full, sizeof full, "%s\nlocal ddpm_ = require 'ddpm'\n"
+	         "ddpm_.entry('appended', { y = ddpm_.input('appended.x', { 1 }) })\n", src);
 	if (!load(f, name, full, NULL, 0))
 		fail_msg("%s failed: %s", name, f->err);
 }
@@ -360,6 +360,40 @@ static void test_unread_option(void **state)
 	assert_non_null(load(f, "typo.lua", src, typo, 1));
 }
 
+/* Program metadata reaches the compiled program's descriptor only as one
+ * JSON value of a known key, of that key's type and range, and in
+ * agreement with the graph's image inputs. */
+static void test_meta_checked(void **state)
+{
+	fixture *f = *state;
+	static const char entry[] = "local ddpm = require 'ddpm'\n"
+	                            "ddpm.entry('e', { y = ddpm.input('x', { 4, 1, 2, 2 }) })\n";
+	static const struct { const char *src, *want; } cases[] = {
+		{ "require('ddpm.core').meta('batch', '4}, \"entries\": [{\"name\": \"e\"')\n",
+		  "meta: 'batch' is not one JSON value" },
+		{ "ddpm.meta('batch', -1)\n", "meta: 'batch' must be an integer from 1 to 1048576, got -1" },
+		{ "ddpm.meta('batch', 2.5)\n", "'batch' must be an integer" },
+		{ "ddpm.meta('image', { 1, 28 })\n", "meta: 'image' must be {C, H, W}" },
+		{ "ddpm.meta('image', { 1, 0, 28 })\n", "'image' must be {C, H, W}" },
+		{ "ddpm.meta('schedule', 'quadratic')\n", "'schedule' must be one of: linear cosine" },
+		{ "ddpm.meta('clip_sample', 1)\n", "'clip_sample' must be true or false" },
+		{ "ddpm.meta('optimizer', 3)\n", "'optimizer' must be a table" },
+		{ "ddpm.meta('arena_bytes', 512)\n", "meta: unknown key 'arena_bytes'" },
+		{ "ddpm.meta('image', { 1, 28, 28 })\n", "meta: image and batch say the images are "
+		  "(-1, 1, 28, 28) (-1: not given), but input 'x'" },
+		{ "ddpm.meta('batch', 8)\n", "input 'x'" },
+	};
+	char src[1024];
+	for (int i = 0; i < TU_LEN(cases); i++) {
+		snprintf(src, sizeof src, "%s%s", entry, cases[i].src);
+		refused(f, "meta.lua", src, 3, cases[i].want);
+	}
+	snprintf(src, sizeof src, "%sddpm.meta('image', { 1, 2, 2 })\nddpm.meta('batch', 4)\n"
+	         "ddpm.meta('schedule', 'cosine')\nddpm.meta('clip_sample_range', 0.5)\n", entry);
+	succeeds(f, "meta_ok.lua", src);
+	assert_string_equal(ir_get_meta(f->g, "image"), "[1, 2, 2]");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -377,6 +411,7 @@ int main(void)
 		T(test_limits),
 		T(test_error_locations),
 		T(test_unread_option),
+		T(test_meta_checked),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -385,7 +385,11 @@ static int core_option(lua_State *L)
 
 static int core_meta(lua_State *L)
 {
-	ir_set_meta(graph_of(L), luaL_checkstring(L, 1), luaL_checkstring(L, 2));
+	char where[256];
+	ir_graph *g = graph_of(L);
+	if (ir_set_meta(g, luaL_checkstring(L, 1), luaL_checkstring(L, 2),
+	                user_where(L, where, sizeof where)) < 0)
+		return raise_graph_error(L, g);
 	return 0;
 }
 

@@ -280,13 +280,18 @@ static int run_script(lua_State *L, sandbox *sb, const char *script, char *err, 
 	return rc == LUA_OK ? 0 : -1;
 }
 
-/* What fe_load asks of a script that ran: an entry, and no unread option. */
-static int check_result(lua_State *L, const ir_graph *g, const char *script, const fe_option *opts,
+/* What fe_load asks of a script that ran: an entry, metadata that agrees
+ * with the graph, and no unread option. */
+static int check_result(lua_State *L, ir_graph *g, const char *script, const fe_option *opts,
                         int nopts, char *err, size_t errlen)
 {
 	if (g->nentries == 0) {
 		snprintf(err, errlen, "%s: the script defines no entry (ddpm.entry, or a builder such "
 		         "as ddpm.program.diffusion)", script);
+		return -1;
+	}
+	if (ir_meta_verify(g) < 0) {
+		snprintf(err, errlen, "%s", g->err);
 		return -1;
 	}
 	return fe_core_unread_option(L, script, opts, nopts, err, errlen);
