@@ -1,8 +1,8 @@
 /* llvm: the LLVM backend (compiler/codegen/llvm) against the reference
  * interpreter (the cases of kernel_cases.h, for this host; contractions
  * also for AVX2 and AVX-512 code), register tiles within each target's
- * vector registers, plus object files. (The throughput of convolutions is
- * bench/conv_bench's, not a test's.)
+ * vector registers, plus object files and the check of --cpu names. (The
+ * throughput of convolutions is bench/conv_bench's, not a test's.)
  *
  * The backend runs each kernel over its rows split into three ranges run
  * out of order (kernels must be pure functions of their row range). */
@@ -268,6 +268,36 @@ static void object_file_for_x86_64_v3_is_written(void **state)
 	ir_free(g);
 }
 
+/* --- CPU names ----------------------------------------------------------------------------------- */
+
+/* A CPU name LLVM cannot generate code for (unknown, or 32-bit on x86-64)
+ * is refused with LLVM's complaint instead of aborting ddpmc compile;
+ * --cpu help lists the names. */
+static void unusable_cpus_are_refused(void **state)
+{
+	(void)state;
+	static const char *bad[] = { "frob", "x86-64-v9", "i386" };
+	char err[1024], cmd[2048], out[1 << 14];
+	for (int i = 0; i < TU_LEN(bad); i++) {
+		if (llvm_check_cpu(bad[i], err, sizeof err) == 0)
+			fail_msg("--cpu %s was accepted", bad[i]);
+		CONTAINS(err, "LLVM cannot generate code for CPU", bad[i]);
+	}
+	assert_int_equal(llvm_check_cpu(NULL, err, sizeof err), 0);
+	assert_int_equal(llvm_check_cpu("native", err, sizeof err), 0);
+	snprintf(cmd, sizeof cmd, "'%s' compile '%s/tests/models/cli_tiny.lua' --target cpu --cpu frob "
+	         "-o /nonexistent/x", DDPMC_BIN, DDPMC_SOURCE_DIR);
+	assert_int_equal(tu_stderr_of(cmd, out, sizeof out), 1);
+	CONTAINS(out, "--cpu frob: LLVM cannot generate code", "--cpu help` lists");
+	snprintf(cmd, sizeof cmd, "'%s' compile '%s/tests/models/cli_tiny.lua' --cpu help", DDPMC_BIN,
+	         DDPMC_SOURCE_DIR);
+	assert_int_equal(tu_shell_output(cmd, "2>/dev/null", out, sizeof out), 0);
+	CONTAINS(out, "Available CPUs");
+	host_runs(0);   /* skips off x86-64 */
+	assert_int_equal(llvm_check_cpu("x86-64-v3", err, sizeof err), 0);
+	CONTAINS(out, "x86-64-v3");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +305,7 @@ int main(void)
 		cmocka_unit_test(register_tiles_fit_the_vector_registers),
 		cmocka_unit_test(contractions_match_interpreter_for_avx2_and_avx512),
 		cmocka_unit_test(object_file_for_x86_64_v3_is_written),
+		cmocka_unit_test(unusable_cpus_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,8 +6,11 @@
  * (io.open, dofile, loadfile), native code (package.loadlib, C modules),
  * binary chunks (load, require), the debug library, and the unrestricted
  * os reached through require. Allowed: require of ddpm and of modules
- * beside the script, load of text, ddpm.option. */
+ * beside the script, load of text, ddpm.option. Limited: instructions and
+ * memory (fe_limits). Required: an entry, and a reader for every option. */
 #include "testutil.h"
+
+#include <sys/stat.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -62,9 +65,14 @@ static void refused(fixture *f, const char *name, const char *src, int line, con
 	CONTAINS(f->err, sub);
 }
 
+/* The script `src`, followed by lines defining an entry (a script must
+ * define one), must run. */
 static void succeeds(fixture *f, const char *name, const char *src)
 {
-	if (!load(f, name, src, NULL, 0))
+	char full[2048];
+	snprintf(full, sizeof full, "%s\nlocal ddpm_ = require 'ddpm'\n"
+	         "ddpm_.entry('appended', { y = ddpm_.input('appended.x', { 1 }) })\n", src);
+	if (!load(f, name, full, NULL, 0))
 		fail_msg("%s failed: %s", name, f->err);
 }
 
@@ -264,6 +272,128 @@ static void test_errors_one_line(void **state)
 		fail_msg("the message has more than one line: %s", f->err);
 }
 
+/* Scripts read only their folder and the library's: package.path is
+ * fixed, package.searchpath is gone. A file elsewhere must not be read
+ * (its first token would appear in the syntax error). */
+static void test_no_reading_elsewhere(void **state)
+{
+	fixture *f = *state;
+	char path[512], src[1024];
+	tu_write(f->dir, "secret", "TOPSECRET token\n", -1, path, sizeof path);
+	assert_int_equal(mkdir(strcat(strcpy(path, f->dir), "/sub"), 0700), 0);
+	snprintf(src, sizeof src, "package.path = '%s/?'\nlocal m = require 'secret'\n", f->dir);
+	refused(f, "sub/path.lua", src, 2, "module 'secret' not found");
+	if (strstr(f->err, "TOPSECRET"))
+		fail_msg("the script read a file outside its folder: %s", f->err);
+	snprintf(src, sizeof src, "local p = package.searchpath('secret', '%s/?')\n", f->dir);
+	refused(f, "sub/probe.lua", src, 1, "searchpath is not available");
+}
+
+/* An endless loop stops at the instruction budget, a memory bomb at the
+ * cap, each at the script's line and naming the flag that raises it; a
+ * pcall around the loop does not get past the budget. */
+static void test_limits(void **state)
+{
+	fixture *f = *state;
+	char path[512];
+	const fe_limits lim = { .msteps = 1, .memory_mb = 16 };
+	static const struct { const char *name, *src, *want; int line; } cases[] = {
+		{ "loop.lua", "local n = 0\nwhile true do n = n + 1 end\n",
+		  "budget of 1 million Lua instructions", 2 },
+		{ "pcall_loop.lua", "local function spin() while true do end end\n"
+		                    "while true do pcall(spin) end\n", "--lua-steps", 0 },
+		{ "tables.lua", "local t = {}\n\nfor i = 1, 1e9 do t[i] = { i, i } end\n",
+		  "more than 16 MB of Lua memory", 3 },
+		{ "rep.lua", "local s = ('x'):rep(1 << 30)\n", "more than 16 MB", 1 },
+	};
+	for (int i = 0; i < TU_LEN(cases); i++) {
+		tu_write(f->dir, cases[i].name, cases[i].src, -1, path, sizeof path);
+		if (fe_load_limited(path, NULL, 0, &lim, f->err, sizeof f->err))
+			fail_msg("%s ran to the end", cases[i].name);
+		char want[600];
+		snprintf(want, sizeof want, "%s:%d: ", path, cases[i].line);
+		if (cases[i].line && !tu_starts(f->err, want))
+			fail_msg("expected a message starting \"%s\", got \"%s\"", want, f->err);
+		CONTAINS(f->err, cases[i].want, i < 2 ? "--lua-steps M raises it" : "--lua-memory");
+	}
+}
+
+/* Errors name the script's line: an entry output that is not a tensor, an
+ * error value that is not a string, a script whose path is longer than
+ * Lua's chunk names (60 bytes). A script must define an entry. */
+static void test_error_locations(void **state)
+{
+	fixture *f = *state;
+	refused(f, "not_tensor.lua", "local ddpm = require 'ddpm'\n\nddpm.entry('e', { y = 3 })\n", 3,
+	        "entry: output 'y' is a number, not a tensor");
+	refused(f, "error_table.lua", "local ddpm = require 'ddpm'\nerror({})\n", 2,
+	        "error object is a table value");
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/a_folder_whose_name_is_long_enough_to_be_shortened_by_lua", f->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	refused(f, "a_folder_whose_name_is_long_enough_to_be_shortened_by_lua/long.lua",
+	        "local ddpm = require 'ddpm'\nerror('boom')\n", 2, "boom");
+	refused(f, "a_folder_whose_name_is_long_enough_to_be_shortened_by_lua/syntax.lua",
+	        "local ddpm = require 'ddpm'\nlocal = 1\n", 2, "near '='");
+	refused(f, "no_entry.lua", "local ddpm = require 'ddpm'\nlocal x = ddpm.input('x', { 1 })\n", 0,
+	        "defines no entry");
+	assert_null(fe_load("/dev/null", NULL, 0, f->err, sizeof f->err));
+	CONTAINS(f->err, "/dev/null: the script defines no entry");
+}
+
+/* A --set name that the script never reads is refused, with the nearest
+ * name it does read. */
+static void test_unread_option(void **state)
+{
+	fixture *f = *state;
+	static const char src[] = "local ddpm = require 'ddpm'\n"
+	                          "local w = ddpm.option('width', 4)\n"
+	                          "ddpm.entry('e', { y = ddpm.input('x', { w }) })\n";
+	const fe_option typo[] = { { "width", "8" }, { "widht", "16" } };
+	assert_null(load(f, "typo.lua", src, typo, TU_LEN(typo)));
+	CONTAINS(f->err, "--set widht=16", "reads no option 'widht'", "did you mean 'width'?");
+	const fe_option far[] = { { "channels", "3" } };
+	assert_null(load(f, "typo.lua", src, far, TU_LEN(far)));
+	CONTAINS(f->err, "reads no option 'channels'");
+	if (strstr(f->err, "did you mean"))
+		fail_msg("suggested a name far from 'channels': %s", f->err);
+	assert_non_null(load(f, "typo.lua", src, typo, 1));
+}
+
+/* Program metadata reaches the compiled program's descriptor only as one
+ * JSON value of a known key, of that key's type and range, and in
+ * agreement with the graph's image inputs. */
+static void test_meta_checked(void **state)
+{
+	fixture *f = *state;
+	static const char entry[] = "local ddpm = require 'ddpm'\n"
+	                            "ddpm.entry('e', { y = ddpm.input('x', { 4, 1, 2, 2 }) })\n";
+	static const struct { const char *src, *want; } cases[] = {
+		{ "require('ddpm.core').meta('batch', '4}, \"entries\": [{\"name\": \"e\"')\n",
+		  "meta: 'batch' is not one JSON value" },
+		{ "ddpm.meta('batch', -1)\n", "meta: 'batch' must be an integer from 1 to 1048576, got -1" },
+		{ "ddpm.meta('batch', 2.5)\n", "'batch' must be an integer" },
+		{ "ddpm.meta('image', { 1, 28 })\n", "meta: 'image' must be {C, H, W}" },
+		{ "ddpm.meta('image', { 1, 0, 28 })\n", "'image' must be {C, H, W}" },
+		{ "ddpm.meta('schedule', 'quadratic')\n", "'schedule' must be one of: linear cosine" },
+		{ "ddpm.meta('clip_sample', 1)\n", "'clip_sample' must be true or false" },
+		{ "ddpm.meta('optimizer', 3)\n", "'optimizer' must be a table" },
+		{ "ddpm.meta('arena_bytes', 512)\n", "meta: unknown key 'arena_bytes'" },
+		{ "ddpm.meta('image', { 1, 28, 28 })\n", "meta: image and batch say the images are "
+		  "(-1, 1, 28, 28) (-1: not given), but input 'x'" },
+		{ "ddpm.meta('batch', 8)\n", "input 'x'" },
+	};
+	char src[1024];
+	for (int i = 0; i < TU_LEN(cases); i++) {
+		snprintf(src, sizeof src, "%s%s", entry, cases[i].src);
+		refused(f, "meta.lua", src, 3, cases[i].want);
+	}
+	snprintf(src, sizeof src, "%sddpm.meta('image', { 1, 2, 2 })\nddpm.meta('batch', 4)\n"
+	         "ddpm.meta('schedule', 'cosine')\nddpm.meta('clip_sample_range', 0.5)\n", entry);
+	succeeds(f, "meta_ok.lua", src);
+	assert_string_equal(ir_get_meta(f->g, "image"), "[1, 2, 2]");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -277,6 +407,11 @@ int main(void)
 		T(test_options),
 		T(test_lua_errors),
 		T(test_errors_one_line),
+		T(test_no_reading_elsewhere),
+		T(test_limits),
+		T(test_error_locations),
+		T(test_unread_option),
+		T(test_meta_checked),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* args: the flags of the ddpmc commands, parsed once for all of them.
  * Unknown flags and missing values are errors; a command ignores flags it
  * does not use. */
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,14 +37,33 @@ static int parse_set(const char *kv, drv_args *a)
 	return 0;
 }
 
-static int parse_seed(const char *s, drv_args *a)
+/* *out := s, an integer from min to max (the value of `flag`). */
+static int parse_count(const char *flag, const char *s, unsigned long long min,
+                       unsigned long long max, unsigned long long *out)
 {
 	char *end;
-	a->seed = strtoull(s, &end, 0);
-	if (*s && !*end && *s != '-')
+	*out = strtoull(s, &end, 0);
+	if (*s && !*end && *s != '-' && *out >= min && *out <= max)
 		return 0;
-	fprintf(stderr, "ddpmc: --seed wants a non-negative integer, got '%s'\n", s);
+	fprintf(stderr, "ddpmc: %s wants an integer from %llu to %llu, got '%s'\n", flag, min, max, s);
 	return -1;
+}
+
+/* --seed S, --lua-steps M, --lua-memory MB. */
+static int parse_number_flag(const char *flag, const char *s, drv_args *a)
+{
+	unsigned long long v;
+	if (!strcmp(flag, "--seed"))
+		return parse_count(flag, s, 0, ULLONG_MAX, &a->seed);
+	if (parse_count(flag, s, 1, 1ull << 40, &v) < 0)
+		return -1;
+	*(strcmp(flag, "--lua-steps") ? &a->limits.memory_mb : &a->limits.msteps) = (long long)v;
+	return 0;
+}
+
+static int is_number_flag(const char *arg)
+{
+	return !strcmp(arg, "--seed") || !strcmp(arg, "--lua-steps") || !strcmp(arg, "--lua-memory");
 }
 
 int drv_parse_args(int argc, char **argv, drv_args *a)
@@ -82,9 +102,10 @@ int drv_parse_args(int argc, char **argv, drv_args *a)
 		else if (!strcmp(arg, "--set")) {
 			if (need_value(i, argc, argv) < 0 || parse_set(argv[++i], a) < 0)
 				return -1;
-		} else if (!strcmp(arg, "--seed")) {
-			if (need_value(i, argc, argv) < 0 || parse_seed(argv[++i], a) < 0)
+		} else if (is_number_flag(arg)) {
+			if (need_value(i, argc, argv) < 0 || parse_number_flag(arg, argv[i + 1], a) < 0)
 				return -1;
+			i++;
 		} else if (arg[0] != '-' && !a->model)
 			a->model = arg;
 		else {
@@ -102,7 +123,7 @@ int drv_parse_args(int argc, char **argv, drv_args *a)
 ir_graph *drv_load(const drv_args *a)
 {
 	char err[1024];
-	ir_graph *g = fe_load(a->model, a->set, a->nset, err, sizeof err);
+	ir_graph *g = fe_load_limited(a->model, a->set, a->nset, &a->limits, err, sizeof err);
 	if (!g) {
 		fprintf(stderr, "%s\n", err);
 		return NULL;

@@ -7,6 +7,7 @@
  * program descriptor into objects through the LLVM backend, then link
  * those with the runtime's main and library. The system C compiler driver
  * ($CC, default cc) is used only as the linker.
+ * --cpu is checked first (help lists LLVM's CPU names).
  * --report prints every kernel with its ops, FLOPs, bytes and the memory
  * plan's peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
  * OpenCL C. */
@@ -181,12 +182,30 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, ta
 	return rc;
 }
 
+/* --cpu: "help" lists LLVM's CPU names (*listed = 1); any other name must
+ * be one LLVM can generate code for. Before any thread starts (it forks). */
+static int check_cpu(const char *cpu, int *listed)
+{
+	char err[1200];
+	*listed = cpu && !strcmp(cpu, "help");
+	if (*listed)
+		return llvm_list_cpus(stdout);
+	if (llvm_check_cpu(cpu, err, sizeof err) == 0)
+		return 0;
+	fprintf(stderr, "ddpmc compile: --cpu %s: %s; `ddpmc compile MODEL.lua --cpu help` lists the "
+	        "CPU names\n", cpu, err);
+	return -1;
+}
+
 int drv_compile(const drv_args *a)
 {
 	char out[1024];
 	targets t = { 0 };
-	if (parse_targets(a->target, &t) < 0)
+	int listed;
+	if (parse_targets(a->target, &t) < 0 || check_cpu(a->cpu, &listed) < 0)
 		return -1;
+	if (listed)
+		return 0;
 	ir_graph *g = drv_load(a);
 	if (!g)
 		return -1;

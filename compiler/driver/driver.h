@@ -13,6 +13,7 @@ typedef struct {
 	const char *entry, *weights, *inputs, *output, *target, *cpu;
 	int json, dot, interp, kernels, report;
 	unsigned long long seed;
+	fe_limits limits;               /* --lua-steps, --lua-memory */
 	fe_option set[DRV_MAXSET];
 	char set_keys[DRV_MAXSET][64];  /* set[i].key points here; values into argv */
 	int nset;

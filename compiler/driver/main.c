@@ -2,7 +2,7 @@
  * dispatches and turns a non-zero status into the exit code. Errors are
  * printed as one line on stderr by the command that found them.
  *
- *   ddpmc compile MODEL.lua [-o OUT] [--target cpu|opencl|all] [--cpu NAME] [--report]
+ *   ddpmc compile MODEL.lua [-o OUT] [--target cpu|opencl|all] [--cpu NAME|help] [--report]
  *   ddpmc inspect MODEL.lua [--json] [--set K=V]...
  *   ddpmc graph   MODEL.lua [--entry NAME] [--dot] [--set K=V]...
  *   ddpmc run     MODEL.lua --entry NAME [--weights W] [--inputs I] -o OUT
@@ -15,13 +15,16 @@
 static void usage(FILE *f)
 {
 	fputs("usage: ddpmc COMMAND MODEL.lua [options]\n"
-	      "  compile MODEL.lua [-o OUT] [--target cpu|opencl|all] [--cpu NAME] [--report]\n"
+	      "  compile MODEL.lua [-o OUT] [--target cpu|opencl|all] [--cpu NAME|help] [--report]\n"
 	      "                                      a standalone train/sample executable\n"
 	      "  inspect MODEL.lua [--json]          parameters, FLOPs, ops\n"
 	      "  graph   MODEL.lua [--entry E] [--dot]  the graph IR as text or Graphviz\n"
 	      "  run     MODEL.lua --entry E [--weights W.safetensors] [--inputs I.safetensors]\n"
 	      "          -o O.safetensors --interp [--seed S]\n"
 	      "common: --set NAME=VALUE passes an option to the script (ddpm.option)\n", f);
+	fprintf(f, "        --lua-steps M, --lua-memory MB: the script's budget (million Lua\n"
+	        "        instructions, default %d) and memory cap (default %d MB)\n",
+	        FE_DEFAULT_MSTEPS, FE_DEFAULT_MEMORY_MB);
 }
 
 static const struct {

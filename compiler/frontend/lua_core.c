@@ -38,6 +38,7 @@ static const char *const KEY_GRAPH = "ddpmc.graph";
 static const char *const KEY_LIBDIR = "ddpmc.libdir";
 static const char *const KEY_OPTIONS = "ddpmc.options";
 static const char *const KEY_SCRIPTDIR = "ddpmc.scriptdir";
+static const char *const KEY_READ = "ddpmc.options_read";
 
 static ir_graph *graph_of(lua_State *L)
 {
@@ -47,32 +48,37 @@ static ir_graph *graph_of(lua_State *L)
 	return g;
 }
 
+/* Whether chunk source `src` (without its '@') lies in folder lib. */
+static int in_folder(const char *src, const char *lib)
+{
+	size_t n = strlen(lib);
+	return n && strncmp(src, lib, n) == 0 && (src[n] == '/' || lib[n - 1] == '/');
+}
+
+const char *fe_where(lua_State *L, const char *libdir, char *buf, size_t len)
+{
+	lua_Debug ar;
+	int found = 0;
+	snprintf(buf, len, "?");
+	for (int level = 0; lua_getstack(L, level, &ar); level++) {
+		lua_getinfo(L, "Sl", &ar);
+		if (ar.currentline <= 0 || ar.source[0] != '@')
+			continue;
+		int lib = libdir && in_folder(ar.source + 1, libdir);
+		if (!found || !lib)
+			snprintf(buf, len, "%s:%d", ar.source + 1, ar.currentline);
+		found = 1;
+		if (!lib)
+			break;
+	}
+	return buf;
+}
+
 /* The innermost Lua frame outside the library directory, as "file:line". */
 static const char *user_where(lua_State *L, char *buf, size_t len)
 {
 	lua_getfield(L, LUA_REGISTRYINDEX, KEY_LIBDIR);
-	const char *lib = lua_tostring(L, -1);
-	size_t liblen = lib ? strlen(lib) : 0;
-	lua_Debug ar;
-	const char *fallback = NULL;
-	int fallback_line = 0;
-	snprintf(buf, len, "?");
-	for (int level = 1; lua_getstack(L, level, &ar); level++) {
-		lua_getinfo(L, "Sl", &ar);
-		if (ar.currentline <= 0 || ar.source[0] != '@')
-			continue;
-		const char *src = ar.source + 1;
-		if (lib && strncmp(src, lib, liblen) == 0 && (src[liblen] == '/' || lib[liblen - 1] == '/')) {
-			if (!fallback)
-				fallback = src, fallback_line = ar.currentline;
-			continue;
-		}
-		snprintf(buf, len, "%s:%d", src, ar.currentline);
-		lua_pop(L, 1);
-		return buf;
-	}
-	if (fallback)
-		snprintf(buf, len, "%s:%d", fallback, fallback_line);
+	fe_where(L, lua_tostring(L, -1), buf, len);
 	lua_pop(L, 1);
 	return buf;
 }
@@ -379,9 +385,14 @@ static int core_grad(lua_State *L)
 	return 1;
 }
 
+/* core.option(name): the --set value, or nil; the name is remembered as
+ * read, for fe_core_unread_option. */
 static int core_option(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, KEY_READ);
+	lua_pushboolean(L, 1);
+	lua_setfield(L, -2, name);
 	lua_getfield(L, LUA_REGISTRYINDEX, KEY_OPTIONS);
 	lua_getfield(L, -1, name);
 	return 1;
@@ -389,7 +400,11 @@ static int core_option(lua_State *L)
 
 static int core_meta(lua_State *L)
 {
-	ir_set_meta(graph_of(L), luaL_checkstring(L, 1), luaL_checkstring(L, 2));
+	char where[256];
+	ir_graph *g = graph_of(L);
+	if (ir_set_meta(g, luaL_checkstring(L, 1), luaL_checkstring(L, 2),
+	                user_where(L, where, sizeof where)) < 0)
+		return raise_graph_error(L, g);
 	return 0;
 }
 
@@ -485,8 +500,68 @@ void fe_core_install(lua_State *L, ir_graph *g, const char *libdir, const char *
 		lua_setfield(L, -2, opts[i].key);
 	}
 	lua_setfield(L, LUA_REGISTRYINDEX, KEY_OPTIONS);
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, KEY_READ);
 	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
 	lua_pushcfunction(L, open_core);
 	lua_setfield(L, -2, "ddpm.core");
 	lua_pop(L, 1);
+}
+
+/* Levenshtein distance of a and b, capped at 9 (names are short). */
+static int distance(const char *a, const char *b)
+{
+	int row[64], n = (int)strlen(b);
+	if (n >= 64 || strlen(a) >= 64)
+		return 9;
+	for (int j = 0; j <= n; j++)
+		row[j] = j;
+	for (int i = 1; a[i - 1]; i++) {
+		int diag = row[0];
+		row[0] = i;
+		for (int j = 1; j <= n; j++) {
+			int sub = diag + (a[i - 1] != b[j - 1]), next = row[j];
+			row[j] = sub < row[j] + 1 ? sub : row[j] + 1;
+			row[j] = row[j] < row[j - 1] + 1 ? row[j] : row[j - 1] + 1;
+			diag = next;
+		}
+	}
+	return row[n] < 9 ? row[n] : 9;
+}
+
+/* Appends "; did you mean 'NAME'?" for the read option nearest to `name`,
+ * when one is within a third of its length (rounded up) in edits. */
+static void suggest(lua_State *L, const char *name, char *err, size_t errlen)
+{
+	const char *best = NULL;
+	int bestd = ((int)strlen(name) + 2) / 3;
+	lua_getfield(L, LUA_REGISTRYINDEX, KEY_READ);
+	for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+		int d = distance(name, lua_tostring(L, -2));
+		if (d <= bestd)
+			best = lua_tostring(L, -2), bestd = d;
+	}
+	size_t at = strlen(err);
+	if (best)
+		snprintf(err + at, errlen - at, "; did you mean '%s'?", best);
+	lua_pop(L, 1);
+}
+
+int fe_core_unread_option(lua_State *L, const char *script, const fe_option *opts, int nopts,
+                          char *err, size_t errlen)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, KEY_READ);
+	for (int i = 0; i < nopts; i++) {
+		int read = lua_getfield(L, -1, opts[i].key) != LUA_TNIL;
+		lua_pop(L, 1);
+		if (read)
+			continue;
+		lua_pop(L, 1);
+		snprintf(err, errlen, "--set %s=%s: %s reads no option '%s' (ddpm.option)", opts[i].key,
+		         opts[i].value, script, opts[i].key);
+		suggest(L, opts[i].key, err, errlen);
+		return -1;
+	}
+	lua_pop(L, 1);
+	return 0;
 }

@@ -64,7 +64,6 @@ void ir_free(ir_graph *g)
 	free(g->params);
 	free(g->entries);
 	free(g->meta);
-	free(g->metavalue);
 	free(g);
 }
 
@@ -328,26 +327,4 @@ char *ir_entry_live(const ir_graph *g, const ir_entry *e)
 			for (int k = 0; k < g->nodes[id].nin; k++)
 				live[g->nodes[id].in[k]] = 1;
 	return live;
-}
-
-void ir_set_meta(ir_graph *g, const char *key, const char *json)
-{
-	for (int i = 0; i < g->nmeta; i++)
-		if (!strcmp(g->meta[i].name, key)) {
-			g->metavalue[i] = ir_strdup(g, json);
-			return;
-		}
-	int cap = g->metacap;
-	g->meta = ir_grow(g->meta, g->nmeta, &g->metacap, sizeof *g->meta);
-	g->metavalue = ir_grow(g->metavalue, g->nmeta, &cap, sizeof *g->metavalue);
-	g->meta[g->nmeta] = (ir_binding){ ir_strdup(g, key), -1 };
-	g->metavalue[g->nmeta++] = ir_strdup(g, json);
-}
-
-const char *ir_get_meta(const ir_graph *g, const char *key)
-{
-	for (int i = 0; i < g->nmeta; i++)
-		if (!strcmp(g->meta[i].name, key))
-			return g->metavalue[i];
-	return NULL;
 }

@@ -141,6 +141,12 @@ typedef struct {
 
 typedef struct ir_chunk ir_chunk;
 
+/* One item of program metadata (ddpm.meta): one JSON value, checked. */
+typedef struct {
+	const char *key, *json;
+	const char *where;      /* file:line that set it */
+} ir_meta;
+
 typedef struct {
 	ir_node *nodes;
 	int n, cap;
@@ -148,8 +154,7 @@ typedef struct {
 	int nparams, paramcap;
 	ir_entry *entries;
 	int nentries, entrycap;
-	ir_binding *meta;       /* name: key; node unused; values in metavalue */
-	const char **metavalue; /* JSON text */
+	ir_meta *meta;
 	int nmeta, metacap;
 	ir_chunk *arena;        /* everything the graph allocates, freed at once */
 	char err[512];
@@ -193,9 +198,16 @@ char *ir_entry_live(const ir_graph *g, const ir_entry *e);
 
 int ir_find_param(const ir_graph *g, const char *name);   /* node id or -1 */
 
-/* Program metadata: key -> JSON text (a later value replaces an earlier). */
-void ir_set_meta(ir_graph *g, const char *key, const char *json);
+/* Program metadata: key -> JSON text (a later value replaces an earlier).
+ * The keys are those the compiled program reads (meta.c lists them), each
+ * value one JSON value of its key's type and range; -1 with
+ * "where: meta: ..." in g->err otherwise. */
+int ir_set_meta(ir_graph *g, const char *key, const char *json, const char *where);
 const char *ir_get_meta(const ir_graph *g, const char *key);
+/* The metadata agrees with the graph: meta image [C, H, W] and batch B
+ * are the shape (B, C, H, W) of the image inputs x, x0 and sample.x.
+ * -1 with "where: meta: ..." (the meta's where) in g->err otherwise. */
+int ir_meta_verify(ir_graph *g);
 
 /* Shapes. A shape holds at most IR_MAXNUMEL elements: kernel IR index
  * constants are doubles, exact up to 2^53, and byte sizes then fit int64.

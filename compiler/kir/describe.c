@@ -101,8 +101,8 @@ static void put_meta(rt_strbuf *b, const ir_graph *g)
 	rt_sb_puts(b, "\"meta\": {");
 	for (int i = 0; i < g->nmeta; i++) {
 		rt_sb_puts(b, i ? ", " : "");
-		rt_sb_json_string(b, g->meta[i].name);
-		rt_sb_printf(b, ": %s", g->metavalue[i]);
+		rt_sb_json_string(b, g->meta[i].key);
+		rt_sb_printf(b, ": %s", g->meta[i].json);       /* one JSON value (ir_set_meta) */
 	}
 	rt_sb_puts(b, "}");
 }

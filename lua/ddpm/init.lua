@@ -54,12 +54,22 @@ function ddpm.load(file)
   return out
 end
 
+-- The node ids of {name = tensor, ...}; `what` names such a value in the
+-- error raised at the script's line when one is not a tensor.
+local function ids_of(tensors, what)
+  local ids = {}
+  for k, v in pairs(tensors or {}) do
+    if not tensor.is_tensor(v) then
+      core.fail("entry", string.format("%s '%s' is a %s, not a tensor", what, tostring(k), type(v)))
+    end
+    ids[k] = v.id
+  end
+  return ids
+end
+
 -- entry(name, {out = tensor, ...}, {param_name = new_value, ...})
 function ddpm.entry(name, outputs, updates)
-  local outs, upds = {}, {}
-  for k, v in pairs(outputs or {}) do outs[k] = v.id end
-  for k, v in pairs(updates or {}) do upds[k] = v.id end
-  core.entry(name, outs, upds)
+  core.entry(name, ids_of(outputs, "output"), ids_of(updates, "update"))
 end
 
 -- option(name, default): a value given on the command line as --set name=v,

@@ -95,8 +95,7 @@ static int take_error(LLVMErrorRef e, char *err, size_t len, const char *what)
 	return -1;
 }
 
-/* A target machine for cpu (NULL or "native": this host) and its facts. */
-static LLVMTargetMachineRef make_tm(const char *cpu, llvm_target *facts, char *err, size_t errlen)
+LLVMTargetMachineRef llvm_make_tm(const char *cpu, llvm_target *facts, char *err, size_t errlen)
 {
 	pthread_once(&init_once, init_llvm);
 	int host = !cpu || !strcmp(cpu, "native");
@@ -125,7 +124,7 @@ static LLVMTargetMachineRef make_tm(const char *cpu, llvm_target *facts, char *e
 
 int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen)
 {
-	LLVMTargetMachineRef tm = make_tm(cpu, t, err, errlen);
+	LLVMTargetMachineRef tm = llvm_make_tm(cpu, t, err, errlen);
 	if (!tm)
 		return -1;
 	LLVMDisposeTargetMachine(tm);
@@ -223,7 +222,7 @@ static function_of *add_program(LLVMModuleRef M, kir_program *p, LLVMTargetMachi
 llvm_jit *llvm_jit_compile(kir_program *p, const char *cpu, llvm_kernel_fn *fns, char *err, size_t errlen)
 {
 	llvm_target t;
-	LLVMTargetMachineRef tm = make_tm(cpu, &t, err, errlen), jtm = NULL;
+	LLVMTargetMachineRef tm = llvm_make_tm(cpu, &t, err, errlen), jtm = NULL;
 	if (!tm)
 		return NULL;
 	LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
@@ -233,7 +232,7 @@ llvm_jit *llvm_jit_compile(kir_program *p, const char *cpu, llvm_kernel_fn *fns,
 	llvm_jit *j = calloc(1, sizeof *j);
 	char name[160];
 	int rc = first ? 0 : -1;
-	if (rc == 0 && !(jtm = make_tm(cpu, &t, err, errlen)))
+	if (rc == 0 && !(jtm = llvm_make_tm(cpu, &t, err, errlen)))
 		rc = -1;
 	if (rc == 0) {
 		LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
@@ -291,7 +290,7 @@ void llvm_jit_free(llvm_jit *j)
 char *llvm_assembly(kir_program *p, const char *cpu, char *err, size_t errlen)
 {
 	llvm_target t;
-	LLVMTargetMachineRef tm = make_tm(cpu, &t, err, errlen);
+	LLVMTargetMachineRef tm = llvm_make_tm(cpu, &t, err, errlen);
 	if (!tm)
 		return NULL;
 	LLVMSetTargetMachineAsmVerbosity(tm, 1);
@@ -390,7 +389,7 @@ static void *emit_part(void *arg)
 {
 	object_job *j = arg;
 	llvm_target t;
-	LLVMTargetMachineRef tm = make_tm(j->cpu, &t, j->err, sizeof j->err);
+	LLVMTargetMachineRef tm = llvm_make_tm(j->cpu, &t, j->err, sizeof j->err);
 	if (!tm) {
 		j->rc = -1;
 		return NULL;

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kir.h"
 
@@ -38,6 +39,14 @@ typedef struct {
 /* The target of CPU `cpu` (NULL or "native": this host; otherwise an LLVM
  * CPU name such as "x86-64-v3"). Returns 0, or -1 with a message in err. */
 int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen);
+
+/* Whether LLVM can generate code for `cpu` (NULL or "native": this host)
+ * on this host's target: 0, or -1 with LLVM's complaint in err. Forks:
+ * call it before starting threads. */
+int llvm_check_cpu(const char *cpu, char *err, size_t errlen);
+
+/* Writes LLVM's list of this host target's CPU names to out; 0 or -1. */
+int llvm_list_cpus(FILE *out);
 
 
 /* The register tile the backend gives kernel k of p on target t (a
