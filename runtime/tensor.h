@@ -33,11 +33,17 @@ typedef struct {
 	char *key, *value;
 } rt_meta;
 
+/* index: a hash table of the names (open addressing, a power-of-two
+ * capacity at least twice n; slot = position in t + 1, 0 when empty) that
+ * rt_set_add keeps, so that finding a name is O(1) and reading n tensors
+ * O(n). A set built by hand (index NULL) is searched linearly. */
 typedef struct {
 	rt_tensor *t;
 	int n, cap;
 	rt_meta *meta;
 	int nmeta, metacap;
+	int *index;
+	int indexcap;
 } rt_tensorset;
 
 size_t rt_dtype_size(rt_dtype dt);

@@ -295,6 +295,40 @@ static void test_overwrite(void **state)
 	remove(path);
 }
 
+/* 100,000 tensors written and read back, each found by name with its
+ * value. Reading is O(n) (the set's name index): a second here, where the
+ * linear lookups took minutes (tests/CMakeLists.txt gives this program a
+ * timeout far above the one and far below the other). */
+static void test_many_tensors(void **state)
+{
+	enum { N = 100000 };
+	rt_tensorset a = {0}, b = {0};
+	char path[256], err[512], name[32];
+	const int64_t one[1] = {1};
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "layer.%d.weight", i);
+		rt_tensor *t = rt_set_add(&a, name, RT_F32, 1, one);
+		assert_non_null(t);
+		*(float *)t->data = (float)i;
+	}
+	assert_null(rt_set_add(&a, "layer.7.weight", RT_F32, 1, one));
+	path_in(path, sizeof path, "many.safetensors");
+	if (rt_st_write(path, &a, err, sizeof err) || rt_st_read(path, &b, err, sizeof err))
+		fail_msg("%s", err);
+	assert_int_equal(b.n, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "layer.%d.weight", i);
+		const rt_tensor *t = rt_set_find(&b, name);
+		if (!t || *(const float *)t->data != (float)i)
+			fail_msg("'%s' %s", name, t ? "has another value" : "is missing");
+	}
+	assert_null(rt_set_find(&b, "layer.100000.weight"));
+	rt_set_free(&a);
+	rt_set_free(&b);
+	remove(path);
+}
+
 /* ---- malformed files ---- */
 
 static void test_reject_short_and_length(void **state)
@@ -508,6 +542,7 @@ int main(void)
 		cmocka_unit_test(test_written_layout),
 		cmocka_unit_test(test_torch_style),
 		cmocka_unit_test(test_overwrite),
+		cmocka_unit_test(test_many_tensors),
 		cmocka_unit_test(test_reject_short_and_length),
 		cmocka_unit_test(test_reject_json),
 		cmocka_unit_test(test_reject_entries),
