@@ -201,20 +201,29 @@ static void test_round_trip(void **state)
 	remove(path);
 }
 
+/* build_sample's set into a, written to tmpdir/name (its path into
+ * path); returns the file's bytes, *n of them. */
+static unsigned char *write_sample(rt_tensorset *a, const char *name, char path[256], size_t *n)
+{
+	char err[512];
+	build_sample(a);
+	path_in(path, 256, name);
+	if (rt_st_write(path, a, err, sizeof err))
+		fail_msg("write: %s", err);
+	unsigned char *f = read_bytes(path, n);
+	assert_non_null(f);
+	return f;
+}
+
 /* Layout torch expects: data starts at a multiple of 8, tensors packed in
  * set order with no gaps, and nothing after the last tensor. */
 static void test_written_layout(void **state)
 {
 	rt_tensorset a = {0};
-	char path[256], err[512];
+	char path[256];
 	size_t n;
 	(void)state;
-	build_sample(&a);
-	path_in(path, sizeof path, "layout.safetensors");
-	if (rt_st_write(path, &a, err, sizeof err))
-		fail_msg("write: %s", err);
-	unsigned char *f = read_bytes(path, &n);
-	assert_non_null(f);
+	unsigned char *f = write_sample(&a, "layout.safetensors", path, &n);
 	uint64_t hlen = 0;
 	for (int k = 7; k >= 0; k--)
 		hlen = hlen << 8 | f[k];
@@ -335,15 +344,10 @@ static void test_many_tensors(void **state)
 static void test_checksum_flipped_bit(void **state)
 {
 	rt_tensorset a = {0};
-	char path[256], err[512];
+	char path[256];
 	size_t n;
 	(void)state;
-	build_sample(&a);
-	path_in(path, sizeof path, "flipped.safetensors");
-	if (rt_st_write(path, &a, err, sizeof err))
-		fail_msg("write: %s", err);
-	unsigned char *f = read_bytes(path, &n);
-	assert_non_null(f);
+	unsigned char *f = write_sample(&a, "flipped.safetensors", path, &n);
 	assert_non_null(memmem(f, n, "\"crc32\":\"{", 10));
 	f[n - 1] ^= 0x10;       /* the last element of "bytes" (the empty one is after it) */
 	expect_reject("flipped", f, n, "tensor 'bytes' fails its checksum");
