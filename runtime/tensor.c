@@ -220,6 +220,25 @@ void rt_set_free(rt_tensorset *s)
 	memset(s, 0, sizeof *s);
 }
 
+static int rt_is_float(rt_dtype dt)
+{
+	return dt == RT_F32 || dt == RT_F16 || dt == RT_BF16 || dt == RT_F64;
+}
+
+const rt_tensor *rt_set_nonfinite(const rt_tensorset *s, int64_t *at)
+{
+	for (int i = 0; i < s->n; i++) {
+		const rt_tensor *t = &s->t[i];
+		int64_t n = rt_is_float(t->dtype) ? rt_numel(t->rank, t->shape) : 0;
+		for (int64_t k = 0; k < n; k++)
+			if (!isfinite(rt_load(t->dtype, t->data, k))) {
+				*at = k;
+				return t;
+			}
+	}
+	return NULL;
+}
+
 /* ---- scalar conversions ---- */
 
 static uint32_t rt_f32_bits(float f)

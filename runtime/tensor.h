@@ -59,6 +59,9 @@ rt_tensor *rt_set_find(const rt_tensorset *s, const char *name);
 int rt_set_meta(rt_tensorset *s, const char *key, const char *value);
 const char *rt_get_meta(const rt_tensorset *s, const char *key);
 void rt_set_free(rt_tensorset *s);
+/* The first tensor of a floating-point dtype holding a NaN or an
+ * infinity (its element index in *at), or NULL when every value is finite. */
+const rt_tensor *rt_set_nonfinite(const rt_tensorset *s, int64_t *at);
 
 /* Scalar conversions used wherever low-precision values are stored:
  * round to nearest even, NaN preserved. */

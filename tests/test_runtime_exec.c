@@ -31,6 +31,8 @@
 #include "../runtime/main/metrics.c"
 #include "../runtime/main/plot.c"
 #include "../runtime/main/hyper.c"
+#include "../runtime/main/rundir.c"
+#include "../runtime/main/checkpoint.c"
 
 /* --- a fake program ------------------------------------------------------- */
 
@@ -774,7 +776,7 @@ static void test_cli_train(void **unused)
 	/* 7 steps, then --resume for 3 more: the same batches, the same state */
 	nimg = 0;
 	assert_int_equal(cli("train", "--data", data, "--steps", "7", "--out", out, "--seed", "5",
-	                     NULL), 0);
+	                     "--overwrite", NULL), 0);
 	assert_int_equal(cli("train", "--data", data, "--steps", "3", "--out", out, "--resume", NULL), 0);
 	assert_int_equal(nimg, 30);
 	assert_memory_equal(img_log, straight, sizeof straight);

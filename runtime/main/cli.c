@@ -33,6 +33,9 @@ static const flag flags[] = {
 	{ "--seed", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(seed), AT(has_seed), 0, 2147483647 },
 	{ "--threads", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(threads), 0, 1, 1024 },
 	{ "--resume", F_BOOL, CLI_TRAIN, AT(resume), 0, 0, 0 },
+	{ "--overwrite", F_BOOL, CLI_TRAIN, AT(overwrite), 0, 0, 0 },
+	{ "--save-minutes", F_NUM, CLI_TRAIN, AT(save_minutes), 0, 0, 1e6 },
+	{ "--keep", F_INT, CLI_TRAIN, AT(keep), 0, 1, 1e6 },
 	{ "--flip", F_BOOL, CLI_TRAIN, AT(flip), 0, 0, 0 },
 	{ "--batch", F_INT, CLI_TRAIN, AT(batch), 0, 1, 1e7 },
 	{ "--save-every", F_INT, CLI_TRAIN, AT(save_every), 0, 0, 1e9 },
@@ -57,8 +60,10 @@ static const flag flags[] = {
 static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
-	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
+	"         [--resume | --overwrite] [--batch B] [--save-every N] [--save-minutes M]\n"
+	"         [--keep K] [--log-every N] [--sample-every N]\n"
 	"         [--n N] [--flip] [--eval-every N [--test PATH]] [--device DEV]\n"
+	"         (saves every 10 minutes and keeps the 3 newest checkpoints by default)\n"
 	"         [--lr X] [--warmup N] [--lr-schedule constant|linear|cosine] [--total-steps N]\n"
 	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
 	"         [--ema-warmup none|power|ratio] [--ema-inv-gamma X] [--ema-power X]\n"
@@ -378,6 +383,8 @@ static void defaults(cli_opts *o, const char *argv0)
 	o->steps = 1000;
 	o->n = 16;
 	o->log_every = 10;
+	o->save_minutes = 10;
+	o->keep = 3;
 }
 
 int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
