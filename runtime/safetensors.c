@@ -63,8 +63,8 @@ typedef struct {
 	size_t errlen;
 	const unsigned char *data;  /* (datalen) the data region */
 	uint64_t datalen;
-	rt_st_span *spans;          /* (nspans) nonempty ranges */
-	int nspans;
+	rt_st_span *spans;          /* (nspans) nonempty ranges, room for spancap */
+	int nspans, spancap;
 	const char *crc;            /* the metadata's checksums, or NULL */
 	rt_tensorset *out;
 } rt_st_reader;
@@ -170,11 +170,15 @@ static int rt_st_add_span(rt_st_reader *r, uint64_t begin, uint64_t end, int ind
 {
 	if (begin == end)
 		return RT_OK;
-	rt_st_span *s = realloc(r->spans, (size_t)(r->nspans + 1) * sizeof *s);
-	if (!s)
-		return RT_ST_FAIL(r, "out of memory");
-	r->spans = s;
-	s[r->nspans++] = (rt_st_span){begin, end, index};
+	if (r->nspans == r->spancap) {     /* doubling: n tensors cost O(n) copies */
+		int cap = r->spancap ? 2 * r->spancap : 64;
+		rt_st_span *s = realloc(r->spans, (size_t)cap * sizeof *s);
+		if (!s)
+			return RT_ST_FAIL(r, "out of memory");
+		r->spans = s;
+		r->spancap = cap;
+	}
+	r->spans[r->nspans++] = (rt_st_span){begin, end, index};
 	return RT_OK;
 }
 
@@ -321,7 +325,7 @@ int rt_st_parse(const void *buf, size_t len, const char *what,
                 rt_tensorset *out, char *err, size_t errlen)
 {
 	const unsigned char *b = buf;
-	rt_st_reader r = {what, err, errlen, NULL, 0, NULL, 0, NULL, out};
+	rt_st_reader r = {what, err, errlen, NULL, 0, NULL, 0, 0, NULL, out};
 	rt_json h = {0};
 	uint64_t hlen = 0;
 	char jerr[160];
