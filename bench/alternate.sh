@@ -62,7 +62,7 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print NR % 2 ? a[(NR + 1) / 2] : 
 
 ratios=
 for r in $(seq 1 "$ROUNDS"); do
-	ddpmc=$("$EXE" train --steps $((WARMUP + STEPS)) --threads "$THREADS" --data "$DATA" --out "$RUN/run" \
+	ddpmc=$("$EXE" train --steps $((WARMUP + STEPS)) --threads "$THREADS" --data "$DATA" --out "$RUN/run" --overwrite \
 		--log-every 1 2>&1 | awk -v w="$WARMUP" '/^step/ && $2 > w { print $NF }' | median)
 	torch=$(OMP_NUM_THREADS=$THREADS "$PYTHON" bench/torch_train.py --batch 64 --threads "$THREADS" \
 		--steps "$STEPS" --warmup-steps "$WARMUP" --data "$DATA" --verbose 2>&1 |

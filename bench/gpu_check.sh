@@ -249,9 +249,9 @@ correctness() {
 	if [ ! -x "$BIN/$n" ]; then note "corr_$n: no executable $n in $B"; return; fi
 	mkdir -p "$d"
 	phase "corr_${n}_train_cpu" 40 "$BIN/$n" train --device cpu --threads "$THREADS" --steps 3 --seed 7 \
-		--log-every 1 --data "$FMNIST" --out "$d/cpu"
+		--log-every 1 --data "$FMNIST" --out "$d/cpu" --overwrite
 	phase "corr_${n}_train_dev" 90 "$BIN/$n" train --device "$DEV" --steps 3 --seed 7 \
-		--log-every 1 --data "$FMNIST" --out "$d/dev"
+		--log-every 1 --data "$FMNIST" --out "$d/dev" --overwrite
 	if [ -s "$d/cpu/checkpoint.safetensors" ] && [ -s "$d/dev/checkpoint.safetensors" ]; then
 		phase "corr_${n}_compare" 30 "$PY" bench/compare_ckpt.py --label "$n train 3 steps, cpu vs $DEV" \
 			--precision "$prec" --json "$d/compare.json" \
@@ -278,7 +278,7 @@ throughput() {
 	local n=$1 data=$2 cap=$3
 	if [ ! -x "$BIN/$n" ]; then note "tp_$n: no executable $n in $B"; return; fi
 	SIG=INT phase "tp_$n" "$cap" "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
-		--steps "$TP_STEPS" --log-every 1 --seed 1 --data "$data" --out "$W/tp/$n"
+		--steps "$TP_STEPS" --log-every 1 --seed 1 --data "$data" --out "$W/tp/$n" --overwrite
 	rm -f "$W/tp/$n/checkpoint.safetensors"     # hundreds of MB, not needed
 }
 
@@ -350,7 +350,7 @@ profile() {
 	local n=$1 data=$2
 	[ -x "$BIN/$n" ] && [ "$(left)" -gt $(( RESERVE + 45 )) ] || return 0
 	DDPMC_PROFILE=1 SIG=INT phase "profile_$n" 40 "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
-		--steps 3 --log-every 1 --seed 1 --data "$data" --out "$W/profile_$n"
+		--steps 3 --log-every 1 --seed 1 --data "$data" --out "$W/profile_$n" --overwrite
 	rm -f "$W/profile_$n/checkpoint.safetensors"
 }
 profile unet "$FMNIST"

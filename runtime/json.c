@@ -234,22 +234,28 @@ static int rt_jstring(rt_jparser *ps, char **out)
 
 /* ---- arrays and objects ---- */
 
-/* Appends a fresh null value (and key slot, for objects) to j. */
+/* Appends a fresh null value (and key slot, for objects) to j. The arrays
+ * hold the next power of two of n elements, doubled when n reaches one,
+ * so that n values cost O(n) copies. */
 static rt_json *rt_jpush(rt_json *j, char *key)
 {
-	rt_json *kids = realloc(j->kids, (size_t)(j->n + 1) * sizeof *kids);
-	if (!kids)
-		return NULL;
-	j->kids = kids;
+	int full = (j->n & (j->n - 1)) == 0;
+	size_t cap = j->n ? 2 * (size_t)j->n : 1;
+	if (full) {
+		rt_json *kids = realloc(j->kids, cap * sizeof *kids);
+		if (!kids)
+			return NULL;
+		j->kids = kids;
+	}
 	if (j->type == RT_JOBJ) {
-		char **keys = realloc(j->keys, (size_t)(j->n + 1) * sizeof *keys);
+		char **keys = full ? realloc(j->keys, cap * sizeof *keys) : j->keys;
 		if (!keys)
 			return NULL;
 		j->keys = keys;
 		keys[j->n] = key;
 	}
-	memset(&kids[j->n], 0, sizeof *kids);
-	return &kids[j->n++];
+	memset(&j->kids[j->n], 0, sizeof *j->kids);
+	return &j->kids[j->n++];
 }
 
 /* Consumes sep (after whitespace) or reports what was expected. */

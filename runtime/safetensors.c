@@ -4,7 +4,9 @@
  * Reading checks, in order: the 8-byte length, the header's extent, the
  * JSON, then each entry (dtype, shape, offsets, size, name), then that the
  * nonempty byte ranges are pairwise disjoint. Every message starts with
- * the file name. */
+ * the file name. Last, when the metadata holds "crc32", every tensor's
+ * bytes are checked against it (a file without it, e.g. torch's, is read
+ * unchecked). */
 #define _POSIX_C_SOURCE 200809L
 #include "safetensors.h"
 
@@ -16,8 +18,20 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "json.h"
+
+/* The metadata key of the checksums (safetensors.h). */
+#define RT_ST_CRC_KEY "crc32"
+
+/* The CRC-32 of a tensor's bytes as the file spells it: 8 hex digits. */
+static void rt_st_crc(const rt_tensor *t, char hex[9])
+{
+	size_t nb = (size_t)rt_numel(t->rank, t->shape) * rt_dtype_size(t->dtype);
+	unsigned long crc = crc32_z(0, (const Bytef *)t->data, nb);
+	snprintf(hex, 9, "%08lx", crc & 0xffffffffUL);
+}
 
 /* Writes "what: message" into err and returns RT_ERR. */
 static int rt_st_fail(char *err, size_t errlen, const char *what,
@@ -49,8 +63,9 @@ typedef struct {
 	size_t errlen;
 	const unsigned char *data;  /* (datalen) the data region */
 	uint64_t datalen;
-	rt_st_span *spans;          /* (nspans) nonempty ranges */
-	int nspans;
+	rt_st_span *spans;          /* (nspans) nonempty ranges, room for spancap */
+	int nspans, spancap;
+	const char *crc;            /* the metadata's checksums, or NULL */
 	rt_tensorset *out;
 } rt_st_reader;
 
@@ -155,11 +170,15 @@ static int rt_st_add_span(rt_st_reader *r, uint64_t begin, uint64_t end, int ind
 {
 	if (begin == end)
 		return RT_OK;
-	rt_st_span *s = realloc(r->spans, (size_t)(r->nspans + 1) * sizeof *s);
-	if (!s)
-		return RT_ST_FAIL(r, "out of memory");
-	r->spans = s;
-	s[r->nspans++] = (rt_st_span){begin, end, index};
+	if (r->nspans == r->spancap) {     /* doubling: n tensors cost O(n) copies */
+		int cap = r->spancap ? 2 * r->spancap : 64;
+		rt_st_span *s = realloc(r->spans, (size_t)cap * sizeof *s);
+		if (!s)
+			return RT_ST_FAIL(r, "out of memory");
+		r->spans = s;
+		r->spancap = cap;
+	}
+	r->spans[r->nspans++] = (rt_st_span){begin, end, index};
 	return RT_OK;
 }
 
@@ -202,7 +221,9 @@ static int rt_st_metadata(rt_st_reader *r, const rt_json *m)
 			return RT_ST_FAIL(r, "__metadata__ value of '%s' must be a "
 			                  "string, not %s", m->keys[k],
 			                  rt_json_type_name(m->kids[k].type));
-		if (rt_set_meta(r->out, m->keys[k], m->kids[k].str))
+		if (strcmp(m->keys[k], RT_ST_CRC_KEY) == 0)
+			r->crc = m->kids[k].str;
+		else if (rt_set_meta(r->out, m->keys[k], m->kids[k].str))
 			return RT_ST_FAIL(r, "out of memory");
 	}
 	return RT_OK;
@@ -236,6 +257,40 @@ static int rt_st_overlaps(rt_st_reader *r)
 	return RT_OK;
 }
 
+/* One checksum entry: the tensor it names has bytes of that CRC-32. */
+static int rt_st_check_crc(rt_st_reader *r, const char *name, const rt_json *want)
+{
+	char got[9];
+	const rt_tensor *t = rt_set_find(r->out, name);
+	if (!t)
+		return RT_ST_FAIL(r, "the checksums name '%s', which the file lacks", name);
+	rt_st_crc(t, got);
+	if (want->type != RT_JSTR || strcmp(want->str, got) != 0)
+		return RT_ST_FAIL(r, "tensor '%s' fails its checksum (its bytes have CRC-32 %s, the "
+		                  "header says %s): the file is corrupt", name, got,
+		                  want->type == RT_JSTR ? want->str : "something else");
+	return RT_OK;
+}
+
+/* The metadata's checksums (a JSON object: name -> CRC-32) against every
+ * tensor read. */
+static int rt_st_checksums(rt_st_reader *r)
+{
+	rt_json c = {0};
+	char jerr[160];
+	if (!r->crc)
+		return RT_OK;
+	int rc = rt_json_parse(r->crc, strlen(r->crc), &c, jerr, sizeof jerr) || c.type != RT_JOBJ
+	         ? RT_ST_FAIL(r, "the metadata's %s is not a JSON object of checksums",
+	                      RT_ST_CRC_KEY) : RT_OK;
+	for (int k = 0; rc == RT_OK && k < c.n; k++)
+		rc = rt_st_check_crc(r, c.keys[k], &c.kids[k]);
+	if (rc == RT_OK && c.n != r->out->n)
+		rc = RT_ST_FAIL(r, "the checksums cover %d tensors, the file holds %d", c.n, r->out->n);
+	rt_json_free(&c);
+	return rc;
+}
+
 /* Walks the header object: metadata and tensor entries, then overlaps. */
 static int rt_st_entries(rt_st_reader *r, const rt_json *h)
 {
@@ -249,7 +304,7 @@ static int rt_st_entries(rt_st_reader *r, const rt_json *h)
 		if (rc)
 			return RT_ERR;
 	}
-	return rt_st_overlaps(r);
+	return rt_st_overlaps(r) ? RT_ERR : rt_st_checksums(r);
 }
 
 /* Checks the 8-byte length prefix against the buffer; sets *hlen. */
@@ -270,7 +325,7 @@ int rt_st_parse(const void *buf, size_t len, const char *what,
                 rt_tensorset *out, char *err, size_t errlen)
 {
 	const unsigned char *b = buf;
-	rt_st_reader r = {what, err, errlen, NULL, 0, NULL, 0, out};
+	rt_st_reader r = {what, err, errlen, NULL, 0, NULL, 0, 0, NULL, out};
 	rt_json h = {0};
 	uint64_t hlen = 0;
 	char jerr[160];
@@ -363,32 +418,53 @@ static int rt_st_check_set(const char *path, const rt_tensorset *ts,
 	return RT_OK;
 }
 
+/* The checksums' JSON object, {"NAME": "CRC-32", ...}, as a string. */
+static void rt_st_put_crcs(rt_strbuf *b, const rt_tensorset *ts)
+{
+	rt_strbuf crcs = {0};
+	char hex[9];
+	rt_sb_puts(&crcs, "{");
+	for (int k = 0; k < ts->n; k++) {
+		rt_st_crc(&ts->t[k], hex);
+		rt_sb_puts(&crcs, k ? "," : "");
+		rt_sb_json_string(&crcs, ts->t[k].name);
+		rt_sb_printf(&crcs, ":\"%s\"", hex);
+	}
+	rt_sb_puts(&crcs, "}");
+	b->oom |= crcs.oom;
+	rt_sb_json_string(b, crcs.oom ? "" : crcs.p);
+	rt_sb_free(&crcs);
+}
+
+/* The set's metadata pairs, then the checksums (in place of any the set
+ * holds). */
 static void rt_st_put_meta(rt_strbuf *b, const rt_tensorset *ts)
 {
 	rt_sb_puts(b, "\"__metadata__\":{");
 	for (int k = 0; k < ts->nmeta; k++) {
-		if (k)
-			rt_sb_puts(b, ",");
+		if (strcmp(ts->meta[k].key, RT_ST_CRC_KEY) == 0)
+			continue;
 		rt_sb_json_string(b, ts->meta[k].key);
 		rt_sb_puts(b, ":");
 		rt_sb_json_string(b, ts->meta[k].value);
+		rt_sb_puts(b, ",");
 	}
+	rt_sb_puts(b, "\"" RT_ST_CRC_KEY "\":");
+	rt_st_put_crcs(b, ts);
 	rt_sb_puts(b, "}");
 }
 
-/* The JSON header: metadata first (when any), tensors packed back to back
- * in set order, then spaces until 8 + length is a multiple of 8. */
+/* The JSON header: metadata first, tensors packed back to back in set
+ * order, then spaces until 8 + length is a multiple of 8. */
 static void rt_st_header(rt_strbuf *b, const rt_tensorset *ts)
 {
 	uint64_t off = 0;
 	rt_sb_puts(b, "{");
-	if (ts->nmeta)
-		rt_st_put_meta(b, ts);
+	rt_st_put_meta(b, ts);
 	for (int k = 0; k < ts->n; k++) {
 		const rt_tensor *t = &ts->t[k];
 		uint64_t nb = rt_st_nbytes(t);
-		if (k || ts->nmeta)
-			rt_sb_puts(b, ",");
+		rt_sb_puts(b, ",");
 		rt_sb_json_string(b, t->name);
 		rt_sb_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", rt_dtype_name(t->dtype));
 		for (int d = 0; d < t->rank; d++)

@@ -15,6 +15,13 @@
  * the buffer may be freed) and the metadata pairs; on failure the set is
  * freed and left empty. Only little-endian hosts are supported.
  *
+ * Checksums: the writer adds the metadata key "crc32", a JSON object (as
+ * a string) giving every tensor's name the CRC-32 (zlib's) of its bytes,
+ * 8 hex digits: {"conv.weight": "1c291ca3", ...}. The reader checks every
+ * tensor against it when it is there (a file without it, as torch and
+ * diffusers write, is read unchecked) and keeps it out of the set's
+ * metadata; a tensor whose bytes differ is an error naming it.
+ *
  * Writing produces what torch's safe_open and save_file expect: tensors
  * packed back to back in set order (no gaps, as safetensors requires), the
  * header padded with spaces so the data region starts at a multiple of 8.

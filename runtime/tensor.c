@@ -92,6 +92,44 @@ static size_t rt_nbytes(rt_dtype dt, int64_t numel, int *ok)
 	return *ok ? (size_t)numel * sz : 0;
 }
 
+/* FNV-1a: the name's hash for the index. */
+static uint32_t rt_name_hash(const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
+/* The index slot that holds name, or the empty slot where it would go. */
+static int *rt_index_slot(const rt_tensorset *s, const char *name)
+{
+	unsigned mask = (unsigned)s->indexcap - 1, k = rt_name_hash(name) & mask;
+	while (s->index[k] && strcmp(s->t[s->index[k] - 1].name, name) != 0)
+		k = (k + 1) & mask;
+	return &s->index[k];
+}
+
+/* Makes room in the index for `need` names, rehashing every tensor when
+ * it grows. */
+static int rt_index_reserve(rt_tensorset *s, int need)
+{
+	if (s->index && 2 * need <= s->indexcap)
+		return RT_OK;
+	int cap = 64;
+	while (cap < 2 * need)
+		cap *= 2;
+	int *index = calloc((size_t)cap, sizeof *index);
+	if (!index)
+		return RT_ERR;
+	free(s->index);
+	s->index = index;
+	s->indexcap = cap;
+	for (int i = 0; i < s->n; i++)
+		*rt_index_slot(s, s->t[i].name) = i + 1;
+	return RT_OK;
+}
+
 rt_tensor *rt_set_add(rt_tensorset *s, const char *name, rt_dtype dt,
                       int rank, const int64_t *shape)
 {
@@ -99,7 +137,8 @@ rt_tensor *rt_set_add(rt_tensorset *s, const char *name, rt_dtype dt,
 	if (rank < 0 || rank > RT_MAXDIM || rt_set_find(s, name))
 		return NULL;
 	size_t nb = rt_nbytes(dt, rt_numel(rank, shape), &ok);
-	if (!ok || rt_grow((void **)&s->t, &s->cap, s->n + 1, sizeof *s->t))
+	if (!ok || rt_grow((void **)&s->t, &s->cap, s->n + 1, sizeof *s->t) ||
+	    rt_index_reserve(s, s->n + 1))
 		return NULL;
 	rt_tensor *t = &s->t[s->n];
 	memset(t, 0, sizeof *t);
@@ -114,12 +153,16 @@ rt_tensor *rt_set_add(rt_tensorset *s, const char *name, rt_dtype dt,
 	t->rank = rank;
 	if (rank)
 		memcpy(t->shape, shape, (size_t)rank * sizeof *shape);
-	s->n++;
+	*rt_index_slot(s, name) = ++s->n;
 	return t;
 }
 
 rt_tensor *rt_set_find(const rt_tensorset *s, const char *name)
 {
+	if (s->index) {
+		int at = *rt_index_slot(s, name);
+		return at ? &s->t[at - 1] : NULL;
+	}
 	for (int i = 0; i < s->n; i++)
 		if (strcmp(s->t[i].name, name) == 0)
 			return &s->t[i];
@@ -173,7 +216,27 @@ void rt_set_free(rt_tensorset *s)
 	}
 	free(s->t);
 	free(s->meta);
+	free(s->index);
 	memset(s, 0, sizeof *s);
+}
+
+static int rt_is_float(rt_dtype dt)
+{
+	return dt == RT_F32 || dt == RT_F16 || dt == RT_BF16 || dt == RT_F64;
+}
+
+const rt_tensor *rt_set_nonfinite(const rt_tensorset *s, int64_t *at)
+{
+	for (int i = 0; i < s->n; i++) {
+		const rt_tensor *t = &s->t[i];
+		int64_t n = rt_is_float(t->dtype) ? rt_numel(t->rank, t->shape) : 0;
+		for (int64_t k = 0; k < n; k++)
+			if (!isfinite(rt_load(t->dtype, t->data, k))) {
+				*at = k;
+				return t;
+			}
+	}
+	return NULL;
 }
 
 /* ---- scalar conversions ---- */

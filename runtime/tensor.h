@@ -33,11 +33,17 @@ typedef struct {
 	char *key, *value;
 } rt_meta;
 
+/* index: a hash table of the names (open addressing, a power-of-two
+ * capacity at least twice n; slot = position in t + 1, 0 when empty) that
+ * rt_set_add keeps, so that finding a name is O(1) and reading n tensors
+ * O(n). A set built by hand (index NULL) is searched linearly. */
 typedef struct {
 	rt_tensor *t;
 	int n, cap;
 	rt_meta *meta;
 	int nmeta, metacap;
+	int *index;
+	int indexcap;
 } rt_tensorset;
 
 size_t rt_dtype_size(rt_dtype dt);
@@ -53,6 +59,9 @@ rt_tensor *rt_set_find(const rt_tensorset *s, const char *name);
 int rt_set_meta(rt_tensorset *s, const char *key, const char *value);
 const char *rt_get_meta(const rt_tensorset *s, const char *key);
 void rt_set_free(rt_tensorset *s);
+/* The first tensor of a floating-point dtype holding a NaN or an
+ * infinity (its element index in *at), or NULL when every value is finite. */
+const rt_tensor *rt_set_nonfinite(const rt_tensorset *s, int64_t *at);
 
 /* Scalar conversions used wherever low-precision values are stored:
  * round to nearest even, NaN preserved. */

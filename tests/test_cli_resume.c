@@ -16,13 +16,21 @@
  *   - sample --out-dir: one 28x28 PNG per image; the same seed gives the
  *     same bytes, another seed other images;
  *   - sample --weights with a diffusers-style file (the parameters alone,
- *     by name, in another order) draws what --ckpt --no-ema draws. */
+ *     by name, in another order) draws what --ckpt --no-ema draws;
+ *   - a fresh train into a folder holding a run is refused unless
+ *     --overwrite; numbered checkpoints rotate (--keep, --save-every,
+ *     --save-minutes; the default policy on the startup line); unfinished
+ *     saves of dead processes are removed at the start;
+ *   - --resume refuses a checkpoint whose metadata numbers are out of
+ *     range, whose weights are not finite or whose program configuration
+ *     differs; a run whose state turns non-finite stops without saving. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,6 +333,179 @@ static void test_sample_weights(void **unused)
 		fail_msg("exit %d, stderr: %s", rc, err);
 }
 
+/* DIR/RUN/checkpoint.safetensors: the straight run's checkpoint after
+ * change(set) (NULL: as it is). */
+static void derived_run(const char *run, void (*change)(rt_tensorset *))
+{
+	char path[256], err[1024];
+	rt_tensorset st;
+	snprintf(path, sizeof path, "%s/straight/checkpoint.safetensors", dir);
+	tu_read_st(path, &st);
+	if (change)
+		change(&st);
+	snprintf(path, sizeof path, "%s/%s", dir, run);
+	mkdir(path, 0777);
+	snprintf(path, sizeof path, "%s/%s/checkpoint.safetensors", dir, run);
+	if (rt_st_write(path, &st, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+	rt_set_free(&st);
+}
+
+/* `train --resume ARGS` into DIR/RUN must fail with one line holding want. */
+static void resume_refused(const char *run, const char *args, const char *want)
+{
+	char err[4096];
+	int rc = run_exe(err, sizeof err, "train --data '%s' --out '%s/%s' --resume %s", data, dir, run,
+	                 args);
+	if (rc == 0 || tu_lines(err) != 1 || !strstr(err, want))
+		fail_msg("%s: exit %d, stderr: %s", run, rc, err);
+}
+
+static void far_position(rt_tensorset *st)
+{
+	rt_set_meta(st, "data_position", "9223372036854775000");
+}
+
+static void flip_two(rt_tensorset *st)
+{
+	rt_set_meta(st, "data_flip", "2");
+}
+
+static void cosine_schedule(rt_tensorset *st)
+{
+	char config[8192];
+	snprintf(config, sizeof config, "%s", rt_get_meta(st, "config"));
+	char *at = strstr(config, "\"schedule\": \"linear\"");
+	assert_non_null(at);
+	memcpy(at, "\"schedule\": \"cosine\"", 20);
+	rt_set_meta(st, "config", config);
+}
+
+static void nan_weight(rt_tensorset *st)
+{
+	rt_tensor *t = st->t;
+	while (t->dtype != RT_F32)
+		t++;
+	((float *)t->data)[0] = NAN;
+}
+
+/* Adam's second moments negative: finite on disk, NaN weights after a step. */
+static void negative_moments(rt_tensorset *st)
+{
+	for (int i = 0; i < st->n; i++)
+		if (strncmp(st->t[i].name, "optim.exp_avg_sq.", 17) == 0)
+			for (int64_t k = 0; k < rt_numel(st->t[i].rank, st->t[i].shape); k++)
+				((float *)st->t[i].data)[k] = -1;
+}
+
+static void test_resume_checks_checkpoint(void **unused)
+{
+	char path[256], err[4096];
+	derived_run("far", far_position);
+	resume_refused("far", "--steps 1", "far/checkpoint.safetensors: metadata data_position = "
+	               "'9223372036854775000' is not an integer in [0, ");
+	derived_run("flip2", flip_two);
+	resume_refused("flip2", "--steps 1", "metadata data_flip = '2' is not an integer in [0, 1]");
+	derived_run("cosine", cosine_schedule);
+	resume_refused("cosine", "--steps 1", "cosine/checkpoint.safetensors was trained by a program "
+	               "of another configuration: schedule is \"cosine\" there, \"linear\" here");
+	derived_run("nan", nan_weight);
+	resume_refused("nan", "--steps 1", "holds nan at element 0: the weights are not finite");
+	snprintf(path, sizeof path, "%s/nan/checkpoint.safetensors", dir);
+	int rc = run_exe(err, sizeof err, "sample --ckpt '%s' --n 1 --steps 2", path);
+	if (rc == 0 || !strstr(err, "the weights are not finite"))
+		fail_msg("sample --ckpt with a NaN weight: exit %d, stderr: %s", rc, err);
+}
+
+/* A step that makes the weights NaN: the save at the end is refused, and
+ * the next step's loss stops the run; the checkpoint stays as it was. */
+static void test_nonfinite_not_saved(void **unused)
+{
+	char path[256];
+	long before, after;
+	derived_run("poison", negative_moments);
+	snprintf(path, sizeof path, "%s/poison/checkpoint.safetensors", dir);
+	unsigned char *old = slurp(path, &before);
+	resume_refused("poison", "--steps 1", "not saving step 21 (");
+	resume_refused("poison", "--steps 3", "step 22: the loss is nan; stopping without saving");
+	unsigned char *now = slurp(path, &after);
+	assert_true(before == after && memcmp(old, now, (size_t)before) == 0);
+	free(old);
+	free(now);
+}
+
+static void test_refuses_existing_run(void **unused)
+{
+	char out[4096], cmd[1024], path[256], last[1024];
+	snprintf(cmd, sizeof cmd, "'%s' train --data '%s' --steps 2 --out '%s/again'", exe, data, dir);
+	if (tu_output_of(cmd, out, sizeof out))
+		fail_msg("first run: %s", out);
+	CONTAINS(out, "saving every 10 minutes, keeping the 3 newest as ");
+	int rc = tu_stderr_of(cmd, out, sizeof out);
+	if (rc == 0 || tu_lines(out) != 1)
+		fail_msg("a second fresh run: exit %d, stderr: %s", rc, out);
+	CONTAINS(out, "again already holds a run (", "again/checkpoint.safetensors):",
+	         "--resume continues it, --overwrite replaces it");
+	snprintf(cmd, sizeof cmd, "'%s' train --data '%s' --steps 3 --out '%s/again' --overwrite "
+	         "--log-every 1", exe, data, dir);
+	if (tu_stderr_of(cmd, out, sizeof out))
+		fail_msg("--overwrite: %s", out);
+	snprintf(path, sizeof path, "%s/again/metrics.jsonl", dir);
+	assert_int_equal(count_lines(path, last, sizeof last), 3);
+	snprintf(path, sizeof path, "%s/again/checkpoint-00000002.safetensors", dir);
+	assert_false(exists(path));             /* the earlier run's */
+}
+
+static void test_keep_rotates(void **unused)
+{
+	char path[256], err[4096];
+	if (run_exe(err, sizeof err, "train --data '%s' --steps 6 --out '%s/keep' --save-every 1 "
+	            "--save-minutes 0 --keep 2", data, dir))
+		fail_msg("%s", err);
+	for (int step = 1; step <= 6; step++) {
+		snprintf(path, sizeof path, "%s/keep/checkpoint-%08d.safetensors", dir, step);
+		if (exists(path) != (step >= 5))
+			fail_msg("%s: %s", path, step >= 5 ? "missing" : "not removed");
+	}
+	struct stat a, b;
+	snprintf(path, sizeof path, "%s/keep/checkpoint.safetensors", dir);
+	assert_int_equal(stat(path, &a), 0);
+	snprintf(path, sizeof path, "%s/keep/checkpoint-00000006.safetensors", dir);
+	assert_int_equal(stat(path, &b), 0);
+	assert_true(a.st_ino == b.st_ino);      /* a hard link: no second copy */
+	/* 1e-9 minutes pass during every step: a save after each */
+	if (run_exe(err, sizeof err, "train --data '%s' --steps 2 --out '%s/keep' --resume "
+	            "--save-minutes 1e-9", data, dir))
+		fail_msg("%s", err);
+	snprintf(path, sizeof path, "%s/keep/checkpoint-00000007.safetensors", dir);
+	assert_true(exists(path));
+}
+
+/* A save's temporary file whose process is gone is removed at the start;
+ * one of a live process is left alone. */
+static void test_stale_temporary_removed(void **unused)
+{
+	char dead[256], live[256], out[4096], cmd[1024];
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	derived_run("stale", NULL);
+	snprintf(dead, sizeof dead, "%s/stale/checkpoint.safetensors.tmp.%ld", dir, (long)child);
+	snprintf(live, sizeof live, "%s/stale/checkpoint.safetensors.tmp.%ld", dir, (long)getpid());
+	fclose(fopen(dead, "w"));
+	fclose(fopen(live, "w"));
+	snprintf(cmd, sizeof cmd, "'%s' train --data '%s' --steps 1 --out '%s/stale' --resume", exe,
+	         data, dir);
+	if (tu_output_of(cmd, out, sizeof out))
+		fail_msg("%s", out);
+	CONTAINS(out, "removed the unfinished save ", dead);
+	assert_false(exists(dead));
+	assert_true(exists(live));
+	remove(live);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +514,11 @@ int main(void)
 		cmocka_unit_test(test_resume_without_checkpoint),
 		cmocka_unit_test(test_sample_same_seed),
 		cmocka_unit_test(test_sample_weights),
+		cmocka_unit_test(test_resume_checks_checkpoint),
+		cmocka_unit_test(test_nonfinite_not_saved),
+		cmocka_unit_test(test_refuses_existing_run),
+		cmocka_unit_test(test_keep_rotates),
+		cmocka_unit_test(test_stale_temporary_removed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -356,7 +356,7 @@ static void bad_values_are_one_line_errors(void **unused)
 		{ "train", "--ema-inv-gamma 0", "--ema-inv-gamma: expected a number" },
 		{ "train", "--grad-accum 0", "--grad-accum: expected an integer in [1, 1000000]" },
 		{ "train", "--clip", "--clip needs a value" },
-		{ "sample", "--lr 0.1", "sample: unknown flag '--lr'" },
+		{ "sample", "--lr 0.1", "sample: --lr is a flag of train, not of sample" },
 	};
 	for (int i = 0; i < TU_LEN(bad); i++) {
 		char cmd[512], err[4096];

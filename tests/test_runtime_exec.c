@@ -31,6 +31,8 @@
 #include "../runtime/main/metrics.c"
 #include "../runtime/main/plot.c"
 #include "../runtime/main/hyper.c"
+#include "../runtime/main/rundir.c"
+#include "../runtime/main/checkpoint.c"
 
 /* --- a fake program ------------------------------------------------------- */
 
@@ -774,7 +776,7 @@ static void test_cli_train(void **unused)
 	/* 7 steps, then --resume for 3 more: the same batches, the same state */
 	nimg = 0;
 	assert_int_equal(cli("train", "--data", data, "--steps", "7", "--out", out, "--seed", "5",
-	                     NULL), 0);
+	                     "--overwrite", NULL), 0);
 	assert_int_equal(cli("train", "--data", data, "--steps", "3", "--out", out, "--resume", NULL), 0);
 	assert_int_equal(nimg, 30);
 	assert_memory_equal(img_log, straight, sizeof straight);
@@ -867,11 +869,18 @@ static void test_cli_rejects(void **unused)
 		{ "sample", "--eta", "nan", "--sampler", "ddim" },
 		{ "sample", "--ckpt", "/nonexistent/ckpt.safetensors" },
 		{ "sample", "--device", "opencl" },
+		{ "sample", "--save-every", "3" },
+		{ "sample", "--lr", "0.1" },
+		{ "eval", "--out-dir", "x" },
+		{ "train", "--n", "4" },
+		{ "train", "--test", data },
+		{ "train", "--frob" },
 		{ "fly" },
 	};
 	static const char *const why[] = {
 		"--steps: expected an integer in [1, ", "--steps: expected an integer",
-		"--threads: expected an integer in [1, 1024], got '-1'", "train: unknown flag '--eta'",
+		"--threads: expected an integer in [1, 1024], got '-1'",
+		"train: --eta is a flag of sample and eval, not of train (see fake-model --help)",
 		"--resume takes no value", "--data needs a value",
 		"--batch 4: this program was compiled for batch 3", "/nonexistent.idx",
 		"cannot create",
@@ -880,6 +889,12 @@ static void test_cli_rejects(void **unused)
 		"--steps 11: at most 10", "--seed: expected an integer", "--n: expected an integer",
 		"--eta: expected a number", "/nonexistent/ckpt.safetensors",
 		"--device opencl: this executable was compiled for the CPU only",
+		"sample: --save-every is a flag of train, not of sample",
+		"sample: --lr is a flag of train, not of sample",
+		"eval: --out-dir is a flag of sample, not of eval",
+		"train: --n is the number of images of --sample-every and --eval-every",
+		"train: --test is the test set of --eval-every",
+		"train: unknown flag '--frob'",
 		"unknown command 'fly'",
 	};
 	for (int i = 0; i < TU_LEN(bad); i++) {

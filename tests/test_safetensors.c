@@ -1,8 +1,9 @@
 /* test_safetensors: round trips through rt_st_write / rt_st_read, files laid
  * out the way torch writes them, every malformed header the reader must
  * reject (in memory and from a file, checking the message), and writes
- * that fail without leaving a temporary file or touching the old file. */
-#define _POSIX_C_SOURCE 200809L
+ * that fail without leaving a temporary file or touching the old file;
+ * checksums that find a flipped bit; 100,000 tensors read in linear time. */
+#define _GNU_SOURCE     /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -200,20 +201,29 @@ static void test_round_trip(void **state)
 	remove(path);
 }
 
+/* build_sample's set into a, written to tmpdir/name (its path into
+ * path); returns the file's bytes, *n of them. */
+static unsigned char *write_sample(rt_tensorset *a, const char *name, char path[256], size_t *n)
+{
+	char err[512];
+	build_sample(a);
+	path_in(path, 256, name);
+	if (rt_st_write(path, a, err, sizeof err))
+		fail_msg("write: %s", err);
+	unsigned char *f = read_bytes(path, n);
+	assert_non_null(f);
+	return f;
+}
+
 /* Layout torch expects: data starts at a multiple of 8, tensors packed in
  * set order with no gaps, and nothing after the last tensor. */
 static void test_written_layout(void **state)
 {
 	rt_tensorset a = {0};
-	char path[256], err[512];
+	char path[256];
 	size_t n;
 	(void)state;
-	build_sample(&a);
-	path_in(path, sizeof path, "layout.safetensors");
-	if (rt_st_write(path, &a, err, sizeof err))
-		fail_msg("write: %s", err);
-	unsigned char *f = read_bytes(path, &n);
-	assert_non_null(f);
+	unsigned char *f = write_sample(&a, "layout.safetensors", path, &n);
 	uint64_t hlen = 0;
 	for (int k = 7; k >= 0; k--)
 		hlen = hlen << 8 | f[k];
@@ -292,6 +302,57 @@ static void test_overwrite(void **state)
 	assert_string_equal(b.t[0].name, "only");
 	rt_set_free(&a);
 	rt_set_free(&b);
+	remove(path);
+}
+
+/* 100,000 tensors written and read back, each found by name with its
+ * value. Reading is O(n) (the set's name index): a second here, where the
+ * linear lookups took minutes (tests/CMakeLists.txt gives this program a
+ * timeout far above the one and far below the other). */
+static void test_many_tensors(void **state)
+{
+	enum { N = 100000 };
+	rt_tensorset a = {0}, b = {0};
+	char path[256], err[512], name[32];
+	const int64_t one[1] = {1};
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "layer.%d.weight", i);
+		rt_tensor *t = rt_set_add(&a, name, RT_F32, 1, one);
+		assert_non_null(t);
+		*(float *)t->data = (float)i;
+	}
+	assert_null(rt_set_add(&a, "layer.7.weight", RT_F32, 1, one));
+	path_in(path, sizeof path, "many.safetensors");
+	if (rt_st_write(path, &a, err, sizeof err) || rt_st_read(path, &b, err, sizeof err))
+		fail_msg("%s", err);
+	assert_int_equal(b.n, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "layer.%d.weight", i);
+		const rt_tensor *t = rt_set_find(&b, name);
+		if (!t || *(const float *)t->data != (float)i)
+			fail_msg("'%s' %s", name, t ? "has another value" : "is missing");
+	}
+	assert_null(rt_set_find(&b, "layer.100000.weight"));
+	rt_set_free(&a);
+	rt_set_free(&b);
+	remove(path);
+}
+
+/* A bit flipped in the last byte of the file (the data of the last
+ * tensor written) is found by the checksums, naming the tensor. */
+static void test_checksum_flipped_bit(void **state)
+{
+	rt_tensorset a = {0};
+	char path[256];
+	size_t n;
+	(void)state;
+	unsigned char *f = write_sample(&a, "flipped.safetensors", path, &n);
+	assert_non_null(memmem(f, n, "\"crc32\":\"{", 10));
+	f[n - 1] ^= 0x10;       /* the last element of "bytes" (the empty one is after it) */
+	expect_reject("flipped", f, n, "tensor 'bytes' fails its checksum");
+	free(f);
+	rt_set_free(&a);
 	remove(path);
 }
 
@@ -508,6 +569,8 @@ int main(void)
 		cmocka_unit_test(test_written_layout),
 		cmocka_unit_test(test_torch_style),
 		cmocka_unit_test(test_overwrite),
+		cmocka_unit_test(test_many_tensors),
+		cmocka_unit_test(test_checksum_flipped_bit),
 		cmocka_unit_test(test_reject_short_and_length),
 		cmocka_unit_test(test_reject_json),
 		cmocka_unit_test(test_reject_entries),

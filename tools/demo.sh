@@ -14,7 +14,7 @@ small="--set width=16 --set layers=1 --set groups=8 --set batch=32 --set dropout
 --set warmup=100 --set ema=0.99"
 $ddpmc inspect models/unet.lua $small | sed -n '1,2p'
 $ddpmc compile models/unet.lua $small -o build/unet_small
-build/unet_small train --steps "${DEMO_STEPS:-1000}" --out build/demo-run --log-every 100
+build/unet_small train --steps "${DEMO_STEPS:-1000}" --out build/demo-run --overwrite --log-every 100
 build/unet_small sample --ckpt build/demo-run/checkpoint.safetensors --n 32 --sampler ddpm \
 	--steps 250 --out build/demo-samples.png
 echo "demo: samples in build/demo-samples.png"

@@ -33,6 +33,9 @@ static const flag flags[] = {
 	{ "--seed", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(seed), AT(has_seed), 0, 2147483647 },
 	{ "--threads", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(threads), 0, 1, 1024 },
 	{ "--resume", F_BOOL, CLI_TRAIN, AT(resume), 0, 0, 0 },
+	{ "--overwrite", F_BOOL, CLI_TRAIN, AT(overwrite), 0, 0, 0 },
+	{ "--save-minutes", F_NUM, CLI_TRAIN, AT(save_minutes), 0, 0, 1e6 },
+	{ "--keep", F_INT, CLI_TRAIN, AT(keep), 0, 1, 1e6 },
 	{ "--flip", F_BOOL, CLI_TRAIN, AT(flip), 0, 0, 0 },
 	{ "--batch", F_INT, CLI_TRAIN, AT(batch), 0, 1, 1e7 },
 	{ "--save-every", F_INT, CLI_TRAIN, AT(save_every), 0, 0, 1e9 },
@@ -57,8 +60,10 @@ static const flag flags[] = {
 static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
-	"         [--resume] [--batch B] [--save-every N] [--log-every N] [--sample-every N]\n"
+	"         [--resume | --overwrite] [--batch B] [--save-every N] [--save-minutes M]\n"
+	"         [--keep K] [--log-every N] [--sample-every N]\n"
 	"         [--n N] [--flip] [--eval-every N [--test PATH]] [--device DEV]\n"
+	"         (saves every 10 minutes and keeps the 3 newest checkpoints by default)\n"
 	"         [--lr X] [--warmup N] [--lr-schedule constant|linear|cosine] [--total-steps N]\n"
 	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
 	"         [--ema-warmup none|power|ratio] [--ema-inv-gamma X] [--ema-power X]\n"
@@ -334,6 +339,34 @@ static int set_flag(const cli_opts *o, const flag *f, const char *v, char *base)
 	return 0;
 }
 
+/* "train", "sample and eval", ...: the commands of the bits cmds. */
+static const char *command_names(unsigned cmds, char *buf, size_t len)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ CLI_TRAIN, "train" }, { CLI_SAMPLE, "sample" }, { CLI_EVAL, "eval" },
+	};
+	size_t at = 0;
+	int left = __builtin_popcount(cmds & (CLI_TRAIN | CLI_SAMPLE | CLI_EVAL));
+	buf[0] = 0;
+	for (size_t k = 0; k < sizeof names / sizeof *names && at < len; k++)
+		if (cmds & names[k].bit)
+			at += (size_t)snprintf(buf + at, len - at, "%s%s", names[k].name,
+			                       --left > 1 ? ", " : left == 1 ? " and " : "");
+	return buf;
+}
+
+/* A flag that command `cmd` does not take: unknown, or another command's. */
+static int refuse_flag(const cli_opts *o, const char *cmd, const char *arg, size_t len,
+                       unsigned owners)
+{
+	char names[64];
+	if (!owners)
+		return cli_fail(o, "%s: unknown %s '%.*s' (see %s --help)", cmd,
+		                arg[0] == '-' ? "flag" : "argument", (int)len, arg, o->prog);
+	return cli_fail(o, "%s: %.*s is a flag of %s, not of %s (see %s --help)", cmd, (int)len, arg,
+	                command_names(owners, names, sizeof names), cmd, o->prog);
+}
+
 /* argv[first..argc) into o; `cmd` is one of CLI_TRAIN, CLI_SAMPLE, CLI_INFO. */
 static int parse_flags(int argc, char **argv, int first, unsigned cmd, cli_opts *o)
 {
@@ -344,10 +377,10 @@ static int parse_flags(int argc, char **argv, int first, unsigned cmd, cli_opts 
 		for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
 			if (strlen(flags[k].name) == len && strncmp(flags[k].name, arg, len) == 0)
 				f = &flags[k];
-		int h = f || cmd != CLI_TRAIN ? -1 : cli_hyper_find(arg, len);
-		if ((!f || !(f->cmds & cmd)) && h < 0)
-			return cli_fail(o, "%s: unknown %s '%.*s' (see %s --help)", argv[1],
-			                arg[0] == '-' ? "flag" : "argument", (int)len, arg, o->prog);
+		int h = f ? -1 : cli_hyper_find(arg, len);
+		unsigned owners = f ? f->cmds : h >= 0 ? CLI_TRAIN : 0;
+		if (!(owners & cmd))
+			return refuse_flag(o, argv[1], arg, len, owners);
 		if (h < 0 && f->kind == F_BOOL) {
 			if (eq)
 				return cli_fail(o, "%s takes no value", f->name);
@@ -365,6 +398,18 @@ static int parse_flags(int argc, char **argv, int first, unsigned cmd, cli_opts 
 	return 0;
 }
 
+/* train's flags that only serve another: refused when it is absent, since
+ * they would do nothing. 0, or 1 after cli_fail. */
+static int train_flags_used(const cli_opts *o)
+{
+	if (o->has_n && !o->sample_every && !o->eval_every)
+		return cli_fail(o, "train: --n is the number of images of --sample-every and "
+		                "--eval-every; give one of them");
+	if (o->test && !o->eval_every)
+		return cli_fail(o, "train: --test is the test set of --eval-every; give it too");
+	return 0;
+}
+
 static void defaults(cli_opts *o, const char *argv0)
 {
 	const char *slash = strrchr(argv0, '/');
@@ -378,6 +423,8 @@ static void defaults(cli_opts *o, const char *argv0)
 	o->steps = 1000;
 	o->n = 16;
 	o->log_every = 10;
+	o->save_minutes = 10;
+	o->keep = 3;
 }
 
 int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
@@ -400,7 +447,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 	}
 	if (!*which)
 		return cli_fail(o, "unknown command '%s' (train, sample, eval, export, info)", cmd);
-	if (parse_flags(argc, argv, 2, *which, o))
+	if (parse_flags(argc, argv, 2, *which, o) || (*which == CLI_TRAIN && train_flags_used(o)))
 		return 1;
 	if (strcmp(o->device, "list") == 0) {   /* whatever the other flags */
 		rt_device_list(stdout);

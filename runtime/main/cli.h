@@ -1,8 +1,9 @@
 /* cli: the command line of every executable ddpmc compiles (docs/semantics.md §7).
  *
  *   OUT train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S]
- *              [--threads N] [--resume] [--batch B] [--save-every N]
- *              [--log-every N] [--sample-every N] [--n N] [--flip] [--device DEV]
+ *              [--threads N] [--resume | --overwrite] [--batch B] [--save-every N]
+ *              [--save-minutes M] [--keep K] [--log-every N] [--sample-every N]
+ *              [--n N] [--flip] [--device DEV]
  *   OUT sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim]
  *              [--steps K] [--eta E] [--spacing S] [--no-clip | --clip-range R]
  *              [--seed S] [--out grid.png] [--out-dir DIR]
@@ -19,8 +20,9 @@
  *
  * main.c hands cli_run the program the generated object embeds; the
  * commands live in train.c, sample.c, eval.c and cli.c (info, flags); progress.c
- * draws progress bars, metrics.c keeps DIR/metrics.jsonl and plot.c draws
- * the loss curve. Every
+ * draws progress bars, metrics.c keeps DIR/metrics.jsonl, plot.c draws
+ * the loss curve, rundir.c keeps the run folder's other files and
+ * checkpoint.c checks the checkpoints the commands load. Every
  * command returns an exit status: 0 on success, else non-zero after one
  * line "OUT: cause" on stderr. */
 #ifndef DDPMC_RUNTIME_CLI_H
@@ -65,6 +67,9 @@ typedef struct {
 	int64_t steps, n, seed, threads, batch, save_every, log_every;
 	double eta;
 	int resume, no_ema;
+	int overwrite;                  /* train: replace the run already in --out */
+	double save_minutes;            /* train: also save when this long has passed (0: never) */
+	int64_t keep;                   /* train: numbered checkpoints kept */
 	int has_steps, has_seed, has_ckpt, has_out, has_eta;
 	int64_t sample_every;           /* train: a grid every N steps (0: none) */
 	int flip;                       /* train: random horizontal flips */
@@ -161,6 +166,38 @@ int cli_metrics_open(cli_metrics *mt, const cli_opts *o, const char *dir, int re
                      int64_t upto);
 int cli_metrics_add(cli_metrics *mt, const cli_opts *o, const cli_metric *m);
 void cli_metrics_close(cli_metrics *mt);
+
+/* --- the run folder (rundir.c) ------------------------------------------------
+ * Besides checkpoint.safetensors, metrics.jsonl and loss.png, every save
+ * appears as DIR/checkpoint-STEP.safetensors (STEP in 8 digits or more), a
+ * hard link to the checkpoint written: the K newest are kept. Each
+ * returns 0, or -1 with errno set unless said otherwise. */
+
+/* 1 when dir holds a run (a checkpoint or metrics), its path in found. */
+int cli_run_exists(const char *dir, char *found, size_t len);
+/* Removes the temporary files of saves whose process is gone (a kill
+ * during rt_st_write), saying so on stdout. */
+int cli_run_clean_stale(const char *dir);
+/* Removes the checkpoints (numbered too), metrics and plot of a run. */
+int cli_run_clear(const char *dir);
+/* Links ckpt, just saved at step, as dir's numbered checkpoint and
+ * removes all but the `keep` newest. */
+int cli_run_keep(const char *dir, const char *ckpt, int64_t step, int64_t keep);
+
+/* --- checkpoint checks (checkpoint.c) -------------------------------------------
+ * Each returns 0, or 1 after cli_fail naming path (or what) and the field. */
+
+/* The checkpoint's metadata `key` as an integer in [lo, hi] into *out
+ * (left as it is when the key is absent). */
+int cli_ckpt_int(const cli_opts *o, const rt_tensorset *ckpt, const char *path, const char *key,
+                 int64_t lo, int64_t hi, int64_t *out);
+/* Every floating-point value of s is finite. */
+int cli_ckpt_finite(const cli_opts *o, const rt_tensorset *s, const char *what);
+/* The checkpoint's metadata config (the program's meta when it was saved)
+ * agrees with p's but for the batch and the optimizer's defaults; a
+ * checkpoint without config passes. */
+int cli_ckpt_config(const cli_opts *o, const rt_tensorset *ckpt, const char *path,
+                    const rt_program *p);
 
 /* plot.c: the loss curve (loss_mean against step, log-scale loss axis,
  * with the axis ranges written in small digits) as a PNG; RT_OK or RT_ERR. */

@@ -198,6 +198,10 @@ int cli_sampler_load(sampler *sm)
 		        o->prog, path, (long long)o->seed);
 	else if (rt_st_read(path, &file, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
+	if (cli_ckpt_finite(o, &file, path)) {
+		rt_set_free(&file);
+		return 1;
+	}
 	char what[4200];
 	const char *step = rt_get_meta(&file, "step");
 	snprintf(what, sizeof what, step ? "%s (step %s)" : "%s", path, step);

@@ -3,8 +3,11 @@
  *   DIR/checkpoint.safetensors  every state tensor (parameters, EMA, Adam
  *       moments, counters, loss scale, rng.seed) and, in its metadata, the
  *       model config and where the data order stands (below); written
- *       atomically every --save-every N steps, at the end, and when
+ *       atomically every --save-every N steps, whenever --save-minutes M
+ *       (default 10) have passed since the last save, at the end, and when
  *       SIGINT/SIGTERM stops the run (after the step in progress; exit 0);
+ *   DIR/checkpoint-STEP.safetensors  the --keep K (default 3) newest saves,
+ *       hard links (rundir.c);
  *   DIR/metrics.jsonl           one line per logged step (metrics.c);
  *   DIR/loss.png                the loss curve, redrawn at every save;
  *   DIR/samples/step_NNNNNN.png with --sample-every N: a grid of --n
@@ -36,6 +39,14 @@
  * host (a save, a sample grid, the end of the run) calls rt_device_sync
  * first. The grids' sampler runs on the same device.
  *
+ * Safety: a fresh run refuses a DIR that holds a run unless --overwrite
+ * (which clears it) or --resume; the unfinished saves of killed runs are
+ * removed at the start. --resume checks the checkpoint (checkpoint.c):
+ * its metadata numbers in range, its weights finite, the program's
+ * configuration the same. A step whose loss is not finite stops the run
+ * (unless loss scaling skipped it), and a state that is not finite is
+ * never saved: the last good checkpoint stays.
+ *
  * Hyperparameters (hyper.c): the state tensors hp.NAME, set from the flags
  * after the state is loaded; a resumed run keeps the checkpoint's.
  *
@@ -59,6 +70,9 @@
 
 #define SMOOTHING 0.98
 #define GRID_STEPS 50
+/* Data positions and steps stay below 2^53: exact in a double, and far
+ * from overflowing int64 when a run adds its steps times its batch. */
+#define MAX_POSITION 9007199254740992LL
 
 static volatile sig_atomic_t interrupted;
 
@@ -89,8 +103,9 @@ typedef struct {
 	double smooth, smooth_w;        /* loss EMA and its weight (for the bias) */
 	double busy, busy_all;  /* seconds in steps since the last log line; since step 2 */
 	double loss_sum;        /* since the last log line */
+	double last_save;       /* cli_now() at the start or the last save */
 	int64_t nsum, b;
-	int plot_warned;
+	int plot_warned, keep_warned;
 } trainer;
 
 /* --- data --------------------------------------------------------------------- */
@@ -150,20 +165,49 @@ static int64_t iteration(const trainer *tr)
 	return it > 0 ? (int64_t)it : 0;
 }
 
-/* What a resumed run takes from the checkpoint's metadata: the data
- * position and flipping; a warning when the batch size changed. */
-static void resume_meta(trainer *tr, const rt_tensorset *ckpt)
+/* What a resumed run takes from the checkpoint's metadata, each number
+ * checked: the data position and flipping; a warning when the batch size
+ * changed. 0, or 1 after cli_fail. */
+static int resume_meta(trainer *tr, const rt_tensorset *ckpt)
 {
-	const char *b = rt_get_meta(ckpt, "batch"), *pos = rt_get_meta(ckpt, "data_position"),
-	           *flip = rt_get_meta(ckpt, "data_flip");
-	if (b && strtoll(b, NULL, 10) != tr->b)
-		fprintf(stderr, "%s: warning: the checkpoint was trained at batch %s, this program's is "
+	int64_t b = tr->b, flip = 0;
+	if (cli_ckpt_int(tr->o, ckpt, tr->path, "batch", 1, 10000000, &b) ||
+	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_position", 0, MAX_POSITION, &tr->position) ||
+	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_flip", 0, 1, &flip))
+		return 1;
+	if (b != tr->b)
+		fprintf(stderr, "%s: warning: the checkpoint was trained at batch %lld, this program's is "
 		        "%lld: the run goes on, but not as one uninterrupted run would have\n",
-		        tr->o->prog, b, (long long)tr->b);
-	if (pos && strtoll(pos, NULL, 10) >= 0)
-		tr->position = strtoll(pos, NULL, 10);
-	if (flip && strcmp(flip, "1") == 0)
-		tr->o->flip = 1;
+		        tr->o->prog, (long long)b, (long long)tr->b);
+	tr->o->flip |= flip == 1;
+	return 0;
+}
+
+/* The resumed state's counters in range: the step (the data position of
+ * a checkpoint without one is step * B) and the seed. */
+static int resumed_counters(trainer *tr)
+{
+	double it = cli_scalar(&tr->state, "train.iteration"), seed = cli_scalar(&tr->state, "rng.seed");
+	if (!isnan(it) && !(it >= 0 && it <= (double)(MAX_POSITION / tr->b)))
+		return cli_fail(tr->o, "%s: train.iteration = %g is not a step in [0, %lld]", tr->path, it,
+		                MAX_POSITION / tr->b);
+	if (!isnan(seed) && !(seed >= 0 && seed <= 2147483647))
+		return cli_fail(tr->o, "%s: rng.seed = %g is not a seed in [0, 2147483647]", tr->path,
+		                seed);
+	return 0;
+}
+
+/* The checkpoint --resume continues, checked, into *ckpt. */
+static int read_resumed(trainer *tr, rt_tensorset *ckpt)
+{
+	const cli_opts *o = tr->o;
+	char err[1024];
+	if (access(tr->path, F_OK) != 0)
+		return cli_fail(o, "--resume: no checkpoint at %s (%s)", tr->path, strerror(errno));
+	if (rt_st_read(tr->path, ckpt, err, sizeof err) != RT_OK)
+		return cli_fail(o, "--resume: %s", err);
+	return cli_ckpt_finite(o, ckpt, tr->path) || cli_ckpt_config(o, ckpt, tr->path, tr->p) ||
+	       resume_meta(tr, ckpt);
 }
 
 /* The state: from the checkpoint with --resume, else initialised. */
@@ -172,18 +216,18 @@ static int train_load_state(trainer *tr)
 	const cli_opts *o = tr->o;
 	char err[1024];
 	rt_tensorset ckpt = { 0 };
-	if (o->resume && access(tr->path, F_OK) != 0)
-		return cli_fail(o, "--resume: no checkpoint at %s (%s)", tr->path, strerror(errno));
-	if (o->resume && rt_st_read(tr->path, &ckpt, err, sizeof err) != RT_OK)
-		return cli_fail(o, "--resume: %s", err);
 	tr->position = -1;
-	if (o->resume)
-		resume_meta(tr, &ckpt);
+	if (o->resume && read_resumed(tr, &ckpt)) {
+		rt_set_free(&ckpt);
+		return 1;
+	}
 	int rc = rt_state_init(tr->p, (uint64_t)o->seed, o->resume ? &ckpt : NULL, tr->path,
 	                       &tr->state, err, sizeof err);
 	rt_set_free(&ckpt);
 	if (rc != RT_OK)
 		return cli_fail(o, "%s", err);
+	if (o->resume && resumed_counters(tr))
+		return 1;
 	if (!o->resume || o->has_seed)
 		cli_set_scalar(&tr->state, "rng.seed", (double)o->seed);
 	else if (rt_set_find(&tr->state, "rng.seed"))     /* the run's seed goes on */
@@ -243,15 +287,55 @@ static int sync_state(trainer *tr)
 	return 0;
 }
 
+/* The numbered link of the save just made; a failure is a warning
+ * (once): the checkpoint itself is saved. */
+static void keep_numbered(trainer *tr)
+{
+	if (cli_run_keep(tr->o->out, tr->path, iteration(tr), tr->o->keep) != 0 && !tr->keep_warned++) {
+		cli_progress_clear(&tr->pg);
+		fprintf(stderr, "%s: warning: cannot keep numbered checkpoints in %s: %s\n", tr->o->prog,
+		        tr->o->out, strerror(errno));
+	}
+}
+
+/* The state as the checkpoint, unless a value is not finite: then the
+ * run stops and the last good checkpoint stays. */
 static int save(trainer *tr)
 {
-	char err[1024];
+	char err[1024], what[4200];
 	if (sync_state(tr) || set_meta(tr))
+		return 1;
+	snprintf(what, sizeof what, "not saving step %lld (%s keeps the last good state)",
+	         (long long)iteration(tr), tr->path);
+	if (cli_ckpt_finite(tr->o, &tr->state, what))
 		return 1;
 	if (rt_st_write(tr->path, &tr->state, err, sizeof err) != RT_OK)
 		return cli_fail(tr->o, "%s", err);
+	tr->last_save = cli_now();
+	keep_numbered(tr);
 	draw_plot(tr);
 	return 0;
+}
+
+/* A save is due after step `done`: every --save-every steps, and when
+ * --save-minutes have passed since the last. */
+static int save_due(const trainer *tr, int64_t done)
+{
+	const cli_opts *o = tr->o;
+	return (o->save_every && done % o->save_every == 0) ||
+	       (o->save_minutes > 0 && cli_now() - tr->last_save >= 60 * o->save_minutes);
+}
+
+/* A loss that is not finite poisons the weights, unless loss scaling
+ * skipped the step (then the state has optim.loss_scale and kept its
+ * weights). 0, or 1 after cli_fail. */
+static int check_loss(trainer *tr, int64_t done, double loss)
+{
+	if (isfinite(loss) || rt_set_find(&tr->state, "optim.loss_scale"))
+		return 0;
+	cli_progress_clear(&tr->pg);
+	return cli_fail(tr->o, "step %lld: the loss is %g; stopping without saving (%s keeps the "
+	                "last good state)", (long long)done, isnan(loss) ? NAN : loss, tr->path);
 }
 
 /* --- the run ------------------------------------------------------------------- */
@@ -371,6 +455,8 @@ static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, in
 	tr->nsum++;
 	show(tr, s, loss);
 	int64_t done = it + 1;
+	if (check_loss(tr, done, loss))
+		return 1;
 	cli_scores sc;
 	int evaluated = o->eval_every && done % o->eval_every == 0 ? measure(tr, done, &sc) : -1;
 	if (evaluated > 0)
@@ -380,7 +466,7 @@ static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, in
 		return 1;
 	if (o->sample_every && done % o->sample_every == 0 && sample_grid(tr, done))
 		return 1;
-	if (o->save_every && done % o->save_every == 0 && save(tr))
+	if (save_due(tr, done) && save(tr))
 		return 1;
 	return 0;
 }
@@ -409,6 +495,8 @@ static int loop(trainer *tr)
 static int prepare_out(trainer *tr)
 {
 	cli_opts *o = tr->o;
+	if (o->overwrite && cli_run_clear(o->out))
+		return cli_fail(o, "--overwrite: cannot clear %s: %s", o->out, strerror(errno));
 	if (cli_mkdirs(o->out))
 		return cli_fail(o, "cannot create %s: %s", o->out, strerror(errno));
 	if (cli_metrics_open(&tr->mt, o, o->out, o->resume, iteration(tr)))
@@ -426,6 +514,36 @@ static int prepare_out(trainer *tr)
 	return !(tr->sm = cli_sampler_new(&so, tr->p, tr->dev));
 }
 
+/* Before anything is read or written: a fresh run does not replace
+ * another without --overwrite, and the unfinished saves of killed runs go. */
+static int check_out(trainer *tr)
+{
+	const cli_opts *o = tr->o;
+	char found[4200];
+	if (o->resume && o->overwrite)
+		return cli_fail(o, "--resume and --overwrite: give one of them");
+	if (cli_run_clean_stale(o->out))
+		return cli_fail(o, "cannot remove the unfinished saves in %s: %s", o->out, strerror(errno));
+	if (!o->resume && !o->overwrite && cli_run_exists(o->out, found, sizeof found))
+		return cli_fail(o, "%s already holds a run (%s): --resume continues it, --overwrite "
+		                "replaces it, or give another --out", o->out, found);
+	return 0;
+}
+
+/* The save policy, for the startup line. */
+static void describe_saving(const cli_opts *o, rt_strbuf *b)
+{
+	rt_sb_puts(b, "saving");
+	if (o->save_every)
+		rt_sb_printf(b, " every %lld steps%s", (long long)o->save_every,
+		             o->save_minutes > 0 ? " and" : "");
+	if (o->save_minutes > 0)
+		rt_sb_printf(b, " every %g minutes", o->save_minutes);
+	rt_sb_printf(b, "%s, keeping the %lld newest as %s/checkpoint-STEP.safetensors",
+	             o->save_every || o->save_minutes > 0 ? "" : " at the end", (long long)o->keep,
+	             o->out);
+}
+
 static void start(trainer *tr)
 {
 	int64_t elems = 0;
@@ -440,7 +558,13 @@ static void start(trainer *tr)
 	if (hyper.p && *hyper.p)
 		printf("hyperparameters: %s\n", hyper.p);
 	rt_sb_free(&hyper);
+	rt_strbuf saving = { 0 };
+	describe_saving(tr->o, &saving);
+	if (saving.p)
+		printf("%s\n", saving.p);
+	rt_sb_free(&saving);
 	fflush(stdout);
+	tr->last_save = cli_now();
 	cli_progress_start(&tr->pg, "step", tr->o->steps);
 }
 
@@ -478,7 +602,8 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 	if (!o.out)
 		o.out = CLI_DEFAULT_DIR;
 	snprintf(tr.path, sizeof tr.path, "%s/checkpoint.safetensors", o.out);
-	int rc = train_check_entry(&tr) || !(tr.dev = cli_device(&o, p)) || train_load_state(&tr) ||
+	int rc = train_check_entry(&tr) || check_out(&tr) || !(tr.dev = cli_device(&o, p)) ||
+	         train_load_state(&tr) ||
 	         load_data(&tr) || prepare_out(&tr) || open_loader(&tr);
 	if (!rc)
 		rc = train_run(&tr);
