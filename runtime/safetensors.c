@@ -19,7 +19,9 @@
 
 #include "json.h"
 
-/* Writes "what: message" into err and returns RT_ERR. */
+/* Writes "what: message" into err and returns RT_ERR. The message may
+ * quote the file (tensor names, dtypes, keys): its control characters
+ * become '?', so that it stays one line and cannot drive a terminal. */
 static int rt_st_fail(char *err, size_t errlen, const char *what,
                       const char *fmt, ...)
 {
@@ -31,6 +33,9 @@ static int rt_st_fail(char *err, size_t errlen, const char *what,
 		va_start(ap, fmt);
 		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
 		va_end(ap);
+		for (char *c = err + n; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
 	}
 	return RT_ERR;
 }

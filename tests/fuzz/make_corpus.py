@@ -58,6 +58,8 @@ def st_corpus():
         {"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]},
          "b": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}}).encode()
     put("safetensors", "overlap", struct.pack("<Q", len(overlap)) + overlap + b"abc")
+    control = b'{"a\\nb": {"dtype": "X", "shape": [], "data_offsets": [0, 0]}}'
+    put("safetensors", "control_in_name", struct.pack("<Q", len(control)) + control)
     put("safetensors", "truncated", safetensors([("w", "F32", [4])])[:-3])
 
 
