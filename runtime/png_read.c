@@ -108,7 +108,7 @@ static void pass_size(const png *p, const int *a, uint32_t *pw, uint32_t *ph)
 }
 
 /* Colour type -> samples per pixel and the legal bit depths (bit d set:
- * depth d allowed). */
+ * depth d allowed; depths past the mask's 32 bits are never legal). */
 static int header_ok(png *p)
 {
 	static const struct { int channels; unsigned depths; } kinds[7] = {
@@ -118,7 +118,7 @@ static int header_ok(png *p)
 		[4] = { 2, 1u << 8 | 1u << 16 },
 		[6] = { 4, 1u << 8 | 1u << 16 },
 	};
-	if (p->type < 0 || p->type > 6 || !kinds[p->type].channels ||
+	if (p->type < 0 || p->type > 6 || !kinds[p->type].channels || p->depth > 16 ||
 	    !(kinds[p->type].depths >> p->depth & 1))
 		return 0;
 	p->channels = kinds[p->type].channels;

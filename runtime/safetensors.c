@@ -33,7 +33,9 @@ static void rt_st_crc(const rt_tensor *t, char hex[9])
 	snprintf(hex, 9, "%08lx", crc & 0xffffffffUL);
 }
 
-/* Writes "what: message" into err and returns RT_ERR. */
+/* Writes "what: message" into err and returns RT_ERR. The message may
+ * quote the file (tensor names, dtypes, keys): its control characters
+ * become '?', so that it stays one line and cannot drive a terminal. */
 static int rt_st_fail(char *err, size_t errlen, const char *what,
                       const char *fmt, ...)
 {
@@ -45,6 +47,9 @@ static int rt_st_fail(char *err, size_t errlen, const char *what,
 		va_start(ap, fmt);
 		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
 		va_end(ap);
+		for (char *c = err + n; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
 	}
 	return RT_ERR;
 }

@@ -704,6 +704,10 @@ static void test_bad_png(void **state)
 	expect_error(at("crc.png"), 1, 4, 4, at("crc.png"), "CRC error in chunk IHDR");
 	png_with_byte(v, at("depth.png"), 8 + 8 + 8, 3, 1);     /* bit depth 3 */
 	expect_error(at("depth.png"), 1, 4, 4, at("depth.png"), "invalid IHDR");
+	/* bit depth 33: past the 32-bit mask of legal depths, once read as 33 mod 32 = 1
+	 * (found by tests/fuzz/fuzz_png) */
+	png_with_byte(v, at("depth33.png"), 8 + 8 + 8, 33, 1);
+	expect_error(at("depth33.png"), 1, 4, 4, at("depth33.png"), "invalid IHDR");
 	size_t len;
 	uint8_t *b = read_bytes(v, &len);
 	write_bytes(at("cut.png"), b, len - 20);

@@ -394,6 +394,10 @@ static void test_reject_entries(void **state)
 	              "tensor 'w': unknown dtype 'F128'");
 	reject_header("bad_metadata", "{\"__metadata__\":{\"k\":1}}", 0,
 	              "__metadata__ value of 'k' must be a string, not number");
+	/* names are quoted with control characters as '?': one line (fuzz_safetensors checks it) */
+	reject_header("control_in_name",
+	              "{\"a\\nb\\u001b[31m\":{\"dtype\":\"X\",\"shape\":[],\"data_offsets\":[0,0]}}",
+	              0, "tensor 'a?b?[31m': unknown dtype 'X'");
 }
 
 static void test_reject_shapes(void **state)

@@ -2,7 +2,8 @@
 # test: install dependencies, build with warnings as errors, run every test;
 # then rebuild with AddressSanitizer and UBSan and run again the tests that
 # feed the programs bad or unusual input (files, flags, scripts, the runtime),
-# leaving out the long numeric ones to keep CI within its budget.
+# leaving out the long numeric ones to keep CI within its budget; last, run
+# every reader's libFuzzer harness for 10 s from its seeds (tools/fuzz.sh).
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/install-deps.sh
@@ -10,8 +11,9 @@ sh tools/build.sh -DDDPMC_WERROR=ON
 (cd build && ctest --output-on-failure -j "$(nproc)")
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDDPMC_WERROR=ON -DDDPMC_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$(nproc)"
-cd build-asan
+(cd build-asan &&
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 LSAN_OPTIONS="suppressions=$(pwd)/../tools/lsan.supp" \
 	ctest --output-on-failure -j "$(nproc)" \
-	-R '^(data|safetensors|runtime_exec|cl_runtime|export|cli_resume|sandbox|shape_errors|graph|ops|tensor|philox|loss_scale|samplers|fid|classifier)$'
+	-R '^(data|safetensors|runtime_exec|cl_runtime|export|cli_resume|sandbox|shape_errors|graph|ops|tensor|philox|loss_scale|samplers|fid|classifier)$')
+sh tools/fuzz.sh 10
