@@ -453,8 +453,10 @@ static const char *rng_lua =
 	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
 	"local seed = ddpm.input('seed', {}, 'i32')\n"
 	"local step = ddpm.input('step', {}, 'i32')\n"
+	"local shard = ddpm.input('shard', {}, 'i32')\n"
 	"ddpm.entry('main', { u = ddpm.rand({ n0, n1, n2 }, seed, step, 3),\n"
-	"  z = ddpm.randn({ n0, n1, n2 }, seed, step, 5), mix = ddpm.randn({ n0, n2 }, seed, step, 1) * 2 + 1 })\n";
+	"  z = ddpm.randn({ n0, n1, n2 }, seed, step, 5), mix = ddpm.randn({ n0, n2 }, seed, step, 1) * 2 + 1,\n"
+	"  us = ddpm.rand({ n0, n1, n2 }, seed, step, 3, shard), zs = ddpm.randn({ n0, n2 }, seed, step, 5, shard) })\n";
 
 static void random_numbers_match_interpreter(void **state)
 {
@@ -470,6 +472,7 @@ static void random_numbers_match_interpreter(void **state)
 		int64_t none[1] = { 0 };
 		*(int32_t *)rt_set_add(&in, "seed", RT_I32, 0, none)->data = i == 0 ? -5 : 1234 + i;
 		*(int32_t *)rt_set_add(&in, "step", RT_I32, 0, none)->data = i == 1 ? 70000 : i;
+		*(int32_t *)rt_set_add(&in, "shard", RT_I32, 0, none)->data = i % 3;
 		check_entry(g, "main", &in, NULL, 1e-5);
 		rt_set_free(&in);
 		ir_free(g);
