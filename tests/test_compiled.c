@@ -162,14 +162,6 @@ static void run_interpreted(rt_tensorset *state, float *loss, int split)
 	ir_free(g);
 }
 
-static double max_abs(const rt_tensor *t)
-{
-	double m = 0;
-	for (int64_t i = 0; i < rt_numel(t->rank, t->shape); i++)
-		m = fmax(m, fabs(rt_load(t->dtype, t->data, i)));
-	return m;
-}
-
 /* Compiled once for both tests (the JIT takes most of the time). */
 static compiled shared;
 
@@ -197,21 +189,7 @@ static void train_step_matches_interpreter(void **unused)
 		if (!(fabsf(lo[s] - lr[s]) <= 1e-4f * fabsf(lr[s])))
 			fail_msg("step %d: loss %.7f vs the interpreter's %.7f", s, lo[s], lr[s]);
 	}
-	double worst = 0;
-	const char *worst_name = "";
-	for (int i = 0; i < ref.n; i++) {
-		const rt_tensor *r = &ref.t[i], *o = rt_set_find(&ours, r->name);
-		assert_non_null(o);
-		double scale = fmax(max_abs(r), 1e-3), d = 0;
-		for (int64_t k = 0; k < rt_numel(r->rank, r->shape); k++)
-			d = fmax(d, fabs(rt_load(o->dtype, o->data, k) - rt_load(r->dtype, r->data, k)));
-		if (d / scale > worst)
-			worst = d / scale, worst_name = r->name;
-		if (!(d <= 1e-3 * scale))
-			fail_msg("%s: compiled differs from the interpreter by %g (largest value %g)", r->name, d,
-			         scale);
-	}
-	print_message("worst state tensor: %s, %.3g of its largest value\n", worst_name, worst);
+	tu_close_state(&ref, &ours, 1e-3, "the compiled step and the interpreter");
 	rt_set_free(&ours);
 	rt_set_free(&ref);
 }

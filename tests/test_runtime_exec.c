@@ -31,6 +31,7 @@
 #include "../runtime/main/metrics.c"
 #include "../runtime/main/plot.c"
 #include "../runtime/main/hyper.c"
+#include "../runtime/main/dist.c"
 
 /* --- a fake program ------------------------------------------------------- */
 
