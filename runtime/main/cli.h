@@ -260,7 +260,8 @@ typedef struct {
 	int64_t npack;
 } cli_dist;
 
-/* Rank and size; MPI_Init when launched by MPI. 0, or 1 when MPI_Init failed. */
+/* Rank and size; MPI_Init when launched by MPI. 0; 1 when MPI_Init failed;
+ * 2 when launched by MPI in a build without it. */
 int cli_dist_open(cli_dist *d);
 /* Binds the f32 tensors of state whose names start with prefix; 0, or 1
  * when out of memory. */

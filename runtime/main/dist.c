@@ -26,16 +26,18 @@ int cli_dist_open(cli_dist *d)
 {
 	memset(d, 0, sizeof *d);
 	d->size = 1;
-#ifdef DDPMC_MPI
 	if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_SIZE") && !getenv("PMIX_RANK"))
 		return 0;
+#ifdef DDPMC_MPI
 	if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
 		return 1;
 	d->mpi = 1;
 	MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &d->size);
-#endif
 	return 0;
+#else
+	return 2;               /* copies of a one-process run would clobber each other */
+#endif
 }
 
 int cli_dist_bind(cli_dist *d, rt_tensorset *state, const char *prefix)

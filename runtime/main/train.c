@@ -568,7 +568,8 @@ static void report_exchange(const trainer *tr)
 	double mb = (double)(tr->dist.npack + CLI_DIST_EXTRA) * sizeof(float) / 1e6;
 	if (tr->ran > 0 && tr->ran_s > 0)
 		printf("allreduce: %.2f MB per rank per step, %.2f ms per step with the wait for the "
-		       "slowest rank (%.1f %% of the steps' time)\n", mb, 1e3 * tr->exchanged / (double)tr->ran, 100 * tr->exchanged / tr->ran_s);
+		       "slowest rank (%.1f %% of the steps' time)\n", mb,
+		       1e3 * tr->exchanged / (double)tr->ran, 100 * tr->exchanged / tr->ran_s);
 }
 
 /* SIGINT and SIGTERM end the run after the current step; a second one
@@ -623,8 +624,11 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 	if (!o.out)
 		o.out = CLI_DEFAULT_DIR;
 	snprintf(tr.path, sizeof tr.path, "%s/checkpoint.safetensors", o.out);
-	if (cli_dist_open(&tr.dist))
-		return cli_fail(&o, "MPI_Init failed");
+	int opened = cli_dist_open(&tr.dist);
+	if (opened)
+		return cli_fail(&o, opened == 1 ? "MPI_Init failed" : "started by an MPI launcher, but "
+		                "built without MPI: each process would train alone into the same folder "
+		                "(install Open MPI, tools/install-deps.sh, and rebuild ddpmc)");
 	int rc = train_check_entry(&tr) || !(tr.dev = cli_device(&o, p)) || train_load_state(&tr) ||
 	         check_ranks(&tr) || load_data(&tr) || prepare_out(&tr) || open_loader(&tr);
 	if (!rc)
