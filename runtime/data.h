@@ -128,11 +128,19 @@ int rt_data_flipped(uint64_t seed, int64_t q);
  * not NULL) to p + (k + 1) * B: the position a checkpoint written after
  * the step that used this batch stores, and that rt_loader_open takes to
  * continue exactly. A run of S steps from position 0 ends at S * B. The
- * loader borrows im, which must outlive it. */
+ * loader borrows im, which must outlive it.
+ *
+ * Shards (data-parallel training): R processes each open a loader with
+ * their shard r of R; a step's global batch is the R * B positions after
+ * the previous step's, of which shard r takes the r-th B: batch k holds
+ * p + (k*R + r)*B .. p + (k*R + r)*B + B - 1 and *position becomes
+ * p + (k + 1)*R*B, the same on every shard. The shards of a step are
+ * disjoint and together are the batch one process of batch R * B reads. */
 typedef struct rt_loader rt_loader;
 
 int rt_loader_open(const rt_images *im, int64_t batch, uint64_t seed, int flip,
-                   int64_t position, rt_loader **out, char *err, size_t errlen);
+                   int64_t position, int shard, int shards, rt_loader **out, char *err,
+                   size_t errlen);
 /* labels (B): the batch's labels, when not NULL (the images must have
  * them). */
 void rt_loader_next(rt_loader *ld, float *out, int32_t *labels, int64_t *position);

@@ -51,24 +51,25 @@ struct rt_loader {
 	int64_t batch;
 	uint64_t seed;
 	int flip;
+	int shard, shards;      /* this loader's B of every R * B positions */
 	int64_t *perm;          /* (n) the order of epoch `epoch` (thread only) */
 	int64_t epoch;
 	float *buf;             /* (batch, c, h, w) the batch at pos, when full */
 	int32_t *lab;           /* (batch) its labels, when im->labels */
-	int64_t pos;
+	int64_t pos;            /* the global batch's first position */
 	int full, quit;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
 };
 
-/* The batch at ld->pos into ld->buf. */
+/* This shard's part of the global batch at ld->pos into ld->buf. */
 static void fill(rt_loader *ld)
 {
 	const rt_images *im = ld->im;
-	int64_t chw = im->c * im->h * im->w;
+	int64_t chw = im->c * im->h * im->w, first = ld->pos + ld->shard * ld->batch;
 	for (int64_t k = 0; k < ld->batch; k++) {
-		int64_t q = ld->pos + k, e = q / im->n;
+		int64_t q = first + k, e = q / im->n;
 		if (e != ld->epoch) {
 			rt_data_order(im->n, ld->seed, e, ld->perm);
 			ld->epoch = e;
@@ -100,12 +101,14 @@ static void *run(void *arg)
 }
 
 int rt_loader_open(const rt_images *im, int64_t batch, uint64_t seed, int flip,
-                   int64_t position, rt_loader **out, char *err, size_t errlen)
+                   int64_t position, int shard, int shards, rt_loader **out, char *err,
+                   size_t errlen)
 {
 	*out = NULL;
-	if (im->n < 1 || batch < 1 || position < 0) {
+	if (im->n < 1 || batch < 1 || position < 0 || shard < 0 || shard >= shards) {
 		snprintf(err, errlen, "data loader: %s", im->n < 1 ? "no images" : batch < 1
-		         ? "batch size below 1" : "negative data position");
+		         ? "batch size below 1" : position < 0 ? "negative data position"
+		         : "shard out of range");
 		return RT_ERR;
 	}
 	rt_loader *ld = calloc(1, sizeof *ld);
@@ -118,6 +121,7 @@ int rt_loader_open(const rt_images *im, int64_t batch, uint64_t seed, int flip,
 		goto abort;
 	}
 	ld->im = im, ld->batch = batch, ld->seed = seed, ld->flip = flip != 0;
+	ld->shard = shard, ld->shards = shards;
 	ld->epoch = -1, ld->pos = position;
 	pthread_mutex_init(&ld->mu, NULL);
 	pthread_cond_init(&ld->cv, NULL);
@@ -149,7 +153,7 @@ void rt_loader_next(rt_loader *ld, float *out, int32_t *labels, int64_t *positio
 	memcpy(out, ld->buf, (size_t)(ld->batch * im->c * im->h * im->w) * sizeof *out);
 	if (labels && im->labels)
 		memcpy(labels, ld->lab, (size_t)ld->batch * sizeof *labels);
-	ld->pos += ld->batch;
+	ld->pos += ld->shards * ld->batch;
 	if (position)
 		*position = ld->pos;
 	ld->full = 0;

@@ -407,27 +407,34 @@ static const char *adam_lua =
 	"local params = { { name = 'w', tensor = w }, { name = 'b', tensor = b }, { name = 's', tensor = s } }\n"
 	"local opt = optim.Adam(params, { lr = 1e-2, clip = 0.5, warmup = 3, ema = 0.9, loss_scaling = true })\n"
 	"local updates, info = opt:minimize((y * y):mean())\n"
-	"ddpm.entry('main', { grad_norm = info.grad_norm, lr = info.lr, finite = info.finite }, updates)\n";
+	"ddpm.entry('main', { grad_norm = info.grad_norm, lr = info.lr, finite = info.finite }, updates)\n"
+	"local applied, ainfo = opt:apply()\n"
+	"ddpm.entry('apply', { grad_norm = ainfo.grad_norm }, applied)\n";
 
 /* The whole optimizer step (unscale, inf check, global norm, clip, Adam,
  * EMA, step and loss-scale counters; the gradients of an fp16 matmul's
  * f32 weights are casts) is the program's last two kernels:
  * a joint reduction over every gradient, then a batch writing all state.
- * No kernel before them writes state. */
+ * No kernel before them writes state. The data-parallel second half
+ * (opt:apply(), from the gradient sums) is those two kernels alone. */
 static void optimizer_is_two_kernels(void **state)
 {
 	ir_graph *g = load_script(adam_lua, NULL, 0);
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
-	assert_non_null(p);
-	int writes_state = 0;
-	for (int n = 0; n < p->nk - 2; n++)
-		for (int s = 0; s < p->k[n].nst; s++)
-			writes_state |= p->buf[p->k[n].st[s].buf].kind == KB_PARAM;
-	if (p->nk < 2 || !kir_is_joint(&p->k[p->nk - 2]) || !kir_is_batch(&p->k[p->nk - 1]) || writes_state) {
-		kir_report(p, stderr);
-		fail_msg("the optimizer is not a joint reduction and a batch");
+	static const char *entries[] = { "main", "apply" };
+	for (int e = 0; e < 2; e++) {
+		kir_program *p = kir_lower(g, ir_entry_find(g, entries[e]));
+		assert_non_null(p);
+		int writes_state = 0;
+		for (int n = 0; n < p->nk - 2; n++)
+			for (int s = 0; s < p->k[n].nst; s++)
+				writes_state |= p->buf[p->k[n].st[s].buf].kind == KB_PARAM;
+		if (p->nk < 2 || !kir_is_joint(&p->k[p->nk - 2]) || !kir_is_batch(&p->k[p->nk - 1]) ||
+		    writes_state || (e == 1 && p->nk != 2)) {
+			kir_report(p, stderr);
+			fail_msg("%s: the optimizer is not a joint reduction and a batch", entries[e]);
+		}
+		kir_program_free(p);
 	}
-	kir_program_free(p);
 	check_main(g);
 }
 
@@ -453,8 +460,10 @@ static const char *rng_lua =
 	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
 	"local seed = ddpm.input('seed', {}, 'i32')\n"
 	"local step = ddpm.input('step', {}, 'i32')\n"
+	"local shard = ddpm.input('shard', {}, 'i32')\n"
 	"ddpm.entry('main', { u = ddpm.rand({ n0, n1, n2 }, seed, step, 3),\n"
-	"  z = ddpm.randn({ n0, n1, n2 }, seed, step, 5), mix = ddpm.randn({ n0, n2 }, seed, step, 1) * 2 + 1 })\n";
+	"  z = ddpm.randn({ n0, n1, n2 }, seed, step, 5), mix = ddpm.randn({ n0, n2 }, seed, step, 1) * 2 + 1,\n"
+	"  us = ddpm.rand({ n0, n1, n2 }, seed, step, 3, shard), zs = ddpm.randn({ n0, n2 }, seed, step, 5, shard) })\n";
 
 static void random_numbers_match_interpreter(void **state)
 {
@@ -470,6 +479,7 @@ static void random_numbers_match_interpreter(void **state)
 		int64_t none[1] = { 0 };
 		*(int32_t *)rt_set_add(&in, "seed", RT_I32, 0, none)->data = i == 0 ? -5 : 1234 + i;
 		*(int32_t *)rt_set_add(&in, "step", RT_I32, 0, none)->data = i == 1 ? 70000 : i;
+		*(int32_t *)rt_set_add(&in, "shard", RT_I32, 0, none)->data = i % 3;
 		check_entry(g, "main", &in, NULL, 1e-5);
 		rt_set_free(&in);
 		ir_free(g);

@@ -489,7 +489,7 @@ static void test_loader_order_and_resume(void **state)
 	for (int flip = 0; flip < 2; flip++) {
 		rt_loader *ld;
 		int64_t pos = -1;
-		assert_int_equal(rt_loader_open(&im, B, 9, flip, 0, &ld, err, sizeof err), RT_OK);
+		assert_int_equal(rt_loader_open(&im, B, 9, flip, 0, 0, 1, &ld, err, sizeof err), RT_OK);
 		for (int s = 0; s < STEPS; s++) {
 			rt_loader_next(ld, all[s], NULL, &pos);
 			assert_int_equal(pos, (s + 1) * B);
@@ -499,7 +499,7 @@ static void test_loader_order_and_resume(void **state)
 		}
 		rt_loader_close(ld);
 		/* resume at the position stored after 5 steps: the same batches follow */
-		assert_int_equal(rt_loader_open(&im, B, 9, flip, 5 * B, &ld, err, sizeof err), RT_OK);
+		assert_int_equal(rt_loader_open(&im, B, 9, flip, 5 * B, 0, 1, &ld, err, sizeof err), RT_OK);
 		for (int s = 5; s < STEPS; s++) {
 			rt_loader_next(ld, got, NULL, &pos);
 			if (memcmp(got, all[s], sizeof got))
@@ -510,7 +510,7 @@ static void test_loader_order_and_resume(void **state)
 	}
 	/* each epoch holds every image once */
 	rt_loader *ld;
-	assert_int_equal(rt_loader_open(&im, 1, 9, 0, 2 * N, &ld, err, sizeof err), RT_OK);
+	assert_int_equal(rt_loader_open(&im, 1, 9, 0, 2 * N, 0, 1, &ld, err, sizeof err), RT_OK);
 	int seen = 0;
 	for (int k = 0; k < N; k++) {
 		rt_loader_next(ld, got, NULL, NULL);
@@ -519,9 +519,42 @@ static void test_loader_order_and_resume(void **state)
 	assert_int_equal(seen, (1 << N) - 1);
 	rt_loader_close(ld);
 	rt_loader_close(NULL);
-	assert_int_equal(rt_loader_open(&im, 0, 9, 0, 0, &ld, err, sizeof err), RT_ERR);
+	assert_int_equal(rt_loader_open(&im, 0, 9, 0, 0, 0, 1, &ld, err, sizeof err), RT_ERR);
 	assert_null(ld);
-	assert_int_equal(rt_loader_open(&im, 2, 9, 0, -1, &ld, err, sizeof err), RT_ERR);
+	assert_int_equal(rt_loader_open(&im, 2, 9, 0, -1, 0, 1, &ld, err, sizeof err), RT_ERR);
+	assert_int_equal(rt_loader_open(&im, 2, 9, 0, 0, 2, 2, &ld, err, sizeof err), RT_ERR);
+}
+
+/* Shards 0..R-1 of batch B read, step by step, the parts of the batch one
+ * loader of batch R * B reads, across epochs and from a resumed position;
+ * each reports the global position. */
+static void test_loader_shards(void **state)
+{
+	(void)state;
+	enum { N = 7, C = 1, H = 2, W = 3, B = 2, R = 3, STEPS = 5, CHW = C * H * W };
+	uint8_t px[N * CHW];
+	for (int k = 0; k < N * CHW; k++)
+		px[k] = (uint8_t)(k * 5);
+	rt_images im = { N, C, H, W, px, NULL };
+	float whole[R * B * CHW], part[B * CHW];
+	char err[256];
+	rt_loader *one, *shard[R];
+	assert_int_equal(rt_loader_open(&im, R * B, 9, 1, 4, 0, 1, &one, err, sizeof err), RT_OK);
+	for (int r = 0; r < R; r++)
+		assert_int_equal(rt_loader_open(&im, B, 9, 1, 4, r, R, &shard[r], err, sizeof err), RT_OK);
+	for (int s = 0; s < STEPS; s++) {
+		int64_t pos = -1, spos = -1;
+		rt_loader_next(one, whole, NULL, &pos);
+		for (int r = 0; r < R; r++) {
+			rt_loader_next(shard[r], part, NULL, &spos);
+			if (memcmp(part, whole + r * B * CHW, sizeof part))
+				fail_msg("step %d: shard %d of %d differs from its part of the global batch", s, r, R);
+			assert_int_equal(spos, pos);
+		}
+	}
+	rt_loader_close(one);
+	for (int r = 0; r < R; r++)
+		rt_loader_close(shard[r]);
 }
 
 /* ---- labels ---- */
@@ -569,7 +602,7 @@ static void test_labels(void **state)
 	float x[3 * 6];
 	int32_t lab[3];
 	int64_t order[5];
-	assert_int_equal(rt_loader_open(&im, 3, 4, 0, 0, &ld, err, sizeof err), RT_OK);
+	assert_int_equal(rt_loader_open(&im, 3, 4, 0, 0, 0, 1, &ld, err, sizeof err), RT_OK);
 	rt_data_order(5, 4, 0, order);
 	rt_loader_next(ld, x, lab, NULL);
 	for (int k = 0; k < 3; k++) {
@@ -796,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_flip),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_loader_order_and_resume),
+		cmocka_unit_test(test_loader_shards),
 		cmocka_unit_test(test_labels),
 		cmocka_unit_test(test_bad_idx),
 		cmocka_unit_test(test_bad_cifar),

@@ -696,33 +696,35 @@ static void test_scatter_add(void **state)
 	CONTAINS(err, "emb.lua:4: scatter_add:", "index 5", "0..4");
 }
 
-/* rng_uniform / rng_normal draw element e of Philox stream
- * (seed, step << 16 | stream): the runtime's generator is the reference. */
+/* rng_uniform / rng_normal draw element shard * numel + e of Philox stream
+ * (seed, step << 16 | stream): the runtime's generator is the reference.
+ * Shard 0 here; shard 2 for the normals (elements 30 .. 44). */
 static void test_random(void **state)
 {
 	fixture *f = *state;
 	ir_graph *g = f->g;
-	static const double seed[] = { 1234 }, step[] = { 3 };
+	static const double seed[] = { 1234 }, step[] = { 3 }, zero[] = { 0 }, two[] = { 2 };
 	int sd = tu_input(g, &f->in, "seed", RT_I32, SH0, seed);
 	int st = tu_input(g, &f->in, "step", RT_I32, SH0, step);
-	int in[2] = { sd, st };
+	int in[3] = { sd, st, tu_input(g, &f->in, "shard0", RT_I32, SH0, zero) };
+	int in2[3] = { sd, st, tu_input(g, &f->in, "shard2", RT_I32, SH0, two) };
 	ir_attrs a = { .rng = { 5 } }, b = { .rng = { 6 } };
 	ir_shape s = SH(3, 5);
 	float ref[15], refn[15];
 	rt_philox_uniform(1234, 3u << 16 | 5, 0, 15, ref);
-	rt_philox_normal(1234, 3u << 16 | 6, 0, 15, refn);
+	rt_philox_normal(1234, 3u << 16 | 6, 30, 15, refn);
 	double want[15], wantn[15];
 	for (int i = 0; i < 15; i++)
 		want[i] = ref[i], wantn[i] = rt_bf16_to_f32(rt_f32_to_bf16(refn[i]));
-	const rt_tensor *t = run(f, tu_add(g, OP_rng_uniform, in, 2, &a, &s, RT_F32));
+	const rt_tensor *t = run(f, tu_add(g, OP_rng_uniform, in, 3, &a, &s, RT_F32));
 	CHECK_VALUES(t, s, want, 0, 0);
 	for (int i = 0; i < 15; i++)
 		assert_true(want[i] > 0 && want[i] <= 1);
-	t = run(f, tu_add(g, OP_rng_normal, in, 2, &b, &s, RT_BF16));
+	t = run(f, tu_add(g, OP_rng_normal, in2, 3, &b, &s, RT_BF16));
 	assert_int_equal(t->dtype, RT_BF16);
 	CHECK_VALUES(t, s, wantn, 0, 0);
 	/* another stream differs */
-	t = run(f, tu_add(g, OP_rng_uniform, in, 2, &b, &s, RT_F32));
+	t = run(f, tu_add(g, OP_rng_uniform, in, 3, &b, &s, RT_F32));
 	int same = 0;
 	for (int i = 0; i < 15; i++)
 		same += rt_load(t->dtype, t->data, i) == want[i];

@@ -33,6 +33,7 @@
 #include "../runtime/main/hyper.c"
 #include "../runtime/main/rundir.c"
 #include "../runtime/main/checkpoint.c"
+#include "../runtime/main/dist.c"
 
 /* --- a fake program ------------------------------------------------------- */
 

@@ -113,8 +113,8 @@ static void test_nonpositive_targets(void **state)
 	STARTS(g, op1(g, OP_broadcast, y, NULL, &zero, "m.lua:5"), "m.lua:5: broadcast: ");
 	ir_shape s0 = SH0;
 	int seed = tu_ok(g, ir_input(g, "seed", RT_I32, &s0, "m.lua:1"));
-	int ss[2] = { seed, seed };
-	STARTS(g, ir_add(g, OP_rng_uniform, ss, 2, NULL, &neg2, RT_F32, "m.lua:6"), "m.lua:6: rng_uniform: ");
+	int ss[3] = { seed, seed, seed };
+	STARTS(g, ir_add(g, OP_rng_uniform, ss, 3, NULL, &neg2, RT_F32, "m.lua:6"), "m.lua:6: rng_uniform: ");
 	ir_free(g);
 }
 
@@ -302,15 +302,18 @@ static void test_grads_scatter_random(void **state)
 	int seed = tu_ok(g, ir_input(g, "seed", RT_I32, &s0, "m.lua:1"));
 	int fseed = tu_ok(g, ir_input(g, "fseed", RT_F32, &s0, "m.lua:1"));
 	int vstep = tu_ok(g, ir_input(g, "vstep", RT_I32, &v, "m.lua:1"));
-	int ok[2] = { seed, seed }, f1[2] = { fseed, seed }, v1[2] = { seed, vstep };
-	tu_ok(g, ir_add(g, OP_rng_normal, ok, 2, NULL, &out, RT_F16, "m.lua:11"));
-	EXACT(g, ir_add(g, OP_rng_uniform, f1, 2, NULL, &out, RT_F32, "m.lua:12"),
-	      "m.lua:12: rng_uniform: seed and step must be i32 scalars, got F32 ()");
-	EXACT(g, ir_add(g, OP_rng_uniform, v1, 2, NULL, &out, RT_F32, "m.lua:13"),
-	      "m.lua:13: rng_uniform: seed and step must be i32 scalars, got I32 (2)");
-	EXACT(g, ir_add(g, OP_rng_normal, ok, 2, NULL, &out, RT_I32, "m.lua:14"),
+	int ok[3] = { seed, seed, seed }, f1[3] = { fseed, seed, seed }, v1[3] = { seed, vstep, seed };
+	int fs[3] = { seed, seed, fseed };
+	tu_ok(g, ir_add(g, OP_rng_normal, ok, 3, NULL, &out, RT_F16, "m.lua:11"));
+	EXACT(g, ir_add(g, OP_rng_uniform, f1, 3, NULL, &out, RT_F32, "m.lua:12"),
+	      "m.lua:12: rng_uniform: seed, step and shard must be i32 scalars, got F32 ()");
+	EXACT(g, ir_add(g, OP_rng_uniform, v1, 3, NULL, &out, RT_F32, "m.lua:13"),
+	      "m.lua:13: rng_uniform: seed, step and shard must be i32 scalars, got I32 (2)");
+	EXACT(g, ir_add(g, OP_rng_uniform, fs, 3, NULL, &out, RT_F32, "m.lua:16"),
+	      "m.lua:16: rng_uniform: seed, step and shard must be i32 scalars, got F32 ()");
+	EXACT(g, ir_add(g, OP_rng_normal, ok, 3, NULL, &out, RT_I32, "m.lua:14"),
 	      "m.lua:14: rng_normal: draws floating-point values, not I32");
-	EXACT(g, ir_add(g, OP_rng_normal, ok, 2, NULL, NULL, RT_F32, "m.lua:15"),
+	EXACT(g, ir_add(g, OP_rng_normal, ok, 3, NULL, NULL, RT_F32, "m.lua:15"),
 	      "m.lua:15: rng_normal: needs a target shape");
 	ir_free(g);
 }

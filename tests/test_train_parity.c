@@ -57,15 +57,6 @@ static const rt_tensor *need(const rt_tensorset *s, const char *what, const char
 	return t;
 }
 
-static double max_abs(const rt_tensor *t)
-{
-	double m = 0;
-	int64_t n = rt_numel(t->rank, t->shape);
-	for (int64_t i = 0; i < n; i++)
-		m = fmax(m, fabs(rt_load(t->dtype, t->data, i)));
-	return m;
-}
-
 /* max |a - b| over the elements; the shapes must agree. */
 static double max_diff(const char *name, const rt_tensor *got, const rt_tensor *want, int64_t *at)
 {
@@ -97,7 +88,7 @@ static void compare(tally *k, const char *name, const rt_tensor *got, const rt_t
 {
 	int64_t at;
 	double d = max_diff(name, got, want, &at);
-	double scale = fmax(max_abs(want), k->floor);
+	double scale = fmax(tu_max_abs(want), k->floor);
 	double err = d / scale;
 	int ok = abs_tol >= 0 ? d <= abs_tol : err <= REL_TOL;
 	if (!ok) {
@@ -132,7 +123,7 @@ static double kind_max(const rt_tensorset *golden, const rt_tensorset *weights, 
 	double m = 0;
 	for (int i = 0; i < weights->n; i++) {
 		snprintf(name, sizeof name, "%s%s", prefix, weights->t[i].name);
-		m = fmax(m, max_abs(need(golden, "golden", name)));
+		m = fmax(m, tu_max_abs(need(golden, "golden", name)));
 	}
 	return m;
 }
@@ -154,7 +145,7 @@ static char *gradient_free(const rt_tensorset *grads, const rt_tensorset *weight
 	int n = 0;
 	for (int i = 0; i < weights->n; i++) {
 		snprintf(name, sizeof name, "grad.%s", weights->t[i].name);
-		if (max_abs(need(grads, "train_grads", name)) <= GRAD_FREE_FRAC * gmax) {
+		if (tu_max_abs(need(grads, "train_grads", name)) <= GRAD_FREE_FRAC * gmax) {
 			mask[i] = 1, n++;
 			print_message("gradient-free (softmax shift invariance): %s\n", weights->t[i].name);
 			if (!strstr(weights->t[i].name, "attentions.") || !strstr(weights->t[i].name, ".to_k.bias"))

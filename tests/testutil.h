@@ -294,6 +294,38 @@ static inline void tu_read_checkpoint(const char *dir, const char *run, rt_tenso
 	tu_read_st(path, set);
 }
 
+/* max_i |t_i|. */
+static inline double tu_max_abs(const rt_tensor *t)
+{
+	double m = 0;
+	for (int64_t i = 0; i < rt_numel(t->rank, t->shape); i++)
+		m = fmax(m, fabs(rt_load(t->dtype, t->data, i)));
+	return m;
+}
+
+/* Every tensor of want is in got, its elements within tol x its largest
+ * value (max |want|, at least 1e-3); otherwise fails naming the tensor and
+ * `what` (the two runs). Prints the worst tensor. */
+static inline void tu_close_state(const rt_tensorset *want, const rt_tensorset *got, double tol,
+                                  const char *what)
+{
+	double worst = 0;
+	const char *worst_name = "";
+	for (int i = 0; i < want->n; i++) {
+		const rt_tensor *w = &want->t[i], *g = rt_set_find(got, w->name);
+		if (!g)
+			fail_msg("%s: missing (%s)", w->name, what);
+		double scale = fmax(tu_max_abs(w), 1e-3), d = 0;
+		for (int64_t k = 0; k < rt_numel(w->rank, w->shape); k++)
+			d = fmax(d, fabs(rt_load(g->dtype, g->data, k) - rt_load(w->dtype, w->data, k)));
+		if (d / scale > worst)
+			worst = d / scale, worst_name = w->name;
+		if (!(d <= tol * scale))
+			fail_msg("%s: %s differ by %g (largest value %g)", w->name, what, d, scale);
+	}
+	print_message("worst state tensor: %s, %.3g of its largest value\n", worst_name, worst);
+}
+
 /* What this process writes to stderr between tu_capture_begin and
  * tu_capture_end, into buf (NUL-terminated). */
 typedef struct {

@@ -1,12 +1,12 @@
 #!/bin/sh
 # install-deps: the Debian 12 packages ddpmc builds, tests and runs with
-# (see shared TOOLCHAIN notes; libclang-rt-19-dev holds clang-19's libFuzzer
-# and sanitizer runtimes, for tools/fuzz.sh). Run as root; does nothing when
-# all are present.
+# (libclang-rt-19-dev holds clang-19's libFuzzer and sanitizer runtimes, for
+# tools/fuzz.sh; Open MPI is optional: without it CMake builds executables
+# that train as one process). Run as root; does nothing when all are present.
 set -eu
 PACKAGES="build-essential cmake pkgconf llvm-19-dev clang-19 libclang-rt-19-dev lld-19
 liblua5.4-dev lua5.4 libcmocka-dev pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo
-libpng-dev libstb-dev zlib1g-dev dataset-fashion-mnist"
+libpng-dev libstb-dev zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PACKAGES; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -31,6 +31,9 @@
 #ifndef DDPMC_RUNTIME_LIB
 #define DDPMC_RUNTIME_LIB "libddpmc_runtime.a"
 #endif
+#ifndef DDPMC_MPI_LIBS
+#define DDPMC_MPI_LIBS ""               /* space-separated: the main library's MPI */
+#endif
 
 /* Lowers every entry; NULL entries on failure (message printed). */
 static kir_program **lower_all(ir_graph *g)
@@ -71,11 +74,22 @@ static int run_tool(char *const *argv)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-enum { MAXPARTS = 16 };
+enum { MAXPARTS = 16, MAXLIBS = 8 };
+
+/* Appends the words of `list` (space-separated, at most MAXLIBS) to argv;
+ * buf holds their copies. */
+static int add_words(char **argv, int n, const char *list, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", list);
+	int added = 0;
+	for (char *w = strtok(buf, " "); w && added < MAXLIBS; w = strtok(NULL, " "))
+		argv[n + added++] = w;
+	return n + added;
+}
 
 static int link_executable(char *const *objs, int nobj, const char *out)
 {
-	char *argv[MAXPARTS + 14];
+	char *argv[MAXPARTS + MAXLIBS + 14], mpi[4096];
 	int n = 0;
 	argv[n++] = (char *)env_or("CC", "cc");
 	if (*DDPMC_LINK_FLAGS)                  /* a sanitizer build's runtime needs them */
@@ -86,6 +100,7 @@ static int link_executable(char *const *objs, int nobj, const char *out)
 		argv[n++] = objs[i];
 	argv[n++] = (char *)env_or("DDPMC_MAIN_LIB", DDPMC_MAIN_LIB);
 	argv[n++] = (char *)env_or("DDPMC_RUNTIME_LIB", DDPMC_RUNTIME_LIB);
+	n = add_words(argv, n, DDPMC_MPI_LIBS, mpi, sizeof mpi);
 	argv[n++] = "-lOpenCL";
 	argv[n++] = "-lz";
 	argv[n++] = "-lm";

@@ -492,13 +492,15 @@ static int run_scatter_add(interp *in, const ir_node *n, value *out)
 	return 0;
 }
 
-/* The stream of a draw: seed and step are the node's i32 scalar inputs. */
+/* The stream of a draw: seed and step are the node's i32 scalar inputs;
+ * its elements start at shard * n (input 2). */
 static void run_random(interp *in, const ir_node *n, value *out)
 {
 	uint64_t seed = (uint32_t)input_value(in, n, 0)->i[0];
 	uint64_t step = (uint32_t)input_value(in, n, 1)->i[0];
+	uint64_t first = (uint64_t)input_value(in, n, 2)->i[0] * (uint64_t)out->n;
 	uint64_t stream = step << 16 | (uint64_t)(uint16_t)n->a.rng.stream;
-	(n->op == OP_rng_normal ? rt_philox_normal : rt_philox_uniform)(seed, stream, 0, out->n, out->f);
+	(n->op == OP_rng_normal ? rt_philox_normal : rt_philox_uniform)(seed, stream, first, out->n, out->f);
 	round_all(out);
 }
 

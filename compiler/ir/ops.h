@@ -15,7 +15,10 @@
  * REDUCE (over the axes in a.reduce.axes, kept as size 1), MOVE (moves or
  * copies elements, no arithmetic), CONTRACT (matmul, convolution), INDEX
  * (reads or writes at data-dependent positions), RANDOM (Philox draws keyed
- * by the i32 scalars seed and step, stream a.rng.stream, see runtime/philox.h),
+ * by the i32 scalars seed and step, stream a.rng.stream, see runtime/philox.h;
+ * the i32 scalar shard picks block `shard` of the stream's elements, so that
+ * N processes drawing shards 0..N-1 of a (B, ...) tensor draw together what
+ * one process draws for (N*B, ...)),
  * COMMUT (commutative binary). An arity
  * of -1 means any number of inputs (at least one). */
 
@@ -60,5 +63,5 @@ OP(conv2d_grad_input,  2, CONTRACT,    "out[n,c,h,w] = sum_o,i,j g[n,o,y,x] * w[
 OP(conv2d_grad_weight, 2, CONTRACT,    "out[o,c,i,j] = sum_n,y,x a[n,c,y*sy+i-pt,x*sx+j-pl] * g[n,o,y,x]")
 OP(gather,      2,  INDEX,             "out[i.., r..] = a[idx[i..], r..]   (idx is i32)")
 OP(scatter_add, 2,  INDEX,             "out = 0; out[idx[i..], r..] += a[i.., r..]   (gather's adjoint)")
-OP(rng_uniform, 2,  RANDOM,            "out[e] = uniform in (0, 1], element e of stream (seed, step<<16 | a.rng.stream)")
-OP(rng_normal,  2,  RANDOM,            "out[e] = N(0, 1) by Box-Muller, element e of stream (seed, step<<16 | a.rng.stream)")
+OP(rng_uniform, 3,  RANDOM,            "out[e] = uniform in (0, 1], element shard*numel + e of stream (seed, step<<16 | a.rng.stream)")
+OP(rng_normal,  3,  RANDOM,            "out[e] = N(0, 1) by Box-Muller, element shard*numel + e of stream (seed, step<<16 | a.rng.stream)")

@@ -303,12 +303,12 @@ static int rule_scatter_add(rule_ctx *c, const ir_shape *to)
 	return 0;
 }
 
-/* seed and step: i32 scalars; the output is a float tensor of shape `to`. */
+/* seed, step and shard: i32 scalars; the output is a float tensor of shape `to`. */
 static int rule_random(rule_ctx *c, const ir_shape *to, rt_dtype dt)
 {
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 3; k++)
 		if (c->in[k]->dtype != RT_I32 || c->in[k]->shape.rank != 0)
-			return FAIL(c, "seed and step must be i32 scalars, got %s %s",
+			return FAIL(c, "seed, step and shard must be i32 scalars, got %s %s",
 			            rt_dtype_name(c->in[k]->dtype), S(&c->in[k]->shape));
 	if (!is_float(dt))
 		return FAIL(c, "draws floating-point values, not %s", rt_dtype_name(dt));

@@ -310,10 +310,16 @@ static int gather_value(lower *L, const ir_node *n, const int *idx)
 	return value_at(L, n->in[0], in);
 }
 
+/* Element shard * numel + (idx linearized) of the draw's stream; a
+ * constant shard (one process: a fill of 0) folds away. */
 static int random_value(lower *L, const ir_node *n, const int *idx)
 {
 	int none[1] = { 0 };
-	int elem = linearize(L, idx, &n->shape);
+	int s = value_at(L, n->in[2], none);
+	const kir_expr *x = &L->k->x[s];
+	int shard = x->kind == KX_CONST ? I(L, (int64_t)x->value) : kir_cast(L->k, KT_IDX, s, RT_F32);
+	int first = iop(L, OP_mul, shard, I(L, ir_numel(&n->shape)));
+	int elem = iop(L, OP_add, first, linearize(L, idx, &n->shape));
 	int seed = value_at(L, n->in[0], none), step = value_at(L, n->in[1], none);
 	return kir_random(L->k, n->op, elem, seed, step, n->a.rng.stream);
 }

@@ -63,9 +63,9 @@ local function lookup(values, t)
 end
 diffusion.lookup = lookup
 
--- t ~ U{0 .. T-1} per sample, drawn in the graph.
-function diffusion.sample_timesteps(sched, batch, seed, step)
-  local u = ddpm.rand({ batch }, seed, step, diffusion.STREAM_T)
+-- t ~ U{0 .. T-1} per sample, drawn in the graph (shard: see ddpm.rand).
+function diffusion.sample_timesteps(sched, batch, seed, step, shard)
+  local u = ddpm.rand({ batch }, seed, step, diffusion.STREAM_T, shard)
   local t = (u * sched.T):cast("i32")          -- u in (0, 1]: u*T truncates to 0..T
   return ddpm.minimum(t, ddpm.fill(sched.T - 1, {}, "i32"))
 end
@@ -97,19 +97,24 @@ end
 -- (target - model(x_t, t))^2, in f32.
 --   opts.model, opts.schedule, opts.x0 (B, C, H, W)
 --   opts.seed, opts.step: i32 scalars keying the draws of t and noise
+--   opts.shard: i32 scalar, this process's block of every draw (default 0;
+--     see ddpm.rand): data-parallel processes draw the t, noise and dropout
+--     masks of their rows of one global batch
 --   opts.t, opts.noise: given tensors instead of draws (tests)
 --   opts.prediction: "epsilon" (default), "v_prediction" or "sample"
 --   opts.train: build the model in training mode (dropout on)
 function diffusion.loss(opts)
   local sched, x0 = opts.schedule, opts.x0
   local batch = x0:size(0)
-  local t = opts.t or diffusion.sample_timesteps(sched, batch, opts.seed, opts.step)
-  local noise = opts.noise or ddpm.randn(x0:shape(), opts.seed, opts.step, diffusion.STREAM_NOISE)
+  local t = opts.t or diffusion.sample_timesteps(sched, batch, opts.seed, opts.step, opts.shard)
+  local noise = opts.noise or ddpm.randn(x0:shape(), opts.seed, opts.step, diffusion.STREAM_NOISE,
+                                         opts.shard)
   local xt = diffusion.add_noise(sched, x0, noise, t)
   local pred
   if opts.train then
     opts.model:train(true)
-    pred = ddpm.nn.with_random(opts.seed, opts.step, function() return opts.model(xt, t) end)
+    local key = { seed = opts.seed, step = opts.step, shard = opts.shard }
+    pred = ddpm.nn.with_random(key, function() return opts.model(xt, t) end)
     opts.model:eval()
   else
     pred = opts.model(xt, t)

@@ -97,13 +97,21 @@ function ddpm.grad(y, wrt, seed)
 end
 
 -- Random draws inside the graph (Philox, runtime/philox.h): seed and step
--- are i32 scalar tensors, stream tells apart the draws of one step.
-function ddpm.rand(shape, seed, step, stream)
-  return tensor.op("rng_uniform", { seed, step }, { shape = shape, stream = stream, dtype = "f32" })
+-- are i32 scalar tensors, stream tells apart the draws of one step. shard
+-- (an i32 scalar tensor, default 0) takes block `shard` of the stream's
+-- elements: data-parallel processes drawing shards 0..N-1 of a (B, ...)
+-- tensor draw together what one process draws for (N*B, ...).
+local function draw(op, shape, seed, step, stream, shard)
+  shard = shard or ddpm.fill(0, {}, "i32")
+  return tensor.op(op, { seed, step, shard }, { shape = shape, stream = stream, dtype = "f32" })
 end
 
-function ddpm.randn(shape, seed, step, stream)
-  return tensor.op("rng_normal", { seed, step }, { shape = shape, stream = stream, dtype = "f32" })
+function ddpm.rand(shape, seed, step, stream, shard)
+  return draw("rng_uniform", shape, seed, step, stream, shard)
+end
+
+function ddpm.randn(shape, seed, step, stream, shard)
+  return draw("rng_normal", shape, seed, step, stream, shard)
 end
 
 -- autocast(dtype, fn): runs fn with matmuls and convolutions computed in

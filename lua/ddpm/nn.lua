@@ -435,16 +435,17 @@ local SiLU = Module:extend("SiLU")
 nn.SiLU = SiLU
 function SiLU:forward(x) return F.silu(x) end
 
--- Random draws while building a training graph: nn.with_random(seed, step,
--- fn) runs fn with the i32 scalar tensors seed and step as the key of every
--- random draw a module makes (Dropout). Each Dropout gets its own Philox
--- stream when constructed, so masks differ between modules and steps.
+-- Random draws while building a training graph: nn.with_random(key, fn)
+-- runs fn with key = { seed =, step =, shard = } (i32 scalar tensors; shard
+-- may be nil, see ddpm.rand) as the key of every random draw a module makes
+-- (Dropout). Each Dropout gets its own Philox stream when constructed, so
+-- masks differ between modules and steps.
 local random_key
 local next_stream = 16                       -- diffusion.DROPOUT_STREAM_BASE
 
-function nn.with_random(seed, step, fn)
+function nn.with_random(key, fn)
   local saved = random_key
-  random_key = { seed = seed, step = step }
+  random_key = key
   local ok, result = pcall(fn)
   random_key = saved
   if not ok then error(result, 0) end
@@ -468,8 +469,8 @@ function Dropout:forward(x)
   if not random_key then
     fail("dropout", "training-mode dropout must be built inside nn.with_random(seed, step, fn)")
   end
-  local u = tensor.op("rng_uniform", { random_key.seed, random_key.step },
-                      { shape = x:shape(), stream = self.stream, dtype = "f32" })
+  local k = random_key
+  local u = require("ddpm").rand(x:shape(), k.seed, k.step, self.stream, k.shard)
   local keep = tensor.lt(tensor.wrap(core.fill(self.p, {}, "f32")), u)
   return x * keep:cast(x:dtype()) * (1 / (1 - self.p))
 end

@@ -15,6 +15,14 @@
 -- All of it is graph nodes: the host never sees a gradient. The returned
 -- `updates` map every state param to its next value.
 --
+-- Data parallelism splits minimize() in two entries at the one point where
+-- the host must step in: accumulate(loss) only adds the gradient to the
+-- sums optim.grad_sum.NAME; the host averages the sums over the processes
+-- (MPI_Allreduce, runtime/main/train.c); apply() then does everything else
+-- from the sums alone, still in the optimizer's two kernels. Averaging the
+-- sums at every micro-batch is right: the mean over processes of (a mean
+-- already shared + a process's gradient) is that mean + the gradients' mean.
+--
 -- Hyperparameters are run-time values: each is a scalar state param
 -- hp.NAME (f32, not trainable) whose initialiser is the option's value, and
 -- the compiled step reads it like any other state. The executable's train
@@ -185,20 +193,25 @@ local function power(x, t)
   return (t * math.log(x)):exp()
 end
 
--- The gradients handed to the optimizer: added to the sums of the
--- micro-batches so far (sums[i], also returned; loss-scaled, as torch's
--- .grad accumulates them under a GradScaler), unscaled, averaged, checked,
--- clipped.
-function Adam:_gradients(loss)
+-- The gradients of loss (f32), loss-scaled when loss scaling is on.
+function Adam:_fresh(loss)
   local wrt = {}
   for i, p in ipairs(self.params) do wrt[i] = p.tensor end
   local objective = self.scale and loss * self.scale or loss
-  local grads = ddpm.grad(objective, wrt)
+  local fresh = ddpm.grad(objective, wrt)
+  for i, g in ipairs(fresh) do fresh[i] = g:cast("f32") end
+  return fresh
+end
+
+-- The gradients handed to the optimizer: the fresh ones (nil: none, the
+-- sums hold them already) added to the sums of the micro-batches so far
+-- (sums[i], also returned; loss-scaled, as torch's .grad accumulates them
+-- under a GradScaler), unscaled, averaged, checked, clipped.
+function Adam:_gradients(fresh)
   local unscale = self.scale and 1 / self.scale
-  local sums, fresh = {}, {}
-  for i, g in ipairs(grads) do
-    fresh[i] = g:cast("f32")
-    sums[i] = self.params[i].grad_sum + fresh[i]
+  local sums, grads = {}, {}
+  for i, p in ipairs(self.params) do
+    sums[i] = fresh and p.grad_sum + fresh[i] or p.grad_sum
   end
   -- The mean is sum / N; its norm is taken as ||sum / scale|| / N. (A sum is
   -- finite exactly when it is once unscaled.)
@@ -217,7 +230,9 @@ function Adam:_gradients(loss)
   local coef = ddpm.where(ddpm.lt(0, clip), ddpm.minimum(clip / (info.grad_norm + 1e-6), 1), 1)
   local factor = inv_n * coef
   if unscale then factor = unscale * factor end
-  for i, g in ipairs(fresh) do grads[i] = g * factor + self.params[i].grad_sum * factor end
+  for i, p in ipairs(self.params) do
+    grads[i] = fresh and fresh[i] * factor + p.grad_sum * factor or p.grad_sum * factor
+  end
   return grads, sums, info
 end
 
@@ -281,13 +296,14 @@ function Adam:_update(p, g, t, lr_t, decay, ok, updates)
   end
 end
 
--- minimize(loss): the updates of every state param, and info tensors
--- {grad_norm, finite (1 or 0), lr, loss_scale, ema_decay (with ema)}
--- worth reporting. Each sum's next value is made right after its
--- parameter's update, so that the compiled step keeps the optimizer in two
--- kernels (a joint reduction, then one batch writing every state tensor).
-function Adam:minimize(loss)
-  local grads, sums, info = self:_gradients(loss)
+-- The step from the fresh gradients (nil: from the sums alone): the
+-- updates of every state param, and info tensors {grad_norm, finite (1 or
+-- 0), lr, loss_scale, ema_decay (with ema)} worth reporting. Each sum's
+-- next value is made right after its parameter's update, so that the
+-- compiled step keeps the optimizer in two kernels (a joint reduction,
+-- then one batch writing every state tensor).
+function Adam:_step(fresh)
+  local grads, sums, info = self:_gradients(fresh)
   -- apply: this call is the N-th micro-batch of an optimizer step.
   local counted = self.accum + ddpm.fill(1, {}, "i32")
   local apply = ddpm.le(self.hp.grad_accum, counted:cast("f32"))
@@ -311,6 +327,27 @@ function Adam:minimize(loss)
   updates["optim.accum"] = ddpm.where(apply, ddpm.fill(0, {}, "i32"), counted)
   info.lr, info.loss_scale, info.ema_decay = lr_t, self.scale, decay
   return updates, info
+end
+
+-- minimize(loss): the whole step, updates and info as _step's.
+function Adam:minimize(loss)
+  return self:_step(self:_fresh(loss))
+end
+
+-- accumulate(loss): the updates that add loss's gradient to the sums (a
+-- data-parallel process's first entry; see the header).
+function Adam:accumulate(loss)
+  local updates = {}
+  for i, g in ipairs(self:_fresh(loss)) do
+    local p = self.params[i]
+    updates["optim.grad_sum." .. p.name] = p.grad_sum + g
+  end
+  return updates
+end
+
+-- apply(): the step from the sums alone (the second entry), as _step's.
+function Adam:apply()
+  return self:_step(nil)
 end
 
 return optim

@@ -18,6 +18,14 @@
 --     initialisers.
 --     t and the noise are drawn in the graph from Philox keyed by the
 --     state rng.seed and train.iteration (which every call advances).
+--   train_grads(x0, shard () i32) -> loss, then train_apply() -> grad_norm,
+--     lr, loss_scale, ema_decay: train_step split where data-parallel
+--     processes average their gradients (runtime/main/train.c under MPI):
+--     train_grads adds this process's gradient to optim.grad_sum.NAME,
+--     drawing t, noise and dropout masks from block `shard` (its rank; see
+--     ddpm.rand) so that N processes of batch B draw what one of batch N*B
+--     would; train_apply steps the optimizer from the (averaged) sums and
+--     advances train.iteration.
 --   train_step_fixed(x0, t, noise): the same step with t and noise given
 --     (tests compare it with PyTorch; only with test_entries = true).
 --   sample_ddpm(x (B,C,H,W), t () i32, s () i32, clip () f32) -> x_prev:
@@ -87,7 +95,17 @@ local function i32_scalar(name)
   return ddpm.input(name, {}, "i32")
 end
 
--- train_step and train_step_fixed share the optimizer's state.
+-- An entry that steps the optimizer: its outputs (loss and what
+-- minimize/apply report) and updates, with train.iteration advanced.
+local function step_entry(name, loss, iteration, updates, info)
+  updates["train.iteration"] = iteration + ddpm.fill(1, {}, "i32")
+  ddpm.entry(name, { loss = loss, grad_norm = info.grad_norm, lr = info.lr,
+                     loss_scale = info.loss_scale or ddpm.fill(1, {}, "f32"),
+                     ema_decay = info.ema_decay }, updates)
+end
+
+-- train_step, train_step_fixed and the data-parallel pair share the
+-- optimizer's state.
 local function train_entries(cfg, sched, seed, iteration)
   local precision = cfg.precision or "fp32"
   local opt_cfg = {}
@@ -95,19 +113,22 @@ local function train_entries(cfg, sched, seed, iteration)
   if opt_cfg.loss_scaling == nil then opt_cfg.loss_scaling = precision == "fp16" end
   local opt = optim.Adam(cfg.model:parameters(), opt_cfg)
   local shape = image_shape(cfg, cfg.batch)
-  local function build(name, x0, t, noise)
-    local loss = ddpm.autocast(precision, function()
+  local function loss_of(x0, t, noise, shard)
+    return ddpm.autocast(precision, function()
       return diffusion.loss { model = cfg.model, schedule = sched, x0 = x0, t = t, noise = noise,
-                              seed = seed, step = iteration, train = true,
+                              seed = seed, step = iteration, shard = shard, train = true,
                               prediction = cfg.prediction }
     end)
-    local updates, info = opt:minimize(loss)
-    updates["train.iteration"] = iteration + ddpm.fill(1, {}, "i32")
-    ddpm.entry(name, { loss = loss, grad_norm = info.grad_norm, lr = info.lr,
-                       loss_scale = info.loss_scale or ddpm.fill(1, {}, "f32"),
-                       ema_decay = info.ema_decay }, updates)
   end
-  build("train_step", ddpm.input("x0", shape))
+  local function build(name, x0, t, noise)
+    local loss = loss_of(x0, t, noise)
+    step_entry(name, loss, iteration, opt:minimize(loss))
+  end
+  local x0 = ddpm.input("x0", shape)
+  build("train_step", x0)
+  local shard_loss = loss_of(x0, nil, nil, ddpm.input("shard", {}, "i32"))
+  ddpm.entry("train_grads", { loss = shard_loss }, opt:accumulate(shard_loss))
+  step_entry("train_apply", nil, iteration, opt:apply())
   if not cfg.test_entries then return end
   build("train_step_fixed", ddpm.input("fixed.x0", shape), ddpm.input("fixed.t", { cfg.batch }, "i32"),
         ddpm.input("fixed.noise", shape))

@@ -21,8 +21,9 @@
  * main.c hands cli_run the program the generated object embeds; the
  * commands live in train.c, sample.c, eval.c and cli.c (info, flags); progress.c
  * draws progress bars, metrics.c keeps DIR/metrics.jsonl, plot.c draws
- * the loss curve, rundir.c keeps the run folder's other files and
- * checkpoint.c checks the checkpoints the commands load. Every
+ * the loss curve, rundir.c keeps the run folder's other files,
+ * checkpoint.c checks the checkpoints the commands load and dist.c runs
+ * train data-parallel under MPI. Every
  * command returns an exit status: 0 on success, else non-zero after one
  * line "OUT: cause" on stderr. */
 #ifndef DDPMC_RUNTIME_CLI_H
@@ -140,9 +141,10 @@ const char *cli_duration(double secs, char *buf, size_t len);
 /* --- metrics (metrics.c) -------------------------------------------------------
  * DIR/metrics.jsonl: one JSON object per logged step,
  *   {"step": 100, "loss": 0.0412, "loss_mean": 0.0435, "lr": 0.0002,
- *    "loss_scale": 1, "ema_decay": 0.9999, "images_per_s": 95.2}
+ *    "loss_scale": 1, "ema_decay": 0.9999, "batch": 64, "images_per_s": 95.2}
  * loss is that step's, loss_mean the mean since the previous line, lr and
- * ema_decay (absent without EMA weights) the ones that step applied; with
+ * ema_decay (absent without EMA weights) the ones that step applied, batch
+ * the global batch (data-parallel: the processes times each one's); with
  * train --eval-every the lines of those steps also hold "fid" and "kid". A fresh
  * run starts the file afresh; a resumed one keeps the lines up to the
  * checkpoint's step (a run killed after its last save logged steps that
@@ -150,6 +152,7 @@ const char *cli_duration(double secs, char *buf, size_t len);
 typedef struct {
 	int64_t step;
 	double loss, loss_mean, lr, loss_scale, ema_decay, images_per_s;
+	int64_t batch;                  /* the global batch */
 	double fid, kid;        /* train --eval-every: on that step's line, else NAN (not written) */
 } cli_metric;
 
@@ -279,6 +282,36 @@ int cli_quality_floor(cli_quality *q, int64_t n, cli_scores *out);
 /* images (n, C, H, W) in [-1, 1] against the test set. 0, or 1 after cli_fail. */
 int cli_quality_score(cli_quality *q, const float *images, int64_t n, cli_scores *out);
 void cli_quality_free(cli_quality *q);
+
+/* --- data parallelism (dist.c) -------------------------------------------------
+ * train under an MPI launcher is rank `rank` of `size` (elsewhere 0 of 1):
+ * every rank trains on its shard of each global batch, and the ranks
+ * average their gradient sums between train_grads and train_apply. */
+enum { CLI_DIST_EXTRA = 4 };    /* values cli_dist_reduce sums besides the gradients */
+
+typedef struct {
+	int rank, size;
+	int mpi;                        /* MPI_Init was called */
+	rt_tensor **bound;              /* the tensors averaged (cli_dist_bind) */
+	int nbound;
+	float *pack;                    /* (npack + CLI_DIST_EXTRA) the message */
+	int64_t npack;
+} cli_dist;
+
+/* Rank and size; MPI_Init when launched by MPI. 0; 1 when MPI_Init failed;
+ * 2 when launched by MPI in a build without it. */
+int cli_dist_open(cli_dist *d);
+/* Binds the f32 tensors of state whose names start with prefix; 0, or 1
+ * when out of memory. */
+int cli_dist_bind(cli_dist *d, rt_tensorset *state, const char *prefix);
+/* Every bound tensor becomes its mean over the ranks and extra[0..nextra)
+ * (nextra <= CLI_DIST_EXTRA, as f32) its sum, in one MPI_Allreduce. 0, or 1. */
+int cli_dist_reduce(cli_dist *d, double *extra, int nextra);
+/* 1 when every rank passed the same v (collective). */
+int cli_dist_same(const cli_dist *d, int64_t v);
+/* Frees d; ends MPI: MPI_Abort when rc != 0 on one of several ranks (so
+ * that none waits for this one forever), else MPI_Finalize. */
+void cli_dist_close(cli_dist *d, int rc);
 
 enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4, CLI_EVAL = 8 };
 

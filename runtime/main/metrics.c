@@ -49,6 +49,7 @@ static int parse_line(const char *line, size_t len, cli_metric *m)
 		m->loss_scale = num(&j, "loss_scale");
 		m->ema_decay = num(&j, "ema_decay");
 		m->images_per_s = num(&j, "images_per_s");
+		m->batch = isnan(num(&j, "batch")) ? 0 : (int64_t)num(&j, "batch");
 		m->fid = num(&j, "fid");
 		m->kid = num(&j, "kid");
 		if (isnan(m->loss_mean))
@@ -97,6 +98,7 @@ static int write_line(FILE *f, const cli_metric *m)
 	put_num(f, "loss_scale", m->loss_scale, ", ");
 	if (!isnan(m->ema_decay))
 		put_num(f, "ema_decay", m->ema_decay, ", ");
+	fprintf(f, "\"batch\": %lld, ", (long long)m->batch);
 	if (isfinite(m->fid) || isfinite(m->kid)) {
 		put_num(f, "images_per_s", m->images_per_s, ", ");
 		put_num(f, "fid", m->fid, ", ");

@@ -50,10 +50,26 @@
  * Hyperparameters (hyper.c): the state tensors hp.NAME, set from the flags
  * after the state is loaded; a resumed run keeps the checkpoint's.
  *
+ * Data parallelism (dist.c): under `mpirun -np N` (N > 1) every rank holds
+ * the whole state, made identically from the seed or read from the
+ * checkpoint, and a step is: the loader's shard `rank` of the global batch
+ * of N * B positions (data.h), train_grads with input shard = rank (its
+ * own t, noise and dropout draws: what one process of batch N * B would
+ * draw for those rows), one MPI_Allreduce that averages the gradient sums
+ * (and sums the loss and the ranks' stop flags), then train_apply, which
+ * every rank runs on the same averaged sums: the replicas stay equal
+ * without ever exchanging weights. Rank 0 alone writes the run folder and
+ * prints; the others print only errors. A run stops after the step in
+ * which any rank was interrupted, on every rank. A failing rank aborts
+ * the job (MPI_Abort), so no other waits for it forever. The checkpoint
+ * records ranks; --resume requires the same N (the data order and the
+ * draws depend on it).
+ *
  * Checkpoint metadata (strings): format "ddpmc", model, config (the
  * program's meta as JSON), hyperparameters (the hp.NAME values as JSON), step, seed, batch, data (the path), data_images
  * (n), data_position (q of the next image), data_epoch (q / n), data_flip
- * (0 or 1; a resumed run keeps flipping when its start did). */
+ * (0 or 1; a resumed run keeps flipping when its start did), ranks (the
+ * processes that trained it; absent: 1). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -84,7 +100,13 @@ static void on_interrupt(int sig)
 typedef struct {
 	cli_opts *o;
 	const rt_program *p;
-	const rt_entry *e;
+	const rt_entry *e;      /* train_step, or with several ranks train_grads */
+	const rt_entry *apply;  /* train_apply with several ranks, else NULL */
+	cli_dist dist;
+	int stop;               /* several ranks: one was interrupted (agreed) */
+	double exchanged;       /* seconds in cli_dist_reduce, this run */
+	double ran_s;           /* seconds in the `ran` steps of this run */
+	int64_t ran;
 	const rt_buffer *x0;    /* (B, C, H, W) */
 	const rt_buffer *labels;        /* (B) i32, when train_step takes labels */
 	const char *data;       /* the data set's path */
@@ -104,7 +126,8 @@ typedef struct {
 	double busy, busy_all;  /* seconds in steps since the last log line; since step 2 */
 	double loss_sum;        /* since the last log line */
 	double last_save;       /* cli_now() at the start or the last save */
-	int64_t nsum, b;
+	int64_t nsum, b;        /* b: this process's batch */
+	int64_t gb;             /* the global batch: ranks x b */
 	int plot_warned, keep_warned;
 } trainer;
 
@@ -130,26 +153,43 @@ static int open_loader(trainer *tr)
 {
 	char err[1024];
 	if (rt_loader_open(&tr->im, tr->b, (uint64_t)tr->o->seed, tr->o->flip, tr->position,
-	                   &tr->ld, err, sizeof err) != RT_OK)
+	                   tr->dist.rank, tr->dist.size, &tr->ld, err, sizeof err) != RT_OK)
 		return cli_fail(tr->o, "%s", err);
 	return 0;
 }
 
 /* --- state and checkpoint ------------------------------------------------------- */
 
+/* The entries of a step: train_step, or with several ranks train_grads
+ * (which takes the rank as its input shard) and train_apply. */
+static int find_entries(trainer *tr)
+{
+	if (tr->dist.size == 1)
+		return (tr->e = rt_program_entry(tr->p, "train_step")) ? 0
+		       : cli_fail(tr->o, "this program has no train_step entry");
+	tr->e = rt_program_entry(tr->p, "train_grads");
+	tr->apply = rt_program_entry(tr->p, "train_apply");
+	if (!tr->e || !tr->apply || !rt_entry_buffer(tr->e, RT_BUF_INPUT, "shard"))
+		return cli_fail(tr->o, "training on %d processes needs the entries train_grads and "
+		                "train_apply of a diffusion program (ddpm.program.diffusion, compiled "
+		                "by this ddpmc)", tr->dist.size);
+	return 0;
+}
+
 static int train_check_entry(trainer *tr)
 {
 	const cli_opts *o = tr->o;
-	if (!(tr->e = rt_program_entry(tr->p, "train_step")))
-		return cli_fail(o, "this program has no train_step entry");
+	if (find_entries(tr))
+		return 1;
 	tr->x0 = rt_entry_buffer(tr->e, RT_BUF_INPUT, "x0");
 	if (!tr->x0 || tr->x0->rank != 4)
-		return cli_fail(o, "train_step has no input x0 of shape (B, C, H, W)");
+		return cli_fail(o, "%s has no input x0 of shape (B, C, H, W)", tr->e->name);
 	if (o->batch && o->batch != tr->x0->shape[0])
 		return cli_fail(o, "--batch %lld: this program was compiled for batch %lld "
 		                "(recompile with --set batch=%lld)", (long long)o->batch,
 		                (long long)tr->x0->shape[0], (long long)o->batch);
 	tr->b = tr->x0->shape[0];
+	tr->gb = tr->b * tr->dist.size;
 	if (o->eval_every && cli_quality_available(o, tr->p))
 		return 1;
 	tr->labels = rt_entry_buffer(tr->e, RT_BUF_INPUT, "labels");
@@ -167,14 +207,21 @@ static int64_t iteration(const trainer *tr)
 
 /* What a resumed run takes from the checkpoint's metadata, each number
  * checked: the data position and flipping; a warning when the batch size
- * changed. 0, or 1 after cli_fail. */
+ * changed; a refusal when the number of processes did. 0, or 1 after
+ * cli_fail. */
 static int resume_meta(trainer *tr, const rt_tensorset *ckpt)
 {
-	int64_t b = tr->b, flip = 0;
+	int64_t b = tr->b, flip = 0, ranks = 1;
 	if (cli_ckpt_int(tr->o, ckpt, tr->path, "batch", 1, 10000000, &b) ||
 	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_position", 0, MAX_POSITION, &tr->position) ||
-	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_flip", 0, 1, &flip))
+	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_flip", 0, 1, &flip) ||
+	    cli_ckpt_int(tr->o, ckpt, tr->path, "ranks", 1, 1000000, &ranks))
 		return 1;
+	if (ranks != tr->dist.size)
+		return cli_fail(tr->o, "--resume: %s was trained by %lld process%s, this run has %d: "
+		                "resume it with mpirun -np %lld (the data order and the noise depend on "
+		                "the number)", tr->path, (long long)ranks, ranks == 1 ? "" : "es",
+		                tr->dist.size, (long long)ranks);
 	if (b != tr->b)
 		fprintf(stderr, "%s: warning: the checkpoint was trained at batch %lld, this program's is "
 		        "%lld: the run goes on, but not as one uninterrupted run would have\n",
@@ -188,9 +235,9 @@ static int resume_meta(trainer *tr, const rt_tensorset *ckpt)
 static int resumed_counters(trainer *tr)
 {
 	double it = cli_scalar(&tr->state, "train.iteration"), seed = cli_scalar(&tr->state, "rng.seed");
-	if (!isnan(it) && !(it >= 0 && it <= (double)(MAX_POSITION / tr->b)))
+	if (!isnan(it) && !(it >= 0 && it <= (double)(MAX_POSITION / tr->gb)))
 		return cli_fail(tr->o, "%s: train.iteration = %g is not a step in [0, %lld]", tr->path, it,
-		                MAX_POSITION / tr->b);
+		                MAX_POSITION / tr->gb);
 	if (!isnan(seed) && !(seed >= 0 && seed <= 2147483647))
 		return cli_fail(tr->o, "%s: rng.seed = %g is not a seed in [0, 2147483647]", tr->path,
 		                seed);
@@ -233,8 +280,12 @@ static int train_load_state(trainer *tr)
 	else if (rt_set_find(&tr->state, "rng.seed"))     /* the run's seed goes on */
 		tr->o->seed = (int64_t)cli_scalar(&tr->state, "rng.seed");
 	if (tr->position < 0)
-		tr->position = iteration(tr) * tr->b;
-	return cli_hyper_apply(o, &tr->state);
+		tr->position = iteration(tr) * tr->gb;
+	if (cli_hyper_apply(o, &tr->state))
+		return 1;
+	if (tr->apply && cli_dist_bind(&tr->dist, &tr->state, "optim.grad_sum."))
+		return cli_fail(o, "out of memory");
+	return 0;
 }
 
 static int meta_int(rt_tensorset *s, const char *key, int64_t v)
@@ -260,7 +311,8 @@ static int set_meta(trainer *tr)
 	      meta_int(&tr->state, "data_images", tr->im.n) ||
 	      meta_int(&tr->state, "data_position", pos) ||
 	      meta_int(&tr->state, "data_epoch", pos / tr->im.n) ||
-	      meta_int(&tr->state, "data_flip", tr->o->flip);
+	      meta_int(&tr->state, "data_flip", tr->o->flip) ||
+	      meta_int(&tr->state, "ranks", tr->dist.size);
 	rt_sb_free(&config);
 	rt_sb_free(&hyper);
 	return bad ? cli_fail(tr->o, "out of memory") : 0;
@@ -404,8 +456,8 @@ static int log_step(trainer *tr, int64_t step, double loss, const cli_scores *s)
 	cli_metric m = {
 		.step = step, .loss = loss, .loss_mean = tr->loss_sum / (double)tr->nsum,
 		.lr = cli_scalar(&tr->outputs, "lr"), .loss_scale = cli_scalar(&tr->outputs, "loss_scale"),
-		.ema_decay = cli_scalar(&tr->outputs, "ema_decay"),
-		.images_per_s = tr->busy > 0 ? (double)(tr->nsum * tr->b) / tr->busy : 0,
+		.ema_decay = cli_scalar(&tr->outputs, "ema_decay"), .batch = tr->gb,
+		.images_per_s = tr->busy > 0 ? (double)(tr->nsum * tr->gb) / tr->busy : 0,
 		.fid = s ? s->fid : NAN, .kid = s ? s->kid : NAN,
 	};
 	if (isnan(m.loss_scale))
@@ -429,7 +481,7 @@ static void show(trainer *tr, int64_t s, double loss)
 		tr->smooth = SMOOTHING * tr->smooth + (1 - SMOOTHING) * loss;
 		tr->smooth_w = SMOOTHING * tr->smooth_w + (1 - SMOOTHING);
 	}
-	double ips = s > 0 && tr->busy_all > 0 ? (double)(s * tr->b) / tr->busy_all : 0;
+	double ips = s > 0 && tr->busy_all > 0 ? (double)(s * tr->gb) / tr->busy_all : 0;
 	double smooth = tr->smooth_w > 0 ? tr->smooth / tr->smooth_w : NAN;
 	if (ips > 0)
 		snprintf(extra, sizeof extra, "loss %.4f | %.1f img/s", smooth, ips);
@@ -438,22 +490,62 @@ static void show(trainer *tr, int64_t s, double loss)
 	cli_progress_update(&tr->pg, s + 1, extra, s + 1 == tr->o->steps);
 }
 
-/* One step: the batch, train_step, the bookkeeping. */
-static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, int64_t it)
+static int run_entry(trainer *tr, const rt_entry *e)
+{
+	char err[1024];
+	if (rt_device_run(tr->dev, e, &tr->state, &tr->inputs, &tr->outputs, err, sizeof err) != RT_OK)
+		return cli_fail(tr->o, "%s", err);
+	return 0;
+}
+
+/* Several ranks: the gradient sums averaged, the loss and the stop flags
+ * summed, between train_grads and train_apply. */
+static int exchange(trainer *tr, double *loss)
+{
+	double extra[2] = { *loss, interrupted != 0 };
+	if (sync_state(tr))
+		return 1;
+	double t0 = cli_now();
+	if (cli_dist_reduce(&tr->dist, extra, 2))
+		return cli_fail(tr->o, "MPI_Allreduce of the gradients failed");
+	tr->exchanged += cli_now() - t0;
+	rt_device_invalidate(tr->dev, &tr->state);
+	*loss = extra[0] / tr->dist.size;
+	tr->stop = extra[1] > 0;
+	return 0;
+}
+
+/* The step on the device: train_step, or train_grads, the exchange and
+ * train_apply. *loss: the global batch's mean loss. */
+static int run_step(trainer *tr, double *loss)
+{
+	if (run_entry(tr, tr->e))
+		return 1;
+	*loss = cli_scalar(&tr->outputs, "loss");
+	return tr->apply && (exchange(tr, loss) || run_entry(tr, tr->apply));
+}
+
+/* One step: the batch, the step, the bookkeeping (rank 0's alone writes);
+ * *last: the step's loss. */
+static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, int64_t it,
+                     double *last)
 {
 	const cli_opts *o = tr->o;
-	char err[1024];
-	double t0 = cli_now();
+	double t0 = cli_now(), loss;
 	rt_loader_next(tr->ld, x->data, labels ? labels->data : NULL, &tr->position);
-	if (rt_device_run(tr->dev, tr->e, &tr->state, &tr->inputs, &tr->outputs, err,
-	                  sizeof err) != RT_OK)
-		return cli_fail(o, "%s", err);
-	double dt = cli_now() - t0, loss = cli_scalar(&tr->outputs, "loss");
+	if (run_step(tr, &loss))
+		return 1;
+	*last = loss;
+	double dt = cli_now() - t0;
 	tr->busy += dt;
 	tr->busy_all += s > 0 ? dt : 0;
+	tr->ran_s += dt;
+	tr->ran++;
 	tr->loss_sum += loss;
 	tr->nsum++;
 	show(tr, s, loss);
+	if (tr->dist.rank > 0)
+		return 0;
 	int64_t done = it + 1;
 	if (check_loss(tr, done, loss))
 		return 1;
@@ -471,30 +563,49 @@ static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, in
 	return 0;
 }
 
+/* Several ranks stop together (the flag they agreed on); one alone at once. */
+static int stopping(const trainer *tr)
+{
+	return tr->apply ? tr->stop : interrupted != 0;
+}
+
+/* The inputs: x0, labels for a classifier, the rank as shard for train_grads. */
+static int add_inputs(trainer *tr)
+{
+	int64_t none[1] = { 0 };
+	rt_tensor *shard;
+	int ok = rt_set_add(&tr->inputs, "x0", RT_F32, 4, tr->x0->shape) &&
+	         (!tr->labels || rt_set_add(&tr->inputs, "labels", RT_I32, 1, tr->labels->shape));
+	if (ok && tr->apply && (ok = (shard = rt_set_add(&tr->inputs, "shard", RT_I32, 0, none)) != NULL))
+		*(int32_t *)shard->data = tr->dist.rank;
+	return ok ? 0 : cli_fail(tr->o, "out of memory");
+}
+
 static int loop(trainer *tr)
 {
 	const cli_opts *o = tr->o;
-	int ok = rt_set_add(&tr->inputs, "x0", RT_F32, 4, tr->x0->shape) &&
-	         (!tr->labels || rt_set_add(&tr->inputs, "labels", RT_I32, 1, tr->labels->shape));
-	if (!ok)
-		return cli_fail(o, "out of memory");
+	if (add_inputs(tr))
+		return 1;
 	rt_tensor *x = rt_set_find(&tr->inputs, "x0"), *labels = rt_set_find(&tr->inputs, "labels");
 	int64_t it0 = iteration(tr);
-	for (int64_t s = 0; s < o->steps && !interrupted; s++)
-		if (train_one(tr, x, labels, s, it0 + s))
+	double loss = NAN;
+	for (int64_t s = 0; s < o->steps && !stopping(tr); s++)
+		if (train_one(tr, x, labels, s, it0 + s, &loss))
 			return 1;
 	if (sync_state(tr))
 		return 1;
-	if (tr->nsum > 0 && log_step(tr, iteration(tr), cli_scalar(&tr->outputs, "loss"), NULL))
+	if (tr->dist.rank == 0 && tr->nsum > 0 && log_step(tr, iteration(tr), loss, NULL))
 		return 1;
 	return 0;
 }
 
 /* The folder, the metrics file and the sampler: every failure that
- * output could meet shows before the first step. */
+ * output could meet shows before the first step. Rank 0's alone. */
 static int prepare_out(trainer *tr)
 {
 	cli_opts *o = tr->o;
+	if (tr->dist.rank > 0)
+		return 0;
 	if (o->overwrite && cli_run_clear(o->out))
 		return cli_fail(o, "--overwrite: cannot clear %s: %s", o->out, strerror(errno));
 	if (cli_mkdirs(o->out))
@@ -522,6 +633,8 @@ static int check_out(trainer *tr)
 	char found[4200];
 	if (o->resume && o->overwrite)
 		return cli_fail(o, "--resume and --overwrite: give one of them");
+	if (tr->dist.rank > 0)          /* rank 0 alone keeps the folder */
+		return 0;
 	if (cli_run_clean_stale(o->out))
 		return cli_fail(o, "cannot remove the unfinished saves in %s: %s", o->out, strerror(errno));
 	if (!o->resume && !o->overwrite && cli_run_exists(o->out, found, sizeof found))
@@ -549,8 +662,11 @@ static void start(trainer *tr)
 	int64_t elems = 0;
 	for (int i = 0; i < tr->p->nparams; i++)
 		elems += tr->p->params[i].trainable ? tr->p->params[i].numel : 0;
-	printf("train: %s, %lld params, batch %lld, %lld steps from step %lld, %s, seed %lld\n",
-	       tr->p->model, (long long)elems, (long long)tr->b, (long long)tr->o->steps,
+	char ranks[64] = "";
+	if (tr->dist.size > 1)
+		snprintf(ranks, sizeof ranks, " (%d processes x %lld)", tr->dist.size, (long long)tr->b);
+	printf("train: %s, %lld params, batch %lld%s, %lld steps from step %lld, %s, seed %lld\n",
+	       tr->p->model, (long long)elems, (long long)tr->gb, ranks, (long long)tr->o->steps,
 	       (long long)iteration(tr), rt_device_name(tr->dev),
 	       (long long)cli_scalar(&tr->state, "rng.seed"));
 	rt_strbuf hyper = { 0 };
@@ -568,6 +684,18 @@ static void start(trainer *tr)
 	cli_progress_start(&tr->pg, "step", tr->o->steps);
 }
 
+/* Several ranks: what the gradient exchange cost (its bytes are one
+ * gradient's, whatever the number of ranks, plus the loss and stop flag;
+ * its time includes waiting for the slowest rank). */
+static void report_exchange(const trainer *tr)
+{
+	double mb = (double)(tr->dist.npack + CLI_DIST_EXTRA) * sizeof(float) / 1e6;
+	if (tr->ran > 0 && tr->ran_s > 0)
+		printf("allreduce: %.2f MB per rank per step, %.2f ms per step with the wait for the "
+		       "slowest rank (%.1f %% of the steps' time)\n", mb,
+		       1e3 * tr->exchanged / (double)tr->ran, 100 * tr->exchanged / tr->ran_s);
+}
+
 /* SIGINT and SIGTERM end the run after the current step; a second one
  * kills it at once (SA_RESETHAND), which the atomic writes survive. */
 static int train_run(trainer *tr)
@@ -582,10 +710,12 @@ static int train_run(trainer *tr)
 	cli_profile_start(tr->e);
 	int rc = loop(tr);
 	cli_progress_end(&tr->pg);
+	if (!rc && tr->apply)
+		report_exchange(tr);
 	if (!rc && interrupted)
 		printf("%s: stopping after step %lld\n", interrupted == SIGINT ? "interrupt" : "terminate",
 		       (long long)iteration(tr));
-	if (!rc)
+	if (!rc && tr->dist.rank == 0)
 		rc = save(tr);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
@@ -595,6 +725,22 @@ static int train_run(trainer *tr)
 	return rc;
 }
 
+/* Several ranks: rank 0 prints (the others' stdout goes to /dev/null), and
+ * every rank must start from the same step with the same settings. */
+static int check_ranks(trainer *tr)
+{
+	if (tr->dist.rank > 0 && !freopen("/dev/null", "w", stdout))
+		return cli_fail(tr->o, "rank %d: cannot silence stdout", tr->dist.rank);
+	if (tr->dist.size == 1)
+		return 0;
+	if (!cli_dist_same(&tr->dist, iteration(tr)) || !cli_dist_same(&tr->dist, tr->o->steps) ||
+	    !cli_dist_same(&tr->dist, tr->o->seed) || !cli_dist_same(&tr->dist, tr->position))
+		return cli_fail(tr->o, "rank %d: the processes disagree on the step, --steps, --seed "
+		                "or the data position (each must run the same command on the same "
+		                "checkpoint)", tr->dist.rank);
+	return 0;
+}
+
 int cli_train(const cli_opts *opts, const rt_program *p)
 {
 	cli_opts o = *opts;
@@ -602,9 +748,14 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 	if (!o.out)
 		o.out = CLI_DEFAULT_DIR;
 	snprintf(tr.path, sizeof tr.path, "%s/checkpoint.safetensors", o.out);
+	int opened = cli_dist_open(&tr.dist);
+	if (opened)
+		return cli_fail(&o, opened == 1 ? "MPI_Init failed" : "started by an MPI launcher, but "
+		                "built without MPI: each process would train alone into the same folder "
+		                "(install Open MPI, tools/install-deps.sh, and rebuild ddpmc)");
 	int rc = train_check_entry(&tr) || check_out(&tr) || !(tr.dev = cli_device(&o, p)) ||
-	         train_load_state(&tr) ||
-	         load_data(&tr) || prepare_out(&tr) || open_loader(&tr);
+	         train_load_state(&tr) || check_ranks(&tr) || load_data(&tr) || prepare_out(&tr) ||
+	         open_loader(&tr);
 	if (!rc)
 		rc = train_run(&tr);
 	cli_sampler_free(tr.sm);
@@ -616,5 +767,6 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 	rt_set_free(&tr.state);
 	rt_set_free(&tr.inputs);
 	rt_set_free(&tr.outputs);
+	cli_dist_close(&tr.dist, rc);
 	return rc;
 }
