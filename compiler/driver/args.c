@@ -1,14 +1,16 @@
-/* args: the flags of the ddpmc commands, parsed once for all of them.
- * Unknown flags and missing values are errors; a command ignores flags it
- * does not use. */
+/* args: the flags of the ddpmc commands: one table (name, commands that
+ * take it, where the value goes, default, meaning) that the parser, the
+ * defaults and `ddpmc COMMAND --help` all read. Unknown flags, another
+ * command's flags and missing values are errors. Also the check of an
+ * output path, made before a command does its work. */
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmdline.h"
 #include "driver.h"
-
 static int need_value(int i, int argc, char **argv)
 {
 	if (i + 1 < argc)
@@ -49,75 +51,140 @@ static int parse_count(const char *flag, const char *s, unsigned long long min,
 	return -1;
 }
 
-/* --seed S, --lua-steps M, --lua-memory MB. */
-static int parse_number_flag(const char *flag, const char *s, drv_args *a)
+typedef enum { A_STR, A_BOOL, A_SET, A_U64, A_I64 } arg_kind;
+
+typedef struct {
+	const char *name, *arg;         /* arg: the value in help; NULL for A_BOOL */
+	arg_kind kind;
+	unsigned cmds;                  /* DRV_ bits */
+	size_t at;                      /* offsetof the value in drv_args */
+	unsigned long long lo, hi;      /* A_U64, A_I64 */
+	const char *dflt;               /* a value (set before parsing), "(a description)" or NULL */
+	const char *meaning;
+} drv_flag;
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define AT(m) offsetof(drv_args, m)
+static const drv_flag flags[] = {
+	{ "-o", "OUT", A_STR, DRV_COMPILE, AT(output), 0, 0, "(the script's name without .lua)",
+	  "the executable to write (its folder must exist)" },
+	{ "--target", "cpu|opencl|all", A_STR, DRV_COMPILE, AT(target), 0, 0, "all",
+	  "native CPU kernels, OpenCL C, or both (the executable's --device picks)" },
+	{ "--cpu", "NAME|help", A_STR, DRV_COMPILE, AT(cpu), 0, 0, "(this machine's CPU)",
+	  "the LLVM CPU to generate code for; help lists the names" },
+	{ "--report", NULL, A_BOOL, DRV_COMPILE, AT(report), 0, 0, NULL,
+	  "every kernel with its ops, FLOPs and bytes, and the memory plan's peak" },
+	{ "--json", NULL, A_BOOL, DRV_INSPECT, AT(json), 0, 0, NULL, "print one JSON object" },
+	{ "--entry", "NAME", A_STR, DRV_GRAPH, AT(entry), 0, 0, "(every node)",
+	  "only the nodes this entry needs" },
+	{ "--dot", NULL, A_BOOL, DRV_GRAPH, AT(dot), 0, 0, NULL, "print Graphviz" },
+	{ "--entry", "NAME", A_STR, DRV_RUN, AT(entry), 0, 0, "(required)", "the entry to run" },
+	{ "-o", "O.safetensors", A_STR, DRV_RUN, AT(output), 0, 0, "(required)",
+	  "the entry's outputs, by name" },
+	{ "--weights", "W.safetensors", A_STR, DRV_RUN, AT(weights), 0, 0, "(initialised from --seed)",
+	  "parameter values by name, any dtype (diffusers' files as they are)" },
+	{ "--inputs", "I.safetensors", A_STR, DRV_RUN, AT(inputs), 0, 0, "(none)",
+	  "the entry's inputs by name" },
+	{ "--interp", NULL, A_BOOL, DRV_RUN, AT(interp), 0, 0, NULL,
+	  "run in the reference interpreter instead of compiled code" },
+	{ "--kernels", NULL, A_BOOL, DRV_RUN, AT(kernels), 0, 0, NULL,
+	  "run the lowered kernel IR in its plain-C evaluator" },
+	{ "--seed", "S", A_U64, DRV_RUN, AT(seed), 0, ULLONG_MAX, "0",
+	  "the seed of the initial parameters" },
+	{ "--set", "NAME=VALUE", A_SET, DRV_ALL, 0, 0, 0, "(none; repeatable)",
+	  "an option for the script, read with ddpm.option(NAME, default)" },
+	{ "--lua-steps", "M", A_I64, DRV_ALL, AT(limits.msteps), 1, 1ull << 40, STR(FE_DEFAULT_MSTEPS),
+	  "the script's budget in million Lua instructions" },
+	{ "--lua-memory", "MB", A_I64, DRV_ALL, AT(limits.memory_mb), 1, 1ull << 40,
+	  STR(FE_DEFAULT_MEMORY_MB), "the script's memory cap in megabytes" },
+};
+#undef AT
+#define NFLAGS (sizeof flags / sizeof *flags)
+
+static int set_value(const drv_flag *f, const char *v, drv_args *a)
 {
-	unsigned long long v;
-	if (!strcmp(flag, "--seed"))
-		return parse_count(flag, s, 0, ULLONG_MAX, &a->seed);
-	if (parse_count(flag, s, 1, 1ull << 40, &v) < 0)
-		return -1;
-	*(strcmp(flag, "--lua-steps") ? &a->limits.memory_mb : &a->limits.msteps) = (long long)v;
-	return 0;
+	unsigned long long n;
+	char *at = (char *)a + f->at;
+	switch (f->kind) {
+	case A_STR: *(const char **)at = v; return 0;
+	case A_BOOL: *(int *)at = 1; return 0;
+	case A_SET: return parse_set(v, a);
+	case A_U64:
+	case A_I64:
+		if (parse_count(f->name, v, f->lo, f->hi, &n) < 0)
+			return -1;
+		if (f->kind == A_U64)
+			*(unsigned long long *)at = n;
+		else
+			*(long long *)at = (long long)n;
+		return 0;
+	}
+	return -1;
 }
 
-static int is_number_flag(const char *arg)
+/* The row of `arg` for command cmd, or NULL after saying why not. */
+static const drv_flag *find_flag(const char *arg, unsigned cmd, const char *cmdname)
 {
-	return !strcmp(arg, "--seed") || !strcmp(arg, "--lua-steps") || !strcmp(arg, "--lua-memory");
+	unsigned owners = 0;
+	for (size_t k = 0; k < NFLAGS; k++)
+		if (!strcmp(arg, flags[k].name)) {
+			if (flags[k].cmds & cmd)
+				return &flags[k];
+			owners |= flags[k].cmds;
+		}
+	if (!owners)
+		fprintf(stderr, "ddpmc %s: unknown argument '%s' (see ddpmc %s --help)\n", cmdname, arg,
+		        cmdname);
+	else
+		fprintf(stderr, "ddpmc %s: %s is a flag of %s, not of %s (see ddpmc %s --help)\n", cmdname,
+		        arg, drv_command_names(owners), cmdname, cmdname);
+	return NULL;
 }
 
-int drv_parse_args(int argc, char **argv, drv_args *a)
+int drv_parse_args(int argc, char **argv, unsigned cmd, const char *cmdname, drv_args *a)
 {
-	static const struct { const char *flag; size_t off; } valued[] = {
-		{ "--entry", offsetof(drv_args, entry) },
-		{ "--weights", offsetof(drv_args, weights) },
-		{ "--inputs", offsetof(drv_args, inputs) },
-		{ "-o", offsetof(drv_args, output) },
-		{ "--target", offsetof(drv_args, target) },
-		{ "--cpu", offsetof(drv_args, cpu) },
-	};
 	memset(a, 0, sizeof *a);
+	for (size_t k = 0; k < NFLAGS; k++)
+		if ((flags[k].cmds & cmd) && flags[k].dflt && flags[k].dflt[0] != '(' &&
+		    set_value(&flags[k], flags[k].dflt, a) < 0)
+			abort();        /* a default its own range refuses */
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
-		int done = 0;
-		for (size_t k = 0; k < sizeof valued / sizeof valued[0] && !done; k++)
-			if (!strcmp(arg, valued[k].flag)) {
-				if (need_value(i, argc, argv) < 0)
-					return -1;
-				*(const char **)((char *)a + valued[k].off) = argv[++i];
-				done = 1;
-			}
-		if (done)
-			continue;
-		if (!strcmp(arg, "--json"))
-			a->json = 1;
-		else if (!strcmp(arg, "--dot"))
-			a->dot = 1;
-		else if (!strcmp(arg, "--interp"))
-			a->interp = 1;
-		else if (!strcmp(arg, "--kernels"))
-			a->kernels = 1;
-		else if (!strcmp(arg, "--report"))
-			a->report = 1;
-		else if (!strcmp(arg, "--set")) {
-			if (need_value(i, argc, argv) < 0 || parse_set(argv[++i], a) < 0)
-				return -1;
-		} else if (is_number_flag(arg)) {
-			if (need_value(i, argc, argv) < 0 || parse_number_flag(arg, argv[i + 1], a) < 0)
-				return -1;
-			i++;
-		} else if (arg[0] != '-' && !a->model)
+		if (arg[0] != '-' && !a->model) {
 			a->model = arg;
-		else {
-			fprintf(stderr, "ddpmc: unknown argument '%s'\n", arg);
-			return -1;
+			continue;
 		}
+		const drv_flag *f = find_flag(arg, cmd, cmdname);
+		if (!f)
+			return -1;
+		if (f->kind != A_BOOL && need_value(i, argc, argv) < 0)
+			return -1;
+		if (set_value(f, f->kind == A_BOOL ? NULL : argv[++i], a) < 0)
+			return -1;
 	}
 	if (!a->model) {
-		fputs("ddpmc: no model script given\n", stderr);
+		fprintf(stderr, "ddpmc %s: no model script given (see ddpmc %s --help)\n", cmdname,
+		        cmdname);
 		return -1;
 	}
 	return 0;
+}
+
+void drv_help_flags(unsigned cmd)
+{
+	for (size_t k = 0; k < NFLAGS; k++)
+		if (flags[k].cmds & cmd)
+			rt_help_line(flags[k].name, flags[k].arg, flags[k].meaning, flags[k].dflt);
+}
+
+int drv_check_output(const char *what, const char *path)
+{
+	char why[4200];
+	if (rt_out_file_check(path, why, sizeof why) == 0)
+		return 0;
+	fprintf(stderr, "ddpmc %s %s: %s\n", what, path, why);
+	return -1;
 }
 
 ir_graph *drv_load(const drv_args *a)

@@ -7,7 +7,9 @@
  * program descriptor into objects through the LLVM backend, then link
  * those with the runtime's main and library. The system C compiler driver
  * ($CC, default cc) is used only as the linker.
- * --cpu is checked first (help lists LLVM's CPU names).
+ * --cpu and the output's folder are checked first (--cpu help lists LLVM's
+ * CPU names); the executable embeds ddpmc's and LLVM's versions
+ * (ddpmc_build, which its --version prints).
  * --report prints every kernel with its ops, FLOPs, bytes and the memory
  * plan's peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
  * OpenCL C. */
@@ -169,9 +171,12 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, ta
 	kir_describe_opts opts = { !t->cpu, t->opencl ? put_cl_launch : NULL, t };
 	kir_describe(g, a->model, progs, g->nentries, &opts, &json, &data);
 	rt_sb_put(&data, "", 1);                 /* never empty */
+	char build[96];
+	drv_version(build, sizeof build);
 	llvm_blob blobs[] = { { "ddpmc_program_json", json.p, json.len },
 	                      { "ddpmc_program_data", data.p, data.len },
-	                      { "ddpmc_opencl_source", cl.p, cl.len } };
+	                      { "ddpmc_opencl_source", cl.p, cl.len },
+	                      { "ddpmc_build", build, strlen(build) + 1 } };
 	int ncpu = t->cpu ? g->nentries : 0;
 	int parts = object_parts(progs, ncpu);
 	for (int i = 0; i < parts; i++) {
@@ -179,7 +184,7 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, ta
 		objs[i] = names[i];
 	}
 	int rc = json.oom || data.oom || cl.oom ? -1 : 0;
-	if (rc == 0 && llvm_emit_objects(progs, ncpu, blobs, 3, a->cpu, parts, objs, err,
+	if (rc == 0 && llvm_emit_objects(progs, ncpu, blobs, 4, a->cpu, parts, objs, err,
 	                                 sizeof err) < 0) {
 		fprintf(stderr, "ddpmc: code generation failed: %s\n", err);
 		rc = -1;
@@ -217,10 +222,14 @@ int drv_compile(const drv_args *a)
 	char out[1024];
 	targets t = { 0 };
 	int listed;
+	default_output(a->model, out, sizeof out);
+	const char *path = a->output ? a->output : out;
 	if (parse_targets(a->target, &t) < 0 || check_cpu(a->cpu, &listed) < 0)
 		return -1;
 	if (listed)
 		return 0;
+	if (drv_check_output("compile: -o", path) < 0)
+		return -1;
 	ir_graph *g = drv_load(a);
 	if (!g)
 		return -1;
@@ -232,9 +241,8 @@ int drv_compile(const drv_args *a)
 		if (getenv("DDPMC_DUMP") && !strcmp(getenv("DDPMC_DUMP"), "kir"))
 			kir_dump(progs[i], stderr);
 	}
-	default_output(a->model, out, sizeof out);
 	if (rc == 0)
-		rc = emit_and_link(a, g, progs, &t, a->output ? a->output : out);
+		rc = emit_and_link(a, g, progs, &t, path);
 	for (int i = 0; progs && i < g->nentries; i++)
 		kir_program_free(progs[i]);
 	free(progs);

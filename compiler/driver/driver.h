@@ -1,6 +1,7 @@
-/* driver: the ddpmc commands. args.c parses the flags every command shares;
- * each command lives in its own file and returns 0 or -1 (having printed
- * its one-line error). */
+/* driver: the ddpmc commands. args.c parses the flags (one table says
+ * which commands take each); each command lives in its own file and
+ * returns 0 or -1 (having printed its one-line error); main.c dispatches
+ * and prints the help and the version. */
 #ifndef DDPMC_DRIVER_H
 #define DDPMC_DRIVER_H
 
@@ -19,7 +20,21 @@ typedef struct {
 	int nset;
 } drv_args;
 
-int drv_parse_args(int argc, char **argv, drv_args *a);
+/* The commands, as bits of the flag table. */
+enum { DRV_COMPILE = 1, DRV_INSPECT = 2, DRV_GRAPH = 4, DRV_RUN = 8, DRV_ALL = 15 };
+
+/* argv[0..argc) (after the command's name) into *a, with the defaults of
+ * command cmd's flags; 0, or -1 after a one-line error. */
+int drv_parse_args(int argc, char **argv, unsigned cmd, const char *cmdname, drv_args *a);
+/* A help line per flag of cmd: name, value, meaning, default. */
+void drv_help_flags(unsigned cmd);
+/* "compile and run": the names of the commands cmds (main.c). */
+const char *drv_command_names(unsigned cmds);
+/* "ddpmc 0.1.0, LLVM 19.1.7" into buf (main.c). */
+const char *drv_version(char *buf, size_t len);
+/* Whether path can be written before any work: its folder exists and is
+ * writable, and path is not a folder; 0, or -1 after "ddpmc WHAT PATH: why". */
+int drv_check_output(const char *what, const char *path);
 
 /* Runs the model script; prints the error and returns NULL on failure. */
 ir_graph *drv_load(const drv_args *a);

@@ -118,6 +118,8 @@ int drv_run(const drv_args *a)
 		fputs("ddpmc run: --entry NAME and -o OUT.safetensors are required\n", stderr);
 		return -1;
 	}
+	if (drv_check_output("run: -o", a->output) < 0)
+		return -1;
 	ir_graph *g = drv_load(a);
 	if (!g)
 		return -1;

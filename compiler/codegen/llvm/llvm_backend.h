@@ -48,6 +48,9 @@ int llvm_check_cpu(const char *cpu, char *err, size_t errlen);
 /* Writes LLVM's list of this host target's CPU names to out; 0 or -1. */
 int llvm_list_cpus(FILE *out);
 
+/* The version of the LLVM library in use, "19.1.7", written into buf. */
+const char *llvm_version(char *buf, size_t len);
+
 
 /* The register tile the backend gives kernel k of p on target t (a
  * batch kernel: its first segment that tiles): copies[d] of domain var

@@ -8,7 +8,8 @@
  * child process makes a target machine for the name and compiles an empty
  * function with it: the name is good when the child exits 0 having written
  * nothing. For the name "help" LLVM prints its list of CPUs (then its
- * features, and aborts): llvm_list_cpus keeps the CPUs. */
+ * features, and aborts): llvm_list_cpus keeps the CPUs.
+ * llvm_version says which LLVM this is (for --version). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -99,4 +100,12 @@ int llvm_list_cpus(FILE *out)
 		*end = 0;
 	fputs(said, out);
 	return 0;
+}
+
+const char *llvm_version(char *buf, size_t len)
+{
+	unsigned major, minor, patch;
+	LLVMGetVersion(&major, &minor, &patch);
+	snprintf(buf, len, "%u.%u.%u", major, minor, patch);
+	return buf;
 }
