@@ -14,7 +14,7 @@
 #include "image.h"
 #include "tensor.h"
 
-enum { BORDER = 2, MAX_SIDE = 1 << 16 };
+enum { BORDER = 2, MAX_SIDE = 1 << 16, GRID_MIN_SIDE = 64 };
 
 uint8_t rt_quantise(float x)
 {
@@ -32,30 +32,38 @@ static int64_t grid_cols(int64_t n)
 	return c < 1 ? 1 : c;
 }
 
-void rt_grid_size(int64_t n, int64_t h, int64_t w, int64_t *grid_h, int64_t *grid_w)
+int64_t rt_grid_scale(int64_t h, int64_t w)
 {
-	int64_t cols = grid_cols(n), rows = (n + cols - 1) / cols;
-	*grid_w = cols * (w + BORDER) + BORDER;
-	*grid_h = rows * (h + BORDER) + BORDER;
+	int64_t side = h > w ? h : w;
+	return side >= GRID_MIN_SIDE || side < 1 ? 1 : (GRID_MIN_SIDE + side - 1) / side;
 }
 
-/* The raw PNG scanlines: (gh rows) x (1 filter byte + gw * c bytes). */
+void rt_grid_size(int64_t n, int64_t h, int64_t w, int64_t scale, int64_t *grid_h,
+                  int64_t *grid_w)
+{
+	int64_t cols = grid_cols(n), rows = (n + cols - 1) / cols;
+	*grid_w = cols * (w * scale + BORDER) + BORDER;
+	*grid_h = rows * (h * scale + BORDER) + BORDER;
+}
+
+/* The raw PNG scanlines: (gh rows) x (1 filter byte + gw * c bytes); image
+ * pixel (y, x) fills the scale x scale block at (y0 + y * scale, x0 + x * scale). */
 static unsigned char *render(const float *x, int64_t n, int64_t c, int64_t h, int64_t w,
-                             int64_t gh, int64_t gw, size_t *len)
+                             int64_t scale, int64_t gh, int64_t gw, size_t *len)
 {
 	size_t stride = 1 + (size_t)(gw * c);
 	unsigned char *raw = calloc((size_t)gh, stride);
 	if (!raw)
 		return NULL;
-	int64_t cols = grid_cols(n);
+	int64_t cols = grid_cols(n), sh = h * scale, sw = w * scale;
 	for (int64_t i = 0; i < n; i++) {
-		int64_t y0 = BORDER + (i / cols) * (h + BORDER), x0 = BORDER + (i % cols) * (w + BORDER);
+		int64_t y0 = BORDER + (i / cols) * (sh + BORDER), x0 = BORDER + (i % cols) * (sw + BORDER);
 		const float *img = x + i * c * h * w;   /* (c, h, w) */
-		for (int64_t y = 0; y < h; y++)
-			for (int64_t xx = 0; xx < w; xx++)
+		for (int64_t y = 0; y < sh; y++)
+			for (int64_t xx = 0; xx < sw; xx++)
 				for (int64_t ch = 0; ch < c; ch++)
 					raw[(size_t)(y0 + y) * stride + 1 + (size_t)((x0 + xx) * c + ch)] =
-						rt_quantise(img[(ch * h + y) * w + xx]);
+						rt_quantise(img[(ch * h + y / scale) * w + xx / scale]);
 	}
 	*len = (size_t)gh * stride;
 	return raw;
@@ -138,23 +146,24 @@ static int encode(const char *path, const unsigned char *raw, size_t rawlen, int
 }
 
 int rt_png_write_grid(const char *path, const float *x, int64_t n, int64_t c, int64_t h,
-                      int64_t w, char *err, size_t errlen)
+                      int64_t w, int64_t scale, char *err, size_t errlen)
 {
 	int64_t gh, gw;
+	scale = scale > 0 ? scale : rt_grid_scale(h, w);
 	if (n < 1 || (c != 1 && c != 3) || h < 1 || w < 1) {
 		snprintf(err, errlen, "%s: cannot make a grid of %lld images of %lld x %lld x %lld "
 		         "(want n >= 1 and 1 or 3 channels)", path, (long long)n, (long long)c,
 		         (long long)h, (long long)w);
 		return RT_ERR;
 	}
-	rt_grid_size(n, h, w, &gh, &gw);
+	rt_grid_size(n, h, w, scale, &gh, &gw);
 	if (gh > MAX_SIDE || gw > MAX_SIDE) {
 		snprintf(err, errlen, "%s: a %lld x %lld grid is too large", path, (long long)gw,
 		         (long long)gh);
 		return RT_ERR;
 	}
 	size_t rawlen = 0;
-	unsigned char *raw = render(x, n, c, h, w, gh, gw, &rawlen);
+	unsigned char *raw = render(x, n, c, h, w, scale, gh, gw, &rawlen);
 	if (!raw) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return RT_ERR;

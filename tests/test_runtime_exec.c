@@ -537,7 +537,7 @@ static void test_png_grid(void **unused)
 	float x[5 * 4 * 3];
 	for (int i = 0; i < TU_LEN(x); i++)
 		x[i] = i == 0 ? -2.0f : i == 1 ? 1.0f : i == 2 ? 0.0f : i == 3 ? NAN : 0.5f;
-	assert_int_equal(rt_png_write_grid(path, x, 5, 1, 4, 3, err, sizeof err), RT_OK);
+	assert_int_equal(rt_png_write_grid(path, x, 5, 1, 4, 3, 1, err, sizeof err), RT_OK);
 	uint32_t w, h;
 	int ctype;
 	size_t len;
@@ -562,7 +562,7 @@ static void test_png_grid(void **unused)
 	float rgb[3 * 3 * 2 * 2];
 	for (int i = 0; i < TU_LEN(rgb); i++)
 		rgb[i] = (float)i / TU_LEN(rgb);
-	assert_int_equal(rt_png_write_grid(path, rgb, 3, 3, 2, 2, err, sizeof err), RT_OK);
+	assert_int_equal(rt_png_write_grid(path, rgb, 3, 3, 2, 2, 1, err, sizeof err), RT_OK);
 	raw = read_png(path, &w, &h, &ctype, &len);
 	assert_int_equal(w, 2 * 4 + 2);
 	assert_int_equal(h, 2 * 4 + 2);
@@ -574,9 +574,9 @@ static void test_png_grid(void **unused)
 	assert_int_equal(px[2], rt_quantise(rgb[8]));
 	free(raw);
 	snprintf(path, sizeof path, "%s/no/such/dir/grid.png", dir);
-	assert_int_equal(rt_png_write_grid(path, rgb, 3, 3, 2, 2, err, sizeof err), RT_ERR);
+	assert_int_equal(rt_png_write_grid(path, rgb, 3, 3, 2, 2, 1, err, sizeof err), RT_ERR);
 	CONTAINS(err, "grid.png: cannot create");
-	assert_int_equal(rt_png_write_grid(path, rgb, 3, 2, 2, 2, err, sizeof err), RT_ERR);
+	assert_int_equal(rt_png_write_grid(path, rgb, 3, 2, 2, 2, 1, err, sizeof err), RT_ERR);
 	CONTAINS(err, "1 or 3 channels");
 	tu_rmtree(dir);
 }
@@ -706,7 +706,8 @@ static const char cli_json[] =
 	"                {\"fn\": 4, \"args\": [0, 1, 2, 3, 4, 5, 6, 7], \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]}]}";
 
 static const rt_embedded cli_emb = { cli_kernels, TU_LEN(cli_kernels), cli_json,
-                                     sizeof cli_json - 1, NULL, 0, NULL, 0 };
+                                     sizeof cli_json - 1, NULL, 0, NULL, 0,
+                                     "ddpmc 9.9.9, LLVM 1.2.3" };
 
 /* Runs the command line on a NULL-terminated argument list; when errout
  * is given, stderr is captured into it. */
@@ -808,8 +809,11 @@ static void test_cli_train(void **unused)
 	int ctype;
 	size_t len;
 	free(read_png(png, &w, &h, &ctype, &len));
+	assert_int_equal(w, 3 * (2 * 32 + 2) + 2);     /* 2 x 2 images magnified 32 times */
+	assert_int_equal(h, 2 * (2 * 32 + 2) + 2);
+	assert_int_equal(cli("sample", "--ckpt", ckpt, "--n", "5", "--out", png, "--scale", "1", NULL), 0);
+	free(read_png(png, &w, &h, &ctype, &len));
 	assert_int_equal(w, 3 * 4 + 2);
-	assert_int_equal(h, 2 * 4 + 2);
 	/* An EMA that still holds half the initial weights is not used */
 	char young[160];
 	snprintf(young, sizeof young, "%s/young.safetensors", dir);
@@ -858,7 +862,7 @@ static void test_cli_rejects(void **unused)
 		{ "train", "--threads", "-1" },
 		{ "train", "--eta", "1" },
 		{ "train", "--resume=1" },
-		{ "train", "--batch", "4", "--data" },
+		{ "train", "--data" },
 		{ "train", "--batch", "4", "--data", data, "--out", dir },
 		{ "train", "--data", "/nonexistent.idx", "--out", dir },
 		{ "train", "--data", data, "--out", blocked },
@@ -881,10 +885,11 @@ static void test_cli_rejects(void **unused)
 	static const char *const why[] = {
 		"--steps: expected an integer in [1, ", "--steps: expected an integer",
 		"--threads: expected an integer in [1, 1024], got '-1'",
-		"train: --eta is a flag of sample and eval, not of train (see fake-model --help)",
+		"train: --eta is a flag of sample and eval, not of train (see fake-model train --help)",
 		"--resume takes no value", "--data needs a value",
-		"--batch 4: this program was compiled for batch 3", "/nonexistent.idx",
-		"cannot create",
+		"train: --batch is fixed when the program is compiled: ddpmc compile MODEL.lua --set "
+		"batch=N (fake-model info shows this one's)", "/nonexistent.idx",
+		"images.idx/run: cannot create it in",
 		"--sampler euler: expected ddpm or ddim",
 		"--spacing uniform: expected leading, trailing or linspace",
 		"--steps 11: at most 10", "--seed: expected an integer", "--n: expected an integer",
@@ -906,6 +911,129 @@ static void test_cli_rejects(void **unused)
 	tu_rmtree(dir);
 }
 
+
+/* Runs the command line with stdout captured into out. */
+static int cli_stdout(const char *const *args, char *out, size_t len)
+{
+	tu_capture c = tu_capture_stdout();
+	int rc = cli_argv(args, NULL, 0);
+	tu_capture_end(&c, out, len);
+	return rc;
+}
+
+/* Every flag line of one command's help has its meaning, valued flags
+ * their default; the help ends with an example of that command. */
+static void check_help(const char *cmd, const char *const *want)
+{
+	static char out[16384];
+	assert_int_equal(cli_stdout((const char *const[]){ cmd, "--help", NULL }, out, sizeof out), 0);
+	for (int i = 0; want[i]; i++)
+		if (!strstr(out, want[i]))
+			fail_msg("%s --help lacks '%s':\n%s", cmd, want[i], out);
+	char example[64];
+	snprintf(example, sizeof example, "  example: fake-model %s", cmd);
+	CONTAINS(out, example);
+	for (const char *l = strstr(out, "\n  -"); l; l = strstr(l + 1, "\n  -")) {
+		char line[512];
+		snprintf(line, sizeof line, "%.*s", (int)strcspn(l + 1, "\n"), l + 1);
+		size_t name = strcspn(line + 2, " ");   /* "  NAME ARG   meaning": ARG after one space */
+		int valued = line[2 + name] == ' ' && line[3 + name] != ' ';
+		if (valued && !strstr(line, "(default: ") && !strstr(line, "(required)"))
+			fail_msg("%s --help: a flag without its default: %s", cmd, line);
+	}
+}
+
+static void test_cli_help(void **unused)
+{
+	check_help("train", (const char *const[]){ "  --steps N ", "(default: 1000)",
+	           "  --out DIR ", "(default: runs/latest)", "  --lr X ", "--set batch=N",
+	           "(default: fashion-mnist)", "  --scale K ", NULL });
+	check_help("sample", (const char *const[]){ "  --out FILE ", "(default: grid.png)",
+	           "  --sampler ddpm|ddim ", "(default: ddpm)", "  --scale K ", NULL });
+	check_help("eval", (const char *const[]){ "  --n N ", "  --test PATH ", NULL });
+	check_help("export", (const char *const[]){ "  --out DIR ", "(required)", "  --no-ema ", NULL });
+	check_help("info", (const char *const[]){ "fake-model info: ", NULL });
+	static char out[65536];
+	assert_int_equal(cli_stdout((const char *const[]){ "--help", NULL }, out, sizeof out), 0);
+	CONTAINS(out, "fake-model train: ", "fake-model sample: ", "fake-model eval: ",
+	         "fake-model export: ", "fake-model info: ", "  --save-every N ", "  --out-dir DIR ");
+	assert_null(strstr(out, "--batch"));
+}
+
+static void test_cli_version(void **unused)
+{
+	char out[512], want[64];
+	assert_int_equal(cli_stdout((const char *const[]){ "--version", NULL }, out, sizeof out), 0);
+	uint64_t h = 14695981039346656037u;     /* FNV-1a 64 of the JSON, then the (no) data */
+	for (size_t i = 0; i < sizeof cli_json - 1; i++)
+		h = (h ^ (unsigned char)cli_json[i]) * 1099511628211u;
+	snprintf(want, sizeof want, "(descriptor fnv1a64 %016llx)", (unsigned long long)h);
+	CONTAINS(out, "ddpmc 9.9.9, LLVM 1.2.3\n", "model: cli.lua ", want);
+}
+
+/* Unwritable outputs are refused before anything is sampled or trained. */
+static void test_cli_outputs_checked_first(void **unused)
+{
+	char dir[64], file[128], bad[160], out[4096], err[1024];
+	tu_tmpdir(dir, sizeof dir);
+	tu_write(dir, "file", "x", -1, file, sizeof file);
+	snprintf(bad, sizeof bad, "%s/file/g.png", dir);
+	const char *const cases[][6] = {
+		{ "sample", "--out", "/nonexistent/g.png" },
+		{ "sample", "--out", bad },
+		{ "sample", "--out", dir },
+		{ "sample", "--out-dir", bad },
+		{ "train", "--out", bad, "--steps", "1" },
+		{ "export", "--out", bad },
+	};
+	static const char *const why[] = {
+		"--out /nonexistent/g.png: cannot write in /nonexistent: No such file or directory",
+		"/file/g.png: cannot write in ", ": is a folder", "/file/g.png: cannot create it in",
+		"/file/g.png: cannot create it in", "/file/g.png: cannot create it in",
+	};
+	for (int i = 0; i < TU_LEN(cases); i++) {
+		nsteps = 0;
+		nimg = 0;
+		tu_capture c = tu_capture_stdout();
+		int rc = cli_argv(cases[i], err, sizeof err);
+		tu_capture_end(&c, out, sizeof out);
+		if (rc == 0 || tu_lines(err) != 1 || !strstr(err, why[i]))
+			fail_msg("case %d: exit %d, stderr: %s", i, rc, err);
+		if (out[0] || nsteps || nimg)
+			fail_msg("case %d: work started before the refusal: %s", i, out);
+	}
+	tu_rmtree(dir);
+}
+
+/* 16 Fashion-MNIST-sized images: 4 x 4 of 28 x 28 magnified 3 times. */
+static void test_grid_scale(void **unused)
+{
+	char dir[64], path[128], err[512];
+	static float x[16 * 28 * 28];
+	tu_tmpdir(dir, sizeof dir);
+	snprintf(path, sizeof path, "%s/grid.png", dir);
+	assert_int_equal(rt_grid_scale(28, 28), 3);
+	assert_int_equal(rt_grid_scale(32, 32), 2);
+	assert_int_equal(rt_grid_scale(64, 64), 1);
+	assert_int_equal(rt_grid_scale(256, 256), 1);
+	for (int i = 0; i < TU_LEN(x); i++)
+		x[i] = (float)(i % 28) / 14 - 1;        /* image columns ramp */
+	assert_int_equal(rt_png_write_grid(path, x, 16, 1, 28, 28, 0, err, sizeof err), RT_OK);
+	uint32_t w, h;
+	int ctype;
+	size_t len;
+	unsigned char *raw = read_png(path, &w, &h, &ctype, &len);
+	assert_int_equal(w, 4 * (3 * 28 + 2) + 2);      /* 346 */
+	assert_int_equal(h, 4 * (3 * 28 + 2) + 2);
+	/* nearest neighbour: pixel columns 2..4 of the grid are image column 0 */
+	const unsigned char *row = raw + 5 * (1 + w) + 1;
+	assert_int_equal(row[2], row[4]);
+	assert_int_equal(row[4], rt_quantise(x[0]));
+	assert_int_equal(row[5], rt_quantise(x[1]));
+	free(raw);
+	tu_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -920,6 +1048,10 @@ int main(void)
 		cmocka_unit_test(test_png_grid),
 		cmocka_unit_test(test_cli_train),
 		cmocka_unit_test(test_cli_rejects),
+		cmocka_unit_test(test_cli_help),
+		cmocka_unit_test(test_cli_version),
+		cmocka_unit_test(test_cli_outputs_checked_first),
+		cmocka_unit_test(test_grid_scale),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

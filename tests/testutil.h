@@ -326,29 +326,41 @@ static inline void tu_close_state(const rt_tensorset *want, const rt_tensorset *
 	print_message("worst state tensor: %s, %.3g of its largest value\n", worst_name, worst);
 }
 
-/* What this process writes to stderr between tu_capture_begin and
- * tu_capture_end, into buf (NUL-terminated). */
+/* What this process writes to stderr (tu_capture_begin) or to stdout
+ * (tu_capture_stdout) until tu_capture_end, into buf (NUL-terminated). */
 typedef struct {
 	FILE *tmp;
-	int saved;
+	int fd, saved;
 } tu_capture;
 
-static inline tu_capture tu_capture_begin(void)
+static inline tu_capture tu_capture_fd(int fd)
 {
 	tu_capture c;
 	fflush(stdout);
 	fflush(stderr);
 	c.tmp = tmpfile();
 	assert_non_null(c.tmp);
-	c.saved = dup(2);
-	dup2(fileno(c.tmp), 2);
+	c.fd = fd;
+	c.saved = dup(fd);
+	dup2(fileno(c.tmp), fd);
 	return c;
+}
+
+static inline tu_capture tu_capture_begin(void)
+{
+	return tu_capture_fd(2);
+}
+
+static inline tu_capture tu_capture_stdout(void)
+{
+	return tu_capture_fd(1);
 }
 
 static inline void tu_capture_end(tu_capture *c, char *buf, size_t len)
 {
+	fflush(stdout);
 	fflush(stderr);
-	dup2(c->saved, 2);
+	dup2(c->saved, c->fd);
 	close(c->saved);
 	rewind(c->tmp);
 	size_t n = fread(buf, 1, len - 1, c->tmp);

@@ -12,73 +12,120 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cmdline.h"
 #include "exec.h"
 
 typedef enum { F_STR, F_INT, F_NUM, F_BOOL } flag_kind;
 
+/* One row per flag and meaning: a flag whose meaning differs between
+ * commands (--out, --steps, --n) has one row per meaning, with disjoint
+ * command masks. The help is printed from these rows, and a default that
+ * is a value (not in parentheses) is also what the parser starts from, so
+ * the help cannot disagree with the parsing. */
 typedef struct {
 	const char *name;
+	const char *arg;        /* the value in help ("N", "FILE"); NULL for F_BOOL */
 	flag_kind kind;
 	unsigned cmds;
 	size_t at;              /* offsetof the value in cli_opts */
 	size_t has;             /* offsetof its "given" flag, or 0 */
 	double lo, hi;          /* F_INT, F_NUM: accepted range */
+	const char *dflt;       /* a value, "(what happens without it)", or NULL (F_BOOL) */
+	const char *meaning;    /* one line */
 } flag;
 
+#define TRAIN CLI_TRAIN
+#define SAMPLE CLI_SAMPLE
+#define EVAL CLI_EVAL
+#define EXPORT CLI_EXPORT
 #define AT(m) offsetof(cli_opts, m)
 static const flag flags[] = {
-	{ "--data", F_STR, CLI_TRAIN | CLI_EVAL, AT(data), 0, 0, 0 },
-	{ "--steps", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(steps), AT(has_steps), 1, 1e9 },
-	{ "--out", F_STR, CLI_TRAIN | CLI_SAMPLE, AT(out), AT(has_out), 0, 0 },
-	{ "--seed", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(seed), AT(has_seed), 0, 2147483647 },
-	{ "--threads", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(threads), 0, 1, 1024 },
-	{ "--resume", F_BOOL, CLI_TRAIN, AT(resume), 0, 0, 0 },
-	{ "--overwrite", F_BOOL, CLI_TRAIN, AT(overwrite), 0, 0, 0 },
-	{ "--save-minutes", F_NUM, CLI_TRAIN, AT(save_minutes), 0, 0, 1e6 },
-	{ "--keep", F_INT, CLI_TRAIN, AT(keep), 0, 1, 1e6 },
-	{ "--flip", F_BOOL, CLI_TRAIN, AT(flip), 0, 0, 0 },
-	{ "--batch", F_INT, CLI_TRAIN, AT(batch), 0, 1, 1e7 },
-	{ "--save-every", F_INT, CLI_TRAIN, AT(save_every), 0, 0, 1e9 },
-	{ "--log-every", F_INT, CLI_TRAIN, AT(log_every), 0, 1, 1e9 },
-	{ "--device", F_STR, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(device), 0, 0, 0 },
-	{ "--ckpt", F_STR, CLI_SAMPLE | CLI_EVAL, AT(ckpt), AT(has_ckpt), 0, 0 },
-	{ "--sample-every", F_INT, CLI_TRAIN, AT(sample_every), 0, 0, 1e9 },
-	{ "--eval-every", F_INT, CLI_TRAIN, AT(eval_every), 0, 0, 1e9 },
-	{ "--n", F_INT, CLI_TRAIN | CLI_SAMPLE | CLI_EVAL, AT(n), AT(has_n), 1, 1e6 },
-	{ "--sampler", F_STR, CLI_SAMPLE | CLI_EVAL, AT(sampler), 0, 0, 0 },
-	{ "--eta", F_NUM, CLI_SAMPLE | CLI_EVAL, AT(eta), AT(has_eta), 0, 1e6 },
-	{ "--no-ema", F_BOOL, CLI_SAMPLE | CLI_EVAL, AT(no_ema), 0, 0, 0 },
-	{ "--no-clip", F_BOOL, CLI_SAMPLE | CLI_EVAL, AT(no_clip), 0, 0, 0 },
-	{ "--clip-range", F_NUM, CLI_SAMPLE | CLI_EVAL, AT(clip_range), AT(has_clip_range), 1e-6, 1e6 },
-	{ "--spacing", F_STR, CLI_SAMPLE | CLI_EVAL, AT(spacing), 0, 0, 0 },
-	{ "--out-dir", F_STR, CLI_SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0 },
-	{ "--weights", F_STR, CLI_SAMPLE | CLI_EVAL, AT(weights), AT(has_weights), 0, 0 },
-	{ "--test", F_STR, CLI_TRAIN | CLI_EVAL, AT(test), 0, 0, 0 },
+	{ "--data", "PATH", F_STR, TRAIN | EVAL, AT(data), 0, 0, 0, "fashion-mnist",
+	  "the training images: an IDX file, CIFAR-10 .bin batches, a folder of PNGs, or fashion-mnist" },
+	{ "--steps", "N", F_INT, TRAIN, AT(steps), AT(has_steps), 1, 1e9, "1000",
+	  "train_step calls to run (with --resume: this many more)" },
+	{ "--steps", "K", F_INT, SAMPLE | EVAL, AT(steps), AT(has_steps), 1, 1e9,
+	  "(T for ddpm, min(T, 50) for ddim)", "inference steps, strided as diffusers' set_timesteps(K)" },
+	{ "--out", "DIR", F_STR, TRAIN, AT(out), AT(has_out), 0, 0, CLI_DEFAULT_DIR,
+	  "the run folder: checkpoints, metrics.jsonl, loss.png, samples/" },
+	{ "--out", "FILE", F_STR, SAMPLE, AT(out), AT(has_out), 0, 0, "grid.png",
+	  "the PNG grid of the images (none when --out-dir is given alone)" },
+	{ "--out", "DIR", F_STR, EXPORT, AT(out), AT(has_out), 0, 0, "(required)",
+	  "the folder to write (created when absent)" },
+	{ "--seed", "S", F_INT, TRAIN | SAMPLE | EVAL, AT(seed), AT(has_seed), 0, 2147483647, "0",
+	  "the random seed: the same seed gives the same images, whatever the threads" },
+	{ "--threads", "N", F_INT, TRAIN | SAMPLE | EVAL, AT(threads), 0, 1, 1024, "(one per core)",
+	  "CPU threads (--device cpu)" },
+	{ "--device", "DEV", F_STR, TRAIN | SAMPLE | EVAL, AT(device), 0, 0, 0, "cpu",
+	  "where the kernels run: cpu, opencl, opencl:P.D, or list (prints the devices)" },
+	{ "--resume", NULL, F_BOOL, TRAIN, AT(resume), 0, 0, 0, NULL,
+	  "continue the run in --out from its checkpoint" },
+	{ "--overwrite", NULL, F_BOOL, TRAIN, AT(overwrite), 0, 0, 0, NULL,
+	  "replace the run already in --out" },
+	{ "--save-minutes", "M", F_NUM, TRAIN, AT(save_minutes), 0, 0, 1e6, "10",
+	  "also save when M minutes have passed since the last save (0: never)" },
+	{ "--save-every", "N", F_INT, TRAIN, AT(save_every), 0, 0, 1e9, "0",
+	  "also save every N steps (0: by time only)" },
+	{ "--keep", "K", F_INT, TRAIN, AT(keep), 0, 1, 1e6, "3",
+	  "numbered checkpoints kept, the newest" },
+	{ "--log-every", "N", F_INT, TRAIN, AT(log_every), 0, 1, 1e9, "10",
+	  "a metrics.jsonl line (and, off a terminal, a printed line) every N steps" },
+	{ "--flip", NULL, F_BOOL, TRAIN, AT(flip), 0, 0, 0, NULL,
+	  "mirror the images left-right at random" },
+	{ "--sample-every", "N", F_INT, TRAIN, AT(sample_every), 0, 0, 1e9, "0",
+	  "a grid of --n images (DDIM, 50 steps) in DIR/samples every N steps (0: none)" },
+	{ "--eval-every", "N", F_INT, TRAIN, AT(eval_every), 0, 0, 1e9, "0",
+	  "FID and KID of --n samples every N steps (0: never)" },
+	{ "--n", "N", F_INT, TRAIN, AT(n), AT(has_n), 1, 1e6, "16",
+	  "the images of each --sample-every grid and --eval-every score" },
+	{ "--n", "N", F_INT, SAMPLE | EVAL, AT(n), AT(has_n), 1, 1e6, "16",
+	  "images to draw, in rounds of the compiled batch (eval: use 1000 or more)" },
+	{ "--scale", "K", F_INT, TRAIN | SAMPLE, AT(scale), 0, 1, 64, "(each image at least 64 px)",
+	  "grid images magnified K times, nearest neighbour (1: actual size)" },
+	{ "--test", "PATH", F_STR, TRAIN | EVAL, AT(test), 0, 0, 0, "(t10k beside --data)",
+	  "the test set (IDX) that FID, KID or the accuracy is measured on" },
+	{ "--ckpt", "FILE", F_STR, SAMPLE | EVAL | EXPORT, AT(ckpt), AT(has_ckpt), 0, 0,
+	  CLI_DEFAULT_DIR "/checkpoint.safetensors", "the checkpoint whose weights are used" },
+	{ "--weights", "FILE", F_STR, SAMPLE | EVAL, AT(weights), AT(has_weights), 0, 0, "(none)",
+	  "parameters by name from any safetensors file (diffusers' too); no EMA" },
+	{ "--no-ema", NULL, F_BOOL, SAMPLE | EVAL | EXPORT, AT(no_ema), 0, 0, 0, NULL,
+	  "the trained weights instead of the EMA weights" },
+	{ "--sampler", "ddpm|ddim", F_STR, SAMPLE | EVAL, AT(sampler), 0, 0, 0, "ddpm",
+	  "diffusers' DDPMScheduler or DDIMScheduler" },
+	{ "--eta", "E", F_NUM, SAMPLE | EVAL, AT(eta), AT(has_eta), 0, 1e6, "0",
+	  "DDIM only: the share of fresh noise (1 is DDPM-like)" },
+	{ "--spacing", "leading|trailing|linspace", F_STR, SAMPLE | EVAL, AT(spacing), 0, 0, 0,
+	  "leading", "diffusers' timestep_spacing" },
+	{ "--no-clip", NULL, F_BOOL, SAMPLE | EVAL, AT(no_clip), 0, 0, 0, NULL,
+	  "do not clip the predicted x0 (diffusers' clip_sample=False)" },
+	{ "--clip-range", "R", F_NUM, SAMPLE | EVAL, AT(clip_range), AT(has_clip_range), 1e-6, 1e6,
+	  "(the program's clip_sample_range)", "clip the predicted x0 to [-R, R]" },
+	{ "--out-dir", "DIR", F_STR, SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0, "(none)",
+	  "also one PNG per image, DIR/image_0000.png, ... (DIR created when absent)" },
 };
 #undef AT
 
-static const char usage[] =
-	"usage: %s COMMAND [FLAGS]\n"
-	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
-	"         [--resume | --overwrite] [--batch B] [--save-every N] [--save-minutes M]\n"
-	"         [--keep K] [--log-every N] [--sample-every N]\n"
-	"         [--n N] [--flip] [--eval-every N [--test PATH]] [--device DEV]\n"
-	"         (saves every 10 minutes and keeps the 3 newest checkpoints by default)\n"
-	"         [--lr X] [--warmup N] [--lr-schedule constant|linear|cosine] [--total-steps N]\n"
-	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
-	"         [--ema-warmup none|power|ratio] [--ema-inv-gamma X] [--ema-power X]\n"
-	"         [--ema-min-decay X]   (defaults: the script's; see info)\n"
-	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
-	"         [--eta E] [--spacing leading|trailing|linspace] [--no-clip | --clip-range R]\n"
-	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
-	"         [--device DEV]\n"
-	"  eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH] [--seed S]\n"
-	"         [sample's --sampler, --steps, ... flags] [--threads N] [--device DEV]\n"
-	"         a classifier: its test accuracy; a diffusion model: FID and KID of N samples\n"
-	"  export --ckpt FILE --out DIR [--no-ema]   a folder diffusers loads\n"
-	"  info   the model, its parameters, entries and kernels\n"
-	"DEV: cpu (default), opencl (the first GPU, else the first OpenCL device) or\n"
-	"  opencl:P.D; --device list shows them\n";
+/* The commands, in the order the help lists them; %s is the program. */
+static const struct {
+	unsigned bit;
+	const char *name, *summary, *example;
+} commands[] = {
+	{ CLI_TRAIN, "train", "trains the model: train_step over batches of --data, saved in --out",
+	  "%s train --steps 1000 --out runs/a --sample-every 200" },
+	{ CLI_SAMPLE, "sample", "draws images from the trained weights into a PNG grid",
+	  "%s sample --n 16 --sampler ddim --steps 50 --out grid.png" },
+	{ CLI_EVAL, "eval", "FID and KID of --n samples (a classifier: its test accuracy)",
+	  "%s eval --n 1000 --sampler ddim --steps 50" },
+	{ CLI_EXPORT, "export", "a folder diffusers loads (a classifier: DIR/model.safetensors)",
+	  "%s export --ckpt runs/latest/checkpoint.safetensors --out exported" },
+	{ CLI_INFO, "info", "the model, its parameters, hyperparameters, entries and kernels",
+	  "%s info" },
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+#undef TRAIN
+#undef SAMPLE
+#undef EVAL
+#undef EXPORT
 
 int cli_fail(const cli_opts *o, const char *fmt, ...)
 {
@@ -154,6 +201,18 @@ int cli_mkdirs(const char *dir)
 		*p = '/';
 	}
 	return mkdir(path, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+int cli_check_out_dir(const cli_opts *o, const char *name, const char *dir)
+{
+	char why[4200];
+	return rt_out_dir_check(dir, why, sizeof why) ? cli_fail(o, "%s %s: %s", name, dir, why) : 0;
+}
+
+int cli_check_out_file(const cli_opts *o, const char *name, const char *path)
+{
+	char why[4200];
+	return rt_out_file_check(path, why, sizeof why) ? cli_fail(o, "%s %s: %s", name, path, why) : 0;
 }
 
 void cli_json_write(rt_strbuf *b, const rt_json *j)
@@ -339,46 +398,92 @@ static int set_flag(const cli_opts *o, const flag *f, const char *v, char *base)
 	return 0;
 }
 
+/* --- help ------------------------------------------------------------------- */
+
+static void command_help(const char *prog, size_t c)
+{
+	printf("%s %s: %s\n", prog, commands[c].name, commands[c].summary);
+	for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+		if (flags[k].cmds & commands[c].bit)
+			rt_help_line(flags[k].name, flags[k].arg, flags[k].meaning, flags[k].dflt);
+	if (commands[c].bit == CLI_TRAIN) {
+		cli_hyper_help();
+		printf("  the batch is the compiled one: ddpmc compile MODEL.lua --set batch=N "
+		       "(%s info shows it)\n", prog);
+	}
+	printf("  example: ");
+	printf(commands[c].example, prog);
+	printf("\n");
+}
+
+/* Every command's flags (COMMAND 0: all commands). */
+static void help(const char *prog, unsigned cmd)
+{
+	if (!cmd)
+		printf("usage: %s COMMAND [FLAGS]   (%s COMMAND --help: that command alone)\n"
+		       "       %s --version         the ddpmc and LLVM that compiled it, the model and "
+		       "its hash\n", prog, prog, prog);
+	for (size_t c = 0; c < NCOMMANDS; c++)
+		if (!cmd || commands[c].bit == cmd) {
+			printf(cmd ? "" : "\n");
+			command_help(prog, c);
+		}
+}
+
+/* --- flags ------------------------------------------------------------------ */
+
 /* "train", "sample and eval", ...: the commands of the bits cmds. */
 static const char *command_names(unsigned cmds, char *buf, size_t len)
 {
-	static const struct { unsigned bit; const char *name; } names[] = {
-		{ CLI_TRAIN, "train" }, { CLI_SAMPLE, "sample" }, { CLI_EVAL, "eval" },
-	};
 	size_t at = 0;
-	int left = __builtin_popcount(cmds & (CLI_TRAIN | CLI_SAMPLE | CLI_EVAL));
+	int left = __builtin_popcount(cmds & ~(unsigned)CLI_INFO);
 	buf[0] = 0;
-	for (size_t k = 0; k < sizeof names / sizeof *names && at < len; k++)
-		if (cmds & names[k].bit)
-			at += (size_t)snprintf(buf + at, len - at, "%s%s", names[k].name,
+	for (size_t k = 0; k < NCOMMANDS && at < len; k++)
+		if (cmds & commands[k].bit & ~(unsigned)CLI_INFO)
+			at += (size_t)snprintf(buf + at, len - at, "%s%s", commands[k].name,
 			                       --left > 1 ? ", " : left == 1 ? " and " : "");
 	return buf;
 }
 
-/* A flag that command `cmd` does not take: unknown, or another command's. */
+/* A flag that command `cmd` does not take: unknown, retired, or another command's. */
 static int refuse_flag(const cli_opts *o, const char *cmd, const char *arg, size_t len,
                        unsigned owners)
 {
 	char names[64];
+	if (len == 7 && !strncmp(arg, "--batch", len))
+		return cli_fail(o, "%s: --batch is fixed when the program is compiled: ddpmc compile "
+		                "MODEL.lua --set batch=N (%s info shows this one's)", cmd, o->prog);
 	if (!owners)
-		return cli_fail(o, "%s: unknown %s '%.*s' (see %s --help)", cmd,
-		                arg[0] == '-' ? "flag" : "argument", (int)len, arg, o->prog);
-	return cli_fail(o, "%s: %.*s is a flag of %s, not of %s (see %s --help)", cmd, (int)len, arg,
-	                command_names(owners, names, sizeof names), cmd, o->prog);
+		return cli_fail(o, "%s: unknown %s '%.*s' (see %s %s --help)", cmd,
+		                arg[0] == '-' ? "flag" : "argument", (int)len, arg, o->prog, cmd);
+	return cli_fail(o, "%s: %.*s is a flag of %s, not of %s (see %s %s --help)", cmd, (int)len,
+	                arg, command_names(owners, names, sizeof names), cmd, o->prog, cmd);
 }
 
-/* argv[first..argc) into o; `cmd` is one of CLI_TRAIN, CLI_SAMPLE, CLI_INFO. */
+/* The row of flag arg[0..len) for command cmd (NULL if none); *owners:
+ * the commands that take it. */
+static const flag *find_flag(const char *arg, size_t len, unsigned cmd, unsigned *owners)
+{
+	const flag *f = NULL;
+	*owners = cli_hyper_find(arg, len) >= 0 ? CLI_TRAIN : 0;
+	for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+		if (strlen(flags[k].name) == len && strncmp(flags[k].name, arg, len) == 0) {
+			*owners |= flags[k].cmds;
+			if (flags[k].cmds & cmd)
+				f = &flags[k];
+		}
+	return f;
+}
+
+/* argv[first..argc) into o; `cmd` is one CLI_ command. */
 static int parse_flags(int argc, char **argv, int first, unsigned cmd, cli_opts *o)
 {
 	for (int i = first; i < argc; i++) {
 		const char *arg = argv[i], *eq = strchr(arg, '=');
 		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-		const flag *f = NULL;
-		for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
-			if (strlen(flags[k].name) == len && strncmp(flags[k].name, arg, len) == 0)
-				f = &flags[k];
+		unsigned owners;
+		const flag *f = find_flag(arg, len, cmd, &owners);
 		int h = f ? -1 : cli_hyper_find(arg, len);
-		unsigned owners = f ? f->cmds : h >= 0 ? CLI_TRAIN : 0;
 		if (!(owners & cmd))
 			return refuse_flag(o, argv[1], arg, len, owners);
 		if (h < 0 && f->kind == F_BOOL) {
@@ -410,45 +515,61 @@ static int train_flags_used(const cli_opts *o)
 	return 0;
 }
 
-static void defaults(cli_opts *o, const char *argv0)
+/* The defaults of command cmd's flags: every default of the table that is
+ * a value (the help shows the same text). */
+static void defaults(cli_opts *o, const char *argv0, unsigned cmd)
 {
 	const char *slash = strrchr(argv0, '/');
 	memset(o, 0, sizeof *o);
 	o->prog = slash ? slash + 1 : argv0;
-	o->data = RT_FASHION_MNIST;
-	o->out = NULL;
-	o->sampler = "ddpm";
-	o->spacing = "leading";
-	o->device = "cpu";
-	o->steps = 1000;
-	o->n = 16;
-	o->log_every = 10;
-	o->save_minutes = 10;
-	o->keep = 3;
+	o->device = "cpu";      /* --device list, whatever the command */
+	for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+		if ((flags[k].cmds & cmd) && flags[k].dflt && flags[k].dflt[0] != '(' &&
+		    set_flag(o, &flags[k], flags[k].dflt, (char *)o))
+			abort();        /* a default the table's own range refuses */
+}
+
+static unsigned command_bit(const char *name)
+{
+	for (size_t c = 0; c < NCOMMANDS; c++)
+		if (!strcmp(name, commands[c].name))
+			return commands[c].bit;
+	return 0;
+}
+
+static int is_help(const char *arg)
+{
+	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
 }
 
 int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 {
-	defaults(o, argc > 0 ? argv[0] : "ddpmc-program");
-	if (argc < 2) {
-		fprintf(stderr, usage, o->prog);
-		return 2;
-	}
-	const char *cmd = argv[1];
-	int help = !strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help");
-	for (int i = 2; i < argc; i++)
-		help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-	*which = !strcmp(cmd, "train") ? CLI_TRAIN : !strcmp(cmd, "sample") ? CLI_SAMPLE
-	       : !strcmp(cmd, "eval") ? CLI_EVAL : !strcmp(cmd, "info") ? CLI_INFO : 0;
-	if (help && (*which || cmd[0] == '-' || !strcmp(cmd, "help"))) {
-		printf(usage, o->prog);
+	const char *argv0 = argc > 0 ? argv[0] : "ddpmc-program";
+	const char *cmd = argc > 1 ? argv[1] : "";
+	*which = command_bit(cmd);
+	defaults(o, argv0, *which);
+	if (argc < 2 || is_help(cmd) || !strcmp(cmd, "help")) {
+		help(o->prog, argc > 2 ? command_bit(argv[2]) : 0);
 		*which = 0;
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		*which = CLI_VERSION;
 		return 0;
 	}
 	if (!*which)
-		return cli_fail(o, "unknown command '%s' (train, sample, eval, export, info)", cmd);
+		return cli_fail(o, "unknown command '%s' (train, sample, eval, export, info; see %s "
+		                "--help)", cmd, o->prog);
+	for (int i = 2; i < argc; i++)
+		if (is_help(argv[i])) {
+			help(o->prog, *which);
+			*which = 0;
+			return 0;
+		}
 	if (parse_flags(argc, argv, 2, *which, o) || (*which == CLI_TRAIN && train_flags_used(o)))
 		return 1;
+	if (*which == CLI_EXPORT && !o->has_out)
+		return cli_fail(o, "export needs --out DIR (see %s export --help)", o->prog);
 	if (strcmp(o->device, "list") == 0) {   /* whatever the other flags */
 		rt_device_list(stdout);
 		*which = 0;

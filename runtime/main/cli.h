@@ -1,17 +1,13 @@
 /* cli: the command line of every executable ddpmc compiles (docs/semantics.md §7).
  *
- *   OUT train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S]
- *              [--threads N] [--resume | --overwrite] [--batch B] [--save-every N]
- *              [--save-minutes M] [--keep K] [--log-every N] [--sample-every N]
- *              [--n N] [--flip] [--device DEV]
- *   OUT sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim]
- *              [--steps K] [--eta E] [--spacing S] [--no-clip | --clip-range R]
- *              [--seed S] [--out grid.png] [--out-dir DIR]
- *              [--threads N] [--no-ema] [--device DEV]
- *   OUT eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH]
- *              [sample's sampler flags] [--seed S] [--threads N] [--device DEV]
- *   OUT info
+ *   OUT train | sample | eval | export | info [FLAGS]
+ *   OUT [COMMAND] --help       every flag of the command(s): meaning, default, an example
+ *   OUT --version              the ddpmc and LLVM that compiled it, the model, its hash
  *   OUT train|sample|eval --device list    the OpenCL devices (numbered P.D) and the CPU
+ *
+ * The flags are one table in cli.c (name, commands, range, default,
+ * meaning) that both the parser and the help read; the batch is not a
+ * flag: it is compiled in (ddpmc compile --set batch=N).
  *
  * DEV (device.h): cpu (default), opencl (the first GPU, else the first
  * OpenCL device) or opencl:P.D. The commands run entries only through
@@ -50,6 +46,7 @@ typedef struct {
 	int64_t data_len;
 	const char *cl_source;          /* ddpmc_opencl_source; "" for the CPU only */
 	int64_t cl_source_len;
+	const char *build;              /* ddpmc_build: "ddpmc 0.1.0, LLVM 19.1.7"; NULL: unknown */
 } rt_embedded;
 
 /* The whole command line (run.c): returns the exit status. */
@@ -65,7 +62,7 @@ enum { CLI_MAX_HYPER = 16 };
 typedef struct {
 	const char *prog;               /* argv[0]'s base name, for messages */
 	const char *data, *out, *ckpt, *sampler, *device;
-	int64_t steps, n, seed, threads, batch, save_every, log_every;
+	int64_t steps, n, seed, threads, save_every, log_every;
 	double eta;
 	int resume, no_ema;
 	int overwrite;                  /* train: replace the run already in --out */
@@ -84,6 +81,7 @@ typedef struct {
 	const char *test;               /* eval: the test set (default: t10k beside --data) */
 	int has_n;
 	int64_t eval_every;             /* train: FID and KID every N steps (0: never) */
+	int64_t scale;                  /* sample, train: grid magnification (0: rt_grid_scale's) */
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -106,6 +104,11 @@ int cli_meta_bool(const rt_program *p, const char *key, int dflt);
  * `integer`) in [lo, hi] into *out; 0, or 1 after cli_fail. */
 int cli_number(const cli_opts *o, const char *name, const char *v, double lo, double hi,
                int integer, double *out);
+/* Output paths, checked before any work (cmdline.h's rt_out_dir_check,
+ * rt_out_file_check): 0, or 1 after cli_fail naming the flag `name`, the
+ * path and the reason. */
+int cli_check_out_dir(const cli_opts *o, const char *name, const char *dir);
+int cli_check_out_file(const cli_opts *o, const char *name, const char *path);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
 /* Appends j as JSON text (numbers written as integers when they were). */
@@ -258,6 +261,8 @@ int cli_hyper_parse(cli_opts *o, int h, const char *v);
  * default (a decaying schedule's end: the last step of this run) when it
  * is 0; 0, or 1 after cli_fail (a flag the program has no hp.NAME for). */
 int cli_hyper_apply(const cli_opts *o, rt_tensorset *state);
+/* train --help: a line per hyperparameter flag (rt_help_line). */
+void cli_hyper_help(void);
 /* The state's hyperparameters, "lr 0.001, warmup 10, ..." or as a JSON object. */
 void cli_hyper_describe(const rt_tensorset *state, rt_strbuf *b, int json);
 /* info: the script's values (the meta "optimizer") by flag. */
@@ -313,11 +318,15 @@ int cli_dist_same(const cli_dist *d, int64_t v);
  * that none waits for this one forever), else MPI_Finalize. */
 void cli_dist_close(cli_dist *d, int rc);
 
-enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4, CLI_EVAL = 8 };
+enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4, CLI_EVAL = 8, CLI_EXPORT = 16,
+       CLI_VERSION = 32 };
 
 /* Parses the command line into *o and *which (a CLI_ command, or 0 when
  * only help was asked for). Returns 0 to go on (or exit 0 if *which is
- * 0), else the exit status, having printed the one-line cause. */
+ * 0), else the exit status, having printed the one-line cause.
+ * `OUT --help` prints every command's flags, `OUT COMMAND --help` one
+ * command's: each flag with its meaning and default, from the flag table
+ * the parser reads, and an example. */
 int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which);
 
 /* The commands (main.c dispatches). */
@@ -325,7 +334,10 @@ int cli_train(const cli_opts *o, const rt_program *p);
 int cli_sample(const cli_opts *o, const rt_program *p);
 int cli_info(const rt_program *p);
 int cli_eval(const cli_opts *o, const rt_program *p);
-/* OUT export [--ckpt FILE] --out DIR [--no-ema] (export.c): its own flags. */
-int cli_export(int argc, char **argv, const rt_program *p);
+/* OUT export [--ckpt FILE] --out DIR [--no-ema] (export.c). */
+int cli_export(const cli_opts *o, const rt_program *p);
+/* OUT --version: the ddpmc and LLVM versions that compiled it (emb->build),
+ * the model and the FNV-1a 64 hash of its descriptor (run.c). */
+int cli_version(const rt_embedded *emb, const rt_program *p);
 
 #endif

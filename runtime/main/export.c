@@ -44,13 +44,6 @@
 
 #define EXPORT_MAX_LISTED 3     /* problems named in the one-line message */
 
-static const char export_usage[] =
-	"usage: %s export [--ckpt FILE] --out DIR [--no-ema]\n"
-	"  writes DIR/diffusion_pytorch_model.safetensors, config.json, scheduler_config.json and\n"
-	"  model_index.json: UNet2DModel.from_pretrained(DIR) and DDPMPipeline.from_pretrained(DIR)\n"
-	"  load it. --ckpt defaults to " CLI_DEFAULT_DIR "/checkpoint.safetensors; the weights are\n"
-	"  the EMA weights unless --no-ema.\n";
-
 /* --- the checkpoint against the program ------------------------------------ */
 
 static int same_shape(const rt_tensor *t, const rt_param *q)
@@ -320,32 +313,6 @@ static int make_out_dir(const cli_opts *o, const char *dir)
 
 /* --- the command ----------------------------------------------------------- */
 
-static int parse_export_flags(int argc, char **argv, cli_opts *o)
-{
-	for (int i = 2; i < argc; i++) {
-		const char *arg = argv[i], *eq = strchr(arg, '=');
-		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-		const char **dst = NULL;
-		if (len == 6 && !strncmp(arg, "--ckpt", 6))
-			dst = &o->ckpt, o->has_ckpt = 1;
-		else if (len == 5 && !strncmp(arg, "--out", 5))
-			dst = &o->out, o->has_out = 1;
-		else if (!strcmp(arg, "--no-ema")) {
-			o->no_ema = 1;
-			continue;
-		} else
-			return cli_fail(o, "export: unknown %s '%.*s' (see %s export --help)",
-			                arg[0] == '-' ? "flag" : "argument", (int)len, arg, o->prog);
-		const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
-		if (!v || !*v)
-			return cli_fail(o, "%.*s needs a value", (int)len, arg);
-		*dst = v;
-	}
-	if (!o->has_out)
-		return cli_fail(o, "export needs --out DIR (see %s export --help)", o->prog);
-	return 0;
-}
-
 /* The weights to export: a tensor set of F32 copies of every trainable
  * param, from ema.NAME unless --no-ema or the checkpoint has none. */
 static int collect(const cli_opts *o, const rt_program *p, const rt_tensorset *ckpt,
@@ -412,26 +379,16 @@ done:
 	return rc;
 }
 
-int cli_export(int argc, char **argv, const rt_program *p)
+int cli_export(const cli_opts *opts, const rt_program *p)
 {
-	cli_opts o;
-	const char *slash = strrchr(argv[0], '/');
-	memset(&o, 0, sizeof o);
-	o.prog = slash ? slash + 1 : argv[0];
-	o.ckpt = CLI_DEFAULT_DIR "/checkpoint.safetensors";
-	for (int i = 2; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf(export_usage, o.prog);
-			return 0;
-		}
-	if (parse_export_flags(argc, argv, &o))
+	cli_opts copy = *opts, *o = &copy;
+	if (cli_check_out_dir(o, "--out", o->out))
 		return 1;
-
 	if (strcmp(cli_meta_str(p, "task", ""), "classifier") == 0)
-		return export_weights(&o, p);
+		return export_weights(o, p);
 	const rt_json *config = rt_json_get(p->meta, "config");
 	if (!config || config->type != RT_JOBJ)
-		return cli_fail(&o, "export: the program has no diffusers model config (meta.config); "
+		return cli_fail(o, "export: the program has no diffusers model config (meta.config); "
 		                "only nn.UNet2DModel programs can be exported");
 	const char *version = diffusers_version(config);
 
@@ -441,36 +398,36 @@ int cli_export(int argc, char **argv, const rt_program *p)
 	char path[4096];
 	int from_ema = 0, rc = 1;
 	int64_t numel = 0;
-	if (rt_st_read(o.ckpt, &ckpt, err, sizeof err) != RT_OK) {
-		cli_fail(&o, "%s", err);
+	if (rt_st_read(o->ckpt, &ckpt, err, sizeof err) != RT_OK) {
+		cli_fail(o, "%s", err);
 		goto done;
 	}
-	if (export_check(p, &ckpt, o.ckpt, err, sizeof err)) {
-		cli_fail(&o, "%s", err);
+	if (export_check(p, &ckpt, o->ckpt, err, sizeof err)) {
+		cli_fail(o, "%s", err);
 		goto done;
 	}
-	if (collect(&o, p, &ckpt, &weights, &from_ema, &numel) || scheduler_json(&o, p, version, &sched))
+	if (collect(o, p, &ckpt, &weights, &from_ema, &numel) || scheduler_json(o, p, version, &sched))
 		goto done;
 	config_json(&cfg, config);
 	model_index_json(&index, version);
 	if (cfg.oom || sched.oom || index.oom) {
-		cli_fail(&o, "out of memory");
+		cli_fail(o, "out of memory");
 		goto done;
 	}
 	/* Nothing is written before this point. */
-	if (make_out_dir(&o, o.out))
+	if (make_out_dir(o, o->out))
 		goto done;
-	snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", o.out);
+	snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", o->out);
 	if (rt_st_write(path, &weights, err, sizeof err) != RT_OK) {
-		cli_fail(&o, "%s", err);
+		cli_fail(o, "%s", err);
 		goto done;
 	}
-	if (write_atomic(&o, o.out, "config.json", cfg.p, cfg.len) ||
-	    write_atomic(&o, o.out, "scheduler_config.json", sched.p, sched.len) ||
-	    write_atomic(&o, o.out, "model_index.json", index.p, index.len))
+	if (write_atomic(o, o->out, "config.json", cfg.p, cfg.len) ||
+	    write_atomic(o, o->out, "scheduler_config.json", sched.p, sched.len) ||
+	    write_atomic(o, o->out, "model_index.json", index.p, index.len))
 		goto done;
 	printf("exported %lld parameters in %d tensors (%s weights) from %s to %s\n",
-	       (long long)numel, weights.n, from_ema ? "EMA" : "raw", o.ckpt, o.out);
+	       (long long)numel, weights.n, from_ema ? "EMA" : "raw", o->ckpt, o->out);
 	rc = 0;
 done:
 	rt_set_free(&ckpt);

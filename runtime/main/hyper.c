@@ -14,30 +14,44 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmdline.h"
 
 typedef struct {
 	const char *flag, *name;        /* --lr sets hp.lr */
 	const char *const *choices;     /* the names of codes 0, 1, ...; NULL: a number */
 	double lo, hi;                  /* a number's accepted range */
 	int integer;
+	const char *arg, *meaning;      /* for train --help */
 } hyper;
 
 static const char *const schedules[] = { "constant", "linear", "cosine", NULL };
 static const char *const ema_warmups[] = { "none", "power", "ratio", NULL };
 
 static const hyper hypers[] = {
-	{ "--lr", "lr", NULL, 0, 1e3, 0 },
-	{ "--warmup", "warmup", NULL, 0, 1e9, 1 },
-	{ "--lr-schedule", "lr_schedule", schedules, 0, 0, 0 },
-	{ "--total-steps", "total_steps", NULL, 0, 1e9, 1 },
-	{ "--clip", "clip", NULL, 0, 1e9, 0 },
-	{ "--weight-decay", "weight_decay", NULL, 0, 1e3, 0 },
-	{ "--grad-accum", "grad_accum", NULL, 1, 1e6, 1 },
-	{ "--ema", "ema", NULL, 0, 1, 0 },
-	{ "--ema-warmup", "ema_warmup", ema_warmups, 0, 0, 0 },
-	{ "--ema-inv-gamma", "ema_inv_gamma", NULL, 1e-9, 1e9, 0 },
-	{ "--ema-power", "ema_power", NULL, 0, 1e3, 0 },
-	{ "--ema-min-decay", "ema_min_decay", NULL, 0, 1, 0 },
+	{ "--lr", "lr", NULL, 0, 1e3, 0,
+	  "X", "the peak learning rate" },
+	{ "--warmup", "warmup", NULL, 0, 1e9, 1,
+	  "N", "linear warmup over the first N optimizer steps" },
+	{ "--lr-schedule", "lr_schedule", schedules, 0, 0, 0,
+	  "constant|linear|cosine", "the decay after the warmup" },
+	{ "--total-steps", "total_steps", NULL, 0, 1e9, 1,
+	  "N", "the step where linear and cosine reach 0 (0: the run's last step)" },
+	{ "--clip", "clip", NULL, 0, 1e9, 0,
+	  "X", "global-norm gradient clipping (0: off)" },
+	{ "--weight-decay", "weight_decay", NULL, 0, 1e3, 0,
+	  "X", "Adam's L2 term, or AdamW's decoupled decay" },
+	{ "--grad-accum", "grad_accum", NULL, 1, 1e6, 1,
+	  "N", "optimizer steps on the mean gradient of N train_step calls" },
+	{ "--ema", "ema", NULL, 0, 1, 0,
+	  "DECAY", "the EMA decay (its maximum under an EMA warmup)" },
+	{ "--ema-warmup", "ema_warmup", ema_warmups, 0, 0, 0,
+	  "none|power|ratio", "the EMA decay's warmup (diffusers' power, ratio)" },
+	{ "--ema-inv-gamma", "ema_inv_gamma", NULL, 1e-9, 1e9, 0,
+	  "X", "the EMA warmup's inverse gamma" },
+	{ "--ema-power", "ema_power", NULL, 0, 1e3, 0,
+	  "X", "the EMA warmup's power" },
+	{ "--ema-min-decay", "ema_min_decay", NULL, 0, 1, 0,
+	  "X", "the lowest EMA decay" },
 };
 
 #define NHYPER ((int)(sizeof hypers / sizeof *hypers))
@@ -169,4 +183,10 @@ void cli_hyper_info(const rt_program *p)
 		else if (v && v->type == RT_JNUM)
 			printf("  %-16s %.7g\n", hypers[h].flag, v->num);
 	}
+}
+
+void cli_hyper_help(void)
+{
+	for (int h = 0; h < NHYPER; h++)
+		rt_help_line(hypers[h].flag, hypers[h].arg, hypers[h].meaning, "(the script's; see info)");
 }

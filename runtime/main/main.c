@@ -13,6 +13,8 @@ extern const int64_t ddpmc_opencl_source_len;
 /* Optional: the length of ddpmc_kernels, which lets the descriptor's
  * kernel indices be bounds-checked. */
 extern const int64_t ddpmc_nkernels __attribute__((weak));
+/* Optional: "ddpmc VERSION, LLVM VERSION", what compiled the object. */
+extern const char ddpmc_build[] __attribute__((weak));
 
 int main(int argc, char **argv)
 {
@@ -21,6 +23,7 @@ int main(int argc, char **argv)
 		ddpmc_program_json, ddpmc_program_json_len,
 		ddpmc_program_data, ddpmc_program_data_len,
 		ddpmc_opencl_source, ddpmc_opencl_source_len,
+		ddpmc_build,
 	};
 	return cli_run(argc, argv, &emb);
 }

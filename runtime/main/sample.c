@@ -399,8 +399,9 @@ static int run(sampler *sm)
 	char err[1024];
 	if (o->has_out_dir && write_each(sm, x, o->n))
 		return 1;
-	const char *out = o->has_out ? o->out : o->has_out_dir ? NULL : "grid.png";
-	if (out && rt_png_write_grid(out, x, o->n, chw[0], chw[1], chw[2], err, sizeof err) != RT_OK)
+	const char *out = o->has_out || !o->has_out_dir ? o->out : NULL;
+	if (out && rt_png_write_grid(out, x, o->n, chw[0], chw[1], chw[2], o->scale, err,
+	                             sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
 	printf("wrote %s%s%s: %lld images in %.1f s (%.1f steps/s)\n", out ? out : "",
 	       out && o->has_out_dir ? " and " : "", o->has_out_dir ? o->out_dir : "",
@@ -408,9 +409,19 @@ static int run(sampler *sm)
 	return 0;
 }
 
+/* Where the images go can take them: refused before any sampling. */
+static int check_outputs(const cli_opts *o)
+{
+	if ((o->has_out || !o->has_out_dir) && cli_check_out_file(o, "--out", o->out))
+		return 1;
+	return o->has_out_dir && cli_check_out_dir(o, "--out-dir", o->out_dir);
+}
+
 int cli_sample(const cli_opts *o, const rt_program *p)
 {
 	rt_device *dev = NULL;
+	if (check_outputs(o))
+		return 1;
 	sampler *sm = cli_sampler_new(o, p, NULL);
 	int rc = !sm || !(dev = cli_device(o, p));
 	if (!rc)

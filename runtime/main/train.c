@@ -184,10 +184,6 @@ static int train_check_entry(trainer *tr)
 	tr->x0 = rt_entry_buffer(tr->e, RT_BUF_INPUT, "x0");
 	if (!tr->x0 || tr->x0->rank != 4)
 		return cli_fail(o, "%s has no input x0 of shape (B, C, H, W)", tr->e->name);
-	if (o->batch && o->batch != tr->x0->shape[0])
-		return cli_fail(o, "--batch %lld: this program was compiled for batch %lld "
-		                "(recompile with --set batch=%lld)", (long long)o->batch,
-		                (long long)tr->x0->shape[0], (long long)o->batch);
 	tr->b = tr->x0->shape[0];
 	tr->gb = tr->b * tr->dist.size;
 	if (o->eval_every && cli_quality_available(o, tr->p))
@@ -424,7 +420,8 @@ static int sample_grid(trainer *tr, int64_t step)
 		return cli_fail(tr->o, "cannot create %s: %s", path, strerror(errno));
 	snprintf(path, sizeof path, "%s/samples/step_%06lld.png", tr->o->out, (long long)step);
 	cli_sampler_image(tr->sm, chw);
-	if (rt_png_write_grid(path, x, tr->o->n, chw[0], chw[1], chw[2], err, sizeof err) != RT_OK)
+	if (rt_png_write_grid(path, x, tr->o->n, chw[0], chw[1], chw[2], tr->o->scale, err,
+	                      sizeof err) != RT_OK)
 		return cli_fail(tr->o, "%s", err);
 	cli_progress_clear(&tr->pg);
 	printf("samples %s\n", path);
@@ -618,6 +615,7 @@ static int prepare_out(trainer *tr)
 		return 1;
 	cli_opts so = *o;
 	so.sampler = "ddim";
+	so.spacing = "leading";
 	so.has_steps = 1;
 	so.steps = tr->p->timesteps && tr->p->timesteps < GRID_STEPS ? tr->p->timesteps : GRID_STEPS;
 	so.eta = 0;
@@ -635,6 +633,8 @@ static int check_out(trainer *tr)
 		return cli_fail(o, "--resume and --overwrite: give one of them");
 	if (tr->dist.rank > 0)          /* rank 0 alone keeps the folder */
 		return 0;
+	if (cli_check_out_dir(o, "--out", o->out))
+		return 1;
 	if (cli_run_clean_stale(o->out))
 		return cli_fail(o, "cannot remove the unfinished saves in %s: %s", o->out, strerror(errno));
 	if (!o->resume && !o->overwrite && cli_run_exists(o->out, found, sizeof found))
@@ -745,8 +745,6 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 {
 	cli_opts o = *opts;
 	trainer tr = { .o = &o, .p = p };
-	if (!o.out)
-		o.out = CLI_DEFAULT_DIR;
 	snprintf(tr.path, sizeof tr.path, "%s/checkpoint.safetensors", o.out);
 	int opened = cli_dist_open(&tr.dist);
 	if (opened)
