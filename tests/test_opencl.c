@@ -250,6 +250,25 @@ static void train_step_matches_cpu(void **unused)
 	rt_set_free(&b);
 }
 
+/* opencl:N counts the devices `opencl` chooses from modulo their number
+ * (MPI rank r takes opencl:r): PoCL shows two CPU devices when asked. */
+static void device_index_counts_modulo_the_devices(void **unused)
+{
+	char out[4096];
+	const char *want[] = { "OpenCL 0.0", "OpenCL 0.1", "OpenCL 0.0" };
+	setenv("POCL_DEVICES", "pthread pthread", 1);
+	for (int n = 0; n < 3; n++) {
+		char cmd[2300];
+		snprintf(cmd, sizeof cmd, "'%s' sample --ckpt '%s/cpu/checkpoint.safetensors' --n 1 "
+		         "--sampler ddim --steps 1 --out '%s/one.png' --device opencl:%d", exe, dir, dir, n);
+		if (tu_output_of(cmd, out, sizeof out))
+			fail_msg("--device opencl:%d: %s", n, out);
+		if (!strstr(out, want[n]))
+			fail_msg("--device opencl:%d should take %s: %s", n, want[n], out);
+	}
+	unsetenv("POCL_DEVICES");
+}
+
 static void sample(const char *device, const char *out)
 {
 	char err[4096];
@@ -295,6 +314,7 @@ int main(void)
 		KERNEL_CASES,
 		cmocka_unit_test(split_weight_gradient_matches_interpreter),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
+		cmocka_unit_test(device_index_counts_modulo_the_devices),
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

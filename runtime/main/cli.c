@@ -77,8 +77,8 @@ static const char usage[] =
 	"         a classifier: its test accuracy; a diffusion model: FID and KID of N samples\n"
 	"  export --ckpt FILE --out DIR [--no-ema]   a folder diffusers loads\n"
 	"  info   the model, its parameters, entries and kernels\n"
-	"DEV: cpu (default), opencl (the first GPU, else the first OpenCL device) or\n"
-	"  opencl:P.D; --device list shows them\n";
+	"DEV: cpu (default), opencl (the first GPU, else the first OpenCL device),\n"
+	"  opencl:N (the N-th of those) or opencl:P.D; --device list shows them\n";
 
 int cli_fail(const cli_opts *o, const char *fmt, ...)
 {

@@ -129,6 +129,7 @@ typedef struct {
 	int64_t nsum, b;        /* b: this process's batch */
 	int64_t gb;             /* the global batch: ranks x b */
 	int plot_warned, keep_warned;
+	char device[32];        /* this rank's --device, when it is not the flag's */
 } trainer;
 
 /* --- data --------------------------------------------------------------------- */
@@ -741,6 +742,18 @@ static int check_ranks(trainer *tr)
 	return 0;
 }
 
+/* The device; under MPI `--device opencl` gives each rank its own:
+ * rank r takes opencl:r (device.h). */
+static int open_device(trainer *tr)
+{
+	cli_opts *o = tr->o;
+	if (tr->dist.size > 1 && strcmp(o->device, "opencl") == 0) {
+		snprintf(tr->device, sizeof tr->device, "opencl:%d", tr->dist.rank);
+		o->device = tr->device;
+	}
+	return !(tr->dev = cli_device(o, tr->p));
+}
+
 int cli_train(const cli_opts *opts, const rt_program *p)
 {
 	cli_opts o = *opts;
@@ -753,7 +766,7 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 		return cli_fail(&o, opened == 1 ? "MPI_Init failed" : "started by an MPI launcher, but "
 		                "built without MPI: each process would train alone into the same folder "
 		                "(install Open MPI, tools/install-deps.sh, and rebuild ddpmc)");
-	int rc = train_check_entry(&tr) || check_out(&tr) || !(tr.dev = cli_device(&o, p)) ||
+	int rc = train_check_entry(&tr) || check_out(&tr) || open_device(&tr) ||
 	         train_load_state(&tr) || check_ranks(&tr) || load_data(&tr) || prepare_out(&tr) ||
 	         open_loader(&tr);
 	if (!rc)
