@@ -176,8 +176,9 @@ void cli_metrics_close(cli_metrics *mt);
  * hard link to the checkpoint written: the K newest are kept. Each
  * returns 0, or -1 with errno set unless said otherwise. */
 
-/* 1 when dir holds a run (a checkpoint or metrics), its path in found. */
-int cli_run_exists(const char *dir, char *found, size_t len);
+/* The name of a run's file (a checkpoint or metrics) that dir holds, or
+ * NULL when it holds none. */
+const char *cli_run_found(const char *dir);
 /* Removes the temporary files of saves whose process is gone (a kill
  * during rt_st_write), saying so on stdout. */
 int cli_run_clean_stale(const char *dir);

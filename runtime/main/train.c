@@ -631,16 +631,16 @@ static int prepare_out(trainer *tr)
 static int check_out(trainer *tr)
 {
 	const cli_opts *o = tr->o;
-	char found[4200];
 	if (o->resume && o->overwrite)
 		return cli_fail(o, "--resume and --overwrite: give one of them");
 	if (tr->dist.rank > 0)          /* rank 0 alone keeps the folder */
 		return 0;
 	if (cli_run_clean_stale(o->out))
 		return cli_fail(o, "cannot remove the unfinished saves in %s: %s", o->out, strerror(errno));
-	if (!o->resume && !o->overwrite && cli_run_exists(o->out, found, sizeof found))
-		return cli_fail(o, "%s already holds a run (%s): --resume continues it, --overwrite "
-		                "replaces it, or give another --out", o->out, found);
+	const char *found = o->resume || o->overwrite ? NULL : cli_run_found(o->out);
+	if (found)
+		return cli_fail(o, "%s already holds a run (%s/%s): --resume continues it, --overwrite "
+		                "replaces it, or give another --out", o->out, o->out, found);
 	return 0;
 }
 
