@@ -106,18 +106,12 @@ static int reads_channels_last(lower *L, int root)
 	return 0;
 }
 
-/* The order of the root's dims as kernel vars (the last is the one backends
- * vectorize). The weight gradient of a convolution runs over (KH, KW, C, O)
- * so that its vectors span output channels, not the 3 taps of a row. A
- * kernel reading a channels-last convolution T[n, y, x, o] runs over
- * (N, H, C, W): the rows of neighbouring channels read the same lines of T. */
+/* The order of the root's dims as kernel vars (schedule_domain_order). */
 static void domain_order(lower *L, int root, int *order)
 {
-	static const int taps_first[4] = { 2, 3, 1, 0 }, rows_first[4] = { 0, 2, 1, 3 };
 	const ir_node *n = N(L, root);
-	int transposing = n->shape.rank == 4 && n->op != OP_conv2d_grad_weight && reads_channels_last(L, root);
-	for (int r = 0; r < n->shape.rank; r++)
-		order[r] = n->op == OP_conv2d_grad_weight ? taps_first[r] : transposing ? rows_first[r] : r;
+	int transposing = n->shape.rank == 4 && reads_channels_last(L, root);
+	schedule_domain_order(n->op, n->shape.rank, transposing, order);
 }
 
 /* Builds the kernel storing node `root` into its buffer; -1 on a conflict
@@ -344,10 +338,10 @@ void lower_append_kernel(lower *L, kir_kernel *k, const char *kind, const char *
 	L->p->k[L->p->nk++] = *k;
 }
 
-kir_program *kir_lower(ir_graph *g, const ir_entry *e)
+kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 {
 	kir_program *p = ir_alloc(g, sizeof *p);
-	lower L = { .g = g, .e = e, .p = p, .live = ir_entry_live(g, e),
+	lower L = { .g = g, .e = e, .target = t, .p = p, .live = ir_entry_live(g, e),
 	            .uses = calloc((size_t)g->n + 1, sizeof(int)), .mat = calloc((size_t)g->n + 1, 1),
 	            .forced = calloc((size_t)g->n + 1, 1),
 	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)),

@@ -263,23 +263,6 @@ static int grad_weight_product(lower *L, const ir_node *n, int o, int c, int i, 
 	return lower_mul(L, xv, relaid_value(L, n->in[1], &channels_last, b, o, y, x));
 }
 
-/* The weight gradient sums over every pixel of every image: too long a
- * reduction for one pass that keeps its operands in cache, and for a GPU
- * too few outputs to share out. So it is split: a side kernel sums each
- * block of images into partials P[block, i, j, c, o], and the gradient
- * sums the blocks. Blocks are as small as the partials allow (one or two
- * images' operands stay in a core's cache while every output channel
- * tile passes over them). */
-enum { PARTIALS_MAX_BYTES = 32 << 20 };
-
-static int64_t image_blocks(int64_t images, int64_t weights)
-{
-	int64_t nb = images;
-	while (nb > 1 && (images % nb || nb * weights * 4 > PARTIALS_MAX_BYTES))
-		nb--;
-	return nb;
-}
-
 /* The partials kernel over (block, i, j, c, o) for weight gradient n; its
  * buffer, or -1 after a conflict. */
 static int grad_weight_partials(lower *L, const ir_node *n, int64_t nb)
@@ -306,9 +289,13 @@ static int grad_weight_partials(lower *L, const ir_node *n, int64_t nb)
 	return pb;
 }
 
+/* dL/dw in blocks of images (schedule_image_blocks): one block sums at
+ * once; more read the partials kernel's P[block, i, j, c, o] and sum the
+ * blocks in block order (the same numbers on every run and device). */
 int lower_conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
 {
-	int64_t images = N(L, n->in[1])->shape.d[0], nb = image_blocks(images, ir_numel(&n->shape));
+	int64_t images = N(L, n->in[1])->shape.d[0];
+	int64_t nb = schedule_image_blocks(L->target, images, ir_numel(&n->shape));
 	if (nb == 1)
 		return grad_weight_product(L, n, idx[0], idx[1], idx[2], idx[3], I(L, 0), images);
 	int pb = grad_weight_partials(L, n, nb);
@@ -321,31 +308,16 @@ int lower_conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
 	return kir_load(L->k, L->p, pb, lower_linearize(L, at, &ps));
 }
 
-/* Output channels in the vectors. A convolution (or a dense input
- * gradient) with channels enough is computed channels-last, T[n, y, x, o],
- * by a side kernel whose last var is the output channel: its weight loads
- * are whole vectors, its image values broadcasts, and no vector is partial
- * (vectors over the output width would leave 28 = 16 + 12, or 7 of 8
- * lanes). The kernel being built reads T back at its own index: its
- * epilogue transposes. On models/unet.lua's whole train step this beat
- * both vectors over the width everywhere and channel vectors for 7-wide
- * images only, though one 14x14 convolution alone is faster with its
- * width in the vectors (docs/performance.md has the figures and how they
- * were measured). A 1x1 convolution keeps its width in the vectors: it
- * gains nothing from channel vectors and saves the transpose
- * (bench/conv_bench 64 192 64 28 1: 23 ms with it, 17 without). */
-enum { CHANNEL_VECTORS_MIN = 32, CHANNEL_VECTORS_STEP = 16 };
-
+/* Whether n runs channels-last (schedule_channels_last), and for an
+ * input gradient the layout of g it reads then (*glay). */
 int lower_channels_in_vectors(lower *L, const ir_node *n, layout *glay)
 {
-	int64_t out = n->shape.d[1];
-	if (out < CHANNEL_VECTORS_MIN || out % CHANNEL_VECTORS_STEP)
+	if (n->op != OP_conv2d && n->op != OP_conv2d_grad_input)
 		return 0;
-	if (n->op == OP_conv2d) {
-		const int64_t *taps = &N(L, n->in[1])->shape.d[2];
-		return taps[0] > 1 || taps[1] > 1;
-	}
-	return n->op == OP_conv2d_grad_input && grad_input_layout(L, n, glay);
+	const int64_t *taps = &N(L, n->in[1])->shape.d[2];
+	if (!schedule_channels_last(L->target, n->op, n->shape.d[1], taps))
+		return 0;
+	return n->op == OP_conv2d || grad_input_layout(L, n, glay);
 }
 
 int lower_channels_last_conv(lower *L, const ir_node *n, const int *idx, const layout *glay)

@@ -14,6 +14,9 @@
  *                  copies laid out for the contraction (side kernels),
  *                  channels-last kernels, weight-gradient partial sums
  *   lower_roots.c  entry outputs and state updates (in place when safe)
+ *   schedule.c     the decisions of layout and loop order, by the target
+ *                  (kir_target): no file of the lowering holds a machine's
+ *                  threshold
  *
  * One `lower` context is the state of one lowering: the node tables
  * (shared by every kernel) and the kernel being built. A side kernel, built
@@ -52,6 +55,7 @@ struct relaid_set {
 typedef struct {
 	ir_graph *g;
 	const ir_entry *e;
+	const kir_target *target;       /* what the schedule decides for */
 	kir_program *p;
 	char *live;
 	int *uses;              /* consumers inside the entry (+1 per root binding) */
@@ -118,5 +122,10 @@ int lower_channels_last_conv(lower *L, const ir_node *n, const int *idx, const l
 
 /* lower_roots.c */
 void lower_plan_roots(lower *L);
+
+/* schedule.c: layout and loop order, by the target */
+int schedule_channels_last(const kir_target *t, ir_opcode op, int64_t channels, const int64_t *taps);
+int64_t schedule_image_blocks(const kir_target *t, int64_t images, int64_t weights);
+void schedule_domain_order(ir_opcode op, int rank, int reads_channels_last, int *order);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -128,6 +129,46 @@ int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen)
 	if (!tm)
 		return -1;
 	LLVMDisposeTargetMachine(tm);
+	return 0;
+}
+
+/* The lowering's thresholds on a CPU (kir_target, schedule.c), measured
+ * with bench/conv_bench and whole train steps of models/unet.lua on an
+ * AVX-512 Xeon (docs/performance.md): a 3x3 convolution runs
+ * channels-last from 32 output channels in whole 16-lane vectors (on the
+ * whole train step this beat vectors over the image width everywhere and
+ * channel vectors for 7-wide images only, though one 14x14 convolution
+ * alone is faster with its width in the vectors), and a weight gradient's
+ * partial sums take up to 32 MiB (one image a block for 64 -> 64 channels
+ * at batch 128). AVX2 and other CPUs keep these values: measuring theirs
+ * is the next step of the schedule (docs/performance.md, issue 13). */
+static void cpu_thresholds(kir_target *kt)
+{
+	kt->channels_last_min = 32;
+	kt->channels_last_step = 16;
+	kt->partials_max_bytes = 32 << 20;
+}
+
+static int64_t host_fact(int name)
+{
+	long v = sysconf(name);
+	return v > 0 ? v : 0;
+}
+
+int llvm_kir_target(const char *cpu, kir_target *kt, char *err, size_t errlen)
+{
+	llvm_target t;
+	if (llvm_target_for(cpu, &t, err, errlen) < 0)
+		return -1;
+	int host = !cpu || !strcmp(cpu, "native");
+	*kt = (kir_target){ .lanes = t.lanes, .vector_registers = t.vector_registers };
+	snprintf(kt->name, sizeof kt->name, "cpu %s", host ? "native" : cpu);
+	if (host) {
+		kt->cores = (int)host_fact(_SC_NPROCESSORS_ONLN);
+		kt->l1_bytes = host_fact(_SC_LEVEL1_DCACHE_SIZE);
+		kt->l2_bytes = host_fact(_SC_LEVEL2_CACHE_SIZE);
+	}
+	cpu_thresholds(kt);
 	return 0;
 }
 
