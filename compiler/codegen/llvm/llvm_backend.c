@@ -132,20 +132,21 @@ int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen)
 	return 0;
 }
 
-/* The lowering's thresholds on a CPU (kir_target, schedule.c), measured
- * with bench/conv_bench and whole train steps of models/unet.lua on an
- * AVX-512 Xeon (docs/performance.md): a 3x3 convolution runs
- * channels-last from 32 output channels in whole 16-lane vectors (on the
- * whole train step this beat vectors over the image width everywhere and
- * channel vectors for 7-wide images only, though one 14x14 convolution
- * alone is faster with its width in the vectors), and a weight gradient's
- * partial sums take up to 32 MiB (one image a block for 64 -> 64 channels
- * at batch 128). AVX2 and other CPUs keep these values: measuring theirs
- * is the next step of the schedule (docs/performance.md, issue 13). */
+/* The lowering's thresholds on a CPU (kir_target, schedule.c). A 3x3
+ * convolution runs channels-last from two vectors of output channels, in
+ * whole vectors: 32 by 16 on AVX-512, measured with bench/conv_bench and
+ * whole train steps of models/unet.lua on an AVX-512 Xeon (on the train
+ * step this beat vectors over the image width everywhere and channel
+ * vectors for 7-wide images only, though one 14x14 convolution alone is
+ * faster with its width in the vectors); 16 by 8 on AVX2, measured with
+ * conv_bench's AVX2 code (docs/performance.md, "Channels-last by the
+ * target's vectors"); SSE and AArch64 follow the same rule unmeasured.
+ * A weight gradient's partial sums take up to 32 MiB (one image a block
+ * for 64 -> 64 channels at batch 128). */
 static void cpu_thresholds(kir_target *kt)
 {
-	kt->channels_last_min = 32;
-	kt->channels_last_step = 16;
+	kt->channels_last_min = 2 * kt->lanes;
+	kt->channels_last_step = kt->lanes;
 	kt->partials_max_bytes = 32 << 20;
 }
 
