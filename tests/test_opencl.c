@@ -35,6 +35,14 @@ static void put_launch(rt_strbuf *b, int e, int k, void *ctx)
 	cl_launch_json(b, &l[e][k]);
 }
 
+/* The cases are lowered for the GPU they are rendered for. */
+static const kir_target *case_target(void)
+{
+	static kir_target t;
+	cl_kir_target(target ? target : &cl_target_default, &t);
+	return &t;
+}
+
 static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
                         rt_tensorset *outputs)
 {
@@ -100,7 +108,9 @@ static char *kernel_text(const char *src, const char *name)
  * blocks as the tiles' batches and one factor staged by reduction steps. */
 static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
 {
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	kir_target kt;
+	cl_kir_target(t, &kt);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), &kt);
 	assert_non_null(p);
 	rt_strbuf src = { 0 };
 	cl_launch **l = cl_render(&p, 1, t, &src);
@@ -141,7 +151,7 @@ static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
  * work-item) and for a GPU of 2 compute units (larger micro-tiles). */
 static void split_weight_gradient_matches_interpreter(void **unused)
 {
-	static const cl_target small = { 2, 1 };
+	static const cl_target small = { .compute_units = 2, .groups_per_unit = 1 };
 	ir_graph *g = load_script(split_lua, NULL, 0);
 	int64_t many[2], few[2];
 	split_groups(g, &cl_target_default, many);

@@ -25,6 +25,7 @@
 #include "frontend.h"
 #include "interp.h"
 #include "ir.h"
+#include "llvm_backend.h"
 #include "safetensors.h"
 
 #define TU_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -258,6 +259,16 @@ static inline int tu_output_of(const char *cmd, char *buf, size_t len)
 
 /* The script at DDPMC_SOURCE_DIR/rel, run by the frontend (fails the test
  * with the frontend's message when it does not load). */
+/* The lowering's target for the CPU code of `cpu` (NULL: this host's). */
+static inline const kir_target *tu_cpu_target(const char *cpu)
+{
+	static kir_target t;
+	char err[1024];
+	if (llvm_kir_target(cpu, &t, err, sizeof err) < 0)
+		fail_msg("%s", err);
+	return &t;
+}
+
 static inline ir_graph *tu_load(const char *rel)
 {
 	char path[1024], err[1024];

@@ -8,8 +8,8 @@
  * those with the runtime's main and library. The system C compiler driver
  * ($CC, default cc) is used only as the linker.
  * --cpu is checked first (help lists LLVM's CPU names).
- * --report prints every kernel with its ops, FLOPs, bytes and the memory
- * plan's peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
+ * --report prints the target the kernels were scheduled for (kir_target),
+ * then every kernel with its ops, FLOPs, bytes and the memory plan's peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
  * OpenCL C. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,13 +35,13 @@
 #define DDPMC_MPI_LIBS ""               /* space-separated: the main library's MPI */
 #endif
 
-/* Lowers every entry; NULL entries on failure (message printed). */
-static kir_program **lower_all(ir_graph *g)
+/* Lowers every entry for target t; NULL on failure (message printed). */
+static kir_program **lower_all(ir_graph *g, const kir_target *t)
 {
 	char err[512];
 	kir_program **progs = calloc((size_t)g->nentries + 1, sizeof *progs);
 	for (int i = 0; progs && i < g->nentries; i++) {
-		progs[i] = kir_lower(g, &g->entries[i]);
+		progs[i] = kir_lower(g, &g->entries[i], t);
 		if (!progs[i] || kir_verify(progs[i], err, sizeof err) < 0) {
 			fprintf(stderr, "ddpmc: internal error lowering '%s': %s\n", g->entries[i].name,
 			        progs[i] ? err : g->err);
@@ -139,6 +139,22 @@ typedef struct {
 	cl_launch **launch;     /* opencl: per entry, per kernel */
 } targets;
 
+/* What the lowering schedules for: the CPU's description when CPU code is
+ * made (OpenCL, rendered from the same kernels, then follows it), the
+ * GPU's when OpenCL alone. */
+static int schedule_target(const drv_args *a, const targets *t, kir_target *kt)
+{
+	char err[1200];
+	if (!t->cpu) {
+		cl_kir_target(&cl_target_default, kt);
+		return 0;
+	}
+	if (llvm_kir_target(a->cpu, kt, err, sizeof err) == 0)
+		return 0;
+	fprintf(stderr, "ddpmc compile: %s\n", err);
+	return -1;
+}
+
 static int parse_targets(const char *name, targets *t)
 {
 	const char *n = name ? name : "all";
@@ -221,10 +237,13 @@ int drv_compile(const drv_args *a)
 		return -1;
 	if (listed)
 		return 0;
-	ir_graph *g = drv_load(a);
+	kir_target kt;
+	ir_graph *g = schedule_target(a, &t, &kt) == 0 ? drv_load(a) : NULL;
 	if (!g)
 		return -1;
-	kir_program **progs = lower_all(g);
+	if (a->report)
+		kir_target_report(&kt, stdout);
+	kir_program **progs = lower_all(g, &kt);
 	int rc = progs ? 0 : -1;
 	for (int i = 0; rc == 0 && i < g->nentries; i++) {
 		if (a->report)

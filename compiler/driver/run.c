@@ -65,7 +65,10 @@ static int run_native(kir_program *p, void **bufs, char *err, size_t errlen)
 static int run_kernels(ir_graph *g, const ir_entry *e, int native, rt_tensorset *state,
                        const rt_tensorset *inputs, rt_tensorset *outs, char *err, size_t errlen)
 {
-	kir_program *p = kir_lower(g, e);
+	kir_target t;
+	if (llvm_kir_target(NULL, &t, err, errlen) < 0)
+		return -1;
+	kir_program *p = kir_lower(g, e, &t);
 	rt_tensorset in = { 0 };
 	char *arena = NULL;
 	void **bufs = NULL;
