@@ -139,7 +139,7 @@ static int load_data(trainer *tr)
 	char err[1024];
 	const int64_t *s = tr->x0->shape;
 	tr->data = strcmp(o->data, "fashion-mnist") == 0 ? RT_FASHION_MNIST : o->data;
-	if (rt_dataset_open(o->data, s[1], s[2], s[3], &tr->im, err, sizeof err) != RT_OK)
+	if (rt_dataset_open(o->data, s[1], s[2], s[3], NULL, &tr->im, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
 	if (tr->labels && rt_dataset_labels(o->data, &tr->im, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
