@@ -1,15 +1,19 @@
 /* image_dir.c: an image file or a folder of them as a data set
  * (rt_imagedir_read, data.h): the recursive listing, the class labels of
- * sub-folders (torchvision's ImageFolder) and the crops to the model's
- * size. Paths are sorted bytewise, so the data set, and with it a seeded
+ * sub-folders (torchvision's ImageFolder), decoding on one thread per core
+ * (stb_image keeps its failure reason per thread), and the crops to the
+ * model's size. Paths are sorted bytewise, so the data set, and with it a seeded
  * run, is the same whatever order the file system lists them in. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data.h"
 #include "data_impl.h"
@@ -204,24 +208,83 @@ static int keep_whole(rt_images *out, int64_t i, const uint8_t *px, int64_t ih, 
 	return RT_OK;
 }
 
-/* Image i of the data set from file path: its centre crop into pixels,
- * and with random crops the whole resized image into full. */
-static int read_one(const char *path, const rt_image_opts *o, rt_images *out, int64_t i,
-                    size_t *cap, char *err, size_t errlen)
+/* One image as decoded, before it joins the data set. */
+typedef struct {
+	uint8_t *px;            /* (c, ih, iw), or NULL */
+	int64_t ih, iw;
+	int rc;
+} decoded;
+
+/* The images of l below root, decoded on threads that each take the
+ * next index; after the first failure no new image is started. */
+typedef struct {
+	const char *root;
+	const path_list *l;
+	int64_t c, h, w;
+	const rt_image_opts *o;
+	decoded *d;             /* (l->n) */
+	atomic_size_t next;
+	atomic_int failed;
+} decode_job;
+
+/* Image i of the job; its message (when it fails) into err. */
+static int decode_one(decode_job *j, size_t i, char *err, size_t errlen)
 {
-	uint8_t *px;
-	int64_t ih, iw, c = out->c, h = out->h, w = out->w;
-	if (rt_image_read(path, c, h, w, o, &px, &ih, &iw, err, errlen) != RT_OK)
-		return RT_ERR;
-	int64_t top = (int64_t)nearbyint((double)(ih - h) / 2);
-	int64_t left = (int64_t)nearbyint((double)(iw - w) / 2);
-	crop(px, c, ih, iw, top, left, out->pixels + i * c * h * w, h, w);
-	int rc = out->full ? keep_whole(out, i, px, ih, iw, cap) : RT_OK;
-	free(px);
-	if (rc != RT_OK)
-		snprintf(err, errlen, "%s: out of memory keeping the images whole for random crops",
-		         path);
-	return rc;
+	char full[PATH_LEN];
+	decoded *d = &j->d[i];
+	d->rc = join(full, j->root, j->l->name[i], err, errlen);
+	if (d->rc == RT_OK)
+		d->rc = rt_image_read(full, j->c, j->h, j->w, j->o, &d->px, &d->ih, &d->iw, err,
+		                      errlen);
+	return d->rc;
+}
+
+static void *decode_worker(void *arg)
+{
+	decode_job *j = arg;
+	char err[8];    /* messages are made again for the first failure only */
+	for (size_t i; !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->l->n;)
+		if (decode_one(j, i, err, sizeof err) != RT_OK)
+			atomic_store(&j->failed, 1);
+	return NULL;
+}
+
+/* Decodes every image on up to one thread per core. Indices are claimed
+ * in order and a claimed image is always finished, so every image before
+ * the first failing one was read: that one's message is the error, the
+ * same however the threads ran. */
+static int decode_all(decode_job *j, char *err, size_t errlen)
+{
+	enum { MAX_THREADS = 16 };
+	pthread_t t[MAX_THREADS];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int n = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus, started = 0;
+	while (started < n && (size_t)started < j->l->n &&
+	       pthread_create(&t[started], NULL, decode_worker, j) == 0)
+		started++;
+	if (!started)
+		decode_worker(j);
+	for (int k = 0; k < started; k++)
+		pthread_join(t[k], NULL);
+	for (size_t i = 0; i < j->l->n; i++)
+		if (j->d[i].rc != RT_OK)
+			return decode_one(j, i, err, errlen);
+	return RT_OK;
+}
+
+/* Decoded image i into the data set: its centre crop into pixels, and
+ * with random crops the whole resized image into full. */
+static int add_image(rt_images *out, int64_t i, const decoded *d, size_t *cap,
+                     const char *root, char *err, size_t errlen)
+{
+	int64_t c = out->c, h = out->h, w = out->w;
+	int64_t top = (int64_t)nearbyint((double)(d->ih - h) / 2);
+	int64_t left = (int64_t)nearbyint((double)(d->iw - w) / 2);
+	crop(d->px, c, d->ih, d->iw, top, left, out->pixels + i * c * h * w, h, w);
+	if (!out->full || keep_whole(out, i, d->px, d->ih, d->iw, cap) == RT_OK)
+		return RT_OK;
+	snprintf(err, errlen, "%s: out of memory keeping the images whole for random crops", root);
+	return RT_ERR;
 }
 
 static int alloc_images(const char *root, size_t n, const rt_image_opts *o, rt_images *out,
@@ -241,6 +304,25 @@ static int alloc_images(const char *root, size_t n, const rt_image_opts *o, rt_i
 	return ok ? RT_OK : RT_ERR;
 }
 
+/* The images of l (below path) decoded into out. */
+static int read_images(const char *path, const path_list *l, const rt_image_opts *o,
+                       rt_images *out, char *err, size_t errlen)
+{
+	size_t cap = 0;
+	decode_job j = { path, l, out->c, out->h, out->w, o, calloc(l->n, sizeof(decoded)), 0, 0 };
+	int rc = j.d ? decode_all(&j, err, errlen) : RT_ERR;
+	if (!j.d)
+		snprintf(err, errlen, "%s: out of memory for %zu images", path, l->n);
+	if (rc == RT_OK)
+		rc = alloc_images(path, l->n, o, out, &cap, err, errlen);
+	for (size_t i = 0; rc == RT_OK && i < l->n; i++)
+		rc = add_image(out, (int64_t)i, &j.d[i], &cap, path, err, errlen);
+	for (size_t i = 0; j.d && i < l->n; i++)
+		free(j.d[i].px);
+	free(j.d);
+	return rc;
+}
+
 int rt_imagedir_read(const char *path, int64_t c, int64_t h, int64_t w,
                      const rt_image_opts *opts, rt_images *out, char *err, size_t errlen)
 {
@@ -248,20 +330,13 @@ int rt_imagedir_read(const char *path, int64_t c, int64_t h, int64_t w,
 	const rt_image_opts *o = opts ? opts : &as_is;
 	path_list l = { 0 };
 	struct stat st;
-	char full[PATH_LEN];
-	size_t cap = 0;
 	*out = (rt_images){ 0, c, h, w, NULL, NULL, NULL, NULL };
 	int dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 	int rc = dir ? list_images(path, &l, err, errlen) : add_path(&l, "");
 	if (rc != RT_OK && !dir)
 		snprintf(err, errlen, "%s: out of memory", path);
 	if (rc == RT_OK)
-		rc = alloc_images(path, l.n, o, out, &cap, err, errlen);
-	for (size_t i = 0; rc == RT_OK && i < l.n; i++) {
-		rc = join(full, path, l.name[i], err, errlen);
-		if (rc == RT_OK)
-			rc = read_one(full, o, out, (int64_t)i, &cap, err, errlen);
-	}
+		rc = read_images(path, &l, o, out, err, errlen);
 	if (rc == RT_OK && dir && label_images(&l, &out->labels) != RT_OK) {
 		snprintf(err, errlen, "%s: out of memory for the labels", path);
 		rc = RT_ERR;

@@ -167,9 +167,13 @@ static void test_folder_labels(void **state)
 	im = open_ok(at("pets"), NULL, 4, 1, 4, 4);
 	assert_null(im.labels);
 	rt_images_free(&im);
-	/* an image that does not decode is an error naming it */
+	/* an image that does not decode is an error naming it: the first in
+	 * path order, however the decoding threads ran */
 	tu_write(dir, "pets/dog/broken.png", "\x89PNG\r\n\x1a\n", 8, (char[512]){ 0 }, 512);
 	expect_error(at("pets"), NULL, 1, 4, 4, at("pets/dog/broken.png"), "stb_image");
+	tu_write(dir, "pets/cat/kittens/bad.jpg", "not a JPEG", -1, (char[512]){ 0 }, 512);
+	for (int k = 0; k < 5; k++)
+		expect_error(at("pets"), NULL, 1, 4, 4, at("pets/cat/kittens/bad.jpg"), "stb_image");
 }
 
 /* A 4 x 8 grey image whose pixel (y, x) is 30 x + 4 y. */
