@@ -2,9 +2,10 @@
  * data.h), decoded by stb_image (Debian's libstb), its channels made the
  * model's and its size fitted by the rt_image_opts.
  *
- * The file's header is read first (stbi_info): its channels and size are
- * checked before any image-sized allocation, so a file that claims a huge
- * image costs nothing. stb_image then decodes it to the file's kind,
+ * The file is read into memory; its header is read first (stbi_info): its
+ * channels and size are checked before any image-sized allocation, so a
+ * file that claims a huge image costs nothing, and so are a PNG's chunk
+ * lengths (png_chunks_fit). stb_image then decodes it to the file's kind,
  * grey (1) or RGB (3), which drops alpha; the conversion to the model's
  * channels and the resize follow, on planes (c, height, width). */
 #include <stdio.h>
@@ -18,7 +19,67 @@
 #include "data_impl.h"
 #include "tensor.h"
 
-enum { MAX_PIXELS = 1 << 26 };
+enum { MAX_PIXELS = 1 << 26, MAX_FILE = 1 << 30 };
+
+typedef struct {
+	uint8_t *p;             /* (len) the whole file */
+	size_t len;
+} file_bytes;
+
+/* The whole file at path into *b (at most MAX_FILE bytes; the buffer
+ * grows with what is read). */
+static int read_file(const char *path, file_bytes *b, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return rt_data_open_error(path, err, errlen);
+	size_t cap = 0, got = 1;
+	int rc = RT_OK;
+	while (rc == RT_OK && got > 0) {
+		if (b->len == cap && cap >= MAX_FILE) {
+			snprintf(err, errlen, "%s: over %d bytes: not an image ddpmc reads", path, MAX_FILE);
+			rc = RT_ERR;
+		} else if (b->len == cap) {
+			uint8_t *p = realloc(b->p, cap = cap ? 2 * cap : 1 << 16);
+			if (!p) {
+				snprintf(err, errlen, "%s: out of memory for %zu bytes", path, cap);
+				rc = RT_ERR;
+			} else
+				b->p = p;
+		} else
+			b->len += got = fread(b->p + b->len, 1, cap - b->len, f);
+	}
+	if (rc == RT_OK && ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		rc = RT_ERR;
+	}
+	fclose(f);
+	return rc;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* 0 when b is a PNG with a chunk (before IEND) that claims more data than
+ * the file holds: stb_image allocates what IDAT chunks claim before it
+ * reads them, so a few bytes could cost gigabytes. */
+static int png_chunks_fit(const file_bytes *b)
+{
+	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+	if (b->len < 8 || memcmp(b->p, sig, 8) != 0)
+		return 1;
+	for (size_t at = 8; at + 8 <= b->len;) {
+		uint32_t n = be32(b->p + at);
+		if (n > b->len - at - 8)
+			return 0;
+		if (memcmp(b->p + at + 4, "IEND", 4) == 0)
+			break;
+		at += (size_t)n + 12;
+	}
+	return 1;
+}
 
 int rt_image_name(const char *name)
 {
@@ -115,13 +176,14 @@ static void to_planes(const uint8_t *in, int file_c, int64_t c, int64_t n, uint8
 	}
 }
 
-/* Decodes f (fh x fw of kind file_c) into *planes (c, fh, fw). */
-static int decode(FILE *f, const char *path, int file_c, int64_t c, int64_t fh, int64_t fw,
-                  uint8_t **planes, char *err, size_t errlen)
+/* Decodes the file's bytes (fh x fw of kind file_c) into *planes (c, fh,
+ * fw). */
+static int decode(const file_bytes *b, const char *path, int file_c, int64_t c, int64_t fh,
+                  int64_t fw, uint8_t **planes, char *err, size_t errlen)
 {
 	int x, y, n;
 	char why[64];
-	uint8_t *px = stbi_load_from_file(f, &x, &y, &n, file_c);
+	uint8_t *px = stbi_load_from_memory(b->p, (int)b->len, &x, &y, &n, file_c);
 	if (!px || x != fw || y != fh) {
 		snprintf(err, errlen, "%s: corrupt image (stb_image: %s)", path,
 		         px ? "size differs from its header" : stb_reason(why, sizeof why));
@@ -157,12 +219,17 @@ static int resize(const char *path, uint8_t **px, int64_t c, int64_t fh, int64_t
 }
 
 /* The file's header: its size and kind (1 grey, 3 RGB). */
-static int header(FILE *f, const char *path, int64_t *fh, int64_t *fw, int *file_c,
-                  char *err, size_t errlen)
+static int header(const file_bytes *b, const char *path, int64_t *fh, int64_t *fw,
+                  int *file_c, char *err, size_t errlen)
 {
 	int x, y, n;
 	char why[64];
-	if (!stbi_info_from_file(f, &x, &y, &n)) {
+	if (!png_chunks_fit(b)) {
+		snprintf(err, errlen, "%s: corrupt PNG: a chunk claims more bytes than the file holds",
+		         path);
+		return RT_ERR;
+	}
+	if (!stbi_info_from_memory(b->p, (int)b->len, &x, &y, &n)) {
 		snprintf(err, errlen, "%s: not an image ddpmc reads (stb_image: %s)", path,
 		         stb_reason(why, sizeof why));
 		return RT_ERR;
@@ -183,19 +250,19 @@ int rt_image_read(const char *path, int64_t c, int64_t h, int64_t w,
 		         "(grey) or 3 (RGB)", path, (long long)c);
 		return RT_ERR;
 	}
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return rt_data_open_error(path, err, errlen);
+	file_bytes b = { NULL, 0 };
 	int64_t fh = 0, fw = 0, th = 0, tw = 0;
 	int file_c = 0;
-	int rc = header(f, path, &fh, &fw, &file_c, err, errlen);
+	int rc = read_file(path, &b, err, errlen);
+	if (rc == RT_OK)
+		rc = header(&b, path, &fh, &fw, &file_c, err, errlen);
 	if (rc == RT_OK)
 		rc = check_channels(path, file_c, c, o->channels, err, errlen);
 	if (rc == RT_OK)
 		rc = target_size(path, fh, fw, h, w, o, &th, &tw, err, errlen);
 	if (rc == RT_OK)
-		rc = decode(f, path, file_c, c, fh, fw, px, err, errlen);
-	fclose(f);
+		rc = decode(&b, path, file_c, c, fh, fw, px, err, errlen);
+	free(b.p);
 	if (rc == RT_OK)
 		rc = resize(path, px, c, fh, fw, th, tw, err, errlen);
 	if (rc != RT_OK) {
