@@ -125,7 +125,8 @@ int rt_cifar_read(const char *path, rt_images *out, char *err, size_t errlen);
 /* One image file (rules above) for a model of c x h x w (c = 1 or 3),
  * converted and resized by opts (not cropped): *px (malloc'd; c, *ih, *iw)
  * is at least h x w when opts crop, else exactly h x w. Images over 2^26
- * pixels are refused before they are decoded. */
+ * pixels, in the file or once resized, are refused before they are
+ * decoded. */
 int rt_image_read(const char *path, int64_t c, int64_t h, int64_t w,
                   const rt_image_opts *opts, uint8_t **px, int64_t *ih, int64_t *iw,
                   char *err, size_t errlen);

@@ -148,6 +148,12 @@ static int target_size(const char *path, int64_t fh, int64_t fw, int64_t h, int6
 	}
 	if (o->resize)
 		cover_size(fh, fw, h, w, th, tw);
+	if (*th * *tw > MAX_PIXELS) {
+		snprintf(err, errlen, "%s: image is %lldx%lld; resized it would be %lldx%lld, over the "
+		         "%d pixels ddpmc reads", path, (long long)fh, (long long)fw, (long long)*th,
+		         (long long)*tw, MAX_PIXELS);
+		return RT_ERR;
+	}
 	if (o->crop == RT_CROP_NONE && !o->resize && (fh != h || fw != w)) {
 		snprintf(err, errlen, "%s: image is %lldx%lld, the model takes %lldx%lld (--resize "
 		         "scales, --crop cuts)", path, (long long)fh, (long long)fw, (long long)h,

@@ -215,6 +215,11 @@ static void test_resize_center_crop(void **state)
 	             "image is 4x8, the model takes 2x2");
 	const rt_image_opts cut = { 0, RT_CROP_CENTER, RT_CHANNELS_AS_IS };
 	expect_error(at("ramp.png"), &cut, 1, 5, 5, at("ramp.png"), "smaller than the model's 5x5");
+	/* a long thin image would grow past 2^26 pixels: refused, not allocated */
+	uint8_t row[1 << 12] = { 0 };
+	assert_true(stbi_write_png(at("thin.png"), 1 << 12, 1, 1, row, 1 << 12));
+	expect_error(at("thin.png"), &fit, 1, 1 << 15, 1 << 15, at("thin.png"),
+	             "resized it would be 32768x134217728, over the 67108864 pixels");
 }
 
 /* Centre crops without resizing: left = round-half-even((8 - w) / 2), as
