@@ -240,6 +240,10 @@ static int header(const file_bytes *b, const char *path, int64_t *fh, int64_t *f
 		         stb_reason(why, sizeof why));
 		return RT_ERR;
 	}
+	if (x < 1 || y < 1) {   /* stb_image's PNM header accepts a size of 0 */
+		snprintf(err, errlen, "%s: corrupt image: its header says %dx%d pixels", path, y, x);
+		return RT_ERR;
+	}
 	*fh = y, *fw = x, *file_c = n <= 2 ? 1 : 3;
 	return RT_OK;
 }

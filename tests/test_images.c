@@ -130,6 +130,11 @@ static void test_kinds(void **state)
 	expect_pattern(&im, 5, 5, 40);
 	assert_null(im.labels);                 /* no class folders */
 	rt_images_free(&im);
+	/* a PNM header of width 0, which stb_image's header reader accepts
+	 * (found by tests/fuzz/fuzz_png: a division by zero when resizing) */
+	tu_write(dir, "zero.pgm", "P5\n0 5\n255\n", -1, (char[512]){ 0 }, 512);
+	const rt_image_opts fit = { 1, RT_CROP_NONE, RT_CHANNELS_AS_IS };
+	expect_error(at("zero.pgm"), &fit, 1, 2, 2, at("zero.pgm"), "header says 5x0 pixels");
 	/* one file is a data set of one image */
 	im = open_ok(at("kinds/c.bmp"), NULL, 1, 3, 6, 5);
 	expect_pattern(&im, 0, 2, 0);
