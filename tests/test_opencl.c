@@ -294,17 +294,20 @@ static void sampling_matches_cpu(void **unused)
 	sample("opencl", "scl");
 	int worst = 0, differ = 0;
 	for (int i = 0; i < NSAMPLE; i++) {
-		uint8_t a[SIDE * SIDE], b[SIDE * SIDE];
+		uint8_t *a = NULL, *b = NULL;
+		int64_t h, w;
 		snprintf(p1, sizeof p1, "%s/scpu/image_%04d.png", dir, i);
 		snprintf(p2, sizeof p2, "%s/scl/image_%04d.png", dir, i);
-		if (rt_png_read(p1, 1, SIDE, SIDE, a, err, sizeof err) != RT_OK ||
-		    rt_png_read(p2, 1, SIDE, SIDE, b, err, sizeof err) != RT_OK)
+		if (rt_image_read(p1, 1, SIDE, SIDE, NULL, &a, &h, &w, err, sizeof err) != RT_OK ||
+		    rt_image_read(p2, 1, SIDE, SIDE, NULL, &b, &h, &w, err, sizeof err) != RT_OK)
 			fail_msg("%s", err);
 		for (int j = 0; j < SIDE * SIDE; j++) {
 			int d = abs((int)a[j] - (int)b[j]);
 			worst = d > worst ? d : worst;
 			differ += d != 0;
 		}
+		free(a);
+		free(b);
 	}
 	print_message("    %d images: %d of %d pixels differ, by at most %d/255\n", NSAMPLE, differ,
 	              NSAMPLE * SIDE * SIDE, worst);

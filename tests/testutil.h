@@ -165,6 +165,17 @@ static inline const char *tu_script(const char *name, char *buf, size_t len)
 	return buf;
 }
 
+/* dir/name, in one of a few rotating buffers (so that several can be
+ * arguments of one call). */
+static inline const char *tu_at(const char *dir, const char *name)
+{
+	static char bufs[8][512];
+	static int k;
+	char *b = bufs[k++ % 8];
+	snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+	return b;
+}
+
 /* A fresh temporary directory (removed by tu_rmtree). */
 static inline void tu_tmpdir(char *buf, size_t len)
 {

@@ -28,6 +28,9 @@
 #ifndef DDPMC_LINK_FLAGS
 #define DDPMC_LINK_FLAGS ""
 #endif
+#ifndef DDPMC_STB_LIB
+#define DDPMC_STB_LIB "-lstb"
+#endif
 #ifndef DDPMC_RUNTIME_LIB
 #define DDPMC_RUNTIME_LIB "libddpmc_runtime.a"
 #endif
@@ -100,6 +103,7 @@ static int link_executable(char *const *objs, int nobj, const char *out)
 		argv[n++] = objs[i];
 	argv[n++] = (char *)env_or("DDPMC_MAIN_LIB", DDPMC_MAIN_LIB);
 	argv[n++] = (char *)env_or("DDPMC_RUNTIME_LIB", DDPMC_RUNTIME_LIB);
+	argv[n++] = (char *)env_or("DDPMC_STB_LIB", DDPMC_STB_LIB);
 	n = add_words(argv, n, DDPMC_MPI_LIBS, mpi, sizeof mpi);
 	argv[n++] = "-lOpenCL";
 	argv[n++] = "-lz";

@@ -54,6 +54,10 @@ static const flag flags[] = {
 	{ "--out-dir", F_STR, CLI_SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0 },
 	{ "--weights", F_STR, CLI_SAMPLE | CLI_EVAL, AT(weights), AT(has_weights), 0, 0 },
 	{ "--test", F_STR, CLI_TRAIN | CLI_EVAL, AT(test), 0, 0, 0 },
+	{ "--resize", F_BOOL, CLI_TRAIN | CLI_EVAL, AT(images.resize), 0, 0, 0 },
+	{ "--crop", F_STR, CLI_TRAIN | CLI_EVAL, AT(crop), 0, 0, 0 },
+	{ "--grey", F_BOOL, CLI_TRAIN | CLI_EVAL, AT(grey), 0, 0, 0 },
+	{ "--rgb", F_BOOL, CLI_TRAIN | CLI_EVAL, AT(rgb), 0, 0, 0 },
 };
 #undef AT
 
@@ -63,6 +67,7 @@ static const char usage[] =
 	"         [--resume | --overwrite] [--batch B] [--save-every N] [--save-minutes M]\n"
 	"         [--keep K] [--log-every N] [--sample-every N]\n"
 	"         [--n N] [--flip] [--eval-every N [--test PATH]] [--device DEV]\n"
+	"         [--resize] [--crop center|random] [--grey | --rgb]   (image files)\n"
 	"         (saves every 10 minutes and keeps the 3 newest checkpoints by default)\n"
 	"         [--lr X] [--warmup N] [--lr-schedule constant|linear|cosine] [--total-steps N]\n"
 	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
@@ -73,6 +78,7 @@ static const char usage[] =
 	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
 	"         [--device DEV]\n"
 	"  eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH] [--seed S]\n"
+	"         [--resize] [--crop center|random] [--grey | --rgb]\n"
 	"         [sample's --sampler, --steps, ... flags] [--threads N] [--device DEV]\n"
 	"         a classifier: its test accuracy; a diffusion model: FID and KID of N samples\n"
 	"  export --ckpt FILE --out DIR [--no-ema]   a folder diffusers loads\n"
@@ -410,6 +416,21 @@ static int train_flags_used(const cli_opts *o)
 	return 0;
 }
 
+/* --crop, --grey and --rgb into o->images. 0, or 1 after cli_fail. */
+static int image_flags(cli_opts *o)
+{
+	if (o->grey && o->rgb)
+		return cli_fail(o, "--grey and --rgb exclude each other");
+	o->images.channels = o->grey ? RT_CHANNELS_GREY : o->rgb ? RT_CHANNELS_RGB
+	                                                         : RT_CHANNELS_AS_IS;
+	if (!o->crop)
+		return 0;
+	if (strcmp(o->crop, "center") != 0 && strcmp(o->crop, "random") != 0)
+		return cli_fail(o, "--crop %s: expected center or random", o->crop);
+	o->images.crop = o->crop[0] == 'c' ? RT_CROP_CENTER : RT_CROP_RANDOM;
+	return 0;
+}
+
 static void defaults(cli_opts *o, const char *argv0)
 {
 	const char *slash = strrchr(argv0, '/');
@@ -447,7 +468,8 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 	}
 	if (!*which)
 		return cli_fail(o, "unknown command '%s' (train, sample, eval, export, info)", cmd);
-	if (parse_flags(argc, argv, 2, *which, o) || (*which == CLI_TRAIN && train_flags_used(o)))
+	if (parse_flags(argc, argv, 2, *which, o) || image_flags(o) ||
+	    (*which == CLI_TRAIN && train_flags_used(o)))
 		return 1;
 	if (strcmp(o->device, "list") == 0) {   /* whatever the other flags */
 		rt_device_list(stdout);

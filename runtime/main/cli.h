@@ -84,6 +84,9 @@ typedef struct {
 	const char *test;               /* eval: the test set (default: t10k beside --data) */
 	int has_n;
 	int64_t eval_every;             /* train: FID and KID every N steps (0: never) */
+	rt_image_opts images;           /* train, eval: --resize, --crop, --grey, --rgb */
+	const char *crop;               /* --crop as given (NULL: none) */
+	int grey, rgb;
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */

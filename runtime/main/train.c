@@ -68,7 +68,8 @@
  * Checkpoint metadata (strings): format "ddpmc", model, config (the
  * program's meta as JSON), hyperparameters (the hp.NAME values as JSON), step, seed, batch, data (the path), data_images
  * (n), data_position (q of the next image), data_epoch (q / n), data_flip
- * (0 or 1; a resumed run keeps flipping when its start did), ranks (the
+ * (0 or 1; a resumed run keeps flipping when its start did),
+ * data_random_crop (0 or 1; likewise for --crop random), ranks (the
  * processes that trained it; absent: 1). */
 #include <errno.h>
 #include <math.h>
@@ -140,12 +141,14 @@ static int load_data(trainer *tr)
 	char err[1024];
 	const int64_t *s = tr->x0->shape;
 	tr->data = strcmp(o->data, "fashion-mnist") == 0 ? RT_FASHION_MNIST : o->data;
-	if (rt_dataset_open(o->data, s[1], s[2], s[3], &tr->im, err, sizeof err) != RT_OK)
+	if (rt_dataset_open(o->data, s[1], s[2], s[3], &o->images, &tr->im, err, sizeof err) !=
+	    RT_OK)
 		return cli_fail(o, "%s", err);
 	if (tr->labels && rt_dataset_labels(o->data, &tr->im, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
-	printf("data: %s, %lld images%s%s\n", tr->data, (long long)tr->im.n,
-	       tr->labels ? " with labels" : "", o->flip ? ", random horizontal flips" : "");
+	printf("data: %s, %lld images%s%s%s\n", tr->data, (long long)tr->im.n,
+	       tr->labels ? " with labels" : "", o->flip ? ", random horizontal flips" : "",
+	       tr->im.full ? ", random crops" : "");
 	return 0;
 }
 
@@ -207,15 +210,16 @@ static int64_t iteration(const trainer *tr)
 }
 
 /* What a resumed run takes from the checkpoint's metadata, each number
- * checked: the data position and flipping; a warning when the batch size
- * changed; a refusal when the number of processes did. 0, or 1 after
- * cli_fail. */
+ * checked: the data position, flipping and random crops; a warning when
+ * the batch size changed; a refusal when the number of processes did. 0,
+ * or 1 after cli_fail. */
 static int resume_meta(trainer *tr, const rt_tensorset *ckpt)
 {
-	int64_t b = tr->b, flip = 0, ranks = 1;
+	int64_t b = tr->b, flip = 0, crop = 0, ranks = 1;
 	if (cli_ckpt_int(tr->o, ckpt, tr->path, "batch", 1, 10000000, &b) ||
 	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_position", 0, MAX_POSITION, &tr->position) ||
 	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_flip", 0, 1, &flip) ||
+	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_random_crop", 0, 1, &crop) ||
 	    cli_ckpt_int(tr->o, ckpt, tr->path, "ranks", 1, 1000000, &ranks))
 		return 1;
 	if (ranks != tr->dist.size)
@@ -228,6 +232,8 @@ static int resume_meta(trainer *tr, const rt_tensorset *ckpt)
 		        "%lld: the run goes on, but not as one uninterrupted run would have\n",
 		        tr->o->prog, (long long)b, (long long)tr->b);
 	tr->o->flip |= flip == 1;
+	if (crop == 1)
+		tr->o->images.crop = RT_CROP_RANDOM;
 	return 0;
 }
 
@@ -313,6 +319,7 @@ static int set_meta(trainer *tr)
 	      meta_int(&tr->state, "data_position", pos) ||
 	      meta_int(&tr->state, "data_epoch", pos / tr->im.n) ||
 	      meta_int(&tr->state, "data_flip", tr->o->flip) ||
+	      meta_int(&tr->state, "data_random_crop", tr->im.full != NULL) ||
 	      meta_int(&tr->state, "ranks", tr->dist.size);
 	rt_sb_free(&config);
 	rt_sb_free(&hyper);
