@@ -53,6 +53,15 @@ void rt_sb_printf(rt_strbuf *b, const char *fmt, ...);
 /* Appends s as a quoted JSON string: escapes '"', '\\' and control
  * characters; other bytes (UTF-8 included) pass through. */
 void rt_sb_json_string(rt_strbuf *b, const char *s);
+/* v as JSON: the shortest form that reads back as v, ".0" added to an
+ * integral value so that a float stays a float. */
+void rt_sb_json_number(rt_strbuf *b, double v);
+/* j as compact JSON text (numbers written as integers when they were). */
+void rt_json_write(rt_strbuf *b, const rt_json *j);
 void rt_sb_free(rt_strbuf *b);
+/* text[0..len) into the file at path (a new file when exclusive, else
+ * created or truncated), flushed to disk. 0, or an errno value with the
+ * file removed. */
+int rt_write_file(const char *path, const char *text, size_t len, int exclusive);
 
 #endif

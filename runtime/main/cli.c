@@ -156,35 +156,6 @@ int cli_mkdirs(const char *dir)
 	return mkdir(path, 0777) && errno != EEXIST ? -1 : 0;
 }
 
-void cli_json_write(rt_strbuf *b, const rt_json *j)
-{
-	switch (j->type) {
-	case RT_JNULL: rt_sb_puts(b, "null"); break;
-	case RT_JBOOL: rt_sb_puts(b, j->b ? "true" : "false"); break;
-	case RT_JNUM:
-		if (j->isint)
-			rt_sb_printf(b, "%lld", (long long)j->i);
-		else
-			rt_sb_printf(b, "%.17g", isfinite(j->num) ? j->num : 0.0);
-		break;
-	case RT_JSTR: rt_sb_json_string(b, j->str); break;
-	case RT_JARR:
-	case RT_JOBJ:
-		rt_sb_puts(b, j->type == RT_JARR ? "[" : "{");
-		for (int i = 0; i < j->n; i++) {
-			if (i)
-				rt_sb_puts(b, ", ");
-			if (j->type == RT_JOBJ) {
-				rt_sb_json_string(b, j->keys[i]);
-				rt_sb_puts(b, ": ");
-			}
-			cli_json_write(b, &j->kids[i]);
-		}
-		rt_sb_puts(b, j->type == RT_JARR ? "]" : "}");
-		break;
-	}
-}
-
 /* --- profiling -------------------------------------------------------------- */
 
 static int profiling(void)

@@ -108,8 +108,6 @@ int cli_number(const cli_opts *o, const char *name, const char *v, double lo, do
                int integer, double *out);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
-/* Appends j as JSON text (numbers written as integers when they were). */
-void cli_json_write(rt_strbuf *b, const rt_json *j);
 /* DDPMC_PROFILE=1: per-kernel times of entry e, the slowest first. */
 void cli_profile_start(const rt_entry *e);
 void cli_profile_report(const rt_entry *e);

@@ -122,24 +122,6 @@ static int export_check(const rt_program *p, const rt_tensorset *w, const char *
 
 /* --- JSON out -------------------------------------------------------------- */
 
-/* The shortest %g form that reads back as v (as Python's repr does). */
-static void put_number(rt_strbuf *b, double v)
-{
-	char s[40];
-	if (!isfinite(v)) {             /* not JSON; Python's json writes these */
-		rt_sb_puts(b, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
-		return;
-	}
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(s, sizeof s, "%.*g", prec, v);
-		if (strtod(s, NULL) == v)
-			break;
-	}
-	rt_sb_puts(b, s);
-	if (!strpbrk(s, ".eEn"))
-		rt_sb_puts(b, ".0");    /* a float stays a float */
-}
-
 static void indent(rt_strbuf *b, int depth)
 {
 	rt_sb_puts(b, "\n");
@@ -158,7 +140,7 @@ static void put_json(rt_strbuf *b, const rt_json *j, int depth)
 		if (j->isint)
 			rt_sb_printf(b, "%lld", (long long)j->i);
 		else
-			put_number(b, j->num);
+			rt_sb_json_number(b, j->num);
 		return;
 	case RT_JSTR: rt_sb_json_string(b, j->str); return;
 	case RT_JARR: {
@@ -272,23 +254,7 @@ static int write_atomic(const cli_opts *o, const char *dir, const char *name, co
 	char path[4096], tmp[4200];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return cli_fail(o, "cannot write %s: %s", path, strerror(errno));
-	size_t done = 0;
-	while (done < len) {
-		ssize_t k = write(fd, text + done, len - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		done += (size_t)k;
-	}
-	int e = done < len ? (errno ? errno : EIO) : 0;
-	if (!e && fsync(fd))
-		e = errno;
-	if (close(fd) && !e)
-		e = errno;
+	int e = rt_write_file(tmp, text, len, 0);
 	if (!e && rename(tmp, path))
 		e = errno;
 	if (e) {

@@ -298,7 +298,7 @@ static int meta_int(rt_tensorset *s, const char *key, int64_t v)
 static int set_meta(trainer *tr)
 {
 	rt_strbuf config = { 0 }, hyper = { 0 };
-	cli_json_write(&config, tr->p->meta);
+	rt_json_write(&config, tr->p->meta);
 	cli_hyper_describe(&tr->state, &hyper, 1);
 	int64_t it = iteration(tr), pos = tr->position;
 	int bad = config.oom || !config.p || hyper.oom || !hyper.p;
