@@ -12,7 +12,8 @@
  *                                  _diffusers_version
  *   DIR/scheduler_config.json      DDPMScheduler: meta.timesteps, meta.schedule
  *                                  (linear | squaredcos_cap_v2), meta.variance,
- *                                  meta.prediction, betas 1e-4..0.02, clip_sample
+ *                                  meta.prediction, meta.beta_start..beta_end
+ *                                  (default 1e-4..0.02), clip_sample
  *   DIR/model_index.json           DDPMPipeline = unet UNet2DModel + scheduler
  *                                  DDPMScheduler
  * so that both load it:
@@ -223,15 +224,18 @@ static int scheduler_json(const cli_opts *o, const rt_program *p, const char *ve
 		return cli_fail(o, "export: meta.variance '%s' has no diffusers equivalent", var);
 	rt_sb_puts(b, "{\n  \"_class_name\": \"DDPMScheduler\",\n  \"_diffusers_version\": ");
 	rt_sb_json_string(b, version);
-	rt_sb_printf(b, ",\n  \"beta_end\": 0.02,\n  \"beta_schedule\": \"%s\",\n"
-	             "  \"beta_start\": 0.0001,\n  \"clip_sample\": %s,\n"
+	rt_sb_puts(b, ",\n  \"beta_end\": ");
+	rt_sb_json_number(b, cli_meta_num(p, "beta_end", 0.02));
+	rt_sb_printf(b, ",\n  \"beta_schedule\": \"%s\",\n  \"beta_start\": ", beta_schedule);
+	rt_sb_json_number(b, cli_meta_num(p, "beta_start", 1e-4));
+	rt_sb_printf(b, ",\n  \"clip_sample\": %s,\n"
 	             "  \"clip_sample_range\": %.17g,\n  \"dynamic_thresholding_ratio\": 0.995,\n"
 	             "  \"num_train_timesteps\": %lld,\n  \"prediction_type\": \"%s\",\n"
 	             "  \"rescale_betas_zero_snr\": false,\n  \"sample_max_value\": 1.0,\n"
 	             "  \"steps_offset\": 0,\n  \"thresholding\": false,\n"
 	             "  \"timestep_spacing\": \"leading\",\n  \"trained_betas\": null,\n"
 	             "  \"variance_type\": \"%s\"\n}\n",
-	             beta_schedule, cli_meta_bool(p, "clip_sample", 1) ? "true" : "false",
+	             cli_meta_bool(p, "clip_sample", 1) ? "true" : "false",
 	             cli_meta_num(p, "clip_sample_range", 1.0),
 	             (long long)p->timesteps, pred, var);
 	return 0;
