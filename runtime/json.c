@@ -453,6 +453,37 @@ void rt_sb_json_string(rt_strbuf *b, const char *s)
 	rt_sb_put(b, "\"", 1);
 }
 
+/* The whole file as one JSON value; a file over RT_JSON_MAX_FILE bytes is
+ * refused before it is read (configs are a few KB). */
+int rt_json_read_file(const char *path, rt_json *out, char *err, size_t errlen)
+{
+	char why[256];
+	memset(out, 0, sizeof *out);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return RT_ERR;
+	}
+	char *text = malloc(RT_JSON_MAX_FILE + 1);
+	size_t n = text ? fread(text, 1, RT_JSON_MAX_FILE + 1, f) : 0;
+	int bad = ferror(f);
+	fclose(f);
+	int rc = RT_ERR;
+	if (!text)
+		snprintf(err, errlen, "%s: out of memory", path);
+	else if (bad)
+		snprintf(err, errlen, "%s: cannot read", path);
+	else if (n > RT_JSON_MAX_FILE)
+		snprintf(err, errlen, "%s: larger than %d bytes: not a config file", path,
+		         RT_JSON_MAX_FILE);
+	else if (rt_json_parse(text, n, out, why, sizeof why) != RT_OK)
+		snprintf(err, errlen, "%s: not JSON: %s", path, why);
+	else
+		rc = RT_OK;
+	free(text);
+	return rc;
+}
+
 /* The shortest %g form that reads back as v (as Python's repr does); a
  * float stays a float ("1.0"). NaN and infinities are not JSON; they are
  * written as Python's json writes them. */

@@ -35,6 +35,9 @@ typedef struct rt_json {
 int rt_json_parse(const char *text, size_t len, rt_json *out,
                   char *err, size_t errlen);
 void rt_json_free(rt_json *j);
+/* The file at path, parsed as by rt_json_parse; err starts with path. */
+#define RT_JSON_MAX_FILE (16 << 20)
+int rt_json_read_file(const char *path, rt_json *out, char *err, size_t errlen);
 /* First member named key of an object, or NULL (also for non-objects). */
 const rt_json *rt_json_get(const rt_json *obj, const char *key);
 const char *rt_json_type_name(rt_jtype t);

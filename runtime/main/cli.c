@@ -54,25 +54,28 @@ static const flag flags[] = {
 	{ "--out-dir", F_STR, CLI_SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0 },
 	{ "--weights", F_STR, CLI_SAMPLE | CLI_EVAL, AT(weights), AT(has_weights), 0, 0 },
 	{ "--test", F_STR, CLI_TRAIN | CLI_EVAL, AT(test), 0, 0, 0 },
+	{ "--init", F_STR, CLI_TRAIN, AT(init), 0, 0, 0 },
 };
 #undef AT
 
 static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
-	"         [--resume | --overwrite] [--batch B] [--save-every N] [--save-minutes M]\n"
-	"         [--keep K] [--log-every N] [--sample-every N]\n"
+	"         [--resume | --overwrite] [--init W] [--batch B] [--save-every N]\n"
+	"         [--save-minutes M] [--keep K] [--log-every N] [--sample-every N]\n"
 	"         [--n N] [--flip] [--eval-every N [--test PATH]] [--device DEV]\n"
 	"         (saves every 10 minutes and keeps the 3 newest checkpoints by default)\n"
 	"         [--lr X] [--warmup N] [--lr-schedule constant|linear|cosine] [--total-steps N]\n"
 	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
 	"         [--ema-warmup none|power|ratio] [--ema-inv-gamma X] [--ema-power X]\n"
 	"         [--ema-min-decay X]   (defaults: the script's; see info)\n"
-	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
+	"         --init W: a fresh run from the weights of W (a diffusers folder or a\n"
+	"         safetensors file)\n"
+	"  sample [--ckpt FILE | --weights W] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
 	"         [--eta E] [--spacing leading|trailing|linspace] [--no-clip | --clip-range R]\n"
 	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
 	"         [--device DEV]\n"
-	"  eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH] [--seed S]\n"
+	"  eval   [--ckpt FILE | --weights W] [--n N] [--data PATH] [--test PATH] [--seed S]\n"
 	"         [sample's --sampler, --steps, ... flags] [--threads N] [--device DEV]\n"
 	"         a classifier: its test accuracy; a diffusion model: FID and KID of N samples\n"
 	"  export --ckpt FILE --out DIR [--no-ema]   a folder diffusers loads\n"
@@ -154,6 +157,16 @@ int cli_mkdirs(const char *dir)
 		*p = '/';
 	}
 	return mkdir(path, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_tensorset *out,
+                     char *file)
+{
+	char err[2048];
+	rt_weights_src src;
+	int rc = rt_weights_read(w, rt_json_get(p->meta, "config"), &src, out, err, sizeof err);
+	snprintf(file, RT_WEIGHTS_PATH, "%s", src.file[0] ? src.file : w);
+	return rc == RT_OK ? 0 : cli_fail(o, "%s", err);
 }
 
 /* --- profiling -------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* cli: the command line of every executable ddpmc compiles (docs/semantics.md §7).
  *
  *   OUT train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S]
- *              [--threads N] [--resume | --overwrite] [--batch B] [--save-every N]
+ *              [--threads N] [--resume | --overwrite] [--init W] [--batch B] [--save-every N]
  *              [--save-minutes M] [--keep K] [--log-every N] [--sample-every N]
  *              [--n N] [--flip] [--device DEV]
  *   OUT sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim]
@@ -39,6 +39,7 @@
 #include "pool.h"
 #include "program.h"
 #include "tensor.h"
+#include "weights.h"
 
 /* What the generated object defines (program.h, THE CONTRACT). */
 typedef struct {
@@ -84,6 +85,7 @@ typedef struct {
 	const char *test;               /* eval: the test set (default: t10k beside --data) */
 	int has_n;
 	int64_t eval_every;             /* train: FID and KID every N steps (0: never) */
+	const char *init;               /* train: a fresh run from these weights (weights.h) */
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -106,6 +108,12 @@ int cli_meta_bool(const rt_program *p, const char *key, int dflt);
  * `integer`) in [lo, hi] into *out; 0, or 1 after cli_fail. */
 int cli_number(const cli_opts *o, const char *name, const char *v, double lo, double hi,
                int integer, double *out);
+/* The tensors of --weights or --init W (weights.h: a diffusers folder or
+ * a safetensors file; its config.json, when it has one, checked against
+ * p's meta.config) into out; the file read into file (RT_WEIGHTS_PATH
+ * bytes). 0, or 1 after cli_fail. */
+int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_tensorset *out,
+                     char *file);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
 /* DDPMC_PROFILE=1: per-kernel times of entry e, the slowest first. */
