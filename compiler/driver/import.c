@@ -393,11 +393,11 @@ static void script(rt_strbuf *b, const char *dir, const import_src *s, const imp
 
 /* --- writing ------------------------------------------------------------------- */
 
-/* text into the new file tmp, flushed to disk. */
-static int write_new(import_src *s, const char *tmp, const char *text, size_t len)
+/* text into the new file tmp (beside out), flushed to disk. */
+static int write_new(import_src *s, const char *out, const char *tmp, const char *text, size_t len)
 {
 	int e = rt_write_file(tmp, text, len, 1);
-	return e ? fail(s, "cannot write %s: %s", tmp, strerror(e)) : 0;
+	return e ? fail(s, "cannot write %s: %s", out, strerror(e)) : 0;
 }
 
 /* The script runs: nn.UNet2DModel and the program accept every setting. */
@@ -431,7 +431,7 @@ static int import_to(import_src *s, const drv_args *a, const char *text, size_t 
 {
 	char tmp[PATH_LEN + 32];
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", a->output, (long)getpid());
-	if (write_new(s, tmp, text, len))
+	if (write_new(s, a->output, tmp, text, len))
 		return -1;
 	if (check_script(s, a, tmp)) {
 		unlink(tmp);
