@@ -15,7 +15,8 @@
  *     the weights is refused as JSON;
  *   - settings ddpmc does not implement are refused by import, naming the
  *     file, field and value; diffusers' bookkeeping keys are ignored; a
- *     linear schedule's betas are carried;
+ *     linear schedule's betas are carried, and a folder without a scheduler
+ *     gets DDPMScheduler's defaults;
  *   - train --init DIR starts at step 0 with the folder's weights as
  *     parameters and EMA (lr 0: they stay), and --init with a checkpoint
  *     starts afresh too; --init with --resume is refused;
@@ -219,6 +220,18 @@ static void unsupported_settings_are_refused(void **unused)
 	assert_int_equal(run(out, "'%s' import '%s' -o '%s/named.lua'", DDPMC_BIN, named, dir), 0);
 }
 
+/* The script after its header comment (the lines naming where it came from). */
+static const char *script_body(const char *path, char *text, size_t len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	text[fread(text, 1, len - 1, f)] = 0;
+	fclose(f);
+	const char *body = strstr(text, "local ddpm");
+	assert_non_null(body);
+	return body;
+}
+
 /* A linear schedule keeps its betas (ddpm.program.diffusion's beta_start,
  * beta_end): the script has them, and the frontend ran it (import did). */
 static void linear_schedule_keeps_its_betas(void **unused)
@@ -235,6 +248,13 @@ static void linear_schedule_keeps_its_betas(void **unused)
 	text[fread(text, 1, sizeof text - 1, f)] = 0;
 	fclose(f);
 	CONTAINS(text, "schedule = \"linear\", timesteps = 100,", "beta_start = 0.0001, beta_end = 0.012,");
+	/* a model folder alone: DDPMScheduler's defaults */
+	if (run(out, "'%s' import '%s/unet' -o '%s' --force", DDPMC_BIN, golden, path))
+		fail_msg("import of unet/: %s", out);
+	script_body(path, text, sizeof text);
+	CONTAINS(text, "DDPMScheduler's defaults", "schedule = \"linear\", timesteps = 1000,",
+	         "beta_start = 0.0001, beta_end = 0.02,", "prediction = \"epsilon\"",
+	         "variance = \"fixed_small\"", "clip_sample = true");
 }
 
 /* dir/img.png: one 8x8 RGB image, the data set of the train tests. */
@@ -333,18 +353,6 @@ static void weights_are_located(void **unused)
 	rt_sb_json_number(&b, 0.1);
 	assert_string_equal(b.p, "1e-06 1.0 0.1");
 	rt_sb_free(&b);
-}
-
-/* The script after its header comment (the lines naming where it came from). */
-static const char *script_body(const char *path, char *text, size_t len)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	text[fread(text, 1, len - 1, f)] = 0;
-	fclose(f);
-	const char *body = strstr(text, "local ddpm");
-	assert_non_null(body);
-	return body;
 }
 
 /* Both ways: a run started from the folder, exported, imports to the same

@@ -4,11 +4,11 @@
  *              [--threads N] [--resume | --overwrite] [--init W] [--batch B] [--save-every N]
  *              [--save-minutes M] [--keep K] [--log-every N] [--sample-every N]
  *              [--n N] [--flip] [--device DEV]
- *   OUT sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim]
+ *   OUT sample [--ckpt FILE | --weights W] [--n N] [--sampler ddpm|ddim]
  *              [--steps K] [--eta E] [--spacing S] [--no-clip | --clip-range R]
  *              [--seed S] [--out grid.png] [--out-dir DIR]
  *              [--threads N] [--no-ema] [--device DEV]
- *   OUT eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH]
+ *   OUT eval   [--ckpt FILE | --weights W] [--n N] [--data PATH] [--test PATH]
  *              [sample's sampler flags] [--seed S] [--threads N] [--device DEV]
  *   OUT info
  *   OUT train|sample|eval --device list    the OpenCL devices (numbered P.D) and the CPU
