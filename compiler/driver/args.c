@@ -99,6 +99,8 @@ int drv_parse_args(int argc, char **argv, drv_args *a)
 			a->kernels = 1;
 		else if (!strcmp(arg, "--report"))
 			a->report = 1;
+		else if (!strcmp(arg, "--force"))
+			a->force = 1;
 		else if (!strcmp(arg, "--set")) {
 			if (need_value(i, argc, argv) < 0 || parse_set(argv[++i], a) < 0)
 				return -1;

@@ -12,6 +12,7 @@ typedef struct {
 	const char *model;              /* MODEL.lua */
 	const char *entry, *weights, *inputs, *output, *target, *cpu;
 	int json, dot, interp, kernels, report;
+	int force;                      /* import: replace -o's file */
 	unsigned long long seed;
 	fe_limits limits;               /* --lua-steps, --lua-memory */
 	fe_option set[DRV_MAXSET];
@@ -28,6 +29,7 @@ int drv_inspect(const drv_args *a);
 int drv_graph(const drv_args *a);
 int drv_run(const drv_args *a);
 int drv_compile(const drv_args *a);
+int drv_import(const drv_args *a);
 
 
 #endif

@@ -6,7 +6,8 @@
  *   ddpmc inspect MODEL.lua [--json] [--set K=V]...
  *   ddpmc graph   MODEL.lua [--entry NAME] [--dot] [--set K=V]...
  *   ddpmc run     MODEL.lua --entry NAME [--weights W] [--inputs I] -o OUT
- *                 [--interp] [--seed S] [--set K=V]... */
+ *                 [--interp] [--seed S] [--set K=V]...
+ *   ddpmc import  DIR -o MODEL.lua [--force] */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,8 +20,10 @@ static void usage(FILE *f)
 	      "                                      a standalone train/sample executable\n"
 	      "  inspect MODEL.lua [--json]          parameters, FLOPs, ops\n"
 	      "  graph   MODEL.lua [--entry E] [--dot]  the graph IR as text or Graphviz\n"
-	      "  run     MODEL.lua --entry E [--weights W.safetensors] [--inputs I.safetensors]\n"
+	      "  run     MODEL.lua --entry E [--weights W] [--inputs I.safetensors]\n"
 	      "          -o O.safetensors --interp [--seed S]\n"
+	      "  import  DIR -o MODEL.lua [--force]  the model script of a diffusers UNet2DModel\n"
+	      "                                      folder (its scheduler's program too)\n"
 	      "common: --set NAME=VALUE passes an option to the script (ddpm.option)\n", f);
 	fprintf(f, "        --lua-steps M, --lua-memory MB: the script's budget (million Lua\n"
 	        "        instructions, default %d) and memory cap (default %d MB)\n",
@@ -35,6 +38,7 @@ static const struct {
 	{ "inspect", drv_inspect },
 	{ "graph", drv_graph },
 	{ "run", drv_run },
+	{ "import", drv_import },
 };
 
 int main(int argc, char **argv)

@@ -58,14 +58,15 @@ static const flag flags[] = {
 	{ "--crop", F_STR, CLI_TRAIN | CLI_EVAL, AT(crop), 0, 0, 0 },
 	{ "--grey", F_BOOL, CLI_TRAIN | CLI_EVAL, AT(grey), 0, 0, 0 },
 	{ "--rgb", F_BOOL, CLI_TRAIN | CLI_EVAL, AT(rgb), 0, 0, 0 },
+	{ "--init", F_STR, CLI_TRAIN, AT(init), 0, 0, 0 },
 };
 #undef AT
 
 static const char usage[] =
 	"usage: %s COMMAND [FLAGS]\n"
 	"  train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S] [--threads N]\n"
-	"         [--resume | --overwrite] [--batch B] [--save-every N] [--save-minutes M]\n"
-	"         [--keep K] [--log-every N] [--sample-every N]\n"
+	"         [--resume | --overwrite] [--init W] [--batch B] [--save-every N]\n"
+	"         [--save-minutes M] [--keep K] [--log-every N] [--sample-every N]\n"
 	"         [--n N] [--flip] [--eval-every N [--test PATH]] [--device DEV]\n"
 	"         [--resize] [--crop center|random] [--grey | --rgb]   (image files)\n"
 	"         (saves every 10 minutes and keeps the 3 newest checkpoints by default)\n"
@@ -73,11 +74,13 @@ static const char usage[] =
 	"         [--clip X] [--weight-decay X] [--grad-accum N] [--ema DECAY]\n"
 	"         [--ema-warmup none|power|ratio] [--ema-inv-gamma X] [--ema-power X]\n"
 	"         [--ema-min-decay X]   (defaults: the script's; see info)\n"
-	"  sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
+	"         --init W: a fresh run from the weights of W (a diffusers folder or a\n"
+	"         safetensors file)\n"
+	"  sample [--ckpt FILE | --weights W] [--n N] [--sampler ddpm|ddim] [--steps K]\n"
 	"         [--eta E] [--spacing leading|trailing|linspace] [--no-clip | --clip-range R]\n"
 	"         [--seed S] [--out grid.png] [--out-dir DIR] [--threads N] [--no-ema]\n"
 	"         [--device DEV]\n"
-	"  eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH] [--seed S]\n"
+	"  eval   [--ckpt FILE | --weights W] [--n N] [--data PATH] [--test PATH] [--seed S]\n"
 	"         [--resize] [--crop center|random] [--grey | --rgb]\n"
 	"         [sample's --sampler, --steps, ... flags] [--threads N] [--device DEV]\n"
 	"         a classifier: its test accuracy; a diffusion model: FID and KID of N samples\n"
@@ -162,33 +165,14 @@ int cli_mkdirs(const char *dir)
 	return mkdir(path, 0777) && errno != EEXIST ? -1 : 0;
 }
 
-void cli_json_write(rt_strbuf *b, const rt_json *j)
+int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_tensorset *out,
+                     char *file)
 {
-	switch (j->type) {
-	case RT_JNULL: rt_sb_puts(b, "null"); break;
-	case RT_JBOOL: rt_sb_puts(b, j->b ? "true" : "false"); break;
-	case RT_JNUM:
-		if (j->isint)
-			rt_sb_printf(b, "%lld", (long long)j->i);
-		else
-			rt_sb_printf(b, "%.17g", isfinite(j->num) ? j->num : 0.0);
-		break;
-	case RT_JSTR: rt_sb_json_string(b, j->str); break;
-	case RT_JARR:
-	case RT_JOBJ:
-		rt_sb_puts(b, j->type == RT_JARR ? "[" : "{");
-		for (int i = 0; i < j->n; i++) {
-			if (i)
-				rt_sb_puts(b, ", ");
-			if (j->type == RT_JOBJ) {
-				rt_sb_json_string(b, j->keys[i]);
-				rt_sb_puts(b, ": ");
-			}
-			cli_json_write(b, &j->kids[i]);
-		}
-		rt_sb_puts(b, j->type == RT_JARR ? "]" : "}");
-		break;
-	}
+	char err[2048];
+	rt_weights_src src;
+	int rc = rt_weights_read(w, rt_json_get(p->meta, "config"), &src, out, err, sizeof err);
+	snprintf(file, RT_WEIGHTS_PATH, "%s", src.file[0] ? src.file : w);
+	return rc == RT_OK ? 0 : cli_fail(o, "%s", err);
 }
 
 /* --- profiling -------------------------------------------------------------- */

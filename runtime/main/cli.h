@@ -1,14 +1,14 @@
 /* cli: the command line of every executable ddpmc compiles (docs/semantics.md §7).
  *
  *   OUT train  [--data PATH|fashion-mnist] [--steps N] [--out DIR] [--seed S]
- *              [--threads N] [--resume | --overwrite] [--batch B] [--save-every N]
+ *              [--threads N] [--resume | --overwrite] [--init W] [--batch B] [--save-every N]
  *              [--save-minutes M] [--keep K] [--log-every N] [--sample-every N]
  *              [--n N] [--flip] [--device DEV]
- *   OUT sample [--ckpt FILE | --weights FILE] [--n N] [--sampler ddpm|ddim]
+ *   OUT sample [--ckpt FILE | --weights W] [--n N] [--sampler ddpm|ddim]
  *              [--steps K] [--eta E] [--spacing S] [--no-clip | --clip-range R]
  *              [--seed S] [--out grid.png] [--out-dir DIR]
  *              [--threads N] [--no-ema] [--device DEV]
- *   OUT eval   [--ckpt FILE | --weights FILE] [--n N] [--data PATH] [--test PATH]
+ *   OUT eval   [--ckpt FILE | --weights W] [--n N] [--data PATH] [--test PATH]
  *              [sample's sampler flags] [--seed S] [--threads N] [--device DEV]
  *   OUT info
  *   OUT train|sample|eval --device list    the OpenCL devices (numbered P.D) and the CPU
@@ -39,6 +39,7 @@
 #include "pool.h"
 #include "program.h"
 #include "tensor.h"
+#include "weights.h"
 
 /* What the generated object defines (program.h, THE CONTRACT). */
 typedef struct {
@@ -87,6 +88,7 @@ typedef struct {
 	rt_image_opts images;           /* train, eval: --resize, --crop, --grey, --rgb */
 	const char *crop;               /* --crop as given (NULL: none) */
 	int grey, rgb;
+	const char *init;               /* train: a fresh run from these weights (weights.h) */
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -109,10 +111,14 @@ int cli_meta_bool(const rt_program *p, const char *key, int dflt);
  * `integer`) in [lo, hi] into *out; 0, or 1 after cli_fail. */
 int cli_number(const cli_opts *o, const char *name, const char *v, double lo, double hi,
                int integer, double *out);
+/* The tensors of --weights or --init W (weights.h: a diffusers folder or
+ * a safetensors file; its config.json, when it has one, checked against
+ * p's meta.config) into out; the file read into file (RT_WEIGHTS_PATH
+ * bytes). 0, or 1 after cli_fail. */
+int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_tensorset *out,
+                     char *file);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
-/* Appends j as JSON text (numbers written as integers when they were). */
-void cli_json_write(rt_strbuf *b, const rt_json *j);
 /* DDPMC_PROFILE=1: per-kernel times of entry e, the slowest first. */
 void cli_profile_start(const rt_entry *e);
 void cli_profile_report(const rt_entry *e);

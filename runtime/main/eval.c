@@ -233,13 +233,15 @@ static int eval_quality(const cli_opts *o, const rt_program *p, rt_device *dev)
 /* The weights: --weights FILE or --ckpt FILE (default runs/latest). */
 static int classifier_state(const cli_opts *o, const rt_program *p, rt_tensorset *state)
 {
-	char err[1024];
-	const char *path = o->has_weights ? o->weights : o->has_ckpt ? o->ckpt
-	                 : CLI_DEFAULT_DIR "/checkpoint.safetensors";
+	char err[1024], path[RT_WEIGHTS_PATH];
 	rt_tensorset file = { 0 };
 	if (o->has_ckpt && o->has_weights)
 		return cli_fail(o, "--ckpt and --weights: give one of them");
-	if (rt_st_read(path, &file, err, sizeof err) != RT_OK)
+	snprintf(path, sizeof path, "%s", o->has_ckpt ? o->ckpt
+	         : CLI_DEFAULT_DIR "/checkpoint.safetensors");
+	if (o->has_weights && cli_read_weights(o, p, o->weights, &file, path))
+		return 1;
+	if (!o->has_weights && rt_st_read(path, &file, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
 	int rc = rt_state_init(p, (uint64_t)o->seed, &file, path, state, err, sizeof err);
 	rt_set_free(&file);

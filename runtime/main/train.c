@@ -47,6 +47,11 @@
  * (unless loss scaling skipped it), and a state that is not finite is
  * never saved: the last good checkpoint stays.
  *
+ * --init W starts a fresh run (step 0, fresh optimizer state and data
+ * order) whose parameters and EMA weights are W's trainable parameters
+ * (weights.h: a diffusers folder or a safetensors file, its config.json
+ * checked against the program's); it goes with --overwrite, not --resume.
+ *
  * Hyperparameters (hyper.c): the state tensors hp.NAME, set from the flags
  * after the state is loaded; a resumed run keeps the checkpoint's.
  *
@@ -264,19 +269,42 @@ static int read_resumed(trainer *tr, rt_tensorset *ckpt)
 	       resume_meta(tr, ckpt);
 }
 
-/* The state: from the checkpoint with --resume, else initialised. */
+/* --init W: the program's trainable parameters from W (weights.h), checked
+ * finite, into *init; nothing else of W is kept, so the optimizer's state,
+ * the counters and the EMA start afresh (ema.NAME copies NAME). */
+static int read_init(trainer *tr, rt_tensorset *init, char *file)
+{
+	rt_tensorset w = { 0 };
+	int rc = cli_read_weights(tr->o, tr->p, tr->o->init, &w, file) ||
+	         cli_ckpt_finite(tr->o, &w, file);
+	for (int i = 0; i < tr->p->nparams && !rc; i++) {
+		const rt_param *q = &tr->p->params[i];
+		const rt_tensor *t = q->trainable ? rt_set_find(&w, q->name) : NULL;
+		rt_tensor *c = t ? rt_set_add(init, t->name, t->dtype, t->rank, t->shape) : NULL;
+		if (t && !c)
+			rc = cli_fail(tr->o, "out of memory");
+		else if (c)
+			memcpy(c->data, t->data, (size_t)rt_numel(t->rank, t->shape) *
+			       rt_dtype_size(t->dtype));
+	}
+	rt_set_free(&w);
+	return rc;
+}
+
+/* The state: from the checkpoint with --resume, from --init's weights at
+ * step 0, else initialised. */
 static int train_load_state(trainer *tr)
 {
 	const cli_opts *o = tr->o;
-	char err[1024];
+	char err[1024], init_file[RT_WEIGHTS_PATH];
 	rt_tensorset ckpt = { 0 };
 	tr->position = -1;
-	if (o->resume && read_resumed(tr, &ckpt)) {
+	if ((o->resume && read_resumed(tr, &ckpt)) || (o->init && read_init(tr, &ckpt, init_file))) {
 		rt_set_free(&ckpt);
 		return 1;
 	}
-	int rc = rt_state_init(tr->p, (uint64_t)o->seed, o->resume ? &ckpt : NULL, tr->path,
-	                       &tr->state, err, sizeof err);
+	int rc = rt_state_init(tr->p, (uint64_t)o->seed, o->resume || o->init ? &ckpt : NULL,
+	                       o->init ? init_file : tr->path, &tr->state, err, sizeof err);
 	rt_set_free(&ckpt);
 	if (rc != RT_OK)
 		return cli_fail(o, "%s", err);
@@ -305,7 +333,7 @@ static int meta_int(rt_tensorset *s, const char *key, int64_t v)
 static int set_meta(trainer *tr)
 {
 	rt_strbuf config = { 0 }, hyper = { 0 };
-	cli_json_write(&config, tr->p->meta);
+	rt_json_write(&config, tr->p->meta);
 	cli_hyper_describe(&tr->state, &hyper, 1);
 	int64_t it = iteration(tr), pos = tr->position;
 	int bad = config.oom || !config.p || hyper.oom || !hyper.p;
@@ -640,6 +668,9 @@ static int check_out(trainer *tr)
 	const cli_opts *o = tr->o;
 	if (o->resume && o->overwrite)
 		return cli_fail(o, "--resume and --overwrite: give one of them");
+	if (o->resume && o->init)
+		return cli_fail(o, "--resume and --init: give one of them (--resume continues the run "
+		                "in --out, --init starts a fresh one from weights)");
 	if (tr->dist.rank > 0)          /* rank 0 alone keeps the folder */
 		return 0;
 	if (cli_run_clean_stale(o->out))
@@ -677,6 +708,9 @@ static void start(trainer *tr)
 	       tr->p->model, (long long)elems, (long long)tr->gb, ranks, (long long)tr->o->steps,
 	       (long long)iteration(tr), rt_device_name(tr->dev),
 	       (long long)cli_scalar(&tr->state, "rng.seed"));
+	if (tr->o->init)
+		printf("initial weights: %s (the EMA starts from them; fresh optimizer state)\n",
+		       tr->o->init);
 	rt_strbuf hyper = { 0 };
 	cli_hyper_describe(&tr->state, &hyper, 0);
 	if (hyper.p && *hyper.p)
