@@ -115,7 +115,13 @@ int main(int argc, char **argv)
 	ir_graph *g = conv_graph(d);
 	rt_tensorset in = { 0 }, cin = { 0 }, st = { 0 }, out = { 0 };
 	fill_inputs(g, &in);
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	kir_target kt;
+	if (llvm_kir_target(cpu, &kt, err, sizeof err) < 0) {
+		fprintf(stderr, "conv_bench: %s\n", err);
+		return 1;
+	}
+	kir_target_report(&kt, stdout);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), &kt);
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
 	char *arena = NULL;
 	void **bufs = NULL;

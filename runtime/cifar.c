@@ -127,6 +127,6 @@ int rt_cifar_read(const char *path, rt_images *out, char *err, size_t errlen)
 		return rc;
 	}
 	uint8_t *shrunk = realloc(buf, len);
-	*out = (rt_images){ (int64_t)(len / IMAGE), 3, SIDE, SIDE, shrunk ? shrunk : buf, NULL };
+	*out = (rt_images){ (int64_t)(len / IMAGE), 3, SIDE, SIDE, shrunk ? shrunk : buf, NULL, NULL, NULL };
 	return RT_OK;
 }

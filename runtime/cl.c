@@ -141,44 +141,95 @@ static cl_device_type dev_type(cl_device_id d)
 	return t;
 }
 
-/* *plat, *dev: the one asked for, or (both -1) the first GPU of any
- * platform, else the first device. */
+/* One device in --device list's numbering P.D. */
+typedef struct {
+	int plat, dev;
+	cl_platform_id pl;
+	cl_device_id id;
+} cl_place;
+
+/* Every device of every platform in --device list's order (malloc'd;
+ * NULL when there is none) and, in *np, the number of platforms. */
+static cl_place *places(int *n, cl_uint *np)
+{
+	cl_platform_id *pls = platforms(np);
+	cl_place *all = NULL;
+	*n = 0;
+	for (cl_uint p = 0; p < *np; p++) {
+		cl_uint nd;
+		cl_device_id *ds = devices(pls[p], &nd);
+		cl_place *grown = nd ? realloc(all, (size_t)(*n + (int)nd) * sizeof *all) : all;
+		if (nd && !grown)
+			nd = 0;
+		all = grown;
+		for (cl_uint d = 0; d < nd; d++)
+			all[(*n)++] = (cl_place){ (int)p, (int)d, pls[p], ds[d] };
+		free(ds);
+	}
+	free(pls);
+	return all;
+}
+
+/* The device P.D asked for, or a message naming what exists. */
+static const cl_place *choose_given(const cl_place *all, int n, cl_uint np, int plat, int dev,
+                                    char *err, size_t errlen)
+{
+	int last = -1;
+	for (int i = 0; i < n; i++)
+		if (all[i].plat == plat) {
+			if (all[i].dev == dev)
+				return &all[i];
+			last = all[i].dev;
+		}
+	if ((cl_uint)plat >= np)
+		snprintf(err, errlen, "there is no OpenCL platform %d (platforms 0 to %u; see --device "
+		         "list)", plat, np - 1);
+	else if (last < 0)
+		snprintf(err, errlen, "OpenCL platform %d has no devices (see --device list)", plat);
+	else
+		snprintf(err, errlen, "OpenCL platform %d has no device %d (devices 0 to %d; see "
+		         "--device list)", plat, dev, last);
+	return NULL;
+}
+
+/* The nth (modulo their number) of the devices `opencl` chooses from:
+ * the GPUs of every platform when there is one, else every device. */
+static const cl_place *choose_nth(const cl_place *all, int n, int nth)
+{
+	int gpus = 0, k = 0;
+	for (int i = 0; i < n; i++)
+		gpus += (dev_type(all[i].id) & CL_DEVICE_TYPE_GPU) != 0;
+	int want = nth % (gpus ? gpus : n);
+	for (int i = 0; i < n; i++)
+		if (!gpus || (dev_type(all[i].id) & CL_DEVICE_TYPE_GPU))
+			if (k++ == want)
+				return &all[i];
+	return NULL;
+}
+
+/* *plat >= 0: device *dev of platform *plat; else the *dev-th device of
+ * choose_nth. Sets *plat and *dev to the one chosen. */
 static int choose(int *plat, int *dev, cl_platform_id *pl_out, cl_device_id *dev_out, char *err,
                   size_t errlen)
 {
-	cl_uint np, nd;
-	cl_platform_id *pls = platforms(&np);
-	int rc = RT_ERR, want = *plat >= 0;
-	if (!np) {
+	int n;
+	cl_uint np;
+	cl_place *all = places(&n, &np);
+	const cl_place *c = NULL;
+	if (!np)
 		snprintf(err, errlen, NO_PLATFORM);
-		return RT_ERR;
-	}
-	if (want && (cl_uint)*plat >= np)
-		snprintf(err, errlen, "there is no OpenCL platform %d (platforms 0 to %u; see --device "
-		         "list)", *plat, np - 1);
-	for (int pass = 0; pass < 2 && rc != RT_OK; pass++)
-		for (cl_uint p = 0; p < np && rc != RT_OK; p++) {
-			if (want && (int)p != *plat)
-				continue;
-			cl_device_id *ds = devices(pls[p], &nd);
-			if (want && (cl_uint)*dev >= nd && nd)
-				snprintf(err, errlen, "OpenCL platform %d has no device %d (devices 0 to %u; see "
-				         "--device list)", *plat, *dev, nd - 1);
-			else if (want && !nd)
-				snprintf(err, errlen, "OpenCL platform %d has no devices (see --device list)",
-				         *plat);
-			for (cl_uint d = 0; d < nd && rc != RT_OK; d++)
-				if (want ? (int)d == *dev : pass == 1 || (dev_type(ds[d]) & CL_DEVICE_TYPE_GPU)) {
-					*plat = (int)p, *dev = (int)d;
-					*pl_out = pls[p], *dev_out = ds[d];
-					rc = RT_OK;
-				}
-			free(ds);
-		}
-	if (rc != RT_OK && !want)
+	else if (*plat >= 0)
+		c = choose_given(all, n, np, *plat, *dev, err, errlen);
+	else if (!n)
 		snprintf(err, errlen, "the OpenCL platforms have no device (see --device list)");
-	free(pls);
-	return rc;
+	else
+		c = choose_nth(all, n, *dev);
+	if (c) {
+		*plat = c->plat, *dev = c->dev;
+		*pl_out = c->pl, *dev_out = c->id;
+	}
+	free(all);
+	return c ? RT_OK : RT_ERR;
 }
 
 int rt_cl_list(FILE *f)

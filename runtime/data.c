@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include "data.h"
@@ -128,21 +127,6 @@ static int has_entry(const char *dir, const char *prefix, const char *suffix)
 	return found;
 }
 
-/* One PNG file as a data set of one image. */
-static int single_png(const char *path, const int64_t *m, rt_images *out, char *err,
-                      size_t errlen)
-{
-	*out = (rt_images){ 1, m[0], m[1], m[2], malloc((size_t)(m[0] * m[1] * m[2])), NULL };
-	if (!out->pixels) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return RT_ERR;
-	}
-	int rc = rt_png_read(path, m[0], m[1], m[2], out->pixels, err, errlen);
-	if (rc != RT_OK)
-		rt_images_free(out);
-	return rc;
-}
-
 static int cifar(const char *path, const int64_t *m, rt_images *out, char *err,
                  size_t errlen)
 {
@@ -151,16 +135,15 @@ static int cifar(const char *path, const int64_t *m, rt_images *out, char *err,
 	return rt_cifar_read(path, out, err, errlen);
 }
 
-/* A file: CIFAR by its name, IDX or PNG by its first bytes. */
-static int open_file(const char *path, const int64_t *m, rt_images *out, char *err,
-                     size_t errlen)
+/* A file: CIFAR or an image by its name, IDX or PNG by its first bytes. */
+static int open_file(const char *path, const int64_t *m, const rt_image_opts *o,
+                     rt_images *out, char *err, size_t errlen)
 {
 	static const uint8_t png_sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
-	size_t n = strlen(path);
 	if (rt_data_ends_with(path, ".bin") || rt_data_ends_with(path, ".bin.gz"))
 		return cifar(path, m, out, err, errlen);
-	if (n > 4 && strcasecmp(path + n - 4, ".png") == 0)
-		return single_png(path, m, out, err, errlen);
+	if (rt_image_name(path))
+		return rt_imagedir_read(path, m[0], m[1], m[2], o, out, err, errlen);
 	gzFile f = rt_data_gzopen(path, err, errlen);
 	if (!f)
 		return RT_ERR;
@@ -172,19 +155,19 @@ static int open_file(const char *path, const int64_t *m, rt_images *out, char *e
 	if (rc == RT_OK && len >= 2 && head[0] == 0 && head[1] == 0)
 		rc = idx_read(path, m, out, err, errlen);
 	else if (rc == RT_OK && direct && len == sizeof png_sig && !memcmp(head, png_sig, len))
-		rc = single_png(path, m, out, err, errlen);
+		rc = rt_imagedir_read(path, m[0], m[1], m[2], o, out, err, errlen);
 	else if (rc == RT_OK) {
 		snprintf(err, errlen, "%s: %s", path, len == 0 ? "empty file" :
 		         "not a data set ddpmc reads (an IDX file, a CIFAR-10 .bin batch, "
-		         "a PNG, or a folder of them)");
+		         "an image, or a folder of them)");
 		rc = RT_ERR;
 	}
 	free(head);
 	return rc;
 }
 
-static int open_dir(const char *dir, const int64_t *m, rt_images *out, char *err,
-                    size_t errlen)
+static int open_dir(const char *dir, const int64_t *m, const rt_image_opts *o,
+                    rt_images *out, char *err, size_t errlen)
 {
 	static const char *idx_names[] = { "train-images-idx3-ubyte.gz",
 	                                   "train-images-idx3-ubyte" };
@@ -197,11 +180,23 @@ static int open_dir(const char *dir, const int64_t *m, rt_images *out, char *err
 		if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
 			return idx_read(path, m, out, err, errlen);
 	}
-	return rt_pngdir_read(dir, m[0], m[1], m[2], out, err, errlen);
+	return rt_imagedir_read(dir, m[0], m[1], m[2], o, out, err, errlen);
 }
 
-int rt_dataset_open(const char *spec, int64_t c, int64_t h, int64_t w, rt_images *out,
-                    char *err, size_t errlen)
+/* Conversions that cannot give the model's channels. */
+static int check_opts(const char *path, int64_t c, const rt_image_opts *o, char *err,
+                      size_t errlen)
+{
+	if (!o || o->channels == RT_CHANNELS_AS_IS ||
+	    (o->channels == RT_CHANNELS_GREY ? c == 1 : c == 3))
+		return RT_OK;
+	snprintf(err, errlen, "%s: converting the images to %s, but the model takes %lld-channel "
+	         "images", path, o->channels == RT_CHANNELS_GREY ? "grey" : "RGB", (long long)c);
+	return RT_ERR;
+}
+
+int rt_dataset_open(const char *spec, int64_t c, int64_t h, int64_t w,
+                    const rt_image_opts *opts, rt_images *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	int fashion = strcmp(spec, "fashion-mnist") == 0;
@@ -218,8 +213,10 @@ int rt_dataset_open(const char *spec, int64_t c, int64_t h, int64_t w, rt_images
 		         fashion ? " (install Debian's dataset-fashion-mnist package)" : "");
 		return RT_ERR;
 	}
-	return S_ISDIR(st.st_mode) ? open_dir(path, m, out, err, errlen)
-	                           : open_file(path, m, out, err, errlen);
+	if (check_opts(path, c, opts, err, errlen) != RT_OK)
+		return RT_ERR;
+	return S_ISDIR(st.st_mode) ? open_dir(path, m, opts, out, err, errlen)
+	                           : open_file(path, m, opts, out, err, errlen);
 }
 
 /* ---- labels ---- */
@@ -285,7 +282,7 @@ static int idx_file_of(const char *spec, char *path, size_t len)
 	if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(path, len, "%s", p);
 		return rt_data_ends_with(p, ".bin") || rt_data_ends_with(p, ".bin.gz") ||
-		       rt_data_ends_with(p, ".png") ? -1 : 0;
+		       rt_image_name(p) ? -1 : 0;
 	}
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, len, "%s/%s", p, names[i]);
@@ -334,11 +331,14 @@ int rt_idx_sibling(const char *spec, const char *from, const char *to, char *out
 int rt_dataset_labels(const char *spec, rt_images *im, char *err, size_t errlen)
 {
 	char path[4096], why[4200];
+	if (im->labels)         /* an image folder's classes */
+		return RT_OK;
 	if (rt_idx_sibling(spec, "-images-idx3-", "-labels-idx1-", path, sizeof path, why,
 	                   sizeof why) != RT_OK) {
 		snprintf(err, errlen, "labels: %s (the program's train_step takes labels: they are "
 		         "read from the IDX labels file beside the images, e.g. "
-		         "train-labels-idx1-ubyte.gz beside train-images-idx3-ubyte.gz)", why);
+		         "train-labels-idx1-ubyte.gz beside train-images-idx3-ubyte.gz, or from "
+		         "the class folders of an image folder)", why);
 		return RT_ERR;
 	}
 	free(im->labels);

@@ -1,4 +1,5 @@
-/* data_impl: what the data readers (data.c, cifar.c, pngdir.c, png_read.c)
+/* data_impl: what the data readers (data.c, cifar.c, image_dir.c,
+ * image_read.c)
  * share and nobody else needs. Messages follow data.h: one line that
  * starts with the file name. */
 #ifndef DDPMC_RUNTIME_DATA_IMPL_H
@@ -23,6 +24,9 @@ int rt_data_read(gzFile f, const char *path, size_t limit, uint8_t **buf, size_t
 /* RT_ERR with "PATH: images are 28x28 grey, the model takes 32x32 RGB". */
 int rt_data_size_error(const char *path, int64_t c, int64_t h, int64_t w, int64_t mc,
                        int64_t mh, int64_t mw, char *err, size_t errlen);
+
+/* RT_ERR with "PATH: cannot open: REASON" (errno's). */
+int rt_data_open_error(const char *path, char *err, size_t errlen);
 
 /* 1 when name ends with suffix. */
 int rt_data_ends_with(const char *name, const char *suffix);

@@ -1,6 +1,7 @@
 /* data_util.c: what every data reader shares (zlib reading, size errors)
- * and images to floats. Readers (data.c, cifar.c, pngdir.c) call into this
- * file, never into each other, so the data module has no call cycle. */
+ * and images to floats. Readers (data.c, cifar.c, image_dir.c,
+ * image_read.c) call into this file, never the other way, so the data
+ * module has no call cycle. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,12 @@ int rt_data_ends_with(const char *name, const char *suffix)
 {
 	size_t n = strlen(name), s = strlen(suffix);
 	return n >= s && strcmp(name + n - s, suffix) == 0;
+}
+
+int rt_data_open_error(const char *path, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	return RT_ERR;
 }
 
 gzFile rt_data_gzopen(const char *path, char *err, size_t errlen)
@@ -101,18 +108,43 @@ void rt_images_batch(const rt_images *im, int64_t first, int64_t count, float *o
 		rt_images_scaled(im, (first + k) % im->n, 0, out + k * size);
 }
 
+/* The window (top, left, h, w) of image src (c, sh, sw) scaled to [-1, 1]
+ * into out (c, h, w), mirrored left-right when flip is set. */
+static void scale_window(const uint8_t *src, int64_t c, int64_t sh, int64_t sw, int64_t top,
+                         int64_t left, int64_t h, int64_t w, int flip, float *out)
+{
+	for (int64_t k = 0; k < c; k++)
+		for (int64_t y = 0; y < h; y++, out += w) {
+			const uint8_t *row = src + (k * sh + top + y) * sw + left;
+			for (int64_t x = 0; x < w; x++)
+				out[x] = (float)row[flip ? w - 1 - x : x] / 127.5f - 1.0f;
+		}
+}
+
 void rt_images_scaled(const rt_images *im, int64_t i, int flip, float *out)
 {
-	int64_t w = im->w, rows = im->c * im->h;
-	const uint8_t *src = im->pixels + i * rows * w;
-	for (int64_t r = 0; r < rows; r++, src += w, out += w)
-		for (int64_t x = 0; x < w; x++)
-			out[x] = (float)src[flip ? w - 1 - x : x] / 127.5f - 1.0f;
+	int64_t c = im->c, h = im->h, w = im->w;
+	scale_window(im->pixels + i * c * h * w, c, h, w, 0, 0, h, w, flip, out);
+}
+
+void rt_images_drawn(const rt_images *im, int64_t i, uint64_t seed, int64_t q, int flip,
+                     float *out)
+{
+	if (!im->full) {
+		rt_images_scaled(im, i, flip, out);
+		return;
+	}
+	const int64_t *d = im->full_dims + 3 * i;   /* offset, height, width */
+	int64_t top, left;
+	rt_data_crop(seed, q, d[1], d[2], im->h, im->w, &top, &left);
+	scale_window(im->full + d[0], im->c, d[1], d[2], top, left, im->h, im->w, flip, out);
 }
 
 void rt_images_free(rt_images *im)
 {
 	free(im->pixels);
 	free(im->labels);
+	free(im->full);
+	free(im->full_dims);
 	memset(im, 0, sizeof *im);
 }

@@ -56,33 +56,50 @@ static rt_device *cpu_open(const rt_program *p, int threads, char *err, size_t e
 	return d;
 }
 
-/* "opencl:P.D" -> P, D; -1 when not of that form. */
-static int parse_pd(const char *s, int *plat, int *dev)
+/* A number 0..9999 of digits only at s, ending at `stop`; -1 if none. */
+static long parse_number(const char *s, char stop, const char **next)
 {
 	char *end;
-	long p = strtol(s, &end, 10);
-	if (end == s || *end != '.' || p < 0 || p > 9999 || s[0] == '-' || s[0] == '+')
+	long v = strtol(s, &end, 10);
+	if (end == s || *end != stop || v < 0 || v > 9999 || s[0] == '-' || s[0] == '+')
 		return -1;
-	s = end + 1;
-	long d = strtol(s, &end, 10);
-	if (end == s || *end || d < 0 || d > 9999 || s[0] == '-' || s[0] == '+')
+	*next = end;
+	return v;
+}
+
+/* "P.D" -> P, D; -1 when not of that form. */
+static int parse_pd(const char *s, int *plat, int *dev)
+{
+	long p = parse_number(s, '.', &s), d = p < 0 ? -1 : parse_number(s + 1, 0, &s);
+	if (d < 0)
 		return -1;
 	*plat = (int)p;
 	*dev = (int)d;
 	return 0;
 }
 
+/* "N" -> N; -1 when not of that form. */
+static int parse_index(const char *s, int *n)
+{
+	long v = parse_number(s, 0, &s);
+	if (v < 0)
+		return -1;
+	*n = (int)v;
+	return 0;
+}
+
 rt_device *rt_device_open(const rt_program *p, const char *spec, int threads, char *err,
                           size_t errlen)
 {
-	int plat = -1, dev = -1;
+	int plat = -1, dev = 0;
 	if (strcmp(spec, "cpu") == 0 || strcmp(spec, "cpu:0") == 0)
 		return cpu_open(p, threads, err, errlen);
 	if (strcmp(spec, "opencl") == 0 ||
-	    (strncmp(spec, "opencl:", 7) == 0 && parse_pd(spec + 7, &plat, &dev) == 0))
+	    (strncmp(spec, "opencl:", 7) == 0 && (parse_pd(spec + 7, &plat, &dev) == 0 ||
+	                                          parse_index(spec + 7, &dev) == 0)))
 		return rt_cl_open(p, plat, dev, err, errlen);
-	snprintf(err, errlen, "unknown device '%s' (expected cpu, opencl, opencl:P.D, or list to "
-	         "see them)", spec);
+	snprintf(err, errlen, "unknown device '%s' (expected cpu, opencl, opencl:N, opencl:P.D, or "
+	         "list to see them)", spec);
 	return NULL;
 }
 

@@ -6,6 +6,10 @@
  * Device specs (the --device flag):
  *   "cpu", "cpu:0"      the CPU; threads as given (0: one per core)
  *   "opencl"            the first GPU of any platform, else the first device
+ *   "opencl:N"          the N-th (counting from 0, modulo their number) of
+ *                       the devices "opencl" chooses from: the GPUs of every
+ *                       platform, else every device (MPI rank r takes
+ *                       "opencl:r")
  *   "opencl:P.D"        device D of platform P (as `--device list` numbers them)
  *
  * State coherence. An OpenCL device keeps its own copy of every state

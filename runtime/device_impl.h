@@ -24,8 +24,9 @@ struct rt_device {
 	rt_pool *pool;          /* the CPU device's; NULL on OpenCL */
 };
 
-/* cl.c: device `dev` of platform `plat` (both -1: the default choice of
- * "opencl"); NULL with a one-line message in err. */
+/* cl.c: device `dev` of platform `plat`, or with plat -1 the dev-th of
+ * the devices "opencl" chooses from (device.h); NULL with a one-line
+ * message in err. */
 rt_device *rt_cl_open(const rt_program *p, int plat, int dev, char *err, size_t errlen);
 int rt_cl_list(FILE *f);
 

@@ -3,10 +3,13 @@
 #include "json.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tensor.h"  /* RT_OK, RT_ERR */
 
@@ -448,6 +451,110 @@ void rt_sb_json_string(rt_strbuf *b, const char *s)
 			rt_sb_put(b, s, 1);
 	}
 	rt_sb_put(b, "\"", 1);
+}
+
+/* The whole file as one JSON value; a file over RT_JSON_MAX_FILE bytes is
+ * refused before it is read (configs are a few KB). */
+int rt_json_read_file(const char *path, rt_json *out, char *err, size_t errlen)
+{
+	char why[256];
+	memset(out, 0, sizeof *out);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return RT_ERR;
+	}
+	char *text = malloc(RT_JSON_MAX_FILE + 1);
+	size_t n = text ? fread(text, 1, RT_JSON_MAX_FILE + 1, f) : 0;
+	int bad = ferror(f);
+	fclose(f);
+	int rc = RT_ERR;
+	if (!text)
+		snprintf(err, errlen, "%s: out of memory", path);
+	else if (bad)
+		snprintf(err, errlen, "%s: cannot read", path);
+	else if (n > RT_JSON_MAX_FILE)
+		snprintf(err, errlen, "%s: larger than %d bytes: not a config file", path,
+		         RT_JSON_MAX_FILE);
+	else if (rt_json_parse(text, n, out, why, sizeof why) != RT_OK)
+		snprintf(err, errlen, "%s: not JSON: %s", path, why);
+	else
+		rc = RT_OK;
+	free(text);
+	return rc;
+}
+
+/* The shortest %g form that reads back as v (as Python's repr does); a
+ * float stays a float ("1.0"). NaN and infinities are not JSON; they are
+ * written as Python's json writes them. */
+void rt_sb_json_number(rt_strbuf *b, double v)
+{
+	char s[40];
+	if (!isfinite(v)) {
+		rt_sb_puts(b, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+		return;
+	}
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(s, sizeof s, "%.*g", prec, v);
+		if (strtod(s, NULL) == v)
+			break;
+	}
+	rt_sb_puts(b, s);
+	if (!strpbrk(s, ".eEn"))
+		rt_sb_puts(b, ".0");
+}
+
+void rt_json_write(rt_strbuf *b, const rt_json *j)
+{
+	switch (j->type) {
+	case RT_JNULL: rt_sb_puts(b, "null"); break;
+	case RT_JBOOL: rt_sb_puts(b, j->b ? "true" : "false"); break;
+	case RT_JNUM:
+		if (j->isint)
+			rt_sb_printf(b, "%lld", (long long)j->i);
+		else
+			rt_sb_printf(b, "%.17g", isfinite(j->num) ? j->num : 0.0);
+		break;
+	case RT_JSTR: rt_sb_json_string(b, j->str); break;
+	case RT_JARR:
+	case RT_JOBJ:
+		rt_sb_puts(b, j->type == RT_JARR ? "[" : "{");
+		for (int i = 0; i < j->n; i++) {
+			if (i)
+				rt_sb_puts(b, ", ");
+			if (j->type == RT_JOBJ) {
+				rt_sb_json_string(b, j->keys[i]);
+				rt_sb_puts(b, ": ");
+			}
+			rt_json_write(b, &j->kids[i]);
+		}
+		rt_sb_puts(b, j->type == RT_JARR ? "]" : "}");
+		break;
+	}
+}
+
+int rt_write_file(const char *path, const char *text, size_t len, int exclusive)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0644);
+	if (fd < 0)
+		return errno;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t k = write(fd, text + done, len - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		done += (size_t)k;
+	}
+	int e = done < len ? (errno ? errno : EIO) : 0;
+	if (!e && fsync(fd))
+		e = errno;
+	if (close(fd) && !e)
+		e = errno;
+	if (e)
+		unlink(path);
+	return e;
 }
 
 void rt_sb_free(rt_strbuf *b)

@@ -35,6 +35,9 @@ typedef struct rt_json {
 int rt_json_parse(const char *text, size_t len, rt_json *out,
                   char *err, size_t errlen);
 void rt_json_free(rt_json *j);
+/* The file at path, parsed as by rt_json_parse; err starts with path. */
+#define RT_JSON_MAX_FILE (16 << 20)
+int rt_json_read_file(const char *path, rt_json *out, char *err, size_t errlen);
 /* First member named key of an object, or NULL (also for non-objects). */
 const rt_json *rt_json_get(const rt_json *obj, const char *key);
 const char *rt_json_type_name(rt_jtype t);
@@ -53,6 +56,15 @@ void rt_sb_printf(rt_strbuf *b, const char *fmt, ...);
 /* Appends s as a quoted JSON string: escapes '"', '\\' and control
  * characters; other bytes (UTF-8 included) pass through. */
 void rt_sb_json_string(rt_strbuf *b, const char *s);
+/* v as JSON: the shortest form that reads back as v, ".0" added to an
+ * integral value so that a float stays a float. */
+void rt_sb_json_number(rt_strbuf *b, double v);
+/* j as compact JSON text (numbers written as integers when they were). */
+void rt_json_write(rt_strbuf *b, const rt_json *j);
 void rt_sb_free(rt_strbuf *b);
+/* text[0..len) into the file at path (a new file when exclusive, else
+ * created or truncated), flushed to disk. 0, or an errno value with the
+ * file removed. */
+int rt_write_file(const char *path, const char *text, size_t len, int exclusive);
 
 #endif

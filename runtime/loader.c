@@ -1,5 +1,6 @@
-/* loader.c: the order contract of data.h (epoch shuffles, flips) and the
- * loader thread that makes batch k + 1 while the caller computes on batch k.
+/* loader.c: the order contract of data.h (epoch shuffles, flips, random
+ * crops) and the loader thread that makes batch k + 1 while the caller
+ * computes on batch k.
  *
  * Loader protocol (one mutex, one condition variable): `full` says the
  * buffer holds the batch at `pos`. The thread fills the buffer while
@@ -46,6 +47,22 @@ int rt_data_flipped(uint64_t seed, int64_t q)
 	return u <= 0.5f;
 }
 
+/* top = min(floor(u * (room + 1)), room) for the room the crop has. */
+static int64_t crop_place(float u, int64_t room)
+{
+	int64_t at = (int64_t)((double)u * (double)(room + 1));
+	return at > room ? room : at;
+}
+
+void rt_data_crop(uint64_t seed, int64_t q, int64_t fh, int64_t fw, int64_t h, int64_t w,
+                  int64_t *top, int64_t *left)
+{
+	float u[2];
+	rt_philox_uniform(seed, RT_DATA_CROP_STREAM, 2 * (uint64_t)q, 2, u);
+	*top = crop_place(u[0], fh - h);
+	*left = crop_place(u[1], fw - w);
+}
+
 struct rt_loader {
 	const rt_images *im;
 	int64_t batch;
@@ -75,7 +92,8 @@ static void fill(rt_loader *ld)
 			ld->epoch = e;
 		}
 		int64_t i = ld->perm[q % im->n];
-		rt_images_scaled(im, i, ld->flip && rt_data_flipped(ld->seed, q), ld->buf + k * chw);
+		rt_images_drawn(im, i, ld->seed, q, ld->flip && rt_data_flipped(ld->seed, q),
+		                ld->buf + k * chw);
 		if (im->labels)
 			ld->lab[k] = im->labels[i];
 	}

@@ -4,10 +4,11 @@
  *
  *   static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state,
  *                           const rt_tensorset *inputs, rt_tensorset *outputs);
+ *   static const kir_target *case_target(void);
  *
- * which runs lowered program p of g on its backend: inputs as the caller
- * gives them (converted as `ddpmc run` does), state updated in place,
- * outputs added. KERNEL_CASES lists the cases for cmocka.
+ * which run lowered program p of g on its backend (inputs as the caller
+ * gives them, converted as `ddpmc run` does; state updated in place;
+ * outputs added) and say the target the cases are lowered for. KERNEL_CASES lists the cases for cmocka.
  *
  * Each case lowers an entry, runs it on the backend and on interp_run
  * with the same inputs and initial state, and compares every output and
@@ -28,6 +29,7 @@
 
 static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
                         rt_tensorset *outputs);
+static const kir_target *case_target(void);
 
 static ir_graph *load_script(const char *text, const fe_option *opts, int nopts)
 {
@@ -105,7 +107,7 @@ static double check_entry(ir_graph *g, const char *entry, const rt_tensorset *in
 	    interp_init_state(g, 7, weights, "weights", &sgot, err, sizeof err) < 0 ||
 	    interp_run(g, e, &sref, inputs, &oref, err, sizeof err) < 0)
 		fail_msg("%s: interp: %s", entry, err);
-	kir_program *p = kir_lower(g, e);
+	kir_program *p = kir_lower(g, e, case_target());
 	if (!p || kir_verify(p, err, sizeof err) < 0)
 		fail_msg("%s: lowering: %s", entry, p ? err : g->err);
 	backend_run(g, p, &sgot, inputs, &ogot);
@@ -351,7 +353,7 @@ static void check_main(ir_graph *g)
 static void check_fusion(const char *script, int kernels, int accs)
 {
 	ir_graph *g = load_script(script, NULL, 0);
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), case_target());
 	assert_non_null(p);
 	if (p->nk != kernels || p->k[0].nacc != accs) {
 		kir_report(p, stderr);
@@ -422,7 +424,7 @@ static void optimizer_is_two_kernels(void **state)
 	ir_graph *g = load_script(adam_lua, NULL, 0);
 	static const char *entries[] = { "main", "apply" };
 	for (int e = 0; e < 2; e++) {
-		kir_program *p = kir_lower(g, ir_entry_find(g, entries[e]));
+		kir_program *p = kir_lower(g, ir_entry_find(g, entries[e]), case_target());
 		assert_non_null(p);
 		int writes_state = 0;
 		for (int n = 0; n < p->nk - 2; n++)
@@ -499,7 +501,7 @@ static void unet_forward_matches_diffusers(void **state)
 	tu_read_golden("unet_attn_io.safetensors", &io);
 	if (interp_init_state(g, 0, &weights, "weights", &st, err, sizeof err) < 0)
 		fail_msg("%s", err);
-	kir_program *p = kir_lower(g, ir_entry_find(g, "forward"));
+	kir_program *p = kir_lower(g, ir_entry_find(g, "forward"), case_target());
 	if (kir_verify(p, err, sizeof err) < 0)
 		fail_msg("%s", err);
 	backend_run(g, p, &st, &io, &out);

@@ -13,6 +13,9 @@
  *     samples, its metadata agreeing with its step counter;
  *   - --resume without a checkpoint: one line on stderr, a non-zero exit,
  *     nothing written;
+ *   - an image folder of 30x40 PNGs with --resize --crop random: 8 steps
+ *     and 4 + --resume 4 (the resumed half inheriting the random crops)
+ *     give byte-identical state, other than centre crops' state;
  *   - sample --out-dir: one 28x28 PNG per image; the same seed gives the
  *     same bytes, another seed other images;
  *   - sample --weights with a diffusers-style file (the parameters alone,
@@ -38,6 +41,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <stb/stb_image_write.h>
 
 #include "safetensors.h"
 #include "testutil.h"
@@ -161,6 +166,63 @@ static void test_resume_bit_exact(void **unused)
 	assert_true(exists(path));
 	snprintf(path, sizeof path, "%s/samples/step_000015.png", b);
 	assert_false(exists(path));
+}
+
+/* n grey PNGs of h x w, pseudo-random, in folder `sub` of dir. */
+static void write_pngs(const char *sub, int n, int h, int w)
+{
+	char path[256];
+	uint32_t r = 12345;
+	uint8_t *px = malloc((size_t)(h * w));
+	snprintf(path, sizeof path, "%s/%s", dir, sub);
+	assert_int_equal(mkdir(path, 0755), 0);
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < h * w; k++)
+			r = r * 1103515245u + 12345u, px[k] = (uint8_t)(r >> 24);
+		snprintf(path, sizeof path, "%s/%s/%02d.png", dir, sub, i);
+		assert_true(stbi_write_png(path, w, h, 1, px, w));
+	}
+	free(px);
+}
+
+static void test_resume_random_crops(void **unused)
+{
+	char a[128], b[128], c[128], imgs[128], path[256], err[4096];
+	write_pngs("crops", 6, 30, 40);
+	snprintf(imgs, sizeof imgs, "%s/crops", dir);
+	snprintf(a, sizeof a, "%s/crop-straight", dir);
+	snprintf(b, sizeof b, "%s/crop-resumed", dir);
+	snprintf(c, sizeof c, "%s/crop-center", dir);
+	if (run_exe(err, sizeof err, "train --data '%s' --resize --crop random --steps 8 --out '%s' "
+	            "--seed 5 --threads 2", imgs, a) ||
+	    run_exe(err, sizeof err, "train --data '%s' --resize --crop random --steps 4 --out '%s' "
+	            "--seed 5 --threads 2", imgs, b) ||
+	    run_exe(err, sizeof err, "train --data '%s' --resize --steps 4 --out '%s' --resume "
+	            "--threads 1", imgs, b) ||
+	    run_exe(err, sizeof err, "train --data '%s' --resize --steps 8 --out '%s' --seed 5 "
+	            "--threads 2", imgs, c))
+		fail_msg("train on %s: %s", imgs, err);
+	rt_tensorset sa, sb, sc;
+	snprintf(path, sizeof path, "%s/checkpoint.safetensors", a);
+	tu_read_st(path, &sa);
+	snprintf(path, sizeof path, "%s/checkpoint.safetensors", b);
+	tu_read_st(path, &sb);
+	snprintf(path, sizeof path, "%s/checkpoint.safetensors", c);
+	tu_read_st(path, &sc);
+	same_tensors(&sa, &sb);
+	assert_string_equal(rt_get_meta(&sb, "data_random_crop"), "1");
+	assert_string_equal(rt_get_meta(&sc, "data_random_crop"), "0");
+	int differ = 0;
+	for (int i = 0; i < sa.n; i++) {
+		const rt_tensor *x = &sa.t[i], *y = rt_set_find(&sc, x->name);
+		size_t bytes = (size_t)rt_numel(x->rank, x->shape) * rt_dtype_size(x->dtype);
+		differ += y && memcmp(x->data, y->data, bytes) != 0;
+	}
+	if (!differ)
+		fail_msg("random crops trained the same state as centre crops");
+	rt_set_free(&sa);
+	rt_set_free(&sb);
+	rt_set_free(&sc);
 }
 
 static void test_sigterm_saves(void **unused)
@@ -510,6 +572,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resume_bit_exact),
+		cmocka_unit_test(test_resume_random_crops),
 		cmocka_unit_test(test_sigterm_saves),
 		cmocka_unit_test(test_resume_without_checkpoint),
 		cmocka_unit_test(test_sample_same_seed),

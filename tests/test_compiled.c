@@ -50,7 +50,7 @@ static void compile_entry(compiled *c, const char *entry)
 {
 	char err[1024];
 	c->g = tu_load("tests/models/tiny_train.lua");
-	c->kp = kir_lower(c->g, ir_entry_find(c->g, entry));
+	c->kp = kir_lower(c->g, ir_entry_find(c->g, entry), tu_cpu_target(NULL));
 	llvm_kernel_fn *of_kernel = calloc((size_t)c->kp->nk + 1, sizeof *of_kernel);
 	c->fns = calloc((size_t)c->kp->nk + 1, sizeof *c->fns);
 	c->jit = llvm_jit_compile(c->kp, NULL, of_kernel, err, sizeof err);

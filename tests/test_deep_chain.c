@@ -52,7 +52,7 @@ static void chain_of_20000_ops_lowers_to_what_the_interpreter_computes(void **st
 	if (!g)
 		fail_msg("%s", err);
 	const ir_entry *e = ir_entry_find(g, "forward");
-	kir_program *p = kir_lower(g, e);
+	kir_program *p = kir_lower(g, e, tu_cpu_target(NULL));
 	if (!p)
 		fail_msg("kir_lower: %s", g->err);
 	assert_true(p->nk > 1);         /* too deep for one kernel */

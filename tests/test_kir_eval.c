@@ -1,8 +1,19 @@
 /* kir_eval: the kernel IR's reference evaluator held, as a backend, to the
  * cases of kernel_cases.h against the interpreter: lowering checked apart
  * from code generation, and ir_scalar's one meaning per op seen through
- * both evaluators. */
+ * both evaluators. Then the schedule step (compiler/kir/schedule.c): its
+ * decisions follow the target a backend describes, and every schedule
+ * they can give matches the interpreter. */
 #include "kernel_cases.h"
+
+#include "cl_render.h"
+
+static const kir_target *schedule;      /* what the cases are lowered for (NULL: this host's CPU) */
+
+static const kir_target *case_target(void)
+{
+	return schedule ? schedule : tu_cpu_target(NULL);
+}
 
 static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
                         rt_tensorset *outputs)
@@ -20,10 +31,101 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	rt_set_free(&in);
 }
 
+/* --- the schedule, by target --------------------------------------------------------------------- */
+
+/* The kernels of conv_lua's entry at dims d lowered for target t: their
+ * count, and in *partials those over 5 vars (a weight gradient's partial
+ * sums by image block). */
+static int kernels_for(const kir_target *t, const int64_t *d, int *partials)
+{
+	char v[3][32];
+	fe_option opts[3] = { { "n0", v[0] }, { "n1", v[1] }, { "n2", v[2] } };
+	for (int i = 0; i < 3; i++)
+		snprintf(v[i], sizeof v[i], "%lld", (long long)d[i]);
+	ir_graph *g = load_script(conv_lua, opts, 3);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), t);
+	assert_non_null(p);
+	int nk = p->nk;
+	*partials = 0;
+	for (int k = 0; k < p->nk; k++)
+		*partials += p->k[k].rank == 5;
+	kir_program_free(p);
+	ir_free(g);
+	return nk;
+}
+
+/* conv_lua at dims d against the interpreter, lowered for a, then b. */
+static void conv_matches_interpreter_for(const kir_target *a, const kir_target *b, const int64_t *d)
+{
+	schedule = a;
+	check_script(conv_lua, d, -1, 1, 1e-4);
+	schedule = b;
+	check_script(conv_lua, d, -1, 1, 1e-4);
+	schedule = NULL;
+}
+
+/* Channels-last convolutions (a kernel computing T[n, y, x, o] and the
+ * weight copy it reads) exist when the target's threshold admits conv_lua's
+ * 48 channels, not when it does not; both schedules match the interpreter. */
+static void channels_last_follows_the_target(void **state)
+{
+	static const int64_t d[3] = { 2, 3, 5 };
+	kir_target wide = *tu_cpu_target(NULL), never = wide;
+	wide.channels_last_min = 32, wide.channels_last_step = 16;
+	never.channels_last_min = 1 << 30;
+	int partials, with = kernels_for(&wide, d, &partials), without = kernels_for(&never, d, &partials);
+	if (with <= without)
+		fail_msg("channels-last from 32 channels: %d kernels, never: %d (expected more with)", with, without);
+	conv_matches_interpreter_for(&wide, &never, d);
+}
+
+/* A weight gradient's reduction is split into one partials kernel per
+ * weight gradient when the target's budget holds a block per image, and
+ * not at all when it holds one block; both match the interpreter. */
+static void weight_gradient_blocks_follow_the_target(void **state)
+{
+	static const int64_t d[3] = { 3, 2, 4 };
+	kir_target many = *tu_cpu_target(NULL), one = many;
+	many.partials_max_bytes = (int64_t)1 << 40;
+	one.partials_max_bytes = 0;
+	int split, unsplit;
+	kernels_for(&many, d, &split);
+	kernels_for(&one, d, &unsplit);
+	if (split < 4 || unsplit != 0)
+		fail_msg("partials kernels: %d with room for every block (want one per weight gradient, 4), "
+		         "%d with room for none (want 0)", split, unsplit);
+	conv_matches_interpreter_for(&many, &one, d);
+}
+
+/* Each backend describes its targets: AVX2 and AVX-512 code by their
+ * vectors and registers, the OpenCL default by the H200's limits; every
+ * threshold is set. */
+static void backends_describe_their_targets(void **state)
+{
+	static const struct { const char *cpu; int lanes, registers; } x86[] = {
+		{ "x86-64-v3", 8, 16 }, { "x86-64-v4", 16, 32 },
+	};
+	kir_target gpu;
+	cl_kir_target(&cl_target_default, &gpu);
+	for (int i = 0; i < TU_LEN(x86); i++) {
+		const kir_target *t = tu_cpu_target(x86[i].cpu);
+		if (t->lanes != x86[i].lanes || t->vector_registers != x86[i].registers)
+			fail_msg("%s: %d lanes, %d vector registers; want %d, %d", x86[i].cpu, t->lanes,
+			         t->vector_registers, x86[i].lanes, x86[i].registers);
+		assert_true(t->channels_last_min > 0 && t->channels_last_step > 0 && t->partials_max_bytes > 0);
+	}
+	assert_int_equal(gpu.cores, cl_target_default.compute_units);
+	assert_true(gpu.local_bytes > 0 && gpu.max_group > 0);
+	assert_true(gpu.channels_last_min > 0 && gpu.channels_last_step > 0 && gpu.partials_max_bytes > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		KERNEL_CASES,
+		cmocka_unit_test(channels_last_follows_the_target),
+		cmocka_unit_test(weight_gradient_blocks_follow_the_target),
+		cmocka_unit_test(backends_describe_their_targets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

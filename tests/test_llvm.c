@@ -41,6 +41,12 @@ static void run_split(const kir_program *p, llvm_kernel_fn *fns, void **bufs)
 	}
 }
 
+/* The cases are lowered for the CPU they are compiled for. */
+static const kir_target *case_target(void)
+{
+	return tu_cpu_target(jit_cpu);
+}
+
 static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
                         rt_tensorset *outputs)
 {
@@ -162,7 +168,7 @@ static void register_tiles_fit_the_vector_registers(void **state)
 		llvm_target t;
 		if (llvm_target_for(x86_cpus[c], &t, err, sizeof err) < 0)
 			fail_msg("%s", err);
-		kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+		kir_program *p = kir_lower(g, ir_entry_find(g, "main"), tu_cpu_target(x86_cpus[c]));
 		int tiled[TU_LEN(kinds)] = { 0 }, over = 0;
 		for (int n = 0; n < p->nk; n++) {
 			const kir_kernel *k = &p->k[n];
@@ -244,7 +250,7 @@ static void object_file_for_x86_64_v3_is_written(void **state)
 {
 	char dir[256], path[512], err[1024];
 	ir_graph *g = load_script(conv_lua, (fe_option[]){ { "n0", "2" }, { "n1", "3" }, { "n2", "5" } }, 3);
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), tu_cpu_target("x86-64-v3"));
 	llvm_blob blobs[2] = { { "ddpmc_meta", "{\"x\": 1}", 8 }, { "ddpmc_empty", NULL, 0 } };
 	tu_tmpdir(dir, sizeof dir);
 	snprintf(path, sizeof path, "%s/k.o", dir);

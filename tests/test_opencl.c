@@ -35,6 +35,14 @@ static void put_launch(rt_strbuf *b, int e, int k, void *ctx)
 	cl_launch_json(b, &l[e][k]);
 }
 
+/* The cases are lowered for the GPU they are rendered for. */
+static const kir_target *case_target(void)
+{
+	static kir_target t;
+	cl_kir_target(target ? target : &cl_target_default, &t);
+	return &t;
+}
+
 static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
                         rt_tensorset *outputs)
 {
@@ -100,7 +108,9 @@ static char *kernel_text(const char *src, const char *name)
  * blocks as the tiles' batches and one factor staged by reduction steps. */
 static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
 {
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"));
+	kir_target kt;
+	cl_kir_target(t, &kt);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), &kt);
 	assert_non_null(p);
 	rt_strbuf src = { 0 };
 	cl_launch **l = cl_render(&p, 1, t, &src);
@@ -141,7 +151,7 @@ static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
  * work-item) and for a GPU of 2 compute units (larger micro-tiles). */
 static void split_weight_gradient_matches_interpreter(void **unused)
 {
-	static const cl_target small = { 2, 1 };
+	static const cl_target small = { .compute_units = 2, .groups_per_unit = 1 };
 	ir_graph *g = load_script(split_lua, NULL, 0);
 	int64_t many[2], few[2];
 	split_groups(g, &cl_target_default, many);
@@ -250,6 +260,25 @@ static void train_step_matches_cpu(void **unused)
 	rt_set_free(&b);
 }
 
+/* opencl:N counts the devices `opencl` chooses from modulo their number
+ * (MPI rank r takes opencl:r): PoCL shows two CPU devices when asked. */
+static void device_index_counts_modulo_the_devices(void **unused)
+{
+	char out[4096];
+	const char *want[] = { "OpenCL 0.0", "OpenCL 0.1", "OpenCL 0.0" };
+	setenv("POCL_DEVICES", "pthread pthread", 1);
+	for (int n = 0; n < 3; n++) {
+		char cmd[2300];
+		snprintf(cmd, sizeof cmd, "'%s' sample --ckpt '%s/cpu/checkpoint.safetensors' --n 1 "
+		         "--sampler ddim --steps 1 --out '%s/one.png' --device opencl:%d", exe, dir, dir, n);
+		if (tu_output_of(cmd, out, sizeof out))
+			fail_msg("--device opencl:%d: %s", n, out);
+		if (!strstr(out, want[n]))
+			fail_msg("--device opencl:%d should take %s: %s", n, want[n], out);
+	}
+	unsetenv("POCL_DEVICES");
+}
+
 static void sample(const char *device, const char *out)
 {
 	char err[4096];
@@ -265,17 +294,20 @@ static void sampling_matches_cpu(void **unused)
 	sample("opencl", "scl");
 	int worst = 0, differ = 0;
 	for (int i = 0; i < NSAMPLE; i++) {
-		uint8_t a[SIDE * SIDE], b[SIDE * SIDE];
+		uint8_t *a = NULL, *b = NULL;
+		int64_t h, w;
 		snprintf(p1, sizeof p1, "%s/scpu/image_%04d.png", dir, i);
 		snprintf(p2, sizeof p2, "%s/scl/image_%04d.png", dir, i);
-		if (rt_png_read(p1, 1, SIDE, SIDE, a, err, sizeof err) != RT_OK ||
-		    rt_png_read(p2, 1, SIDE, SIDE, b, err, sizeof err) != RT_OK)
+		if (rt_image_read(p1, 1, SIDE, SIDE, NULL, &a, &h, &w, err, sizeof err) != RT_OK ||
+		    rt_image_read(p2, 1, SIDE, SIDE, NULL, &b, &h, &w, err, sizeof err) != RT_OK)
 			fail_msg("%s", err);
 		for (int j = 0; j < SIDE * SIDE; j++) {
 			int d = abs((int)a[j] - (int)b[j]);
 			worst = d > worst ? d : worst;
 			differ += d != 0;
 		}
+		free(a);
+		free(b);
 	}
 	print_message("    %d images: %d of %d pixels differ, by at most %d/255\n", NSAMPLE, differ,
 	              NSAMPLE * SIDE * SIDE, worst);
@@ -295,6 +327,7 @@ int main(void)
 		KERNEL_CASES,
 		cmocka_unit_test(split_weight_gradient_matches_interpreter),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
+		cmocka_unit_test(device_index_counts_modulo_the_devices),
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -881,6 +881,9 @@ static void test_cli_rejects(void **unused)
 		{ "train", "--test", data },
 		{ "train", "--frob" },
 		{ "fly" },
+		{ "train", "--crop", "middle" },
+		{ "train", "--grey", "--rgb" },
+		{ "sample", "--resize" },
 	};
 	static const char *const why[] = {
 		"--steps: expected an integer in [1, ", "--steps: expected an integer",
@@ -902,6 +905,9 @@ static void test_cli_rejects(void **unused)
 		"train: --test is the test set of --eval-every",
 		"train: unknown flag '--frob'",
 		"unknown command 'fly'",
+		"--crop middle: expected center or random",
+		"--grey and --rgb exclude each other",
+		"sample: --resize is a flag of train and eval, not of sample",
 	};
 	for (int i = 0; i < TU_LEN(bad); i++) {
 		int rc = cli_argv(bad[i], err, sizeof err);

@@ -25,6 +25,7 @@
 #include "frontend.h"
 #include "interp.h"
 #include "ir.h"
+#include "llvm_backend.h"
 #include "safetensors.h"
 
 #define TU_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -164,6 +165,17 @@ static inline const char *tu_script(const char *name, char *buf, size_t len)
 	return buf;
 }
 
+/* dir/name, in one of a few rotating buffers (so that several can be
+ * arguments of one call). */
+static inline const char *tu_at(const char *dir, const char *name)
+{
+	static char bufs[8][512];
+	static int k;
+	char *b = bufs[k++ % 8];
+	snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+	return b;
+}
+
 /* A fresh temporary directory (removed by tu_rmtree). */
 static inline void tu_tmpdir(char *buf, size_t len)
 {
@@ -258,6 +270,16 @@ static inline int tu_output_of(const char *cmd, char *buf, size_t len)
 
 /* The script at DDPMC_SOURCE_DIR/rel, run by the frontend (fails the test
  * with the frontend's message when it does not load). */
+/* The lowering's target for the CPU code of `cpu` (NULL: this host's). */
+static inline const kir_target *tu_cpu_target(const char *cpu)
+{
+	static kir_target t;
+	char err[1024];
+	if (llvm_kir_target(cpu, &t, err, sizeof err) < 0)
+		fail_msg("%s", err);
+	return &t;
+}
+
 static inline ir_graph *tu_load(const char *rel)
 {
 	char path[1024], err[1024];

@@ -6,7 +6,7 @@
 set -eu
 PACKAGES="build-essential cmake pkgconf llvm-19-dev clang-19 libclang-rt-19-dev lld-19
 liblua5.4-dev lua5.4 libcmocka-dev pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo
-libpng-dev libstb-dev zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin"
+libstb-dev zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PACKAGES; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

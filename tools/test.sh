@@ -15,5 +15,5 @@ cmake --build build-asan -j "$(nproc)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 LSAN_OPTIONS="suppressions=$(pwd)/../tools/lsan.supp" \
 	ctest --output-on-failure -j "$(nproc)" \
-	-R '^(data|safetensors|runtime_exec|cl_runtime|export|cli_resume|sandbox|shape_errors|graph|ops|tensor|philox|loss_scale|samplers|fid|classifier)$')
+	-R '^(data|images|safetensors|runtime_exec|cl_runtime|export|import|cli_resume|sandbox|shape_errors|graph|ops|tensor|philox|loss_scale|samplers|fid|classifier)$')
 sh tools/fuzz.sh 10

@@ -10,8 +10,9 @@
  * --cpu and the output's folder are checked first (--cpu help lists LLVM's
  * CPU names); the executable embeds ddpmc's and LLVM's versions
  * (ddpmc_build, which its --version prints).
- * --report prints every kernel with its ops, FLOPs, bytes and the memory
- * plan's peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
+ * --report prints the target the kernels were scheduled for (kir_target),
+ * then every kernel with its ops, FLOPs, bytes and the memory plan's
+ * peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
  * OpenCL C. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@
 #ifndef DDPMC_LINK_FLAGS
 #define DDPMC_LINK_FLAGS ""
 #endif
+#ifndef DDPMC_STB_LIB
+#define DDPMC_STB_LIB "-lstb"
+#endif
 #ifndef DDPMC_RUNTIME_LIB
 #define DDPMC_RUNTIME_LIB "libddpmc_runtime.a"
 #endif
@@ -37,13 +41,13 @@
 #define DDPMC_MPI_LIBS ""               /* space-separated: the main library's MPI */
 #endif
 
-/* Lowers every entry; NULL entries on failure (message printed). */
-static kir_program **lower_all(ir_graph *g)
+/* Lowers every entry for target t; NULL on failure (message printed). */
+static kir_program **lower_all(ir_graph *g, const kir_target *t)
 {
 	char err[512];
 	kir_program **progs = calloc((size_t)g->nentries + 1, sizeof *progs);
 	for (int i = 0; progs && i < g->nentries; i++) {
-		progs[i] = kir_lower(g, &g->entries[i]);
+		progs[i] = kir_lower(g, &g->entries[i], t);
 		if (!progs[i] || kir_verify(progs[i], err, sizeof err) < 0) {
 			fprintf(stderr, "ddpmc: internal error lowering '%s': %s\n", g->entries[i].name,
 			        progs[i] ? err : g->err);
@@ -102,6 +106,7 @@ static int link_executable(char *const *objs, int nobj, const char *out)
 		argv[n++] = objs[i];
 	argv[n++] = (char *)env_or("DDPMC_MAIN_LIB", DDPMC_MAIN_LIB);
 	argv[n++] = (char *)env_or("DDPMC_RUNTIME_LIB", DDPMC_RUNTIME_LIB);
+	argv[n++] = (char *)env_or("DDPMC_STB_LIB", DDPMC_STB_LIB);
 	n = add_words(argv, n, DDPMC_MPI_LIBS, mpi, sizeof mpi);
 	argv[n++] = "-lOpenCL";
 	argv[n++] = "-lz";
@@ -140,6 +145,22 @@ typedef struct {
 	int cpu, opencl;
 	cl_launch **launch;     /* opencl: per entry, per kernel */
 } targets;
+
+/* What the lowering schedules for: the CPU's description when CPU code is
+ * made (OpenCL, rendered from the same kernels, then follows it), the
+ * GPU's when OpenCL alone. */
+static int schedule_target(const drv_args *a, const targets *t, kir_target *kt)
+{
+	char err[1200];
+	if (!t->cpu) {
+		cl_kir_target(&cl_target_default, kt);
+		return 0;
+	}
+	if (llvm_kir_target(a->cpu, kt, err, sizeof err) == 0)
+		return 0;
+	fprintf(stderr, "ddpmc compile: %s\n", err);
+	return -1;
+}
 
 static int parse_targets(const char *name, targets *t)
 {
@@ -230,10 +251,13 @@ int drv_compile(const drv_args *a)
 		return 0;
 	if (drv_check_output("compile: -o", path) < 0)
 		return -1;
-	ir_graph *g = drv_load(a);
+	kir_target kt;
+	ir_graph *g = schedule_target(a, &t, &kt) == 0 ? drv_load(a) : NULL;
 	if (!g)
 		return -1;
-	kir_program **progs = lower_all(g);
+	if (a->report)
+		kir_target_report(&kt, stdout);
+	kir_program **progs = lower_all(g, &kt);
 	int rc = progs ? 0 : -1;
 	for (int i = 0; rc == 0 && i < g->nentries; i++) {
 		if (a->report)

@@ -13,6 +13,7 @@ typedef struct {
 	const char *model;              /* MODEL.lua */
 	const char *entry, *weights, *inputs, *output, *target, *cpu;
 	int json, dot, interp, kernels, report;
+	int force;                      /* import: replace -o's file */
 	unsigned long long seed;
 	fe_limits limits;               /* --lua-steps, --lua-memory */
 	fe_option set[DRV_MAXSET];
@@ -21,7 +22,7 @@ typedef struct {
 } drv_args;
 
 /* The commands, as bits of the flag table. */
-enum { DRV_COMPILE = 1, DRV_INSPECT = 2, DRV_GRAPH = 4, DRV_RUN = 8, DRV_ALL = 15 };
+enum { DRV_COMPILE = 1, DRV_INSPECT = 2, DRV_GRAPH = 4, DRV_RUN = 8, DRV_ALL = 15, DRV_IMPORT = 16 };
 
 /* argv[0..argc) (after the command's name) into *a, with the defaults of
  * command cmd's flags; 0, or -1 after a one-line error. */
@@ -43,6 +44,7 @@ int drv_inspect(const drv_args *a);
 int drv_graph(const drv_args *a);
 int drv_run(const drv_args *a);
 int drv_compile(const drv_args *a);
+int drv_import(const drv_args *a);
 
 
 #endif

@@ -4,6 +4,7 @@
  * one line on stderr by the command that found them.
  *
  *   ddpmc COMMAND MODEL.lua [FLAGS]     compile, inspect, graph, run
+ *   ddpmc import DIR -o MODEL.lua       a diffusers folder's model script
  *   ddpmc [COMMAND] --help              every flag: meaning, default; an example
  *   ddpmc --version                     ddpmc's version and LLVM's */
 #include <stdio.h>
@@ -30,6 +31,9 @@ static const struct {
 	  "ddpmc graph models/unet.lua --entry forward --dot" },
 	{ "run", DRV_RUN, drv_run, "runs one entry on named tensors",
 	  "ddpmc run models/unet.lua --entry forward --inputs in.safetensors -o out.safetensors" },
+	{ "import", DRV_IMPORT, drv_import, "(MODEL.lua is a diffusers UNet2DModel folder DIR) "
+	  "the model script of that folder, its scheduler's program too",
+	  "ddpmc import exported/ -o models/mine.lua" },
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

@@ -7,12 +7,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "driver.h"
 #include "interp.h"
 #include "kir.h"
 #include "llvm_backend.h"
 #include "safetensors.h"
+#include "weights.h"
 
 static int read_optional(const char *path, rt_tensorset *set)
 {
@@ -65,7 +67,10 @@ static int run_native(kir_program *p, void **bufs, char *err, size_t errlen)
 static int run_kernels(ir_graph *g, const ir_entry *e, int native, rt_tensorset *state,
                        const rt_tensorset *inputs, rt_tensorset *outs, char *err, size_t errlen)
 {
-	kir_program *p = kir_lower(g, e);
+	kir_target t;
+	if (llvm_kir_target(NULL, &t, err, errlen) < 0)
+		return -1;
+	kir_program *p = kir_lower(g, e, &t);
 	rt_tensorset in = { 0 };
 	char *arena = NULL;
 	void **bufs = NULL;
@@ -87,14 +92,39 @@ static int run_kernels(ir_graph *g, const ir_entry *e, int native, rt_tensorset 
 	return rc;
 }
 
+/* --weights W (runtime/weights.h: a diffusers folder or a safetensors
+ * file), its config.json checked against the script's UNet2DModel config
+ * (meta config) when both exist; the file read into src. */
+static int read_weights(const drv_args *a, const ir_graph *g, rt_weights_src *src,
+                        rt_tensorset *set)
+{
+	char err[2048];
+	const char *config = ir_get_meta(g, "config");
+	rt_json want = { 0 };
+	int rc = 0;
+	if (!a->weights)
+		return 0;
+	if (config && rt_json_parse(config, strlen(config), &want, err, sizeof err) != RT_OK) {
+		fprintf(stderr, "ddpmc: internal error: meta config: %s\n", err);
+		rc = -1;
+	} else if (rt_weights_read(a->weights, config ? &want : NULL, src, set, err,
+	                           sizeof err) != RT_OK) {
+		fprintf(stderr, "%s\n", err);
+		rc = -1;
+	}
+	rt_json_free(&want);
+	return rc;
+}
+
 static int run_entry(const drv_args *a, const ir_graph *g, const ir_entry *e)
 {
 	char err[1024];
+	rt_weights_src src = { .file = "" };
 	rt_tensorset weights = { 0 }, inputs = { 0 }, state = { 0 }, outputs = { 0 };
-	int rc = read_optional(a->weights, &weights);
+	int rc = read_weights(a, g, &src, &weights);
 	if (rc == 0)
 		rc = read_optional(a->inputs, &inputs);
-	if (rc == 0 && (interp_init_state(g, a->seed, a->weights ? &weights : NULL, a->weights,
+	if (rc == 0 && (interp_init_state(g, a->seed, a->weights ? &weights : NULL, src.file,
 	                                  &state, err, sizeof err) < 0 ||
 	                (a->interp ? interp_run(g, e, &state, &inputs, &outputs, err, sizeof err)
 	                           : run_kernels((ir_graph *)g, e, !a->kernels, &state, &inputs, &outputs,

@@ -29,6 +29,8 @@ static const struct {
 	{ "schedule", M_WORD, 0, 0, "linear cosine" },
 	{ "prediction", M_WORD, 0, 0, "epsilon v_prediction sample" },
 	{ "variance", M_WORD, 0, 0, "fixed_small fixed_large" },
+	{ "beta_start", M_NUM, 0, 1, NULL },
+	{ "beta_end", M_NUM, 0, 1, NULL },
 	{ "clip_sample", M_BOOL, 0, 0, NULL },
 	{ "clip_sample_range", M_NUM, 1e-6, 1e9, NULL },
 	{ "precision", M_WORD, 0, 0, "fp32 bf16 fp16" },

@@ -42,7 +42,9 @@
  *
  * Nothing here is CPU- or GPU-specific. Backends decide vector widths,
  * tiling, thread or work-item mapping; `tile_hint` only says which domain
- * vars a contraction reuses operands across (a good register tile). */
+ * vars a contraction reuses operands across (a good register tile). The
+ * layouts and loop orders the lowering chooses follow the kir_target a
+ * backend describes (schedule.c). */
 #ifndef DDPMC_KIR_H
 #define DDPMC_KIR_H
 
@@ -176,11 +178,35 @@ void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value);
 
 kir_type kir_type_of(rt_dtype dt);
 
-/* Lowers entry e of g to kernels: fusion, then the memory plan.
+/* The machine a program is lowered for, as the lowering's schedule step
+ * (schedule.c) reads it. A backend describes its targets
+ * (llvm_kir_target, cl_kir_target): facts about the machine, then the
+ * thresholds of the decisions the lowering makes, measured on that kind
+ * of machine; the lowering itself assumes no machine. A fact of 0 is not
+ * known (a CPU named by --cpu rather than this host: its caches). */
+typedef struct {
+	char name[64];                  /* for --report: "cpu x86-64-v3", "opencl" */
+	int lanes;                      /* f32 lanes of a vector (1: left to the device compiler) */
+	int vector_registers;           /* architectural vector registers (0 on OpenCL) */
+	int cores;                      /* CPU cores, or OpenCL compute units */
+	int64_t l1_bytes, l2_bytes;     /* data cache per core */
+	int64_t local_bytes;            /* OpenCL local memory per work-group (0 on a CPU) */
+	int max_group;                  /* OpenCL work-items per work-group (0 on a CPU) */
+	/* The decisions' thresholds (schedule.c says what each decides). */
+	int channels_last_min;          /* output channels from which a convolution runs channels-last */
+	int channels_last_step;         /* ... when their count is a multiple of this */
+	int64_t partials_max_bytes;     /* a weight gradient's partial sums take at most this */
+} kir_target;
+
+/* One line: the target's name, facts and thresholds (--report). */
+void kir_target_report(const kir_target *t, FILE *f);
+
+/* Lowers entry e of g to kernels for target t: fusion, the schedule's
+ * layouts and loop orders, then the memory plan.
  * requires: a verified graph. establishes: kernels in dependency order,
  * every buffer written before it is read, temporaries placed so that no two
  * live at once overlap. Returns NULL with g->err set on failure. */
-kir_program *kir_lower(ir_graph *g, const ir_entry *e);
+kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t);
 
 /* Marks a temporary no kernel uses any more: no elements, no arena space,
  * described as empty. */

@@ -4,6 +4,7 @@
 --   ddpm.program.diffusion {
 --     model = unet, image = { 1, 28, 28 }, batch = 64,
 --     schedule = "linear" | "cosine", timesteps = 1000,
+--     beta_start = 1e-4, beta_end = 0.02,  (linear only: diffusers' betas)
 --     prediction = "epsilon" | "v_prediction" | "sample",
 --     precision = "fp32" | "bf16" | "fp16",
 --     optimizer = { lr = 2e-4, warmup = 5000, clip = 1.0, ema = 0.9999, ... },
@@ -65,6 +66,7 @@ local KNOWN = {
   model = true, image = true, batch = true, schedule = true, timesteps = true,
   prediction = true, precision = true, optimizer = true, variance = true,
   clip_sample = true, clip_sample_range = true, test_entries = true, metric = true,
+  beta_start = true, beta_end = true,
   metric_batch = true,
 }
 
@@ -81,7 +83,12 @@ end
 local function schedule_of(cfg)
   local T = cfg.timesteps or 1000
   local kind = cfg.schedule or "linear"
-  if kind == "linear" then return diffusion.Schedule(diffusion.linear_betas(T)) end
+  if kind ~= "linear" and (cfg.beta_start or cfg.beta_end) then
+    ddpm.fail("program", "beta_start and beta_end go with schedule = 'linear'")
+  end
+  if kind == "linear" then
+    return diffusion.Schedule(diffusion.linear_betas(T, cfg.beta_start, cfg.beta_end))
+  end
   if kind == "cosine" then return diffusion.Schedule(diffusion.cosine_betas(T)) end
   ddpm.fail("program", "schedule must be 'linear' or 'cosine', got '" .. tostring(kind) .. "'")
 end
@@ -201,6 +208,9 @@ function program.diffusion(cfg)
   ddpm.meta("batch", cfg.batch)
   ddpm.meta("timesteps", sched.T)
   ddpm.meta("schedule", cfg.schedule or "linear")
+  -- only when given: checkpoints of programs without them keep resuming
+  if cfg.beta_start then ddpm.meta("beta_start", cfg.beta_start) end
+  if cfg.beta_end then ddpm.meta("beta_end", cfg.beta_end) end
   ddpm.meta("prediction", cfg.prediction or "epsilon")
   ddpm.meta("variance", cfg.variance or "fixed_small")
   ddpm.meta("clip_sample", cfg.clip_sample ~= false)

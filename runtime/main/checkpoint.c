@@ -48,7 +48,7 @@ static void value_text(rt_strbuf *b, const rt_json *j, const char *key)
 {
 	const rt_json *v = rt_json_get(j, key);
 	if (v)
-		cli_json_write(b, v);
+		rt_json_write(b, v);
 	else
 		rt_sb_puts(b, "absent");
 }

@@ -57,7 +57,7 @@ static const flag flags[] = {
 	{ "--threads", "N", F_INT, TRAIN | SAMPLE | EVAL, AT(threads), 0, 1, 1024, "(one per core)",
 	  "CPU threads (--device cpu)" },
 	{ "--device", "DEV", F_STR, TRAIN | SAMPLE | EVAL, AT(device), 0, 0, 0, "cpu",
-	  "where the kernels run: cpu, opencl, opencl:P.D, or list (prints the devices)" },
+	  "where the kernels run: cpu, opencl, opencl:N, opencl:P.D, or list (prints them)" },
 	{ "--resume", NULL, F_BOOL, TRAIN, AT(resume), 0, 0, 0, NULL,
 	  "continue the run in --out from its checkpoint" },
 	{ "--overwrite", NULL, F_BOOL, TRAIN, AT(overwrite), 0, 0, 0, NULL,
@@ -86,8 +86,8 @@ static const flag flags[] = {
 	  "the test set (IDX) that FID, KID or the accuracy is measured on" },
 	{ "--ckpt", "FILE", F_STR, SAMPLE | EVAL | EXPORT, AT(ckpt), AT(has_ckpt), 0, 0,
 	  CLI_DEFAULT_DIR "/checkpoint.safetensors", "the checkpoint whose weights are used" },
-	{ "--weights", "FILE", F_STR, SAMPLE | EVAL, AT(weights), AT(has_weights), 0, 0, "(none)",
-	  "parameters by name from any safetensors file (diffusers' too); no EMA" },
+	{ "--weights", "W", F_STR, SAMPLE | EVAL, AT(weights), AT(has_weights), 0, 0, "(none)",
+	  "parameters by name: a diffusers folder or a safetensors file (config.json checked); no EMA" },
 	{ "--no-ema", NULL, F_BOOL, SAMPLE | EVAL | EXPORT, AT(no_ema), 0, 0, 0, NULL,
 	  "the trained weights instead of the EMA weights" },
 	{ "--sampler", "ddpm|ddim", F_STR, SAMPLE | EVAL, AT(sampler), 0, 0, 0, "ddpm",
@@ -102,6 +102,16 @@ static const flag flags[] = {
 	  "(the program's clip_sample_range)", "clip the predicted x0 to [-R, R]" },
 	{ "--out-dir", "DIR", F_STR, SAMPLE, AT(out_dir), AT(has_out_dir), 0, 0, "(none)",
 	  "also one PNG per image, DIR/image_0000.png, ... (DIR created when absent)" },
+	{ "--resize", NULL, F_BOOL, TRAIN | EVAL, AT(images.resize), 0, 0, 0, NULL,
+	  "image files: resize the shorter side to the model's (antialiased bilinear), then crop" },
+	{ "--crop", "center|random", F_STR, TRAIN | EVAL, AT(crop), 0, 0, 0, "(center with --resize)",
+	  "image files: crop to the model's size at the centre or at a seeded random place" },
+	{ "--grey", NULL, F_BOOL, TRAIN | EVAL, AT(grey), 0, 0, 0, NULL,
+	  "image files: convert colour to grey (BT.601 luma)" },
+	{ "--rgb", NULL, F_BOOL, TRAIN | EVAL, AT(rgb), 0, 0, 0, NULL,
+	  "image files: convert grey to RGB" },
+	{ "--init", "W", F_STR, TRAIN, AT(init), 0, 0, 0, "(initialised from --seed)",
+	  "a fresh run from the weights of W (a diffusers folder or a safetensors file)" },
 };
 #undef AT
 
@@ -215,33 +225,14 @@ int cli_check_out_file(const cli_opts *o, const char *name, const char *path)
 	return rt_out_file_check(path, why, sizeof why) ? cli_fail(o, "%s %s: %s", name, path, why) : 0;
 }
 
-void cli_json_write(rt_strbuf *b, const rt_json *j)
+int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_tensorset *out,
+                     char *file)
 {
-	switch (j->type) {
-	case RT_JNULL: rt_sb_puts(b, "null"); break;
-	case RT_JBOOL: rt_sb_puts(b, j->b ? "true" : "false"); break;
-	case RT_JNUM:
-		if (j->isint)
-			rt_sb_printf(b, "%lld", (long long)j->i);
-		else
-			rt_sb_printf(b, "%.17g", isfinite(j->num) ? j->num : 0.0);
-		break;
-	case RT_JSTR: rt_sb_json_string(b, j->str); break;
-	case RT_JARR:
-	case RT_JOBJ:
-		rt_sb_puts(b, j->type == RT_JARR ? "[" : "{");
-		for (int i = 0; i < j->n; i++) {
-			if (i)
-				rt_sb_puts(b, ", ");
-			if (j->type == RT_JOBJ) {
-				rt_sb_json_string(b, j->keys[i]);
-				rt_sb_puts(b, ": ");
-			}
-			cli_json_write(b, &j->kids[i]);
-		}
-		rt_sb_puts(b, j->type == RT_JARR ? "]" : "}");
-		break;
-	}
+	char err[2048];
+	rt_weights_src src;
+	int rc = rt_weights_read(w, rt_json_get(p->meta, "config"), &src, out, err, sizeof err);
+	snprintf(file, RT_WEIGHTS_PATH, "%s", src.file[0] ? src.file : w);
+	return rc == RT_OK ? 0 : cli_fail(o, "%s", err);
 }
 
 /* --- profiling -------------------------------------------------------------- */
@@ -515,6 +506,21 @@ static int train_flags_used(const cli_opts *o)
 	return 0;
 }
 
+/* --crop, --grey and --rgb into o->images. 0, or 1 after cli_fail. */
+static int image_flags(cli_opts *o)
+{
+	if (o->grey && o->rgb)
+		return cli_fail(o, "--grey and --rgb exclude each other");
+	o->images.channels = o->grey ? RT_CHANNELS_GREY : o->rgb ? RT_CHANNELS_RGB
+	                                                         : RT_CHANNELS_AS_IS;
+	if (!o->crop)
+		return 0;
+	if (strcmp(o->crop, "center") != 0 && strcmp(o->crop, "random") != 0)
+		return cli_fail(o, "--crop %s: expected center or random", o->crop);
+	o->images.crop = o->crop[0] == 'c' ? RT_CROP_CENTER : RT_CROP_RANDOM;
+	return 0;
+}
+
 /* The defaults of command cmd's flags: every default of the table that is
  * a value (the help shows the same text). */
 static void defaults(cli_opts *o, const char *argv0, unsigned cmd)
@@ -566,7 +572,8 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 			*which = 0;
 			return 0;
 		}
-	if (parse_flags(argc, argv, 2, *which, o) || (*which == CLI_TRAIN && train_flags_used(o)))
+	if (parse_flags(argc, argv, 2, *which, o) || image_flags(o) ||
+	    (*which == CLI_TRAIN && train_flags_used(o)))
 		return 1;
 	if (*which == CLI_EXPORT && !o->has_out)
 		return cli_fail(o, "export needs --out DIR (see %s export --help)", o->prog);

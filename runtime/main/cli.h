@@ -35,6 +35,7 @@
 #include "pool.h"
 #include "program.h"
 #include "tensor.h"
+#include "weights.h"
 
 /* What the generated object defines (program.h, THE CONTRACT). */
 typedef struct {
@@ -82,6 +83,10 @@ typedef struct {
 	int has_n;
 	int64_t eval_every;             /* train: FID and KID every N steps (0: never) */
 	int64_t scale;                  /* sample, train: grid magnification (0: rt_grid_scale's) */
+	rt_image_opts images;           /* train, eval: --resize, --crop, --grey, --rgb */
+	const char *crop;               /* --crop as given (NULL: none) */
+	int grey, rgb;
+	const char *init;               /* train: a fresh run from these weights (weights.h) */
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
@@ -109,10 +114,14 @@ int cli_number(const cli_opts *o, const char *name, const char *v, double lo, do
  * path and the reason. */
 int cli_check_out_dir(const cli_opts *o, const char *name, const char *dir);
 int cli_check_out_file(const cli_opts *o, const char *name, const char *path);
+/* The tensors of --weights or --init W (weights.h: a diffusers folder or
+ * a safetensors file; its config.json, when it has one, checked against
+ * p's meta.config) into out; the file read into file (RT_WEIGHTS_PATH
+ * bytes). 0, or 1 after cli_fail. */
+int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_tensorset *out,
+                     char *file);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
-/* Appends j as JSON text (numbers written as integers when they were). */
-void cli_json_write(rt_strbuf *b, const rt_json *j);
 /* DDPMC_PROFILE=1: per-kernel times of entry e, the slowest first. */
 void cli_profile_start(const rt_entry *e);
 void cli_profile_report(const rt_entry *e);
@@ -179,8 +188,9 @@ void cli_metrics_close(cli_metrics *mt);
  * hard link to the checkpoint written: the K newest are kept. Each
  * returns 0, or -1 with errno set unless said otherwise. */
 
-/* 1 when dir holds a run (a checkpoint or metrics), its path in found. */
-int cli_run_exists(const char *dir, char *found, size_t len);
+/* The name of a run's file (a checkpoint or metrics) that dir holds, or
+ * NULL when it holds none. */
+const char *cli_run_found(const char *dir);
 /* Removes the temporary files of saves whose process is gone (a kill
  * during rt_st_write), saying so on stdout. */
 int cli_run_clean_stale(const char *dir);

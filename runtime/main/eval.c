@@ -96,7 +96,8 @@ static int open_test(const cli_opts *o, const int64_t *chw, rt_images *im, char 
 		snprintf(path, len, "%s", o->test);
 	else if (rt_idx_sibling(o->data, "train-", "t10k-", path, len, err, sizeof err) != RT_OK)
 		return cli_fail(o, "the test set: %s (give it with --test PATH)", err);
-	if (rt_dataset_open(path, chw[0], chw[1], chw[2], im, err, sizeof err) != RT_OK)
+	if (rt_dataset_open(path, chw[0], chw[1], chw[2], &o->images, im, err, sizeof err) !=
+	    RT_OK)
 		return cli_fail(o, "%s", err);
 	return 0;
 }
@@ -148,8 +149,8 @@ cli_quality *cli_quality_new(const cli_opts *o, const rt_program *p, rt_device *
 		*q = (cli_quality){ .o = o, .p = p, .e = e, .dev = dev, .nf = ob->shape[1] };
 		rc = open_test(o, ib->shape + 1, &test, path, sizeof path);
 	}
-	if (!rc && rt_dataset_open(o->data, ib->shape[1], ib->shape[2], ib->shape[3], &q->train, err,
-	                           sizeof err) != RT_OK)
+	if (!rc && rt_dataset_open(o->data, ib->shape[1], ib->shape[2], ib->shape[3], &o->images,
+	                           &q->train, err, sizeof err) != RT_OK)
 		rc = cli_fail(o, "%s", err);
 	if (!rc && !(x = scaled(&test, NULL, test.n)))
 		rc = cli_fail(o, "out of memory");
@@ -232,13 +233,15 @@ static int eval_quality(const cli_opts *o, const rt_program *p, rt_device *dev)
 /* The weights: --weights FILE or --ckpt FILE (default runs/latest). */
 static int classifier_state(const cli_opts *o, const rt_program *p, rt_tensorset *state)
 {
-	char err[1024];
-	const char *path = o->has_weights ? o->weights : o->has_ckpt ? o->ckpt
-	                 : CLI_DEFAULT_DIR "/checkpoint.safetensors";
+	char err[1024], path[RT_WEIGHTS_PATH];
 	rt_tensorset file = { 0 };
 	if (o->has_ckpt && o->has_weights)
 		return cli_fail(o, "--ckpt and --weights: give one of them");
-	if (rt_st_read(path, &file, err, sizeof err) != RT_OK)
+	snprintf(path, sizeof path, "%s", o->has_ckpt ? o->ckpt
+	         : CLI_DEFAULT_DIR "/checkpoint.safetensors");
+	if (o->has_weights && cli_read_weights(o, p, o->weights, &file, path))
+		return 1;
+	if (!o->has_weights && rt_st_read(path, &file, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
 	int rc = rt_state_init(p, (uint64_t)o->seed, &file, path, state, err, sizeof err);
 	rt_set_free(&file);

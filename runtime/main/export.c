@@ -12,7 +12,8 @@
  *                                  _diffusers_version
  *   DIR/scheduler_config.json      DDPMScheduler: meta.timesteps, meta.schedule
  *                                  (linear | squaredcos_cap_v2), meta.variance,
- *                                  meta.prediction, betas 1e-4..0.02, clip_sample
+ *                                  meta.prediction, meta.beta_start..beta_end
+ *                                  (default 1e-4..0.02), clip_sample
  *   DIR/model_index.json           DDPMPipeline = unet UNet2DModel + scheduler
  *                                  DDPMScheduler
  * so that both load it:
@@ -115,24 +116,6 @@ static int export_check(const rt_program *p, const rt_tensorset *w, const char *
 
 /* --- JSON out -------------------------------------------------------------- */
 
-/* The shortest %g form that reads back as v (as Python's repr does). */
-static void put_number(rt_strbuf *b, double v)
-{
-	char s[40];
-	if (!isfinite(v)) {             /* not JSON; Python's json writes these */
-		rt_sb_puts(b, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
-		return;
-	}
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(s, sizeof s, "%.*g", prec, v);
-		if (strtod(s, NULL) == v)
-			break;
-	}
-	rt_sb_puts(b, s);
-	if (!strpbrk(s, ".eEn"))
-		rt_sb_puts(b, ".0");    /* a float stays a float */
-}
-
 static void indent(rt_strbuf *b, int depth)
 {
 	rt_sb_puts(b, "\n");
@@ -151,7 +134,7 @@ static void put_json(rt_strbuf *b, const rt_json *j, int depth)
 		if (j->isint)
 			rt_sb_printf(b, "%lld", (long long)j->i);
 		else
-			put_number(b, j->num);
+			rt_sb_json_number(b, j->num);
 		return;
 	case RT_JSTR: rt_sb_json_string(b, j->str); return;
 	case RT_JARR: {
@@ -234,15 +217,18 @@ static int scheduler_json(const cli_opts *o, const rt_program *p, const char *ve
 		return cli_fail(o, "export: meta.variance '%s' has no diffusers equivalent", var);
 	rt_sb_puts(b, "{\n  \"_class_name\": \"DDPMScheduler\",\n  \"_diffusers_version\": ");
 	rt_sb_json_string(b, version);
-	rt_sb_printf(b, ",\n  \"beta_end\": 0.02,\n  \"beta_schedule\": \"%s\",\n"
-	             "  \"beta_start\": 0.0001,\n  \"clip_sample\": %s,\n"
+	rt_sb_puts(b, ",\n  \"beta_end\": ");
+	rt_sb_json_number(b, cli_meta_num(p, "beta_end", 0.02));
+	rt_sb_printf(b, ",\n  \"beta_schedule\": \"%s\",\n  \"beta_start\": ", beta_schedule);
+	rt_sb_json_number(b, cli_meta_num(p, "beta_start", 1e-4));
+	rt_sb_printf(b, ",\n  \"clip_sample\": %s,\n"
 	             "  \"clip_sample_range\": %.17g,\n  \"dynamic_thresholding_ratio\": 0.995,\n"
 	             "  \"num_train_timesteps\": %lld,\n  \"prediction_type\": \"%s\",\n"
 	             "  \"rescale_betas_zero_snr\": false,\n  \"sample_max_value\": 1.0,\n"
 	             "  \"steps_offset\": 0,\n  \"thresholding\": false,\n"
 	             "  \"timestep_spacing\": \"leading\",\n  \"trained_betas\": null,\n"
 	             "  \"variance_type\": \"%s\"\n}\n",
-	             beta_schedule, cli_meta_bool(p, "clip_sample", 1) ? "true" : "false",
+	             cli_meta_bool(p, "clip_sample", 1) ? "true" : "false",
 	             cli_meta_num(p, "clip_sample_range", 1.0),
 	             (long long)p->timesteps, pred, var);
 	return 0;
@@ -265,23 +251,7 @@ static int write_atomic(const cli_opts *o, const char *dir, const char *name, co
 	char path[4096], tmp[4200];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return cli_fail(o, "cannot write %s: %s", path, strerror(errno));
-	size_t done = 0;
-	while (done < len) {
-		ssize_t k = write(fd, text + done, len - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		done += (size_t)k;
-	}
-	int e = done < len ? (errno ? errno : EIO) : 0;
-	if (!e && fsync(fd))
-		e = errno;
-	if (close(fd) && !e)
-		e = errno;
+	int e = rt_write_file(tmp, text, len, 0);
 	if (!e && rename(tmp, path))
 		e = errno;
 	if (e) {

@@ -80,16 +80,15 @@ static int remove_matching(const char *dir, int (*match)(const char *name), cons
 	return rc;
 }
 
-int cli_run_exists(const char *dir, char *found, size_t len)
+const char *cli_run_found(const char *dir)
 {
-	if (!found || !len)     /* callers pass a buffer; GCC's ASan build warns without this */
-		return 0;
+	char path[4200];
 	for (size_t k = 0; k < sizeof run_files / sizeof *run_files; k++) {
-		snprintf(found, len, "%s/%s", dir, run_files[k]);
-		if (access(found, F_OK) == 0)
-			return 1;
+		snprintf(path, sizeof path, "%s/%s", dir, run_files[k]);
+		if (access(path, F_OK) == 0)
+			return run_files[k];
 	}
-	return 0;
+	return NULL;
 }
 
 int cli_run_clean_stale(const char *dir)

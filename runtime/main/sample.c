@@ -15,7 +15,8 @@
  * Unless --no-ema, every state tensor ema.NAME is first copied into NAME
  * (sampling uses the EMA weights, docs/semantics.md §5). --weights FILE takes the
  * parameters by name from any safetensors file (a diffusers
- * diffusion_pytorch_model.safetensors as is); state it lacks is
+ * diffusion_pytorch_model.safetensors as is, or a diffusers folder, its
+ * config.json checked against the program's: cli_read_weights); state it lacks is
  * initialised from the seed, and no EMA is applied (the file's weights
  * are the ones wanted). The entries run on the device (--device): the
  * state is invalidated there whenever the host writes it (weights, the
@@ -186,17 +187,19 @@ const char *cli_sampler_weights_used(const sampler *sm)
 int cli_sampler_load(sampler *sm)
 {
 	const cli_opts *o = sm->o;
-	char err[1024], path[4096];
+	char err[1024], path[RT_WEIGHTS_PATH];
 	rt_tensorset file = { 0 };
 	if (o->has_ckpt && o->has_weights)
 		return cli_fail(o, "--ckpt and --weights: give one of them");
-	snprintf(path, sizeof path, "%s", o->has_weights ? o->weights : o->has_ckpt ? o->ckpt
+	snprintf(path, sizeof path, "%s", o->has_ckpt ? o->ckpt
 	         : CLI_DEFAULT_DIR "/checkpoint.safetensors");
 	int have = o->has_ckpt || o->has_weights || access(path, F_OK) == 0;
 	if (!have)
 		fprintf(stderr, "%s: warning: %s not found; sampling from untrained weights (seed %lld)\n",
 		        o->prog, path, (long long)o->seed);
-	else if (rt_st_read(path, &file, err, sizeof err) != RT_OK)
+	else if (o->has_weights && cli_read_weights(o, sm->p, o->weights, &file, path))
+		return 1;
+	else if (!o->has_weights && rt_st_read(path, &file, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
 	if (cli_ckpt_finite(o, &file, path)) {
 		rt_set_free(&file);

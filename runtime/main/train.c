@@ -47,6 +47,11 @@
  * (unless loss scaling skipped it), and a state that is not finite is
  * never saved: the last good checkpoint stays.
  *
+ * --init W starts a fresh run (step 0, fresh optimizer state and data
+ * order) whose parameters and EMA weights are W's trainable parameters
+ * (weights.h: a diffusers folder or a safetensors file, its config.json
+ * checked against the program's); it goes with --overwrite, not --resume.
+ *
  * Hyperparameters (hyper.c): the state tensors hp.NAME, set from the flags
  * after the state is loaded; a resumed run keeps the checkpoint's.
  *
@@ -68,7 +73,8 @@
  * Checkpoint metadata (strings): format "ddpmc", model, config (the
  * program's meta as JSON), hyperparameters (the hp.NAME values as JSON), step, seed, batch, data (the path), data_images
  * (n), data_position (q of the next image), data_epoch (q / n), data_flip
- * (0 or 1; a resumed run keeps flipping when its start did), ranks (the
+ * (0 or 1; a resumed run keeps flipping when its start did),
+ * data_random_crop (0 or 1; likewise for --crop random), ranks (the
  * processes that trained it; absent: 1). */
 #include <errno.h>
 #include <math.h>
@@ -129,6 +135,7 @@ typedef struct {
 	int64_t nsum, b;        /* b: this process's batch */
 	int64_t gb;             /* the global batch: ranks x b */
 	int plot_warned, keep_warned;
+	char device[32];        /* this rank's --device, when it is not the flag's */
 } trainer;
 
 /* --- data --------------------------------------------------------------------- */
@@ -139,12 +146,14 @@ static int load_data(trainer *tr)
 	char err[1024];
 	const int64_t *s = tr->x0->shape;
 	tr->data = strcmp(o->data, "fashion-mnist") == 0 ? RT_FASHION_MNIST : o->data;
-	if (rt_dataset_open(o->data, s[1], s[2], s[3], &tr->im, err, sizeof err) != RT_OK)
+	if (rt_dataset_open(o->data, s[1], s[2], s[3], &o->images, &tr->im, err, sizeof err) !=
+	    RT_OK)
 		return cli_fail(o, "%s", err);
 	if (tr->labels && rt_dataset_labels(o->data, &tr->im, err, sizeof err) != RT_OK)
 		return cli_fail(o, "%s", err);
-	printf("data: %s, %lld images%s%s\n", tr->data, (long long)tr->im.n,
-	       tr->labels ? " with labels" : "", o->flip ? ", random horizontal flips" : "");
+	printf("data: %s, %lld images%s%s%s\n", tr->data, (long long)tr->im.n,
+	       tr->labels ? " with labels" : "", o->flip ? ", random horizontal flips" : "",
+	       tr->im.full ? ", random crops" : "");
 	return 0;
 }
 
@@ -202,15 +211,16 @@ static int64_t iteration(const trainer *tr)
 }
 
 /* What a resumed run takes from the checkpoint's metadata, each number
- * checked: the data position and flipping; a warning when the batch size
- * changed; a refusal when the number of processes did. 0, or 1 after
- * cli_fail. */
+ * checked: the data position, flipping and random crops; a warning when
+ * the batch size changed; a refusal when the number of processes did. 0,
+ * or 1 after cli_fail. */
 static int resume_meta(trainer *tr, const rt_tensorset *ckpt)
 {
-	int64_t b = tr->b, flip = 0, ranks = 1;
+	int64_t b = tr->b, flip = 0, crop = 0, ranks = 1;
 	if (cli_ckpt_int(tr->o, ckpt, tr->path, "batch", 1, 10000000, &b) ||
 	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_position", 0, MAX_POSITION, &tr->position) ||
 	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_flip", 0, 1, &flip) ||
+	    cli_ckpt_int(tr->o, ckpt, tr->path, "data_random_crop", 0, 1, &crop) ||
 	    cli_ckpt_int(tr->o, ckpt, tr->path, "ranks", 1, 1000000, &ranks))
 		return 1;
 	if (ranks != tr->dist.size)
@@ -223,6 +233,8 @@ static int resume_meta(trainer *tr, const rt_tensorset *ckpt)
 		        "%lld: the run goes on, but not as one uninterrupted run would have\n",
 		        tr->o->prog, (long long)b, (long long)tr->b);
 	tr->o->flip |= flip == 1;
+	if (crop == 1)
+		tr->o->images.crop = RT_CROP_RANDOM;
 	return 0;
 }
 
@@ -253,19 +265,42 @@ static int read_resumed(trainer *tr, rt_tensorset *ckpt)
 	       resume_meta(tr, ckpt);
 }
 
-/* The state: from the checkpoint with --resume, else initialised. */
+/* --init W: the program's trainable parameters from W (weights.h), checked
+ * finite, into *init; nothing else of W is kept, so the optimizer's state,
+ * the counters and the EMA start afresh (ema.NAME copies NAME). */
+static int read_init(trainer *tr, rt_tensorset *init, char *file)
+{
+	rt_tensorset w = { 0 };
+	int rc = cli_read_weights(tr->o, tr->p, tr->o->init, &w, file) ||
+	         cli_ckpt_finite(tr->o, &w, file);
+	for (int i = 0; i < tr->p->nparams && !rc; i++) {
+		const rt_param *q = &tr->p->params[i];
+		const rt_tensor *t = q->trainable ? rt_set_find(&w, q->name) : NULL;
+		rt_tensor *c = t ? rt_set_add(init, t->name, t->dtype, t->rank, t->shape) : NULL;
+		if (t && !c)
+			rc = cli_fail(tr->o, "out of memory");
+		else if (c)
+			memcpy(c->data, t->data, (size_t)rt_numel(t->rank, t->shape) *
+			       rt_dtype_size(t->dtype));
+	}
+	rt_set_free(&w);
+	return rc;
+}
+
+/* The state: from the checkpoint with --resume, from --init's weights at
+ * step 0, else initialised. */
 static int train_load_state(trainer *tr)
 {
 	const cli_opts *o = tr->o;
-	char err[1024];
+	char err[1024], init_file[RT_WEIGHTS_PATH];
 	rt_tensorset ckpt = { 0 };
 	tr->position = -1;
-	if (o->resume && read_resumed(tr, &ckpt)) {
+	if ((o->resume && read_resumed(tr, &ckpt)) || (o->init && read_init(tr, &ckpt, init_file))) {
 		rt_set_free(&ckpt);
 		return 1;
 	}
-	int rc = rt_state_init(tr->p, (uint64_t)o->seed, o->resume ? &ckpt : NULL, tr->path,
-	                       &tr->state, err, sizeof err);
+	int rc = rt_state_init(tr->p, (uint64_t)o->seed, o->resume || o->init ? &ckpt : NULL,
+	                       o->init ? init_file : tr->path, &tr->state, err, sizeof err);
 	rt_set_free(&ckpt);
 	if (rc != RT_OK)
 		return cli_fail(o, "%s", err);
@@ -294,7 +329,7 @@ static int meta_int(rt_tensorset *s, const char *key, int64_t v)
 static int set_meta(trainer *tr)
 {
 	rt_strbuf config = { 0 }, hyper = { 0 };
-	cli_json_write(&config, tr->p->meta);
+	rt_json_write(&config, tr->p->meta);
 	cli_hyper_describe(&tr->state, &hyper, 1);
 	int64_t it = iteration(tr), pos = tr->position;
 	int bad = config.oom || !config.p || hyper.oom || !hyper.p;
@@ -308,6 +343,7 @@ static int set_meta(trainer *tr)
 	      meta_int(&tr->state, "data_position", pos) ||
 	      meta_int(&tr->state, "data_epoch", pos / tr->im.n) ||
 	      meta_int(&tr->state, "data_flip", tr->o->flip) ||
+	      meta_int(&tr->state, "data_random_crop", tr->im.full != NULL) ||
 	      meta_int(&tr->state, "ranks", tr->dist.size);
 	rt_sb_free(&config);
 	rt_sb_free(&hyper);
@@ -628,18 +664,21 @@ static int prepare_out(trainer *tr)
 static int check_out(trainer *tr)
 {
 	const cli_opts *o = tr->o;
-	char found[4200];
 	if (o->resume && o->overwrite)
 		return cli_fail(o, "--resume and --overwrite: give one of them");
+	if (o->resume && o->init)
+		return cli_fail(o, "--resume and --init: give one of them (--resume continues the run "
+		                "in --out, --init starts a fresh one from weights)");
 	if (tr->dist.rank > 0)          /* rank 0 alone keeps the folder */
 		return 0;
 	if (cli_check_out_dir(o, "--out", o->out))
 		return 1;
 	if (cli_run_clean_stale(o->out))
 		return cli_fail(o, "cannot remove the unfinished saves in %s: %s", o->out, strerror(errno));
-	if (!o->resume && !o->overwrite && cli_run_exists(o->out, found, sizeof found))
-		return cli_fail(o, "%s already holds a run (%s): --resume continues it, --overwrite "
-		                "replaces it, or give another --out", o->out, found);
+	const char *found = o->resume || o->overwrite ? NULL : cli_run_found(o->out);
+	if (found)
+		return cli_fail(o, "%s already holds a run (%s/%s): --resume continues it, --overwrite "
+		                "replaces it, or give another --out", o->out, o->out, found);
 	return 0;
 }
 
@@ -669,6 +708,9 @@ static void start(trainer *tr)
 	       tr->p->model, (long long)elems, (long long)tr->gb, ranks, (long long)tr->o->steps,
 	       (long long)iteration(tr), rt_device_name(tr->dev),
 	       (long long)cli_scalar(&tr->state, "rng.seed"));
+	if (tr->o->init)
+		printf("initial weights: %s (the EMA starts from them; fresh optimizer state)\n",
+		       tr->o->init);
 	rt_strbuf hyper = { 0 };
 	cli_hyper_describe(&tr->state, &hyper, 0);
 	if (hyper.p && *hyper.p)
@@ -741,6 +783,18 @@ static int check_ranks(trainer *tr)
 	return 0;
 }
 
+/* The device; under MPI `--device opencl` gives each rank its own:
+ * rank r takes opencl:r (device.h). */
+static int open_device(trainer *tr)
+{
+	cli_opts *o = tr->o;
+	if (tr->dist.size > 1 && strcmp(o->device, "opencl") == 0) {
+		snprintf(tr->device, sizeof tr->device, "opencl:%d", tr->dist.rank);
+		o->device = tr->device;
+	}
+	return !(tr->dev = cli_device(o, tr->p));
+}
+
 int cli_train(const cli_opts *opts, const rt_program *p)
 {
 	cli_opts o = *opts;
@@ -751,7 +805,7 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 		return cli_fail(&o, opened == 1 ? "MPI_Init failed" : "started by an MPI launcher, but "
 		                "built without MPI: each process would train alone into the same folder "
 		                "(install Open MPI, tools/install-deps.sh, and rebuild ddpmc)");
-	int rc = train_check_entry(&tr) || check_out(&tr) || !(tr.dev = cli_device(&o, p)) ||
+	int rc = train_check_entry(&tr) || check_out(&tr) || open_device(&tr) ||
 	         train_load_state(&tr) || check_ranks(&tr) || load_data(&tr) || prepare_out(&tr) ||
 	         open_loader(&tr);
 	if (!rc)

@@ -1,15 +1,22 @@
-/* fuzz_png: rt_png_read (data.h) on arbitrary bytes, for a grey and for
- * an RGB model of the size the IHDR names (1 x 1 when it names none or
- * over 2^16 pixels, which exercises the size check instead).
+/* fuzz_png: rt_image_read (data.h, stb_image underneath) on arbitrary
+ * bytes, for a grey and for an RGB model: as is, converting channels (both
+ * at the size the IHDR names; 1 x 1 when it names none or over 2^16
+ * pixels, which exercises the size check instead), and resized and
+ * centre-cropped to 5 x 7 when the file claims at most 2^16 pixels. PNG is the seeds' format; the other formats
+ * stb_image reads are reached by mutation.
  *
  * A PNG chunk ends with a CRC-32 that random mutations almost never keep
  * right, so before reading, the harness rewrites the CRC of every whole
  * chunk it can walk to: the fuzzer then explores what lies behind the
- * check. Contract: RT_OK, or RT_ERR with "PATH: ...". */
+ * check. Contract: RT_OK with an image of the promised size, or RT_ERR
+ * with "PATH: ..." and nothing allocated. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <zlib.h>
+
+#include <stb/stb_image.h>
 
 #include "data.h"
 #include "fuzz.h"
@@ -48,9 +55,26 @@ static void model_size(const uint8_t *f, size_t size, int64_t *h, int64_t *w)
 		*h = (int64_t)fh, *w = (int64_t)fw;
 }
 
+/* One read of the file at path; checks the contract. */
+static void read_once(const char *path, int64_t c, int64_t h, int64_t w,
+                      const rt_image_opts *o)
+{
+	char err[512];
+	uint8_t *px = (uint8_t *)1;
+	int64_t ih = -1, iw = -1;
+	if (rt_image_read(path, c, h, w, o, &px, &ih, &iw, err, sizeof err) != RT_OK) {
+		FUZZ_CHECK(px == NULL);
+		fuzz_check_file_message(err);
+		return;
+	}
+	FUZZ_CHECK(o->resize || o->crop ? ih >= h && iw >= w : ih == h && iw == w);
+	fuzz_touch(px, (size_t)(c * ih * iw));
+	free(px);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *f = malloc(size ? size : 1), *px = NULL;
+	uint8_t *f = malloc(size ? size : 1);
 	FUZZ_CHECK(f != NULL);
 	memcpy(f, data, size);
 	if (size >= SIG)
@@ -58,15 +82,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int64_t h, w;
 	model_size(f, size, &h, &w);
 	const char *path = fuzz_path(f, size);
-	FUZZ_CHECK((px = malloc((size_t)(3 * h * w))) != NULL);
+	/* resizing decodes whatever size the file claims (up to 2^26 pixels,
+	 * seconds a run): only files that claim at most MAX_PIXELS are resized */
+	int x, y, n;
+	int small = size <= INT32_MAX && stbi_info_from_memory(f, (int)size, &x, &y, &n) &&
+	            (int64_t)x * y <= MAX_PIXELS;
+	const rt_image_opts as_is = { 0 }, fit = { 1, RT_CROP_CENTER, RT_CHANNELS_AS_IS };
 	for (int64_t c = 1; c <= 3; c += 2) {
-		char err[512];
-		if (rt_png_read(path, c, h, w, px, err, sizeof err) != RT_OK)
-			fuzz_check_file_message(err);
-		else
-			fuzz_touch(px, (size_t)(c * h * w));
+		const rt_image_opts convert = { 0, RT_CROP_NONE,
+		                                c == 1 ? RT_CHANNELS_GREY : RT_CHANNELS_RGB };
+		read_once(path, c, h, w, &as_is);
+		read_once(path, c, h, w, &convert);
+		if (small)
+			read_once(path, c, 5, 7, &fit);
 	}
-	free(px);
 	free(f);
 	return 0;
 }

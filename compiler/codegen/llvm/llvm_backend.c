@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -128,6 +129,47 @@ int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen)
 	if (!tm)
 		return -1;
 	LLVMDisposeTargetMachine(tm);
+	return 0;
+}
+
+/* The lowering's thresholds on a CPU (kir_target, schedule.c). A 3x3
+ * convolution runs channels-last from two vectors of output channels, in
+ * whole vectors: 32 by 16 on AVX-512, measured with bench/conv_bench and
+ * whole train steps of models/unet.lua on an AVX-512 Xeon (on the train
+ * step this beat vectors over the image width everywhere and channel
+ * vectors for 7-wide images only, though one 14x14 convolution alone is
+ * faster with its width in the vectors); 16 by 8 on AVX2, measured with
+ * conv_bench's AVX2 code (docs/performance.md, "Channels-last by the
+ * target's vectors"); SSE and AArch64 follow the same rule unmeasured.
+ * A weight gradient's partial sums take up to 32 MiB (one image a block
+ * for 64 -> 64 channels at batch 128). */
+static void cpu_thresholds(kir_target *kt)
+{
+	kt->channels_last_min = 2 * kt->lanes;
+	kt->channels_last_step = kt->lanes;
+	kt->partials_max_bytes = 32 << 20;
+}
+
+static int64_t host_fact(int name)
+{
+	long v = sysconf(name);
+	return v > 0 ? v : 0;
+}
+
+int llvm_kir_target(const char *cpu, kir_target *kt, char *err, size_t errlen)
+{
+	llvm_target t;
+	if (llvm_target_for(cpu, &t, err, errlen) < 0)
+		return -1;
+	int host = !cpu || !strcmp(cpu, "native");
+	*kt = (kir_target){ .lanes = t.lanes, .vector_registers = t.vector_registers };
+	snprintf(kt->name, sizeof kt->name, "cpu %s", host ? "native" : cpu);
+	if (host) {
+		kt->cores = (int)host_fact(_SC_NPROCESSORS_ONLN);
+		kt->l1_bytes = host_fact(_SC_LEVEL1_DCACHE_SIZE);
+		kt->l2_bytes = host_fact(_SC_LEVEL2_CACHE_SIZE);
+	}
+	cpu_thresholds(kt);
 	return 0;
 }
 

@@ -40,6 +40,12 @@ typedef struct {
  * CPU name such as "x86-64-v3"). Returns 0, or -1 with a message in err. */
 int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen);
 
+/* The kernel IR's description of CPU `cpu` (kir.h), what the lowering's
+ * schedule decides for: llvm_target's facts, this host's cores and caches
+ * when cpu is the host (NULL or "native"), and the thresholds for its
+ * instruction set. Returns 0, or -1 with a message in err. */
+int llvm_kir_target(const char *cpu, kir_target *t, char *err, size_t errlen);
+
 /* Whether LLVM can generate code for `cpu` (NULL or "native": this host)
  * on this host's target: 0, or -1 with LLVM's complaint in err. Forks:
  * call it before starting threads. */

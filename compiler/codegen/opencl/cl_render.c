@@ -41,7 +41,20 @@ enum { POINT_LOCAL = 128, SIDE = 16, RC = 16 };
  * holds; 4 work-groups per unit (smaller micro-tiles where a kernel has
  * fewer tiles: 7x7 convolutions at batch 128, attention matmuls) leave
  * warps to hide memory latency and spread the last wave. */
-const cl_target cl_target_default = { 132, 4 };
+const cl_target cl_target_default = { 132, 4, 48 << 10, 1024 };
+
+/* The lowering's thresholds on a GPU (kir_target, schedule.c). A
+ * channels-last convolution's channels fill whole SIDE-wide tiles from
+ * two tiles on; the partials of a weight gradient take up to 32 MiB, as
+ * on a CPU. These are the values the H200 figures of docs/performance.md
+ * were measured with (they were the CPU's then); not tuned on a GPU. */
+void cl_kir_target(const cl_target *t, kir_target *kt)
+{
+	*kt = (kir_target){ .name = "opencl", .lanes = 1, .cores = t->compute_units,
+	                    .local_bytes = t->local_bytes, .max_group = t->max_group,
+	                    .channels_last_min = 2 * SIDE, .channels_last_step = SIDE,
+	                    .partials_max_bytes = 32 << 20 };
+}
 
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
 

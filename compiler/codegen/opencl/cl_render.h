@@ -37,9 +37,15 @@ typedef struct {
 typedef struct {
 	int compute_units;      /* streaming multiprocessors, compute units */
 	int groups_per_unit;    /* work-groups wanted per unit */
+	int64_t local_bytes;    /* local memory per work-group (CL_DEVICE_LOCAL_MEM_SIZE) */
+	int max_group;          /* work-items per work-group (CL_DEVICE_MAX_WORK_GROUP_SIZE) */
 } cl_target;
 
 extern const cl_target cl_target_default;      /* NVIDIA H200 */
+
+/* The kernel IR's description of GPU t (kir.h), what the lowering's
+ * schedule decides for when the program is lowered for OpenCL alone. */
+void cl_kir_target(const cl_target *t, kir_target *kt);
 
 /* Appends the OpenCL C of every kernel of progs[0..n) to src (one prelude
  * first) for target t (NULL: cl_target_default) and returns launches[e][k]
