@@ -21,18 +21,18 @@ static const struct {
 	const char *name;
 	unsigned bit;
 	int (*run)(const drv_args *a);
-	const char *summary, *example;
+	const char *operand, *summary, *example;
 } commands[] = {
-	{ "compile", DRV_COMPILE, drv_compile, "a standalone train/sample executable",
+	{ "compile", DRV_COMPILE, drv_compile, "MODEL.lua", "a standalone train/sample executable",
 	  "ddpmc compile models/unet.lua --set batch=64 -o unet" },
-	{ "inspect", DRV_INSPECT, drv_inspect, "parameters, FLOPs and ops per entry",
+	{ "inspect", DRV_INSPECT, drv_inspect, "MODEL.lua", "parameters, FLOPs and ops per entry",
 	  "ddpmc inspect models/ddpm_cifar10.lua --json" },
-	{ "graph", DRV_GRAPH, drv_graph, "the graph IR as text or Graphviz",
+	{ "graph", DRV_GRAPH, drv_graph, "MODEL.lua", "the graph IR as text or Graphviz",
 	  "ddpmc graph models/unet.lua --entry forward --dot" },
-	{ "run", DRV_RUN, drv_run, "runs one entry on named tensors",
+	{ "run", DRV_RUN, drv_run, "MODEL.lua", "runs one entry on named tensors",
 	  "ddpmc run models/unet.lua --entry forward --inputs in.safetensors -o out.safetensors" },
-	{ "import", DRV_IMPORT, drv_import, "(MODEL.lua is a diffusers UNet2DModel folder DIR) "
-	  "the model script of that folder, its scheduler's program too",
+	{ "import", DRV_IMPORT, drv_import, "DIR",
+	  "the model script of a diffusers UNet2DModel folder, its scheduler's program too",
 	  "ddpmc import exported/ -o models/mine.lua" },
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -66,7 +66,7 @@ static void help(int cmd)
 	for (size_t c = 0; c < NCOMMANDS; c++) {
 		if (cmd >= 0 && (size_t)cmd != c)
 			continue;
-		printf("%sddpmc %s MODEL.lua: %s\n", cmd < 0 ? "\n" : "", commands[c].name,
+		printf("%sddpmc %s %s: %s\n", cmd < 0 ? "\n" : "", commands[c].name, commands[c].operand,
 		       commands[c].summary);
 		drv_help_flags(commands[c].bit);
 		printf("  example: %s\n", commands[c].example);
