@@ -66,10 +66,10 @@ static void pack_all(cli_dist *d, int in)
 	for (int i = 0; i < d->nbound; i++) {
 		float *t = d->bound[i]->data;
 		int64_t n = rt_numel(d->bound[i]->rank, d->bound[i]->shape);
-		for (int64_t k = 0; k < n; k++)
-			if (in)
-				p[k] = t[k];
-			else
+		if (in)
+			memcpy(p, t, (size_t)n * sizeof *p);
+		else
+			for (int64_t k = 0; k < n; k++)
 				t[k] = p[k] * inv;
 		p += n;
 	}
