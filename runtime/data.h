@@ -130,6 +130,9 @@ int rt_cifar_read(const char *path, rt_images *out, char *err, size_t errlen);
 int rt_image_read(const char *path, int64_t c, int64_t h, int64_t w,
                   const rt_image_opts *opts, uint8_t **px, int64_t *ih, int64_t *iw,
                   char *err, size_t errlen);
+/* The size (*h, *w) an image file's header claims, checked as
+ * rt_image_read checks it; nothing is decoded. */
+int rt_image_size(const char *path, int64_t *h, int64_t *w, char *err, size_t errlen);
 /* An image file or an image folder (rules above) as a data set. */
 int rt_imagedir_read(const char *path, int64_t c, int64_t h, int64_t w,
                      const rt_image_opts *opts, rt_images *out, char *err, size_t errlen);

@@ -5,9 +5,11 @@
  * The file is read into memory; its header is read first (stbi_info): its
  * channels and size are checked before any image-sized allocation, so a
  * file that claims a huge image costs nothing, and so are a PNG's chunk
- * lengths (png_chunks_fit). stb_image then decodes it to the file's kind,
+ * lengths (png_chunks_fit) and a binary PNM's header numbers
+ * (pnm_numbers_fit). stb_image then decodes it to the file's kind,
  * grey (1) or RGB (3), which drops alpha; the conversion to the model's
  * channels and the resize follow, on planes (c, height, width). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +226,38 @@ static int resize(const char *path, uint8_t **px, int64_t c, int64_t fh, int64_t
 	return RT_OK;
 }
 
+/* The offset of the first byte at or after at that is neither PNM
+ * whitespace nor inside a '#' comment, as stb_image skips them. */
+static size_t pnm_skip_space(const file_bytes *b, size_t at)
+{
+	for (;;) {
+		while (at < b->len && isspace(b->p[at]))
+			at++;
+		if (at >= b->len || b->p[at] != '#')
+			return at;
+		while (at < b->len && b->p[at] != '\n' && b->p[at] != '\r')
+			at++;
+	}
+}
+
+/* 0 when b is a binary PNM (P5 or P6) whose width, height or maximum
+ * value has more than 9 digits: stb_image reads them into an int with no
+ * overflow check. */
+static int pnm_numbers_fit(const file_bytes *b)
+{
+	if (b->len < 2 || b->p[0] != 'P' || (b->p[1] != '5' && b->p[1] != '6'))
+		return 1;
+	size_t at = 2;
+	for (int field = 0; field < 3; field++) {
+		size_t start = at = pnm_skip_space(b, at);
+		while (at < b->len && isdigit(b->p[at]))
+			at++;
+		if (at - start > 9)
+			return 0;
+	}
+	return 1;
+}
+
 /* The file's header: its size and kind (1 grey, 3 RGB). */
 static int header(const file_bytes *b, const char *path, int64_t *fh, int64_t *fw,
                   int *file_c, char *err, size_t errlen)
@@ -232,6 +266,11 @@ static int header(const file_bytes *b, const char *path, int64_t *fh, int64_t *f
 	char why[64];
 	if (!png_chunks_fit(b)) {
 		snprintf(err, errlen, "%s: corrupt PNG: a chunk claims more bytes than the file holds",
+		         path);
+		return RT_ERR;
+	}
+	if (!pnm_numbers_fit(b)) {
+		snprintf(err, errlen, "%s: corrupt PNM: a number in its header has more than 9 digits",
 		         path);
 		return RT_ERR;
 	}
@@ -246,6 +285,18 @@ static int header(const file_bytes *b, const char *path, int64_t *fh, int64_t *f
 	}
 	*fh = y, *fw = x, *file_c = n <= 2 ? 1 : 3;
 	return RT_OK;
+}
+
+int rt_image_size(const char *path, int64_t *h, int64_t *w, char *err, size_t errlen)
+{
+	file_bytes b = { NULL, 0 };
+	int file_c;
+	*h = *w = 0;
+	int rc = read_file(path, &b, err, errlen);
+	if (rc == RT_OK)
+		rc = header(&b, path, h, w, &file_c, err, errlen);
+	free(b.p);
+	return rc;
 }
 
 int rt_image_read(const char *path, int64_t c, int64_t h, int64_t w,

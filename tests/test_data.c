@@ -745,6 +745,18 @@ static void test_bad_png(void **state)
 	png_with_byte(v, at("huge-idat.png"), 8 + 25 + 24, 0x3f, 0);
 	expect_error(at("huge-idat.png"), 1, 4, 4, at("huge-idat.png"),
 	             "corrupt PNG: a chunk claims more bytes than the file holds");
+	/* a PPM whose width overflows stb_image's int (found by tests/fuzz/fuzz_png) */
+	write_bytes(at("wide.ppm"), (const uint8_t *)"P661666666661\377\217", 15);
+	expect_error(at("wide.ppm"), 1, 4, 4, at("wide.ppm"),
+	             "corrupt PNM: a number in its header has more than 9 digits");
+	int64_t fh, fw;
+	char err[512];
+	assert_int_equal(rt_image_size(v, &fh, &fw, err, sizeof err), RT_OK);
+	assert_true(fh == 4 && fw == 4);
+	assert_int_equal(rt_image_size(at("wide.ppm"), &fh, &fw, err, sizeof err), RT_ERR);
+	assert_non_null(strstr(err, "more than 9 digits"));
+	write_bytes(at("tall.ppm"), (const uint8_t *)"P5 2 # c\n1234567890 255\n", 24);
+	expect_error(at("tall.ppm"), 1, 4, 4, at("tall.ppm"), "more than 9 digits");
 	/* a damaged zlib stream with valid CRCs: the IDATs start after IHDR and tEXt */
 	size_t idat = 8 + 25 + 24, dlen = (size_t)b[idat] << 24 | b[idat + 1] << 16 | b[idat + 2] << 8 | b[idat + 3];
 	assert_memory_equal(b + idat + 4, "IDAT", 4);

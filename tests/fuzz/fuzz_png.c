@@ -16,8 +16,6 @@
 
 #include <zlib.h>
 
-#include <stb/stb_image.h>
-
 #include "data.h"
 #include "fuzz.h"
 #include "tensor.h"
@@ -84,9 +82,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *path = fuzz_path(f, size);
 	/* resizing decodes whatever size the file claims (up to 2^26 pixels,
 	 * seconds a run): only files that claim at most MAX_PIXELS are resized */
-	int x, y, n;
-	int small = size <= INT32_MAX && stbi_info_from_memory(f, (int)size, &x, &y, &n) &&
-	            (int64_t)x * y <= MAX_PIXELS;
+	int64_t fh, fw;
+	char err[512];
+	int small = rt_image_size(path, &fh, &fw, err, sizeof err) == RT_OK &&
+	            fh * fw <= MAX_PIXELS;
 	const rt_image_opts as_is = { 0 }, fit = { 1, RT_CROP_CENTER, RT_CHANNELS_AS_IS };
 	for (int64_t c = 1; c <= 3; c += 2) {
 		const rt_image_opts convert = { 0, RT_CROP_NONE,
