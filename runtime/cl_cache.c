@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "device_impl.h"
 
 #define MAGIC "DDPMCCL1"
@@ -59,27 +60,10 @@ static void header(const rt_cl_key *k, size_t len, unsigned char *h)
 	put64(h + 24, len);
 }
 
-/* The cache folder: $DDPMC_CL_CACHE, $XDG_CACHE_HOME/ddpmc or ~/.cache/ddpmc. */
-static int cache_dir(char *dir, size_t len)
-{
-	const char *env = getenv("DDPMC_CL_CACHE"), *xdg = getenv("XDG_CACHE_HOME"),
-	           *home = getenv("HOME");
-	int n;
-	if (env && *env)
-		n = snprintf(dir, len, "%s", env);
-	else if (xdg && *xdg)
-		n = snprintf(dir, len, "%s/ddpmc", xdg);
-	else if (home && *home)
-		n = snprintf(dir, len, "%s/.cache/ddpmc", home);
-	else
-		return 0;
-	return n > 0 && (size_t)n < len;
-}
-
 int rt_cl_cache_path(const rt_cl_key *k, char *path, size_t len)
 {
 	char dir[4096];
-	if (!cache_dir(dir, sizeof dir))
+	if (!rt_cache_dir("DDPMC_CL_CACHE", dir, sizeof dir))
 		return 0;
 	int n = snprintf(path, len, "%s/cl-%016llx%016llx.bin", dir, (unsigned long long)k->h[0],
 	                 (unsigned long long)k->h[1]);
@@ -110,26 +94,11 @@ unsigned char *rt_cl_cache_load(const rt_cl_key *k, size_t *len)
 	return bin;
 }
 
-/* mkdir -p of the folder that holds path. */
-static int make_parents(char *path)
-{
-	for (char *s = path + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		int bad = mkdir(path, 0777) && errno != EEXIST;
-		*s = '/';
-		if (bad)
-			return -1;
-	}
-	return 0;
-}
-
 void rt_cl_cache_store(const rt_cl_key *k, const unsigned char *bin, size_t len)
 {
 	char path[4200], tmp[4300];
 	unsigned char h[HEADER];
-	if (!bin || !len || !rt_cl_cache_path(k, path, sizeof path) || make_parents(path))
+	if (!bin || !len || !rt_cl_cache_path(k, path, sizeof path) || rt_make_parents(path))
 		return;
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
 	FILE *f = fopen(tmp, "wb");

@@ -4,6 +4,7 @@
  * before minutes of compiling, training or sampling. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +14,7 @@
 void rt_help_line(const char *name, const char *arg, const char *meaning, const char *dflt)
 {
 	char both[96];
-	snprintf(both, sizeof both, "%s%s%s", name, arg ? " " : "", arg ? arg : "");
+	snprintf(both, sizeof both, "%s%s%s", name, arg && arg[0] != '[' ? " " : "", arg ? arg : "");
 	printf("  %-28s %s", both, meaning);
 	if (!dflt)
 		printf("\n");
@@ -83,6 +84,36 @@ int rt_out_file_check(const char *path, char *why, size_t len)
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		snprintf(why, len, "is a folder");
 		return -1;
+	}
+	return 0;
+}
+
+int rt_cache_dir(const char *env, char *dir, size_t len)
+{
+	const char *set = env ? getenv(env) : NULL, *xdg = getenv("XDG_CACHE_HOME"),
+	           *home = getenv("HOME");
+	int n;
+	if (set && *set)
+		n = snprintf(dir, len, "%s", set);
+	else if (xdg && *xdg)
+		n = snprintf(dir, len, "%s/ddpmc", xdg);
+	else if (home && *home)
+		n = snprintf(dir, len, "%s/.cache/ddpmc", home);
+	else
+		return 0;
+	return n > 0 && (size_t)n < len;
+}
+
+int rt_make_parents(char *path)
+{
+	for (char *s = path + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		int bad = mkdir(path, 0777) && errno != EEXIST;
+		*s = '/';
+		if (bad)
+			return -1;
 	}
 	return 0;
 }

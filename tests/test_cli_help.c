@@ -74,7 +74,7 @@ static void help_flags(const char *help, flag_set *s)
 	for (const char *l = strstr(help, "\n  -"); l; l = strstr(l + 1, "\n  -")) {
 		char line[512];
 		snprintf(line, sizeof line, "%.*s", (int)strcspn(l + 1, "\n"), l + 1);
-		size_t name = strcspn(line + 2, " ");
+		size_t name = strcspn(line + 2, " [");
 		int valued = line[2 + name] == ' ' && line[3 + name] != ' ';
 		if (strlen(line) < 34)
 			fail_msg("a help line without a meaning: '%s'", line);

@@ -1,7 +1,8 @@
 /* llvm: the LLVM backend (compiler/codegen/llvm) against the reference
  * interpreter (the cases of kernel_cases.h, for this host; contractions
- * also for AVX2 and AVX-512 code), register tiles within each target's
- * vector registers, plus object files and the check of --cpu names. (The
+ * also for AVX2 and AVX-512 code, with each tile candidate the tuner may
+ * choose), register tiles within each target's vector registers, plus
+ * object files and the check of --cpu names. (The
  * throughput of convolutions is bench/conv_bench's, not a test's.)
  *
  * The backend runs each kernel over its rows split into three ranges run
@@ -11,6 +12,8 @@
 #include "llvm_backend.h"
 
 static const char *jit_cpu;     /* the code backend_run makes: NULL this host's, else an LLVM CPU name */
+static int tile_choice = -1;    /* >= 0: backend_run gives every kernel its tile candidate of
+                                   this rank (its last when it has fewer), as a tuning would */
 
 /* Inputs converted and buffers bound as `ddpmc run` does (host.c). */
 static void convert_inputs(const ir_graph *g, const rt_tensorset *in, rt_tensorset *out)
@@ -47,11 +50,36 @@ static const kir_target *case_target(void)
 	return tu_cpu_target(jit_cpu);
 }
 
+/* Fixes every kernel's tile to its candidate of rank tile_choice, and
+ * checks that the backend takes it. */
+static void choose_tiles(kir_program *p)
+{
+	llvm_target t;
+	char err[512];
+	if (llvm_target_for(jit_cpu, &t, err, sizeof err) < 0)
+		fail_msg("%s", err);
+	for (int n = 0; n < p->nk; n++) {
+		kir_kernel *k = &p->k[n];
+		llvm_tile cand[LLVM_TILE_CANDIDATES];
+		int nc = llvm_tile_candidates(p, k, &t, cand);
+		if (!nc)
+			continue;
+		const llvm_tile *c = &cand[tile_choice < nc ? tile_choice : nc - 1];
+		assert_true(c->registers <= t.vector_registers);
+		k->tile = (kir_tile){ KIR_TILE_TUNED, { c->var[0], c->var[1] }, { c->copies[0], c->copies[1] }, 0 };
+		llvm_tile used = llvm_kernel_tile(p, k, &t);
+		if (memcmp(used.var, c->var, sizeof used.var) || memcmp(used.copies, c->copies, sizeof used.copies))
+			fail_msg("%s: the backend did not take the fixed tile", k->name);
+	}
+}
+
 static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
                         rt_tensorset *outputs)
 {
 	char err[1024], *arena;
 	rt_tensorset in = { 0 };
+	if (tile_choice >= 0)
+		choose_tiles(p);
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
 	llvm_jit *j = llvm_jit_compile(p, jit_cpu, fns, err, sizeof err);
 	if (!j)
@@ -244,6 +272,49 @@ static void contractions_match_interpreter_for_avx2_and_avx512(void **state)
 	}
 }
 
+/* Every tile candidate the tuner can choose (llvm_tile_candidates, the
+ * cost model's best few), forced on every kernel in turn, against the
+ * interpreter: convolutions (forward, both gradients) and matmuls of
+ * random sizes (a fixed seed; widths, heights and channel counts mostly
+ * not multiples of 8 or 16, and channel counts of 32 or 48 for the
+ * channels-last layout; images small enough that a weight gradient's sum
+ * of at most 450 products stays within check_main's 1e-4 whatever its
+ * order), AVX2 then AVX-512 code. */
+static void every_tile_candidate_matches_interpreter(void **state)
+{
+	uint32_t r = 20261205;
+	for (int c = 0; c < TU_LEN(x86_cpus); c++) {
+		if (!host_runs(c)) {
+			print_message("    %s: this host cannot run its code, not checked\n", x86_cpus[c]);
+			continue;
+		}
+		jit_cpu = x86_cpus[c];
+		for (int trial = 0; trial < 2; trial++) {
+			int d[8];
+			for (int i = 0; i < 8; i++)
+				r = r * 1664525u + 1013904223u, d[i] = 1 + (int)(r >> 16) % 19;
+			char script[1400];
+			snprintf(script, sizeof script,
+			         "local ddpm = require 'ddpm'\n"
+			         "local x = ddpm.param('x', { %d, %d, %d, %d }, { init = 'normal', a = 0, b = 1 })\n"
+			         "local w = ddpm.param('w', { %d, %d, 3, 3 }, { init = 'normal', a = 0, b = 0.2 })\n"
+			         "local y = ddpm.conv2d(x, w, { padding = 1 })\n"
+			         "local g = ddpm.grad(y, { x, w }, ddpm.input('g', y:shape()))\n"
+			         "local a, b = ddpm.input('a', { %d, %d }), ddpm.input('b', { %d, %d })\n"
+			         "ddpm.entry('main', { y = y, gx = g[1], gw = g[2], m = a:matmul(b) })\n",
+			         1 + d[0] % 2, d[1], 3 + d[2] % 13, 3 + d[3] % 13, trial ? 48 : 32, d[1], 2 + d[4], d[5] + 8,
+			         d[5] + 8, 3 + d[6] * 2);
+			print_message("    %s, conv %d -> %d channels at %dx%d, matmul %dx%dx%d:\n", jit_cpu,
+			              d[1], trial ? 48 : 32, 3 + d[2] % 13, 3 + d[3] % 13, 2 + d[4], d[5] + 8,
+			              3 + d[6] * 2);
+			for (tile_choice = 0; tile_choice < LLVM_TILE_CANDIDATES; tile_choice++)
+				check_main(load_script(script, NULL, 0));
+			tile_choice = -1;
+		}
+		jit_cpu = NULL;
+	}
+}
+
 /* --- object files and speed --------------------------------------------------------------------- */
 
 static void object_file_for_x86_64_v3_is_written(void **state)
@@ -310,6 +381,7 @@ int main(void)
 		KERNEL_CASES,
 		cmocka_unit_test(register_tiles_fit_the_vector_registers),
 		cmocka_unit_test(contractions_match_interpreter_for_avx2_and_avx512),
+		cmocka_unit_test(every_tile_candidate_matches_interpreter),
 		cmocka_unit_test(object_file_for_x86_64_v3_is_written),
 		cmocka_unit_test(unusable_cpus_are_refused),
 	};

@@ -268,6 +268,18 @@ static inline int tu_output_of(const char *cmd, char *buf, size_t len)
 	return tu_shell_output(cmd, "2>&1", buf, len);
 }
 
+/* The command made from fmt and its arguments, its stdout and stderr
+ * into buf; returns its exit status. */
+static inline int tu_outputf(char *buf, size_t len, const char *fmt, ...)
+{
+	char cmd[3072];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	return tu_output_of(cmd, buf, len);
+}
+
 /* The script at DDPMC_SOURCE_DIR/rel, run by the frontend (fails the test
  * with the frontend's message when it does not load). */
 /* The lowering's target for the CPU code of `cpu` (NULL: this host's). */

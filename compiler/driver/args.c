@@ -51,7 +51,8 @@ static int parse_count(const char *flag, const char *s, unsigned long long min,
 	return -1;
 }
 
-typedef enum { A_STR, A_BOOL, A_SET, A_U64, A_I64 } arg_kind;
+/* A_OPT: an integer (long long) given as FLAG=VALUE, or FLAG alone: -1. */
+typedef enum { A_STR, A_BOOL, A_SET, A_U64, A_I64, A_OPT } arg_kind;
 
 typedef struct {
 	const char *name, *arg;         /* arg: the value in help; NULL for A_BOOL */
@@ -75,6 +76,13 @@ static const drv_flag flags[] = {
 	  "the LLVM CPU to generate code for; help lists the names" },
 	{ "--report", NULL, A_BOOL, DRV_COMPILE, AT(report), 0, 0, NULL,
 	  "every kernel with its ops, FLOPs and bytes, and the memory plan's peak" },
+	{ "--tune", "[=SECONDS]", A_OPT, DRV_COMPILE, AT(tune_seconds), 1, 86400,
+	  "(off; " STR(DRV_TUNE_SECONDS) " s when given alone)",
+	  "time the candidate register tiles of every contraction on this machine within SECONDS "
+	  "and keep the fastest in the tuning file" },
+	{ "--tuning", "FILE", A_STR, DRV_COMPILE, AT(tuning), 0, 0,
+	  "($XDG_CACHE_HOME/ddpmc/tuning or ~/.cache/ddpmc/tuning)",
+	  "the tuning file: its results for this machine fix the register tiles; --tune adds to it" },
 	{ "--json", NULL, A_BOOL, DRV_INSPECT, AT(json), 0, 0, NULL, "print one JSON object" },
 	{ "--entry", "NAME", A_STR, DRV_GRAPH, AT(entry), 0, 0, "(every node)",
 	  "only the nodes this entry needs" },
@@ -113,6 +121,12 @@ static int set_value(const drv_flag *f, const char *v, drv_args *a)
 	case A_STR: *(const char **)at = v; return 0;
 	case A_BOOL: *(int *)at = 1; return 0;
 	case A_SET: return parse_set(v, a);
+	case A_OPT:
+		if (!v) {
+			*(long long *)at = -1;
+			return 0;
+		}
+		/* fall through */
 	case A_U64:
 	case A_I64:
 		if (parse_count(f->name, v, f->lo, f->hi, &n) < 0)
@@ -158,12 +172,20 @@ int drv_parse_args(int argc, char **argv, unsigned cmd, const char *cmdname, drv
 			a->model = arg;
 			continue;
 		}
-		const drv_flag *f = find_flag(arg, cmd, cmdname);
+		char name[64];
+		const char *eq = arg[0] == '-' && arg[1] == '-' ? strchr(arg, '=') : NULL;
+		snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
+		const drv_flag *f = find_flag(name, cmd, cmdname);
 		if (!f)
 			return -1;
-		if (f->kind != A_BOOL && need_value(i, argc, argv) < 0)
+		if (eq && f->kind == A_BOOL) {
+			fprintf(stderr, "ddpmc %s: %s takes no value\n", cmdname, name);
 			return -1;
-		if (set_value(f, f->kind == A_BOOL ? NULL : argv[++i], a) < 0)
+		}
+		if (!eq && f->kind != A_BOOL && f->kind != A_OPT && need_value(i, argc, argv) < 0)
+			return -1;
+		const char *v = eq ? eq + 1 : f->kind == A_BOOL || f->kind == A_OPT ? NULL : argv[++i];
+		if (set_value(f, v, a) < 0)
 			return -1;
 	}
 	if (!a->model) {

@@ -1,7 +1,9 @@
 /* compile: MODEL.lua -> one standalone executable.
  *
  * The pipeline: run the script (frontend), verify, lower every entry to
- * kernels (fusion + memory plan), verify the kernel IR, render the kernels
+ * kernels (fusion + memory plan), fix the CPU kernels' register tiles
+ * (from the tuning file, measured first with --tune, else the cost
+ * model: llvm_tune.c), verify the kernel IR, render the kernels
  * for the targets asked for — native code through the LLVM backend (cpu),
  * OpenCL C source (opencl), both (all, the default) — and put them with the
  * program descriptor into objects through the LLVM backend, then link
@@ -11,7 +13,7 @@
  * CPU names); the executable embeds ddpmc's and LLVM's versions
  * (ddpmc_build, which its --version prints).
  * --report prints the target the kernels were scheduled for (kir_target),
- * then every kernel with its ops, FLOPs, bytes and the memory plan's
+ * then every kernel with its ops, FLOPs, bytes, register tile and the memory plan's
  * peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
  * OpenCL C. */
 #include <stdio.h>
@@ -20,8 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "driver.h"
 #include "cl_render.h"
+#include "cmdline.h"
+#include "driver.h"
 #include "kir.h"
 #include "llvm_backend.h"
 
@@ -238,6 +241,46 @@ static int check_cpu(const char *cpu, int *listed)
 	return -1;
 }
 
+/* The tuning file: --tuning, else "tuning" in ddpmc's cache folder. */
+static int tuning_path(const drv_args *a, char *path, size_t len)
+{
+	char dir[4000];
+	if (a->tuning)
+		return snprintf(path, len, "%s", a->tuning) < (int)len;
+	return rt_cache_dir(NULL, dir, sizeof dir) && snprintf(path, len, "%s/tuning", dir) < (int)len;
+}
+
+/* The register tiles (llvm_fix_tiles): the tuning file's results for this
+ * machine, the kernels it lacks measured first with --tune and added to
+ * it. A damaged tuning file, or one that is not one, is reported and left
+ * out, and --tune does not overwrite it. */
+static int fix_tiles(const drv_args *a, kir_program **progs, int n)
+{
+	char key[256], path[4096] = "", err[4400];
+	if (llvm_machine_key(a->cpu, key, sizeof key) < 0)
+		return -1;
+	int have_path = tuning_path(a, path, sizeof path);
+	kir_tuning *db = have_path ? kir_tuning_load(path, key, err, sizeof err) : NULL;
+	int trusted = db != NULL;
+	if (have_path && !db)
+		fprintf(stderr, "ddpmc compile: warning: tuning file %s; ignored: the cost model picks "
+		        "the tiles%s\n", err, a->tune_seconds ? " and --tune leaves the file as it is" : "");
+	if (!db)
+		db = kir_tuning_new(key);
+	double budget = a->tune_seconds < 0 ? DRV_TUNE_SECONDS : (double)a->tune_seconds;
+	llvm_tune_opts o = { a->cpu, db, a->tune_seconds != 0, budget, stderr };
+	int rc = llvm_fix_tiles(progs, n, &o, err, sizeof err);
+	if (rc < 0)
+		fprintf(stderr, "ddpmc compile: tuning: %s\n", err);
+	if (rc == 0 && a->tune_seconds && trusted &&
+	    (rt_make_parents(path) < 0 || kir_tuning_save(db, path, err, sizeof err) < 0)) {
+		fprintf(stderr, "ddpmc compile: --tune: %s\n", err[0] ? err : path);
+		rc = -1;
+	}
+	kir_tuning_free(db);
+	return rc;
+}
+
 int drv_compile(const drv_args *a)
 {
 	char out[1024];
@@ -259,6 +302,8 @@ int drv_compile(const drv_args *a)
 		kir_target_report(&kt, stdout);
 	kir_program **progs = lower_all(g, &kt);
 	int rc = progs ? 0 : -1;
+	if (rc == 0 && t.cpu)
+		rc = fix_tiles(a, progs, g->nentries);
 	for (int i = 0; rc == 0 && i < g->nentries; i++) {
 		if (a->report)
 			kir_report(progs[i], stdout);

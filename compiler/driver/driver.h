@@ -12,6 +12,8 @@
 typedef struct {
 	const char *model;              /* MODEL.lua */
 	const char *entry, *weights, *inputs, *output, *target, *cpu;
+	const char *tuning;             /* compile: the tuning file (NULL: the default) */
+	long long tune_seconds;         /* compile --tune: the budget; 0: no tuning; -1: the default */
 	int json, dot, interp, kernels, report;
 	int force;                      /* import: replace -o's file */
 	unsigned long long seed;
@@ -22,6 +24,8 @@ typedef struct {
 } drv_args;
 
 /* The commands, as bits of the flag table. */
+#define DRV_TUNE_SECONDS 300     /* --tune's budget when it is given alone */
+
 enum { DRV_COMPILE = 1, DRV_INSPECT = 2, DRV_GRAPH = 4, DRV_RUN = 8, DRV_ALL = 15, DRV_IMPORT = 16 };
 
 /* argv[0..argc) (after the command's name) into *a, with the defaults of

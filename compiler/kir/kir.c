@@ -413,14 +413,33 @@ void kir_dump(const kir_program *p, FILE *f)
 	}
 }
 
+/* "  [tile 7 x 1 of vars 3, -1: tuned, 85.1 GFLOP/s]" and the line's end. */
+static void report_tile(const kir_tile *t, FILE *f)
+{
+	if (t->source == KIR_TILE_OPEN) {
+		fputc('\n', f);
+		return;
+	}
+	if (t->var[0] < 0)
+		fprintf(f, "  [no tile");
+	else
+		fprintf(f, "  [tile %d x %d of vars %d, %d", t->copies[0], t->copies[1], t->var[0],
+		        t->var[1]);
+	if (t->source == KIR_TILE_TUNED)
+		fprintf(f, ": tuned, %.1f GFLOP/s]\n", t->gflops);
+	else
+		fprintf(f, ": cost model]\n");
+}
+
 void kir_report(const kir_program *p, FILE *f)
 {
 	double flops = 0, bytes = 0;
 	fprintf(f, "entry %s: %d kernels\n", p->entry, p->nk);
 	for (int n = 0; n < p->nk; n++) {
 		const kir_kernel *k = &p->k[n];
-		fprintf(f, "  %-28s %10.4g MFLOP %10.4g MB  %s\n", k->name, k->flops / 1e6, k->bytes / 1e6,
+		fprintf(f, "  %-28s %10.4g MFLOP %10.4g MB  %s", k->name, k->flops / 1e6, k->bytes / 1e6,
 		        k->ops ? k->ops : "");
+		report_tile(&k->tile, f);
 		flops += k->flops;
 		bytes += k->bytes;
 	}

@@ -117,6 +117,19 @@ typedef struct {
 	int st0, nst;                   /* batch: its stores */
 } kir_segment;
 
+/* A kernel's register tile as the schedule fixed it: copies[d] of domain
+ * var var[d] (var -1: none) run together. Fixed by the tuner's
+ * measurement (KIR_TILE_TUNED, with its GFLOP/s) or by the backend's cost
+ * model (KIR_TILE_MODEL); KIR_TILE_OPEN: the backend picks when it
+ * generates the kernel, by its cost model. */
+typedef enum { KIR_TILE_OPEN, KIR_TILE_MODEL, KIR_TILE_TUNED } kir_tile_source;
+
+typedef struct {
+	kir_tile_source source;
+	int var[2], copies[2];
+	double gflops;          /* KIR_TILE_TUNED: as measured */
+} kir_tile;
+
 typedef struct {
 	const char *name;       /* for reports and symbols: "k12_conv2d_add_silu" */
 	int rank, nred;
@@ -129,6 +142,7 @@ typedef struct {
 	kir_store *st;
 	int nst, stcap;
 	int tile_hint[KIR_MAXVAR];      /* non-zero: a var operands are reused across */
+	kir_tile tile;                  /* the register tile, once the schedule fixed it */
 	double flops, bytes;            /* for --report */
 	const char *ops;                /* graph ops fused into it, for --report */
 	kir_segment *seg;               /* segments (see above), or NULL */
@@ -236,6 +250,35 @@ void kir_report(const kir_program *p, FILE *f);
  * fn for every kernel of progs[0..n): kernels equal but for the buffers
  * they touch get one fn. Returns the number of distinct functions. */
 int kir_share(kir_program **progs, int n);
+
+/* A kernel's signature: a hash of what kir_share compares but its tile
+ * (so the same for every schedule of one computation), for a tuning
+ * file's keys. Sets k's arguments as kir_share does. */
+uint64_t kir_kernel_signature(const kir_program *p, kir_kernel *k);
+
+/* Tuning results (tuning.c), like FFTW's wisdom: the register tile the
+ * tuner measured fastest for a kernel signature on a machine. The file
+ * is text, one result a line after the header line "ddpmc-tuning 1":
+ *   MACHINE <tab> SIGNATURE (16 hex digits) <tab> VAR0 COPIES0 VAR1 COPIES1 <tab> GFLOPS
+ * MACHINE names the host CPU and the code's CPU (a backend's key): the
+ * results of other machines are kept, never used. */
+typedef struct kir_tuning kir_tuning;
+
+/* Reads path for machine: a missing file is an empty set. A file that is
+ * not a tuning file, or has a malformed line, is refused whole: NULL with
+ * "PATH:LINE: what is wrong" in err. */
+kir_tuning *kir_tuning_load(const char *path, const char *machine, char *err, size_t errlen);
+/* An empty set for machine. */
+kir_tuning *kir_tuning_new(const char *machine);
+/* This machine's result for signature sig into *t (source KIR_TILE_TUNED):
+ * 1, or 0 when there is none. */
+int kir_tuning_find(const kir_tuning *db, uint64_t sig, kir_tile *t);
+/* Records (replaces) this machine's result for sig. */
+void kir_tuning_put(kir_tuning *db, uint64_t sig, const kir_tile *t);
+/* Writes every result, each machine's, to path atomically (a temporary
+ * file renamed over it): 0, or -1 with a message in err. */
+int kir_tuning_save(const kir_tuning *db, const char *path, char *err, size_t errlen);
+void kir_tuning_free(kir_tuning *db);
 
 /* The rows of a kernel: the product of its domain extents but the last
  * (1 for rank <= 1); of a batch, the sum of its segments'. Backends run a

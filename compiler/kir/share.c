@@ -9,7 +9,8 @@
  *
  * requires: programs out of kir_lower (buffers and kernels final).
  * establishes: k->arg[0..narg) for every kernel; k->fn the same for two
- *   kernels exactly when their canonical forms (kernel_key) are equal. */
+ *   kernels exactly when their canonical forms (kernel_key, tiles
+ *   included) are equal. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,9 +57,13 @@ static void put_int(rt_strbuf *b, int64_t v)
 	put(b, &v, sizeof v);
 }
 
-static void kernel_key(const kir_program *p, const kir_kernel *k, rt_strbuf *b)
+/* The canonical form of k into b; with its tile or without (a signature). */
+static void kernel_key(const kir_program *p, const kir_kernel *k, int with_tile, rt_strbuf *b)
 {
 	b->len = 0;
+	if (with_tile)
+		put_int(b, k->tile.var[0]), put_int(b, k->tile.var[1]), put_int(b, k->tile.copies[0]),
+			put_int(b, k->tile.copies[1]);
 	put_int(b, k->rank), put_int(b, k->nred), put_int(b, k->nacc);
 	for (int v = 0; v < k->rank + k->nred; v++)
 		put_int(b, k->ext[v]), put_int(b, k->tile_hint[v]);
@@ -114,6 +119,16 @@ static slot *find(slot *t, size_t cap, const rt_strbuf *b, uint64_t h)
 			return &t[i];
 }
 
+uint64_t kir_kernel_signature(const kir_program *p, kir_kernel *k)
+{
+	rt_strbuf b = { 0 };
+	set_args(k);
+	kernel_key(p, k, 0, &b);
+	uint64_t h = hash_of(&b);
+	rt_sb_free(&b);
+	return h;
+}
+
 int kir_share(kir_program **progs, int n)
 {
 	size_t total = 0, cap = 16;
@@ -128,7 +143,7 @@ int kir_share(kir_program **progs, int n)
 		for (int j = 0; j < progs[i]->nk; j++) {
 			kir_kernel *k = &progs[i]->k[j];
 			set_args(k);
-			kernel_key(progs[i], k, &b);
+			kernel_key(progs[i], k, 1, &b);
 			uint64_t h = hash_of(&b);
 			slot *s = find(t, cap, &b, h);
 			if (!s->key) {

@@ -59,7 +59,8 @@ const char *llvm_version(char *buf, size_t len);
 
 
 /* The register tile the backend gives kernel k of p on target t (a
- * batch kernel: its first segment that tiles): copies[d] of domain var
+ * batch kernel: its first segment that tiles): k->tile when the schedule
+ * fixed one that fits, else the cost model's pick; copies[d] of domain var
  * var[d] (-1: none) run together, holding `registers` vector registers
  * live in the innermost reduction loop (accumulators, shared operands,
  * one in flight); never more than t->vector_registers. */
@@ -68,6 +69,37 @@ typedef struct {
 } llvm_tile;
 
 llvm_tile llvm_kernel_tile(const kir_program *p, const kir_kernel *k, const llvm_target *t);
+
+/* The register tiles the tuner may choose for kernel k on target t: the
+ * cost model's best LLVM_TILE_CANDIDATES (the first is its pick; "no
+ * tile", var[0] = -1, is one of them), each within t's vector registers,
+ * into out. Returns how many: 0 for a kernel with segments or nothing to
+ * tile. */
+enum { LLVM_TILE_CANDIDATES = 6 };
+int llvm_tile_candidates(const kir_program *p, const kir_kernel *k, const llvm_target *t,
+                         llvm_tile *out);
+
+/* Tuning (llvm_tune.c): llvm_fix_tiles fixes k->tile of every kernel of
+ * progs[0..n) that has tile candidates, before code generation: db's
+ * result for it when that is one of its candidates, else (with tune, and
+ * while the budget of seconds lasts) the fastest candidate as timed now
+ * through the JIT on one thread, recorded in db; else the cost model's
+ * pick. log (NULL: quiet) gets a line per kernel timed and per result of
+ * db refused. Returns 0, or -1 with a message in err. */
+typedef struct {
+	const char *cpu;        /* the code's CPU: NULL or "native" (this host), or an LLVM name */
+	kir_tuning *db;         /* results for llvm_machine_key(cpu) */
+	int tune;
+	double seconds;
+	FILE *log;
+} llvm_tune_opts;
+
+int llvm_fix_tiles(kir_program **progs, int n, const llvm_tune_opts *o, char *err, size_t errlen);
+
+/* The tuning file's machine for code for cpu on this host: the host's
+ * CPU name and a hash of its features, and cpu ("native" for NULL), as
+ * "host znver4/1a2b3c4d code x86-64-v3". 0, or -1 when len is too small. */
+int llvm_machine_key(const char *cpu, char *key, size_t len);
 
 /* Runs kernel k's function on rows [rb, re) with its arguments taken from
  * bufs, the program's table of buffers. */

@@ -1432,42 +1432,101 @@ static int64_t tile_extent(const emitter *em, int v)
 	return v == em->vvar ? em->k->ext[v] / em->W : em->k->ext[v];
 }
 
-static void try_tile(const emitter *em, tile *best, int v1, int v2)
+/* The cost model's order, best first: less cost; among equal costs a
+ * tile before no tile, the larger tile first, and the one tried later
+ * (the later var) first. */
+static int tile_before(const tile *a, const tile *b)
 {
-	int64_t e1 = tile_extent(em, v1), e2 = v2 >= 0 ? tile_extent(em, v2) : 1;
-	for (int n1 = 2; n1 <= 16 && n1 <= e1; n1++) {
-		if (e1 % n1)
-			continue;
-		for (int n2 = 1; n1 * n2 <= MAXCOPY; n2++) {
-			if (v2 < 0 ? n2 > 1 : (n2 < 2 || e2 % n2 || n2 > e2))
-				continue;
-			tile t = { { v1, v2 }, { n1, n2 }, 0 };
-			if (tile_registers(em, &t) > em->tgt->vector_registers)
-				continue;
-			t.cost = tile_cost(em, &t);
-			if (t.cost < best->cost - 1e-9 || (best->v[0] >= 0 && t.cost < best->cost + 1e-9 &&
-			                                   n1 * n2 >= best->n[0] * best->n[1]))
-				*best = t;
-		}
-	}
+	return a->cost < b->cost - 1e-9 ||
+	       (b->v[0] >= 0 && a->cost < b->cost + 1e-9 && a->n[0] * a->n[1] >= b->n[0] * b->n[1]);
 }
 
+/* The best tiles so far, in the cost model's order (at most LLVM_TILE_CANDIDATES). */
+typedef struct {
+	tile t[LLVM_TILE_CANDIDATES];
+	int n;
+} tile_list;
+
+static void tile_list_add(tile_list *l, const tile *t)
+{
+	int at = 0;
+	while (at < l->n && !tile_before(t, &l->t[at]))
+		at++;
+	if (at == LLVM_TILE_CANDIDATES)
+		return;
+	int n = l->n < LLVM_TILE_CANDIDATES ? l->n : LLVM_TILE_CANDIDATES - 1;
+	memmove(&l->t[at + 1], &l->t[at], (size_t)(n - at) * sizeof *l->t);
+	l->t[at] = *t;
+	l->n = n + 1;
+}
+
+/* Whether tile t is one this kernel can run: hinted vars, copies that
+ * divide their extents (whole tiles), within the vector registers. */
+static int tile_fits(const emitter *em, const tile *t)
+{
+	const kir_kernel *k = em->k;
+	for (int d = 0; d < 2; d++) {
+		if (t->v[d] < 0) {
+			if (t->n[d] != 1 || (d == 0 && t->v[1] >= 0))
+				return 0;
+			continue;
+		}
+		if (t->v[d] >= k->rank || !k->tile_hint[t->v[d]] || t->n[d] < 2 ||
+		    t->n[d] > tile_extent(em, t->v[d]) || tile_extent(em, t->v[d]) % t->n[d])
+			return 0;
+	}
+	return (t->v[0] < 0 || t->v[0] != t->v[1]) && t->n[0] * t->n[1] <= MAXCOPY &&
+	       tile_registers(em, t) <= em->tgt->vector_registers;
+}
+
+static void try_tile(const emitter *em, tile_list *l, int v1, int v2)
+{
+	int64_t e1 = tile_extent(em, v1);
+	for (int n1 = 2; n1 <= 16 && n1 <= e1; n1++)
+		for (int n2 = 1; n1 * n2 <= MAXCOPY; n2++) {
+			tile t = { { v1, v2 }, { n1, n2 }, 0 };
+			if ((v2 < 0) != (n2 == 1) || !tile_fits(em, &t))
+				continue;
+			t.cost = tile_cost(em, &t);
+			tile_list_add(l, &t);
+		}
+}
+
+/* Every tile the cost model weighs for em's kernel, best first (none
+ * when the kernel has no reduction to tile). */
+static tile_list tile_candidates(const emitter *em)
+{
+	const kir_kernel *k = em->k;
+	tile_list l = { .n = 0 };
+	if (!k->nred || k->rank < 2)
+		return l;
+	tile none = { { -1, -1 }, { 1, 1 }, 0 };
+	none.cost = tile_cost(em, &none);
+	tile_list_add(&l, &none);
+	for (int v1 = 0; v1 < k->rank; v1++) {
+		if (!k->tile_hint[v1] || tile_extent(em, v1) < 2)
+			continue;
+		try_tile(em, &l, v1, -1);
+		for (int v2 = 0; v2 < k->rank; v2++)
+			if (v2 != v1 && k->tile_hint[v2] && tile_extent(em, v2) >= 2)
+				try_tile(em, &l, v1, v2);
+	}
+	return l;
+}
+
+/* The kernel's tile as the schedule fixed it (k->tile) when it fits,
+ * else the cost model's pick. */
 static void pick_tile(emitter *em)
 {
 	const kir_kernel *k = em->k;
 	tile best = { { -1, -1 }, { 1, 1 }, 0 };
-	em->uvar[0] = em->uvar[1] = -1;
-	em->nu[0] = em->nu[1] = em->ncopy = 1;
-	if (!k->nred || k->rank < 2)
-		return;
-	best.cost = tile_cost(em, &best);
-	for (int v1 = 0; v1 < k->rank; v1++) {
-		if (!k->tile_hint[v1] || tile_extent(em, v1) < 2)
-			continue;
-		try_tile(em, &best, v1, -1);
-		for (int v2 = 0; v2 < k->rank; v2++)
-			if (v2 != v1 && k->tile_hint[v2] && tile_extent(em, v2) >= 2)
-				try_tile(em, &best, v1, v2);
+	tile fixed = { { k->tile.var[0], k->tile.var[1] }, { k->tile.copies[0], k->tile.copies[1] }, 0 };
+	if (k->tile.source != KIR_TILE_OPEN && k->nred && k->rank >= 2 && tile_fits(em, &fixed)) {
+		best = fixed;
+	} else {
+		tile_list l = tile_candidates(em);
+		if (l.n)
+			best = l.t[0];
 	}
 	for (int d = 0; d < 2; d++)
 		em->uvar[d] = best.v[d], em->nu[d] = best.n[d];
@@ -1698,6 +1757,12 @@ LLVMValueRef llvm_emit_kernel(LLVMModuleRef M, const kir_program *p, const kir_k
 	return fn;
 }
 
+/* The emitter's tile as llvm_tile reports it. */
+static llvm_tile report_tile(const emitter *em, const tile *t)
+{
+	return (llvm_tile){ { t->v[0], t->v[1] }, { t->n[0], t->n[1] }, tile_registers(em, t) };
+}
+
 llvm_tile llvm_kernel_tile(const kir_program *p, const kir_kernel *k, const llvm_target *t)
 {
 	llvm_tile r = { { -1, -1 }, { 1, 1 }, 0 };
@@ -1707,9 +1772,24 @@ llvm_tile llvm_kernel_tile(const kir_program *p, const kir_kernel *k, const llvm
 		emitter em;
 		emitter_init(&em, &base, &v);
 		tile tl = { { em.uvar[0], em.uvar[1] }, { em.nu[0], em.nu[1] }, 0 };
-		r = (llvm_tile){ { tl.v[0], tl.v[1] }, { tl.n[0], tl.n[1] }, tile_registers(&em, &tl) };
+		r = report_tile(&em, &tl);
 		emitter_free(&em);
 	}
 	LLVMContextDispose(base.C);
 	return r;
+}
+
+int llvm_tile_candidates(const kir_program *p, const kir_kernel *k, const llvm_target *t,
+                         llvm_tile *out)
+{
+	if (k->nseg)
+		return 0;
+	emitter base = { .C = LLVMContextCreate(), .p = p, .tgt = t }, em;
+	emitter_init(&em, &base, k);
+	tile_list l = tile_candidates(&em);
+	for (int i = 0; i < l.n; i++)
+		out[i] = report_tile(&em, &l.t[i]);
+	emitter_free(&em);
+	LLVMContextDispose(base.C);
+	return l.n;
 }

@@ -1,0 +1,196 @@
+/* tuning: the tuning file (compiler/kir/tuning.c) and `ddpmc compile
+ * --tune` (compiler/codegen/llvm/llvm_tune.c).
+ *
+ *   - results round-trip through the file, each machine's kept and only
+ *     the loading machine's answered;
+ *   - a file that is not a tuning file, or has a damaged line, is refused
+ *     whole with PATH:LINE and what is wrong; compile then warns, uses the
+ *     cost model and leaves the file as it was, even with --tune;
+ *   - compile --tune=S writes the file, --report names the tuned tiles,
+ *     and compiling again from that file gives the same executable;
+ *   - --tune's value is checked.
+ * (That every candidate tile computes what the interpreter does is
+ * test_llvm's every_tile_candidate_matches_interpreter.) */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kir.h"
+#include "testutil.h"
+
+static char dir[256], out[16384];
+
+static int setup(void **state)
+{
+	(void)state;
+	tu_tmpdir(dir, sizeof dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tu_rmtree(dir);
+	return 0;
+}
+
+#define run(...) tu_outputf(out, sizeof out, __VA_ARGS__)
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *b = calloc(1, 1 << 20);
+	size_t n = fread(b, 1, (1 << 20) - 1, f);
+	b[n] = 0;
+	fclose(f);
+	return b;
+}
+
+static void results_round_trip_per_machine(void **unused)
+{
+	(void)unused;
+	char err[512];
+	const char *path = tu_at(dir, "rt");
+	kir_tuning *a = kir_tuning_new("host a code x");
+	kir_tile t1 = { KIR_TILE_TUNED, { 2, -1 }, { 7, 1 }, 85.5 }, t2 = { KIR_TILE_TUNED, { 0, 1 }, { 4, 2 }, 12 };
+	kir_tuning_put(a, 0x0123456789abcdefull, &t1);
+	assert_int_equal(kir_tuning_save(a, path, err, sizeof err), 0);
+	kir_tuning_free(a);
+	kir_tuning *b = kir_tuning_load(path, "host b code x", err, sizeof err);
+	assert_non_null(b);
+	kir_tile got;
+	assert_int_equal(kir_tuning_find(b, 0x0123456789abcdefull, &got), 0);     /* another machine's */
+	kir_tuning_put(b, 0x0123456789abcdefull, &t2);
+	assert_int_equal(kir_tuning_save(b, path, err, sizeof err), 0);
+	kir_tuning_free(b);
+	a = kir_tuning_load(path, "host a code x", err, sizeof err);
+	assert_non_null(a);
+	assert_int_equal(kir_tuning_find(a, 0x0123456789abcdefull, &got), 1);
+	assert_true(got.source == KIR_TILE_TUNED && got.var[0] == 2 && got.var[1] == -1 &&
+	            got.copies[0] == 7 && got.copies[1] == 1 && got.gflops == 85.5);
+	kir_tuning_free(a);
+	b = kir_tuning_load(path, "host b code x", err, sizeof err);
+	assert_int_equal(kir_tuning_find(b, 0x0123456789abcdefull, &got), 1);
+	assert_true(got.var[0] == 0 && got.copies[0] == 4 && got.copies[1] == 2);
+	kir_tuning_free(b);
+	/* a missing file is an empty set */
+	a = kir_tuning_load(tu_at(dir, "none"), "host a code x", err, sizeof err);
+	assert_non_null(a);
+	assert_int_equal(kir_tuning_find(a, 0x0123456789abcdefull, &got), 0);
+	kir_tuning_free(a);
+}
+
+/* path holding text is refused with "path:LINE: why". */
+static void refused(const char *name, const char *text, int line, const char *why)
+{
+	char err[512], path[512], want[600];
+	tu_write(dir, name, text, -1, path, sizeof path);
+	kir_tuning *db = kir_tuning_load(path, "m", err, sizeof err);
+	if (db)
+		fail_msg("%s was accepted", name);
+	snprintf(want, sizeof want, "%s:%d: %s", path, line, why);
+	if (strcmp(err, want))
+		fail_msg("%s: got '%s', want '%s'", name, err, want);
+}
+
+static void damaged_files_are_refused_whole(void **unused)
+{
+	(void)unused;
+	refused("foreign", "hello\n", 1, "not a ddpmc tuning file (no \"ddpmc-tuning 1\" line)");
+	refused("v2", "ddpmc-tuning 2\n", 1, "not a ddpmc tuning file (no \"ddpmc-tuning 1\" line)");
+	refused("fields", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 4 1 2\n", 2,
+	        "expected 4 fields separated by tabs");
+	refused("sig", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 4 1 2\t1.0\nm\t12345\t0 4 1 2\t1.0\n", 3,
+	        "the signature is not 16 hex digits");
+	refused("tile", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 0 1 2\t1.0\n", 2,
+	        "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range");
+	refused("var", "ddpmc-tuning 1\nm\t0123456789abcdef\t99 2 1 2\t1.0\n", 2,
+	        "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range");
+	refused("gflops", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 2 1 2\tfast\n", 2,
+	        "the GFLOP/s is not a number");
+	refused("cut", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 2 1 2\t1.0", 2,
+	        "line too long or not ended");
+}
+
+static const char *model_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local x = ddpm.param('x', { 2, 8, 10, 10 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local w = ddpm.param('w', { 16, 8, 3, 3 }, { init = 'normal', a = 0, b = 0.2 })\n"
+	"local y = ddpm.conv2d(x, w, { padding = 1 })\n"
+	"local g = ddpm.grad(y, { x, w }, ddpm.input('g', y:shape()))\n"
+	"ddpm.entry('main', { y = y, gx = g[1], gw = g[2] })\n";
+
+static void compile_tunes_and_reuses_the_file(void **unused)
+{
+	(void)unused;
+	char model[512], exe[3][512];
+	tu_write(dir, "conv.lua", model_lua, -1, model, sizeof model);
+	const char *tuning = tu_at(dir, "tuning");
+	for (int i = 0; i < 3; i++)
+		snprintf(exe[i], sizeof exe[i], "%s/conv%d", dir, i);
+	if (run("'%s' compile '%s' --target cpu --tune=60 --tuning '%s' -o '%s'", DDPMC_BIN, model,
+	        tuning, exe[0]))
+		fail_msg("compile --tune: %s", out);
+	CONTAINS(out, "tuning: ", "GFLOP/s (");
+	char *file = slurp(tuning);
+	assert_non_null(file);
+	assert_true(tu_starts(file, "ddpmc-tuning 1\nhost "));
+	/* the file fixes the tiles: the report says so, the executables agree */
+	if (run("'%s' compile '%s' --target cpu --tuning '%s' --report -o '%s'", DDPMC_BIN, model,
+	        tuning, exe[1]))
+		fail_msg("compile from the file: %s", out);
+	CONTAINS(out, ": tuned, ");
+	assert_null(strstr(out, "tuning: "));   /* nothing measured again */
+	assert_int_equal(run("'%s' compile '%s' --target cpu --tuning '%s' -o '%s'", DDPMC_BIN,
+	                     model, tuning, exe[2]), 0);
+	assert_int_equal(run("cmp '%s' '%s' && cmp '%s' '%s'", exe[0], exe[1], exe[1], exe[2]), 0);
+	free(file);
+}
+
+static void damaged_file_is_left_alone(void **unused)
+{
+	(void)unused;
+	char model[512], bad[512];
+	tu_write(dir, "conv.lua", model_lua, -1, model, sizeof model);
+	const char *text = "ddpmc-tuning 1\nbroken line\n";
+	tu_write(dir, "bad-tuning", text, -1, bad, sizeof bad);
+	if (run("'%s' compile '%s' --target cpu --tune=5 --tuning '%s' --report -o '%s'", DDPMC_BIN,
+	        model, bad, tu_at(dir, "conv-bad")))
+		fail_msg("compile with a damaged tuning file: %s", out);
+	CONTAINS(out, "warning: tuning file ", "bad-tuning:2: expected 4 fields separated by tabs; "
+	         "ignored: the cost model picks the tiles and --tune leaves the file as it is");
+	char *now = slurp(bad);
+	assert_string_equal(now, text);
+	free(now);
+}
+
+static void tune_value_is_checked(void **unused)
+{
+	(void)unused;
+	char model[512];
+	tu_write(dir, "conv.lua", model_lua, -1, model, sizeof model);
+	assert_int_not_equal(run("'%s' compile '%s' --tune=0", DDPMC_BIN, model), 0);
+	CONTAINS(out, "--tune wants an integer from 1 to 86400, got '0'");
+	assert_int_not_equal(run("'%s' compile '%s' --report=1", DDPMC_BIN, model), 0);
+	CONTAINS(out, "--report takes no value");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(results_round_trip_per_machine),
+		cmocka_unit_test(damaged_files_are_refused_whole),
+		cmocka_unit_test(compile_tunes_and_reuses_the_file),
+		cmocka_unit_test(damaged_file_is_left_alone),
+		cmocka_unit_test(tune_value_is_checked),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
