@@ -18,6 +18,10 @@
  *   - a copy whose config.json says flip_sin_to_cos false is refused by run
  *     and sample, naming the field and both values; config.json given as
  *     the weights is refused as JSON;
+ *   - so are copies whose scheduler_config.json says another
+ *     num_train_timesteps, prediction_type, clip_sample or class, and a
+ *     linear schedule's other beta_end; the betas of a cosine schedule and
+ *     timestep_spacing (a sample flag) are not compared;
  *   - settings ddpmc does not implement are refused by import, naming the
  *     file, field and value; diffusers' bookkeeping keys are ignored; a
  *     linear schedule's betas are carried, and a folder without a scheduler
@@ -243,6 +247,64 @@ static void mismatched_config_is_refused(void **unused)
 	assert_int_equal(tu_lines(out), 1);
 }
 
+/* sample --weights on a copy of the golden folder whose scheduler config
+ * has `from` replaced by `to`: refused naming `why` (NULL: accepted). */
+static void sample_with_scheduler(const char *name, const char *from, const char *to,
+                                  const char *why)
+{
+	char out[8192], file[256];
+	const char *w = edited_pipeline(name, 1, from, to);
+	int rc = run(out, "'%s' sample --weights '%s' --n 2 --steps 1 --out '%s/%s.png'", exe, w, dir,
+	             name);
+	if (!why) {
+		if (rc)
+			fail_msg("%s: %s", name, out);
+		return;
+	}
+	assert_int_not_equal(rc, 0);
+	snprintf(file, sizeof file, "%s/scheduler/scheduler_config.json: ", name);
+	CONTAINS(out, file, why);
+	assert_int_equal(tu_lines(out), 1);
+}
+
+static void mismatched_scheduler_is_refused(void **unused)
+{
+	char out[8192], script2[256], linear[256];
+	sample_with_scheduler("steps", "\"num_train_timesteps\": 100", "\"num_train_timesteps\": 1000",
+	                      "num_train_timesteps is 1000 there, 100 in this program: the pipeline "
+	                      "samples with another scheduler (ddpmc import writes a script for it)");
+	sample_with_scheduler("eps", "\"v_prediction\"", "\"epsilon\"",
+	                      "prediction_type is \"epsilon\" there, \"v_prediction\" in");
+	sample_with_scheduler("clipped", "\"clip_sample\": false", "\"clip_sample\": true",
+	                      "clip_sample is true there, false in");
+	sample_with_scheduler("lin", "\"squaredcos_cap_v2\"", "\"linear\"",
+	                      "beta_schedule is \"linear\" there, \"squaredcos_cap_v2\" in");
+	sample_with_scheduler("pndm", "\"DDPMScheduler\"", "\"PNDMScheduler\"",
+	                      "the config of a PNDMScheduler; ddpmc samples as DDPMScheduler and "
+	                      "DDIMScheduler do (give the unet folder to take the weights alone)");
+	/* not compared: the betas of a cosine schedule, the spacing */
+	sample_with_scheduler("cosbeta", "\"beta_end\": 0.02", "\"beta_end\": 0.03", NULL);
+	sample_with_scheduler("spacing", "\"leading\"", "\"trailing\"", NULL);
+	/* a linear program: its beta_end, and ddpmc run's check */
+	snprintf(linear, sizeof linear, "%s",
+	         edited_pipeline("lin012", 1, "\"beta_end\": 0.02,\n  \"beta_schedule\": "
+	                         "\"squaredcos_cap_v2\"", "\"beta_end\": 0.012,\n  "
+	                         "\"beta_schedule\": \"linear\""));
+	snprintf(script2, sizeof script2, "%s/lin012.lua", dir);
+	if (run(out, "'%s' import '%s' -o '%s'", DDPMC_BIN, linear, script2))
+		fail_msg("import: %s", out);
+	const char *other = edited_pipeline("lin02", 1, "\"squaredcos_cap_v2\"", "\"linear\"");
+	assert_int_not_equal(run(out, "'%s' run '%s' --set batch=2 --entry forward --weights '%s' "
+	                         "--inputs '%s' -o '%s/x.safetensors'", DDPMC_BIN, script2, other, io,
+	                         dir), 0);
+	CONTAINS(out, "lin02/scheduler/scheduler_config.json: beta_end is 0.02 there, 0.012 in this "
+	         "program");
+	assert_int_equal(tu_lines(out), 1);
+	if (run(out, "'%s' run '%s' --set batch=2 --entry forward --weights '%s' --inputs '%s' -o "
+	        "'%s/x.safetensors'", DDPMC_BIN, script2, linear, io, dir))
+		fail_msg("run --weights with its own scheduler: %s", out);
+}
+
 static void config_json_is_not_weights(void **unused)
 {
 	char out[8192];
@@ -453,6 +515,7 @@ int main(void)
 		cmocka_unit_test(executable_samples_from_the_folder),
 		cmocka_unit_test(samples_match_diffusers),
 		cmocka_unit_test(mismatched_config_is_refused),
+		cmocka_unit_test(mismatched_scheduler_is_refused),
 		cmocka_unit_test(config_json_is_not_weights),
 		cmocka_unit_test(unsupported_settings_are_refused),
 		cmocka_unit_test(linear_schedule_keeps_its_betas),
