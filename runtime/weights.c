@@ -1,5 +1,6 @@
-/* weights: --weights / --init W located, its config.json checked against
- * the program's, its tensors read (weights.h has the contract). */
+/* weights: --weights / --init W located, its config.json and
+ * scheduler_config.json checked against the program's, its tensors read
+ * (weights.h has the contract). */
 #include "weights.h"
 
 #include <errno.h>
@@ -114,6 +115,16 @@ static int looks_like_json(const char *path)
 	return n < sizeof head || len > (uint64_t)st.st_size - sizeof head;
 }
 
+/* out := the file `name` in the folder of `file`, or "" when there is none. */
+static void beside(char *out, const char *file, const char *name)
+{
+	const char *slash = strrchr(file, '/');
+	int dirlen = slash ? (int)(slash - file) : 1;
+	if (snprintf(out, RT_WEIGHTS_PATH, "%.*s/%s", dirlen, slash ? file : ".", name) >=
+	    RT_WEIGHTS_PATH || !is_file(out))
+		out[0] = 0;
+}
+
 static int locate_folder(const char *w, rt_weights_src *src, char *err, size_t errlen)
 {
 	static const char *const places[] = { "", "unet/" };
@@ -122,9 +133,10 @@ static int locate_folder(const char *w, rt_weights_src *src, char *err, size_t e
 		snprintf(name, sizeof name, "%s" WEIGHTS_FILE, places[i]);
 		if (join(src->file, w, name) || !is_file(src->file))
 			continue;
-		snprintf(name, sizeof name, "%sconfig.json", places[i]);
-		if (join(src->config, w, name) || !is_file(src->config))
-			src->config[0] = 0;
+		beside(src->config, src->file, "config.json");
+		if (join(src->scheduler, w, "scheduler/scheduler_config.json") ||
+		    !is_file(src->scheduler))
+			beside(src->scheduler, src->file, "scheduler_config.json");
 		return RT_OK;
 	}
 	snprintf(err, errlen, "%s: a folder without " WEIGHTS_FILE " (nor unet/" WEIGHTS_FILE
@@ -145,18 +157,15 @@ static int locate_file(const char *w, rt_weights_src *src, char *err, size_t err
 		snprintf(err, errlen, "%.200s...: path too long", w);
 		return RT_ERR;
 	}
-	const char *slash = strrchr(w, '/');
-	int dirlen = slash ? (int)(slash - w) : 1;
-	if (snprintf(src->config, RT_WEIGHTS_PATH, "%.*s/config.json", dirlen, slash ? w : ".") >=
-	    RT_WEIGHTS_PATH || !is_file(src->config))
-		src->config[0] = 0;
+	beside(src->config, w, "config.json");
+	beside(src->scheduler, w, "scheduler_config.json");
 	return RT_OK;
 }
 
 int rt_weights_locate(const char *w, rt_weights_src *src, char *err, size_t errlen)
 {
 	struct stat st;
-	src->file[0] = src->config[0] = 0;
+	src->file[0] = src->config[0] = src->scheduler[0] = 0;
 	if (stat(w, &st) != 0) {
 		snprintf(err, errlen, "%s: cannot open: %s", w, strerror(errno));
 		return RT_ERR;
@@ -168,15 +177,16 @@ int rt_weights_locate(const char *w, rt_weights_src *src, char *err, size_t errl
 
 /* --- the config against the program's --------------------------------------- */
 
-/* obj[key], or the field's default parsed into *dflt. */
-static const rt_json *setting(const rt_json *obj, const rt_unet_field *f, rt_json *dflt)
+/* obj[key] (none when key is NULL), or the JSON text dflt parsed into *parsed. */
+static const rt_json *value_or(const rt_json *obj, const char *key, const char *dflt,
+                               rt_json *parsed)
 {
-	const rt_json *v = rt_json_get(obj, f->key);
+	const rt_json *v = key ? rt_json_get(obj, key) : NULL;
 	char why[128];
 	if (v)
 		return v;
-	rt_json_parse(f->dflt, strlen(f->dflt), dflt, why, sizeof why);
-	return dflt;
+	rt_json_parse(dflt, strlen(dflt), parsed, why, sizeof why);
+	return parsed;
 }
 
 /* The first computing field on which have and want differ, both values
@@ -187,7 +197,8 @@ static const char *first_mismatch(const rt_json *have, const rt_json *want, rt_s
 	for (int i = 0; i < rt_unet_nfields; i++) {
 		const rt_unet_field *f = &rt_unet_fields[i];
 		rt_json d1 = { 0 }, d2 = { 0 };
-		const rt_json *a = setting(have, f, &d1), *b = setting(want, f, &d2);
+		const rt_json *a = value_or(have, f->key, f->dflt, &d1);
+		const rt_json *b = value_or(want, f->key, f->dflt, &d2);
 		int same = rt_unet_same(a, b);
 		if (!same) {
 			rt_json_write(there, a);
@@ -202,24 +213,44 @@ static const char *first_mismatch(const rt_json *have, const rt_json *want, rt_s
 	return NULL;
 }
 
-int rt_weights_check(const char *config_path, const rt_json *want, char *err, size_t errlen)
+/* A config file against the program: the classes it may be of
+ * (NULL-terminated; a config without _class_name passes), the words after
+ * "the config of a X" for another, the first differing setting (NULL:
+ * none; both values into there and here) and what a difference means. */
+typedef struct {
+	const char *const *classes;
+	const char *other_class;
+	const char *(*mismatch)(const rt_json *have, const rt_json *want, rt_strbuf *there,
+	                        rt_strbuf *here);
+	const char *meaning;
+} config_check;
+
+static int is_one_of(const rt_json *cls, const char *const *classes)
+{
+	for (int i = 0; cls->type == RT_JSTR && classes[i]; i++)
+		if (!strcmp(cls->str, classes[i]))
+			return 1;
+	return 0;
+}
+
+static int check_config(const char *path, const rt_json *want, const config_check *c, char *err,
+                        size_t errlen)
 {
 	rt_json have = { 0 };
 	rt_strbuf there = { 0 }, here = { 0 };
-	if (rt_json_read_file(config_path, &have, err, errlen) != RT_OK)
+	if (rt_json_read_file(path, &have, err, errlen) != RT_OK)
 		return RT_ERR;
 	const rt_json *cls = rt_json_get(&have, "_class_name");
 	const char *key = NULL;
 	int rc = RT_ERR;
 	if (have.type != RT_JOBJ)
-		snprintf(err, errlen, "%s: not a JSON object", config_path);
-	else if (cls && (cls->type != RT_JSTR || strcmp(cls->str, "UNet2DModel")))
-		snprintf(err, errlen, "%s: the config of a %s, not of a UNet2DModel", config_path,
-		         cls->type == RT_JSTR ? cls->str : "(no class name)");
-	else if ((key = first_mismatch(&have, want, &there, &here)))
-		snprintf(err, errlen, "%s: %s is %.100s there, %.100s in this program: the weights "
-		         "are for another model (ddpmc import writes a script for theirs)", config_path,
-		         key, there.oom ? "?" : there.p, here.oom ? "?" : here.p);
+		snprintf(err, errlen, "%s: not a JSON object", path);
+	else if (cls && !is_one_of(cls, c->classes))
+		snprintf(err, errlen, "%s: the config of a %s%s", path,
+		         cls->type == RT_JSTR ? cls->str : "(no class name)", c->other_class);
+	else if ((key = c->mismatch(&have, want, &there, &here)))
+		snprintf(err, errlen, "%s: %s is %.100s there, %.100s in this program: %s", path, key,
+		         there.oom ? "?" : there.p, here.oom ? "?" : here.p, c->meaning);
 	else
 		rc = RT_OK;
 	rt_json_free(&have);
@@ -228,13 +259,112 @@ int rt_weights_check(const char *config_path, const rt_json *want, char *err, si
 	return rc;
 }
 
-int rt_weights_read(const char *w, const rt_json *want, rt_weights_src *src, rt_tensorset *out,
+int rt_weights_check(const char *config_path, const rt_json *want, char *err, size_t errlen)
+{
+	static const char *const unet[] = { "UNet2DModel", NULL };
+	static const config_check c = { unet, ", not of a UNet2DModel", first_mismatch,
+	                                "the weights are for another model (ddpmc import writes a "
+	                                "script for theirs)" };
+	return check_config(config_path, want, &c, err, errlen);
+}
+
+/* --- the scheduler config against the program's ------------------------------ */
+
+const char *rt_beta_schedule_name(const char *schedule)
+{
+	return !strcmp(schedule, "linear") ? "linear"
+	     : !strcmp(schedule, "cosine") ? "squaredcos_cap_v2" : NULL;
+}
+
+/* DDPMScheduler's settings (diffusers 0.42.1) that change what the program
+ * computes, each with diffusers' default, the program's meta key (NULL:
+ * ddpmc implements the default alone) and the program's value without it
+ * (lua/ddpm/program.lua's defaults). A row with if_meta is compared only
+ * while the program's if_meta is if_value (its default when absent): the
+ * betas of a linear schedule (squaredcos_cap_v2 ignores them), the clip
+ * range of a clipping sampler.
+ * Not compared: timestep_spacing, which is not compiled in (OUT sample
+ * --spacing takes it at each run, leading unless given), and
+ * dynamic_thresholding_ratio and sample_max_value, unused while
+ * thresholding is off. */
+static const struct {
+	const char *key, *dflt, *meta, *meta_dflt, *if_meta, *if_value;
+} sched_fields[] = {
+	{ "num_train_timesteps", "1000", "timesteps", "1000", NULL, NULL },
+	{ "beta_schedule", "\"linear\"", "schedule", "\"linear\"", NULL, NULL },
+	{ "beta_start", "0.0001", "beta_start", "0.0001", "schedule", "\"linear\"" },
+	{ "beta_end", "0.02", "beta_end", "0.02", "schedule", "\"linear\"" },
+	{ "trained_betas", "null", NULL, "null", NULL, NULL },
+	{ "rescale_betas_zero_snr", "false", NULL, "false", NULL, NULL },
+	{ "prediction_type", "\"epsilon\"", "prediction", "\"epsilon\"", NULL, NULL },
+	{ "variance_type", "\"fixed_small\"", "variance", "\"fixed_small\"", NULL, NULL },
+	{ "clip_sample", "true", "clip_sample", "true", NULL, NULL },
+	{ "clip_sample_range", "1.0", "clip_sample_range", "1.0", "clip_sample", "true" },
+	{ "thresholding", "false", NULL, "false", NULL, NULL },
+	{ "steps_offset", "0", NULL, "0", NULL, NULL },
+	{ "set_alpha_to_one", "true", NULL, "true", NULL, NULL },      /* DDIMScheduler's */
+};
+
+/* Whether row i applies to the program meta. */
+static int sched_applies(int i, const rt_json *meta)
+{
+	rt_json d = { 0 };
+	const char *key = sched_fields[i].if_meta, *value = sched_fields[i].if_value;
+	if (!key || !rt_json_get(meta, key))
+		return 1;
+	int same = rt_unet_same(rt_json_get(meta, key), value_or(NULL, NULL, value, &d));
+	rt_json_free(&d);
+	return same;
+}
+
+/* The first setting on which the scheduler config have and the program
+ * meta differ, both values as text (diffusers' names); NULL when none does. */
+static const char *sched_mismatch(const rt_json *have, const rt_json *meta, rt_strbuf *there,
+                          rt_strbuf *here)
+{
+	for (int i = 0; i < (int)(sizeof sched_fields / sizeof *sched_fields); i++) {
+		rt_json d1 = { 0 }, d2 = { 0 };
+		const rt_json *a = value_or(have, sched_fields[i].key, sched_fields[i].dflt, &d1);
+		const rt_json *b = value_or(meta, sched_fields[i].meta, sched_fields[i].meta_dflt, &d2);
+		const char *renamed = b->type == RT_JSTR && !strcmp(sched_fields[i].key, "beta_schedule")
+		                    ? rt_beta_schedule_name(b->str) : NULL;
+		rt_json as_named = { .type = RT_JSTR, .str = (char *)renamed };
+		if (renamed)
+			b = &as_named;
+		int differ = sched_applies(i, meta) && !rt_unet_same(a, b);
+		if (differ) {
+			rt_json_write(there, a);
+			rt_json_write(here, b);
+		}
+		rt_json_free(&d1);
+		rt_json_free(&d2);
+		if (differ)
+			return sched_fields[i].key;
+	}
+	return NULL;
+}
+
+int rt_weights_check_scheduler(const char *path, const rt_json *meta, char *err, size_t errlen)
+{
+	static const char *const schedulers[] = { "DDPMScheduler", "DDIMScheduler", NULL };
+	static const config_check c = { schedulers, "; ddpmc samples as DDPMScheduler and "
+	                                "DDIMScheduler do (give the unet folder to take the weights "
+	                                "alone)", sched_mismatch, "the pipeline samples with another "
+	                                "scheduler (ddpmc import writes a script for it)" };
+	return check_config(path, meta, &c, err, errlen);
+}
+
+int rt_weights_read(const char *w, const rt_json *meta, rt_weights_src *src, rt_tensorset *out,
                     char *err, size_t errlen)
 {
 	if (rt_weights_locate(w, src, err, errlen) != RT_OK)
 		return RT_ERR;
-	if (want && want->type == RT_JOBJ && src->config[0] &&
-	    rt_weights_check(src->config, want, err, errlen) != RT_OK)
+	const rt_json *config = meta ? rt_json_get(meta, "config") : NULL;
+	if (config && config->type == RT_JOBJ && src->config[0] &&
+	    rt_weights_check(src->config, config, err, errlen) != RT_OK)
+		return RT_ERR;
+	if (meta && rt_json_get(meta, "timesteps") && src->scheduler[0] &&
+	    rt_weights_check_scheduler(src->scheduler, meta, err, errlen) != RT_OK)
 		return RT_ERR;
 	return rt_st_read(src->file, out, err, errlen);
 }

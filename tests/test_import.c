@@ -10,9 +10,18 @@
  *   - the script carries the UNet's and the scheduler's settings;
  *   - `ddpmc run --weights DIR` of its forward entry gives diffusers' eps
  *     (import_io.safetensors) to 1e-4, as the U-Net golden tests require;
+ *   - `sample --weights DIR` draws diffusers' samples (import_samples.
+ *     safetensors: DDIM, DDPM and DDIM with eta 1 from the executable's
+ *     noise, each with its own flags): every pixel within one level of
+ *     diffusers' sample quantised as sample quantises, at most 1 % of them
+ *     a level off;
  *   - a copy whose config.json says flip_sin_to_cos false is refused by run
  *     and sample, naming the field and both values; config.json given as
  *     the weights is refused as JSON;
+ *   - so are copies whose scheduler_config.json says another
+ *     num_train_timesteps, prediction_type, clip_sample or class, and a
+ *     linear schedule's other beta_end; the betas of a cosine schedule and
+ *     timestep_spacing (a sample flag) are not compared;
  *   - settings ddpmc does not implement are refused by import, naming the
  *     file, field and value; diffusers' bookkeeping keys are ignored; a
  *     linear schedule's betas are carried, and a folder without a scheduler
@@ -25,11 +34,12 @@
 
 #include <stdint.h>
 
+#include "data.h"
 #include "image.h"
 #include "json.h"
 #include "weights.h"
 
-static char dir[64], exe[128], script[128], golden[512], io[512];
+static char dir[64], exe[128], script[128], golden[512], io[512], samples[512];
 
 /* Runs a command; its stdout and stderr into out (size 8192). */
 static int run(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -85,6 +95,8 @@ static int setup(void **unused)
 	snprintf(script, sizeof script, "%s/imported.lua", dir);
 	snprintf(golden, sizeof golden, "%s/tests/golden/import_pipeline", DDPMC_SOURCE_DIR);
 	snprintf(io, sizeof io, "%s/tests/golden/import_io.safetensors", DDPMC_SOURCE_DIR);
+	snprintf(samples, sizeof samples, "%s/tests/golden/import_samples.safetensors",
+	         DDPMC_SOURCE_DIR);
 	if (run(out, "'%s' import '%s' -o '%s'", DDPMC_BIN, golden, script) ||
 	    run(out, "'%s' compile '%s' --set batch=2 --target cpu -o '%s'", DDPMC_BIN, script, exe)) {
 		print_error("%s\n", out);
@@ -158,6 +170,65 @@ static void executable_samples_from_the_folder(void **unused)
 	CONTAINS(out, "the weights of ", "import_pipeline/unet/diffusion_pytorch_model.safetensors");
 }
 
+/* Pixels of dir/NAME/image_000I.png against want (C, H, W) quantised as
+ * sample quantises: the largest difference in levels; *off counts those
+ * that differ. */
+static int pixels_off(const char *name, int i, const rt_tensor *want, int64_t chw, int *off)
+{
+	char path[256], err[1024];
+	uint8_t *px;
+	int64_t h, w, worst = 0;
+	snprintf(path, sizeof path, "%s/%s/image_%04d.png", dir, name, i);
+	if (rt_image_read(path, want->shape[1], want->shape[2], want->shape[3],
+	                  &(rt_image_opts){ 0 }, &px, &h, &w, err, sizeof err) != RT_OK)
+		fail_msg("%s", err);
+	for (int64_t k = 0; k < chw; k++) {
+		int64_t d = llabs((int64_t)px[k] -
+		                  rt_quantise((float)rt_load(want->dtype, want->data, i * chw + k)));
+		worst = d > worst ? d : worst;
+		*off += d > 0;
+	}
+	free(px);
+	return (int)worst;
+}
+
+/* The executable's sample with the flags of golden case NAME (the file's
+ * metadata) against diffusers' final sample NAME.x. */
+static void samples_like_diffusers(const rt_tensorset *g, const char *name)
+{
+	char out[8192], key[64];
+	const char *flags = rt_get_meta(g, name);
+	snprintf(key, sizeof key, "%s.x", name);
+	const rt_tensor *want = rt_set_find(g, key);
+	assert_non_null(flags);
+	assert_non_null(want);
+	if (run(out, "'%s' sample --weights '%s' --n %lld --threads 2 --out-dir '%s/%s' %s", exe,
+	        golden, (long long)want->shape[0], dir, name, flags))
+		fail_msg("sample %s: %s", flags, out);
+	int64_t chw = rt_numel(want->rank, want->shape) / want->shape[0];
+	int worst = 0, off = 0;
+	for (int i = 0; i < want->shape[0]; i++) {
+		int d = pixels_off(name, i, want, chw, &off);
+		worst = d > worst ? d : worst;
+	}
+	int64_t n = rt_numel(want->rank, want->shape);
+	print_message("sample %s vs diffusers: %d of %lld pixels off, by at most %d\n", flags, off,
+	              (long long)n, worst);
+	if (worst > 1 || off * 100 > n)
+		fail_msg("sample %s: %d of %lld pixels differ from diffusers', by up to %d levels "
+		         "(limit: 1 level, on 1 %%)", flags, off, (long long)n, worst);
+}
+
+static void samples_match_diffusers(void **unused)
+{
+	rt_tensorset g = { 0 };
+	tu_read_st(samples, &g);
+	samples_like_diffusers(&g, "ddim_leading");
+	samples_like_diffusers(&g, "ddpm_leading");
+	samples_like_diffusers(&g, "ddim_trailing_eta1");
+	rt_set_free(&g);
+}
+
 static void mismatched_config_is_refused(void **unused)
 {
 	char out[8192];
@@ -174,6 +245,64 @@ static void mismatched_config_is_refused(void **unused)
 	                         dir), 0);
 	CONTAINS(out, why);
 	assert_int_equal(tu_lines(out), 1);
+}
+
+/* sample --weights on a copy of the golden folder whose scheduler config
+ * has `from` replaced by `to`: refused naming `why` (NULL: accepted). */
+static void sample_with_scheduler(const char *name, const char *from, const char *to,
+                                  const char *why)
+{
+	char out[8192], file[256];
+	const char *w = edited_pipeline(name, 1, from, to);
+	int rc = run(out, "'%s' sample --weights '%s' --n 2 --steps 1 --out '%s/%s.png'", exe, w, dir,
+	             name);
+	if (!why) {
+		if (rc)
+			fail_msg("%s: %s", name, out);
+		return;
+	}
+	assert_int_not_equal(rc, 0);
+	snprintf(file, sizeof file, "%s/scheduler/scheduler_config.json: ", name);
+	CONTAINS(out, file, why);
+	assert_int_equal(tu_lines(out), 1);
+}
+
+static void mismatched_scheduler_is_refused(void **unused)
+{
+	char out[8192], script2[256], linear[256];
+	sample_with_scheduler("steps", "\"num_train_timesteps\": 100", "\"num_train_timesteps\": 1000",
+	                      "num_train_timesteps is 1000 there, 100 in this program: the pipeline "
+	                      "samples with another scheduler (ddpmc import writes a script for it)");
+	sample_with_scheduler("eps", "\"v_prediction\"", "\"epsilon\"",
+	                      "prediction_type is \"epsilon\" there, \"v_prediction\" in");
+	sample_with_scheduler("clipped", "\"clip_sample\": false", "\"clip_sample\": true",
+	                      "clip_sample is true there, false in");
+	sample_with_scheduler("lin", "\"squaredcos_cap_v2\"", "\"linear\"",
+	                      "beta_schedule is \"linear\" there, \"squaredcos_cap_v2\" in");
+	sample_with_scheduler("pndm", "\"DDPMScheduler\"", "\"PNDMScheduler\"",
+	                      "the config of a PNDMScheduler; ddpmc samples as DDPMScheduler and "
+	                      "DDIMScheduler do (give the unet folder to take the weights alone)");
+	/* not compared: the betas of a cosine schedule, the spacing */
+	sample_with_scheduler("cosbeta", "\"beta_end\": 0.02", "\"beta_end\": 0.03", NULL);
+	sample_with_scheduler("spacing", "\"leading\"", "\"trailing\"", NULL);
+	/* a linear program: its beta_end, and ddpmc run's check */
+	snprintf(linear, sizeof linear, "%s",
+	         edited_pipeline("lin012", 1, "\"beta_end\": 0.02,\n  \"beta_schedule\": "
+	                         "\"squaredcos_cap_v2\"", "\"beta_end\": 0.012,\n  "
+	                         "\"beta_schedule\": \"linear\""));
+	snprintf(script2, sizeof script2, "%s/lin012.lua", dir);
+	if (run(out, "'%s' import '%s' -o '%s'", DDPMC_BIN, linear, script2))
+		fail_msg("import: %s", out);
+	const char *other = edited_pipeline("lin02", 1, "\"squaredcos_cap_v2\"", "\"linear\"");
+	assert_int_not_equal(run(out, "'%s' run '%s' --set batch=2 --entry forward --weights '%s' "
+	                         "--inputs '%s' -o '%s/x.safetensors'", DDPMC_BIN, script2, other, io,
+	                         dir), 0);
+	CONTAINS(out, "lin02/scheduler/scheduler_config.json: beta_end is 0.02 there, 0.012 in this "
+	         "program");
+	assert_int_equal(tu_lines(out), 1);
+	if (run(out, "'%s' run '%s' --set batch=2 --entry forward --weights '%s' --inputs '%s' -o "
+	        "'%s/x.safetensors'", DDPMC_BIN, script2, linear, io, dir))
+		fail_msg("run --weights with its own scheduler: %s", out);
 }
 
 static void config_json_is_not_weights(void **unused)
@@ -384,7 +513,9 @@ int main(void)
 		cmocka_unit_test(existing_script_needs_force),
 		cmocka_unit_test(forward_matches_diffusers),
 		cmocka_unit_test(executable_samples_from_the_folder),
+		cmocka_unit_test(samples_match_diffusers),
 		cmocka_unit_test(mismatched_config_is_refused),
+		cmocka_unit_test(mismatched_scheduler_is_refused),
 		cmocka_unit_test(config_json_is_not_weights),
 		cmocka_unit_test(unsupported_settings_are_refused),
 		cmocka_unit_test(linear_schedule_keeps_its_betas),

@@ -93,26 +93,28 @@ static int run_kernels(ir_graph *g, const ir_entry *e, int native, rt_tensorset 
 }
 
 /* --weights W (runtime/weights.h: a diffusers folder or a safetensors
- * file), its config.json checked against the script's UNet2DModel config
- * (meta config) when both exist; the file read into src. */
+ * file), its config.json and scheduler_config.json checked against the
+ * script's UNet2DModel config and schedule (its metadata, as a compiled
+ * program's) when both exist; the file read into src. */
 static int read_weights(const drv_args *a, const ir_graph *g, rt_weights_src *src,
                         rt_tensorset *set)
 {
 	char err[2048];
-	const char *config = ir_get_meta(g, "config");
-	rt_json want = { 0 };
+	rt_strbuf text = { 0 };
+	rt_json meta = { 0 };
 	int rc = 0;
 	if (!a->weights)
 		return 0;
-	if (config && rt_json_parse(config, strlen(config), &want, err, sizeof err) != RT_OK) {
-		fprintf(stderr, "ddpmc: internal error: meta config: %s\n", err);
+	kir_describe_meta(&text, g);
+	if (text.oom || rt_json_parse(text.p, text.len, &meta, err, sizeof err) != RT_OK) {
+		fprintf(stderr, "ddpmc: internal error: meta: %s\n", text.oom ? "out of memory" : err);
 		rc = -1;
-	} else if (rt_weights_read(a->weights, config ? &want : NULL, src, set, err,
-	                           sizeof err) != RT_OK) {
+	} else if (rt_weights_read(a->weights, &meta, src, set, err, sizeof err) != RT_OK) {
 		fprintf(stderr, "%s\n", err);
 		rc = -1;
 	}
-	rt_json_free(&want);
+	rt_json_free(&meta);
+	rt_sb_free(&text);
 	return rc;
 }
 

@@ -96,9 +96,9 @@ static void put_kernels(rt_strbuf *b, const kir_program *p, int e,
 	rt_sb_puts(b, "]");
 }
 
-static void put_meta(rt_strbuf *b, const ir_graph *g)
+void kir_describe_meta(rt_strbuf *b, const ir_graph *g)
 {
-	rt_sb_puts(b, "\"meta\": {");
+	rt_sb_puts(b, "{");
 	for (int i = 0; i < g->nmeta; i++) {
 		rt_sb_puts(b, i ? ", " : "");
 		rt_sb_json_string(b, g->meta[i].key);
@@ -113,7 +113,8 @@ void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int
 	rt_sb_puts(json, "{\"model\": ");
 	rt_sb_json_string(json, model);
 	rt_sb_puts(json, ",\n ");
-	put_meta(json, g);
+	rt_sb_puts(json, "\"meta\": ");
+	kir_describe_meta(json, g);
 	rt_sb_puts(json, ",\n ");
 	put_params(json, g);
 	rt_sb_puts(json, ",\n \"entries\": [");

@@ -320,6 +320,8 @@ typedef struct {
 
 void kir_describe(const ir_graph *g, const char *model, kir_program **progs, int n,
                   const kir_describe_opts *opts, rt_strbuf *json, rt_strbuf *data);
+/* g's metadata as the descriptor's "meta" object: {"key": value, ...}. */
+void kir_describe_meta(rt_strbuf *b, const ir_graph *g);
 
 /* Binding to host memory (host.c): bufs[i] for every buffer of p — params
  * and inputs point into their tensor sets, outputs are added to `outs`,

@@ -87,7 +87,7 @@ static const flag flags[] = {
 	{ "--ckpt", "FILE", F_STR, SAMPLE | EVAL | EXPORT, AT(ckpt), AT(has_ckpt), 0, 0,
 	  CLI_DEFAULT_DIR "/checkpoint.safetensors", "the checkpoint whose weights are used" },
 	{ "--weights", "W", F_STR, SAMPLE | EVAL, AT(weights), AT(has_weights), 0, 0, "(none)",
-	  "parameters by name: a diffusers folder or a safetensors file (config.json checked); no EMA" },
+	  "parameters by name: a diffusers folder or a safetensors file (its configs checked); no EMA" },
 	{ "--no-ema", NULL, F_BOOL, SAMPLE | EVAL | EXPORT, AT(no_ema), 0, 0, 0, NULL,
 	  "the trained weights instead of the EMA weights" },
 	{ "--sampler", "ddpm|ddim", F_STR, SAMPLE | EVAL, AT(sampler), 0, 0, 0, "ddpm",
@@ -230,7 +230,7 @@ int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_t
 {
 	char err[2048];
 	rt_weights_src src;
-	int rc = rt_weights_read(w, rt_json_get(p->meta, "config"), &src, out, err, sizeof err);
+	int rc = rt_weights_read(w, p->meta, &src, out, err, sizeof err);
 	snprintf(file, RT_WEIGHTS_PATH, "%s", src.file[0] ? src.file : w);
 	return rc == RT_OK ? 0 : cli_fail(o, "%s", err);
 }

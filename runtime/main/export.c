@@ -204,8 +204,7 @@ static int scheduler_json(const cli_opts *o, const rt_program *p, const char *ve
 	const char *sched = cli_meta_str(p, "schedule", "linear");
 	const char *pred = cli_meta_str(p, "prediction", "epsilon");
 	const char *var = cli_meta_str(p, "variance", "fixed_small");
-	const char *beta_schedule = !strcmp(sched, "linear") ? "linear"
-	                          : !strcmp(sched, "cosine") ? "squaredcos_cap_v2" : NULL;
+	const char *beta_schedule = rt_beta_schedule_name(sched);
 	if (!p->timesteps)
 		return cli_fail(o, "export: the program does not say its number of timesteps "
 		                "(meta.timesteps)");
