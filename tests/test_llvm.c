@@ -1,9 +1,10 @@
 /* llvm: the LLVM backend (compiler/codegen/llvm) against the reference
- * interpreter (the cases of kernel_cases.h, for this host; contractions
- * also for AVX2 and AVX-512 code, with each tile candidate the tuner may
- * choose), register tiles within each target's vector registers, plus
- * object files and the check of --cpu names. (The
- * throughput of convolutions is bench/conv_bench's, not a test's.)
+ * interpreter (the cases of kernel_cases.h, for this host; contractions,
+ * Winograd convolutions among them, also for AVX2 and AVX-512 code, with
+ * each tile candidate the tuner may choose), register tiles within each
+ * target's vector registers, plus object files and the check of --cpu
+ * names. (The throughput of convolutions is bench/conv_bench's, not a
+ * test's.)
  *
  * The backend runs each kernel over its rows split into three ranges run
  * out of order (kernels must be pure functions of their row range). */
@@ -252,9 +253,10 @@ static const char *conv_tiles_lua =
 	"local y2, gx2, gw2 = conv(2, 24, 40, 7, 13)\n"
 	"ddpm.entry('main', { y1 = y1, gx1 = gx1, gw1 = gw1, y2 = y2, gx2 = gx2, gw2 = gw2 })\n";
 
-static void contractions_match_interpreter_for_avx2_and_avx512(void **state)
+/* check() with backend_run making the code of each of x86_cpus in turn
+ * (those this host runs). */
+static void for_avx2_and_avx512(void (*check)(void **state), void **state)
 {
-	static const int64_t dims[][3] = { { 2, 3, 5 }, { 3, 4, 12 }, { 1, 8, 26 } };
 	for (int c = 0; c < TU_LEN(x86_cpus); c++) {
 		if (!host_runs(c)) {
 			print_message("    %s: this host cannot run its code, not checked\n", x86_cpus[c]);
@@ -262,14 +264,31 @@ static void contractions_match_interpreter_for_avx2_and_avx512(void **state)
 		}
 		jit_cpu = x86_cpus[c];
 		print_message("    %s:\n", jit_cpu);
-		for (int i = 0; i < TU_LEN(dims); i++) {
-			check_script(conv_lua, dims[i], -1, 1, 1e-4);
-			check_script(matmul_lua, dims[i], -1, 1, 1e-4);
-		}
-		ir_graph *g = load_script(conv_tiles_lua, NULL, 0);
-		check_main(g);
+		check(state);
 		jit_cpu = NULL;
 	}
+}
+
+static void contractions_match_interpreter(void **state)
+{
+	static const int64_t dims[][3] = { { 2, 3, 5 }, { 3, 4, 12 }, { 1, 8, 26 } };
+	for (int i = 0; i < TU_LEN(dims); i++) {
+		check_script(conv_lua, dims[i], -1, 1, 1e-4);
+		check_script(matmul_lua, dims[i], -1, 1, 1e-4);
+	}
+	check_main(load_script(conv_tiles_lua, NULL, 0));
+}
+
+static void contractions_match_interpreter_for_avx2_and_avx512(void **state)
+{
+	for_avx2_and_avx512(contractions_match_interpreter, state);
+}
+
+/* Winograd convolutions (kernel_cases.h's case) in AVX2, then AVX-512
+ * code, against the interpreter. */
+static void winograd_matches_interpreter_for_avx2_and_avx512(void **state)
+{
+	for_avx2_and_avx512(winograd_convolutions_match_interpreter, state);
 }
 
 /* Every tile candidate the tuner can choose (llvm_tile_candidates, the
@@ -381,6 +400,7 @@ int main(void)
 		KERNEL_CASES,
 		cmocka_unit_test(register_tiles_fit_the_vector_registers),
 		cmocka_unit_test(contractions_match_interpreter_for_avx2_and_avx512),
+		cmocka_unit_test(winograd_matches_interpreter_for_avx2_and_avx512),
 		cmocka_unit_test(every_tile_candidate_matches_interpreter),
 		cmocka_unit_test(object_file_for_x86_64_v3_is_written),
 		cmocka_unit_test(unusable_cpus_are_refused),

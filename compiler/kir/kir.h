@@ -210,6 +210,7 @@ typedef struct {
 	int channels_last_min;          /* output channels from which a convolution runs channels-last */
 	int channels_last_step;         /* ... when their count is a multiple of this */
 	int64_t partials_max_bytes;     /* a weight gradient's partial sums take at most this */
+	int winograd;                   /* 1: 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) */
 } kir_target;
 
 /* One line: the target's name, facts and thresholds (--report). */

@@ -92,15 +92,16 @@ static double kernel_flops(const kir_kernel *k)
 }
 
 /* 1 when the kernel of `root` will read a convolution computed
- * channels-last (channels_last_conv): the root itself, or one that fuses
- * into it. */
+ * channels-last (channels_last_conv, or Winograd's output transform):
+ * the root itself, or one that fuses into it. */
 static int reads_channels_last(lower *L, int root)
 {
 	layout glay;
 	for (int id = root; id >= 0; id--) {
 		const ir_node *c = N(L, id);
 		if ((c->op == OP_conv2d || c->op == OP_conv2d_grad_input) && L->live[id] &&
-		    (id == root || (L->sink[id] == root && !L->mat[id])) && lower_channels_in_vectors(L, c, &glay))
+		    (id == root || (L->sink[id] == root && !L->mat[id])) &&
+		    (lower_channels_in_vectors(L, c, &glay) || lower_winograd_applies(L, c)))
 			return 1;
 	}
 	return 0;

@@ -63,19 +63,14 @@ static int same_layout(const layout *a, const layout *b)
 	       !memcmp(a->spread, b->spread, sizeof a->spread);
 }
 
-/* A kernel built ahead of the one being built (a side kernel), in a
- * lowering context S of its own that shares the program and the node
- * tables. Only what may inline into a contraction's operand inlines into
- * it (movement, casts): the rest must be materialized (a conflict). */
-static void side_begin(lower *L, lower *S, kir_kernel *k)
+void lower_side_begin(lower *L, lower *S, kir_kernel *k)
 {
 	*S = *L;
 	S->k = k, S->root = -1, S->red_node = -1, S->in_contraction = 1, S->in_reduction = 0, S->conflict = -1;
 	S->memo = NULL, S->nmemo = S->memocap = 0, S->ops[0] = 0;
 }
 
-/* Ends side kernel k: 0, or -1 after a conflict (passed on to L, k freed). */
-static int side_end(lower *L, lower *S, kir_kernel *k)
+int lower_side_end(lower *L, lower *S, kir_kernel *k)
 {
 	free(S->memo);
 	if (S->conflict < 0)
@@ -96,7 +91,7 @@ static int build_relaid(lower *L, int node, const layout *lay)
 	t.shape = relaid_shape(d, lay);
 	kir_kernel k = { .rank = 4 };
 	lower S;
-	side_begin(L, &S, &k);
+	lower_side_begin(L, &S, &k);
 	int to[4], dim[4], at[4];               /* vars in buffer order; by node dim */
 	for (int v = 0; v < 4; v++) {
 		k.ext[v] = t.shape.d[v];
@@ -111,7 +106,7 @@ static int build_relaid(lower *L, int node, const layout *lay)
 	int v = lower_value_at(&S, node, at);
 	if (k.x[inside].kind != KX_CONST)
 		v = kir_op(&k, ty, OP_select, inside, v, kir_const(&k, ty, 0));
-	if (side_end(L, &S, &k) < 0)
+	if (lower_side_end(L, &S, &k) < 0)
 		return -1;
 	int b = lower_add_buffer(L, KB_TEMP, &t, NULL);
 	kir_store_add(&k, b, lower_linearize(&S, to, &t.shape), v);
@@ -136,9 +131,7 @@ static int relaid_buffer(lower *L, int node, const layout *lay)
 	return b;
 }
 
-/* Node (N, C, H, W) at (nn, c, y, x) of its copy in layout lay (for a
- * weight: (o, c, i, j)). */
-static int relaid_value(lower *L, int node, const layout *lay, int nn, int c, int y, int x)
+int lower_relaid_value(lower *L, int node, const layout *lay, int nn, int c, int y, int x)
 {
 	ir_shape s = relaid_shape(N(L, node)->shape.d, lay);
 	int b = relaid_buffer(L, node, lay);
@@ -163,7 +156,7 @@ static int conv_input(lower *L, const ir_node *conv, int nn, int c, int y, int x
 		int at[4] = { nn, c, py, px };
 		return lower_value_at(L, conv->in[0], at);
 	}
-	return relaid_value(L, conv->in[0], &lay, nn, c, py, px);
+	return lower_relaid_value(L, conv->in[0], &lay, nn, c, py, px);
 }
 
 /* Weight w[o, c, i, j] of convolution node n (or its input gradient). In
@@ -175,7 +168,7 @@ static int conv_weight(lower *L, const ir_node *n, int o, int c, int i, int j)
 	int at[4] = { o, c, i, j };
 	if (!L->channel_vectors)
 		return lower_value_at(L, n->in[1], at);
-	return relaid_value(L, n->in[1], n->op == OP_conv2d ? &first_dim_last : &channels_last, o, c, i, j);
+	return lower_relaid_value(L, n->in[1], n->op == OP_conv2d ? &first_dim_last : &channels_last, o, c, i, j);
 }
 
 int lower_conv_body(lower *L, const ir_node *n, const int *idx)
@@ -199,7 +192,8 @@ static int conv_grad_input_dense(lower *L, const ir_node *n, const int *idx, con
 	int o = lower_rvar(L, 0), i = lower_rvar(L, 1), j = lower_rvar(L, 2);
 	int y = lower_iop(L, OP_sub, lower_iop(L, OP_add, idx[2], I(L, w->d[2] - 1)), i);
 	int x = lower_iop(L, OP_sub, lower_iop(L, OP_add, idx[3], I(L, w->d[3] - 1)), j);
-	return lower_mul(L, relaid_value(L, n->in[0], lay, idx[0], o, y, x), conv_weight(L, n, o, idx[1], i, j));
+	int gv = lower_relaid_value(L, n->in[0], lay, idx[0], o, y, x);
+	return lower_mul(L, gv, conv_weight(L, n, o, idx[1], i, j));
 }
 
 /* The layout of g for conv_grad_input_dense: spread by the stride, K-1-p
@@ -260,7 +254,7 @@ static int grad_weight_product(lower *L, const ir_node *n, int o, int c, int i, 
 	lower_set_reduction(L, ext, 3);
 	int b = lower_iop(L, OP_add, image0, lower_rvar(L, 0)), y = lower_rvar(L, 1), x = lower_rvar(L, 2);
 	int xv = conv_input(L, n, b, c, y, x, i, j);
-	return lower_mul(L, xv, relaid_value(L, n->in[1], &channels_last, b, o, y, x));
+	return lower_mul(L, xv, lower_relaid_value(L, n->in[1], &channels_last, b, o, y, x));
 }
 
 /* The partials kernel over (block, i, j, c, o) for weight gradient n; its
@@ -270,7 +264,7 @@ static int grad_weight_partials(lower *L, const ir_node *n, int64_t nb)
 	const int64_t *w = n->shape.d, per = N(L, n->in[1])->shape.d[0] / nb;
 	kir_kernel k = { .rank = 5, .ext = { nb, w[2], w[3], w[1], w[0] } };
 	lower S;
-	side_begin(L, &S, &k);
+	lower_side_begin(L, &S, &k);
 	int v[5];
 	for (int r = 0; r < 5; r++) {
 		v[r] = k.ext[r] == 1 ? I(&S, 0) : kir_var(&k, r);
@@ -278,7 +272,7 @@ static int grad_weight_partials(lower *L, const ir_node *n, int64_t nb)
 	}
 	int body = grad_weight_product(&S, n, v[4], v[3], v[1], v[2], lower_iop(&S, OP_mul, v[0], I(&S, per)), per);
 	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, body));
-	if (side_end(L, &S, &k) < 0)
+	if (lower_side_end(L, &S, &k) < 0)
 		return -1;
 	ir_node t = *n;
 	t.dtype = RT_F32;
@@ -308,11 +302,12 @@ int lower_conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
 	return kir_load(L->k, L->p, pb, lower_linearize(L, at, &ps));
 }
 
-/* Whether n runs channels-last (schedule_channels_last), and for an
+/* Whether n runs channels-last (schedule_channels_last; not when it runs
+ * as Winograd F(2x2, 3x3), lower_winograd.c), and for an
  * input gradient the layout of g it reads then (*glay). */
 int lower_channels_in_vectors(lower *L, const ir_node *n, layout *glay)
 {
-	if (n->op != OP_conv2d && n->op != OP_conv2d_grad_input)
+	if ((n->op != OP_conv2d && n->op != OP_conv2d_grad_input) || lower_winograd_applies(L, n))
 		return 0;
 	const int64_t *taps = &N(L, n->in[1])->shape.d[2];
 	if (!schedule_channels_last(L->target, n->op, n->shape.d[1], taps))
@@ -325,7 +320,7 @@ int lower_channels_last_conv(lower *L, const ir_node *n, const int *idx, const l
 	const int64_t *d = n->shape.d;
 	kir_kernel k = { .rank = 4, .ext = { d[0], d[2], d[3], d[1] } };
 	lower S;
-	side_begin(L, &S, &k);
+	lower_side_begin(L, &S, &k);
 	S.channel_vectors = 1;
 	int v[4];
 	for (int r = 0; r < 4; r++) {
@@ -335,7 +330,7 @@ int lower_channels_last_conv(lower *L, const ir_node *n, const int *idx, const l
 	int at[4] = { v[0], v[3], v[1], v[2] };
 	int body = n->op == OP_conv2d ? lower_conv_body(&S, n, at) : conv_grad_input_dense(&S, n, at, glay);
 	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, body));
-	if (side_end(L, &S, &k) < 0)
+	if (lower_side_end(L, &S, &k) < 0)
 		return kir_const(L->k, KT_F32, 0);
 	ir_node t = *n;
 	t.dtype = RT_F32;

@@ -361,6 +361,8 @@ static int reduction_value(lower *L, int node, const int *idx)
 	int joint = n->op == OP_reduce_sum || n->op == OP_reduce_max ? joint_reduction(L, n) : -1;
 	if (joint >= 0)
 		return joint;
+	if (lower_winograd_applies(L, n))
+		return lower_winograd_conv(L, n, idx);
 	layout glay;
 	if (lower_channels_in_vectors(L, n, &glay))
 		return lower_channels_last_conv(L, n, idx, &glay);

@@ -13,6 +13,9 @@
  *   lower_conv.c   convolutions and their gradients: operands read through
  *                  copies laid out for the contraction (side kernels),
  *                  channels-last kernels, weight-gradient partial sums
+ *   lower_winograd.c 3x3 stride-1 convolutions and input gradients by
+ *                  Winograd F(2x2, 3x3): transforms, 16 matmuls, the
+ *                  output transform as the consumer's value
  *   lower_roots.c  entry outputs and state updates (in place when safe)
  *   schedule.c     the decisions of layout and loop order, by the target
  *                  (kir_target): no file of the lowering holds a machine's
@@ -114,11 +117,26 @@ int lower_rvar(lower *L, int j);
 int lower_mul(lower *L, int a, int b);
 
 /* lower_conv.c: convolutions */
+/* Node (N, C, H, W) at (nn, c, y, x) of its copy in layout lay (for a
+ * weight: (o, c, i, j)), the copy made by a side kernel on first use. */
+int lower_relaid_value(lower *L, int node, const layout *lay, int nn, int c, int y, int x);
 int lower_conv_body(lower *L, const ir_node *n, const int *idx);
 int lower_conv_grad_input_body(lower *L, const ir_node *n, const int *idx);
 int lower_conv_grad_weight_body(lower *L, const ir_node *n, const int *idx);
 int lower_channels_in_vectors(lower *L, const ir_node *n, layout *glay);
 int lower_channels_last_conv(lower *L, const ir_node *n, const int *idx, const layout *glay);
+/* A kernel built ahead of the one being built (a side kernel), in a
+ * lowering context S of its own that shares the program and the node
+ * tables. Only what may inline into a contraction's operand inlines into
+ * it (movement, casts): the rest must be materialized (a conflict). */
+void lower_side_begin(lower *L, lower *S, kir_kernel *k);
+/* Ends side kernel k: 0, or -1 after a conflict (passed on to L, k freed). */
+int lower_side_end(lower *L, lower *S, kir_kernel *k);
+
+/* lower_winograd.c: whether node n (a convolution or its input gradient)
+ * runs as Winograd F(2x2, 3x3); its value at the kernel's own index idx */
+int lower_winograd_applies(lower *L, const ir_node *n);
+int lower_winograd_conv(lower *L, const ir_node *n, const int *idx);
 
 /* lower_roots.c */
 void lower_plan_roots(lower *L);
@@ -127,5 +145,6 @@ void lower_plan_roots(lower *L);
 int schedule_channels_last(const kir_target *t, ir_opcode op, int64_t channels, const int64_t *taps);
 int64_t schedule_image_blocks(const kir_target *t, int64_t images, int64_t weights);
 void schedule_domain_order(ir_opcode op, int rank, int reads_channels_last, int *order);
+int schedule_winograd(const kir_target *t);
 
 #endif

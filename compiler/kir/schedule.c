@@ -10,9 +10,9 @@
  * establishes: the same answer for the same target and shapes (the
  *   kernels of a program depend on its target only through here).
  *
- * Decided here: which convolutions run channels-last, how many image
- * blocks a weight gradient's partial sums take, and the order of a
- * kernel's domain vars. Decided by the backends from the same target:
+ * Decided here: which convolutions run by Winograd's algorithm, which
+ * run channels-last, how many image blocks a weight gradient's partial
+ * sums take, and the order of a kernel's domain vars. Decided by the backends from the same target:
  * register tiles (llvm_kernel_tile), work-group tiles (cl_render), the
  * split of rows over threads (the runtime's executor). */
 #include "lower_impl.h"
@@ -32,6 +32,19 @@ int schedule_channels_last(const kir_target *t, ir_opcode op, int64_t channels, 
 	if (channels < t->channels_last_min || channels % t->channels_last_step)
 		return 0;
 	return op == OP_conv2d_grad_input || (op == OP_conv2d && (taps[0] > 1 || taps[1] > 1));
+}
+
+/* Winograd F(2x2, 3x3) for every 3x3, stride-1, padding-1 convolution
+ * and input gradient (lower_winograd.c) when the target asks for it
+ * (t->winograd, off unless a compile asks: `ddpmc compile --winograd`):
+ * 16 products per 2x2 outputs instead of 36, for two passes over the
+ * image and one over M more than a direct convolution makes. Whether that
+ * pays depends on the channel counts and the machine (on a CPU the
+ * direct channels-last kernel runs near peak), so nothing here guesses:
+ * the choice is the compile's, later a tuner's that times both. */
+int schedule_winograd(const kir_target *t)
+{
+	return t->winograd;
 }
 
 /* The weight gradient sums over every pixel of every image: too long a
@@ -79,6 +92,7 @@ void kir_target_report(const kir_target *t, FILE *f)
 	report_fact(f, "local memory", t->local_bytes, 1024, " KiB");
 	report_fact(f, "work-group", t->max_group, 1, " items");
 	fprintf(f, "; channels-last from %d output channels in steps of %d, weight-gradient partials "
-	        "<= %lld MiB\n", t->channels_last_min, t->channels_last_step,
-	        (long long)(t->partials_max_bytes >> 20));
+	        "<= %lld MiB%s\n", t->channels_last_min, t->channels_last_step,
+	        (long long)(t->partials_max_bytes >> 20),
+	        t->winograd ? "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3)" : "");
 }

@@ -1,0 +1,271 @@
+/* lower_winograd: 3x3, stride-1, padding-1 convolutions and their input
+ * gradients by Winograd's F(2x2, 3x3) (lower_impl.h), when the schedule
+ * asks for it (schedule_winograd).
+ *
+ * requires: called from lower_fuse.c for the kernel's one reduction, for a
+ *   node lower_winograd_applies accepts.
+ * establishes: four side kernels ahead of the kernel being built, which
+ *   reads their result T at its own index (so a bias, an activation, every
+ *   epilogue fuses after it as after a channels-last convolution, and the
+ *   kernel runs in the same transposing order: lower.c):
+ *
+ *     U[xi, ci, co] = (G f G^T)[xi]                      weight transform
+ *     V[xi, p, ci]  = (B^T d B)[xi]                      input transform
+ *     M[xi, p, co]  = sum over ci of U[xi, ci, co] V[xi, p, ci]
+ *     T[n, 2 ty + a, 2 tx + b, co] = (A^T m A)[a][b],    output transform
+ *                     m = M[0..15, p, co] for tile p = (n, ty, tx)
+ *
+ * xi = 4 r + s runs over the 4x4 transformed points, f is the 3x3 filter
+ * from input channel ci to output channel co, d the 4x4 patch of input
+ * channel ci whose centre 2x2 pixels are output tile p (zero outside the
+ * image), p the tiles of every image (image, tile row, tile column). Every
+ * kernel has a channel last, in its vectors: the input transform reads a
+ * zero-padded channels-last copy of the input (lower_conv.c's), so its
+ * loads and stores are whole vectors, and the 16 sums M are matmuls laid
+ * out as a channels-last convolution (register tiles over tiles and
+ * output channels, vectors over output channels, tile_hint). An odd
+ * height or width gets a last tile half outside the image: its patch reads
+ * the copy's zeros, its outputs there fill T's padding, never read. They
+ * do 16 products per 4 outputs where the direct convolution does 36. An
+ * input gradient dL/dx is the convolution of dL/dy (padding 1) with the
+ * weight transposed and flipped: ci are then dL/dy's channels, co x's,
+ * f[i][j] = w[ci, co, 2-i, 2-j].
+ *
+ * The transforms only add, subtract and halve: results differ from the
+ * direct sum's by a few f32 roundings of the larger terms (about 1e-6
+ * relative at the tests' sizes). */
+#include "lower_impl.h"
+
+enum { TAPS = 3, PATCH = 4, POINTS = PATCH * PATCH, TILE = 2 };
+
+typedef struct {
+	int64_t images, h, w, th, tw;   /* output size and tiles per column and row */
+	int64_t cin, cout;
+	ir_shape u, v, m;               /* (16, cin, cout), (16, tiles, cin), (16, tiles, cout) */
+	ir_shape tiles;                 /* (images, th, tw) */
+	ir_shape t;                     /* (images, 2 th, 2 tw, cout) */
+} wino_shapes;
+
+/* The transform of a column a[0], a[as], ... into out[0], out[os], ... */
+typedef void (*transform_fn)(lower *L, const int *a, int as, int *out, int os);
+
+static int fconst(lower *L, double v)
+{
+	return kir_const(L->k, KT_F32, v);
+}
+
+static int fop(lower *L, ir_opcode op, int a, int b)
+{
+	return kir_op(L->k, KT_F32, op, a, b, -1);
+}
+
+/* G a, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static void apply_g(lower *L, const int *a, int as, int *out, int os)
+{
+	int half = fconst(L, 0.5), outer = fop(L, OP_add, a[0], a[2 * as]);
+	out[0] = a[0];
+	out[os] = fop(L, OP_mul, half, fop(L, OP_add, outer, a[as]));
+	out[2 * os] = fop(L, OP_mul, half, fop(L, OP_sub, outer, a[as]));
+	out[3 * os] = a[2 * as];
+}
+
+/* B^T a, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static void apply_bt(lower *L, const int *a, int as, int *out, int os)
+{
+	out[0] = fop(L, OP_sub, a[0], a[2 * as]);
+	out[os] = fop(L, OP_add, a[as], a[2 * as]);
+	out[2 * os] = fop(L, OP_sub, a[2 * as], a[as]);
+	out[3 * os] = fop(L, OP_sub, a[as], a[3 * as]);
+}
+
+/* A^T a, A^T = [1 1 1 0; 0 1 -1 -1]. */
+static void apply_at(lower *L, const int *a, int as, int *out, int os)
+{
+	out[0] = fop(L, OP_add, fop(L, OP_add, a[0], a[as]), a[2 * as]);
+	out[os] = fop(L, OP_sub, fop(L, OP_sub, a[as], a[2 * as]), a[3 * as]);
+}
+
+/* out (m x m, row-major) = T in T^T for in n x n (row-major) and T
+ * m x n: T applied to every column, then to every row of the result. */
+static void two_sided(lower *L, const int *in, int n, transform_fn t, int m, int *out)
+{
+	int cols[POINTS];                       /* T in: m x n, row-major */
+	for (int j = 0; j < n; j++)
+		t(L, in + j, n, cols + j, n);
+	for (int r = 0; r < m; r++)
+		t(L, cols + r * n, 1, out + r * m, 1);
+}
+
+static wino_shapes shapes_of(lower *L, const ir_node *n)
+{
+	const int64_t *d = n->shape.d;
+	wino_shapes s = { .images = d[0], .h = d[2], .w = d[3], .th = (d[2] + 1) / TILE, .tw = (d[3] + 1) / TILE,
+	                  .cin = N(L, n->in[0])->shape.d[1], .cout = d[1] };
+	int64_t tiles = s.images * s.th * s.tw;
+	s.u = (ir_shape){ 3, { POINTS, s.cin, s.cout } };
+	s.v = (ir_shape){ 3, { POINTS, tiles, s.cin } };
+	s.m = (ir_shape){ 3, { POINTS, tiles, s.cout } };
+	s.tiles = (ir_shape){ 3, { s.images, s.th, s.tw } };
+	s.t = (ir_shape){ 4, { s.images, TILE * s.th, TILE * s.tw, s.cout } };
+	return s;
+}
+
+/* The vars of side kernel k's domain into v (index 0 for an extent of 1). */
+static void domain_vars(lower *S, int *v)
+{
+	for (int r = 0; r < S->k->rank; r++)
+		v[r] = S->k->ext[r] == 1 ? I(S, 0) : kir_var(S->k, r);
+}
+
+/* Pixel `offset` from the first of tile t along an axis. */
+static int tile_pixel(lower *L, int t, int offset)
+{
+	return lower_iop(L, OP_add, lower_iop(L, OP_mul, t, I(L, TILE)), I(L, offset));
+}
+
+/* A new f32 temporary of shape s for node n's side kernels. */
+static int temp_buffer(lower *L, const ir_node *n, const ir_shape *s)
+{
+	ir_node t = *n;
+	t.dtype = RT_F32;
+	t.shape = *s;
+	return lower_add_buffer(L, KB_TEMP, &t, NULL);
+}
+
+/* buf[xi, a, b] = value[xi] for the 16 points xi (buf of shape s). */
+static void store_points(lower *S, int buf, const ir_shape *s, int a, int b, const int *value)
+{
+	for (int xi = 0; xi < POINTS; xi++) {
+		int at[3] = { I(S, xi), a, b };
+		kir_store_add(S->k, buf, lower_linearize(S, at, s), value[xi]);
+	}
+}
+
+/* Appends side kernel k (built in S) storing value[0..15] at (xi, a, b)
+ * of a new temporary of shape s: the buffer, or -1 after a conflict. */
+static int finish_transform(lower *L, lower *S, const ir_node *n, const ir_shape *s, int a, int b,
+                            const int *value, const char *kind)
+{
+	if (lower_side_end(L, S, S->k) < 0)
+		return -1;
+	int buf = temp_buffer(L, n, s);
+	store_points(S, buf, s, a, b, value);
+	lower_append_kernel(L, S->k, kind, ir_ops[n->op].name);
+	return buf;
+}
+
+/* Tap (i, j) of the filter from input channel ci to output channel co. */
+static int filter_tap(lower *L, const ir_node *n, int ci, int co, int i, int j)
+{
+	int flip = n->op == OP_conv2d_grad_input;
+	int at[4] = { flip ? ci : co, flip ? co : ci, I(L, flip ? TAPS - 1 - i : i),
+	              I(L, flip ? TAPS - 1 - j : j) };
+	return lower_value_at(L, n->in[1], at);
+}
+
+/* U over (ci, co): the buffer, or -1 after a conflict. */
+static int weight_transform(lower *L, const ir_node *n, const wino_shapes *s)
+{
+	kir_kernel k = { .rank = 2, .ext = { s->cin, s->cout } };
+	lower S;
+	lower_side_begin(L, &S, &k);
+	int v[2], f[TAPS * TAPS], u[POINTS];
+	domain_vars(&S, v);
+	for (int i = 0; i < TAPS; i++)
+		for (int j = 0; j < TAPS; j++)
+			f[i * TAPS + j] = filter_tap(&S, n, v[0], v[1], i, j);
+	two_sided(&S, f, TAPS, apply_g, PATCH, u);
+	return finish_transform(L, &S, n, &s->u, v[0], v[1], u, "winograd_weight");
+}
+
+/* V over (image, tile row, tile column, ci), from the input's copy
+ * channels-last, zero-padded by 1 before and to whole tiles after: the
+ * buffer, or -1 after a conflict. */
+static int input_transform(lower *L, const ir_node *n, const wino_shapes *s)
+{
+	kir_kernel k = { .rank = 4, .ext = { s->images, s->th, s->tw, s->cin } };
+	lower S;
+	lower_side_begin(L, &S, &k);
+	const layout padded = { { 1, TILE * s->th + 1 - s->h, 1, TILE * s->tw + 1 - s->w }, { 1, 1 },
+		                { 0, 2, 3, 1 } };      /* (N, H, W, C) */
+	int v[4], d[POINTS], t[POINTS];
+	domain_vars(&S, v);
+	for (int r = 0; r < PATCH; r++)
+		for (int c = 0; c < PATCH; c++) {
+			int y = tile_pixel(&S, v[1], r), x = tile_pixel(&S, v[2], c);
+			d[r * PATCH + c] = lower_relaid_value(&S, n->in[0], &padded, v[0], v[3], y, x);
+		}
+	two_sided(&S, d, PATCH, apply_bt, PATCH, t);
+	int tile = lower_linearize(&S, v, &s->tiles);
+	return finish_transform(L, &S, n, &s->v, tile, v[3], t, "winograd_input");
+}
+
+/* M over (xi, tile, co), summing over ci: the buffer. */
+static int pointwise_products(lower *L, const ir_node *n, const wino_shapes *s, int ub, int vb)
+{
+	kir_kernel k = { .rank = 3, .ext = { POINTS, s->m.d[1], s->cout }, .tile_hint = { 0, 1, 1 } };
+	lower S;
+	lower_side_begin(L, &S, &k);
+	int v[3];
+	domain_vars(&S, v);
+	lower_set_reduction(&S, &s->cin, 1);
+	int ci = lower_rvar(&S, 0);
+	int ua[3] = { v[0], ci, v[2] }, va[3] = { v[0], v[1], ci };
+	int prod = lower_mul(&S, kir_load(&k, L->p, ub, lower_linearize(&S, ua, &s->u)),
+	                     kir_load(&k, L->p, vb, lower_linearize(&S, va, &s->v)));
+	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, prod));
+	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
+	int mb = temp_buffer(L, n, &s->m);
+	kir_store_add(&k, mb, lower_linearize(&S, v, &s->m), acc);
+	lower_append_kernel(L, &k, "winograd_products", ir_ops[n->op].name);
+	return mb;
+}
+
+/* T over (image, tile row, tile column, co) from M: the buffer. */
+static int output_transform(lower *L, const ir_node *n, const wino_shapes *s, int mb)
+{
+	kir_kernel k = { .rank = 4, .ext = { s->images, s->th, s->tw, s->cout } };
+	lower S;
+	lower_side_begin(L, &S, &k);
+	int v[4], m[POINTS], y[TILE * TILE];
+	domain_vars(&S, v);
+	int tile = lower_linearize(&S, v, &s->tiles);
+	for (int xi = 0; xi < POINTS; xi++) {
+		int at[3] = { I(&S, xi), tile, v[3] };
+		m[xi] = kir_load(&k, L->p, mb, lower_linearize(&S, at, &s->m));
+	}
+	two_sided(&S, m, PATCH, apply_at, TILE, y);
+	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
+	int tb = temp_buffer(L, n, &s->t);
+	for (int a = 0; a < TILE; a++)
+		for (int b = 0; b < TILE; b++) {
+			int at[4] = { v[0], tile_pixel(&S, v[1], a), tile_pixel(&S, v[2], b), v[3] };
+			kir_store_add(&k, tb, lower_linearize(&S, at, &s->t), y[a * TILE + b]);
+		}
+	lower_append_kernel(L, &k, "winograd_output", ir_ops[n->op].name);
+	return tb;
+}
+
+int lower_winograd_applies(lower *L, const ir_node *n)
+{
+	if (n->op != OP_conv2d && n->op != OP_conv2d_grad_input)
+		return 0;
+	const ir_attrs *a = &n->a;
+	const int64_t *w = N(L, n->in[1])->shape.d, *in = N(L, n->in[0])->shape.d;
+	int f23 = w[2] == TAPS && w[3] == TAPS && a->conv.stride[0] == 1 && a->conv.stride[1] == 1 &&
+	          a->conv.pad[0] == 1 && a->conv.pad[1] == 1 && a->conv.pad[2] == 1 && a->conv.pad[3] == 1 &&
+	          in[2] == n->shape.d[2] && in[3] == n->shape.d[3];
+	return f23 && schedule_winograd(L->target);
+}
+
+int lower_winograd_conv(lower *L, const ir_node *n, const int *idx)
+{
+	wino_shapes s = shapes_of(L, n);
+	int ub = weight_transform(L, n, &s);
+	int vb = ub < 0 ? -1 : input_transform(L, n, &s);
+	if (vb < 0)
+		return fconst(L, 0);
+	int tb = output_transform(L, n, &s, pointwise_products(L, n, &s, ub, vb));
+	int at[4] = { idx[0], idx[2], idx[3], idx[1] };
+	return kir_load(L->k, L->p, tb, lower_linearize(L, at, &s.t));
+}
