@@ -8,7 +8,11 @@
  *     cost model and leaves the file as it was, even with --tune;
  *   - compile --tune=S writes the file, --report names the tuned tiles,
  *     and compiling again from that file gives the same executable;
- *   - --tune's value is checked.
+ *   - --tune's value is checked;
+ *   - compile --winograd runs the 3x3 convolution and its input gradient
+ *     by Winograd F(2x2, 3x3) (--report's target line and kernels say
+ *     so), and --tune times the tiles of their matmuls as of any
+ *     contraction.
  * (That every candidate tile computes what the interpreter does is
  * test_llvm's every_tile_candidate_matches_interpreter.) */
 #include <setjmp.h>
@@ -172,6 +176,22 @@ static void damaged_file_is_left_alone(void **unused)
 	free(now);
 }
 
+static void compile_winograd_tunes_its_products(void **unused)
+{
+	(void)unused;
+	char model[512];
+	tu_write(dir, "conv.lua", model_lua, -1, model, sizeof model);
+	if (run("'%s' compile '%s' --target cpu --winograd --tune=30 --tuning '%s' --report -o '%s'", DDPMC_BIN,
+	        model, tu_at(dir, "wino-tuning"), tu_at(dir, "conv-wino")))
+		fail_msg("compile --winograd: %s", out);
+	CONTAINS(out, "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3)", "_winograd_input",
+	         "_winograd_output", "_winograd_products");
+	int timed = 0;          /* tuner lines "tuning: k3_winograd_products   tile ..." */
+	for (const char *l = out; (l = strstr(l, "tuning: k")) != NULL; l++)
+		timed += !strncmp(strchr(l, '_'), "_winograd_products ", 19);
+	assert_int_equal(timed, 2);     /* the convolution's and the input gradient's */
+}
+
 static void tune_value_is_checked(void **unused)
 {
 	(void)unused;
@@ -190,6 +210,7 @@ int main(void)
 		cmocka_unit_test(damaged_files_are_refused_whole),
 		cmocka_unit_test(compile_tunes_and_reuses_the_file),
 		cmocka_unit_test(damaged_file_is_left_alone),
+		cmocka_unit_test(compile_winograd_tunes_its_products),
 		cmocka_unit_test(tune_value_is_checked),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -151,18 +151,18 @@ typedef struct {
 
 /* What the lowering schedules for: the CPU's description when CPU code is
  * made (OpenCL, rendered from the same kernels, then follows it), the
- * GPU's when OpenCL alone. */
+ * GPU's when OpenCL alone; Winograd convolutions when --winograd asks. */
 static int schedule_target(const drv_args *a, const targets *t, kir_target *kt)
 {
 	char err[1200];
-	if (!t->cpu) {
+	if (!t->cpu)
 		cl_kir_target(&cl_target_default, kt);
-		return 0;
+	else if (llvm_kir_target(a->cpu, kt, err, sizeof err) < 0) {
+		fprintf(stderr, "ddpmc compile: %s\n", err);
+		return -1;
 	}
-	if (llvm_kir_target(a->cpu, kt, err, sizeof err) == 0)
-		return 0;
-	fprintf(stderr, "ddpmc compile: %s\n", err);
-	return -1;
+	kt->winograd = a->winograd;
+	return 0;
 }
 
 static int parse_targets(const char *name, targets *t)
