@@ -2,21 +2,27 @@
  * both gradients, timed one by one on one thread. A benchmark for tuning
  * the LLVM backend's tiles, not a test: it checks nothing.
  *
- *   conv_bench [--cpu NAME] [N C O H [K]]
+ *   conv_bench [--cpu NAME] [--winograd] [N C O H [K]]
  *                             batch N, C -> O channels, H x H images,
  *                             K x K filter, padding K/2 (default 64 128
  *                             128 14 3); code for CPU NAME (an LLVM CPU
  *                             name this host can run, such as x86-64-v3
  *                             for AVX2 or x86-64-v4 for AVX-512; default
- *                             this host's)
+ *                             this host's); --winograd: a 3x3
+ *                             convolution and its input gradient by
+ *                             Winograd F(2x2, 3x3) (compile --winograd),
+ *                             their kernels timed as the direct ones
  *
  * It builds the graph from a Lua script (the library under DDPMC_LUA_DIR,
  * default ./lua: run it from the repository root), lowers the entry as
  * `ddpmc compile` does, JIT-compiles its kernels and prints,
- * for each kernel that does arithmetic, the best of five runs over all its
- * rows: milliseconds and GFLOP/s (the kernel's FLOPs as --report counts
+ * for each kernel, the best of five runs over all its rows: milliseconds,
+ * GFLOP/s where it does arithmetic (the kernel's FLOPs as --report counts
  * them), and its register tile (copies of domain vars, vector registers
- * it keeps live) when it has one. */
+ * it keeps live) when it has one. Kernels run in program order: the
+ * forward convolution's (with --winograd, its transforms, products and
+ * the kernel reading T back) come first, up to the kernel storing y:
+ * their sum is printed before that of all kernels. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,9 +81,20 @@ static void fill_inputs(const ir_graph *g, rt_tensorset *in)
 	}
 }
 
+/* Whether kernel k stores the entry output `name`. */
+static int stores_output(const kir_program *p, const kir_kernel *k, const char *name)
+{
+	for (int s = 0; s < k->nst; s++) {
+		const kir_buffer *b = &p->buf[k->st[s].buf];
+		if (b->kind == KB_OUTPUT && !strcmp(b->name, name))
+			return 1;
+	}
+	return 0;
+}
+
 static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs, const llvm_target *t)
 {
-	double total = 0;
+	double total = 0, forward = 0;
 	for (int n = 0; n < p->nk; n++) {
 		const kir_kernel *k = &p->k[n];
 		double best = 1e30;
@@ -87,15 +104,21 @@ static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs,
 			best = fmin(best, now() - t0);
 		}
 		total += best;
-		if (k->flops <= 0)
+		if (forward == 0 && stores_output(p, k, "y"))
+			forward = total;
+		printf("  %-34s %9.3f ms", k->name, best * 1e3);
+		if (k->flops <= 0) {
+			printf("\n");
 			continue;
-		printf("  %-34s %9.3f ms %8.1f GFLOP/s", k->name, best * 1e3, k->flops / best * 1e-9);
+		}
+		printf(" %8.1f GFLOP/s", k->flops / best * 1e-9);
 		llvm_tile tl = llvm_kernel_tile(p, k, t);
 		for (int d = 0; d < 2 && tl.var[0] >= 0; d++)
 			if (tl.var[d] >= 0)
 				printf("%s%d of var %d", d ? " x " : "   tile ", tl.copies[d], tl.var[d]);
 		printf(tl.var[0] >= 0 ? ", %d registers\n" : "\n", tl.registers);
 	}
+	printf("  %-34s %9.3f ms\n", "the forward convolution's kernels", forward * 1e3);
 	printf("  %-34s %9.3f ms\n", "all kernels", total * 1e3);
 }
 
@@ -103,10 +126,13 @@ int main(int argc, char **argv)
 {
 	long d[5] = { 64, 128, 128, 14, 3 };
 	const char *cpu = NULL;
+	int winograd = 0;
 	if (argc >= 3 && !strcmp(argv[1], "--cpu"))
 		cpu = argv[2], argc -= 2, argv += 2;
+	if (argc >= 2 && !strcmp(argv[1], "--winograd"))
+		winograd = 1, argc--, argv++;
 	if (argc != 1 && argc != 5 && argc != 6) {
-		fprintf(stderr, "usage: conv_bench [--cpu NAME] [N C O H [K]]\n");
+		fprintf(stderr, "usage: conv_bench [--cpu NAME] [--winograd] [N C O H [K]]\n");
 		return 2;
 	}
 	for (int i = 1; i < argc; i++)
@@ -120,6 +146,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "conv_bench: %s\n", err);
 		return 1;
 	}
+	kt.winograd = winograd;
 	kir_target_report(&kt, stdout);
 	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), &kt);
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
