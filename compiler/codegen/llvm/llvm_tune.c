@@ -88,9 +88,11 @@ static double best_time(const kir_kernel *k, llvm_kernel_fn fn, void **bufs)
 }
 
 /* Times the n candidates of kernel k: *out := the fastest, with its
- * GFLOP/s. 0, or -1 with a message in err. */
+ * GFLOP/s; *model_gflops := the first's (the cost model's pick). 0, or -1
+ * with a message in err. */
 static int time_candidates(const kir_program *p, const kir_kernel *k, const llvm_tile *cand, int n,
-                           const char *cpu, kir_tile *out, char *err, size_t errlen)
+                           const char *cpu, kir_tile *out, double *model_gflops, char *err,
+                           size_t errlen)
 {
 	kir_kernel *copies = calloc((size_t)n, sizeof *copies);
 	llvm_kernel_fn *fns = calloc((size_t)n, sizeof *fns);
@@ -110,10 +112,12 @@ static int time_candidates(const kir_program *p, const kir_kernel *k, const llvm
 		snprintf(err, errlen, "not enough memory for the buffers of %s", k->name);
 	double best = 1e30;
 	for (int i = 0; ok && i < n; i++) {
-		double t = best_time(&copies[i], fns[i], bufs);
+		double t = best_time(&copies[i], fns[i], bufs), gflops = k->flops / (t > 0 ? t : 1e-9) * 1e-9;
+		if (i == 0)
+			*model_gflops = gflops;
 		if (t < best) {
 			best = t;
-			*out = as_kir_tile(&cand[i], KIR_TILE_TUNED, k->flops / (t > 0 ? t : 1e-9) * 1e-9);
+			*out = as_kir_tile(&cand[i], KIR_TILE_TUNED, gflops);
 		}
 	}
 	free_buffers(p, bufs);
@@ -149,14 +153,15 @@ static int fix_tile(const kir_program *p, kir_kernel *k, const llvm_target *t,
 	k->tile = as_kir_tile(&cand[0], KIR_TILE_MODEL, 0);
 	if (!o->tune || n < 2 || now() > deadline)
 		return 0;
-	if (time_candidates(p, k, cand, n, o->cpu, &known, err, errlen) < 0)
+	double model;
+	if (time_candidates(p, k, cand, n, o->cpu, &known, &model, err, errlen) < 0)
 		return -1;
 	kir_tuning_put(o->db, sig, &known);
 	k->tile = known;
 	if (o->log)
-		fprintf(o->log, "tuning: %-30s tile %d x %d of vars %d, %d: %.1f GFLOP/s (%d candidates)\n",
-		        k->name, known.copies[0], known.copies[1], known.var[0], known.var[1],
-		        known.gflops, n);
+		fprintf(o->log, "tuning: %-30s tile %d x %d of vars %d, %d: %.1f GFLOP/s (%d candidates; "
+		        "the cost model's %.1f)\n", k->name, known.copies[0], known.copies[1],
+		        known.var[0], known.var[1], known.gflops, n, model);
 	return 0;
 }
 
