@@ -557,6 +557,14 @@ int rt_write_file(const char *path, const char *text, size_t len, int exclusive)
 	return e;
 }
 
+uint64_t rt_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
 void rt_sb_free(rt_strbuf *b)
 {
 	free(b->p);

@@ -6,7 +6,8 @@
  * Numbers written as integers (no '.', 'e' or 'E') that fit int64 are also
  * kept exactly in .i with .isint = 1. Object members keep file order and
  * duplicate keys. Nesting deeper than RT_JSON_MAXDEPTH is rejected.
- * Writing: a growable string buffer and a string escaper. */
+ * Writing: a growable string buffer and a string escaper; and FNV-1a,
+ * the hash of bytes ddpmc's keys and fingerprints use. */
 #ifndef DDPMC_RUNTIME_JSON_H
 #define DDPMC_RUNTIME_JSON_H
 
@@ -66,5 +67,9 @@ void rt_sb_free(rt_strbuf *b);
  * created or truncated), flushed to disk. 0, or an errno value with the
  * file removed. */
 int rt_write_file(const char *path, const char *text, size_t len, int exclusive);
+
+/* FNV-1a, 64 bits, of p[0..n) continuing from h (start: RT_FNV1A_START). */
+#define RT_FNV1A_START 14695981039346656037ull
+uint64_t rt_fnv1a(uint64_t h, const void *p, size_t n);
 
 #endif

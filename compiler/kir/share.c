@@ -97,10 +97,7 @@ static void kernel_key(const kir_program *p, const kir_kernel *k, int with_tile,
 
 static uint64_t hash_of(const rt_strbuf *b)
 {
-	uint64_t h = 1469598103934665603ull;         /* FNV-1a */
-	for (size_t i = 0; i < b->len; i++)
-		h = (h ^ (unsigned char)b->p[i]) * 1099511628211ull;
-	return h;
+	return rt_fnv1a(RT_FNV1A_START, b->p, b->len);
 }
 
 typedef struct {

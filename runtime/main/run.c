@@ -7,21 +7,13 @@
 
 #include "cli.h"
 
-/* FNV-1a, 64 bits, continuing from h (start: 14695981039346656037). */
-static uint64_t fnv1a(uint64_t h, const unsigned char *p, int64_t n)
-{
-	for (int64_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211u;
-	return h;
-}
-
 /* The model's hash is FNV-1a 64 of the descriptor JSON followed by its
  * data (the constants): what ddpmc embedded, so two executables of the
  * same script, options and ddpmc share it. */
 int cli_version(const rt_embedded *emb, const rt_program *p)
 {
-	uint64_t h = fnv1a(14695981039346656037u, (const unsigned char *)emb->json, emb->json_len);
-	h = fnv1a(h, emb->data, emb->data_len);
+	uint64_t h = rt_fnv1a(RT_FNV1A_START, emb->json, (size_t)emb->json_len);
+	h = rt_fnv1a(h, emb->data, (size_t)emb->data_len);
 	printf("%s\n", emb->build ? emb->build : "ddpmc (version unknown)");
 	printf("model: %s (descriptor fnv1a64 %016llx)\n", p->model, (unsigned long long)h);
 	return 0;

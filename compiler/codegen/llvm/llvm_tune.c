@@ -32,9 +32,7 @@ static double now(void)
 int llvm_machine_key(const char *cpu, char *key, size_t len)
 {
 	char *name = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-	uint64_t h = 1469598103934665603ull;         /* FNV-1a of the features */
-	for (const char *c = features; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	uint64_t h = rt_fnv1a(RT_FNV1A_START, features, strlen(features));
 	int n = snprintf(key, len, "host %s/%08" PRIx64 " code %s", name, h & 0xffffffffu,
 	                 cpu && strcmp(cpu, "native") ? cpu : "native");
 	LLVMDisposeMessage(name);
