@@ -70,6 +70,14 @@ void lower_side_begin(lower *L, lower *S, kir_kernel *k)
 	S->memo = NULL, S->nmemo = S->memocap = 0, S->ops[0] = 0;
 }
 
+int lower_f32_temp(lower *L, const ir_node *n, const ir_shape *s)
+{
+	ir_node t = *n;
+	t.dtype = RT_F32;
+	t.shape = *s;
+	return lower_add_buffer(L, KB_TEMP, &t, NULL);
+}
+
 int lower_side_end(lower *L, lower *S, kir_kernel *k)
 {
 	free(S->memo);
@@ -274,11 +282,9 @@ static int grad_weight_partials(lower *L, const ir_node *n, int64_t nb)
 	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, body));
 	if (lower_side_end(L, &S, &k) < 0)
 		return -1;
-	ir_node t = *n;
-	t.dtype = RT_F32;
-	t.shape = (ir_shape){ 5, { nb, w[2], w[3], w[1], w[0] } };
-	int pb = lower_add_buffer(L, KB_TEMP, &t, NULL);
-	kir_store_add(&k, pb, lower_linearize(&S, v, &t.shape), acc);
+	ir_shape ps = { 5, { nb, w[2], w[3], w[1], w[0] } };
+	int pb = lower_f32_temp(L, n, &ps);
+	kir_store_add(&k, pb, lower_linearize(&S, v, &ps), acc);
 	lower_append_kernel(L, &k, "conv2d_grad_weight", "conv2d_grad_weight");
 	return pb;
 }
@@ -332,12 +338,10 @@ int lower_channels_last_conv(lower *L, const ir_node *n, const int *idx, const l
 	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, body));
 	if (lower_side_end(L, &S, &k) < 0)
 		return kir_const(L->k, KT_F32, 0);
-	ir_node t = *n;
-	t.dtype = RT_F32;
-	t.shape = (ir_shape){ 4, { d[0], d[2], d[3], d[1] } };
-	int tb = lower_add_buffer(L, KB_TEMP, &t, NULL);
-	kir_store_add(&k, tb, lower_linearize(&S, v, &t.shape), acc);
+	ir_shape ts = { 4, { d[0], d[2], d[3], d[1] } };
+	int tb = lower_f32_temp(L, n, &ts);
+	kir_store_add(&k, tb, lower_linearize(&S, v, &ts), acc);
 	lower_append_kernel(L, &k, ir_ops[n->op].name, ir_ops[n->op].name);
 	int back[4] = { idx[0], idx[2], idx[3], idx[1] };
-	return kir_load(L->k, L->p, tb, lower_linearize(L, back, &t.shape));
+	return kir_load(L->k, L->p, tb, lower_linearize(L, back, &ts));
 }

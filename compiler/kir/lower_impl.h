@@ -133,6 +133,10 @@ void lower_side_begin(lower *L, lower *S, kir_kernel *k);
 /* Ends side kernel k: 0, or -1 after a conflict (passed on to L, k freed). */
 int lower_side_end(lower *L, lower *S, kir_kernel *k);
 
+/* A new f32 temporary of shape s for a side kernel of node n (its
+ * partial sums, a channels-last result, Winograd's transforms). */
+int lower_f32_temp(lower *L, const ir_node *n, const ir_shape *s);
+
 /* lower_winograd.c: whether node n (a convolution or its input gradient)
  * runs as Winograd F(2x2, 3x3); its value at the kernel's own index idx */
 int lower_winograd_applies(lower *L, const ir_node *n);

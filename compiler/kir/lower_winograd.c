@@ -123,15 +123,6 @@ static int tile_pixel(lower *L, int t, int offset)
 	return lower_iop(L, OP_add, lower_iop(L, OP_mul, t, I(L, TILE)), I(L, offset));
 }
 
-/* A new f32 temporary of shape s for node n's side kernels. */
-static int temp_buffer(lower *L, const ir_node *n, const ir_shape *s)
-{
-	ir_node t = *n;
-	t.dtype = RT_F32;
-	t.shape = *s;
-	return lower_add_buffer(L, KB_TEMP, &t, NULL);
-}
-
 /* buf[xi, a, b] = value[xi] for the 16 points xi (buf of shape s). */
 static void store_points(lower *S, int buf, const ir_shape *s, int a, int b, const int *value)
 {
@@ -148,7 +139,7 @@ static int finish_transform(lower *L, lower *S, const ir_node *n, const ir_shape
 {
 	if (lower_side_end(L, S, S->k) < 0)
 		return -1;
-	int buf = temp_buffer(L, n, s);
+	int buf = lower_f32_temp(L, n, s);
 	store_points(S, buf, s, a, b, value);
 	lower_append_kernel(L, S->k, kind, ir_ops[n->op].name);
 	return buf;
@@ -215,7 +206,7 @@ static int pointwise_products(lower *L, const ir_node *n, const wino_shapes *s, 
 	                     kir_load(&k, L->p, vb, lower_linearize(&S, va, &s->v)));
 	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, prod));
 	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
-	int mb = temp_buffer(L, n, &s->m);
+	int mb = lower_f32_temp(L, n, &s->m);
 	kir_store_add(&k, mb, lower_linearize(&S, v, &s->m), acc);
 	lower_append_kernel(L, &k, "winograd_products", ir_ops[n->op].name);
 	return mb;
@@ -236,7 +227,7 @@ static int output_transform(lower *L, const ir_node *n, const wino_shapes *s, in
 	}
 	two_sided(&S, m, PATCH, apply_at, TILE, y);
 	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
-	int tb = temp_buffer(L, n, &s->t);
+	int tb = lower_f32_temp(L, n, &s->t);
 	for (int a = 0; a < TILE; a++)
 		for (int b = 0; b < TILE; b++) {
 			int at[4] = { v[0], tile_pixel(&S, v[1], a), tile_pixel(&S, v[2], b), v[3] };
