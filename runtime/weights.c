@@ -320,7 +320,7 @@ static int sched_applies(int i, const rt_json *meta)
 /* The first setting on which the scheduler config have and the program
  * meta differ, both values as text (diffusers' names); NULL when none does. */
 static const char *sched_mismatch(const rt_json *have, const rt_json *meta, rt_strbuf *there,
-                          rt_strbuf *here)
+                                  rt_strbuf *here)
 {
 	for (int i = 0; i < (int)(sizeof sched_fields / sizeof *sched_fields); i++) {
 		rt_json d1 = { 0 }, d2 = { 0 };

@@ -92,36 +92,40 @@ static void results_round_trip_per_machine(void **unused)
 	kir_tuning_free(a);
 }
 
-/* path holding text is refused with "path:LINE: why". */
-static void refused(const char *name, const char *text, int line, const char *why)
-{
-	char err[512], path[512], want[600];
-	tu_write(dir, name, text, -1, path, sizeof path);
-	kir_tuning *db = kir_tuning_load(path, "m", err, sizeof err);
-	if (db)
-		fail_msg("%s was accepted", name);
-	snprintf(want, sizeof want, "%s:%d: %s", path, line, why);
-	if (strcmp(err, want))
-		fail_msg("%s: got '%s', want '%s'", name, err, want);
-}
+/* A damaged tuning file and what loading it says: "PATH:LINE: why". */
+static const struct {
+	const char *name, *text;
+	int line;
+	const char *why;
+} damaged[] = {
+	{ "foreign", "hello\n", 1, "not a ddpmc tuning file (no \"ddpmc-tuning 1\" line)" },
+	{ "v2", "ddpmc-tuning 2\n", 1, "not a ddpmc tuning file (no \"ddpmc-tuning 1\" line)" },
+	{ "fields", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 4 1 2\n", 2,
+	  "expected 4 fields separated by tabs" },
+	{ "sig", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 4 1 2\t1.0\nm\t12345\t0 4 1 2\t1.0\n", 3,
+	  "the signature is not 16 hex digits" },
+	{ "tile", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 0 1 2\t1.0\n", 2,
+	  "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range" },
+	{ "var", "ddpmc-tuning 1\nm\t0123456789abcdef\t99 2 1 2\t1.0\n", 2,
+	  "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range" },
+	{ "gflops", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 2 1 2\tfast\n", 2,
+	  "the GFLOP/s is not a number" },
+	{ "cut", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 2 1 2\t1.0", 2, "line too long or not ended" },
+};
 
 static void damaged_files_are_refused_whole(void **unused)
 {
 	(void)unused;
-	refused("foreign", "hello\n", 1, "not a ddpmc tuning file (no \"ddpmc-tuning 1\" line)");
-	refused("v2", "ddpmc-tuning 2\n", 1, "not a ddpmc tuning file (no \"ddpmc-tuning 1\" line)");
-	refused("fields", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 4 1 2\n", 2,
-	        "expected 4 fields separated by tabs");
-	refused("sig", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 4 1 2\t1.0\nm\t12345\t0 4 1 2\t1.0\n", 3,
-	        "the signature is not 16 hex digits");
-	refused("tile", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 0 1 2\t1.0\n", 2,
-	        "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range");
-	refused("var", "ddpmc-tuning 1\nm\t0123456789abcdef\t99 2 1 2\t1.0\n", 2,
-	        "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range");
-	refused("gflops", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 2 1 2\tfast\n", 2,
-	        "the GFLOP/s is not a number");
-	refused("cut", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 2 1 2\t1.0", 2,
-	        "line too long or not ended");
+	for (int i = 0; i < TU_LEN(damaged); i++) {
+		char err[512], path[512], want[600];
+		tu_write(dir, damaged[i].name, damaged[i].text, -1, path, sizeof path);
+		kir_tuning *db = kir_tuning_load(path, "m", err, sizeof err);
+		if (db)
+			fail_msg("%s was accepted", damaged[i].name);
+		snprintf(want, sizeof want, "%s:%d: %s", path, damaged[i].line, damaged[i].why);
+		if (strcmp(err, want))
+			fail_msg("%s: got '%s', want '%s'", damaged[i].name, err, want);
+	}
 }
 
 static const char *model_lua =

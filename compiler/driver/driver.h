@@ -24,9 +24,9 @@ typedef struct {
 	int nset;
 } drv_args;
 
-/* The commands, as bits of the flag table. */
 #define DRV_TUNE_SECONDS 300     /* --tune's budget when it is given alone */
 
+/* The commands, as bits of the flag table. */
 enum { DRV_COMPILE = 1, DRV_INSPECT = 2, DRV_GRAPH = 4, DRV_RUN = 8, DRV_ALL = 15, DRV_IMPORT = 16 };
 
 /* argv[0..argc) (after the command's name) into *a, with the defaults of

@@ -12,9 +12,11 @@
  *
  * Decided here: which convolutions run by Winograd's algorithm, which
  * run channels-last, how many image blocks a weight gradient's partial
- * sums take, and the order of a kernel's domain vars. Decided by the backends from the same target:
- * register tiles (llvm_kernel_tile), work-group tiles (cl_render), the
- * split of rows over threads (the runtime's executor). */
+ * sums take, and the order of a kernel's domain vars. Decided by the
+ * backends from the same target: register tiles (fixed per kernel by
+ * llvm_fix_tiles: a tuning file's measurement or the cost model's pick),
+ * work-group tiles (cl_render), the split of rows over threads (the
+ * runtime's executor). */
 #include "lower_impl.h"
 
 /* Output channels in the vectors. A 3x3 convolution (or a dense input

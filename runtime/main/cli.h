@@ -116,8 +116,8 @@ int cli_check_out_dir(const cli_opts *o, const char *name, const char *dir);
 int cli_check_out_file(const cli_opts *o, const char *name, const char *path);
 /* The tensors of --weights or --init W (weights.h: a diffusers folder or
  * a safetensors file; its config.json and scheduler_config.json, when it
- * has them, checked against p's meta.config and schedule) into out; the file read into file (RT_WEIGHTS_PATH
- * bytes). 0, or 1 after cli_fail. */
+ * has them, checked against p's meta.config and schedule) into out; the
+ * file read into file (RT_WEIGHTS_PATH bytes). 0, or 1 after cli_fail. */
 int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_tensorset *out,
                      char *file);
 /* mkdir -p; 0 or -1 with errno set. */
