@@ -205,6 +205,10 @@ static void tune_value_is_checked(void **unused)
 	CONTAINS(out, "--tune wants an integer from 1 to 86400, got '0'");
 	assert_int_not_equal(run("'%s' compile '%s' --report=1", DDPMC_BIN, model), 0);
 	CONTAINS(out, "--report takes no value");
+	/* a tuning file where none can be written: said before any executable */
+	assert_int_not_equal(run("'%s' compile '%s' --target cpu --tune=5 --tuning /proc/none/t -o '%s'",
+	                         DDPMC_BIN, model, tu_at(dir, "unwritten")), 0);
+	CONTAINS(out, "--tune: cannot create the folder of /proc/none/t: ");
 }
 
 int main(void)

@@ -16,6 +16,7 @@
  * then every kernel with its ops, FLOPs, bytes, register tile and the memory plan's
  * peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
  * OpenCL C. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,9 +273,13 @@ static int fix_tiles(const drv_args *a, kir_program **progs, int n)
 	int rc = llvm_fix_tiles(progs, n, &o, err, sizeof err);
 	if (rc < 0)
 		fprintf(stderr, "ddpmc compile: tuning: %s\n", err);
-	if (rc == 0 && a->tune_seconds && trusted &&
-	    (rt_make_parents(path) < 0 || kir_tuning_save(db, path, err, sizeof err) < 0)) {
-		fprintf(stderr, "ddpmc compile: --tune: %s\n", err[0] ? err : path);
+	if (rc == 0 && a->tune_seconds && trusted && rt_make_parents(path) < 0) {
+		fprintf(stderr, "ddpmc compile: --tune: cannot create the folder of %s: %s\n", path,
+		        strerror(errno));
+		rc = -1;
+	} else if (rc == 0 && a->tune_seconds && trusted &&
+	           kir_tuning_save(db, path, err, sizeof err) < 0) {
+		fprintf(stderr, "ddpmc compile: --tune: %s\n", err);
 		rc = -1;
 	}
 	kir_tuning_free(db);
