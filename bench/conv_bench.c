@@ -146,7 +146,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "conv_bench: %s\n", err);
 		return 1;
 	}
-	kt.winograd = winograd;
+	kt.winograd = winograd ? KIR_WINOGRAD_ALL : KIR_WINOGRAD_NONE;
 	kir_target_report(&kt, stdout);
 	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), &kt);
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);

@@ -54,7 +54,7 @@ static void compile_entry(compiled *c, const char *entry, int winograd)
 {
 	char err[1024];
 	kir_target t = *tu_cpu_target(NULL);
-	t.winograd = winograd;
+	t.winograd = winograd ? KIR_WINOGRAD_ALL : KIR_WINOGRAD_NONE;
 	c->g = tu_load("tests/models/tiny_train.lua");
 	c->kp = kir_lower(c->g, ir_entry_find(c->g, entry), &t);
 	llvm_kernel_fn *of_kernel = calloc((size_t)c->kp->nk + 1, sizeof *of_kernel);

@@ -9,10 +9,12 @@
  *   - compile --tune=S writes the file, --report names the tuned tiles,
  *     and compiling again from that file gives the same executable;
  *   - --tune's value is checked;
- *   - compile --winograd runs the 3x3 convolution and its input gradient
- *     by Winograd F(2x2, 3x3) (--report's target line and kernels say
- *     so), and --tune times the tiles of their matmuls as of any
- *     contraction.
+ *   - compile --tune times each 3x3 convolution and input gradient
+ *     directly and by Winograd F(2x2, 3x3) and records the faster; a
+ *     compile from the file follows its choice for each;
+ *   - compile --winograd all runs the 3x3 convolution and its input
+ *     gradient by Winograd (--report's target line and kernels say so),
+ *     and --tune times the tiles of their matmuls as of any contraction.
  * (That every candidate tile computes what the interpreter does is
  * test_llvm's every_tile_candidate_matches_interpreter.) */
 #include <setjmp.h>
@@ -66,6 +68,8 @@ static void results_round_trip_per_machine(void **unused)
 	kir_tuning *a = kir_tuning_new("host a code x");
 	kir_tile t1 = { KIR_TILE_TUNED, { 2, -1 }, { 7, 1 }, 85.5 }, t2 = { KIR_TILE_TUNED, { 0, 1 }, { 4, 2 }, 12 };
 	kir_tuning_put(a, 0x0123456789abcdefull, &t1);
+	kir_tuning_put_algorithm(a, 0x0123456789abcdefull, KIR_ALGO_WINOGRAD, 40);
+	kir_tuning_put_algorithm(a, 0xfedcba9876543210ull, KIR_ALGO_DIRECT, 30);
 	assert_int_equal(kir_tuning_save(a, path, err, sizeof err), 0);
 	kir_tuning_free(a);
 	kir_tuning *b = kir_tuning_load(path, "host b code x", err, sizeof err);
@@ -80,6 +84,13 @@ static void results_round_trip_per_machine(void **unused)
 	assert_int_equal(kir_tuning_find(a, 0x0123456789abcdefull, &got), 1);
 	assert_true(got.source == KIR_TILE_TUNED && got.var[0] == 2 && got.var[1] == -1 &&
 	            got.copies[0] == 7 && got.copies[1] == 1 && got.gflops == 85.5);
+	/* an algorithm and a tile of one signature are two results */
+	kir_algorithm algo;
+	assert_int_equal(kir_tuning_find_algorithm(a, 0x0123456789abcdefull, &algo), 1);
+	assert_int_equal(algo, KIR_ALGO_WINOGRAD);
+	assert_int_equal(kir_tuning_find_algorithm(a, 0xfedcba9876543210ull, &algo), 1);
+	assert_int_equal(algo, KIR_ALGO_DIRECT);
+	assert_int_equal(kir_tuning_find(a, 0xfedcba9876543210ull, &got), 0);
 	kir_tuning_free(a);
 	b = kir_tuning_load(path, "host b code x", err, sizeof err);
 	assert_int_equal(kir_tuning_find(b, 0x0123456789abcdefull, &got), 1);
@@ -93,6 +104,8 @@ static void results_round_trip_per_machine(void **unused)
 }
 
 /* A damaged tuning file and what loading it says: "PATH:LINE: why". */
+#define NOT_A_RESULT "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range, nor an " \
+	"algorithm (direct or winograd)"
 static const struct {
 	const char *name, *text;
 	int line;
@@ -105,9 +118,9 @@ static const struct {
 	{ "sig", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 4 1 2\t1.0\nm\t12345\t0 4 1 2\t1.0\n", 3,
 	  "the signature is not 16 hex digits" },
 	{ "tile", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 0 1 2\t1.0\n", 2,
-	  "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range" },
-	{ "var", "ddpmc-tuning 1\nm\t0123456789abcdef\t99 2 1 2\t1.0\n", 2,
-	  "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range" },
+	  NOT_A_RESULT },
+	{ "var", "ddpmc-tuning 1\nm\t0123456789abcdef\t99 2 1 2\t1.0\n", 2, NOT_A_RESULT },
+	{ "algorithm", "ddpmc-tuning 1\nm\t0123456789abcdef\tfft\t1.0\n", 2, NOT_A_RESULT },
 	{ "gflops", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 2 1 2\tfast\n", 2,
 	  "the GFLOP/s is not a number" },
 	{ "cut", "ddpmc-tuning 1\nm\t0123456789abcdef\t0 2 1 2\t1.0", 2, "line too long or not ended" },
@@ -136,6 +149,22 @@ static const char *model_lua =
 	"local g = ddpm.grad(y, { x, w }, ddpm.input('g', y:shape()))\n"
 	"ddpm.entry('main', { y = y, gx = g[1], gw = g[2] })\n";
 
+/* How many times `needle` occurs in s. */
+static int count(const char *s, const char *needle)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* The tuning file's algorithm results (fields hold no tabs: only the
+ * third field can be a tab-enclosed word). */
+static int algorithm_lines(const char *file)
+{
+	return count(file, "\tdirect\t") + count(file, "\twinograd\t");
+}
+
 static void compile_tunes_and_reuses_the_file(void **unused)
 {
 	(void)unused;
@@ -147,10 +176,12 @@ static void compile_tunes_and_reuses_the_file(void **unused)
 	if (run("'%s' compile '%s' --target cpu --tune=60 --tuning '%s' -o '%s'", DDPMC_BIN, model,
 	        tuning, exe[0]))
 		fail_msg("compile --tune: %s", out);
-	CONTAINS(out, "tuning: ", "GFLOP/s (");
+	CONTAINS(out, "tuning: ", "GFLOP/s (", "tuning: conv2d (2, 8, 10, 10) -> (2, 16, 10, 10) ",
+	         "tuning: conv2d_grad_input (2, 16, 10, 10) -> (2, 8, 10, 10) ", " ms, winograd ");
 	char *file = slurp(tuning);
 	assert_non_null(file);
 	assert_true(tu_starts(file, "ddpmc-tuning 1\nhost "));
+	assert_int_equal(algorithm_lines(file), 2);
 	/* the file fixes the tiles: the report says so, the executables agree */
 	if (run("'%s' compile '%s' --target cpu --tuning '%s' --report -o '%s'", DDPMC_BIN, model,
 	        tuning, exe[1]))
@@ -161,6 +192,51 @@ static void compile_tunes_and_reuses_the_file(void **unused)
 	                     model, tuning, exe[2]), 0);
 	assert_int_equal(run("cmp '%s' '%s' && cmp '%s' '%s'", exe[0], exe[1], exe[1], exe[2]), 0);
 	free(file);
+}
+
+/* The tuning file at path with every algorithm result made `algorithm`. */
+static void set_algorithms(const char *path, const char *algorithm)
+{
+	char *file = slurp(path), *fixed = calloc(1, strlen(file) + 4096), *o = fixed;
+	for (char *l = strtok(file, "\n"); l; l = strtok(NULL, "\n")) {
+		char *tab = strchr(l, '\t'), *field = tab ? strchr(tab + 1, '\t') : NULL;
+		char *rest = field ? strchr(field + 1, '\t') : NULL;
+		if (rest && (!strncmp(field, "\tdirect\t", 8) || !strncmp(field, "\twinograd\t", 10)))
+			o += sprintf(o, "%.*s\t%s%s\n", (int)(field - l), l, algorithm, rest);
+		else
+			o += sprintf(o, "%s\n", l);
+	}
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(fixed, f);
+	fclose(f);
+	free(file);
+	free(fixed);
+}
+
+/* compile follows the tuning file's algorithm for each convolution:
+ * Winograd's kernels exactly where it says winograd. */
+static void compile_follows_the_files_algorithms(void **unused)
+{
+	(void)unused;
+	char model[512];
+	tu_write(dir, "conv.lua", model_lua, -1, model, sizeof model);
+	const char *tuning = tu_at(dir, "algo-tuning"), *exe = tu_at(dir, "conv-algo");
+	if (run("'%s' compile '%s' --target cpu --tune=60 --tuning '%s' -o '%s'", DDPMC_BIN, model,
+	        tuning, exe))
+		fail_msg("compile --tune: %s", out);
+	static const char *const ways[] = { "winograd", "direct" };
+	for (int i = 0; i < 2; i++) {
+		set_algorithms(tuning, ways[i]);
+		char *file = slurp(tuning);
+		assert_int_equal(count(file, ways[i]), 2);
+		free(file);
+		if (run("'%s' compile '%s' --target cpu --tuning '%s' --report -o '%s'", DDPMC_BIN, model,
+		        tuning, exe))
+			fail_msg("compile from the file: %s", out);
+		assert_int_equal(count(out, "_winograd_products "), i == 0 ? 2 : 0);
+		assert_null(strstr(out, "tuning: "));   /* nothing measured again */
+	}
 }
 
 static void damaged_file_is_left_alone(void **unused)
@@ -174,7 +250,7 @@ static void damaged_file_is_left_alone(void **unused)
 	        model, bad, tu_at(dir, "conv-bad")))
 		fail_msg("compile with a damaged tuning file: %s", out);
 	CONTAINS(out, "warning: tuning file ", "bad-tuning:2: expected 4 fields separated by tabs; "
-	         "ignored: the cost model picks the tiles and --tune leaves the file as it is");
+	         "ignored: the cost model picks the tiles and algorithms and --tune leaves the file as it is");
 	char *now = slurp(bad);
 	assert_string_equal(now, text);
 	free(now);
@@ -185,7 +261,7 @@ static void compile_winograd_tunes_its_products(void **unused)
 	(void)unused;
 	char model[512];
 	tu_write(dir, "conv.lua", model_lua, -1, model, sizeof model);
-	if (run("'%s' compile '%s' --target cpu --winograd --tune=30 --tuning '%s' --report -o '%s'", DDPMC_BIN,
+	if (run("'%s' compile '%s' --target cpu --winograd all --tune=30 --tuning '%s' --report -o '%s'", DDPMC_BIN,
 	        model, tu_at(dir, "wino-tuning"), tu_at(dir, "conv-wino")))
 		fail_msg("compile --winograd: %s", out);
 	CONTAINS(out, "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3)", "_winograd_input",
@@ -219,6 +295,7 @@ int main(void)
 		cmocka_unit_test(compile_tunes_and_reuses_the_file),
 		cmocka_unit_test(damaged_file_is_left_alone),
 		cmocka_unit_test(compile_winograd_tunes_its_products),
+		cmocka_unit_test(compile_follows_the_files_algorithms),
 		cmocka_unit_test(tune_value_is_checked),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -83,9 +83,9 @@ static const drv_flag flags[] = {
 	{ "--tuning", "FILE", A_STR, DRV_COMPILE, AT(tuning), 0, 0,
 	  "($XDG_CACHE_HOME/ddpmc/tuning or ~/.cache/ddpmc/tuning)",
 	  "the tuning file: its results for this machine fix the register tiles; --tune adds to it" },
-	{ "--winograd", NULL, A_BOOL, DRV_COMPILE, AT(winograd), 0, 0, NULL,
-	  "compute 3x3, stride-1, padding-1 convolutions and their input gradients by Winograd "
-	  "F(2x2, 3x3) instead of directly" },
+	{ "--winograd", "tuned|all|none", A_STR, DRV_COMPILE, AT(winograd), 0, 0, "tuned",
+	  "which 3x3, stride-1, padding-1 convolutions and input gradients run by Winograd "
+	  "F(2x2, 3x3): as --tune measured each, else the cost model's choice; all; none" },
 	{ "--json", NULL, A_BOOL, DRV_INSPECT, AT(json), 0, 0, NULL, "print one JSON object" },
 	{ "--entry", "NAME", A_STR, DRV_GRAPH, AT(entry), 0, 0, "(every node)",
 	  "only the nodes this entry needs" },

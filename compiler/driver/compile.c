@@ -1,8 +1,9 @@
 /* compile: MODEL.lua -> one standalone executable.
  *
- * The pipeline: run the script (frontend), verify, lower every entry to
- * kernels (fusion + memory plan), fix the CPU kernels' register tiles
- * (from the tuning file, measured first with --tune, else the cost
+ * The pipeline: run the script (frontend), verify, choose which
+ * convolutions run by Winograd's algorithm, lower every entry to kernels
+ * (fusion + memory plan), fix the CPU kernels' register tiles (both
+ * choices from the tuning file, measured first with --tune, else the cost
  * model: llvm_tune.c), verify the kernel IR, render the kernels
  * for the targets asked for — native code through the LLVM backend (cpu),
  * OpenCL C source (opencl), both (all, the default) — and put them with the
@@ -152,7 +153,8 @@ typedef struct {
 
 /* What the lowering schedules for: the CPU's description when CPU code is
  * made (OpenCL, rendered from the same kernels, then follows it), the
- * GPU's when OpenCL alone; Winograd convolutions when --winograd asks. */
+ * GPU's when OpenCL alone; which convolutions run by Winograd as
+ * --winograd says (tuned: as measured, else the cost model's). */
 static int schedule_target(const drv_args *a, const targets *t, kir_target *kt)
 {
 	char err[1200];
@@ -162,8 +164,15 @@ static int schedule_target(const drv_args *a, const targets *t, kir_target *kt)
 		fprintf(stderr, "ddpmc compile: %s\n", err);
 		return -1;
 	}
-	kt->winograd = a->winograd;
-	return 0;
+	static const char *const ways[] = { [KIR_WINOGRAD_CHOSEN] = "tuned", [KIR_WINOGRAD_ALL] = "all",
+		                            [KIR_WINOGRAD_NONE] = "none" };
+	for (int w = 0; w < 3; w++)
+		if (!strcmp(a->winograd ? a->winograd : "tuned", ways[w])) {
+			kt->winograd = (kir_winograd)w;
+			return 0;
+		}
+	fprintf(stderr, "ddpmc compile: --winograd %s: expected tuned, all or none\n", a->winograd);
+	return -1;
 }
 
 static int parse_targets(const char *name, targets *t)
@@ -251,37 +260,63 @@ static int tuning_path(const drv_args *a, char *path, size_t len)
 	return rt_cache_dir(NULL, dir, sizeof dir) && snprintf(path, len, "%s/tuning", dir) < (int)len;
 }
 
-/* The register tiles (llvm_fix_tiles): the tuning file's results for this
- * machine, the kernels it lacks measured first with --tune and added to
- * it. A damaged tuning file, or one that is not one, is reported and left
- * out, and --tune does not overwrite it. */
-static int fix_tiles(const drv_args *a, kir_program **progs, int n)
+/* The tuning file's results for this machine, or an empty set when it has
+ * none; *trusted = 0 when the file is damaged or not one (reported: it is
+ * left out, and --tune does not overwrite it). */
+static kir_tuning *load_tuning(const drv_args *a, const char *path, const char *key, int *trusted)
 {
-	char key[256], path[4096] = "", err[4400];
-	if (llvm_machine_key(a->cpu, key, sizeof key) < 0)
-		return -1;
-	int have_path = tuning_path(a, path, sizeof path);
-	kir_tuning *db = have_path ? kir_tuning_load(path, key, err, sizeof err) : NULL;
-	int trusted = db != NULL;
-	if (have_path && !db)
+	char err[4400];
+	kir_tuning *db = *path ? kir_tuning_load(path, key, err, sizeof err) : NULL;
+	*trusted = db != NULL;
+	if (*path && !db)
 		fprintf(stderr, "ddpmc compile: warning: tuning file %s; ignored: the cost model picks "
-		        "the tiles%s\n", err, a->tune_seconds ? " and --tune leaves the file as it is" : "");
-	if (!db)
-		db = kir_tuning_new(key);
-	double budget = a->tune_seconds < 0 ? DRV_TUNE_SECONDS : (double)a->tune_seconds;
-	llvm_tune_opts o = { a->cpu, db, a->tune_seconds != 0, budget, stderr };
-	int rc = llvm_fix_tiles(progs, n, &o, err, sizeof err);
-	if (rc < 0)
-		fprintf(stderr, "ddpmc compile: tuning: %s\n", err);
-	if (rc == 0 && a->tune_seconds && trusted && rt_make_parents(path) < 0) {
+		        "the tiles and algorithms%s\n", err,
+		        a->tune_seconds ? " and --tune leaves the file as it is" : "");
+	return db ? db : kir_tuning_new(key);
+}
+
+static int save_tuning(const kir_tuning *db, char *path)
+{
+	char err[4400];
+	if (rt_make_parents(path) < 0) {
 		fprintf(stderr, "ddpmc compile: --tune: cannot create the folder of %s: %s\n", path,
 		        strerror(errno));
-		rc = -1;
-	} else if (rc == 0 && a->tune_seconds && trusted &&
-	           kir_tuning_save(db, path, err, sizeof err) < 0) {
-		fprintf(stderr, "ddpmc compile: --tune: %s\n", err);
-		rc = -1;
+		return -1;
 	}
+	if (kir_tuning_save(db, path, err, sizeof err) < 0) {
+		fprintf(stderr, "ddpmc compile: --tune: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The tuned CPU schedule around the lowering: the algorithm of each
+ * convolution (llvm_choose_algorithms), then, once lowered, the register
+ * tiles (llvm_fix_tiles), each from the tuning file's results for this
+ * machine, else measured first with --tune and added to it, else the cost
+ * model's. *progs: the lowered programs (NULL on failure). */
+static int lower_tuned(const drv_args *a, ir_graph *g, kir_target *kt, kir_program ***progs)
+{
+	char key[256], path[4096] = "", err[4400] = "";
+	*progs = NULL;
+	if (llvm_machine_key(a->cpu, key, sizeof key) < 0)
+		return -1;
+	if (!tuning_path(a, path, sizeof path))
+		path[0] = '\0';
+	int trusted;
+	kir_tuning *db = load_tuning(a, path, key, &trusted);
+	double budget = a->tune_seconds < 0 ? DRV_TUNE_SECONDS : (double)a->tune_seconds;
+	llvm_tune_opts o = { a->cpu, db, a->tune_seconds != 0, llvm_tune_deadline(budget), stderr };
+	int rc = llvm_choose_algorithms(g, kt, &o, err, sizeof err);
+	if (rc == 0 && !(*progs = lower_all(g, kt)))
+		rc = -1;
+	else if (rc == 0)
+		rc = llvm_fix_tiles(*progs, g->nentries, &o, err, sizeof err);
+	if (rc < 0 && *err)
+		fprintf(stderr, "ddpmc compile: tuning: %s\n", err);
+	if (rc == 0 && a->tune_seconds && trusted && *path)
+		rc = save_tuning(db, path);
+	kt->measured = NULL;
 	kir_tuning_free(db);
 	return rc;
 }
@@ -305,10 +340,12 @@ int drv_compile(const drv_args *a)
 		return -1;
 	if (a->report)
 		kir_target_report(&kt, stdout);
-	kir_program **progs = lower_all(g, &kt);
-	int rc = progs ? 0 : -1;
-	if (rc == 0 && t.cpu)
-		rc = fix_tiles(a, progs, g->nentries);
+	kir_program **progs = NULL;
+	int rc;
+	if (t.cpu)
+		rc = lower_tuned(a, g, &kt, &progs);
+	else
+		rc = (progs = lower_all(g, &kt)) ? 0 : -1;
 	for (int i = 0; rc == 0 && i < g->nentries; i++) {
 		if (a->report)
 			kir_report(progs[i], stdout);

@@ -192,6 +192,17 @@ void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value);
 
 kir_type kir_type_of(rt_dtype dt);
 
+/* Which 3x3, stride-1 convolutions and input gradients run by Winograd's
+ * F(2x2, 3x3) (schedule_winograd): each as the tuner measured it
+ * (kir_target.measured), else as the cost model says (CHOSEN, the
+ * default); all of them (ALL: `compile --winograd`); none (NONE). */
+typedef enum { KIR_WINOGRAD_CHOSEN, KIR_WINOGRAD_ALL, KIR_WINOGRAD_NONE } kir_winograd;
+
+/* The algorithms a convolution can run by (the tuner's choices). */
+typedef enum { KIR_ALGO_DIRECT, KIR_ALGO_WINOGRAD } kir_algorithm;
+
+typedef struct kir_tuning kir_tuning;
+
 /* The machine a program is lowered for, as the lowering's schedule step
  * (schedule.c) reads it. A backend describes its targets
  * (llvm_kir_target, cl_kir_target): facts about the machine, then the
@@ -210,7 +221,10 @@ typedef struct {
 	int channels_last_min;          /* output channels from which a convolution runs channels-last */
 	int channels_last_step;         /* ... when their count is a multiple of this */
 	int64_t partials_max_bytes;     /* a weight gradient's partial sums take at most this */
-	int winograd;                   /* 1: 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) */
+	int winograd_min_channels;      /* the cost model's Winograd: from these input and output
+	                                   channels (0: never) */
+	kir_winograd winograd;          /* which 3x3 stride-1 convolutions run by Winograd */
+	const kir_tuning *measured;     /* KIR_WINOGRAD_CHOSEN: the tuner's choices, or NULL */
 } kir_target;
 
 /* One line: the target's name, facts and thresholds (--report). */
@@ -257,13 +271,26 @@ int kir_share(kir_program **progs, int n);
  * file's keys. Sets k's arguments as kir_share does. */
 uint64_t kir_kernel_signature(const kir_program *p, kir_kernel *k);
 
+/* Convolutions Winograd F(2x2, 3x3) applies to (lower_winograd.c): node n
+ * of g is a 3x3, stride-1, padding-1 conv2d or conv2d_grad_input with an
+ * output as large as its input. */
+int kir_winograd_candidate(const ir_graph *g, const ir_node *n);
+/* A convolution's signature (share.c): a hash of its op, dtypes, shapes
+ * and attributes, the same for every graph it appears in. */
+uint64_t kir_conv_signature(const ir_graph *g, const ir_node *n);
+/* A graph of node n of g alone, for timing it (the tuner): inputs of its
+ * operands' dtypes and shapes, n on them, the output of entry "conv". */
+ir_graph *kir_conv_alone(const ir_graph *g, const ir_node *n);
+
 /* Tuning results (tuning.c), like FFTW's wisdom: the register tile the
- * tuner measured fastest for a kernel signature on a machine. The file
- * is text, one result a line after the header line "ddpmc-tuning 1":
+ * tuner measured fastest for a kernel signature on a machine, and the
+ * algorithm it measured fastest for a convolution (kir_conv_signature).
+ * The file is text, one result a line after the header line
+ * "ddpmc-tuning 1":
  *   MACHINE <tab> SIGNATURE (16 hex digits) <tab> VAR0 COPIES0 VAR1 COPIES1 <tab> GFLOPS
+ *   MACHINE <tab> SIGNATURE <tab> direct|winograd <tab> GFLOPS
  * MACHINE names the host CPU and the code's CPU (a backend's key): the
  * results of other machines are kept, never used. */
-typedef struct kir_tuning kir_tuning;
 
 /* Reads path for machine: a missing file is an empty set. A file that is
  * not a tuning file, or has a malformed line, is refused whole: NULL with
@@ -276,6 +303,10 @@ kir_tuning *kir_tuning_new(const char *machine);
 int kir_tuning_find(const kir_tuning *db, uint64_t sig, kir_tile *t);
 /* Records (replaces) this machine's result for sig. */
 void kir_tuning_put(kir_tuning *db, uint64_t sig, const kir_tile *t);
+/* The same for the algorithm of the convolution of signature sig, its
+ * effective GFLOP/s (the direct convolution's FLOPs over its time). */
+int kir_tuning_find_algorithm(const kir_tuning *db, uint64_t sig, kir_algorithm *a);
+void kir_tuning_put_algorithm(kir_tuning *db, uint64_t sig, kir_algorithm a, double gflops);
 /* Writes every result, each machine's, to path atomically (a temporary
  * file renamed over it): 0, or -1 with a message in err. */
 int kir_tuning_save(const kir_tuning *db, const char *path, char *err, size_t errlen);

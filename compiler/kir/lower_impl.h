@@ -149,6 +149,6 @@ void lower_plan_roots(lower *L);
 int schedule_channels_last(const kir_target *t, ir_opcode op, int64_t channels, const int64_t *taps);
 int64_t schedule_image_blocks(const kir_target *t, int64_t images, int64_t weights);
 void schedule_domain_order(ir_opcode op, int rank, int reads_channels_last, int *order);
-int schedule_winograd(const kir_target *t);
+int schedule_winograd(const kir_target *t, const ir_graph *g, const ir_node *n);
 
 #endif

@@ -1,6 +1,7 @@
 /* lower_winograd: 3x3, stride-1, padding-1 convolutions and their input
  * gradients by Winograd's F(2x2, 3x3) (lower_impl.h), when the schedule
- * asks for it (schedule_winograd).
+ * asks for it (schedule_winograd); which convolutions can, and one alone
+ * in a graph of its own for the tuner to time both ways (kir.h).
  *
  * requires: called from lower_fuse.c for the kernel's one reduction, for a
  *   node lower_winograd_applies accepts.
@@ -237,16 +238,36 @@ static int output_transform(lower *L, const ir_node *n, const wino_shapes *s, in
 	return tb;
 }
 
-int lower_winograd_applies(lower *L, const ir_node *n)
+int kir_winograd_candidate(const ir_graph *g, const ir_node *n)
 {
 	if (n->op != OP_conv2d && n->op != OP_conv2d_grad_input)
 		return 0;
 	const ir_attrs *a = &n->a;
-	const int64_t *w = N(L, n->in[1])->shape.d, *in = N(L, n->in[0])->shape.d;
-	int f23 = w[2] == TAPS && w[3] == TAPS && a->conv.stride[0] == 1 && a->conv.stride[1] == 1 &&
-	          a->conv.pad[0] == 1 && a->conv.pad[1] == 1 && a->conv.pad[2] == 1 && a->conv.pad[3] == 1 &&
-	          in[2] == n->shape.d[2] && in[3] == n->shape.d[3];
-	return f23 && schedule_winograd(L->target);
+	const int64_t *w = g->nodes[n->in[1]].shape.d, *in = g->nodes[n->in[0]].shape.d;
+	return w[2] == TAPS && w[3] == TAPS && a->conv.stride[0] == 1 && a->conv.stride[1] == 1 &&
+	       a->conv.pad[0] == 1 && a->conv.pad[1] == 1 && a->conv.pad[2] == 1 && a->conv.pad[3] == 1 &&
+	       in[2] == n->shape.d[2] && in[3] == n->shape.d[3];
+}
+
+int lower_winograd_applies(lower *L, const ir_node *n)
+{
+	return kir_winograd_candidate(L->g, n) && schedule_winograd(L->target, L->g, n);
+}
+
+ir_graph *kir_conv_alone(const ir_graph *g, const ir_node *n)
+{
+	ir_graph *one = ir_new();
+	int in[2];
+	for (int i = 0; i < 2; i++) {
+		const ir_node *operand = &g->nodes[n->in[i]];
+		in[i] = ir_input(one, i ? "w" : "x", operand->dtype, &operand->shape, "tuner");
+	}
+	ir_binding out = { "conv", ir_add(one, n->op, in, 2, &n->a, &n->shape, n->dtype, "tuner") };
+	if (in[0] < 0 || in[1] < 0 || out.node < 0 || ir_entry_add(one, "conv", &out, 1, NULL, 0, "tuner") < 0) {
+		ir_free(one);
+		return NULL;
+	}
+	return one;
 }
 
 int lower_winograd_conv(lower *L, const ir_node *n, const int *idx)

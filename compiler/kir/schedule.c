@@ -36,17 +36,25 @@ int schedule_channels_last(const kir_target *t, ir_opcode op, int64_t channels, 
 	return op == OP_conv2d_grad_input || (op == OP_conv2d && (taps[0] > 1 || taps[1] > 1));
 }
 
-/* Winograd F(2x2, 3x3) for every 3x3, stride-1, padding-1 convolution
- * and input gradient (lower_winograd.c) when the target asks for it
- * (t->winograd, off unless a compile asks: `ddpmc compile --winograd`):
- * 16 products per 2x2 outputs instead of 36, for two passes over the
- * image and one over M more than a direct convolution makes. Whether that
- * pays depends on the channel counts and the machine (on a CPU the
- * direct channels-last kernel runs near peak), so nothing here guesses:
- * the choice is the compile's, later a tuner's that times both. */
-int schedule_winograd(const kir_target *t)
+/* Winograd F(2x2, 3x3) for a 3x3, stride-1, padding-1 convolution or
+ * input gradient n of g (lower_winograd.c): 16 products per 2x2 outputs
+ * instead of 36, for two passes over the image and one over M more than
+ * a direct convolution makes. Whether that pays depends on the channel
+ * counts and the machine, so where the tuner timed both ways on this
+ * machine (compile --tune, t->measured) its choice holds; elsewhere the
+ * cost model's: Winograd from t->winograd_min_channels input and output
+ * channels, a backend's threshold. `compile --winograd` asks for it
+ * everywhere. */
+int schedule_winograd(const kir_target *t, const ir_graph *g, const ir_node *n)
 {
-	return t->winograd;
+	if (t->winograd != KIR_WINOGRAD_CHOSEN)
+		return t->winograd == KIR_WINOGRAD_ALL;
+	kir_algorithm a;
+	if (t->measured && kir_tuning_find_algorithm(t->measured, kir_conv_signature(g, n), &a))
+		return a == KIR_ALGO_WINOGRAD;
+	int64_t cin = g->nodes[n->in[0]].shape.d[1], cout = n->shape.d[1];
+	return t->winograd_min_channels > 0 && cin >= t->winograd_min_channels &&
+	       cout >= t->winograd_min_channels;
 }
 
 /* The weight gradient sums over every pixel of every image: too long a
@@ -94,7 +102,12 @@ void kir_target_report(const kir_target *t, FILE *f)
 	report_fact(f, "local memory", t->local_bytes, 1024, " KiB");
 	report_fact(f, "work-group", t->max_group, 1, " items");
 	fprintf(f, "; channels-last from %d output channels in steps of %d, weight-gradient partials "
-	        "<= %lld MiB%s\n", t->channels_last_min, t->channels_last_step,
-	        (long long)(t->partials_max_bytes >> 20),
-	        t->winograd ? "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3)" : "");
+	        "<= %lld MiB", t->channels_last_min, t->channels_last_step,
+	        (long long)(t->partials_max_bytes >> 20));
+	if (t->winograd == KIR_WINOGRAD_ALL)
+		fprintf(f, "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3)");
+	else if (t->winograd == KIR_WINOGRAD_CHOSEN && t->winograd_min_channels > 0)
+		fprintf(f, "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) as tuned, else from %d "
+		        "channels", t->winograd_min_channels);
+	fputc('\n', f);
 }

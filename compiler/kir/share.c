@@ -10,7 +10,9 @@
  * requires: programs out of kir_lower (buffers and kernels final).
  * establishes: k->arg[0..narg) for every kernel; k->fn the same for two
  *   kernels exactly when their canonical forms (kernel_key, tiles
- *   included) are equal. */
+ *   included) are equal.
+ * Also the signatures a tuning file keys its results by: a kernel's (its
+ * canonical form without the tile) and a convolution's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +100,30 @@ static void kernel_key(const kir_program *p, const kir_kernel *k, int with_tile,
 static uint64_t hash_of(const rt_strbuf *b)
 {
 	return rt_fnv1a(RT_FNV1A_START, b->p, b->len);
+}
+
+static void put_shape(rt_strbuf *b, const ir_shape *s)
+{
+	put_int(b, s->rank);
+	for (int d = 0; d < s->rank; d++)
+		put_int(b, s->d[d]);
+}
+
+uint64_t kir_conv_signature(const ir_graph *g, const ir_node *n)
+{
+	rt_strbuf b = { 0 };
+	put(&b, "conv", 4);     /* apart from every kernel's form */
+	put_int(&b, n->op), put_int(&b, n->dtype);
+	for (int i = 0; i < 2; i++) {
+		const ir_node *in = &g->nodes[n->in[i]];
+		put_int(&b, in->dtype);
+		put_shape(&b, &in->shape);
+	}
+	put_shape(&b, &n->shape);
+	put(&b, &n->a.conv, sizeof n->a.conv);
+	uint64_t h = hash_of(&b);
+	rt_sb_free(&b);
+	return h;
 }
 
 typedef struct {

@@ -1,7 +1,8 @@
 /* tuning: the tuner's results, kept in a text file between compiles.
  *
  * A result says which register tile was fastest for one kernel signature
- * (kir_kernel_signature) on one machine (a backend's key: the host CPU and
+ * (kir_kernel_signature), or which algorithm for one convolution
+ * (kir_conv_signature), on one machine (a backend's key: the host CPU and
  * the CPU the code is for). A file may hold many machines' results; a
  * set loaded for one machine answers for that machine only, and saving
  * writes back every result it read. The file is checked line by line and
@@ -10,7 +11,8 @@
  * backend checks each tile it is given again).
  *
  * Format (kir.h): the header line "ddpmc-tuning 1", then
- *   MACHINE \t SIGNATURE \t VAR0 COPIES0 VAR1 COPIES1 \t GFLOPS */
+ *   MACHINE \t SIGNATURE \t VAR0 COPIES0 VAR1 COPIES1 \t GFLOPS
+ *   MACHINE \t SIGNATURE \t direct|winograd \t GFLOPS */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,9 +26,16 @@
 
 enum { MACHINE_MAX = 200, LINE_MAX_BYTES = 512 };
 
+/* A result: a tile (algorithm NO_ALGORITHM) or an algorithm (its
+ * GFLOP/s in tile.gflops). */
+enum { NO_ALGORITHM = -1 };
+static const char *const algorithm_names[] = { [KIR_ALGO_DIRECT] = "direct",
+	                                       [KIR_ALGO_WINOGRAD] = "winograd" };
+
 typedef struct {
 	char machine[MACHINE_MAX];
 	uint64_t sig;
+	int algorithm;
 	kir_tile tile;
 } result;
 
@@ -50,17 +59,19 @@ void kir_tuning_free(kir_tuning *db)
 	free(db);
 }
 
-static result *find(const kir_tuning *db, const char *machine, uint64_t sig)
+/* The result of sig on machine, a tile's or an algorithm's. */
+static result *find(const kir_tuning *db, const char *machine, uint64_t sig, int is_algorithm)
 {
 	for (int i = 0; i < db->n; i++)
-		if (db->r[i].sig == sig && !strcmp(db->r[i].machine, machine))
+		if (db->r[i].sig == sig && (db->r[i].algorithm != NO_ALGORITHM) == is_algorithm &&
+		    !strcmp(db->r[i].machine, machine))
 			return &db->r[i];
 	return NULL;
 }
 
-static void put(kir_tuning *db, const char *machine, uint64_t sig, const kir_tile *t)
+static void put(kir_tuning *db, const char *machine, uint64_t sig, int algorithm, const kir_tile *t)
 {
-	result *r = find(db, machine, sig);
+	result *r = find(db, machine, sig, algorithm != NO_ALGORITHM);
 	if (!r) {
 		if (db->n == db->cap) {
 			db->cap = db->cap ? 2 * db->cap : 64;
@@ -70,13 +81,14 @@ static void put(kir_tuning *db, const char *machine, uint64_t sig, const kir_til
 		snprintf(r->machine, sizeof r->machine, "%s", machine);
 		r->sig = sig;
 	}
+	r->algorithm = algorithm;
 	r->tile = *t;
 	r->tile.source = KIR_TILE_TUNED;
 }
 
 int kir_tuning_find(const kir_tuning *db, uint64_t sig, kir_tile *t)
 {
-	const result *r = find(db, db->machine, sig);
+	const result *r = find(db, db->machine, sig, 0);
 	if (r)
 		*t = r->tile;
 	return r != NULL;
@@ -84,7 +96,43 @@ int kir_tuning_find(const kir_tuning *db, uint64_t sig, kir_tile *t)
 
 void kir_tuning_put(kir_tuning *db, uint64_t sig, const kir_tile *t)
 {
-	put(db, db->machine, sig, t);
+	put(db, db->machine, sig, NO_ALGORITHM, t);
+}
+
+int kir_tuning_find_algorithm(const kir_tuning *db, uint64_t sig, kir_algorithm *a)
+{
+	const result *r = find(db, db->machine, sig, 1);
+	if (r)
+		*a = (kir_algorithm)r->algorithm;
+	return r != NULL;
+}
+
+void kir_tuning_put_algorithm(kir_tuning *db, uint64_t sig, kir_algorithm a, double gflops)
+{
+	kir_tile t = { .gflops = gflops };
+	put(db, db->machine, sig, (int)a, &t);
+}
+
+/* The algorithm named s, or NO_ALGORITHM. */
+static int algorithm_named(const char *s)
+{
+	for (int a = 0; a < (int)(sizeof algorithm_names / sizeof *algorithm_names); a++)
+		if (!strcmp(s, algorithm_names[a]))
+			return a;
+	return NO_ALGORITHM;
+}
+
+/* "VAR0 COPIES0 VAR1 COPIES1" into t: 0, or -1 unless four integers in range. */
+static int parse_tile(const char *s, kir_tile *t)
+{
+	int used = 0;
+	if (sscanf(s, "%d %d %d %d%n", &t->var[0], &t->copies[0], &t->var[1], &t->copies[1],
+	           &used) != 4 || s[used])
+		return -1;
+	for (int d = 0; d < 2; d++)
+		if (t->var[d] < -1 || t->var[d] >= KIR_MAXVAR || t->copies[d] < 1 || t->copies[d] > 1024)
+			return -1;
+	return t->copies[0] * t->copies[1] > 1024 ? -1 : 0;
 }
 
 /* One result line (its newline removed) into db; 0, or -1 with what is
@@ -110,12 +158,10 @@ static int parse_line(kir_tuning *db, char *line, const char **why)
 		return -1;
 	}
 	kir_tile t = { KIR_TILE_TUNED, { 0, 0 }, { 0, 0 }, 0 };
-	int used = 0;
-	if (sscanf(tab2 + 1, "%d %d %d %d%n", &t.var[0], &t.copies[0], &t.var[1], &t.copies[1],
-	           &used) != 4 || tab2[1 + used] || t.var[0] < -1 || t.var[1] < -1 ||
-	    t.var[0] >= KIR_MAXVAR || t.var[1] >= KIR_MAXVAR || t.copies[0] < 1 ||
-	    t.copies[1] < 1 || t.copies[0] * t.copies[1] > 1024) {
-		*why = "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range";
+	int algorithm = algorithm_named(tab2 + 1);
+	if (algorithm == NO_ALGORITHM && parse_tile(tab2 + 1, &t) < 0) {
+		*why = "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range, nor an "
+		       "algorithm (direct or winograd)";
 		return -1;
 	}
 	t.gflops = strtod(tab3 + 1, &end);
@@ -123,7 +169,7 @@ static int parse_line(kir_tuning *db, char *line, const char **why)
 		*why = "the GFLOP/s is not a number";
 		return -1;
 	}
-	put(db, line, sig, &t);
+	put(db, line, sig, algorithm, &t);
 	return 0;
 }
 
@@ -174,9 +220,13 @@ int kir_tuning_save(const kir_tuning *db, const char *path, char *err, size_t er
 	rt_sb_printf(&b, "%s\n", TUNING_HEADER);
 	for (int i = 0; i < db->n; i++) {
 		const result *r = &db->r[i];
-		rt_sb_printf(&b, "%s\t%016" PRIx64 "\t%d %d %d %d\t%.1f\n", r->machine, r->sig,
-		             r->tile.var[0], r->tile.copies[0], r->tile.var[1], r->tile.copies[1],
-		             r->tile.gflops);
+		rt_sb_printf(&b, "%s\t%016" PRIx64 "\t", r->machine, r->sig);
+		if (r->algorithm == NO_ALGORITHM)
+			rt_sb_printf(&b, "%d %d %d %d", r->tile.var[0], r->tile.copies[0], r->tile.var[1],
+			             r->tile.copies[1]);
+		else
+			rt_sb_printf(&b, "%s", algorithm_names[r->algorithm]);
+		rt_sb_printf(&b, "\t%.1f\n", r->tile.gflops);
 	}
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());

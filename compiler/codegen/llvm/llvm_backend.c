@@ -142,12 +142,19 @@ int llvm_target_for(const char *cpu, llvm_target *t, char *err, size_t errlen)
  * conv_bench's AVX2 code (docs/performance.md, "Channels-last by the
  * target's vectors"); SSE and AArch64 follow the same rule unmeasured.
  * A weight gradient's partial sums take up to 32 MiB (one image a block
- * for 64 -> 64 channels at batch 128). */
+ * for 64 -> 64 channels at batch 128). Where no tuning file says, a 3x3
+ * convolution runs by Winograd from 64 input and output channels: so
+ * `compile --tune` chose on AVX2 and AVX-512 code alike for every 3x3
+ * convolution and input gradient of models/unet.lua (64 to 256 channels:
+ * Winograd 1.05-2.1x faster; 1 channel: direct 2.5-4.5x faster) and of
+ * C -> C at 28x28, batch 64 (8 and 16: direct; 32: either within 15 %)
+ * (docs/performance.md, "Winograd or direct"). */
 static void cpu_thresholds(kir_target *kt)
 {
 	kt->channels_last_min = 2 * kt->lanes;
 	kt->channels_last_step = kt->lanes;
 	kt->partials_max_bytes = 32 << 20;
+	kt->winograd_min_channels = 64;
 }
 
 static int64_t host_fact(int name)

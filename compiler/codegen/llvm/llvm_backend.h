@@ -90,11 +90,21 @@ typedef struct {
 	const char *cpu;        /* the code's CPU: NULL or "native" (this host), or an LLVM name */
 	kir_tuning *db;         /* results for llvm_machine_key(cpu) */
 	int tune;
-	double seconds;
+	double deadline;        /* llvm_tune_deadline(the budget's seconds) */
 	FILE *log;
 } llvm_tune_opts;
 
+double llvm_tune_deadline(double seconds);
 int llvm_fix_tiles(kir_program **progs, int n, const llvm_tune_opts *o, char *err, size_t errlen);
+
+/* Before g is lowered for t: t reads db's algorithm choices
+ * (t->measured), and with tune, while the budget lasts, every
+ * convolution Winograd applies to that db has no choice for is lowered
+ * alone both ways, timed through the JIT on one thread, and the faster
+ * recorded in db (only when t->winograd is KIR_WINOGRAD_CHOSEN). log gets
+ * a line per convolution timed. Returns 0, or -1 with a message in err. */
+int llvm_choose_algorithms(const ir_graph *g, kir_target *t, const llvm_tune_opts *o, char *err,
+                           size_t errlen);
 
 /* The tuning file's machine for code for cpu on this host: the host's
  * CPU name and a hash of its features, and cpu ("native" for NULL), as

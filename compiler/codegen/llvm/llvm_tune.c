@@ -1,6 +1,9 @@
-/* llvm_tune: the register tiles of a program's contractions, fixed before
- * code generation: by measurement on this machine (the tuner), by the
- * tuning file's earlier measurements, or by the cost model.
+/* llvm_tune: the schedule choices made by measurement on this machine,
+ * before code generation: which convolutions run by Winograd's algorithm
+ * (before the lowering) and the register tiles of a program's
+ * contractions (after it). Each comes from the tuning file's earlier
+ * measurements, else from timing now (--tune, within its budget), else
+ * from the cost model.
  *
  * The tuner JIT-compiles each candidate tile of a kernel
  * (llvm_tile_candidates: the cost model's best few, all within the
@@ -8,12 +11,18 @@
  * on one thread on zeroed buffers (the time of a contraction does not
  * depend on its values), and keeps the fastest of the best of three
  * runs. Kernels equal but for their buffers have one signature and are
- * timed once; kernels with nothing to tile are left to the backend.
+ * timed once; kernels with nothing to tile are left to the backend. A
+ * convolution Winograd applies to is lowered alone both ways (its
+ * operands as inputs), each program's tiles fixed as above, and its
+ * kernels timed together the same way; equal convolutions are timed
+ * once (kir_conv_signature).
  *
- * requires: programs out of kir_lower for the CPU `cpu`.
+ * requires: programs out of kir_lower for the CPU `cpu`; a graph and the
+ *   target it is about to be lowered for.
  * establishes: every kernel with tile candidates has k->tile fixed
- *   (KIR_TILE_TUNED or KIR_TILE_MODEL), one of its candidates; the same
- *   tuning file and programs give the same tiles. */
+ *   (KIR_TILE_TUNED or KIR_TILE_MODEL), one of its candidates; the target
+ *   reads the tuning file's algorithm choices; the same tuning file and
+ *   programs give the same tiles and algorithms. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,19 +60,6 @@ static int same_tile(const kir_tile *a, const llvm_tile *b)
 	       a->copies[1] == b->copies[1];
 }
 
-/* Zeroed buffers for k's arguments in a table of p's buffers. */
-static void **scratch_buffers(const kir_program *p, const kir_kernel *k)
-{
-	void **bufs = calloc((size_t)p->nbuf + 1, sizeof *bufs);
-	for (int j = 0; bufs && j < k->narg; j++) {
-		const kir_buffer *b = &p->buf[k->arg[j]];
-		bufs[k->arg[j]] = calloc((size_t)b->numel + 1, rt_dtype_size(b->dtype));
-		if (!bufs[k->arg[j]])
-			return bufs;    /* the caller sees the hole */
-	}
-	return bufs;
-}
-
 static void free_buffers(const kir_program *p, void **bufs)
 {
 	for (int i = 0; bufs && i < p->nbuf; i++)
@@ -71,14 +67,38 @@ static void free_buffers(const kir_program *p, void **bufs)
 	free(bufs);
 }
 
-/* The best of three runs of fn over every row of k, in seconds. */
-static double best_time(const kir_kernel *k, llvm_kernel_fn fn, void **bufs)
+/* A table of p's buffers with a zeroed one for every argument of
+ * kernels[0..n): NULL when there is not enough memory. */
+static void **scratch_buffers(const kir_program *p, const kir_kernel *kernels, int n)
+{
+	void **bufs = calloc((size_t)p->nbuf + 1, sizeof *bufs);
+	for (int i = 0; bufs && i < n; i++)
+		for (int j = 0; j < kernels[i].narg; j++) {
+			int id = kernels[i].arg[j];
+			const kir_buffer *b = &p->buf[id];
+			if (!bufs[id] && !(bufs[id] = calloc((size_t)b->numel + 1, rt_dtype_size(b->dtype)))) {
+				free_buffers(p, bufs);
+				return NULL;
+			}
+		}
+	return bufs;
+}
+
+/* Kernels k[0..n) run in order over every row, by their functions fn. */
+static void run_kernels(const kir_kernel *k, const llvm_kernel_fn *fn, int n, void **bufs)
+{
+	for (int i = 0; i < n; i++)
+		llvm_call(&k[i], fn[i], bufs, 0, kir_rows(&k[i]));
+}
+
+/* The best of three runs of kernels k[0..n), in seconds. */
+static double best_time(const kir_kernel *k, const llvm_kernel_fn *fn, int n, void **bufs)
 {
 	double best = 1e30;
-	llvm_call(k, fn, bufs, 0, kir_rows(k));         /* caches and pages warm */
+	run_kernels(k, fn, n, bufs);    /* caches and pages warm */
 	for (int rep = 0; rep < 3; rep++) {
 		double t0 = now();
-		llvm_call(k, fn, bufs, 0, kir_rows(k));
+		run_kernels(k, fn, n, bufs);
 		double t = now() - t0;
 		best = t < best ? t : best;
 	}
@@ -102,15 +122,13 @@ static int time_candidates(const kir_program *p, const kir_kernel *k, const llvm
 		copies[i].tile = as_kir_tile(&cand[i], KIR_TILE_TUNED, 0);
 	}
 	llvm_jit *j = llvm_jit_compile(&one, cpu, fns, err, errlen);
-	void **bufs = j ? scratch_buffers(p, &copies[0]) : NULL;
+	void **bufs = j ? scratch_buffers(p, copies, 1) : NULL;
 	int ok = j && bufs;
-	for (int a = 0; ok && a < copies[0].narg; a++)
-		ok = bufs[copies[0].arg[a]] != NULL;
 	if (j && !ok)
 		snprintf(err, errlen, "not enough memory for the buffers of %s", k->name);
 	double best = 1e30;
 	for (int i = 0; ok && i < n; i++) {
-		double t = best_time(&copies[i], fns[i], bufs), gflops = k->flops / (t > 0 ? t : 1e-9) * 1e-9;
+		double t = best_time(&copies[i], &fns[i], 1, bufs), gflops = k->flops / (t > 0 ? t : 1e-9) * 1e-9;
 		if (i == 0)
 			*model_gflops = gflops;
 		if (t < best) {
@@ -130,7 +148,7 @@ static int time_candidates(const kir_program *p, const kir_kernel *k, const llvm
 /* Kernel k's tile: the tuning file's when it is one of the candidates,
  * else measured now when the budget allows, else the cost model's. */
 static int fix_tile(const kir_program *p, kir_kernel *k, const llvm_target *t,
-                    const llvm_tune_opts *o, double deadline, char *err, size_t errlen)
+                    const llvm_tune_opts *o, char *err, size_t errlen)
 {
 	llvm_tile cand[LLVM_TILE_CANDIDATES];
 	int n = llvm_tile_candidates(p, k, t, cand);
@@ -149,7 +167,7 @@ static int fix_tile(const kir_program *p, kir_kernel *k, const llvm_target *t,
 			        "run; ignored\n", k->name);
 	}
 	k->tile = as_kir_tile(&cand[0], KIR_TILE_MODEL, 0);
-	if (!o->tune || n < 2 || now() > deadline)
+	if (!o->tune || n < 2 || now() > o->deadline)
 		return 0;
 	double model;
 	if (time_candidates(p, k, cand, n, o->cpu, &known, &model, err, errlen) < 0)
@@ -163,15 +181,99 @@ static int fix_tile(const kir_program *p, kir_kernel *k, const llvm_target *t,
 	return 0;
 }
 
+double llvm_tune_deadline(double seconds)
+{
+	return now() + seconds;
+}
+
 int llvm_fix_tiles(kir_program **progs, int n, const llvm_tune_opts *o, char *err, size_t errlen)
 {
 	llvm_target t;
 	if (llvm_target_for(o->cpu, &t, err, errlen) < 0)
 		return -1;
-	double deadline = now() + o->seconds;
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < progs[i]->nk; j++)
-			if (fix_tile(progs[i], &progs[i]->k[j], &t, o, deadline, err, errlen) < 0)
+			if (fix_tile(progs[i], &progs[i]->k[j], &t, o, err, errlen) < 0)
 				return -1;
+	return 0;
+}
+
+/* --- algorithms: a convolution alone, lowered both ways and timed ----- */
+
+/* The time of all of p's kernels run in order on one thread, the best of
+ * three runs: seconds, or -1 with a message in err. */
+static double program_time(kir_program *p, const char *cpu, char *err, size_t errlen)
+{
+	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);
+	llvm_jit *j = fns ? llvm_jit_compile(p, cpu, fns, err, errlen) : NULL;
+	void **bufs = j ? scratch_buffers(p, p->k, p->nk) : NULL;
+	double t = bufs ? best_time(p->k, fns, p->nk, bufs) : -1;
+	if (j && !bufs)
+		snprintf(err, errlen, "not enough memory for the buffers of a convolution");
+	free_buffers(p, bufs);
+	llvm_jit_free(j);
+	free(fns);
+	return t;
+}
+
+/* Convolution `one` (kir_conv_alone) lowered for t by Winograd or not,
+ * its tiles fixed as a program's are (tuned while the budget lasts):
+ * its time in seconds, or -1 with a message in err. */
+static double time_lowered(ir_graph *one, const kir_target *t, kir_winograd w,
+                           const llvm_tune_opts *o, char *err, size_t errlen)
+{
+	kir_target way = *t;
+	way.winograd = w;
+	kir_program *p = kir_lower(one, &one->entries[0], &way);
+	if (!p)
+		snprintf(err, errlen, "lowering a convolution alone: %s", one->err);
+	double secs = p && llvm_fix_tiles(&p, 1, o, err, errlen) == 0 ?
+	              program_time(p, o->cpu, err, errlen) : -1;
+	kir_program_free(p);
+	return secs;
+}
+
+/* Times convolution n of g directly and by Winograd; records the faster
+ * as the result of signature sig. 0, or -1 with a message in err. */
+static int choose_algorithm(const ir_graph *g, const ir_node *n, uint64_t sig, const kir_target *t,
+                            const llvm_tune_opts *o, char *err, size_t errlen)
+{
+	ir_graph *one = kir_conv_alone(g, n);
+	if (!one) {
+		snprintf(err, errlen, "cannot build the convolution of %s alone", n->where);
+		return -1;
+	}
+	double direct = time_lowered(one, t, KIR_WINOGRAD_NONE, o, err, errlen);
+	double wino = direct < 0 ? -1 : time_lowered(one, t, KIR_WINOGRAD_ALL, o, err, errlen);
+	if (wino >= 0) {
+		kir_algorithm best = wino < direct ? KIR_ALGO_WINOGRAD : KIR_ALGO_DIRECT;
+		double flops = ir_node_flops(g, n);
+		kir_tuning_put_algorithm(o->db, sig, best, flops / (wino < direct ? wino : direct) * 1e-9);
+		char from[96], to[96];
+		if (o->log)
+			fprintf(o->log, "tuning: %s %s -> %s (%s): direct %.2f ms, winograd %.2f ms: %s\n",
+			        ir_ops[n->op].name, ir_shape_str(&g->nodes[n->in[0]].shape, from, sizeof from),
+			        ir_shape_str(&n->shape, to, sizeof to), n->where,
+			        1e3 * direct, 1e3 * wino, best == KIR_ALGO_WINOGRAD ? "winograd" : "direct");
+	}
+	ir_free(one);
+	return wino < 0 ? -1 : 0;
+}
+
+int llvm_choose_algorithms(const ir_graph *g, kir_target *t, const llvm_tune_opts *o, char *err,
+                           size_t errlen)
+{
+	t->measured = o->db;
+	for (int i = 0; o->tune && t->winograd == KIR_WINOGRAD_CHOSEN && i < g->n; i++) {
+		const ir_node *n = &g->nodes[i];
+		kir_algorithm known;
+		if (!kir_winograd_candidate(g, n))
+			continue;
+		uint64_t sig = kir_conv_signature(g, n);
+		if (kir_tuning_find_algorithm(o->db, sig, &known) || now() > o->deadline)
+			continue;
+		if (choose_algorithm(g, n, sig, t, o, err, errlen) < 0)
+			return -1;
+	}
 	return 0;
 }
