@@ -2,7 +2,7 @@
  * both gradients, timed one by one on one thread. A benchmark for tuning
  * the LLVM backend's tiles, not a test: it checks nothing.
  *
- *   conv_bench [--cpu NAME] [--winograd] [N C O H [K]]
+ *   conv_bench [--cpu NAME] [--winograd 2x2|4x4] [N C O H [K]]
  *                             batch N, C -> O channels, H x H images,
  *                             K x K filter, padding K/2 (default 64 128
  *                             128 14 3); code for CPU NAME (an LLVM CPU
@@ -10,8 +10,9 @@
  *                             for AVX2 or x86-64-v4 for AVX-512; default
  *                             this host's); --winograd: a 3x3
  *                             convolution and its input gradient by
- *                             Winograd F(2x2, 3x3) (compile --winograd),
- *                             their kernels timed as the direct ones
+ *                             Winograd F(2x2, 3x3) or F(4x4, 3x3)
+ *                             (compile --winograd), their kernels timed
+ *                             as the direct ones
  *
  * It builds the graph from a Lua script (the library under DDPMC_LUA_DIR,
  * default ./lua: run it from the repository root), lowers the entry as
@@ -126,13 +127,16 @@ int main(int argc, char **argv)
 {
 	long d[5] = { 64, 128, 128, 14, 3 };
 	const char *cpu = NULL;
-	int winograd = 0;
+	kir_winograd winograd = KIR_WINOGRAD_NONE;
 	if (argc >= 3 && !strcmp(argv[1], "--cpu"))
 		cpu = argv[2], argc -= 2, argv += 2;
-	if (argc >= 2 && !strcmp(argv[1], "--winograd"))
-		winograd = 1, argc--, argv++;
-	if (argc != 1 && argc != 5 && argc != 6) {
-		fprintf(stderr, "usage: conv_bench [--cpu NAME] [--winograd] [N C O H [K]]\n");
+	if (argc >= 3 && !strcmp(argv[1], "--winograd")) {
+		winograd = !strcmp(argv[2], "2x2") ? KIR_WINOGRAD_2X2 :
+		           !strcmp(argv[2], "4x4") ? KIR_WINOGRAD_4X4 : KIR_WINOGRAD_CHOSEN;
+		argc -= 2, argv += 2;
+	}
+	if ((argc != 1 && argc != 5 && argc != 6) || winograd == KIR_WINOGRAD_CHOSEN) {
+		fprintf(stderr, "usage: conv_bench [--cpu NAME] [--winograd 2x2|4x4] [N C O H [K]]\n");
 		return 2;
 	}
 	for (int i = 1; i < argc; i++)
@@ -146,7 +150,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "conv_bench: %s\n", err);
 		return 1;
 	}
-	kt.winograd = winograd ? KIR_WINOGRAD_ALL : KIR_WINOGRAD_NONE;
+	kt.winograd = winograd;
 	kir_target_report(&kt, stdout);
 	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), &kt);
 	llvm_kernel_fn *fns = calloc((size_t)p->nk + 1, sizeof *fns);

@@ -48,13 +48,13 @@ typedef struct {
 	rt_strbuf json, data;
 } compiled;
 
-/* Compiles `entry` for this host, its 3x3 convolutions by Winograd
- * F(2x2, 3x3) when winograd is 1 (compile --winograd). */
-static void compile_entry(compiled *c, const char *entry, int winograd)
+/* Compiles `entry` for this host, its 3x3 convolutions as `winograd`
+ * says (compile --winograd). */
+static void compile_entry(compiled *c, const char *entry, kir_winograd winograd)
 {
 	char err[1024];
 	kir_target t = *tu_cpu_target(NULL);
-	t.winograd = winograd ? KIR_WINOGRAD_ALL : KIR_WINOGRAD_NONE;
+	t.winograd = winograd;
 	c->g = tu_load("tests/models/tiny_train.lua");
 	c->kp = kir_lower(c->g, ir_entry_find(c->g, entry), &t);
 	llvm_kernel_fn *of_kernel = calloc((size_t)c->kp->nk + 1, sizeof *of_kernel);
@@ -173,7 +173,7 @@ static compiled shared;
 
 static int compile_once(void **unused)
 {
-	compile_entry(&shared, "train_step", 0);
+	compile_entry(&shared, "train_step", KIR_WINOGRAD_NONE);
 	return 0;
 }
 
@@ -208,28 +208,31 @@ static void train_step_matches_interpreter(void **unused)
 }
 
 /* The train step compiled with its 3x3 convolutions (forward and input
- * gradients) by Winograd F(2x2, 3x3) against the direct one: the losses
- * of STEPS steps to 1e-5 relative (seen: 1e-7, an f32 ulp), the state to
- * 1e-3 of each tensor's largest value as above (Adam's steps where a
- * gradient is ~0; seen: 1.4e-5). */
+ * gradients) by Winograd F(2x2, 3x3), then F(4x4, 3x3), against the
+ * direct one: the losses of STEPS steps to 1e-5 relative (seen: 1e-7, an
+ * f32 ulp), the state to 1e-3 of each tensor's largest value as above
+ * (Adam's steps where a gradient is ~0; seen: 1.4e-5). */
 static void winograd_train_step_matches_direct(void **unused)
 {
-	compiled w = { 0 };
-	compile_entry(&w, "train_step", 1);
-	int products = 0;
-	for (int k = 0; k < w.kp->nk; k++)
-		products += strstr(w.kp->k[k].name, "winograd_products") != NULL;
-	print_message("%d Winograd convolutions\n", products);
-	assert_true(products > 0);
-	rt_tensorset direct = { 0 }, wino = { 0 };
-	float ld[STEPS], lw[STEPS];
-	run_compiled(&shared, 2, &direct, ld);
-	run_compiled(&w, 2, &wino, lw);
-	close_losses(lw, "Winograd", ld, "direct", 1e-5f);
-	tu_close_state(&direct, &wino, 1e-3, "the direct and the Winograd step");
-	rt_set_free(&direct);
-	rt_set_free(&wino);
-	free_compiled(&w);
+	static const kir_winograd ways[] = { KIR_WINOGRAD_2X2, KIR_WINOGRAD_4X4 };
+	for (int i = 0; i < 2; i++) {
+		compiled w = { 0 };
+		compile_entry(&w, "train_step", ways[i]);
+		int products = 0;
+		for (int k = 0; k < w.kp->nk; k++)
+			products += strstr(w.kp->k[k].name, "winograd_products") != NULL;
+		print_message("%s: %d Winograd convolutions\n", i ? "4x4" : "2x2", products);
+		assert_true(products > 0);
+		rt_tensorset direct = { 0 }, wino = { 0 };
+		float ld[STEPS], lw[STEPS];
+		run_compiled(&shared, 2, &direct, ld);
+		run_compiled(&w, 2, &wino, lw);
+		close_losses(lw, "Winograd", ld, "direct", 1e-5f);
+		tu_close_state(&direct, &wino, 1e-3, "the direct and the Winograd step");
+		rt_set_free(&direct);
+		rt_set_free(&wino);
+		free_compiled(&w);
+	}
 }
 
 /* Every tensor of a has b's bytes; `how` names the two runs. */

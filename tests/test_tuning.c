@@ -10,9 +10,9 @@
  *     and compiling again from that file gives the same executable;
  *   - --tune's value is checked;
  *   - compile --tune times each 3x3 convolution and input gradient
- *     directly and by Winograd F(2x2, 3x3) and records the faster; a
- *     compile from the file follows its choice for each;
- *   - compile --winograd all runs the 3x3 convolution and its input
+ *     directly and by Winograd F(2x2, 3x3) and F(4x4, 3x3) and records
+ *     the fastest; a compile from the file follows its choice for each;
+ *   - compile --winograd 4x4 runs the 3x3 convolution and its input
  *     gradient by Winograd (--report's target line and kernels say so),
  *     and --tune times the tiles of their matmuls as of any contraction.
  * (That every candidate tile computes what the interpreter does is
@@ -68,7 +68,7 @@ static void results_round_trip_per_machine(void **unused)
 	kir_tuning *a = kir_tuning_new("host a code x");
 	kir_tile t1 = { KIR_TILE_TUNED, { 2, -1 }, { 7, 1 }, 85.5 }, t2 = { KIR_TILE_TUNED, { 0, 1 }, { 4, 2 }, 12 };
 	kir_tuning_put(a, 0x0123456789abcdefull, &t1);
-	kir_tuning_put_algorithm(a, 0x0123456789abcdefull, KIR_ALGO_WINOGRAD, 40);
+	kir_tuning_put_algorithm(a, 0x0123456789abcdefull, KIR_ALGO_WINOGRAD4X4, 40);
 	kir_tuning_put_algorithm(a, 0xfedcba9876543210ull, KIR_ALGO_DIRECT, 30);
 	assert_int_equal(kir_tuning_save(a, path, err, sizeof err), 0);
 	kir_tuning_free(a);
@@ -87,7 +87,7 @@ static void results_round_trip_per_machine(void **unused)
 	/* an algorithm and a tile of one signature are two results */
 	kir_algorithm algo;
 	assert_int_equal(kir_tuning_find_algorithm(a, 0x0123456789abcdefull, &algo), 1);
-	assert_int_equal(algo, KIR_ALGO_WINOGRAD);
+	assert_int_equal(algo, KIR_ALGO_WINOGRAD4X4);
 	assert_int_equal(kir_tuning_find_algorithm(a, 0xfedcba9876543210ull, &algo), 1);
 	assert_int_equal(algo, KIR_ALGO_DIRECT);
 	assert_int_equal(kir_tuning_find(a, 0xfedcba9876543210ull, &got), 0);
@@ -105,7 +105,7 @@ static void results_round_trip_per_machine(void **unused)
 
 /* A damaged tuning file and what loading it says: "PATH:LINE: why". */
 #define NOT_A_RESULT "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range, nor an " \
-	"algorithm (direct or winograd)"
+	"algorithm (direct, winograd or winograd4x4)"
 static const struct {
 	const char *name, *text;
 	int line;
@@ -158,11 +158,16 @@ static int count(const char *s, const char *needle)
 	return n;
 }
 
+static const char *const algorithms[] = { "\tdirect\t", "\twinograd\t", "\twinograd4x4\t" };
+
 /* The tuning file's algorithm results (fields hold no tabs: only the
  * third field can be a tab-enclosed word). */
 static int algorithm_lines(const char *file)
 {
-	return count(file, "\tdirect\t") + count(file, "\twinograd\t");
+	int n = 0;
+	for (int a = 0; a < 3; a++)
+		n += count(file, algorithms[a]);
+	return n;
 }
 
 static void compile_tunes_and_reuses_the_file(void **unused)
@@ -177,7 +182,7 @@ static void compile_tunes_and_reuses_the_file(void **unused)
 	        tuning, exe[0]))
 		fail_msg("compile --tune: %s", out);
 	CONTAINS(out, "tuning: ", "GFLOP/s (", "tuning: conv2d (2, 8, 10, 10) -> (2, 16, 10, 10) ",
-	         "tuning: conv2d_grad_input (2, 16, 10, 10) -> (2, 8, 10, 10) ", " ms, winograd ");
+	         "tuning: conv2d_grad_input (2, 16, 10, 10) -> (2, 8, 10, 10) ", " ms, winograd 2x2 ", " ms, 4x4 ");
 	char *file = slurp(tuning);
 	assert_non_null(file);
 	assert_true(tu_starts(file, "ddpmc-tuning 1\nhost "));
@@ -201,7 +206,10 @@ static void set_algorithms(const char *path, const char *algorithm)
 	for (char *l = strtok(file, "\n"); l; l = strtok(NULL, "\n")) {
 		char *tab = strchr(l, '\t'), *field = tab ? strchr(tab + 1, '\t') : NULL;
 		char *rest = field ? strchr(field + 1, '\t') : NULL;
-		if (rest && (!strncmp(field, "\tdirect\t", 8) || !strncmp(field, "\twinograd\t", 10)))
+		int known = 0;
+		for (int a = 0; rest && a < 3; a++)
+			known |= !strncmp(field, algorithms[a], strlen(algorithms[a]));
+		if (known)
 			o += sprintf(o, "%.*s\t%s%s\n", (int)(field - l), l, algorithm, rest);
 		else
 			o += sprintf(o, "%s\n", l);
@@ -215,7 +223,7 @@ static void set_algorithms(const char *path, const char *algorithm)
 }
 
 /* compile follows the tuning file's algorithm for each convolution:
- * Winograd's kernels exactly where it says winograd. */
+ * Winograd's kernels exactly where it says winograd or winograd4x4. */
 static void compile_follows_the_files_algorithms(void **unused)
 {
 	(void)unused;
@@ -225,16 +233,18 @@ static void compile_follows_the_files_algorithms(void **unused)
 	if (run("'%s' compile '%s' --target cpu --tune=60 --tuning '%s' -o '%s'", DDPMC_BIN, model,
 	        tuning, exe))
 		fail_msg("compile --tune: %s", out);
-	static const char *const ways[] = { "winograd", "direct" };
-	for (int i = 0; i < 2; i++) {
+	static const char *const ways[] = { "winograd", "winograd4x4", "direct" };
+	for (int i = 0; i < 3; i++) {
 		set_algorithms(tuning, ways[i]);
 		char *file = slurp(tuning);
-		assert_int_equal(count(file, ways[i]), 2);
+		char word[32];
+		snprintf(word, sizeof word, "\t%s\t", ways[i]);
+		assert_int_equal(count(file, word), 2);
 		free(file);
 		if (run("'%s' compile '%s' --target cpu --tuning '%s' --report -o '%s'", DDPMC_BIN, model,
 		        tuning, exe))
 			fail_msg("compile from the file: %s", out);
-		assert_int_equal(count(out, "_winograd_products "), i == 0 ? 2 : 0);
+		assert_int_equal(count(out, "_winograd_products "), i < 2 ? 2 : 0);
 		assert_null(strstr(out, "tuning: "));   /* nothing measured again */
 	}
 }
@@ -261,10 +271,10 @@ static void compile_winograd_tunes_its_products(void **unused)
 	(void)unused;
 	char model[512];
 	tu_write(dir, "conv.lua", model_lua, -1, model, sizeof model);
-	if (run("'%s' compile '%s' --target cpu --winograd all --tune=30 --tuning '%s' --report -o '%s'", DDPMC_BIN,
+	if (run("'%s' compile '%s' --target cpu --winograd 4x4 --tune=30 --tuning '%s' --report -o '%s'", DDPMC_BIN,
 	        model, tu_at(dir, "wino-tuning"), tu_at(dir, "conv-wino")))
 		fail_msg("compile --winograd: %s", out);
-	CONTAINS(out, "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3)", "_winograd_input",
+	CONTAINS(out, "; 3x3 stride-1 convolutions by Winograd F(4x4, 3x3)", "_winograd_input",
 	         "_winograd_output", "_winograd_products");
 	int timed = 0;          /* tuner lines "tuning: k3_winograd_products   tile ..." */
 	for (const char *l = out; (l = strstr(l, "tuning: k")) != NULL; l++)

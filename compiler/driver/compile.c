@@ -164,14 +164,14 @@ static int schedule_target(const drv_args *a, const targets *t, kir_target *kt)
 		fprintf(stderr, "ddpmc compile: %s\n", err);
 		return -1;
 	}
-	static const char *const ways[] = { [KIR_WINOGRAD_CHOSEN] = "tuned", [KIR_WINOGRAD_ALL] = "all",
-		                            [KIR_WINOGRAD_NONE] = "none" };
-	for (int w = 0; w < 3; w++)
+	static const char *const ways[] = { [KIR_WINOGRAD_CHOSEN] = "tuned", [KIR_WINOGRAD_NONE] = "none",
+		                            [KIR_WINOGRAD_2X2] = "2x2", [KIR_WINOGRAD_4X4] = "4x4" };
+	for (int w = 0; w < (int)(sizeof ways / sizeof *ways); w++)
 		if (!strcmp(a->winograd ? a->winograd : "tuned", ways[w])) {
 			kt->winograd = (kir_winograd)w;
 			return 0;
 		}
-	fprintf(stderr, "ddpmc compile: --winograd %s: expected tuned, all or none\n", a->winograd);
+	fprintf(stderr, "ddpmc compile: --winograd %s: expected tuned, none, 2x2 or 4x4\n", a->winograd);
 	return -1;
 }
 

@@ -15,7 +15,7 @@ typedef struct {
 	const char *tuning;             /* compile: the tuning file (NULL: the default) */
 	long long tune_seconds;         /* compile --tune: the budget; 0: no tuning; -1: the default */
 	int json, dot, interp, kernels, report;
-	const char *winograd;           /* compile: tuned|all|none: 3x3 convolutions by Winograd F(2x2, 3x3) */
+	const char *winograd;           /* compile: tuned|none|2x2|4x4: 3x3 convolutions by Winograd */
 	int force;                      /* import: replace -o's file */
 	unsigned long long seed;
 	fe_limits limits;               /* --lua-steps, --lua-memory */

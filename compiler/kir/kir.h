@@ -192,14 +192,16 @@ void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value);
 
 kir_type kir_type_of(rt_dtype dt);
 
-/* Which 3x3, stride-1 convolutions and input gradients run by Winograd's
- * F(2x2, 3x3) (schedule_winograd): each as the tuner measured it
- * (kir_target.measured), else as the cost model says (CHOSEN, the
- * default); all of them (ALL: `compile --winograd`); none (NONE). */
-typedef enum { KIR_WINOGRAD_CHOSEN, KIR_WINOGRAD_ALL, KIR_WINOGRAD_NONE } kir_winograd;
+/* The algorithms a 3x3, stride-1 convolution or input gradient can run
+ * by (lower_winograd.c): directly, or by Winograd's F(2x2, 3x3) or
+ * F(4x4, 3x3). */
+typedef enum { KIR_ALGO_DIRECT, KIR_ALGO_WINOGRAD2X2, KIR_ALGO_WINOGRAD4X4, KIR_ALGOS } kir_algorithm;
 
-/* The algorithms a convolution can run by (the tuner's choices). */
-typedef enum { KIR_ALGO_DIRECT, KIR_ALGO_WINOGRAD } kir_algorithm;
+/* How they are chosen (schedule_winograd): each as the tuner measured it
+ * (kir_target.measured), else as the cost model says (CHOSEN, the
+ * default); or every one by the same algorithm (`compile --winograd
+ * none|2x2|4x4`). */
+typedef enum { KIR_WINOGRAD_CHOSEN, KIR_WINOGRAD_NONE, KIR_WINOGRAD_2X2, KIR_WINOGRAD_4X4 } kir_winograd;
 
 typedef struct kir_tuning kir_tuning;
 
@@ -271,7 +273,7 @@ int kir_share(kir_program **progs, int n);
  * file's keys. Sets k's arguments as kir_share does. */
 uint64_t kir_kernel_signature(const kir_program *p, kir_kernel *k);
 
-/* Convolutions Winograd F(2x2, 3x3) applies to (lower_winograd.c): node n
+/* Convolutions Winograd F(2x2, 3x3) and F(4x4, 3x3) apply to (lower_winograd.c): node n
  * of g is a 3x3, stride-1, padding-1 conv2d or conv2d_grad_input with an
  * output as large as its input. */
 int kir_winograd_candidate(const ir_graph *g, const ir_node *n);
@@ -288,7 +290,8 @@ ir_graph *kir_conv_alone(const ir_graph *g, const ir_node *n);
  * The file is text, one result a line after the header line
  * "ddpmc-tuning 1":
  *   MACHINE <tab> SIGNATURE (16 hex digits) <tab> VAR0 COPIES0 VAR1 COPIES1 <tab> GFLOPS
- *   MACHINE <tab> SIGNATURE <tab> direct|winograd <tab> GFLOPS
+ *   MACHINE <tab> SIGNATURE <tab> direct|winograd|winograd4x4 <tab> GFLOPS
+ * ("winograd" is F(2x2, 3x3), the first Winograd the tuner timed).
  * MACHINE names the host CPU and the code's CPU (a backend's key): the
  * results of other machines are kept, never used. */
 

@@ -309,7 +309,7 @@ int lower_conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
 }
 
 /* Whether n runs channels-last (schedule_channels_last; not when it runs
- * as Winograd F(2x2, 3x3), lower_winograd.c), and for an
+ * by Winograd, lower_winograd.c), and for an
  * input gradient the layout of g it reads then (*glay). */
 int lower_channels_in_vectors(lower *L, const ir_node *n, layout *glay)
 {

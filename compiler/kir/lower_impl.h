@@ -14,7 +14,7 @@
  *                  copies laid out for the contraction (side kernels),
  *                  channels-last kernels, weight-gradient partial sums
  *   lower_winograd.c 3x3 stride-1 convolutions and input gradients by
- *                  Winograd F(2x2, 3x3): transforms, 16 matmuls, the
+ *                  Winograd F(2x2, 3x3) or F(4x4, 3x3): transforms, matmuls, the
  *                  output transform as the consumer's value
  *   lower_roots.c  entry outputs and state updates (in place when safe)
  *   schedule.c     the decisions of layout and loop order, by the target
@@ -138,7 +138,8 @@ int lower_side_end(lower *L, lower *S, kir_kernel *k);
 int lower_f32_temp(lower *L, const ir_node *n, const ir_shape *s);
 
 /* lower_winograd.c: whether node n (a convolution or its input gradient)
- * runs as Winograd F(2x2, 3x3); its value at the kernel's own index idx */
+ * runs by Winograd (F(2x2, 3x3) or F(4x4, 3x3)); its value at the
+ * kernel's own index idx */
 int lower_winograd_applies(lower *L, const ir_node *n);
 int lower_winograd_conv(lower *L, const ir_node *n, const int *idx);
 
@@ -149,6 +150,6 @@ void lower_plan_roots(lower *L);
 int schedule_channels_last(const kir_target *t, ir_opcode op, int64_t channels, const int64_t *taps);
 int64_t schedule_image_blocks(const kir_target *t, int64_t images, int64_t weights);
 void schedule_domain_order(ir_opcode op, int rank, int reads_channels_last, int *order);
-int schedule_winograd(const kir_target *t, const ir_graph *g, const ir_node *n);
+kir_algorithm schedule_winograd(const kir_target *t, const ir_graph *g, const ir_node *n);
 
 #endif

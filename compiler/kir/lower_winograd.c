@@ -1,7 +1,8 @@
 /* lower_winograd: 3x3, stride-1, padding-1 convolutions and their input
- * gradients by Winograd's F(2x2, 3x3) (lower_impl.h), when the schedule
- * asks for it (schedule_winograd); which convolutions can, and one alone
- * in a graph of its own for the tuner to time both ways (kir.h).
+ * gradients by Winograd's F(2x2, 3x3) or F(4x4, 3x3) (lower_impl.h),
+ * when the schedule asks for it (schedule_winograd); which convolutions
+ * can, and one alone in a graph of its own for the tuner to time each way
+ * (kir.h).
  *
  * requires: called from lower_fuse.c for the kernel's one reduction, for a
  *   node lower_winograd_applies accepts.
@@ -13,42 +14,70 @@
  *     U[xi, ci, co] = (G f G^T)[xi]                      weight transform
  *     V[xi, p, ci]  = (B^T d B)[xi]                      input transform
  *     M[xi, p, co]  = sum over ci of U[xi, ci, co] V[xi, p, ci]
- *     T[n, 2 ty + a, 2 tx + b, co] = (A^T m A)[a][b],    output transform
- *                     m = M[0..15, p, co] for tile p = (n, ty, tx)
+ *     T[n, m ty + a, m tx + b, co] = (A^T M A)[a][b],    output transform
+ *                     over M[., p, co] for tile p = (n, ty, tx)
  *
- * xi = 4 r + s runs over the 4x4 transformed points, f is the 3x3 filter
- * from input channel ci to output channel co, d the 4x4 patch of input
- * channel ci whose centre 2x2 pixels are output tile p (zero outside the
- * image), p the tiles of every image (image, tile row, tile column). Every
- * kernel has a channel last, in its vectors: the input transform reads a
- * zero-padded channels-last copy of the input (lower_conv.c's), so its
- * loads and stores are whole vectors, and the 16 sums M are matmuls laid
- * out as a channels-last convolution (register tiles over tiles and
- * output channels, vectors over output channels, tile_hint). An odd
- * height or width gets a last tile half outside the image: its patch reads
- * the copy's zeros, its outputs there fill T's padding, never read. They
- * do 16 products per 4 outputs where the direct convolution does 36. An
- * input gradient dL/dx is the convolution of dL/dy (padding 1) with the
- * weight transposed and flipped: ci are then dL/dy's channels, co x's,
- * f[i][j] = w[ci, co, 2-i, 2-j].
+ * for tiles of m x m outputs (m = 2 or 4) and patches of n x n inputs, n =
+ * m + 2: xi = n r + s runs over the n x n transformed points, f is the
+ * 3x3 filter from input channel ci to output channel co, d the patch of
+ * input channel ci whose centre m x m pixels are output tile p (zero
+ * outside the image), p the tiles of every image (image, tile row, tile
+ * column). Every kernel has a channel last, in its vectors: the input
+ * transform reads a zero-padded channels-last copy of the input
+ * (lower_conv.c's), so its loads and stores are whole vectors, and the
+ * n^2 sums M are matmuls laid out as a channels-last convolution
+ * (register tiles over tiles and output channels, vectors over output
+ * channels, tile_hint). A size m does not divide gets a last tile partly
+ * outside the image: its patch reads the copy's zeros, its outputs there
+ * fill T's padding, never read. They make n^2 products per m^2 outputs
+ * where the direct convolution makes 9 per output. An input gradient
+ * dL/dx is the convolution of dL/dy (padding 1) with the weight transposed
+ * and flipped: ci are then dL/dy's channels, co x's, f[i][j] = w[ci, co,
+ * 2-i, 2-j].
  *
- * The transforms only add, subtract and halve: results differ from the
- * direct sum's by a few f32 roundings of the larger terms (about 1e-6
- * relative at the tests' sizes). */
+ * F(2x2, 3x3)'s transforms only add, subtract and halve: results differ
+ * from the direct sum's by a few f32 roundings of the larger terms (about
+ * 1e-6 relative at the tests' sizes); F(4x4, 3x3)'s scale by up to 8 and
+ * by 1/6 and 1/24, inexact in f32 (about 1e-5). */
+#include <math.h>
+
 #include "lower_impl.h"
 
-enum { TAPS = 3, PATCH = 4, POINTS = PATCH * PATCH, TILE = 2 };
+enum { TAPS = 3, PATCH_MAX = 6, POINTS_MAX = PATCH_MAX * PATCH_MAX };
+
+/* F(m x m, 3 x 3): m x m outputs of a tile from its (m + 2) x (m + 2)
+ * patch, y = A^T [(G f G^T) (.) (B^T d B)] A, by the matrices B^T (n x n),
+ * G (n x 3) and A^T (m x n), n = m + 2, row-major (Lavin and Gray). */
+typedef struct {
+	int m, n;
+	const double *bt, *g, *at;
+} wino_variant;
+
+static const double f2_bt[] = { 1, 0, -1, 0,  0, 1, 1, 0,  0, -1, 1, 0,  0, 1, 0, -1 };
+static const double f2_g[] = { 1, 0, 0,  .5, .5, .5,  .5, -.5, .5,  0, 0, 1 };
+static const double f2_at[] = { 1, 1, 1, 0,  0, 1, -1, -1 };
+static const double f4_bt[] = {
+	4, 0, -5, 0, 1, 0,   0, -4, -4, 1, 1, 0,   0, 4, -4, -1, 1, 0,
+	0, -2, -1, 2, 1, 0,  0, 2, -1, -2, 1, 0,   0, 4, 0, -5, 0, 1,
+};
+static const double f4_g[] = {
+	1. / 4, 0, 0,              -1. / 6, -1. / 6, -1. / 6,   -1. / 6, 1. / 6, -1. / 6,
+	1. / 24, 1. / 12, 1. / 6,  1. / 24, -1. / 12, 1. / 6,   0, 0, 1,
+};
+static const double f4_at[] = {
+	1, 1, 1, 1, 1, 0,   0, 1, -1, 2, -2, 0,   0, 1, 1, 4, 4, 0,   0, 1, -1, 8, -8, 1,
+};
+static const wino_variant f2x2 = { 2, 4, f2_bt, f2_g, f2_at }, f4x4 = { 4, 6, f4_bt, f4_g, f4_at };
 
 typedef struct {
+	const wino_variant *f;
+	int points;                     /* n x n */
 	int64_t images, h, w, th, tw;   /* output size and tiles per column and row */
 	int64_t cin, cout;
-	ir_shape u, v, m;               /* (16, cin, cout), (16, tiles, cin), (16, tiles, cout) */
+	ir_shape u, v, m;               /* (points, cin, cout), (points, tiles, cin), (points, tiles, cout) */
 	ir_shape tiles;                 /* (images, th, tw) */
-	ir_shape t;                     /* (images, 2 th, 2 tw, cout) */
+	ir_shape t;                     /* (images, m th, m tw, cout) */
 } wino_shapes;
-
-/* The transform of a column a[0], a[as], ... into out[0], out[os], ... */
-typedef void (*transform_fn)(lower *L, const int *a, int as, int *out, int os);
 
 static int fconst(lower *L, double v)
 {
@@ -60,54 +89,58 @@ static int fop(lower *L, ir_opcode op, int a, int b)
 	return kir_op(L->k, KT_F32, op, a, b, -1);
 }
 
-/* G a, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
-static void apply_g(lower *L, const int *a, int as, int *out, int os)
+/* c a, as an operand of a sum of terms whose sign is applied there. */
+static int magnitude_term(lower *L, double c, int a)
 {
-	int half = fconst(L, 0.5), outer = fop(L, OP_add, a[0], a[2 * as]);
-	out[0] = a[0];
-	out[os] = fop(L, OP_mul, half, fop(L, OP_add, outer, a[as]));
-	out[2 * os] = fop(L, OP_mul, half, fop(L, OP_sub, outer, a[as]));
-	out[3 * os] = a[2 * as];
+	return fabs(c) == 1 ? a : fop(L, OP_mul, fconst(L, fabs(c)), a);
 }
 
-/* B^T a, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-static void apply_bt(lower *L, const int *a, int as, int *out, int os)
+/* out[i os] = the sum over j of mat[i][j] a[j as], for the rows i of mat
+ * (rows x cols): the positive terms first, then the negative ones
+ * subtracted; a unit coefficient multiplies nothing, a zero adds nothing. */
+static void apply(lower *L, const double *mat, int rows, int cols, const int *a, int as, int *out, int os)
 {
-	out[0] = fop(L, OP_sub, a[0], a[2 * as]);
-	out[os] = fop(L, OP_add, a[as], a[2 * as]);
-	out[2 * os] = fop(L, OP_sub, a[2 * as], a[as]);
-	out[3 * os] = fop(L, OP_sub, a[as], a[3 * as]);
+	for (int i = 0; i < rows; i++) {
+		int sum = -1;
+		for (int sign = 1; sign >= -1; sign -= 2)
+			for (int j = 0; j < cols; j++) {
+				double c = mat[i * cols + j];
+				if (c * sign <= 0)
+					continue;
+				int term = magnitude_term(L, c, a[j * as]);
+				if (sum >= 0)
+					sum = fop(L, sign > 0 ? OP_add : OP_sub, sum, term);
+				else
+					sum = sign > 0 ? term : kir_op(L->k, KT_F32, OP_neg, term, -1, -1);
+			}
+		out[i * os] = sum >= 0 ? sum : fconst(L, 0);
+	}
 }
 
-/* A^T a, A^T = [1 1 1 0; 0 1 -1 -1]. */
-static void apply_at(lower *L, const int *a, int as, int *out, int os)
+/* out (rows x rows, row-major) = T in T^T for in cols x cols (row-major)
+ * and T = mat, rows x cols: T applied to every column, then to every row
+ * of the result. */
+static void two_sided(lower *L, const int *in, int cols, const double *mat, int rows, int *out)
 {
-	out[0] = fop(L, OP_add, fop(L, OP_add, a[0], a[as]), a[2 * as]);
-	out[os] = fop(L, OP_sub, fop(L, OP_sub, a[as], a[2 * as]), a[3 * as]);
+	int half[POINTS_MAX];                   /* T in: rows x cols, row-major */
+	for (int j = 0; j < cols; j++)
+		apply(L, mat, rows, cols, in + j, cols, half + j, cols);
+	for (int r = 0; r < rows; r++)
+		apply(L, mat, rows, cols, half + r * cols, 1, out + r * rows, 1);
 }
 
-/* out (m x m, row-major) = T in T^T for in n x n (row-major) and T
- * m x n: T applied to every column, then to every row of the result. */
-static void two_sided(lower *L, const int *in, int n, transform_fn t, int m, int *out)
-{
-	int cols[POINTS];                       /* T in: m x n, row-major */
-	for (int j = 0; j < n; j++)
-		t(L, in + j, n, cols + j, n);
-	for (int r = 0; r < m; r++)
-		t(L, cols + r * n, 1, out + r * m, 1);
-}
-
-static wino_shapes shapes_of(lower *L, const ir_node *n)
+static wino_shapes shapes_of(lower *L, const ir_node *n, const wino_variant *f)
 {
 	const int64_t *d = n->shape.d;
-	wino_shapes s = { .images = d[0], .h = d[2], .w = d[3], .th = (d[2] + 1) / TILE, .tw = (d[3] + 1) / TILE,
+	wino_shapes s = { .f = f, .points = f->n * f->n, .images = d[0], .h = d[2], .w = d[3],
+	                  .th = (d[2] + f->m - 1) / f->m, .tw = (d[3] + f->m - 1) / f->m,
 	                  .cin = N(L, n->in[0])->shape.d[1], .cout = d[1] };
 	int64_t tiles = s.images * s.th * s.tw;
-	s.u = (ir_shape){ 3, { POINTS, s.cin, s.cout } };
-	s.v = (ir_shape){ 3, { POINTS, tiles, s.cin } };
-	s.m = (ir_shape){ 3, { POINTS, tiles, s.cout } };
+	s.u = (ir_shape){ 3, { s.points, s.cin, s.cout } };
+	s.v = (ir_shape){ 3, { s.points, tiles, s.cin } };
+	s.m = (ir_shape){ 3, { s.points, tiles, s.cout } };
 	s.tiles = (ir_shape){ 3, { s.images, s.th, s.tw } };
-	s.t = (ir_shape){ 4, { s.images, TILE * s.th, TILE * s.tw, s.cout } };
+	s.t = (ir_shape){ 4, { s.images, f->m * s.th, f->m * s.tw, s.cout } };
 	return s;
 }
 
@@ -119,22 +152,22 @@ static void domain_vars(lower *S, int *v)
 }
 
 /* Pixel `offset` from the first of tile t along an axis. */
-static int tile_pixel(lower *L, int t, int offset)
+static int tile_pixel(lower *L, const wino_shapes *s, int t, int offset)
 {
-	return lower_iop(L, OP_add, lower_iop(L, OP_mul, t, I(L, TILE)), I(L, offset));
+	return lower_iop(L, OP_add, lower_iop(L, OP_mul, t, I(L, s->f->m)), I(L, offset));
 }
 
-/* buf[xi, a, b] = value[xi] for the 16 points xi (buf of shape s). */
+/* buf[xi, a, b] = value[xi] for the points xi (buf of shape s->d[0], ...). */
 static void store_points(lower *S, int buf, const ir_shape *s, int a, int b, const int *value)
 {
-	for (int xi = 0; xi < POINTS; xi++) {
+	for (int xi = 0; xi < s->d[0]; xi++) {
 		int at[3] = { I(S, xi), a, b };
 		kir_store_add(S->k, buf, lower_linearize(S, at, s), value[xi]);
 	}
 }
 
-/* Appends side kernel k (built in S) storing value[0..15] at (xi, a, b)
- * of a new temporary of shape s: the buffer, or -1 after a conflict. */
+/* Appends side kernel k (built in S) storing value[xi] at (xi, a, b) of a
+ * new temporary of shape s: the buffer, or -1 after a conflict. */
 static int finish_transform(lower *L, lower *S, const ir_node *n, const ir_shape *s, int a, int b,
                             const int *value, const char *kind)
 {
@@ -161,12 +194,12 @@ static int weight_transform(lower *L, const ir_node *n, const wino_shapes *s)
 	kir_kernel k = { .rank = 2, .ext = { s->cin, s->cout } };
 	lower S;
 	lower_side_begin(L, &S, &k);
-	int v[2], f[TAPS * TAPS], u[POINTS];
+	int v[2], f[TAPS * TAPS], u[POINTS_MAX];
 	domain_vars(&S, v);
 	for (int i = 0; i < TAPS; i++)
 		for (int j = 0; j < TAPS; j++)
 			f[i * TAPS + j] = filter_tap(&S, n, v[0], v[1], i, j);
-	two_sided(&S, f, TAPS, apply_g, PATCH, u);
+	two_sided(&S, f, TAPS, s->f->g, s->f->n, u);
 	return finish_transform(L, &S, n, &s->u, v[0], v[1], u, "winograd_weight");
 }
 
@@ -178,16 +211,17 @@ static int input_transform(lower *L, const ir_node *n, const wino_shapes *s)
 	kir_kernel k = { .rank = 4, .ext = { s->images, s->th, s->tw, s->cin } };
 	lower S;
 	lower_side_begin(L, &S, &k);
-	const layout padded = { { 1, TILE * s->th + 1 - s->h, 1, TILE * s->tw + 1 - s->w }, { 1, 1 },
+	int m = s->f->m, patch = s->f->n;
+	const layout padded = { { 1, m * s->th + 1 - s->h, 1, m * s->tw + 1 - s->w }, { 1, 1 },
 		                { 0, 2, 3, 1 } };      /* (N, H, W, C) */
-	int v[4], d[POINTS], t[POINTS];
+	int v[4], d[POINTS_MAX], t[POINTS_MAX];
 	domain_vars(&S, v);
-	for (int r = 0; r < PATCH; r++)
-		for (int c = 0; c < PATCH; c++) {
-			int y = tile_pixel(&S, v[1], r), x = tile_pixel(&S, v[2], c);
-			d[r * PATCH + c] = lower_relaid_value(&S, n->in[0], &padded, v[0], v[3], y, x);
+	for (int r = 0; r < patch; r++)
+		for (int c = 0; c < patch; c++) {
+			int y = tile_pixel(&S, s, v[1], r), x = tile_pixel(&S, s, v[2], c);
+			d[r * patch + c] = lower_relaid_value(&S, n->in[0], &padded, v[0], v[3], y, x);
 		}
-	two_sided(&S, d, PATCH, apply_bt, PATCH, t);
+	two_sided(&S, d, patch, s->f->bt, patch, t);
 	int tile = lower_linearize(&S, v, &s->tiles);
 	return finish_transform(L, &S, n, &s->v, tile, v[3], t, "winograd_input");
 }
@@ -195,7 +229,7 @@ static int input_transform(lower *L, const ir_node *n, const wino_shapes *s)
 /* M over (xi, tile, co), summing over ci: the buffer. */
 static int pointwise_products(lower *L, const ir_node *n, const wino_shapes *s, int ub, int vb)
 {
-	kir_kernel k = { .rank = 3, .ext = { POINTS, s->m.d[1], s->cout }, .tile_hint = { 0, 1, 1 } };
+	kir_kernel k = { .rank = 3, .ext = { s->points, s->m.d[1], s->cout }, .tile_hint = { 0, 1, 1 } };
 	lower S;
 	lower_side_begin(L, &S, &k);
 	int v[3];
@@ -219,20 +253,20 @@ static int output_transform(lower *L, const ir_node *n, const wino_shapes *s, in
 	kir_kernel k = { .rank = 4, .ext = { s->images, s->th, s->tw, s->cout } };
 	lower S;
 	lower_side_begin(L, &S, &k);
-	int v[4], m[POINTS], y[TILE * TILE];
+	int v[4], m[POINTS_MAX], y[POINTS_MAX], side = s->f->m;
 	domain_vars(&S, v);
 	int tile = lower_linearize(&S, v, &s->tiles);
-	for (int xi = 0; xi < POINTS; xi++) {
+	for (int xi = 0; xi < s->points; xi++) {
 		int at[3] = { I(&S, xi), tile, v[3] };
 		m[xi] = kir_load(&k, L->p, mb, lower_linearize(&S, at, &s->m));
 	}
-	two_sided(&S, m, PATCH, apply_at, TILE, y);
+	two_sided(&S, m, s->f->n, s->f->at, side, y);
 	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
 	int tb = lower_f32_temp(L, n, &s->t);
-	for (int a = 0; a < TILE; a++)
-		for (int b = 0; b < TILE; b++) {
-			int at[4] = { v[0], tile_pixel(&S, v[1], a), tile_pixel(&S, v[2], b), v[3] };
-			kir_store_add(&k, tb, lower_linearize(&S, at, &s->t), y[a * TILE + b]);
+	for (int a = 0; a < side; a++)
+		for (int b = 0; b < side; b++) {
+			int at[4] = { v[0], tile_pixel(&S, s, v[1], a), tile_pixel(&S, s, v[2], b), v[3] };
+			kir_store_add(&k, tb, lower_linearize(&S, at, &s->t), y[a * side + b]);
 		}
 	lower_append_kernel(L, &k, "winograd_output", ir_ops[n->op].name);
 	return tb;
@@ -251,7 +285,7 @@ int kir_winograd_candidate(const ir_graph *g, const ir_node *n)
 
 int lower_winograd_applies(lower *L, const ir_node *n)
 {
-	return kir_winograd_candidate(L->g, n) && schedule_winograd(L->target, L->g, n);
+	return kir_winograd_candidate(L->g, n) && schedule_winograd(L->target, L->g, n) != KIR_ALGO_DIRECT;
 }
 
 ir_graph *kir_conv_alone(const ir_graph *g, const ir_node *n)
@@ -272,7 +306,8 @@ ir_graph *kir_conv_alone(const ir_graph *g, const ir_node *n)
 
 int lower_winograd_conv(lower *L, const ir_node *n, const int *idx)
 {
-	wino_shapes s = shapes_of(L, n);
+	int f4 = schedule_winograd(L->target, L->g, n) == KIR_ALGO_WINOGRAD4X4;
+	wino_shapes s = shapes_of(L, n, f4 ? &f4x4 : &f2x2);
 	int ub = weight_transform(L, n, &s);
 	int vb = ub < 0 ? -1 : input_transform(L, n, &s);
 	if (vb < 0)

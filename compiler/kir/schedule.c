@@ -36,25 +36,42 @@ int schedule_channels_last(const kir_target *t, ir_opcode op, int64_t channels, 
 	return op == OP_conv2d_grad_input || (op == OP_conv2d && (taps[0] > 1 || taps[1] > 1));
 }
 
-/* Winograd F(2x2, 3x3) for a 3x3, stride-1, padding-1 convolution or
- * input gradient n of g (lower_winograd.c): 16 products per 2x2 outputs
- * instead of 36, for two passes over the image and one over M more than
- * a direct convolution makes. Whether that pays depends on the channel
- * counts and the machine, so where the tuner timed both ways on this
- * machine (compile --tune, t->measured) its choice holds; elsewhere the
- * cost model's: Winograd from t->winograd_min_channels input and output
- * channels, a backend's threshold. `compile --winograd` asks for it
- * everywhere. */
-int schedule_winograd(const kir_target *t, const ir_graph *g, const ir_node *n)
+/* Products per image and channel pair of Winograd F(m x m, 3x3) on an
+ * output of shape d: (m + 2)^2 per tile, the tiles covering it. */
+static int64_t winograd_products(const int64_t *d, int m)
 {
+	return (m + 2) * (m + 2) * ((d[2] + m - 1) / m) * ((d[3] + m - 1) / m);
+}
+
+/* Winograd F(2x2, 3x3) or F(4x4, 3x3) for a 3x3, stride-1, padding-1
+ * convolution or input gradient n of g (lower_winograd.c): 16 products
+ * per 2x2 outputs, or 36 per 4x4, instead of 9 per output, for two passes
+ * over the image and one over the products more than a direct convolution
+ * makes (F(4x4, 3x3)'s transforms do more arithmetic, its tiles may
+ * overhang the image more). Whether that pays depends on the channel
+ * counts, the image size and the machine, so where the tuner timed every
+ * way on this machine (compile --tune, t->measured) its choice holds;
+ * elsewhere the cost model's: Winograd from t->winograd_min_channels
+ * input and output channels (a backend's threshold), by F(4x4, 3x3)
+ * where it makes fewer products than F(2x2, 3x3), whole tiles counted
+ * (measured faster on AVX2 and AVX-512 at 7x7, 14x14 and 28x28, 64 and
+ * 128 channels: docs/performance.md). `compile --winograd` asks for one
+ * way everywhere. */
+kir_algorithm schedule_winograd(const kir_target *t, const ir_graph *g, const ir_node *n)
+{
+	static const kir_algorithm forced[] = { [KIR_WINOGRAD_NONE] = KIR_ALGO_DIRECT,
+		                                [KIR_WINOGRAD_2X2] = KIR_ALGO_WINOGRAD2X2,
+		                                [KIR_WINOGRAD_4X4] = KIR_ALGO_WINOGRAD4X4 };
 	if (t->winograd != KIR_WINOGRAD_CHOSEN)
-		return t->winograd == KIR_WINOGRAD_ALL;
+		return forced[t->winograd];
 	kir_algorithm a;
 	if (t->measured && kir_tuning_find_algorithm(t->measured, kir_conv_signature(g, n), &a))
-		return a == KIR_ALGO_WINOGRAD;
+		return a;
 	int64_t cin = g->nodes[n->in[0]].shape.d[1], cout = n->shape.d[1];
-	return t->winograd_min_channels > 0 && cin >= t->winograd_min_channels &&
-	       cout >= t->winograd_min_channels;
+	if (t->winograd_min_channels <= 0 || cin < t->winograd_min_channels || cout < t->winograd_min_channels)
+		return KIR_ALGO_DIRECT;
+	return winograd_products(n->shape.d, 4) < winograd_products(n->shape.d, 2) ? KIR_ALGO_WINOGRAD4X4
+	                                                                             : KIR_ALGO_WINOGRAD2X2;
 }
 
 /* The weight gradient sums over every pixel of every image: too long a
@@ -104,10 +121,12 @@ void kir_target_report(const kir_target *t, FILE *f)
 	fprintf(f, "; channels-last from %d output channels in steps of %d, weight-gradient partials "
 	        "<= %lld MiB", t->channels_last_min, t->channels_last_step,
 	        (long long)(t->partials_max_bytes >> 20));
-	if (t->winograd == KIR_WINOGRAD_ALL)
-		fprintf(f, "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3)");
+	static const char *const forced[] = { [KIR_WINOGRAD_2X2] = "F(2x2, 3x3)",
+		                               [KIR_WINOGRAD_4X4] = "F(4x4, 3x3)" };
+	if (t->winograd == KIR_WINOGRAD_2X2 || t->winograd == KIR_WINOGRAD_4X4)
+		fprintf(f, "; 3x3 stride-1 convolutions by Winograd %s", forced[t->winograd]);
 	else if (t->winograd == KIR_WINOGRAD_CHOSEN && t->winograd_min_channels > 0)
-		fprintf(f, "; 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) as tuned, else from %d "
-		        "channels", t->winograd_min_channels);
+		fprintf(f, "; 3x3 stride-1 convolutions by Winograd as tuned, else from %d channels",
+		        t->winograd_min_channels);
 	fputc('\n', f);
 }

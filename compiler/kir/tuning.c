@@ -12,7 +12,7 @@
  *
  * Format (kir.h): the header line "ddpmc-tuning 1", then
  *   MACHINE \t SIGNATURE \t VAR0 COPIES0 VAR1 COPIES1 \t GFLOPS
- *   MACHINE \t SIGNATURE \t direct|winograd \t GFLOPS */
+ *   MACHINE \t SIGNATURE \t direct|winograd|winograd4x4 \t GFLOPS */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,8 +29,9 @@ enum { MACHINE_MAX = 200, LINE_MAX_BYTES = 512 };
 /* A result: a tile (algorithm NO_ALGORITHM) or an algorithm (its
  * GFLOP/s in tile.gflops). */
 enum { NO_ALGORITHM = -1 };
-static const char *const algorithm_names[] = { [KIR_ALGO_DIRECT] = "direct",
-	                                       [KIR_ALGO_WINOGRAD] = "winograd" };
+static const char *const algorithm_names[KIR_ALGOS] = { [KIR_ALGO_DIRECT] = "direct",
+	                                                [KIR_ALGO_WINOGRAD2X2] = "winograd",
+	                                                [KIR_ALGO_WINOGRAD4X4] = "winograd4x4" };
 
 typedef struct {
 	char machine[MACHINE_MAX];
@@ -161,7 +162,7 @@ static int parse_line(kir_tuning *db, char *line, const char **why)
 	int algorithm = algorithm_named(tab2 + 1);
 	if (algorithm == NO_ALGORITHM && parse_tile(tab2 + 1, &t) < 0) {
 		*why = "the tile is not four integers VAR0 COPIES0 VAR1 COPIES1 in range, nor an "
-		       "algorithm (direct or winograd)";
+		       "algorithm (direct, winograd or winograd4x4)";
 		return -1;
 	}
 	t.gflops = strtod(tab3 + 1, &end);

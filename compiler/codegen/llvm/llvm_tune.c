@@ -216,9 +216,9 @@ static double program_time(kir_program *p, const char *cpu, char *err, size_t er
 	return t;
 }
 
-/* Convolution `one` (kir_conv_alone) lowered for t by Winograd or not,
- * its tiles fixed as a program's are (tuned while the budget lasts):
- * its time in seconds, or -1 with a message in err. */
+/* Convolution `one` (kir_conv_alone) lowered for t by algorithm w, its
+ * tiles fixed as a program's are (tuned while the budget lasts): its time
+ * in seconds, or -1 with a message in err. */
 static double time_lowered(ir_graph *one, const kir_target *t, kir_winograd w,
                            const llvm_tune_opts *o, char *err, size_t errlen)
 {
@@ -233,31 +233,38 @@ static double time_lowered(ir_graph *one, const kir_target *t, kir_winograd w,
 	return secs;
 }
 
-/* Times convolution n of g directly and by Winograd; records the faster
- * as the result of signature sig. 0, or -1 with a message in err. */
+/* Times convolution n of g by every algorithm; records the fastest as
+ * the result of signature sig. 0, or -1 with a message in err. */
 static int choose_algorithm(const ir_graph *g, const ir_node *n, uint64_t sig, const kir_target *t,
                             const llvm_tune_opts *o, char *err, size_t errlen)
 {
+	static const kir_winograd ways[KIR_ALGOS] = { [KIR_ALGO_DIRECT] = KIR_WINOGRAD_NONE,
+		                                      [KIR_ALGO_WINOGRAD2X2] = KIR_WINOGRAD_2X2,
+		                                      [KIR_ALGO_WINOGRAD4X4] = KIR_WINOGRAD_4X4 };
+	static const char *const names[KIR_ALGOS] = { "direct", "winograd 2x2", "winograd 4x4" };
 	ir_graph *one = kir_conv_alone(g, n);
 	if (!one) {
 		snprintf(err, errlen, "cannot build the convolution of %s alone", n->where);
 		return -1;
 	}
-	double direct = time_lowered(one, t, KIR_WINOGRAD_NONE, o, err, errlen);
-	double wino = direct < 0 ? -1 : time_lowered(one, t, KIR_WINOGRAD_ALL, o, err, errlen);
-	if (wino >= 0) {
-		kir_algorithm best = wino < direct ? KIR_ALGO_WINOGRAD : KIR_ALGO_DIRECT;
-		double flops = ir_node_flops(g, n);
-		kir_tuning_put_algorithm(o->db, sig, best, flops / (wino < direct ? wino : direct) * 1e-9);
-		char from[96], to[96];
-		if (o->log)
-			fprintf(o->log, "tuning: %s %s -> %s (%s): direct %.2f ms, winograd %.2f ms: %s\n",
-			        ir_ops[n->op].name, ir_shape_str(&g->nodes[n->in[0]].shape, from, sizeof from),
-			        ir_shape_str(&n->shape, to, sizeof to), n->where,
-			        1e3 * direct, 1e3 * wino, best == KIR_ALGO_WINOGRAD ? "winograd" : "direct");
+	double secs[KIR_ALGOS];
+	int best = 0;
+	for (int a = 0; a < KIR_ALGOS; a++) {
+		if ((secs[a] = time_lowered(one, t, ways[a], o, err, errlen)) < 0) {
+			ir_free(one);
+			return -1;
+		}
+		best = secs[a] < secs[best] ? a : best;
 	}
 	ir_free(one);
-	return wino < 0 ? -1 : 0;
+	kir_tuning_put_algorithm(o->db, sig, (kir_algorithm)best, ir_node_flops(g, n) / secs[best] * 1e-9);
+	char from[96], to[96];
+	if (o->log)
+		fprintf(o->log, "tuning: %s %s -> %s (%s): direct %.2f ms, winograd 2x2 %.2f ms, 4x4 %.2f ms: %s\n",
+		        ir_ops[n->op].name, ir_shape_str(&g->nodes[n->in[0]].shape, from, sizeof from),
+		        ir_shape_str(&n->shape, to, sizeof to), n->where, 1e3 * secs[KIR_ALGO_DIRECT],
+		        1e3 * secs[KIR_ALGO_WINOGRAD2X2], 1e3 * secs[KIR_ALGO_WINOGRAD4X4], names[best]);
+	return 0;
 }
 
 int llvm_choose_algorithms(const ir_graph *g, kir_target *t, const llvm_tune_opts *o, char *err,
