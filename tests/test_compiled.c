@@ -207,7 +207,7 @@ static void train_step_matches_interpreter(void **unused)
 	rt_set_free(&ref);
 }
 
-/* The train step compiled with its 3x3 convolutions (forward and input
+/* The train step compiled with its 3x3 convolutions (forward and both
  * gradients) by Winograd F(2x2, 3x3), then F(4x4, 3x3), against the
  * direct one: the losses of STEPS steps to 1e-5 relative (seen: 1e-7, an
  * f32 ulp), the state to 1e-3 of each tensor's largest value as above

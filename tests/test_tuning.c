@@ -9,11 +9,11 @@
  *   - compile --tune=S writes the file, --report names the tuned tiles,
  *     and compiling again from that file gives the same executable;
  *   - --tune's value is checked;
- *   - compile --tune times each 3x3 convolution and input gradient
+ *   - compile --tune times each 3x3 convolution and both its gradients
  *     directly and by Winograd F(2x2, 3x3) and F(4x4, 3x3) and records
  *     the fastest; a compile from the file follows its choice for each;
- *   - compile --winograd 4x4 runs the 3x3 convolution and its input
- *     gradient by Winograd (--report's target line and kernels say so),
+ *   - compile --winograd 4x4 runs the 3x3 convolution and both its
+ *     gradients by Winograd (--report's target line and kernels say so),
  *     and --tune times the tiles of their matmuls as of any contraction.
  * (That every candidate tile computes what the interpreter does is
  * test_llvm's every_tile_candidate_matches_interpreter.) */
@@ -182,11 +182,12 @@ static void compile_tunes_and_reuses_the_file(void **unused)
 	        tuning, exe[0]))
 		fail_msg("compile --tune: %s", out);
 	CONTAINS(out, "tuning: ", "GFLOP/s (", "tuning: conv2d (2, 8, 10, 10) -> (2, 16, 10, 10) ",
-	         "tuning: conv2d_grad_input (2, 16, 10, 10) -> (2, 8, 10, 10) ", " ms, winograd 2x2 ", " ms, 4x4 ");
+	         "tuning: conv2d_grad_input (2, 16, 10, 10) -> (2, 8, 10, 10) ",
+	         "tuning: conv2d_grad_weight (2, 8, 10, 10) -> (16, 8, 3, 3) ", " ms, winograd 2x2 ", " ms, 4x4 ");
 	char *file = slurp(tuning);
 	assert_non_null(file);
 	assert_true(tu_starts(file, "ddpmc-tuning 1\nhost "));
-	assert_int_equal(algorithm_lines(file), 2);
+	assert_int_equal(algorithm_lines(file), 3);
 	/* the file fixes the tiles: the report says so, the executables agree */
 	if (run("'%s' compile '%s' --target cpu --tuning '%s' --report -o '%s'", DDPMC_BIN, model,
 	        tuning, exe[1]))
@@ -239,12 +240,12 @@ static void compile_follows_the_files_algorithms(void **unused)
 		char *file = slurp(tuning);
 		char word[32];
 		snprintf(word, sizeof word, "\t%s\t", ways[i]);
-		assert_int_equal(count(file, word), 2);
+		assert_int_equal(count(file, word), 3);
 		free(file);
 		if (run("'%s' compile '%s' --target cpu --tuning '%s' --report -o '%s'", DDPMC_BIN, model,
 		        tuning, exe))
 			fail_msg("compile from the file: %s", out);
-		assert_int_equal(count(out, "_winograd_products "), i < 2 ? 2 : 0);
+		assert_int_equal(count(out, "_winograd_products "), i < 2 ? 3 : 0);
 		assert_null(strstr(out, "tuning: "));   /* nothing measured again */
 	}
 }
@@ -279,7 +280,7 @@ static void compile_winograd_tunes_its_products(void **unused)
 	int timed = 0;          /* tuner lines "tuning: k3_winograd_products   tile ..." */
 	for (const char *l = out; (l = strstr(l, "tuning: k")) != NULL; l++)
 		timed += !strncmp(strchr(l, '_'), "_winograd_products ", 19);
-	assert_int_equal(timed, 2);     /* the convolution's and the input gradient's */
+	assert_int_equal(timed, 3);     /* the convolution's and both gradients' */
 }
 
 static void tune_value_is_checked(void **unused)

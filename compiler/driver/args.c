@@ -84,7 +84,7 @@ static const drv_flag flags[] = {
 	  "($XDG_CACHE_HOME/ddpmc/tuning or ~/.cache/ddpmc/tuning)",
 	  "the tuning file: its results for this machine fix the register tiles; --tune adds to it" },
 	{ "--winograd", "tuned|none|2x2|4x4", A_STR, DRV_COMPILE, AT(winograd), 0, 0, "tuned",
-	  "how 3x3, stride-1, padding-1 convolutions and input gradients run: each directly or by "
+	  "how 3x3, stride-1, padding-1 convolutions and their gradients run: each directly or by "
 	  "Winograd F(2x2, 3x3) or F(4x4, 3x3) as --tune measured it, else the cost model's choice; "
 	  "every one directly (none), or by F(2x2, 3x3) or F(4x4, 3x3)" },
 	{ "--json", NULL, A_BOOL, DRV_INSPECT, AT(json), 0, 0, NULL, "print one JSON object" },

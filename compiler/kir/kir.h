@@ -192,9 +192,9 @@ void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value);
 
 kir_type kir_type_of(rt_dtype dt);
 
-/* The algorithms a 3x3, stride-1 convolution or input gradient can run
- * by (lower_winograd.c): directly, or by Winograd's F(2x2, 3x3) or
- * F(4x4, 3x3). */
+/* The algorithms a 3x3, stride-1 convolution or either of its gradients
+ * can run by (lower_winograd.c): directly, or by Winograd's F(2x2, 3x3)
+ * or F(4x4, 3x3). */
 typedef enum { KIR_ALGO_DIRECT, KIR_ALGO_WINOGRAD2X2, KIR_ALGO_WINOGRAD4X4, KIR_ALGOS } kir_algorithm;
 
 /* How they are chosen (schedule_winograd): each as the tuner measured it
@@ -273,9 +273,9 @@ int kir_share(kir_program **progs, int n);
  * file's keys. Sets k's arguments as kir_share does. */
 uint64_t kir_kernel_signature(const kir_program *p, kir_kernel *k);
 
-/* Convolutions Winograd F(2x2, 3x3) and F(4x4, 3x3) apply to (lower_winograd.c): node n
- * of g is a 3x3, stride-1, padding-1 conv2d or conv2d_grad_input with an
- * output as large as its input. */
+/* Convolutions Winograd F(2x2, 3x3) and F(4x4, 3x3) apply to
+ * (lower_winograd.c): node n of g is a 3x3, stride-1, padding-1 conv2d,
+ * conv2d_grad_input or conv2d_grad_weight whose image keeps its size. */
 int kir_winograd_candidate(const ir_graph *g, const ir_node *n);
 /* A convolution's signature (share.c): a hash of its op, dtypes, shapes
  * and attributes, the same for every graph it appears in. */

@@ -1,4 +1,4 @@
-/* lower_winograd: 3x3, stride-1, padding-1 convolutions and their input
+/* lower_winograd: 3x3, stride-1, padding-1 convolutions and both their
  * gradients by Winograd's F(2x2, 3x3) or F(4x4, 3x3) (lower_impl.h),
  * when the schedule asks for it (schedule_winograd); which convolutions
  * can, and one alone in a graph of its own for the tuner to time each way
@@ -35,10 +35,25 @@
  * and flipped: ci are then dL/dy's channels, co x's, f[i][j] = w[ci, co,
  * 2-i, 2-j].
  *
+ * A weight gradient runs by the dual algorithm, F(3x3, m x m) with the
+ * same matrices (the 3x3 taps are now the output, dL/dy's m x m tile the
+ * filter), in five side kernels ahead of the kernel being built, which
+ * reads W at its own (co, ci, i, j):
+ *
+ *     V[xi, p, ci]  = (B^T d B)[xi]            as above, of the input x
+ *     Y[xi, p, co]  = (A g A^T)[xi]            g: dL/dy's tile p (zero outside)
+ *     P[b, xi, ci, co] = sum over the tiles p of image block b of V Y
+ *     W[3 i + j, ci, co] = (G^T (sum over b of P[b]) G)[i][j]
+ *
+ * n^2 products per m^2 pixels of every image where the direct gradient
+ * makes 9 per pixel; the blocks as the direct gradient's partials
+ * (schedule_image_blocks), summed in block order.
+ *
  * F(2x2, 3x3)'s transforms only add, subtract and halve: results differ
  * from the direct sum's by a few f32 roundings of the larger terms (about
- * 1e-6 relative at the tests' sizes); F(4x4, 3x3)'s scale by up to 8 and
- * by 1/6 and 1/24, inexact in f32 (about 1e-5). */
+ * 1e-6 relative at the tests' sizes; 1e-5 for a weight gradient's long
+ * sums); F(4x4, 3x3)'s scale by up to 8 and by 1/6 and 1/24, inexact in
+ * f32 (about 1e-5; 1e-4 for a weight gradient). */
 #include <math.h>
 
 #include "lower_impl.h"
@@ -129,9 +144,19 @@ static void two_sided(lower *L, const int *in, int cols, const double *mat, int 
 		apply(L, mat, rows, cols, half + r * cols, 1, out + r * rows, 1);
 }
 
+/* out (cols x rows) = mat (rows x cols) transposed. */
+static void transpose(const double *mat, int rows, int cols, double *out)
+{
+	for (int i = 0; i < rows; i++)
+		for (int j = 0; j < cols; j++)
+			out[j * rows + i] = mat[i * cols + j];
+}
+
+/* The shapes of node n's transforms: the convolution's output, or for a
+ * weight gradient the dL/dy it reads (in[1]; its input x is in[0]). */
 static wino_shapes shapes_of(lower *L, const ir_node *n, const wino_variant *f)
 {
-	const int64_t *d = n->shape.d;
+	const int64_t *d = n->op == OP_conv2d_grad_weight ? N(L, n->in[1])->shape.d : n->shape.d;
 	wino_shapes s = { .f = f, .points = f->n * f->n, .images = d[0], .h = d[2], .w = d[3],
 	                  .th = (d[2] + f->m - 1) / f->m, .tw = (d[3] + f->m - 1) / f->m,
 	                  .cin = N(L, n->in[0])->shape.d[1], .cout = d[1] };
@@ -272,15 +297,123 @@ static int output_transform(lower *L, const ir_node *n, const wino_shapes *s, in
 	return tb;
 }
 
+/* Y over (image, tile row, tile column, co): A g A^T of each m x m tile g
+ * of dL/dy (in[1] of weight gradient n), read from a copy channels-last,
+ * zero-padded after to whole tiles: the buffer, or -1 after a conflict. */
+static int gradient_transform(lower *L, const ir_node *n, const wino_shapes *s)
+{
+	kir_kernel k = { .rank = 4, .ext = { s->images, s->th, s->tw, s->cout } };
+	lower S;
+	lower_side_begin(L, &S, &k);
+	int m = s->f->m;
+	const layout padded = { { 0, m * s->th - s->h, 0, m * s->tw - s->w }, { 1, 1 }, { 0, 2, 3, 1 } };
+	double a[PATCH_MAX * PATCH_MAX];
+	transpose(s->f->at, m, s->f->n, a);
+	int v[4], g[POINTS_MAX], y[POINTS_MAX];
+	domain_vars(&S, v);
+	for (int r = 0; r < m; r++)
+		for (int c = 0; c < m; c++) {
+			int py = tile_pixel(&S, s, v[1], r), px = tile_pixel(&S, s, v[2], c);
+			g[r * m + c] = lower_relaid_value(&S, n->in[1], &padded, v[0], v[3], py, px);
+		}
+	two_sided(&S, g, m, a, s->f->n, y);
+	int tile = lower_linearize(&S, v, &s->tiles);
+	return finish_transform(L, &S, n, &s->m, tile, v[3], y, "winograd_gradient");
+}
+
+/* P over (block, xi, ci, co) of shape ps, summing over the tiles of
+ * each block of images (schedule_image_blocks, as the direct weight
+ * gradient's partials: a block's V and Y stay in cache while every tile
+ * of channels passes over them): the buffer. */
+static int products_over_tiles(lower *L, const ir_node *n, const wino_shapes *s, int vb, int yb,
+                               const ir_shape *ps)
+{
+	kir_kernel k = { .rank = 4, .ext = { ps->d[0], s->points, s->cin, s->cout }, .tile_hint = { 0, 0, 1, 1 } };
+	lower S;
+	lower_side_begin(L, &S, &k);
+	int v[4];
+	domain_vars(&S, v);
+	int64_t per = s->v.d[1] / ps->d[0];
+	lower_set_reduction(&S, &per, 1);
+	int p = lower_iop(&S, OP_add, lower_iop(&S, OP_mul, v[0], I(&S, per)), lower_rvar(&S, 0));
+	int va[3] = { v[1], p, v[2] }, ya[3] = { v[1], p, v[3] };
+	int prod = lower_mul(&S, kir_load(&k, L->p, vb, lower_linearize(&S, va, &s->v)),
+	                     kir_load(&k, L->p, yb, lower_linearize(&S, ya, &s->m)));
+	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, prod));
+	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
+	int pb = lower_f32_temp(L, n, ps);
+	kir_store_add(&k, pb, lower_linearize(&S, v, ps), acc);
+	lower_append_kernel(L, &k, "winograd_products", ir_ops[n->op].name);
+	return pb;
+}
+
+/* P's blocks summed in block order into (xi, ci, co): the buffer. */
+static int sum_of_blocks(lower *L, const ir_node *n, const wino_shapes *s, int pb, const ir_shape *ps)
+{
+	kir_kernel k = { .rank = 3, .ext = { s->points, s->cin, s->cout } };
+	lower S;
+	lower_side_begin(L, &S, &k);
+	int v[3];
+	domain_vars(&S, v);
+	lower_set_reduction(&S, &ps->d[0], 1);
+	int at[4] = { lower_rvar(&S, 0), v[0], v[1], v[2] };
+	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, kir_load(&k, L->p, pb, lower_linearize(&S, at, ps))));
+	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
+	int sb = lower_f32_temp(L, n, &s->u);
+	kir_store_add(&k, sb, lower_linearize(&S, v, &s->u), acc);
+	lower_append_kernel(L, &k, "winograd_blocks", ir_ops[n->op].name);
+	return sb;
+}
+
+/* W over (tap, ci, co), the 3x3 taps G^T P G: the buffer. */
+static int weight_gradient_transform(lower *L, const ir_node *n, const wino_shapes *s, int pb,
+                                     const ir_shape *ws)
+{
+	kir_kernel k = { .rank = 2, .ext = { s->cin, s->cout } };
+	lower S;
+	lower_side_begin(L, &S, &k);
+	double gt[TAPS * PATCH_MAX];
+	transpose(s->f->g, s->f->n, TAPS, gt);
+	int v[2], pv[POINTS_MAX], taps[TAPS * TAPS];
+	domain_vars(&S, v);
+	for (int xi = 0; xi < s->points; xi++) {
+		int at[3] = { I(&S, xi), v[0], v[1] };
+		pv[xi] = kir_load(&k, L->p, pb, lower_linearize(&S, at, &s->u));
+	}
+	two_sided(&S, pv, s->f->n, gt, TAPS, taps);
+	return finish_transform(L, &S, n, ws, v[0], v[1], taps, "winograd_weight_gradient");
+}
+
+/* dL/dw at (co, ci, i, j) by the dual of F(m x m, 3x3): dL/dw[co, ci] =
+ * G^T [sum over tiles p of Y[., p, co] (.) V[., p, ci]] G, Y the transform
+ * A g A^T of dL/dy's tile p, V the forward's input transform. */
+static int winograd_weight_gradient(lower *L, const ir_node *n, const wino_shapes *s, const int *idx)
+{
+	int vb = input_transform(L, n, s);
+	int yb = vb < 0 ? -1 : gradient_transform(L, n, s);
+	if (yb < 0)
+		return fconst(L, 0);
+	int64_t nb = schedule_image_blocks(L->target, s->images, ir_numel(&s->u));
+	ir_shape ps = { 4, { nb, s->points, s->cin, s->cout } }, ws = { 3, { TAPS * TAPS, s->cin, s->cout } };
+	int pb = products_over_tiles(L, n, s, vb, yb, &ps);
+	int wb = weight_gradient_transform(L, n, s, nb > 1 ? sum_of_blocks(L, n, s, pb, &ps) : pb, &ws);
+	int tap = lower_iop(L, OP_add, lower_iop(L, OP_mul, idx[2], I(L, TAPS)), idx[3]);
+	int at[3] = { tap, idx[1], idx[0] };
+	return kir_load(L->k, L->p, wb, lower_linearize(L, at, &ws));
+}
+
 int kir_winograd_candidate(const ir_graph *g, const ir_node *n)
 {
-	if (n->op != OP_conv2d && n->op != OP_conv2d_grad_input)
+	if (n->op != OP_conv2d && n->op != OP_conv2d_grad_input && n->op != OP_conv2d_grad_weight)
 		return 0;
 	const ir_attrs *a = &n->a;
-	const int64_t *w = g->nodes[n->in[1]].shape.d, *in = g->nodes[n->in[0]].shape.d;
+	int weight_grad = n->op == OP_conv2d_grad_weight;
+	const int64_t *w = weight_grad ? n->shape.d : g->nodes[n->in[1]].shape.d;
+	const int64_t *in = g->nodes[n->in[0]].shape.d;
+	const int64_t *out = weight_grad ? g->nodes[n->in[1]].shape.d : n->shape.d;
 	return w[2] == TAPS && w[3] == TAPS && a->conv.stride[0] == 1 && a->conv.stride[1] == 1 &&
 	       a->conv.pad[0] == 1 && a->conv.pad[1] == 1 && a->conv.pad[2] == 1 && a->conv.pad[3] == 1 &&
-	       in[2] == n->shape.d[2] && in[3] == n->shape.d[3];
+	       in[2] == out[2] && in[3] == out[3];
 }
 
 int lower_winograd_applies(lower *L, const ir_node *n)
@@ -308,6 +441,8 @@ int lower_winograd_conv(lower *L, const ir_node *n, const int *idx)
 {
 	int f4 = schedule_winograd(L->target, L->g, n) == KIR_ALGO_WINOGRAD4X4;
 	wino_shapes s = shapes_of(L, n, f4 ? &f4x4 : &f2x2);
+	if (n->op == OP_conv2d_grad_weight)
+		return winograd_weight_gradient(L, n, &s, idx);
 	int ub = weight_transform(L, n, &s);
 	int vb = ub < 0 ? -1 : input_transform(L, n, &s);
 	if (vb < 0)

@@ -44,7 +44,7 @@ static int64_t winograd_products(const int64_t *d, int m)
 }
 
 /* Winograd F(2x2, 3x3) or F(4x4, 3x3) for a 3x3, stride-1, padding-1
- * convolution or input gradient n of g (lower_winograd.c): 16 products
+ * convolution or gradient n of g (lower_winograd.c): 16 products
  * per 2x2 outputs, or 36 per 4x4, instead of 9 per output, for two passes
  * over the image and one over the products more than a direct convolution
  * makes (F(4x4, 3x3)'s transforms do more arithmetic, its tiles may
@@ -67,11 +67,12 @@ kir_algorithm schedule_winograd(const kir_target *t, const ir_graph *g, const ir
 	kir_algorithm a;
 	if (t->measured && kir_tuning_find_algorithm(t->measured, kir_conv_signature(g, n), &a))
 		return a;
-	int64_t cin = g->nodes[n->in[0]].shape.d[1], cout = n->shape.d[1];
+	const int64_t *image = n->op == OP_conv2d_grad_weight ? g->nodes[n->in[1]].shape.d : n->shape.d;
+	int64_t cin = g->nodes[n->in[0]].shape.d[1], cout = image[1];
 	if (t->winograd_min_channels <= 0 || cin < t->winograd_min_channels || cout < t->winograd_min_channels)
 		return KIR_ALGO_DIRECT;
-	return winograd_products(n->shape.d, 4) < winograd_products(n->shape.d, 2) ? KIR_ALGO_WINOGRAD4X4
-	                                                                             : KIR_ALGO_WINOGRAD2X2;
+	return winograd_products(image, 4) < winograd_products(image, 2) ? KIR_ALGO_WINOGRAD4X4
+	                                                                 : KIR_ALGO_WINOGRAD2X2;
 }
 
 /* The weight gradient sums over every pixel of every image: too long a
