@@ -22,8 +22,11 @@
  * them), and its register tile (copies of domain vars, vector registers
  * it keeps live) when it has one. Kernels run in program order: the
  * forward convolution's (with --winograd, its transforms, products and
- * the kernel reading T back) come first, up to the kernel storing y:
- * their sum is printed before that of all kernels. */
+ * the kernel reading T back) come first, up to the kernel storing y;
+ * then the gradients'. Before the sum of all kernels it prints each
+ * part's: the kernels after the previous output's store up to the one
+ * storing y (the forward convolution), gx (the input gradient) and gw
+ * (the weight gradient), in the order the program stores them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,9 +96,14 @@ static int stores_output(const kir_program *p, const kir_kernel *k, const char *
 	return 0;
 }
 
+/* The entry's outputs: the forward convolution, the input gradient, the
+ * weight gradient. */
+static const char *const outputs[] = { "y", "gx", "gw" };
+
 static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs, const llvm_target *t)
 {
-	double total = 0, forward = 0;
+	double total = 0, part_end[3] = { 0 };
+	int order[3], parts = 0;
 	for (int n = 0; n < p->nk; n++) {
 		const kir_kernel *k = &p->k[n];
 		double best = 1e30;
@@ -105,8 +113,9 @@ static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs,
 			best = fmin(best, now() - t0);
 		}
 		total += best;
-		if (forward == 0 && stores_output(p, k, "y"))
-			forward = total;
+		for (int o = 0; o < 3; o++)
+			if (part_end[o] == 0 && stores_output(p, k, outputs[o]))
+				part_end[o] = total, order[parts++] = o;
 		printf("  %-34s %9.3f ms", k->name, best * 1e3);
 		if (k->flops <= 0) {
 			printf("\n");
@@ -119,7 +128,13 @@ static void time_kernels(const kir_program *p, llvm_kernel_fn *fns, void **bufs,
 				printf("%s%d of var %d", d ? " x " : "   tile ", tl.copies[d], tl.var[d]);
 		printf(tl.var[0] >= 0 ? ", %d registers\n" : "\n", tl.registers);
 	}
-	printf("  %-34s %9.3f ms\n", "the forward convolution's kernels", forward * 1e3);
+	double from = 0;
+	for (int i = 0; i < parts; i++) {
+		char what[64];
+		snprintf(what, sizeof what, "part: kernels to %s", outputs[order[i]]);
+		printf("  %-34s %9.3f ms\n", what, (part_end[order[i]] - from) * 1e3);
+		from = part_end[order[i]];
+	}
 	printf("  %-34s %9.3f ms\n", "all kernels", total * 1e3);
 }
 
