@@ -198,6 +198,7 @@ static void assign_buffer(lower *L, int id)
 		L->buf_of[id] = lower_add_buffer(L, KB_TEMP, n, NULL);
 }
 
+/* uses[] and bound[] of the entry's live nodes. */
 static void count_uses(lower *L)
 {
 	for (int id = 0; id < L->g->n; id++)
@@ -205,20 +206,9 @@ static void count_uses(lower *L)
 			for (int k = 0; k < N(L, id)->nin; k++)
 				L->uses[N(L, id)->in[k]]++;
 	for (int i = 0; i < L->e->noutputs; i++)
-		L->uses[L->e->outputs[i].node] += 2;
+		L->uses[L->e->outputs[i].node] += 2, L->bound[L->e->outputs[i].node] = 1;
 	for (int i = 0; i < L->e->nupdates; i++)
-		L->uses[L->e->updates[i].node] += 2;
-}
-
-static int is_root(lower *L, int node)
-{
-	for (int i = 0; i < L->e->noutputs; i++)
-		if (L->e->outputs[i].node == node)
-			return 1;
-	for (int i = 0; i < L->e->nupdates; i++)
-		if (L->e->updates[i].node == node)
-			return 1;
-	return 0;
+		L->uses[L->e->updates[i].node] += 2, L->bound[L->e->updates[i].node] = 1;
 }
 
 /* Ops that fuse into their consumer's kernel as index math or arithmetic. */
@@ -239,7 +229,7 @@ static int *sinks(lower *L)
 	for (int id = n - 1; id >= 0; id--) {
 		if (!L->live[id])
 			continue;
-		if (sink[id] == -2 || is_root(L, id))
+		if (sink[id] == -2 || L->bound[id])
 			sink[id] = id;
 		for (int k = 0; k < N(L, id)->nin; k++) {
 			int in = N(L, id)->in[k];
@@ -282,7 +272,7 @@ static void mark(lower *L, int id)
 	int scalar_math = (ir_ops[n->op].flags & ELEMWISE) && n->shape.rank == 0;
 	int shared = L->uses[id] > 1 && n->op != OP_fill && L->sink[id] == id &&
 	             (scalar_math || repeat_cost(L, id, 0) > REPEAT_MAX);
-	L->mat[id] = L->live[id] && (data_leaf || shared || L->forced[id] || is_root(L, id));
+	L->mat[id] = L->live[id] && (data_leaf || shared || L->forced[id] || L->bound[id]);
 }
 
 static void drop_kernels_from(kir_program *p, int first)
@@ -343,7 +333,8 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 {
 	kir_program *p = ir_alloc(g, sizeof *p);
 	lower L = { .g = g, .e = e, .target = t, .p = p, .live = ir_entry_live(g, e),
-	            .uses = calloc((size_t)g->n + 1, sizeof(int)), .mat = calloc((size_t)g->n + 1, 1),
+	            .uses = calloc((size_t)g->n + 1, sizeof(int)), .bound = calloc((size_t)g->n + 1, 1),
+	            .mat = calloc((size_t)g->n + 1, 1),
 	            .forced = calloc((size_t)g->n + 1, 1),
 	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)),
 	            .relaid = &(struct relaid_set){ 0 } };
@@ -363,6 +354,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 	}
 	free(L.live);
 	free(L.uses);
+	free(L.bound);
 	free(L.mat);
 	free(L.forced);
 	free(L.sink);

@@ -62,6 +62,7 @@ typedef struct {
 	kir_program *p;
 	char *live;
 	int *uses;              /* consumers inside the entry (+1 per root binding) */
+	char *bound;            /* an entry output or state update (a root binding) */
 	char *mat;              /* materialize */
 	char *forced;           /* materialize: found while building a kernel */
 	int *sink;              /* see sinks() */
