@@ -99,9 +99,9 @@ int llvm_fix_tiles(kir_program **progs, int n, const llvm_tune_opts *o, char *er
 
 /* Before g is lowered for t: t reads db's algorithm choices
  * (t->measured), and with tune, while the budget lasts, every
- * convolution Winograd applies to that db has no choice for is lowered
- * alone both ways, timed through the JIT on one thread, and the faster
- * recorded in db (only when t->winograd is KIR_WINOGRAD_CHOSEN). log gets
+ * convolution or gradient Winograd applies to that db has no choice for
+ * is lowered alone each way, timed through the JIT on one thread, and the
+ * fastest recorded in db (only when t->winograd is KIR_WINOGRAD_CHOSEN). log gets
  * a line per convolution timed. Returns 0, or -1 with a message in err. */
 int llvm_choose_algorithms(const ir_graph *g, kir_target *t, const llvm_tune_opts *o, char *err,
                            size_t errlen);

@@ -12,10 +12,10 @@
  * depend on its values), and keeps the fastest of the best of three
  * runs. Kernels equal but for their buffers have one signature and are
  * timed once; kernels with nothing to tile are left to the backend. A
- * convolution Winograd applies to is lowered alone both ways (its
- * operands as inputs), each program's tiles fixed as above, and its
- * kernels timed together the same way; equal convolutions are timed
- * once (kir_conv_signature).
+ * convolution or gradient Winograd applies to is lowered alone each way
+ * (direct, F(2x2, 3x3), F(4x4, 3x3); its operands as inputs), each
+ * program's tiles fixed as above, and its kernels timed together the
+ * same way; equal convolutions are timed once (kir_conv_signature).
  *
  * requires: programs out of kir_lower for the CPU `cpu`; a graph and the
  *   target it is about to be lowered for.
@@ -198,7 +198,7 @@ int llvm_fix_tiles(kir_program **progs, int n, const llvm_tune_opts *o, char *er
 	return 0;
 }
 
-/* --- algorithms: a convolution alone, lowered both ways and timed ----- */
+/* --- algorithms: a convolution alone, lowered each way and timed ----- */
 
 /* The time of all of p's kernels run in order on one thread, the best of
  * three runs: seconds, or -1 with a message in err. */
