@@ -101,7 +101,8 @@ static int reads_channels_last(lower *L, int root)
 		const ir_node *c = N(L, id);
 		if ((c->op == OP_conv2d || c->op == OP_conv2d_grad_input) && L->live[id] &&
 		    (id == root || (L->sink[id] == root && !L->mat[id])) &&
-		    (lower_channels_in_vectors(L, c, &glay) || lower_winograd_applies(L, c)))
+		    (lower_channels_in_vectors(L, c, &glay) ||
+		     lower_winograd_algorithm(L, c) != KIR_ALGO_DIRECT))
 			return 1;
 	}
 	return 0;

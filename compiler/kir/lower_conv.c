@@ -313,7 +313,8 @@ int lower_conv_grad_weight_body(lower *L, const ir_node *n, const int *idx)
  * input gradient the layout of g it reads then (*glay). */
 int lower_channels_in_vectors(lower *L, const ir_node *n, layout *glay)
 {
-	if ((n->op != OP_conv2d && n->op != OP_conv2d_grad_input) || lower_winograd_applies(L, n))
+	if ((n->op != OP_conv2d && n->op != OP_conv2d_grad_input) ||
+	    lower_winograd_algorithm(L, n) != KIR_ALGO_DIRECT)
 		return 0;
 	const int64_t *taps = &N(L, n->in[1])->shape.d[2];
 	if (!schedule_channels_last(L->target, n->op, n->shape.d[1], taps))

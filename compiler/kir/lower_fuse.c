@@ -361,8 +361,9 @@ static int reduction_value(lower *L, int node, const int *idx)
 	int joint = n->op == OP_reduce_sum || n->op == OP_reduce_max ? joint_reduction(L, n) : -1;
 	if (joint >= 0)
 		return joint;
-	if (lower_winograd_applies(L, n))
-		return lower_winograd_conv(L, n, idx);
+	kir_algorithm algorithm = lower_winograd_algorithm(L, n);
+	if (algorithm != KIR_ALGO_DIRECT)
+		return lower_winograd_conv(L, n, algorithm, idx);
 	layout glay;
 	if (lower_channels_in_vectors(L, n, &glay))
 		return lower_channels_last_conv(L, n, idx, &glay);

@@ -13,9 +13,9 @@
  *   lower_conv.c   convolutions and their gradients: operands read through
  *                  copies laid out for the contraction (side kernels),
  *                  channels-last kernels, weight-gradient partial sums
- *   lower_winograd.c 3x3 stride-1 convolutions and input gradients by
- *                  Winograd F(2x2, 3x3) or F(4x4, 3x3): transforms, matmuls, the
- *                  output transform as the consumer's value
+ *   lower_winograd.c 3x3 stride-1 convolutions and both their gradients
+ *                  by Winograd F(2x2, 3x3) or F(4x4, 3x3): transforms,
+ *                  matmuls, the output transform as the consumer's value
  *   lower_roots.c  entry outputs and state updates (in place when safe)
  *   schedule.c     the decisions of layout and loop order, by the target
  *                  (kir_target): no file of the lowering holds a machine's
@@ -138,11 +138,12 @@ int lower_side_end(lower *L, lower *S, kir_kernel *k);
  * partial sums, a channels-last result, Winograd's transforms). */
 int lower_f32_temp(lower *L, const ir_node *n, const ir_shape *s);
 
-/* lower_winograd.c: whether node n (a convolution or its input gradient)
- * runs by Winograd (F(2x2, 3x3) or F(4x4, 3x3)); its value at the
+/* lower_winograd.c: the algorithm node n (a convolution or either of its
+ * gradients) runs by: KIR_ALGO_DIRECT unless Winograd applies and the
+ * schedule asks for it; by Winograd algorithm a, its value at the
  * kernel's own index idx */
-int lower_winograd_applies(lower *L, const ir_node *n);
-int lower_winograd_conv(lower *L, const ir_node *n, const int *idx);
+kir_algorithm lower_winograd_algorithm(lower *L, const ir_node *n);
+int lower_winograd_conv(lower *L, const ir_node *n, kir_algorithm a, const int *idx);
 
 /* lower_roots.c */
 void lower_plan_roots(lower *L);

@@ -5,7 +5,7 @@
  * (kir.h).
  *
  * requires: called from lower_fuse.c for the kernel's one reduction, for a
- *   node lower_winograd_applies accepts.
+ *   node lower_winograd_algorithm gives a Winograd algorithm.
  * establishes: four side kernels ahead of the kernel being built, which
  *   reads their result T at its own index (so a bias, an activation, every
  *   epilogue fuses after it as after a channels-last convolution, and the
@@ -204,6 +204,19 @@ static int finish_transform(lower *L, lower *S, const ir_node *n, const ir_shape
 	return buf;
 }
 
+/* Appends side kernel k (built in S), a sum of loads of temporaries
+ * (so no conflict), storing its accumulator acc at its own index v of a
+ * new temporary of shape s: the buffer. */
+static int finish_sum(lower *L, lower *S, const ir_node *n, int acc, const int *v, const ir_shape *s,
+                      const char *kind)
+{
+	lower_side_end(L, S, S->k);
+	int buf = lower_f32_temp(L, n, s);
+	kir_store_add(S->k, buf, lower_linearize(S, v, s), acc);
+	lower_append_kernel(L, S->k, kind, ir_ops[n->op].name);
+	return buf;
+}
+
 /* Tap (i, j) of the filter from input channel ci to output channel co. */
 static int filter_tap(lower *L, const ir_node *n, int ci, int co, int i, int j)
 {
@@ -264,12 +277,8 @@ static int pointwise_products(lower *L, const ir_node *n, const wino_shapes *s, 
 	int ua[3] = { v[0], ci, v[2] }, va[3] = { v[0], v[1], ci };
 	int prod = lower_mul(&S, kir_load(&k, L->p, ub, lower_linearize(&S, ua, &s->u)),
 	                     kir_load(&k, L->p, vb, lower_linearize(&S, va, &s->v)));
-	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, prod));
-	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
-	int mb = lower_f32_temp(L, n, &s->m);
-	kir_store_add(&k, mb, lower_linearize(&S, v, &s->m), acc);
-	lower_append_kernel(L, &k, "winograd_products", ir_ops[n->op].name);
-	return mb;
+	return finish_sum(L, &S, n, kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, prod)), v, &s->m,
+	                  "winograd_products");
 }
 
 /* T over (image, tile row, tile column, co) from M: the buffer. */
@@ -339,12 +348,8 @@ static int products_over_tiles(lower *L, const ir_node *n, const wino_shapes *s,
 	int va[3] = { v[1], p, v[2] }, ya[3] = { v[1], p, v[3] };
 	int prod = lower_mul(&S, kir_load(&k, L->p, vb, lower_linearize(&S, va, &s->v)),
 	                     kir_load(&k, L->p, yb, lower_linearize(&S, ya, &s->m)));
-	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, prod));
-	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
-	int pb = lower_f32_temp(L, n, ps);
-	kir_store_add(&k, pb, lower_linearize(&S, v, ps), acc);
-	lower_append_kernel(L, &k, "winograd_products", ir_ops[n->op].name);
-	return pb;
+	return finish_sum(L, &S, n, kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, prod)), v, ps,
+	                  "winograd_products");
 }
 
 /* P's blocks summed in block order into (xi, ci, co): the buffer. */
@@ -357,12 +362,9 @@ static int sum_of_blocks(lower *L, const ir_node *n, const wino_shapes *s, int p
 	domain_vars(&S, v);
 	lower_set_reduction(&S, &ps->d[0], 1);
 	int at[4] = { lower_rvar(&S, 0), v[0], v[1], v[2] };
-	int acc = kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, kir_load(&k, L->p, pb, lower_linearize(&S, at, ps))));
-	lower_side_end(L, &S, &k);      /* loads of temporaries only: no conflict */
-	int sb = lower_f32_temp(L, n, &s->u);
-	kir_store_add(&k, sb, lower_linearize(&S, v, &s->u), acc);
-	lower_append_kernel(L, &k, "winograd_blocks", ir_ops[n->op].name);
-	return sb;
+	int part = kir_load(&k, L->p, pb, lower_linearize(&S, at, ps));
+	return finish_sum(L, &S, n, kir_acc(&k, KT_F32, kir_acc_add(&k, OP_add, part)), v, &s->u,
+	                  "winograd_blocks");
 }
 
 /* W over (tap, ci, co), the 3x3 taps G^T P G: the buffer. */
@@ -416,9 +418,9 @@ int kir_winograd_candidate(const ir_graph *g, const ir_node *n)
 	       in[2] == out[2] && in[3] == out[3];
 }
 
-int lower_winograd_applies(lower *L, const ir_node *n)
+kir_algorithm lower_winograd_algorithm(lower *L, const ir_node *n)
 {
-	return kir_winograd_candidate(L->g, n) && schedule_winograd(L->target, L->g, n) != KIR_ALGO_DIRECT;
+	return kir_winograd_candidate(L->g, n) ? schedule_winograd(L->target, L->g, n) : KIR_ALGO_DIRECT;
 }
 
 ir_graph *kir_conv_alone(const ir_graph *g, const ir_node *n)
@@ -437,10 +439,9 @@ ir_graph *kir_conv_alone(const ir_graph *g, const ir_node *n)
 	return one;
 }
 
-int lower_winograd_conv(lower *L, const ir_node *n, const int *idx)
+int lower_winograd_conv(lower *L, const ir_node *n, kir_algorithm a, const int *idx)
 {
-	int f4 = schedule_winograd(L->target, L->g, n) == KIR_ALGO_WINOGRAD4X4;
-	wino_shapes s = shapes_of(L, n, f4 ? &f4x4 : &f2x2);
+	wino_shapes s = shapes_of(L, n, a == KIR_ALGO_WINOGRAD4X4 ? &f4x4 : &f2x2);
 	if (n->op == OP_conv2d_grad_weight)
 		return winograd_weight_gradient(L, n, &s, idx);
 	int ub = weight_transform(L, n, &s);
