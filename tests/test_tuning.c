@@ -149,6 +149,17 @@ static const char *model_lua =
 	"local g = ddpm.grad(y, { x, w }, ddpm.input('g', y:shape()))\n"
 	"ddpm.entry('main', { y = y, gx = g[1], gw = g[2] })\n";
 
+/* How many lines of s hold both a and b. */
+static int count_lines_with(const char *s, const char *a, const char *b)
+{
+	int n = 0;
+	for (const char *l = s; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
+		const char *end = strchr(l, '\n'), *pa = strstr(l, a), *pb = strstr(l, b);
+		n += pa && pb && (!end || (pa < end && pb < end));
+	}
+	return n;
+}
+
 /* How many times `needle` occurs in s. */
 static int count(const char *s, const char *needle)
 {
@@ -224,7 +235,10 @@ static void set_algorithms(const char *path, const char *algorithm)
 }
 
 /* compile follows the tuning file's algorithm for each convolution:
- * Winograd's kernels exactly where it says winograd or winograd4x4. */
+ * Winograd's kernels exactly where it says winograd or winograd4x4, with
+ * that algorithm's products (--report's FLOPs of each products kernel:
+ * 16 points x 2 x 5 x 5 tiles of 2x2, or 36 x 2 x 3 x 3 tiles of 4x4,
+ * x 8 x 16 channels x 2). */
 static void compile_follows_the_files_algorithms(void **unused)
 {
 	(void)unused;
@@ -235,6 +249,7 @@ static void compile_follows_the_files_algorithms(void **unused)
 	        tuning, exe))
 		fail_msg("compile --tune: %s", out);
 	static const char *const ways[] = { "winograd", "winograd4x4", "direct" };
+	static const char *const products[] = { " 0.2048 MFLOP", " 0.1659 MFLOP" };
 	for (int i = 0; i < 3; i++) {
 		set_algorithms(tuning, ways[i]);
 		char *file = slurp(tuning);
@@ -246,6 +261,8 @@ static void compile_follows_the_files_algorithms(void **unused)
 		        tuning, exe))
 			fail_msg("compile from the file: %s", out);
 		assert_int_equal(count(out, "_winograd_products "), i < 2 ? 3 : 0);
+		if (i < 2)
+			assert_int_equal(count_lines_with(out, "_winograd_products ", products[i]), 3);
 		assert_null(strstr(out, "tuning: "));   /* nothing measured again */
 	}
 }
