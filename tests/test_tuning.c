@@ -298,6 +298,8 @@ static void compile_winograd_tunes_its_products(void **unused)
 	for (const char *l = out; (l = strstr(l, "tuning: k")) != NULL; l++)
 		timed += !strncmp(strchr(l, '_'), "_winograd_products ", 19);
 	assert_int_equal(timed, 3);     /* the convolution's and both gradients' */
+	/* F(4x4, 3x3)'s products: 36 points x 2 x 3 x 3 tiles x 8 x 16 channels x 2 */
+	assert_int_equal(count_lines_with(out, "_winograd_products ", " 0.1659 MFLOP"), 3);
 }
 
 static void tune_value_is_checked(void **unused)
