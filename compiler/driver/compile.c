@@ -85,7 +85,7 @@ static int run_tool(char *const *argv)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-enum { MAXPARTS = 16, MAXLIBS = 8 };
+enum { OBJECT_PARTS = 8, MAXLIBS = 8 };
 
 /* Appends the words of `list` (space-separated, at most MAXLIBS) to argv;
  * buf holds their copies. */
@@ -100,7 +100,7 @@ static int add_words(char **argv, int n, const char *list, char *buf, size_t len
 
 static int link_executable(char *const *objs, int nobj, const char *out)
 {
-	char *argv[MAXPARTS + MAXLIBS + 14], mpi[4096];
+	char *argv[OBJECT_PARTS + MAXLIBS + 14], mpi[4096];
 	int n = 0;
 	argv[n++] = (char *)env_or("CC", "cc");
 	if (*DDPMC_LINK_FLAGS)                  /* a sanitizer build's runtime needs them */
@@ -124,15 +124,23 @@ static int link_executable(char *const *objs, int nobj, const char *out)
 	return -1;
 }
 
-/* One object per core (code generation is the slow part of compiling). */
+/* Code generation is the slow part of compiling: the kernels go into
+ * OBJECT_PARTS objects (one when there are fewer kernels) compiled by one
+ * thread per core, each taking the next part left. More parts than cores
+ * even out parts of unequal cost; a fixed number keeps the executable
+ * the same on machines with other numbers of cores. */
 static int object_parts(kir_program **progs, int n)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int kernels = 0;
 	for (int i = 0; i < n; i++)
 		kernels += progs[i]->nk;
-	int parts = cpus < 1 ? 1 : cpus > MAXPARTS ? MAXPARTS : (int)cpus;
-	return kernels < parts ? 1 : parts;
+	return kernels < OBJECT_PARTS ? 1 : OBJECT_PARTS;
+}
+
+static int compile_threads(int parts)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus < 1 ? 1 : cpus > parts ? parts : (int)cpus;
 }
 
 /* models/unet.lua -> unet */
@@ -195,7 +203,7 @@ static void put_cl_launch(rt_strbuf *b, int e, int k, void *ctx)
 static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, targets *t,
                          const char *out)
 {
-	char err[1024], names[MAXPARTS][4096], *objs[MAXPARTS];
+	char err[1024], names[OBJECT_PARTS][4096], *objs[OBJECT_PARTS];
 	rt_strbuf json = { 0 }, data = { 0 }, cl = { 0 };
 	if (t->opencl && !(t->launch = cl_render(progs, g->nentries, NULL, &cl))) {
 		fprintf(stderr, "ddpmc: out of memory rendering OpenCL\n");
@@ -218,8 +226,8 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, ta
 		objs[i] = names[i];
 	}
 	int rc = json.oom || data.oom || cl.oom ? -1 : 0;
-	if (rc == 0 && llvm_emit_objects(progs, ncpu, blobs, 4, a->cpu, parts, objs, err,
-	                                 sizeof err) < 0) {
+	if (rc == 0 && llvm_emit_objects(progs, ncpu, blobs, 4, a->cpu, parts, compile_threads(parts), objs,
+	                                 err, sizeof err) < 0) {
 		fprintf(stderr, "ddpmc: code generation failed: %s\n", err);
 		rc = -1;
 	}
