@@ -85,7 +85,7 @@ static int run_tool(char *const *argv)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-enum { OBJECT_PARTS = 8, MAXLIBS = 8 };
+enum { OBJECT_PARTS = 17, MAXLIBS = 8 };
 
 /* Appends the words of `list` (space-separated, at most MAXLIBS) to argv;
  * buf holds their copies. */
@@ -124,8 +124,9 @@ static int link_executable(char *const *objs, int nobj, const char *out)
 	return -1;
 }
 
-/* Code generation is the slow part of compiling: the kernels go into
- * OBJECT_PARTS objects (one when there are fewer kernels) compiled by one
+/* Code generation is the slow part of compiling: the program goes into
+ * OBJECT_PARTS objects (one when there are fewer kernels), the descriptor
+ * and the OpenCL source in one, the kernels in the others, compiled by one
  * thread per core, each taking the next part left. More parts than cores
  * even out parts of unequal cost; a fixed number keeps the executable
  * the same on machines with other numbers of cores. */

@@ -397,7 +397,7 @@ static void add_tables(LLVMModuleRef M, LLVMValueRef *fns, int total, const llvm
 
 /* One object file's share of the work: the functions f with
  * part_of[f] == part; part 0 also holds the tables and the blobs and
- * declares every other function. */
+ * declares every function it does not define. */
 typedef struct {
 	kir_program **progs;
 	int n, part;
@@ -468,25 +468,34 @@ static void *emit_part(void *arg)
 }
 
 /* What a function costs LLVM, roughly: its expressions and stores, once
- * per copy of its register tile. */
+ * per copy of its register tile; a random number (Philox's ten rounds and
+ * a Box-Muller transform) as RANDOM_COST expressions. */
+enum { RANDOM_COST = 64 };
+
 static double function_cost(const kir_kernel *k)
 {
 	int copies = k->tile.source == KIR_TILE_OPEN ? 1 : k->tile.copies[0] * k->tile.copies[1];
-	return (double)(k->nx + k->nst) * (copies > 1 ? copies : 1);
+	double size = k->nx + k->nst;
+	for (int i = 0; i < k->nx; i++)
+		size += k->x[i].kind == KX_RANDOM ? RANDOM_COST - 1 : 0;
+	return size * (copies > 1 ? copies : 1);
 }
 
 /* Functions to parts, the costliest first, each to the part with the least
- * cost so far (ties: the lower part); load[part] is its total. */
+ * cost so far (ties: the lower part); load[part] is its total. With more
+ * than one part, part 0 gets none: it holds the tables and the blobs (the
+ * OpenCL source is megabytes) and is compiled first. */
 static int *assign_parts(const function_of *first, int nfn, int parts, double *load)
 {
+	int lowest = parts > 1;
 	int *part_of = malloc(((size_t)nfn + 1) * sizeof *part_of);
 	char *done = calloc((size_t)nfn + 1, 1);
 	for (int n = 0; part_of && done && n < nfn; n++) {
-		int f = -1, least = 0;
+		int f = -1, least = lowest;
 		for (int g = 0; g < nfn; g++)
 			if (!done[g] && (f < 0 || function_cost(first[g].k) > function_cost(first[f].k)))
 				f = g;
-		for (int q = 1; q < parts; q++)
+		for (int q = lowest + 1; q < parts; q++)
 			least = load[q] < load[least] ? q : least;
 		part_of[f] = least;
 		load[least] += function_cost(first[f].k);
@@ -519,13 +528,13 @@ static void *emit_parts(void *arg)
 	}
 }
 
-/* Parts by decreasing load (ties: the lower part first). */
+/* Part 0, then the others by decreasing load (ties: the lower first). */
 static int *costliest_first(const double *load, int parts)
 {
 	int *order = malloc((size_t)parts * sizeof *order);
 	for (int i = 0; order && i < parts; i++) {
 		int j = i;
-		for (; j > 0 && load[order[j - 1]] < load[i]; j--)
+		for (; j > 1 && load[order[j - 1]] < load[i]; j--)
 			order[j] = order[j - 1];
 		order[j] = i;
 	}

@@ -131,11 +131,12 @@ typedef struct {
 int llvm_emit_object(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
                      const char *cpu, const char *path, char *err, size_t errlen);
 
-/* The same program split into `parts` objects (function f in part
- * f % parts) compiled on `threads` threads: writes paths[0..parts) (the
- * tables and blobs go in the first). Linking all of them together is
- * equivalent to llvm_emit_object's one file, and the objects do not
- * depend on the number of threads. */
+/* The same program split into `parts` objects compiled on `threads`
+ * threads: writes paths[0..parts). With more than one, the first holds the
+ * tables and blobs only and the functions are dealt to the others by their
+ * rough cost. Linking all of them together is equivalent to
+ * llvm_emit_object's one file, and the objects do not depend on the
+ * number of threads. */
 int llvm_emit_objects(kir_program **progs, int n, const llvm_blob *blobs, int nblobs,
                       const char *cpu, int parts, int threads, char *const *paths, char *err,
                       size_t errlen);
