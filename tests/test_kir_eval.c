@@ -119,6 +119,30 @@ static void backends_describe_their_targets(void **state)
 	assert_true(gpu.channels_last_min > 0 && gpu.channels_last_step > 0 && gpu.partials_max_bytes > 0);
 }
 
+/* --- the builders' common-subexpression index ----------------------------------------------------- */
+
+/* Equal expressions are built once, among thousands (the index grows) and
+ * after entries added past it (as a merge copies a kernel's expressions),
+ * the last of equal entries found, as before the index was dropped. */
+static void equal_expressions_are_built_once(void **state)
+{
+	kir_kernel k = { .rank = 1, .ext = { 4 } };
+	int v = kir_var(&k, 0), sums[3000];
+	for (int i = 0; i < 3000; i++)
+		sums[i] = kir_op(&k, KT_F32, OP_add, v, kir_const(&k, KT_F32, i), -1);
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(kir_op(&k, KT_F32, OP_add, v, kir_const(&k, KT_F32, i), -1), sums[i]);
+	assert_int_equal(k.nx, 1 + 2 * 3000);
+	k.x = realloc(k.x, (size_t)(k.nx + 1) * sizeof *k.x);      /* a copy of sums[7], added past the index */
+	k.x[k.nx] = k.x[sums[7]];
+	int copy = k.nx++;
+	assert_int_equal(kir_op(&k, KT_F32, OP_add, v, kir_const(&k, KT_F32, 7), -1), copy);
+	kir_drop_index(&k);
+	assert_int_equal(kir_op(&k, KT_F32, OP_add, v, kir_const(&k, KT_F32, 7), -1), copy);
+	assert_int_equal(k.nx, copy + 1);
+	kir_kernel_free(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +150,7 @@ int main(void)
 		cmocka_unit_test(channels_last_follows_the_target),
 		cmocka_unit_test(weight_gradient_blocks_follow_the_target),
 		cmocka_unit_test(backends_describe_their_targets),
+		cmocka_unit_test(equal_expressions_are_built_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,14 +14,101 @@ static int same_expr(const kir_expr *a, const kir_expr *b)
 	       a->buf == b->buf && a->stream == b->stream && a->round == b->round && a->acc == b->acc;
 }
 
+/* The builders' index of a kernel's expressions: open addressing over
+ * positions in x by the expressions' hash, covering x[0..n) but for
+ * accumulators (never shared). Entries of x added past n without push
+ * (merged or batched kernels) are indexed before a lookup; an index that
+ * covers more than the kernel has (a merge's abandoned copy added to it)
+ * is rebuilt. Of equal expressions it holds the last, as a scan from the
+ * end would find. */
+struct kir_cse {
+	int *slot;              /* positions in x; -1: empty */
+	int cap, used, n;
+};
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	return (h ^ v) * 0x100000001b3ULL;
+}
+
+static uint64_t expr_hash(const kir_expr *e)
+{
+	uint64_t bits, h = 0xcbf29ce484222325ULL;
+	memcpy(&bits, &e->value, sizeof bits);
+	h = mix(mix(mix(h, (uint64_t)e->kind), (uint64_t)e->type), (uint64_t)e->op);
+	h = mix(mix(mix(h, (uint64_t)e->a), (uint64_t)e->b), (uint64_t)e->c);
+	h = mix(mix(mix(h, bits), (uint64_t)e->var), (uint64_t)e->buf);
+	h = mix(mix(mix(h, (uint64_t)e->stream), (uint64_t)e->round), (uint64_t)e->acc);
+	return h ^ (h >> 29);
+}
+
+/* The slot of x[i]'s equal in c, or of the empty slot where it goes. */
+static int *cse_slot(struct kir_cse *c, const kir_expr *x, const kir_expr *e)
+{
+	for (uint64_t i = expr_hash(e) & (uint64_t)(c->cap - 1);; i = (i + 1) & (uint64_t)(c->cap - 1))
+		if (c->slot[i] < 0 || same_expr(&x[c->slot[i]], e))
+			return &c->slot[i];
+}
+
+static void cse_reset(struct kir_cse *c, int cap)
+{
+	free(c->slot);
+	c->slot = malloc((size_t)cap * sizeof *c->slot);
+	if (!c->slot)
+		abort();
+	for (int i = 0; i < cap; i++)
+		c->slot[i] = -1;
+	c->cap = cap;
+	c->used = c->n = 0;
+}
+
+/* k's index, covering all of k->x. */
+static struct kir_cse *indexed(kir_kernel *k)
+{
+	struct kir_cse *c = k->cse;
+	if (!c && !(c = k->cse = calloc(1, sizeof *c)))
+		abort();
+	if (!c->slot || c->n > k->nx || 2 * (c->used + k->nx - c->n) > c->cap) {
+		int cap = 64;
+		while (cap < 4 * k->nx)
+			cap *= 2;
+		cse_reset(c, cap);
+	}
+	for (; c->n < k->nx; c->n++)
+		if (k->x[c->n].kind != KX_ACC) {
+			int *s = cse_slot(c, k->x, &k->x[c->n]);
+			c->used += *s < 0;
+			*s = c->n;
+		}
+	return c;
+}
+
+void kir_drop_index(kir_kernel *k)
+{
+	if (k->cse)
+		free(k->cse->slot);
+	free(k->cse);
+	k->cse = NULL;
+}
+
+void kir_kernel_free(kir_kernel *k)
+{
+	kir_drop_index(k);
+	free(k->x);
+	free(k->st);
+	free(k->seg);
+	free(k->arg);
+}
+
 /* Appends e, or returns an equal expression already there: every
  * expression is pure, so equal ones are computed once (CSE). */
 static int push(kir_kernel *k, kir_expr e)
 {
-	if (e.kind != KX_ACC)
-		for (int i = k->nx - 1; i >= 0; i--)
-			if (same_expr(&k->x[i], &e))
-				return i;
+	if (e.kind != KX_ACC) {
+		int *s = cse_slot(indexed(k), k->x, &e);
+		if (*s >= 0)
+			return *s;
+	}
 	k->x = ir_grow(k->x, k->nx, &k->xcap, sizeof *k->x);
 	k->x[k->nx] = e;
 	return k->nx++;
@@ -182,12 +269,8 @@ void kir_program_free(kir_program *p)
 {
 	if (!p)
 		return;
-	for (int n = 0; n < p->nk; n++) {
-		free(p->k[n].x);
-		free(p->k[n].st);
-		free(p->k[n].seg);
-		free(p->k[n].arg);
-	}
+	for (int n = 0; n < p->nk; n++)
+		kir_kernel_free(&p->k[n]);
 	free(p->k);
 	free(p->buf);
 	p->k = NULL;

@@ -139,6 +139,7 @@ typedef struct {
 	int red_value[KIR_MAXACC];      /* expression summed/maxed over R */
 	kir_expr *x;
 	int nx, xcap;
+	struct kir_cse *cse;            /* the builders' index of x (kir.c); NULL: none yet */
 	kir_store *st;
 	int nst, stcap;
 	int tile_hint[KIR_MAXVAR];      /* non-zero: a var operands are reused across */
@@ -189,6 +190,11 @@ int kir_acc_add(kir_kernel *k, ir_opcode op, int value);
 int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int stream);
 void kir_store_add(kir_kernel *k, int buf, int index, int value);
 void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value);
+/* Frees the builders' index of k's expressions (made again when needed):
+ * a kernel that is complete, or a copy of one, need not keep it. */
+void kir_drop_index(kir_kernel *k);
+/* Frees what k owns: expressions, their index, stores, segments, args. */
+void kir_kernel_free(kir_kernel *k);
 
 kir_type kir_type_of(rt_dtype dt);
 

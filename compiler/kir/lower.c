@@ -141,9 +141,7 @@ static int build_kernel(lower *L, int root)
 		idx[order[v]] = L->dim_var[order[v]] = k.ext[v] == 1 ? I(L, 0) : kir_var(&k, v);
 	int v = lower_compute_value(L, root, idx);
 	if (L->conflict >= 0) {
-		free(k.x);
-		free(k.st);
-		free(k.seg);
+		kir_kernel_free(&k);
 		return -1;
 	}
 	kir_store_add(&k, L->buf_of[root], lower_linearize(L, idx, &n->shape), v);
@@ -295,11 +293,8 @@ static void mark(lower *L, int id)
 
 static void drop_kernels_from(kir_program *p, int first)
 {
-	for (int i = first; i < p->nk; i++) {
-		free(p->k[i].x);
-		free(p->k[i].st);
-		free(p->k[i].seg);
-	}
+	for (int i = first; i < p->nk; i++)
+		kir_kernel_free(&p->k[i]);
 	p->nk = first;
 }
 
@@ -343,6 +338,7 @@ void lower_append_kernel(lower *L, kir_kernel *k, const char *kind, const char *
 	snprintf(name, sizeof name, "k%d_%s", L->p->nk, kind);
 	k->name = ir_strdup(L->g, name);
 	k->ops = ir_strdup(L->g, ops);
+	kir_drop_index(k);
 	L->p->k = ir_grow(L->p->k, L->p->nk, &L->p->kcap, sizeof *L->p->k);
 	L->p->k[L->p->nk++] = *k;
 }

@@ -84,8 +84,7 @@ int lower_side_end(lower *L, lower *S, kir_kernel *k)
 	if (S->conflict < 0)
 		return 0;
 	L->conflict = S->conflict;
-	free(k->x);
-	free(k->st);
+	kir_kernel_free(k);
 	return -1;
 }
 

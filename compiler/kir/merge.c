@@ -202,6 +202,7 @@ static int try_merge(kir_kernel *a, const kir_kernel *b, const kir_program *p, i
 		join_reductions(&m, a, b, map, &pl);
 	}
 	free(map);
+	kir_drop_index(&m);
 	if (!ok) {
 		free(m.x);
 		free(m.st);
