@@ -119,6 +119,57 @@ static void backends_describe_their_targets(void **state)
 	assert_true(gpu.channels_last_min > 0 && gpu.channels_last_step > 0 && gpu.partials_max_bytes > 0);
 }
 
+/* --- the memory plan -------------------------------------------------------------------------------- */
+
+/* Whether temporaries a and b of p are live at one kernel: from the first
+ * that stores one to the last that loads it (stores only: the first). */
+static int live_together(const kir_program *p, int a, int b)
+{
+	int first[2] = { -1, -1 }, last[2] = { -1, -1 }, buf[2] = { a, b };
+	for (int n = 0; n < p->nk; n++)
+		for (int j = 0; j < 2; j++) {
+			for (int s = 0; s < p->k[n].nst; s++)
+				if (p->k[n].st[s].buf == buf[j] && first[j] < 0)
+					first[j] = n;
+			for (int i = 0; i < p->k[n].nx; i++)
+				if (p->k[n].x[i].kind == KX_LOAD && p->k[n].x[i].buf == buf[j])
+					last[j] = n;
+		}
+	for (int j = 0; j < 2; j++)
+		last[j] = last[j] < first[j] ? first[j] : last[j];
+	return first[0] >= 0 && first[1] >= 0 && first[0] <= last[1] && first[1] <= last[0];
+}
+
+/* Every entry of a small diffusion program (train step, samplers):
+ * temporaries live at the same time never share a byte, every one lies in
+ * the arena, and the arena is no larger than the bytes of all of them. */
+static void memory_plan_keeps_live_temporaries_apart(void **state)
+{
+	ir_graph *g = tu_load("tests/models/tiny_train.lua");
+	for (int e = 0; e < g->nentries; e++) {
+		kir_program *p = kir_lower(g, &g->entries[e], case_target());
+		int64_t total = 0;
+		for (int a = 0; a < p->nbuf; a++) {
+			const kir_buffer *A = &p->buf[a];
+			int64_t end_a = A->offset + A->numel * (int64_t)rt_dtype_size(A->dtype);
+			if (A->kind != KB_TEMP || A->numel == 0)
+				continue;
+			total += (end_a - A->offset + 63) / 64 * 64;
+			assert_true(A->offset >= 0 && A->offset % 64 == 0 && end_a <= p->arena_bytes);
+			for (int b = a + 1; b < p->nbuf; b++) {
+				const kir_buffer *B = &p->buf[b];
+				int64_t end_b = B->offset + B->numel * (int64_t)rt_dtype_size(B->dtype);
+				if (B->kind == KB_TEMP && B->numel > 0 && A->offset < end_b && B->offset < end_a &&
+				    live_together(p, a, b))
+					fail_msg("%s: temporaries %d and %d overlap while both live", g->entries[e].name, a, b);
+			}
+		}
+		assert_true(p->arena_bytes <= total);
+		kir_program_free(p);
+	}
+	ir_free(g);
+}
+
 /* --- the builders' common-subexpression index ----------------------------------------------------- */
 
 /* Equal expressions are built once, among thousands (the index grows) and
@@ -151,6 +202,7 @@ int main(void)
 		cmocka_unit_test(weight_gradient_blocks_follow_the_target),
 		cmocka_unit_test(backends_describe_their_targets),
 		cmocka_unit_test(equal_expressions_are_built_once),
+		cmocka_unit_test(memory_plan_keeps_live_temporaries_apart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
