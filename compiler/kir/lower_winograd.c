@@ -182,6 +182,19 @@ static int tile_pixel(lower *L, const wino_shapes *s, int t, int offset)
 	return lower_iop(L, OP_add, lower_iop(L, OP_mul, t, I(L, s->f->m)), I(L, offset));
 }
 
+/* out[r size + c] = node's value at pixel (r, c) of the tile at the side
+ * kernel's domain vars v = (image, tile row, tile column, channel), read
+ * from its copy in layout lay, for r, c < size. */
+static void read_tile(lower *S, const wino_shapes *s, int node, const layout *lay, const int *v, int size,
+                      int *out)
+{
+	for (int r = 0; r < size; r++)
+		for (int c = 0; c < size; c++) {
+			int y = tile_pixel(S, s, v[1], r), x = tile_pixel(S, s, v[2], c);
+			out[r * size + c] = lower_relaid_value(S, node, lay, v[0], v[3], y, x);
+		}
+}
+
 /* buf[xi, a, b] = value[xi] for the points xi (buf of shape s->d[0], ...). */
 static void store_points(lower *S, int buf, const ir_shape *s, int a, int b, const int *value)
 {
@@ -254,11 +267,7 @@ static int input_transform(lower *L, const ir_node *n, const wino_shapes *s)
 		                { 0, 2, 3, 1 } };      /* (N, H, W, C) */
 	int v[4], d[POINTS_MAX], t[POINTS_MAX];
 	domain_vars(&S, v);
-	for (int r = 0; r < patch; r++)
-		for (int c = 0; c < patch; c++) {
-			int y = tile_pixel(&S, s, v[1], r), x = tile_pixel(&S, s, v[2], c);
-			d[r * patch + c] = lower_relaid_value(&S, n->in[0], &padded, v[0], v[3], y, x);
-		}
+	read_tile(&S, s, n->in[0], &padded, v, patch, d);
 	two_sided(&S, d, patch, s->f->bt, patch, t);
 	int tile = lower_linearize(&S, v, &s->tiles);
 	return finish_transform(L, &S, n, &s->v, tile, v[3], t, "winograd_input");
@@ -320,11 +329,7 @@ static int gradient_transform(lower *L, const ir_node *n, const wino_shapes *s)
 	transpose(s->f->at, m, s->f->n, a);
 	int v[4], g[POINTS_MAX], y[POINTS_MAX];
 	domain_vars(&S, v);
-	for (int r = 0; r < m; r++)
-		for (int c = 0; c < m; c++) {
-			int py = tile_pixel(&S, s, v[1], r), px = tile_pixel(&S, s, v[2], c);
-			g[r * m + c] = lower_relaid_value(&S, n->in[1], &padded, v[0], v[3], py, px);
-		}
+	read_tile(&S, s, n->in[1], &padded, v, m, g);
 	two_sided(&S, g, m, a, s->f->n, y);
 	int tile = lower_linearize(&S, v, &s->tiles);
 	return finish_transform(L, &S, n, &s->m, tile, v[3], y, "winograd_gradient");

@@ -489,19 +489,25 @@ static int *assign_parts(const function_of *first, int nfn, int parts, double *l
 {
 	int lowest = parts > 1;
 	int *part_of = malloc(((size_t)nfn + 1) * sizeof *part_of);
-	char *done = calloc((size_t)nfn + 1, 1);
-	for (int n = 0; part_of && done && n < nfn; n++) {
+	double *cost = malloc(((size_t)nfn + 1) * sizeof *cost);       /* -1: assigned */
+	for (int f = 0; cost && f < nfn; f++)
+		cost[f] = function_cost(first[f].k);
+	for (int n = 0; part_of && cost && n < nfn; n++) {
 		int f = -1, least = lowest;
 		for (int g = 0; g < nfn; g++)
-			if (!done[g] && (f < 0 || function_cost(first[g].k) > function_cost(first[f].k)))
+			if (cost[g] >= 0 && (f < 0 || cost[g] > cost[f]))
 				f = g;
 		for (int q = lowest + 1; q < parts; q++)
 			least = load[q] < load[least] ? q : least;
 		part_of[f] = least;
-		load[least] += function_cost(first[f].k);
-		done[f] = 1;
+		load[least] += cost[f];
+		cost[f] = -1;
 	}
-	free(done);
+	if (!cost) {
+		free(part_of);
+		part_of = NULL;
+	}
+	free(cost);
 	return part_of;
 }
 
