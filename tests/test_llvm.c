@@ -293,6 +293,46 @@ static void winograd_matches_interpreter_for_avx2_and_avx512(void **state)
 	for_avx2_and_avx512(winograd_convolutions_match_interpreter, state);
 }
 
+/* Elementwise kernels that read a tensor across their vector var (here a
+ * channels-last one in NCHW order) read it in W x W tiles transposed in
+ * registers where the channels make whole tiles (llvm_kernel.c,
+ * find_transposed), and by gathers otherwise: which kernels do, for AVX2
+ * (8 lanes: both) and AVX-512 code (16 lanes: not 24 channels), and their
+ * values against the interpreter, widths not multiples of the lanes
+ * (masked last chunks). */
+static const char *transposed_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local t1, x1 = ddpm.input('t1', { 2, 5, 13, 48 }), ddpm.input('x1', { 2, 48, 5, 13 })\n"
+	"local t2 = ddpm.input('t2', { 3, 40, 24 })\n"
+	"ddpm.entry('main', { y1 = t1:permute { 0, 3, 1, 2 } + x1 * 2, y2 = t2:transpose(1, 2):exp() })\n";
+
+static void transposed_reads_match_interpreter(void **state)
+{
+	char err[1024];
+	for (int c = 0; c < TU_LEN(x86_cpus); c++) {
+		if (!host_runs(c))
+			continue;
+		llvm_target t;
+		if (llvm_target_for(x86_cpus[c], &t, err, sizeof err) < 0)
+			fail_msg("%s", err);
+		ir_graph *g = load_script(transposed_lua, NULL, 0);
+		kir_program *p = kir_lower(g, ir_entry_find(g, "main"), tu_cpu_target(x86_cpus[c]));
+		int transposed = 0;
+		for (int n = 0; n < p->nk; n++)
+			for (int s = 0; s < (kir_is_batch(&p->k[n]) ? p->k[n].nseg : 1); s++) {
+				kir_kernel v = kir_is_batch(&p->k[n]) ? kir_segment_view(&p->k[n], s) : p->k[n];
+				llvm_tile tl = llvm_kernel_tile(p, &v, &t);
+				transposed += tl.var[0] == 1 && tl.copies[0] == t.lanes && tl.copies[1] == 1;
+			}
+		kir_program_free(p);
+		print_message("    %s: %d of 2 outputs read transposed tiles\n", x86_cpus[c], transposed);
+		assert_int_equal(transposed, t.lanes == 8 ? 2 : 1);
+		jit_cpu = x86_cpus[c];
+		check_main(g);
+		jit_cpu = NULL;
+	}
+}
+
 /* Every tile candidate the tuner can choose (llvm_tile_candidates, the
  * cost model's best few), forced on every kernel in turn, against the
  * interpreter: convolutions (forward, both gradients) and matmuls of
@@ -404,6 +444,7 @@ int main(void)
 		cmocka_unit_test(contractions_match_interpreter_for_avx2_and_avx512),
 		cmocka_unit_test(winograd_matches_interpreter_for_avx2_and_avx512),
 		cmocka_unit_test(every_tile_candidate_matches_interpreter),
+		cmocka_unit_test(transposed_reads_match_interpreter),
 		cmocka_unit_test(object_file_for_x86_64_v3_is_written),
 		cmocka_unit_test(unusable_cpus_are_refused),
 	};

@@ -78,6 +78,7 @@ typedef struct {
 	unsigned *dep;                  /* per expression: bit v = uses var v; DEP_ACC */
 	unsigned char *inred;           /* per expression: bit j = used in accumulator j's loop */
 	unsigned *near;                 /* per load: bit v = neighbours in var v are near in memory */
+	unsigned char *transposed;      /* per load: read as rows of a transposed tile (find_transposed) */
 	unsigned redmask;
 } emitter;
 
@@ -775,11 +776,58 @@ static LLVMValueRef load_access(emitter *em, void *ctx, int fast)
 	return gather(em, a->st, a->base, as_vec(em, a->ix));
 }
 
+/* Rows r[0..W-1] (a W x W tile, W a power of two) transposed in place:
+ * round b swaps the off-diagonal b x b blocks of every 2b x 2b block, for
+ * b = W/2, ..., 1 (two-vector shuffles: unpacks and lane permutes). */
+static void transpose_rows(emitter *em, LLVMValueRef *r)
+{
+	int W = em->W;
+	for (int b = W / 2; b >= 1; b /= 2)
+		for (int i = 0; i < W; i++) {
+			if (i & b)
+				continue;
+			LLVMValueRef lo[64], hi[64];
+			for (int j = 0; j < W; j++) {
+				lo[j] = LLVMConstInt(em->i32, (unsigned long long)(j & b ? W + j - b : j), 0);
+				hi[j] = LLVMConstInt(em->i32, (unsigned long long)(j & b ? W + j : j + b), 0);
+			}
+			LLVMValueRef x = r[i], y = r[i + b];
+			r[i] = LLVMBuildShuffleVector(em->B, x, y, LLVMConstVector(lo, (unsigned)W), "");
+			r[i + b] = LLVMBuildShuffleVector(em->B, x, y, LLVMConstVector(hi, (unsigned)W), "");
+		}
+}
+
+/* Transposed load i (find_transposed) for all W copies of the tiled var
+ * at once: copy c reads at lane l element s + l S + c (s: copy 0's lane
+ * 0; S: the vector var's stride), so lane l of every copy lies in one row
+ * of W contiguous elements. W row loads (the active lanes' rows), one
+ * transpose, and copy c's vector is row c. Fills every copy's cache entry. */
+static lval transposed_load(emitter *em, int i, const access *a, rt_dtype dt)
+{
+	LLVMBuilderRef B = em->B;
+	int W = em->W, c0 = em->copy % em->nu[0];
+	LLVMValueRef first = LLVMBuildSub(B, a->ix->s, LLVMConstInt(em->i64, (unsigned long long)c0, 0), "");
+	LLVMValueRef rows[64], mask = em->mask;
+	em->mask = NULL;
+	for (int l = 0; l < W; l++) {
+		LLVMValueRef at = LLVMBuildAdd(B, first, LLVMConstInt(em->i64, (unsigned long long)(l * a->ix->stride), 1), "");
+		rows[l] = l < em->nact ? vload(em, a->st, element(em, a->st, a->base, at))
+		          : LLVMConstNull(LLVMVectorType(a->st, (unsigned)W));
+	}
+	em->mask = mask;
+	transpose_rows(em, rows);
+	for (int c = 0; c < W; c++)
+		em->cache[c][i] = (lval){ .v = from_storage(em, rows[c], dt), .set = 1 };
+	return em->cache[c0][i];
+}
+
 static lval emit_load(emitter *em, const kir_expr *e)
 {
 	rt_dtype dt = em->p->buf[e->buf].dtype;
 	access a = { storage_type(em, dt), em->base[e->buf], NULL, emit(em, e->a) };
 	lval r = { 0 };
+	if (em->transposed[e - em->k->x] && em->uvar[0] >= 0 && a.ix->aff && !a.ix->exact)
+		return transposed_load(em, (int)(e - em->k->x), &a, dt);
 	if (a.ix->uni) {
 		r.uni = 1;
 		r.s = from_storage(em, LLVMBuildLoad2(em->B, a.st, element(em, a.st, a.base, a.ix->s), ""), dt);
@@ -1358,6 +1406,75 @@ static void find_near(emitter *em)
 	free(next);
 }
 
+/* Whether index expression i is affine in var v with a constant
+ * coefficient *coef: v, constants, sums and differences, products by a
+ * constant; what does not use v may be anything. */
+static int linear_in(const emitter *em, int i, int v, int64_t *coef)
+{
+	const kir_expr *e = &em->k->x[i];
+	int64_t a, b;
+	*coef = 0;
+	if (!(em->dep[i] >> v & 1))
+		return 1;
+	if (e->kind == KX_VAR) {
+		*coef = 1;
+		return 1;
+	}
+	if (e->kind != KX_OP || e->type != KT_IDX)
+		return 0;
+	if (e->op == OP_add || e->op == OP_sub) {
+		if (!linear_in(em, e->a, v, &a) || !linear_in(em, e->b, v, &b))
+			return 0;
+		*coef = e->op == OP_add ? a + b : a - b;
+		return 1;
+	}
+	int scale = em->dep[e->a] >> v & 1 ? e->b : e->a, lin = scale == e->b ? e->a : e->b;
+	if (e->op != OP_mul || em->k->x[scale].kind != KX_CONST || !linear_in(em, lin, v, &a))
+		return 0;
+	*coef = a * (int64_t)em->k->x[scale].value;
+	return 1;
+}
+
+/* Whether load i reads across the vector var with a stride of a vector or
+ * more and along row var v with stride 1: the gathers of W copies of v
+ * are then W rows of W contiguous elements. */
+static int transposable(const emitter *em, int i, int v)
+{
+	int64_t along, across;
+	return em->k->x[i].kind == KX_LOAD && linear_in(em, em->k->x[i].a, v, &along) && along == 1 &&
+	       linear_in(em, em->k->x[i].a, em->vvar, &across) && llabs(across) >= em->W;
+}
+
+/* An elementwise kernel that reads a buffer across the vector var, as an
+ * epilogue reads a channels-last result in the order of its NCHW output,
+ * would gather every vector, element by element on AVX2 (scattered cache
+ * lines, measured at 3-5 GB/s). When such a load runs along a row var v
+ * whose extent W divides, em->transposed marks the loads and v gets W
+ * copies (a register tile, pick_tile's machinery): the copies' vectors
+ * are then one W x W tile, read as W vector loads and transposed in
+ * registers (transposed_load). Of several such vars, the one with the
+ * most such loads. */
+static void find_transposed(emitter *em)
+{
+	const kir_kernel *k = em->k;
+	if (k->nred || k->nseg || k->rank < 2 || em->W < 2 || em->W > MAXCOPY || em->uvar[0] >= 0)
+		return;
+	int best = -1, most = 0;
+	for (int v = 0; v < em->vvar; v++) {
+		int n = 0;
+		for (int i = 0; i < k->nx && k->ext[v] % em->W == 0; i++)
+			n += transposable(em, i, v);
+		if (n > most)
+			best = v, most = n;
+	}
+	if (best < 0)
+		return;
+	for (int i = 0; i < k->nx; i++)
+		em->transposed[i] = (unsigned char)transposable(em, i, best);
+	em->uvar[0] = best;
+	set_copies(em, em->W, 1);
+}
+
 /* The register tile of a contraction: copies n1 x n2 of row vars v1, v2
  * (n2 = 1: one var), each a divisor of its var's extent (so every tile is
  * whole), within the target's vector registers (tile_registers), with the
@@ -1673,11 +1790,13 @@ static void emitter_init(emitter *em, const emitter *from, const kir_kernel *k)
 	em->dep = calloc((size_t)k->nx + 1, sizeof *em->dep);
 	em->inred = calloc((size_t)k->nx + 1, 1);
 	em->near = calloc((size_t)k->nx + 1, sizeof *em->near);
+	em->transposed = calloc((size_t)k->nx + 1, 1);
 	for (int c = 0; c < MAXCOPY; c++)
 		em->cache[c] = calloc((size_t)k->nx + 1, sizeof(lval));
 	analyse(em);
 	find_near(em);
 	pick_tile(em);
+	find_transposed(em);
 }
 
 static void emitter_free(emitter *em)
@@ -1686,6 +1805,7 @@ static void emitter_free(emitter *em)
 		free(em->cache[c]);
 	free(em->inred);
 	free(em->near);
+	free(em->transposed);
 	free(em->dep);
 }
 
