@@ -39,7 +39,11 @@ static uint64_t expr_hash(const kir_expr *e)
 	h = mix(mix(mix(h, (uint64_t)e->a), (uint64_t)e->b), (uint64_t)e->c);
 	h = mix(mix(mix(h, bits), (uint64_t)e->var), (uint64_t)e->buf);
 	h = mix(mix(mix(h, (uint64_t)e->stream), (uint64_t)e->round), (uint64_t)e->acc);
-	return h ^ (h >> 29);
+	/* A product carries low bits up, never down: without this the table's
+	 * low bits would not see a constant's exponent (64.0 and 28.0 alike). */
+	h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdULL;
+	h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
 }
 
 /* The slot of x[i]'s equal in c, or of the empty slot where it goes. */

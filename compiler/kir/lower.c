@@ -91,21 +91,40 @@ static double kernel_flops(const kir_kernel *k)
 	return outer * (per_outer + inner * (per_inner + k->nacc));
 }
 
+/* Whether node c is a convolution whose result is computed channels-last
+ * (channels_last_conv, or Winograd's output transform). */
+static int conv_channels_last(lower *L, int id)
+{
+	const ir_node *c = N(L, id);
+	layout glay;
+	return (c->op == OP_conv2d || c->op == OP_conv2d_grad_input) && L->live[id] &&
+	       (lower_channels_in_vectors(L, c, &glay) || lower_winograd_algorithm(L, c) != KIR_ALGO_DIRECT);
+}
+
 /* 1 when the kernel of `root` will read a convolution computed
- * channels-last (channels_last_conv, or Winograd's output transform):
- * the root itself, or one that fuses into it. */
+ * channels-last: the root itself, or one that fuses into it (sink root,
+ * not materialized). The nodes that sink to root are those reached from
+ * it through inputs that sink to root, so a walk over those finds them
+ * without a scan of the graph per kernel (each node once: walked[]). */
 static int reads_channels_last(lower *L, int root)
 {
-	layout glay;
-	for (int id = root; id >= 0; id--) {
-		const ir_node *c = N(L, id);
-		if ((c->op == OP_conv2d || c->op == OP_conv2d_grad_input) && L->live[id] &&
-		    (id == root || (L->sink[id] == root && !L->mat[id])) &&
-		    (lower_channels_in_vectors(L, c, &glay) ||
-		     lower_winograd_algorithm(L, c) != KIR_ALGO_DIRECT))
-			return 1;
+	int n = 0, cap = 0, *stack = NULL, found = conv_channels_last(L, root), walk = ++L->walks;
+	stack = ir_grow(stack, n, &cap, sizeof *stack);
+	stack[n++] = root;
+	while (n > 0 && !found) {
+		const ir_node *c = N(L, stack[--n]);
+		for (int k = 0; k < c->nin && !found; k++) {
+			int in = c->in[k];
+			if (L->sink[in] != root || in == root || L->walked[in] == walk)
+				continue;
+			L->walked[in] = walk;
+			found = !L->mat[in] && conv_channels_last(L, in);
+			stack = ir_grow(stack, n, &cap, sizeof *stack);
+			stack[n++] = in;
+		}
 	}
-	return 0;
+	free(stack);
+	return found;
 }
 
 /* The order of the root's dims as kernel vars (schedule_domain_order). */
@@ -352,6 +371,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 	            .mat = calloc((size_t)g->n + 1, 1),
 	            .forced = calloc((size_t)g->n + 1, 1),
 	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)),
+	            .walked = calloc((size_t)g->n + 1, sizeof(int)),
 	            .relaid = &(struct relaid_set){ 0 } };
 	p->entry = e->name;
 	p->g = g;
@@ -375,6 +395,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 	free(L.forced);
 	free(L.sink);
 	free(L.buf_of);
+	free(L.walked);
 	free(L.relaid->v);
 	free(L.memo);
 	return p;

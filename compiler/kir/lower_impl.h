@@ -67,6 +67,7 @@ typedef struct {
 	char *mat;              /* materialize */
 	char *forced;           /* materialize: found while building a kernel */
 	int *sink;              /* see sinks() */
+	int *walked, walks;     /* reads_channels_last's marks: node -> the walk that saw it */
 	int *buf_of;            /* node -> buffer, or -1 */
 	struct relaid_set *relaid;      /* copies of conv operands (shared with side kernels) */
 	/* the kernel being built */
