@@ -74,7 +74,8 @@ typedef struct {
 	LLVMValueRef mask;              /* active lanes of the tail chunk; NULL: all */
 	int nact;
 	LLVMValueRef acc[KIR_MAXACC][MAXCOPY];
-	lval *cache[MAXCOPY];
+	lval *cache[MAXCOPY];    /* per copy, per expression: copies 0..ncache-1 */
+	int ncache;
 	unsigned *dep;                  /* per expression: bit v = uses var v; DEP_ACC */
 	unsigned char *inred;           /* per expression: bit j = used in accumulator j's loop */
 	unsigned *near;                 /* per load: bit v = neighbours in var v are near in memory */
@@ -1139,7 +1140,7 @@ static lval *emit(emitter *em, int i)
 
 static void forget(emitter *em, unsigned depmask)
 {
-	for (int c = 0; c < MAXCOPY; c++)
+	for (int c = 0; c < em->ncache; c++)
 		for (int i = 0; i < em->k->nx; i++)
 			if (!depmask || (em->dep[i] & depmask))
 				em->cache[c][i].set = 0;
@@ -1819,17 +1820,18 @@ static void emitter_init(emitter *em, const emitter *from, const kir_kernel *k)
 	em->inred = calloc((size_t)k->nx + 1, 1);
 	em->near = calloc((size_t)k->nx + 1, sizeof *em->near);
 	em->transposed = calloc((size_t)k->nx + 1, 1);
-	for (int c = 0; c < MAXCOPY; c++)
-		em->cache[c] = calloc((size_t)k->nx + 1, sizeof(lval));
 	analyse(em);
 	find_near(em);
 	pick_tile(em);
 	find_transposed(em);
+	em->ncache = em->ncopy;         /* the most copies emission will use */
+	for (int c = 0; c < em->ncache; c++)
+		em->cache[c] = calloc((size_t)k->nx + 1, sizeof(lval));
 }
 
 static void emitter_free(emitter *em)
 {
-	for (int c = 0; c < MAXCOPY; c++)
+	for (int c = 0; c < em->ncache; c++)
 		free(em->cache[c]);
 	free(em->inred);
 	free(em->near);
