@@ -530,8 +530,8 @@ void kir_report(const kir_program *p, FILE *f)
 		flops += k->flops;
 		bytes += k->bytes;
 	}
-	fprintf(f, "  total: %.4g GFLOP, %.4g MB moved, arena peak %.4g MB\n", flops / 1e9, bytes / 1e6,
-	        (double)p->arena_bytes / 1e6);
+	fprintf(f, "  total: %.4g GFLOP, %.4g MB moved, arena peak %.4g MB, %lld nodes rebuilt after fusion conflicts\n",
+	        flops / 1e9, bytes / 1e6, (double)p->arena_bytes / 1e6, (long long)p->rebuilt);
 }
 
 /* --- the reference evaluator -------------------------------------------- */

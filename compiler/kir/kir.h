@@ -174,6 +174,7 @@ typedef struct {
 	kir_buffer *buf;
 	int nbuf, bufcap;
 	int64_t arena_bytes;    /* peak of the memory plan */
+	int64_t rebuilt;        /* graph nodes built again after fusion conflicts */
 	ir_graph *g;            /* owns the memory (arena) of everything here */
 } kir_program;
 
