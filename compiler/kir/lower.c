@@ -289,11 +289,10 @@ static int may_be_root(lower *L, int c, int sink)
  * be fused into a contraction's operands, and a node before it be stored
  * instead) and every node on the way that may be a kernel's root has
  * another shape (a bias gradient's (1, C, 1, 1) sum read as (C) by a
- * gradient accumulation). Building
- * would find each such conflict only at that kernel, often thousands of
- * nodes later, and rebuild everything between (build_all): models/unet.lua
- * rebuilt 360,000 nodes of 41,776. Forced up front, the kernels are the
- * same. */
+ * gradient accumulation). Building would find each such conflict only at
+ * that kernel, often thousands of nodes later, and rebuild everything
+ * between (build_all): models/unet.lua rebuilt 360,000 nodes of 41,776.
+ * Forced up front, the kernels are the same. */
 static void force_unfusable_reductions(lower *L)
 {
 	int n = L->g->n, *consumer = malloc((size_t)n * sizeof *consumer);
@@ -310,7 +309,8 @@ static void force_unfusable_reductions(lower *L)
 			continue;
 		while (c >= 0 && c != sink && L->uses[c] == 1 && !(may_be_root(L, c, sink) && fuses_at(L, r, c)))
 			c = consumer[c];
-		L->forced[id] = c == sink && !fuses_at(L, r, c);
+		if (c == sink && !fuses_at(L, r, c))
+			L->forced[id] = 1;
 	}
 	free(consumer);
 }
