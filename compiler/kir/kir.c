@@ -229,6 +229,18 @@ int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int st
 
 /* The stack holds a path of operands, ids strictly decreasing from i: at
  * most i + 1 entries, each pushed when its user finds it first undone. */
+void kir_mark_used(const kir_kernel *k, char *used)
+{
+	for (int j = 0; j < k->nacc; j++)
+		used[k->red_value[j]] = 1;
+	for (int s = 0; s < k->nst; s++)
+		used[k->st[s].value] = used[k->st[s].index] = 1;
+	for (int i = k->nx - 1; i >= 0; i--)
+		for (int j = 0; j < 3 && used[i]; j++)
+			if ((&k->x[i].a)[j] >= 0)
+				used[(&k->x[i].a)[j]] = 1;
+}
+
 void kir_walk(const kir_kernel *k, int i, kir_done_fn done, kir_visit_fn visit, void *ctx)
 {
 	if (i < 0 || done(ctx, i))

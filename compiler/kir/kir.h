@@ -348,6 +348,10 @@ int kir_is_batch(const kir_kernel *k);
 typedef int (*kir_done_fn)(void *ctx, int i);
 typedef void (*kir_visit_fn)(void *ctx, int i);
 void kir_walk(const kir_kernel *k, int i, kir_done_fn done, kir_visit_fn visit, void *ctx);
+/* used[i] = 1 for every expression the kernel's stores and accumulators
+ * read (used: k->nx zeroed bytes). A segment view (kir_segment_view)
+ * shares the whole batch's expressions, most of them its siblings'. */
+void kir_mark_used(const kir_kernel *k, char *used);
 int kir_is_joint(const kir_kernel *k);
 
 /* The descriptor compiled executables embed (describe.c): JSON text and

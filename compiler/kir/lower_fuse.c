@@ -324,11 +324,16 @@ static int scatter_body(lower *L, const ir_node *n, const int *idx)
 /* Node n read at idx visits each of its elements once over the kernel's
  * domain: the same shape at the kernel's own index, or one element read
  * by a kernel of one point (a scalar loss from a sum that keeps dims). */
+int lower_fuses_into(const ir_shape *r, const ir_shape *root)
+{
+	return ir_shape_eq(r, root) || (ir_numel(r) == 1 && ir_numel(root) == 1);
+}
+
 static int is_identity_index(lower *L, const ir_node *n, const int *idx)
 {
 	if (ir_numel(&n->shape) == 1 && ir_numel(&N(L, L->root)->shape) == 1)
 		return 1;
-	if (!ir_shape_eq(&n->shape, &N(L, L->root)->shape))
+	if (!lower_fuses_into(&n->shape, &N(L, L->root)->shape))
 		return 0;
 	for (int r = 0; r < n->shape.rank; r++)
 		if (idx[r] != L->dim_var[r])

@@ -115,6 +115,9 @@ void lower_delinearize(lower *L, int lin, const ir_shape *s, int *idx);
 int lower_value_at(lower *L, int node, const int *idx);
 int lower_compute_value(lower *L, int node, const int *idx);
 int lower_want_materialized(lower *L, int node);
+/* Whether a reduction of shape r can be the epilogue of a kernel whose
+ * root has shape root: the same shape, or both a single value. */
+int lower_fuses_into(const ir_shape *r, const ir_shape *root);
 void lower_set_reduction(lower *L, const int64_t *ext, int n);
 int lower_rvar(lower *L, int j);
 int lower_mul(lower *L, int a, int b);

@@ -1446,23 +1446,6 @@ static int transposable(const emitter *em, int i, int v)
 	       linear_in(em, em->k->x[i].a, em->vvar, &across) && llabs(across) >= em->W;
 }
 
-/* The expressions the kernel's stores read, marked in used[]: a segment
- * view (kir_segment_view) shares the whole batch's expressions, most of
- * them its siblings'. */
-static void mark_used(const kir_kernel *k, unsigned char *used)
-{
-	for (int s = 0; s < k->nst; s++)
-		used[k->st[s].index] = used[k->st[s].value] = 1;
-	for (int i = k->nx - 1; i >= 0; i--) {
-		const kir_expr *e = &k->x[i];
-		int ops[3] = { e->a, e->b, e->c };
-		if (used[i] && e->kind != KX_VAR && e->kind != KX_CONST && e->kind != KX_ACC)
-			for (int j = 0; j < 3; j++)
-				if (ops[j] >= 0)
-					used[ops[j]] = 1;
-	}
-}
-
 /* An elementwise kernel that reads a buffer across the vector var, as an
  * epilogue reads a channels-last result in the order of its NCHW output,
  * would gather every vector, element by element on AVX2 (scattered cache
@@ -1485,8 +1468,8 @@ static void find_transposed(emitter *em)
 	if (k->nred || k->nseg || k->rank < 2 || em->W < 2 || em->tgt->lanes > TRANSPOSE_LANES || em->W > MAXCOPY ||
 	    em->uvar[0] >= 0)
 		return;
-	unsigned char *used = calloc((size_t)k->nx + 1, 1);
-	mark_used(k, used);
+	char *used = calloc((size_t)k->nx + 1, 1);
+	kir_mark_used(k, used);
 	int best = -1, most = 0;
 	for (int v = 0; v < em->vvar; v++) {
 		int n = 0;
