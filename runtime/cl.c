@@ -1,9 +1,11 @@
 /* cl.c: the OpenCL device (device.h). One context, one in-order queue, one
- * program per entry — the source built with -D DDPMC_ENTRY_<index> (the
- * renderer guards each entry's kernels so), every entry on its own thread
- * at open, each binary kept on disk by cl_cache.c — and one cl_kernel per
- * kernel. $DDPMC_CL_OPTIONS adds build options (the tests pass
- * -cl-opt-disable: PoCL compiles each kernel at its first launch).
+ * program per part of the source — built with -D DDPMC_PART_<part> (the
+ * renderer guards each part's kernels so), all parts at open on as many
+ * threads as the host has cores, each binary kept on disk by cl_cache.c —
+ * and one cl_kernel per kernel. While parts compile, a tty on stderr shows
+ * "building OpenCL programs: k/n"; a line says how long they took.
+ * $DDPMC_CL_OPTIONS adds build options (the tests pass -cl-opt-disable:
+ * PoCL compiles each kernel at its first launch).
  *
  * Buffers (the launch ABI is program.h's "cl" object): per entry an arena
  * of max(arena_bytes, 64) bytes and one buffer per input and output,
@@ -24,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "device_impl.h"
 #include "exec.h"
@@ -40,7 +44,6 @@ typedef struct {                /* a param's or const's copy on the device */
 } cl_copy;
 
 typedef struct {
-	cl_program prog;
 	int ready;              /* buffers made */
 	cl_mem arena;
 	cl_mem *mem;            /* (nbuf) inputs and outputs; NULL otherwise */
@@ -57,6 +60,8 @@ typedef struct {
 	cl_command_queue q;
 	cl_platform_id pl;
 	cl_entry *ent;          /* (p->nentries) */
+	cl_program *part;       /* (nparts) the programs of the source's parts */
+	int nparts;
 	cl_copy *copies;
 	int ncopies, capcopies;
 } cl_dev;
@@ -280,11 +285,11 @@ static void print_log(cl_dev *c, cl_program prog)
 	free(log);
 }
 
-/* The build options of entry i. */
+/* The build options of part i. */
 static void build_options(int i, char *buf, size_t len)
 {
 	const char *extra = getenv("DDPMC_CL_OPTIONS");
-	snprintf(buf, len, "-D DDPMC_ENTRY_%d %s", i, extra ? extra : "");
+	snprintf(buf, len, "-D DDPMC_PART_%d %s", i, extra ? extra : "");
 }
 
 /* What the binary depends on. */
@@ -334,17 +339,20 @@ static void store_binary(cl_program prog, const rt_cl_key *k)
 	free(bin);
 }
 
-/* Entry i's program into c->ent[i].prog. */
-static int build(cl_dev *c, int i, char *err, size_t errlen)
+/* Part i's program into c->part[i], from the cache when it has it
+ * (*compiled = 0) or from the source (*compiled = 1). */
+static int build(cl_dev *c, int i, int *compiled, char *err, size_t errlen)
 {
 	char options[512];
 	rt_cl_key k;
 	cl_int rc;
 	build_options(i, options, sizeof options);
 	cache_key(c, options, &k);
-	cl_program *prog = &c->ent[i].prog;
+	cl_program *prog = &c->part[i];
+	*compiled = 0;
 	if ((*prog = build_cached(c, &k, options)))
 		return RT_OK;
+	*compiled = 1;
 	const char *src = c->base.p->cl_source;
 	size_t len = (size_t)c->base.p->cl_source_len;
 	*prog = clCreateProgramWithSource(c->ctx, 1, &src, &len, &rc);
@@ -360,47 +368,92 @@ static int build(cl_dev *c, int i, char *err, size_t errlen)
 	return RT_OK;
 }
 
+/* The parts' builds, shared by the threads that run them: each takes the
+ * next part until none is left or one has failed. */
 typedef struct {
 	cl_dev *c;
-	int entry, rc;
+	pthread_mutex_t lock;
+	int next, done, compiled, rc;
+	int tty;                /* stderr shows the progress line */
 	char err[512];
-} build_job;
+} build_pool;
 
-static void *build_thread(void *arg)
+static void *build_worker(void *arg)
 {
-	build_job *j = arg;
-	j->rc = build(j->c, j->entry, j->err, sizeof j->err);
-	return NULL;
+	build_pool *b = arg;
+	char err[512];
+	for (;;) {
+		pthread_mutex_lock(&b->lock);
+		int i = b->rc == RT_OK && b->next < b->c->nparts ? b->next++ : -1;
+		pthread_mutex_unlock(&b->lock);
+		if (i < 0)
+			return NULL;
+		int compiled = 0, rc = build(b->c, i, &compiled, err, sizeof err);
+		pthread_mutex_lock(&b->lock);
+		b->done++;
+		b->compiled += compiled;
+		if (rc != RT_OK && b->rc == RT_OK) {
+			b->rc = rc;
+			snprintf(b->err, sizeof b->err, "%s", err);
+		}
+		if (compiled && b->tty)
+			fprintf(stderr, "\rbuilding OpenCL programs: %d/%d", b->done, b->c->nparts);
+		pthread_mutex_unlock(&b->lock);
+	}
 }
 
-/* Every entry's program, each on its own thread (OpenCL compilers take
- * seconds to minutes for a large program; entries build independently). */
+/* The number of program parts the launches name. */
+static int count_parts(const rt_program *p)
+{
+	int n = 0;
+	for (int e = 0; e < p->nentries; e++)
+		for (int i = 0; i < p->entries[e].nk; i++)
+			if (p->entries[e].k[i].cl.name && p->entries[e].k[i].cl.part >= n)
+				n = p->entries[e].k[i].cl.part + 1;
+	return n;
+}
+
+static double seconds_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Every part's program, on as many threads as the host has cores (an
+ * OpenCL compiler takes seconds to minutes per program; parts build
+ * independently). */
 static int build_all(cl_dev *c, char *err, size_t errlen)
 {
-	int n = c->base.p->nentries, rc = RT_OK;
-	build_job *jobs = calloc((size_t)n + 1, sizeof *jobs);
-	pthread_t *th = calloc((size_t)n + 1, sizeof *th);
-	char *started = calloc((size_t)n + 1, 1);
-	if (!jobs || !th || !started)
-		rc = cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the program");
-	for (int i = 0; rc == RT_OK && i < n; i++) {
-		jobs[i] = (build_job){ c, i, RT_OK, "" };
-		started[i] = pthread_create(&th[i], NULL, build_thread, &jobs[i]) == 0;
-		if (!started[i])
-			build_thread(&jobs[i]);
+	c->nparts = count_parts(c->base.p);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int nthreads = (int)(cores < 1 ? 1 : cores < c->nparts ? cores : c->nparts);
+	build_pool b = { .c = c, .rc = RT_OK, .tty = isatty(STDERR_FILENO) };
+	pthread_t *th = calloc((size_t)nthreads + 1, sizeof *th);
+	char *started = calloc((size_t)nthreads + 1, 1);
+	if (!(c->part = calloc((size_t)c->nparts + 1, sizeof *c->part)) || !th || !started) {
+		free(th);
+		free(started);
+		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
 	}
-	for (int i = 0; rc == RT_OK && i < n; i++)
+	pthread_mutex_init(&b.lock, NULL);
+	double t0 = seconds_now();
+	for (int i = 0; i < nthreads; i++)
+		started[i] = pthread_create(&th[i], NULL, build_worker, &b) == 0;
+	build_worker(&b);       /* this thread works too, alone if none started */
+	for (int i = 0; i < nthreads; i++)
 		if (started[i])
 			pthread_join(th[i], NULL);
-	for (int i = 0; rc == RT_OK && i < n; i++)
-		if (jobs[i].rc != RT_OK) {
-			snprintf(err, errlen, "%s", jobs[i].err);
-			rc = RT_ERR;
-		}
-	free(jobs);
+	pthread_mutex_destroy(&b.lock);
 	free(th);
 	free(started);
-	return rc;
+	if (b.compiled)
+		fprintf(stderr, "%sbuilt %d of %d OpenCL programs in %.1f s%s\n", b.tty ? "\r" : "",
+		        b.compiled, c->nparts, seconds_now() - t0,
+		        b.compiled < c->nparts ? " (the others from the cache)" : "");
+	if (b.rc != RT_OK)
+		snprintf(err, errlen, "%s", b.err);
+	return b.rc;
 }
 
 /* One cl_kernel per kernel, checked against its launch: argument count
@@ -420,7 +473,7 @@ static int make_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, s
 			snprintf(err, errlen, "OpenCL: %s has no OpenCL launch in the program", what);
 			return RT_ERR;
 		}
-		ce->k[i] = clCreateKernel(ce->prog, l->name, &rc);
+		ce->k[i] = clCreateKernel(c->part[l->part], l->name, &rc);
 		if (rc != CL_SUCCESS)
 			return cl_fail(err, errlen, rc, "%s: no kernel of its name in the OpenCL source",
 			               what);
@@ -669,9 +722,11 @@ static void cl_free(rt_device *d)
 		free(ce->mem);
 		free(ce->bound);
 		free(ce->copy);
-		if (ce->prog)
-			clReleaseProgram(ce->prog);
 	}
+	for (int i = 0; c->part && i < c->nparts; i++)
+		if (c->part[i])
+			clReleaseProgram(c->part[i]);
+	free(c->part);
 	for (int i = 0; i < c->ncopies; i++)
 		if (c->copies[i].mem)
 			clReleaseMemObject(c->copies[i].mem);

@@ -222,19 +222,24 @@ static int parse_buffer_list(parser *ps, const rt_entry *e, const char *where, c
 	return RT_OK;
 }
 
-/* "cl": {"name", "args": [buffer index, ...], "global": G, "local": L}. */
+/* "cl": {"name", "part", "args": [buffer index, ...], "global": G, "local": L}. */
 static int parse_cl(parser *ps, const rt_entry *e, const char *where, const rt_json *o,
                     rt_cl_launch *cl)
 {
 	const rt_json *args = NULL;
+	int64_t part = 0;
 	if (o->type != RT_JOBJ)
 		return bad(ps, where, "'cl' must be an object");
-	if (get_str(ps, o, "name", where, &cl->name) || get_arr(ps, o, "args", where, &args) ||
+	if (get_str(ps, o, "name", where, &cl->name) || get_int(ps, o, "part", where, 0, &part) ||
+	    get_arr(ps, o, "args", where, &args) ||
 	    get_int(ps, o, "global", where, 1, &cl->global) ||
 	    get_int(ps, o, "local", where, 1, &cl->local))
 		return RT_ERR;
 	if (!cl->name[0])
 		return bad(ps, where, "the OpenCL kernel name is empty");
+	if (part >= RT_CL_MAX_PARTS)
+		return bad(ps, where, "part %lld is not below %d", (long long)part, RT_CL_MAX_PARTS);
+	cl->part = (int)part;
 	if (cl->global % cl->local)
 		return bad(ps, where, "global %lld is not a multiple of local %lld",
 		           (long long)cl->global, (long long)cl->local);

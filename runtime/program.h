@@ -24,18 +24,21 @@
  *       "buffers": [{"kind": "param"|"input"|"output"|"temp"|"const",
  *                    "name", "dtype", "shape", "offset"}, ...],
  *       "kernels": [{"fn", "args": [i, ...], "rows", "name", "flops",
- *                    "cl": {"name", "args": [i, ...], "global": G, "local": L}}, ...]}, ...]}
+ *                    "cl": {"name", "part", "args": [i, ...], "global": G, "local": L}},
+ *                   ...]}, ...]}
  * temp offsets are bytes into the entry's arena, const offsets bytes into
  * the program data. Keys other than these are ignored (kept in .json).
  *
  * "cl" (present when the program has OpenCL code) launches OpenCL kernel
- * "name" of ddpmc_opencl_source, built for entry e with -D DDPMC_ENTRY_e
- * (e: the entry's index in "entries"; one program per entry), over a 1-D NDRange of G work-items in
- * work-groups of L (G a multiple of L). Its arguments: first the entry's
- * arena (__global uchar *, at least 64 bytes even when arena_bytes is 0;
- * temps are read at their offsets inside it), then the buffers "args"
- * names by index, in order, each a __global pointer to its dtype's storage
- * (f32 float, i32 int, f16 half, bf16 ushort). args never names a temp. */
+ * "name" of ddpmc_opencl_source built with -D DDPMC_PART_<part> (one
+ * program per part, 0 <= part < RT_CL_MAX_PARTS; the parts a program's
+ * launches name are built at once, each on a core of its own), over a
+ * 1-D NDRange of G work-items in work-groups of L (G a multiple of L).
+ * Its arguments: first the entry's arena (__global uchar *, at least 64
+ * bytes even when arena_bytes is 0; temps are read at their offsets
+ * inside it), then the buffers "args" names by index, in order, each a
+ * __global pointer to its dtype's storage (f32 float, i32 int, f16 half,
+ * bf16 ushort). args never names a temp. */
 #ifndef DDPMC_RUNTIME_PROGRAM_H
 #define DDPMC_RUNTIME_PROGRAM_H
 
@@ -60,8 +63,11 @@ typedef struct {
 	int64_t offset;         /* temp: into the arena; const: into the data */
 } rt_buffer;
 
+enum { RT_CL_MAX_PARTS = 4096 };
+
 typedef struct {
 	const char *name;       /* the OpenCL kernel's name; NULL: no OpenCL code */
+	int part;               /* the program part that defines it */
 	int *args;              /* buffer indices after the arena */
 	int nargs;
 	int64_t global, local;

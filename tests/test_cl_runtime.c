@@ -47,13 +47,13 @@ enum { N = 8 };
 	" {\"kind\": \"param\", \"name\": \"n\", \"dtype\": \"I32\", \"shape\": []}]"
 #define K_SCALE \
 	"{\"fn\": -1, \"rows\": 8, \"name\": \"k0_scale\", \"flops\": 24," \
-	" \"cl\": {\"name\": \"scale\", \"args\": [1, 5, 2], \"global\": 8, \"local\": 4}}"
+	" \"cl\": {\"name\": \"scale\", \"part\": 0, \"args\": [1, 5, 2], \"global\": 8, \"local\": 4}}"
 #define K_UPDATE \
 	"{\"fn\": -1, \"rows\": 4, \"name\": \"k2_update\", \"flops\": 4," \
-	" \"cl\": {\"name\": \"update\", \"args\": [0, 6], \"global\": 4, \"local\": 4}}"
+	" \"cl\": {\"name\": \"update\", \"part\": 0, \"args\": [0, 6], \"global\": 4, \"local\": 4}}"
 #define K_ADD \
 	"{\"fn\": -1, \"rows\": 8, \"name\": \"k1_add\", \"flops\": 8," \
-	" \"cl\": {\"name\": \"add_w\", \"args\": [0, 4], \"global\": 8, \"local\": 8}}"
+	" \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [0, 4], \"global\": 8, \"local\": 8}}"
 
 /* The descriptor with kernel 1 given (K_ADD, or a malformed variant). */
 static void json_with(char *buf, size_t len, const char *kernel1)
@@ -153,20 +153,24 @@ static void test_parse_cl_errors(void **unused)
 {
 	static const char *const bad[][2] = {
 		{ "{\"fn\": -1, \"rows\": 8, \"name\": \"k1\"}", "fn -1 (no CPU code) and no 'cl' launch" },
-		{ "{\"fn\": -2, \"rows\": 8, \"name\": \"k1\", \"cl\": {\"name\": \"add_w\", \"args\": [],"
+		{ "{\"fn\": -2, \"rows\": 8, \"name\": \"k1\", \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [],"
 		  " \"global\": 8, \"local\": 8}}", "'fn' must be an integer >= -1" },
-		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"args\": [0, 7], \"global\": 8,"
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [0, 7], \"global\": 8,"
 		  " \"local\": 8}}", "cl.args[1] must be a buffer index in [0, 7)" },
-		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"args\": [3], \"global\": 8,"
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [3], \"global\": 8,"
 		  " \"local\": 8}}", "cl.args[0] names buffers[3], a temp" },
-		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"args\": [0], \"global\": 12,"
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [0], \"global\": 12,"
 		  " \"local\": 8}}", "global 12 is not a multiple of local 8" },
-		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"args\": [0], \"global\": 8,"
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [0], \"global\": 8,"
 		  " \"local\": 0}}", "'local' must be an integer >= 1" },
-		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"\", \"args\": [0], \"global\": 8,"
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"\", \"part\": 0, \"args\": [0], \"global\": 8,"
 		  " \"local\": 8}}", "the OpenCL kernel name is empty" },
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"args\": [0], \"global\": 8,"
+		  " \"local\": 8}}", "'part' must be an integer >= 0" },
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 4096, \"args\": [0],"
+		  " \"global\": 8, \"local\": 8}}", "part 4096 is not below 4096" },
 		{ "{\"fn\": -1, \"rows\": 8, \"cl\": [1]}", "'cl' must be an object" },
-		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"args\": [\"w\"], \"global\": 8,"
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [\"w\"], \"global\": 8,"
 		  " \"local\": 8}}", "cl.args[0] must be a buffer index" },
 	};
 	for (int i = 0; i < TU_LEN(bad); i++) {

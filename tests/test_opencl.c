@@ -201,10 +201,10 @@ static int remove_tiny(void **unused)
 	return 0;
 }
 
-static void train(const char *device, const char *out)
+/* Trains 3 steps on device into run `out`; its stderr into err. */
+static void train(const char *device, const char *out, char *err, size_t errlen)
 {
-	char err[4096];
-	if (run_exe(err, sizeof err, "train --data '%s' --steps 3 --log-every 1 --seed 5 --out '%s/%s' "
+	if (run_exe(err, errlen, "train --data '%s' --steps 3 --log-every 1 --seed 5 --out '%s/%s' "
 	            "--device %s", data, dir, out, device))
 		fail_msg("train --device %s: %s", device, err);
 }
@@ -227,10 +227,26 @@ static int read_losses(const char *run, double *loss, int max)
 	return n;
 }
 
+/* The OpenCL source comes in parts that build at once, several for a
+ * train step: the first run says it built them all (sampling_matches_cpu
+ * checks that a later run takes them from the cache). */
+static void check_parts_built(const char *log)
+{
+	const char *at = strstr(log, "built ");
+	int built = 0, parts = 0;
+	if (!at || sscanf(at, "built %d of %d OpenCL programs", &built, &parts) != 2)
+		fail_msg("the first OpenCL run does not say what it built: %s", log);
+	print_message("    built %d of %d OpenCL programs\n", built, parts);
+	if (!(built == parts && parts > 1))
+		fail_msg("built %d of %d programs; expected all of several parts", built, parts);
+}
+
 static void train_step_matches_cpu(void **unused)
 {
-	train("cpu", "cpu");
-	train("opencl", "opencl");
+	char log[4096];
+	train("cpu", "cpu", log, sizeof log);
+	train("opencl", "opencl", log, sizeof log);
+	check_parts_built(log);
 	rt_tensorset a, b;
 	tu_read_checkpoint(dir, "cpu", &a);
 	tu_read_checkpoint(dir, "opencl", &b);
@@ -279,19 +295,21 @@ static void device_index_counts_modulo_the_devices(void **unused)
 	unsetenv("POCL_DEVICES");
 }
 
-static void sample(const char *device, const char *out)
+/* Samples on device into folder `out`; its stderr into err. */
+static void sample(const char *device, const char *out, char *err, size_t errlen)
 {
-	char err[4096];
-	if (run_exe(err, sizeof err, "sample --ckpt '%s/cpu/checkpoint.safetensors' --n %d --sampler ddim "
+	if (run_exe(err, errlen, "sample --ckpt '%s/cpu/checkpoint.safetensors' --n %d --sampler ddim "
 	            "--steps 5 --seed 9 --out-dir '%s/%s' --device %s", dir, NSAMPLE, dir, out, device))
 		fail_msg("sample --device %s: %s", device, err);
 }
 
 static void sampling_matches_cpu(void **unused)
 {
-	char p1[256], p2[256], err[1024];
-	sample("cpu", "scpu");
-	sample("opencl", "scl");
+	char p1[256], p2[256], err[4096];
+	sample("cpu", "scpu", err, sizeof err);
+	sample("opencl", "scl", err, sizeof err);
+	if (strstr(err, "OpenCL program"))
+		fail_msg("the programs the train step built were built again: %s", err);
 	int worst = 0, differ = 0;
 	for (int i = 0; i < NSAMPLE; i++) {
 		uint8_t *a = NULL, *b = NULL;

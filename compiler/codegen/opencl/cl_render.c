@@ -40,8 +40,10 @@ enum { POINT_LOCAL = 128, SIDE = 16, RC = 16 };
  * multiprocessors. A tile's 256 work-items are an eighth of what one
  * holds; 4 work-groups per unit (smaller micro-tiles where a kernel has
  * fewer tiles: 7x7 convolutions at batch 128, attention matmuls) leave
- * warps to hide memory latency and spread the last wave. */
-const cl_target cl_target_default = { 132, 4, 48 << 10, 1024 };
+ * warps to hide memory latency and spread the last wave. Program parts
+ * of 64 KiB of source: NVIDIA's compiler took 129 s for models/unet.lua's
+ * train step as one program; its parts build on every core of the host. */
+const cl_target cl_target_default = { 132, 4, 48 << 10, 1024, 64 << 10 };
 
 /* The lowering's thresholds on a GPU (kir_target, schedule.c). A
  * channels-last convolution's channels fill whole SIDE-wide tiles from
@@ -1055,27 +1057,47 @@ static int needs_wide_index(kir_program **progs, int n)
 	return 0;
 }
 
+/* Opens the first part, or a new one once the open part has
+ * t->part_bytes of source; returns the part the next kernel goes in. */
+static int part_for_next(rt_strbuf *src, const cl_target *t, int part, size_t *start)
+{
+	if (part >= 0 && (int64_t)(src->len - *start) < t->part_bytes)
+		return part;
+	if (part >= 0)
+		rt_sb_printf(src, "\n#endif /* DDPMC_PART_%d */\n", part);
+	rt_sb_printf(src, "\n#ifdef DDPMC_PART_%d\n", part + 1);
+	*start = src->len;
+	return part + 1;
+}
+
 cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf *src)
 {
 	cl_launch **l = calloc((size_t)n + 1, sizeof *l);
 	if (!l)
 		return NULL;
+	t = t ? t : &cl_target_default;
 	rt_sb_puts(src, prelude);
 	rt_sb_printf(src, "\ntypedef %s IDX;\n", needs_wide_index(progs, n) ? "long" : "int");
+	int part = -1;
+	size_t start = 0;
 	for (int e = 0; e < n; e++) {
 		l[e] = calloc((size_t)progs[e]->nk + 1, sizeof **l);
-		rt_sb_printf(src, "\n#ifdef DDPMC_ENTRY_%d /* %s */\n", e, progs[e]->entry);
-		for (int i = 0; l[e] && i < progs[e]->nk; i++)
-			if (render_kernel(progs[e], &progs[e]->k[i], e, t ? t : &cl_target_default, src, &l[e][i]) < 0) {
+		rt_sb_printf(src, "\n/* entry %d: %s */\n", e, progs[e]->entry);
+		for (int i = 0; l[e] && i < progs[e]->nk; i++) {
+			part = part_for_next(src, t, part, &start);
+			l[e][i].part = part;
+			if (render_kernel(progs[e], &progs[e]->k[i], e, t, src, &l[e][i]) < 0) {
 				cl_launches_free(l, progs, n);
 				return NULL;
 			}
+		}
 		if (!l[e]) {
 			cl_launches_free(l, progs, n);
 			return NULL;
 		}
-		rt_sb_printf(src, "\n#endif /* DDPMC_ENTRY_%d */\n", e);
 	}
+	if (part >= 0)
+		rt_sb_printf(src, "\n#endif /* DDPMC_PART_%d */\n", part);
 	return l;
 }
 
@@ -1091,7 +1113,7 @@ void cl_launches_free(cl_launch **l, kir_program **progs, int n)
 
 void cl_launch_json(rt_strbuf *b, const cl_launch *l)
 {
-	rt_sb_printf(b, "\"cl\": {\"name\": \"%s\", \"args\": [", l->name);
+	rt_sb_printf(b, "\"cl\": {\"name\": \"%s\", \"part\": %d, \"args\": [", l->name, l->part);
 	for (int i = 0; i < l->nargs; i++)
 		rt_sb_printf(b, "%s%d", i ? ", " : "", l->args[i]);
 	rt_sb_printf(b, "], \"global\": %lld, \"local\": %lld}", (long long)l->global, (long long)l->local);

@@ -5,9 +5,10 @@
  * contractions, the index type.
  *
  * THE CONTRACT (runtime/program.h, "cl"): each kernel becomes one
- * OpenCL C 1.2 kernel, inside `#ifdef DDPMC_ENTRY_<e>` for entry e (the
- * runtime builds one program per entry), over a 1-D NDRange of `global` work-items in groups
- * of `local`; argument 0 is the entry's arena (`__global uchar *`, temps at
+ * OpenCL C 1.2 kernel, inside `#ifdef DDPMC_PART_<p>` for the part p its
+ * launch names (the runtime builds one program per part, all at once; a
+ * part holds consecutive kernels, about part_bytes of source), over a
+ * 1-D NDRange of `global` work-items in groups of `local`; argument 0 is the entry's arena (`__global uchar *`, temps at
  * their plan offsets), then the non-temp buffers `args` names, in order.
  * Numbers follow the interpreter's contract as the LLVM backend does: f32
  * math (contraction to FMA allowed), storage rounding as rt_store, the
@@ -23,6 +24,7 @@
 
 typedef struct {
 	char name[80];          /* the OpenCL kernel's name, unique in the source */
+	int part;               /* the program part it is built in */
 	int *args;              /* non-temp buffer indices after the arena */
 	int nargs;
 	int64_t global, local;
@@ -33,12 +35,15 @@ typedef struct {
  * contraction is tiled when it has a 16 x 16 tile per compute unit, and
  * its tiles shrink until it has groups_per_unit per unit; a weight
  * gradient's partial sums (the lowering splits its reduction into image
- * blocks) count every block's tiles. */
+ * blocks) count every block's tiles. A program part closes once it has
+ * part_bytes of source: the parts build in parallel on the host's cores
+ * (an OpenCL compiler takes minutes over a whole train step). */
 typedef struct {
 	int compute_units;      /* streaming multiprocessors, compute units */
 	int groups_per_unit;    /* work-groups wanted per unit */
 	int64_t local_bytes;    /* local memory per work-group (CL_DEVICE_LOCAL_MEM_SIZE) */
 	int max_group;          /* work-items per work-group (CL_DEVICE_MAX_WORK_GROUP_SIZE) */
+	int64_t part_bytes;     /* source bytes per program part, at least */
 } cl_target;
 
 extern const cl_target cl_target_default;      /* NVIDIA H200 */
