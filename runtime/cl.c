@@ -14,10 +14,13 @@
  * the program data at the const's offset): a copy is uploaded when it is
  * not valid (new, or invalidated), and a param's copy is marked newer
  * than the host by every run that binds it, until rt_device_sync reads it
- * back. Inputs are written, kernels enqueued, outputs read, then one
- * clFinish per run; host memory is not touched after the run returns.
- * When the entry is profiled (exec.h), every launch gets an event and its
- * device time goes to the entry's kernel times after the clFinish. */
+ * back. A run is queued (rt_device_submit): its inputs copied into one of
+ * the entry's two staging copies and written from there, its kernels
+ * enqueued, its outputs read into the caller's tensors, and nothing
+ * waited for but the write from the same staging copy two runs before;
+ * rt_device_wait is one clFinish. When the entry is profiled (exec.h),
+ * every launch gets an event, the run is waited for and each launch's
+ * device time goes to the entry's kernel times. */
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
 #include <CL/cl_ext.h>
@@ -51,6 +54,9 @@ typedef struct {
 	int *copy;              /* (nbuf) params, consts: their copy last time, or -1 */
 	cl_kernel *k;           /* (nk) */
 	cl_event *ev;           /* (nk) this run's launches, when profiled */
+	unsigned char **stage;  /* (nbuf) inputs: two host copies of the bytes, used in turn */
+	cl_event *wrote;        /* (2 nbuf) the write from each copy, until waited for */
+	int turn;               /* the staging copy this run uses */
 } cl_entry;
 
 typedef struct {
@@ -508,13 +514,18 @@ static int prepare(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t
 	ce->mem = calloc((size_t)e->nbuf + 1, sizeof *ce->mem);
 	ce->bound = calloc((size_t)e->nbuf + 1, sizeof *ce->bound);
 	ce->copy = malloc(((size_t)e->nbuf + 1) * sizeof *ce->copy);
-	if (!ce->mem || !ce->bound || !ce->copy)
+	ce->stage = calloc((size_t)e->nbuf + 1, sizeof *ce->stage);
+	ce->wrote = calloc(2 * (size_t)e->nbuf + 1, sizeof *ce->wrote);
+	if (!ce->mem || !ce->bound || !ce->copy || !ce->stage || !ce->wrote)
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", e->name);
 	ce->arena = new_buffer(c, CL_MEM_READ_WRITE, (size_t)e->arena_bytes, &rc);
 	for (int i = 0; i < e->nbuf && rc == CL_SUCCESS; i++) {
+		const rt_buffer *b = &e->buf[i];
 		ce->copy[i] = -1;
-		if (e->buf[i].kind == RT_BUF_INPUT || e->buf[i].kind == RT_BUF_OUTPUT)
-			ce->mem[i] = new_buffer(c, CL_MEM_READ_WRITE, (size_t)e->buf[i].bytes, &rc);
+		if (b->kind == RT_BUF_INPUT || b->kind == RT_BUF_OUTPUT)
+			ce->mem[i] = new_buffer(c, CL_MEM_READ_WRITE, (size_t)b->bytes, &rc);
+		if (b->kind == RT_BUF_INPUT && !(ce->stage[i] = malloc(2 * (size_t)b->bytes + 1)))
+			rc = CL_OUT_OF_HOST_MEMORY;
 	}
 	if (rc != CL_SUCCESS)
 		return cl_fail(err, errlen, rc, "%s: cannot allocate its buffers", e->name);
@@ -563,6 +574,24 @@ static cl_copy *get_copy(cl_dev *c, const void *host, size_t bytes, int *slot, c
 	return s;
 }
 
+/* Input i's bytes into this turn's staging copy (the host may change its
+ * tensor once the run is queued), written from there; the copy's last
+ * write is waited for first. */
+static cl_int upload_input(cl_dev *c, cl_entry *ce, int i, const void *host, size_t bytes)
+{
+	cl_event *ev = &ce->wrote[2 * i + ce->turn];
+	unsigned char *copy = ce->stage[i] + (size_t)ce->turn * bytes;
+	if (*ev) {
+		cl_int rc = clWaitForEvents(1, ev);
+		clReleaseEvent(*ev);
+		*ev = NULL;
+		if (rc != CL_SUCCESS)
+			return rc;
+	}
+	memcpy(copy, host, bytes);
+	return clEnqueueWriteBuffer(c->q, ce->mem[i], CL_FALSE, 0, bytes, copy, 0, NULL, ev);
+}
+
 /* ce->bound for this run: copies for params and consts (uploaded when
  * not valid), inputs written, temps in the arena. */
 static int bind(cl_dev *c, const rt_entry *e, cl_entry *ce, void *const *host, char *err,
@@ -583,8 +612,7 @@ static int bind(cl_dev *c, const rt_entry *e, cl_entry *ce, void *const *host, c
 			ce->bound[i] = s->mem;
 			break;
 		case RT_BUF_INPUT:
-			if (bytes && (rc = clEnqueueWriteBuffer(c->q, ce->mem[i], CL_FALSE, 0, bytes,
-			                                        host[i], 0, NULL, NULL)))
+			if (bytes && (rc = upload_input(c, ce, i, host[i], bytes)))
 				return cl_fail(err, errlen, rc, "cannot upload input %s", b->name);
 			ce->bound[i] = ce->mem[i];
 			break;
@@ -645,8 +673,8 @@ static int read_outputs(cl_dev *c, const rt_entry *e, cl_entry *ce, void *const 
 	return RT_OK;
 }
 
-static int cl_run(rt_device *d, const rt_entry *e, rt_tensorset *state,
-                  const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
+static int cl_submit(rt_device *d, const rt_entry *e, rt_tensorset *state,
+                     const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
 {
 	cl_dev *c = (cl_dev *)d;
 	const rt_program *p = d->p;
@@ -660,11 +688,20 @@ static int cl_run(rt_device *d, const rt_entry *e, rt_tensorset *state,
 		return RT_ERR;
 	int rc = bind(c, e, ce, host, err, errlen) || launch(c, e, ce, err, errlen) ||
 	         read_outputs(c, e, ce, host, err, errlen);
+	ce->turn ^= 1;
+	if (!rc && !rt_exec_profiling(e))
+		return RT_OK;
 	cl_int frc = clFinish(c->q);    /* also after a failure: nothing left in flight */
 	collect_times(e, ce);
 	if (!rc && frc != CL_SUCCESS)
 		return cl_fail(err, errlen, frc, "%s: the run failed", e->name);
 	return rc ? RT_ERR : RT_OK;
+}
+
+static int cl_wait(rt_device *d, char *err, size_t errlen)
+{
+	cl_int rc = clFinish(((cl_dev *)d)->q);
+	return rc == CL_SUCCESS ? RT_OK : cl_fail(err, errlen, rc, "a queued run failed on %s", d->name);
 }
 
 static int cl_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen)
@@ -722,6 +759,13 @@ static void cl_free(rt_device *d)
 		free(ce->mem);
 		free(ce->bound);
 		free(ce->copy);
+		for (int b = 0; ce->wrote && b < 2 * d->p->entries[i].nbuf; b++)
+			if (ce->wrote[b])
+				clReleaseEvent(ce->wrote[b]);
+		for (int b = 0; ce->stage && b < d->p->entries[i].nbuf; b++)
+			free(ce->stage[b]);
+		free(ce->wrote);
+		free(ce->stage);
 	}
 	for (int i = 0; c->part && i < c->nparts; i++)
 		if (c->part[i])
@@ -739,7 +783,7 @@ static void cl_free(rt_device *d)
 	free(c);
 }
 
-static const rt_device_ops cl_ops = { cl_run, cl_sync, cl_invalidate, cl_free };
+static const rt_device_ops cl_ops = { cl_submit, cl_wait, cl_sync, cl_invalidate, cl_free };
 
 static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 {

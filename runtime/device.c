@@ -7,7 +7,7 @@
 #include "device_impl.h"
 #include "exec.h"
 
-static int cpu_run(rt_device *d, const rt_entry *e, rt_tensorset *state,
+static int cpu_submit(rt_device *d, const rt_entry *e, rt_tensorset *state,
                    const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
 {
 	return rt_entry_run(d->p, e, state, inputs, outputs, d->pool, err, errlen);
@@ -28,7 +28,7 @@ static void cpu_free(rt_device *d)
 	free(d);
 }
 
-static const rt_device_ops cpu_ops = { cpu_run, cpu_sync, cpu_invalidate, cpu_free };
+static const rt_device_ops cpu_ops = { cpu_submit, NULL, cpu_sync, cpu_invalidate, cpu_free };
 
 /* Every kernel needs its C function (fn -1: compiled for OpenCL only). */
 static rt_device *cpu_open(const rt_program *p, int threads, char *err, size_t errlen)
@@ -109,10 +109,27 @@ void rt_device_free(rt_device *d)
 		d->ops->free(d);
 }
 
+int rt_device_submit(rt_device *d, const rt_entry *e, rt_tensorset *state,
+                     const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
+{
+	return d->ops->submit(d, e, state, inputs, outputs, err, errlen);
+}
+
+int rt_device_wait(rt_device *d, char *err, size_t errlen)
+{
+	return d->ops->wait ? d->ops->wait(d, err, errlen) : RT_OK;
+}
+
+int rt_device_queues(const rt_device *d)
+{
+	return d->ops->wait != NULL;
+}
+
 int rt_device_run(rt_device *d, const rt_entry *e, rt_tensorset *state, const rt_tensorset *inputs,
                   rt_tensorset *outputs, char *err, size_t errlen)
 {
-	return d->ops->run(d, e, state, inputs, outputs, err, errlen);
+	int rc = rt_device_submit(d, e, state, inputs, outputs, err, errlen);
+	return rc != RT_OK ? rc : rt_device_wait(d, err, errlen);
 }
 
 int rt_device_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen)

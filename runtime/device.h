@@ -20,7 +20,14 @@
  * rt_device_sync before reading or saving state on the host; call
  * rt_device_invalidate after writing state on the host (loading weights).
  * Inputs are uploaded and outputs downloaded on every run. On the CPU the
- * host tensors are the state: sync and invalidate do nothing. */
+ * host tensors are the state: sync and invalidate do nothing.
+ *
+ * Queued runs. rt_device_submit queues a run and returns: on OpenCL its
+ * kernels are enqueued behind the runs before it and nothing waits for
+ * them (the inputs are copied, so the host may change them at once);
+ * `outputs` receives the run's values by the next rt_device_wait and must
+ * stay untouched until then (a queue of runs takes one outputs set each).
+ * The CPU runs it at once. rt_device_sync waits for every queued run. */
 #ifndef DDPMC_RUNTIME_DEVICE_H
 #define DDPMC_RUNTIME_DEVICE_H
 
@@ -47,9 +54,19 @@ rt_device *rt_device_open(const rt_program *p, const char *spec, int threads, ch
                           size_t errlen);
 void rt_device_free(rt_device *d);
 
-/* Runs entry e as rt_entry_run does (exec.h: binding rules, errors). */
+/* Runs entry e as rt_entry_run does (exec.h: binding rules, errors):
+ * rt_device_submit, then rt_device_wait. */
 int rt_device_run(rt_device *d, const rt_entry *e, rt_tensorset *state, const rt_tensorset *inputs,
                   rt_tensorset *outputs, char *err, size_t errlen);
+/* Queues a run of entry e (above: "Queued runs"); an error here or at the
+ * wait may belong to any queued run. */
+int rt_device_submit(rt_device *d, const rt_entry *e, rt_tensorset *state,
+                     const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen);
+/* Waits until every queued run is done and its outputs are in place. */
+int rt_device_wait(rt_device *d, char *err, size_t errlen);
+/* 1 when submitted runs may still be running after rt_device_submit
+ * returns (OpenCL), 0 when it completes them (the CPU). */
+int rt_device_queues(const rt_device *d);
 
 /* Copies the device's state tensors that belong to `state` back into it. */
 int rt_device_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen);

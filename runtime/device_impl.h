@@ -10,8 +10,9 @@
 #include "device.h"
 
 typedef struct {
-	int (*run)(rt_device *d, const rt_entry *e, rt_tensorset *state, const rt_tensorset *inputs,
-	           rt_tensorset *outputs, char *err, size_t errlen);
+	int (*submit)(rt_device *d, const rt_entry *e, rt_tensorset *state,
+	              const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen);
+	int (*wait)(rt_device *d, char *err, size_t errlen);    /* NULL: submit completes runs */
 	int (*sync)(rt_device *d, rt_tensorset *state, char *err, size_t errlen);
 	void (*invalidate)(rt_device *d, rt_tensorset *state);
 	void (*free)(rt_device *d);

@@ -207,17 +207,22 @@ static void make_state(const rt_program *p, rt_tensorset *state)
 		fail_msg("rt_state_init: %s", err);
 }
 
-/* y[i] = 2i + i/8 + 10i + w */
-static void check_y(const rt_tensorset *out, float w, const char *when)
+/* y[i] = 2 (i + da) + i/8 + 10i + w: inputs a[i] = i + da */
+static void check_y_of(const rt_tensorset *out, float w, float da, const char *when)
 {
 	const rt_tensor *y = rt_set_find(out, "y");
 	assert_non_null(y);
 	for (int i = 0; i < N; i++) {
-		float want = 2.0f * (float)i + (float)i / 8 + (float)(10 * i) + w;
+		float want = 2.0f * ((float)i + da) + (float)i / 8 + (float)(10 * i) + w;
 		float got = ((const float *)y->data)[i];
 		if (fabsf(got - want) > 1e-5f)
 			fail_msg("%s: y[%d] = %g, expected %g (w = %g)", when, i, got, want, w);
 	}
+}
+
+static void check_y(const rt_tensorset *out, float w, const char *when)
+{
+	check_y_of(out, w, 0, when);
 }
 
 static void run_ok(rt_device *d, const rt_program *p, rt_tensorset *state,
@@ -268,6 +273,40 @@ static void test_run_and_coherence(void **unused)
 	rt_set_free(&state);
 	rt_set_free(&in);
 	rt_set_free(&out);
+	rt_program_free(&p);
+}
+
+/* Queued runs: each reads the inputs as they were when it was queued (the
+ * host changes them at once), fills its own outputs by the wait, and the
+ * runs update the state in turn. */
+static void test_queued_runs(void **unused)
+{
+	enum { RUNS = 3 };
+	rt_program p;
+	rt_tensorset state = { 0 }, in = { 0 }, out[RUNS] = { { 0 } };
+	char err[1024];
+	load(&p, source);
+	make_state(&p, &state);
+	make_inputs(&in);
+	rt_device *d = open_ok(&p);
+	assert_true(rt_device_queues(d));
+	float *a = rt_set_find(&in, "a")->data;
+	for (int r = 0; r < RUNS; r++) {
+		if (rt_device_submit(d, &p.entries[0], &state, &in, &out[r], err, sizeof err) != RT_OK)
+			fail_msg("rt_device_submit: %s", err);
+		for (int i = 0; i < N; i++)
+			a[i] += 1;
+	}
+	assert_int_equal(rt_device_wait(d, err, sizeof err), RT_OK);
+	for (int r = 0; r < RUNS; r++)
+		check_y_of(&out[r], (float)(1 + r), (float)r, "queued run");
+	assert_int_equal(rt_device_sync(d, &state, err, sizeof err), RT_OK);
+	assert_true(first(&state, "n") == RUNS);
+	rt_device_free(d);
+	rt_set_free(&state);
+	rt_set_free(&in);
+	for (int r = 0; r < RUNS; r++)
+		rt_set_free(&out[r]);
 	rt_program_free(&p);
 }
 
@@ -501,6 +540,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_parse_cl),
 		cmocka_unit_test(test_parse_cl_errors),
 		cmocka_unit_test(test_run_and_coherence),
+		cmocka_unit_test(test_queued_runs),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_build_failure),
 		cmocka_unit_test(test_launch_mismatch),

@@ -201,27 +201,29 @@ static int remove_tiny(void **unused)
 	return 0;
 }
 
-/* Trains 3 steps on device into run `out`; its stderr into err. */
-static void train(const char *device, const char *out, char *err, size_t errlen)
+/* Trains 3 steps on device into run `out`, a metrics line every `every`
+ * steps; its stderr into err. */
+static void train(const char *device, const char *out, int every, char *err, size_t errlen)
 {
-	if (run_exe(err, errlen, "train --data '%s' --steps 3 --log-every 1 --seed 5 --out '%s/%s' "
-	            "--device %s", data, dir, out, device))
+	if (run_exe(err, errlen, "train --data '%s' --steps 3 --log-every %d --seed 5 --out '%s/%s' "
+	            "--device %s", data, every, dir, out, device))
 		fail_msg("train --device %s: %s", device, err);
 }
 
-/* The "loss" of every line of run/metrics.jsonl. */
-static int read_losses(const char *run, double *loss, int max)
+/* The `key` of every line of run/metrics.jsonl. */
+static int read_metric(const char *run, const char *key, double *v, int max)
 {
-	char path[256], line[1024];
+	char path[256], line[1024], quoted[64];
 	snprintf(path, sizeof path, "%s/%s/metrics.jsonl", dir, run);
+	snprintf(quoted, sizeof quoted, "\"%s\": ", key);
 	FILE *f = fopen(path, "r");
 	int n = 0;
 	if (!f)
 		fail_msg("%s is missing", path);
 	while (n < max && fgets(line, sizeof line, f)) {
-		const char *at = strstr(line, "\"loss\": ");
+		const char *at = strstr(line, quoted);
 		if (at)
-			loss[n++] = strtod(at + 8, NULL);
+			v[n++] = strtod(at + strlen(quoted), NULL);
 	}
 	fclose(f);
 	return n;
@@ -241,39 +243,70 @@ static void check_parts_built(const char *log)
 		fail_msg("built %d of %d programs; expected all of several parts", built, parts);
 }
 
-static void train_step_matches_cpu(void **unused)
+/* The largest difference between the states of runs a and b; where: the
+ * tensor it is in. */
+static double state_difference(const char *run_a, const char *run_b, char *where, size_t len)
 {
-	char log[4096];
-	train("cpu", "cpu", log, sizeof log);
-	train("opencl", "opencl", log, sizeof log);
-	check_parts_built(log);
 	rt_tensorset a, b;
-	tu_read_checkpoint(dir, "cpu", &a);
-	tu_read_checkpoint(dir, "opencl", &b);
+	tu_read_checkpoint(dir, run_a, &a);
+	tu_read_checkpoint(dir, run_b, &b);
 	assert_int_equal(a.n, b.n);
 	double worst = 0;
-	const char *where = "";
+	snprintf(where, len, "-");
 	for (int i = 0; i < a.n; i++) {
 		const rt_tensor *x = &a.t[i], *y = rt_set_find(&b, x->name);
 		assert_non_null(y);
 		for (int64_t j = 0; j < rt_numel(x->rank, x->shape); j++) {
 			double d = fabs(rt_load(x->dtype, x->data, j) - rt_load(y->dtype, y->data, j));
-			if (!(d <= worst))
-				worst = d, where = x->name;
+			if (!(d <= worst)) {
+				worst = d;
+				snprintf(where, len, "%s", x->name);
+			}
 		}
 	}
-	print_message("    %d state tensors after 3 steps: max |opencl - cpu| = %.3g (%s)\n", a.n, worst, where);
+	rt_set_free(&a);
+	rt_set_free(&b);
+	return worst;
+}
+
+/* Logging every 3 steps, steps 2 and 3 are queued without a wait between
+ * them: the same state as waiting for each, and the line's loss_mean is
+ * the mean of the three losses. */
+static void check_queued_steps(void)
+{
+	char log[4096], where[256];
+	train("opencl", "opencl-queued", 3, log, sizeof log);
+	double worst = state_difference("opencl", "opencl-queued", where, sizeof where);
+	if (worst != 0)
+		fail_msg("queued steps differ from waited ones by %g in %s", worst, where);
+	double each[8], mean[8];
+	assert_true(read_metric("opencl", "loss", each, 8) >= 3);
+	assert_int_equal(read_metric("opencl-queued", "loss_mean", mean, 8), 1);
+	double want = (each[0] + each[1] + each[2]) / 3;
+	print_message("    queued: the same state; loss_mean %.9g, the three losses' mean %.9g\n",
+	              mean[0], want);
+	if (!(fabs(mean[0] - want) <= 1e-6 * fabs(want)))
+		fail_msg("loss_mean %.9g, the three steps' mean %.9g", mean[0], want);
+}
+
+static void train_step_matches_cpu(void **unused)
+{
+	char log[4096], where[256];
+	train("cpu", "cpu", 1, log, sizeof log);
+	train("opencl", "opencl", 1, log, sizeof log);
+	check_parts_built(log);
+	double worst = state_difference("cpu", "opencl", where, sizeof where);
+	print_message("    state after 3 steps: max |opencl - cpu| = %.3g (%s)\n", worst, where);
 	if (!(worst <= 2e-4))
 		fail_msg("state differs by %g in %s (limit 2e-4)", worst, where);
 	double la[8], lb[8];
-	int n = read_losses("cpu", la, 8);
-	assert_int_equal(n, read_losses("opencl", lb, 8));
+	int n = read_metric("cpu", "loss", la, 8);
+	assert_int_equal(n, read_metric("opencl", "loss", lb, 8));
 	assert_true(n >= 3);
 	for (int i = 0; i < n; i++)
 		if (!(fabs(la[i] - lb[i]) <= 1e-4 * fabs(la[i])))
 			fail_msg("loss %d: cpu %.9g, opencl %.9g", i, la[i], lb[i]);
-	rt_set_free(&a);
-	rt_set_free(&b);
+	check_queued_steps();
 }
 
 /* opencl:N counts the devices `opencl` chooses from modulo their number

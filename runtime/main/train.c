@@ -37,7 +37,13 @@
  * Device (--device): train_step runs on it through rt_device_run; the
  * state lives there between steps, so everything that reads it on the
  * host (a save, a sample grid, the end of the run) calls rt_device_sync
- * first. The grids' sampler runs on the same device.
+ * first. The grids' sampler runs on the same device. On a device that
+ * queues runs (OpenCL) the steps are queued, up to QUEUE_MAX, and the host
+ * waits for them and reads their losses only at a step that logs, scores,
+ * draws a grid or saves (and after the first, the last and an interrupted
+ * one): between those no step waits for the one before, and the bar
+ * moves in those strides. With several ranks every step waits (the
+ * exchange).
  *
  * Safety: a fresh run refuses a DIR that holds a run unless --overwrite
  * (which clears it) or --resume; the unfinished saves of killed runs are
@@ -103,6 +109,9 @@ static void on_interrupt(int sig)
 	interrupted = sig;
 }
 
+/* Steps queued on a device before the host waits for them. */
+enum { QUEUE_MAX = 32 };
+
 typedef struct {
 	cli_opts *o;
 	const rt_program *p;
@@ -119,7 +128,13 @@ typedef struct {
 	rt_images im;
 	rt_loader *ld;
 	int64_t position;       /* the data position of the next batch */
-	rt_tensorset state, inputs, outputs;
+	rt_tensorset state, inputs;
+	rt_tensorset outputs[QUEUE_MAX];        /* the queued steps' outputs, in order */
+	double loss[QUEUE_MAX];         /* with several ranks: each step's global mean loss */
+	int queued;             /* steps queued whose outputs the host has not read */
+	int64_t queued_s, queued_it;    /* the first of them: its index in this run, its iteration */
+	double queued_since;    /* cli_now() before its batch */
+	const rt_tensorset *read;       /* the outputs of the last step read */
 	rt_device *dev;
 	char path[4096];        /* the checkpoint */
 	cli_metrics mt;
@@ -488,8 +503,8 @@ static int log_step(trainer *tr, int64_t step, double loss, const cli_scores *s)
 {
 	cli_metric m = {
 		.step = step, .loss = loss, .loss_mean = tr->loss_sum / (double)tr->nsum,
-		.lr = cli_scalar(&tr->outputs, "lr"), .loss_scale = cli_scalar(&tr->outputs, "loss_scale"),
-		.ema_decay = cli_scalar(&tr->outputs, "ema_decay"), .batch = tr->gb,
+		.lr = cli_scalar(tr->read, "lr"), .loss_scale = cli_scalar(tr->read, "loss_scale"),
+		.ema_decay = cli_scalar(tr->read, "ema_decay"), .batch = tr->gb,
 		.images_per_s = tr->busy > 0 ? (double)(tr->nsum * tr->gb) / tr->busy : 0,
 		.fid = s ? s->fid : NAN, .kid = s ? s->kid : NAN,
 	};
@@ -523,10 +538,10 @@ static void show(trainer *tr, int64_t s, double loss)
 	cli_progress_update(&tr->pg, s + 1, extra, s + 1 == tr->o->steps);
 }
 
-static int run_entry(trainer *tr, const rt_entry *e)
+static int run_entry(trainer *tr, const rt_entry *e, rt_tensorset *out)
 {
 	char err[1024];
-	if (rt_device_run(tr->dev, e, &tr->state, &tr->inputs, &tr->outputs, err, sizeof err) != RT_OK)
+	if (rt_device_run(tr->dev, e, &tr->state, &tr->inputs, out, err, sizeof err) != RT_OK)
 		return cli_fail(tr->o, "%s", err);
 	return 0;
 }
@@ -548,50 +563,90 @@ static int exchange(trainer *tr, double *loss)
 	return 0;
 }
 
-/* The step on the device: train_step, or train_grads, the exchange and
- * train_apply. *loss: the global batch's mean loss. */
-static int run_step(trainer *tr, double *loss)
+/* Step s of this run (iteration it) queued on the device: train_step,
+ * or, waiting for each, train_grads, the exchange and train_apply. */
+static int queue_step(trainer *tr, int64_t s, int64_t it)
 {
-	if (run_entry(tr, tr->e))
+	char err[1024];
+	int k = tr->queued;
+	rt_tensorset *out = &tr->outputs[k];
+	if (k == 0)
+		tr->queued_s = s, tr->queued_it = it;
+	if (!tr->apply) {
+		if (rt_device_submit(tr->dev, tr->e, &tr->state, &tr->inputs, out, err, sizeof err))
+			return cli_fail(tr->o, "%s", err);
+	} else if (run_entry(tr, tr->e, out) || (tr->loss[k] = cli_scalar(out, "loss"),
+	                                         exchange(tr, &tr->loss[k])) ||
+	           run_entry(tr, tr->apply, out))
 		return 1;
-	*loss = cli_scalar(&tr->outputs, "loss");
-	return tr->apply && (exchange(tr, loss) || run_entry(tr, tr->apply));
+	tr->queued++;
+	return 0;
 }
 
-/* One step: the batch, the step, the bookkeeping (rank 0's alone writes);
- * *last: the step's loss. */
+/* Waits for the queued steps and reads their losses in order: the bar,
+ * the sums of the log line, a stop at a loss that is not finite (rank 0).
+ * Their time is the wall time since the first one's batch. *last: the
+ * last one's loss. */
+static int read_queued(trainer *tr, double *last)
+{
+	char err[1024];
+	if (rt_device_wait(tr->dev, err, sizeof err) != RT_OK)
+		return cli_fail(tr->o, "%s", err);
+	double dt = cli_now() - tr->queued_since;
+	int n = tr->queued;
+	tr->queued = 0;
+	tr->busy += dt;
+	tr->busy_all += tr->queued_s > 0 ? dt : 0;
+	tr->ran_s += dt;
+	tr->ran += n;
+	for (int k = 0; k < n; k++) {
+		double loss = tr->apply ? tr->loss[k] : cli_scalar(&tr->outputs[k], "loss");
+		tr->loss_sum += loss;
+		tr->nsum++;
+		show(tr, tr->queued_s + k, loss);
+		if (tr->dist.rank == 0 && check_loss(tr, tr->queued_it + k + 1, loss))
+			return 1;
+		*last = loss;
+	}
+	tr->read = &tr->outputs[n - 1];
+	return 0;
+}
+
+/* One step: the batch and the step queued; then, where this step needs
+ * the host (a log line, a score, a grid, a save; the first and last
+ * steps, an interrupt, a full queue, a device that does not queue), the
+ * wait and the bookkeeping (rank 0's alone writes). *last: the loss of
+ * the last step read. */
 static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, int64_t it,
                      double *last)
 {
 	const cli_opts *o = tr->o;
-	double t0 = cli_now(), loss;
+	int64_t done = it + 1;
+	if (tr->queued == 0)
+		tr->queued_since = cli_now();
 	rt_loader_next(tr->ld, x->data, labels ? labels->data : NULL, &tr->position);
-	if (run_step(tr, &loss))
+	if (queue_step(tr, s, it))
 		return 1;
-	*last = loss;
-	double dt = cli_now() - t0;
-	tr->busy += dt;
-	tr->busy_all += s > 0 ? dt : 0;
-	tr->ran_s += dt;
-	tr->ran++;
-	tr->loss_sum += loss;
-	tr->nsum++;
-	show(tr, s, loss);
+	int log = done % o->log_every == 0 || s + 1 == o->steps;
+	int eval = o->eval_every && done % o->eval_every == 0;
+	int grid = o->sample_every && done % o->sample_every == 0;
+	int keep = save_due(tr, done);
+	if (!(log || eval || grid || keep || s == 0 || interrupted || tr->apply ||
+	      tr->queued == QUEUE_MAX || !rt_device_queues(tr->dev)))
+		return 0;
+	if (read_queued(tr, last))
+		return 1;
 	if (tr->dist.rank > 0)
 		return 0;
-	int64_t done = it + 1;
-	if (check_loss(tr, done, loss))
-		return 1;
 	cli_scores sc;
-	int evaluated = o->eval_every && done % o->eval_every == 0 ? measure(tr, done, &sc) : -1;
+	int evaluated = eval ? measure(tr, done, &sc) : -1;
 	if (evaluated > 0)
 		return 1;
-	if ((done % o->log_every == 0 || s + 1 == o->steps || evaluated == 0) &&
-	    log_step(tr, done, loss, evaluated == 0 ? &sc : NULL))
+	if ((log || evaluated == 0) && log_step(tr, done, *last, evaluated == 0 ? &sc : NULL))
 		return 1;
-	if (o->sample_every && done % o->sample_every == 0 && sample_grid(tr, done))
+	if (grid && sample_grid(tr, done))
 		return 1;
-	if (save_due(tr, done) && save(tr))
+	if (keep && save(tr))
 		return 1;
 	return 0;
 }
@@ -625,7 +680,7 @@ static int loop(trainer *tr)
 	for (int64_t s = 0; s < o->steps && !stopping(tr); s++)
 		if (train_one(tr, x, labels, s, it0 + s, &loss))
 			return 1;
-	if (sync_state(tr))
+	if ((tr->queued && read_queued(tr, &loss)) || sync_state(tr))
 		return 1;
 	if (tr->dist.rank == 0 && tr->nsum > 0 && log_step(tr, iteration(tr), loss, NULL))
 		return 1;
@@ -818,7 +873,8 @@ int cli_train(const cli_opts *opts, const rt_program *p)
 	rt_loader_close(tr.ld);
 	rt_set_free(&tr.state);
 	rt_set_free(&tr.inputs);
-	rt_set_free(&tr.outputs);
+	for (int k = 0; k < QUEUE_MAX; k++)
+		rt_set_free(&tr.outputs[k]);
 	cli_dist_close(&tr.dist, rc);
 	return rc;
 }
