@@ -283,13 +283,23 @@ throughput() {
 }
 
 # --- 2b. OpenCL builds, all at once ---------------------------------------------------------
-# An executable's first use of a device builds its OpenCL programs (one per
-# entry, on threads of their own) into $DDPMC_CL_CACHE. `sample` opens the
+# An executable's first use of a device builds its OpenCL programs (the
+# source's parts, on every core) into $DDPMC_CL_CACHE. `sample` opens the
 # device before it reads a checkpoint, so pointed at none it builds, caches
-# and stops. Every executable does so in the background while the
-# correctness phase runs; the timed phases wait for them (and then start
-# from the cache).
+# and stops. models/unet.lua's build is timed alone first, then its start
+# from the cache (whole processes); every other executable builds in the
+# background while the correctness phase runs; the timed phases wait for
+# them (and then start from the cache).
 prebuild_pids=""
+if [ "$DEV" != cpu ] && [ -x "$BIN/unet" ]; then
+	for start in first cached; do
+		t0=$(date +%s.%N)
+		timeout 240 "$BIN/unet" sample --device "$DEV" --ckpt "$W/no_checkpoint.safetensors" \
+			> "$W/logs/open_unet_$start.log" 2>&1
+		note "open_unet ($start start): $(echo "$(date +%s.%N) $t0" | awk '{printf "%.2f", $1 - $2}') s;" \
+			"$(grep -h 'OpenCL programs' "$W/logs/open_unet_$start.log" || echo 'nothing built')"
+	done
+fi
 if [ "$DEV" != cpu ]; then
 	for n in small small_bf16 unet cifar unet_bf16 cifar_bf16; do
 		[ -x "$BIN/$n" ] || continue
