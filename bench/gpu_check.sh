@@ -24,10 +24,11 @@
 #     strict fp32 (TF32 off), AMP bf16 and AMP fp16 + GradScaler; 3 warmup +
 #     10 timed steps, synchronized.
 #  5. throughput of ddpmc on OpenCL: .gpu/unet and .gpu/cifar (batch 128,
-#     fp32) train --steps 12 --log-every 1, stopped by SIGINT (ddpmc ends
-#     after the step in progress) at their time limit (75 s, 90 s, the
+#     fp32) train --steps 16 --log-every 4 (the steps between two lines are
+#     queued, no step waiting for the one before), stopped by SIGINT (ddpmc
+#     ends after the step in progress) at their time limit (75 s, 90 s, the
 #     OpenCL build included); images/s is the median of metrics.jsonl's
-#     per-step images_per_s after the first 2 steps.
+#     lines after the first (each line's images_per_s over its 4 steps).
 #  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL.
 #  7. correctness, bf16: .gpu/small_bf16 as in 3.
 #  8. DDPMC_PROFILE=1 .gpu/unet and .gpu/cifar train 3 steps (kernel times from
@@ -43,7 +44,7 @@
 # GPU_CHECK_NO_CUDA=1 (torch on the CPU at batch 2, 1 step: to test this
 # script on a machine without a GPU; also automatic without nvidia-smi),
 # GPU_CHECK_DEVICE (ddpmc's device for phases 3-8, default opencl; cpu to
-# test the script with CPU-only executables), GPU_CHECK_TP_STEPS (12),
+# test the script with CPU-only executables), GPU_CHECK_TP_STEPS (16),
 # PYTHON (python3), GPU_BUNDLE (.gpu). Exit status 0 unless the bundle is
 # missing: it is a measurement; read results.txt.
 set -u
@@ -62,8 +63,9 @@ W=${GPU_CHECK_WORK:-bench/out/gpu}
 BUDGET=${GPU_CHECK_BUDGET:-360}
 PY=${PYTHON:-python3}
 DEV=${GPU_CHECK_DEVICE:-opencl}
-TP_STEPS=${GPU_CHECK_TP_STEPS:-12}
-TP_WARMUP=2
+TP_STEPS=${GPU_CHECK_TP_STEPS:-16}
+TP_EVERY=4
+TP_WARMUP=$TP_EVERY            # the first line's steps
 RESERVE=20              # seconds kept for the report at the end
 THREADS=$(nproc)
 T0=$(date +%s)
@@ -278,7 +280,7 @@ throughput() {
 	local n=$1 data=$2 cap=$3
 	if [ ! -x "$BIN/$n" ]; then note "tp_$n: no executable $n in $B"; return; fi
 	SIG=INT phase "tp_$n" "$cap" "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
-		--steps "$TP_STEPS" --log-every 1 --seed 1 --data "$data" --out "$W/tp/$n" --overwrite
+		--steps "$TP_STEPS" --log-every "$TP_EVERY" --seed 1 --data "$data" --out "$W/tp/$n" --overwrite
 	rm -f "$W/tp/$n/checkpoint.safetensors"     # hundreds of MB, not needed
 }
 
@@ -535,7 +537,8 @@ for name, c in corr.items():
         print("  %-10s DDIM samples: not compared (sample rc cpu %s, %s %s)"
               % (name, c.get("sample_cpu_rc", "-"), DEV, c.get("sample_dev_rc", "-")))
 print()
-print("train step, batch 128, images/s (ddpmc: median step after %d warmup steps; torch: 128 / median"
+print("train step, batch 128, images/s (ddpmc: median of the metrics lines after the first %d steps,"
+      " steps queued between lines; torch: 128 / median"
       " of 10 timed steps after 3 warmup)" % warm)
 hdr = ("model", "ddpmc", "ddpmc", "torch fp32", "torch fp32", "torch AMP", "torch AMP",
        "ddpmc fp32 /", "ddpmc fp32 /", "ddpmc bf16 /", "best /")
