@@ -68,6 +68,7 @@ typedef struct {
 	cl_entry *ent;          /* (p->nentries) */
 	cl_program *part;       /* (nparts) the programs of the source's parts */
 	int nparts;
+	rt_cl_key source_key;   /* the cache key of every part, before its options */
 	cl_copy *copies;
 	int ncopies, capcopies;
 } cl_dev;
@@ -298,13 +299,13 @@ static void build_options(int i, char *buf, size_t len)
 	snprintf(buf, len, "-D DDPMC_PART_%d %s", i, extra ? extra : "");
 }
 
-/* What the binary depends on. */
-static void cache_key(cl_dev *c, const char *options, rt_cl_key *k)
+/* What every part's binary depends on: the source (hashed once, not per
+ * part: megabytes), the device, its driver and platform. */
+static void source_key(cl_dev *c, rt_cl_key *k)
 {
 	char s[1024];
 	rt_cl_key_init(k);
 	rt_cl_key_add(k, c->base.p->cl_source, (size_t)c->base.p->cl_source_len);
-	rt_cl_key_add(k, options, strlen(options));
 	dev_str(c->dev, CL_DEVICE_NAME, s, sizeof s);
 	rt_cl_key_add(k, s, strlen(s));
 	dev_str(c->dev, CL_DRIVER_VERSION, s, sizeof s);
@@ -350,10 +351,10 @@ static void store_binary(cl_program prog, const rt_cl_key *k)
 static int build(cl_dev *c, int i, int *compiled, char *err, size_t errlen)
 {
 	char options[512];
-	rt_cl_key k;
+	rt_cl_key k = c->source_key;
 	cl_int rc;
 	build_options(i, options, sizeof options);
-	cache_key(c, options, &k);
+	rt_cl_key_add(&k, options, strlen(options));
 	cl_program *prog = &c->part[i];
 	*compiled = 0;
 	if ((*prog = build_cached(c, &k, options)))
@@ -432,6 +433,7 @@ static double seconds_now(void)
 static int build_all(cl_dev *c, char *err, size_t errlen)
 {
 	c->nparts = count_parts(c->base.p);
+	source_key(c, &c->source_key);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	int nthreads = (int)(cores < 1 ? 1 : cores < c->nparts ? cores : c->nparts);
 	build_pool b = { .c = c, .rc = RT_OK, .tty = isatty(STDERR_FILENO) };
