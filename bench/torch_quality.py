@@ -9,7 +9,9 @@ the ddpmc model scripts); the step is the same as the ddpmc program's
   t ~ U{0..999}, eps ~ N(0, I), x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
   (linear betas in float64), loss = MSE(eps_theta(x_t, t), eps), backward,
   clip_grad_norm_(--clip), Adam(--lr, betas (0.9, 0.999), eps 1e-8) with
-  lr * min(step / --warmup, 1), then the EMA with diffusers' EMAModel decay:
+  lr * f(step), f diffusers' get_scheduler lambda (step / --warmup during the
+  warm-up, then --lr-schedule: constant 1, linear or cosine decay to 0 at
+  --steps), then the EMA with diffusers' EMAModel decay:
   --ema-warmup none: d = --ema every step; power: d = 0 at the first step,
   else min(1 - (1 + s)^-power, --ema) with s = step - 1 (inv_gamma 1).
 
@@ -26,6 +28,7 @@ with ddpmc's sampler and classifier.
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -43,6 +46,8 @@ def parse_args():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default="constant")
+    p.add_argument("--dropout", type=float, default=None, help="the model's dropout (default: its CONFIG's)")
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--ema-warmup", choices=["none", "power"], default="power")
@@ -52,6 +57,19 @@ def parse_args():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     return p.parse_args()
+
+
+def lr_factor(a, t):
+    """get_scheduler's lambda at Adam step t = 1, 2, ... (as ddpmc's lr_t)."""
+    w, n = a.warmup, a.steps
+    if t < w:
+        return t / max(w, 1)
+    progress = (t - w) / max(1, n - w)
+    if a.lr_schedule == "linear":
+        return max(0.0, (n - t) / max(1, n - w))
+    if a.lr_schedule == "cosine":
+        return max(0.0, (1 + math.cos(math.pi * progress)) / 2)
+    return 1.0
 
 
 def ema_decay(a, step):
@@ -76,7 +94,8 @@ def main():
     if raw is None:
         raise SystemExit("torch_quality.py: needs real images (--data)")
     images = torch.from_numpy(raw.copy()).float() / 127.5 - 1.0
-    _, module, impl, _ = torch_train.make_model(a.model, "diffusers")
+    overrides = {} if a.dropout is None else {"dropout": a.dropout}
+    _, module, impl, _ = torch_train.make_model(a.model, "diffusers", **overrides)
     module.train()
     params = [p for p in module.parameters() if p.requires_grad]
 
@@ -84,7 +103,7 @@ def main():
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T, dtype=torch.float64), 0)
     sqrt_ab, sqrt_1m_ab = abar.sqrt().float(), (1 - abar).sqrt().float()
     opt = torch.optim.Adam(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, foreach=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min((k + 1) / max(a.warmup, 1), 1.0))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_factor(a, k + 1))
     ema = [p.detach().clone() for p in params]
 
     def save(step):

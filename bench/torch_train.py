@@ -326,9 +326,10 @@ def builtin_unet(cfg):
     return UNet()
 
 
-def make_model(name, impl):
-    """(module, impl used, why diffusers was not used); module(x, t) -> eps."""
-    cfg = MODELS[name]["CONFIG"]
+def make_model(name, impl, **overrides):
+    """(module, impl used, why diffusers was not used); module(x, t) -> eps.
+    overrides replace entries of the model's CONFIG (dropout=0.0, say)."""
+    cfg = dict(MODELS[name]["CONFIG"], **overrides)
     why = None
     if impl in ("auto", "diffusers"):
         try:

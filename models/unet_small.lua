@@ -10,7 +10,7 @@ local unet = nn.UNet2DModel {
   layers_per_block = 1,
   down_block_types = { "DownBlock2D", "DownBlock2D", "AttnDownBlock2D" },
   up_block_types = { "AttnUpBlock2D", "UpBlock2D", "UpBlock2D" },
-  norm_num_groups = 16, attention_head_dim = nn.None, dropout = 0.1,
+  norm_num_groups = 16, attention_head_dim = nn.None, dropout = ddpm.option("dropout", 0.1),
   norm_eps = 1e-6, flip_sin_to_cos = false, freq_shift = 1, downsample_padding = 0,
 }
 
