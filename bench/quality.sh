@@ -12,9 +12,9 @@
 # diffusers' get_scheduler), clipping at 1, EMA 0.999 with diffusers' power
 # warm-up (power 3/4), the model's dropout or $DROPOUT. Both save their EMA
 # weights every EVERY steps; after the trainings the same command scores
-# them (N_CURVE images, DDIM 50 steps, seed 0), so scoring costs neither
-# training any time. The final weights are scored with N_FINAL images and
-# drawn as a grid.
+# them (N_CURVE images, $SCORE_SAMPLER in $SCORE_STEPS steps: DDIM 50 by
+# default, seed 0), so scoring costs neither training any time. The final
+# weights are scored with N_FINAL images and drawn as a grid.
 #
 # Needs build/compiler/ddpmc and /opt/ddpmc-venv/bin/python (torch,
 # diffusers, safetensors). Everything goes to $OUT (default
@@ -34,7 +34,9 @@ PYTHON=${PYTHON:-/opt/ddpmc-venv/bin/python}
 DDPMC=${DDPMC:-build/compiler/ddpmc}
 hyper="--lr $LR --warmup 200 --lr-schedule $LR_SCHEDULE --clip 1 --ema 0.999"
 hyper="$hyper --ema-warmup power --ema-power 0.75"
-scored="--sampler ddim --steps 50 --seed 0"
+SCORE_SAMPLER=${SCORE_SAMPLER:-ddim}
+SCORE_STEPS=${SCORE_STEPS:-50}
+scored="--sampler $SCORE_SAMPLER --steps $SCORE_STEPS --seed 0"
 set_dropout=${DROPOUT:+--set dropout=$DROPOUT}
 torch_dropout=${DROPOUT:+--dropout $DROPOUT}
 
@@ -63,7 +65,7 @@ score() { # weights-option file n -> "FID KID floor"
 }
 {
 	echo "# $MODEL, $STEPS steps of batch 32, one thread each, lr $LR $LR_SCHEDULE," \
-		"dropout ${DROPOUT:-of the model}; FID KID floor-FID (DDIM 50, seed 0)"
+		"dropout ${DROPOUT:-of the model}; FID KID floor-FID ($scored)"
 	cat "$OUT/ddpmc.time" "$OUT/torch.time"
 	echo "## curve, $N_CURVE images"
 	step=$EVERY
