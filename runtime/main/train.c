@@ -130,7 +130,7 @@ typedef struct {
 	int64_t position;       /* the data position of the next batch */
 	rt_tensorset state, inputs;
 	rt_tensorset outputs[QUEUE_MAX];        /* the queued steps' outputs, in order */
-	double loss[QUEUE_MAX];         /* with several ranks: each step's global mean loss */
+	double global_loss;     /* several ranks: the step's mean loss over all (they queue one) */
 	int queued;             /* steps queued whose outputs the host has not read */
 	int64_t queued_s, queued_it;    /* the first of them: its index in this run, its iteration */
 	double queued_since;    /* cli_now() before its batch */
@@ -575,8 +575,8 @@ static int queue_step(trainer *tr, int64_t s, int64_t it)
 	if (!tr->apply) {
 		if (rt_device_submit(tr->dev, tr->e, &tr->state, &tr->inputs, out, err, sizeof err))
 			return cli_fail(tr->o, "%s", err);
-	} else if (run_entry(tr, tr->e, out) || (tr->loss[k] = cli_scalar(out, "loss"),
-	                                         exchange(tr, &tr->loss[k])) ||
+	} else if (run_entry(tr, tr->e, out) || (tr->global_loss = cli_scalar(out, "loss"),
+	                                         exchange(tr, &tr->global_loss)) ||
 	           run_entry(tr, tr->apply, out))
 		return 1;
 	tr->queued++;
@@ -600,7 +600,7 @@ static int read_queued(trainer *tr, double *last)
 	tr->ran_s += dt;
 	tr->ran += n;
 	for (int k = 0; k < n; k++) {
-		double loss = tr->apply ? tr->loss[k] : cli_scalar(&tr->outputs[k], "loss");
+		double loss = tr->apply ? tr->global_loss : cli_scalar(&tr->outputs[k], "loss");
 		tr->loss_sum += loss;
 		tr->nsum++;
 		show(tr, tr->queued_s + k, loss);
