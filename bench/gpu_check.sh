@@ -29,6 +29,9 @@
 #     ends after the step in progress) at their time limit (75 s, 90 s, the
 #     OpenCL build included); images/s is the median of metrics.jsonl's
 #     lines after the first (each line's images_per_s over its 4 steps).
+#  5b. tuning: .gpu/unet and .gpu/cifar tune (every variant of their
+#     kernels timed on the device, the choice cached), then throughput
+#     again as in 5, with the tuned kernels.
 #  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL.
 #  7. correctness, bf16: .gpu/small_bf16 as in 3.
 #  8. DDPMC_PROFILE=1 .gpu/unet and .gpu/cifar train 3 steps (kernel times from
@@ -275,13 +278,22 @@ correctness() {
 	fi
 }
 
-# throughput NAME DATA CAP: train --steps TP_STEPS on $DEV, stopped by SIGINT at CAP.
+# throughput NAME DATA CAP [LABEL]: train --steps TP_STEPS on $DEV, stopped
+# by SIGINT at CAP; phase tp_LABEL (default NAME), its run in tp/LABEL.
 throughput() {
+	local n=$1 data=$2 cap=$3 label=${4:-$1}
+	if [ ! -x "$BIN/$n" ]; then note "tp_$label: no executable $n in $B"; return; fi
+	SIG=INT phase "tp_$label" "$cap" "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
+		--steps "$TP_STEPS" --log-every "$TP_EVERY" --seed 1 --data "$data" --out "$W/tp/$label" --overwrite
+	rm -f "$W/tp/$label/checkpoint.safetensors"     # hundreds of MB, not needed
+}
+
+# tuned NAME DATA CAP: NAME tune (its variants' parts built, every variant
+# timed), then its throughput as tp_NAME_tuned.
+tuned() {
 	local n=$1 data=$2 cap=$3
-	if [ ! -x "$BIN/$n" ]; then note "tp_$n: no executable $n in $B"; return; fi
-	SIG=INT phase "tp_$n" "$cap" "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
-		--steps "$TP_STEPS" --log-every "$TP_EVERY" --seed 1 --data "$data" --out "$W/tp/$n" --overwrite
-	rm -f "$W/tp/$n/checkpoint.safetensors"     # hundreds of MB, not needed
+	[ -x "$BIN/$n" ] && [ "$DEV" != cpu ] || return 0
+	phase "tune_$n" "$cap" "$BIN/$n" tune --device "$DEV" && throughput "$n" "$data" 75 "${n}_tuned"
 }
 
 # --- 2b. OpenCL builds, all at once ---------------------------------------------------------
@@ -349,6 +361,10 @@ fi
 # --- 5. ddpmc throughput, fp32 -------------------------------------------------------------
 throughput unet "$FMNIST" 75
 throughput cifar "$CIFAR" 90
+
+# --- 5b. tuned ----------------------------------------------------------------------------
+tuned unet "$FMNIST" 180
+tuned cifar "$CIFAR" 150
 
 # --- 6. ddpmc throughput, bf16 --------------------------------------------------------------
 throughput unet_bf16 "$FMNIST" 60
@@ -456,8 +472,9 @@ def ddpmc_tp(name):
         d["error"] = " | ".join(errs) or "no output"
     return d
 
-ddpmc = {n: ddpmc_tp(n) for n in ("unet", "cifar", "unet_bf16", "cifar_bf16")}
+ddpmc = {n: ddpmc_tp(n) for n in ("unet", "cifar", "unet_tuned", "cifar_tuned", "unet_bf16", "cifar_bf16")}
 res["ddpmc"] = ddpmc
+res["tune"] = {n: re.findall(r"^tune: .*$", read("logs/tune_%s.log" % n), re.M) for n in ("unet", "cifar")}
 
 # torch.
 torch_rows = {}
@@ -480,8 +497,10 @@ pairs = [("models/unet.lua", "unet", "unet_bf16", "unet"),
          ("models/ddpm_cifar10.lua", "cifar", "cifar_bf16", "ddpm_cifar10")]
 table = []
 for label, d32, d16, tm in pairs:
-    row = {"model": label,
-           "ddpmc_fp32": ddpmc[d32].get("images_per_s"), "ddpmc_bf16": ddpmc[d16].get("images_per_s"),
+    row = {"model": label, "ddpmc_fp32_untuned": ddpmc[d32].get("images_per_s"),
+           "ddpmc_fp32": ddpmc[d32 + "_tuned"].get("images_per_s") or ddpmc[d32].get("images_per_s"),
+           "ddpmc_fp32_is_tuned": bool(ddpmc[d32 + "_tuned"].get("images_per_s")),
+           "ddpmc_bf16": ddpmc[d16].get("images_per_s"),
            "torch_fp32": t_ips(tm + ":none"), "torch_fp32_strict": t_ips(tm + ":none:notf32"),
            "torch_amp_bf16": t_ips(tm + ":bf16"), "torch_amp_fp16": t_ips(tm + ":fp16")}
     def ratio(a, b):
@@ -553,6 +572,12 @@ for r in table:
         f(r["torch_amp_bf16"]), f(r["torch_amp_fp16"]), f(r["ratio_fp32"], "%.3fx"),
         f(r["ratio_fp32_strict"], "%.3fx"), f(r["ratio_bf16"], "%.3fx"),
         f(r["ratio_ddpmc_best_vs_torch_best"], "%.2fx")))
+print("ddpmc fp32: with the kernels `tune` chose where it ran (untuned, tuned: %s)"
+      % "; ".join("%s %s, %s" % (r["model"], f(r["ddpmc_fp32_untuned"]),
+                                  f(r["ddpmc_fp32"]) if r["ddpmc_fp32_is_tuned"] else "-") for r in table))
+for n, lines in res["tune"].items():
+    for l in lines:
+        print("  %s %s" % (n, l))
 print("torch fp32 = PyTorch's default (cuDNN runs fp32 convolutions on TF32 tensor cores); strict = TF32 off;")
 print("AMP = autocast, fp16 with GradScaler. ratio = ddpmc / torch images/s: above 1, ddpmc is faster.")
 print()

@@ -21,10 +21,9 @@
  * rt_device_wait is one clFinish. When the entry is profiled (exec.h),
  * every launch gets an event, the run is waited for and each launch's
  * device time goes to the entry's kernel times. */
-#define CL_TARGET_OPENCL_VERSION 120
-#include <CL/cl.h>
-#include <CL/cl_ext.h>
+#include "cl_impl.h"            /* first: it sets the OpenCL version */
 
+#include <CL/cl_ext.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,46 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "device_impl.h"
 #include "exec.h"
 
 #define NO_PLATFORM "no OpenCL platform found (is an ICD installed? see /etc/OpenCL/vendors)"
 #define MIN_BYTES 64            /* no buffer is smaller (a 0-byte one is an error) */
-
-typedef struct {                /* a param's or const's copy on the device */
-	const void *host;
-	size_t bytes;
-	cl_mem mem;
-	int valid;              /* holds the host's values, or newer ones */
-	int newer;              /* a run may have changed it since the last sync */
-} cl_copy;
-
-typedef struct {
-	int ready;              /* buffers made */
-	cl_mem arena;
-	cl_mem *mem;            /* (nbuf) inputs and outputs; NULL otherwise */
-	cl_mem *bound;          /* (nbuf) what each buffer is this run (temps: NULL) */
-	int *copy;              /* (nbuf) params, consts: their copy last time, or -1 */
-	cl_kernel *k;           /* (nk) */
-	cl_event *ev;           /* (nk) this run's launches, when profiled */
-	unsigned char **stage;  /* (nbuf) inputs: two host copies of the bytes, used in turn */
-	cl_event *wrote;        /* (2 nbuf) the write from each copy, until waited for */
-	int turn;               /* the staging copy this run uses */
-} cl_entry;
-
-typedef struct {
-	rt_device base;         /* first: a cl_dev is an rt_device */
-	cl_device_id dev;
-	cl_context ctx;
-	cl_command_queue q;
-	cl_platform_id pl;
-	cl_entry *ent;          /* (p->nentries) */
-	cl_program *part;       /* (nparts) the programs of the source's parts */
-	int nparts;
-	rt_cl_key source_key;   /* the cache key of every part, before its options */
-	cl_copy *copies;
-	int ncopies, capcopies;
-} cl_dev;
 
 static const char *cl_errname(cl_int rc)
 {
@@ -93,7 +56,7 @@ static const char *cl_errname(cl_int rc)
 	}
 }
 
-static int cl_fail(char *err, size_t errlen, cl_int rc, const char *fmt, const char *what)
+int cl_fail(char *err, size_t errlen, cl_int rc, const char *fmt, const char *what)
 {
 	char msg[512];
 	snprintf(msg, sizeof msg, fmt, what);
@@ -379,6 +342,8 @@ static int build(cl_dev *c, int i, int *compiled, char *err, size_t errlen)
  * next part until none is left or one has failed. */
 typedef struct {
 	cl_dev *c;
+	const int *todo;        /* the parts to build */
+	int ntodo;
 	pthread_mutex_t lock;
 	int next, done, compiled, rc;
 	int tty;                /* stderr shows the progress line */
@@ -391,7 +356,7 @@ static void *build_worker(void *arg)
 	char err[512];
 	for (;;) {
 		pthread_mutex_lock(&b->lock);
-		int i = b->rc == RT_OK && b->next < b->c->nparts ? b->next++ : -1;
+		int i = b->rc == RT_OK && b->next < b->ntodo ? b->todo[b->next++] : -1;
 		pthread_mutex_unlock(&b->lock);
 		if (i < 0)
 			return NULL;
@@ -404,19 +369,20 @@ static void *build_worker(void *arg)
 			snprintf(b->err, sizeof b->err, "%s", err);
 		}
 		if (compiled && b->tty)
-			fprintf(stderr, "\rbuilding OpenCL programs: %d/%d", b->done, b->c->nparts);
+			fprintf(stderr, "\rbuilding OpenCL programs: %d/%d", b->done, b->ntodo);
 		pthread_mutex_unlock(&b->lock);
 	}
 }
 
-/* The number of program parts the launches name. */
+/* The number of program parts the launches' variants name. */
 static int count_parts(const rt_program *p)
 {
 	int n = 0;
 	for (int e = 0; e < p->nentries; e++)
 		for (int i = 0; i < p->entries[e].nk; i++)
-			if (p->entries[e].k[i].cl.name && p->entries[e].k[i].cl.part >= n)
-				n = p->entries[e].k[i].cl.part + 1;
+			for (int j = 0; j < p->entries[e].k[i].cl.nv; j++)
+				if (p->entries[e].k[i].cl.v[j].part >= n)
+					n = p->entries[e].k[i].cl.v[j].part + 1;
 	return n;
 }
 
@@ -427,19 +393,22 @@ static double seconds_now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Every part's program, on as many threads as the host has cores (an
- * OpenCL compiler takes seconds to minutes per program; parts build
- * independently). */
-static int build_all(cl_dev *c, char *err, size_t errlen)
+/* The parts need[i] != 0 not built yet, on as many threads as the host
+ * has cores (an OpenCL compiler takes seconds to minutes per program;
+ * parts build independently). */
+int cl_build_parts(cl_dev *c, const char *need, char *err, size_t errlen)
 {
-	c->nparts = count_parts(c->base.p);
-	source_key(c, &c->source_key);
+	int *todo = calloc((size_t)c->nparts + 1, sizeof *todo), ntodo = 0;
+	for (int i = 0; todo && i < c->nparts; i++)
+		if (need[i] && !c->part[i])
+			todo[ntodo++] = i;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	int nthreads = (int)(cores < 1 ? 1 : cores < c->nparts ? cores : c->nparts);
-	build_pool b = { .c = c, .rc = RT_OK, .tty = isatty(STDERR_FILENO) };
+	int nthreads = (int)(cores < 1 ? 1 : cores < ntodo ? cores : ntodo);
+	build_pool b = { .c = c, .todo = todo, .ntodo = ntodo, .rc = RT_OK, .tty = isatty(STDERR_FILENO) };
 	pthread_t *th = calloc((size_t)nthreads + 1, sizeof *th);
 	char *started = calloc((size_t)nthreads + 1, 1);
-	if (!(c->part = calloc((size_t)c->nparts + 1, sizeof *c->part)) || !th || !started) {
+	if (!todo || !th || !started) {
+		free(todo);
 		free(th);
 		free(started);
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
@@ -453,52 +422,74 @@ static int build_all(cl_dev *c, char *err, size_t errlen)
 		if (started[i])
 			pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&b.lock);
+	free(todo);
 	free(th);
 	free(started);
 	if (b.compiled)
 		fprintf(stderr, "%sbuilt %d of %d OpenCL programs in %.1f s%s\n", b.tty ? "\r" : "",
-		        b.compiled, c->nparts, seconds_now() - t0,
-		        b.compiled < c->nparts ? " (the others from the cache)" : "");
+		        b.compiled, ntodo, seconds_now() - t0,
+		        b.compiled < ntodo ? " (the others from the cache)" : "");
 	if (b.rc != RT_OK)
 		snprintf(err, errlen, "%s", b.err);
 	return b.rc;
 }
 
-/* One cl_kernel per kernel, checked against its launch: argument count
- * and work-group size. */
-static int make_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t errlen)
+/* The parts of every kernel's chosen variant. */
+static int build_chosen(cl_dev *c, char *err, size_t errlen)
+{
+	const rt_program *p = c->base.p;
+	char *need = calloc((size_t)c->nparts + 1, 1);
+	if (!need)
+		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
+	for (int e = 0; e < p->nentries; e++)
+		for (int i = 0; i < p->entries[e].nk; i++)
+			if (p->entries[e].k[i].cl.nv)
+				need[p->entries[e].k[i].cl.v[c->ent[e].choice[i]].part] = 1;
+	int rc = cl_build_parts(c, need, err, errlen);
+	free(need);
+	return rc;
+}
+
+cl_kernel cl_make_kernel(cl_dev *c, const rt_entry *e, int i, int j, char *err, size_t errlen)
 {
 	char what[256];
+	const rt_cl_launch *l = &e->k[i].cl;
+	cl_uint nargs = 0;
+	size_t wg = 0;
 	cl_int rc;
+	snprintf(what, sizeof what, "%s kernel %d (%s)", e->name, i, e->k[i].name);
+	if (!l->nv) {
+		snprintf(err, errlen, "OpenCL: %s has no OpenCL launch in the program", what);
+		return NULL;
+	}
+	const rt_cl_variant *v = &l->v[j];
+	cl_kernel k = clCreateKernel(c->part[v->part], v->name, &rc);
+	if (rc != CL_SUCCESS) {
+		cl_fail(err, errlen, rc, "%s: no kernel of its name in the OpenCL source", what);
+		return NULL;
+	}
+	clGetKernelInfo(k, CL_KERNEL_NUM_ARGS, sizeof nargs, &nargs, NULL);
+	clGetKernelWorkGroupInfo(k, c->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+	if (nargs != (cl_uint)l->nargs + 1)
+		snprintf(err, errlen, "OpenCL: %s: '%s' takes %u arguments, the launch gives %d", what,
+		         v->name, nargs, l->nargs + 1);
+	else if (wg && (size_t)v->local > wg)
+		snprintf(err, errlen, "OpenCL: %s: work-groups of %lld, %s allows at most %zu", what,
+		         (long long)v->local, c->base.name, wg);
+	else
+		return k;
+	clReleaseKernel(k);
+	return NULL;
+}
+
+/* One cl_kernel per kernel, its chosen variant's. */
+static int make_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t errlen)
+{
 	if (!(ce->k = calloc((size_t)e->nk + 1, sizeof *ce->k)))
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", e->name);
-	for (int i = 0; i < e->nk; i++) {
-		const rt_cl_launch *l = &e->k[i].cl;
-		cl_uint nargs = 0;
-		size_t wg = 0;
-		snprintf(what, sizeof what, "%s kernel %d (%s)", e->name, i, e->k[i].name);
-		if (!l->name) {
-			snprintf(err, errlen, "OpenCL: %s has no OpenCL launch in the program", what);
+	for (int i = 0; i < e->nk; i++)
+		if (!(ce->k[i] = cl_make_kernel(c, e, i, ce->choice[i], err, errlen)))
 			return RT_ERR;
-		}
-		ce->k[i] = clCreateKernel(c->part[l->part], l->name, &rc);
-		if (rc != CL_SUCCESS)
-			return cl_fail(err, errlen, rc, "%s: no kernel of its name in the OpenCL source",
-			               what);
-		clGetKernelInfo(ce->k[i], CL_KERNEL_NUM_ARGS, sizeof nargs, &nargs, NULL);
-		if (nargs != (cl_uint)l->nargs + 1) {
-			snprintf(err, errlen, "OpenCL: %s: '%s' takes %u arguments, the launch gives %d",
-			         what, l->name, nargs, l->nargs + 1);
-			return RT_ERR;
-		}
-		clGetKernelWorkGroupInfo(ce->k[i], c->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
-		                         NULL);
-		if (wg && (size_t)l->local > wg) {
-			snprintf(err, errlen, "OpenCL: %s: work-groups of %lld, %s allows at most %zu",
-			         what, (long long)l->local, c->base.name, wg);
-			return RT_ERR;
-		}
-	}
 	return RT_OK;
 }
 
@@ -625,37 +616,47 @@ static int bind(cl_dev *c, const rt_entry *e, cl_entry *ce, void *const *host, c
 	return RT_OK;
 }
 
+cl_int cl_enqueue(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, cl_kernel k, cl_event *ev)
+{
+	const rt_cl_launch *l = &e->k[i].cl;
+	size_t global = (size_t)l->v[j].global, local = (size_t)l->v[j].local;
+	cl_int rc = clSetKernelArg(k, 0, sizeof(cl_mem), &ce->arena);
+	for (int a = 0; a < l->nargs && rc == CL_SUCCESS; a++)
+		rc = clSetKernelArg(k, (cl_uint)a + 1, sizeof(cl_mem), &ce->bound[l->args[a]]);
+	return rc != CL_SUCCESS ? rc : clEnqueueNDRangeKernel(c->q, k, 1, NULL, &global, &local, 0, NULL, ev);
+}
+
 static int launch(cl_dev *c, const rt_entry *e, cl_entry *ce, char *err, size_t errlen)
 {
 	if (rt_exec_profiling(e) && !ce->ev && !(ce->ev = calloc((size_t)e->nk + 1, sizeof *ce->ev)))
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", e->name);
 	for (int i = 0; i < e->nk; i++) {
-		const rt_cl_launch *l = &e->k[i].cl;
-		size_t global = (size_t)l->global, local = (size_t)l->local;
-		cl_int rc = clSetKernelArg(ce->k[i], 0, sizeof(cl_mem), &ce->arena);
-		for (int a = 0; a < l->nargs && rc == CL_SUCCESS; a++)
-			rc = clSetKernelArg(ce->k[i], (cl_uint)a + 1, sizeof(cl_mem), &ce->bound[l->args[a]]);
-		if (rc == CL_SUCCESS)
-			rc = clEnqueueNDRangeKernel(c->q, ce->k[i], 1, NULL, &global, &local, 0, NULL,
-			                            rt_exec_profiling(e) ? &ce->ev[i] : NULL);
+		cl_int rc = cl_enqueue(c, e, ce, i, ce->choice[i], ce->k[i],
+		                       rt_exec_profiling(e) ? &ce->ev[i] : NULL);
 		if (rc != CL_SUCCESS)
 			return cl_fail(err, errlen, rc, "cannot launch kernel %s", e->k[i].name);
 	}
 	return RT_OK;
 }
 
+double cl_event_seconds(cl_event ev)
+{
+	cl_ulong t0 = 0, t1 = 0;
+	if (clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) != CL_SUCCESS ||
+	    clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) != CL_SUCCESS)
+		return -1;
+	return (double)(t1 - t0) * 1e-9;
+}
+
 /* The device time of each profiled launch, once the queue is done. */
 static void collect_times(const rt_entry *e, cl_entry *ce)
 {
 	for (int i = 0; ce->ev && i < e->nk; i++) {
-		cl_ulong t0 = 0, t1 = 0;
 		if (!ce->ev[i])
 			continue;
-		if (clGetEventProfilingInfo(ce->ev[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) ==
-		            CL_SUCCESS &&
-		    clGetEventProfilingInfo(ce->ev[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) ==
-		            CL_SUCCESS)
-			rt_exec_add_seconds(e, i, (double)(t1 - t0) * 1e-9);
+		double s = cl_event_seconds(ce->ev[i]);
+		if (s >= 0)
+			rt_exec_add_seconds(e, i, s);
 		clReleaseEvent(ce->ev[i]);
 		ce->ev[i] = NULL;
 	}
@@ -757,6 +758,7 @@ static void cl_free(rt_device *d)
 		if (ce->arena)
 			clReleaseMemObject(ce->arena);
 		free(ce->k);
+		free(ce->choice);
 		free(ce->ev);
 		free(ce->mem);
 		free(ce->bound);
@@ -785,7 +787,7 @@ static void cl_free(rt_device *d)
 	free(c);
 }
 
-static const rt_device_ops cl_ops = { cl_submit, cl_wait, cl_sync, cl_invalidate, cl_free };
+static const rt_device_ops cl_ops = { cl_submit, cl_wait, cl_sync, cl_invalidate, cl_tune, cl_free };
 
 static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 {
@@ -803,9 +805,16 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 	if (rc != CL_SUCCESS)
 		return cl_fail(err, errlen, rc, "cannot make a queue on %s", c->base.name);
 	const rt_program *p = c->base.p;
-	if (!(c->ent = calloc((size_t)p->nentries + 1, sizeof *c->ent)))
+	c->nparts = count_parts(p);
+	source_key(c, &c->source_key);
+	int ok = (c->ent = calloc((size_t)p->nentries + 1, sizeof *c->ent)) &&
+	         (c->part = calloc((size_t)c->nparts + 1, sizeof *c->part));
+	for (int i = 0; ok && i < p->nentries; i++)
+		ok = (c->ent[i].choice = calloc((size_t)p->entries[i].nk + 1, sizeof(int))) != NULL;
+	if (!ok)
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "opening the device");
-	if (build_all(c, err, errlen))
+	cl_tuning_load(c);
+	if (build_chosen(c, err, errlen))
 		return RT_ERR;
 	for (int i = 0; i < p->nentries; i++)
 		if (make_kernels(c, &p->entries[i], &c->ent[i], err, errlen))

@@ -60,13 +60,13 @@ static void header(const rt_cl_key *k, size_t len, unsigned char *h)
 	put64(h + 24, len);
 }
 
-int rt_cl_cache_path(const rt_cl_key *k, char *path, size_t len)
+int rt_cl_cache_path(const rt_cl_key *k, const char *ext, char *path, size_t len)
 {
 	char dir[4096];
 	if (!rt_cache_dir("DDPMC_CL_CACHE", dir, sizeof dir))
 		return 0;
-	int n = snprintf(path, len, "%s/cl-%016llx%016llx.bin", dir, (unsigned long long)k->h[0],
-	                 (unsigned long long)k->h[1]);
+	int n = snprintf(path, len, "%s/cl-%016llx%016llx%s", dir, (unsigned long long)k->h[0],
+	                 (unsigned long long)k->h[1], ext);
 	return n > 0 && (size_t)n < len;
 }
 
@@ -74,7 +74,7 @@ unsigned char *rt_cl_cache_load(const rt_cl_key *k, size_t *len)
 {
 	char path[4200];
 	unsigned char h[HEADER], want[HEADER], *bin = NULL;
-	if (!rt_cl_cache_path(k, path, sizeof path))
+	if (!rt_cl_cache_path(k, ".bin", path, sizeof path))
 		return NULL;
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -94,21 +94,40 @@ unsigned char *rt_cl_cache_load(const rt_cl_key *k, size_t *len)
 	return bin;
 }
 
-void rt_cl_cache_store(const rt_cl_key *k, const unsigned char *bin, size_t len)
+/* head then body into path, through a temporary file and a rename; 0 or -1. */
+static int write_atomically(char *path, const void *head, size_t hlen, const void *body, size_t blen)
 {
-	char path[4200], tmp[4300];
-	unsigned char h[HEADER];
-	if (!bin || !len || !rt_cl_cache_path(k, path, sizeof path) || rt_make_parents(path))
-		return;
+	char tmp[4300];
+	if (rt_make_parents(path))
+		return -1;
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
 	FILE *f = fopen(tmp, "wb");
 	if (!f)
-		return;
-	header(k, len, h);
-	int ok = fwrite(h, 1, HEADER, f) == HEADER && fwrite(bin, 1, len, f) == len;
+		return -1;
+	int ok = fwrite(head, 1, hlen, f) == hlen && fwrite(body, 1, blen, f) == blen;
 	ok = fflush(f) == 0 && ok;
 	ok = fsync(fileno(f)) == 0 && ok;
 	ok = fclose(f) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0)
-		remove(tmp);
+	if (ok && rename(tmp, path) == 0)
+		return 0;
+	remove(tmp);
+	return -1;
+}
+
+void rt_cl_cache_store(const rt_cl_key *k, const unsigned char *bin, size_t len)
+{
+	char path[4200];
+	unsigned char h[HEADER];
+	if (!bin || !len || !rt_cl_cache_path(k, ".bin", path, sizeof path))
+		return;
+	header(k, len, h);
+	write_atomically(path, h, HEADER, bin, len);
+}
+
+int rt_cl_cache_put(const rt_cl_key *k, const char *ext, const char *text, size_t len, char *path,
+                    size_t pathlen)
+{
+	if (!rt_cl_cache_path(k, ext, path, pathlen))
+		return -1;
+	return write_atomically(path, "", 0, text, len);
 }

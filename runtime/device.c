@@ -28,7 +28,7 @@ static void cpu_free(rt_device *d)
 	free(d);
 }
 
-static const rt_device_ops cpu_ops = { cpu_submit, NULL, cpu_sync, cpu_invalidate, cpu_free };
+static const rt_device_ops cpu_ops = { cpu_submit, NULL, cpu_sync, cpu_invalidate, NULL, cpu_free };
 
 /* Every kernel needs its C function (fn -1: compiled for OpenCL only). */
 static rt_device *cpu_open(const rt_program *p, int threads, char *err, size_t errlen)
@@ -140,6 +140,15 @@ int rt_device_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen)
 void rt_device_invalidate(rt_device *d, rt_tensorset *state)
 {
 	d->ops->invalidate(d, state);
+}
+
+int rt_device_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen)
+{
+	if (d->ops->tune)
+		return d->ops->tune(d, state, log, err, errlen);
+	snprintf(err, errlen, "tune times the OpenCL kernels' variants: give --device opencl (the CPU's "
+	         "kernels are tuned when compiling: ddpmc compile --tune)");
+	return RT_ERR;
 }
 
 const char *rt_device_name(const rt_device *d)

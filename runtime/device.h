@@ -73,6 +73,15 @@ int rt_device_sync(rt_device *d, rt_tensorset *state, char *err, size_t errlen);
 /* The host changed `state`: the next run uploads its tensors again. */
 void rt_device_invalidate(rt_device *d, rt_tensorset *state);
 
+/* Tuning (OpenCL): runs each entry that has kernels with variants
+ * (program.h, "alts") once from `state` and zero inputs, times every
+ * variant of those kernels on the device, launches the fastest from then
+ * on and keeps the choice in the cache folder beside the program binaries
+ * (a file per source, device, driver and platform, read at every open).
+ * A line per entry goes to log. The CPU has none: RT_ERR with a message
+ * (its kernels are tuned by ddpmc compile --tune). */
+int rt_device_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen);
+
 /* "cpu (8 threads)" or "OpenCL 0.1: NVIDIA H200 (NVIDIA CUDA)" (the
  * device's name, then its platform's). */
 const char *rt_device_name(const rt_device *d);

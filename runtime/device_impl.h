@@ -15,6 +15,7 @@ typedef struct {
 	int (*wait)(rt_device *d, char *err, size_t errlen);    /* NULL: submit completes runs */
 	int (*sync)(rt_device *d, rt_tensorset *state, char *err, size_t errlen);
 	void (*invalidate)(rt_device *d, rt_tensorset *state);
+	int (*tune)(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen);    /* NULL: none */
 	void (*free)(rt_device *d);
 } rt_device_ops;
 
@@ -35,7 +36,8 @@ int rt_cl_list(FILE *f);
  * $DDPMC_CL_CACHE, else $XDG_CACHE_HOME/ddpmc, else ~/.cache/ddpmc.
  * The key is a hash of everything the binary depends on (the source, the
  * build options, the device's name, its driver and platform versions).
- * rt_cl_cache_path: the file for `key` (0 when there is no cache folder);
+ * rt_cl_cache_path: the file for `key` with extension ext (".bin" for a
+ * binary; 0 when there is no cache folder);
  * rt_cl_cache_load: the binary (malloc'd, *len bytes) or NULL when absent
  * or malformed; rt_cl_cache_store writes it atomically (temporary file and
  * rename) and quietly does nothing when it cannot. */
@@ -46,8 +48,12 @@ typedef struct {
 void rt_cl_key_init(rt_cl_key *k);
 /* Adds len and the bytes, so that fields cannot run into each other. */
 void rt_cl_key_add(rt_cl_key *k, const void *bytes, size_t len);
-int rt_cl_cache_path(const rt_cl_key *k, char *path, size_t len);
+int rt_cl_cache_path(const rt_cl_key *k, const char *ext, char *path, size_t len);
 unsigned char *rt_cl_cache_load(const rt_cl_key *k, size_t *len);
 void rt_cl_cache_store(const rt_cl_key *k, const unsigned char *bin, size_t len);
+/* text[0..len) as the cache's file for k with extension ext, atomically;
+ * its path into path. 0, or -1 (no cache folder, or it cannot be written). */
+int rt_cl_cache_put(const rt_cl_key *k, const char *ext, const char *text, size_t len, char *path,
+                    size_t pathlen);
 
 #endif

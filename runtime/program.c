@@ -222,28 +222,49 @@ static int parse_buffer_list(parser *ps, const rt_entry *e, const char *where, c
 	return RT_OK;
 }
 
-/* "cl": {"name", "part", "args": [buffer index, ...], "global": G, "local": L}. */
-static int parse_cl(parser *ps, const rt_entry *e, const char *where, const rt_json *o,
-                    rt_cl_launch *cl)
+/* {"name", "part", "global": G, "local": L}: a launch's variant. */
+static int parse_variant(parser *ps, const char *where, const rt_json *o, rt_cl_variant *v)
 {
-	const rt_json *args = NULL;
 	int64_t part = 0;
 	if (o->type != RT_JOBJ)
-		return bad(ps, where, "'cl' must be an object");
-	if (get_str(ps, o, "name", where, &cl->name) || get_int(ps, o, "part", where, 0, &part) ||
-	    get_arr(ps, o, "args", where, &args) ||
-	    get_int(ps, o, "global", where, 1, &cl->global) ||
-	    get_int(ps, o, "local", where, 1, &cl->local))
+		return bad(ps, where, "a launch must be an object");
+	if (get_str(ps, o, "name", where, &v->name) || get_int(ps, o, "part", where, 0, &part) ||
+	    get_int(ps, o, "global", where, 1, &v->global) || get_int(ps, o, "local", where, 1, &v->local))
 		return RT_ERR;
-	if (!cl->name[0])
+	if (!v->name[0])
 		return bad(ps, where, "the OpenCL kernel name is empty");
 	if (part >= RT_CL_MAX_PARTS)
 		return bad(ps, where, "part %lld is not below %d", (long long)part, RT_CL_MAX_PARTS);
-	cl->part = (int)part;
-	if (cl->global % cl->local)
-		return bad(ps, where, "global %lld is not a multiple of local %lld",
-		           (long long)cl->global, (long long)cl->local);
-	if (parse_buffer_list(ps, e, where, "cl.args", args, &cl->args, &cl->nargs))
+	v->part = (int)part;
+	if (v->global % v->local)
+		return bad(ps, where, "global %lld is not a multiple of local %lld", (long long)v->global,
+		           (long long)v->local);
+	return RT_OK;
+}
+
+/* "cl": a variant, "args": [buffer index, ...] and optionally "alts":
+ * [variant, ...]. */
+static int parse_cl(parser *ps, const rt_entry *e, const char *where, const rt_json *o,
+                    rt_cl_launch *cl)
+{
+	const rt_json *args = NULL, *alts = rt_json_get(o, "alts");
+	char at[128];
+	if (o->type != RT_JOBJ)
+		return bad(ps, where, "'cl' must be an object");
+	if (alts && alts->type != RT_JARR)
+		return bad(ps, where, "cl.alts must be an array");
+	int n = 1 + (alts ? alts->n : 0);
+	if (n > RT_CL_MAX_VARIANTS)
+		return bad(ps, where, "%d launches, at most %d", n, RT_CL_MAX_VARIANTS);
+	if (!(cl->v = calloc((size_t)n, sizeof *cl->v)))
+		return bad(ps, where, "out of memory");
+	for (cl->nv = 0; cl->nv < n; cl->nv++) {
+		snprintf(at, sizeof at, cl->nv ? "%s.cl.alts[%d]" : "%s", where, cl->nv - 1);
+		if (parse_variant(ps, at, cl->nv ? &alts->kids[cl->nv - 1] : o, &cl->v[cl->nv]))
+			return RT_ERR;
+	}
+	if (get_arr(ps, o, "args", where, &args) ||
+	    parse_buffer_list(ps, e, where, "cl.args", args, &cl->args, &cl->nargs))
 		return RT_ERR;
 	for (int j = 0; j < cl->nargs; j++)
 		if (e->buf[cl->args[j]].kind == RT_BUF_TEMP)
@@ -270,7 +291,7 @@ static int parse_kernel(parser *ps, const rt_entry *e, const char *ewhere, int i
 	if (cl && cl->type != RT_JNULL && parse_cl(ps, e, where, cl, &k->cl))
 		return RT_ERR;
 	if (k->fn_index < 0) {
-		if (!k->cl.name)
+		if (!k->cl.nv)
 			return bad(ps, where, "fn -1 (no CPU code) and no 'cl' launch either");
 		return RT_OK;
 	}
@@ -402,6 +423,7 @@ void rt_program_free(rt_program *p)
 		/* k[nk] is the kernel whose parse failed (or zeroed): it may hold args */
 		for (int k = 0; p->entries[i].k && k <= p->entries[i].nk; k++) {
 			free(p->entries[i].k[k].cl.args);
+			free(p->entries[i].k[k].cl.v);
 			free(p->entries[i].k[k].args);
 		}
 		rt_exec_ctx_free(p->entries[i].ctx);

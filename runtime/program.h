@@ -24,7 +24,8 @@
  *       "buffers": [{"kind": "param"|"input"|"output"|"temp"|"const",
  *                    "name", "dtype", "shape", "offset"}, ...],
  *       "kernels": [{"fn", "args": [i, ...], "rows", "name", "flops",
- *                    "cl": {"name", "part", "args": [i, ...], "global": G, "local": L}},
+ *                    "cl": {"name", "part", "args": [i, ...], "global": G, "local": L,
+ *                           "alts": [{"name", "part", "global": G, "local": L}, ...]}},
  *                   ...]}, ...]}
  * temp offsets are bytes into the entry's arena, const offsets bytes into
  * the program data. Keys other than these are ignored (kept in .json).
@@ -38,7 +39,10 @@
  * bytes even when arena_bytes is 0; temps are read at their offsets
  * inside it), then the buffers "args" names by index, in order, each a
  * __global pointer to its dtype's storage (f32 float, i32 int, f16 half,
- * bf16 ushort). args never names a temp. */
+ * bf16 ushort). args never names a temp. "alts" (optional) are other
+ * launches that compute the same with the same arguments (another kernel
+ * of the source, or the same one in other work-groups): `tune` times them
+ * on the device and the runtime launches the one it chose (runtime/cl.c). */
 #ifndef DDPMC_RUNTIME_PROGRAM_H
 #define DDPMC_RUNTIME_PROGRAM_H
 
@@ -63,14 +67,19 @@ typedef struct {
 	int64_t offset;         /* temp: into the arena; const: into the data */
 } rt_buffer;
 
-enum { RT_CL_MAX_PARTS = 4096 };
+enum { RT_CL_MAX_PARTS = 4096, RT_CL_MAX_VARIANTS = 16 };
 
 typedef struct {
-	const char *name;       /* the OpenCL kernel's name; NULL: no OpenCL code */
+	const char *name;       /* the OpenCL kernel's name */
 	int part;               /* the program part that defines it */
-	int *args;              /* buffer indices after the arena */
-	int nargs;
 	int64_t global, local;
+} rt_cl_variant;
+
+typedef struct {
+	rt_cl_variant *v;       /* v[0]: the compiler's choice; v[1..nv): "alts"; NULL: no OpenCL code */
+	int nv;
+	int *args;              /* buffer indices after the arena, the same for every variant */
+	int nargs;
 } rt_cl_launch;
 
 typedef struct {

@@ -10,6 +10,10 @@
  *     rt_device_invalidate uploads the host's values again;
  *   - the program binary cache: a file appears, a second open reads it
  *     (and leaves it as it was), a corrupt one is rebuilt;
+ *   - tuning: a kernel's variants ("alts") timed, the fastest launched
+ *     from then on and kept in a file the next open follows (only the
+ *     parts its choices need are built); a damaged file is reported and
+ *     ignored;
  *   - errors: a source that does not build (the device named, the build
  *     log on stderr), bad specs, a program without OpenCL code, one
  *     without CPU code on "cpu", and no OpenCL platform at all (this
@@ -64,27 +68,33 @@ static void json_with(char *buf, size_t len, const char *kernel1)
 	         kernel1);
 }
 
-static const char source[] =
-	"__kernel void scale(__global uchar *arena, __global const float *a,\n"
-	"                    __global const float *c, __global const int *k)\n"
-	"{\n"
-	"	size_t i = get_global_id(0);\n"
-	"	__global float *t = (__global float *)(arena + 16);\n"
-	"	t[i] = 2.0f * a[i] + c[i] + (float)k[i];\n"
+#define SCALE_SOURCE \
+	"__kernel void scale(__global uchar *arena, __global const float *a,\n" \
+	"                    __global const float *c, __global const int *k)\n" \
+	"{\n" \
+	"	size_t i = get_global_id(0);\n" \
+	"	__global float *t = (__global float *)(arena + 16);\n" \
+	"	t[i] = 2.0f * a[i] + c[i] + (float)k[i];\n" \
 	"}\n"
-	"__kernel void add_w(__global uchar *arena, __global const float *w, __global float *y)\n"
-	"{\n"
-	"	size_t i = get_global_id(0);\n"
-	"	__global const float *t = (__global const float *)(arena + 16);\n"
-	"	y[i] = t[i] + w[i % 4];\n"
+/* add_w as kernel `name`, y = t + w[i % 4] + s: `extra` declares s */
+#define ADD_W_SOURCE(name, extra) \
+	"__kernel void " name "(__global uchar *arena, __global const float *w, __global float *y)\n" \
+	"{\n" \
+	"	size_t i = get_global_id(0);\n" \
+	"	__global const float *t = (__global const float *)(arena + 16);\n" extra \
+	"	y[i] = t[i] + w[i % 4] + s;\n" \
 	"}\n"
-	"__kernel void update(__global uchar *arena, __global float *w, __global int *n)\n"
-	"{\n"
-	"	size_t i = get_global_id(0);\n"
-	"	w[i] += 1.0f;\n"
-	"	if (i == 0)\n"
-	"		n[0] += 1;\n"
-	"}\n";
+#define UPDATE_SOURCE \
+	"__kernel void update(__global uchar *arena, __global float *w, __global int *n)\n" \
+	"{\n" \
+	"	size_t i = get_global_id(0);\n" \
+	"	w[i] += 1.0f;\n" \
+	"	if (i == 0)\n" \
+	"		n[0] += 1;\n" \
+	"}\n"
+#define NO_EXTRA "	const float s = 0;\n"
+
+static const char source[] = SCALE_SOURCE ADD_W_SOURCE("add_w", NO_EXTRA) UPDATE_SOURCE;
 
 static float data[1 + N];       /* c at byte 4: c[i] = i / 8 */
 static char cache_dir[128];
@@ -138,14 +148,14 @@ static void test_parse_cl(void **unused)
 		assert_int_equal(e->k[k].fn_index, -1);
 	}
 	const rt_cl_launch *l = &e->k[0].cl;
-	assert_string_equal(l->name, "scale");
+	assert_string_equal(l->v[0].name, "scale");
 	assert_int_equal(l->nargs, 3);
 	assert_int_equal(l->args[0], 1);
 	assert_int_equal(l->args[1], 5);
 	assert_int_equal(l->args[2], 2);
-	assert_int_equal(l->global, 8);
-	assert_int_equal(l->local, 4);
-	assert_string_equal(e->k[2].cl.name, "update");
+	assert_int_equal(l->v[0].global, 8);
+	assert_int_equal(l->v[0].local, 4);
+	assert_string_equal(e->k[2].cl.v[0].name, "update");
 	rt_program_free(&p);
 }
 
@@ -170,6 +180,11 @@ static void test_parse_cl_errors(void **unused)
 		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 4096, \"args\": [0],"
 		  " \"global\": 8, \"local\": 8}}", "part 4096 is not below 4096" },
 		{ "{\"fn\": -1, \"rows\": 8, \"cl\": [1]}", "'cl' must be an object" },
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [0], \"global\": 8,"
+		  " \"local\": 8, \"alts\": 3}}", "cl.alts must be an array" },
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [0], \"global\": 8,"
+		  " \"local\": 8, \"alts\": [{\"name\": \"b\", \"part\": 1, \"global\": 8, \"local\": 3}]}}",
+		  ".cl.alts[0]: global 8 is not a multiple of local 3" },
 		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [\"w\"], \"global\": 8,"
 		  " \"local\": 8}}", "cl.args[0] must be a buffer index" },
 	};
@@ -178,7 +193,7 @@ static void test_parse_cl_errors(void **unused)
 		rt_program p;
 		json_with(json, sizeof json, bad[i][0]);
 		int rc = parse(json, &p, err, sizeof err);
-		if (rc != RT_ERR || !tu_starts(err, "program: entries[0] (step).kernels[1]: ") ||
+		if (rc != RT_ERR || !tu_starts(err, "program: entries[0] (step).kernels[1]") ||
 		    !strstr(err, bad[i][1]))
 			fail_msg("case %d: rc %d, message '%s', expected '%s'", i, rc, err, bad[i][1]);
 	}
@@ -398,7 +413,7 @@ static void test_cache(void **unused)
 	rt_program_free(&p);
 }
 
-/* --- errors -------------------------------------------------------------------- */
+/* --- tuning -------------------------------------------------------------------- */
 
 /* stderr of rt_device_open(p, spec) into log; returns the device. */
 static rt_device *open_capturing(const rt_program *p, const char *spec, char *err, size_t errlen,
@@ -409,6 +424,132 @@ static rt_device *open_capturing(const rt_program *p, const char *spec, char *er
 	tu_capture_end(&c, log, loglen);
 	return d;
 }
+
+/* add_w in three variants: the compiler's choice (part 0) and one other
+ * (part 1) slow, spinning on sin(); the fast one in part 1. The slow
+ * other adds 1 to y, so that a run shows when a file chooses it. */
+#define K_ADD_VARIANTS \
+	"{\"fn\": -1, \"rows\": 8, \"name\": \"k1_add\", \"flops\": 8," \
+	" \"cl\": {\"name\": \"add_w_slow\", \"part\": 0, \"args\": [0, 4], \"global\": 8, \"local\": 8," \
+	" \"alts\": [{\"name\": \"add_w\", \"part\": 1, \"global\": 8, \"local\": 4}," \
+	"  {\"name\": \"add_w_plus1\", \"part\": 1, \"global\": 8, \"local\": 8}]}}"
+#define SPIN \
+	"	float s = 0;\n" \
+	"	for (int r = 0; r < 100000; r++)\n" \
+	"		s += sin(s + t[i]) * 0.0f;\n"
+static const char tuned_source[] =
+	"/* tuning test */\n"
+	"#ifdef DDPMC_PART_0\n" SCALE_SOURCE ADD_W_SOURCE("add_w_slow", SPIN) UPDATE_SOURCE "#endif\n"
+	"#ifdef DDPMC_PART_1\n" ADD_W_SOURCE("add_w", NO_EXTRA) ADD_W_SOURCE("add_w_plus1", SPIN "	s += 1;\n")
+	"#endif\n";
+
+static void load_tuned(rt_program *p)
+{
+	char json[4096], err[512];
+	json_with(json, sizeof json, K_ADD_VARIANTS);
+	if (parse(json, p, err, sizeof err) != RT_OK)
+		fail_msg("rt_program_parse: %s", err);
+	p->cl_source = tuned_source;
+	p->cl_source_len = (int64_t)strlen(tuned_source);
+}
+
+/* Opens p (its stderr into log), runs it once and checks y for w = 1
+ * plus `extra`. */
+static void tuned_run(const rt_program *p, float extra, char *log, size_t len)
+{
+	rt_tensorset state = { 0 }, in = { 0 }, out = { 0 };
+	char err[1024];
+	make_state(p, &state);
+	make_inputs(&in);
+	rt_device *d = open_capturing(p, "opencl", err, sizeof err, log, len);
+	if (!d)
+		fail_msg("rt_device_open: %s", err);
+	run_ok(d, p, &state, &in, &out);
+	check_y(&out, 1 + extra, "a tuned run");
+	rt_device_free(d);
+	rt_set_free(&state);
+	rt_set_free(&in);
+	rt_set_free(&out);
+}
+
+/* The one tuning file (its path in buf) and its line for add_w_slow. */
+static void tuning_line(char *path, size_t len, char *line, size_t linelen)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "ls '%s'/cl-*.tune", cache_dir);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	if (!fgets(path, (int)len, f))
+		fail_msg("no tuning file in %s", cache_dir);
+	pclose(f);
+	path[strcspn(path, "\n")] = 0;
+	line[0] = 0;
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, (int)linelen, f) && strncmp(line, "add_w_slow\t", 11) != 0)
+		;
+	fclose(f);
+	if (strncmp(line, "add_w_slow\t", 11) != 0)
+		fail_msg("%s has no line for add_w_slow", path);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_tuning(void **unused)
+{
+	rt_program p;
+	rt_tensorset state = { 0 }, in = { 0 }, out = { 0 };
+	char err[1024], log[8192], path[1024], line[1024];
+	load_tuned(&p);
+	/* untuned: the compiler's choices, part 0 alone built */
+	tuned_run(&p, 0, log, sizeof log);
+	CONTAINS(log, "built 1 of 1 OpenCL programs");
+	/* tune: the fast variant chosen, launched at once and kept */
+	make_state(&p, &state);
+	make_inputs(&in);
+	rt_device *d = open_ok(&p);
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	tu_capture c = tu_capture_begin();
+	int rc = rt_device_tune(d, &state, f, err, sizeof err);
+	tu_capture_end(&c, log, sizeof log);
+	if (rc != RT_OK)
+		fail_msg("rt_device_tune: %s", err);
+	CONTAINS(log, "built 1 of 1 OpenCL programs");
+	rewind(f);
+	log[fread(log, 1, sizeof log - 1, f)] = 0;
+	fclose(f);
+	print_message("    %s", log);
+	CONTAINS(log, "tune: step: 1 kernels with variants, 1 changed", "tune: kept in ");
+	tuning_line(path, sizeof path, line, sizeof line);
+	if (strncmp(line, "add_w_slow\t1\t", 13) != 0)
+		fail_msg("tuning chose other than the fast variant: %s", line);
+	run_ok(d, &p, &state, &in, &out);
+	check_y(&out, 2, "the run after tuning");
+	rt_device_free(d);
+	/* the next open follows the file: its choice 2 adds 1 */
+	write_text(path, "# edited\nadd_w_slow\t2\t1 2 3\n");
+	tuned_run(&p, 1, log, sizeof log);
+	/* a damaged file: reported, ignored */
+	write_text(path, "add_w_slow\t7\n");
+	tuned_run(&p, 0, log, sizeof log);
+	CONTAINS(log, "warning: OpenCL tuning file ", ".tune:1: 'add_w_slow' has variants 0 to 2, not 7; "
+	         "ignored: every kernel runs the compiler's choice");
+	write_text(path, "nothing here\n");
+	tuned_run(&p, 0, log, sizeof log);
+	CONTAINS(log, ".tune:1: expected a kernel's name, a tab and its variant");
+	rt_set_free(&state);
+	rt_set_free(&in);
+	rt_set_free(&out);
+	rt_program_free(&p);
+}
+
+/* --- errors -------------------------------------------------------------------- */
 
 static void test_build_failure(void **unused)
 {
@@ -432,13 +573,13 @@ static void test_launch_mismatch(void **unused)
 	rt_program p;
 	char err[1024];
 	load(&p, source);
-	p.entries[0].k[1].cl.name = "nonexistent";
+	p.entries[0].k[1].cl.v[0].name = "nonexistent";
 	assert_null(rt_device_open(&p, "opencl", 0, err, sizeof err));
 	CONTAINS(err, "step kernel 1 (k1_add): no kernel of its name", "CL_INVALID_KERNEL_NAME");
-	p.entries[0].k[1].cl.name = "scale";
+	p.entries[0].k[1].cl.v[0].name = "scale";
 	assert_null(rt_device_open(&p, "opencl", 0, err, sizeof err));
 	CONTAINS(err, "'scale' takes 4 arguments, the launch gives 3");
-	p.entries[0].k[1].cl.name = "add_w";
+	p.entries[0].k[1].cl.v[0].name = "add_w";
 	p.entries[0].k[1].cl.nargs = 1;
 	assert_null(rt_device_open(&p, "opencl", 0, err, sizeof err));
 	CONTAINS(err, "'add_w' takes 3 arguments, the launch gives 2");
@@ -542,6 +683,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_run_and_coherence),
 		cmocka_unit_test(test_queued_runs),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_tuning),
 		cmocka_unit_test(test_build_failure),
 		cmocka_unit_test(test_launch_mismatch),
 		cmocka_unit_test(test_bad_specs),

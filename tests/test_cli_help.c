@@ -173,7 +173,7 @@ static int teardown(void **unused)
 static void test_docs_match_help(void **unused)
 {
 	static const char *const ddpmc_cmds[] = { "compile", "inspect", "graph", "run" };
-	static const char *const exe_cmds[] = { "train", "sample", "eval", "export", "info" };
+	static const char *const exe_cmds[] = { "train", "sample", "eval", "export", "tune", "info" };
 	const char *doc = read_doc();
 	flag_set help, docs, shared;
 	char heading[96];

@@ -28,6 +28,9 @@
 /* --- the kernel cases, through the runtime's OpenCL device ---------------- */
 
 static const cl_target *target;         /* what backend_run renders for (NULL: the default) */
+static int variant;     /* backend_run launches each kernel's variant `variant` where it has one */
+static int swapped;     /* launches that ran a variant other than the compiler's */
+static int widest;      /* of those, launches of 8 x 8 micro-tiles */
 
 static void put_launch(rt_strbuf *b, int e, int k, void *ctx)
 {
@@ -50,6 +53,14 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	rt_strbuf src = { 0 }, json = { 0 }, data = { 0 };
 	cl_launch **l = cl_render(&p, 1, target, &src);
 	assert_non_null(l);
+	for (int i = 0; variant && i < p->nk; i++)
+		if (l[0][i].nv > variant) {
+			cl_variant t = l[0][i].v[0];
+			l[0][i].v[0] = l[0][i].v[variant];
+			l[0][i].v[variant] = t;
+			swapped++;
+			widest += strstr(l[0][i].v[0].name, "_m8x8") != NULL;
+		}
 	kir_describe_opts opts = { 1, put_launch, l };
 	kir_describe(g, "case.lua", &p, 1, &opts, &json, &data);
 	rt_program prog;
@@ -122,7 +133,7 @@ static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
 			continue;
 		char *text = kernel_text(src.p, k->name);
 		assert_true(split < 2);
-		groups[split] = l[0][i].global / l[0][i].local;
+		groups[split] = l[0][i].v[0].global / l[0][i].v[0].local;
 		print_message("    %s: %lld blocks, %lld work-groups for %d compute units x %d\n", k->name,
 		              (long long)k->ext[0], (long long)groups[split], t->compute_units, t->groups_per_unit);
 		if (k->ext[0] < 2 || !strstr(text, "__local float ta") || !strstr(text, "const IDX v0 = bat;") ||
@@ -165,6 +176,56 @@ static void split_weight_gradient_matches_interpreter(void **unused)
 	target = &small;
 	print_message("    for 2 compute units: %.3g\n", check_entry(g, "main", &in, NULL, 1e-4));
 	target = NULL;
+	rt_set_free(&in);
+	ir_free(g);
+}
+
+/* --- the variants tune chooses from ------------------------------------------- */
+
+/* Contractions with sides of 130 and 135 points (micro-tiles up to 8 x 8),
+ * a convolution and its gradients (the weight gradient's partials tiled
+ * by image blocks), long reductions (work-group variants) and a long
+ * elementwise kernel (67950 points: work-group sizes of its launch). */
+static const char *variants_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local a = ddpm.input('a', { 130, 37 })\n"
+	"local b = ddpm.input('b', { 37, 135 })\n"
+	"local x = ddpm.param('x', { 3, 5, 13, 11 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local w = ddpm.param('w', { 19, 5, 3, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local y = ddpm.conv2d(x, w, { padding = 1 })\n"
+	"local g = ddpm.grad(y, { x, w }, ddpm.input('seed', y:shape()))\n"
+	"local long = ddpm.input('long', { 3, 150, 151 })\n"
+	"ddpm.entry('main', { mm = a:matmul(b), tb = b:transpose(0, 1):matmul(a:transpose(0, 1)),\n"
+	"  y = y, gx = g[1], gw = g[2], s = long:sigmoid() * 2, m = long:mean({ 1, 2 }),\n"
+	"  v = long:var(-1) })\n";
+
+/* Every variant `tune` may launch computes what the compiler's choice
+ * does: each kernel launches its variant v (where it has one) for v = 1,
+ * 2, ..., against the interpreter at the contractions' tolerance;
+ * rendered for the default GPU (small micro-tiles: few work-groups here)
+ * and for one of 2 compute units (4 x 4 first, then up to 8 x 8). */
+static void every_variant_matches_interpreter(void **unused)
+{
+	static const cl_target small = { .compute_units = 2, .groups_per_unit = 1, .max_group = 1024 };
+	const cl_target *targets[] = { NULL, &small };
+	ir_graph *g = load_script(variants_lua, NULL, 0);
+	rt_tensorset in = { 0 };
+	random_inputs(g, &in, -1, 1, 1);
+	for (variant = 1; variant < CL_MAX_VARIANTS; variant++) {
+		int before = swapped;
+		for (int t = 0; t < 2; t++) {
+			target = targets[t];
+			double worst = check_entry(g, "main", &in, NULL, 1e-4);
+			print_message("    variant %d for %d compute units: worst relative difference %.3g\n",
+			              variant, (targets[t] ? targets[t] : &cl_target_default)->compute_units, worst);
+		}
+		if (swapped == before)
+			fail_msg("no kernel has a variant %d", variant);
+	}
+	variant = 0;
+	target = NULL;
+	if (!widest)
+		fail_msg("no kernel ran 8 x 8 micro-tiles");
 	rt_set_free(&in);
 	ir_free(g);
 }
@@ -377,6 +438,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		KERNEL_CASES,
 		cmocka_unit_test(split_weight_gradient_matches_interpreter),
+		cmocka_unit_test(every_variant_matches_interpreter),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
 		cmocka_unit_test(device_index_counts_modulo_the_devices),
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),

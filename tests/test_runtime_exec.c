@@ -27,6 +27,7 @@
 #include "../runtime/main/export.c"
 #include "../runtime/main/eval.c"
 #include "../runtime/main/run.c"
+#include "../runtime/main/tune.c"
 #include "../runtime/main/progress.c"
 #include "../runtime/main/metrics.c"
 #include "../runtime/main/plot.c"

@@ -38,6 +38,7 @@ typedef struct {
 #define SAMPLE CLI_SAMPLE
 #define EVAL CLI_EVAL
 #define EXPORT CLI_EXPORT
+#define TUNE CLI_TUNE
 #define AT(m) offsetof(cli_opts, m)
 static const flag flags[] = {
 	{ "--data", "PATH", F_STR, TRAIN | EVAL, AT(data), 0, 0, 0, "fashion-mnist",
@@ -52,12 +53,14 @@ static const flag flags[] = {
 	  "the PNG grid of the images (none when --out-dir is given alone)" },
 	{ "--out", "DIR", F_STR, EXPORT, AT(out), AT(has_out), 0, 0, "(required)",
 	  "the folder to write (created when absent)" },
-	{ "--seed", "S", F_INT, TRAIN | SAMPLE | EVAL, AT(seed), AT(has_seed), 0, 2147483647, "0",
+	{ "--seed", "S", F_INT, TRAIN | SAMPLE | EVAL | TUNE, AT(seed), AT(has_seed), 0, 2147483647, "0",
 	  "the random seed: the same seed gives the same images, whatever the threads" },
 	{ "--threads", "N", F_INT, TRAIN | SAMPLE | EVAL, AT(threads), 0, 1, 1024, "(one per core)",
 	  "CPU threads (--device cpu)" },
 	{ "--device", "DEV", F_STR, TRAIN | SAMPLE | EVAL, AT(device), 0, 0, 0, "cpu",
 	  "where the kernels run: cpu, opencl, opencl:N, opencl:P.D, or list (prints them)" },
+	{ "--device", "DEV", F_STR, TUNE, AT(device), 0, 0, 0, "opencl",
+	  "the OpenCL device to tune for: opencl, opencl:N, opencl:P.D, or list (prints them)" },
 	{ "--resume", NULL, F_BOOL, TRAIN, AT(resume), 0, 0, 0, NULL,
 	  "continue the run in --out from its checkpoint" },
 	{ "--overwrite", NULL, F_BOOL, TRAIN, AT(overwrite), 0, 0, 0, NULL,
@@ -128,6 +131,8 @@ static const struct {
 	  "%s eval --n 1000 --sampler ddim --steps 50" },
 	{ CLI_EXPORT, "export", "a folder diffusers loads (a classifier: DIR/model.safetensors)",
 	  "%s export --ckpt runs/latest/checkpoint.safetensors --out exported" },
+	{ CLI_TUNE, "tune", "times each OpenCL kernel's variants on the device; later runs launch the fastest",
+	  "%s tune --device opencl" },
 	{ CLI_INFO, "info", "the model, its parameters, hyperparameters, entries and kernels",
 	  "%s info" },
 };
@@ -136,6 +141,7 @@ static const struct {
 #undef SAMPLE
 #undef EVAL
 #undef EXPORT
+#undef TUNE
 
 int cli_fail(const cli_opts *o, const char *fmt, ...)
 {
@@ -528,7 +534,7 @@ static void defaults(cli_opts *o, const char *argv0, unsigned cmd)
 	const char *slash = strrchr(argv0, '/');
 	memset(o, 0, sizeof *o);
 	o->prog = slash ? slash + 1 : argv0;
-	o->device = "cpu";      /* --device list, whatever the command */
+	o->device = "cpu";      /* --device list, whatever the command (tune's default: opencl) */
 	for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
 		if ((flags[k].cmds & cmd) && flags[k].dflt && flags[k].dflt[0] != '(' &&
 		    set_flag(o, &flags[k], flags[k].dflt, (char *)o))
@@ -564,7 +570,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, unsigned *which)
 		return 0;
 	}
 	if (!*which)
-		return cli_fail(o, "unknown command '%s' (train, sample, eval, export, info; see %s "
+		return cli_fail(o, "unknown command '%s' (train, sample, eval, export, tune, info; see %s "
 		                "--help)", cmd, o->prog);
 	for (int i = 2; i < argc; i++)
 		if (is_help(argv[i])) {

@@ -1,6 +1,6 @@
 /* cli: the command line of every executable ddpmc compiles (docs/semantics.md §7).
  *
- *   OUT train | sample | eval | export | info [FLAGS]
+ *   OUT train | sample | eval | export | tune | info [FLAGS]
  *   OUT [COMMAND] --help       every flag of the command(s): meaning, default, an example
  *   OUT --version              the ddpmc and LLVM that compiled it, the model, its hash
  *   OUT train|sample|eval --device list    the OpenCL devices (numbered P.D) and the CPU
@@ -329,7 +329,7 @@ int cli_dist_same(const cli_dist *d, int64_t v);
 void cli_dist_close(cli_dist *d, int rc);
 
 enum { CLI_TRAIN = 1, CLI_SAMPLE = 2, CLI_INFO = 4, CLI_EVAL = 8, CLI_EXPORT = 16,
-       CLI_VERSION = 32 };
+       CLI_VERSION = 32, CLI_TUNE = 64 };
 
 /* Parses the command line into *o and *which (a CLI_ command, or 0 when
  * only help was asked for). Returns 0 to go on (or exit 0 if *which is
@@ -346,6 +346,8 @@ int cli_info(const rt_program *p);
 int cli_eval(const cli_opts *o, const rt_program *p);
 /* OUT export [--ckpt FILE] --out DIR [--no-ema] (export.c). */
 int cli_export(const cli_opts *o, const rt_program *p);
+/* OUT tune [--device DEV] [--seed S] (tune.c). */
+int cli_tune(const cli_opts *o, const rt_program *p);
 /* OUT --version: the ddpmc and LLVM versions that compiled it (emb->build),
  * the model and the FNV-1a 64 hash of its descriptor (run.c). */
 int cli_version(const rt_embedded *emb, const rt_program *p);

@@ -1,6 +1,6 @@
 /* run: the command line of a compiled executable, from argv and the
  * embedded program to an exit status: parse (cli.c), load the program,
- * dispatch to train.c, sample.c, eval.c, export.c, cli_info or
+ * dispatch to train.c, sample.c, eval.c, export.c, tune.c, cli_info or
  * cli_version. */
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +35,7 @@ int cli_run(int argc, char **argv, const rt_embedded *emb)
 	p.cl_source_len = emb->cl_source ? emb->cl_source_len : 0;
 	rc = which == CLI_TRAIN ? cli_train(&o, &p) : which == CLI_SAMPLE ? cli_sample(&o, &p)
 	   : which == CLI_EVAL ? cli_eval(&o, &p) : which == CLI_EXPORT ? cli_export(&o, &p)
+	   : which == CLI_TUNE ? cli_tune(&o, &p)
 	   : which == CLI_VERSION ? cli_version(emb, &p) : cli_info(&p);
 	rt_program_free(&p);
 	return rc;

@@ -25,6 +25,14 @@
  *          every work-item accumulates its points from there. Each
  *          point's sum runs in the same order as the point shape's loop.
  *
+ * Variants (cl_launch): the renderer picks each kernel's shape and sizes
+ * without the device, so it also renders those a device may prefer,
+ * which `tune` times there: a tile's other micro-tiles (1 to 8 points a
+ * side; 8 where the side has a whole tile of 128), a group's work-groups
+ * of half and twice the size, a long point kernel's launch in other
+ * work-groups. They go in parts after every kernel's first choice, so
+ * that an open which does not launch them does not build them.
+ *
  * Inside a kernel every needed expression becomes one `const` variable
  * xN, operands first; expressions that do not vary over the reduction are
  * computed once before its loop. */
@@ -34,7 +42,7 @@
 
 #include "cl_render.h"
 
-enum { POINT_LOCAL = 128, SIDE = 16, RC = 16 };
+enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, LONG_POINTS = 1 << 16 };
 
 /* NVIDIA H200, the GPU bench/gpu_check.sh measures: 132 streaming
  * multiprocessors. A tile's 256 work-items are an eighth of what one
@@ -60,6 +68,14 @@ void cl_kir_target(const cl_target *t, kir_target *kt)
 
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
 
+/* A variant (cl_launch) as the renderer's choice overridden: a tile's
+ * micro-tile (ma, mb), a point or group kernel's work-group size (0: the
+ * renderer's). */
+typedef struct {
+	int ma, mb;
+	int local;
+} variant_spec;
+
 typedef struct {
 	const kir_program *p;
 	const kir_kernel *k;
@@ -73,6 +89,8 @@ typedef struct {
 	                           read (the batch); the rest are b's side */
 	int ma, mb;             /* tile: points per work-item along a and b */
 	const cl_target *t;
+	const variant_spec *force;      /* NULL: the renderer's choice */
+	kernel_shape shape;
 	int local;              /* group: work-items per group */
 } renderer;
 
@@ -557,6 +575,10 @@ static void pick_micro_tiles(renderer *r)
 	r->mb = micro_tile(nb);
 	while (tile_groups(na, nb, nbat, r->ma, r->mb) < target_groups(r->t) && (r->ma > 1 || r->mb > 1))
 		*(r->ma >= r->mb ? &r->ma : &r->mb) /= 2;
+	if (r->force && r->force->ma) {
+		r->ma = r->force->ma;
+		r->mb = r->force->mb;
+	}
 }
 
 /* A contraction worth tiling: a sum of a*b over a long reduction, a and b
@@ -612,9 +634,97 @@ static kernel_shape pick_shape(renderer *r)
 	return SHAPE_POINT;
 }
 
-static int group_local(const kir_kernel *k)
+/* Work-items per group of a point or group kernel. */
+static int kernel_local(const renderer *r)
 {
-	return red_points_of(k) >= 4096 ? 256 : 64;
+	if (r->force && r->force->local)
+		return r->force->local;
+	if (r->shape == SHAPE_GROUP)
+		return red_points_of(r->k) >= 4096 ? 256 : 64;
+	return POINT_LOCAL;
+}
+
+/* --- variants ---------------------------------------------------------------- */
+
+static int log2_of(int m)
+{
+	return m >= 8 ? 3 : m >= 4 ? 2 : m >= 2 ? 1 : 0;
+}
+
+/* The largest micro-tile `tune` tries along a side of n points: 8 where
+ * a tile of 128 points fits in the side (its local arrays then take
+ * 2 x RC x 129 floats, 16.5 KiB: every GPU has 32 KiB or more). */
+static int micro_cap(int64_t n)
+{
+	return n >= 8 * SIDE ? 8 : micro_tile(n);
+}
+
+static int tile_distance(const renderer *r, const variant_spec *v)
+{
+	return abs(log2_of(v->ma) - log2_of(r->ma)) + abs(log2_of(v->mb) - log2_of(r->mb));
+}
+
+/* Whether micro-tile v goes before w: nearer the renderer's choice (a
+ * step is a factor of 2 along one side), then more points per work-item
+ * (more reuse of what each stages), then longer along a. */
+static int tile_before(const renderer *r, const variant_spec *v, const variant_spec *w)
+{
+	int dv = tile_distance(r, v), dw = tile_distance(r, w);
+	if (dv != dw)
+		return dv < dw;
+	return v->ma * v->mb != w->ma * w->mb ? v->ma * v->mb > w->ma * w->mb : v->ma > w->ma;
+}
+
+/* A tile's other micro-tiles, the first max in tile_before's order. */
+static int tile_alternatives(const renderer *r, variant_spec *out, int max)
+{
+	variant_spec all[16];
+	int64_t na, nb, nbat;
+	int n = 0;
+	tile_sides(r, &na, &nb, &nbat);
+	for (int ma = 1; ma <= micro_cap(na); ma *= 2)
+		for (int mb = 1; mb <= micro_cap(nb); mb *= 2)
+			if (ma != r->ma || mb != r->mb)
+				all[n++] = (variant_spec){ ma, mb, 0 };
+	for (int i = 1; i < n; i++)     /* insertion sort: 15 at most */
+		for (int j = i; j > 0 && tile_before(r, &all[j], &all[j - 1]); j--) {
+			variant_spec t = all[j];
+			all[j] = all[j - 1];
+			all[j - 1] = t;
+		}
+	n = n < max ? n : max;
+	memcpy(out, all, (size_t)n * sizeof *out);
+	return n;
+}
+
+/* Half and twice the work-items per group, where a kernel has points
+ * enough for the choice to matter (a point kernel) or work-items enough
+ * per group to halve (a group kernel). */
+static int local_alternatives(const renderer *r, variant_spec *out)
+{
+	int L = kernel_local(r), n = 0;
+	if (r->shape == SHAPE_POINT && points_of(r->k) < LONG_POINTS)
+		return 0;
+	if (r->shape == SHAPE_POINT || L > 32)
+		out[n++] = (variant_spec){ 0, 0, L / 2 };
+	if (2 * L <= r->t->max_group)
+		out[n++] = (variant_spec){ 0, 0, 2 * L };
+	return n;
+}
+
+/* The variants `tune` may time besides the renderer's choice. */
+static int alternatives(const renderer *r, variant_spec *out)
+{
+	if (r->shape == SHAPE_TILE)
+		return tile_alternatives(r, out, CL_MAX_VARIANTS - 1);
+	return local_alternatives(r, out);
+}
+
+/* Whether a variant is an OpenCL kernel of its own (a point kernel's
+ * work-group size is only its launch's). */
+static int has_own_source(const renderer *r)
+{
+	return r->shape != SHAPE_POINT;
 }
 
 /* --- kernel shapes --------------------------------------------------------------- */
@@ -736,11 +846,11 @@ static void emit_point(renderer *r, const char *gid)
 	emit_stores(r, 0);
 }
 
-static void render_point(renderer *r, cl_launch *l)
+static void render_point(renderer *r, cl_variant *l)
 {
 	int64_t points = points_of(r->k);
-	l->local = POINT_LOCAL;
-	l->global = (points + POINT_LOCAL - 1) / POINT_LOCAL * POINT_LOCAL;
+	l->local = kernel_local(r);
+	l->global = (points + l->local - 1) / l->local * l->local;
 	rt_sb_printf(r->b, "\tconst IDX gid = get_global_id(0);\n\tif (gid >= %lld)\n\t\treturn;\n",
 	             (long long)points);
 	emit_point(r, "gid");
@@ -748,7 +858,7 @@ static void render_point(renderer *r, cl_launch *l)
 
 /* A batch: one work-item per point of the segments one after the other;
  * each runs its segment's point, in a scope of its own. */
-static void render_batch(renderer *r, cl_launch *l)
+static void render_batch(renderer *r, cl_variant *l)
 {
 	const kir_kernel *k = r->k;
 	int64_t start = 0;
@@ -765,8 +875,8 @@ static void render_batch(renderer *r, cl_launch *l)
 		rt_sb_puts(r->b, "\treturn;\n\t}\n");
 		start += n;
 	}
-	l->local = POINT_LOCAL;
-	l->global = (points_of(k) + POINT_LOCAL - 1) / POINT_LOCAL * POINT_LOCAL;
+	l->local = kernel_local(r);
+	l->global = (points_of(k) + l->local - 1) / l->local * l->local;
 }
 
 /* One work-item's stride over the reduction, L work-items apart. */
@@ -795,10 +905,10 @@ static void emit_group_acc(renderer *r, int j, int L)
 	rt_sb_printf(r->b, "\t\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n\tacc%d = part%d[0];\n", j, j);
 }
 
-static void render_group(renderer *r, cl_launch *l)
+static void render_group(renderer *r, cl_variant *l)
 {
 	const kir_kernel *k = r->k;
-	int L = group_local(k);
+	int L = kernel_local(r);
 	l->local = L;
 	l->global = points_of(k) * L;
 	for (int j = 0; j < k->nacc; j++)
@@ -909,7 +1019,7 @@ static void stage_factor(renderer *r, int f, uint32_t side, int n, int pitch, co
 	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\t%s[rr * %d + i] = val;\n\t}\n", f, into, pitch);
 }
 
-static void render_tile(renderer *r, cl_launch *l)
+static void render_tile(renderer *r, cl_variant *l)
 {
 	const kir_kernel *k = r->k;
 	uint32_t dom = (1u << k->rank) - 1, vb = dom & ~r->va & ~r->vs;
@@ -977,9 +1087,9 @@ static int *kernel_args(const kir_program *p, const char *used, int *nargs)
 	return args;
 }
 
-static void put_signature(rt_strbuf *b, const kir_program *p, const cl_launch *l)
+static void put_signature(rt_strbuf *b, const kir_program *p, const char *name, const cl_launch *l)
 {
-	rt_sb_printf(b, "__kernel void %s(__global uchar *arena", l->name);
+	rt_sb_printf(b, "__kernel void %s(__global uchar *arena", name);
 	for (int i = 0; i < l->nargs; i++)
 		rt_sb_printf(b, ", __global %s *b%d", storage_name(p->buf[l->args[i]].dtype), l->args[i]);
 	rt_sb_puts(b, ")\n{\n");
@@ -997,46 +1107,67 @@ static void put_temps(rt_strbuf *b, const kir_program *p, const char *used)
 	}
 }
 
-static void kernel_name(char *out, size_t len, int entry, const char *name)
+static void kernel_name(char *out, size_t len, int entry, const char *name, const char *suffix)
 {
-	snprintf(out, len, "e%d_%s", entry, name);
+	snprintf(out, len, "e%d_%s%s", entry, name, suffix);
 	for (char *c = out; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
 			*c = '_';
 }
 
-static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, const cl_target *t, rt_strbuf *b,
-                         cl_launch *l)
+static void renderer_close(renderer *r)
 {
-	renderer r = { p, k, b, calloc((size_t)k->nx + 1, sizeof(uint32_t)), calloc((size_t)k->nx + 1, 1),
-	               calloc((size_t)k->nx + 1, 1), 0, -1, -1, 0, 0, 1, 1, t, 0 };
+	free(r->vars);
+	free(r->uses_acc);
+	free(r->done);
+}
+
+/* A renderer of kernel k into b, its shape picked (force: a variant's
+ * override); -1 when out of memory. */
+static int renderer_open(renderer *r, const kir_program *p, const kir_kernel *k, const cl_target *t,
+                         const variant_spec *force, rt_strbuf *b)
+{
+	size_t n = (size_t)k->nx + 1;
+	*r = (renderer){ .p = p, .k = k, .b = b, .t = t, .force = force, .fa = -1, .fb = -1, .ma = 1, .mb = 1 };
+	r->vars = calloc(n, sizeof(uint32_t));
+	r->uses_acc = calloc(n, 1);
+	r->done = calloc(n, 1);
+	if (!r->vars || !r->uses_acc || !r->done) {
+		renderer_close(r);
+		return -1;
+	}
+	analyse(r);
+	r->shape = kir_is_batch(k) ? SHAPE_POINT : pick_shape(r);
+	return 0;
+}
+
+/* Kernel k of entry `entry`, launched as l (its arguments), into b as
+ * OpenCL kernel "e<entry>_<name><suffix>": its variant `force`, or the
+ * renderer's choice. Sets v's name and NDRange. */
+static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, const cl_target *t,
+                         const variant_spec *force, const char *suffix, rt_strbuf *b, const cl_launch *l,
+                         cl_variant *v)
+{
+	renderer r;
 	char *used = buffers_used(p, k);
-	l->args = used ? kernel_args(p, used, &l->nargs) : NULL;
-	if (!r.vars || !r.uses_acc || !r.done || !l->args) {
-		free(r.vars);
-		free(r.uses_acc);
-		free(r.done);
+	if (!used || renderer_open(&r, p, k, t, force, b) < 0) {
 		free(used);
 		return -1;
 	}
-	kernel_name(l->name, sizeof l->name, entry, k->name);
-	analyse(&r);
-	kernel_shape shape = pick_shape(&r);
+	kernel_name(v->name, sizeof v->name, entry, k->name, suffix);
 	rt_sb_printf(b, "\n/* %s: %s */\n", k->name, k->ops ? k->ops : "");
-	put_signature(b, p, l);
+	put_signature(b, p, v->name, l);
 	put_temps(b, p, used);
 	if (kir_is_batch(k))
-		render_batch(&r, l);
-	else if (shape == SHAPE_TILE)
-		render_tile(&r, l);
-	else if (shape == SHAPE_GROUP)
-		render_group(&r, l);
+		render_batch(&r, v);
+	else if (r.shape == SHAPE_TILE)
+		render_tile(&r, v);
+	else if (r.shape == SHAPE_GROUP)
+		render_group(&r, v);
 	else
-		render_point(&r, l);
+		render_point(&r, v);
 	rt_sb_puts(b, "}\n");
-	free(r.vars);
-	free(r.uses_acc);
-	free(r.done);
+	renderer_close(&r);
 	free(used);
 	return 0;
 }
@@ -1057,48 +1188,97 @@ static int needs_wide_index(kir_program **progs, int n)
 	return 0;
 }
 
+/* The source's parts as they are written. */
+typedef struct {
+	rt_strbuf *src;
+	const cl_target *t;
+	int part;               /* the open part; -1 before the first */
+	size_t start;           /* where it starts in src */
+	int closed;             /* the next kernel opens a new part, however full this one */
+} part_writer;
+
 /* Opens the first part, or a new one once the open part has
- * t->part_bytes of source; returns the part the next kernel goes in. */
-static int part_for_next(rt_strbuf *src, const cl_target *t, int part, size_t *start)
+ * t->part_bytes of source or is closed; returns the part the next
+ * kernel goes in. */
+static int next_part(part_writer *w)
 {
-	if (part >= 0 && (int64_t)(src->len - *start) < t->part_bytes)
-		return part;
-	if (part >= 0)
-		rt_sb_printf(src, "\n#endif /* DDPMC_PART_%d */\n", part);
-	rt_sb_printf(src, "\n#ifdef DDPMC_PART_%d\n", part + 1);
-	*start = src->len;
-	return part + 1;
+	if (w->part >= 0 && !w->closed && (int64_t)(w->src->len - w->start) < w->t->part_bytes)
+		return w->part;
+	w->closed = 0;
+	if (w->part >= 0)
+		rt_sb_printf(w->src, "\n#endif /* DDPMC_PART_%d */\n", w->part);
+	rt_sb_printf(w->src, "\n#ifdef DDPMC_PART_%d\n", ++w->part);
+	w->start = w->src->len;
+	return w->part;
+}
+
+/* Kernel i of entry e's launch, its renderer's choice as l->v[0]. */
+static int render_choice(part_writer *w, const kir_program *p, int e, int i, cl_launch *l)
+{
+	char *used = buffers_used(p, &p->k[i]);
+	l->args = used ? kernel_args(p, used, &l->nargs) : NULL;
+	free(used);
+	l->nv = 1;
+	l->v[0].part = next_part(w);
+	return l->args ? render_kernel(p, &p->k[i], e, w->t, NULL, "", w->src, l, &l->v[0]) : -1;
+}
+
+/* The alternatives of kernel i of entry e as l->v[1..): each OpenCL
+ * kernel of its own in the parts after every renderer's choice, or, for
+ * a point kernel, v[0] with other work-groups. */
+static int render_alternatives(part_writer *w, const kir_program *p, int e, int i, cl_launch *l)
+{
+	renderer r;
+	variant_spec spec[CL_MAX_VARIANTS];
+	if (renderer_open(&r, p, &p->k[i], w->t, NULL, w->src) < 0)
+		return -1;
+	int n = alternatives(&r, spec), own = has_own_source(&r), rc = 0;
+	int64_t points = points_of(r.k);
+	renderer_close(&r);
+	for (int j = 0; j < n && rc == 0; j++) {
+		cl_variant *v = &l->v[l->nv++];
+		char suffix[24];
+		if (!own) {
+			*v = l->v[0];
+			v->local = spec[j].local;
+			v->global = (points + v->local - 1) / v->local * v->local;
+			continue;
+		}
+		if (spec[j].local)
+			snprintf(suffix, sizeof suffix, "_l%d", spec[j].local);
+		else
+			snprintf(suffix, sizeof suffix, "_m%dx%d", spec[j].ma, spec[j].mb);
+		v->part = next_part(w);
+		rc = render_kernel(p, &p->k[i], e, w->t, &spec[j], suffix, w->src, l, v);
+	}
+	return rc;
 }
 
 cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf *src)
 {
 	cl_launch **l = calloc((size_t)n + 1, sizeof *l);
-	if (!l)
-		return NULL;
-	t = t ? t : &cl_target_default;
-	rt_sb_puts(src, prelude);
-	rt_sb_printf(src, "\ntypedef %s IDX;\n", needs_wide_index(progs, n) ? "long" : "int");
-	int part = -1;
-	size_t start = 0;
-	for (int e = 0; e < n; e++) {
-		l[e] = calloc((size_t)progs[e]->nk + 1, sizeof **l);
-		rt_sb_printf(src, "\n/* entry %d: %s */\n", e, progs[e]->entry);
-		for (int i = 0; l[e] && i < progs[e]->nk; i++) {
-			part = part_for_next(src, t, part, &start);
-			l[e][i].part = part;
-			if (render_kernel(progs[e], &progs[e]->k[i], e, t, src, &l[e][i]) < 0) {
-				cl_launches_free(l, progs, n);
-				return NULL;
-			}
-		}
-		if (!l[e]) {
-			cl_launches_free(l, progs, n);
-			return NULL;
-		}
+	part_writer w = { src, t ? t : &cl_target_default, -1, 0, 0 };
+	int rc = l ? 0 : -1;
+	if (l) {
+		rt_sb_puts(src, prelude);
+		rt_sb_printf(src, "\ntypedef %s IDX;\n", needs_wide_index(progs, n) ? "long" : "int");
 	}
-	if (part >= 0)
-		rt_sb_printf(src, "\n#endif /* DDPMC_PART_%d */\n", part);
-	return l;
+	for (int e = 0; e < n && rc == 0; e++) {
+		rc = (l[e] = calloc((size_t)progs[e]->nk + 1, sizeof **l)) ? 0 : -1;
+		rt_sb_printf(src, "\n/* entry %d: %s */\n", e, progs[e]->entry);
+		for (int i = 0; rc == 0 && i < progs[e]->nk; i++)
+			rc = render_choice(&w, progs[e], e, i, &l[e][i]);
+	}
+	w.closed = 1;           /* the alternatives in parts of their own */
+	for (int e = 0; e < n && rc == 0; e++)
+		for (int i = 0; rc == 0 && i < progs[e]->nk; i++)
+			rc = render_alternatives(&w, progs[e], e, i, &l[e][i]);
+	if (w.part >= 0)
+		rt_sb_printf(src, "\n#endif /* DDPMC_PART_%d */\n", w.part);
+	if (rc == 0)
+		return l;
+	cl_launches_free(l, progs, n);
+	return NULL;
 }
 
 void cl_launches_free(cl_launch **l, kir_program **progs, int n)
@@ -1111,10 +1291,24 @@ void cl_launches_free(cl_launch **l, kir_program **progs, int n)
 	free(l);
 }
 
+static void put_variant(rt_strbuf *b, const cl_variant *v)
+{
+	rt_sb_printf(b, "\"name\": \"%s\", \"part\": %d, \"global\": %lld, \"local\": %lld", v->name, v->part,
+	             (long long)v->global, (long long)v->local);
+}
+
 void cl_launch_json(rt_strbuf *b, const cl_launch *l)
 {
-	rt_sb_printf(b, "\"cl\": {\"name\": \"%s\", \"part\": %d, \"args\": [", l->name, l->part);
+	rt_sb_puts(b, "\"cl\": {");
+	put_variant(b, &l->v[0]);
+	rt_sb_puts(b, ", \"args\": [");
 	for (int i = 0; i < l->nargs; i++)
 		rt_sb_printf(b, "%s%d", i ? ", " : "", l->args[i]);
-	rt_sb_printf(b, "], \"global\": %lld, \"local\": %lld}", (long long)l->global, (long long)l->local);
+	rt_sb_puts(b, "]");
+	for (int j = 1; j < l->nv; j++) {
+		rt_sb_puts(b, j == 1 ? ", \"alts\": [{" : ", {");
+		put_variant(b, &l->v[j]);
+		rt_sb_puts(b, j + 1 < l->nv ? "}" : "}]");
+	}
+	rt_sb_puts(b, "}");
 }

@@ -5,8 +5,8 @@
  * contractions, the index type.
  *
  * THE CONTRACT (runtime/program.h, "cl"): each kernel becomes one
- * OpenCL C 1.2 kernel, inside `#ifdef DDPMC_PART_<p>` for the part p its
- * launch names (the runtime builds one program per part, all at once; a
+ * OpenCL C 1.2 kernel per variant (cl_launch), inside
+ * `#ifdef DDPMC_PART_<p>` for the part p its launch names (the runtime builds one program per part, all at once; a
  * part holds consecutive kernels, about part_bytes of source), over a
  * 1-D NDRange of `global` work-items in groups of `local`; argument 0 is the entry's arena (`__global uchar *`, temps at
  * their plan offsets), then the non-temp buffers `args` names, in order.
@@ -22,12 +22,27 @@
 #include "json.h"
 #include "kir.h"
 
+/* One way to launch a kernel: the OpenCL kernel that computes it and its
+ * NDRange. */
 typedef struct {
 	char name[80];          /* the OpenCL kernel's name, unique in the source */
 	int part;               /* the program part it is built in */
+	int64_t global, local;
+} cl_variant;
+
+enum { CL_MAX_VARIANTS = 7 };
+
+/* A kernel's launch: v[0] the renderer's choice, in the parts every open
+ * builds; v[1..nv) the alternatives `tune` times on the device (a tiled
+ * contraction's other micro-tiles, in parts after all of v[0]'s, so that
+ * only tuning builds them; a long elementwise kernel's other work-group
+ * sizes, the same OpenCL kernel). Every variant computes the same numbers
+ * in the same order. */
+typedef struct {
+	cl_variant v[CL_MAX_VARIANTS];
+	int nv;
 	int *args;              /* non-temp buffer indices after the arena */
 	int nargs;
-	int64_t global, local;
 } cl_launch;
 
 /* What the renderer assumes of the GPU the source is for (it is built
@@ -59,7 +74,8 @@ void cl_kir_target(const cl_target *t, kir_target *kt);
 cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf *src);
 void cl_launches_free(cl_launch **l, kir_program **progs, int n);
 
-/* The "cl" member of a kernel's descriptor entry (runtime/program.h). */
+/* The "cl" member of a kernel's descriptor entry (runtime/program.h):
+ * v[0] and, as "alts", the others. */
 void cl_launch_json(rt_strbuf *b, const cl_launch *l);
 
 #endif

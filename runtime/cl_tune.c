@@ -1,0 +1,282 @@
+/* cl_tune.c: tuning the OpenCL device (device.h, rt_device_tune). Every
+ * variant of a kernel (program.h "alts": a tiled contraction's other
+ * micro-tiles, other work-group sizes) is timed on the device after one
+ * real run of its entry, and the fastest is kept in the cache folder
+ * beside the program binaries, in a file named by the binaries' key (the
+ * source, the device, its driver and platform), cl-KEY.tune:
+ *
+ *   # ddpmc OpenCL tuning: OpenCL 0.0: NVIDIA H200 (NVIDIA CUDA)
+ *   e0_k14_conv2d	2	412.1 380.2 301.0 355.9
+ *
+ * a line per kernel with variants: its OpenCL name (the compiler's
+ * choice's), the variant chosen (0: the compiler's), then each variant's
+ * device time in microseconds, for people (-1: it does not launch on this
+ * device). cl.c reads the file at every open: a kernel launches the
+ * variant it names, and only the parts those need are built. A file that
+ * does not parse is reported and ignored whole. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cl_impl.h"
+#include "json.h"
+
+enum { REPS = 5 };              /* timed launches per variant, after one to warm up */
+#define MARGIN 0.03             /* another variant replaces the compiler's when this much faster */
+
+/* --- the file ---------------------------------------------------------------- */
+
+/* The kernel after (*e, *i) in program order, wrapping around. */
+static void advance(const rt_program *p, int *e, int *i)
+{
+	if (++*i < p->entries[*e].nk)
+		return;
+	*i = 0;
+	do
+		*e = (*e + 1) % p->nentries;
+	while (p->entries[*e].nk == 0);
+}
+
+/* The kernel whose OpenCL name is `name`, searched from the one after
+ * (*e, *i): the file lists kernels in program order. */
+static int find_kernel(const rt_program *p, const char *name, int *e, int *i)
+{
+	int n = 0;
+	for (int x = 0; x < p->nentries; x++)
+		n += p->entries[x].nk;
+	for (int step = 0; step < n; step++) {
+		advance(p, e, i);
+		const rt_cl_launch *l = &p->entries[*e].k[*i].cl;
+		if (l->nv && strcmp(l->v[0].name, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* One line "NAME\tCHOICE..." into the choices; NULL, or what is wrong. */
+static const char *parse_line(cl_dev *c, char *line, int *e, int *i, char *why, size_t len)
+{
+	const rt_program *p = c->base.p;
+	char *tab = strchr(line, '\t'), *end;
+	if (!tab)
+		return "expected a kernel's name, a tab and its variant";
+	*tab = 0;
+	long j = strtol(tab + 1, &end, 10);
+	if (end == tab + 1 || (*end && *end != '\t' && *end != '\n'))
+		return "expected a kernel's name, a tab and its variant";
+	if (!find_kernel(p, line, e, i)) {
+		snprintf(why, len, "no kernel '%.100s' in this program", line);
+		return why;
+	}
+	const rt_cl_launch *l = &p->entries[*e].k[*i].cl;
+	if (j < 0 || j >= l->nv) {
+		snprintf(why, len, "'%.100s' has variants 0 to %d, not %ld", line, l->nv - 1, j);
+		return why;
+	}
+	c->ent[*e].choice[*i] = (int)j;
+	return NULL;
+}
+
+static void clear_choices(cl_dev *c)
+{
+	for (int e = 0; e < c->base.p->nentries; e++)
+		memset(c->ent[e].choice, 0, (size_t)c->base.p->entries[e].nk * sizeof(int));
+}
+
+static int has_variants(const rt_entry *e)
+{
+	for (int i = 0; i < e->nk; i++)
+		if (e->k[i].cl.nv > 1)
+			return 1;
+	return 0;
+}
+
+/* On a terminal, that `tune` would time variants (nothing elsewhere:
+ * logs stay as they were). */
+static void suggest_tuning(const rt_program *p)
+{
+	for (int e = 0; e < p->nentries && isatty(STDERR_FILENO); e++)
+		if (has_variants(&p->entries[e])) {
+			fprintf(stderr, "note: the OpenCL kernels run the compiler's choices; this "
+			        "executable's `tune` command times their variants on this device once\n");
+			return;
+		}
+}
+
+int cl_tuning_load(cl_dev *c)
+{
+	char path[4200], line[1024], why[256];
+	const char *bad = NULL;
+	int e = 0, i = -1, n = 0;
+	FILE *f = rt_cl_cache_path(&c->source_key, ".tune", path, sizeof path) ? fopen(path, "r") : NULL;
+	if (!f) {
+		suggest_tuning(c->base.p);
+		return 0;
+	}
+	while (!bad && fgets(line, sizeof line, f)) {
+		n++;
+		if (!strchr(line, '\n') && !feof(f))
+			bad = "a line longer than 1023 bytes";
+		else if (line[0] != '#')
+			bad = parse_line(c, line, &e, &i, why, sizeof why);
+	}
+	fclose(f);
+	if (!bad)
+		return 1;
+	fprintf(stderr, "warning: OpenCL tuning file %s:%d: %s; ignored: every kernel runs the "
+	        "compiler's choice (tune again to replace it)\n", path, n, bad);
+	clear_choices(c);
+	return 0;
+}
+
+/* --- timing -------------------------------------------------------------------- */
+
+static double seconds_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Entry e once, from `state` and zero inputs: every buffer it binds then
+ * exists and holds a real run's values. */
+static int run_once(cl_dev *c, const rt_entry *e, rt_tensorset *state, char *err, size_t errlen)
+{
+	rt_tensorset in = { 0 }, out = { 0 };
+	int rc = RT_OK;
+	for (int b = 0; b < e->nbuf && rc == RT_OK; b++) {
+		const rt_buffer *x = &e->buf[b];
+		if (x->kind == RT_BUF_INPUT && !rt_set_add(&in, x->name, x->dtype, x->rank, x->shape))
+			rc = cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", e->name);
+	}
+	if (rc == RT_OK)
+		rc = rt_device_run(&c->base, e, state, &in, &out, err, errlen);
+	rt_set_free(&in);
+	rt_set_free(&out);
+	return rc;
+}
+
+/* The parts of every variant of e's kernels. */
+static int build_variants(cl_dev *c, const rt_entry *e, char *err, size_t errlen)
+{
+	char *need = calloc((size_t)c->nparts + 1, 1);
+	if (!need)
+		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the variants");
+	for (int i = 0; i < e->nk; i++)
+		for (int j = 0; j < e->k[i].cl.nv; j++)
+			need[e->k[i].cl.v[j].part] = 1;
+	int rc = cl_build_parts(c, need, err, errlen);
+	free(need);
+	return rc;
+}
+
+/* Into *t the device seconds of one launch of variant j of kernel i
+ * (the fastest of REPS after a warm-up), or -1 when it does not launch
+ * on this device (its work-groups too large for its registers); RT_ERR
+ * when the queue failed. */
+static int time_variant(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, double *t,
+                        char *err, size_t errlen)
+{
+	char why[512];
+	cl_event ev[REPS + 1];
+	cl_kernel k = cl_make_kernel(c, e, i, j, why, sizeof why);
+	int n = 0;
+	*t = -1;
+	if (!k)
+		return RT_OK;
+	while (n <= REPS && cl_enqueue(c, e, ce, i, j, k, &ev[n]) == CL_SUCCESS)
+		n++;
+	cl_int rc = clFinish(c->q);
+	for (int r = 1; r < n && n == REPS + 1 && rc == CL_SUCCESS; r++) {
+		double s = cl_event_seconds(ev[r]);
+		if (s >= 0 && (*t < 0 || s < *t))
+			*t = s;
+	}
+	for (int r = 0; r < n; r++)
+		clReleaseEvent(ev[r]);
+	clReleaseKernel(k);
+	return rc == CL_SUCCESS ? RT_OK : cl_fail(err, errlen, rc, "timing %s", e->k[i].cl.v[j].name);
+}
+
+/* Kernel i's variant: the fastest when it beats the compiler's by MARGIN. */
+static int fastest(const double *t, int nv)
+{
+	int best = 0;
+	for (int j = 1; j < nv; j++)
+		if (t[j] >= 0 && (t[best] < 0 || t[j] < t[best]))
+			best = j;
+	return t[0] < 0 || t[best] < (1 - MARGIN) * t[0] ? best : 0;
+}
+
+/* Kernel i launches variant j from now on. */
+static int choose(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, char *err, size_t errlen)
+{
+	if (ce->choice[i] == j)
+		return RT_OK;
+	cl_kernel k = cl_make_kernel(c, e, i, j, err, errlen);
+	if (!k)
+		return RT_ERR;
+	clReleaseKernel(ce->k[i]);
+	ce->k[i] = k;
+	ce->choice[i] = j;
+	return RT_OK;
+}
+
+/* Every kernel of e that has variants: timed, chosen, a line in file. */
+static int tune_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, FILE *log, rt_strbuf *file,
+                        char *err, size_t errlen)
+{
+	double before = 0, after = 0, t0 = seconds_now();
+	int tuned = 0, changed = 0;
+	for (int i = 0; i < e->nk; i++) {
+		const rt_cl_launch *l = &e->k[i].cl;
+		double t[RT_CL_MAX_VARIANTS];
+		if (l->nv < 2)
+			continue;
+		for (int j = 0; j < l->nv; j++)
+			if (time_variant(c, e, ce, i, j, &t[j], err, errlen))
+				return RT_ERR;
+		int j = fastest(t, l->nv);
+		if (choose(c, e, ce, i, j, err, errlen))
+			return RT_ERR;
+		rt_sb_printf(file, "%s\t%d\t", l->v[0].name, j);
+		for (int v = 0; v < l->nv; v++)
+			rt_sb_printf(file, "%s%.1f", v ? " " : "", t[v] < 0 ? -1 : 1e6 * t[v]);
+		rt_sb_puts(file, "\n");
+		tuned++;
+		changed += j != 0;
+		before += t[0] > 0 ? t[0] : 0;
+		after += t[j] > 0 ? t[j] : 0;
+	}
+	fprintf(log, "tune: %s: %d kernels with variants, %d changed; one launch of each: %.3f ms, "
+	        "tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, 1e3 * before, 1e3 * after,
+	        seconds_now() - t0);
+	return RT_OK;
+}
+
+int cl_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen)
+{
+	cl_dev *c = (cl_dev *)d;
+	const rt_program *p = d->p;
+	char path[4200] = "";
+	rt_strbuf file = { 0 };
+	int rc = RT_OK;
+	rt_sb_printf(&file, "# ddpmc OpenCL tuning: %s\n", d->name);
+	for (int x = 0; x < p->nentries && rc == RT_OK; x++) {
+		const rt_entry *e = &p->entries[x];
+		if (has_variants(e) && (run_once(c, e, state, err, errlen) || build_variants(c, e, err, errlen) ||
+		                        tune_kernels(c, e, &c->ent[x], log, &file, err, errlen)))
+			rc = RT_ERR;
+	}
+	if (rc == RT_OK && rt_cl_cache_put(&c->source_key, ".tune", file.p, file.len, path, sizeof path)) {
+		snprintf(err, errlen, "cannot write the tuning into the cache folder (%s)",
+		         path[0] ? path : "none: set DDPMC_CL_CACHE or HOME");
+		rc = RT_ERR;
+	}
+	if (rc == RT_OK)
+		fprintf(log, "tune: kept in %s\n", path);
+	rt_sb_free(&file);
+	return rc;
+}
