@@ -11,6 +11,7 @@
  *   - a flag of another ddpmc command is refused, naming its command;
  *   - `ddpmc compile -o` into a missing folder is refused before the
  *     script runs, and `./tiny sample --out` into one before sampling;
+ *     `./tiny tune` is refused on the CPU and without OpenCL code;
  *   - `./tiny sample --n 16` writes a 346 x 346 grid (28 px magnified 3
  *     times, docs/cli.md's rule) and `--scale 1` a 122 x 122 one;
  *   - docs/cli.md: the flags in the tables of each command's section are
@@ -254,6 +255,13 @@ static void test_refusals_come_first(void **unused)
 	if (strstr(out, "sample:") || tu_lines(out) != 1)
 		fail_msg("sample started before refusing its --out: %s", out);
 	CONTAINS(out, "tiny: --out /nonexistent/g.png: cannot write in /nonexistent");
+	/* tune times OpenCL kernels: none on the CPU, none in a CPU-only executable */
+	snprintf(cmd, sizeof cmd, "'%s' tune --device cpu", exe);
+	assert_int_equal(tu_stderr_of(cmd, out, sizeof out), 1);
+	CONTAINS(out, "tune times the OpenCL kernels' variants: give --device opencl", "ddpmc compile --tune");
+	snprintf(cmd, sizeof cmd, "'%s' tune", exe);
+	assert_int_equal(tu_stderr_of(cmd, out, sizeof out), 1);
+	CONTAINS(out, "--device opencl: this executable was compiled for the CPU only");
 }
 
 /* The PNG's width and height (IHDR: bytes 16..23, big-endian). */
