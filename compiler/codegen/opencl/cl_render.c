@@ -21,8 +21,10 @@
  *          work-groups: cl_target); per chunk of RC reduction steps it
  *          stages a's and b's values in local memory (neighbouring
  *          work-items on neighbouring points, or on neighbouring steps
- *          where those are nearer in memory: coalesced loads), then
- *          every work-item accumulates its points from there. Each
+ *          where those are nearer in memory: coalesced loads; each
+ *          work-item stages the same side points in every chunk, so
+ *          their indices are decoded once, before the reduction loop),
+ *          then every work-item accumulates its points from there. Each
  *          point's sum runs in the same order as the point shape's loop.
  *
  * Variants (cl_launch): the renderer picks each kernel's shape and sizes
@@ -730,8 +732,8 @@ static int has_own_source(const renderer *r)
 /* --- kernel shapes --------------------------------------------------------------- */
 
 /* Declares vars (those in mask, in order) from the row-major flat index
- * `flat` over their extents. */
-static void decode(renderer *r, uint32_t mask, const char *flat)
+ * `flat` over their extents, as v<var><suffix>. */
+static void decode_as(renderer *r, uint32_t mask, const char *flat, const char *suffix)
 {
 	const kir_kernel *k = r->k;
 	int n = k->rank + k->nred;
@@ -742,7 +744,7 @@ static void decode(renderer *r, uint32_t mask, const char *flat)
 		for (int w = v + 1; w < n; w++)
 			if (mask >> w & 1)
 				inner *= k->ext[w];
-		rt_sb_printf(r->b, "\tconst IDX v%d = ", v);
+		rt_sb_printf(r->b, "\tconst IDX v%d%s = ", v, suffix);
 		if (inner > 1)
 			rt_sb_printf(r->b, "(%s / %lld)", flat, (long long)inner);
 		else
@@ -754,6 +756,11 @@ static void decode(renderer *r, uint32_t mask, const char *flat)
 			rt_sb_printf(r->b, " %% %lld", (long long)k->ext[v]);
 		rt_sb_puts(r->b, ";\n");
 	}
+}
+
+static void decode(renderer *r, uint32_t mask, const char *flat)
+{
+	decode_as(r, mask, flat, "");
 }
 
 static const char *identity(const kir_kernel *k, int j)
@@ -996,27 +1003,97 @@ static int stage_by_reduction(const renderer *r, int f, uint32_t side)
 	return run_of(r->k, f, innermost(r->k, r->red_vars)) > run_of(r->k, f, innermost(r->k, side));
 }
 
-/* Stages factor f for the chunk at r0 into local array `into`, rows of
- * `pitch` floats: element rr * pitch + i is f at reduction step r0 + rr
- * and point grp * n + i of its side. Work-item t takes (rr, i) = (t / n,
- * t % n), or (t % RC, t / RC) when staged by reduction (then pitch is
- * n + 1, so that its RC stores fall in different local memory banks). */
-static void stage_factor(renderer *r, int f, uint32_t side, int n, int pitch, const char *into, const char *grp)
+/* A factor of the tile and how it is staged in local memory: per chunk
+ * of RC reduction steps, element rr * pitch + i of array `into` is the
+ * factor at reduction step r0 + rr and point grp * n + i of its side.
+ * The chunk's RC n = 256 m elements are the work-items' t = lid + 256 e,
+ * e < m, as (rr, i) = (t / n, t % n), or (t % RC, t / RC) when staged by
+ * reduction (then pitch is n + 1, so that its RC stores fall in
+ * different local memory banks). n = 16 m divides 256, so a work-item's
+ * i is the same for every e (or its rr is, by reduction), and its side
+ * points are the same in every chunk: their vars are decoded once,
+ * before the reduction loop, as v<var>_<name><e>. */
+typedef struct {
+	int f;                  /* the factor's expression */
+	uint32_t side;          /* its side's vars */
+	int n, pitch;
+	int by_red;
+	char name;              /* 'a' or 'b' */
+	const char *grp;        /* the work-group's tile index along the side */
+} staging;
+
+static int stage_count(const staging *s)
 {
-	int by_red = pitch != n;
-	rt_sb_printf(r->b, "\tfor (int t = lid; t < %d; t += %d) {\n", RC * n, SIDE * SIDE);
-	if (by_red)
-		rt_sb_printf(r->b, "\tconst int i = t / %d, rr = t %% %d;\n", RC, RC);
+	return RC * s->n / (SIDE * SIDE);
+}
+
+/* Work-item lid's point of the side for element e, as an expression. */
+static void put_side_point(rt_strbuf *b, const staging *s, int e)
+{
+	if (s->by_red)
+		rt_sb_printf(b, "lid / %d + %d", RC, e * (SIDE * SIDE / RC));
 	else
-		rt_sb_printf(r->b, "\tconst int i = t %% %d, rr = t / %d;\n", n, n);
-	rt_sb_printf(r->b, "\tconst IDX side = %s * %d + i, red = r0 + rr;\n", grp, n);
-	rt_sb_printf(r->b, "\tfloat val = 0;\n\tif (side < %lld && red < %lld) {\n",
-	             (long long)count_of(r->k, side), (long long)red_points_of(r->k));
-	memset(r->done, 0, (size_t)r->k->nx);
-	decode(r, side, "side");
+		rt_sb_printf(b, "lid %% %d", s->n);
+}
+
+/* Before the reduction loop: the side points' indices and vars. */
+static void stage_setup(renderer *r, const staging *s)
+{
+	char flat[24], suffix[16];
+	for (int e = 0; e < (s->by_red ? stage_count(s) : 1); e++) {
+		snprintf(flat, sizeof flat, "side_%c%d", s->name, e);
+		snprintf(suffix, sizeof suffix, "_%c%d", s->name, e);
+		rt_sb_printf(r->b, "\tconst IDX %s = %s * %d + ", flat, s->grp, s->n);
+		put_side_point(r->b, s, e);
+		rt_sb_puts(r->b, ";\n");
+		decode_as(r, s->side, flat, suffix);
+	}
+}
+
+/* Element e of the chunk at r0 (rr, red: declared by the caller). */
+static void stage_element(renderer *r, const staging *s, int e)
+{
+	const kir_kernel *k = r->k;
+	int at = s->by_red ? e : 0;
+	rt_sb_printf(r->b, "\tfloat val = 0;\n\tif (side_%c%d < %lld && red < %lld) {\n", s->name, at,
+	             (long long)count_of(k, s->side), (long long)red_points_of(k));
+	for (int v = 0; v < k->rank; v++)
+		if (s->side >> v & 1)
+			rt_sb_printf(r->b, "\tconst IDX v%d = v%d_%c%d;\n", v, v, s->name, at);
+	memset(r->done, 0, (size_t)k->nx);
+	emit(r, s->f);
+	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\tt%c[rr * %d + ", s->f, s->name, s->pitch);
+	put_side_point(r->b, s, e);
+	rt_sb_puts(r->b, "] = val;\n");
+}
+
+/* Declares element e's reduction step rr and its index red, and the
+ * reduction's vars. */
+static void stage_step(renderer *r, const staging *s, int e)
+{
+	if (s->by_red)
+		rt_sb_printf(r->b, "\tconst int rr = lid %% %d;\n", RC);
+	else
+		rt_sb_printf(r->b, "\tconst int rr = lid / %d + %d;\n", s->n, e * (SIDE * SIDE / s->n));
+	rt_sb_puts(r->b, "\tconst IDX red = r0 + rr;\n");
 	decode(r, r->red_vars, "red");
-	emit(r, f);
-	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\t%s[rr * %d + i] = val;\n\t}\n", f, into, pitch);
+}
+
+/* Stages the factor's chunk at r0, each element in a scope of its own:
+ * the reduction step decoded per element, or once for all of them when
+ * staged by reduction. */
+static void stage_chunk(renderer *r, const staging *s)
+{
+	for (int e = 0; e < stage_count(s); e++) {
+		if (e == 0 || !s->by_red) {
+			rt_sb_puts(r->b, e ? "\t}\n\t{\n" : "\t{\n");
+			stage_step(r, s, e);
+		}
+		rt_sb_puts(r->b, "\t{\n");
+		stage_element(r, s, e);
+		rt_sb_puts(r->b, "\t}\n");
+	}
+	rt_sb_puts(r->b, "\t}\n");
 }
 
 static void render_tile(renderer *r, cl_variant *l)
@@ -1029,17 +1106,21 @@ static void render_tile(renderer *r, cl_variant *l)
 	int64_t ga = (na + ta - 1) / ta, gb = (nb + tb - 1) / tb;
 	l->local = SIDE * SIDE;
 	l->global = tile_groups(na, nb, nbat, r->ma, r->mb) * SIDE * SIDE;
-	int pa = ta + stage_by_reduction(r, r->fa, r->va), pb = tb + stage_by_reduction(r, r->fb, vb);
+	int ra = stage_by_reduction(r, r->fa, r->va), rb = stage_by_reduction(r, r->fb, vb);
+	staging sa = { r->fa, r->va, ta, ta + ra, ra, 'a', "ga" }, sb = { r->fb, vb, tb, tb + rb, rb, 'b', "gb" };
+	int pa = sa.pitch, pb = sb.pitch;
 	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * pa, RC * pb);
 	rt_sb_printf(r->b, "\tconst int lid = get_local_id(0), la = lid / %d, lb = lid %% %d;\n"
 	                   "\tconst IDX bat = get_group_id(0) / %lld, grp = get_group_id(0) %% %lld;\n"
 	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)(ga * gb),
 	             (long long)(ga * gb), (long long)gb, (long long)gb);
 	decode(r, r->vs, "bat");
+	stage_setup(r, &sa);
+	stage_setup(r, &sb);
 	rt_sb_printf(r->b, "\tfloat accs[%d][%d] = { { 0 } };\n", r->ma, r->mb);
 	rt_sb_printf(r->b, "\tfor (IDX r0 = 0; r0 < %lld; r0 += %d) {\n", (long long)red_points_of(k), RC);
-	stage_factor(r, r->fa, r->va, ta, pa, "ta", "ga");
-	stage_factor(r, r->fb, vb, tb, pb, "tb", "gb");
+	stage_chunk(r, &sa);
+	stage_chunk(r, &sb);
 	rt_sb_printf(r->b, "\tbarrier(CLK_LOCAL_MEM_FENCE);\n"
 	                   "\tfor (int rr = 0; rr < %d; rr++) {\n"
 	                   "\t\tfloat av[%d], bv[%d];\n"
