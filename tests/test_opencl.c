@@ -140,7 +140,7 @@ static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
 		    groups[split] % k->ext[0])
 			fail_msg("%s: the partials over %lld image blocks are not tiled with the blocks as batches",
 			         k->name, (long long)k->ext[0]);
-		if (!strstr(text, "rr = lid % 16;"))
+		if (!strstr(text, "[(lid % 16) * "))
 			fail_msg("%s: no factor is staged by reduction steps", k->name);
 		free(text);
 		split++;

@@ -23,14 +23,18 @@
  *          work-items on neighbouring points, or on neighbouring steps
  *          where those are nearer in memory: coalesced loads; each
  *          work-item stages the same side points in every chunk, so
- *          their indices are decoded once, before the reduction loop),
- *          then every work-item accumulates its points from there. Each
+ *          their indices are decoded once, before the reduction loop;
+ *          the next chunk's loads are issued into registers before the
+ *          work-group computes on this one, so that they are in flight
+ *          meanwhile), then every work-item accumulates its points from
+ *          there. Each
  *          point's sum runs in the same order as the point shape's loop.
  *
  * Variants (cl_launch): the renderer picks each kernel's shape and sizes
  * without the device, so it also renders those a device may prefer,
- * which `tune` times there: a tile's other micro-tiles (1 to 8 points a
- * side; 8 where the side has a whole tile of 128), a group's work-groups
+ * which `tune` times there: a tile staged without prefetch, a tile's
+ * other micro-tiles (1 to 8 points a side; 8 where the side has a whole
+ * tile of 128), a group's work-groups
  * of half and twice the size, a long point kernel's launch in other
  * work-groups. They go in parts after every kernel's first choice, so
  * that an open which does not launch them does not build them.
@@ -71,11 +75,12 @@ void cl_kir_target(const cl_target *t, kir_target *kt)
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
 
 /* A variant (cl_launch) as the renderer's choice overridden: a tile's
- * micro-tile (ma, mb), a point or group kernel's work-group size (0: the
- * renderer's). */
+ * micro-tile (ma, mb) or its staging without prefetch (plain), a point
+ * or group kernel's work-group size (0: the renderer's). */
 typedef struct {
 	int ma, mb;
 	int local;
+	int plain;
 } variant_spec;
 
 typedef struct {
@@ -687,7 +692,7 @@ static int tile_alternatives(const renderer *r, variant_spec *out, int max)
 	for (int ma = 1; ma <= micro_cap(na); ma *= 2)
 		for (int mb = 1; mb <= micro_cap(nb); mb *= 2)
 			if (ma != r->ma || mb != r->mb)
-				all[n++] = (variant_spec){ ma, mb, 0 };
+				all[n++] = (variant_spec){ ma, mb, 0, 0 };
 	for (int i = 1; i < n; i++)     /* insertion sort: 15 at most */
 		for (int j = i; j > 0 && tile_before(r, &all[j], &all[j - 1]); j--) {
 			variant_spec t = all[j];
@@ -708,18 +713,20 @@ static int local_alternatives(const renderer *r, variant_spec *out)
 	if (r->shape == SHAPE_POINT && points_of(r->k) < LONG_POINTS)
 		return 0;
 	if (r->shape == SHAPE_POINT || L > 32)
-		out[n++] = (variant_spec){ 0, 0, L / 2 };
+		out[n++] = (variant_spec){ 0, 0, L / 2, 0 };
 	if (2 * L <= r->t->max_group)
-		out[n++] = (variant_spec){ 0, 0, 2 * L };
+		out[n++] = (variant_spec){ 0, 0, 2 * L, 0 };
 	return n;
 }
 
-/* The variants `tune` may time besides the renderer's choice. */
+/* The variants `tune` may time besides the renderer's choice: a tile's
+ * choice staged without prefetch, then its other micro-tiles. */
 static int alternatives(const renderer *r, variant_spec *out)
 {
-	if (r->shape == SHAPE_TILE)
-		return tile_alternatives(r, out, CL_MAX_VARIANTS - 1);
-	return local_alternatives(r, out);
+	if (r->shape != SHAPE_TILE)
+		return local_alternatives(r, out);
+	out[0] = (variant_spec){ r->ma, r->mb, 0, 1 };
+	return 1 + tile_alternatives(r, out + 1, CL_MAX_VARIANTS - 2);
 }
 
 /* Whether a variant is an OpenCL kernel of its own (a point kernel's
@@ -731,9 +738,10 @@ static int has_own_source(const renderer *r)
 
 /* --- kernel shapes --------------------------------------------------------------- */
 
-/* Declares vars (those in mask, in order) from the row-major flat index
- * `flat` over their extents, as v<var><suffix>. */
-static void decode_as(renderer *r, uint32_t mask, const char *flat, const char *suffix)
+/* Vars (those in mask, in order) from the row-major flat index `flat`
+ * over their extents, into v<var><suffix>: declared unless `assign`
+ * (then the caller declared them). */
+static void decode_as(renderer *r, uint32_t mask, const char *flat, int assign, const char *suffix)
 {
 	const kir_kernel *k = r->k;
 	int n = k->rank + k->nred;
@@ -744,7 +752,7 @@ static void decode_as(renderer *r, uint32_t mask, const char *flat, const char *
 		for (int w = v + 1; w < n; w++)
 			if (mask >> w & 1)
 				inner *= k->ext[w];
-		rt_sb_printf(r->b, "\tconst IDX v%d%s = ", v, suffix);
+		rt_sb_printf(r->b, "\t%sv%d%s = ", assign ? "" : "const IDX ", v, suffix);
 		if (inner > 1)
 			rt_sb_printf(r->b, "(%s / %lld)", flat, (long long)inner);
 		else
@@ -760,7 +768,7 @@ static void decode_as(renderer *r, uint32_t mask, const char *flat, const char *
 
 static void decode(renderer *r, uint32_t mask, const char *flat)
 {
-	decode_as(r, mask, flat, "");
+	decode_as(r, mask, flat, 0, "");
 }
 
 static const char *identity(const kir_kernel *k, int j)
@@ -1004,7 +1012,7 @@ static int stage_by_reduction(const renderer *r, int f, uint32_t side)
 }
 
 /* A factor of the tile and how it is staged in local memory: per chunk
- * of RC reduction steps, element rr * pitch + i of array `into` is the
+ * of RC reduction steps, element rr * pitch + i of array t<name> is the
  * factor at reduction step r0 + rr and point grp * n + i of its side.
  * The chunk's RC n = 256 m elements are the work-items' t = lid + 256 e,
  * e < m, as (rr, i) = (t / n, t % n), or (t % RC, t / RC) when staged by
@@ -1012,7 +1020,9 @@ static int stage_by_reduction(const renderer *r, int f, uint32_t side)
  * different local memory banks). n = 16 m divides 256, so a work-item's
  * i is the same for every e (or its rr is, by reduction), and its side
  * points are the same in every chunk: their vars are decoded once,
- * before the reduction loop, as v<var>_<name><e>. */
+ * before the reduction loop, as v<var>_<name> (by reduction, one per e:
+ * v<var>_<name>[e]). The loops over e are unrolled (#pragma unroll), so
+ * that those arrays and the registers pf_<name>[e] stay in registers. */
 typedef struct {
 	int f;                  /* the factor's expression */
 	uint32_t side;          /* its side's vars */
@@ -1028,72 +1038,140 @@ static int stage_count(const staging *s)
 }
 
 /* Work-item lid's point of the side for element e, as an expression. */
-static void put_side_point(rt_strbuf *b, const staging *s, int e)
+static void put_side_point(rt_strbuf *b, const staging *s)
 {
 	if (s->by_red)
-		rt_sb_printf(b, "lid / %d + %d", RC, e * (SIDE * SIDE / RC));
+		rt_sb_printf(b, "lid / %d + e * %d", RC, SIDE * SIDE / RC);
 	else
 		rt_sb_printf(b, "lid %% %d", s->n);
+}
+
+/* Work-item lid's reduction step for element e, as an expression. */
+static void put_step(rt_strbuf *b, const staging *s)
+{
+	if (s->by_red)
+		rt_sb_printf(b, "lid %% %d", RC);
+	else
+		rt_sb_printf(b, "lid / %d + e * %d", s->n, SIDE * SIDE / s->n);
+}
+
+static void open_element_loop(renderer *r, const staging *s)
+{
+	rt_sb_printf(r->b, "\t#pragma unroll\n\tfor (int e = 0; e < %d; e++) {\n", stage_count(s));
 }
 
 /* Before the reduction loop: the side points' indices and vars. */
 static void stage_setup(renderer *r, const staging *s)
 {
-	char flat[24], suffix[16];
-	for (int e = 0; e < (s->by_red ? stage_count(s) : 1); e++) {
-		snprintf(flat, sizeof flat, "side_%c%d", s->name, e);
-		snprintf(suffix, sizeof suffix, "_%c%d", s->name, e);
+	const kir_kernel *k = r->k;
+	char flat[16], suffix[16];
+	snprintf(flat, sizeof flat, s->by_red ? "side_%c[e]" : "side_%c", s->name);
+	snprintf(suffix, sizeof suffix, s->by_red ? "_%c[e]" : "_%c", s->name);
+	if (!s->by_red) {
 		rt_sb_printf(r->b, "\tconst IDX %s = %s * %d + ", flat, s->grp, s->n);
-		put_side_point(r->b, s, e);
+		put_side_point(r->b, s);
 		rt_sb_puts(r->b, ";\n");
-		decode_as(r, s->side, flat, suffix);
+		decode_as(r, s->side, flat, 0, suffix);
+		return;
 	}
+	rt_sb_printf(r->b, "\tIDX side_%c[%d]", s->name, stage_count(s));
+	for (int v = 0; v < k->rank; v++)
+		if (s->side >> v & 1)
+			rt_sb_printf(r->b, ", v%d_%c[%d]", v, s->name, stage_count(s));
+	rt_sb_puts(r->b, ";\n");
+	open_element_loop(r, s);
+	rt_sb_printf(r->b, "\t%s = %s * %d + ", flat, s->grp, s->n);
+	put_side_point(r->b, s);
+	rt_sb_puts(r->b, ";\n");
+	decode_as(r, s->side, flat, 1, suffix);
+	rt_sb_puts(r->b, "\t}\n");
 }
 
-/* Element e of the chunk at r0 (rr, red: declared by the caller). */
-static void stage_element(renderer *r, const staging *s, int e)
+/* Element e of the chunk (red: declared before) into pf_<name>[e]. */
+static void load_element(renderer *r, const staging *s)
 {
 	const kir_kernel *k = r->k;
-	int at = s->by_red ? e : 0;
-	rt_sb_printf(r->b, "\tfloat val = 0;\n\tif (side_%c%d < %lld && red < %lld) {\n", s->name, at,
+	const char *at = s->by_red ? "[e]" : "";
+	rt_sb_printf(r->b, "\tpf_%c[e] = 0;\n\tif (side_%c%s < %lld && red < %lld) {\n", s->name, s->name, at,
 	             (long long)count_of(k, s->side), (long long)red_points_of(k));
 	for (int v = 0; v < k->rank; v++)
 		if (s->side >> v & 1)
-			rt_sb_printf(r->b, "\tconst IDX v%d = v%d_%c%d;\n", v, v, s->name, at);
+			rt_sb_printf(r->b, "\tconst IDX v%d = v%d_%c%s;\n", v, v, s->name, at);
 	memset(r->done, 0, (size_t)k->nx);
 	emit(r, s->f);
-	rt_sb_printf(r->b, "\tval = x%d;\n\t}\n\tt%c[rr * %d + ", s->f, s->name, s->pitch);
-	put_side_point(r->b, s, e);
-	rt_sb_puts(r->b, "] = val;\n");
+	rt_sb_printf(r->b, "\tpf_%c[e] = x%d;\n\t}\n", s->name, s->f);
 }
 
-/* Declares element e's reduction step rr and its index red, and the
- * reduction's vars. */
-static void stage_step(renderer *r, const staging *s, int e)
+/* Declares the index red of element e's reduction step in the chunk
+ * starting at `chunk`, and the reduction's vars. */
+static void load_step(renderer *r, const staging *s, const char *chunk)
 {
-	if (s->by_red)
-		rt_sb_printf(r->b, "\tconst int rr = lid %% %d;\n", RC);
-	else
-		rt_sb_printf(r->b, "\tconst int rr = lid / %d + %d;\n", s->n, e * (SIDE * SIDE / s->n));
-	rt_sb_puts(r->b, "\tconst IDX red = r0 + rr;\n");
+	rt_sb_printf(r->b, "\tconst IDX red = %s + ", chunk);
+	put_step(r->b, s);
+	rt_sb_puts(r->b, ";\n");
 	decode(r, r->red_vars, "red");
 }
 
-/* Stages the factor's chunk at r0, each element in a scope of its own:
- * the reduction step decoded per element, or once for all of them when
+/* Loads the factor's elements of the chunk at `chunk` into registers: the
+ * reduction step decoded per element, or once for all of them when
  * staged by reduction. */
-static void stage_chunk(renderer *r, const staging *s)
+static void stage_load(renderer *r, const staging *s, const char *chunk)
 {
-	for (int e = 0; e < stage_count(s); e++) {
-		if (e == 0 || !s->by_red) {
-			rt_sb_puts(r->b, e ? "\t}\n\t{\n" : "\t{\n");
-			stage_step(r, s, e);
-		}
-		rt_sb_puts(r->b, "\t{\n");
-		stage_element(r, s, e);
-		rt_sb_puts(r->b, "\t}\n");
+	rt_sb_puts(r->b, "\t{\n");
+	if (s->by_red)
+		load_step(r, s, chunk);
+	open_element_loop(r, s);
+	if (!s->by_red)
+		load_step(r, s, chunk);
+	load_element(r, s);
+	rt_sb_puts(r->b, "\t}\n\t}\n");
+}
+
+/* The registers into the factor's local array. */
+static void stage_store(renderer *r, const staging *s)
+{
+	open_element_loop(r, s);
+	rt_sb_printf(r->b, "\tt%c[(", s->name);
+	put_step(r->b, s);
+	rt_sb_printf(r->b, ") * %d + ", s->pitch);
+	put_side_point(r->b, s);
+	rt_sb_printf(r->b, "] = pf_%c[e];\n\t}\n", s->name);
+}
+
+static void declare_registers(renderer *r, const staging *s)
+{
+	rt_sb_printf(r->b, "\tfloat pf_%c[%d];\n", s->name, stage_count(s));
+}
+
+/* The reduction loop's head, up to where the work-group computes on the
+ * chunk at r0 in local memory: each chunk is loaded into registers, then
+ * stored there. With prefetch (unless the variant is plain) the loop
+ * starts a chunk early and loads the next chunk after storing this one,
+ * so that its loads are in flight while the work-group computes (the
+ * loads are written once; r0 is the same for the whole work-group, so
+ * the barriers inside its branches are reached by all). */
+static void emit_loop_head(renderer *r, const staging *sa, const staging *sb, int prefetch)
+{
+	long long steps = (long long)red_points_of(r->k);
+	char next[32];
+	snprintf(next, sizeof next, "(r0 + %d)", RC);
+	declare_registers(r, sa);
+	declare_registers(r, sb);
+	rt_sb_printf(r->b, "\tfor (IDX r0 = %d; r0 < %lld; r0 += %d) {\n", prefetch ? -RC : 0, steps, RC);
+	if (!prefetch) {
+		stage_load(r, sa, "r0");
+		stage_load(r, sb, "r0");
 	}
-	rt_sb_puts(r->b, "\t}\n");
+	rt_sb_puts(r->b, prefetch ? "\tif (r0 >= 0) {\n" : "");
+	stage_store(r, sa);
+	stage_store(r, sb);
+	rt_sb_puts(r->b, "\tbarrier(CLK_LOCAL_MEM_FENCE);\n");
+	if (prefetch) {
+		rt_sb_printf(r->b, "\t}\n\tif (r0 + %d < %lld) {\n", RC, steps);
+		stage_load(r, sa, next);
+		stage_load(r, sb, next);
+		rt_sb_puts(r->b, "\t}\n\tif (r0 >= 0) {\n");
+	}
 }
 
 static void render_tile(renderer *r, cl_variant *l)
@@ -1108,8 +1186,7 @@ static void render_tile(renderer *r, cl_variant *l)
 	l->global = tile_groups(na, nb, nbat, r->ma, r->mb) * SIDE * SIDE;
 	int ra = stage_by_reduction(r, r->fa, r->va), rb = stage_by_reduction(r, r->fb, vb);
 	staging sa = { r->fa, r->va, ta, ta + ra, ra, 'a', "ga" }, sb = { r->fb, vb, tb, tb + rb, rb, 'b', "gb" };
-	int pa = sa.pitch, pb = sb.pitch;
-	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * pa, RC * pb);
+	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * sa.pitch, RC * sb.pitch);
 	rt_sb_printf(r->b, "\tconst int lid = get_local_id(0), la = lid / %d, lb = lid %% %d;\n"
 	                   "\tconst IDX bat = get_group_id(0) / %lld, grp = get_group_id(0) %% %lld;\n"
 	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)(ga * gb),
@@ -1118,18 +1195,17 @@ static void render_tile(renderer *r, cl_variant *l)
 	stage_setup(r, &sa);
 	stage_setup(r, &sb);
 	rt_sb_printf(r->b, "\tfloat accs[%d][%d] = { { 0 } };\n", r->ma, r->mb);
-	rt_sb_printf(r->b, "\tfor (IDX r0 = 0; r0 < %lld; r0 += %d) {\n", (long long)red_points_of(k), RC);
-	stage_chunk(r, &sa);
-	stage_chunk(r, &sb);
-	rt_sb_printf(r->b, "\tbarrier(CLK_LOCAL_MEM_FENCE);\n"
-	                   "\tfor (int rr = 0; rr < %d; rr++) {\n"
+	int prefetch = !(r->force && r->force->plain);
+	emit_loop_head(r, &sa, &sb, prefetch);
+	rt_sb_printf(r->b, "\tfor (int rr = 0; rr < %d; rr++) {\n"
 	                   "\t\tfloat av[%d], bv[%d];\n"
 	                   "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tav[i] = ta[rr * %d + la + %d * i];\n"
 	                   "\t\tfor (int j = 0; j < %d; j++)\n\t\t\tbv[j] = tb[rr * %d + lb + %d * j];\n"
 	                   "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tfor (int j = 0; j < %d; j++)\n"
 	                   "\t\t\t\taccs[i][j] += av[i] * bv[j];\n\t}\n"
 	                   "\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n",
-	             RC, r->ma, r->mb, r->ma, pa, SIDE, r->mb, pb, SIDE, r->ma, r->mb);
+	             RC, r->ma, r->mb, r->ma, sa.pitch, SIDE, r->mb, sb.pitch, SIDE, r->ma, r->mb);
+	rt_sb_puts(r->b, prefetch ? "\t}\n" : "");
 	rt_sb_printf(r->b, "\tfor (int i = 0; i < %d; i++)\n\tfor (int j = 0; j < %d; j++) {\n"
 	                   "\tconst IDX ia = ga * %d + la + %d * i, ib = gb * %d + lb + %d * j;\n"
 	                   "\tif (ia >= %lld || ib >= %lld)\n\t\tcontinue;\n"
@@ -1328,7 +1404,7 @@ static int render_alternatives(part_writer *w, const kir_program *p, int e, int 
 		if (spec[j].local)
 			snprintf(suffix, sizeof suffix, "_l%d", spec[j].local);
 		else
-			snprintf(suffix, sizeof suffix, "_m%dx%d", spec[j].ma, spec[j].mb);
+			snprintf(suffix, sizeof suffix, "_m%dx%d%s", spec[j].ma, spec[j].mb, spec[j].plain ? "_plain" : "");
 		v->part = next_part(w);
 		rc = render_kernel(p, &p->k[i], e, w->t, &spec[j], suffix, w->src, l, v);
 	}
