@@ -1,8 +1,10 @@
 /* cl.c: the OpenCL device (device.h). One context, one in-order queue, one
  * program per part of the source — built with -D DDPMC_PART_<part> (the
- * renderer guards each part's kernels so), all parts at open on as many
- * threads as the host has cores, each binary kept on disk by cl_cache.c —
- * and one cl_kernel per kernel. While parts compile, a tty on stderr shows
+ * renderer guards each part's kernels so), at open the parts that the
+ * kernels' variants need (each kernel's from the tuning file, cl_tune.c,
+ * else the compiler's choice) on as many threads as the host has cores,
+ * each binary kept on disk by cl_cache.c — and one cl_kernel per kernel,
+ * of its chosen variant. While parts compile, a tty on stderr shows
  * "building OpenCL programs: k/n"; a line says how long they took.
  * $DDPMC_CL_OPTIONS adds build options (the tests pass -cl-opt-disable:
  * PoCL compiles each kernel at its first launch).
