@@ -13,7 +13,9 @@
  * device time in microseconds, for people (-1: it does not launch on this
  * device). cl.c reads the file at every open: a kernel launches the
  * variant it names, and only the parts those need are built. A file that
- * does not parse is reported and ignored whole. */
+ * does not parse is reported and ignored whole. Entries are tuned the
+ * most FLOPs first and the file is written after each, so a tune stopped
+ * early keeps the train step's choices. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,27 +258,56 @@ static int tune_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, FILE *log, r
 	return RT_OK;
 }
 
+/* The entries with variants into order, the most FLOPs first (the train
+ * step before sampling): a tune stopped early has timed what costs most.
+ * Returns their number. */
+static int entry_order(const rt_program *p, int *order)
+{
+	int n = 0;
+	for (int x = 0; x < p->nentries; x++)
+		if (has_variants(&p->entries[x]))
+			order[n++] = x;
+	for (int i = 1; i < n; i++)     /* insertion sort: a handful of entries */
+		for (int j = i; j > 0 && p->entries[order[j]].flops > p->entries[order[j - 1]].flops; j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	return n;
+}
+
+/* The choices so far into the tuning file (written again after each
+ * entry, so that a tune stopped early keeps what it timed). */
+static int keep(cl_dev *c, const rt_strbuf *file, char *path, size_t len, char *err, size_t errlen)
+{
+	if (rt_cl_cache_put(&c->source_key, ".tune", file->p, file->len, path, len) == 0)
+		return RT_OK;
+	snprintf(err, errlen, "cannot write the tuning into the cache folder (%s)",
+	         path[0] ? path : "none: set DDPMC_CL_CACHE or HOME");
+	return RT_ERR;
+}
+
 int cl_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen)
 {
 	cl_dev *c = (cl_dev *)d;
 	const rt_program *p = d->p;
 	char path[4200] = "";
 	rt_strbuf file = { 0 };
-	int rc = RT_OK;
+	int *order = calloc((size_t)p->nentries + 1, sizeof *order), rc = order ? RT_OK : RT_ERR;
+	int n = order ? entry_order(p, order) : 0;
+	if (!order)
+		snprintf(err, errlen, "out of memory");
 	rt_sb_printf(&file, "# ddpmc OpenCL tuning: %s\n", d->name);
-	for (int x = 0; x < p->nentries && rc == RT_OK; x++) {
-		const rt_entry *e = &p->entries[x];
-		if (has_variants(e) && (run_once(c, e, state, err, errlen) || build_variants(c, e, err, errlen) ||
-		                        tune_kernels(c, e, &c->ent[x], log, &file, err, errlen)))
+	for (int i = 0; i < n && rc == RT_OK; i++) {
+		const rt_entry *e = &p->entries[order[i]];
+		if (run_once(c, e, state, err, errlen) || build_variants(c, e, err, errlen) ||
+		    tune_kernels(c, e, &c->ent[order[i]], log, &file, err, errlen) ||
+		    keep(c, &file, path, sizeof path, err, errlen))
 			rc = RT_ERR;
-	}
-	if (rc == RT_OK && rt_cl_cache_put(&c->source_key, ".tune", file.p, file.len, path, sizeof path)) {
-		snprintf(err, errlen, "cannot write the tuning into the cache folder (%s)",
-		         path[0] ? path : "none: set DDPMC_CL_CACHE or HOME");
-		rc = RT_ERR;
 	}
 	if (rc == RT_OK)
 		fprintf(log, "tune: kept in %s\n", path);
+	free(order);
 	rt_sb_free(&file);
 	return rc;
 }
