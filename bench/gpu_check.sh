@@ -43,7 +43,8 @@
 # Everything goes to $GPU_CHECK_WORK (default bench/out/gpu); when $OUT is
 # set (the device tool), results.txt, results.json, check.log and
 # details.tar.gz (logs, metrics, images; no checkpoints) are copied there.
-# Environment: GPU_CHECK_BUDGET (seconds for the whole check, default 360),
+# Environment: GPU_CHECK_BUDGET (seconds for the whole check, default 540:
+# the device tool allows 600 a command),
 # GPU_CHECK_NO_CUDA=1 (torch on the CPU at batch 2, 1 step: to test this
 # script on a machine without a GPU; also automatic without nvidia-smi),
 # GPU_CHECK_DEVICE (ddpmc's device for phases 3-8, default opencl; cpu to
@@ -54,7 +55,7 @@ set -u
 
 case "${1:-}" in
 "") ;;
--h|--help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 *) echo "gpu_check.sh: no arguments (settings are environment variables; try --help)" >&2; exit 2 ;;
 esac
 
@@ -63,7 +64,7 @@ cd "$ROOT" || exit 1
 
 B=${GPU_BUNDLE:-.gpu}
 W=${GPU_CHECK_WORK:-bench/out/gpu}
-BUDGET=${GPU_CHECK_BUDGET:-360}
+BUDGET=${GPU_CHECK_BUDGET:-540}
 PY=${PYTHON:-python3}
 DEV=${GPU_CHECK_DEVICE:-opencl}
 TP_STEPS=${GPU_CHECK_TP_STEPS:-16}
