@@ -204,7 +204,7 @@ cat <<EOF
 Device tool call (run; one call, about 6 minutes on the machine):
   command:   PYTHONUNBUFFERED=1 bash bench/gpu_check.sh
   carry:     [".gpu"]
-  timeout_s: 450
+  timeout_s: 600
 What comes back in \$OUT: results.txt, results.json, check.log, details.tar.gz.
 EOF
 [ -z "$FAILED" ]
