@@ -201,7 +201,7 @@ if [ "$TARGET" != all ]; then
 fi
 cat <<EOF
 
-Device tool call (run; one call, about 6 minutes on the machine):
+Device tool call (run; one call, about 9-10 minutes on the machine):
   command:   PYTHONUNBUFFERED=1 bash bench/gpu_check.sh
   carry:     [".gpu"]
   timeout_s: 600
