@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "exec.h"
@@ -388,17 +387,10 @@ static int count_parts(const rt_program *p)
 	return n;
 }
 
-static double seconds_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The parts need[i] != 0 not built yet, on as many threads as the host
  * has cores (an OpenCL compiler takes seconds to minutes per program;
  * parts build independently). */
-int cl_build_parts(cl_dev *c, const char *need, char *err, size_t errlen)
+static int build_parts(cl_dev *c, const char *need, char *err, size_t errlen)
 {
 	int *todo = calloc((size_t)c->nparts + 1, sizeof *todo), ntodo = 0;
 	for (int i = 0; todo && i < c->nparts; i++)
@@ -416,7 +408,7 @@ int cl_build_parts(cl_dev *c, const char *need, char *err, size_t errlen)
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
 	}
 	pthread_mutex_init(&b.lock, NULL);
-	double t0 = seconds_now();
+	double t0 = rt_seconds();
 	for (int i = 0; i < nthreads; i++)
 		started[i] = pthread_create(&th[i], NULL, build_worker, &b) == 0;
 	build_worker(&b);       /* this thread works too, alone if none started */
@@ -429,25 +421,27 @@ int cl_build_parts(cl_dev *c, const char *need, char *err, size_t errlen)
 	free(started);
 	if (b.compiled)
 		fprintf(stderr, "%sbuilt %d of %d OpenCL programs in %.1f s%s\n", b.tty ? "\r" : "",
-		        b.compiled, ntodo, seconds_now() - t0,
+		        b.compiled, ntodo, rt_seconds() - t0,
 		        b.compiled < ntodo ? " (the others from the cache)" : "");
 	if (b.rc != RT_OK)
 		snprintf(err, errlen, "%s", b.err);
 	return b.rc;
 }
 
-/* The parts of every kernel's chosen variant. */
-static int build_chosen(cl_dev *c, char *err, size_t errlen)
+int cl_build_variants(cl_dev *c, const rt_entry *all_of, char *err, size_t errlen)
 {
 	const rt_program *p = c->base.p;
 	char *need = calloc((size_t)c->nparts + 1, 1);
 	if (!need)
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
 	for (int e = 0; e < p->nentries; e++)
-		for (int i = 0; i < p->entries[e].nk; i++)
-			if (p->entries[e].k[i].cl.nv)
-				need[p->entries[e].k[i].cl.v[c->ent[e].choice[i]].part] = 1;
-	int rc = cl_build_parts(c, need, err, errlen);
+		for (int i = 0; i < p->entries[e].nk; i++) {
+			const rt_cl_launch *l = &p->entries[e].k[i].cl;
+			for (int j = 0; j < l->nv; j++)
+				if (&p->entries[e] == all_of || (!all_of && j == c->ent[e].choice[i]))
+					need[l->v[j].part] = 1;
+		}
+	int rc = build_parts(c, need, err, errlen);
 	free(need);
 	return rc;
 }
@@ -816,7 +810,7 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 	if (!ok)
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "opening the device");
 	cl_tuning_load(c);
-	if (build_chosen(c, err, errlen))
+	if (cl_build_variants(c, NULL, err, errlen))
 		return RT_ERR;
 	for (int i = 0; i < p->nentries; i++)
 		if (make_kernels(c, &p->entries[i], &c->ent[i], err, errlen))

@@ -46,8 +46,9 @@ typedef struct {
 
 /* "OpenCL: <fmt with what>: CL_ERROR_NAME (code)" into err; RT_ERR. */
 int cl_fail(char *err, size_t errlen, cl_int rc, const char *fmt, const char *what);
-/* Builds the parts need[i] != 0 not built yet (cl.c, build_all). */
-int cl_build_parts(cl_dev *c, const char *need, char *err, size_t errlen);
+/* Builds the parts not built yet of every variant of entry all_of's
+ * kernels, or with all_of NULL of every kernel's chosen variant. */
+int cl_build_variants(cl_dev *c, const rt_entry *all_of, char *err, size_t errlen);
 /* Kernel i of entry e as variant j: its cl_kernel, checked against the
  * launch (argument count, work-group size); NULL with a message. */
 cl_kernel cl_make_kernel(cl_dev *c, const rt_entry *e, int i, int j, char *err, size_t errlen);
@@ -58,10 +59,10 @@ cl_int cl_enqueue(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, cl_k
 double cl_event_seconds(cl_event ev);
 
 /* cl_tune.c: each kernel's variant from the tuning file of this source and
- * device (into every entry's choice); 1 when there is one, 0 when not (a
- * note on a terminal suggests `tune`), a warning on stderr when it does
- * not parse (all choices are then 0). */
-int cl_tuning_load(cl_dev *c);
+ * device, when there is one, into every entry's choice (without one, a
+ * note on a terminal suggests `tune`; one that does not parse is
+ * reported on stderr and every choice stays 0). */
+void cl_tuning_load(cl_dev *c);
 /* The device op rt_device_tune. */
 int cl_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen);
 

@@ -19,10 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cl_impl.h"
+#include "exec.h"
 #include "json.h"
 
 enum { REPS = 5 };              /* timed launches per variant, after one to warm up */
@@ -99,7 +99,9 @@ static int has_variants(const rt_entry *e)
  * logs stay as they were). */
 static void suggest_tuning(const rt_program *p)
 {
-	for (int e = 0; e < p->nentries && isatty(STDERR_FILENO); e++)
+	if (!isatty(STDERR_FILENO))
+		return;
+	for (int e = 0; e < p->nentries; e++)
 		if (has_variants(&p->entries[e])) {
 			fprintf(stderr, "note: the OpenCL kernels run the compiler's choices; this "
 			        "executable's `tune` command times their variants on this device once\n");
@@ -107,7 +109,7 @@ static void suggest_tuning(const rt_program *p)
 		}
 }
 
-int cl_tuning_load(cl_dev *c)
+void cl_tuning_load(cl_dev *c)
 {
 	char path[4200], line[1024], why[256];
 	const char *bad = NULL;
@@ -115,7 +117,7 @@ int cl_tuning_load(cl_dev *c)
 	FILE *f = rt_cl_cache_path(&c->source_key, ".tune", path, sizeof path) ? fopen(path, "r") : NULL;
 	if (!f) {
 		suggest_tuning(c->base.p);
-		return 0;
+		return;
 	}
 	while (!bad && fgets(line, sizeof line, f)) {
 		n++;
@@ -126,21 +128,13 @@ int cl_tuning_load(cl_dev *c)
 	}
 	fclose(f);
 	if (!bad)
-		return 1;
+		return;
 	fprintf(stderr, "warning: OpenCL tuning file %s:%d: %s; ignored: every kernel runs the "
 	        "compiler's choice (tune again to replace it)\n", path, n, bad);
 	clear_choices(c);
-	return 0;
 }
 
 /* --- timing -------------------------------------------------------------------- */
-
-static double seconds_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Entry e once, from `state` and zero inputs: every buffer it binds then
  * exists and holds a real run's values. */
@@ -157,20 +151,6 @@ static int run_once(cl_dev *c, const rt_entry *e, rt_tensorset *state, char *err
 		rc = rt_device_run(&c->base, e, state, &in, &out, err, errlen);
 	rt_set_free(&in);
 	rt_set_free(&out);
-	return rc;
-}
-
-/* The parts of every variant of e's kernels. */
-static int build_variants(cl_dev *c, const rt_entry *e, char *err, size_t errlen)
-{
-	char *need = calloc((size_t)c->nparts + 1, 1);
-	if (!need)
-		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the variants");
-	for (int i = 0; i < e->nk; i++)
-		for (int j = 0; j < e->k[i].cl.nv; j++)
-			need[e->k[i].cl.v[j].part] = 1;
-	int rc = cl_build_parts(c, need, err, errlen);
-	free(need);
 	return rc;
 }
 
@@ -230,7 +210,7 @@ static int choose(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, char
 static int tune_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, FILE *log, rt_strbuf *file,
                         char *err, size_t errlen)
 {
-	double before = 0, after = 0, t0 = seconds_now();
+	double before = 0, after = 0, t0 = rt_seconds();
 	int tuned = 0, changed = 0;
 	for (int i = 0; i < e->nk; i++) {
 		const rt_cl_launch *l = &e->k[i].cl;
@@ -254,7 +234,7 @@ static int tune_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, FILE *log, r
 	}
 	fprintf(log, "tune: %s: %d kernels with variants, %d changed; one launch of each: %.3f ms, "
 	        "tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, 1e3 * before, 1e3 * after,
-	        seconds_now() - t0);
+	        rt_seconds() - t0);
 	return RT_OK;
 }
 
@@ -300,7 +280,7 @@ int cl_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errl
 	rt_sb_printf(&file, "# ddpmc OpenCL tuning: %s\n", d->name);
 	for (int i = 0; i < n && rc == RT_OK; i++) {
 		const rt_entry *e = &p->entries[order[i]];
-		if (run_once(c, e, state, err, errlen) || build_variants(c, e, err, errlen) ||
+		if (run_once(c, e, state, err, errlen) || cl_build_variants(c, e, err, errlen) ||
 		    tune_kernels(c, e, &c->ent[order[i]], log, &file, err, errlen) ||
 		    keep(c, &file, path, sizeof path, err, errlen))
 			rc = RT_ERR;

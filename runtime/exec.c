@@ -184,7 +184,7 @@ static int bind_all(const rt_program *p, const rt_entry *e, rt_tensorset *state,
 	return RT_OK;
 }
 
-static double now(void)
+double rt_seconds(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -205,14 +205,14 @@ int rt_entry_run(const rt_program *p, const rt_entry *e, rt_tensorset *state,
 	if (bind_all(p, e, state, inputs, outputs, 1, err, errlen))
 		return RT_ERR;
 	for (int k = 0; k < e->nk; k++) {
-		double t0 = c->ksec ? now() : 0;
+		double t0 = c->ksec ? rt_seconds() : 0;
 		const rt_kernel *kn = &e->k[k];
 		void *args[kn->nargs + 1];
 		for (int j = 0; j < kn->nargs; j++)
 			args[j] = c->bufs[kn->args[j]];
 		rt_pool_run(pool, kn->fn, args, kn->rows);
 		if (c->ksec)
-			c->ksec[k] += now() - t0;
+			c->ksec[k] += rt_seconds() - t0;
 	}
 	c->calls++;
 	return RT_OK;

@@ -54,6 +54,9 @@ void rt_exec_add_seconds(const rt_entry *e, int k, double seconds);
 /* The number of calls since the entry was parsed. */
 int64_t rt_exec_calls(const rt_entry *e);
 
+/* A monotonic clock, in seconds: for timings. */
+double rt_seconds(void);
+
 /* For program.c: the context of an entry of nbuf buffers. */
 struct rt_exec_ctx *rt_exec_ctx_new(int nbuf);
 void rt_exec_ctx_free(struct rt_exec_ctx *c);

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cli.h"
 #include "cmdline.h"
@@ -156,9 +155,7 @@ int cli_fail(const cli_opts *o, const char *fmt, ...)
 
 double cli_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+	return rt_seconds();
 }
 
 rt_device *cli_device(const cli_opts *o, const rt_program *p)

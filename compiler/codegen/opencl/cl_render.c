@@ -861,11 +861,17 @@ static void emit_point(renderer *r, const char *gid)
 	emit_stores(r, 0);
 }
 
+/* A launch of one work-item per point, in work-groups of `local`. */
+static void launch_points(cl_variant *l, int64_t points, int local)
+{
+	l->local = local;
+	l->global = (points + local - 1) / local * local;
+}
+
 static void render_point(renderer *r, cl_variant *l)
 {
 	int64_t points = points_of(r->k);
-	l->local = kernel_local(r);
-	l->global = (points + l->local - 1) / l->local * l->local;
+	launch_points(l, points, kernel_local(r));
 	rt_sb_printf(r->b, "\tconst IDX gid = get_global_id(0);\n\tif (gid >= %lld)\n\t\treturn;\n",
 	             (long long)points);
 	emit_point(r, "gid");
@@ -890,8 +896,7 @@ static void render_batch(renderer *r, cl_variant *l)
 		rt_sb_puts(r->b, "\treturn;\n\t}\n");
 		start += n;
 	}
-	l->local = kernel_local(r);
-	l->global = (points_of(k) + l->local - 1) / l->local * l->local;
+	launch_points(l, points_of(k), kernel_local(r));
 }
 
 /* One work-item's stride over the reduction, L work-items apart. */
@@ -1397,8 +1402,7 @@ static int render_alternatives(part_writer *w, const kir_program *p, int e, int 
 		char suffix[24];
 		if (!own) {
 			*v = l->v[0];
-			v->local = spec[j].local;
-			v->global = (points + v->local - 1) / v->local * v->local;
+			launch_points(v, points, spec[j].local);
 			continue;
 		}
 		if (spec[j].local)
