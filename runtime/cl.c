@@ -617,8 +617,12 @@ cl_int cl_enqueue(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, cl_k
 	const rt_cl_launch *l = &e->k[i].cl;
 	size_t global = (size_t)l->v[j].global, local = (size_t)l->v[j].local;
 	cl_int rc = clSetKernelArg(k, 0, sizeof(cl_mem), &ce->arena);
-	for (int a = 0; a < l->nargs && rc == CL_SUCCESS; a++)
-		rc = clSetKernelArg(k, (cl_uint)a + 1, sizeof(cl_mem), &ce->bound[l->args[a]]);
+	for (int a = 0; a < l->nargs && rc == CL_SUCCESS; a++) {
+		const rt_buffer *b = &e->buf[l->args[a]];
+		cl_long offset = b->offset;
+		rc = b->kind == RT_BUF_TEMP ? clSetKernelArg(k, (cl_uint)a + 1, sizeof offset, &offset)
+		                            : clSetKernelArg(k, (cl_uint)a + 1, sizeof(cl_mem), &ce->bound[l->args[a]]);
+	}
 	return rc != CL_SUCCESS ? rc : clEnqueueNDRangeKernel(c->q, k, 1, NULL, &global, &local, 0, NULL, ev);
 }
 

@@ -8,11 +8,13 @@
  *   # ddpmc OpenCL tuning: OpenCL 0.0: NVIDIA H200 (NVIDIA CUDA)
  *   e0_k14_conv2d	2	412.1 380.2 301.0 355.9
  *
- * a line per kernel with variants: its OpenCL name (the compiler's
+ * a line per OpenCL kernel with variants: its name (the compiler's
  * choice's), the variant chosen (0: the compiler's), then each variant's
  * device time in microseconds, for people (-1: it does not launch on this
- * device). cl.c reads the file at every open: a kernel launches the
- * variant it names, and only the parts those need are built. A file that
+ * device). Kernels that share one OpenCL kernel (program.h) have the same
+ * variants and share its line: tune times one of them. cl.c reads the
+ * file at every open: a kernel launches the variant its line names, and
+ * only the parts those need are built. A file that
  * does not parse is reported and ignored whole. Entries are tuned the
  * most FLOPs first and the file is written after each, so a tune stopped
  * early keeps the train step's choices. */
@@ -30,55 +32,53 @@ enum { REPS = 5 };              /* timed launches per variant, after one to warm
 
 /* --- the file ---------------------------------------------------------------- */
 
-/* The kernel after (*e, *i) in program order, wrapping around. */
-static void advance(const rt_program *p, int *e, int *i)
+/* f(c, e, i, ctx) for every launch (kernel i of entry e) of OpenCL kernel
+ * `name`: kernels that share one have the same variants, so one choice
+ * serves them all. Returns how many, or -1 when f failed. */
+typedef int (*launch_fn)(cl_dev *c, int e, int i, void *ctx, char *err, size_t errlen);
+static int each_launch_of(cl_dev *c, const char *name, launch_fn f, void *ctx, char *err, size_t errlen)
 {
-	if (++*i < p->entries[*e].nk)
-		return;
-	*i = 0;
-	do
-		*e = (*e + 1) % p->nentries;
-	while (p->entries[*e].nk == 0);
+	const rt_program *p = c->base.p;
+	int n = 0;
+	for (int e = 0; e < p->nentries; e++)
+		for (int i = 0; i < p->entries[e].nk; i++) {
+			const rt_cl_launch *l = &p->entries[e].k[i].cl;
+			if (!l->nv || strcmp(l->v[0].name, name))
+				continue;
+			if (f(c, e, i, ctx, err, errlen))
+				return -1;
+			n++;
+		}
+	return n;
 }
 
-/* The kernel whose OpenCL name is `name`, searched from the one after
- * (*e, *i): the file lists kernels in program order. */
-static int find_kernel(const rt_program *p, const char *name, int *e, int *i)
+/* Kernel i of entry e launches variant *(int *)j once opened. */
+static int set_choice(cl_dev *c, int e, int i, void *j, char *err, size_t errlen)
 {
-	int n = 0;
-	for (int x = 0; x < p->nentries; x++)
-		n += p->entries[x].nk;
-	for (int step = 0; step < n; step++) {
-		advance(p, e, i);
-		const rt_cl_launch *l = &p->entries[*e].k[*i].cl;
-		if (l->nv && strcmp(l->v[0].name, name) == 0)
-			return 1;
+	const rt_cl_launch *l = &c->base.p->entries[e].k[i].cl;
+	int v = *(int *)j;
+	if (v >= l->nv) {
+		snprintf(err, errlen, "'%.100s' has variants 0 to %d, not %d", l->v[0].name, l->nv - 1, v);
+		return -1;
 	}
+	c->ent[e].choice[i] = v;
 	return 0;
 }
 
 /* One line "NAME\tCHOICE..." into the choices; NULL, or what is wrong. */
-static const char *parse_line(cl_dev *c, char *line, int *e, int *i, char *why, size_t len)
+static const char *parse_line(cl_dev *c, char *line, char *why, size_t len)
 {
-	const rt_program *p = c->base.p;
 	char *tab = strchr(line, '\t'), *end;
 	if (!tab)
 		return "expected a kernel's name, a tab and its variant";
 	*tab = 0;
 	long j = strtol(tab + 1, &end, 10);
-	if (end == tab + 1 || (*end && *end != '\t' && *end != '\n'))
+	if (end == tab + 1 || (*end && *end != '\t' && *end != '\n') || j < 0 || j >= RT_CL_MAX_VARIANTS)
 		return "expected a kernel's name, a tab and its variant";
-	if (!find_kernel(p, line, e, i)) {
+	int v = (int)j, n = each_launch_of(c, line, set_choice, &v, why, len);
+	if (n == 0)
 		snprintf(why, len, "no kernel '%.100s' in this program", line);
-		return why;
-	}
-	const rt_cl_launch *l = &p->entries[*e].k[*i].cl;
-	if (j < 0 || j >= l->nv) {
-		snprintf(why, len, "'%.100s' has variants 0 to %d, not %ld", line, l->nv - 1, j);
-		return why;
-	}
-	c->ent[*e].choice[*i] = (int)j;
-	return NULL;
+	return n > 0 ? NULL : why;
 }
 
 static void clear_choices(cl_dev *c)
@@ -113,7 +113,7 @@ void cl_tuning_load(cl_dev *c)
 {
 	char path[4200], line[1024], why[256];
 	const char *bad = NULL;
-	int e = 0, i = -1, n = 0;
+	int n = 0;
 	FILE *f = rt_cl_cache_path(&c->source_key, ".tune", path, sizeof path) ? fopen(path, "r") : NULL;
 	if (!f) {
 		suggest_tuning(c->base.p);
@@ -124,7 +124,7 @@ void cl_tuning_load(cl_dev *c)
 		if (!strchr(line, '\n') && !feof(f))
 			bad = "a line longer than 1023 bytes";
 		else if (line[0] != '#')
-			bad = parse_line(c, line, &e, &i, why, sizeof why);
+			bad = parse_line(c, line, why, sizeof why);
 	}
 	fclose(f);
 	if (!bad)
@@ -206,22 +206,39 @@ static int choose(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, char
 	return RT_OK;
 }
 
-/* Every kernel of e that has variants: timed, chosen, a line in file. */
-static int tune_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, FILE *log, rt_strbuf *file,
-                        char *err, size_t errlen)
+/* What tune has chosen so far: tuned[e][i] once kernel i of entry e
+ * launches its OpenCL kernel's choice. */
+typedef struct {
+	char **tuned;
+	int j;                  /* the variant being chosen */
+} choices;
+
+/* Kernel i of entry e launches variant j from now on. */
+static int choose_launch(cl_dev *c, int e, int i, void *ctx, char *err, size_t errlen)
 {
+	choices *ch = ctx;
+	ch->tuned[e][i] = 1;
+	return choose(c, &c->base.p->entries[e], &c->ent[e], i, ch->j, err, errlen);
+}
+
+/* Every OpenCL kernel of e that has variants and was not tuned yet:
+ * timed, chosen for each launch of it, a line in file. */
+static int tune_kernels(cl_dev *c, int ei, choices *ch, FILE *log, rt_strbuf *file, char *err,
+                        size_t errlen)
+{
+	const rt_entry *e = &c->base.p->entries[ei];
 	double before = 0, after = 0, t0 = rt_seconds();
-	int tuned = 0, changed = 0;
+	int tuned = 0, changed = 0, launches = 0;
 	for (int i = 0; i < e->nk; i++) {
 		const rt_cl_launch *l = &e->k[i].cl;
 		double t[RT_CL_MAX_VARIANTS];
-		if (l->nv < 2)
+		if (l->nv < 2 || ch->tuned[ei][i])
 			continue;
 		for (int j = 0; j < l->nv; j++)
-			if (time_variant(c, e, ce, i, j, &t[j], err, errlen))
+			if (time_variant(c, e, &c->ent[ei], i, j, &t[j], err, errlen))
 				return RT_ERR;
-		int j = fastest(t, l->nv);
-		if (choose(c, e, ce, i, j, err, errlen))
+		int j = ch->j = fastest(t, l->nv), n = each_launch_of(c, l->v[0].name, choose_launch, ch, err, errlen);
+		if (n < 0)
 			return RT_ERR;
 		rt_sb_printf(file, "%s\t%d\t", l->v[0].name, j);
 		for (int v = 0; v < l->nv; v++)
@@ -229,12 +246,13 @@ static int tune_kernels(cl_dev *c, const rt_entry *e, cl_entry *ce, FILE *log, r
 		rt_sb_puts(file, "\n");
 		tuned++;
 		changed += j != 0;
-		before += t[0] > 0 ? t[0] : 0;
-		after += t[j] > 0 ? t[j] : 0;
+		launches += n;
+		before += t[0] > 0 ? n * t[0] : 0;
+		after += t[j] > 0 ? n * t[j] : 0;
 	}
-	fprintf(log, "tune: %s: %d kernels with variants, %d changed; one launch of each: %.3f ms, "
-	        "tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, 1e3 * before, 1e3 * after,
-	        rt_seconds() - t0);
+	fprintf(log, "tune: %s: %d kernels with variants not tuned before, %d changed; their %d launches: "
+	        "%.3f ms, tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, launches, 1e3 * before,
+	        1e3 * after, rt_seconds() - t0);
 	return RT_OK;
 }
 
@@ -267,26 +285,45 @@ static int keep(cl_dev *c, const rt_strbuf *file, char *path, size_t len, char *
 	return RT_ERR;
 }
 
+static void choices_free(choices *ch, int nentries)
+{
+	for (int e = 0; ch->tuned && e < nentries; e++)
+		free(ch->tuned[e]);
+	free(ch->tuned);
+}
+
+static int choices_new(choices *ch, const rt_program *p)
+{
+	*ch = (choices){ calloc((size_t)p->nentries + 1, sizeof *ch->tuned), 0 };
+	for (int e = 0; ch->tuned && e < p->nentries; e++)
+		if (!(ch->tuned[e] = calloc((size_t)p->entries[e].nk + 1, 1)))
+			return RT_ERR;
+	return ch->tuned ? RT_OK : RT_ERR;
+}
+
 int cl_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen)
 {
 	cl_dev *c = (cl_dev *)d;
 	const rt_program *p = d->p;
 	char path[4200] = "";
 	rt_strbuf file = { 0 };
-	int *order = calloc((size_t)p->nentries + 1, sizeof *order), rc = order ? RT_OK : RT_ERR;
+	choices ch = { 0 };
+	int *order = calloc((size_t)p->nentries + 1, sizeof *order);
+	int rc = order && choices_new(&ch, p) == RT_OK ? RT_OK : RT_ERR;
 	int n = order ? entry_order(p, order) : 0;
-	if (!order)
+	if (rc != RT_OK)
 		snprintf(err, errlen, "out of memory");
 	rt_sb_printf(&file, "# ddpmc OpenCL tuning: %s\n", d->name);
 	for (int i = 0; i < n && rc == RT_OK; i++) {
 		const rt_entry *e = &p->entries[order[i]];
 		if (run_once(c, e, state, err, errlen) || cl_build_variants(c, e, err, errlen) ||
-		    tune_kernels(c, e, &c->ent[order[i]], log, &file, err, errlen) ||
+		    tune_kernels(c, order[i], &ch, log, &file, err, errlen) ||
 		    keep(c, &file, path, sizeof path, err, errlen))
 			rc = RT_ERR;
 	}
 	if (rc == RT_OK)
 		fprintf(log, "tune: kept in %s\n", path);
+	choices_free(&ch, p->nentries);
 	free(order);
 	rt_sb_free(&file);
 	return rc;

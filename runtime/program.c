@@ -266,10 +266,6 @@ static int parse_cl(parser *ps, const rt_entry *e, const char *where, const rt_j
 	if (get_arr(ps, o, "args", where, &args) ||
 	    parse_buffer_list(ps, e, where, "cl.args", args, &cl->args, &cl->nargs))
 		return RT_ERR;
-	for (int j = 0; j < cl->nargs; j++)
-		if (e->buf[cl->args[j]].kind == RT_BUF_TEMP)
-			return bad(ps, where, "cl.args[%d] names buffers[%d], a temp (temps are read "
-			           "from the arena)", j, cl->args[j]);
 	return RT_OK;
 }
 

@@ -36,10 +36,12 @@
  * launches name are built at once, each on a core of its own), over a
  * 1-D NDRange of G work-items in work-groups of L (G a multiple of L).
  * Its arguments: first the entry's arena (__global uchar *, at least 64
- * bytes even when arena_bytes is 0; temps are read at their offsets
- * inside it), then the buffers "args" names by index, in order, each a
- * __global pointer to its dtype's storage (f32 float, i32 int, f16 half,
- * bf16 ushort). args never names a temp. "alts" (optional) are other
+ * bytes even when arena_bytes is 0; temps live at their offsets inside
+ * it), then the buffers "args" names by index, in order: a temp as its
+ * offset (long, bytes into the arena), any other as a __global pointer
+ * to its dtype's storage (f32 float, i32 int, f16 half, bf16 ushort).
+ * Kernels that differ only in their buffers are one OpenCL kernel,
+ * launched with different arguments. "alts" (optional) are other
  * launches that compute the same with the same arguments (another kernel
  * of the source, or the same one in other work-groups): `tune` times them
  * on the device and the runtime launches the one it chose (runtime/cl.c). */

@@ -275,6 +275,12 @@ void kir_report(const kir_program *p, FILE *f);
  * they touch get one fn. Returns the number of distinct functions. */
 int kir_share(kir_program **progs, int n);
 
+/* Sets k->arg, k->narg: the buffers k touches, in the order of first use
+ * (loads in expression order, then stores), as kir_share does; and the
+ * argument number of buffer buf in them (-1: not one of them). */
+void kir_set_args(kir_kernel *k);
+int kir_arg_of(const kir_kernel *k, int buf);
+
 /* A kernel's signature: a hash of what kir_share compares but its tile
  * (so the same for every schedule of one computation), for a tuning
  * file's keys. Sets k's arguments as kir_share does. */

@@ -26,7 +26,7 @@ static void add_arg(kir_kernel *k, int buf)
 	k->arg[k->narg++] = buf;
 }
 
-static void set_args(kir_kernel *k)
+void kir_set_args(kir_kernel *k)
 {
 	free(k->arg);
 	k->arg = malloc((size_t)(k->nx + k->nst + 1) * sizeof *k->arg);
@@ -38,7 +38,7 @@ static void set_args(kir_kernel *k)
 		add_arg(k, k->st[s].buf);
 }
 
-static int arg_of(const kir_kernel *k, int buf)
+int kir_arg_of(const kir_kernel *k, int buf)
 {
 	for (int j = 0; j < k->narg; j++)
 		if (k->arg[j] == buf)
@@ -78,12 +78,12 @@ static void kernel_key(const kir_program *p, const kir_kernel *k, int with_tile,
 		put_int(b, e->kind), put_int(b, e->type), put_int(b, e->op);
 		put_int(b, e->a), put_int(b, e->b), put_int(b, e->c);
 		put(b, &e->value, sizeof e->value);
-		put_int(b, e->var), put_int(b, e->kind == KX_LOAD ? arg_of(k, e->buf) : -1);
+		put_int(b, e->var), put_int(b, e->kind == KX_LOAD ? kir_arg_of(k, e->buf) : -1);
 		put_int(b, e->stream), put_int(b, e->acc), put_int(b, e->round);
 	}
 	for (int s = 0; s < k->nst; s++) {
 		const kir_store *st = &k->st[s];
-		put_int(b, arg_of(k, st->buf)), put_int(b, st->index), put_int(b, st->value);
+		put_int(b, kir_arg_of(k, st->buf)), put_int(b, st->index), put_int(b, st->value);
 		put_int(b, st->inner);
 	}
 	put_int(b, k->nseg);
@@ -145,7 +145,7 @@ static slot *find(slot *t, size_t cap, const rt_strbuf *b, uint64_t h)
 uint64_t kir_kernel_signature(const kir_program *p, kir_kernel *k)
 {
 	rt_strbuf b = { 0 };
-	set_args(k);
+	kir_set_args(k);
 	kernel_key(p, k, 0, &b);
 	uint64_t h = hash_of(&b);
 	rt_sb_free(&b);
@@ -165,7 +165,7 @@ int kir_share(kir_program **progs, int n)
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < progs[i]->nk; j++) {
 			kir_kernel *k = &progs[i]->k[j];
-			set_args(k);
+			kir_set_args(k);
 			kernel_key(progs[i], k, 1, &b);
 			uint64_t h = hash_of(&b);
 			slot *s = find(t, cap, &b, h);

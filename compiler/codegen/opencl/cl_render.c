@@ -401,12 +401,13 @@ static void put_op(renderer *r, const kir_expr *e)
 static void put_load(renderer *r, const kir_expr *e)
 {
 	rt_dtype dt = r->p->buf[e->buf].dtype;
+	int a = kir_arg_of(r->k, e->buf);
 	if (dt == RT_F16)
-		rt_sb_printf(r->b, "DDPM_LOAD_HALF(b%d, x%d)", e->buf, e->a);
+		rt_sb_printf(r->b, "DDPM_LOAD_HALF(a%d, x%d)", a, e->a);
 	else if (dt == RT_BF16)
-		rt_sb_printf(r->b, "ddpm_from_bf16(b%d[x%d])", e->buf, e->a);
+		rt_sb_printf(r->b, "ddpm_from_bf16(a%d[x%d])", a, e->a);
 	else
-		rt_sb_printf(r->b, "b%d[x%d]", e->buf, e->a);
+		rt_sb_printf(r->b, "a%d[x%d]", a, e->a);
 }
 
 static int is_declared(void *ctx, int i)
@@ -472,14 +473,15 @@ static void emit_stores(renderer *r, int inner)
 			continue;
 		rt_dtype dt = r->p->buf[st->buf].dtype;
 		kir_type from = k->x[st->value].type;
+		int a = kir_arg_of(k, st->buf);
 		if (dt == RT_F16) {
-			rt_sb_printf(r->b, "\tDDPM_STORE_HALF(x%d, b%d, x%d);\n", st->value, st->buf, st->index);
+			rt_sb_printf(r->b, "\tDDPM_STORE_HALF(x%d, a%d, x%d);\n", st->value, a, st->index);
 		} else if (dt == RT_BF16) {
-			rt_sb_printf(r->b, "\tb%d[x%d] = ddpm_to_bf16(x%d);\n", st->buf, st->index, st->value);
+			rt_sb_printf(r->b, "\ta%d[x%d] = ddpm_to_bf16(x%d);\n", a, st->index, st->value);
 		} else if (dt == RT_I32 && from == KT_F32) {   /* rt_store: half away from zero */
-			rt_sb_printf(r->b, "\tb%d[x%d] = convert_int_sat(round(x%d));\n", st->buf, st->index, st->value);
+			rt_sb_printf(r->b, "\ta%d[x%d] = convert_int_sat(round(x%d));\n", a, st->index, st->value);
 		} else {
-			rt_sb_printf(r->b, "\tb%d[x%d] = ", st->buf, st->index);
+			rt_sb_printf(r->b, "\ta%d[x%d] = ", a, st->index);
 			put_expr_ref(r, st->value, kir_type_of(dt));
 			rt_sb_puts(r->b, ";\n");
 		}
@@ -1225,48 +1227,25 @@ static void render_tile(renderer *r, cl_variant *l)
 
 /* --- kernels ------------------------------------------------------------------- */
 
-/* used[b] != 0 for every buffer kernel k loads or stores (NULL: no memory). */
-static char *buffers_used(const kir_program *p, const kir_kernel *k)
+/* A kernel's parameters after its name, and the start of its body: the
+ * arena, then k's buffers in the order of kir_set_args as a<j>: a temp's
+ * as its byte offset o<j> into the arena (so that kernels which differ
+ * only in where the plan put their temps are one kernel), any other as a
+ * pointer. */
+static void put_params(rt_strbuf *b, const kir_program *p, const kir_kernel *k)
 {
-	char *used = calloc((size_t)p->nbuf + 1, 1);
-	for (int i = 0; used && i < k->nx; i++)
-		if (k->x[i].kind == KX_LOAD)
-			used[k->x[i].buf] = 1;
-	for (int s = 0; used && s < k->nst; s++)
-		used[k->st[s].buf] = 1;
-	return used;
-}
-
-/* The kernel's arguments after the arena: the non-temp buffers it uses,
- * ascending. */
-static int *kernel_args(const kir_program *p, const char *used, int *nargs)
-{
-	int *args = malloc(((size_t)p->nbuf + 1) * sizeof *args);
-	*nargs = 0;
-	for (int b = 0; args && b < p->nbuf; b++)
-		if (used[b] && !is_temp(p, b))
-			args[(*nargs)++] = b;
-	return args;
-}
-
-static void put_signature(rt_strbuf *b, const kir_program *p, const char *name, const cl_launch *l)
-{
-	rt_sb_printf(b, "__kernel void %s(__global uchar *arena", name);
-	for (int i = 0; i < l->nargs; i++)
-		rt_sb_printf(b, ", __global %s *b%d", storage_name(p->buf[l->args[i]].dtype), l->args[i]);
+	rt_sb_puts(b, "(__global uchar *arena");
+	for (int j = 0; j < k->narg; j++)
+		if (is_temp(p, k->arg[j]))
+			rt_sb_printf(b, ", long o%d", j);
+		else
+			rt_sb_printf(b, ", __global %s *a%d", storage_name(p->buf[k->arg[j]].dtype), j);
 	rt_sb_puts(b, ")\n{\n");
-}
-
-/* The temporaries it uses, as pointers into the arena. */
-static void put_temps(rt_strbuf *b, const kir_program *p, const char *used)
-{
-	for (int buf = 0; buf < p->nbuf; buf++) {
-		if (!used[buf] || !is_temp(p, buf))
-			continue;
-		const char *t = storage_name(p->buf[buf].dtype);
-		rt_sb_printf(b, "\t__global %s *b%d = (__global %s *)(arena + %lld);\n", t, buf, t,
-		             (long long)p->buf[buf].offset);
-	}
+	for (int j = 0; j < k->narg; j++)
+		if (is_temp(p, k->arg[j])) {
+			const char *t = storage_name(p->buf[k->arg[j]].dtype);
+			rt_sb_printf(b, "\t__global %s *a%d = (__global %s *)(arena + o%d);\n", t, j, t, j);
+		}
 }
 
 static void kernel_name(char *out, size_t len, int entry, const char *name, const char *suffix)
@@ -1303,23 +1282,16 @@ static int renderer_open(renderer *r, const kir_program *p, const kir_kernel *k,
 	return 0;
 }
 
-/* Kernel k of entry `entry`, launched as l (its arguments), into b as
- * OpenCL kernel "e<entry>_<name><suffix>": its variant `force`, or the
- * renderer's choice. Sets v's name and NDRange. */
-static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, const cl_target *t,
-                         const variant_spec *force, const char *suffix, rt_strbuf *b, const cl_launch *l,
-                         cl_variant *v)
+/* Kernel k (its arguments set) as variant `force`, or the renderer's
+ * choice, into b: its OpenCL C after the kernel's name. Sets v's
+ * NDRange. */
+static int render_variant(const kir_program *p, const kir_kernel *k, const cl_target *t,
+                          const variant_spec *force, rt_strbuf *b, cl_variant *v)
 {
 	renderer r;
-	char *used = buffers_used(p, k);
-	if (!used || renderer_open(&r, p, k, t, force, b) < 0) {
-		free(used);
+	if (renderer_open(&r, p, k, t, force, b) < 0)
 		return -1;
-	}
-	kernel_name(v->name, sizeof v->name, entry, k->name, suffix);
-	rt_sb_printf(b, "\n/* %s: %s */\n", k->name, k->ops ? k->ops : "");
-	put_signature(b, p, v->name, l);
-	put_temps(b, p, used);
+	put_params(b, p, k);
 	if (kir_is_batch(k))
 		render_batch(&r, v);
 	else if (r.shape == SHAPE_TILE)
@@ -1330,8 +1302,100 @@ static int render_kernel(const kir_program *p, const kir_kernel *k, int entry, c
 		render_point(&r, v);
 	rt_sb_puts(b, "}\n");
 	renderer_close(&r);
-	free(used);
 	return 0;
+}
+
+/* A kernel's launch as rendered, before it goes into the source: every
+ * variant's OpenCL C after its name, one after another in text (variant
+ * j's from at[j] to at[j + 1]; empty: v[0]'s kernel in other
+ * work-groups). Kernels whose launches render the same (a layer shape
+ * again, the forward pass in every entry) share one: they differ only in
+ * the arguments they are given. */
+typedef struct {
+	rt_strbuf text;
+	size_t at[CL_MAX_VARIANTS + 1];
+	char suffix[CL_MAX_VARIANTS][24];
+	cl_variant v[CL_MAX_VARIANTS];
+	int nv;
+	int entry;              /* the first kernel rendered so, which names it */
+	const kir_kernel *k;
+	uint64_t hash;
+} rendered_launch;
+
+static void variant_suffix(char *out, size_t len, const variant_spec *s)
+{
+	if (s->local)
+		snprintf(out, len, "_l%d", s->local);
+	else
+		snprintf(out, len, "_m%dx%d%s", s->ma, s->mb, s->plain ? "_plain" : "");
+}
+
+/* Kernel k of entry `entry` (its arguments set), every variant, into
+ * out; -1 when out of memory. */
+static int render_launch(const kir_program *p, const kir_kernel *k, int entry, const cl_target *t,
+                         rendered_launch *out)
+{
+	renderer r;
+	variant_spec spec[CL_MAX_VARIANTS];
+	*out = (rendered_launch){ .nv = 1, .entry = entry, .k = k, .hash = RT_FNV1A_START };
+	if (render_variant(p, k, t, NULL, &out->text, &out->v[0]) < 0 ||
+	    renderer_open(&r, p, k, t, NULL, &out->text) < 0)
+		return -1;
+	int n = alternatives(&r, spec), own = has_own_source(&r);
+	renderer_close(&r);
+	out->at[1] = out->text.len;
+	for (int j = 0; j < n; j++) {
+		cl_variant *v = &out->v[out->nv++];
+		if (!own) {
+			launch_points(v, points_of(k), spec[j].local);
+		} else {
+			variant_suffix(out->suffix[j + 1], sizeof out->suffix[j + 1], &spec[j]);
+			if (render_variant(p, k, t, &spec[j], &out->text, v) < 0)
+				return -1;
+		}
+		out->at[out->nv] = out->text.len;
+	}
+	for (int j = 0; j < out->nv; j++) {
+		int64_t size[2] = { out->v[j].global, out->v[j].local };
+		out->hash = rt_fnv1a(out->hash, size, sizeof size);
+	}
+	out->hash = rt_fnv1a(out->hash, out->text.p, out->text.len);
+	return out->text.oom ? -1 : 0;
+}
+
+static int same_launch(const rendered_launch *a, const rendered_launch *b)
+{
+	if (a->hash != b->hash || a->nv != b->nv || a->text.len != b->text.len)
+		return 0;
+	for (int j = 0; j < a->nv; j++)
+		if (a->at[j + 1] != b->at[j + 1] || a->v[j].global != b->v[j].global ||
+		    a->v[j].local != b->v[j].local)
+			return 0;
+	return !memcmp(a->text.p, b->text.p, a->text.len);
+}
+
+/* The distinct launches, in the order first rendered, and an index of
+ * them by hash (open addressing; cap a power of two, at least twice
+ * their number). */
+typedef struct {
+	rendered_launch *u;
+	int n;
+	int *slot;              /* index into u, or -1 */
+	size_t cap;
+} launch_set;
+
+/* The index of launch *c in s: an equal one's (c is freed), or c's, moved
+ * in; -1 when out of memory. */
+static int intern(launch_set *s, rendered_launch *c)
+{
+	size_t i = c->hash & (s->cap - 1);
+	for (; s->slot[i] >= 0; i = (i + 1) & (s->cap - 1))
+		if (same_launch(&s->u[s->slot[i]], c)) {
+			rt_sb_free(&c->text);
+			return s->slot[i];
+		}
+	s->u[s->n] = *c;
+	return s->slot[i] = s->n++;
 }
 
 /* 64-bit indices only where a buffer or an iteration space needs them
@@ -1374,68 +1438,105 @@ static int next_part(part_writer *w)
 	return w->part;
 }
 
-/* Kernel i of entry e's launch, its renderer's choice as l->v[0]. */
-static int render_choice(part_writer *w, const kir_program *p, int e, int i, cl_launch *l)
+/* Variant j of launch u into the next part, named after u's first kernel. */
+static void write_variant(part_writer *w, rendered_launch *u, int j)
 {
-	char *used = buffers_used(p, &p->k[i]);
-	l->args = used ? kernel_args(p, used, &l->nargs) : NULL;
-	free(used);
-	l->nv = 1;
-	l->v[0].part = next_part(w);
-	return l->args ? render_kernel(p, &p->k[i], e, w->t, NULL, "", w->src, l, &l->v[0]) : -1;
+	cl_variant *v = &u->v[j];
+	char name[sizeof v->name];
+	kernel_name(name, sizeof name, u->entry, u->k->name, u->suffix[j]);
+	memcpy(v->name, name, sizeof name);
+	v->part = next_part(w);
+	rt_sb_printf(w->src, "\n/* %s: %s */\n__kernel void %s", u->k->name, u->k->ops ? u->k->ops : "", name);
+	rt_sb_put(w->src, u->text.p + u->at[j], u->at[j + 1] - u->at[j]);
 }
 
-/* The alternatives of kernel i of entry e as l->v[1..): each OpenCL
- * kernel of its own in the parts after every renderer's choice, or, for
- * a point kernel, v[0] with other work-groups. */
-static int render_alternatives(part_writer *w, const kir_program *p, int e, int i, cl_launch *l)
+/* The source of the distinct launches: every v[0] first, then the
+ * alternatives in parts of their own; a variant without source of its
+ * own (another work-group size) launches v[0]'s kernel. */
+static void write_launches(part_writer *w, kir_program **progs, launch_set *s)
 {
-	renderer r;
-	variant_spec spec[CL_MAX_VARIANTS];
-	if (renderer_open(&r, p, &p->k[i], w->t, NULL, w->src) < 0)
-		return -1;
-	int n = alternatives(&r, spec), own = has_own_source(&r), rc = 0;
-	int64_t points = points_of(r.k);
-	renderer_close(&r);
-	for (int j = 0; j < n && rc == 0; j++) {
-		cl_variant *v = &l->v[l->nv++];
-		char suffix[24];
-		if (!own) {
-			*v = l->v[0];
-			launch_points(v, points, spec[j].local);
-			continue;
-		}
-		if (spec[j].local)
-			snprintf(suffix, sizeof suffix, "_l%d", spec[j].local);
-		else
-			snprintf(suffix, sizeof suffix, "_m%dx%d%s", spec[j].ma, spec[j].mb, spec[j].plain ? "_plain" : "");
-		v->part = next_part(w);
-		rc = render_kernel(p, &p->k[i], e, w->t, &spec[j], suffix, w->src, l, v);
+	for (int i = 0; i < s->n; i++) {
+		if (!i || s->u[i].entry != s->u[i - 1].entry)
+			rt_sb_printf(w->src, "\n/* entry %d: %s */\n", s->u[i].entry, progs[s->u[i].entry]->entry);
+		write_variant(w, &s->u[i], 0);
 	}
-	return rc;
+	w->closed = 1;
+	for (int i = 0; i < s->n; i++)
+		for (int j = 1; j < s->u[i].nv; j++) {
+			cl_variant *v = &s->u[i].v[j];
+			if (s->u[i].at[j] < s->u[i].at[j + 1])
+				write_variant(w, &s->u[i], j);
+			else
+				memcpy(v->name, s->u[i].v[0].name, sizeof v->name), v->part = s->u[i].v[0].part;
+		}
+	if (w->part >= 0)
+		rt_sb_printf(w->src, "\n#endif /* DDPMC_PART_%d */\n", w->part);
+}
+
+/* Launch l of kernel k: its arguments (kir_set_args) and shared launch u's
+ * variants. */
+static int set_launch(cl_launch *l, const kir_kernel *k, const rendered_launch *u)
+{
+	memcpy(l->v, u->v, sizeof l->v);
+	l->nv = u->nv;
+	l->nargs = k->narg;
+	l->args = malloc(((size_t)k->narg + 1) * sizeof *l->args);
+	if (l->args)
+		memcpy(l->args, k->arg, (size_t)k->narg * sizeof *l->args);
+	return l->args ? 0 : -1;
+}
+
+static int total_kernels(kir_program **progs, int n)
+{
+	int total = 0;
+	for (int e = 0; e < n; e++)
+		total += progs[e]->nk;
+	return total;
+}
+
+static void launch_set_free(launch_set *s)
+{
+	for (int i = 0; i < s->n; i++)
+		rt_sb_free(&s->u[i].text);
+	free(s->u);
+	free(s->slot);
 }
 
 cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf *src)
 {
+	int total = total_kernels(progs, n), *shared = malloc(((size_t)total + 1) * sizeof *shared), at = 0;
+	launch_set s = { calloc((size_t)total + 1, sizeof *s.u), 0, NULL, 16 };
 	cl_launch **l = calloc((size_t)n + 1, sizeof *l);
 	part_writer w = { src, t ? t : &cl_target_default, -1, 0, 0 };
-	int rc = l ? 0 : -1;
-	if (l) {
+	while (s.cap < 2 * (size_t)total)
+		s.cap *= 2;
+	s.slot = malloc(s.cap * sizeof *s.slot);
+	int rc = l && shared && s.u && s.slot ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < s.cap; i++)
+		s.slot[i] = -1;
+	for (int e = 0; e < n && rc == 0; e++)
+		for (int i = 0; rc == 0 && i < progs[e]->nk; i++) {
+			rendered_launch c;
+			kir_set_args(&progs[e]->k[i]);
+			rc = render_launch(progs[e], &progs[e]->k[i], e, w.t, &c);
+			if (rc == 0)
+				shared[at++] = intern(&s, &c);
+			else
+				rt_sb_free(&c.text);
+		}
+	if (rc == 0) {
 		rt_sb_puts(src, prelude);
 		rt_sb_printf(src, "\ntypedef %s IDX;\n", needs_wide_index(progs, n) ? "long" : "int");
+		write_launches(&w, progs, &s);
 	}
+	at = 0;
 	for (int e = 0; e < n && rc == 0; e++) {
 		rc = (l[e] = calloc((size_t)progs[e]->nk + 1, sizeof **l)) ? 0 : -1;
-		rt_sb_printf(src, "\n/* entry %d: %s */\n", e, progs[e]->entry);
 		for (int i = 0; rc == 0 && i < progs[e]->nk; i++)
-			rc = render_choice(&w, progs[e], e, i, &l[e][i]);
+			rc = set_launch(&l[e][i], &progs[e]->k[i], &s.u[shared[at++]]);
 	}
-	w.closed = 1;           /* the alternatives in parts of their own */
-	for (int e = 0; e < n && rc == 0; e++)
-		for (int i = 0; rc == 0 && i < progs[e]->nk; i++)
-			rc = render_alternatives(&w, progs[e], e, i, &l[e][i]);
-	if (w.part >= 0)
-		rt_sb_printf(src, "\n#endif /* DDPMC_PART_%d */\n", w.part);
+	launch_set_free(&s);
+	free(shared);
 	if (rc == 0)
 		return l;
 	cl_launches_free(l, progs, n);

@@ -8,8 +8,13 @@
  * OpenCL C 1.2 kernel per variant (cl_launch), inside
  * `#ifdef DDPMC_PART_<p>` for the part p its launch names (the runtime builds one program per part, all at once; a
  * part holds consecutive kernels, about part_bytes of source), over a
- * 1-D NDRange of `global` work-items in groups of `local`; argument 0 is the entry's arena (`__global uchar *`, temps at
- * their plan offsets), then the non-temp buffers `args` names, in order.
+ * 1-D NDRange of `global` work-items in groups of `local`; argument 0 is
+ * the entry's arena (`__global uchar *`, temps at their plan offsets),
+ * then the buffers `args` names, in order: a temp as its offset (`long`),
+ * any other as a pointer. Kernels whose launches render the same (they
+ * differ only in their buffers: a layer shape again, the forward pass in
+ * every entry) share one OpenCL kernel, written once, named after the
+ * first of them.
  * Numbers follow the interpreter's contract as the LLVM backend does: f32
  * math (contraction to FMA allowed), storage rounding as rt_store, the
  * Philox stream of runtime/philox.h (Box-Muller in double where the device
@@ -41,7 +46,7 @@ enum { CL_MAX_VARIANTS = 7 };
 typedef struct {
 	cl_variant v[CL_MAX_VARIANTS];
 	int nv;
-	int *args;              /* non-temp buffer indices after the arena */
+	int *args;              /* buffer indices after the arena (kir_set_args's order) */
 	int nargs;
 } cl_launch;
 
