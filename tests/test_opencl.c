@@ -83,21 +83,7 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	rt_sb_free(&data);
 }
 
-/* --- weight gradients: a split reduction ------------------------------------ */
-
-/* Odd sizes: 6 images of 7 channels, reductions of 11 x 13 and 6 x 6
- * pixels per image (not multiples of the tile's chunk of 16), 19 and 9
- * output channels. */
-static const char *split_lua =
-	"local ddpm = require 'ddpm'\n"
-	"local x = ddpm.param('x', { 6, 7, 11, 13 }, { init = 'normal', a = 0, b = 1 })\n"
-	"local w = ddpm.param('w', { 19, 7, 3, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
-	"local w2 = ddpm.param('w2', { 9, 7, 2, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
-	"local y = ddpm.conv2d(x, w, { padding = 1 })\n"
-	"local y2 = ddpm.conv2d(x, w2, { stride = 2, padding = { 1, 0, 0, 1 } })\n"
-	"local g = ddpm.grad(y, { w }, ddpm.input('seed', y:shape()))\n"
-	"local g2 = ddpm.grad(y2, { w2 }, ddpm.input('seed2', y2:shape()))\n"
-	"ddpm.entry('main', { gw = g[1], gw2 = g2[1] })\n";
+/* --- the optimizer's batch ---------------------------------------------------- */
 
 /* A copy of kernel `name`'s OpenCL C in src (up to its closing brace). */
 static char *kernel_text(const char *src, const char *name)
@@ -113,6 +99,73 @@ static char *kernel_text(const char *src, const char *name)
 	text[end - at] = 0;
 	return text;
 }
+
+static int occurrences(const char *text, const char *what)
+{
+	int n = 0;
+	for (const char *at = strstr(text, what); at; at = strstr(at + 1, what))
+		n++;
+	return n;
+}
+
+/* Adam over two weights of one shape, w and v, and b, s of others; b
+ * between w and v, so that their updates are not one kernel side by side
+ * (merge.c) but segments of the batch. */
+static const char *twin_adam_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local optim = require 'ddpm.optim'\n"
+	"local x = ddpm.input('x', { 6, 5 })\n"
+	"local w = ddpm.param('w', { 3, 5 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local v = ddpm.param('v', { 3, 5 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local b = ddpm.param('b', { 3 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local s = ddpm.param('s', { 1 }, { init = 'uniform', a = 1, b = 2 })\n"
+	"local y = (x:matmul(w:transpose(0, 1)) + (x * x):matmul(v:transpose(0, 1)) + b) * s\n"
+	"local params = { { name = 'w', tensor = w }, { name = 'b', tensor = b }, { name = 'v', tensor = v },\n"
+	"  { name = 's', tensor = s } }\n"
+	"local opt = optim.Adam(params, { lr = 1e-2, clip = 0.5, warmup = 3, ema = 0.9, loss_scaling = true })\n"
+	"local updates, info = opt:minimize((y * y):mean())\n"
+	"ddpm.entry('main', { grad_norm = info.grad_norm, lr = info.lr, finite = info.finite }, updates)\n";
+
+/* The optimizer's batch kernel writes w and v (one shape) with one form
+ * of code, which each segment's range runs on the segment's buffers:
+ * fewer forms than segments; and the step matches the interpreter's. */
+static void batch_segments_of_one_shape_share_code(void **unused)
+{
+	ir_graph *g = load_script(twin_adam_lua, NULL, 0);
+	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), case_target());
+	assert_non_null(p);
+	rt_strbuf src = { 0 };
+	cl_launch **l = cl_render(&p, 1, target, &src);
+	assert_non_null(l);
+	const kir_kernel *k = &p->k[p->nk - 1];
+	assert_true(kir_is_batch(k));
+	char *text = kernel_text(src.p, k->name);
+	int forms = occurrences(text, "IDX at = -1;"), picks = occurrences(text, "if (gid >= ");
+	print_message("    %s: %d segments, %d forms\n", k->name, k->nseg, forms);
+	if (picks != k->nseg || forms < 1 || forms >= k->nseg || !strstr(text, "else if (gid >= "))
+		fail_msg("%s: %d segments in %d forms, %d picked:\n%s", k->name, k->nseg, forms, picks, text);
+	free(text);
+	cl_launches_free(l, &p, 1);
+	rt_sb_free(&src);
+	kir_program_free(p);
+	check_main(g);
+}
+
+/* --- weight gradients: a split reduction ------------------------------------ */
+
+/* Odd sizes: 6 images of 7 channels, reductions of 11 x 13 and 6 x 6
+ * pixels per image (not multiples of the tile's chunk of 16), 19 and 9
+ * output channels. */
+static const char *split_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local x = ddpm.param('x', { 6, 7, 11, 13 }, { init = 'normal', a = 0, b = 1 })\n"
+	"local w = ddpm.param('w', { 19, 7, 3, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local w2 = ddpm.param('w2', { 9, 7, 2, 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
+	"local y = ddpm.conv2d(x, w, { padding = 1 })\n"
+	"local y2 = ddpm.conv2d(x, w2, { stride = 2, padding = { 1, 0, 0, 1 } })\n"
+	"local g = ddpm.grad(y, { w }, ddpm.input('seed', y:shape()))\n"
+	"local g2 = ddpm.grad(y2, { w2 }, ddpm.input('seed2', y2:shape()))\n"
+	"ddpm.entry('main', { gw = g[1], gw2 = g2[1] })\n";
 
 /* The work-groups of every partials kernel of g's entry "main" rendered
  * for target t (groups[0..2)), each checked to be tiled with its image
@@ -439,6 +492,7 @@ int main(void)
 		KERNEL_CASES,
 		cmocka_unit_test(split_weight_gradient_matches_interpreter),
 		cmocka_unit_test(every_variant_matches_interpreter),
+		cmocka_unit_test(batch_segments_of_one_shape_share_code),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
 		cmocka_unit_test(device_index_counts_modulo_the_devices),
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),

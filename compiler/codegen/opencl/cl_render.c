@@ -3,7 +3,10 @@
  * Every kernel is rendered in one of three shapes, chosen per kernel:
  *
  *   point  one work-item per domain point; the reduction (if any) is a
- *          loop inside it. Elementwise kernels and short reductions.
+ *          loop inside it. Elementwise kernels and short reductions; a
+ *          batch's segments one after the other (those that compute
+ *          alike, the optimizer's update of each parameter of one shape,
+ *          written once and run on each segment's buffers).
  *   group  one work-group per domain point; its work-items stride over the
  *          reduction and combine their partial results in local memory
  *          (a tree). Long reductions over few points: norms, the loss,
@@ -83,10 +86,22 @@ typedef struct {
 	int plain;
 } variant_spec;
 
+/* A batch segment's own names, so that segments which compute alike are
+ * written once (render_batch): expressions x<n> and buffers p<n> numbered
+ * in the order the text first names them. */
+typedef struct {
+	int *x;                 /* per expression: its number, or -1 */
+	int nx;
+	int *p;                 /* per kernel argument: its number, or -1 */
+	int *arg;               /* per number: the kernel argument */
+	int np;
+} local_names;
+
 typedef struct {
 	const kir_program *p;
 	const kir_kernel *k;
 	rt_strbuf *b;
+	local_names *names;     /* NULL: expression indices, kernel arguments a<j> */
 	uint32_t *vars;         /* per expression: the vars it depends on */
 	unsigned char *uses_acc;        /* per expression: the accumulators it reads (bits) */
 	char *done;             /* per expression: declared in the current scope */
@@ -187,6 +202,33 @@ static int is_temp(const kir_program *p, int buf)
 	return p->buf[buf].kind == KB_TEMP;
 }
 
+/* Expression i's name's number: its index, or its number in r->names. */
+static int xid(renderer *r, int i)
+{
+	local_names *n = r->names;
+	if (!n)
+		return i;
+	if (n->x[i] < 0)
+		n->x[i] = n->nx++;
+	return n->x[i];
+}
+
+/* Buffer buf's name: a<its argument>, or p<its number in r->names>. */
+static void buf_name(renderer *r, int buf, char *out, size_t len)
+{
+	local_names *n = r->names;
+	int a = kir_arg_of(r->k, buf);
+	if (!n) {
+		snprintf(out, len, "a%d", a);
+		return;
+	}
+	if (n->p[a] < 0) {
+		n->arg[n->np] = a;
+		n->p[a] = n->np++;
+	}
+	snprintf(out, len, "p%d", n->p[a]);
+}
+
 /* The conversion of f32 to integer type t: saturating, NaN -> 0, as the
  * LLVM backend's fptosi.sat. */
 static const char *saturate(kir_type t)
@@ -208,7 +250,7 @@ static void put_converted(rt_strbuf *b, const char *x, kir_type from, kir_type t
 static void put_expr_ref(renderer *r, int i, kir_type to)
 {
 	char name[16];
-	snprintf(name, sizeof name, "x%d", i);
+	snprintf(name, sizeof name, "x%d", xid(r, i));
 	put_converted(r->b, name, r->k->x[i].type, to);
 }
 
@@ -335,7 +377,7 @@ static void put_int_op(renderer *r, const kir_expr *e)
 		if (is_const_nonzero(r->k, e->b)) {
 			put_expr_ref(r, e->b, t);
 		} else {
-			rt_sb_printf(b, "(x%d == 0 ? (%s)1 : ", e->b, type_name(t));
+			rt_sb_printf(b, "(x%d == 0 ? (%s)1 : ", xid(r, e->b), type_name(t));
 			put_expr_ref(r, e->b, t);
 			rt_sb_puts(b, ")");
 		}
@@ -374,7 +416,7 @@ static void put_op(renderer *r, const kir_expr *e)
 		return;
 	}
 	case OP_select:
-		rt_sb_printf(b, "x%d != 0 ? ", e->a);
+		rt_sb_printf(b, "x%d != 0 ? ", xid(r, e->a));
 		put_expr_ref(r, e->b, e->type);
 		rt_sb_puts(b, " : ");
 		put_expr_ref(r, e->c, e->type);
@@ -401,13 +443,14 @@ static void put_op(renderer *r, const kir_expr *e)
 static void put_load(renderer *r, const kir_expr *e)
 {
 	rt_dtype dt = r->p->buf[e->buf].dtype;
-	int a = kir_arg_of(r->k, e->buf);
+	char a[16];
+	buf_name(r, e->buf, a, sizeof a);
 	if (dt == RT_F16)
-		rt_sb_printf(r->b, "DDPM_LOAD_HALF(a%d, x%d)", a, e->a);
+		rt_sb_printf(r->b, "DDPM_LOAD_HALF(%s, x%d)", a, xid(r, e->a));
 	else if (dt == RT_BF16)
-		rt_sb_printf(r->b, "ddpm_from_bf16(a%d[x%d])", a, e->a);
+		rt_sb_printf(r->b, "ddpm_from_bf16(%s[x%d])", a, xid(r, e->a));
 	else
-		rt_sb_printf(r->b, "a%d[x%d]", a, e->a);
+		rt_sb_printf(r->b, "%s[x%d]", a, xid(r, e->a));
 }
 
 static int is_declared(void *ctx, int i)
@@ -421,13 +464,13 @@ static void declare(void *ctx, int i)
 	renderer *r = ctx;
 	const kir_expr *e = &r->k->x[i];
 	r->done[i] = 1;
-	rt_sb_printf(r->b, "\tconst %s x%d = ", type_name(e->type), i);
+	rt_sb_printf(r->b, "\tconst %s x%d = ", type_name(e->type), xid(r, i));
 	switch (e->kind) {
 	case KX_CONST: put_const(r->b, e); break;
 	case KX_VAR: rt_sb_printf(r->b, "v%d", e->var); break;
 	case KX_LOAD: put_load(r, e); break;
 	case KX_ACC: rt_sb_printf(r->b, "acc%d", e->acc); break;
-	case KX_MOD: rt_sb_printf(r->b, "x%d %% x%d", e->a, e->b); break;
+	case KX_MOD: rt_sb_printf(r->b, "x%d %% x%d", xid(r, e->a), xid(r, e->b)); break;
 	case KX_RANDOM:
 		rt_sb_puts(r->b, "ddpm_random(");
 		put_expr_ref(r, e->a, KT_IDX);
@@ -473,15 +516,17 @@ static void emit_stores(renderer *r, int inner)
 			continue;
 		rt_dtype dt = r->p->buf[st->buf].dtype;
 		kir_type from = k->x[st->value].type;
-		int a = kir_arg_of(k, st->buf);
+		int value = xid(r, st->value), index = xid(r, st->index);
+		char a[16];
+		buf_name(r, st->buf, a, sizeof a);
 		if (dt == RT_F16) {
-			rt_sb_printf(r->b, "\tDDPM_STORE_HALF(x%d, a%d, x%d);\n", st->value, a, st->index);
+			rt_sb_printf(r->b, "\tDDPM_STORE_HALF(x%d, %s, x%d);\n", value, a, index);
 		} else if (dt == RT_BF16) {
-			rt_sb_printf(r->b, "\ta%d[x%d] = ddpm_to_bf16(x%d);\n", a, st->index, st->value);
+			rt_sb_printf(r->b, "\t%s[x%d] = ddpm_to_bf16(x%d);\n", a, index, value);
 		} else if (dt == RT_I32 && from == KT_F32) {   /* rt_store: half away from zero */
-			rt_sb_printf(r->b, "\ta%d[x%d] = convert_int_sat(round(x%d));\n", a, st->index, st->value);
+			rt_sb_printf(r->b, "\t%s[x%d] = convert_int_sat(round(x%d));\n", a, index, value);
 		} else {
-			rt_sb_printf(r->b, "\ta%d[x%d] = ", a, st->index);
+			rt_sb_printf(r->b, "\t%s[x%d] = ", a, index);
 			put_expr_ref(r, st->value, kir_type_of(dt));
 			rt_sb_puts(r->b, ";\n");
 		}
@@ -800,7 +845,7 @@ static void emit_red_body(renderer *r, int j)
 	emit(r, r->k->red_value[j]);
 	char into[16], x[16];
 	snprintf(into, sizeof into, "acc%d", j);
-	snprintf(x, sizeof x, "x%d", r->k->red_value[j]);
+	snprintf(x, sizeof x, "x%d", xid(r, r->k->red_value[j]));
 	rt_sb_puts(r->b, "\t");
 	put_accumulate(r, j, into, x);
 	emit_stores(r, j + 1);
@@ -879,25 +924,102 @@ static void render_point(renderer *r, cl_variant *l)
 	emit_point(r, "gid");
 }
 
-/* A batch: one work-item per point of the segments one after the other;
- * each runs its segment's point, in a scope of its own. */
+/* A batch: one work-item per point of the segments one after the other.
+ * Segments that compute alike (the optimizer's update of every parameter
+ * of one shape) are one form, written once: each of its segments' ranges
+ * picks the point in the segment and the segment's buffers (p<n>), then
+ * the form's code runs, in a scope of its own. */
+typedef struct {
+	rt_strbuf decl;         /* the form's buffers p<n> */
+	rt_strbuf code;         /* one point's code, names local (local_names) */
+	rt_strbuf pick;         /* per segment: its range, point and buffers */
+} batch_form;
+
+/* Segment v's form into f (its pick aside), r->names its names. */
+static void render_form(renderer *r, const kir_kernel *v, batch_form *f)
+{
+	const kir_kernel *k = r->k;
+	rt_strbuf *out = r->b;
+	local_names *n = r->names;
+	memset(n->x, -1, (size_t)k->nx * sizeof *n->x);
+	memset(n->p, -1, (size_t)k->narg * sizeof *n->p);
+	n->nx = n->np = 0;
+	memset(r->done, 0, (size_t)k->nx);
+	r->k = v;
+	r->b = &f->code;
+	emit_point(r, "at");
+	r->k = k;
+	r->b = out;
+	for (int j = 0; j < n->np; j++)
+		rt_sb_printf(&f->decl, "\t__global %s *p%d = 0;\n",
+		             storage_name(r->p->buf[k->arg[n->arg[j]]].dtype), j);
+}
+
+static int same_form(const batch_form *a, const batch_form *b)
+{
+	return a->decl.len == b->decl.len && a->code.len == b->code.len &&
+	       !memcmp(a->decl.p, b->decl.p, a->decl.len) && !memcmp(a->code.p, b->code.p, a->code.len);
+}
+
+/* The form of segment v (points [start, start + points) of the batch):
+ * found among form[0..*nform) or added; its pick gets the segment's. */
+static void add_segment(renderer *r, const kir_kernel *v, int64_t start, batch_form *form, int *nform)
+{
+	batch_form f = { 0 };
+	int i = 0;
+	render_form(r, v, &f);
+	while (i < *nform && !same_form(&form[i], &f))
+		i++;
+	if (i < *nform) {
+		rt_sb_free(&f.decl);
+		rt_sb_free(&f.code);
+	} else {
+		form[(*nform)++] = f;
+	}
+	rt_sb_printf(&form[i].pick, "\t%sif (gid >= %lld && gid < %lld) { at = gid - %lld;",
+	             form[i].pick.len ? "else " : "", (long long)start, (long long)(start + points_of(v)),
+	             (long long)start);
+	for (int j = 0; j < r->names->np; j++)
+		rt_sb_printf(&form[i].pick, " p%d = a%d;", j, r->names->arg[j]);
+	rt_sb_puts(&form[i].pick, " }\n");
+}
+
 static void render_batch(renderer *r, cl_variant *l)
 {
 	const kir_kernel *k = r->k;
+	batch_form *form = calloc((size_t)k->nseg + 1, sizeof *form);
+	local_names n = { malloc(((size_t)k->nx + 1) * sizeof(int)), 0, malloc(((size_t)k->narg + 1) * sizeof(int)),
+	                  malloc(((size_t)k->narg + 1) * sizeof(int)), 0 };
+	int nform = 0;
 	int64_t start = 0;
-	rt_sb_puts(r->b, "\tconst IDX gid = get_global_id(0);\n");
-	for (int s = 0; s < k->nseg; s++) {
-		kir_kernel v = kir_segment_view(k, s);
-		int64_t n = points_of(&v);
-		rt_sb_printf(r->b, "\tif (gid < %lld) {\n\tconst IDX at = gid - %lld;\n", (long long)(start + n),
-		             (long long)start);
-		memset(r->done, 0, (size_t)k->nx);
-		r->k = &v;
-		emit_point(r, "at");
-		r->k = k;
-		rt_sb_puts(r->b, "\treturn;\n\t}\n");
-		start += n;
+	if (form && n.x && n.p && n.arg) {
+		r->names = &n;
+		for (int s = 0; s < k->nseg; s++) {
+			kir_kernel v = kir_segment_view(k, s);
+			add_segment(r, &v, start, form, &nform);
+			start += points_of(&v);
+		}
+		r->names = NULL;
+	} else {
+		r->b->oom = 1;
 	}
+	rt_sb_puts(r->b, "\tconst IDX gid = get_global_id(0);\n");
+	for (int i = 0; i < nform; i++) {
+		rt_sb_puts(r->b, "\t{\n\tIDX at = -1;\n");
+		rt_sb_put(r->b, form[i].decl.p, form[i].decl.len);
+		rt_sb_put(r->b, form[i].pick.p, form[i].pick.len);
+		rt_sb_puts(r->b, "\tif (at >= 0) {\n");
+		rt_sb_put(r->b, form[i].code.p, form[i].code.len);
+		rt_sb_puts(r->b, "\treturn;\n\t}\n\t}\n");
+		r->b->oom |= form[i].decl.oom | form[i].code.oom | form[i].pick.oom;
+		rt_sb_free(&form[i].decl);
+		rt_sb_free(&form[i].code);
+		rt_sb_free(&form[i].pick);
+	}
+	free(form);
+	free(n.x);
+	free(n.p);
+	free(n.arg);
 	launch_points(l, points_of(k), kernel_local(r));
 }
 
@@ -1106,7 +1228,7 @@ static void load_element(renderer *r, const staging *s)
 			rt_sb_printf(r->b, "\tconst IDX v%d = v%d_%c%s;\n", v, v, s->name, at);
 	memset(r->done, 0, (size_t)k->nx);
 	emit(r, s->f);
-	rt_sb_printf(r->b, "\tpf_%c[e] = x%d;\n\t}\n", s->name, s->f);
+	rt_sb_printf(r->b, "\tpf_%c[e] = x%d;\n\t}\n", s->name, xid(r, s->f));
 }
 
 /* Declares the index red of element e's reduction step in the chunk
