@@ -1,4 +1,6 @@
-/* cl_render.c: kernel IR -> OpenCL C (see cl_render.h for the contract).
+/* cl_render.c: one kernel of the kernel IR as OpenCL C, with its variants
+ * (cl_kernel.h); cl_source.c makes the source and the launches of them
+ * (see cl_render.h for the contract).
  *
  * Every kernel is rendered in one of three shapes, chosen per kernel:
  *
@@ -39,8 +41,9 @@
  * other micro-tiles (1 to 8 points a side; 8 where the side has a whole
  * tile of 128), a group's work-groups
  * of half and twice the size, a long point kernel's launch in other
- * work-groups. They go in parts after every kernel's first choice, so
- * that an open which does not launch them does not build them.
+ * work-groups. (cl_source.c puts them in parts after every kernel's first
+ * choice, so that an open which does not launch them does not build
+ * them.)
  *
  * Inside a kernel every needed expression becomes one `const` variable
  * xN, operands first; expressions that do not vary over the reduction are
@@ -49,7 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cl_render.h"
+#include "cl_kernel.h"
 
 enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, LONG_POINTS = 1 << 16 };
 
@@ -1370,14 +1373,6 @@ static void put_params(rt_strbuf *b, const kir_program *p, const kir_kernel *k)
 		}
 }
 
-static void kernel_name(char *out, size_t len, int entry, const char *name, const char *suffix)
-{
-	snprintf(out, len, "e%d_%s%s", entry, name, suffix);
-	for (char *c = out; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
-			*c = '_';
-}
-
 static void renderer_close(renderer *r)
 {
 	free(r->vars);
@@ -1427,23 +1422,6 @@ static int render_variant(const kir_program *p, const kir_kernel *k, const cl_ta
 	return 0;
 }
 
-/* A kernel's launch as rendered, before it goes into the source: every
- * variant's OpenCL C after its name, one after another in text (variant
- * j's from at[j] to at[j + 1]; empty: v[0]'s kernel in other
- * work-groups). Kernels whose launches render the same (a layer shape
- * again, the forward pass in every entry) share one: they differ only in
- * the arguments they are given. */
-typedef struct {
-	rt_strbuf text;
-	size_t at[CL_MAX_VARIANTS + 1];
-	char suffix[CL_MAX_VARIANTS][24];
-	cl_variant v[CL_MAX_VARIANTS];
-	int nv;
-	int entry;              /* the first kernel rendered so, which names it */
-	const kir_kernel *k;
-	uint64_t hash;
-} rendered_launch;
-
 static void variant_suffix(char *out, size_t len, const variant_spec *s)
 {
 	if (s->local)
@@ -1452,14 +1430,11 @@ static void variant_suffix(char *out, size_t len, const variant_spec *s)
 		snprintf(out, len, "_m%dx%d%s", s->ma, s->mb, s->plain ? "_plain" : "");
 }
 
-/* Kernel k of entry `entry` (its arguments set), every variant, into
- * out; -1 when out of memory. */
-static int render_launch(const kir_program *p, const kir_kernel *k, int entry, const cl_target *t,
-                         rendered_launch *out)
+int cl_render_kernel(const kir_program *p, const kir_kernel *k, const cl_target *t, cl_kernel_text *out)
 {
 	renderer r;
 	variant_spec spec[CL_MAX_VARIANTS];
-	*out = (rendered_launch){ .nv = 1, .entry = entry, .k = k, .hash = RT_FNV1A_START };
+	*out = (cl_kernel_text){ .nv = 1 };
 	if (render_variant(p, k, t, NULL, &out->text, &out->v[0]) < 0 ||
 	    renderer_open(&r, p, k, t, NULL, &out->text) < 0)
 		return -1;
@@ -1477,47 +1452,7 @@ static int render_launch(const kir_program *p, const kir_kernel *k, int entry, c
 		}
 		out->at[out->nv] = out->text.len;
 	}
-	for (int j = 0; j < out->nv; j++) {
-		int64_t size[2] = { out->v[j].global, out->v[j].local };
-		out->hash = rt_fnv1a(out->hash, size, sizeof size);
-	}
-	out->hash = rt_fnv1a(out->hash, out->text.p, out->text.len);
 	return out->text.oom ? -1 : 0;
-}
-
-static int same_launch(const rendered_launch *a, const rendered_launch *b)
-{
-	if (a->hash != b->hash || a->nv != b->nv || a->text.len != b->text.len)
-		return 0;
-	for (int j = 0; j < a->nv; j++)
-		if (a->at[j + 1] != b->at[j + 1] || a->v[j].global != b->v[j].global ||
-		    a->v[j].local != b->v[j].local)
-			return 0;
-	return !memcmp(a->text.p, b->text.p, a->text.len);
-}
-
-/* The distinct launches, in the order first rendered, and an index of
- * them by hash (open addressing; cap a power of two, at least twice
- * their number). */
-typedef struct {
-	rendered_launch *u;
-	int n;
-	int *slot;              /* index into u, or -1 */
-	size_t cap;
-} launch_set;
-
-/* The index of launch *c in s: an equal one's (c is freed), or c's, moved
- * in; -1 when out of memory. */
-static int intern(launch_set *s, rendered_launch *c)
-{
-	size_t i = c->hash & (s->cap - 1);
-	for (; s->slot[i] >= 0; i = (i + 1) & (s->cap - 1))
-		if (same_launch(&s->u[s->slot[i]], c)) {
-			rt_sb_free(&c->text);
-			return s->slot[i];
-		}
-	s->u[s->n] = *c;
-	return s->slot[i] = s->n++;
 }
 
 /* 64-bit indices only where a buffer or an iteration space needs them
@@ -1536,163 +1471,8 @@ static int needs_wide_index(kir_program **progs, int n)
 	return 0;
 }
 
-/* The source's parts as they are written. */
-typedef struct {
-	rt_strbuf *src;
-	const cl_target *t;
-	int part;               /* the open part; -1 before the first */
-	size_t start;           /* where it starts in src */
-	int closed;             /* the next kernel opens a new part, however full this one */
-} part_writer;
-
-/* Opens the first part, or a new one once the open part has
- * t->part_bytes of source or is closed; returns the part the next
- * kernel goes in. */
-static int next_part(part_writer *w)
+void cl_put_prelude(rt_strbuf *src, kir_program **progs, int n)
 {
-	if (w->part >= 0 && !w->closed && (int64_t)(w->src->len - w->start) < w->t->part_bytes)
-		return w->part;
-	w->closed = 0;
-	if (w->part >= 0)
-		rt_sb_printf(w->src, "\n#endif /* DDPMC_PART_%d */\n", w->part);
-	rt_sb_printf(w->src, "\n#ifdef DDPMC_PART_%d\n", ++w->part);
-	w->start = w->src->len;
-	return w->part;
-}
-
-/* Variant j of launch u into the next part, named after u's first kernel. */
-static void write_variant(part_writer *w, rendered_launch *u, int j)
-{
-	cl_variant *v = &u->v[j];
-	char name[sizeof v->name];
-	kernel_name(name, sizeof name, u->entry, u->k->name, u->suffix[j]);
-	memcpy(v->name, name, sizeof name);
-	v->part = next_part(w);
-	rt_sb_printf(w->src, "\n/* %s: %s */\n__kernel void %s", u->k->name, u->k->ops ? u->k->ops : "", name);
-	rt_sb_put(w->src, u->text.p + u->at[j], u->at[j + 1] - u->at[j]);
-}
-
-/* The source of the distinct launches: every v[0] first, then the
- * alternatives in parts of their own; a variant without source of its
- * own (another work-group size) launches v[0]'s kernel. */
-static void write_launches(part_writer *w, kir_program **progs, launch_set *s)
-{
-	for (int i = 0; i < s->n; i++) {
-		if (!i || s->u[i].entry != s->u[i - 1].entry)
-			rt_sb_printf(w->src, "\n/* entry %d: %s */\n", s->u[i].entry, progs[s->u[i].entry]->entry);
-		write_variant(w, &s->u[i], 0);
-	}
-	w->closed = 1;
-	for (int i = 0; i < s->n; i++)
-		for (int j = 1; j < s->u[i].nv; j++) {
-			cl_variant *v = &s->u[i].v[j];
-			if (s->u[i].at[j] < s->u[i].at[j + 1])
-				write_variant(w, &s->u[i], j);
-			else
-				memcpy(v->name, s->u[i].v[0].name, sizeof v->name), v->part = s->u[i].v[0].part;
-		}
-	if (w->part >= 0)
-		rt_sb_printf(w->src, "\n#endif /* DDPMC_PART_%d */\n", w->part);
-}
-
-/* Launch l of kernel k: its arguments (kir_set_args) and shared launch u's
- * variants. */
-static int set_launch(cl_launch *l, const kir_kernel *k, const rendered_launch *u)
-{
-	memcpy(l->v, u->v, sizeof l->v);
-	l->nv = u->nv;
-	l->nargs = k->narg;
-	l->args = malloc(((size_t)k->narg + 1) * sizeof *l->args);
-	if (l->args)
-		memcpy(l->args, k->arg, (size_t)k->narg * sizeof *l->args);
-	return l->args ? 0 : -1;
-}
-
-static int total_kernels(kir_program **progs, int n)
-{
-	int total = 0;
-	for (int e = 0; e < n; e++)
-		total += progs[e]->nk;
-	return total;
-}
-
-static void launch_set_free(launch_set *s)
-{
-	for (int i = 0; i < s->n; i++)
-		rt_sb_free(&s->u[i].text);
-	free(s->u);
-	free(s->slot);
-}
-
-cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf *src)
-{
-	int total = total_kernels(progs, n), *shared = malloc(((size_t)total + 1) * sizeof *shared), at = 0;
-	launch_set s = { calloc((size_t)total + 1, sizeof *s.u), 0, NULL, 16 };
-	cl_launch **l = calloc((size_t)n + 1, sizeof *l);
-	part_writer w = { src, t ? t : &cl_target_default, -1, 0, 0 };
-	while (s.cap < 2 * (size_t)total)
-		s.cap *= 2;
-	s.slot = malloc(s.cap * sizeof *s.slot);
-	int rc = l && shared && s.u && s.slot ? 0 : -1;
-	for (size_t i = 0; rc == 0 && i < s.cap; i++)
-		s.slot[i] = -1;
-	for (int e = 0; e < n && rc == 0; e++)
-		for (int i = 0; rc == 0 && i < progs[e]->nk; i++) {
-			rendered_launch c;
-			kir_set_args(&progs[e]->k[i]);
-			rc = render_launch(progs[e], &progs[e]->k[i], e, w.t, &c);
-			if (rc == 0)
-				shared[at++] = intern(&s, &c);
-			else
-				rt_sb_free(&c.text);
-		}
-	if (rc == 0) {
-		rt_sb_puts(src, prelude);
-		rt_sb_printf(src, "\ntypedef %s IDX;\n", needs_wide_index(progs, n) ? "long" : "int");
-		write_launches(&w, progs, &s);
-	}
-	at = 0;
-	for (int e = 0; e < n && rc == 0; e++) {
-		rc = (l[e] = calloc((size_t)progs[e]->nk + 1, sizeof **l)) ? 0 : -1;
-		for (int i = 0; rc == 0 && i < progs[e]->nk; i++)
-			rc = set_launch(&l[e][i], &progs[e]->k[i], &s.u[shared[at++]]);
-	}
-	launch_set_free(&s);
-	free(shared);
-	if (rc == 0)
-		return l;
-	cl_launches_free(l, progs, n);
-	return NULL;
-}
-
-void cl_launches_free(cl_launch **l, kir_program **progs, int n)
-{
-	for (int e = 0; l && e < n; e++) {
-		for (int i = 0; l[e] && i < progs[e]->nk; i++)
-			free(l[e][i].args);
-		free(l[e]);
-	}
-	free(l);
-}
-
-static void put_variant(rt_strbuf *b, const cl_variant *v)
-{
-	rt_sb_printf(b, "\"name\": \"%s\", \"part\": %d, \"global\": %lld, \"local\": %lld", v->name, v->part,
-	             (long long)v->global, (long long)v->local);
-}
-
-void cl_launch_json(rt_strbuf *b, const cl_launch *l)
-{
-	rt_sb_puts(b, "\"cl\": {");
-	put_variant(b, &l->v[0]);
-	rt_sb_puts(b, ", \"args\": [");
-	for (int i = 0; i < l->nargs; i++)
-		rt_sb_printf(b, "%s%d", i ? ", " : "", l->args[i]);
-	rt_sb_puts(b, "]");
-	for (int j = 1; j < l->nv; j++) {
-		rt_sb_puts(b, j == 1 ? ", \"alts\": [{" : ", {");
-		put_variant(b, &l->v[j]);
-		rt_sb_puts(b, j + 1 < l->nv ? "}" : "}]");
-	}
-	rt_sb_puts(b, "}");
+	rt_sb_puts(src, prelude);
+	rt_sb_printf(src, "\ntypedef %s IDX;\n", needs_wide_index(progs, n) ? "long" : "int");
 }
