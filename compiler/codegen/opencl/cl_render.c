@@ -39,7 +39,10 @@
  * without the device, so it also renders those a device may prefer,
  * which `tune` times there: a tile staged without prefetch, a tile's
  * other micro-tiles (1 to 8 points a side; 8 where the side has a whole
- * tile of 128), a group's work-groups
+ * tile of 128), a tile read as vectors (each work-item's points of a
+ * side contiguous in local memory, one vector load per side and step
+ * instead of one load per point: its choice and its other micro-tiles of
+ * 16 points or more), a group's work-groups
  * of half and twice the size, a long point kernel's launch in other
  * work-groups. (cl_source.c puts them in parts after every kernel's first
  * choice, so that an open which does not launch them does not build
@@ -54,7 +57,7 @@
 
 #include "cl_kernel.h"
 
-enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, LONG_POINTS = 1 << 16 };
+enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, LONG_POINTS = 1 << 16, TILE_ALTERNATIVES = 5 };
 
 /* NVIDIA H200, the GPU bench/gpu_check.sh measures: 132 streaming
  * multiprocessors. A tile's 256 work-items are an eighth of what one
@@ -81,12 +84,15 @@ void cl_kir_target(const cl_target *t, kir_target *kt)
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
 
 /* A variant (cl_launch) as the renderer's choice overridden: a tile's
- * micro-tile (ma, mb) or its staging without prefetch (plain), a point
- * or group kernel's work-group size (0: the renderer's). */
+ * micro-tile (ma, mb), its staging without prefetch (plain) or its
+ * vector reads (vec: each work-item's points of a side contiguous in
+ * local memory, read as one vector), a point or group kernel's
+ * work-group size (0: the renderer's). */
 typedef struct {
 	int ma, mb;
 	int local;
 	int plain;
+	int vec;
 } variant_spec;
 
 /* A batch segment's own names, so that segments which compute alike are
@@ -742,7 +748,7 @@ static int tile_alternatives(const renderer *r, variant_spec *out, int max)
 	for (int ma = 1; ma <= micro_cap(na); ma *= 2)
 		for (int mb = 1; mb <= micro_cap(nb); mb *= 2)
 			if (ma != r->ma || mb != r->mb)
-				all[n++] = (variant_spec){ ma, mb, 0, 0 };
+				all[n++] = (variant_spec){ ma, mb, 0, 0, 0 };
 	for (int i = 1; i < n; i++)     /* insertion sort: 15 at most */
 		for (int j = i; j > 0 && tile_before(r, &all[j], &all[j - 1]); j--) {
 			variant_spec t = all[j];
@@ -763,20 +769,39 @@ static int local_alternatives(const renderer *r, variant_spec *out)
 	if (r->shape == SHAPE_POINT && points_of(r->k) < LONG_POINTS)
 		return 0;
 	if (r->shape == SHAPE_POINT || L > 32)
-		out[n++] = (variant_spec){ 0, 0, L / 2, 0 };
+		out[n++] = (variant_spec){ 0, 0, L / 2, 0, 0 };
 	if (2 * L <= r->t->max_group)
-		out[n++] = (variant_spec){ 0, 0, 2 * L, 0 };
+		out[n++] = (variant_spec){ 0, 0, 2 * L, 0, 0 };
 	return n;
 }
 
+static int stage_by_reduction(const renderer *r, int f, uint32_t side);
+
+/* Whether micro-tile (ma, mb) has a side whose work-item points can be
+ * read as one vector: two or more of them, in rows of a multiple of
+ * their number (a side staged by reduction steps has rows of n + 1). */
+static int reads_vectors(const renderer *r, int ma, int mb)
+{
+	uint32_t vb = ((1u << r->k->rank) - 1) & ~r->va & ~r->vs;
+	return (ma >= 2 && !stage_by_reduction(r, r->fa, r->va)) || (mb >= 2 && !stage_by_reduction(r, r->fb, vb));
+}
+
 /* The variants `tune` may time besides the renderer's choice: a tile's
- * choice staged without prefetch, then its other micro-tiles. */
+ * choice staged without prefetch and with vector reads, its other
+ * micro-tiles, and those of 16 points or more with vector reads. */
 static int alternatives(const renderer *r, variant_spec *out)
 {
 	if (r->shape != SHAPE_TILE)
 		return local_alternatives(r, out);
-	out[0] = (variant_spec){ r->ma, r->mb, 0, 1 };
-	return 1 + tile_alternatives(r, out + 1, CL_MAX_VARIANTS - 2);
+	int n = 0;
+	out[n++] = (variant_spec){ r->ma, r->mb, 0, 1, 0 };
+	if (reads_vectors(r, r->ma, r->mb))
+		out[n++] = (variant_spec){ r->ma, r->mb, 0, 0, 1 };
+	int end = n + tile_alternatives(r, out + n, TILE_ALTERNATIVES), all = end;
+	for (int i = n; i < end; i++)
+		if (out[i].ma * out[i].mb >= 16 && reads_vectors(r, out[i].ma, out[i].mb))
+			out[all++] = (variant_spec){ out[i].ma, out[i].mb, 0, 0, 1 };
+	return all;
 }
 
 /* Whether a variant is an OpenCL kernel of its own (a point kernel's
@@ -1306,6 +1331,35 @@ static void emit_loop_head(renderer *r, const staging *sa, const staging *sb, in
 	}
 }
 
+/* Into <name>v[0..m) (av or bv) a work-item's m points of side t<name>
+ * at step rr: its own point l<name> and every SIDE-th after it, or
+ * (vector) m contiguous points from its m * l<name>-th, one vector load
+ * (the rows a multiple of m long and t<name> aligned). */
+static void put_tile_reads(rt_strbuf *b, char name, int m, int pitch, int vector)
+{
+	char i = name == 'a' ? 'i' : 'j';
+	if (!vector) {
+		rt_sb_printf(b, "\t\tfor (int %c = 0; %c < %d; %c++)\n\t\t\t%cv[%c] = t%c[rr * %d + l%c + %d * %c];\n", i, i,
+		             m, i, name, i, name, pitch, name, SIDE, i);
+		return;
+	}
+	rt_sb_printf(b, "\t\t{\n\t\tconst float%d w = *(const __local float%d *)(t%c + rr * %d + l%c * %d);\n", m, m,
+	             name, pitch, name, m);
+	for (int k = 0; k < m; k++)
+		rt_sb_printf(b, "\t\t%cv[%d] = w.s%d;\n", name, k, k);
+	rt_sb_puts(b, "\t\t}\n");
+}
+
+/* The tile's point along side <name> of a work-item's point i of it. */
+static void tile_point(char *out, size_t len, char name, int tile, int vector, int m)
+{
+	char i = name == 'a' ? 'i' : 'j';
+	if (vector)
+		snprintf(out, len, "g%c * %d + l%c * %d + %c", name, tile, name, m, i);
+	else
+		snprintf(out, len, "g%c * %d + l%c + %d * %c", name, tile, name, SIDE, i);
+}
+
 static void render_tile(renderer *r, cl_variant *l)
 {
 	const kir_kernel *k = r->k;
@@ -1318,7 +1372,11 @@ static void render_tile(renderer *r, cl_variant *l)
 	l->global = tile_groups(na, nb, nbat, r->ma, r->mb) * SIDE * SIDE;
 	int ra = stage_by_reduction(r, r->fa, r->va), rb = stage_by_reduction(r, r->fb, vb);
 	staging sa = { r->fa, r->va, ta, ta + ra, ra, 'a', "ga" }, sb = { r->fb, vb, tb, tb + rb, rb, 'b', "gb" };
-	rt_sb_printf(r->b, "\t__local float ta[%d], tb[%d];\n", RC * sa.pitch, RC * sb.pitch);
+	int vec = r->force && r->force->vec;
+	int vec_a = vec && r->ma >= 2 && sa.pitch % r->ma == 0, vec_b = vec && r->mb >= 2 && sb.pitch % r->mb == 0;
+	const char *aligned = " __attribute__((aligned(32)))";
+	rt_sb_printf(r->b, "\t__local float ta[%d]%s, tb[%d]%s;\n", RC * sa.pitch, vec_a ? aligned : "",
+	             RC * sb.pitch, vec_b ? aligned : "");
 	rt_sb_printf(r->b, "\tconst int lid = get_local_id(0), la = lid / %d, lb = lid %% %d;\n"
 	                   "\tconst IDX bat = get_group_id(0) / %lld, grp = get_group_id(0) %% %lld;\n"
 	                   "\tconst IDX ga = grp / %lld, gb = grp %% %lld;\n", SIDE, SIDE, (long long)(ga * gb),
@@ -1329,20 +1387,22 @@ static void render_tile(renderer *r, cl_variant *l)
 	rt_sb_printf(r->b, "\tfloat accs[%d][%d] = { { 0 } };\n", r->ma, r->mb);
 	int prefetch = !(r->force && r->force->plain);
 	emit_loop_head(r, &sa, &sb, prefetch);
-	rt_sb_printf(r->b, "\tfor (int rr = 0; rr < %d; rr++) {\n"
-	                   "\t\tfloat av[%d], bv[%d];\n"
-	                   "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tav[i] = ta[rr * %d + la + %d * i];\n"
-	                   "\t\tfor (int j = 0; j < %d; j++)\n\t\t\tbv[j] = tb[rr * %d + lb + %d * j];\n"
-	                   "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tfor (int j = 0; j < %d; j++)\n"
+	rt_sb_printf(r->b, "\tfor (int rr = 0; rr < %d; rr++) {\n\t\tfloat av[%d], bv[%d];\n", RC, r->ma, r->mb);
+	put_tile_reads(r->b, 'a', r->ma, sa.pitch, vec_a);
+	put_tile_reads(r->b, 'b', r->mb, sb.pitch, vec_b);
+	rt_sb_printf(r->b, "\t\tfor (int i = 0; i < %d; i++)\n\t\t\tfor (int j = 0; j < %d; j++)\n"
 	                   "\t\t\t\taccs[i][j] += av[i] * bv[j];\n\t}\n"
 	                   "\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n",
-	             RC, r->ma, r->mb, r->ma, sa.pitch, SIDE, r->mb, sb.pitch, SIDE, r->ma, r->mb);
+	             r->ma, r->mb);
 	rt_sb_puts(r->b, prefetch ? "\t}\n" : "");
+	char pa[64], pb[64];
+	tile_point(pa, sizeof pa, 'a', ta, vec_a, r->ma);
+	tile_point(pb, sizeof pb, 'b', tb, vec_b, r->mb);
 	rt_sb_printf(r->b, "\tfor (int i = 0; i < %d; i++)\n\tfor (int j = 0; j < %d; j++) {\n"
-	                   "\tconst IDX ia = ga * %d + la + %d * i, ib = gb * %d + lb + %d * j;\n"
+	                   "\tconst IDX ia = %s, ib = %s;\n"
 	                   "\tif (ia >= %lld || ib >= %lld)\n\t\tcontinue;\n"
 	                   "\tconst float acc0 = accs[i][j];\n",
-	             r->ma, r->mb, ta, SIDE, tb, SIDE, (long long)na, (long long)nb);
+	             r->ma, r->mb, pa, pb, (long long)na, (long long)nb);
 	memset(r->done, 0, (size_t)k->nx);
 	decode(r, r->va, "ia");
 	decode(r, vb, "ib");
@@ -1427,7 +1487,7 @@ static void variant_suffix(char *out, size_t len, const variant_spec *s)
 	if (s->local)
 		snprintf(out, len, "_l%d", s->local);
 	else
-		snprintf(out, len, "_m%dx%d%s", s->ma, s->mb, s->plain ? "_plain" : "");
+		snprintf(out, len, "_m%dx%d%s", s->ma, s->mb, s->plain ? "_plain" : s->vec ? "_vec" : "");
 }
 
 int cl_render_kernel(const kir_program *p, const kir_kernel *k, const cl_target *t, cl_kernel_text *out)

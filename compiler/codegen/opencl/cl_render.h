@@ -35,13 +35,14 @@ typedef struct {
 	int64_t global, local;
 } cl_variant;
 
-enum { CL_MAX_VARIANTS = 7 };
+enum { CL_MAX_VARIANTS = 13 };
 
 /* A kernel's launch: v[0] the renderer's choice, in the parts every open
  * builds; v[1..nv) the alternatives `tune` times on the device (a tiled
- * contraction's other micro-tiles, in parts after all of v[0]'s, so that
- * only tuning builds them; a long elementwise kernel's other work-group
- * sizes, the same OpenCL kernel). Every variant computes the same numbers
+ * contraction staged without prefetch, read as vectors, in other
+ * micro-tiles: in parts after all of v[0]'s, so that only tuning builds
+ * them; a long elementwise kernel's other work-group sizes, the same
+ * OpenCL kernel). Every variant computes the same numbers
  * in the same order. */
 typedef struct {
 	cl_variant v[CL_MAX_VARIANTS];
