@@ -42,8 +42,8 @@
  * tile of 128), a tile read as vectors (each work-item's points of a
  * side contiguous in local memory, one vector load per side and step
  * instead of one load per point: its choice and its other micro-tiles of
- * 16 points or more), a group's work-groups
- * of half and twice the size, a long point kernel's launch in other
+ * 16 points or more), a group's work-groups of half and twice the size
+ * and of the most the target allows, a long point kernel's launch in other
  * work-groups. (cl_source.c puts them in parts after every kernel's first
  * choice, so that an open which does not launch them does not build
  * them.)
@@ -762,16 +762,22 @@ static int tile_alternatives(const renderer *r, variant_spec *out, int max)
 
 /* Half and twice the work-items per group, where a kernel has points
  * enough for the choice to matter (a point kernel) or work-items enough
- * per group to halve (a group kernel). */
+ * per group to halve (a group kernel); and for a group kernel, the most
+ * the device allows (a reduction to one point, the optimizer's global
+ * norm, runs as one work-group: its warps hide its loads' latency). */
 static int local_alternatives(const renderer *r, variant_spec *out)
 {
-	int L = kernel_local(r), n = 0;
+	int L = kernel_local(r), most = L, n = 0;
 	if (r->shape == SHAPE_POINT && points_of(r->k) < LONG_POINTS)
 		return 0;
 	if (r->shape == SHAPE_POINT || L > 32)
 		out[n++] = (variant_spec){ 0, 0, L / 2, 0, 0 };
 	if (2 * L <= r->t->max_group)
 		out[n++] = (variant_spec){ 0, 0, 2 * L, 0, 0 };
+	while (2 * most <= r->t->max_group)     /* a power of two: the tree halves it */
+		most *= 2;
+	if (r->shape == SHAPE_GROUP && most >= 4 * L)
+		out[n++] = (variant_spec){ 0, 0, most, 0, 0 };
 	return n;
 }
 
