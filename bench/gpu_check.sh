@@ -477,6 +477,29 @@ ddpmc = {n: ddpmc_tp(n) for n in ("unet", "cifar", "unet_tuned", "cifar_tuned", 
 res["ddpmc"] = ddpmc
 res["tune"] = {n: re.findall(r"^tune: .*$", read("logs/tune_%s.log" % n), re.M) for n in ("unet", "cifar")}
 
+def tune_chosen(lines):
+    """What tune chose over the compiler's choice, by kind (a tile's
+    micro-tile, _plain, _vec; a group's _l<size>; a point kernel's other
+    work-group size), from the file its log names: each line's last
+    field is the chosen OpenCL kernel @ work-group size."""
+    paths = [m.group(1) for m in (re.match(r"^tune: kept in (.*)$", l) for l in lines) if m]
+    try:
+        with open(paths[-1]) as f:
+            text = f.read()
+    except (IndexError, OSError):
+        return {}
+    kinds = {}
+    for line in text.splitlines():
+        f = line.split("\t")
+        if line.startswith("#") or len(f) < 4 or f[1] == "0":
+            continue
+        m = re.search(r"_(m\d+x\d+(?:_plain|_vec)?|l\d+)@\d+$", f[3])
+        kind = m.group(1) if m else "local " + f[3].rsplit("@", 1)[-1]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+res["tune_chosen"] = {n: tune_chosen(lines) for n, lines in res["tune"].items()}
+
 # torch.
 torch_rows = {}
 for line in read("logs/torch.log").splitlines():
@@ -579,6 +602,9 @@ print("ddpmc fp32: with the kernels `tune` chose where it ran (untuned, tuned: %
 for n, lines in res["tune"].items():
     for l in lines:
         print("  %s %s" % (n, l))
+    if res["tune_chosen"][n]:
+        print("  %s tune chose over the compiler's: %s" % (n, ", ".join(
+            "%s %d" % kv for kv in sorted(res["tune_chosen"][n].items(), key=lambda kv: -kv[1]))))
 print("torch fp32 = PyTorch's default (cuDNN runs fp32 convolutions on TF32 tensor cores); strict = TF32 off;")
 print("AMP = autocast, fp16 with GradScaler. ratio = ddpmc / torch images/s: above 1, ddpmc is faster.")
 print()

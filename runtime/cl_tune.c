@@ -6,12 +6,12 @@
  * source, the device, its driver and platform), cl-KEY.tune:
  *
  *   # ddpmc OpenCL tuning: OpenCL 0.0: NVIDIA H200 (NVIDIA CUDA)
- *   e0_k14_conv2d	2	412.1 380.2 301.0 355.9
+ *   e0_k14_conv2d	2	412.1 380.2 301.0 355.9	e0_k14_conv2d_m8x8@256
  *
  * a line per OpenCL kernel with variants: its name (the compiler's
- * choice's), the variant chosen (0: the compiler's), then each variant's
- * device time in microseconds, for people (-1: it does not launch on this
- * device). Kernels that share one OpenCL kernel (program.h) have the same
+ * choice's), the variant chosen (0: the compiler's), then, for people,
+ * each variant's device time in microseconds (-1: it does not launch on
+ * this device) and the chosen one's OpenCL kernel @ work-group size. Kernels that share one OpenCL kernel (program.h) have the same
  * variants and share its line: tune times one of them. cl.c reads the
  * file at every open: a kernel launches the variant its line names, and
  * only the parts those need are built. A file that
@@ -243,7 +243,7 @@ static int tune_kernels(cl_dev *c, int ei, choices *ch, FILE *log, rt_strbuf *fi
 		rt_sb_printf(file, "%s\t%d\t", l->v[0].name, j);
 		for (int v = 0; v < l->nv; v++)
 			rt_sb_printf(file, "%s%.1f", v ? " " : "", t[v] < 0 ? -1 : 1e6 * t[v]);
-		rt_sb_puts(file, "\n");
+		rt_sb_printf(file, "\t%s@%lld\n", l->v[j].name, (long long)l->v[j].local);
 		tuned++;
 		changed += j != 0;
 		launches += n;

@@ -533,7 +533,7 @@ static void test_tuning(void **unused)
 	CONTAINS(log, "tune: step: 1 kernels with variants not tuned before, 1 changed; their 2 launches",
 	         "tune: kept in ");
 	tuning_line(path, sizeof path, line, sizeof line);
-	if (strncmp(line, "add_w_slow\t1\t", 13) != 0)
+	if (strncmp(line, "add_w_slow\t1\t", 13) != 0 || !strstr(line, "\tadd_w@4\n"))
 		fail_msg("tuning chose other than the fast variant: %s", line);
 	run_ok(d, &p, &state, &in, &out);
 	check_y(&out, 2, "the run after tuning");
