@@ -5,11 +5,14 @@
  * that an open which launches only the choices builds only their parts),
  * and each kernel's launch: its shared launch's variants, its own
  * arguments. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cl_kernel.h"
 
+/* The OpenCL name of kernel `name` of entry `entry` with a variant's
+ * suffix: e<entry>_<name><suffix>, what is not a letter or digit as _. */
 static void kernel_name(char *out, size_t len, int entry, const char *name, const char *suffix)
 {
 	snprintf(out, len, "e%d_%s%s", entry, name, suffix);
