@@ -129,9 +129,8 @@ static const char *twin_adam_lua =
 	"ddpm.entry('main', { grad_norm = info.grad_norm, lr = info.lr, finite = info.finite }, updates)\n";
 
 /* The optimizer's batch kernel writes w and v (one shape) with one form
- * of code, which each segment's range picks and runs on the segment's
- * buffers: fewer forms than segments; and the step matches the
- * interpreter's. */
+ * of code, which each segment's range runs on the segment's buffers:
+ * fewer forms than segments; and the step matches the interpreter's. */
 static void batch_segments_of_one_shape_share_code(void **unused)
 {
 	ir_graph *g = load_script(twin_adam_lua, NULL, 0);
@@ -143,9 +142,9 @@ static void batch_segments_of_one_shape_share_code(void **unused)
 	const kir_kernel *k = &p->k[p->nk - 1];
 	assert_true(kir_is_batch(k));
 	char *text = kernel_text(src.p, k->name);
-	int forms = occurrences(text, "if (form == "), picks = occurrences(text, "if (gid < ");
+	int forms = occurrences(text, "IDX at = -1;"), picks = occurrences(text, "if (gid >= ");
 	print_message("    %s: %d segments, %d forms\n", k->name, k->nseg, forms);
-	if (picks != k->nseg || forms < 1 || forms >= k->nseg)
+	if (picks != k->nseg || forms < 1 || forms >= k->nseg || !strstr(text, "else if (gid >= "))
 		fail_msg("%s: %d segments in %d forms, %d picked:\n%s", k->name, k->nseg, forms, picks, text);
 	free(text);
 	cl_launches_free(l, &p, 1);

@@ -960,16 +960,16 @@ static void render_point(renderer *r, cl_variant *l)
 
 /* A batch: one work-item per point of the segments one after the other.
  * Segments that compute alike (the optimizer's update of every parameter
- * of one shape) are one form, written once. A work-item finds its
- * segment as before, one range after another, which sets its point in
- * the segment, the segment's form and its buffers (q<n>, untyped); then
- * its form's code runs on them (p<n>, typed), in a scope of its own. */
+ * of one shape) are one form, written once: each of its segments' ranges
+ * picks the point in the segment and the segment's buffers (p<n>), then
+ * the form's code runs, in a scope of its own. */
 typedef struct {
-	rt_strbuf decl;         /* the form's buffers p<n>, from q<n> */
+	rt_strbuf decl;         /* the form's buffers p<n> */
 	rt_strbuf code;         /* one point's code, names local (local_names) */
+	rt_strbuf pick;         /* per segment: its range, point and buffers */
 } batch_form;
 
-/* Segment v's form into f, r->names its names. */
+/* Segment v's form into f (its pick aside), r->names its names. */
 static void render_form(renderer *r, const kir_kernel *v, batch_form *f)
 {
 	const kir_kernel *k = r->k;
@@ -984,10 +984,9 @@ static void render_form(renderer *r, const kir_kernel *v, batch_form *f)
 	emit_point(r, "at");
 	r->k = k;
 	r->b = out;
-	for (int j = 0; j < n->np; j++) {
-		const char *t = storage_name(r->p->buf[k->arg[n->arg[j]]].dtype);
-		rt_sb_printf(&f->decl, "\t__global %s *p%d = q%d;\n", t, j, j);
-	}
+	for (int j = 0; j < n->np; j++)
+		rt_sb_printf(&f->decl, "\t__global %s *p%d = 0;\n",
+		             storage_name(r->p->buf[k->arg[n->arg[j]]].dtype), j);
 }
 
 static int same_form(const batch_form *a, const batch_form *b)
@@ -996,11 +995,9 @@ static int same_form(const batch_form *a, const batch_form *b)
 	       !memcmp(a->decl.p, b->decl.p, a->decl.len) && !memcmp(a->code.p, b->code.p, a->code.len);
 }
 
-/* The form of segment v (points [start, start + points) of the batch),
- * found among form[0..*nform) or added, and the segment's range into
- * pick: its point, form and buffers. */
-static void add_segment(renderer *r, const kir_kernel *v, int64_t start, batch_form *form, int *nform,
-                        rt_strbuf *pick)
+/* The form of segment v (points [start, start + points) of the batch):
+ * found among form[0..*nform) or added; its pick gets the segment's. */
+static void add_segment(renderer *r, const kir_kernel *v, int64_t start, batch_form *form, int *nform)
 {
 	batch_form f = { 0 };
 	int i = 0;
@@ -1013,11 +1010,12 @@ static void add_segment(renderer *r, const kir_kernel *v, int64_t start, batch_f
 	} else {
 		form[(*nform)++] = f;
 	}
-	rt_sb_printf(pick, "\t%sif (gid < %lld) { at = gid - %lld; form = %d;", start ? "else " : "",
-	             (long long)(start + points_of(v)), (long long)start, i);
+	rt_sb_printf(&form[i].pick, "\t%sif (gid >= %lld && gid < %lld) { at = gid - %lld;",
+	             form[i].pick.len ? "else " : "", (long long)start, (long long)(start + points_of(v)),
+	             (long long)start);
 	for (int j = 0; j < r->names->np; j++)
-		rt_sb_printf(pick, " q%d = a%d;", j, r->names->arg[j]);
-	rt_sb_puts(pick, " }\n");
+		rt_sb_printf(&form[i].pick, " p%d = a%d;", j, r->names->arg[j]);
+	rt_sb_puts(&form[i].pick, " }\n");
 }
 
 static void render_batch(renderer *r, cl_variant *l)
@@ -1026,37 +1024,32 @@ static void render_batch(renderer *r, cl_variant *l)
 	batch_form *form = calloc((size_t)k->nseg + 1, sizeof *form);
 	local_names n = { malloc(((size_t)k->nx + 1) * sizeof(int)), 0, malloc(((size_t)k->narg + 1) * sizeof(int)),
 	                  malloc(((size_t)k->narg + 1) * sizeof(int)), 0 };
-	rt_strbuf pick = { 0 };
-	int nform = 0, most = 0;
+	int nform = 0;
 	int64_t start = 0;
 	if (form && n.x && n.p && n.arg) {
 		r->names = &n;
 		for (int s = 0; s < k->nseg; s++) {
 			kir_kernel v = kir_segment_view(k, s);
-			add_segment(r, &v, start, form, &nform, &pick);
-			most = n.np > most ? n.np : most;
+			add_segment(r, &v, start, form, &nform);
 			start += points_of(&v);
 		}
 		r->names = NULL;
 	} else {
 		r->b->oom = 1;
 	}
-	rt_sb_puts(r->b, "\tconst IDX gid = get_global_id(0);\n\tIDX at = 0;\n\tint form = 0;\n");
-	for (int j = 0; j < most; j++)
-		rt_sb_printf(r->b, "\t__global void *q%d = 0;\n", j);
-	rt_sb_put(r->b, pick.p, pick.len);
-	rt_sb_puts(r->b, "\telse\n\t\treturn;\n");
+	rt_sb_puts(r->b, "\tconst IDX gid = get_global_id(0);\n");
 	for (int i = 0; i < nform; i++) {
-		rt_sb_printf(r->b, "\tif (form == %d) {\n", i);
+		rt_sb_puts(r->b, "\t{\n\tIDX at = -1;\n");
 		rt_sb_put(r->b, form[i].decl.p, form[i].decl.len);
+		rt_sb_put(r->b, form[i].pick.p, form[i].pick.len);
+		rt_sb_puts(r->b, "\tif (at >= 0) {\n");
 		rt_sb_put(r->b, form[i].code.p, form[i].code.len);
-		rt_sb_puts(r->b, "\treturn;\n\t}\n");
-		r->b->oom |= form[i].decl.oom | form[i].code.oom;
+		rt_sb_puts(r->b, "\treturn;\n\t}\n\t}\n");
+		r->b->oom |= form[i].decl.oom | form[i].code.oom | form[i].pick.oom;
 		rt_sb_free(&form[i].decl);
 		rt_sb_free(&form[i].code);
+		rt_sb_free(&form[i].pick);
 	}
-	r->b->oom |= pick.oom;
-	rt_sb_free(&pick);
 	free(form);
 	free(n.x);
 	free(n.p);
