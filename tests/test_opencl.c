@@ -32,6 +32,7 @@ static int variant;     /* backend_run launches each kernel's variant `variant` 
 static int swapped;     /* launches that ran a variant other than the compiler's */
 static int widest;      /* of those, launches of 8 x 8 micro-tiles */
 static int vectors;     /* and of tiles read as vectors */
+static int largest;     /* and of reductions in work-groups of 1024 */
 
 static void put_launch(rt_strbuf *b, int e, int k, void *ctx)
 {
@@ -62,6 +63,7 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 			swapped++;
 			widest += strstr(l[0][i].v[0].name, "_m8x8") != NULL;
 			vectors += strstr(l[0][i].v[0].name, "_vec") != NULL;
+			largest += strstr(l[0][i].v[0].name, "_l1024") != NULL;
 		}
 	kir_describe_opts opts = { 1, put_launch, l };
 	kir_describe(g, "case.lua", &p, 1, &opts, &json, &data);
@@ -259,8 +261,8 @@ static const char *variants_lua =
  * 2, ... while one has it (at least 6), against the interpreter at the
  * contractions' tolerance; rendered for the default GPU (small
  * micro-tiles: few work-groups here) and for one of 2 compute units
- * (4 x 4 first, then up to 8 x 8); 8 x 8 micro-tiles and vector reads
- * among them. */
+ * (4 x 4 first, then up to 8 x 8); 8 x 8 micro-tiles, vector reads and
+ * reductions in work-groups of 1024 (both targets' most) among them. */
 static void every_variant_matches_interpreter(void **unused)
 {
 	static const cl_target small = { .compute_units = 2, .groups_per_unit = 1, .max_group = 1024 };
@@ -287,6 +289,8 @@ static void every_variant_matches_interpreter(void **unused)
 		fail_msg("no kernel ran 8 x 8 micro-tiles");
 	if (!vectors)
 		fail_msg("no kernel ran a tile read as vectors");
+	if (!largest)
+		fail_msg("no reduction ran in work-groups of 1024");
 	rt_set_free(&in);
 	ir_free(g);
 }
