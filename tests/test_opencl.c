@@ -87,6 +87,28 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	rt_sb_free(&data);
 }
 
+/* --- rendered programs --------------------------------------------------------- */
+
+/* g's entry "main" lowered for target t (NULL: the default) into *p and
+ * rendered into src; free with rendered_free. */
+static cl_launch **render_main(ir_graph *g, const cl_target *t, kir_program **p, rt_strbuf *src)
+{
+	kir_target kt;
+	cl_kir_target(t ? t : &cl_target_default, &kt);
+	*p = kir_lower(g, ir_entry_find(g, "main"), &kt);
+	assert_non_null(*p);
+	cl_launch **l = cl_render(p, 1, t, src);
+	assert_non_null(l);
+	return l;
+}
+
+static void rendered_free(cl_launch **l, kir_program *p, rt_strbuf *src)
+{
+	cl_launches_free(l, &p, 1);
+	rt_sb_free(src);
+	kir_program_free(p);
+}
+
 /* --- the optimizer's batch ---------------------------------------------------- */
 
 /* A copy of kernel `name`'s OpenCL C in src (up to its closing brace). */
@@ -136,11 +158,9 @@ static const char *twin_adam_lua =
 static void batch_segments_of_one_shape_share_code(void **unused)
 {
 	ir_graph *g = load_script(twin_adam_lua, NULL, 0);
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), case_target());
-	assert_non_null(p);
+	kir_program *p;
 	rt_strbuf src = { 0 };
-	cl_launch **l = cl_render(&p, 1, target, &src);
-	assert_non_null(l);
+	cl_launch **l = render_main(g, target, &p, &src);
 	const kir_kernel *k = &p->k[p->nk - 1];
 	assert_true(kir_is_batch(k));
 	char *text = kernel_text(src.p, k->name);
@@ -149,9 +169,7 @@ static void batch_segments_of_one_shape_share_code(void **unused)
 	if (picks != k->nseg || forms < 1 || forms >= k->nseg || !strstr(text, "else if (gid >= "))
 		fail_msg("%s: %d segments in %d forms, %d picked:\n%s", k->name, k->nseg, forms, picks, text);
 	free(text);
-	cl_launches_free(l, &p, 1);
-	rt_sb_free(&src);
-	kir_program_free(p);
+	rendered_free(l, p, &src);
 	check_main(g);
 }
 
@@ -176,13 +194,9 @@ static const char *split_lua =
  * blocks as the tiles' batches and one factor staged by reduction steps. */
 static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
 {
-	kir_target kt;
-	cl_kir_target(t, &kt);
-	kir_program *p = kir_lower(g, ir_entry_find(g, "main"), &kt);
-	assert_non_null(p);
+	kir_program *p;
 	rt_strbuf src = { 0 };
-	cl_launch **l = cl_render(&p, 1, t, &src);
-	assert_non_null(l);
+	cl_launch **l = render_main(g, t, &p, &src);
 	int split = 0;
 	for (int i = 0; i < p->nk; i++) {
 		const kir_kernel *k = &p->k[i];
@@ -203,9 +217,7 @@ static void split_groups(ir_graph *g, const cl_target *t, int64_t *groups)
 		split++;
 	}
 	assert_int_equal(split, 2);
-	cl_launches_free(l, &p, 1);
-	rt_sb_free(&src);
-	kir_program_free(p);
+	rendered_free(l, p, &src);
 }
 
 /* The lowering splits a weight gradient's reduction over N x H x W into

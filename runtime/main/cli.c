@@ -153,11 +153,6 @@ int cli_fail(const cli_opts *o, const char *fmt, ...)
 	return 1;
 }
 
-double cli_now(void)
-{
-	return rt_seconds();
-}
-
 rt_device *cli_device(const cli_opts *o, const rt_program *p)
 {
 	char err[1024];

@@ -92,7 +92,6 @@ typedef struct {
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */
 int cli_fail(const cli_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-double cli_now(void);
 /* The device o->device for p, with o->threads threads on the CPU (0: one
  * per CPU); NULL after cli_fail. */
 rt_device *cli_device(const cli_opts *o, const rt_program *p);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "exec.h"
 
 enum { BAR_MIN = 10, BAR_MAX = 30 };
 
@@ -35,13 +36,13 @@ void cli_progress_start(cli_progress *pg, const char *label, int64_t total)
 	pg->tty = isatty(STDOUT_FILENO);
 	pg->label = label;
 	pg->total = total > 0 ? total : 1;
-	pg->t0 = cli_now();
+	pg->t0 = rt_seconds();
 	pg->last = -1;
 }
 
 void cli_progress_update(cli_progress *pg, int64_t done, const char *extra, int force)
 {
-	double now = cli_now();
+	double now = rt_seconds();
 	if (!pg->tty || (!force && pg->last >= 0 && now - pg->last < 0.1 && done < pg->total))
 		return;
 	pg->last = now;

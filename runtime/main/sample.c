@@ -394,10 +394,10 @@ static int run(sampler *sm)
 	       (long long)o->n, sm->ddim ? "ddim" : "ddpm", (long long)sm->K, sm->weights,
 	       rt_device_name(sm->dev), (long long)o->seed);
 	fflush(stdout);
-	double t0 = cli_now();
+	double t0 = rt_seconds();
 	if (cli_sampler_draw(sm, o->n, o->seed, 1, NULL, &x))
 		return 1;
-	double secs = cli_now() - t0;
+	double secs = rt_seconds() - t0;
 	int64_t rounds = (o->n + sm->xb->shape[0] - 1) / sm->xb->shape[0];
 	char err[1024];
 	if (o->has_out_dir && write_each(sm, x, o->n))

@@ -133,7 +133,7 @@ typedef struct {
 	double global_loss;     /* several ranks: the step's mean loss over all (they queue one) */
 	int queued;             /* steps queued whose outputs the host has not read */
 	int64_t queued_s, queued_it;    /* the first of them: its index in this run, its iteration */
-	double queued_since;    /* cli_now() before its batch */
+	double queued_since;    /* rt_seconds() before its batch */
 	const rt_tensorset *read;       /* the outputs of the last step read */
 	rt_device *dev;
 	char path[4096];        /* the checkpoint */
@@ -146,7 +146,7 @@ typedef struct {
 	double smooth, smooth_w;        /* loss EMA and its weight (for the bias) */
 	double busy, busy_all;  /* seconds in steps since the last log line; since step 2 */
 	double loss_sum;        /* since the last log line */
-	double last_save;       /* cli_now() at the start or the last save */
+	double last_save;       /* rt_seconds() at the start or the last save */
 	int64_t nsum, b;        /* b: this process's batch */
 	int64_t gb;             /* the global batch: ranks x b */
 	int plot_warned, keep_warned;
@@ -410,7 +410,7 @@ static int save(trainer *tr)
 		return 1;
 	if (rt_st_write(tr->path, &tr->state, err, sizeof err) != RT_OK)
 		return cli_fail(tr->o, "%s", err);
-	tr->last_save = cli_now();
+	tr->last_save = rt_seconds();
 	keep_numbered(tr);
 	draw_plot(tr);
 	return 0;
@@ -422,7 +422,7 @@ static int save_due(const trainer *tr, int64_t done)
 {
 	const cli_opts *o = tr->o;
 	return (o->save_every && done % o->save_every == 0) ||
-	       (o->save_minutes > 0 && cli_now() - tr->last_save >= 60 * o->save_minutes);
+	       (o->save_minutes > 0 && rt_seconds() - tr->last_save >= 60 * o->save_minutes);
 }
 
 /* A loss that is not finite poisons the weights, unless loss scaling
@@ -553,10 +553,10 @@ static int exchange(trainer *tr, double *loss)
 	double extra[2] = { *loss, interrupted != 0 };
 	if (sync_state(tr))
 		return 1;
-	double t0 = cli_now();
+	double t0 = rt_seconds();
 	if (cli_dist_reduce(&tr->dist, extra, 2))
 		return cli_fail(tr->o, "MPI_Allreduce of the gradients failed");
-	tr->exchanged += cli_now() - t0;
+	tr->exchanged += rt_seconds() - t0;
 	rt_device_invalidate(tr->dev, &tr->state);
 	*loss = extra[0] / tr->dist.size;
 	tr->stop = extra[1] > 0;
@@ -592,7 +592,7 @@ static int read_queued(trainer *tr, double *last)
 	char err[1024];
 	if (rt_device_wait(tr->dev, err, sizeof err) != RT_OK)
 		return cli_fail(tr->o, "%s", err);
-	double dt = cli_now() - tr->queued_since;
+	double dt = rt_seconds() - tr->queued_since;
 	int n = tr->queued;
 	tr->queued = 0;
 	tr->busy += dt;
@@ -623,7 +623,7 @@ static int train_one(trainer *tr, rt_tensor *x, rt_tensor *labels, int64_t s, in
 	const cli_opts *o = tr->o;
 	int64_t done = it + 1;
 	if (tr->queued == 0)
-		tr->queued_since = cli_now();
+		tr->queued_since = rt_seconds();
 	rt_loader_next(tr->ld, x->data, labels ? labels->data : NULL, &tr->position);
 	if (queue_step(tr, s, it))
 		return 1;
@@ -777,7 +777,7 @@ static void start(trainer *tr)
 		printf("%s\n", saving.p);
 	rt_sb_free(&saving);
 	fflush(stdout);
-	tr->last_save = cli_now();
+	tr->last_save = rt_seconds();
 	cli_progress_start(&tr->pg, "step", tr->o->steps);
 }
 

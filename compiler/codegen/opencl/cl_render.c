@@ -614,12 +614,17 @@ static int64_t tile_groups(int64_t na, int64_t nb, int64_t nbat, int ma, int mb)
 	return (na + SIDE * ma - 1) / (SIDE * ma) * ((nb + SIDE * mb - 1) / (SIDE * mb)) * nbat;
 }
 
+/* The tile's b side: the domain vars neither a's side nor the batch. */
+static uint32_t side_b(const renderer *r)
+{
+	return ((1u << r->k->rank) - 1) & ~r->va & ~r->vs;
+}
+
 /* The tile's sides and batches, in points. */
 static void tile_sides(const renderer *r, int64_t *na, int64_t *nb, int64_t *nbat)
 {
-	uint32_t dom = (1u << r->k->rank) - 1;
 	*na = count_of(r->k, r->va);
-	*nb = count_of(r->k, dom & ~r->va & ~r->vs);
+	*nb = count_of(r->k, side_b(r));
 	*nbat = count_of(r->k, r->vs);
 }
 
@@ -783,13 +788,19 @@ static int local_alternatives(const renderer *r, variant_spec *out)
 
 static int stage_by_reduction(const renderer *r, int f, uint32_t side);
 
-/* Whether micro-tile (ma, mb) has a side whose work-item points can be
- * read as one vector: two or more of them, in rows of a multiple of
- * their number (a side staged by reduction steps has rows of n + 1). */
+/* Whether a side's m points per work-item can be read as one vector:
+ * two or more, in rows of a multiple of m (a side staged by reduction
+ * steps has rows of n + 1). */
+static int vector_side(int m, int by_reduction)
+{
+	return m >= 2 && !by_reduction;
+}
+
+/* Whether micro-tile (ma, mb) has a side read as one vector. */
 static int reads_vectors(const renderer *r, int ma, int mb)
 {
-	uint32_t vb = ((1u << r->k->rank) - 1) & ~r->va & ~r->vs;
-	return (ma >= 2 && !stage_by_reduction(r, r->fa, r->va)) || (mb >= 2 && !stage_by_reduction(r, r->fb, vb));
+	return vector_side(ma, stage_by_reduction(r, r->fa, r->va)) ||
+	       vector_side(mb, stage_by_reduction(r, r->fb, side_b(r)));
 }
 
 /* The variants `tune` may time besides the renderer's choice: a tile's
@@ -1369,7 +1380,7 @@ static void tile_point(char *out, size_t len, char name, int tile, int vector, i
 static void render_tile(renderer *r, cl_variant *l)
 {
 	const kir_kernel *k = r->k;
-	uint32_t dom = (1u << k->rank) - 1, vb = dom & ~r->va & ~r->vs;
+	uint32_t vb = side_b(r);
 	int ta = SIDE * r->ma, tb = SIDE * r->mb;
 	int64_t na, nb, nbat;
 	tile_sides(r, &na, &nb, &nbat);
@@ -1379,7 +1390,7 @@ static void render_tile(renderer *r, cl_variant *l)
 	int ra = stage_by_reduction(r, r->fa, r->va), rb = stage_by_reduction(r, r->fb, vb);
 	staging sa = { r->fa, r->va, ta, ta + ra, ra, 'a', "ga" }, sb = { r->fb, vb, tb, tb + rb, rb, 'b', "gb" };
 	int vec = r->force && r->force->vec;
-	int vec_a = vec && r->ma >= 2 && sa.pitch % r->ma == 0, vec_b = vec && r->mb >= 2 && sb.pitch % r->mb == 0;
+	int vec_a = vec && vector_side(r->ma, ra), vec_b = vec && vector_side(r->mb, rb);
 	const char *aligned = " __attribute__((aligned(32)))";
 	rt_sb_printf(r->b, "\t__local float ta[%d]%s, tb[%d]%s;\n", RC * sa.pitch, vec_a ? aligned : "",
 	             RC * sb.pitch, vec_b ? aligned : "");

@@ -186,11 +186,12 @@ cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf 
 			rendered_launch c = { .entry = e, .k = &progs[e]->k[i] };
 			kir_set_args(&progs[e]->k[i]);
 			rc = cl_render_kernel(progs[e], c.k, w.t, &c.r);
-			c.hash = launch_hash(&c.r);
-			if (rc == 0)
+			if (rc == 0) {
+				c.hash = launch_hash(&c.r);
 				shared[at++] = intern(&s, &c);
-			else
+			} else {
 				rt_sb_free(&c.r.text);
+			}
 		}
 	if (rc == 0) {
 		cl_put_prelude(src, progs, n);
