@@ -217,6 +217,109 @@ static void equal_expressions_are_built_once(void **state)
 	kir_kernel_free(&k);
 }
 
+/* --- index spans (range.c) ------------------------------------------------------------------------ */
+
+static int idx_op(kir_kernel *k, ir_opcode op, int a, int b)
+{
+	return kir_op(k, KT_IDX, op, a, b, -1);
+}
+
+static int idx_const(kir_kernel *k, double v)
+{
+	return kir_const(k, KT_IDX, v);
+}
+
+/* k with its store s alone: the kernel's only index. */
+static kir_kernel store_alone(const kir_kernel *k, int s)
+{
+	kir_kernel one = *k;
+	one.st = k->st + s;
+	one.nst = 1;
+	return one;
+}
+
+/* The least and the most value of any index expression k evaluates
+ * over its domain (rank 2), every point evaluated. */
+static void index_extremes(const kir_kernel *k, int64_t *lo, int64_t *hi)
+{
+	int64_t at[KIR_MAXVAR] = { 0 }, *val = malloc((size_t)k->nx * sizeof *val);
+	char *used = calloc((size_t)k->nx, 1);
+	assert_true(val && used);
+	kir_mark_used(k, used);
+	*lo = INT64_MAX;
+	*hi = INT64_MIN;
+	for (at[0] = 0; at[0] < k->ext[0]; at[0]++)
+		for (at[1] = 0; at[1] < k->ext[1]; at[1]++) {
+			kir_index_values(k, at, val);
+			for (int i = 0; i < k->nx; i++)
+				if (used[i] && k->x[i].type == KT_IDX) {
+					assert_true(val[i] != KIR_UNKNOWN);
+					*lo = val[i] < *lo ? val[i] : *lo;
+					*hi = val[i] > *hi ? val[i] : *hi;
+				}
+		}
+	free(val);
+	free(used);
+}
+
+/* kir_index_within against every value: each index below, the only
+ * store of a kernel over 9 x 6 points, is within the least and most
+ * value it or any of its operands takes, and (each var once on each
+ * path, so the spans are exact) not within a range one narrower at
+ * either end. Each is scaled by 2^20, so that its own span, not an
+ * operand's, reaches the extremes: truncating
+ * division of negatives, C's remainder, a select's two branches. An
+ * index read from an int32 buffer spans int32 until a clamp bounds it;
+ * one converted from f32 is unbounded, clamped or not (a backend's
+ * conversion saturates at its own type's bounds). */
+static void index_spans_bound_every_value(void **state)
+{
+	(void)state;
+	kir_buffer buf[3] = { { .kind = KB_INPUT, .dtype = RT_I32, .numel = 1 },
+	                      { .kind = KB_INPUT, .dtype = RT_F32, .numel = 1 },
+	                      { .kind = KB_OUTPUT, .dtype = RT_F32, .numel = 1 } };
+	kir_program p = { .buf = buf, .nbuf = 3 };
+	kir_kernel k = { .rank = 2, .ext = { 9, 6 } };
+	int v0 = kir_var(&k, 0), v1 = kir_var(&k, 1), zero = idx_const(&k, 0);
+	int exact[] = {
+		idx_op(&k, OP_sub, idx_op(&k, OP_add, idx_op(&k, OP_mul, v0, idx_const(&k, 7)), v1), idx_const(&k, 3)),
+		idx_op(&k, OP_div, idx_op(&k, OP_sub, idx_const(&k, 5), idx_op(&k, OP_mul, v0, idx_const(&k, 7))),
+		       idx_const(&k, 2)),
+		kir_mod(&k, idx_op(&k, OP_add, idx_op(&k, OP_mul, v0, idx_const(&k, 6)), v1), idx_const(&k, 5)),
+		kir_op(&k, KT_IDX, OP_select, idx_op(&k, OP_lt, v0, idx_const(&k, 3)),
+		       idx_op(&k, OP_mul, v1, idx_const(&k, -100)), idx_op(&k, OP_neg, v1, -1)),
+	};
+	int n = (int)(sizeof exact / sizeof *exact);
+	for (int i = 0; i < n; i++)     /* each a multiple larger than its operands: its span the extremes */
+		exact[i] = idx_op(&k, OP_mul, exact[i], idx_const(&k, 1 << 20));
+	int loaded = kir_cast(&k, KT_IDX, kir_load(&k, &p, 0, zero), RT_F32);
+	int converted = kir_cast(&k, KT_IDX, kir_load(&k, &p, 1, zero), RT_F32);
+	int clamped = idx_op(&k, OP_min, idx_op(&k, OP_max, loaded, zero), idx_const(&k, 40));
+	int scaled = idx_op(&k, OP_mul, clamped, idx_const(&k, 1 << 25));   /* at most 40 << 25 */
+	int clamped_f32 = idx_op(&k, OP_min, idx_op(&k, OP_max, converted, zero), idx_const(&k, 40));
+	const int others[] = { loaded, scaled, clamped_f32 };
+	for (int i = 0; i < n + 3; i++)
+		kir_store_add(&k, 2, i < n ? exact[i] : others[i - n], kir_const(&k, KT_F32, 0));
+	for (int i = 0; i < n; i++) {
+		kir_kernel one = store_alone(&k, i);
+		int64_t lo, hi;
+		index_extremes(&one, &lo, &hi);
+		print_message("    index %d: [%lld, %lld]\n", i, (long long)lo, (long long)hi);
+		assert_true(kir_index_within(&one, lo, hi));
+		assert_false(kir_index_within(&one, lo + 1, hi));
+		assert_false(kir_index_within(&one, lo, hi - 1));
+	}
+	kir_kernel one = store_alone(&k, n);
+	assert_true(kir_index_within(&one, INT32_MIN, INT32_MAX));
+	assert_false(kir_index_within(&one, INT32_MIN, INT32_MAX - 1));
+	one = store_alone(&k, n + 1);
+	assert_true(kir_index_within(&one, INT32_MIN, INT32_MAX));
+	one = store_alone(&k, n + 2);
+	assert_false(kir_index_within(&one, INT32_MIN, INT32_MAX));
+	assert_false(kir_index_within(&k, INT32_MIN, INT32_MAX));
+	kir_kernel_free(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +328,7 @@ int main(void)
 		cmocka_unit_test(weight_gradient_blocks_follow_the_target),
 		cmocka_unit_test(backends_describe_their_targets),
 		cmocka_unit_test(equal_expressions_are_built_once),
+		cmocka_unit_test(index_spans_bound_every_value),
 		cmocka_unit_test(memory_plan_keeps_live_temporaries_apart),
 		cmocka_unit_test(unfusable_reductions_are_stored_without_rebuilds),
 	};

@@ -173,6 +173,53 @@ static void batch_segments_of_one_shape_share_code(void **unused)
 	check_main(g);
 }
 
+/* --- the index type ----------------------------------------------------------- */
+
+/* A row at the far end of a buffer of 2^32 elements, and a small mean
+ * (a reduction: a kernel of its own). */
+static const char *far_row_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local big = ddpm.input('big', { 65536, 65536 })\n"
+	"local small = ddpm.input('small', { 4, 8 })\n"
+	"ddpm.entry('main', { far = big:slice(0, 65535, 65536) * 2, near = (small * small):mean() })\n";
+
+static int reads_buffer(const kir_program *p, const kir_kernel *k, const char *name)
+{
+	for (int i = 0; i < k->nx; i++)
+		if (k->x[i].kind == KX_LOAD && p->buf[k->x[i].buf].name && !strcmp(p->buf[k->x[i].buf].name, name))
+			return 1;
+	return 0;
+}
+
+/* Each kernel indexes in int unless its own indices reach past int's
+ * range (64-bit multiplication and division take several instructions
+ * on a GPU): here only the kernel that reads the far row of `big`, whose
+ * domain is small, takes long. Rendered, not run (`big` would take
+ * 16 GiB). */
+static void index_type_follows_each_kernel(void **unused)
+{
+	ir_graph *g = load_script(far_row_lua, NULL, 0);
+	kir_program *p;
+	rt_strbuf src = { 0 };
+	cl_launch **l = render_main(g, target, &p, &src);
+	int wide = 0, narrow = 0;
+	for (int i = 0; i < p->nk; i++) {
+		const kir_kernel *k = &p->k[i];
+		int far = reads_buffer(p, k, "big");
+		const char *want = far ? "typedef long IDX;" : "typedef int IDX;";
+		char *text = kernel_text(src.p, k->name);
+		if (!strstr(text, want))
+			fail_msg("%s: no %s in\n%s", k->name, want, text);
+		wide += far;
+		narrow += !far;
+		free(text);
+	}
+	assert_int_equal(wide, 1);
+	assert_true(narrow >= 1);
+	rendered_free(l, p, &src);
+	ir_free(g);
+}
+
 /* --- weight gradients: a split reduction ------------------------------------ */
 
 /* Odd sizes: 6 images of 7 channels, reductions of 11 x 13 and 6 x 6
@@ -517,6 +564,7 @@ int main(void)
 		cmocka_unit_test(split_weight_gradient_matches_interpreter),
 		cmocka_unit_test(every_variant_matches_interpreter),
 		cmocka_unit_test(batch_segments_of_one_shape_share_code),
+		cmocka_unit_test(index_type_follows_each_kernel),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
 		cmocka_unit_test(device_index_counts_modulo_the_devices),
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),

@@ -347,6 +347,14 @@ int kir_is_empty(const kir_kernel *k);
 void kir_index_values(const kir_kernel *k, const int64_t *vars, int64_t *val);
 int kir_is_batch(const kir_kernel *k);
 
+/* Whether every index expression (KT_IDX) that kernel k evaluates stays
+ * within [lo, hi] at every point of its domain (of each segment's,
+ * for a kernel with segments), by interval arithmetic (range.c): an index
+ * loaded, converted from f32 or accumulated counts as unbounded. 1 is a
+ * proof; 0 may be caution. For backends that would index in fewer bits
+ * where that computes the same. */
+int kir_index_within(const kir_kernel *k, int64_t lo, int64_t hi);
+
 /* Visits expression i and every expression it depends on that `done`
  * does not report, operands before users, each once (visit must make done
  * report it). With an explicit stack: a chain of fused ops may be many

@@ -24,8 +24,7 @@ typedef struct {
  * memory. */
 int cl_render_kernel(const kir_program *p, const kir_kernel *k, const cl_target *t, cl_kernel_text *out);
 
-/* What every source opens with: the helpers the kernels call and the
- * index type IDX, 64-bit only where progs[0..n) need it. */
-void cl_put_prelude(rt_strbuf *src, kir_program **progs, int n);
+/* What every source opens with: the helpers the kernels call. */
+void cl_put_prelude(rt_strbuf *src);
 
 #endif

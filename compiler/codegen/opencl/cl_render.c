@@ -50,7 +50,9 @@
  *
  * Inside a kernel every needed expression becomes one `const` variable
  * xN, operands first; expressions that do not vary over the reduction are
- * computed once before its loop. */
+ * computed once before its loop. Indices are of type IDX, which each
+ * kernel declares first: int where that computes the same as long
+ * (index_fits), else long. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,7 +241,8 @@ static void buf_name(renderer *r, int buf, char *out, size_t len)
 }
 
 /* The conversion of f32 to integer type t: saturating, NaN -> 0, as the
- * LLVM backend's fptosi.sat. */
+ * LLVM backend's fptosi.sat. An index converted from f32 is unbounded
+ * (kir_index_within), so only a kernel indexing in long has one. */
 static const char *saturate(kir_type t)
 {
 	return t == KT_I32 ? "convert_int_sat" : "(IDX)convert_long_sat";
@@ -1476,16 +1479,35 @@ static int renderer_open(renderer *r, const kir_program *p, const kir_kernel *k,
 	return 0;
 }
 
+/* Whether a kernel's indices may be int rather than long (64-bit
+ * multiplication and division take several instructions on a GPU): its
+ * own index expressions stay within int's range (kir_index_within), and
+ * its reduction's length and (index_type) its launch's work-items within
+ * INDEX_LIMIT, which bounds what the renderer counts itself (a
+ * work-item's id, a reduction step, a tile's points padded to whole
+ * tiles) with a factor of two to spare. */
+static const int64_t INDEX_LIMIT = INT32_MAX / 2;
+
+static int index_fits(const kir_kernel *k)
+{
+	return red_points_of(k) <= INDEX_LIMIT && kir_index_within(k, INT32_MIN, INT32_MAX);
+}
+
+static const char *index_type(int fits, const cl_variant *v)
+{
+	return fits && v->global <= INDEX_LIMIT ? "int" : "long";
+}
+
 /* Kernel k (its arguments set) as variant `force`, or the renderer's
- * choice, into b: its OpenCL C after the kernel's name. Sets v's
- * NDRange. */
+ * choice, into b: its OpenCL C after the kernel's name, its index type
+ * IDX declared first (fits: index_fits). Sets v's NDRange. */
 static int render_variant(const kir_program *p, const kir_kernel *k, const cl_target *t,
-                          const variant_spec *force, rt_strbuf *b, cl_variant *v)
+                          const variant_spec *force, int fits, rt_strbuf *b, cl_variant *v)
 {
 	renderer r;
-	if (renderer_open(&r, p, k, t, force, b) < 0)
+	rt_strbuf body = { 0 };
+	if (renderer_open(&r, p, k, t, force, &body) < 0)
 		return -1;
-	put_params(b, p, k);
 	if (kir_is_batch(k))
 		render_batch(&r, v);
 	else if (r.shape == SHAPE_TILE)
@@ -1494,8 +1516,13 @@ static int render_variant(const kir_program *p, const kir_kernel *k, const cl_ta
 		render_group(&r, v);
 	else
 		render_point(&r, v);
-	rt_sb_puts(b, "}\n");
 	renderer_close(&r);
+	put_params(b, p, k);
+	rt_sb_printf(b, "\ttypedef %s IDX;\n", index_type(fits, v));
+	rt_sb_put(b, body.p, body.len);
+	rt_sb_puts(b, "}\n");
+	b->oom |= body.oom;
+	rt_sb_free(&body);
 	return 0;
 }
 
@@ -1511,8 +1538,9 @@ int cl_render_kernel(const kir_program *p, const kir_kernel *k, const cl_target 
 {
 	renderer r;
 	variant_spec spec[CL_MAX_VARIANTS];
+	int fits = index_fits(k);
 	*out = (cl_kernel_text){ .nv = 1 };
-	if (render_variant(p, k, t, NULL, &out->text, &out->v[0]) < 0 ||
+	if (render_variant(p, k, t, NULL, fits, &out->text, &out->v[0]) < 0 ||
 	    renderer_open(&r, p, k, t, NULL, &out->text) < 0)
 		return -1;
 	int n = alternatives(&r, spec), own = has_own_source(&r);
@@ -1524,7 +1552,7 @@ int cl_render_kernel(const kir_program *p, const kir_kernel *k, const cl_target 
 			launch_points(v, points_of(k), spec[j].local);
 		} else {
 			variant_suffix(out->suffix[j + 1], sizeof out->suffix[j + 1], &spec[j]);
-			if (render_variant(p, k, t, &spec[j], &out->text, v) < 0)
+			if (render_variant(p, k, t, &spec[j], fits, &out->text, v) < 0)
 				return -1;
 		}
 		out->at[out->nv] = out->text.len;
@@ -1532,24 +1560,7 @@ int cl_render_kernel(const kir_program *p, const kir_kernel *k, const cl_target 
 	return out->text.oom ? -1 : 0;
 }
 
-/* 64-bit indices only where a buffer or an iteration space needs them
- * (64-bit division is slow on GPUs). */
-static int needs_wide_index(kir_program **progs, int n)
-{
-	for (int e = 0; e < n; e++) {
-		const kir_program *p = progs[e];
-		for (int b = 0; b < p->nbuf; b++)
-			if (p->buf[b].numel >= INT32_MAX / 2)
-				return 1;
-		for (int i = 0; i < p->nk; i++)
-			if (points_of(&p->k[i]) * (red_points_of(&p->k[i]) + 1) >= INT32_MAX / 2)
-				return 1;
-	}
-	return 0;
-}
-
-void cl_put_prelude(rt_strbuf *src, kir_program **progs, int n)
+void cl_put_prelude(rt_strbuf *src)
 {
 	rt_sb_puts(src, prelude);
-	rt_sb_printf(src, "\ntypedef %s IDX;\n", needs_wide_index(progs, n) ? "long" : "int");
 }

@@ -2,7 +2,7 @@
  * the GPU counterpart of codegen/llvm. It reads the same kernels and
  * decides the GPU-specific things itself: work-items and work-groups,
  * work-group cooperation for long reductions, local-memory tiles for
- * contractions, the index type.
+ * contractions, the index type (int or long, per kernel).
  *
  * THE CONTRACT (runtime/program.h, "cl"): each kernel becomes one
  * OpenCL C 1.2 kernel per variant (cl_launch), inside

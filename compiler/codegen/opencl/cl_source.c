@@ -194,7 +194,7 @@ cl_launch **cl_render(kir_program **progs, int n, const cl_target *t, rt_strbuf 
 			}
 		}
 	if (rc == 0) {
-		cl_put_prelude(src, progs, n);
+		cl_put_prelude(src);
 		write_launches(&w, progs, &s);
 	}
 	at = 0;
