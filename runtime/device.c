@@ -88,8 +88,9 @@ static int parse_index(const char *s, int *n)
 	return 0;
 }
 
-rt_device *rt_device_open(const rt_program *p, const char *spec, int threads, char *err,
-                          size_t errlen)
+/* An OpenCL device runs p's program lowered for a GPU where the
+ * executable has one (p->opencl), else p. */
+static rt_device *open_spec(const rt_program *p, const char *spec, int threads, char *err, size_t errlen)
 {
 	int plat = -1, dev = 0;
 	if (strcmp(spec, "cpu") == 0 || strcmp(spec, "cpu:0") == 0)
@@ -97,10 +98,19 @@ rt_device *rt_device_open(const rt_program *p, const char *spec, int threads, ch
 	if (strcmp(spec, "opencl") == 0 ||
 	    (strncmp(spec, "opencl:", 7) == 0 && (parse_pd(spec + 7, &plat, &dev) == 0 ||
 	                                          parse_index(spec + 7, &dev) == 0)))
-		return rt_cl_open(p, plat, dev, err, errlen);
+		return rt_cl_open(p->opencl ? p->opencl : p, plat, dev, err, errlen);
 	snprintf(err, errlen, "unknown device '%s' (expected cpu, opencl, opencl:N, opencl:P.D, or "
 	         "list to see them)", spec);
 	return NULL;
+}
+
+rt_device *rt_device_open(const rt_program *p, const char *spec, int threads, char *err,
+                          size_t errlen)
+{
+	rt_device *d = open_spec(p, spec, threads, err, errlen);
+	if (d)
+		d->opened = p;
+	return d;
 }
 
 void rt_device_free(rt_device *d)
@@ -109,10 +119,21 @@ void rt_device_free(rt_device *d)
 		d->ops->free(d);
 }
 
+/* Entry e as the program the device runs has it: an entry of the program
+ * it was opened for maps to the one in its place; its own (tune's) stays. */
+static const rt_entry *own_entry(const rt_device *d, const rt_entry *e)
+{
+	uintptr_t at = (uintptr_t)e, first = (uintptr_t)d->opened->entries;
+	size_t i = (at - first) / sizeof *e;
+	if (d->p == d->opened || at < first || i >= (size_t)d->opened->nentries)
+		return e;
+	return &d->p->entries[i];
+}
+
 int rt_device_submit(rt_device *d, const rt_entry *e, rt_tensorset *state,
                      const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
 {
-	return d->ops->submit(d, e, state, inputs, outputs, err, errlen);
+	return d->ops->submit(d, own_entry(d, e), state, inputs, outputs, err, errlen);
 }
 
 int rt_device_wait(rt_device *d, char *err, size_t errlen)

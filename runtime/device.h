@@ -41,7 +41,9 @@
 typedef struct rt_device rt_device;
 
 /* Opens the device `spec` for program p (threads: the CPU pool's size,
- * 0 = one per core). OpenCL: picks the device, builds the program once
+ * 0 = one per core). An OpenCL device runs p->opencl where p has one (the
+ * same entries lowered for a GPU): the entries given to rt_device_run and
+ * rt_device_submit are still p's. OpenCL: picks the device, builds the program once
  * (from the on-disk cache when the same source was built for the same
  * device and driver before), creates the kernels of every entry (an
  * entry's buffers are made on its first run). NULL

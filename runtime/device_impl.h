@@ -21,7 +21,9 @@ typedef struct {
 
 struct rt_device {
 	const rt_device_ops *ops;
-	const rt_program *p;
+	const rt_program *p;            /* the program it runs */
+	const rt_program *opened;       /* the one it was opened for: p, or p's CPU program
+	                                   (whose entries it maps to p's: rt_device_submit) */
 	char name[512];
 	rt_pool *pool;          /* the CPU device's; NULL on OpenCL */
 };

@@ -14,6 +14,13 @@
  *   const char ddpmc_opencl_source[];         const int64_t ddpmc_opencl_source_len;
  * the OpenCL C of every kernel (compiler/codegen/opencl). Compiled for
  * OpenCL only, ddpmc_kernels is empty and every kernel's "fn" is -1.
+ * Compiled for both, each target's kernels are lowered for it (the GPU's
+ * tiles and layouts are not the CPU's): the program above is the CPU's,
+ * without "cl", and the OpenCL device runs a second one, the same
+ * entries in the same order with every "fn" -1 and their "cl" launches
+ * (rt_program.opencl; empty, length 0, otherwise):
+ *   const char ddpmc_opencl_json[];           const int64_t ddpmc_opencl_json_len;
+ *   const unsigned char ddpmc_opencl_data[];  const int64_t ddpmc_opencl_data_len;
  *
  * The JSON:
  *   {"model": "models/unet.lua",
@@ -134,6 +141,8 @@ struct rt_program {
 	int64_t data_len;
 	const char *cl_source;  /* ddpmc_opencl_source; NULL or "" for the CPU only */
 	int64_t cl_source_len;
+	const rt_program *opencl;       /* the program an OpenCL device runs, lowered for a
+	                                   GPU (ddpmc_opencl_json); NULL: this one */
 };
 
 /* Parses json[0..len) into *p. Kernel indices are resolved against

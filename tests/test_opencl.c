@@ -220,6 +220,37 @@ static void index_type_follows_each_kernel(void **unused)
 	ir_free(g);
 }
 
+/* --- each target's own schedule ---------------------------------------------- */
+
+/* A 3x3 convolution of 64 channels: the CPU's cost model runs it by
+ * Winograd's algorithm, the GPU's schedule directly. */
+static const char *wide_conv_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local x = ddpm.input('x', { 2, 64, 8, 8 })\n"
+	"local w = ddpm.param('w', { 64, 64, 3, 3 }, { init = 'normal', a = 0, b = 0.1 })\n"
+	"ddpm.entry('main', { y = ddpm.conv2d(x, w, { padding = 1 }) })\n";
+
+/* compile --target all lowers the entries for each target with its own
+ * schedule (--report: each target's line, then its kernels): the CPU's
+ * kernels of wide_conv_lua run Winograd's algorithm, the OpenCL kernels
+ * (the program an OpenCL device runs) do not. */
+static void target_all_schedules_each_target(void **unused)
+{
+	char tmp[64], script[256], out[1 << 16];
+	tu_tmpdir(tmp, sizeof tmp);
+	tu_write(tmp, "wide.lua", wide_conv_lua, -1, script, sizeof script);
+	if (tu_outputf(out, sizeof out, "'%s' compile '%s' --target all --tuning '%s/none' --report -o '%s/wide'",
+	               DDPMC_BIN, script, tmp, tmp))
+		fail_msg("compile failed: %s", out);
+	char *gpu = strstr(out, "target opencl:");
+	if (!tu_starts(out, "target cpu") || !gpu)
+		fail_msg("not a report of both targets, the CPU's first:\n%s", out);
+	*gpu = 0;
+	if (!strstr(out, "winograd") || strstr(gpu + 1, "winograd"))
+		fail_msg("expected Winograd kernels for the CPU only:\n%s\n-- then --\n%s", out, gpu + 1);
+	tu_rmtree(tmp);
+}
+
 /* --- weight gradients: a split reduction ------------------------------------ */
 
 /* Odd sizes: 6 images of 7 channels, reductions of 11 x 13 and 6 x 6
@@ -565,6 +596,7 @@ int main(void)
 		cmocka_unit_test(every_variant_matches_interpreter),
 		cmocka_unit_test(batch_segments_of_one_shape_share_code),
 		cmocka_unit_test(index_type_follows_each_kernel),
+		cmocka_unit_test(target_all_schedules_each_target),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
 		cmocka_unit_test(device_index_counts_modulo_the_devices),
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),

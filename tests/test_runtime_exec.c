@@ -706,9 +706,9 @@ static const char cli_json[] =
 	"   \"kernels\": [{\"fn\": 3, \"args\": [0, 1, 2, 3, 4, 5, 6, 7], \"rows\": 1, \"name\": \"k0\", \"flops\": 1},"
 	"                {\"fn\": 4, \"args\": [0, 1, 2, 3, 4, 5, 6, 7], \"rows\": 12, \"name\": \"k1\", \"flops\": 1}]}]}";
 
-static const rt_embedded cli_emb = { cli_kernels, TU_LEN(cli_kernels), cli_json,
-                                     sizeof cli_json - 1, NULL, 0, NULL, 0,
-                                     "ddpmc 9.9.9, LLVM 1.2.3" };
+static const rt_embedded cli_emb = { .kernels = cli_kernels, .nkernels = TU_LEN(cli_kernels),
+                                     .json = cli_json, .json_len = sizeof cli_json - 1,
+                                     .build = "ddpmc 9.9.9, LLVM 1.2.3" };
 
 /* Runs the command line on a NULL-terminated argument list; when errout
  * is given, stderr is captured into it. */

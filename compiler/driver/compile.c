@@ -1,21 +1,23 @@
 /* compile: MODEL.lua -> one standalone executable.
  *
- * The pipeline: run the script (frontend), verify, choose which
- * convolutions run by Winograd's algorithm, lower every entry to kernels
- * (fusion + memory plan), fix the CPU kernels' register tiles (both
- * choices from the tuning file, measured first with --tune, else the cost
- * model: llvm_tune.c), verify the kernel IR, render the kernels
- * for the targets asked for — native code through the LLVM backend (cpu),
- * OpenCL C source (opencl), both (all, the default) — and put them with the
- * program descriptor into objects through the LLVM backend, then link
- * those with the runtime's main and library. The system C compiler driver
+ * The pipeline: run the script (frontend), verify, then for each target
+ * asked for — native code through the LLVM backend (cpu), OpenCL C
+ * source (opencl), both (all, the default) — lower every entry to
+ * kernels scheduled for that target (fusion, layouts, memory plan). For
+ * the CPU: choose which convolutions run by Winograd's algorithm and fix
+ * the kernels' register tiles (both from the tuning file, measured first
+ * with --tune, else the cost model: llvm_tune.c); the GPU's schedule is
+ * the OpenCL backend's (cl_kir_target). Verify the kernel IR, render
+ * the kernels, and put them with each target's program descriptor into
+ * objects through the LLVM backend, then link those with the runtime's
+ * main and library. The system C compiler driver
  * ($CC, default cc) is used only as the linker.
  * --cpu and the output's folder are checked first (--cpu help lists LLVM's
  * CPU names); the executable embeds ddpmc's and LLVM's versions
  * (ddpmc_build, which its --version prints).
- * --report prints the target the kernels were scheduled for (kir_target),
- * then every kernel with its ops, FLOPs, bytes, register tile and the memory plan's
- * peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
+ * --report prints, per target, what the kernels were scheduled for
+ * (kir_target), then every kernel with its ops, FLOPs, bytes, register
+ * tile and the memory plan's peak; DDPMC_DUMP=kir dumps the kernel IR, DDPMC_DUMP=opencl the
  * OpenCL C. */
 #include <errno.h>
 #include <stdio.h>
@@ -160,28 +162,37 @@ typedef struct {
 	cl_launch **launch;     /* opencl: per entry, per kernel */
 } targets;
 
-/* What the lowering schedules for: the CPU's description when CPU code is
- * made (OpenCL, rendered from the same kernels, then follows it), the
- * GPU's when OpenCL alone; which convolutions run by Winograd as
- * --winograd says (tuned: as measured, else the cost model's). */
-static int schedule_target(const drv_args *a, const targets *t, kir_target *kt)
+/* --winograd: which 3x3 stride-1 convolutions run by Winograd (tuned: as
+ * measured, else the cost model's). */
+static int winograd_mode(const drv_args *a, kir_winograd *w)
 {
-	char err[1200];
-	if (!t->cpu)
-		cl_kir_target(&cl_target_default, kt);
-	else if (llvm_kir_target(a->cpu, kt, err, sizeof err) < 0) {
-		fprintf(stderr, "ddpmc compile: %s\n", err);
-		return -1;
-	}
 	static const char *const ways[] = { [KIR_WINOGRAD_CHOSEN] = "tuned", [KIR_WINOGRAD_NONE] = "none",
 		                            [KIR_WINOGRAD_2X2] = "2x2", [KIR_WINOGRAD_4X4] = "4x4" };
-	for (int w = 0; w < (int)(sizeof ways / sizeof *ways); w++)
-		if (!strcmp(a->winograd ? a->winograd : "tuned", ways[w])) {
-			kt->winograd = (kir_winograd)w;
+	for (int i = 0; i < (int)(sizeof ways / sizeof *ways); i++)
+		if (!strcmp(a->winograd ? a->winograd : "tuned", ways[i])) {
+			*w = (kir_winograd)i;
 			return 0;
 		}
 	fprintf(stderr, "ddpmc compile: --winograd %s: expected tuned, none, 2x2 or 4x4\n", a->winograd);
 	return -1;
+}
+
+/* What the lowering schedules for: the CPU's description for the CPU's
+ * kernels, the GPU's for the OpenCL kernels (each target is lowered on
+ * its own), the way --winograd says for both. */
+static int schedule_targets(const drv_args *a, const targets *t, kir_target *cpu, kir_target *gpu)
+{
+	char err[1200];
+	kir_winograd w;
+	if (winograd_mode(a, &w) < 0)
+		return -1;
+	if (t->cpu && llvm_kir_target(a->cpu, cpu, err, sizeof err) < 0) {
+		fprintf(stderr, "ddpmc compile: %s\n", err);
+		return -1;
+	}
+	cl_kir_target(&cl_target_default, gpu);
+	cpu->winograd = gpu->winograd = w;
+	return 0;
 }
 
 static int parse_targets(const char *name, targets *t)
@@ -201,33 +212,63 @@ static void put_cl_launch(rt_strbuf *b, int e, int k, void *ctx)
 	cl_launch_json(b, &t->launch[e][k]);
 }
 
-static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, targets *t,
-                         const char *out)
+/* The programs of an executable, each lowered for its target: cpu's
+ * kernels become native functions, gpu's OpenCL kernels (NULL: no such
+ * target). */
+typedef struct {
+	kir_program **cpu, **gpu;
+} lowered;
+
+/* The descriptors (program.h): the first program's (the CPU's, else the
+ * GPU's) into json and data, and with both targets the GPU's into cl_json
+ * and cl_data; the OpenCL source into cl. */
+static int describe(const drv_args *a, ir_graph *g, const lowered *l, targets *t, rt_strbuf *json,
+                    rt_strbuf *data, rt_strbuf *cl_json, rt_strbuf *cl_data, rt_strbuf *cl)
 {
-	char err[1024], names[OBJECT_PARTS][4096], *objs[OBJECT_PARTS];
-	rt_strbuf json = { 0 }, data = { 0 }, cl = { 0 };
-	if (t->opencl && !(t->launch = cl_render(progs, g->nentries, NULL, &cl))) {
+	int n = g->nentries;
+	if (l->gpu && !(t->launch = cl_render(l->gpu, n, NULL, cl))) {
 		fprintf(stderr, "ddpmc: out of memory rendering OpenCL\n");
 		return -1;
 	}
-	kir_share(progs, g->nentries);
-	kir_describe_opts opts = { !t->cpu, t->opencl ? put_cl_launch : NULL, t };
-	kir_describe(g, a->model, progs, g->nentries, &opts, &json, &data);
+	kir_describe_opts cpu_opts = { 0 }, gpu_opts = { 1, put_cl_launch, t };
+	if (l->cpu) {
+		kir_share(l->cpu, n);
+		kir_describe(g, a->model, l->cpu, n, &cpu_opts, json, data);
+	}
+	if (l->gpu) {
+		kir_share(l->gpu, n);
+		kir_describe(g, a->model, l->gpu, n, &gpu_opts, l->cpu ? cl_json : json, l->cpu ? cl_data : data);
+	}
+	return 0;
+}
+
+static int emit_and_link(const drv_args *a, ir_graph *g, const lowered *l, targets *t, const char *out)
+{
+	char err[1024], names[OBJECT_PARTS][4096], *objs[OBJECT_PARTS];
+	rt_strbuf json = { 0 }, data = { 0 }, cl_json = { 0 }, cl_data = { 0 }, cl = { 0 };
+	int rc = describe(a, g, l, t, &json, &data, &cl_json, &cl_data, &cl);
 	rt_sb_put(&data, "", 1);                 /* never empty */
+	if (l->cpu && l->gpu)
+		rt_sb_put(&cl_data, "", 1);
 	char build[96];
 	drv_version(build, sizeof build);
 	llvm_blob blobs[] = { { "ddpmc_program_json", json.p, json.len },
 	                      { "ddpmc_program_data", data.p, data.len },
+	                      { "ddpmc_opencl_json", cl_json.p, cl_json.len },
+	                      { "ddpmc_opencl_data", cl_data.p, cl_data.len },
 	                      { "ddpmc_opencl_source", cl.p, cl.len },
 	                      { "ddpmc_build", build, strlen(build) + 1 } };
-	int ncpu = t->cpu ? g->nentries : 0;
-	int parts = object_parts(progs, ncpu);
+	int nblobs = (int)(sizeof blobs / sizeof *blobs);
+	int ncpu = l->cpu ? g->nentries : 0;
+	kir_program **code = l->cpu ? l->cpu : l->gpu;
+	int parts = object_parts(code, ncpu);
 	for (int i = 0; i < parts; i++) {
 		snprintf(names[i], sizeof names[i], "%s.%d.o", out, i);
 		objs[i] = names[i];
 	}
-	int rc = json.oom || data.oom || cl.oom ? -1 : 0;
-	if (rc == 0 && llvm_emit_objects(progs, ncpu, blobs, 4, a->cpu, parts, compile_threads(parts), objs,
+	if (json.oom || data.oom || cl_json.oom || cl_data.oom || cl.oom)
+		rc = -1;
+	if (rc == 0 && llvm_emit_objects(code, ncpu, blobs, nblobs, a->cpu, parts, compile_threads(parts), objs,
 	                                 err, sizeof err) < 0) {
 		fprintf(stderr, "ddpmc: code generation failed: %s\n", err);
 		rc = -1;
@@ -238,9 +279,12 @@ static int emit_and_link(const drv_args *a, ir_graph *g, kir_program **progs, ta
 		unlink(objs[i]);
 	if (getenv("DDPMC_DUMP") && !strcmp(getenv("DDPMC_DUMP"), "opencl") && cl.p)
 		fputs(cl.p, stderr);
-	cl_launches_free(t->launch, progs, g->nentries);
+	if (l->gpu)
+		cl_launches_free(t->launch, l->gpu, g->nentries);
 	rt_sb_free(&json);
 	rt_sb_free(&data);
+	rt_sb_free(&cl_json);
+	rt_sb_free(&cl_data);
 	rt_sb_free(&cl);
 	return rc;
 }
@@ -330,6 +374,26 @@ static int lower_tuned(const drv_args *a, ir_graph *g, kir_target *kt, kir_progr
 	return rc;
 }
 
+/* --report and DDPMC_DUMP=kir: what each target's lowering made. */
+static void report(const drv_args *a, const kir_target *kt, kir_program **progs, int n)
+{
+	if (a->report)
+		kir_target_report(kt, stdout);
+	for (int i = 0; i < n; i++) {
+		if (a->report)
+			kir_report(progs[i], stdout);
+		if (getenv("DDPMC_DUMP") && !strcmp(getenv("DDPMC_DUMP"), "kir"))
+			kir_dump(progs[i], stderr);
+	}
+}
+
+static void free_programs(kir_program **progs, int n)
+{
+	for (int i = 0; progs && i < n; i++)
+		kir_program_free(progs[i]);
+	free(progs);
+}
+
 int drv_compile(const drv_args *a)
 {
 	char out[1024];
@@ -343,29 +407,22 @@ int drv_compile(const drv_args *a)
 		return 0;
 	if (drv_check_output("compile: -o", path) < 0)
 		return -1;
-	kir_target kt;
-	ir_graph *g = schedule_target(a, &t, &kt) == 0 ? drv_load(a) : NULL;
+	kir_target cpu_kt, gpu_kt;
+	ir_graph *g = schedule_targets(a, &t, &cpu_kt, &gpu_kt) == 0 ? drv_load(a) : NULL;
 	if (!g)
 		return -1;
-	if (a->report)
-		kir_target_report(&kt, stdout);
-	kir_program **progs = NULL;
-	int rc;
-	if (t.cpu)
-		rc = lower_tuned(a, g, &kt, &progs);
-	else
-		rc = (progs = lower_all(g, &kt)) ? 0 : -1;
-	for (int i = 0; rc == 0 && i < g->nentries; i++) {
-		if (a->report)
-			kir_report(progs[i], stdout);
-		if (getenv("DDPMC_DUMP") && !strcmp(getenv("DDPMC_DUMP"), "kir"))
-			kir_dump(progs[i], stderr);
-	}
+	lowered l = { NULL, NULL };
+	int rc = t.cpu ? lower_tuned(a, g, &cpu_kt, &l.cpu) : 0;
+	if (rc == 0 && t.cpu)
+		report(a, &cpu_kt, l.cpu, g->nentries);
+	if (rc == 0 && t.opencl)
+		rc = (l.gpu = lower_all(g, &gpu_kt)) ? 0 : -1;
+	if (rc == 0 && t.opencl)
+		report(a, &gpu_kt, l.gpu, g->nentries);
 	if (rc == 0)
-		rc = emit_and_link(a, g, progs, &t, path);
-	for (int i = 0; progs && i < g->nentries; i++)
-		kir_program_free(progs[i]);
-	free(progs);
+		rc = emit_and_link(a, g, &l, &t, path);
+	free_programs(l.cpu, g->nentries);
+	free_programs(l.gpu, g->nentries);
 	ir_free(g);
 	return rc;
 }

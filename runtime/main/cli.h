@@ -45,6 +45,10 @@ typedef struct {
 	int64_t json_len;
 	const unsigned char *data;
 	int64_t data_len;
+	const char *cl_json;            /* ddpmc_opencl_json: the OpenCL program, when both */
+	int64_t cl_json_len;            /* targets' are (0: json is the only one) */
+	const unsigned char *cl_data;
+	int64_t cl_data_len;
 	const char *cl_source;          /* ddpmc_opencl_source; "" for the CPU only */
 	int64_t cl_source_len;
 	const char *build;              /* ddpmc_build: "ddpmc 0.1.0, LLVM 19.1.7"; NULL: unknown */

@@ -8,6 +8,10 @@ extern const char ddpmc_program_json[];
 extern const int64_t ddpmc_program_json_len;
 extern const unsigned char ddpmc_program_data[];
 extern const int64_t ddpmc_program_data_len;
+extern const char ddpmc_opencl_json[];
+extern const int64_t ddpmc_opencl_json_len;
+extern const unsigned char ddpmc_opencl_data[];
+extern const int64_t ddpmc_opencl_data_len;
 extern const char ddpmc_opencl_source[];
 extern const int64_t ddpmc_opencl_source_len;
 /* Optional: the length of ddpmc_kernels, which lets the descriptor's
@@ -22,6 +26,8 @@ int main(int argc, char **argv)
 		ddpmc_kernels, &ddpmc_nkernels ? ddpmc_nkernels : -1,
 		ddpmc_program_json, ddpmc_program_json_len,
 		ddpmc_program_data, ddpmc_program_data_len,
+		ddpmc_opencl_json, ddpmc_opencl_json_len,
+		ddpmc_opencl_data, ddpmc_opencl_data_len,
 		ddpmc_opencl_source, ddpmc_opencl_source_len,
 		ddpmc_build,
 	};

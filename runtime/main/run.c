@@ -19,12 +19,36 @@ int cli_version(const rt_embedded *emb, const rt_program *p)
 	return 0;
 }
 
+/* The executable's OpenCL program into *gp when it has one of its own
+ * (compiled for both targets), as p->opencl: the entries of p, in order,
+ * lowered for a GPU. 1 when there is one, 0 when not, -1 on error. */
+static int load_opencl(const rt_embedded *emb, rt_program *p, rt_program *gp, char *err, size_t errlen)
+{
+	if (emb->cl_json_len <= 0)
+		return 0;
+	if (rt_program_parse(emb->cl_json, (size_t)emb->cl_json_len, emb->cl_data, emb->cl_data_len, NULL, 0,
+	                     gp, err, errlen) != RT_OK)
+		return -1;
+	int same = gp->nentries == p->nentries;
+	for (int i = 0; same && i < p->nentries; i++)
+		same = !strcmp(gp->entries[i].name, p->entries[i].name);
+	if (!same) {
+		snprintf(err, errlen, "program: the OpenCL program's entries are not the CPU program's");
+		rt_program_free(gp);
+		return -1;
+	}
+	gp->cl_source = emb->cl_source;
+	gp->cl_source_len = emb->cl_source_len;
+	p->opencl = gp;
+	return 1;
+}
+
 int cli_run(int argc, char **argv, const rt_embedded *emb)
 {
 	cli_opts o;
 	unsigned which;
 	char err[1024];
-	rt_program p;
+	rt_program p, gp;
 	int rc = cli_parse(argc, argv, &o, &which);
 	if (rc != 0 || !which)
 		return rc;
@@ -33,10 +57,17 @@ int cli_run(int argc, char **argv, const rt_embedded *emb)
 		return cli_fail(&o, "%s", err);
 	p.cl_source = emb->cl_source;
 	p.cl_source_len = emb->cl_source ? emb->cl_source_len : 0;
+	int own = load_opencl(emb, &p, &gp, err, sizeof err);
+	if (own < 0) {
+		rt_program_free(&p);
+		return cli_fail(&o, "%s", err);
+	}
 	rc = which == CLI_TRAIN ? cli_train(&o, &p) : which == CLI_SAMPLE ? cli_sample(&o, &p)
 	   : which == CLI_EVAL ? cli_eval(&o, &p) : which == CLI_EXPORT ? cli_export(&o, &p)
 	   : which == CLI_TUNE ? cli_tune(&o, &p)
 	   : which == CLI_VERSION ? cli_version(emb, &p) : cli_info(&p);
+	if (own)
+		rt_program_free(&gp);
 	rt_program_free(&p);
 	return rc;
 }
