@@ -332,21 +332,26 @@ static int build(cl_dev *c, int i, int *compiled, char *err, size_t errlen)
 	rc = clBuildProgram(*prog, 1, &c->dev, options, NULL, NULL);
 	if (rc == CL_BUILD_PROGRAM_FAILURE)
 		print_log(c, *prog);
-	if (rc != CL_SUCCESS)
+	if (rc != CL_SUCCESS) {
+		clReleaseProgram(*prog);
+		*prog = NULL;
 		return cl_fail(err, errlen, rc, "the program does not build for %s (the build log is "
 		               "on stderr)", c->base.name);
+	}
 	store_binary(*prog, &k);
 	return RT_OK;
 }
 
 /* The parts' builds, shared by the threads that run them: each takes the
- * next part until none is left or one has failed. */
+ * next part until none is left or one has failed (optional: a part that
+ * fails is marked broken and the others go on). */
 typedef struct {
 	cl_dev *c;
 	const int *todo;        /* the parts to build */
 	int ntodo;
+	int optional;
 	pthread_mutex_t lock;
-	int next, done, compiled, rc;
+	int next, done, compiled, broken, rc;
 	int tty;                /* stderr shows the progress line */
 	char err[512];
 } build_pool;
@@ -364,8 +369,13 @@ static void *build_worker(void *arg)
 		int compiled = 0, rc = build(b->c, i, &compiled, err, sizeof err);
 		pthread_mutex_lock(&b->lock);
 		b->done++;
-		b->compiled += compiled;
-		if (rc != RT_OK && b->rc == RT_OK) {
+		b->compiled += compiled && rc == RT_OK;
+		if (rc != RT_OK && b->optional) {
+			b->c->broken[i] = 1;
+			b->broken++;
+			fprintf(stderr, "%swarning: OpenCL program part %d left out, its variants not timed: %s\n",
+			        b->tty ? "\r" : "", i, err);
+		} else if (rc != RT_OK && b->rc == RT_OK) {
 			b->rc = rc;
 			snprintf(b->err, sizeof b->err, "%s", err);
 		}
@@ -387,18 +397,19 @@ static int count_parts(const rt_program *p)
 	return n;
 }
 
-/* The parts need[i] != 0 not built yet, on as many threads as the host
- * has cores (an OpenCL compiler takes seconds to minutes per program;
- * parts build independently). */
-static int build_parts(cl_dev *c, const char *need, char *err, size_t errlen)
+/* The parts need[i] != 0 not built yet (nor broken), on as many threads
+ * as the host has cores (an OpenCL compiler takes seconds to minutes per
+ * program; parts build independently). */
+static int build_parts(cl_dev *c, const char *need, int optional, char *err, size_t errlen)
 {
 	int *todo = calloc((size_t)c->nparts + 1, sizeof *todo), ntodo = 0;
 	for (int i = 0; todo && i < c->nparts; i++)
-		if (need[i] && !c->part[i])
+		if (need[i] && !c->part[i] && !c->broken[i])
 			todo[ntodo++] = i;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	int nthreads = (int)(cores < 1 ? 1 : cores < ntodo ? cores : ntodo);
-	build_pool b = { .c = c, .todo = todo, .ntodo = ntodo, .rc = RT_OK, .tty = isatty(STDERR_FILENO) };
+	build_pool b = { .c = c, .todo = todo, .ntodo = ntodo, .optional = optional, .rc = RT_OK,
+	                 .tty = isatty(STDERR_FILENO) };
 	pthread_t *th = calloc((size_t)nthreads + 1, sizeof *th);
 	char *started = calloc((size_t)nthreads + 1, 1);
 	if (!todo || !th || !started) {
@@ -419,10 +430,10 @@ static int build_parts(cl_dev *c, const char *need, char *err, size_t errlen)
 	free(todo);
 	free(th);
 	free(started);
-	if (b.compiled)
-		fprintf(stderr, "%sbuilt %d of %d OpenCL programs in %.1f s%s\n", b.tty ? "\r" : "",
-		        b.compiled, ntodo, rt_seconds() - t0,
-		        b.compiled < ntodo ? " (the others from the cache)" : "");
+	if (b.compiled || b.broken)
+		fprintf(stderr, "%sbuilt %d of %d OpenCL programs in %.1f s%s%s\n", b.tty ? "\r" : "",
+		        b.compiled, ntodo, rt_seconds() - t0, b.broken ? ", the failed left out" : "",
+		        b.compiled + b.broken < ntodo ? " (the others from the cache)" : "");
 	if (b.rc != RT_OK)
 		snprintf(err, errlen, "%s", b.err);
 	return b.rc;
@@ -441,7 +452,7 @@ int cl_build_variants(cl_dev *c, const rt_entry *all_of, char *err, size_t errle
 				if (&p->entries[e] == all_of || (!all_of && j == c->ent[e].choice[i]))
 					need[l->v[j].part] = 1;
 		}
-	int rc = build_parts(c, need, err, errlen);
+	int rc = build_parts(c, need, all_of != NULL, err, errlen);
 	free(need);
 	return rc;
 }
@@ -459,6 +470,11 @@ cl_kernel cl_make_kernel(cl_dev *c, const rt_entry *e, int i, int j, char *err, 
 		return NULL;
 	}
 	const rt_cl_variant *v = &l->v[j];
+	if (!c->part[v->part]) {
+		snprintf(err, errlen, "OpenCL: %s: '%s' is in program part %d, which was not built", what,
+		         v->name, v->part);
+		return NULL;
+	}
 	cl_kernel k = clCreateKernel(c->part[v->part], v->name, &rc);
 	if (rc != CL_SUCCESS) {
 		cl_fail(err, errlen, rc, "%s: no kernel of its name in the OpenCL source", what);
@@ -775,6 +791,7 @@ static void cl_free(rt_device *d)
 		if (c->part[i])
 			clReleaseProgram(c->part[i]);
 	free(c->part);
+	free(c->broken);
 	for (int i = 0; i < c->ncopies; i++)
 		if (c->copies[i].mem)
 			clReleaseMemObject(c->copies[i].mem);
@@ -808,7 +825,8 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 	c->nparts = count_parts(p);
 	source_key(c, &c->source_key);
 	int ok = (c->ent = calloc((size_t)p->nentries + 1, sizeof *c->ent)) &&
-	         (c->part = calloc((size_t)c->nparts + 1, sizeof *c->part));
+	         (c->part = calloc((size_t)c->nparts + 1, sizeof *c->part)) &&
+	         (c->broken = calloc((size_t)c->nparts + 1, 1));
 	for (int i = 0; ok && i < p->nentries; i++)
 		ok = (c->ent[i].choice = calloc((size_t)p->entries[i].nk + 1, sizeof(int))) != NULL;
 	if (!ok)

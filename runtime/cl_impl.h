@@ -38,6 +38,7 @@ typedef struct {
 	cl_platform_id pl;
 	cl_entry *ent;          /* (p->nentries) */
 	cl_program *part;       /* (nparts) the programs of the source's parts; NULL: not built */
+	char *broken;           /* (nparts) parts tune found not to build: not tried again */
 	int nparts;             /* every part a variant names */
 	rt_cl_key source_key;   /* the cache key of every part, before its options */
 	cl_copy *copies;
@@ -47,7 +48,9 @@ typedef struct {
 /* "OpenCL: <fmt with what>: CL_ERROR_NAME (code)" into err; RT_ERR. */
 int cl_fail(char *err, size_t errlen, cl_int rc, const char *fmt, const char *what);
 /* Builds the parts not built yet of every variant of entry all_of's
- * kernels, or with all_of NULL of every kernel's chosen variant. */
+ * kernels (tune: a part that does not build is reported and left out,
+ * its variants do not launch), or with all_of NULL of every kernel's
+ * chosen variant (each must build). */
 int cl_build_variants(cl_dev *c, const rt_entry *all_of, char *err, size_t errlen);
 /* Kernel i of entry e as variant j: its cl_kernel, checked against the
  * launch (argument count, work-group size); NULL with a message. */

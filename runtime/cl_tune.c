@@ -11,7 +11,8 @@
  * a line per OpenCL kernel with variants: its name (the compiler's
  * choice's), the variant chosen (0: the compiler's), then, for people,
  * each variant's device time in microseconds (-1: it does not launch on
- * this device) and the chosen one's OpenCL kernel @ work-group size. Kernels that share one OpenCL kernel (program.h) have the same
+ * this device, or its program part does not build) and the chosen one's
+ * OpenCL kernel @ work-group size. Kernels that share one OpenCL kernel (program.h) have the same
  * variants and share its line: tune times one of them. cl.c reads the
  * file at every open: a kernel launches the variant its line names, and
  * only the parts those need are built. A file that
@@ -156,7 +157,8 @@ static int run_once(cl_dev *c, const rt_entry *e, rt_tensorset *state, char *err
 
 /* Into *t the device seconds of one launch of variant j of kernel i
  * (the fastest of REPS after a warm-up), or -1 when it does not launch
- * on this device (its work-groups too large for its registers); RT_ERR
+ * on this device (its work-groups too large for its registers, its
+ * program part left out: cl_build_variants); RT_ERR
  * when the queue failed. */
 static int time_variant(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, double *t,
                         char *err, size_t errlen)

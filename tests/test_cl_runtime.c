@@ -13,7 +13,7 @@
  *   - tuning: a kernel's variants ("alts") timed, the fastest launched
  *     from then on and kept in a file the next open follows (only the
  *     parts its choices need are built); a damaged file is reported and
- *     ignored;
+ *     ignored; a variant whose part does not build is left out of tune;
  *   - errors: a source that does not build (the device named, the build
  *     log on stderr), bad specs, a program without OpenCL code, one
  *     without CPU code on "cpu", and no OpenCL platform at all (this
@@ -474,27 +474,46 @@ static void tuned_run(const rt_program *p, float extra, char *log, size_t len)
 	rt_set_free(&out);
 }
 
-/* The one tuning file (its path in buf) and its one line for
- * add_w_slow. */
-static void tuning_line(char *path, size_t len, char *line, size_t linelen)
+/* The tuning file tune kept (its path from tune's log `tuned` into path)
+ * and its one line for add_w_slow. */
+static void tuning_line(const char *tuned, char *path, size_t len, char *line, size_t linelen)
 {
+	const char *kept = strstr(tuned, "tune: kept in ");
 	char next[1024];
 	int lines = 0;
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "ls '%s'/cl-*.tune", cache_dir);
-	FILE *f = popen(cmd, "r");
+	if (!kept)
+		fail_msg("tune kept no file: %s", tuned);
+	kept += strlen("tune: kept in ");
+	snprintf(path, len, "%.*s", (int)strcspn(kept, "\n"), kept);
+	FILE *f = fopen(path, "r");
 	assert_non_null(f);
-	if (!fgets(path, (int)len, f))
-		fail_msg("no tuning file in %s", cache_dir);
-	pclose(f);
-	path[strcspn(path, "\n")] = 0;
-	assert_non_null(f = fopen(path, "r"));
 	while (fgets(next, sizeof next, f))
 		if (strncmp(next, "add_w_slow\t", 11) == 0 && lines++ == 0)
 			snprintf(line, linelen, "%s", next);
 	fclose(f);
 	if (lines != 1)
 		fail_msg("%s has %d lines for add_w_slow, not one", path, lines);
+}
+
+/* Opens p on OpenCL and tunes it from state: stderr into log, tune's own
+ * lines into tuned. Returns the device, launching the tuned choices. */
+static rt_device *tune_ok(const rt_program *p, rt_tensorset *state, char *log, size_t loglen, char *tuned,
+                          size_t tunedlen)
+{
+	char err[1024];
+	rt_device *d = open_ok(p);
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	tu_capture c = tu_capture_begin();
+	int rc = rt_device_tune(d, state, f, err, sizeof err);
+	tu_capture_end(&c, log, loglen);
+	if (rc != RT_OK)
+		fail_msg("rt_device_tune: %s", err);
+	rewind(f);
+	tuned[fread(tuned, 1, tunedlen - 1, f)] = 0;
+	fclose(f);
+	print_message("    %s", tuned);
+	return d;
 }
 
 static void write_text(const char *path, const char *text)
@@ -509,7 +528,7 @@ static void test_tuning(void **unused)
 {
 	rt_program p;
 	rt_tensorset state = { 0 }, in = { 0 }, out = { 0 };
-	char err[1024], log[8192], path[1024], line[1024];
+	char log[8192], tuned[4096], path[1024], line[1024];
 	load_tuned(&p);
 	/* untuned: the compiler's choices, part 0 alone built */
 	tuned_run(&p, 0, log, sizeof log);
@@ -517,22 +536,10 @@ static void test_tuning(void **unused)
 	/* tune: the fast variant chosen, launched at once and kept */
 	make_state(&p, &state);
 	make_inputs(&in);
-	rt_device *d = open_ok(&p);
-	FILE *f = tmpfile();
-	assert_non_null(f);
-	tu_capture c = tu_capture_begin();
-	int rc = rt_device_tune(d, &state, f, err, sizeof err);
-	tu_capture_end(&c, log, sizeof log);
-	if (rc != RT_OK)
-		fail_msg("rt_device_tune: %s", err);
+	rt_device *d = tune_ok(&p, &state, log, sizeof log, tuned, sizeof tuned);
 	CONTAINS(log, "built 1 of 1 OpenCL programs");
-	rewind(f);
-	log[fread(log, 1, sizeof log - 1, f)] = 0;
-	fclose(f);
-	print_message("    %s", log);
-	CONTAINS(log, "tune: step: 1 kernels with variants not tuned before, 1 changed; their 2 launches",
-	         "tune: kept in ");
-	tuning_line(path, sizeof path, line, sizeof line);
+	CONTAINS(tuned, "tune: step: 1 kernels with variants not tuned before, 1 changed; their 2 launches");
+	tuning_line(tuned, path, sizeof path, line, sizeof line);
 	if (strncmp(line, "add_w_slow\t1\t", 13) != 0 || !strstr(line, "\tadd_w@4\n"))
 		fail_msg("tuning chose other than the fast variant: %s", line);
 	run_ok(d, &p, &state, &in, &out);
@@ -549,6 +556,53 @@ static void test_tuning(void **unused)
 	write_text(path, "nothing here\n");
 	tuned_run(&p, 0, log, sizeof log);
 	CONTAINS(log, ".tune:1: expected a kernel's name, a tab and its variant");
+	rt_set_free(&state);
+	rt_set_free(&in);
+	rt_set_free(&out);
+	rt_program_free(&p);
+}
+
+/* A variant whose part does not build (as a device's compiler may refuse
+ * one the compiler rendered): tune reports it, times the others and keeps
+ * the fastest that launches; the next open does not try it again. */
+#define K_ADD_BROKEN_VARIANT \
+	"{\"fn\": -1, \"rows\": 8, \"name\": \"k1_add\", \"flops\": 8," \
+	" \"cl\": {\"name\": \"add_w_slow\", \"part\": 0, \"args\": [3, 0, 4], \"global\": 8, \"local\": 8," \
+	" \"alts\": [{\"name\": \"add_w_broken\", \"part\": 1, \"global\": 8, \"local\": 8}," \
+	"  {\"name\": \"add_w\", \"part\": 2, \"global\": 8, \"local\": 4}]}}"
+static const char broken_part_source[] =
+	"/* a part that does not build */\n"
+	"#ifdef DDPMC_PART_0\n" SCALE_SOURCE ADD_W_SOURCE("add_w_slow", SPIN) UPDATE_SOURCE "#endif\n"
+	"#ifdef DDPMC_PART_1\n" ADD_W_SOURCE("add_w_broken", "	float s = undefined_function_xyz(t);\n")
+	"#endif\n"
+	"#ifdef DDPMC_PART_2\n" ADD_W_SOURCE("add_w", NO_EXTRA) "#endif\n";
+
+static void test_tuning_leaves_out_broken_part(void **unused)
+{
+	rt_program p;
+	rt_tensorset state = { 0 }, in = { 0 }, out = { 0 };
+	char json[4096], err[1024], log[16384], tuned[4096], path[1024], line[1024];
+	json_with(json, sizeof json, K_ADD_BROKEN_VARIANT);
+	if (parse(json, &p, err, sizeof err) != RT_OK)
+		fail_msg("rt_program_parse: %s", err);
+	p.cl_source = broken_part_source;
+	p.cl_source_len = (int64_t)strlen(broken_part_source);
+	make_state(&p, &state);
+	make_inputs(&in);
+	rt_device *d = tune_ok(&p, &state, log, sizeof log, tuned, sizeof tuned);
+	CONTAINS(log, "undefined_function_xyz", "warning: OpenCL program part 1 left out, its variants not timed",
+	         "built 1 of 2 OpenCL programs", "the failed left out");
+	CONTAINS(tuned, "tune: step: 1 kernels with variants not tuned before, 1 changed");
+	tuning_line(tuned, path, sizeof path, line, sizeof line);
+	if (strncmp(line, "add_w_slow\t2\t", 13) || !strstr(line, " -1.0 ") || !strstr(line, "\tadd_w@4\n"))
+		fail_msg("expected add_w (2) chosen and add_w_broken (1) at -1: %s", line);
+	run_ok(d, &p, &state, &in, &out);
+	check_y(&out, 2, "the run after tuning");
+	rt_device_free(d);
+	tuned_run(&p, 0, log, sizeof log);
+	if (strstr(log, "undefined_function_xyz"))
+		fail_msg("the open after tuning built the broken part: %s", log);
+	unlink(path);
 	rt_set_free(&state);
 	rt_set_free(&in);
 	rt_set_free(&out);
@@ -690,6 +744,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_queued_runs),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_tuning),
+		cmocka_unit_test(test_tuning_leaves_out_broken_part),
 		cmocka_unit_test(test_build_failure),
 		cmocka_unit_test(test_launch_mismatch),
 		cmocka_unit_test(test_bad_specs),
