@@ -119,9 +119,9 @@ void rt_device_free(rt_device *d)
 		d->ops->free(d);
 }
 
-/* Entry e as the program the device runs has it: an entry of the program
- * it was opened for maps to the one in its place; its own (tune's) stays. */
-static const rt_entry *own_entry(const rt_device *d, const rt_entry *e)
+/* An entry of the program d was opened for maps to the one in its place;
+ * d's own (tune's) stays. */
+const rt_entry *rt_device_entry(const rt_device *d, const rt_entry *e)
 {
 	uintptr_t at = (uintptr_t)e, first = (uintptr_t)d->opened->entries;
 	size_t i = (at - first) / sizeof *e;
@@ -133,7 +133,7 @@ static const rt_entry *own_entry(const rt_device *d, const rt_entry *e)
 int rt_device_submit(rt_device *d, const rt_entry *e, rt_tensorset *state,
                      const rt_tensorset *inputs, rt_tensorset *outputs, char *err, size_t errlen)
 {
-	return d->ops->submit(d, own_entry(d, e), state, inputs, outputs, err, errlen);
+	return d->ops->submit(d, rt_device_entry(d, e), state, inputs, outputs, err, errlen);
 }
 
 int rt_device_wait(rt_device *d, char *err, size_t errlen)

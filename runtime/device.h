@@ -91,6 +91,10 @@ const char *rt_device_name(const rt_device *d);
  * kept on both devices: wall time per kernel on the CPU, the device's
  * event times on OpenCL. */
 rt_pool *rt_device_pool(rt_device *d);
+/* Entry e of the program d was opened for as d runs it: the entry in its
+ * place of p->opencl on an OpenCL device where p has one, else e. Its
+ * kernels are the ones d launches, and exec.h's profile is kept on it. */
+const rt_entry *rt_device_entry(const rt_device *d, const rt_entry *e);
 
 /* `--device list`: every OpenCL platform and device, numbered P.D, and
  * the CPU; RT_OK even when there is no OpenCL platform (it says so). */

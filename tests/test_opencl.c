@@ -485,13 +485,26 @@ static double state_difference(const char *run_a, const char *run_b, char *where
 	return worst;
 }
 
+/* Profiled runs report the kernels the OpenCL device ran (its own
+ * program's, in a --target all executable): log holds entry's profile. */
+static void check_profiled(const char *log, const char *entry)
+{
+	char want[128];
+	snprintf(want, sizeof want, "profile %s: ", entry);
+	CONTAINS(log, want, "by kind:");
+}
+
 /* Logging every 3 steps, steps 2 and 3 are queued without a wait between
  * them: the same state as waiting for each, and the line's loss_mean is
- * the mean of the three losses. */
+ * the mean of the three losses. The run is profiled (DDPMC_PROFILE=1),
+ * which changes nothing it computes. */
 static void check_queued_steps(void)
 {
-	char log[4096], where[256];
+	char log[16384], where[256];
+	setenv("DDPMC_PROFILE", "1", 1);
 	train("opencl", "opencl-queued", 3, log, sizeof log);
+	unsetenv("DDPMC_PROFILE");
+	check_profiled(log, "train_step");
 	double worst = state_difference("opencl", "opencl-queued", where, sizeof where);
 	if (worst != 0)
 		fail_msg("queued steps differ from waited ones by %g in %s", worst, where);
@@ -554,11 +567,14 @@ static void sample(const char *device, const char *out, char *err, size_t errlen
 
 static void sampling_matches_cpu(void **unused)
 {
-	char p1[256], p2[256], err[4096];
+	char p1[256], p2[256], err[16384];
 	sample("cpu", "scpu", err, sizeof err);
+	setenv("DDPMC_PROFILE", "1", 1);
 	sample("opencl", "scl", err, sizeof err);
+	unsetenv("DDPMC_PROFILE");
 	if (strstr(err, "OpenCL program"))
 		fail_msg("the programs the train step built were built again: %s", err);
+	check_profiled(err, "sample_ddim");
 	int worst = 0, differ = 0;
 	for (int i = 0; i < NSAMPLE; i++) {
 		uint8_t *a = NULL, *b = NULL;
