@@ -225,13 +225,15 @@ int rt_cl_list(FILE *f)
 		for (cl_uint d = 0; d < nd; d++) {
 			cl_uint cu = 0;
 			cl_ulong mem = 0;
+			size_t args = 0;
 			dev_str(ds[d], CL_DEVICE_NAME, name, sizeof name);
 			dev_str(ds[d], CL_DEVICE_VENDOR, vendor, sizeof vendor);
 			dev_str(ds[d], CL_DEVICE_VERSION, version, sizeof version);
 			clGetDeviceInfo(ds[d], CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
 			clGetDeviceInfo(ds[d], CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
-			fprintf(f, "opencl:%u.%u  %s (%s), %s, %u compute units, %.1f GB%s\n", p, d, name,
-			        vendor, version, cu, (double)mem / 1e9,
+			clGetDeviceInfo(ds[d], CL_DEVICE_MAX_PARAMETER_SIZE, sizeof args, &args, NULL);
+			fprintf(f, "opencl:%u.%u  %s (%s), %s, %u compute units, %.1f GB, kernel arguments up to "
+			        "%zu bytes%s\n", p, d, name, vendor, version, cu, (double)mem / 1e9, args,
 			        dev_type(ds[d]) & CL_DEVICE_TYPE_GPU ? ", GPU" : "");
 		}
 		free(ds);

@@ -692,7 +692,7 @@ static void test_list(void **unused)
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	buf[n] = 0;
 	fclose(f);
-	CONTAINS(buf, "OpenCL platform 0: ", "opencl:0.0  ", "compute units", " GB", "\ncpu ");
+	CONTAINS(buf, "OpenCL platform 0: ", "opencl:0.0  ", "compute units", " GB, kernel arguments up to ", "\ncpu ");
 }
 
 /* This program again, with the ICD loader looking in an empty folder:
