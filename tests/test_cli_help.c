@@ -7,7 +7,9 @@
  *     flag with its meaning and, when it takes a value, its default, and
  *     an example; `./tiny train --help` says how the batch is set;
  *   - `ddpmc --version` names ddpmc's and LLVM's versions, and the
- *     executable's --version repeats them with the model and its hash;
+ *     executable's --version repeats them with the model and its hash
+ *     (another for the same model compiled --target all, whose OpenCL
+ *     program the hash covers too);
  *   - a flag of another ddpmc command is refused, naming its command;
  *   - `ddpmc compile -o` into a missing folder is refused before the
  *     script runs, and `./tiny sample --out` into one before sampling;
@@ -227,6 +229,15 @@ static void test_versions(void **unused)
 	CONTAINS(out, "cli_tiny.lua");
 	assert_non_null(hash);
 	assert_int_equal(strspn(hash + 20, "0123456789abcdef"), 16);
+	/* the same CPU program with an OpenCL program beside it: another hash */
+	char cpu_only[32], both[128];
+	snprintf(cpu_only, sizeof cpu_only, "%.16s", hash + 20);
+	snprintf(both, sizeof both, "%s/tiny_all", dir);
+	assert_int_equal(tu_compile("tests/models/cli_tiny.lua", "--target all", both), 0);
+	assert_int_equal(run("'%s' --version", both), 0);
+	assert_non_null(hash = strstr(out, "(descriptor fnv1a64 "));
+	if (!strncmp(hash + 20, cpu_only, 16))
+		fail_msg("--target all and --target cpu executables share the hash %s", cpu_only);
 }
 
 static void test_refusals_come_first(void **unused)

@@ -8,12 +8,17 @@
 #include "cli.h"
 
 /* The model's hash is FNV-1a 64 of the descriptor JSON followed by its
- * data (the constants): what ddpmc embedded, so two executables of the
- * same script, options and ddpmc share it. */
+ * data (the constants), then the OpenCL program's where it has its own:
+ * what ddpmc embedded, so two executables of the same script, options
+ * and ddpmc share it. */
 int cli_version(const rt_embedded *emb, const rt_program *p)
 {
 	uint64_t h = rt_fnv1a(RT_FNV1A_START, emb->json, (size_t)emb->json_len);
 	h = rt_fnv1a(h, emb->data, (size_t)emb->data_len);
+	if (emb->cl_json_len > 0) {
+		h = rt_fnv1a(h, emb->cl_json, (size_t)emb->cl_json_len);
+		h = rt_fnv1a(h, emb->cl_data, (size_t)emb->cl_data_len);
+	}
 	printf("%s\n", emb->build ? emb->build : "ddpmc (version unknown)");
 	printf("model: %s (descriptor fnv1a64 %016llx)\n", p->model, (unsigned long long)h);
 	return 0;

@@ -1485,7 +1485,9 @@ static int renderer_open(renderer *r, const kir_program *p, const kir_kernel *k,
  * its reduction's length and (index_type) its launch's work-items within
  * INDEX_LIMIT, which bounds what the renderer counts itself (a
  * work-item's id, a reduction step, a tile's points padded to whole
- * tiles) with a factor of two to spare. */
+ * tiles) with a factor of two to spare. Variants that launch the same
+ * text in other work-groups round the work-items up by less than one
+ * work-group more: inside that spare factor. */
 static const int64_t INDEX_LIMIT = INT32_MAX / 2;
 
 static int index_fits(const kir_kernel *k)
