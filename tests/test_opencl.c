@@ -13,6 +13,9 @@
  *     m / sqrt(v), so a gradient near zero may step differently; such
  *     flips are rare and the warmup keeps lr at 3e-4 or below in 3 steps.
  *     The losses of the steps agree to 1e-4 relative.
+ *     The OpenCL side runs the executable's own GPU lowering, so the two
+ *     devices run two programs; `info` lists both, and DDPMC_PROFILE
+ *     reports the kernels the OpenCL device ran.
  *   - sampling (DDIM, 5 steps) from the CPU's checkpoint on both devices
  *     with the same seed: the same noise (Philox on both) and pixels that
  *     differ by at most 1 of 255 (rounding at quantisation).
@@ -538,6 +541,19 @@ static void train_step_matches_cpu(void **unused)
 	check_queued_steps();
 }
 
+/* `info` of a --target all executable lists the entries of both programs. */
+static void info_lists_both_programs(void **unused)
+{
+	char cmd[512], out[16384];
+	snprintf(cmd, sizeof cmd, "'%s' info", exe);
+	if (tu_output_of(cmd, out, sizeof out))
+		fail_msg("info: %s", out);
+	const char *cpu = strstr(out, "entries:\n"), *gpu = strstr(out, "entries on OpenCL (lowered for a GPU):\n");
+	const char *cpu_step = cpu ? strstr(cpu, "\n  train_step ") : NULL;
+	if (!gpu || !cpu_step || cpu_step > gpu || !strstr(gpu, "\n  train_step "))
+		fail_msg("info should list train_step in both programs: %s", gpu ? gpu : out);
+}
+
 /* opencl:N counts the devices `opencl` chooses from modulo their number
  * (MPI rank r takes opencl:r): PoCL shows two CPU devices when asked. */
 static void device_index_counts_modulo_the_devices(void **unused)
@@ -614,6 +630,7 @@ int main(void)
 		cmocka_unit_test(index_type_follows_each_kernel),
 		cmocka_unit_test(target_all_schedules_each_target),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
+		cmocka_unit_test(info_lists_both_programs),
 		cmocka_unit_test(device_index_counts_modulo_the_devices),
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),
 	};

@@ -322,6 +322,16 @@ void cli_profile_report(const rt_entry *e)
 
 /* --- info ------------------------------------------------------------------- */
 
+static void print_entries(const char *title, const rt_program *p)
+{
+	printf("%s\n", title);
+	for (int i = 0; i < p->nentries; i++) {
+		const rt_entry *e = &p->entries[i];
+		printf("  %-18s %5d kernels %5d buffers  arena %9.1f MB  %10.4f GFLOP per call\n",
+		       e->name, e->nk, e->nbuf, (double)e->arena_bytes / 1e6, e->flops * 1e-9);
+	}
+}
+
 int cli_info(const rt_program *p)
 {
 	int64_t trainable = 0, elems = 0, bytes = 0;
@@ -345,12 +355,9 @@ int cli_info(const rt_program *p)
 	printf("state: %d tensors, %lld elements, %.1f MB\n", p->nparams, (long long)elems,
 	       (double)bytes / 1e6);
 	cli_hyper_info(p);
-	printf("entries:\n");
-	for (int i = 0; i < p->nentries; i++) {
-		const rt_entry *e = &p->entries[i];
-		printf("  %-18s %5d kernels %5d buffers  arena %9.1f MB  %10.4f GFLOP per call\n",
-		       e->name, e->nk, e->nbuf, (double)e->arena_bytes / 1e6, e->flops * 1e-9);
-	}
+	print_entries("entries:", p);
+	if (p->opencl)
+		print_entries("entries on OpenCL (lowered for a GPU):", p->opencl);
 	return 0;
 }
 
