@@ -710,6 +710,8 @@ static const rt_embedded cli_emb = { .kernels = cli_kernels, .nkernels = TU_LEN(
                                      .json = cli_json, .json_len = sizeof cli_json - 1,
                                      .build = "ddpmc 9.9.9, LLVM 1.2.3" };
 
+static const rt_embedded *cli_program = &cli_emb;      /* what cli_argv runs */
+
 /* Runs the command line on a NULL-terminated argument list; when errout
  * is given, stderr is captured into it. */
 static int cli_argv(const char *const *args, char *errout, size_t errlen)
@@ -721,7 +723,7 @@ static int cli_argv(const char *const *args, char *errout, size_t errlen)
 	tu_capture c;
 	if (errout)
 		c = tu_capture_begin();
-	int rc = cli_run(argc, argv, &cli_emb);
+	int rc = cli_run(argc, argv, cli_program);
 	if (errout)
 		tu_capture_end(&c, errout, errlen);
 	return rc;
@@ -978,6 +980,44 @@ static void test_cli_version(void **unused)
 	CONTAINS(out, "ddpmc 9.9.9, LLVM 1.2.3\n", "model: cli.lua ", want);
 }
 
+/* An OpenCL program beside the CPU's, as --target all embeds: the same
+ * entries and state, its kernels OpenCL launches (none here). */
+#define CL_ENTRY(name) "{\"name\": \"" name "\", \"arena_bytes\": 0, \"buffers\": [], \"kernels\": []}"
+#define CL_PROGRAM(w_shape) \
+	"{\"model\": \"cli.lua\", \"meta\": {}, \"params\": [" \
+	PARAM("rng.seed", "I32", "[]", "false", "zeros", "null", "0") ", " \
+	PARAM("train.iteration", "I32", "[]", "false", "zeros", "null", "1") ", " \
+	PARAM("w", "F32", w_shape, "true", "ones", "null", "2") ", " \
+	PARAM("ema.w", "F32", w_shape, "false", "copy", "\"w\"", "3") ", " \
+	PARAM("optim.ema_init_share", "F32", "[]", "false", "zeros", "null", "4") "], \"entries\": [" \
+	CL_ENTRY("train_step") ", " CL_ENTRY("sample_ddpm") ", " CL_ENTRY("sample_ddim") "]}"
+
+/* info lists both programs' entries; an OpenCL program whose state is
+ * not the CPU program's is refused before any command runs. */
+static void test_cli_opencl_program(void **unused)
+{
+	static const char same[] = CL_PROGRAM("[4]"), other[] = CL_PROGRAM("[5]");
+	static char out[16384];
+	char err[1024];
+	static rt_embedded emb;
+	emb = cli_emb;
+	cli_program = &emb;
+	emb.cl_json = same;
+	emb.cl_json_len = sizeof same - 1;
+	assert_int_equal(cli_stdout((const char *const[]){ "info", NULL }, out, sizeof out), 0);
+	CONTAINS(out, "entries on OpenCL (lowered for a GPU):\n  train_step ");
+	emb.cl_json = other;
+	emb.cl_json_len = sizeof other - 1;
+	assert_int_equal(cli_argv((const char *const[]){ "info", NULL }, err, sizeof err), 1);
+	CONTAINS(err, "the OpenCL program's entries or state are not the CPU program's");
+}
+
+static int restore_cli_program(void **unused)
+{
+	cli_program = &cli_emb;
+	return 0;
+}
+
 /* Unwritable outputs are refused before anything is sampled or trained. */
 static void test_cli_outputs_checked_first(void **unused)
 {
@@ -1057,6 +1097,7 @@ int main(void)
 		cmocka_unit_test(test_cli_rejects),
 		cmocka_unit_test(test_cli_help),
 		cmocka_unit_test(test_cli_version),
+		cmocka_unit_test_teardown(test_cli_opencl_program, restore_cli_program),
 		cmocka_unit_test(test_cli_outputs_checked_first),
 		cmocka_unit_test(test_grid_scale),
 	};

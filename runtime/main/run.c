@@ -24,6 +24,21 @@ int cli_version(const rt_embedded *emb, const rt_program *p)
 	return 0;
 }
 
+/* Whether b has a's entries in a's order and a's state tensors (name,
+ * dtype, shape), as two lowerings of one graph have. */
+static int same_interface(const rt_program *a, const rt_program *b)
+{
+	int same = a->nentries == b->nentries && a->nparams == b->nparams;
+	for (int i = 0; same && i < a->nentries; i++)
+		same = !strcmp(a->entries[i].name, b->entries[i].name);
+	for (int i = 0; same && i < a->nparams; i++) {
+		const rt_param *x = &a->params[i], *y = &b->params[i];
+		same = !strcmp(x->name, y->name) && x->dtype == y->dtype && x->rank == y->rank &&
+		       !memcmp(x->shape, y->shape, (size_t)x->rank * sizeof *x->shape);
+	}
+	return same;
+}
+
 /* The executable's OpenCL program into *gp when it has one of its own
  * (compiled for both targets), as p->opencl: the entries of p, in order,
  * lowered for a GPU. 1 when there is one, 0 when not, -1 on error. */
@@ -34,11 +49,8 @@ static int load_opencl(const rt_embedded *emb, rt_program *p, rt_program *gp, ch
 	if (rt_program_parse(emb->cl_json, (size_t)emb->cl_json_len, emb->cl_data, emb->cl_data_len, NULL, 0,
 	                     gp, err, errlen) != RT_OK)
 		return -1;
-	int same = gp->nentries == p->nentries;
-	for (int i = 0; same && i < p->nentries; i++)
-		same = !strcmp(gp->entries[i].name, p->entries[i].name);
-	if (!same) {
-		snprintf(err, errlen, "program: the OpenCL program's entries are not the CPU program's");
+	if (!same_interface(p, gp)) {
+		snprintf(err, errlen, "program: the OpenCL program's entries or state are not the CPU program's");
 		rt_program_free(gp);
 		return -1;
 	}
