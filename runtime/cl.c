@@ -387,6 +387,30 @@ static void *build_worker(void *arg)
 	}
 }
 
+/* The launches' scratch (program.h): as large as the largest any variant
+ * asks for, zero. */
+static int make_scratch(cl_dev *c, char *err, size_t errlen)
+{
+	const rt_program *p = c->base.p;
+	int64_t bytes = 0;
+	for (int e = 0; e < p->nentries; e++)
+		for (int i = 0; i < p->entries[e].nk; i++)
+			for (int j = 0; j < p->entries[e].k[i].cl.nv; j++)
+				if (p->entries[e].k[i].cl.v[j].scratch > bytes)
+					bytes = p->entries[e].k[i].cl.v[j].scratch;
+	if (!bytes)
+		return RT_OK;
+	cl_int rc;
+	const cl_uint zero = 0;
+	bytes = (bytes + 3) / 4 * 4;
+	c->scratch = clCreateBuffer(c->ctx, CL_MEM_READ_WRITE, (size_t)bytes, NULL, &rc);
+	if (rc == CL_SUCCESS)
+		rc = clEnqueueFillBuffer(c->q, c->scratch, &zero, sizeof zero, 0, (size_t)bytes, 0, NULL, NULL);
+	if (rc == CL_SUCCESS)
+		rc = clFinish(c->q);
+	return rc == CL_SUCCESS ? RT_OK : cl_fail(err, errlen, rc, "%s", "making the launches' scratch");
+}
+
 /* The number of program parts the launches' variants name. */
 static int count_parts(const rt_program *p)
 {
@@ -484,9 +508,10 @@ cl_kernel cl_make_kernel(cl_dev *c, const rt_entry *e, int i, int j, char *err, 
 	}
 	clGetKernelInfo(k, CL_KERNEL_NUM_ARGS, sizeof nargs, &nargs, NULL);
 	clGetKernelWorkGroupInfo(k, c->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
-	if (nargs != (cl_uint)l->nargs + 1)
+	int given = l->nargs + 1 + (v->scratch > 0);
+	if (nargs != (cl_uint)given)
 		snprintf(err, errlen, "OpenCL: %s: '%s' takes %u arguments, the launch gives %d", what,
-		         v->name, nargs, l->nargs + 1);
+		         v->name, nargs, given);
 	else if (wg && (size_t)v->local > wg)
 		snprintf(err, errlen, "OpenCL: %s: work-groups of %lld, %s allows at most %zu", what,
 		         (long long)v->local, c->base.name, wg);
@@ -641,6 +666,8 @@ cl_int cl_enqueue(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, cl_k
 		rc = b->kind == RT_BUF_TEMP ? clSetKernelArg(k, (cl_uint)a + 1, sizeof offset, &offset)
 		                            : clSetKernelArg(k, (cl_uint)a + 1, sizeof(cl_mem), &ce->bound[l->args[a]]);
 	}
+	if (rc == CL_SUCCESS && l->v[j].scratch > 0)
+		rc = clSetKernelArg(k, (cl_uint)l->nargs + 1, sizeof(cl_mem), &c->scratch);
 	return rc != CL_SUCCESS ? rc : clEnqueueNDRangeKernel(c->q, k, 1, NULL, &global, &local, 0, NULL, ev);
 }
 
@@ -789,6 +816,8 @@ static void cl_free(rt_device *d)
 		free(ce->wrote);
 		free(ce->stage);
 	}
+	if (c->scratch)
+		clReleaseMemObject(c->scratch);
 	for (int i = 0; c->part && i < c->nparts; i++)
 		if (c->part[i])
 			clReleaseProgram(c->part[i]);
@@ -833,6 +862,8 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 		ok = (c->ent[i].choice = calloc((size_t)p->entries[i].nk + 1, sizeof(int))) != NULL;
 	if (!ok)
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "opening the device");
+	if (make_scratch(c, err, errlen))
+		return RT_ERR;
 	cl_tuning_load(c);
 	if (cl_build_variants(c, NULL, err, errlen))
 		return RT_ERR;

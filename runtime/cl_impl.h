@@ -43,6 +43,7 @@ typedef struct {
 	rt_cl_key source_key;   /* the cache key of every part, before its options */
 	cl_copy *copies;
 	int ncopies, capcopies;
+	cl_mem scratch;         /* the launches' "scratch" (program.h), zeroed at open; NULL: none */
 } cl_dev;
 
 /* "OpenCL: <fmt with what>: CL_ERROR_NAME (code)" into err; RT_ERR. */

@@ -222,7 +222,8 @@ static int parse_buffer_list(parser *ps, const rt_entry *e, const char *where, c
 	return RT_OK;
 }
 
-/* {"name", "part", "global": G, "local": L}: a launch's variant. */
+/* {"name", "part", "global": G, "local": L, optionally "scratch": S}: a
+ * launch's variant. */
 static int parse_variant(parser *ps, const char *where, const rt_json *o, rt_cl_variant *v)
 {
 	int64_t part = 0;
@@ -231,6 +232,11 @@ static int parse_variant(parser *ps, const char *where, const rt_json *o, rt_cl_
 	if (get_str(ps, o, "name", where, &v->name) || get_int(ps, o, "part", where, 0, &part) ||
 	    get_int(ps, o, "global", where, 1, &v->global) || get_int(ps, o, "local", where, 1, &v->local))
 		return RT_ERR;
+	v->scratch = 0;
+	if (rt_json_get(o, "scratch") && get_int(ps, o, "scratch", where, 0, &v->scratch))
+		return RT_ERR;
+	if (v->scratch > RT_CL_MAX_SCRATCH)
+		return bad(ps, where, "scratch %lld is above %d bytes", (long long)v->scratch, RT_CL_MAX_SCRATCH);
 	if (!v->name[0])
 		return bad(ps, where, "the OpenCL kernel name is empty");
 	if (part >= RT_CL_MAX_PARTS)

@@ -46,7 +46,11 @@
  * bytes even when arena_bytes is 0; temps live at their offsets inside
  * it), then the buffers "args" names by index, in order: a temp as its
  * offset (long, bytes into the arena), any other as a __global pointer
- * to its dtype's storage (f32 float, i32 int, f16 half, bf16 ushort).
+ * to its dtype's storage (f32 float, i32 int, f16 half, bf16 ushort);
+ * a launch with "scratch": S (bytes, optional) takes one more, last: a
+ * `__global uint *` to S bytes of the device's own memory, zero when the
+ * device opens and left zero by every launch that used it (a reduction
+ * split over work-groups keeps its partial sums and a counter there).
  * Kernels that differ only in their buffers are one OpenCL kernel,
  * launched with different arguments. "alts" (optional) are other
  * launches that compute the same with the same arguments (another kernel
@@ -76,12 +80,13 @@ typedef struct {
 	int64_t offset;         /* temp: into the arena; const: into the data */
 } rt_buffer;
 
-enum { RT_CL_MAX_PARTS = 4096, RT_CL_MAX_VARIANTS = 16 };
+enum { RT_CL_MAX_PARTS = 4096, RT_CL_MAX_VARIANTS = 16, RT_CL_MAX_SCRATCH = 1 << 24 };
 
 typedef struct {
 	const char *name;       /* the OpenCL kernel's name */
 	int part;               /* the program part that defines it */
 	int64_t global, local;
+	int64_t scratch;        /* bytes of the device's scratch it takes last (0: none) */
 } rt_cl_variant;
 
 typedef struct {

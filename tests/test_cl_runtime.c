@@ -186,6 +186,10 @@ static void test_parse_cl_errors(void **unused)
 		  ".cl.alts[0]: global 8 is not a multiple of local 3" },
 		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [\"w\"], \"global\": 8,"
 		  " \"local\": 8}}", "cl.args[0] must be a buffer index" },
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [0], \"global\": 8,"
+		  " \"local\": 8, \"scratch\": -8}}", "'scratch' must be an integer >= 0" },
+		{ "{\"fn\": -1, \"rows\": 8, \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [0], \"global\": 8,"
+		  " \"local\": 8, \"scratch\": 99999999}}", "scratch 99999999 is above 16777216 bytes" },
 	};
 	for (int i = 0; i < TU_LEN(bad); i++) {
 		char json[4096], err[512];

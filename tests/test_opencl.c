@@ -36,6 +36,8 @@ static int swapped;     /* launches that ran a variant other than the compiler's
 static int widest;      /* of those, launches of 8 x 8 micro-tiles */
 static int vectors;     /* and of tiles read as vectors */
 static int largest;     /* and of reductions in work-groups of 1024 */
+static int ran_split;   /* launches of reductions to one point split over work-groups */
+static int ran_one;     /* and of such reductions in one work-group, a variant */
 
 static void put_launch(rt_strbuf *b, int e, int k, void *ctx)
 {
@@ -67,7 +69,10 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 			widest += strstr(l[0][i].v[0].name, "_m8x8") != NULL;
 			vectors += strstr(l[0][i].v[0].name, "_vec") != NULL;
 			largest += strstr(l[0][i].v[0].name, "_l1024") != NULL;
+			ran_one += strstr(l[0][i].v[0].name, "_one") != NULL;
 		}
+	for (int i = 0; i < p->nk; i++)
+		ran_split += l[0][i].v[0].scratch > 0;
 	kir_describe_opts opts = { 1, put_launch, l };
 	kir_describe(g, "case.lua", &p, 1, &opts, &json, &data);
 	rt_program prog;
@@ -345,9 +350,14 @@ static const char *variants_lua =
 	"local y = ddpm.conv2d(x, w, { padding = 1 })\n"
 	"local g = ddpm.grad(y, { x, w }, ddpm.input('seed', y:shape()))\n"
 	"local long = ddpm.input('long', { 3, 150, 151 })\n"
+	"local gw = ddpm.param('gw', { 3 }, { init = 'normal', a = 1, b = 0.5 })\n"
+	"local gb = ddpm.param('gb', { 3 }, { init = 'normal', a = 0, b = 0.5 })\n"
 	"ddpm.entry('main', { mm = a:matmul(b), tb = b:transpose(0, 1):matmul(a:transpose(0, 1)),\n"
 	"  y = y, gx = g[1], gw = g[2], s = long:sigmoid() * 2, m = long:mean({ 1, 2 }),\n"
-	"  v = long:var(-1) })\n";
+	"  v = long:var(-1), sall = long:sum(), vall = long:var(),\n"
+	"  joint = ddpm.cat({ (long * long):reshape { -1 }, a:reshape { -1 } }, 0):sum():sqrt(),\n"
+	"  jmax = ddpm.cat({ long:reshape { -1 }, b:reshape { -1 } }, 0):max(),\n"
+	"  gn = ddpm.F.group_norm((long + 3):reshape { 1, 3, 150, 151 }, 1, gw, gb, 1e-6) })\n";
 
 /* Every variant `tune` may launch computes what the compiler's choice
  * does: each kernel launches its variant v (where it has one) for v = 1,
@@ -355,7 +365,11 @@ static const char *variants_lua =
  * contractions' tolerance; rendered for the default GPU (small
  * micro-tiles: few work-groups here) and for one of 2 compute units
  * (4 x 4 first, then up to 8 x 8); 8 x 8 micro-tiles, vector reads and
- * reductions in work-groups of 1024 (both targets' most) among them. */
+ * reductions in work-groups of 1024 (both targets' most) among them.
+ * Sums and maxima of a whole tensor and of several (joint) run split
+ * over work-groups (the compiler's choice) and in one (a variant); the
+ * statistics of a GroupNorm of one group over a whole tensor (its sum of
+ * squares reads the mean: a split group has only its share) never split. */
 static void every_variant_matches_interpreter(void **unused)
 {
 	static const cl_target small = { .compute_units = 2, .groups_per_unit = 1, .max_group = 1024 };
@@ -384,6 +398,8 @@ static void every_variant_matches_interpreter(void **unused)
 		fail_msg("no kernel ran a tile read as vectors");
 	if (!largest)
 		fail_msg("no reduction ran in work-groups of 1024");
+	if (!ran_split || !ran_one)
+		fail_msg("reductions to one point ran split %d times, in one work-group %d times", ran_split, ran_one);
 	rt_set_free(&in);
 	ir_free(g);
 }

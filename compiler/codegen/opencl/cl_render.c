@@ -13,7 +13,10 @@
  *          reduction and combine their partial results in local memory
  *          (a tree). Long reductions over few points: norms, the loss,
  *          contractions too small to tile the GPU (weight gradients of
- *          few channels).
+ *          few channels). A reduction to one point is split over many
+ *          work-groups (split_groups): each writes its total into the
+ *          launch's scratch, the last to finish sums them in group
+ *          order and stores.
  *   tile   a contraction (the reduced value is a product a*b: conv2d, its
  *          gradients, matmul): the domain vars only a reads are the
  *          tile's a side, those a does not read its b side, and those
@@ -43,7 +46,8 @@
  * side contiguous in local memory, one vector load per side and step
  * instead of one load per point: its choice and its other micro-tiles of
  * 16 points or more), a group's work-groups of half and twice the size
- * and of the most the target allows, a long point kernel's launch in other
+ * and of the most the target allows, a split reduction in one work-group
+ * (of its size and of the most), a long point kernel's launch in other
  * work-groups. (cl_source.c puts them in parts after every kernel's first
  * choice, so that an open which does not launch them does not build
  * them.)
@@ -59,7 +63,7 @@
 
 #include "cl_kernel.h"
 
-enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, LONG_POINTS = 1 << 16, TILE_ALTERNATIVES = 5 };
+enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, LONG_POINTS = 1 << 16, TILE_ALTERNATIVES = 5, SPLIT_STEPS = 64 };
 
 /* NVIDIA H200, the GPU bench/gpu_check.sh measures: 132 streaming
  * multiprocessors. A tile's 256 work-items are an eighth of what one
@@ -89,12 +93,14 @@ typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;
  * micro-tile (ma, mb), its staging without prefetch (plain) or its
  * vector reads (vec: each work-item's points of a side contiguous in
  * local memory, read as one vector), a point or group kernel's
- * work-group size (0: the renderer's). */
+ * work-group size (0: the renderer's), a reduction to one point in one
+ * work-group (one) rather than split over many (split_groups). */
 typedef struct {
 	int ma, mb;
 	int local;
 	int plain;
 	int vec;
+	int one;
 } variant_spec;
 
 /* A batch segment's own names, so that segments which compute alike are
@@ -125,6 +131,7 @@ typedef struct {
 	const variant_spec *force;      /* NULL: the renderer's choice */
 	kernel_shape shape;
 	int local;              /* group: work-items per group */
+	int64_t groups;         /* group, one point: the work-groups it is split over (1: none) */
 } renderer;
 
 static const char prelude[] =
@@ -715,6 +722,36 @@ static int kernel_local(const renderer *r)
 	return POINT_LOCAL;
 }
 
+/* Whether a term or a store inside the reduction reads an accumulator's
+ * total (a variance's mean, say), which a split group does not have. */
+static int reads_totals(const renderer *r)
+{
+	const kir_kernel *k = r->k;
+	for (int s = 0; s < k->nst; s++)
+		if (k->st[s].inner)
+			return 1;
+	for (int j = 0; j < k->nacc; j++) {
+		if (!k->nseg && r->uses_acc[k->red_value[j]])
+			return 1;
+		for (int s = 0; s < k->nseg; s++)
+			if (r->uses_acc[k->seg[s].red_value[j]])
+				return 1;
+	}
+	return 0;
+}
+
+/* The work-groups a group kernel of one point (a loss, the optimizer's
+ * global norm) is split over, L work-items each: enough for the target's
+ * work-groups, with SPLIT_STEPS steps or more per work-item; 1 (one
+ * work-group) where that leaves fewer than 2, or where terms read totals. */
+static int64_t split_groups(const renderer *r, int L)
+{
+	if (r->shape != SHAPE_GROUP || points_of(r->k) != 1 || reads_totals(r) || (r->force && r->force->one))
+		return 1;
+	int64_t g = red_points_of(r->k) / ((int64_t)L * SPLIT_STEPS), most = target_groups(r->t);
+	return g < 2 ? 1 : g < most ? g : most;
+}
+
 /* --- variants ---------------------------------------------------------------- */
 
 static int log2_of(int m)
@@ -756,7 +793,7 @@ static int tile_alternatives(const renderer *r, variant_spec *out, int max)
 	for (int ma = 1; ma <= micro_cap(na); ma *= 2)
 		for (int mb = 1; mb <= micro_cap(nb); mb *= 2)
 			if (ma != r->ma || mb != r->mb)
-				all[n++] = (variant_spec){ ma, mb, 0, 0, 0 };
+				all[n++] = (variant_spec){ ma, mb, 0, 0, 0, 0 };
 	for (int i = 1; i < n; i++)     /* insertion sort: 15 at most */
 		for (int j = i; j > 0 && tile_before(r, &all[j], &all[j - 1]); j--) {
 			variant_spec t = all[j];
@@ -779,13 +816,18 @@ static int local_alternatives(const renderer *r, variant_spec *out)
 	if (r->shape == SHAPE_POINT && points_of(r->k) < LONG_POINTS)
 		return 0;
 	if (r->shape == SHAPE_POINT || L > 32)
-		out[n++] = (variant_spec){ 0, 0, L / 2, 0, 0 };
+		out[n++] = (variant_spec){ 0, 0, L / 2, 0, 0, 0 };
 	if (2 * L <= r->t->max_group)
-		out[n++] = (variant_spec){ 0, 0, 2 * L, 0, 0 };
+		out[n++] = (variant_spec){ 0, 0, 2 * L, 0, 0, 0 };
 	while (2 * most <= r->t->max_group)     /* a power of two: the tree halves it */
 		most *= 2;
 	if (r->shape == SHAPE_GROUP && most >= 4 * L)
-		out[n++] = (variant_spec){ 0, 0, most, 0, 0 };
+		out[n++] = (variant_spec){ 0, 0, most, 0, 0, 0 };
+	if (split_groups(r, L) > 1) {   /* in one work-group, as before the split */
+		out[n++] = (variant_spec){ 0, 0, L, 0, 0, 1 };
+		if (most > L)
+			out[n++] = (variant_spec){ 0, 0, most, 0, 0, 1 };
+	}
 	return n;
 }
 
@@ -814,13 +856,13 @@ static int alternatives(const renderer *r, variant_spec *out)
 	if (r->shape != SHAPE_TILE)
 		return local_alternatives(r, out);
 	int n = 0;
-	out[n++] = (variant_spec){ r->ma, r->mb, 0, 1, 0 };
+	out[n++] = (variant_spec){ r->ma, r->mb, 0, 1, 0, 0 };
 	if (reads_vectors(r, r->ma, r->mb))
-		out[n++] = (variant_spec){ r->ma, r->mb, 0, 0, 1 };
+		out[n++] = (variant_spec){ r->ma, r->mb, 0, 0, 1, 0 };
 	int end = n + tile_alternatives(r, out + n, TILE_ALTERNATIVES), all = end;
 	for (int i = n; i < end; i++)
 		if (out[i].ma * out[i].mb >= 16 && reads_vectors(r, out[i].ma, out[i].mb))
-			out[all++] = (variant_spec){ out[i].ma, out[i].mb, 0, 0, 1 };
+			out[all++] = (variant_spec){ out[i].ma, out[i].mb, 0, 0, 1, 0 };
 	return all;
 }
 
@@ -1071,23 +1113,25 @@ static void render_batch(renderer *r, cl_variant *l)
 	launch_points(l, points_of(k), kernel_local(r));
 }
 
-/* One work-item's stride over the reduction, L work-items apart. */
+/* One work-item's stride over the reduction, L work-items apart (split:
+ * its group's runs of L steps, every groups-th). */
 static void emit_group_loop(renderer *r, int j)
 {
-	rt_sb_printf(r->b, "\tfor (IDX red = lid; red < %lld; red += %d) {\n", (long long)red_points_of(r->k),
-	             r->local);
+	long long n = (long long)red_points_of(r->k);
+	if (r->groups > 1)
+		rt_sb_printf(r->b, "\tfor (IDX red = gid * %d + lid; red < %lld; red += %lld) {\n", r->local, n,
+		             (long long)r->groups * r->local);
+	else
+		rt_sb_printf(r->b, "\tfor (IDX red = lid; red < %lld; red += %d) {\n", n, r->local);
 	decode(r, r->red_vars, "red");
 	emit_red_body(r, j);
 	rt_sb_puts(r->b, "\t}\n");
 }
 
-/* Accumulator j over the work-group: each work-item strides over R, then
- * a tree in local memory; every work-item ends with the total. */
-static void emit_group_acc(renderer *r, int j, int L)
+/* acc<j> of every work-item summed by a tree in local memory; every
+ * work-item ends with the work-group's total. */
+static void emit_tree(renderer *r, int j, int L)
 {
-	rt_sb_printf(r->b, "\t%s acc%d = %s;\n", acc_type(r, j), j, identity(r->k, j));
-	r->local = L;
-	each_segment(r, j, emit_group_loop);
 	rt_sb_printf(r->b, "\tpart%d[lid] = acc%d;\n\tbarrier(CLK_LOCAL_MEM_FENCE);\n", j, j);
 	rt_sb_printf(r->b, "\tfor (int s = %d; s > 0; s >>= 1) {\n\t\tif (lid < s)\n\t\t\t", L / 2);
 	char into[24], x[24];
@@ -1097,20 +1141,74 @@ static void emit_group_acc(renderer *r, int j, int L)
 	rt_sb_printf(r->b, "\t\tbarrier(CLK_LOCAL_MEM_FENCE);\n\t}\n\tacc%d = part%d[0];\n", j, j);
 }
 
+/* Accumulator j over the work-group: each work-item strides over R (its
+ * group's share of it when split), then the tree. */
+static void emit_group_acc(renderer *r, int j, int L)
+{
+	rt_sb_printf(r->b, "\t%s acc%d = %s;\n", acc_type(r, j), j, identity(r->k, j));
+	r->local = L;
+	each_segment(r, j, emit_group_loop);
+	emit_tree(r, j, L);
+}
+
+/* Accumulator j's partial of group g in the scratch, into out: after the
+ * counter, 8 bytes a group per accumulator. */
+static void partial_at(renderer *r, int j, const char *qualifier, const char *g, char *out, size_t len)
+{
+	snprintf(out, len, "((%s__global %s *)(scratch + %lld))[%s]", qualifier, acc_type(r, j),
+	         2 + 2 * (long long)j * r->groups, g);
+}
+
+/* The end of a split reduction: each group's totals into the scratch;
+ * the group that counts itself last sums them in group order (work-item
+ * lid takes groups lid, lid + L, ..., then the tree: the same order
+ * whichever group is last), zeroes the counter for the next launch and
+ * stores. */
+static void emit_split_end(renderer *r, int L)
+{
+	const kir_kernel *k = r->k;
+	char x[96], into[16];
+	rt_sb_puts(r->b, "\tif (lid == 0) {\n");
+	for (int j = 0; j < k->nacc; j++) {
+		partial_at(r, j, "", "gid", x, sizeof x);
+		rt_sb_printf(r->b, "\t\t%s = acc%d;\n", x, j);
+	}
+	rt_sb_printf(r->b, "\t\tmem_fence(CLK_GLOBAL_MEM_FENCE);\n\t\tlast = atomic_inc(scratch) == %lldu;\n\t}\n"
+	             "\tbarrier(CLK_LOCAL_MEM_FENCE);\n\tif (!last)\n\t\treturn;\n"
+	             "\tread_mem_fence(CLK_GLOBAL_MEM_FENCE);\n", (long long)r->groups - 1);
+	for (int j = 0; j < k->nacc; j++) {
+		rt_sb_printf(r->b, "\tacc%d = %s;\n\tfor (IDX g = lid; g < %lld; g += %d)\n\t\t", j, identity(k, j),
+		             (long long)r->groups, L);
+		partial_at(r, j, "volatile ", "g", x, sizeof x);
+		snprintf(into, sizeof into, "acc%d", j);
+		put_accumulate(r, j, into, x);
+		emit_tree(r, j, L);
+	}
+	rt_sb_puts(r->b, "\tif (lid != 0)\n\t\treturn;\n\tscratch[0] = 0;\n");
+}
+
 static void render_group(renderer *r, cl_variant *l)
 {
 	const kir_kernel *k = r->k;
 	int L = kernel_local(r);
+	r->groups = split_groups(r, L);
 	l->local = L;
-	l->global = points_of(k) * L;
+	l->global = points_of(k) * L * r->groups;
+	l->scratch = r->groups > 1 ? 8 * (1 + (int64_t)k->nacc * r->groups) : 0;
 	for (int j = 0; j < k->nacc; j++)
 		rt_sb_printf(r->b, "\t__local %s part%d[%d];\n", acc_type(r, j), j, L);
+	if (r->groups > 1)
+		rt_sb_puts(r->b, "\t__local int last;\n");
 	rt_sb_puts(r->b, "\tconst IDX gid = get_group_id(0);\n\tconst int lid = get_local_id(0);\n");
-	decode(r, (1u << k->rank) - 1, "gid");
+	if (r->groups == 1)
+		decode(r, (1u << k->rank) - 1, "gid");
 	emit_invariants(r);
 	for (int j = 0; j < k->nacc; j++)
 		emit_group_acc(r, j, L);
-	rt_sb_puts(r->b, "\tif (lid != 0)\n\t\treturn;\n");
+	if (r->groups > 1)
+		emit_split_end(r, L);
+	else
+		rt_sb_puts(r->b, "\tif (lid != 0)\n\t\treturn;\n");
 	emit_stores(r, 0);
 }
 
@@ -1437,7 +1535,7 @@ static void render_tile(renderer *r, cl_variant *l)
  * as its byte offset o<j> into the arena (so that kernels which differ
  * only in where the plan put their temps are one kernel), any other as a
  * pointer. */
-static void put_params(rt_strbuf *b, const kir_program *p, const kir_kernel *k)
+static void put_params(rt_strbuf *b, const kir_program *p, const kir_kernel *k, int scratch)
 {
 	rt_sb_puts(b, "(__global uchar *arena");
 	for (int j = 0; j < k->narg; j++)
@@ -1445,7 +1543,7 @@ static void put_params(rt_strbuf *b, const kir_program *p, const kir_kernel *k)
 			rt_sb_printf(b, ", long o%d", j);
 		else
 			rt_sb_printf(b, ", __global %s *a%d", storage_name(p->buf[k->arg[j]].dtype), j);
-	rt_sb_puts(b, ")\n{\n");
+	rt_sb_puts(b, scratch ? ", __global uint *scratch)\n{\n" : ")\n{\n");
 	for (int j = 0; j < k->narg; j++)
 		if (is_temp(p, k->arg[j])) {
 			const char *t = storage_name(p->buf[k->arg[j]].dtype);
@@ -1466,7 +1564,8 @@ static int renderer_open(renderer *r, const kir_program *p, const kir_kernel *k,
                          const variant_spec *force, rt_strbuf *b)
 {
 	size_t n = (size_t)k->nx + 1;
-	*r = (renderer){ .p = p, .k = k, .b = b, .t = t, .force = force, .fa = -1, .fb = -1, .ma = 1, .mb = 1 };
+	*r = (renderer){ .p = p, .k = k, .b = b, .t = t, .force = force, .fa = -1, .fb = -1, .ma = 1, .mb = 1,
+	                 .groups = 1 };
 	r->vars = calloc(n, sizeof(uint32_t));
 	r->uses_acc = calloc(n, 1);
 	r->done = calloc(n, 1);
@@ -1519,7 +1618,7 @@ static int render_variant(const kir_program *p, const kir_kernel *k, const cl_ta
 	else
 		render_point(&r, v);
 	renderer_close(&r);
-	put_params(b, p, k);
+	put_params(b, p, k, v->scratch > 0);
 	rt_sb_printf(b, "\ttypedef %s IDX;\n", index_type(fits, v));
 	rt_sb_put(b, body.p, body.len);
 	rt_sb_puts(b, "}\n");
@@ -1531,7 +1630,7 @@ static int render_variant(const kir_program *p, const kir_kernel *k, const cl_ta
 static void variant_suffix(char *out, size_t len, const variant_spec *s)
 {
 	if (s->local)
-		snprintf(out, len, "_l%d", s->local);
+		snprintf(out, len, "_l%d%s", s->local, s->one ? "_one" : "");
 	else
 		snprintf(out, len, "_m%dx%d%s", s->ma, s->mb, s->plain ? "_plain" : s->vec ? "_vec" : "");
 }

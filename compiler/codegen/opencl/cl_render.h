@@ -33,6 +33,7 @@ typedef struct {
 	char name[80];          /* the OpenCL kernel's name, unique in the source */
 	int part;               /* the program part it is built in */
 	int64_t global, local;
+	int64_t scratch;        /* bytes of the device's scratch it takes last (program.h); 0: none */
 } cl_variant;
 
 enum { CL_MAX_VARIANTS = 13 };
@@ -41,9 +42,10 @@ enum { CL_MAX_VARIANTS = 13 };
  * builds; v[1..nv) the alternatives `tune` times on the device (a tiled
  * contraction staged without prefetch, read as vectors, in other
  * micro-tiles: in parts after all of v[0]'s, so that only tuning builds
- * them; a long elementwise kernel's other work-group sizes, the same
- * OpenCL kernel). Every variant computes the same numbers
- * in the same order. */
+ * them; a reduction's other work-groups; a long elementwise kernel's
+ * other work-group sizes, the same OpenCL kernel). Every variant computes
+ * the same numbers, in the same order but for reductions in work-groups
+ * (whose order follows their size and count). */
 typedef struct {
 	cl_variant v[CL_MAX_VARIANTS];
 	int nv;

@@ -225,6 +225,8 @@ static void put_variant(rt_strbuf *b, const cl_variant *v)
 {
 	rt_sb_printf(b, "\"name\": \"%s\", \"part\": %d, \"global\": %lld, \"local\": %lld", v->name, v->part,
 	             (long long)v->global, (long long)v->local);
+	if (v->scratch)
+		rt_sb_printf(b, ", \"scratch\": %lld", (long long)v->scratch);
 }
 
 void cl_launch_json(rt_strbuf *b, const cl_launch *l)
