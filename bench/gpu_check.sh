@@ -29,13 +29,17 @@
 #     ends after the step in progress) at their time limit (75 s, 90 s, the
 #     OpenCL build included); images/s is the median of metrics.jsonl's
 #     lines after the first (each line's images_per_s over its 4 steps).
+#  5a. DDPMC_PROFILE=1 .gpu/unet trains 3 steps (kernel times from OpenCL
+#     events, as in 8) with the compiler's kernels, before tuning can
+#     spend the budget: comparable with the last check's table.
 #  5b. tuning: .gpu/unet and .gpu/cifar tune (every variant of their
 #     kernels timed on the device, the choice cached), then throughput
 #     again as in 5, with the tuned kernels.
 #  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL.
 #  7. correctness, bf16: .gpu/small_bf16 as in 3.
-#  8. DDPMC_PROFILE=1 .gpu/unet and .gpu/cifar train 3 steps (kernel times from
-#     OpenCL events: the slowest kernels, time per kind), if time is left.
+#  8. DDPMC_PROFILE=1 .gpu/cifar trains 3 steps (kernel times from OpenCL
+#     events: the slowest kernels, time per kind; tuned where 5b ran), if
+#     time is left.
 #  9. results.txt and results.json: images/s of each side, ddpmc / torch.
 #
 #   bash bench/gpu_check.sh
@@ -363,6 +367,16 @@ fi
 throughput unet "$FMNIST" 75
 throughput cifar "$CIFAR" 90
 
+# --- 5a. profile of the compiler's kernels -------------------------------------------------
+profile() {
+	local n=$1 data=$2
+	[ -x "$BIN/$n" ] && [ "$(left)" -gt $(( RESERVE + 45 )) ] || return 0
+	DDPMC_PROFILE=1 SIG=INT phase "profile_$n" 40 "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
+		--steps 3 --log-every 1 --seed 1 --data "$data" --out "$W/profile_$n" --overwrite
+	rm -f "$W/profile_$n/checkpoint.safetensors"
+}
+profile unet "$FMNIST"
+
 # --- 5b. tuned ----------------------------------------------------------------------------
 tuned unet "$FMNIST" 180
 tuned cifar "$CIFAR" 150
@@ -375,14 +389,6 @@ throughput cifar_bf16 "$CIFAR" 75
 correctness small_bf16 bf16
 
 # --- 8. profile ------------------------------------------------------------------------------
-profile() {
-	local n=$1 data=$2
-	[ -x "$BIN/$n" ] && [ "$(left)" -gt $(( RESERVE + 45 )) ] || return 0
-	DDPMC_PROFILE=1 SIG=INT phase "profile_$n" 40 "$BIN/$n" train --device "$DEV" --threads "$THREADS" \
-		--steps 3 --log-every 1 --seed 1 --data "$data" --out "$W/profile_$n" --overwrite
-	rm -f "$W/profile_$n/checkpoint.safetensors"
-}
-profile unet "$FMNIST"
 profile cifar "$CIFAR"
 
 # --- 9. results ---------------------------------------------------------------------------------
