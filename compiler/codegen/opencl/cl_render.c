@@ -1134,7 +1134,7 @@ static void emit_tree(renderer *r, int j, int L)
 {
 	rt_sb_printf(r->b, "\tpart%d[lid] = acc%d;\n\tbarrier(CLK_LOCAL_MEM_FENCE);\n", j, j);
 	rt_sb_printf(r->b, "\tfor (int s = %d; s > 0; s >>= 1) {\n\t\tif (lid < s)\n\t\t\t", L / 2);
-	char into[24], x[24];
+	char into[32], x[32];
 	snprintf(into, sizeof into, "part%d[lid]", j);
 	snprintf(x, sizeof x, "part%d[lid + s]", j);
 	put_accumulate(r, j, into, x);
