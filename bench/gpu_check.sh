@@ -40,7 +40,8 @@
 #  8. DDPMC_PROFILE=1 .gpu/cifar trains 3 steps (kernel times from OpenCL
 #     events: the slowest kernels, time per kind; tuned where 5b ran), if
 #     time is left.
-#  9. results.txt and results.json: images/s of each side, ddpmc / torch.
+#  9. results.txt and results.json: images/s of each side, ddpmc / torch;
+#     results.txt also the profiles' step time and time per kind.
 #
 #   bash bench/gpu_check.sh
 #
@@ -626,6 +627,14 @@ for k, j in torch_rows.items():
         print("torch %-18s %s, %s params, peak GPU %s MiB, loss %s -> %s%s" % (
             k, j.get("impl"), j.get("parameters"), j.get("peak_gpu_mem_mb", "-"), j.get("loss_first"),
             j.get("loss_last"), (" (diffusers: %s)" % j["diffusers_unavailable"]) if j.get("diffusers_unavailable") else ""))
+for n in ("unet", "cifar"):      # DDPMC_PROFILE's per-step line and time per kind
+    log = read("logs/profile_%s.log" % n)
+    step = re.search(r"^profile train_step: .*$", log, re.M)
+    kinds = re.search(r"^by kind:\n((?:  .*\n?)*)", log, re.M)
+    if step:
+        print("ddpmc %s %s" % (n, re.sub(r"; the slowest:$", "", step.group(0))))
+    if kinds:
+        print(kinds.group(1).rstrip("\n"))
 bad = [k for k, p in phases.items() if p["rc"] not in ("0",)]
 if bad:
     print("phases not ok: " + ", ".join("%s (rc %s, %s s)" % (k, phases[k]["rc"], phases[k]["s"]) for k in bad))
