@@ -387,17 +387,10 @@ static void *build_worker(void *arg)
 	}
 }
 
-/* The launches' scratch (program.h): as large as the largest any variant
- * asks for, zero. */
-static int make_scratch(cl_dev *c, char *err, size_t errlen)
+/* The launches' scratch (program.h): `bytes`, the most any variant asks
+ * for, zero. */
+static int make_scratch(cl_dev *c, int64_t bytes, char *err, size_t errlen)
 {
-	const rt_program *p = c->base.p;
-	int64_t bytes = 0;
-	for (int e = 0; e < p->nentries; e++)
-		for (int i = 0; i < p->entries[e].nk; i++)
-			for (int j = 0; j < p->entries[e].k[i].cl.nv; j++)
-				if (p->entries[e].k[i].cl.v[j].scratch > bytes)
-					bytes = p->entries[e].k[i].cl.v[j].scratch;
 	if (!bytes)
 		return RT_OK;
 	cl_int rc;
@@ -411,16 +404,21 @@ static int make_scratch(cl_dev *c, char *err, size_t errlen)
 	return rc == CL_SUCCESS ? RT_OK : cl_fail(err, errlen, rc, "%s", "making the launches' scratch");
 }
 
-/* The number of program parts the launches' variants name. */
-static int count_parts(const rt_program *p)
+/* What the launches' variants need of the device: the number of program
+ * parts they name and the most scratch any asks for. */
+static void scan_variants(const rt_program *p, int *nparts, int64_t *scratch)
 {
-	int n = 0;
+	*nparts = 0;
+	*scratch = 0;
 	for (int e = 0; e < p->nentries; e++)
 		for (int i = 0; i < p->entries[e].nk; i++)
-			for (int j = 0; j < p->entries[e].k[i].cl.nv; j++)
-				if (p->entries[e].k[i].cl.v[j].part >= n)
-					n = p->entries[e].k[i].cl.v[j].part + 1;
-	return n;
+			for (int j = 0; j < p->entries[e].k[i].cl.nv; j++) {
+				const rt_cl_variant *v = &p->entries[e].k[i].cl.v[j];
+				if (v->part >= *nparts)
+					*nparts = v->part + 1;
+				if (v->scratch > *scratch)
+					*scratch = v->scratch;
+			}
 }
 
 /* The parts need[i] != 0 not built yet (nor broken), on as many threads
@@ -853,7 +851,8 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 	if (rc != CL_SUCCESS)
 		return cl_fail(err, errlen, rc, "cannot make a queue on %s", c->base.name);
 	const rt_program *p = c->base.p;
-	c->nparts = count_parts(p);
+	int64_t scratch;
+	scan_variants(p, &c->nparts, &scratch);
 	source_key(c, &c->source_key);
 	int ok = (c->ent = calloc((size_t)p->nentries + 1, sizeof *c->ent)) &&
 	         (c->part = calloc((size_t)c->nparts + 1, sizeof *c->part)) &&
@@ -862,7 +861,7 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 		ok = (c->ent[i].choice = calloc((size_t)p->entries[i].nk + 1, sizeof(int))) != NULL;
 	if (!ok)
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "opening the device");
-	if (make_scratch(c, err, errlen))
+	if (make_scratch(c, scratch, err, errlen))
 		return RT_ERR;
 	cl_tuning_load(c);
 	if (cl_build_variants(c, NULL, err, errlen))

@@ -676,14 +676,16 @@ static const rt_kernel_fn cli_kernels[] = { c_train, c_ddpm_log, c_ddpm_x, c_ddi
 	"\", \"shape\": " shape ", \"trainable\": " tr ", \"init\": \"" init "\", \"a\": 0, \"b\": 0, " \
 	"\"from\": " from ", \"index\": " idx "}"
 #define X "[3, 1, 2, 2]"
+/* The fake model's state, its weight w of shape w_shape. */
+#define CLI_PARAMS(w_shape) \
+	"\"params\": [" PARAM("rng.seed", "I32", "[]", "false", "zeros", "null", "0") ", " \
+	PARAM("train.iteration", "I32", "[]", "false", "zeros", "null", "1") ", " \
+	PARAM("w", "F32", w_shape, "true", "ones", "null", "2") ", " \
+	PARAM("ema.w", "F32", w_shape, "false", "copy", "\"w\"", "3") ", " \
+	PARAM("optim.ema_init_share", "F32", "[]", "false", "zeros", "null", "4") "]"
 static const char cli_json[] =
 	"{\"model\": \"cli.lua\", \"meta\": {\"image\": [1, 2, 2], \"batch\": 3, \"timesteps\": 10,"
-	" \"clip_sample_range\": 2},"
-	" \"params\": [" PARAM("rng.seed", "I32", "[]", "false", "zeros", "null", "0") ", "
-	PARAM("train.iteration", "I32", "[]", "false", "zeros", "null", "1") ", "
-	PARAM("w", "F32", "[4]", "true", "ones", "null", "2") ", "
-	PARAM("ema.w", "F32", "[4]", "false", "copy", "\"w\"", "3") ", "
-	PARAM("optim.ema_init_share", "F32", "[]", "false", "zeros", "null", "4") "],"
+	" \"clip_sample_range\": 2}, " CLI_PARAMS("[4]") ","
 	" \"entries\": ["
 	"  {\"name\": \"train_step\", \"arena_bytes\": 0, \"buffers\": ["
 	BUF("input", "x0", "F32", X) ", " BUF("param", "w", "F32", "[4]") ", "
@@ -984,12 +986,7 @@ static void test_cli_version(void **unused)
  * entries and state, its kernels OpenCL launches (none here). */
 #define CL_ENTRY(name) "{\"name\": \"" name "\", \"arena_bytes\": 0, \"buffers\": [], \"kernels\": []}"
 #define CL_PROGRAM(w_shape) \
-	"{\"model\": \"cli.lua\", \"meta\": {}, \"params\": [" \
-	PARAM("rng.seed", "I32", "[]", "false", "zeros", "null", "0") ", " \
-	PARAM("train.iteration", "I32", "[]", "false", "zeros", "null", "1") ", " \
-	PARAM("w", "F32", w_shape, "true", "ones", "null", "2") ", " \
-	PARAM("ema.w", "F32", w_shape, "false", "copy", "\"w\"", "3") ", " \
-	PARAM("optim.ema_init_share", "F32", "[]", "false", "zeros", "null", "4") "], \"entries\": [" \
+	"{\"model\": \"cli.lua\", \"meta\": {}, " CLI_PARAMS(w_shape) ", \"entries\": [" \
 	CL_ENTRY("train_step") ", " CL_ENTRY("sample_ddpm") ", " CL_ENTRY("sample_ddim") "]}"
 
 /* info lists both programs' entries; an OpenCL program whose state is

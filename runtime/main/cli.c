@@ -241,10 +241,10 @@ static int profiling(void)
 	return s && *s && strcmp(s, "0") != 0;
 }
 
-void cli_profile_start(const rt_entry *e)
+void cli_profile_start(const rt_device *d, const rt_entry *e)
 {
 	if (profiling())
-		rt_exec_profile(e, 1);
+		rt_exec_profile(rt_device_entry(d, e), 1);
 }
 
 static const rt_entry *sort_entry;
@@ -283,8 +283,9 @@ static void profile_by_kind(const rt_entry *e, int64_t calls, double total)
 			        100 * secs[i] * (double)calls / total, flops[i] / secs[i] * 1e-9);
 }
 
-void cli_profile_report(const rt_entry *e)
+void cli_profile_report(const rt_device *d, const rt_entry *e)
 {
+	e = rt_device_entry(d, e);
 	if (!profiling() || e->nk == 0)
 		return;
 	double measured = 0;

@@ -125,9 +125,10 @@ int cli_read_weights(const cli_opts *o, const rt_program *p, const char *w, rt_t
                      char *file);
 /* mkdir -p; 0 or -1 with errno set. */
 int cli_mkdirs(const char *dir);
-/* DDPMC_PROFILE=1: per-kernel times of entry e, the slowest first. */
-void cli_profile_start(const rt_entry *e);
-void cli_profile_report(const rt_entry *e);
+/* DDPMC_PROFILE=1: per-kernel times of entry e as device d runs it
+ * (rt_device_entry: its own kernels), the slowest first. */
+void cli_profile_start(const rt_device *d, const rt_entry *e);
+void cli_profile_report(const rt_device *d, const rt_entry *e);
 
 /* --- progress (progress.c) ----------------------------------------------------
  * On a terminal (stdout is a TTY) one line redrawn in place, at most ten

@@ -431,9 +431,9 @@ int cli_sample(const cli_opts *o, const rt_program *p)
 		sm->dev = dev;
 	rc = rc || cli_sampler_load(sm);
 	if (!rc) {
-		cli_profile_start(rt_device_entry(sm->dev, sm->e));
+		cli_profile_start(sm->dev, sm->e);
 		rc = run(sm);
-		cli_profile_report(rt_device_entry(sm->dev, sm->e));
+		cli_profile_report(sm->dev, sm->e);
 	}
 	cli_sampler_free(sm);
 	rt_device_free(dev);

@@ -804,7 +804,7 @@ static int train_run(trainer *tr)
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
 	start(tr);
-	cli_profile_start(rt_device_entry(tr->dev, tr->e));
+	cli_profile_start(tr->dev, tr->e);
 	int rc = loop(tr);
 	cli_progress_end(&tr->pg);
 	if (!rc && tr->apply)
@@ -818,7 +818,7 @@ static int train_run(trainer *tr)
 	sigaction(SIGTERM, &old_term, NULL);
 	if (!rc)
 		printf("saved %s (step %lld)\n", tr->path, (long long)iteration(tr));
-	cli_profile_report(rt_device_entry(tr->dev, tr->e));
+	cli_profile_report(tr->dev, tr->e);
 	return rc;
 }
 

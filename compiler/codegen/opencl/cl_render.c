@@ -722,8 +722,9 @@ static int kernel_local(const renderer *r)
 	return POINT_LOCAL;
 }
 
-/* Whether a term or a store inside the reduction reads an accumulator's
- * total (a variance's mean, say), which a split group does not have. */
+/* Whether a term reads an accumulator's total (a variance's mean, say),
+ * which a split group does not have; stores inside the reduction's loop
+ * (the MSE loss with its gradient) count as reading it, to be safe. */
 static int reads_totals(const renderer *r)
 {
 	const kir_kernel *k = r->k;
@@ -1151,12 +1152,19 @@ static void emit_group_acc(renderer *r, int j, int L)
 	emit_tree(r, j, L);
 }
 
-/* Accumulator j's partial of group g in the scratch, into out: after the
- * counter, 8 bytes a group per accumulator. */
+/* The scratch of a split reduction, in uints: the counter in 0 (1 pads
+ * it to 8 bytes), then accumulator j's partials from partials_of(r, j),
+ * 8 bytes a group; partials_of(r, nacc) is its size. */
+static int64_t partials_of(const renderer *r, int j)
+{
+	return 2 + 2 * (int64_t)j * r->groups;
+}
+
+/* Accumulator j's partial of group g in the scratch, into out. */
 static void partial_at(renderer *r, int j, const char *qualifier, const char *g, char *out, size_t len)
 {
 	snprintf(out, len, "((%s__global %s *)(scratch + %lld))[%s]", qualifier, acc_type(r, j),
-	         2 + 2 * (long long)j * r->groups, g);
+	         (long long)partials_of(r, j), g);
 }
 
 /* The end of a split reduction: each group's totals into the scratch;
@@ -1194,7 +1202,7 @@ static void render_group(renderer *r, cl_variant *l)
 	r->groups = split_groups(r, L);
 	l->local = L;
 	l->global = points_of(k) * L * r->groups;
-	l->scratch = r->groups > 1 ? 8 * (1 + (int64_t)k->nacc * r->groups) : 0;
+	l->scratch = r->groups > 1 ? 4 * partials_of(r, k->nacc) : 0;
 	for (int j = 0; j < k->nacc; j++)
 		rt_sb_printf(r->b, "\t__local %s part%d[%d];\n", acc_type(r, j), j, L);
 	if (r->groups > 1)
