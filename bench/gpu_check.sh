@@ -30,17 +30,18 @@
 #     OpenCL build included); images/s is the median of metrics.jsonl's
 #     lines after the first (each line's images_per_s over its 4 steps).
 #  5a. DDPMC_PROFILE=1 .gpu/unet trains 3 steps (kernel times from OpenCL
-#     events, as in 8) with the compiler's kernels, before tuning can
+#     events, as in 9) with the compiler's kernels, before tuning can
 #     spend the budget: comparable with the last check's table.
-#  5b. tuning: .gpu/unet and .gpu/cifar tune (every variant of their
-#     kernels timed on the device, the choice cached), then throughput
+#  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL, as in 5.
+#  7. tuning: .gpu/unet and .gpu/cifar tune (every variant of their
+#     kernels timed on the device, the most FLOPs first, until the phase's
+#     limit less 15 s: tune --seconds; the choice cached), then throughput
 #     again as in 5, with the tuned kernels.
-#  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL.
-#  7. correctness, bf16: .gpu/small_bf16 as in 3.
-#  8. DDPMC_PROFILE=1 .gpu/cifar trains 3 steps (kernel times from OpenCL
-#     events: the slowest kernels, time per kind; tuned where 5b ran), if
+#  8. correctness, bf16: .gpu/small_bf16 as in 3.
+#  9. DDPMC_PROFILE=1 .gpu/cifar trains 3 steps (kernel times from OpenCL
+#     events: the slowest kernels, time per kind; tuned where 7 ran), if
 #     time is left.
-#  9. results.txt and results.json: images/s of each side, ddpmc / torch;
+# 10. results.txt and results.json: images/s of each side, ddpmc / torch;
 #     results.txt also the profiles' step time and time per kind.
 #
 #   bash bench/gpu_check.sh
@@ -295,11 +296,18 @@ throughput() {
 }
 
 # tuned NAME DATA CAP: NAME tune (its variants' parts built, every variant
-# timed), then its throughput as tp_NAME_tuned.
+# timed, the kernels with the most FLOPs first; none started after the
+# phase's limit less TUNE_SPARE seconds, so that tune keeps what it timed
+# and ends), then its throughput as tp_NAME_tuned.
+TUNE_SPARE=15
 tuned() {
 	local n=$1 data=$2 cap=$3
 	[ -x "$BIN/$n" ] && [ "$DEV" != cpu ] || return 0
-	phase "tune_$n" "$cap" "$BIN/$n" tune --device "$DEV" && throughput "$n" "$data" 75 "${n}_tuned"
+	local l=$(( $(left) - RESERVE ))
+	[ "$l" -lt "$cap" ] && cap=$l
+	[ "$cap" -gt $(( TUNE_SPARE + 5 )) ] || return 0
+	phase "tune_$n" "$cap" "$BIN/$n" tune --device "$DEV" --seconds $(( cap - TUNE_SPARE )) &&
+		throughput "$n" "$data" 75 "${n}_tuned"
 }
 
 # --- 2b. OpenCL builds, all at once ---------------------------------------------------------
@@ -378,21 +386,21 @@ profile() {
 }
 profile unet "$FMNIST"
 
-# --- 5b. tuned ----------------------------------------------------------------------------
-tuned unet "$FMNIST" 180
-tuned cifar "$CIFAR" 150
-
 # --- 6. ddpmc throughput, bf16 --------------------------------------------------------------
 throughput unet_bf16 "$FMNIST" 60
 throughput cifar_bf16 "$CIFAR" 75
 
-# --- 7. correctness, bf16 ----------------------------------------------------------------------
+# --- 7. tuned ----------------------------------------------------------------------------
+tuned unet "$FMNIST" 180
+tuned cifar "$CIFAR" 150
+
+# --- 8. correctness, bf16 ----------------------------------------------------------------------
 correctness small_bf16 bf16
 
-# --- 8. profile ------------------------------------------------------------------------------
+# --- 9. profile ------------------------------------------------------------------------------
 profile cifar "$CIFAR"
 
-# --- 9. results ---------------------------------------------------------------------------------
+# --- 10. results ---------------------------------------------------------------------------------
 W="$W" DEV="$DEV" TP_WARMUP="$TP_WARMUP" NO_CUDA="$NO_CUDA" TOTAL_S=$(( $(date +%s) - T0 )) \
 OCL_DRIVER="${OCL_DRIVER:-}" timeout 30 "$PY" - <<'EOF' | tee "$W/results.txt"
 import glob, json, os, re, statistics

@@ -821,6 +821,7 @@ static void cl_free(rt_device *d)
 			clReleaseProgram(c->part[i]);
 	free(c->part);
 	free(c->broken);
+	rt_sb_free(&c->tuned);
 	for (int i = 0; i < c->ncopies; i++)
 		if (c->copies[i].mem)
 			clReleaseMemObject(c->copies[i].mem);

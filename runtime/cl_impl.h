@@ -7,6 +7,7 @@
 #include <CL/cl.h>
 
 #include "device_impl.h"
+#include "json.h"
 
 typedef struct {                /* a param's or const's copy on the device */
 	const void *host;
@@ -44,6 +45,7 @@ typedef struct {
 	cl_copy *copies;
 	int ncopies, capcopies;
 	cl_mem scratch;         /* the launches' "scratch" (program.h), zeroed at open; NULL: none */
+	rt_strbuf tuned;        /* the tuning file's kernel lines, when it parsed (cl_tune.c) */
 } cl_dev;
 
 /* "OpenCL: <fmt with what>: CL_ERROR_NAME (code)" into err; RT_ERR. */
@@ -63,11 +65,11 @@ cl_int cl_enqueue(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, cl_k
 double cl_event_seconds(cl_event ev);
 
 /* cl_tune.c: each kernel's variant from the tuning file of this source and
- * device, when there is one, into every entry's choice (without one, a
- * note on a terminal suggests `tune`; one that does not parse is
- * reported on stderr and every choice stays 0). */
+ * device, when there is one, into every entry's choice and its lines into
+ * c->tuned (without one, a note on a terminal suggests `tune`; one that
+ * does not parse is reported on stderr and every choice stays 0). */
 void cl_tuning_load(cl_dev *c);
 /* The device op rt_device_tune. */
-int cl_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen);
+int cl_tune(rt_device *d, rt_tensorset *state, double seconds, FILE *log, char *err, size_t errlen);
 
 #endif

@@ -17,8 +17,12 @@
  * file at every open: a kernel launches the variant its line names, and
  * only the parts those need are built. A file that
  * does not parse is reported and ignored whole. Entries are tuned the
- * most FLOPs first and the file is written after each, so a tune stopped
- * early keeps the train step's choices. */
+ * most FLOPs first, and so are the kernels of each; the file is written
+ * after each entry, so a tune stopped early keeps the train step's
+ * choices. A tune starts from the file the device opened with: its
+ * kernels are not timed again, so a tune stopped by its time limit is
+ * finished by the next. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,17 +126,20 @@ void cl_tuning_load(cl_dev *c)
 	}
 	while (!bad && fgets(line, sizeof line, f)) {
 		n++;
-		if (!strchr(line, '\n') && !feof(f))
+		if (!strchr(line, '\n') && !feof(f)) {
 			bad = "a line longer than 1023 bytes";
-		else if (line[0] != '#')
+		} else if (line[0] != '#') {
+			rt_sb_printf(&c->tuned, "%s%s", line, strchr(line, '\n') ? "" : "\n");
 			bad = parse_line(c, line, why, sizeof why);
+		}
 	}
 	fclose(f);
-	if (!bad)
+	if (!bad && !c->tuned.oom)
 		return;
 	fprintf(stderr, "warning: OpenCL tuning file %s:%d: %s; ignored: every kernel runs the "
-	        "compiler's choice (tune again to replace it)\n", path, n, bad);
+	        "compiler's choice (tune again to replace it)\n", path, n, bad ? bad : "out of memory");
 	clear_choices(c);
+	rt_sb_free(&c->tuned);
 }
 
 /* --- timing -------------------------------------------------------------------- */
@@ -213,6 +220,8 @@ static int choose(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, char
 typedef struct {
 	char **tuned;
 	int j;                  /* the variant being chosen */
+	double deadline;        /* rt_seconds() after which no kernel is timed */
+	int stopped;            /* the deadline left kernels untimed */
 } choices;
 
 /* Kernel i of entry e launches variant j from now on. */
@@ -223,25 +232,107 @@ static int choose_launch(cl_dev *c, int e, int i, void *ctx, char *err, size_t e
 	return choose(c, &c->base.p->entries[e], &c->ent[e], i, ch->j, err, errlen);
 }
 
-/* Every OpenCL kernel of e that has variants and was not tuned yet:
- * timed, chosen for each launch of it, a line in file. */
+/* Kernel i of entry e counts as tuned. */
+static int mark_tuned(cl_dev *c, int e, int i, void *ctx, char *err, size_t errlen)
+{
+	(void)c, (void)err, (void)errlen;
+	((choices *)ctx)->tuned[e][i] = 1;
+	return 0;
+}
+
+/* The kernels of the tuning file the device opened with (c->tuned):
+ * tuned already, their lines the start of file. */
+static void tuned_before(cl_dev *c, choices *ch, rt_strbuf *file)
+{
+	char name[1024], err[8];
+	for (const char *l = c->tuned.p; l && *l; l += strcspn(l, "\n") + 1) {
+		snprintf(name, sizeof name, "%.*s", (int)strcspn(l, "\t"), l);
+		each_launch_of(c, name, mark_tuned, ch, err, sizeof err);
+		rt_sb_put(file, l, strcspn(l, "\n") + 1);
+	}
+}
+
+/* Whether kernel i of entry e has variants not timed yet. */
+static int untimed(const cl_dev *c, const choices *ch, int e, int i)
+{
+	return c->base.p->entries[e].k[i].cl.nv > 1 && !ch->tuned[e][i];
+}
+
+static int entry_untimed(const cl_dev *c, const choices *ch, int e)
+{
+	for (int i = 0; i < c->base.p->entries[e].nk; i++)
+		if (untimed(c, ch, e, i))
+			return 1;
+	return 0;
+}
+
+/* How many OpenCL kernels with variants are left untimed, each counted
+ * once however many launches share it (they are marked as counted). */
+static int count_left(cl_dev *c, choices *ch)
+{
+	int n = 0;
+	char err[8];
+	for (int e = 0; e < c->base.p->nentries; e++)
+		for (int i = 0; i < c->base.p->entries[e].nk; i++)
+			if (untimed(c, ch, e, i)) {
+				n++;
+				each_launch_of(c, c->base.p->entries[e].k[i].cl.v[0].name, mark_tuned, ch, err, sizeof err);
+			}
+	return n;
+}
+
+/* order[0..n) sorted by key[order[i]], the largest first, ties as they
+ * were (insertion sort: entries, or one entry's kernels). */
+static void largest_first(int *order, int n, const double *key)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && key[order[j]] > key[order[j - 1]]; j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+}
+
+/* Every OpenCL kernel of e that has variants and was not tuned yet, the
+ * most FLOPs first, until the deadline: timed, chosen for each launch of
+ * it, a line in file. */
 static int tune_kernels(cl_dev *c, int ei, choices *ch, FILE *log, rt_strbuf *file, char *err,
                         size_t errlen)
 {
 	const rt_entry *e = &c->base.p->entries[ei];
 	double before = 0, after = 0, t0 = rt_seconds();
 	int tuned = 0, changed = 0, launches = 0;
-	for (int i = 0; i < e->nk; i++) {
+	int *order = malloc((size_t)e->nk * sizeof *order);
+	double *flops = malloc((size_t)e->nk * sizeof *flops);
+	if (!order || !flops) {
+		free(order);
+		free(flops);
+		snprintf(err, errlen, "out of memory");
+		return RT_ERR;
+	}
+	for (int i = 0; i < e->nk; i++)
+		order[i] = i, flops[i] = e->k[i].flops;
+	largest_first(order, e->nk, flops);
+	int rc = RT_OK;
+	for (int x = 0; x < e->nk && rc == RT_OK; x++) {
+		int i = order[x];
 		const rt_cl_launch *l = &e->k[i].cl;
 		double t[RT_CL_MAX_VARIANTS];
-		if (l->nv < 2 || ch->tuned[ei][i])
+		if (!untimed(c, ch, ei, i))
 			continue;
-		for (int j = 0; j < l->nv; j++)
-			if (time_variant(c, e, &c->ent[ei], i, j, &t[j], err, errlen))
-				return RT_ERR;
+		if (rt_seconds() >= ch->deadline) {
+			ch->stopped = 1;
+			break;
+		}
+		for (int j = 0; j < l->nv && rc == RT_OK; j++)
+			rc = time_variant(c, e, &c->ent[ei], i, j, &t[j], err, errlen);
+		if (rc != RT_OK)
+			break;
 		int j = ch->j = fastest(t, l->nv), n = each_launch_of(c, l->v[0].name, choose_launch, ch, err, errlen);
-		if (n < 0)
-			return RT_ERR;
+		if (n < 0) {
+			rc = RT_ERR;
+			break;
+		}
 		rt_sb_printf(file, "%s\t%d\t", l->v[0].name, j);
 		for (int v = 0; v < l->nv; v++)
 			rt_sb_printf(file, "%s%.1f", v ? " " : "", t[v] < 0 ? -1 : 1e6 * t[v]);
@@ -252,27 +343,27 @@ static int tune_kernels(cl_dev *c, int ei, choices *ch, FILE *log, rt_strbuf *fi
 		before += t[0] > 0 ? n * t[0] : 0;
 		after += t[j] > 0 ? n * t[j] : 0;
 	}
-	fprintf(log, "tune: %s: %d kernels with variants not tuned before, %d changed; their %d launches: "
-	        "%.3f ms, tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, launches, 1e3 * before,
-	        1e3 * after, rt_seconds() - t0);
-	return RT_OK;
+	free(order);
+	free(flops);
+	if (rc == RT_OK)
+		fprintf(log, "tune: %s: %d kernels with variants not tuned before, %d changed; their %d launches: "
+		        "%.3f ms, tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, launches, 1e3 * before,
+		        1e3 * after, rt_seconds() - t0);
+	return rc;
 }
 
 /* The entries with variants into order, the most FLOPs first (the train
  * step before sampling): a tune stopped early has timed what costs most.
  * Returns their number. */
-static int entry_order(const rt_program *p, int *order)
+static int entry_order(const rt_program *p, int *order, double *flops)
 {
 	int n = 0;
-	for (int x = 0; x < p->nentries; x++)
+	for (int x = 0; x < p->nentries; x++) {
+		flops[x] = p->entries[x].flops;
 		if (has_variants(&p->entries[x]))
 			order[n++] = x;
-	for (int i = 1; i < n; i++)     /* insertion sort: a handful of entries */
-		for (int j = i; j > 0 && p->entries[order[j]].flops > p->entries[order[j - 1]].flops; j--) {
-			int t = order[j];
-			order[j] = order[j - 1];
-			order[j - 1] = t;
-		}
+	}
+	largest_first(order, n, flops);
 	return n;
 }
 
@@ -296,14 +387,35 @@ static void choices_free(choices *ch, int nentries)
 
 static int choices_new(choices *ch, const rt_program *p)
 {
-	*ch = (choices){ calloc((size_t)p->nentries + 1, sizeof *ch->tuned), 0 };
+	*ch = (choices){ .tuned = calloc((size_t)p->nentries + 1, sizeof *ch->tuned) };
 	for (int e = 0; ch->tuned && e < p->nentries; e++)
 		if (!(ch->tuned[e] = calloc((size_t)p->entries[e].nk + 1, 1)))
 			return RT_ERR;
 	return ch->tuned ? RT_OK : RT_ERR;
 }
 
-int cl_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen)
+/* Entry ei's kernels not timed before: its buffers filled by a run, the
+ * parts of their variants built, each timed and chosen (until the
+ * deadline), the file kept. */
+static int tune_entry(cl_dev *c, int ei, rt_tensorset *state, choices *ch, FILE *log, rt_strbuf *file,
+                      char *path, size_t pathlen, char *err, size_t errlen)
+{
+	const rt_entry *e = &c->base.p->entries[ei];
+	if (!entry_untimed(c, ch, ei)) {
+		fprintf(log, "tune: %s: every kernel with variants timed before\n", e->name);
+		return RT_OK;
+	}
+	if (rt_seconds() >= ch->deadline) {
+		ch->stopped = 1;
+		return RT_OK;
+	}
+	if (run_once(c, e, state, err, errlen) || cl_build_variants(c, e, err, errlen) ||
+	    tune_kernels(c, ei, ch, log, file, err, errlen))
+		return RT_ERR;
+	return keep(c, file, path, pathlen, err, errlen);
+}
+
+int cl_tune(rt_device *d, rt_tensorset *state, double seconds, FILE *log, char *err, size_t errlen)
 {
 	cl_dev *c = (cl_dev *)d;
 	const rt_program *p = d->p;
@@ -311,22 +423,27 @@ int cl_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errl
 	rt_strbuf file = { 0 };
 	choices ch = { 0 };
 	int *order = calloc((size_t)p->nentries + 1, sizeof *order);
-	int rc = order && choices_new(&ch, p) == RT_OK ? RT_OK : RT_ERR;
-	int n = order ? entry_order(p, order) : 0;
+	double *flops = calloc((size_t)p->nentries + 1, sizeof *flops);
+	int rc = order && flops && choices_new(&ch, p) == RT_OK ? RT_OK : RT_ERR;
+	int n = rc == RT_OK ? entry_order(p, order, flops) : 0;
 	if (rc != RT_OK)
 		snprintf(err, errlen, "out of memory");
+	ch.deadline = seconds < 0 ? HUGE_VAL : rt_seconds() + seconds;
 	rt_sb_printf(&file, "# ddpmc OpenCL tuning: %s\n", d->name);
-	for (int i = 0; i < n && rc == RT_OK; i++) {
-		const rt_entry *e = &p->entries[order[i]];
-		if (run_once(c, e, state, err, errlen) || cl_build_variants(c, e, err, errlen) ||
-		    tune_kernels(c, order[i], &ch, log, &file, err, errlen) ||
-		    keep(c, &file, path, sizeof path, err, errlen))
-			rc = RT_ERR;
-	}
+	if (rc == RT_OK)
+		tuned_before(c, &ch, &file);
+	for (int i = 0; i < n && rc == RT_OK && !ch.stopped; i++)
+		rc = tune_entry(c, order[i], state, &ch, log, &file, path, sizeof path, err, errlen);
+	if (rc == RT_OK && ch.stopped)
+		fprintf(log, "tune: stopped at the time limit (%g s): %d OpenCL kernels with variants left "
+		        "untimed; the next tune times them\n", seconds, count_left(c, &ch));
+	if (rc == RT_OK)
+		rc = keep(c, &file, path, sizeof path, err, errlen);
 	if (rc == RT_OK)
 		fprintf(log, "tune: kept in %s\n", path);
 	choices_free(&ch, p->nentries);
 	free(order);
+	free(flops);
 	rt_sb_free(&file);
 	return rc;
 }

@@ -163,10 +163,10 @@ void rt_device_invalidate(rt_device *d, rt_tensorset *state)
 	d->ops->invalidate(d, state);
 }
 
-int rt_device_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen)
+int rt_device_tune(rt_device *d, rt_tensorset *state, double seconds, FILE *log, char *err, size_t errlen)
 {
 	if (d->ops->tune)
-		return d->ops->tune(d, state, log, err, errlen);
+		return d->ops->tune(d, state, seconds, log, err, errlen);
 	snprintf(err, errlen, "tune times the OpenCL kernels' variants: give --device opencl (the CPU's "
 	         "kernels are tuned when compiling: ddpmc compile --tune)");
 	return RT_ERR;

@@ -80,9 +80,11 @@ void rt_device_invalidate(rt_device *d, rt_tensorset *state);
  * variant of those kernels on the device, launches the fastest from then
  * on and keeps the choice in the cache folder beside the program binaries
  * (a file per source, device, driver and platform, read at every open).
- * A line per entry goes to log. The CPU has none: RT_ERR with a message
- * (its kernels are tuned by ddpmc compile --tune). */
-int rt_device_tune(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen);
+ * Kernels the file has already are not timed again; none is started
+ * after `seconds` (< 0: no limit), and those left are timed by the next
+ * tune. A line per entry goes to log. The CPU has none: RT_ERR with a
+ * message (its kernels are tuned by ddpmc compile --tune). */
+int rt_device_tune(rt_device *d, rt_tensorset *state, double seconds, FILE *log, char *err, size_t errlen);
 
 /* "cpu (8 threads)" or "OpenCL 0.1: NVIDIA H200 (NVIDIA CUDA)" (the
  * device's name, then its platform's). */

@@ -15,7 +15,7 @@ typedef struct {
 	int (*wait)(rt_device *d, char *err, size_t errlen);    /* NULL: submit completes runs */
 	int (*sync)(rt_device *d, rt_tensorset *state, char *err, size_t errlen);
 	void (*invalidate)(rt_device *d, rt_tensorset *state);
-	int (*tune)(rt_device *d, rt_tensorset *state, FILE *log, char *err, size_t errlen);    /* NULL: none */
+	int (*tune)(rt_device *d, rt_tensorset *state, double seconds, FILE *log, char *err, size_t errlen);    /* NULL: none */
 	void (*free)(rt_device *d);
 } rt_device_ops;
 

@@ -14,6 +14,8 @@
  *     from then on and kept in a file the next open follows (only the
  *     parts its choices need are built); a damaged file is reported and
  *     ignored; a variant whose part does not build is left out of tune;
+ *     tune stops at its time limit, times the kernels with the most
+ *     FLOPs first, and the next tune times only those left;
  *   - errors: a source that does not build (the device named, the build
  *     log on stderr), bad specs, a program without OpenCL code, one
  *     without CPU code on "cpu", and no OpenCL platform at all (this
@@ -59,13 +61,20 @@ enum { N = 8 };
 	"{\"fn\": -1, \"rows\": 8, \"name\": \"k1_add\", \"flops\": 8," \
 	" \"cl\": {\"name\": \"add_w\", \"part\": 0, \"args\": [3, 0, 4], \"global\": 8, \"local\": 8}}"
 
-/* The descriptor with kernel 1 given (K_ADD, or a malformed variant). */
-static void json_with(char *buf, size_t len, const char *kernel1)
+/* The descriptor with kernels 0 and 1 given (kernel 0 K_SCALE or one
+ * with variants, 1 K_ADD or another). */
+static void json_of(char *buf, size_t len, const char *kernel0, const char *kernel1)
 {
 	snprintf(buf, len,
 	         "{\"model\": \"cl.lua\", \"meta\": {}, " PARAMS ", \"entries\": [{\"name\": \"step\","
-	         " \"arena_bytes\": 48, " BUFFERS ", \"kernels\": [" K_SCALE ", %s, " K_UPDATE "]}]}",
-	         kernel1);
+	         " \"arena_bytes\": 48, " BUFFERS ", \"kernels\": [%s, %s, " K_UPDATE "]}]}",
+	         kernel0, kernel1);
+}
+
+/* The descriptor with kernel 1 given (K_ADD, or a malformed variant). */
+static void json_with(char *buf, size_t len, const char *kernel1)
+{
+	json_of(buf, len, K_SCALE, kernel1);
 }
 
 #define SCALE_SOURCE \
@@ -501,15 +510,15 @@ static void tuning_line(const char *tuned, char *path, size_t len, char *line, s
 
 /* Opens p on OpenCL and tunes it from state: stderr into log, tune's own
  * lines into tuned. Returns the device, launching the tuned choices. */
-static rt_device *tune_ok(const rt_program *p, rt_tensorset *state, char *log, size_t loglen, char *tuned,
-                          size_t tunedlen)
+static rt_device *tune_ok(const rt_program *p, rt_tensorset *state, double seconds, char *log, size_t loglen,
+                          char *tuned, size_t tunedlen)
 {
 	char err[1024];
 	rt_device *d = open_ok(p);
 	FILE *f = tmpfile();
 	assert_non_null(f);
 	tu_capture c = tu_capture_begin();
-	int rc = rt_device_tune(d, state, f, err, sizeof err);
+	int rc = rt_device_tune(d, state, seconds, f, err, sizeof err);
 	tu_capture_end(&c, log, loglen);
 	if (rc != RT_OK)
 		fail_msg("rt_device_tune: %s", err);
@@ -540,7 +549,7 @@ static void test_tuning(void **unused)
 	/* tune: the fast variant chosen, launched at once and kept */
 	make_state(&p, &state);
 	make_inputs(&in);
-	rt_device *d = tune_ok(&p, &state, log, sizeof log, tuned, sizeof tuned);
+	rt_device *d = tune_ok(&p, &state, -1, log, sizeof log, tuned, sizeof tuned);
 	CONTAINS(log, "built 1 of 1 OpenCL programs");
 	CONTAINS(tuned, "tune: step: 1 kernels with variants not tuned before, 1 changed; their 2 launches");
 	tuning_line(tuned, path, sizeof path, line, sizeof line);
@@ -560,6 +569,7 @@ static void test_tuning(void **unused)
 	write_text(path, "nothing here\n");
 	tuned_run(&p, 0, log, sizeof log);
 	CONTAINS(log, ".tune:1: expected a kernel's name, a tab and its variant");
+	unlink(path);
 	rt_set_free(&state);
 	rt_set_free(&in);
 	rt_set_free(&out);
@@ -593,7 +603,7 @@ static void test_tuning_leaves_out_broken_part(void **unused)
 	p.cl_source_len = (int64_t)strlen(broken_part_source);
 	make_state(&p, &state);
 	make_inputs(&in);
-	rt_device *d = tune_ok(&p, &state, log, sizeof log, tuned, sizeof tuned);
+	rt_device *d = tune_ok(&p, &state, -1, log, sizeof log, tuned, sizeof tuned);
 	CONTAINS(log, "undefined_function_xyz", "warning: OpenCL program part 1 left out, its variants not timed",
 	         "built 1 of 2 OpenCL programs", "the failed left out");
 	CONTAINS(tuned, "tune: step: 1 kernels with variants not tuned before, 1 changed");
@@ -606,6 +616,54 @@ static void test_tuning_leaves_out_broken_part(void **unused)
 	tuned_run(&p, 0, log, sizeof log);
 	if (strstr(log, "undefined_function_xyz"))
 		fail_msg("the open after tuning built the broken part: %s", log);
+	unlink(path);
+	rt_set_free(&state);
+	rt_set_free(&in);
+	rt_set_free(&out);
+	rt_program_free(&p);
+}
+
+/* scale with a variant in work-groups of 8, fewer FLOPs than add_w's */
+#define K_SCALE_VARIANTS \
+	"{\"fn\": -1, \"rows\": 8, \"name\": \"k0_scale\", \"flops\": 2," \
+	" \"cl\": {\"name\": \"scale\", \"part\": 0, \"args\": [1, 5, 2], \"global\": 8, \"local\": 4," \
+	" \"alts\": [{\"name\": \"scale\", \"part\": 0, \"global\": 8, \"local\": 8}]}}"
+
+/* Tune with a time limit of 0 s times nothing and says so; the next tune
+ * times both kernels, add_w (8 FLOPs, launched second) before scale (2);
+ * the one after that finds both in the file and times neither, which
+ * keeps their lines. */
+static void test_tuning_time_limit_and_resume(void **unused)
+{
+	rt_program p;
+	rt_tensorset state = { 0 }, in = { 0 }, out = { 0 };
+	char json[4096], err[1024], log[8192], tuned[4096], path[1024], line[1024], file[4096];
+	json_of(json, sizeof json, K_SCALE_VARIANTS, K_ADD_VARIANTS);
+	if (parse(json, &p, err, sizeof err) != RT_OK)
+		fail_msg("rt_program_parse: %s", err);
+	p.cl_source = tuned_source;
+	p.cl_source_len = (int64_t)strlen(tuned_source);
+	make_state(&p, &state);
+	make_inputs(&in);
+	rt_device_free(tune_ok(&p, &state, 0, log, sizeof log, tuned, sizeof tuned));
+	CONTAINS(tuned, "tune: stopped at the time limit (0 s): 2 OpenCL kernels with variants left untimed");
+	if (strstr(tuned, "tune: step:"))
+		fail_msg("tune timed kernels after its time limit: %s", tuned);
+	rt_device_free(tune_ok(&p, &state, -1, log, sizeof log, tuned, sizeof tuned));
+	CONTAINS(tuned, "tune: step: 2 kernels with variants not tuned before");
+	tuning_line(tuned, path, sizeof path, line, sizeof line);
+	rt_device *d = tune_ok(&p, &state, -1, log, sizeof log, tuned, sizeof tuned);
+	CONTAINS(tuned, "tune: step: every kernel with variants timed before");
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	file[fread(file, 1, sizeof file - 1, f)] = 0;
+	fclose(f);
+	const char *add = strstr(file, "\nadd_w_slow\t1\t"), *scale = strstr(file, "\nscale\t");
+	if (!add || !scale || add > scale)
+		fail_msg("expected add_w_slow's line (variant 1), then scale's: %s", file);
+	run_ok(d, &p, &state, &in, &out);
+	check_y(&out, 1, "the run after a tune that ran nothing");
+	rt_device_free(d);
 	unlink(path);
 	rt_set_free(&state);
 	rt_set_free(&in);
@@ -749,6 +807,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_tuning),
 		cmocka_unit_test(test_tuning_leaves_out_broken_part),
+		cmocka_unit_test(test_tuning_time_limit_and_resume),
 		cmocka_unit_test(test_build_failure),
 		cmocka_unit_test(test_launch_mismatch),
 		cmocka_unit_test(test_bad_specs),

@@ -60,6 +60,8 @@ static const flag flags[] = {
 	  "where the kernels run: cpu, opencl, opencl:N, opencl:P.D, or list (prints them)" },
 	{ "--device", "DEV", F_STR, TUNE, AT(device), 0, 0, 0, "opencl",
 	  "the OpenCL device to tune for: opencl, opencl:N, opencl:P.D, or list (prints them)" },
+	{ "--seconds", "S", F_NUM, TUNE, AT(seconds), AT(has_seconds), 0, 1e9, "(no limit)",
+	  "no kernel is timed after S seconds; the next tune times those left" },
 	{ "--resume", NULL, F_BOOL, TRAIN, AT(resume), 0, 0, 0, NULL,
 	  "continue the run in --out from its checkpoint" },
 	{ "--overwrite", NULL, F_BOOL, TRAIN, AT(overwrite), 0, 0, 0, NULL,

@@ -91,6 +91,8 @@ typedef struct {
 	const char *crop;               /* --crop as given (NULL: none) */
 	int grey, rgb;
 	const char *init;               /* train: a fresh run from these weights (weights.h) */
+	double seconds;                 /* tune: no kernel timed after this long */
+	int has_seconds;
 } cli_opts;
 
 /* Prints "prog: message" on stderr; returns 1 (the exit status). */

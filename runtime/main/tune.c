@@ -1,8 +1,8 @@
-/* tune: `OUT tune [--device DEV] [--seed S]`. Times every variant of the
- * program's OpenCL kernels on the device (device.h, rt_device_tune) from
- * weights initialised from the seed; the choice lands in the cache folder,
- * where every later open of the same program on the same device and
- * driver finds it. */
+/* tune: `OUT tune [--device DEV] [--seed S] [--seconds S]`. Times every
+ * variant of the program's OpenCL kernels on the device (device.h,
+ * rt_device_tune) from weights initialised from the seed, within the time
+ * limit; the choice lands in the cache folder, where every later open of
+ * the same program on the same device and driver finds it. */
 #include <stdio.h>
 
 #include "cli.h"
@@ -18,7 +18,8 @@ int cli_tune(const cli_opts *o, const rt_program *p)
 	if (d) {
 		printf("tuning %s on %s\n", p->model, rt_device_name(d));
 		fflush(stdout);
-		rc = rt_device_tune(d, &state, stdout, err, sizeof err) != RT_OK ? cli_fail(o, "%s", err) : 0;
+		double seconds = o->has_seconds ? o->seconds : -1;
+		rc = rt_device_tune(d, &state, seconds, stdout, err, sizeof err) != RT_OK ? cli_fail(o, "%s", err) : 0;
 	}
 	rt_device_free(d);
 	rt_set_free(&state);
