@@ -35,7 +35,7 @@
 #  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL, as in 5.
 #  7. tuning: .gpu/unet and .gpu/cifar tune (every variant of their
 #     kernels timed on the device, the most FLOPs first, until the phase's
-#     limit less 15 s: tune --seconds; the choice cached), then throughput
+#     limit less 30 s: tune --seconds; the choice cached), then throughput
 #     again as in 5, with the tuned kernels.
 #  8. correctness, bf16: .gpu/small_bf16 as in 3.
 #  9. DDPMC_PROFILE=1 .gpu/cifar trains 3 steps (kernel times from OpenCL
@@ -297,9 +297,10 @@ throughput() {
 
 # tuned NAME DATA CAP: NAME tune (its variants' parts built, every variant
 # timed, the kernels with the most FLOPs first; none started after the
-# phase's limit less TUNE_SPARE seconds, so that tune keeps what it timed
-# and ends), then its throughput as tp_NAME_tuned.
-TUNE_SPARE=15
+# phase's limit less TUNE_SPARE seconds, so that tune finishes the
+# program parts in progress, keeps what it timed and ends), then its
+# throughput as tp_NAME_tuned.
+TUNE_SPARE=30
 tuned() {
 	local n=$1 data=$2 cap=$3
 	[ -x "$BIN/$n" ] && [ "$DEV" != cpu ] || return 0

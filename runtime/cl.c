@@ -4,7 +4,8 @@
  * kernels' variants need (each kernel's from the tuning file, cl_tune.c,
  * else the compiler's choice) on as many threads as the host has cores,
  * each binary kept on disk by cl_cache.c — and one cl_kernel per kernel,
- * of its chosen variant. While parts compile, a tty on stderr shows
+ * of its chosen variant; tune builds the other variants' parts in the
+ * background (cl_build_start). While parts compile, a tty on stderr shows
  * "building OpenCL programs: k/n"; a line says how long they took.
  * $DDPMC_CL_OPTIONS adds build options (the tests pass -cl-opt-disable:
  * PoCL compiles each kernel at its first launch).
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exec.h"
@@ -344,27 +346,34 @@ static int build(cl_dev *c, int i, int *compiled, char *err, size_t errlen)
 	return RT_OK;
 }
 
-/* The parts' builds, shared by the threads that run them: each takes the
- * next part until none is left or one has failed (optional: a part that
- * fails is marked broken and the others go on). */
-typedef struct {
+/* Builds of program parts, shared by the threads that run them: each
+ * takes the next part of todo until none is left, one has failed
+ * (optional: a part that fails is marked broken and the others go on) or
+ * they are stopped; finished[i] once part i is built or left out. */
+struct cl_builds {
 	cl_dev *c;
-	const int *todo;        /* the parts to build */
+	int *todo;              /* the parts to build, in order */
 	int ntodo;
 	int optional;
+	char *finished;         /* (nparts) */
 	pthread_mutex_t lock;
-	int next, done, compiled, broken, rc;
+	pthread_cond_t progress;        /* a part finished (CLOCK_MONOTONIC) */
+	int next, done, compiled, broken, rc, stop;
 	int tty;                /* stderr shows the progress line */
 	char err[512];
-} build_pool;
+	pthread_t *th;
+	char *started;
+	int nthreads;
+	double t0;
+};
 
 static void *build_worker(void *arg)
 {
-	build_pool *b = arg;
+	cl_builds *b = arg;
 	char err[512];
 	for (;;) {
 		pthread_mutex_lock(&b->lock);
-		int i = b->rc == RT_OK && b->next < b->ntodo ? b->todo[b->next++] : -1;
+		int i = b->rc == RT_OK && !b->stop && b->next < b->ntodo ? b->todo[b->next++] : -1;
 		pthread_mutex_unlock(&b->lock);
 		if (i < 0)
 			return NULL;
@@ -383,6 +392,8 @@ static void *build_worker(void *arg)
 		}
 		if (compiled && b->tty)
 			fprintf(stderr, "\rbuilding OpenCL programs: %d/%d", b->done, b->ntodo);
+		b->finished[i] = 1;
+		pthread_cond_broadcast(&b->progress);
 		pthread_mutex_unlock(&b->lock);
 	}
 }
@@ -421,64 +432,184 @@ static void scan_variants(const rt_program *p, int *nparts, int64_t *scratch)
 			}
 }
 
-/* The parts need[i] != 0 not built yet (nor broken), on as many threads
- * as the host has cores (an OpenCL compiler takes seconds to minutes per
- * program; parts build independently). */
-static int build_parts(cl_dev *c, const char *need, int optional, char *err, size_t errlen)
+static void builds_free(cl_builds *b)
 {
-	int *todo = calloc((size_t)c->nparts + 1, sizeof *todo), ntodo = 0;
-	for (int i = 0; todo && i < c->nparts; i++)
-		if (need[i] && !c->part[i] && !c->broken[i])
-			todo[ntodo++] = i;
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	int nthreads = (int)(cores < 1 ? 1 : cores < ntodo ? cores : ntodo);
-	build_pool b = { .c = c, .todo = todo, .ntodo = ntodo, .optional = optional, .rc = RT_OK,
-	                 .tty = isatty(STDERR_FILENO) };
-	pthread_t *th = calloc((size_t)nthreads + 1, sizeof *th);
-	char *started = calloc((size_t)nthreads + 1, 1);
-	if (!todo || !th || !started) {
-		free(todo);
-		free(th);
-		free(started);
-		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
-	}
-	pthread_mutex_init(&b.lock, NULL);
-	double t0 = rt_seconds();
-	for (int i = 0; i < nthreads; i++)
-		started[i] = pthread_create(&th[i], NULL, build_worker, &b) == 0;
-	build_worker(&b);       /* this thread works too, alone if none started */
-	for (int i = 0; i < nthreads; i++)
-		if (started[i])
-			pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&b.lock);
-	free(todo);
-	free(th);
-	free(started);
-	if (b.compiled || b.broken)
-		fprintf(stderr, "%sbuilt %d of %d OpenCL programs in %.1f s%s%s\n", b.tty ? "\r" : "",
-		        b.compiled, ntodo, rt_seconds() - t0, b.broken ? ", the failed left out" : "",
-		        b.compiled + b.broken < ntodo ? " (the others from the cache)" : "");
-	if (b.rc != RT_OK)
-		snprintf(err, errlen, "%s", b.err);
-	return b.rc;
+	if (!b)
+		return;
+	free(b->todo);
+	free(b->finished);
+	free(b->th);
+	free(b->started);
+	free(b);
 }
 
-int cl_build_variants(cl_dev *c, const rt_entry *all_of, char *err, size_t errlen)
+static int has_part(const int *parts, int n, int part)
+{
+	for (int x = 0; x < n; x++)
+		if (parts[x] == part)
+			return 1;
+	return 0;
+}
+
+/* b with room for every part of c, or NULL. */
+static cl_builds *builds_alloc(const cl_dev *c)
+{
+	cl_builds *b = calloc(1, sizeof *b);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (!b)
+		return NULL;
+	b->nthreads = (int)(cores < 1 ? 1 : cores);
+	b->todo = calloc((size_t)c->nparts + 1, sizeof *b->todo);
+	b->finished = calloc((size_t)c->nparts + 1, 1);
+	b->th = calloc((size_t)b->nthreads + 1, sizeof *b->th);
+	b->started = calloc((size_t)b->nthreads + 1, 1);
+	if (b->todo && b->finished && b->th && b->started)
+		return b;
+	builds_free(b);
+	return NULL;
+}
+
+/* Starts building the parts need[i] != 0 not built yet (nor broken),
+ * those of `first` (distinct part numbers, nfirst) first in its order, on
+ * background threads, as many as the host has cores but no more than
+ * there are parts (an OpenCL compiler takes seconds to minutes per
+ * program; parts build independently). */
+static cl_builds *builds_start(cl_dev *c, const char *need, const int *first, int nfirst, int optional,
+                               char *err, size_t errlen)
+{
+	cl_builds *b = builds_alloc(c);
+	if (!b) {
+		cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
+		return NULL;
+	}
+	for (int i = 0; i < c->nparts; i++)
+		b->finished[i] = !need[i] || c->part[i] || c->broken[i];
+	for (int x = 0; x < nfirst; x++)
+		if (!b->finished[first[x]])
+			b->todo[b->ntodo++] = first[x];
+	for (int i = 0; i < c->nparts; i++)
+		if (!b->finished[i] && !has_part(first, nfirst, i))
+			b->todo[b->ntodo++] = i;
+	b->c = c;
+	b->optional = optional;
+	b->rc = RT_OK;
+	b->tty = isatty(STDERR_FILENO);
+	b->t0 = rt_seconds();
+	b->nthreads = b->nthreads < b->ntodo ? b->nthreads : b->ntodo;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->progress, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&b->lock, NULL);
+	for (int i = 0; i < b->nthreads; i++)
+		b->started[i] = pthread_create(&b->th[i], NULL, build_worker, b) == 0;
+	return b;
+}
+
+/* Ends b: with `stop`, no part is started any more; this thread builds
+ * what is left beside the others (alone if none started), then waits for
+ * them, reports how long the builds took, frees b and returns their
+ * status. */
+static int builds_end(cl_builds *b, int stop, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&b->lock);
+	b->stop |= stop;
+	pthread_mutex_unlock(&b->lock);
+	build_worker(b);
+	for (int i = 0; i < b->nthreads; i++)
+		if (b->started[i])
+			pthread_join(b->th[i], NULL);
+	if (b->compiled || b->broken)
+		fprintf(stderr, "%sbuilt %d of %d OpenCL programs in %.1f s%s%s%s\n", b->tty ? "\r" : "",
+		        b->compiled, b->ntodo, rt_seconds() - b->t0, b->broken ? ", the failed left out" : "",
+		        b->compiled + b->broken < b->done ? " (the others from the cache)" : "",
+		        b->done < b->ntodo ? " (the rest not started: time limit)" : "");
+	int rc = b->rc;
+	if (rc != RT_OK)
+		snprintf(err, errlen, "%s", b->err);
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->progress);
+	builds_free(b);
+	return rc;
+}
+
+int cl_build_choices(cl_dev *c, char *err, size_t errlen)
 {
 	const rt_program *p = c->base.p;
 	char *need = calloc((size_t)c->nparts + 1, 1);
 	if (!need)
 		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
 	for (int e = 0; e < p->nentries; e++)
-		for (int i = 0; i < p->entries[e].nk; i++) {
-			const rt_cl_launch *l = &p->entries[e].k[i].cl;
-			for (int j = 0; j < l->nv; j++)
-				if (&p->entries[e] == all_of || (!all_of && j == c->ent[e].choice[i]))
-					need[l->v[j].part] = 1;
-		}
-	int rc = build_parts(c, need, all_of != NULL, err, errlen);
+		for (int i = 0; i < p->entries[e].nk; i++)
+			if (p->entries[e].k[i].cl.nv)
+				need[p->entries[e].k[i].cl.v[c->ent[e].choice[i]].part] = 1;
+	cl_builds *b = builds_start(c, need, NULL, 0, 0, err, errlen);
 	free(need);
-	return rc;
+	return b ? builds_end(b, 0, err, errlen) : RT_ERR;
+}
+
+cl_builds *cl_build_start(cl_dev *c, const rt_entry *e, const int *order, char *err, size_t errlen)
+{
+	char *need = calloc((size_t)c->nparts + 1, 1);
+	int *first = calloc((size_t)e->nk * RT_CL_MAX_VARIANTS + 1, sizeof *first), n = 0;
+	cl_builds *b = NULL;
+	if (need && first) {
+		for (int x = 0; x < e->nk; x++)
+			for (int j = 0; j < e->k[order[x]].cl.nv; j++) {
+				int part = e->k[order[x]].cl.v[j].part;
+				if (!need[part])
+					first[n++] = part;
+				need[part] = 1;
+			}
+		b = builds_start(c, need, first, n, 1, err, errlen);
+	} else {
+		cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
+	}
+	free(need);
+	free(first);
+	return b;
+}
+
+/* Waits on b->progress until `deadline` (rt_seconds()'s clock); 0 once it
+ * has passed. Called with b->lock held. */
+static int wait_progress(cl_builds *b, double deadline)
+{
+	double left = deadline - rt_seconds();
+	if (left <= 0)
+		return 0;
+	if (left > 1e6) {
+		pthread_cond_wait(&b->progress, &b->lock);
+		return 1;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double at = (double)ts.tv_nsec * 1e-9 + left;
+	ts.tv_sec += (time_t)at;
+	ts.tv_nsec = (long)((at - (double)(time_t)at) * 1e9);
+	pthread_cond_timedwait(&b->progress, &b->lock, &ts);
+	return 1;
+}
+
+int cl_build_ready(cl_builds *b, const rt_cl_launch *l, double deadline)
+{
+	pthread_mutex_lock(&b->lock);
+	int ready = 0;
+	for (;;) {
+		ready = 1;
+		for (int j = 0; j < l->nv; j++)
+			ready &= b->finished[l->v[j].part];
+		if (ready || !wait_progress(b, deadline))
+			break;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return ready;
+}
+
+void cl_build_end(cl_builds *b)
+{
+	char err[8];
+	builds_end(b, 1, err, sizeof err);
 }
 
 cl_kernel cl_make_kernel(cl_dev *c, const rt_entry *e, int i, int j, char *err, size_t errlen)
@@ -865,7 +996,7 @@ static int cl_setup(cl_dev *c, int plat, int dev, char *err, size_t errlen)
 	if (make_scratch(c, scratch, err, errlen))
 		return RT_ERR;
 	cl_tuning_load(c);
-	if (cl_build_variants(c, NULL, err, errlen))
+	if (cl_build_choices(c, err, errlen))
 		return RT_ERR;
 	for (int i = 0; i < p->nentries; i++)
 		if (make_kernels(c, &p->entries[i], &c->ent[i], err, errlen))

@@ -50,11 +50,20 @@ typedef struct {
 
 /* "OpenCL: <fmt with what>: CL_ERROR_NAME (code)" into err; RT_ERR. */
 int cl_fail(char *err, size_t errlen, cl_int rc, const char *fmt, const char *what);
-/* Builds the parts not built yet of every variant of entry all_of's
- * kernels (tune: a part that does not build is reported and left out,
- * its variants do not launch), or with all_of NULL of every kernel's
- * chosen variant (each must build). */
-int cl_build_variants(cl_dev *c, const rt_entry *all_of, char *err, size_t errlen);
+/* Builds the parts of every kernel's chosen variant not built yet (each
+ * must build), on as many threads as the host has cores. */
+int cl_build_choices(cl_dev *c, char *err, size_t errlen);
+/* Tune's builds (cl.c): the parts of every variant of entry e's kernels
+ * not built yet, on background threads, the parts of the kernels in
+ * `order` (e's kernel indices) in that order; a part that does not build
+ * is reported and left out (its variants do not launch). */
+typedef struct cl_builds cl_builds;
+cl_builds *cl_build_start(cl_dev *c, const rt_entry *e, const int *order, char *err, size_t errlen);
+/* Whether every part of l's variants is built or left out, waiting for
+ * them until `deadline` (rt_seconds()); 0 when the deadline came first. */
+int cl_build_ready(cl_builds *b, const rt_cl_launch *l, double deadline);
+/* Starts no more parts, waits for those in progress, reports, frees b. */
+void cl_build_end(cl_builds *b);
 /* Kernel i of entry e as variant j: its cl_kernel, checked against the
  * launch (argument count, work-group size); NULL with a message. */
 cl_kernel cl_make_kernel(cl_dev *c, const rt_entry *e, int i, int j, char *err, size_t errlen);

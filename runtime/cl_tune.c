@@ -17,9 +17,10 @@
  * file at every open: a kernel launches the variant its line names, and
  * only the parts those need are built. A file that
  * does not parse is reported and ignored whole. Entries are tuned the
- * most FLOPs first, and so are the kernels of each; the file is written
- * after each entry, so a tune stopped early keeps the train step's
- * choices. A tune starts from the file the device opened with: its
+ * most FLOPs first, and so are the kernels of each, each timed as soon
+ * as the parts of its variants, building in the background, are built;
+ * the file is written after each entry, so a tune stopped early keeps
+ * the train step's choices. A tune starts from the file the device opened with: its
  * kernels are not timed again, so a tune stopped by its time limit is
  * finished by the next. */
 #include <math.h>
@@ -165,7 +166,7 @@ static int run_once(cl_dev *c, const rt_entry *e, rt_tensorset *state, char *err
 /* Into *t the device seconds of one launch of variant j of kernel i
  * (the fastest of REPS after a warm-up), or -1 when it does not launch
  * on this device (its work-groups too large for its registers, its
- * program part left out: cl_build_variants); RT_ERR
+ * program part left out: cl_build_start); RT_ERR
  * when the queue failed. */
 static int time_variant(cl_dev *c, const rt_entry *e, cl_entry *ce, int i, int j, double *t,
                         char *err, size_t errlen)
@@ -293,46 +294,31 @@ static void largest_first(int *order, int n, const double *key)
 		}
 }
 
-/* Every OpenCL kernel of e that has variants and was not tuned yet, the
- * most FLOPs first, until the deadline: timed, chosen for each launch of
- * it, a line in file. */
-static int tune_kernels(cl_dev *c, int ei, choices *ch, FILE *log, rt_strbuf *file, char *err,
-                        size_t errlen)
+/* Every OpenCL kernel of e that has variants and was not tuned yet, in
+ * `order`, until the deadline: timed once its variants' parts are built
+ * (b), chosen for each launch of it, a line in file. */
+static int tune_kernels(cl_dev *c, int ei, const int *order, cl_builds *b, choices *ch, FILE *log,
+                        rt_strbuf *file, char *err, size_t errlen)
 {
 	const rt_entry *e = &c->base.p->entries[ei];
 	double before = 0, after = 0, t0 = rt_seconds();
 	int tuned = 0, changed = 0, launches = 0;
-	int *order = malloc((size_t)e->nk * sizeof *order);
-	double *flops = malloc((size_t)e->nk * sizeof *flops);
-	if (!order || !flops) {
-		free(order);
-		free(flops);
-		snprintf(err, errlen, "out of memory");
-		return RT_ERR;
-	}
-	for (int i = 0; i < e->nk; i++)
-		order[i] = i, flops[i] = e->k[i].flops;
-	largest_first(order, e->nk, flops);
-	int rc = RT_OK;
-	for (int x = 0; x < e->nk && rc == RT_OK; x++) {
+	for (int x = 0; x < e->nk; x++) {
 		int i = order[x];
 		const rt_cl_launch *l = &e->k[i].cl;
 		double t[RT_CL_MAX_VARIANTS];
 		if (!untimed(c, ch, ei, i))
 			continue;
-		if (rt_seconds() >= ch->deadline) {
+		if (rt_seconds() >= ch->deadline || !cl_build_ready(b, l, ch->deadline)) {
 			ch->stopped = 1;
 			break;
 		}
-		for (int j = 0; j < l->nv && rc == RT_OK; j++)
-			rc = time_variant(c, e, &c->ent[ei], i, j, &t[j], err, errlen);
-		if (rc != RT_OK)
-			break;
+		for (int j = 0; j < l->nv; j++)
+			if (time_variant(c, e, &c->ent[ei], i, j, &t[j], err, errlen))
+				return RT_ERR;
 		int j = ch->j = fastest(t, l->nv), n = each_launch_of(c, l->v[0].name, choose_launch, ch, err, errlen);
-		if (n < 0) {
-			rc = RT_ERR;
-			break;
-		}
+		if (n < 0)
+			return RT_ERR;
 		rt_sb_printf(file, "%s\t%d\t", l->v[0].name, j);
 		for (int v = 0; v < l->nv; v++)
 			rt_sb_printf(file, "%s%.1f", v ? " " : "", t[v] < 0 ? -1 : 1e6 * t[v]);
@@ -343,13 +329,10 @@ static int tune_kernels(cl_dev *c, int ei, choices *ch, FILE *log, rt_strbuf *fi
 		before += t[0] > 0 ? n * t[0] : 0;
 		after += t[j] > 0 ? n * t[j] : 0;
 	}
-	free(order);
-	free(flops);
-	if (rc == RT_OK)
-		fprintf(log, "tune: %s: %d kernels with variants not tuned before, %d changed; their %d launches: "
-		        "%.3f ms, tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, launches, 1e3 * before,
-		        1e3 * after, rt_seconds() - t0);
-	return rc;
+	fprintf(log, "tune: %s: %d kernels with variants not tuned before, %d changed; their %d launches: "
+	        "%.3f ms, tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, launches, 1e3 * before,
+	        1e3 * after, rt_seconds() - t0);
+	return RT_OK;
 }
 
 /* The entries with variants into order, the most FLOPs first (the train
@@ -394,9 +377,24 @@ static int choices_new(choices *ch, const rt_program *p)
 	return ch->tuned ? RT_OK : RT_ERR;
 }
 
+/* Entry ei's kernels in the order tune times them, into order: those
+ * with the most FLOPs first (the convolutions before the elementwise), so
+ * that a tune the deadline stops has timed what costs most. */
+static int kernel_order(const rt_entry *e, int *order)
+{
+	double *flops = malloc((size_t)e->nk * sizeof *flops + 1);
+	if (!flops)
+		return RT_ERR;
+	for (int i = 0; i < e->nk; i++)
+		order[i] = i, flops[i] = e->k[i].flops;
+	largest_first(order, e->nk, flops);
+	free(flops);
+	return RT_OK;
+}
+
 /* Entry ei's kernels not timed before: its buffers filled by a run, the
- * parts of their variants built, each timed and chosen (until the
- * deadline), the file kept. */
+ * parts of their variants built in the background while those built are
+ * timed and chosen (until the deadline), the file kept. */
 static int tune_entry(cl_dev *c, int ei, rt_tensorset *state, choices *ch, FILE *log, rt_strbuf *file,
                       char *path, size_t pathlen, char *err, size_t errlen)
 {
@@ -409,10 +407,22 @@ static int tune_entry(cl_dev *c, int ei, rt_tensorset *state, choices *ch, FILE 
 		ch->stopped = 1;
 		return RT_OK;
 	}
-	if (run_once(c, e, state, err, errlen) || cl_build_variants(c, e, err, errlen) ||
-	    tune_kernels(c, ei, ch, log, file, err, errlen))
+	int *order = malloc((size_t)e->nk * sizeof *order + 1);
+	if (!order || kernel_order(e, order)) {
+		free(order);
+		snprintf(err, errlen, "out of memory");
 		return RT_ERR;
-	return keep(c, file, path, pathlen, err, errlen);
+	}
+	cl_builds *b = NULL;
+	int rc = run_once(c, e, state, err, errlen);
+	if (rc == RT_OK && !(b = cl_build_start(c, e, order, err, errlen)))
+		rc = RT_ERR;
+	if (rc == RT_OK)
+		rc = tune_kernels(c, ei, order, b, ch, log, file, err, errlen);
+	if (b)
+		cl_build_end(b);
+	free(order);
+	return rc == RT_OK ? keep(c, file, path, pathlen, err, errlen) : rc;
 }
 
 int cl_tune(rt_device *d, rt_tensorset *state, double seconds, FILE *log, char *err, size_t errlen)
