@@ -473,7 +473,8 @@ static cl_builds *builds_alloc(const cl_dev *c)
  * those of `first` (distinct part numbers, nfirst) first in its order, on
  * background threads, as many as the host has cores but no more than
  * there are parts (an OpenCL compiler takes seconds to minutes per
- * program; parts build independently). */
+ * program; parts build independently); when no thread starts, builds
+ * them all before it returns. */
 static cl_builds *builds_start(cl_dev *c, const char *need, const int *first, int nfirst, int optional,
                                char *err, size_t errlen)
 {
@@ -502,8 +503,11 @@ static cl_builds *builds_start(cl_dev *c, const char *need, const int *first, in
 	pthread_cond_init(&b->progress, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&b->lock, NULL);
+	int any = 0;
 	for (int i = 0; i < b->nthreads; i++)
-		b->started[i] = pthread_create(&b->th[i], NULL, build_worker, b) == 0;
+		any |= b->started[i] = pthread_create(&b->th[i], NULL, build_worker, b) == 0;
+	if (!any)
+		build_worker(b);        /* no thread: every part now, on this one */
 	return b;
 }
 
