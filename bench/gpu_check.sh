@@ -306,7 +306,11 @@ tuned() {
 	[ -x "$BIN/$n" ] && [ "$DEV" != cpu ] || return 0
 	local l=$(( $(left) - RESERVE ))
 	[ "$l" -lt "$cap" ] && cap=$l
-	[ "$cap" -gt $(( TUNE_SPARE + 5 )) ] || return 0
+	if [ "$cap" -le $(( TUNE_SPARE + 5 )) ]; then
+		printf '%s\tskipped\t0\t0\n' "tune_$n" >> "$W/phases.tsv"
+		note "tune_$n: SKIPPED (time budget spent)"
+		return 0
+	fi
 	phase "tune_$n" "$cap" "$BIN/$n" tune --device "$DEV" --seconds $(( cap - TUNE_SPARE )) &&
 		throughput "$n" "$data" 75 "${n}_tuned"
 }

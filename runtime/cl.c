@@ -27,6 +27,7 @@
 #include "cl_impl.h"            /* first: it sets the OpenCL version */
 
 #include <CL/cl_ext.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,6 +360,7 @@ struct cl_builds {
 	pthread_mutex_t lock;
 	pthread_cond_t progress;        /* a part finished (CLOCK_MONOTONIC) */
 	int next, done, compiled, broken, rc, stop;
+	double deadline;        /* rt_seconds() after which no part is started */
 	int tty;                /* stderr shows the progress line */
 	char err[512];
 	pthread_t *th;
@@ -373,7 +375,8 @@ static void *build_worker(void *arg)
 	char err[512];
 	for (;;) {
 		pthread_mutex_lock(&b->lock);
-		int i = b->rc == RT_OK && !b->stop && b->next < b->ntodo ? b->todo[b->next++] : -1;
+		int i = b->rc == RT_OK && !b->stop && b->next < b->ntodo && rt_seconds() < b->deadline
+		        ? b->todo[b->next++] : -1;
 		pthread_mutex_unlock(&b->lock);
 		if (i < 0)
 			return NULL;
@@ -473,10 +476,10 @@ static cl_builds *builds_alloc(const cl_dev *c)
  * those of `first` (distinct part numbers, nfirst) first in its order, on
  * background threads, as many as the host has cores but no more than
  * there are parts (an OpenCL compiler takes seconds to minutes per
- * program; parts build independently); when no thread starts, builds
- * them all before it returns. */
+ * program; parts build independently), none started after `deadline`;
+ * when no thread starts, builds them before it returns. */
 static cl_builds *builds_start(cl_dev *c, const char *need, const int *first, int nfirst, int optional,
-                               char *err, size_t errlen)
+                               double deadline, char *err, size_t errlen)
 {
 	cl_builds *b = builds_alloc(c);
 	if (!b) {
@@ -496,6 +499,7 @@ static cl_builds *builds_start(cl_dev *c, const char *need, const int *first, in
 	b->rc = RT_OK;
 	b->tty = isatty(STDERR_FILENO);
 	b->t0 = rt_seconds();
+	b->deadline = deadline;
 	b->nthreads = b->nthreads < b->ntodo ? b->nthreads : b->ntodo;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -528,7 +532,7 @@ static int builds_end(cl_builds *b, int stop, char *err, size_t errlen)
 		fprintf(stderr, "%sbuilt %d of %d OpenCL programs in %.1f s%s%s%s\n", b->tty ? "\r" : "",
 		        b->compiled, b->ntodo, rt_seconds() - b->t0, b->broken ? ", the failed left out" : "",
 		        b->compiled + b->broken < b->done ? " (the others from the cache)" : "",
-		        b->done < b->ntodo ? " (the rest not started: time limit)" : "");
+		        b->done < b->ntodo ? " (the rest not started)" : "");
 	int rc = b->rc;
 	if (rc != RT_OK)
 		snprintf(err, errlen, "%s", b->err);
@@ -548,25 +552,26 @@ int cl_build_choices(cl_dev *c, char *err, size_t errlen)
 		for (int i = 0; i < p->entries[e].nk; i++)
 			if (p->entries[e].k[i].cl.nv)
 				need[p->entries[e].k[i].cl.v[c->ent[e].choice[i]].part] = 1;
-	cl_builds *b = builds_start(c, need, NULL, 0, 0, err, errlen);
+	cl_builds *b = builds_start(c, need, NULL, 0, 0, HUGE_VAL, err, errlen);
 	free(need);
 	return b ? builds_end(b, 0, err, errlen) : RT_ERR;
 }
 
-cl_builds *cl_build_start(cl_dev *c, const rt_entry *e, const int *order, char *err, size_t errlen)
+cl_builds *cl_build_start(cl_dev *c, const rt_entry *e, const int *order, int nk, double deadline,
+                          char *err, size_t errlen)
 {
 	char *need = calloc((size_t)c->nparts + 1, 1);
-	int *first = calloc((size_t)e->nk * RT_CL_MAX_VARIANTS + 1, sizeof *first), n = 0;
+	int *first = calloc((size_t)nk * RT_CL_MAX_VARIANTS + 1, sizeof *first), n = 0;
 	cl_builds *b = NULL;
 	if (need && first) {
-		for (int x = 0; x < e->nk; x++)
+		for (int x = 0; x < nk; x++)
 			for (int j = 0; j < e->k[order[x]].cl.nv; j++) {
 				int part = e->k[order[x]].cl.v[j].part;
 				if (!need[part])
 					first[n++] = part;
 				need[part] = 1;
 			}
-		b = builds_start(c, need, first, n, 1, err, errlen);
+		b = builds_start(c, need, first, n, 1, deadline, err, errlen);
 	} else {
 		cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
 	}

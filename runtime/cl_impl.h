@@ -53,12 +53,14 @@ int cl_fail(char *err, size_t errlen, cl_int rc, const char *fmt, const char *wh
 /* Builds the parts of every kernel's chosen variant not built yet (each
  * must build), on as many threads as the host has cores. */
 int cl_build_choices(cl_dev *c, char *err, size_t errlen);
-/* Tune's builds (cl.c): the parts of every variant of entry e's kernels
- * not built yet, on background threads, the parts of the kernels in
- * `order` (e's kernel indices) in that order; a part that does not build
- * is reported and left out (its variants do not launch). */
+/* Tune's builds (cl.c): the parts not built yet of every variant of
+ * entry e's kernels order[0..nk) (kernel indices), on background threads,
+ * in that order, none started after `deadline` (rt_seconds()); a part
+ * that does not build is reported and left out (its variants do not
+ * launch). */
 typedef struct cl_builds cl_builds;
-cl_builds *cl_build_start(cl_dev *c, const rt_entry *e, const int *order, char *err, size_t errlen);
+cl_builds *cl_build_start(cl_dev *c, const rt_entry *e, const int *order, int nk, double deadline,
+                          char *err, size_t errlen);
 /* Whether every part of l's variants is built or left out, waiting for
  * them until `deadline` (rt_seconds()); 0 when the deadline came first. */
 int cl_build_ready(cl_builds *b, const rt_cl_launch *l, double deadline);

@@ -294,16 +294,16 @@ static void largest_first(int *order, int n, const double *key)
 		}
 }
 
-/* Every OpenCL kernel of e that has variants and was not tuned yet, in
- * `order`, until the deadline: timed once its variants' parts are built
- * (b), chosen for each launch of it, a line in file. */
-static int tune_kernels(cl_dev *c, int ei, const int *order, cl_builds *b, choices *ch, FILE *log,
+/* Entry ei's kernels order[0..n) that are still not tuned (another's
+ * choice may have served them), until the deadline: timed once their
+ * variants' parts are built (b), chosen for each launch, a line in file. */
+static int tune_kernels(cl_dev *c, int ei, const int *order, int n, cl_builds *b, choices *ch, FILE *log,
                         rt_strbuf *file, char *err, size_t errlen)
 {
 	const rt_entry *e = &c->base.p->entries[ei];
 	double before = 0, after = 0, t0 = rt_seconds();
 	int tuned = 0, changed = 0, launches = 0;
-	for (int x = 0; x < e->nk; x++) {
+	for (int x = 0; x < n; x++) {
 		int i = order[x];
 		const rt_cl_launch *l = &e->k[i].cl;
 		double t[RT_CL_MAX_VARIANTS];
@@ -316,8 +316,8 @@ static int tune_kernels(cl_dev *c, int ei, const int *order, cl_builds *b, choic
 		for (int j = 0; j < l->nv; j++)
 			if (time_variant(c, e, &c->ent[ei], i, j, &t[j], err, errlen))
 				return RT_ERR;
-		int j = ch->j = fastest(t, l->nv), n = each_launch_of(c, l->v[0].name, choose_launch, ch, err, errlen);
-		if (n < 0)
+		int j = ch->j = fastest(t, l->nv), shared = each_launch_of(c, l->v[0].name, choose_launch, ch, err, errlen);
+		if (shared < 0)
 			return RT_ERR;
 		rt_sb_printf(file, "%s\t%d\t", l->v[0].name, j);
 		for (int v = 0; v < l->nv; v++)
@@ -325,9 +325,9 @@ static int tune_kernels(cl_dev *c, int ei, const int *order, cl_builds *b, choic
 		rt_sb_printf(file, "\t%s@%lld\n", l->v[j].name, (long long)l->v[j].local);
 		tuned++;
 		changed += j != 0;
-		launches += n;
-		before += t[0] > 0 ? n * t[0] : 0;
-		after += t[j] > 0 ? n * t[j] : 0;
+		launches += shared;
+		before += t[0] > 0 ? shared * t[0] : 0;
+		after += t[j] > 0 ? shared * t[j] : 0;
 	}
 	fprintf(log, "tune: %s: %d kernels with variants not tuned before, %d changed; their %d launches: "
 	        "%.3f ms, tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, launches, 1e3 * before,
@@ -377,19 +377,25 @@ static int choices_new(choices *ch, const rt_program *p)
 	return ch->tuned ? RT_OK : RT_ERR;
 }
 
-/* Entry ei's kernels in the order tune times them, into order: those
- * with the most FLOPs first (the convolutions before the elementwise), so
- * that a tune the deadline stops has timed what costs most. */
-static int kernel_order(const rt_entry *e, int *order)
+/* Entry ei's kernels not timed yet in the order tune times them, into
+ * order: those with the most FLOPs first (the convolutions before the
+ * elementwise), so that a tune the deadline stops has timed what costs
+ * most. Returns their number, or -1 when out of memory. */
+static int untimed_order(const cl_dev *c, const choices *ch, int ei, int *order)
 {
+	const rt_entry *e = &c->base.p->entries[ei];
 	double *flops = malloc((size_t)e->nk * sizeof *flops + 1);
+	int n = 0;
 	if (!flops)
-		return RT_ERR;
-	for (int i = 0; i < e->nk; i++)
-		order[i] = i, flops[i] = e->k[i].flops;
-	largest_first(order, e->nk, flops);
+		return -1;
+	for (int i = 0; i < e->nk; i++) {
+		flops[i] = e->k[i].flops;
+		if (untimed(c, ch, ei, i))
+			order[n++] = i;
+	}
+	largest_first(order, n, flops);
 	free(flops);
-	return RT_OK;
+	return n;
 }
 
 /* Entry ei's kernels not timed before: its buffers filled by a run, the
@@ -403,26 +409,27 @@ static int tune_entry(cl_dev *c, int ei, rt_tensorset *state, choices *ch, FILE 
 		fprintf(log, "tune: %s: every kernel with variants timed before\n", e->name);
 		return RT_OK;
 	}
-	if (rt_seconds() >= ch->deadline) {
-		ch->stopped = 1;
-		return RT_OK;
-	}
 	int *order = malloc((size_t)e->nk * sizeof *order + 1);
-	if (!order || kernel_order(e, order)) {
+	int n = order ? untimed_order(c, ch, ei, order) : -1;
+	if (n < 0) {
 		free(order);
 		snprintf(err, errlen, "out of memory");
 		return RT_ERR;
 	}
 	cl_builds *b = NULL;
-	int rc = run_once(c, e, state, err, errlen);
-	if (rc == RT_OK && !(b = cl_build_start(c, e, order, err, errlen)))
+	int rc = rt_seconds() < ch->deadline ? run_once(c, e, state, err, errlen) : RT_OK;
+	if (rc == RT_OK && rt_seconds() >= ch->deadline)
+		ch->stopped = 1;
+	else if (rc == RT_OK && !(b = cl_build_start(c, e, order, n, ch->deadline, err, errlen)))
 		rc = RT_ERR;
-	if (rc == RT_OK)
-		rc = tune_kernels(c, ei, order, b, ch, log, file, err, errlen);
-	if (b)
+	if (b) {
+		rc = tune_kernels(c, ei, order, n, b, ch, log, file, err, errlen);
+		if (rc == RT_OK)        /* before the builds in progress end: they may take minutes */
+			rc = keep(c, file, path, pathlen, err, errlen);
 		cl_build_end(b);
+	}
 	free(order);
-	return rc == RT_OK ? keep(c, file, path, pathlen, err, errlen) : rc;
+	return rc;
 }
 
 int cl_tune(rt_device *d, rt_tensorset *state, double seconds, FILE *log, char *err, size_t errlen)
