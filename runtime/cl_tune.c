@@ -24,6 +24,7 @@
  * kernels are not timed again, so a tune stopped by its time limit is
  * finished by the next. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,19 @@ void cl_tuning_load(cl_dev *c)
 }
 
 /* --- timing -------------------------------------------------------------------- */
+
+/* A line of tune's log, flushed: a tune stopped from outside (a time
+ * limit's kill) leaves every line it wrote. */
+static void say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(FILE *log, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(log, fmt, ap);
+	va_end(ap);
+	fflush(log);
+}
+
 
 /* Entry e once, from `state` and zero inputs: every buffer it binds then
  * exists and holds a real run's values. */
@@ -329,7 +343,7 @@ static int tune_kernels(cl_dev *c, int ei, const int *order, int n, cl_builds *b
 		before += t[0] > 0 ? shared * t[0] : 0;
 		after += t[j] > 0 ? shared * t[j] : 0;
 	}
-	fprintf(log, "tune: %s: %d kernels with variants not tuned before, %d changed; their %d launches: "
+	say(log, "tune: %s: %d kernels with variants not tuned before, %d changed; their %d launches: "
 	        "%.3f ms, tuned %.3f ms (%.1f s)\n", e->name, tuned, changed, launches, 1e3 * before,
 	        1e3 * after, rt_seconds() - t0);
 	return RT_OK;
@@ -406,7 +420,7 @@ static int tune_entry(cl_dev *c, int ei, rt_tensorset *state, choices *ch, FILE 
 {
 	const rt_entry *e = &c->base.p->entries[ei];
 	if (!entry_untimed(c, ch, ei)) {
-		fprintf(log, "tune: %s: every kernel with variants timed before\n", e->name);
+		say(log, "tune: %s: every kernel with variants timed before\n", e->name);
 		return RT_OK;
 	}
 	int *order = malloc((size_t)e->nk * sizeof *order + 1);
@@ -452,12 +466,12 @@ int cl_tune(rt_device *d, rt_tensorset *state, double seconds, FILE *log, char *
 	for (int i = 0; i < n && rc == RT_OK && !ch.stopped; i++)
 		rc = tune_entry(c, order[i], state, &ch, log, &file, path, sizeof path, err, errlen);
 	if (rc == RT_OK && ch.stopped)
-		fprintf(log, "tune: stopped at the time limit (%g s): %d OpenCL kernels with variants left "
+		say(log, "tune: stopped at the time limit (%g s): %d OpenCL kernels with variants left "
 		        "untimed; the next tune times them\n", seconds, count_left(c, &ch));
 	if (rc == RT_OK)
 		rc = keep(c, &file, path, sizeof path, err, errlen);
 	if (rc == RT_OK)
-		fprintf(log, "tune: kept in %s\n", path);
+		say(log, "tune: kept in %s\n", path);
 	choices_free(&ch, p->nentries);
 	free(order);
 	free(flops);
