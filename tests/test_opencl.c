@@ -5,6 +5,10 @@
  *
  *   - every case of kernel_cases.h against the interpreter, at its
  *     tolerances (the same as the LLVM backend's);
+ *   - kernels within the argument limit: cl_tiny's every kernel takes at
+ *     most 1024 bytes of arguments; under a limit of 8 buffers a batch of
+ *     40 outputs and a joint reduction of 40 pieces split, and match the
+ *     interpreter;
  *   - tests/models/cl_tiny.lua compiled with --target all: 3 train steps
  *     on --device opencl against --device cpu from the same seed. Every
  *     state tensor within 2e-4 absolute: the two backends sum in other
@@ -38,6 +42,7 @@ static int vectors;     /* and of tiles read as vectors */
 static int largest;     /* and of reductions in work-groups of 1024 */
 static int ran_split;   /* launches of reductions to one point split over work-groups */
 static int ran_one;     /* and of such reductions in one work-group, a variant */
+static int max_args;    /* > 0: the cases are lowered with this kir_target.max_args */
 
 static void put_launch(rt_strbuf *b, int e, int k, void *ctx)
 {
@@ -50,6 +55,8 @@ static const kir_target *case_target(void)
 {
 	static kir_target t;
 	cl_kir_target(target ? target : &cl_target_default, &t);
+	if (max_args)
+		t.max_args = max_args;
 	return &t;
 }
 
@@ -404,6 +411,91 @@ static void every_variant_matches_interpreter(void **unused)
 	ir_free(g);
 }
 
+/* --- kernels within the argument limit ---------------------------------------- */
+
+/* Every kernel of entry `only` of g (NULL: of every entry) lowered for t
+ * (kir_set_args): the most buffers one takes, and how many kernels are
+ * chunks of a split. */
+static int most_args(ir_graph *g, const char *only, const kir_target *t, int *chunks)
+{
+	int most = 0;
+	*chunks = 0;
+	for (int e = 0; e < g->nentries; e++) {
+		if (only && strcmp(g->entries[e].name, only))
+			continue;
+		kir_program *p = kir_lower(g, &g->entries[e], t);
+		for (int n = 0; n < p->nk; n++) {
+			kir_set_args(&p->k[n]);
+			most = p->k[n].narg > most ? p->k[n].narg : most;
+			*chunks += strstr(p->k[n].name, "_c0") != NULL;
+		}
+		kir_program_free(p);
+	}
+	return most;
+}
+
+/* A device's kernel arguments may take as few as 1024 bytes (OpenCL's
+ * least; Intel's GPUs 2048): 8 each for the arena, the scratch and every
+ * buffer. cl_tiny's optimizer touches every parameter in one batch and
+ * one joint reduction, over 450 buffers before they split. */
+static void cl_tiny_within_argument_limit(void **unused)
+{
+	kir_target t;
+	int chunks;
+	cl_kir_target(&cl_target_default, &t);
+	ir_graph *g = tu_load("tests/models/cl_tiny.lua");
+	int most = most_args(g, NULL, &t, &chunks);
+	print_message("    cl_tiny: at most %d buffers a kernel (%d bytes of arguments); %d kernels split\n", most,
+	              8 * (most + 2), chunks);
+	if (8 * (most + 2) > 1024 || chunks < 2)
+		fail_msg("a kernel takes %d bytes of arguments (%d split)", 8 * (most + 2), chunks);
+	ir_free(g);
+}
+
+/* 40 parameters: their doubles as 40 outputs (an elementwise kernel of
+ * 40 stores) and the root of their sum of squares (a joint reduction of
+ * 40 pieces), lowered with a limit of 8 buffers: both split, each kernel
+ * within 8, every output as the interpreter's. And 12 triples (m, v, p)
+ * updated in place as an optimizer does, p from the new m and v: one
+ * kernel whose stores must not split (a part run later would read the m
+ * an earlier part wrote), so every parameter as the interpreter's. */
+static void split_kernels_match_interpreter(void **unused)
+{
+	rt_strbuf lua = { 0 };
+	rt_sb_puts(&lua, "local ddpm = require 'ddpm'\nlocal out, sq = {}, {}\n"
+	                 "for i = 1, 40 do\n"
+	                 "  local p = ddpm.param('p' .. i, { 5 }, { init = 'normal', a = 0, b = 1 })\n"
+	                 "  out['d' .. i] = p * 2\n"
+	                 "  sq[i] = (p * p):reshape { -1 }\n"
+	                 "end\n"
+	                 "out.norm = ddpm.cat(sq, 0):sum():sqrt()\n"
+	                 "ddpm.entry('main', out)\n"
+	                 "local up = {}\n"
+	                 "for i = 1, 12 do\n"
+	                 "  local m = ddpm.param('m' .. i, { 5 }, { init = 'normal', a = 0, b = 1 })\n"
+	                 "  local v = ddpm.param('v' .. i, { 5 }, { init = 'normal', a = 0, b = 1 })\n"
+	                 "  local p = ddpm.param('q' .. i, { 5 }, { init = 'normal', a = 0, b = 1 })\n"
+	                 "  local m2, v2 = m * 0.9 + p, v * 0.5 + p * p\n"
+	                 "  up['m' .. i], up['v' .. i], up['q' .. i] = m2, v2, p - m2 * v2\n"
+	                 "end\n"
+	                 "ddpm.entry('update', { n = up.q1:sum() }, up)\n");
+	ir_graph *g = load_script(lua.p, NULL, 0);
+	rt_sb_free(&lua);
+	rt_tensorset in = { 0 };
+	max_args = 8;
+	int chunks, most = most_args(g, "main", case_target(), &chunks);
+	print_message("    at most %d buffers a kernel, %d kernels split\n", most, chunks);
+	if (most > 8 || chunks < 2)
+		fail_msg("under a limit of 8 buffers: a kernel takes %d, %d split", most, chunks);
+	double worst = check_entry(g, "main", &in, NULL, 1e-5);
+	print_message("    worst relative difference %.3g\n", worst);
+	worst = check_entry(g, "update", &in, NULL, 1e-5);
+	print_message("    updates in place: worst relative difference %.3g\n", worst);
+	max_args = 0;
+	rt_set_free(&in);
+	ir_free(g);
+}
+
 /* --- a compiled executable on both devices --------------------------------- */
 
 enum { NIMG = 24, SIDE = 16, NSAMPLE = 4 };
@@ -645,6 +737,8 @@ int main(void)
 		cmocka_unit_test(batch_segments_of_one_shape_share_code),
 		cmocka_unit_test(index_type_follows_each_kernel),
 		cmocka_unit_test(target_all_schedules_each_target),
+		cmocka_unit_test(cl_tiny_within_argument_limit),
+		cmocka_unit_test(split_kernels_match_interpreter),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
 		cmocka_unit_test(info_lists_both_programs),
 		cmocka_unit_test(device_index_counts_modulo_the_devices),

@@ -227,18 +227,41 @@ int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int st
 	                           .c = step, .stream = stream });
 }
 
+int kir_copy_expr(kir_kernel *to, const kir_program *p, const kir_expr *e, const int *map, int var_shift,
+                  int acc_shift)
+{
+	int x = e->a >= 0 ? map[e->a] : -1, y = e->b >= 0 ? map[e->b] : -1;
+	int z = e->c >= 0 ? map[e->c] : -1;
+	switch (e->kind) {
+	case KX_CONST: return kir_const(to, e->type, e->value);
+	case KX_VAR: return kir_var(to, e->var + var_shift);
+	case KX_ACC: return kir_acc(to, e->type, e->acc + acc_shift);
+	case KX_MOD: return kir_mod(to, x, y);
+	case KX_RANDOM: return kir_random(to, e->op, x, y, z, e->stream);
+	case KX_LOAD: return kir_load(to, p, e->buf, x);
+	case KX_OP:
+		return e->op == OP_cast ? kir_cast(to, e->type, x, e->round) : kir_op(to, e->type, e->op, x, y, z);
+	}
+	return -1;
+}
+
 /* The stack holds a path of operands, ids strictly decreasing from i: at
  * most i + 1 entries, each pushed when its user finds it first undone. */
+void kir_mark_operands(const kir_kernel *k, char *used)
+{
+	for (int i = k->nx - 1; i >= 0; i--)
+		for (int j = 0; j < 3 && used[i]; j++)
+			if ((&k->x[i].a)[j] >= 0)
+				used[(&k->x[i].a)[j]] = 1;
+}
+
 void kir_mark_used(const kir_kernel *k, char *used)
 {
 	for (int j = 0; j < k->nacc; j++)
 		used[k->red_value[j]] = 1;
 	for (int s = 0; s < k->nst; s++)
 		used[k->st[s].value] = used[k->st[s].index] = 1;
-	for (int i = k->nx - 1; i >= 0; i--)
-		for (int j = 0; j < 3 && used[i]; j++)
-			if ((&k->x[i].a)[j] >= 0)
-				used[(&k->x[i].a)[j]] = 1;
+	kir_mark_operands(k, used);
 }
 
 void kir_walk(const kir_kernel *k, int i, kir_done_fn done, kir_visit_fn visit, void *ctx)

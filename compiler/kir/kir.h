@@ -189,6 +189,10 @@ int kir_acc(kir_kernel *k, kir_type t, int acc);
 /* Appends an accumulator reducing `value` by op; returns its number. */
 int kir_acc_add(kir_kernel *k, ir_opcode op, int value);
 int kir_random(kir_kernel *k, ir_opcode op, int elem, int seed, int step, int stream);
+/* Expression e of another kernel appended to `to`, its operands through
+ * map (their ids in `to`), its vars and accumulators shifted. */
+int kir_copy_expr(kir_kernel *to, const kir_program *p, const kir_expr *e, const int *map, int var_shift,
+                  int acc_shift);
 void kir_store_add(kir_kernel *k, int buf, int index, int value);
 void kir_store_inner(kir_kernel *k, int acc, int buf, int index, int value);
 /* Frees the builders' index of k's expressions (made again when needed):
@@ -234,6 +238,7 @@ typedef struct {
 	                                   channels (0: never) */
 	kir_winograd winograd;          /* which 3x3 stride-1 convolutions run by Winograd */
 	const kir_tuning *measured;     /* KIR_WINOGRAD_CHOSEN: the tuner's choices, or NULL */
+	int max_args;                   /* buffers a kernel may take (split_args.c; 0: any number) */
 } kir_target;
 
 /* One line: the target's name, facts and thresholds (--report). */
@@ -257,6 +262,9 @@ void kir_program_free(kir_program *p);
 /* Horizontal fusion (merge.c): adjacent kernels over one domain become
  * one kernel with several stores. */
 void kir_merge(kir_program *p);
+/* Batches and joint reductions of more than max_args buffers split
+ * (split_args.c; max_args 0: none), after kir_merge, before the plan. */
+void kir_split_args(kir_program *p, int max_args);
 
 /* The memory plan (plan.c): arena offsets for temporaries by liveness. */
 void kir_plan_memory(kir_program *p);
@@ -366,6 +374,9 @@ void kir_walk(const kir_kernel *k, int i, kir_done_fn done, kir_visit_fn visit, 
  * read (used: k->nx zeroed bytes). A segment view (kir_segment_view)
  * shares the whole batch's expressions, most of them its siblings'. */
 void kir_mark_used(const kir_kernel *k, char *used);
+/* Marks in used[] every operand, direct or not, of the expressions
+ * already marked. */
+void kir_mark_operands(const kir_kernel *k, char *used);
 int kir_is_joint(const kir_kernel *k);
 
 /* The descriptor compiled executables embed (describe.c): JSON text and

@@ -421,6 +421,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 	build_all(&L);
 	lower_plan_roots(&L);
 	kir_merge(p);
+	kir_split_args(p, t->max_args);
 	kir_plan_memory(p);
 	for (int n = 0; n < p->nk; n++) {
 		p->k[n].bytes = kernel_bytes(p, &p->k[n]);

@@ -118,24 +118,10 @@ static int store_of(const kir_kernel *k, int buf)
 static int copy_expr(kir_kernel *a, const kir_program *p, const kir_expr *e, const int *map,
                      const placement *pl)
 {
-	int x = e->a >= 0 ? map[e->a] : -1, y = e->b >= 0 ? map[e->b] : -1;
-	int z = e->c >= 0 ? map[e->c] : -1;
-	switch (e->kind) {
-	case KX_CONST: return kir_const(a, e->type, e->value);
-	case KX_VAR: return kir_var(a, e->var + pl->var_shift);
-	case KX_ACC: return kir_acc(a, e->type, e->acc + pl->acc_shift);
-	case KX_MOD: return kir_mod(a, x, y);
-	case KX_RANDOM: return kir_random(a, e->op, x, y, z, e->stream);
-	case KX_OP:
-		return e->op == OP_cast ? kir_cast(a, e->type, x, e->round) : kir_op(a, e->type, e->op, x, y, z);
-	case KX_LOAD: {
-		int s = store_of(a, e->buf);
-		if (s < 0)
-			return kir_load(a, p, e->buf, x);
-		return a->st[s].index == x && !pl->inner ? a->st[s].value : -1;
-	}
-	}
-	return -1;
+	int s = e->kind == KX_LOAD ? store_of(a, e->buf) : -1;
+	if (s >= 0)
+		return a->st[s].index == map[e->a] && !pl->inner ? a->st[s].value : -1;
+	return kir_copy_expr(a, p, e, map, pl->var_shift, pl->acc_shift);
 }
 
 /* b's stores may not touch a buffer a reads at another index (inside a's

@@ -129,5 +129,7 @@ void kir_target_report(const kir_target *t, FILE *f)
 	else if (t->winograd == KIR_WINOGRAD_CHOSEN && t->winograd_min_channels > 0)
 		fprintf(f, "; 3x3 stride-1 convolutions by Winograd as tuned, else from %d channels",
 		        t->winograd_min_channels);
+	if (t->max_args > 0)
+		fprintf(f, "; at most %d buffers a kernel", t->max_args);
 	fputc('\n', f);
 }

@@ -74,6 +74,12 @@ enum { POINT_LOCAL = 128, SIDE = 16, RC = 16, LONG_POINTS = 1 << 16, TILE_ALTERN
  * train step as one program; its parts build on every core of the host. */
 const cl_target cl_target_default = { 132, 4, 48 << 10, 1024, 64 << 10 };
 
+/* The bytes of arguments a kernel may take: OpenCL's least
+ * CL_DEVICE_MAX_PARAMETER_SIZE, so that the source builds on any device.
+ * A buffer takes 8 (a pointer, or a temp's offset into the arena), the
+ * arena and the scratch 8 each (kir_target.max_args). */
+enum { MAX_ARG_BYTES = 1024 };
+
 /* The lowering's thresholds on a GPU (kir_target, schedule.c). A
  * channels-last convolution's channels fill whole SIDE-wide tiles from
  * two tiles on; the partials of a weight gradient take up to 32 MiB, as
@@ -84,7 +90,7 @@ void cl_kir_target(const cl_target *t, kir_target *kt)
 	*kt = (kir_target){ .name = "opencl", .lanes = 1, .cores = t->compute_units,
 	                    .local_bytes = t->local_bytes, .max_group = t->max_group,
 	                    .channels_last_min = 2 * SIDE, .channels_last_step = SIDE,
-	                    .partials_max_bytes = 32 << 20 };
+	                    .partials_max_bytes = 32 << 20, .max_args = MAX_ARG_BYTES / 8 - 2 };
 }
 
 typedef enum { SHAPE_POINT, SHAPE_GROUP, SHAPE_TILE } kernel_shape;

@@ -1,0 +1,335 @@
+/* split_args: kernels within a target's limit on the buffers they take.
+ *
+ * requires: kernels after kir_merge (batches and joint reductions formed),
+ *   before the memory plan.
+ * establishes: with max_args > 0, no batch, no elementwise kernel of
+ *   several stores and no joint reduction (kir.h) touches more than
+ *   max_args distinct buffers. An OpenCL device takes a kernel's buffers
+ *   as arguments, 8 bytes each, within its CL_DEVICE_MAX_PARAMETER_SIZE
+ *   (at least 1024 bytes; 2048 on Intel's GPUs), and the optimizer's
+ *   kernels touch every parameter:
+ *   - a batch becomes several, as many segments to each as fit, alike
+ *     segments (their code apart from buffers and extents) together so
+ *     that each form of code is rendered about once; an elementwise
+ *     kernel of several stores (parameters of one shape updated side by
+ *     side) becomes several by its stores, unless it loads a buffer it
+ *     stores (an update in place: its stores must run together);
+ *   - a joint reduction becomes chunk kernels, each a joint reduction over
+ *     consecutive segments that stores its accumulators' totals into a
+ *     temporary T[chunk][acc], then the kernel itself, now reducing T in
+ *     chunk order (a sum of sums: the totals differ from one pass by
+ *     rounding), its stores as before. Left whole where an accumulator's
+ *     term reads another's total (chunks would see only their own) or is
+ *     not f32.
+ *   A segment or store that alone takes more stays in a kernel of its
+ *   own. Other kernels take a handful of buffers and are left as they are. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kir.h"
+
+/* The units a kernel splits into: its segments, else its stores. */
+static int units(const kir_kernel *k)
+{
+	return k->nseg ? k->nseg : k->nst;
+}
+
+/* Unit u of k as a kernel of its own over k's expressions: segment u, or
+ * k with store u alone. */
+static kir_kernel unit_view(const kir_kernel *k, int u)
+{
+	if (k->nseg)
+		return kir_segment_view(k, u);
+	kir_kernel v = *k;
+	v.st = k->st + u;
+	v.nst = 1;
+	return v;
+}
+
+/* The buffers that unit u of k reads or writes, marked in `in` (p->nbuf;
+ * cleared first): those its terms or stores load, and those it stores. */
+static void unit_buffers(const kir_kernel *k, int u, char *used, char *in, int nbuf)
+{
+	kir_kernel v = unit_view(k, u);
+	memset(used, 0, (size_t)k->nx);
+	memset(in, 0, (size_t)nbuf);
+	kir_mark_used(&v, used);
+	for (int i = 0; i < k->nx; i++)
+		if (used[i] && k->x[i].kind == KX_LOAD)
+			in[k->x[i].buf] = 1;
+	for (int t = 0; t < v.nst; t++)
+		in[v.st[t].buf] = 1;
+}
+
+/* Units order[s0, end) of k, the most that together touch at most max
+ * buffers (besides `reserved` others), at least one; returns end. */
+static int chunk_end(const kir_kernel *k, const int *order, int s0, int max, int reserved, int nbuf)
+{
+	char *used = malloc((size_t)k->nx + 1), *in = malloc((size_t)nbuf + 1), *all = calloc((size_t)nbuf + 1, 1);
+	int count = reserved, s = s0;
+	for (; s < units(k); s++) {
+		unit_buffers(k, order[s], used, in, nbuf);
+		int more = 0;
+		for (int b = 0; b < nbuf; b++)
+			more += in[b] && !all[b];
+		if (s > s0 && count + more > max)
+			break;
+		count += more;
+		for (int b = 0; b < nbuf; b++)
+			all[b] |= in[b];
+	}
+	free(used);
+	free(in);
+	free(all);
+	return s;
+}
+
+/* How many distinct buffers k reads or writes. */
+static int buffers_of(const kir_kernel *k, int nbuf)
+{
+	char *in = calloc((size_t)nbuf + 1, 1);
+	int n = 0;
+	for (int i = 0; i < k->nx; i++)
+		if (k->x[i].kind == KX_LOAD)
+			in[k->x[i].buf] = 1;
+	for (int s = 0; s < k->nst; s++)
+		in[k->st[s].buf] = 1;
+	for (int b = 0; b < nbuf; b++)
+		n += in[b];
+	free(in);
+	return n;
+}
+
+/* The expressions of `from` that `used` marks, appended to `to` in order;
+ * map[i]: expression i's id in `to`. */
+static void copy_used(kir_kernel *to, const kir_program *p, const kir_kernel *from, const char *used, int *map)
+{
+	for (int i = 0; i < from->nx; i++)
+		map[i] = used[i] ? kir_copy_expr(to, p, &from->x[i], map, 0, 0) : -1;
+}
+
+static const char *chunk_name(const kir_program *p, const char *name, int c)
+{
+	size_t len = strlen(name) + 16;
+	char *out = ir_alloc(p->g, len);
+	snprintf(out, len, "%s_c%d", name, c);
+	return out;
+}
+
+/* Units order[s0, s1) of k (a batch, or an elementwise kernel of several
+ * stores) as a kernel of their own: a batch of the segments, or the one
+ * segment as a plain kernel; k's domain with the stores. */
+static kir_kernel stores_part(const kir_program *p, const kir_kernel *k, const int *order, int s0, int s1,
+                              int c)
+{
+	kir_kernel m = { .name = chunk_name(p, k->name, c), .ops = k->ops, .rank = k->rank };
+	char *used = calloc((size_t)k->nx + 1, 1);
+	int *map = malloc(((size_t)k->nx + 1) * sizeof *map);
+	for (int s = s0; s < s1; s++) {
+		kir_kernel v = unit_view(k, order[s]);
+		kir_mark_used(&v, used);
+	}
+	copy_used(&m, p, k, used, map);
+	memcpy(m.ext, k->ext, sizeof m.ext);
+	memcpy(m.tile_hint, k->tile_hint, sizeof m.tile_hint);
+	if (k->nseg && s1 - s0 > 1)
+		m.seg = malloc((size_t)(s1 - s0) * sizeof *m.seg);
+	for (int s = s0; s < s1; s++) {
+		kir_kernel v = unit_view(k, order[s]);
+		kir_segment g = k->nseg ? k->seg[order[s]] : (kir_segment){ 0 };
+		g.st0 = m.nst;
+		for (int t = 0; t < v.nst; t++)
+			kir_store_add(&m, v.st[t].buf, map[v.st[t].index], map[v.st[t].value]);
+		if (m.seg)
+			m.seg[m.nseg++] = g;
+	}
+	if (k->nseg) {
+		m.rank = k->seg[order[s0]].rank;
+		memcpy(m.ext, k->seg[order[s0]].ext, sizeof m.ext);
+	}
+	free(used);
+	free(map);
+	kir_drop_index(&m);
+	return m;
+}
+
+/* Whether a term of joint reduction k reads an accumulator's total, or
+ * is not f32 (the chunks' totals are kept in an f32 temporary). */
+static int reads_totals(const kir_kernel *k)
+{
+	char *used = calloc((size_t)k->nx + 1, 1);
+	int reads = 0;
+	for (int j = 0; j < k->nacc; j++)
+		reads |= k->x[k->red_value[j]].type != KT_F32;
+	for (int s = 0; s < k->nseg; s++)
+		for (int j = 0; j < k->nacc; j++)
+			used[k->seg[s].red_value[j]] = 1;
+	kir_mark_operands(k, used);
+	for (int i = 0; i < k->nx; i++)
+		reads |= used[i] && k->x[i].kind == KX_ACC;
+	free(used);
+	return reads;
+}
+
+/* Segments [s0, s1) of joint reduction k (in order: the sum's order) as
+ * a joint reduction of their own storing accumulator j's total at
+ * T[c * nacc + j]. */
+static kir_kernel joint_part(const kir_program *p, const kir_kernel *k, int s0, int s1, int c, int tbuf)
+{
+	kir_kernel m = { .name = chunk_name(p, k->name, c), .ops = k->ops, .nred = 1 };
+	char *used = calloc((size_t)k->nx + 1, 1);
+	int *map = malloc(((size_t)k->nx + 1) * sizeof *map);
+	for (int s = s0; s < s1; s++)
+		for (int j = 0; j < k->nacc; j++)
+			used[k->seg[s].red_value[j]] = 1;
+	kir_mark_operands(k, used);
+	copy_used(&m, p, k, used, map);
+	m.seg = malloc((size_t)(s1 - s0) * sizeof *m.seg);
+	for (int s = s0; s < s1; s++) {
+		kir_segment g = k->seg[s];
+		for (int j = 0; j < k->nacc; j++)
+			g.red_value[j] = map[g.red_value[j]];
+		m.seg[m.nseg++] = g;
+		int64_t len = 1;
+		for (int v = 0; v < g.nred; v++)
+			len *= g.ext[v];
+		m.ext[0] += len;
+	}
+	for (int j = 0; j < k->nacc; j++) {
+		kir_acc_add(&m, k->red_op[j], m.seg[0].red_value[j]);
+		int at = kir_const(&m, KT_IDX, (double)(c * k->nacc + j));
+		kir_store_add(&m, tbuf, at, kir_acc(&m, KT_F32, j));
+	}
+	free(used);
+	free(map);
+	kir_drop_index(&m);
+	return m;
+}
+
+/* Joint reduction k once its chunks stored T (nchunks x nacc): a reduction
+ * over the chunks of T, then k's own stores. */
+static kir_kernel joint_total(const kir_program *p, const kir_kernel *k, int nchunks, int tbuf)
+{
+	kir_kernel m = { .name = k->name, .ops = k->ops, .nred = 1, .ext = { nchunks } };
+	char *used = calloc((size_t)k->nx + 1, 1);
+	int *map = malloc(((size_t)k->nx + 1) * sizeof *map);
+	for (int j = 0; j < k->nacc; j++) {
+		int r = kir_var(&m, 0), n = kir_const(&m, KT_IDX, k->nacc), at = kir_const(&m, KT_IDX, j);
+		int idx = kir_op(&m, KT_IDX, OP_add, kir_op(&m, KT_IDX, OP_mul, r, n, -1), at, -1);
+		kir_acc_add(&m, k->red_op[j], kir_load(&m, p, tbuf, idx));
+	}
+	for (int s = 0; s < k->nst; s++)
+		used[k->st[s].index] = used[k->st[s].value] = 1;
+	kir_mark_operands(k, used);
+	copy_used(&m, p, k, used, map);
+	for (int s = 0; s < k->nst; s++)
+		kir_store_add(&m, k->st[s].buf, map[k->st[s].index], map[k->st[s].value]);
+	free(used);
+	free(map);
+	kir_drop_index(&m);
+	return m;
+}
+
+/* A new f32 temporary of n elements. */
+static int new_temp(kir_program *p, int64_t n)
+{
+	p->buf = ir_grow(p->buf, p->nbuf, &p->bufcap, sizeof *p->buf);
+	p->buf[p->nbuf] = (kir_buffer){ .kind = KB_TEMP, .dtype = RT_F32, .numel = n, .shape = { 1, { n } } };
+	return p->nbuf++;
+}
+
+/* The units of k into order: a batch's segments grouped by what they
+ * compute (their code apart from their buffers and extents: the
+ * renderer writes alike segments of one kernel once, so a split batch
+ * keeps alike segments together), stably; others as they are. */
+static void unit_order(const kir_program *p, const kir_kernel *k, int *order)
+{
+	int n = units(k);
+	uint64_t *sig = malloc(((size_t)n + 1) * sizeof *sig);
+	for (int u = 0; u < n; u++) {
+		order[u] = u;
+		sig[u] = 0;
+		if (!kir_is_batch(k))
+			continue;
+		kir_kernel one = stores_part(p, k, order, u, u + 1, 0);
+		memset(one.ext, 0, sizeof one.ext);
+		sig[u] = kir_kernel_signature(p, &one);
+		kir_kernel_free(&one);
+	}
+	for (int i = 1; i < n; i++)     /* insertion sort, stable: tens to hundreds */
+		for (int j = i; j > 0 && sig[order[j]] < sig[order[j - 1]]; j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	free(sig);
+}
+
+/* Kernel n of p as the kernels out[0..) (room for units(k) + 1). */
+static int split_kernel(kir_program *p, int n, int max_args, kir_kernel *out)
+{
+	const kir_kernel *k = &p->k[n];
+	int count = 0, c = 0, *order = malloc(((size_t)units(k) + 1) * sizeof *order);
+	unit_order(p, k, order);
+	if (!kir_is_joint(k)) {
+		for (int s0 = 0; s0 < units(k); c++) {
+			int s1 = chunk_end(k, order, s0, max_args, 0, p->nbuf);
+			out[count++] = stores_part(p, k, order, s0, s1, c);
+			s0 = s1;
+		}
+		free(order);
+		return count;
+	}
+	int chunks = 0;
+	for (int s0 = 0; s0 < k->nseg; chunks++)
+		s0 = chunk_end(k, order, s0, max_args, 1, p->nbuf);
+	int tbuf = new_temp(p, (int64_t)chunks * k->nacc);
+	for (int s0 = 0; s0 < k->nseg; c++) {
+		int s1 = chunk_end(k, order, s0, max_args, 1, p->nbuf);
+		out[count++] = joint_part(p, k, s0, s1, c, tbuf);
+		s0 = s1;
+	}
+	out[count++] = joint_total(p, k, chunks, tbuf);
+	free(order);
+	return count;
+}
+
+/* Whether k loads a buffer it stores: then its stores must stay together
+ * (a part run later would read what an earlier one wrote). A batch's
+ * segments touch nothing another writes (kir.h); its stores split by
+ * segment. */
+static int updates_in_place(const kir_kernel *k)
+{
+	for (int s = 0; s < k->nst; s++)
+		for (int i = 0; i < k->nx; i++)
+			if (k->x[i].kind == KX_LOAD && k->x[i].buf == k->st[s].buf)
+				return 1;
+	return 0;
+}
+
+static int needs_split(const kir_program *p, const kir_kernel *k, int max_args)
+{
+	int splits = kir_is_batch(k) || (kir_is_joint(k) && !reads_totals(k)) ||
+	             (!k->nseg && !k->nacc && !updates_in_place(k));
+	return splits && units(k) > 1 && buffers_of(k, p->nbuf) > max_args;
+}
+
+void kir_split_args(kir_program *p, int max_args)
+{
+	if (max_args <= 0)
+		return;
+	for (int n = 0; n < p->nk; n++) {
+		if (!needs_split(p, &p->k[n], max_args))
+			continue;
+		kir_kernel *parts = malloc((size_t)(units(&p->k[n]) + 2) * sizeof *parts);
+		int count = split_kernel(p, n, max_args, parts);
+		kir_kernel_free(&p->k[n]);
+		for (int i = 1; i < count; i++)
+			p->k = ir_grow(p->k, p->nk, &p->kcap, sizeof *p->k), p->nk++;
+		memmove(&p->k[n + count], &p->k[n + 1], (size_t)(p->nk - count - n) * sizeof *p->k);
+		memcpy(&p->k[n], parts, (size_t)count * sizeof *parts);
+		free(parts);
+		n += count - 1;
+	}
+}
