@@ -8,12 +8,13 @@
  *   as arguments, 8 bytes each, within its CL_DEVICE_MAX_PARAMETER_SIZE
  *   (at least 1024 bytes; 2048 on Intel's GPUs), and the optimizer's
  *   kernels touch every parameter:
- *   - a batch becomes several, as many segments to each as fit, alike
- *     segments (their code apart from buffers and extents) together so
- *     that each form of code is rendered about once; an elementwise
- *     kernel of several stores (parameters of one shape updated side by
- *     side) becomes several by its stores, unless it loads a buffer it
- *     stores (an update in place: its stores must run together);
+ *   - a batch, or an elementwise kernel of several stores (parameters of
+ *     one shape updated side by side), becomes several: its units are
+ *     groups of stores of one segment that read nothing another group
+ *     writes (an update in place stays in one group), as many to each
+ *     part as fit, alike units (their code apart from buffers and
+ *     extents) together so that each form of code is rendered about
+ *     once;
  *   - a joint reduction becomes chunk kernels, each a joint reduction over
  *     consecutive segments that stores its accumulators' totals into a
  *     temporary T[chunk][acc], then the kernel itself, now reducing T in
@@ -21,37 +22,114 @@
  *     rounding), its stores as before. Left whole where an accumulator's
  *     term reads another's total (chunks would see only their own) or is
  *     not f32.
- *   A segment or store that alone takes more stays in a kernel of its
- *   own. Other kernels take a handful of buffers and are left as they are. */
+ *   A unit that alone takes more stays in a kernel of its own, over the
+ *   limit; so do kernels of other kinds, which take a handful of buffers
+ *   in the models here (a concat of many tensors does not). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kir.h"
 
-/* The units a kernel splits into: its segments, else its stores. */
-static int units(const kir_kernel *k)
+/* What a kernel splits into: units, each a segment of a joint reduction
+ * or a group of stores of one segment (of a plain kernel: of the kernel)
+ * that reads nothing another group of that segment writes: two stores are
+ * in one group when one's value or index loads the buffer the other
+ * stores, or both store one buffer (an update in place: its parts must
+ * run together). */
+typedef struct {
+	int n;
+	int *seg;               /* (n) the unit's segment; -1: the kernel has none */
+	int *first, *count;     /* its stores: st[first .. first + count) */
+	kir_store *st;          /* the kernel's stores grouped by unit */
+} unit_set;
+
+static void units_free(unit_set *U)
 {
-	return k->nseg ? k->nseg : k->nst;
+	free(U->seg);
+	free(U->first);
+	free(U->count);
+	free(U->st);
 }
 
-/* Unit u of k as a kernel of its own over k's expressions: segment u, or
- * k with store u alone. */
-static kir_kernel unit_view(const kir_kernel *k, int u)
+static int root(int *parent, int x)
 {
-	if (k->nseg)
-		return kir_segment_view(k, u);
-	kir_kernel v = *k;
-	v.st = k->st + u;
-	v.nst = 1;
+	while (parent[x] != x)
+		x = parent[x] = parent[parent[x]];
+	return x;
+}
+
+/* The groups of stores [a, b) of k (one segment's) appended to U as units
+ * of segment seg, each group's stores in k's order. */
+static void group_stores(const kir_kernel *k, int a, int b, int seg, unit_set *U, int nbuf)
+{
+	int n = b - a, *parent = malloc(((size_t)n + 1) * sizeof *parent);
+	char *used = malloc((size_t)k->nx + 1), *in = malloc((size_t)nbuf + 1);
+	for (int t = 0; t < n; t++)
+		parent[t] = t;
+	for (int t = 0; t < n; t++) {
+		memset(used, 0, (size_t)k->nx);
+		memset(in, 0, (size_t)nbuf);
+		used[k->st[a + t].index] = used[k->st[a + t].value] = 1;
+		kir_mark_operands(k, used);
+		for (int i = 0; i < k->nx; i++)
+			if (used[i] && k->x[i].kind == KX_LOAD)
+				in[k->x[i].buf] = 1;
+		for (int t2 = 0; t2 < n; t2++)
+			if (in[k->st[a + t2].buf] || k->st[a + t2].buf == k->st[a + t].buf)
+				parent[root(parent, t2)] = root(parent, t);
+	}
+	char *begun = calloc((size_t)n + 1, 1);    /* by root: its group has its unit */
+	for (int t = 0; t < n; t++) {
+		int r = root(parent, t), u = U->n;
+		if (begun[r])
+			continue;
+		begun[r] = 1;
+		U->n++;
+		U->seg[u] = seg;
+		U->first[u] = u ? U->first[u - 1] + U->count[u - 1] : 0;
+		U->count[u] = 0;
+		for (int t2 = t; t2 < n; t2++)
+			if (root(parent, t2) == r)
+				U->st[U->first[u] + U->count[u]++] = k->st[a + t2];
+	}
+	free(begun);
+	free(parent);
+	free(used);
+	free(in);
+}
+
+/* k's units into U. */
+static void units_of(const kir_kernel *k, int nbuf, unit_set *U)
+{
+	size_t most = (size_t)(k->nseg + k->nst) + 1;
+	*U = (unit_set){ 0, malloc(most * sizeof(int)), malloc(most * sizeof(int)), malloc(most * sizeof(int)),
+	                 malloc(((size_t)k->nst + 1) * sizeof *U->st) };
+	if (kir_is_joint(k))
+		for (int s = 0; s < k->nseg; s++)
+			U->seg[U->n] = s, U->first[U->n] = 0, U->count[U->n++] = 0;
+	else if (k->nseg)
+		for (int s = 0; s < k->nseg; s++)
+			group_stores(k, k->seg[s].st0, k->seg[s].st0 + k->seg[s].nst, s, U, nbuf);
+	else
+		group_stores(k, 0, k->nst, -1, U, nbuf);
+}
+
+/* Unit u of k as a kernel of its own over k's expressions: its segment
+ * (or k) with the unit's stores. */
+static kir_kernel unit_view(const kir_kernel *k, const unit_set *U, int u)
+{
+	kir_kernel v = U->seg[u] >= 0 ? kir_segment_view(k, U->seg[u]) : *k;
+	if (!kir_is_joint(k))
+		v.st = U->st + U->first[u], v.nst = U->count[u];
 	return v;
 }
 
 /* The buffers that unit u of k reads or writes, marked in `in` (p->nbuf;
  * cleared first): those its terms or stores load, and those it stores. */
-static void unit_buffers(const kir_kernel *k, int u, char *used, char *in, int nbuf)
+static void unit_buffers(const kir_kernel *k, const unit_set *U, int u, char *used, char *in, int nbuf)
 {
-	kir_kernel v = unit_view(k, u);
+	kir_kernel v = unit_view(k, U, u);
 	memset(used, 0, (size_t)k->nx);
 	memset(in, 0, (size_t)nbuf);
 	kir_mark_used(&v, used);
@@ -64,12 +142,13 @@ static void unit_buffers(const kir_kernel *k, int u, char *used, char *in, int n
 
 /* Units order[s0, end) of k, the most that together touch at most max
  * buffers (besides `reserved` others), at least one; returns end. */
-static int chunk_end(const kir_kernel *k, const int *order, int s0, int max, int reserved, int nbuf)
+static int chunk_end(const kir_kernel *k, const unit_set *U, const int *order, int s0, int max, int reserved,
+                     int nbuf)
 {
 	char *used = malloc((size_t)k->nx + 1), *in = malloc((size_t)nbuf + 1), *all = calloc((size_t)nbuf + 1, 1);
 	int count = reserved, s = s0;
-	for (; s < units(k); s++) {
-		unit_buffers(k, order[s], used, in, nbuf);
+	for (; s < U->n; s++) {
+		unit_buffers(k, U, order[s], used, in, nbuf);
 		int more = 0;
 		for (int b = 0; b < nbuf; b++)
 			more += in[b] && !all[b];
@@ -85,19 +164,26 @@ static int chunk_end(const kir_kernel *k, const int *order, int s0, int max, int
 	return s;
 }
 
-/* How many distinct buffers k reads or writes. */
+/* How many distinct buffers k reads or writes (through expressions a
+ * store or a term uses: a store dropped as dead may leave loads behind). */
 static int buffers_of(const kir_kernel *k, int nbuf)
 {
-	char *in = calloc((size_t)nbuf + 1, 1);
+	char *in = calloc((size_t)nbuf + 1, 1), *used = calloc((size_t)k->nx + 1, 1);
 	int n = 0;
+	kir_mark_used(k, used);
+	for (int s = 0; s < k->nseg && kir_is_joint(k); s++)
+		for (int j = 0; j < k->nacc; j++)
+			used[k->seg[s].red_value[j]] = 1;
+	kir_mark_operands(k, used);
 	for (int i = 0; i < k->nx; i++)
-		if (k->x[i].kind == KX_LOAD)
+		if (used[i] && k->x[i].kind == KX_LOAD)
 			in[k->x[i].buf] = 1;
 	for (int s = 0; s < k->nst; s++)
 		in[k->st[s].buf] = 1;
 	for (int b = 0; b < nbuf; b++)
 		n += in[b];
 	free(in);
+	free(used);
 	return n;
 }
 
@@ -118,36 +204,35 @@ static const char *chunk_name(const kir_program *p, const char *name, int c)
 }
 
 /* Units order[s0, s1) of k (a batch, or an elementwise kernel of several
- * stores) as a kernel of their own: a batch of the segments, or the one
- * segment as a plain kernel; k's domain with the stores. */
-static kir_kernel stores_part(const kir_program *p, const kir_kernel *k, const int *order, int s0, int s1,
-                              int c)
+ * stores) as a kernel of their own: a batch of a segment per unit, or the
+ * one unit as a plain kernel over its segment's domain. */
+static kir_kernel stores_part(const kir_program *p, const kir_kernel *k, const unit_set *U, const int *order,
+                              int s0, int s1, int c)
 {
-	kir_kernel m = { .name = chunk_name(p, k->name, c), .ops = k->ops, .rank = k->rank };
+	kir_kernel m = { .name = chunk_name(p, k->name, c), .ops = k->ops };
 	char *used = calloc((size_t)k->nx + 1, 1);
 	int *map = malloc(((size_t)k->nx + 1) * sizeof *map);
 	for (int s = s0; s < s1; s++) {
-		kir_kernel v = unit_view(k, order[s]);
+		kir_kernel v = unit_view(k, U, order[s]);
 		kir_mark_used(&v, used);
 	}
 	copy_used(&m, p, k, used, map);
-	memcpy(m.ext, k->ext, sizeof m.ext);
-	memcpy(m.tile_hint, k->tile_hint, sizeof m.tile_hint);
-	if (k->nseg && s1 - s0 > 1)
+	if (s1 - s0 > 1)
 		m.seg = malloc((size_t)(s1 - s0) * sizeof *m.seg);
 	for (int s = s0; s < s1; s++) {
-		kir_kernel v = unit_view(k, order[s]);
-		kir_segment g = k->nseg ? k->seg[order[s]] : (kir_segment){ 0 };
-		g.st0 = m.nst;
+		kir_kernel v = unit_view(k, U, order[s]);
+		kir_segment g = { .rank = v.rank, .st0 = m.nst, .nst = v.nst };
+		memcpy(g.ext, v.ext, sizeof g.ext);
 		for (int t = 0; t < v.nst; t++)
 			kir_store_add(&m, v.st[t].buf, map[v.st[t].index], map[v.st[t].value]);
 		if (m.seg)
 			m.seg[m.nseg++] = g;
 	}
-	if (k->nseg) {
-		m.rank = k->seg[order[s0]].rank;
-		memcpy(m.ext, k->seg[order[s0]].ext, sizeof m.ext);
-	}
+	kir_kernel first = unit_view(k, U, order[s0]);
+	m.rank = first.rank;
+	memcpy(m.ext, first.ext, sizeof m.ext);
+	if (!k->nseg)
+		memcpy(m.tile_hint, k->tile_hint, sizeof m.tile_hint);
 	free(used);
 	free(map);
 	kir_drop_index(&m);
@@ -239,25 +324,25 @@ static int new_temp(kir_program *p, int64_t n)
 	return p->nbuf++;
 }
 
-/* The units of k into order: a batch's segments grouped by what they
- * compute (their code apart from their buffers and extents: the
- * renderer writes alike segments of one kernel once, so a split batch
- * keeps alike segments together), stably; others as they are. */
-static void unit_order(const kir_program *p, const kir_kernel *k, int *order)
+/* The units of k into order: for a batch or an elementwise kernel, alike
+ * units together (their code apart from their buffers and extents: the
+ * renderer writes a batch's alike segments once, so a split batch keeps
+ * them together), stably; a joint reduction's segments as they are (the
+ * order of its sum). */
+static void unit_order(const kir_program *p, const kir_kernel *k, const unit_set *U, int *order)
 {
-	int n = units(k);
-	uint64_t *sig = malloc(((size_t)n + 1) * sizeof *sig);
-	for (int u = 0; u < n; u++) {
+	uint64_t *sig = malloc(((size_t)U->n + 1) * sizeof *sig);
+	for (int u = 0; u < U->n; u++) {
 		order[u] = u;
 		sig[u] = 0;
-		if (!kir_is_batch(k))
+		if (kir_is_joint(k))
 			continue;
-		kir_kernel one = stores_part(p, k, order, u, u + 1, 0);
+		kir_kernel one = stores_part(p, k, U, order, u, u + 1, 0);
 		memset(one.ext, 0, sizeof one.ext);
 		sig[u] = kir_kernel_signature(p, &one);
 		kir_kernel_free(&one);
 	}
-	for (int i = 1; i < n; i++)     /* insertion sort, stable: tens to hundreds */
+	for (int i = 1; i < U->n; i++)  /* insertion sort, stable: tens to hundreds */
 		for (int j = i; j > 0 && sig[order[j]] < sig[order[j - 1]]; j--) {
 			int t = order[j];
 			order[j] = order[j - 1];
@@ -266,16 +351,16 @@ static void unit_order(const kir_program *p, const kir_kernel *k, int *order)
 	free(sig);
 }
 
-/* Kernel n of p as the kernels out[0..) (room for units(k) + 1). */
-static int split_kernel(kir_program *p, int n, int max_args, kir_kernel *out)
+/* Kernel n of p, its units U, as the kernels out[0..) (room for U->n + 1). */
+static int split_kernel(kir_program *p, int n, const unit_set *U, int max_args, kir_kernel *out)
 {
 	const kir_kernel *k = &p->k[n];
-	int count = 0, c = 0, *order = malloc(((size_t)units(k) + 1) * sizeof *order);
-	unit_order(p, k, order);
+	int count = 0, c = 0, *order = malloc(((size_t)U->n + 1) * sizeof *order);
+	unit_order(p, k, U, order);
 	if (!kir_is_joint(k)) {
-		for (int s0 = 0; s0 < units(k); c++) {
-			int s1 = chunk_end(k, order, s0, max_args, 0, p->nbuf);
-			out[count++] = stores_part(p, k, order, s0, s1, c);
+		for (int s0 = 0; s0 < U->n; c++) {
+			int s1 = chunk_end(k, U, order, s0, max_args, 0, p->nbuf);
+			out[count++] = stores_part(p, k, U, order, s0, s1, c);
 			s0 = s1;
 		}
 		free(order);
@@ -283,10 +368,10 @@ static int split_kernel(kir_program *p, int n, int max_args, kir_kernel *out)
 	}
 	int chunks = 0;
 	for (int s0 = 0; s0 < k->nseg; chunks++)
-		s0 = chunk_end(k, order, s0, max_args, 1, p->nbuf);
+		s0 = chunk_end(k, U, order, s0, max_args, 1, p->nbuf);
 	int tbuf = new_temp(p, (int64_t)chunks * k->nacc);
 	for (int s0 = 0; s0 < k->nseg; c++) {
-		int s1 = chunk_end(k, order, s0, max_args, 1, p->nbuf);
+		int s1 = chunk_end(k, U, order, s0, max_args, 1, p->nbuf);
 		out[count++] = joint_part(p, k, s0, s1, c, tbuf);
 		s0 = s1;
 	}
@@ -295,24 +380,12 @@ static int split_kernel(kir_program *p, int n, int max_args, kir_kernel *out)
 	return count;
 }
 
-/* Whether k loads a buffer it stores: then its stores must stay together
- * (a part run later would read what an earlier one wrote). A batch's
- * segments touch nothing another writes (kir.h); its stores split by
- * segment. */
-static int updates_in_place(const kir_kernel *k)
+/* Whether k may split: a batch, an elementwise kernel, or a joint
+ * reduction whose terms read no total; over the limit. */
+static int over_limit(const kir_program *p, const kir_kernel *k, int max_args)
 {
-	for (int s = 0; s < k->nst; s++)
-		for (int i = 0; i < k->nx; i++)
-			if (k->x[i].kind == KX_LOAD && k->x[i].buf == k->st[s].buf)
-				return 1;
-	return 0;
-}
-
-static int needs_split(const kir_program *p, const kir_kernel *k, int max_args)
-{
-	int splits = kir_is_batch(k) || (kir_is_joint(k) && !reads_totals(k)) ||
-	             (!k->nseg && !k->nacc && !updates_in_place(k));
-	return splits && units(k) > 1 && buffers_of(k, p->nbuf) > max_args;
+	int splits = kir_is_batch(k) || (kir_is_joint(k) && !reads_totals(k)) || (!k->nseg && !k->nacc);
+	return splits && buffers_of(k, p->nbuf) > max_args;
 }
 
 void kir_split_args(kir_program *p, int max_args)
@@ -320,10 +393,17 @@ void kir_split_args(kir_program *p, int max_args)
 	if (max_args <= 0)
 		return;
 	for (int n = 0; n < p->nk; n++) {
-		if (!needs_split(p, &p->k[n], max_args))
+		if (!over_limit(p, &p->k[n], max_args))
 			continue;
-		kir_kernel *parts = malloc((size_t)(units(&p->k[n]) + 2) * sizeof *parts);
-		int count = split_kernel(p, n, max_args, parts);
+		unit_set U;
+		units_of(&p->k[n], p->nbuf, &U);
+		if (U.n < 2) {
+			units_free(&U);
+			continue;
+		}
+		kir_kernel *parts = malloc((size_t)(U.n + 2) * sizeof *parts);
+		int count = split_kernel(p, n, &U, max_args, parts);
+		units_free(&U);
 		kir_kernel_free(&p->k[n]);
 		for (int i = 1; i < count; i++)
 			p->k = ir_grow(p->k, p->nk, &p->kcap, sizeof *p->k), p->nk++;
