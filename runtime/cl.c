@@ -446,14 +446,6 @@ static void builds_free(cl_builds *b)
 	free(b);
 }
 
-static int has_part(const int *parts, int n, int part)
-{
-	for (int x = 0; x < n; x++)
-		if (parts[x] == part)
-			return 1;
-	return 0;
-}
-
 /* b with room for every part of c, or NULL. */
 static cl_builds *builds_alloc(const cl_dev *c)
 {
@@ -472,28 +464,25 @@ static cl_builds *builds_alloc(const cl_dev *c)
 	return NULL;
 }
 
-/* Starts building the parts need[i] != 0 not built yet (nor broken),
- * those of `first` (distinct part numbers, nfirst) first in its order, on
- * background threads, as many as the host has cores but no more than
+/* Starts building parts[0..n) (distinct) not built yet (nor broken), in
+ * that order, on background threads, as many as the host has cores but no more than
  * there are parts (an OpenCL compiler takes seconds to minutes per
  * program; parts build independently), none started after `deadline`;
  * when no thread starts, builds them before it returns. */
-static cl_builds *builds_start(cl_dev *c, const char *need, const int *first, int nfirst, int optional,
-                               double deadline, char *err, size_t errlen)
+static cl_builds *builds_start(cl_dev *c, const int *parts, int n, int optional, double deadline, char *err,
+                               size_t errlen)
 {
 	cl_builds *b = builds_alloc(c);
 	if (!b) {
 		cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
 		return NULL;
 	}
-	for (int i = 0; i < c->nparts; i++)
-		b->finished[i] = !need[i] || c->part[i] || c->broken[i];
-	for (int x = 0; x < nfirst; x++)
-		if (!b->finished[first[x]])
-			b->todo[b->ntodo++] = first[x];
-	for (int i = 0; i < c->nparts; i++)
-		if (!b->finished[i] && !has_part(first, nfirst, i))
-			b->todo[b->ntodo++] = i;
+	memset(b->finished, 1, (size_t)c->nparts);
+	for (int x = 0; x < n; x++)
+		if (!c->part[parts[x]] && !c->broken[parts[x]]) {
+			b->finished[parts[x]] = 0;
+			b->todo[b->ntodo++] = parts[x];
+		}
 	b->c = c;
 	b->optional = optional;
 	b->rc = RT_OK;
@@ -546,14 +535,22 @@ int cl_build_choices(cl_dev *c, char *err, size_t errlen)
 {
 	const rt_program *p = c->base.p;
 	char *need = calloc((size_t)c->nparts + 1, 1);
-	if (!need)
-		return cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
-	for (int e = 0; e < p->nentries; e++)
-		for (int i = 0; i < p->entries[e].nk; i++)
-			if (p->entries[e].k[i].cl.nv)
-				need[p->entries[e].k[i].cl.v[c->ent[e].choice[i]].part] = 1;
-	cl_builds *b = builds_start(c, need, NULL, 0, 0, HUGE_VAL, err, errlen);
+	int *parts = malloc(((size_t)c->nparts + 1) * sizeof *parts), n = 0;
+	cl_builds *b = NULL;
+	if (need && parts) {
+		for (int e = 0; e < p->nentries; e++)
+			for (int i = 0; i < p->entries[e].nk; i++)
+				if (p->entries[e].k[i].cl.nv)
+					need[p->entries[e].k[i].cl.v[c->ent[e].choice[i]].part] = 1;
+		for (int i = 0; i < c->nparts; i++)
+			if (need[i])
+				parts[n++] = i;
+		b = builds_start(c, parts, n, 0, HUGE_VAL, err, errlen);
+	} else {
+		cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
+	}
 	free(need);
+	free(parts);
 	return b ? builds_end(b, 0, err, errlen) : RT_ERR;
 }
 
@@ -571,7 +568,7 @@ cl_builds *cl_build_start(cl_dev *c, const rt_entry *e, const int *order, int nk
 					first[n++] = part;
 				need[part] = 1;
 			}
-		b = builds_start(c, need, first, n, 1, deadline, err, errlen);
+		b = builds_start(c, first, n, 1, deadline, err, errlen);
 	} else {
 		cl_fail(err, errlen, CL_OUT_OF_HOST_MEMORY, "%s", "building the programs");
 	}

@@ -273,14 +273,6 @@ static int untimed(const cl_dev *c, const choices *ch, int e, int i)
 	return c->base.p->entries[e].k[i].cl.nv > 1 && !ch->tuned[e][i];
 }
 
-static int entry_untimed(const cl_dev *c, const choices *ch, int e)
-{
-	for (int i = 0; i < c->base.p->entries[e].nk; i++)
-		if (untimed(c, ch, e, i))
-			return 1;
-	return 0;
-}
-
 /* How many OpenCL kernels with variants are left untimed, each counted
  * once however many launches share it (they are marked as counted). */
 static int count_left(cl_dev *c, choices *ch)
@@ -419,16 +411,15 @@ static int tune_entry(cl_dev *c, int ei, rt_tensorset *state, choices *ch, FILE 
                       char *path, size_t pathlen, char *err, size_t errlen)
 {
 	const rt_entry *e = &c->base.p->entries[ei];
-	if (!entry_untimed(c, ch, ei)) {
-		say(log, "tune: %s: every kernel with variants timed before\n", e->name);
-		return RT_OK;
-	}
 	int *order = malloc((size_t)e->nk * sizeof *order + 1);
 	int n = order ? untimed_order(c, ch, ei, order) : -1;
-	if (n < 0) {
+	if (n <= 0) {
 		free(order);
-		snprintf(err, errlen, "out of memory");
-		return RT_ERR;
+		if (n == 0)
+			say(log, "tune: %s: every kernel with variants timed before\n", e->name);
+		else
+			snprintf(err, errlen, "out of memory");
+		return n == 0 ? RT_OK : RT_ERR;
 	}
 	cl_builds *b = NULL;
 	int rc = rt_seconds() < ch->deadline ? run_once(c, e, state, err, errlen) : RT_OK;

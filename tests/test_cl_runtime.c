@@ -117,15 +117,22 @@ static int parse(const char *json, rt_program *p, char *err, size_t errlen)
 	                        p, err, errlen);
 }
 
-/* The program, with `src` as its OpenCL source (NULL: none). */
-static void load(rt_program *p, const char *src)
+/* The program of kernels 0 and 1 (json_of), with `src` as its OpenCL
+ * source (NULL: none). */
+static void load_kernels(rt_program *p, const char *kernel0, const char *kernel1, const char *src)
 {
 	char json[4096], err[512];
-	json_with(json, sizeof json, K_ADD);
+	json_of(json, sizeof json, kernel0, kernel1);
 	if (parse(json, p, err, sizeof err) != RT_OK)
 		fail_msg("rt_program_parse: %s", err);
 	p->cl_source = src;
 	p->cl_source_len = src ? (int64_t)strlen(src) : 0;
+}
+
+/* The program, with `src` as its OpenCL source (NULL: none). */
+static void load(rt_program *p, const char *src)
+{
+	load_kernels(p, K_SCALE, K_ADD, src);
 }
 
 /* Element 0 of a state tensor. */
@@ -460,12 +467,7 @@ static const char tuned_source[] =
 
 static void load_tuned(rt_program *p)
 {
-	char json[4096], err[512];
-	json_with(json, sizeof json, K_ADD_VARIANTS ", " K_ADD_VARIANTS);
-	if (parse(json, p, err, sizeof err) != RT_OK)
-		fail_msg("rt_program_parse: %s", err);
-	p->cl_source = tuned_source;
-	p->cl_source_len = (int64_t)strlen(tuned_source);
+	load_kernels(p, K_SCALE, K_ADD_VARIANTS ", " K_ADD_VARIANTS, tuned_source);
 }
 
 /* Opens p (its stderr into log), runs it once and checks y for w = 1
@@ -595,12 +597,8 @@ static void test_tuning_leaves_out_broken_part(void **unused)
 {
 	rt_program p;
 	rt_tensorset state = { 0 }, in = { 0 }, out = { 0 };
-	char json[4096], err[1024], log[16384], tuned[4096], path[1024], line[1024];
-	json_with(json, sizeof json, K_ADD_BROKEN_VARIANT);
-	if (parse(json, &p, err, sizeof err) != RT_OK)
-		fail_msg("rt_program_parse: %s", err);
-	p.cl_source = broken_part_source;
-	p.cl_source_len = (int64_t)strlen(broken_part_source);
+	char log[16384], tuned[4096], path[1024], line[1024];
+	load_kernels(&p, K_SCALE, K_ADD_BROKEN_VARIANT, broken_part_source);
 	make_state(&p, &state);
 	make_inputs(&in);
 	rt_device *d = tune_ok(&p, &state, -1, log, sizeof log, tuned, sizeof tuned);
@@ -637,12 +635,8 @@ static void test_tuning_time_limit_and_resume(void **unused)
 {
 	rt_program p;
 	rt_tensorset state = { 0 }, in = { 0 }, out = { 0 };
-	char json[4096], err[1024], log[8192], tuned[4096], path[1024], line[1024], file[4096];
-	json_of(json, sizeof json, K_SCALE_VARIANTS, K_ADD_VARIANTS);
-	if (parse(json, &p, err, sizeof err) != RT_OK)
-		fail_msg("rt_program_parse: %s", err);
-	p.cl_source = tuned_source;
-	p.cl_source_len = (int64_t)strlen(tuned_source);
+	char log[8192], tuned[4096], path[1024], line[1024], file[4096];
+	load_kernels(&p, K_SCALE_VARIANTS, K_ADD_VARIANTS, tuned_source);
 	make_state(&p, &state);
 	make_inputs(&in);
 	rt_device_free(tune_ok(&p, &state, 0, log, sizeof log, tuned, sizeof tuned));

@@ -59,6 +59,24 @@ static int root(int *parent, int x)
 	return x;
 }
 
+/* in[b] = 1 for every buffer an expression that `used` marks loads. */
+static void mark_loads(const kir_kernel *k, const char *used, char *in)
+{
+	for (int i = 0; i < k->nx; i++)
+		if (used[i] && k->x[i].kind == KX_LOAD)
+			in[k->x[i].buf] = 1;
+}
+
+/* Marks the terms of joint reduction k's segments [s0, s1) and their
+ * operands in used. */
+static void mark_terms(const kir_kernel *k, int s0, int s1, char *used)
+{
+	for (int s = s0; s < s1; s++)
+		for (int j = 0; j < k->nacc; j++)
+			used[k->seg[s].red_value[j]] = 1;
+	kir_mark_operands(k, used);
+}
+
 /* The groups of stores [a, b) of k (one segment's) appended to U as units
  * of segment seg, each group's stores in k's order. */
 static void group_stores(const kir_kernel *k, int a, int b, int seg, unit_set *U, int nbuf)
@@ -72,9 +90,7 @@ static void group_stores(const kir_kernel *k, int a, int b, int seg, unit_set *U
 		memset(in, 0, (size_t)nbuf);
 		used[k->st[a + t].index] = used[k->st[a + t].value] = 1;
 		kir_mark_operands(k, used);
-		for (int i = 0; i < k->nx; i++)
-			if (used[i] && k->x[i].kind == KX_LOAD)
-				in[k->x[i].buf] = 1;
+		mark_loads(k, used, in);
 		for (int t2 = 0; t2 < n; t2++)
 			if (in[k->st[a + t2].buf] || k->st[a + t2].buf == k->st[a + t].buf)
 				parent[root(parent, t2)] = root(parent, t);
@@ -133,9 +149,7 @@ static void unit_buffers(const kir_kernel *k, const unit_set *U, int u, char *us
 	memset(used, 0, (size_t)k->nx);
 	memset(in, 0, (size_t)nbuf);
 	kir_mark_used(&v, used);
-	for (int i = 0; i < k->nx; i++)
-		if (used[i] && k->x[i].kind == KX_LOAD)
-			in[k->x[i].buf] = 1;
+	mark_loads(k, used, in);
 	for (int t = 0; t < v.nst; t++)
 		in[v.st[t].buf] = 1;
 }
@@ -171,13 +185,9 @@ static int buffers_of(const kir_kernel *k, int nbuf)
 	char *in = calloc((size_t)nbuf + 1, 1), *used = calloc((size_t)k->nx + 1, 1);
 	int n = 0;
 	kir_mark_used(k, used);
-	for (int s = 0; s < k->nseg && kir_is_joint(k); s++)
-		for (int j = 0; j < k->nacc; j++)
-			used[k->seg[s].red_value[j]] = 1;
-	kir_mark_operands(k, used);
-	for (int i = 0; i < k->nx; i++)
-		if (used[i] && k->x[i].kind == KX_LOAD)
-			in[k->x[i].buf] = 1;
+	if (kir_is_joint(k))
+		mark_terms(k, 0, k->nseg, used);
+	mark_loads(k, used, in);
 	for (int s = 0; s < k->nst; s++)
 		in[k->st[s].buf] = 1;
 	for (int b = 0; b < nbuf; b++)
@@ -247,10 +257,7 @@ static int reads_totals(const kir_kernel *k)
 	int reads = 0;
 	for (int j = 0; j < k->nacc; j++)
 		reads |= k->x[k->red_value[j]].type != KT_F32;
-	for (int s = 0; s < k->nseg; s++)
-		for (int j = 0; j < k->nacc; j++)
-			used[k->seg[s].red_value[j]] = 1;
-	kir_mark_operands(k, used);
+	mark_terms(k, 0, k->nseg, used);
 	for (int i = 0; i < k->nx; i++)
 		reads |= used[i] && k->x[i].kind == KX_ACC;
 	free(used);
@@ -265,10 +272,7 @@ static kir_kernel joint_part(const kir_program *p, const kir_kernel *k, int s0, 
 	kir_kernel m = { .name = chunk_name(p, k->name, c), .ops = k->ops, .nred = 1 };
 	char *used = calloc((size_t)k->nx + 1, 1);
 	int *map = malloc(((size_t)k->nx + 1) * sizeof *map);
-	for (int s = s0; s < s1; s++)
-		for (int j = 0; j < k->nacc; j++)
-			used[k->seg[s].red_value[j]] = 1;
-	kir_mark_operands(k, used);
+	mark_terms(k, s0, s1, used);
 	copy_used(&m, p, k, used, map);
 	m.seg = malloc((size_t)(s1 - s0) * sizeof *m.seg);
 	for (int s = s0; s < s1; s++) {
