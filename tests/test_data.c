@@ -700,6 +700,24 @@ static void png_with_byte(const char *src, const char *dst, size_t k, uint8_t v,
 	free(b);
 }
 
+/* A copy of the valid PNG src (IHDR, tEXt, then its data) with an empty
+ * IDAT chunk before the data or, without keep_data, in its place. */
+static void png_empty_idat(const char *src, const char *dst, int keep_data)
+{
+	size_t len, data = 8 + 25 + 24;
+	uint8_t *b = read_bytes(src, &len);
+	FILE *f = fopen(dst, "wb");
+	assert_non_null(f);
+	fwrite(b, 1, data, f);
+	chunk(f, "IDAT", NULL, 0);
+	if (keep_data)
+		fwrite(b + data, 1, len - data, f);
+	else
+		chunk(f, "IEND", NULL, 0);
+	assert_int_equal(fclose(f), 0);
+	free(b);
+}
+
 static void test_bad_png(void **state)
 {
 	(void)state;
@@ -745,6 +763,15 @@ static void test_bad_png(void **state)
 	png_with_byte(v, at("huge-idat.png"), 8 + 25 + 24, 0x3f, 0);
 	expect_error(at("huge-idat.png"), 1, 4, 4, at("huge-idat.png"),
 	             "corrupt PNG: a chunk claims more bytes than the file holds");
+	/* an empty IDAT chunk is legal, and one with nothing after it is a PNG
+	 * without pixels (found by tests/fuzz/fuzz_png, which saw stb_image
+	 * copy the empty chunk's 0 bytes to a NULL buffer) */
+	png_empty_idat(v, at("empty-idat.png"), 1);
+	rt_images im = open_ok(at("empty-idat.png"), 1, 1, 4, 4);
+	expect_pattern(&im, 0, 0, 1);
+	rt_images_free(&im);
+	png_empty_idat(v, at("no-pixels.png"), 0);
+	expect_error(at("no-pixels.png"), 1, 4, 4, at("no-pixels.png"), "(stb_image: no IDAT)");
 	/* a PPM whose width overflows stb_image's int (found by tests/fuzz/fuzz_png) */
 	write_bytes(at("wide.ppm"), (const uint8_t *)"P661666666661\377\217", 15);
 	expect_error(at("wide.ppm"), 1, 4, 4, at("wide.ppm"),
