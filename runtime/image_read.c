@@ -5,10 +5,11 @@
  * The file is read into memory; its header is read first (stbi_info): its
  * channels and size are checked before any image-sized allocation, so a
  * file that claims a huge image costs nothing, and so are a PNG's chunk
- * lengths (png_chunks_fit) and a binary PNM's header numbers
- * (pnm_numbers_fit). stb_image then decodes it to the file's kind,
- * grey (1) or RGB (3), which drops alpha; the conversion to the model's
- * channels and the resize follow, on planes (c, height, width). */
+ * lengths (png_chunks_fit), a JPEG's Huffman tables (jpeg_tables_fit) and
+ * a binary PNM's header numbers (pnm_numbers_fit), which stb_image
+ * trusts. stb_image then decodes it to the file's kind, grey (1) or RGB
+ * (3), which drops alpha; the conversion to the model's channels and the
+ * resize follow, on planes (c, height, width). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,54 @@ static int pnm_numbers_fit(const file_bytes *b)
 	return 1;
 }
 
+/* Byte i of b, 0 past its end, as stb_image reads them. */
+static unsigned byte_at(const file_bytes *b, size_t i)
+{
+	return i < b->len ? b->p[i] : 0;
+}
+
+/* 1 when b starts as stb_image takes a JPEG to start: fill bytes 0xff,
+ * then the SOI marker 0xd8. */
+static int is_jpeg(const file_bytes *b)
+{
+	size_t at = 0;
+	while (at < b->len && b->p[at] == 0xff)
+		at++;
+	return at > 0 && at < b->len && b->p[at] == 0xd8;
+}
+
+/* 0 when b is a JPEG with a Huffman table of more than 256 codes: stb_image
+ * 2.27 (Debian 12's) writes a table's code lengths and symbols into arrays
+ * of 257 and 256 bytes without checking their count. A DHT segment (marker
+ * 0xc4: its length, then tables of a class/slot byte, 16 counts and the
+ * symbols) can reach stb_image at any 0xff 0xc4 of the file, since it
+ * skips bytes between segments and finds markers inside scan data, so each
+ * is checked, its tables read as stb_image reads them: while the
+ * segment's length lasts (the last may run past it), bytes past the file
+ * 0. Two such bytes inside another segment refuse a file only if what
+ * follows also reads as a table over 256 codes. */
+static int jpeg_tables_fit(const file_bytes *b)
+{
+	if (!is_jpeg(b))
+		return 1;
+	for (size_t at = 0; at + 1 < b->len; at++) {
+		if (b->p[at] != 0xff || b->p[at + 1] != 0xc4)
+			continue;
+		size_t end = at + 2 + ((size_t)byte_at(b, at + 2) << 8 | byte_at(b, at + 3));
+		for (size_t t = at + 4; t < end && t < b->len;) {
+			if (b->p[t] >> 4 > 1 || (b->p[t] & 15) > 3)
+				break;          /* stb_image refuses the table */
+			size_t n = 0;
+			for (int i = 1; i <= 16; i++)
+				n += byte_at(b, t + i);
+			if (n > 256)
+				return 0;
+			t += 17 + n;
+		}
+	}
+	return 1;
+}
+
 /* The file's header: its size and kind (1 grey, 3 RGB). */
 static int header(const file_bytes *b, const char *path, int64_t *fh, int64_t *fw,
                   int *file_c, char *err, size_t errlen)
@@ -267,6 +316,10 @@ static int header(const file_bytes *b, const char *path, int64_t *fh, int64_t *f
 	if (!png_chunks_fit(b)) {
 		snprintf(err, errlen, "%s: corrupt PNG: a chunk claims more bytes than the file holds",
 		         path);
+		return RT_ERR;
+	}
+	if (!jpeg_tables_fit(b)) {
+		snprintf(err, errlen, "%s: corrupt JPEG: a Huffman table has more than 256 codes", path);
 		return RT_ERR;
 	}
 	if (!pnm_numbers_fit(b)) {

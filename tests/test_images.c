@@ -141,6 +141,58 @@ static void test_kinds(void **state)
 	rt_images_free(&im);
 }
 
+typedef struct {
+	uint8_t bytes[4096];
+	size_t len;
+} jpeg_buf;
+
+static void jpeg_append(void *ctx, void *data, int n)
+{
+	jpeg_buf *j = ctx;
+	assert_true(j->len + (size_t)n <= sizeof j->bytes);
+	memcpy(j->bytes + j->len, data, (size_t)n);
+	j->len += (size_t)n;
+}
+
+/* Image i of pat() as a JPEG at path with, right after its SOI marker, a
+ * DHT segment of one DC table (slot 0, which the file's own table then
+ * replaces) of `codes` codes: 255 of 8 bits, then of 9, 10, ... */
+static void jpeg_with_table(const char *path, int i, int codes)
+{
+	jpeg_buf j = { .len = 0 };
+	uint8_t *px = pattern(i, 3, 6, 5);
+	assert_true(stbi_write_jpg_to_func(jpeg_append, &j, 5, 6, 3, px, 100));
+	free(px);
+	int seg = 2 + 17 + codes;
+	uint8_t dht[4 + 17] = { 0xff, 0xc4, (uint8_t)(seg >> 8), (uint8_t)seg, 0x00 };
+	for (int k = 0, left = codes; k < 16; k++, left -= 255)   /* 8-bit codes first */
+		dht[5 + (k + 7) % 16] = (uint8_t)(left > 255 ? 255 : left > 0 ? left : 0);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fwrite(j.bytes, 1, 2, f);
+	fwrite(dht, 1, sizeof dht, f);
+	for (int k = 0; k < codes; k++)
+		fputc(k, f);
+	fwrite(j.bytes + 2, 1, j.len - 2, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* stb_image 2.27 overruns its arrays on a Huffman table of over 256 codes
+ * (found by tests/fuzz/fuzz_png); 256 fit and the image reads. */
+static void test_jpeg_huffman_tables(void **state)
+{
+	(void)state;
+	jpeg_with_table(at("full-table.jpg"), 6, 256);
+	rt_images im = open_ok(at("full-table.jpg"), &as_is, 1, 3, 6, 5);
+	expect_pattern(&im, 0, 6, 40);
+	rt_images_free(&im);
+	jpeg_with_table(at("over.jpg"), 6, 257);
+	expect_error(at("over.jpg"), &as_is, 3, 6, 5, at("over.jpg"),
+	             "corrupt JPEG: a Huffman table has more than 256 codes");
+	jpeg_with_table(at("far-over.jpg"), 6, 1000);
+	expect_error(at("far-over.jpg"), &as_is, 3, 6, 5, at("far-over.jpg"), "more than 256 codes");
+}
+
 static void test_folder_labels(void **state)
 {
 	(void)state;
@@ -335,6 +387,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds),
+		cmocka_unit_test(test_jpeg_huffman_tables),
 		cmocka_unit_test(test_folder_labels),
 		cmocka_unit_test(test_resize_center_crop),
 		cmocka_unit_test(test_center_crop_rounding),
