@@ -1,5 +1,5 @@
 /* data_impl: what the data readers (data.c, cifar.c, image_dir.c,
- * image_read.c)
+ * image_read.c, image_check.c)
  * share and nobody else needs. Messages follow data.h: one line that
  * starts with the file name. */
 #ifndef DDPMC_RUNTIME_DATA_IMPL_H
@@ -27,6 +27,11 @@ int rt_data_size_error(const char *path, int64_t c, int64_t h, int64_t w, int64_
 
 /* RT_ERR with "PATH: cannot open: REASON" (errno's). */
 int rt_data_open_error(const char *path, char *err, size_t errlen);
+
+/* NULL when stb_image may read the image file p[0..len), else what is
+ * wrong with it ("corrupt JPEG: ...", written in buf when it quotes
+ * numbers): the fields stb_image 2.27 trusts (image_check.c). */
+const char *rt_image_check(const uint8_t *p, size_t len, char *buf, size_t buflen);
 
 /* 1 when name ends with suffix. */
 int rt_data_ends_with(const char *name, const char *suffix);

@@ -4,13 +4,11 @@
  *
  * The file is read into memory; its header is read first (stbi_info): its
  * channels and size are checked before any image-sized allocation, so a
- * file that claims a huge image costs nothing, and so are a PNG's chunk
- * lengths (png_chunks_fit), a JPEG's Huffman tables (jpeg_tables_fit) and
- * a binary PNM's header numbers (pnm_numbers_fit), which stb_image
- * trusts. stb_image then decodes it to the file's kind, grey (1) or RGB
- * (3), which drops alpha; the conversion to the model's channels and the
- * resize follow, on planes (c, height, width). */
-#include <ctype.h>
+ * file that claims a huge image costs nothing, and before that what
+ * stb_image would trust in it (rt_image_check, image_check.c). stb_image
+ * then decodes it to the file's kind, grey (1) or RGB (3), which drops
+ * alpha; the conversion to the model's channels and the resize follow, on
+ * planes (c, height, width). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,30 +56,6 @@ static int read_file(const char *path, file_bytes *b, char *err, size_t errlen)
 	}
 	fclose(f);
 	return rc;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* 0 when b is a PNG with a chunk (before IEND) that claims more data than
- * the file holds: stb_image allocates what IDAT chunks claim before it
- * reads them, so a few bytes could cost gigabytes. */
-static int png_chunks_fit(const file_bytes *b)
-{
-	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
-	if (b->len < 8 || memcmp(b->p, sig, 8) != 0)
-		return 1;
-	for (size_t at = 8; at + 8 <= b->len;) {
-		uint32_t n = be32(b->p + at);
-		if (n > b->len - at - 8)
-			return 0;
-		if (memcmp(b->p + at + 4, "IEND", 4) == 0)
-			break;
-		at += (size_t)n + 12;
-	}
-	return 1;
 }
 
 int rt_image_name(const char *name)
@@ -227,104 +201,16 @@ static int resize(const char *path, uint8_t **px, int64_t c, int64_t fh, int64_t
 	return RT_OK;
 }
 
-/* The offset of the first byte at or after at that is neither PNM
- * whitespace nor inside a '#' comment, as stb_image skips them. */
-static size_t pnm_skip_space(const file_bytes *b, size_t at)
-{
-	for (;;) {
-		while (at < b->len && isspace(b->p[at]))
-			at++;
-		if (at >= b->len || b->p[at] != '#')
-			return at;
-		while (at < b->len && b->p[at] != '\n' && b->p[at] != '\r')
-			at++;
-	}
-}
-
-/* 0 when b is a binary PNM (P5 or P6) whose width, height or maximum
- * value has more than 9 digits: stb_image reads them into an int with no
- * overflow check. */
-static int pnm_numbers_fit(const file_bytes *b)
-{
-	if (b->len < 2 || b->p[0] != 'P' || (b->p[1] != '5' && b->p[1] != '6'))
-		return 1;
-	size_t at = 2;
-	for (int field = 0; field < 3; field++) {
-		size_t start = at = pnm_skip_space(b, at);
-		while (at < b->len && isdigit(b->p[at]))
-			at++;
-		if (at - start > 9)
-			return 0;
-	}
-	return 1;
-}
-
-/* Byte i of b, 0 past its end, as stb_image reads them. */
-static unsigned byte_at(const file_bytes *b, size_t i)
-{
-	return i < b->len ? b->p[i] : 0;
-}
-
-/* 1 when b starts as stb_image takes a JPEG to start: fill bytes 0xff,
- * then the SOI marker 0xd8. */
-static int is_jpeg(const file_bytes *b)
-{
-	size_t at = 0;
-	while (at < b->len && b->p[at] == 0xff)
-		at++;
-	return at > 0 && at < b->len && b->p[at] == 0xd8;
-}
-
-/* 0 when b is a JPEG with a Huffman table of more than 256 codes: stb_image
- * 2.27 (Debian 12's) writes a table's code lengths and symbols into arrays
- * of 257 and 256 bytes without checking their count. A DHT segment (marker
- * 0xc4: its length, then tables of a class/slot byte, 16 counts and the
- * symbols) can reach stb_image at any 0xff 0xc4 of the file, since it
- * skips bytes between segments and finds markers inside scan data, so each
- * is checked, its tables read as stb_image reads them: while the
- * segment's length lasts (the last may run past it), bytes past the file
- * 0. Two such bytes inside another segment refuse a file only if what
- * follows also reads as a table over 256 codes. */
-static int jpeg_tables_fit(const file_bytes *b)
-{
-	if (!is_jpeg(b))
-		return 1;
-	for (size_t at = 0; at + 1 < b->len; at++) {
-		if (b->p[at] != 0xff || b->p[at + 1] != 0xc4)
-			continue;
-		size_t end = at + 2 + ((size_t)byte_at(b, at + 2) << 8 | byte_at(b, at + 3));
-		for (size_t t = at + 4; t < end && t < b->len;) {
-			if (b->p[t] >> 4 > 1 || (b->p[t] & 15) > 3)
-				break;          /* stb_image refuses the table */
-			size_t n = 0;
-			for (int i = 1; i <= 16; i++)
-				n += byte_at(b, t + i);
-			if (n > 256)
-				return 0;
-			t += 17 + n;
-		}
-	}
-	return 1;
-}
-
 /* The file's header: its size and kind (1 grey, 3 RGB). */
 static int header(const file_bytes *b, const char *path, int64_t *fh, int64_t *fw,
                   int *file_c, char *err, size_t errlen)
 {
 	int x, y, n;
 	char why[64];
-	if (!png_chunks_fit(b)) {
-		snprintf(err, errlen, "%s: corrupt PNG: a chunk claims more bytes than the file holds",
-		         path);
-		return RT_ERR;
-	}
-	if (!jpeg_tables_fit(b)) {
-		snprintf(err, errlen, "%s: corrupt JPEG: a Huffman table has more than 256 codes", path);
-		return RT_ERR;
-	}
-	if (!pnm_numbers_fit(b)) {
-		snprintf(err, errlen, "%s: corrupt PNM: a number in its header has more than 9 digits",
-		         path);
+	char buf[160];
+	const char *wrong = rt_image_check(b->p, b->len, buf, sizeof buf);
+	if (wrong) {
+		snprintf(err, errlen, "%s: %s", path, wrong);
 		return RT_ERR;
 	}
 	if (!stbi_info_from_memory(b->p, (int)b->len, &x, &y, &n)) {

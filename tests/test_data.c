@@ -776,6 +776,8 @@ static void test_bad_png(void **state)
 	write_bytes(at("wide.ppm"), (const uint8_t *)"P661666666661\377\217", 15);
 	expect_error(at("wide.ppm"), 1, 4, 4, at("wide.ppm"),
 	             "corrupt PNM: a number in its header has more than 9 digits");
+	write_bytes(at("wider.ppm"), (const uint8_t *)"P6 708888888888888888888825 1 255\n", 34);
+	expect_error(at("wider.ppm"), 1, 4, 4, at("wider.ppm"), "more than 9 digits");
 	int64_t fh, fw;
 	char err[512];
 	assert_int_equal(rt_image_size(v, &fh, &fw, err, sizeof err), RT_OK);

@@ -193,6 +193,89 @@ static void test_jpeg_huffman_tables(void **state)
 	expect_error(at("far-over.jpg"), &as_is, 3, 6, 5, at("far-over.jpg"), "more than 256 codes");
 }
 
+/* A baseline JPEG of image i of pat() at path without its DHT segments:
+ * its scans name tables that nothing defines. */
+static void jpeg_without_tables(const char *path, int i)
+{
+	jpeg_buf j = { .len = 0 };
+	uint8_t *px = pattern(i, 3, 6, 5);
+	assert_true(stbi_write_jpg_to_func(jpeg_append, &j, 5, 6, 3, px, 100));
+	free(px);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	size_t at = 2, seg;
+	fwrite(j.bytes, 1, at, f);
+	for (; j.bytes[at + 1] != 0xda; at += seg) {
+		seg = 2 + (size_t)(j.bytes[at + 2] << 8 | j.bytes[at + 3]);
+		if (j.bytes[at + 1] != 0xc4)
+			fwrite(j.bytes + at, 1, seg, f);
+	}
+	fwrite(j.bytes + at, 1, j.len - at, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* stb_image 2.27 decodes a scan with Huffman tables no DHT defined from
+ * uninitialised memory; a progressive file names tables its scan does not
+ * decode with (tests/golden/progressive.jpg: AC table 0 in its DC scans,
+ * before any DHT defines it), which must still read. */
+static void test_jpeg_scan_tables(void **state)
+{
+	(void)state;
+	jpeg_without_tables(at("no-tables.jpg"), 2);
+	expect_error(at("no-tables.jpg"), &as_is, 3, 6, 5, at("no-tables.jpg"),
+	             "corrupt JPEG: a scan uses a Huffman table that no DHT segment defines");
+	char golden[512];
+	snprintf(golden, sizeof golden, "%s/tests/golden/progressive.jpg", DDPMC_SOURCE_DIR);
+	rt_images im = open_ok(golden, &as_is, 1, 3, 6, 5);
+	expect_pattern(&im, 0, 7, 40);
+	rt_images_free(&im);
+}
+
+/* A Radiance HDR file of one scanline of 8 pixels after `data`. */
+static void write_hdr(const char *path, const uint8_t *data, int n)
+{
+	static const char head[] = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 8\n";
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fwrite(head, 1, sizeof head - 1, f);
+	fwrite(data, 1, (size_t)n, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* stb_image 2.27 loops forever on run-length data with a count of 0 or
+ * that ends early. */
+static void test_hdr_runs(void **state)
+{
+	(void)state;
+	/* scanline header 2, 2, width 8; then per channel R, G, B, E a run of 8 */
+	const uint8_t runs[] = { 2, 2, 0, 8, 128 + 8, 64, 128 + 8, 32, 128 + 8, 16, 128 + 8, 129 };
+	write_hdr(at("runs.hdr"), runs, sizeof runs);
+	rt_images im = open_ok(at("runs.hdr"), &as_is, 1, 3, 1, 8);
+	assert_true(px_of(&im, 0, 0, 0, 7) > px_of(&im, 0, 1, 0, 7));
+	rt_images_free(&im);
+	const uint8_t zero[] = { 2, 2, 0, 8, 0 };
+	write_hdr(at("zero.hdr"), zero, sizeof zero);
+	expect_error(at("zero.hdr"), &as_is, 3, 1, 8, at("zero.hdr"),
+	             "corrupt HDR: its run-length data has a count of 0 or ends early");
+	write_hdr(at("short.hdr"), runs, 8);
+	expect_error(at("short.hdr"), &as_is, 3, 1, 8, at("short.hdr"), "ends early");
+}
+
+/* stb_image 2.27 returns the pixels of a PNM cut short uninitialised. */
+static void test_pnm_truncated(void **state)
+{
+	(void)state;
+	tu_write(dir, "whole.pgm", "P5\n# 4 x 2\n4 2\n255\nABCDEFGH", -1, (char[512]){ 0 }, 512);
+	rt_images im = open_ok(at("whole.pgm"), &as_is, 1, 1, 2, 4);
+	assert_int_equal(px_of(&im, 0, 0, 1, 3), 'H');
+	rt_images_free(&im);
+	tu_write(dir, "cut.pgm", "P5\n4 2\n255\nABCDEFG", -1, (char[512]){ 0 }, 512);
+	expect_error(at("cut.pgm"), &as_is, 1, 2, 4, at("cut.pgm"),
+	             "truncated PNM: its header promises 8 bytes of pixels, the file holds 7");
+	tu_write(dir, "cut16.ppm", "P6 1 1 65535 ABCDE", -1, (char[512]){ 0 }, 512);
+	expect_error(at("cut16.ppm"), &as_is, 3, 1, 1, at("cut16.ppm"), "promises 6 bytes");
+}
+
 static void test_folder_labels(void **state)
 {
 	(void)state;
@@ -388,6 +471,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_jpeg_huffman_tables),
+		cmocka_unit_test(test_jpeg_scan_tables),
+		cmocka_unit_test(test_hdr_runs),
+		cmocka_unit_test(test_pnm_truncated),
 		cmocka_unit_test(test_folder_labels),
 		cmocka_unit_test(test_resize_center_crop),
 		cmocka_unit_test(test_center_crop_rounding),

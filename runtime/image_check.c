@@ -1,0 +1,378 @@
+/* image_check.c: what stb_image trusts in a file, checked before it reads
+ * the file (rt_image_check, data_impl.h).
+ *
+ * Debian 12's stb_image is 2.27, whose decoders believe some fields of a
+ * damaged or hostile file: where that costs memory, overruns an array,
+ * loops forever or returns uninitialised pixels, the file is walked here
+ * the way stb_image walks it and refused with what is wrong. Each check
+ * says which stb_image code it stands in front of; all were found by
+ * tests/fuzz/fuzz_png or by reading 2.28-2.30's fixes against 2.27.
+ * Reads past the end of the file give 0, as stb_image's do. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data_impl.h"
+
+typedef struct {
+	const uint8_t *p;
+	size_t len, at;         /* at may pass len: what lies there reads 0 */
+} reader;
+
+static unsigned get8(reader *r)
+{
+	unsigned v = r->at < r->len ? r->p[r->at] : 0;
+	r->at++;
+	return v;
+}
+
+static unsigned get16(reader *r)
+{
+	unsigned hi = get8(r);
+	return hi << 8 | get8(r);
+}
+
+static int at_end(const reader *r)
+{
+	return r->at >= r->len;
+}
+
+/* --- PNG ------------------------------------------------------------------- */
+
+/* 0 when a chunk before IEND claims more data than the file holds:
+ * stb_image allocates what IDAT chunks claim before it reads them, so a
+ * few bytes could cost gigabytes. */
+static int png_chunks_fit(reader *r)
+{
+	while (r->at + 8 <= r->len) {
+		size_t hi = get16(r), n = hi << 16 | get16(r), type = r->at;
+		if (n > r->len - r->at - 4)
+			return 0;
+		if (memcmp(r->p + type, "IEND", 4) == 0)
+			break;
+		r->at += 4 + n + 4;
+	}
+	return 1;
+}
+
+/* --- JPEG ------------------------------------------------------------------ */
+
+/* A JPEG as stb_image's stbi__decode_jpeg_header and stbi__decode_jpeg_image
+ * walk it: the segments before the frame header (bytes between them
+ * skipped), then segments and scans, each scan's entropy-coded data ending
+ * at the first marker that is not a restart (0xff 0x00 is a data byte).
+ * Where stb_image refuses the file the walk stops: nothing further is
+ * read. stb_image 2.27 does not check that
+ * - a Huffman table (DHT) has at most 256 codes: it writes their lengths
+ *   and symbols into arrays of 257 and 256 bytes;
+ * - a scan's Huffman tables were defined: its decoder's tables are
+ *   uninitialised memory, indexed with what they hold. */
+enum { NO_MARKER = -1, WALK_ON, WALK_STOP, WALK_REFUSE };
+
+typedef struct {
+	reader r;
+	int marker;             /* the marker a scan's data ended at, or NO_MARKER */
+	int defined[2][4];      /* the DC (0) and AC (1) tables a DHT defined */
+	int ncomp, ids[4], progressive;
+	const char *why;        /* with WALK_REFUSE */
+} jpeg_walk;
+
+/* stbi__get_marker: the pending marker, or 0xff fill bytes and the byte
+ * after them, or NO_MARKER when the next byte is not 0xff. */
+static int next_marker(jpeg_walk *w)
+{
+	int m = w->marker;
+	if (m != NO_MARKER) {
+		w->marker = NO_MARKER;
+		return m;
+	}
+	unsigned x = get8(&w->r);
+	if (x != 0xff)
+		return NO_MARKER;
+	while (x == 0xff)
+		x = get8(&w->r);
+	return (int)x;
+}
+
+static int jpeg_dht(jpeg_walk *w)
+{
+	long left = (long)get16(&w->r) - 2;
+	while (left > 0) {
+		unsigned q = get8(&w->r), n = 0;
+		if (q >> 4 > 1 || (q & 15) > 3)
+			return WALK_STOP;
+		for (int i = 0; i < 16; i++)
+			n += get8(&w->r);
+		if (n > 256) {
+			w->why = "corrupt JPEG: a Huffman table has more than 256 codes";
+			return WALK_REFUSE;
+		}
+		w->defined[q >> 4][q & 15] = 1;
+		w->r.at += n;
+		left -= 17 + (long)n;
+	}
+	return left == 0 ? WALK_ON : WALK_STOP;
+}
+
+static int jpeg_dqt(jpeg_walk *w)
+{
+	long left = (long)get16(&w->r) - 2;
+	while (left > 0) {
+		unsigned q = get8(&w->r);
+		if (q >> 4 > 1 || (q & 15) > 3)
+			return WALK_STOP;
+		w->r.at += q >> 4 ? 128 : 64;
+		left -= q >> 4 ? 129 : 65;
+	}
+	return left == 0 ? WALK_ON : WALK_STOP;
+}
+
+/* stbi__process_marker: a table, a restart interval, an application
+ * segment or a comment; anything else stops stb_image. */
+static int jpeg_segment(jpeg_walk *w, int m)
+{
+	if (m == 0xc4)
+		return jpeg_dht(w);
+	if (m == 0xdb)
+		return jpeg_dqt(w);
+	if (m == 0xdd) {
+		if (get16(&w->r) != 4)
+			return WALK_STOP;
+		w->r.at += 2;
+		return WALK_ON;
+	}
+	if ((m >= 0xe0 && m <= 0xef) || m == 0xfe) {
+		unsigned n = get16(&w->r);
+		if (n < 2)
+			return WALK_STOP;
+		w->r.at += n - 2;
+		return WALK_ON;
+	}
+	return WALK_STOP;
+}
+
+/* stbi__process_frame_header: the components' ids. */
+static int jpeg_frame(jpeg_walk *w, int m)
+{
+	w->progressive = m == 0xc2;
+	unsigned len = get16(&w->r);
+	w->r.at += 5;           /* precision, height, width */
+	unsigned n = get8(&w->r);
+	if ((n != 1 && n != 3 && n != 4) || len != 8 + 3 * n)
+		return WALK_STOP;
+	w->ncomp = (int)n;
+	for (unsigned i = 0; i < n; i++) {
+		w->ids[i] = (int)get8(&w->r);
+		w->r.at += 2;
+	}
+	return WALK_ON;
+}
+
+/* 1 when a scan component with tables (dc, ac) finds the ones it decodes
+ * with defined: a sequential scan uses both; a progressive one its DC
+ * table for a first DC scan (ss 0, ah 0), its AC table for an AC scan. */
+static int scan_tables_defined(const jpeg_walk *w, unsigned dc, unsigned ac, unsigned ss,
+                               unsigned ah)
+{
+	int uses_dc = !w->progressive || (ss == 0 && ah == 0);
+	int uses_ac = !w->progressive || ss > 0;
+	return (!uses_dc || w->defined[0][dc]) && (!uses_ac || w->defined[1][ac]);
+}
+
+/* stbi__process_scan_header, then the entropy-coded data up to the
+ * marker it ends at. */
+static int jpeg_scan(jpeg_walk *w)
+{
+	unsigned len = get16(&w->r), n = get8(&w->r), tables[4];
+	if (n < 1 || n > (unsigned)w->ncomp || len != 6 + 2 * n)
+		return WALK_STOP;
+	for (unsigned i = 0; i < n; i++) {
+		int id = (int)get8(&w->r), c = 0;
+		while (c < w->ncomp && w->ids[c] != id)
+			c++;
+		tables[i] = get8(&w->r);
+		if (c == w->ncomp || tables[i] >> 4 > 3 || (tables[i] & 15) > 3)
+			return WALK_STOP;
+	}
+	unsigned ss = get8(&w->r);
+	w->r.at++;              /* the spectral selection's end */
+	unsigned ah = get8(&w->r) >> 4;
+	for (unsigned i = 0; i < n; i++)
+		if (!scan_tables_defined(w, tables[i] >> 4, tables[i] & 15, ss, ah)) {
+			w->why = "corrupt JPEG: a scan uses a Huffman table that no DHT segment defines";
+			return WALK_REFUSE;
+		}
+	while (!at_end(&w->r)) {
+		if (get8(&w->r) != 0xff)
+			continue;
+		unsigned x = 0xff;
+		while (x == 0xff && !at_end(&w->r))
+			x = get8(&w->r);
+		if (x != 0xff && x != 0 && !(x >= 0xd0 && x <= 0xd7)) {
+			w->marker = (int)x;
+			return WALK_ON;
+		}
+	}
+	return WALK_STOP;
+}
+
+static int jpeg_walk_all(jpeg_walk *w)
+{
+	int m = next_marker(w), rc = WALK_ON;
+	while (rc == WALK_ON && m != 0xc0 && m != 0xc1 && m != 0xc2) {
+		rc = jpeg_segment(w, m);
+		for (m = next_marker(w); m == NO_MARKER && !at_end(&w->r);)
+			m = next_marker(w);
+	}
+	if (rc == WALK_ON)
+		rc = jpeg_frame(w, m);
+	while (rc == WALK_ON && (m = next_marker(w)) != 0xd9) {
+		if (m == 0xda)
+			rc = jpeg_scan(w);
+		else if (m == 0xdc)
+			rc = get16(&w->r) == 4 ? (w->r.at += 2, WALK_ON) : WALK_STOP;
+		else
+			rc = jpeg_segment(w, m);
+	}
+	return rc;
+}
+
+/* --- PNM ------------------------------------------------------------------- */
+
+/* stbi__pnm_skip_whitespace: spaces and '#' comments. */
+static void pnm_skip_space(reader *r)
+{
+	for (;;) {
+		while (!at_end(r) && isspace(r->p[r->at]))
+			r->at++;
+		if (at_end(r) || r->p[r->at] != '#')
+			return;
+		while (!at_end(r) && r->p[r->at] != '\n' && r->p[r->at] != '\r')
+			r->at++;
+	}
+}
+
+/* stbi__pnm_getinteger, or -1 past 9 digits: stb_image reads the number
+ * into an int without an overflow check. */
+static long long pnm_number(reader *r)
+{
+	long long v = 0;
+	int digits = 0;
+	for (; !at_end(r) && isdigit(r->p[r->at]); r->at++)
+		if (++digits <= 9)
+			v = v * 10 + (r->p[r->at] - '0');
+	return digits > 9 ? -1 : v;
+}
+
+/* A binary PNM (P5 grey, P6 RGB): NULL, or what is wrong with its header
+ * numbers or the length of its pixels, which stb_image 2.27 does not
+ * check (the image it returns is then uninitialised memory). */
+static const char *pnm_check(reader *r, char *buf, size_t len)
+{
+	long long n[3];
+	r->at = 2;
+	for (int i = 0; i < 3; i++) {
+		pnm_skip_space(r);
+		if ((n[i] = pnm_number(r)) < 0)
+			return "corrupt PNM: a number in its header has more than 9 digits";
+	}
+	r->at++;                /* the byte after the maximum value */
+	unsigned long long want = (unsigned long long)n[0] * (unsigned long long)n[1] *
+	                          (r->p[1] == '6' ? 3 : 1) * (n[2] > 255 ? 2 : 1);
+	size_t have = r->len > r->at ? r->len - r->at : 0;
+	if (n[2] > 65535 || want <= have)
+		return NULL;
+	snprintf(buf, len, "truncated PNM: its header promises %llu bytes of pixels, the file holds %zu",
+	         want, have);
+	return buf;
+}
+
+/* --- HDR ------------------------------------------------------------------- */
+
+/* stbi__hdr_gettoken: one line (at most 1023 bytes kept) into buf. */
+static const char *hdr_line(reader *r, char buf[1024])
+{
+	size_t n = 0;
+	unsigned c = get8(r);
+	while (!at_end(r) && c != '\n') {
+		buf[n++] = (char)c;
+		if (n == 1023) {
+			while (!at_end(r) && get8(r) != '\n')
+				;
+			break;
+		}
+		c = get8(r);
+	}
+	buf[n] = 0;
+	return buf;
+}
+
+/* A Radiance HDR file: 0 when its run-length data has a count of 0 or ends
+ * early, on which stbi__hdr_load 2.27 loops forever. As there, scanlines of
+ * 8 to 32767 pixels are run-length coded each after a header 2, 2, width;
+ * a scanline without that header makes the rest of the file flat pixels. */
+static int hdr_runs_end(reader *r)
+{
+	char line[1024];
+	if (strcmp(hdr_line(r, line), "#?RADIANCE") != 0 && strcmp(line, "#?RGBE") != 0)
+		return 1;
+	while (hdr_line(r, line)[0])
+		;
+	const char *size = hdr_line(r, line);
+	if (strncmp(size, "-Y ", 3) != 0)
+		return 1;
+	char *end;
+	int height = (int)strtol(size + 3, &end, 10);   /* as stb_image converts them */
+	while (*end == ' ')
+		end++;
+	if (strncmp(end, "+X ", 3) != 0)
+		return 1;
+	int width = (int)strtol(end + 3, NULL, 10);
+	if (width < 8 || width >= 32768)
+		return 1;
+	for (int y = 0; y < height; y++) {
+		unsigned c1 = get8(r), c2 = get8(r), hi = get8(r);
+		if (c1 != 2 || c2 != 2 || (hi & 0x80))
+			return 1;
+		if ((int)(hi << 8 | get8(r)) != width)
+			return 1;
+		for (int k = 0; k < 4; k++)
+			for (int i = 0; i < width;) {
+				unsigned count = get8(r);
+				if (count == 0)
+					return 0;
+				int run = count > 128 ? (int)count - 128 : (int)count;
+				if (run > width - i)
+					return 1;   /* stb_image refuses it */
+				r->at += count > 128 ? 1 : (size_t)count;
+				i += run;
+			}
+	}
+	return 1;
+}
+
+/* --- all ------------------------------------------------------------------- */
+
+const char *rt_image_check(const uint8_t *p, size_t len, char *buf, size_t buflen)
+{
+	static const uint8_t png_sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+	reader r = { p, len, 0 };
+	if (len >= 8 && memcmp(p, png_sig, 8) == 0) {
+		r.at = 8;
+		return png_chunks_fit(&r) ? NULL
+		                          : "corrupt PNG: a chunk claims more bytes than the file holds";
+	}
+	if (len >= 2 && p[0] == 0xff) {
+		jpeg_walk w = { .r = r, .marker = NO_MARKER };
+		if (next_marker(&w) != 0xd8)
+			return NULL;
+		return jpeg_walk_all(&w) == WALK_REFUSE ? w.why : NULL;
+	}
+	if (len >= 2 && p[0] == 'P' && (p[1] == '5' || p[1] == '6'))
+		return pnm_check(&r, buf, buflen);
+	if (len >= 2 && p[0] == '#' && p[1] == '?')
+		return hdr_runs_end(&r) ? NULL
+		                        : "corrupt HDR: its run-length data has a count of 0 or ends early";
+	return NULL;
+}
