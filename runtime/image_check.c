@@ -40,20 +40,69 @@ static int at_end(const reader *r)
 
 /* --- PNG ------------------------------------------------------------------- */
 
-/* 0 when a chunk before IEND claims more data than the file holds:
- * stb_image allocates what IDAT chunks claim before it reads them, so a
- * few bytes could cost gigabytes. */
-static int png_chunks_fit(reader *r)
+/* The zlib stream of a PNG's IDAT chunks, fed through zlib's inflate
+ * (raw deflate after Apple's CgBI chunk, as stb_image reads it); its
+ * output is dropped. */
+typedef struct {
+	z_stream z;
+	int started, status;    /* status: inflate's last; Z_DATA_ERROR sticks */
+} png_stream;
+
+static void png_feed(png_stream *s, const uint8_t *data, size_t n, int raw)
 {
-	while (r->at + 8 <= r->len) {
-		size_t hi = get16(r), n = hi << 16 | get16(r), type = r->at;
+	uint8_t out[16384];
+	if (!s->started) {
+		s->started = 1;
+		if (inflateInit2(&s->z, raw ? -15 : 15) != Z_OK)
+			s->status = Z_MEM_ERROR;
+	}
+	s->z.next_in = (Bytef *)data;
+	s->z.avail_in = (uInt)n;
+	while (s->status == Z_OK && s->z.avail_in > 0) {
+		s->z.next_out = out;
+		s->z.avail_out = sizeof out;
+		s->status = inflate(&s->z, Z_NO_FLUSH);
+		if (s->status == Z_BUF_ERROR)
+			s->status = Z_OK;       /* only wants more input */
+	}
+}
+
+/* NULL, or what is wrong with the PNG's chunks:
+ * - one before IEND claims more data than the file holds: stb_image
+ *   allocates what IDAT chunks claim before it reads them, so a few bytes
+ *   could cost gigabytes;
+ * - the compressed image data is not a valid zlib stream: stb_image 2.27
+ *   takes deflate distance codes 30 and 31 as distance 0 and copies
+ *   uninitialised bytes into the image, and ignores the Adler-32 check
+ *   (libpng, and so PIL, refuse both). A stream cut short is left to
+ *   stb_image, which refuses it. */
+static const char *png_check(reader *r, char *buf, size_t len)
+{
+	png_stream s = { .status = Z_OK };
+	int raw = 0;
+	const char *why = NULL;
+	while (!why && r->at + 8 <= r->len) {
+		size_t hi = get16(r), n = hi << 16 | get16(r);
+		const uint8_t *type = r->p + r->at, *data = type + 4;
 		if (n > r->len - r->at - 4)
-			return 0;
-		if (memcmp(r->p + type, "IEND", 4) == 0)
+			why = "corrupt PNG: a chunk claims more bytes than the file holds";
+		else if (memcmp(type, "IEND", 4) == 0)
 			break;
+		else if (memcmp(type, "CgBI", 4) == 0 && !s.started)
+			raw = 1;
+		else if (memcmp(type, "IDAT", 4) == 0 && n > 0) {
+			png_feed(&s, data, n, raw);
+			if (s.status == Z_DATA_ERROR) {
+				snprintf(buf, len, "corrupt PNG: its image data is not a valid zlib stream "
+				         "(zlib: %s)", s.z.msg ? s.z.msg : "data error");
+				why = buf;
+			}
+		}
 		r->at += 4 + n + 4;
 	}
-	return 1;
+	if (s.started)
+		inflateEnd(&s.z);
+	return why;
 }
 
 /* --- JPEG ------------------------------------------------------------------ */
@@ -360,8 +409,7 @@ const char *rt_image_check(const uint8_t *p, size_t len, char *buf, size_t bufle
 	reader r = { p, len, 0 };
 	if (len >= 8 && memcmp(p, png_sig, 8) == 0) {
 		r.at = 8;
-		return png_chunks_fit(&r) ? NULL
-		                          : "corrupt PNG: a chunk claims more bytes than the file holds";
+		return png_check(&r, buf, buflen);
 	}
 	if (len >= 2 && p[0] == 0xff) {
 		jpeg_walk w = { .r = r, .marker = NO_MARKER };

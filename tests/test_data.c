@@ -792,7 +792,17 @@ static void test_bad_png(void **state)
 	b[idat + 8] ^= 0xff;    /* the zlib header */
 	put32(b + idat + 8 + dlen, (uint32_t)crc32(0, b + idat + 4, (uInt)dlen + 4));
 	write_bytes(at("zlib.png"), b, len);
-	expect_error(at("zlib.png"), 1, 4, 4, at("zlib.png"), "corrupt image (stb_image: ");
+	expect_error(at("zlib.png"), 1, 4, 4, at("zlib.png"),
+	             "corrupt PNG: its image data is not a valid zlib stream (zlib: incorrect header check)");
+	b[idat + 8] ^= 0xff;
+	put32(b + idat + 8 + dlen, (uint32_t)crc32(0, b + idat + 4, (uInt)dlen + 4));
+	/* a wrong Adler-32 at the stream's end, which stb_image 2.27 ignores */
+	size_t idat2 = idat + 12 + dlen;
+	size_t dlen2 = (size_t)b[idat2] << 24 | b[idat2 + 1] << 16 | b[idat2 + 2] << 8 | b[idat2 + 3];
+	b[idat2 + 8 + dlen2 - 1] ^= 0x01;
+	put32(b + idat2 + 8 + dlen2, (uint32_t)crc32(0, b + idat2 + 4, (uInt)dlen2 + 4));
+	write_bytes(at("adler.png"), b, len);
+	expect_error(at("adler.png"), 1, 4, 4, at("adler.png"), "(zlib: incorrect data check)");
 	free(b);
 }
 
