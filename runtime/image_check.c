@@ -6,8 +6,10 @@
  * loops forever or returns uninitialised pixels, the file is walked here
  * the way stb_image walks it and refused with what is wrong. Each check
  * says which stb_image code it stands in front of; all were found by
- * tests/fuzz/fuzz_png or by reading 2.28-2.30's fixes against 2.27.
- * Reads past the end of the file give 0, as stb_image's do. */
+ * tests/fuzz/fuzz_png or by reading stb_image 2.30 against 2.27 (2.30
+ * still trusts a TGA's and a flat HDR's length). Not checked: a BMP's
+ * pixels indexing past its palette (uninitialised colours). Reads past
+ * the end of the file give 0, as stb_image's do. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,20 @@ static unsigned get16(reader *r)
 static int at_end(const reader *r)
 {
 	return r->at >= r->len;
+}
+
+/* NULL when the file holds want bytes from r's position on, else "KIND:
+ * its header promises ..." in buf: a decoder that does not check its
+ * reads would return the rest uninitialised. */
+static const char *promised(const reader *r, unsigned long long want, const char *kind, char *buf,
+                            size_t len)
+{
+	size_t have = r->len > r->at ? r->len - r->at : 0;
+	if (want <= have)
+		return NULL;
+	snprintf(buf, len, "truncated %s: its header promises %llu bytes of pixels, the file holds %zu",
+	         kind, want, have);
+	return buf;
 }
 
 /* --- PNG ------------------------------------------------------------------- */
@@ -316,7 +332,7 @@ static long long pnm_number(reader *r)
 
 /* A binary PNM (P5 grey, P6 RGB): NULL, or what is wrong with its header
  * numbers or the length of its pixels, which stb_image 2.27 does not
- * check (the image it returns is then uninitialised memory). */
+ * check. */
 static const char *pnm_check(reader *r, char *buf, size_t len)
 {
 	long long n[3];
@@ -327,14 +343,10 @@ static const char *pnm_check(reader *r, char *buf, size_t len)
 			return "corrupt PNM: a number in its header has more than 9 digits";
 	}
 	r->at++;                /* the byte after the maximum value */
-	unsigned long long want = (unsigned long long)n[0] * (unsigned long long)n[1] *
-	                          (r->p[1] == '6' ? 3 : 1) * (n[2] > 255 ? 2 : 1);
-	size_t have = r->len > r->at ? r->len - r->at : 0;
-	if (n[2] > 65535 || want <= have)
-		return NULL;
-	snprintf(buf, len, "truncated PNM: its header promises %llu bytes of pixels, the file holds %zu",
-	         want, have);
-	return buf;
+	if (n[2] > 65535)
+		return NULL;    /* stb_image refuses it */
+	return promised(r, (unsigned long long)n[0] * (unsigned long long)n[1] *
+	                   (r->p[1] == '6' ? 3 : 1) * (n[2] > 255 ? 2 : 1), "PNM", buf, len);
 }
 
 /* --- HDR ------------------------------------------------------------------- */
@@ -357,48 +369,80 @@ static const char *hdr_line(reader *r, char buf[1024])
 	return buf;
 }
 
-/* A Radiance HDR file: 0 when its run-length data has a count of 0 or ends
- * early, on which stbi__hdr_load 2.27 loops forever. As there, scanlines of
- * 8 to 32767 pixels are run-length coded each after a header 2, 2, width;
- * a scanline without that header makes the rest of the file flat pixels. */
-static int hdr_runs_end(reader *r)
+/* A Radiance HDR file: NULL, or what is wrong with its pixels, which
+ * stbi__hdr_load 2.27 reads as follows. Scanlines of 8 to 32767 pixels are
+ * run-length coded, each after a header 2, 2, width: a count of 0, or data
+ * that ends early (read as 0), loops forever. A scanline without that
+ * header is the first of the image's remaining pixels stored flat, 4 bytes
+ * each, as all are at other widths: reads of them are not checked, and
+ * what is not there comes back uninitialised. */
+static const char *hdr_check(reader *r, char *buf, size_t len)
 {
 	char line[1024];
 	if (strcmp(hdr_line(r, line), "#?RADIANCE") != 0 && strcmp(line, "#?RGBE") != 0)
-		return 1;
+		return NULL;
 	while (hdr_line(r, line)[0])
 		;
 	const char *size = hdr_line(r, line);
 	if (strncmp(size, "-Y ", 3) != 0)
-		return 1;
+		return NULL;
 	char *end;
 	int height = (int)strtol(size + 3, &end, 10);   /* as stb_image converts them */
 	while (*end == ' ')
 		end++;
 	if (strncmp(end, "+X ", 3) != 0)
-		return 1;
+		return NULL;
 	int width = (int)strtol(end + 3, NULL, 10);
+	if (width < 1 || height < 1)
+		return NULL;    /* stb_image reads no pixels */
+	unsigned long long pixels = (unsigned long long)width * (unsigned long long)height;
 	if (width < 8 || width >= 32768)
-		return 1;
+		return promised(r, 4 * pixels, "HDR", buf, len);
 	for (int y = 0; y < height; y++) {
-		unsigned c1 = get8(r), c2 = get8(r), hi = get8(r);
+		unsigned c1 = get8(r), c2 = get8(r), hi = get8(r), lo = get8(r);
 		if (c1 != 2 || c2 != 2 || (hi & 0x80))
-			return 1;
-		if ((int)(hi << 8 | get8(r)) != width)
-			return 1;
+			return promised(r, 4 * (pixels - 1), "HDR", buf, len);
+		if ((int)(hi << 8 | lo) != width)
+			return NULL;    /* stb_image refuses it */
 		for (int k = 0; k < 4; k++)
 			for (int i = 0; i < width;) {
 				unsigned count = get8(r);
 				if (count == 0)
-					return 0;
+					return "corrupt HDR: its run-length data has a count of 0 or ends early";
 				int run = count > 128 ? (int)count - 128 : (int)count;
 				if (run > width - i)
-					return 1;   /* stb_image refuses it */
+					return NULL;    /* stb_image refuses it */
 				r->at += count > 128 ? 1 : (size_t)count;
 				i += run;
 			}
 	}
-	return 1;
+	return NULL;
+}
+
+/* --- TGA ------------------------------------------------------------------- */
+
+/* A TGA file, as stbi__tga_test takes one (stb_image tries TGA last, and no
+ * other format's file has a second byte of 0 or 1): NULL, or what is wrong
+ * with its pixels. Uncompressed true-colour and grey pixels (not 15- and
+ * 16-bit RGB) are read a row at a time without a check, and what is not
+ * there comes back uninitialised; the other kinds read 0 past the end. */
+static const char *tga_check(reader *r, char *buf, size_t len)
+{
+	unsigned offset = get8(r), mapped = get8(r), type = get8(r);
+	r->at = 12;
+	unsigned width = get8(r), height;
+	width |= get8(r) << 8;
+	height = get8(r);
+	height |= get8(r) << 8;
+	unsigned bits = get8(r);
+	if (mapped || (type != 2 && type != 3 && type != 10 && type != 11) || width < 1 ||
+	    height < 1 || (bits != 8 && bits != 15 && bits != 16 && bits != 24 && bits != 32))
+		return NULL;    /* not a TGA, colour-mapped, or ... */
+	if (type >= 8 || bits == 15 || (bits == 16 && type != 3))
+		return NULL;    /* ... run-length coded, or 15- or 16-bit RGB */
+	unsigned comp = bits == 16 ? 2 : bits / 8;
+	r->at = 18 + (size_t)offset;
+	return promised(r, (unsigned long long)width * height * comp, "TGA", buf, len);
 }
 
 /* --- all ------------------------------------------------------------------- */
@@ -420,7 +464,8 @@ const char *rt_image_check(const uint8_t *p, size_t len, char *buf, size_t bufle
 	if (len >= 2 && p[0] == 'P' && (p[1] == '5' || p[1] == '6'))
 		return pnm_check(&r, buf, buflen);
 	if (len >= 2 && p[0] == '#' && p[1] == '?')
-		return hdr_runs_end(&r) ? NULL
-		                        : "corrupt HDR: its run-length data has a count of 0 or ends early";
+		return hdr_check(&r, buf, buflen);
+	if (len >= 2 && p[1] <= 1)
+		return tga_check(&r, buf, buflen);
 	return NULL;
 }

@@ -231,34 +231,73 @@ static void test_jpeg_scan_tables(void **state)
 	rt_images_free(&im);
 }
 
-/* A Radiance HDR file of one scanline of 8 pixels after `data`. */
-static void write_hdr(const char *path, const uint8_t *data, int n)
+/* A file of the n bytes of head (n < 0: a string) and then n bytes of data. */
+static void write_parts(const char *path, const void *head, int nhead, const uint8_t *data, int n)
 {
-	static const char head[] = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 8\n";
 	FILE *f = fopen(path, "wb");
 	assert_non_null(f);
-	fwrite(head, 1, sizeof head - 1, f);
+	fwrite(head, 1, nhead < 0 ? strlen(head) : (size_t)nhead, f);
 	fwrite(data, 1, (size_t)n, f);
 	assert_int_equal(fclose(f), 0);
 }
 
+/* A Radiance HDR file of one scanline of w pixels after `data`. */
+static void write_hdr(const char *path, int w, const uint8_t *data, int n)
+{
+	char head[80];
+	snprintf(head, sizeof head, "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X %d\n", w);
+	write_parts(path, head, -1, data, n);
+}
+
 /* stb_image 2.27 loops forever on run-length data with a count of 0 or
- * that ends early. */
-static void test_hdr_runs(void **state)
+ * that ends early, and returns flat pixels that are not there
+ * uninitialised. */
+static void test_hdr_pixels(void **state)
 {
 	(void)state;
 	/* scanline header 2, 2, width 8; then per channel R, G, B, E a run of 8 */
 	const uint8_t runs[] = { 2, 2, 0, 8, 128 + 8, 64, 128 + 8, 32, 128 + 8, 16, 128 + 8, 129 };
-	write_hdr(at("runs.hdr"), runs, sizeof runs);
+	write_hdr(at("runs.hdr"), 8, runs, sizeof runs);
 	rt_images im = open_ok(at("runs.hdr"), &as_is, 1, 3, 1, 8);
 	assert_true(px_of(&im, 0, 0, 0, 7) > px_of(&im, 0, 1, 0, 7));
 	rt_images_free(&im);
 	const uint8_t zero[] = { 2, 2, 0, 8, 0 };
-	write_hdr(at("zero.hdr"), zero, sizeof zero);
+	write_hdr(at("zero.hdr"), 8, zero, sizeof zero);
 	expect_error(at("zero.hdr"), &as_is, 3, 1, 8, at("zero.hdr"),
 	             "corrupt HDR: its run-length data has a count of 0 or ends early");
-	write_hdr(at("short.hdr"), runs, 8);
+	write_hdr(at("short.hdr"), 8, runs, 8);
 	expect_error(at("short.hdr"), &as_is, 3, 1, 8, at("short.hdr"), "ends early");
+	/* 2 pixels wide: flat, 4 bytes a pixel */
+	const uint8_t flat[8] = { 64, 32, 16, 129, 64, 32, 16, 129 };
+	write_hdr(at("flat.hdr"), 2, flat, 8);
+	im = open_ok(at("flat.hdr"), &as_is, 1, 3, 1, 2);
+	assert_int_equal(px_of(&im, 0, 0, 0, 1), px_of(&im, 0, 0, 0, 0));
+	rt_images_free(&im);
+	write_hdr(at("flat-cut.hdr"), 2, flat, 7);
+	expect_error(at("flat-cut.hdr"), &as_is, 3, 1, 2, at("flat-cut.hdr"),
+	             "truncated HDR: its header promises 8 bytes of pixels, the file holds 7");
+	/* 8 wide, but the first scanline has no run-length header: 8 flat pixels */
+	uint8_t flat8[32] = { 64, 32, 16, 129 };
+	write_hdr(at("flat8-cut.hdr"), 8, flat8, 31);
+	expect_error(at("flat8-cut.hdr"), &as_is, 3, 1, 8, at("flat8-cut.hdr"),
+	             "promises 28 bytes of pixels, the file holds 27");
+}
+
+/* stb_image 2.27 returns the uncompressed pixels of a TGA cut short
+ * uninitialised. */
+static void test_tga_truncated(void **state)
+{
+	(void)state;
+	/* no id, no colour map, type 2 (true colour), 2 x 2, 24 bits, top-left first */
+	const uint8_t head[18] = { 0, 0, 2, [12] = 2, 0, 2, 0, 24, 0x20 };
+	const uint8_t bgr[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	write_parts(at("whole.tga"), head, 18, bgr, 12);
+	rt_images im = open_ok(at("whole.tga"), &as_is, 1, 3, 2, 2);
+	assert_int_equal(px_of(&im, 0, 0, 1, 1), 12);  /* red of the last pixel */
+	rt_images_free(&im);
+	write_parts(at("cut.tga"), head, 18, bgr, 11);
+	expect_error(at("cut.tga"), &as_is, 3, 2, 2, at("cut.tga"),
+	             "truncated TGA: its header promises 12 bytes of pixels, the file holds 11");
 }
 
 /* stb_image 2.27 returns the pixels of a PNM cut short uninitialised. */
@@ -472,7 +511,8 @@ int main(void)
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_jpeg_huffman_tables),
 		cmocka_unit_test(test_jpeg_scan_tables),
-		cmocka_unit_test(test_hdr_runs),
+		cmocka_unit_test(test_hdr_pixels),
+		cmocka_unit_test(test_tga_truncated),
 		cmocka_unit_test(test_pnm_truncated),
 		cmocka_unit_test(test_folder_labels),
 		cmocka_unit_test(test_resize_center_crop),
