@@ -7,9 +7,8 @@
  * the way stb_image walks it and refused with what is wrong. Each check
  * says which stb_image code it stands in front of; all were found by
  * tests/fuzz/fuzz_png or by reading stb_image 2.30 against 2.27 (2.30
- * still trusts a TGA's and a flat HDR's length). Not checked: a BMP's
- * pixels indexing past its palette (uninitialised colours). Reads past
- * the end of the file give 0, as stb_image's do. */
+ * still trusts a TGA's and a flat HDR's length, and a BMP's palette).
+ * Reads past the end of the file give 0, as stb_image's do. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,18 @@ static unsigned get16(reader *r)
 {
 	unsigned hi = get8(r);
 	return hi << 8 | get8(r);
+}
+
+static unsigned get16le(reader *r)
+{
+	unsigned lo = get8(r);
+	return lo | get8(r) << 8;
+}
+
+static uint32_t get32le(reader *r)
+{
+	uint32_t lo = get16le(r);
+	return lo | (uint32_t)get16le(r) << 16;
 }
 
 static int at_end(const reader *r)
@@ -445,6 +456,54 @@ static const char *tga_check(reader *r, char *buf, size_t len)
 	return promised(r, (unsigned long long)width * height * comp, "TGA", buf, len);
 }
 
+/* --- BMP ------------------------------------------------------------------- */
+
+/* Colour index x of a row of 1, 4 or 8 bits a pixel starting at r's
+ * position. */
+static unsigned bmp_index(const reader *r, unsigned bits, size_t x)
+{
+	size_t at = r->at + x * bits / 8;
+	unsigned byte = at < r->len ? r->p[at] : 0;
+	return bits == 8 ? byte : bits == 4 ? (x % 2 ? byte : byte >> 4) & 15 : byte >> (7 - x % 8) & 1;
+}
+
+/* A BMP of 1, 4 or 8 bits a pixel, as stbi__bmp_load 2.27 reads it: NULL,
+ * or what is wrong with its palette. stb_image counts the palette's
+ * colours from where the pixels start, reads none when that count is
+ * negative, and takes a colour past it from an uninitialised array; so
+ * each pixel's index must be within the count. */
+static const char *bmp_check(reader *r, char *buf, size_t len)
+{
+	r->at = 10;
+	long offset = (int32_t)get32le(r), hsz = (long)get32le(r);
+	if (hsz != 12 && hsz != 40 && hsz != 56 && hsz != 108 && hsz != 124)
+		return NULL;    /* stb_image refuses it */
+	uint32_t width = hsz == 12 ? get16le(r) : get32le(r);
+	uint32_t height = hsz == 12 ? get16le(r) : get32le(r);
+	unsigned planes = get16le(r), bits = get16le(r);
+	if (planes != 1 || (bits != 1 && bits != 4 && bits != 8) || (hsz != 12 && get32le(r) != 0))
+		return NULL;    /* stb_image refuses it, or the pixels are not indices */
+	long colours = hsz == 12 ? (offset - 14 - 24) / 3 : (offset - 14 - hsz) >> 2;
+	if (colours < 0)
+		return "corrupt BMP: its pixels start before the end of its header, leaving no "
+		       "room for its palette";
+	int64_t rows = (int32_t)height < 0 ? -(int64_t)(int32_t)height : (int64_t)height;
+	if (colours == 0 || colours > 256 || width > 1 << 24 || rows > 1 << 24)
+		return NULL;    /* stb_image refuses it */
+	size_t row = ((size_t)width * bits + 7) / 8;
+	r->at = (size_t)offset;
+	for (int64_t y = 0; y < rows && !at_end(r); y++, r->at += row + (4 - row % 4) % 4)
+		for (size_t x = 0; x < width; x++) {
+			unsigned i = bmp_index(r, bits, x);
+			if (i >= (unsigned long)colours) {
+				snprintf(buf, len, "corrupt BMP: a pixel is colour %u of a palette of %ld", i,
+				         colours);
+				return buf;
+			}
+		}
+	return NULL;
+}
+
 /* --- all ------------------------------------------------------------------- */
 
 const char *rt_image_check(const uint8_t *p, size_t len, char *buf, size_t buflen)
@@ -463,6 +522,8 @@ const char *rt_image_check(const uint8_t *p, size_t len, char *buf, size_t bufle
 	}
 	if (len >= 2 && p[0] == 'P' && (p[1] == '5' || p[1] == '6'))
 		return pnm_check(&r, buf, buflen);
+	if (len >= 2 && p[0] == 'B' && p[1] == 'M')
+		return bmp_check(&r, buf, buflen);
 	if (len >= 2 && p[0] == '#' && p[1] == '?')
 		return hdr_check(&r, buf, buflen);
 	if (len >= 2 && p[1] <= 1)

@@ -300,6 +300,34 @@ static void test_tga_truncated(void **state)
 	             "truncated TGA: its header promises 12 bytes of pixels, the file holds 11");
 }
 
+/* An 8-bit BMP of 2 x 1 pixels of colours i0, i1 of a palette of black
+ * and white, the pixels at `offset` (62: just after the palette). */
+static void write_bmp8(const char *path, uint8_t offset, uint8_t i0, uint8_t i1)
+{
+	uint8_t b[66] = { 'B', 'M', 66, [10] = offset, [14] = 40, [18] = 2, [22] = 1, [26] = 1, 0, 8 };
+	b[58] = b[59] = b[60] = 255;    /* colour 1: B, G, R, 0 */
+	b[62] = i0, b[63] = i1;         /* the row, padded to 4 bytes */
+	write_parts(path, b, sizeof b, b, 0);
+}
+
+/* stb_image 2.27 takes a colour past a BMP's palette, or every colour when
+ * the pixels start inside the header, from an uninitialised array. */
+static void test_bmp_palette(void **state)
+{
+	(void)state;
+	write_bmp8(at("two.bmp"), 62, 0, 1);
+	rt_images im = open_ok(at("two.bmp"), &as_is, 1, 3, 1, 2);
+	assert_int_equal(px_of(&im, 0, 0, 0, 0), 0);
+	assert_int_equal(px_of(&im, 0, 0, 0, 1), 255);
+	rt_images_free(&im);
+	write_bmp8(at("past.bmp"), 62, 0, 2);
+	expect_error(at("past.bmp"), &as_is, 3, 1, 2, at("past.bmp"),
+	             "corrupt BMP: a pixel is colour 2 of a palette of 2");
+	write_bmp8(at("inside.bmp"), 30, 0, 0);
+	expect_error(at("inside.bmp"), &as_is, 3, 1, 2, at("inside.bmp"),
+	             "corrupt BMP: its pixels start before the end of its header");
+}
+
 /* stb_image 2.27 returns the pixels of a PNM cut short uninitialised. */
 static void test_pnm_truncated(void **state)
 {
@@ -513,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_jpeg_scan_tables),
 		cmocka_unit_test(test_hdr_pixels),
 		cmocka_unit_test(test_tga_truncated),
+		cmocka_unit_test(test_bmp_palette),
 		cmocka_unit_test(test_pnm_truncated),
 		cmocka_unit_test(test_folder_labels),
 		cmocka_unit_test(test_resize_center_crop),

@@ -3,7 +3,7 @@
  * at the size the IHDR names; 1 x 1 when it names none or over 2^16
  * pixels, which exercises the size check instead), and resized and
  * centre-cropped to 5 x 7 when the file claims at most 2^16 pixels. PNG
- * is most seeds' format (JPEG, HDR, PNM and TGA ones exercise
+ * is most seeds' format (JPEG, HDR, PNM, TGA and BMP ones exercise
  * image_check.c); the other formats stb_image reads are reached by
  * mutation.
  *
