@@ -8,6 +8,10 @@
  * says which stb_image code it stands in front of; all were found by
  * tests/fuzz/fuzz_png or by reading stb_image 2.30 against 2.27 (2.30
  * still trusts a TGA's and a flat HDR's length, and a BMP's palette).
+ * Not checked, since only decoding shows them: a PNG palette index past
+ * its PLTE chunk, a JPEG scan with restart markers cut short or with junk
+ * before a restart (uninitialised pixels), JPEG data that overflows
+ * 2.27's signed integers (garbage pixels); nor GIF, PSD and PIC files.
  * Reads past the end of the file give 0, as stb_image's do. */
 #include <ctype.h>
 #include <stdio.h>
@@ -67,25 +71,75 @@ static const char *promised(const reader *r, unsigned long long want, const char
 
 /* --- PNG ------------------------------------------------------------------- */
 
-/* The zlib stream of a PNG's IDAT chunks, fed through zlib's inflate
- * (raw deflate after Apple's CgBI chunk, as stb_image reads it); its
- * output is dropped. */
+/* A PNG chunk: its type and data within the file. */
+typedef struct {
+	const uint8_t *type, *data;
+	size_t n;
+} png_chunk;
+
+/* The chunk at r's position: 1, and r moves past it; 0 at IEND (whose
+ * length stb_image does not read) or at the end of the file; -1 when it
+ * claims more data than the file holds. */
+static int png_next(reader *r, png_chunk *c)
+{
+	if (r->at + 8 > r->len)
+		return 0;
+	size_t hi = get16(r), n = hi << 16 | get16(r);
+	c->type = r->p + r->at, c->data = c->type + 4, c->n = n;
+	if (memcmp(c->type, "IEND", 4) == 0)
+		return 0;
+	if (n > r->len - r->at - 4)
+		return -1;
+	r->at += 4 + n + 4;
+	return 1;
+}
+
+/* The bytes the image data inflates to by the IHDR: each row of the image,
+ * or of each Adam7 pass, a filter byte and its packed samples, as
+ * stbi__create_png_image reads them; 0 where stb_image refuses the IHDR. */
+static uint64_t png_raw_bytes(const png_chunk *ihdr)
+{
+	static const unsigned channels[7] = { 1, 0, 3, 1, 2, 0, 4 };
+	static const unsigned x0[7] = { 0, 4, 0, 2, 0, 1, 0 }, y0[7] = { 0, 0, 4, 0, 2, 0, 1 };
+	static const unsigned dx[7] = { 8, 8, 4, 4, 2, 2, 1 }, dy[7] = { 8, 8, 8, 4, 4, 2, 2 };
+	if (memcmp(ihdr->type, "IHDR", 4) != 0 || ihdr->n != 13)
+		return 0;
+	reader d = { ihdr->data, 13, 0 };
+	uint64_t hi = get16(&d), w = hi << 16 | get16(&d);
+	hi = get16(&d);
+	uint64_t h = hi << 16 | get16(&d), depth = get8(&d), type = get8(&d);
+	d.at += 2;
+	unsigned interlace = get8(&d);
+	if (type > 6 || !channels[type] || (depth != 1 && depth != 2 && depth != 4 && depth != 8 &&
+	    depth != 16) || (type == 3 && depth == 16) || interlace > 1)
+		return 0;
+	uint64_t bits = channels[type] * depth;
+	if (!interlace)
+		return h * ((w * bits + 7) / 8 + 1);
+	uint64_t sum = 0;
+	for (int p = 0; p < 7; p++) {
+		uint64_t pw = w > x0[p] ? (w - x0[p] + dx[p] - 1) / dx[p] : 0;
+		uint64_t ph = h > y0[p] ? (h - y0[p] + dy[p] - 1) / dy[p] : 0;
+		if (pw && ph)
+			sum += ph * ((pw * bits + 7) / 8 + 1);
+	}
+	return sum;
+}
+
+/* The zlib stream of the IDAT chunks through zlib's inflate, its output
+ * counted and dropped. */
 typedef struct {
 	z_stream z;
-	int started, status;    /* status: inflate's last; Z_DATA_ERROR sticks */
+	int status;             /* inflate's last; Z_DATA_ERROR sticks */
+	uint64_t cap;           /* stop past this many bytes out */
 } png_stream;
 
-static void png_feed(png_stream *s, const uint8_t *data, size_t n, int raw)
+static void png_feed(png_stream *s, const png_chunk *c)
 {
 	uint8_t out[16384];
-	if (!s->started) {
-		s->started = 1;
-		if (inflateInit2(&s->z, raw ? -15 : 15) != Z_OK)
-			s->status = Z_MEM_ERROR;
-	}
-	s->z.next_in = (Bytef *)data;
-	s->z.avail_in = (uInt)n;
-	while (s->status == Z_OK && s->z.avail_in > 0) {
+	s->z.next_in = (Bytef *)c->data;
+	s->z.avail_in = (uInt)c->n;
+	while (s->status == Z_OK && s->z.avail_in > 0 && s->z.total_out <= s->cap) {
 		s->z.next_out = out;
 		s->z.avail_out = sizeof out;
 		s->status = inflate(&s->z, Z_NO_FLUSH);
@@ -98,37 +152,46 @@ static void png_feed(png_stream *s, const uint8_t *data, size_t n, int raw)
  * - one before IEND claims more data than the file holds: stb_image
  *   allocates what IDAT chunks claim before it reads them, so a few bytes
  *   could cost gigabytes;
- * - the compressed image data is not a valid zlib stream: stb_image 2.27
- *   takes deflate distance codes 30 and 31 as distance 0 and copies
+ * - the image data is not a valid zlib stream (raw deflate when a CgBI
+ *   chunk comes before IEND, as stb_image reads it): stb_image 2.27 takes
+ *   deflate distance codes 30 and 31 as distance 0 and copies
  *   uninitialised bytes into the image, and ignores the Adler-32 check
- *   (libpng, and so PIL, refuse both). A stream cut short is left to
- *   stb_image, which refuses it. */
+ *   (libpng, and so PIL, refuse both; zlib also refuses a few malformed
+ *   streams that stb_image reads);
+ * - it inflates to more bytes than the IHDR's size holds: stb_image
+ *   inflates all of it into memory first (a small file could cost
+ *   gigabytes), and then refuses it or ignores the rest.
+ * A stream cut short is left to stb_image: what it makes of one is
+ * never uninitialised. */
 static const char *png_check(reader *r, char *buf, size_t len)
 {
-	png_stream s = { .status = Z_OK };
-	int raw = 0;
-	const char *why = NULL;
-	while (!why && r->at + 8 <= r->len) {
-		size_t hi = get16(r), n = hi << 16 | get16(r);
-		const uint8_t *type = r->p + r->at, *data = type + 4;
-		if (n > r->len - r->at - 4)
-			why = "corrupt PNG: a chunk claims more bytes than the file holds";
-		else if (memcmp(type, "IEND", 4) == 0)
-			break;
-		else if (memcmp(type, "CgBI", 4) == 0 && !s.started)
-			raw = 1;
-		else if (memcmp(type, "IDAT", 4) == 0 && n > 0) {
-			png_feed(&s, data, n, raw);
-			if (s.status == Z_DATA_ERROR) {
-				snprintf(buf, len, "corrupt PNG: its image data is not a valid zlib stream "
-				         "(zlib: %s)", s.z.msg ? s.z.msg : "data error");
-				why = buf;
-			}
-		}
-		r->at += 4 + n + 4;
+	png_chunk c, ihdr = { NULL, NULL, 0 };
+	size_t start = r->at;
+	int raw = 0, more;
+	while ((more = png_next(r, &c)) > 0) {
+		raw |= memcmp(c.type, "CgBI", 4) == 0;
+		if (!ihdr.type && memcmp(c.type, "CgBI", 4) != 0)
+			ihdr = c;
 	}
-	if (s.started)
-		inflateEnd(&s.z);
+	if (more < 0)
+		return "corrupt PNG: a chunk claims more bytes than the file holds";
+	png_stream s = { .status = Z_OK, .cap = ihdr.type ? png_raw_bytes(&ihdr) : 0 };
+	if (!s.cap || inflateInit2(&s.z, raw ? -15 : 15) != Z_OK)
+		return NULL;    /* stb_image refuses the IHDR; or no memory to check */
+	for (r->at = start; png_next(r, &c) > 0;)
+		if (memcmp(c.type, "IDAT", 4) == 0)
+			png_feed(&s, &c);
+	const char *why = NULL;
+	if (s.status == Z_DATA_ERROR) {
+		snprintf(buf, len, "corrupt PNG: its image data is not a valid zlib stream (zlib: %s)",
+		         s.z.msg ? s.z.msg : "data error");
+		why = buf;
+	} else if (s.z.total_out > s.cap) {
+		snprintf(buf, len, "corrupt PNG: its image data inflates to more than the %llu bytes "
+		         "its size holds", (unsigned long long)s.cap);
+		why = buf;
+	}
+	inflateEnd(&s.z);
 	return why;
 }
 
@@ -143,16 +206,28 @@ static const char *png_check(reader *r, char *buf, size_t len)
  * - a Huffman table (DHT) has at most 256 codes: it writes their lengths
  *   and symbols into arrays of 257 and 256 bytes;
  * - a scan's Huffman tables were defined: its decoder's tables are
- *   uninitialised memory, indexed with what they hold. */
+ *   uninitialised memory, indexed with what they hold;
+ * - the quantisation tables (DQT) were defined, and every component was
+ *   decoded by a scan (in a progressive file, by a first DC scan): else
+ *   the image is made of uninitialised memory. */
 enum { NO_MARKER = -1, WALK_ON, WALK_STOP, WALK_REFUSE };
 
 typedef struct {
 	reader r;
 	int marker;             /* the marker a scan's data ended at, or NO_MARKER */
 	int defined[2][4];      /* the DC (0) and AC (1) tables a DHT defined */
-	int ncomp, ids[4], progressive;
+	int quant[4];           /* the quantisation tables a DQT defined */
+	int ncomp, ids[4], tq[4], decoded[4], progressive;
 	const char *why;        /* with WALK_REFUSE */
 } jpeg_walk;
+
+#define NO_DQT "corrupt JPEG: a component uses a quantisation table that no DQT segment defines"
+
+static int jpeg_refuse(jpeg_walk *w, const char *why)
+{
+	w->why = why;
+	return WALK_REFUSE;
+}
 
 /* stbi__get_marker: the pending marker, or 0xff fill bytes and the byte
  * after them, or NO_MARKER when the next byte is not 0xff. */
@@ -180,10 +255,8 @@ static int jpeg_dht(jpeg_walk *w)
 			return WALK_STOP;
 		for (int i = 0; i < 16; i++)
 			n += get8(&w->r);
-		if (n > 256) {
-			w->why = "corrupt JPEG: a Huffman table has more than 256 codes";
-			return WALK_REFUSE;
-		}
+		if (n > 256)
+			return jpeg_refuse(w, "corrupt JPEG: a Huffman table has more than 256 codes");
 		w->defined[q >> 4][q & 15] = 1;
 		w->r.at += n;
 		left -= 17 + (long)n;
@@ -198,6 +271,7 @@ static int jpeg_dqt(jpeg_walk *w)
 		unsigned q = get8(&w->r);
 		if (q >> 4 > 1 || (q & 15) > 3)
 			return WALK_STOP;
+		w->quant[q & 15] = 1;
 		w->r.at += q >> 4 ? 128 : 64;
 		left -= q >> 4 ? 129 : 65;
 	}
@@ -240,7 +314,9 @@ static int jpeg_frame(jpeg_walk *w, int m)
 	w->ncomp = (int)n;
 	for (unsigned i = 0; i < n; i++) {
 		w->ids[i] = (int)get8(&w->r);
-		w->r.at += 2;
+		w->r.at++;      /* sampling factors */
+		if ((w->tq[i] = (int)get8(&w->r)) > 3)
+			return WALK_STOP;
 	}
 	return WALK_ON;
 }
@@ -261,6 +337,7 @@ static int scan_tables_defined(const jpeg_walk *w, unsigned dc, unsigned ac, uns
 static int jpeg_scan(jpeg_walk *w)
 {
 	unsigned len = get16(&w->r), n = get8(&w->r), tables[4];
+	int comps[4];
 	if (n < 1 || n > (unsigned)w->ncomp || len != 6 + 2 * n)
 		return WALK_STOP;
 	for (unsigned i = 0; i < n; i++) {
@@ -270,15 +347,20 @@ static int jpeg_scan(jpeg_walk *w)
 		tables[i] = get8(&w->r);
 		if (c == w->ncomp || tables[i] >> 4 > 3 || (tables[i] & 15) > 3)
 			return WALK_STOP;
+		comps[i] = c;
 	}
 	unsigned ss = get8(&w->r);
 	w->r.at++;              /* the spectral selection's end */
 	unsigned ah = get8(&w->r) >> 4;
 	for (unsigned i = 0; i < n; i++)
-		if (!scan_tables_defined(w, tables[i] >> 4, tables[i] & 15, ss, ah)) {
-			w->why = "corrupt JPEG: a scan uses a Huffman table that no DHT segment defines";
-			return WALK_REFUSE;
-		}
+		if (!scan_tables_defined(w, tables[i] >> 4, tables[i] & 15, ss, ah))
+			return jpeg_refuse(w, "corrupt JPEG: a scan uses a Huffman table that no DHT "
+			                      "segment defines");
+	for (unsigned i = 0; i < n; i++) {
+		if (!w->progressive && !w->quant[w->tq[comps[i]]])
+			return jpeg_refuse(w, NO_DQT);
+		w->decoded[comps[i]] |= !w->progressive || (ss == 0 && ah == 0);
+	}
 	while (!at_end(&w->r)) {
 		if (get8(&w->r) != 0xff)
 			continue;
@@ -311,6 +393,11 @@ static int jpeg_walk_all(jpeg_walk *w)
 		else
 			rc = jpeg_segment(w, m);
 	}
+	for (int c = 0; rc == WALK_ON && c < w->ncomp; c++)
+		if (!w->decoded[c])
+			rc = jpeg_refuse(w, "corrupt JPEG: a component of the image no scan decodes");
+		else if (!w->quant[w->tq[c]])
+			rc = jpeg_refuse(w, NO_DQT);
 	return rc;
 }
 
@@ -329,14 +416,14 @@ static void pnm_skip_space(reader *r)
 	}
 }
 
-/* stbi__pnm_getinteger, or -1 past 9 digits: stb_image reads the number
- * into an int without an overflow check. */
+/* stbi__pnm_getinteger, or -1 past 9 digits after any leading zeros:
+ * stb_image reads the number into an int without an overflow check. */
 static long long pnm_number(reader *r)
 {
 	long long v = 0;
 	int digits = 0;
 	for (; !at_end(r) && isdigit(r->p[r->at]); r->at++)
-		if (++digits <= 9)
+		if ((digits += v > 0 || r->p[r->at] != '0') <= 9)
 			v = v * 10 + (r->p[r->at] - '0');
 	return digits > 9 ? -1 : v;
 }
@@ -481,14 +568,15 @@ static const char *bmp_check(reader *r, char *buf, size_t len)
 	uint32_t width = hsz == 12 ? get16le(r) : get32le(r);
 	uint32_t height = hsz == 12 ? get16le(r) : get32le(r);
 	unsigned planes = get16le(r), bits = get16le(r);
-	if (planes != 1 || (bits != 1 && bits != 4 && bits != 8) || (hsz != 12 && get32le(r) != 0))
+	if (planes != 1 || (bits != 1 && bits != 4 && bits != 8) || (hsz != 12 && (int32_t)get32le(r) > 0))
 		return NULL;    /* stb_image refuses it, or the pixels are not indices */
 	long colours = hsz == 12 ? (offset - 14 - 24) / 3 : (offset - 14 - hsz) >> 2;
 	if (colours < 0)
 		return "corrupt BMP: its pixels start before the end of its header, leaving no "
 		       "room for its palette";
 	int64_t rows = (int32_t)height < 0 ? -(int64_t)(int32_t)height : (int64_t)height;
-	if (colours == 0 || colours > 256 || width > 1 << 24 || rows > 1 << 24)
+	if (colours == 0 || colours > 256 || width > 1 << 24 || rows > 1 << 24 ||
+	    (uint64_t)width * (uint64_t)rows * 3 > INT32_MAX)
 		return NULL;    /* stb_image refuses it */
 	size_t row = ((size_t)width * bits + 7) / 8;
 	r->at = (size_t)offset;
@@ -514,12 +602,9 @@ const char *rt_image_check(const uint8_t *p, size_t len, char *buf, size_t bufle
 		r.at = 8;
 		return png_check(&r, buf, buflen);
 	}
-	if (len >= 2 && p[0] == 0xff) {
-		jpeg_walk w = { .r = r, .marker = NO_MARKER };
-		if (next_marker(&w) != 0xd8)
-			return NULL;
+	jpeg_walk w = { .r = r, .marker = NO_MARKER };
+	if (len >= 2 && p[0] == 0xff && next_marker(&w) == 0xd8)
 		return jpeg_walk_all(&w) == WALK_REFUSE ? w.why : NULL;
-	}
 	if (len >= 2 && p[0] == 'P' && (p[1] == '5' || p[1] == '6'))
 		return pnm_check(&r, buf, buflen);
 	if (len >= 2 && p[0] == 'B' && p[1] == 'M')

@@ -718,6 +718,25 @@ static void png_empty_idat(const char *src, const char *dst, int keep_data)
 	free(b);
 }
 
+/* A copy of the valid PNG src (IHDR, tEXt, then its data) whose image data
+ * is the zlib stream z in one IDAT, then a chunk of type `after` (NULL:
+ * none) and IEND. */
+static void png_with_stream(const char *src, const char *dst, const uint8_t *z, size_t zlen,
+                            const char *after)
+{
+	size_t len, data = 8 + 25 + 24;
+	uint8_t *b = read_bytes(src, &len);
+	FILE *f = fopen(dst, "wb");
+	assert_non_null(f);
+	fwrite(b, 1, data, f);
+	chunk(f, "IDAT", z, (uint32_t)zlen);
+	if (after)
+		chunk(f, after, NULL, 0);
+	chunk(f, "IEND", NULL, 0);
+	assert_int_equal(fclose(f), 0);
+	free(b);
+}
+
 static void test_bad_png(void **state)
 {
 	(void)state;
@@ -796,6 +815,23 @@ static void test_bad_png(void **state)
 	             "corrupt PNG: its image data is not a valid zlib stream (zlib: incorrect header check)");
 	b[idat + 8] ^= 0xff;
 	put32(b + idat + 8 + dlen, (uint32_t)crc32(0, b + idat + 4, (uInt)dlen + 4));
+	/* a stream that inflates to more than 4 x 4 grey pixels need (4 rows of
+	 * a filter byte and 4 samples): stb_image would inflate all of it */
+	uint8_t zeros[4096] = { 0 }, z[256];
+	uLongf zlen = sizeof z;
+	assert_int_equal(compress(z, &zlen, zeros, sizeof zeros), Z_OK);
+	png_with_stream(v, at("bomb.png"), z, zlen, NULL);
+	expect_error(at("bomb.png"), 1, 4, 4, at("bomb.png"),
+	             "corrupt PNG: its image data inflates to more than the 20 bytes its size holds");
+	/* Apple's CgBI chunk anywhere before IEND makes the data raw deflate
+	 * for stb_image: this stream's zlib header is then no deflate block */
+	zlen = sizeof z;
+	assert_int_equal(compress(z, &zlen, zeros, 20), Z_OK);
+	png_with_stream(v, at("exact.png"), z, zlen, NULL);
+	im = open_ok(at("exact.png"), 1, 1, 4, 4);
+	rt_images_free(&im);
+	png_with_stream(v, at("cgbi.png"), z, zlen, "CgBI");
+	expect_error(at("cgbi.png"), 1, 4, 4, at("cgbi.png"), "not a valid zlib stream");
 	/* a wrong Adler-32 at the stream's end, which stb_image 2.27 ignores */
 	size_t idat2 = idat + 12 + dlen;
 	size_t dlen2 = (size_t)b[idat2] << 24 | b[idat2 + 1] << 16 | b[idat2 + 2] << 8 | b[idat2 + 3];

@@ -193,9 +193,10 @@ static void test_jpeg_huffman_tables(void **state)
 	expect_error(at("far-over.jpg"), &as_is, 3, 6, 5, at("far-over.jpg"), "more than 256 codes");
 }
 
-/* A baseline JPEG of image i of pat() at path without its DHT segments:
- * its scans name tables that nothing defines. */
-static void jpeg_without_tables(const char *path, int i)
+/* A baseline JPEG of image i of pat() at path without its segments of
+ * marker `drop` (0xc4 DHT, 0xdb DQT; 0xda: the scan and all after it, but
+ * the EOI marker). */
+static void jpeg_without(const char *path, int i, uint8_t drop)
 {
 	jpeg_buf j = { .len = 0 };
 	uint8_t *px = pattern(i, 3, 6, 5);
@@ -207,23 +208,32 @@ static void jpeg_without_tables(const char *path, int i)
 	fwrite(j.bytes, 1, at, f);
 	for (; j.bytes[at + 1] != 0xda; at += seg) {
 		seg = 2 + (size_t)(j.bytes[at + 2] << 8 | j.bytes[at + 3]);
-		if (j.bytes[at + 1] != 0xc4)
+		if (j.bytes[at + 1] != drop)
 			fwrite(j.bytes + at, 1, seg, f);
 	}
+	if (drop == 0xda)
+		at = j.len - 2;
 	fwrite(j.bytes + at, 1, j.len - at, f);
 	assert_int_equal(fclose(f), 0);
 }
 
 /* stb_image 2.27 decodes a scan with Huffman tables no DHT defined from
- * uninitialised memory; a progressive file names tables its scan does not
+ * uninitialised memory, and leaves the image uninitialised without
+ * quantisation tables or scans; a progressive file names tables its scan does not
  * decode with (tests/golden/progressive.jpg: AC table 0 in its DC scans,
  * before any DHT defines it), which must still read. */
 static void test_jpeg_scan_tables(void **state)
 {
 	(void)state;
-	jpeg_without_tables(at("no-tables.jpg"), 2);
+	jpeg_without(at("no-tables.jpg"), 2, 0xc4);
 	expect_error(at("no-tables.jpg"), &as_is, 3, 6, 5, at("no-tables.jpg"),
 	             "corrupt JPEG: a scan uses a Huffman table that no DHT segment defines");
+	jpeg_without(at("no-dqt.jpg"), 2, 0xdb);
+	expect_error(at("no-dqt.jpg"), &as_is, 3, 6, 5, at("no-dqt.jpg"),
+	             "corrupt JPEG: a component uses a quantisation table that no DQT segment defines");
+	jpeg_without(at("no-scan.jpg"), 2, 0xda);
+	expect_error(at("no-scan.jpg"), &as_is, 3, 6, 5, at("no-scan.jpg"),
+	             "corrupt JPEG: a component of the image no scan decodes");
 	char golden[512];
 	snprintf(golden, sizeof golden, "%s/tests/golden/progressive.jpg", DDPMC_SOURCE_DIR);
 	rt_images im = open_ok(golden, &as_is, 1, 3, 6, 5);
@@ -298,13 +308,24 @@ static void test_tga_truncated(void **state)
 	write_parts(at("cut.tga"), head, 18, bgr, 11);
 	expect_error(at("cut.tga"), &as_is, 3, 2, 2, at("cut.tga"),
 	             "truncated TGA: its header promises 12 bytes of pixels, the file holds 11");
+	/* an id field of 255 bytes: the file starts 0xff, as a JPEG does */
+	uint8_t id255[18 + 255];
+	memcpy(id255, head, 18);
+	id255[0] = 255;
+	memset(id255 + 18, 7, 255);
+	write_parts(at("id255.tga"), id255, sizeof id255, bgr, 11);
+	expect_error(at("id255.tga"), &as_is, 3, 2, 2, at("id255.tga"),
+	             "truncated TGA: its header promises 12 bytes of pixels, the file holds 11");
 }
 
 /* An 8-bit BMP of 2 x 1 pixels of colours i0, i1 of a palette of black
- * and white, the pixels at `offset` (62: just after the palette). */
-static void write_bmp8(const char *path, uint8_t offset, uint8_t i0, uint8_t i1)
+ * and white, the pixels at `offset` (62: just after the palette), its
+ * compression field's 4 bytes `compression` (0: none). */
+static void write_bmp8(const char *path, uint8_t offset, uint8_t i0, uint8_t i1,
+                       uint8_t compression)
 {
-	uint8_t b[66] = { 'B', 'M', 66, [10] = offset, [14] = 40, [18] = 2, [22] = 1, [26] = 1, 0, 8 };
+	uint8_t b[66] = { 'B', 'M', 66, [10] = offset, [14] = 40, [18] = 2, [22] = 1, [26] = 1, 0, 8,
+	                  0, compression, compression, compression, compression };
 	b[58] = b[59] = b[60] = 255;    /* colour 1: B, G, R, 0 */
 	b[62] = i0, b[63] = i1;         /* the row, padded to 4 bytes */
 	write_parts(path, b, sizeof b, b, 0);
@@ -315,15 +336,18 @@ static void write_bmp8(const char *path, uint8_t offset, uint8_t i0, uint8_t i1)
 static void test_bmp_palette(void **state)
 {
 	(void)state;
-	write_bmp8(at("two.bmp"), 62, 0, 1);
+	write_bmp8(at("two.bmp"), 62, 0, 1, 0);
 	rt_images im = open_ok(at("two.bmp"), &as_is, 1, 3, 1, 2);
 	assert_int_equal(px_of(&im, 0, 0, 0, 0), 0);
 	assert_int_equal(px_of(&im, 0, 0, 0, 1), 255);
 	rt_images_free(&im);
-	write_bmp8(at("past.bmp"), 62, 0, 2);
+	write_bmp8(at("past.bmp"), 62, 0, 2, 0);
 	expect_error(at("past.bmp"), &as_is, 3, 1, 2, at("past.bmp"),
 	             "corrupt BMP: a pixel is colour 2 of a palette of 2");
-	write_bmp8(at("inside.bmp"), 30, 0, 0);
+	/* a negative compression field, which stb_image reads as none */
+	write_bmp8(at("negative.bmp"), 62, 0, 2, 0xff);
+	expect_error(at("negative.bmp"), &as_is, 3, 1, 2, at("negative.bmp"), "colour 2 of a palette");
+	write_bmp8(at("inside.bmp"), 30, 0, 0, 0);
 	expect_error(at("inside.bmp"), &as_is, 3, 1, 2, at("inside.bmp"),
 	             "corrupt BMP: its pixels start before the end of its header");
 }
@@ -335,6 +359,9 @@ static void test_pnm_truncated(void **state)
 	tu_write(dir, "whole.pgm", "P5\n# 4 x 2\n4 2\n255\nABCDEFGH", -1, (char[512]){ 0 }, 512);
 	rt_images im = open_ok(at("whole.pgm"), &as_is, 1, 1, 2, 4);
 	assert_int_equal(px_of(&im, 0, 0, 1, 3), 'H');
+	rt_images_free(&im);
+	tu_write(dir, "zeros.pgm", "P5 0000000004 2 255 ABCDEFGH", -1, (char[512]){ 0 }, 512);
+	im = open_ok(at("zeros.pgm"), &as_is, 1, 1, 2, 4);
 	rt_images_free(&im);
 	tu_write(dir, "cut.pgm", "P5\n4 2\n255\nABCDEFG", -1, (char[512]){ 0 }, 512);
 	expect_error(at("cut.pgm"), &as_is, 1, 2, 4, at("cut.pgm"),
