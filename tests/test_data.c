@@ -812,7 +812,8 @@ static void test_bad_png(void **state)
 	put32(b + idat + 8 + dlen, (uint32_t)crc32(0, b + idat + 4, (uInt)dlen + 4));
 	write_bytes(at("zlib.png"), b, len);
 	expect_error(at("zlib.png"), 1, 4, 4, at("zlib.png"),
-	             "corrupt PNG: its image data is not a valid zlib stream (zlib: incorrect header check)");
+	             "corrupt PNG: its image data is not a valid zlib stream "
+	             "(zlib: incorrect header check)");
 	b[idat + 8] ^= 0xff;
 	put32(b + idat + 8 + dlen, (uint32_t)crc32(0, b + idat + 4, (uInt)dlen + 4));
 	/* a stream that inflates to more than 4 x 4 grey pixels need (4 rows of
