@@ -38,6 +38,12 @@ static unsigned get16(reader *r)
 	return hi << 8 | get8(r);
 }
 
+static uint32_t get32(reader *r)
+{
+	uint32_t hi = get16(r);
+	return hi << 16 | get16(r);
+}
+
 static unsigned get16le(reader *r)
 {
 	unsigned lo = get8(r);
@@ -84,7 +90,7 @@ static int png_next(reader *r, png_chunk *c)
 {
 	if (r->at + 8 > r->len)
 		return 0;
-	size_t hi = get16(r), n = hi << 16 | get16(r);
+	size_t n = get32(r);
 	c->type = r->p + r->at, c->data = c->type + 4, c->n = n;
 	if (memcmp(c->type, "IEND", 4) == 0)
 		return 0;
@@ -105,9 +111,7 @@ static uint64_t png_raw_bytes(const png_chunk *ihdr)
 	if (memcmp(ihdr->type, "IHDR", 4) != 0 || ihdr->n != 13)
 		return 0;
 	reader d = { ihdr->data, 13, 0 };
-	uint64_t hi = get16(&d), w = hi << 16 | get16(&d);
-	hi = get16(&d);
-	uint64_t h = hi << 16 | get16(&d), depth = get8(&d), type = get8(&d);
+	uint64_t w = get32(&d), h = get32(&d), depth = get8(&d), type = get8(&d);
 	d.at += 2;
 	unsigned interlace = get8(&d);
 	if (type > 6 || !channels[type] || (depth != 1 && depth != 2 && depth != 4 && depth != 8 &&
@@ -528,10 +532,7 @@ static const char *tga_check(reader *r, char *buf, size_t len)
 {
 	unsigned offset = get8(r), mapped = get8(r), type = get8(r);
 	r->at = 12;
-	unsigned width = get8(r), height;
-	width |= get8(r) << 8;
-	height = get8(r);
-	height |= get8(r) << 8;
+	unsigned width = get16le(r), height = get16le(r);
 	unsigned bits = get8(r);
 	if (mapped || (type != 2 && type != 3 && type != 10 && type != 11) || width < 1 ||
 	    height < 1 || (bits != 8 && bits != 15 && bits != 16 && bits != 24 && bits != 32))
