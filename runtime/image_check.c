@@ -8,10 +8,10 @@
  * says which stb_image code it stands in front of; all were found by
  * tests/fuzz/fuzz_png or by reading stb_image 2.30 against 2.27 (2.30
  * still trusts a TGA's and a flat HDR's length, and a BMP's palette).
- * Not checked, since only decoding shows them: a PNG palette index past
- * its PLTE chunk, a JPEG scan with restart markers cut short or with junk
- * before a restart (uninitialised pixels), JPEG data that overflows
- * 2.27's signed integers (garbage pixels); nor GIF, PSD and PIC files.
+ * Not checked, since only decoding the JPEG shows them: a JPEG scan with
+ * restart markers cut short or with junk before a restart (uninitialised
+ * pixels), JPEG data that overflows 2.27's signed integers (garbage
+ * pixels); nor GIF, PSD and PIC files.
  * Reads past the end of the file give 0, as stb_image's do. */
 #include <ctype.h>
 #include <stdio.h>
@@ -100,42 +100,142 @@ static int png_next(reader *r, png_chunk *c)
 	return 1;
 }
 
-/* The bytes the image data inflates to by the IHDR: each row of the image,
- * or of each Adam7 pass, a filter byte and its packed samples, as
- * stbi__create_png_image reads them; 0 where stb_image refuses the IHDR. */
-static uint64_t png_raw_bytes(const png_chunk *ihdr)
+/* An IHDR as stb_image reads it. */
+typedef struct {
+	uint64_t w, h;
+	unsigned depth, type, interlace, bits;  /* bits: a pixel's */
+} png_header;
+
+/* 0 where stb_image refuses the IHDR. */
+static int png_header_read(const png_chunk *ihdr, png_header *h)
 {
 	static const unsigned channels[7] = { 1, 0, 3, 1, 2, 0, 4 };
-	static const unsigned x0[7] = { 0, 4, 0, 2, 0, 1, 0 }, y0[7] = { 0, 0, 4, 0, 2, 0, 1 };
-	static const unsigned dx[7] = { 8, 8, 4, 4, 2, 2, 1 }, dy[7] = { 8, 8, 8, 4, 4, 2, 2 };
-	if (memcmp(ihdr->type, "IHDR", 4) != 0 || ihdr->n != 13)
+	if (!ihdr->type || memcmp(ihdr->type, "IHDR", 4) != 0 || ihdr->n != 13)
 		return 0;
 	reader d = { ihdr->data, 13, 0 };
-	uint64_t w = get32(&d), h = get32(&d), depth = get8(&d), type = get8(&d);
+	h->w = get32(&d), h->h = get32(&d), h->depth = get8(&d), h->type = get8(&d);
 	d.at += 2;
-	unsigned interlace = get8(&d);
-	if (type > 6 || !channels[type] || (depth != 1 && depth != 2 && depth != 4 && depth != 8 &&
-	    depth != 16) || (type == 3 && depth == 16) || interlace > 1)
+	h->interlace = get8(&d);
+	unsigned k = h->depth;
+	if (h->type > 6 || !channels[h->type] || (k != 1 && k != 2 && k != 4 && k != 8 && k != 16) ||
+	    (h->type == 3 && k == 16) || h->interlace > 1)
 		return 0;
-	uint64_t bits = channels[type] * depth;
-	if (!interlace)
-		return h * ((w * bits + 7) / 8 + 1);
-	uint64_t sum = 0;
+	h->bits = channels[h->type] * k;
+	return 1;
+}
+
+/* The size of Adam7 pass p (0..6) in pixels, or without interlace of the
+ * image (pass 0; the others empty). */
+static void png_pass(const png_header *h, int p, uint64_t *pw, uint64_t *ph)
+{
+	static const unsigned x0[7] = { 0, 4, 0, 2, 0, 1, 0 }, y0[7] = { 0, 0, 4, 0, 2, 0, 1 };
+	static const unsigned dx[7] = { 8, 8, 4, 4, 2, 2, 1 }, dy[7] = { 8, 8, 8, 4, 4, 2, 2 };
+	if (!h->interlace) {
+		*pw = p ? 0 : h->w, *ph = p ? 0 : h->h;
+		return;
+	}
+	*pw = h->w > x0[p] ? (h->w - x0[p] + dx[p] - 1) / dx[p] : 0;
+	*ph = h->h > y0[p] ? (h->h - y0[p] + dy[p] - 1) / dy[p] : 0;
+}
+
+/* The bytes of a row of pw pixels: a filter byte and the packed samples. */
+static uint64_t png_row_bytes(const png_header *h, uint64_t pw)
+{
+	return (pw * h->bits + 7) / 8 + 1;
+}
+
+/* The bytes the image data inflates to, as stbi__create_png_image reads
+ * them: every row of every pass. */
+static uint64_t png_raw_bytes(const png_header *h)
+{
+	uint64_t sum = 0, pw, ph;
 	for (int p = 0; p < 7; p++) {
-		uint64_t pw = w > x0[p] ? (w - x0[p] + dx[p] - 1) / dx[p] : 0;
-		uint64_t ph = h > y0[p] ? (h - y0[p] + dy[p] - 1) / dy[p] : 0;
+		png_pass(h, p, &pw, &ph);
 		if (pw && ph)
-			sum += ph * ((pw * bits + 7) / 8 + 1);
+			sum += ph * png_row_bytes(h, pw);
 	}
 	return sum;
 }
 
+/* The colour indices of a palette image, read from its data as it
+ * inflates, each row unfiltered as stbi__create_png_image_raw does (a
+ * filter unit of one byte): stb_image 2.27 takes a colour past the
+ * palette from an uninitialised array. */
+typedef struct {
+	const png_header *h;
+	unsigned colours;       /* the last PLTE's */
+	int pass;               /* 7: done */
+	uint64_t pw, ph, y;     /* the pass's size in pixels, the row being filled */
+	size_t row_bytes, filled;
+	uint8_t *row, *prev;    /* this row and the one above, unfiltered */
+	long past;              /* the first index past the palette, or -1 */
+} png_palette;
+
+/* From pass p on, the first that has pixels; 7 when none is left. */
+static void palette_pass(png_palette *pl, int p)
+{
+	for (pl->pass = p; pl->pass < 7; pl->pass++) {
+		png_pass(pl->h, pl->pass, &pl->pw, &pl->ph);
+		if (pl->pw && pl->ph)
+			break;
+	}
+	if (pl->pass < 7) {
+		pl->row_bytes = (size_t)png_row_bytes(pl->h, pl->pw);
+		memset(pl->prev, 0, pl->row_bytes);
+		pl->y = 0, pl->filled = 0;
+	}
+}
+
+static int paeth(int a, int b, int c)
+{
+	int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+	return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/* The filled row: unfiltered, its indices checked; then the next. */
+static void palette_row(png_palette *pl)
+{
+	uint8_t *x = pl->row, *up = pl->prev;
+	unsigned filter = x[0], depth = pl->h->depth;
+	if (filter > 4) {
+		pl->pass = 7;   /* stb_image refuses it */
+		return;
+	}
+	for (size_t i = 1; i < pl->row_bytes; i++) {
+		int a = i > 1 ? x[i - 1] : 0, b = up[i], c = i > 1 ? up[i - 1] : 0;
+		x[i] += filter == 1 ? a : filter == 2 ? b : filter == 3 ? (a + b) / 2
+		      : filter == 4 ? paeth(a, b, c) : 0;
+	}
+	for (uint64_t px = 0; px < pl->pw && pl->past < 0; px++) {
+		uint64_t bit = px * depth;
+		unsigned index = x[1 + bit / 8] >> (8 - depth - bit % 8) & ((1u << depth) - 1);
+		if (index >= pl->colours)
+			pl->past = (long)index;
+	}
+	pl->row = up, pl->prev = x;
+	pl->filled = 0;
+	if (++pl->y == pl->ph)
+		palette_pass(pl, pl->pass + 1);
+}
+
+static void palette_take(png_palette *pl, const uint8_t *p, size_t n)
+{
+	while (n > 0 && pl->pass < 7 && pl->past < 0) {
+		size_t k = pl->row_bytes - pl->filled < n ? pl->row_bytes - pl->filled : n;
+		memcpy(pl->row + pl->filled, p, k);
+		pl->filled += k, p += k, n -= k;
+		if (pl->filled == pl->row_bytes)
+			palette_row(pl);
+	}
+}
+
 /* The zlib stream of the IDAT chunks through zlib's inflate, its output
- * counted and dropped. */
+ * counted, handed to the palette check where there is one, and dropped. */
 typedef struct {
 	z_stream z;
 	int status;             /* inflate's last; Z_DATA_ERROR sticks */
 	uint64_t cap;           /* stop past this many bytes out */
+	png_palette *palette;   /* or NULL */
 } png_stream;
 
 static void png_feed(png_stream *s, const png_chunk *c)
@@ -149,6 +249,8 @@ static void png_feed(png_stream *s, const png_chunk *c)
 		s->status = inflate(&s->z, Z_NO_FLUSH);
 		if (s->status == Z_BUF_ERROR)
 			s->status = Z_OK;       /* only wants more input */
+		if (s->palette)
+			palette_take(s->palette, out, sizeof out - s->z.avail_out);
 	}
 }
 
@@ -164,39 +266,56 @@ static void png_feed(png_stream *s, const png_chunk *c)
  *   streams that stb_image reads);
  * - it inflates to more bytes than the IHDR's size holds: stb_image
  *   inflates all of it into memory first (a small file could cost
- *   gigabytes), and then refuses it or ignores the rest.
+ *   gigabytes), and then refuses it or ignores the rest;
+ * - a palette image's pixel is a colour past its palette (png_palette).
  * A stream cut short is left to stb_image: what it makes of one is
  * never uninitialised. */
 static const char *png_check(reader *r, char *buf, size_t len)
 {
 	png_chunk c, ihdr = { NULL, NULL, 0 };
+	png_header h;
 	size_t start = r->at;
+	unsigned colours = 0;
 	int raw = 0, more;
 	while ((more = png_next(r, &c)) > 0) {
 		raw |= memcmp(c.type, "CgBI", 4) == 0;
 		if (!ihdr.type && memcmp(c.type, "CgBI", 4) != 0)
 			ihdr = c;
+		if (memcmp(c.type, "PLTE", 4) == 0)
+			colours = c.n <= 3 * 256 && c.n % 3 == 0 ? (unsigned)(c.n / 3) : 0;
 	}
 	if (more < 0)
 		return "corrupt PNG: a chunk claims more bytes than the file holds";
-	png_stream s = { .status = Z_OK, .cap = ihdr.type ? png_raw_bytes(&ihdr) : 0 };
-	if (!s.cap || inflateInit2(&s.z, raw ? -15 : 15) != Z_OK)
-		return NULL;    /* stb_image refuses the IHDR; or no memory to check */
-	for (r->at = start; png_next(r, &c) > 0;)
-		if (memcmp(c.type, "IDAT", 4) == 0)
-			png_feed(&s, &c);
-	const char *why = NULL;
-	if (s.status == Z_DATA_ERROR) {
+	if (!png_header_read(&ihdr, &h))
+		return NULL;    /* stb_image refuses it */
+	png_stream s = { .status = Z_OK, .cap = png_raw_bytes(&h) };
+	png_palette pl = { .h = &h, .colours = colours, .past = -1 };
+	size_t widest = (size_t)png_row_bytes(&h, h.w);
+	if (h.type == 3 && colours > 0 && colours < 1u << h.depth &&
+	    (pl.row = malloc(widest)) && (pl.prev = malloc(widest))) {
+		palette_pass(&pl, 0);
+		s.palette = &pl;
+	}
+	if (s.cap && inflateInit2(&s.z, raw ? -15 : 15) == Z_OK) {
+		for (r->at = start; png_next(r, &c) > 0;)
+			if (memcmp(c.type, "IDAT", 4) == 0)
+				png_feed(&s, &c);
+		inflateEnd(&s.z);
+	}
+	free(pl.row);
+	free(pl.prev);
+	if (s.status == Z_DATA_ERROR)
 		snprintf(buf, len, "corrupt PNG: its image data is not a valid zlib stream (zlib: %s)",
 		         s.z.msg ? s.z.msg : "data error");
-		why = buf;
-	} else if (s.z.total_out > s.cap) {
+	else if (s.z.total_out > s.cap)
 		snprintf(buf, len, "corrupt PNG: its image data inflates to more than the %llu bytes "
 		         "its size holds", (unsigned long long)s.cap);
-		why = buf;
-	}
-	inflateEnd(&s.z);
-	return why;
+	else if (pl.past >= 0)
+		snprintf(buf, len, "corrupt PNG: a pixel is colour %ld of a palette of %u", pl.past,
+		         colours);
+	else
+		return NULL;
+	return buf;
 }
 
 /* --- JPEG ------------------------------------------------------------------ */

@@ -833,6 +833,21 @@ static void test_bad_png(void **state)
 	rt_images_free(&im);
 	png_with_stream(v, at("cgbi.png"), z, zlen, "CgBI");
 	expect_error(at("cgbi.png"), 1, 4, 4, at("cgbi.png"), "not a valid zlib stream");
+	/* a palette of 5 colours, 8-bit indices in rows of every filter type:
+	 * stb_image 2.27 takes a colour past the palette from an uninitialised
+	 * array */
+	uint8_t plte[15] = { 0, 0, 0, 255, 255, 255, 9, 9, 9, 40, 40, 40, 80, 80, 80 }, idx[6 * 6];
+	for (int k = 0; k < 36; k++)
+		idx[k] = (uint8_t)(k * 7 % 5);
+	write_png(at("palette5.png"), 3, 8, 6, 6, idx, 6, plte, 5);
+	im = open_ok(at("palette5.png"), 1, 3, 6, 6);
+	assert_int_equal(im.pixels[34], 40);    /* red of pixel 34: colour 34 * 7 % 5 = 3 */
+	assert_int_equal(im.pixels[35], 0);     /* colour 0 */
+	rt_images_free(&im);
+	idx[6 * 6 - 1] = 5;
+	write_png(at("palette5-past.png"), 3, 8, 6, 6, idx, 6, plte, 5);
+	expect_error(at("palette5-past.png"), 3, 6, 6, at("palette5-past.png"),
+	             "corrupt PNG: a pixel is colour 5 of a palette of 5");
 	/* a wrong Adler-32 at the stream's end, which stb_image 2.27 ignores */
 	size_t idat2 = idat + 12 + dlen;
 	size_t dlen2 = (size_t)b[idat2] << 24 | b[idat2 + 1] << 16 | b[idat2 + 2] << 8 | b[idat2 + 3];
