@@ -114,12 +114,14 @@ static int png_header_read(const png_chunk *ihdr, png_header *h)
 		return 0;
 	reader d = { ihdr->data, 13, 0 };
 	h->w = get32(&d), h->h = get32(&d), h->depth = get8(&d), h->type = get8(&d);
-	d.at += 2;
+	unsigned method = get8(&d), filter = get8(&d), k = h->depth;
 	h->interlace = get8(&d);
-	unsigned k = h->depth;
 	if (h->type > 6 || !channels[h->type] || (k != 1 && k != 2 && k != 4 && k != 8 && k != 16) ||
-	    (h->type == 3 && k == 16) || h->interlace > 1)
+	    (h->type == 3 && k == 16) || method || filter || h->interlace > 1)
 		return 0;
+	if (!h->w || !h->h || h->w > 1 << 24 || h->h > 1 << 24 ||
+	    (1 << 30) / h->w / (h->type == 3 ? 4 : channels[h->type]) < h->h)
+		return 0;       /* no pixels, or too large for stb_image */
 	h->bits = channels[h->type] * k;
 	return 1;
 }
