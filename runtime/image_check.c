@@ -513,8 +513,10 @@ static int jpeg_walk_all(jpeg_walk *w)
 	while (rc == WALK_ON && (m = next_marker(w)) != 0xd9) {
 		if (m == 0xda)
 			rc = jpeg_scan(w);
-		else if (m == 0xdc)
-			rc = get16(&w->r) == 4 ? (w->r.at += 2, WALK_ON) : WALK_STOP;
+		else if (m == 0xdc) {   /* DNL: its length, 4, then a height */
+			rc = get16(&w->r) == 4 ? WALK_ON : WALK_STOP;
+			w->r.at += 2;
+		}
 		else
 			rc = jpeg_segment(w, m);
 	}
