@@ -507,6 +507,43 @@ static void split_kernels_match_interpreter(void **unused)
 	ir_free(g);
 }
 
+/* Nodes that read more buffers than a kernel may take, each through one
+ * kernel before the split: a concat of 130 parameters, one of 70
+ * products of two (pieces of several buffers), and a sum of 140
+ * parameters written as one chain. Lowered for PoCL's own limit (1024
+ * bytes, as OpenCL's least) and for 8 buffers, every kernel keeps within
+ * it and every output is the interpreter's. */
+static void wide_nodes_match_interpreter(void **unused)
+{
+	rt_strbuf lua = { 0 };
+	rt_sb_puts(&lua, "local ddpm = require 'ddpm'\nlocal p, prod = {}, {}\n"
+	                 "for i = 1, 140 do\n"
+	                 "  p[i] = ddpm.param('p' .. i, { 2, 3 }, { init = 'normal', a = 0, b = 1 })\n"
+	                 "end\n"
+	                 "local sum = p[1]\n"
+	                 "for i = 2, 140 do sum = sum + p[i] end\n"
+	                 "for i = 1, 70 do prod[i] = p[i] * p[i + 70] end\n"
+	                 "ddpm.entry('main', { cat = ddpm.cat({ table.unpack(p, 1, 130) }, 1) * 2,\n"
+	                 "                     prod = ddpm.cat(prod, 0) - 1, sum = sum })\n");
+	ir_graph *g = load_script(lua.p, NULL, 0);
+	rt_sb_free(&lua);
+	rt_tensorset in = { 0 };
+	const int limits[] = { 0, 8 };
+	for (int i = 0; i < 2; i++) {
+		max_args = limits[i];
+		int chunks, most = most_args(g, "main", case_target(), &chunks);
+		int allowed = case_target()->max_args;
+		print_message("    limit %d buffers: at most %d a kernel\n", allowed, most);
+		if (most > allowed)
+			fail_msg("a kernel takes %d buffers, over the limit of %d", most, allowed);
+		double worst = check_entry(g, "main", &in, NULL, 1e-5);
+		print_message("    worst relative difference %.3g\n", worst);
+	}
+	max_args = 0;
+	rt_set_free(&in);
+	ir_free(g);
+}
+
 /* --- a compiled executable on both devices --------------------------------- */
 
 enum { NIMG = 24, SIDE = 16, NSAMPLE = 4 };
@@ -750,6 +787,7 @@ int main(void)
 		cmocka_unit_test(target_all_schedules_each_target),
 		cmocka_unit_test(cl_tiny_within_argument_limit),
 		cmocka_unit_test(split_kernels_match_interpreter),
+		cmocka_unit_test(wide_nodes_match_interpreter),
 		cmocka_unit_test_setup_teardown(train_step_matches_cpu, compile_tiny, NULL),
 		cmocka_unit_test(info_lists_both_programs),
 		cmocka_unit_test(device_index_counts_modulo_the_devices),

@@ -264,6 +264,26 @@ void kir_mark_used(const kir_kernel *k, char *used)
 	kir_mark_operands(k, used);
 }
 
+int kir_buffer_count(const kir_kernel *k, int nbuf)
+{
+	char *in = calloc((size_t)nbuf + 1, 1), *used = calloc((size_t)k->nx + 1, 1);
+	int n = 0;
+	for (int s = 0; kir_is_joint(k) && s < k->nseg; s++)
+		for (int j = 0; j < k->nacc; j++)
+			used[k->seg[s].red_value[j]] = 1;
+	kir_mark_used(k, used);
+	for (int i = 0; i < k->nx; i++)
+		if (used[i] && k->x[i].kind == KX_LOAD)
+			in[k->x[i].buf] = 1;
+	for (int s = 0; s < k->nst; s++)
+		in[k->st[s].buf] = 1;
+	for (int b = 0; b < nbuf; b++)
+		n += in[b];
+	free(in);
+	free(used);
+	return n;
+}
+
 void kir_walk(const kir_kernel *k, int i, kir_done_fn done, kir_visit_fn visit, void *ctx)
 {
 	if (i < 0 || done(ctx, i))

@@ -259,9 +259,16 @@ void kir_buffer_unused(kir_buffer *b);
  * the program itself goes with the graph. */
 void kir_program_free(kir_program *p);
 
+/* How many distinct buffers k reads or writes (of p's nbuf), through the
+ * expressions a store or a term uses: a store dropped as dead may leave
+ * loads behind. */
+int kir_buffer_count(const kir_kernel *k, int nbuf);
+
 /* Horizontal fusion (merge.c): adjacent kernels over one domain become
- * one kernel with several stores. */
-void kir_merge(kir_program *p);
+ * one kernel with several stores; with max_args > 0, no elementwise
+ * kernel reads a value another stores if it would then take more than
+ * max_args buffers (a split could not separate them again). */
+void kir_merge(kir_program *p, int max_args);
 /* Batches and joint reductions of more than max_args buffers split
  * (split_args.c; max_args 0: none), after kir_merge, before the plan. */
 void kir_split_args(kir_program *p, int max_args);

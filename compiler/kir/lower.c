@@ -31,7 +31,12 @@
  *     instead, see joint_reduction in lower_fuse.c).
  * Everything else elementwise or movement inlines: elementwise chains fuse
  * with each other, into reduction inputs and into contraction epilogues.
- * Conflicts found while building a kernel mark the node and rebuild. */
+ * Conflicts found while building a kernel mark the node and rebuild.
+ * Under a limit of buffers a kernel (kir_target.max_args: OpenCL's
+ * arguments), a kernel built over it is a conflict too: its fused node
+ * that read the most buffers (fewer than the limit, or a concat) is
+ * stored; a stored concat is built in parts, as many inputs to a kernel
+ * as fit (build_kernel). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,42 +137,103 @@ static void domain_order(lower *L, int root, int *order)
 	schedule_domain_order(n->op, n->shape.rank, transposing, order);
 }
 
-/* Builds the kernel storing node `root` into its buffer; -1 on a conflict
- * (L->conflict names the node to materialize). */
-static int build_kernel(lower *L, int root)
+/* The fused node of the kernel just built that read the most buffers
+ * (a buffer of it saves the kernel all but one of them), fewer than
+ * `most` unless it is a concat (built in parts once stored), or -1. */
+static int widest_fused(lower *L, int most)
+{
+	int node = -1, reads = 1;
+	for (int m = 0; m < L->nmemo; m++) {
+		const memo *e = &L->memo[m];
+		if (e->reads > reads && (e->reads < most || N(L, e->node)->op == OP_concat))
+			node = e->node, reads = e->reads;
+	}
+	return node;
+}
+
+enum { BUILT = 0, CONFLICT = -1, OVER_BUDGET = 1 };
+
+/* Builds the kernel storing node `root` into its buffer: BUILT, or
+ * CONFLICT (L->conflict names the node to materialize). A concat root
+ * in parts (end > 0) stores inputs [first, end), from `offset` along its
+ * axis; OVER_BUDGET when they read *reads buffers, more than a kernel
+ * may take. A kernel of one part over the budget materializes its widest
+ * fused node (a CONFLICT) where that helps. */
+static int build_part(lower *L, int root, int first, int end, int64_t offset, int *reads)
 {
 	const ir_node *n = N(L, root);
 	kir_kernel k = { 0 };
-	int order[IR_MAXDIM];
+	int order[IR_MAXDIM], ax = n->op == OP_concat ? n->a.concat.axis : -1;
+	int64_t part = 0;
+	for (int i = first; i < end; i++)
+		part += N(L, n->in[i])->shape.d[ax];
 	domain_order(L, root, order);
 	k.rank = n->shape.rank;
 	for (int v = 0; v < k.rank; v++)
-		k.ext[v] = n->shape.d[order[v]];
+		k.ext[v] = end > 0 && order[v] == ax ? part : n->shape.d[order[v]];
 	L->k = &k;
 	L->root = root;
 	L->red_node = -1;
 	L->in_contraction = L->in_reduction = 0;
 	L->conflict = -1;
 	L->joined = -1;
+	L->part_first = first, L->part_end = end;
 	L->depth = 0;
 	L->nmemo = 0;
 	L->ops[0] = 0;
-	int idx[IR_MAXDIM];
+	L->mark++, L->nread = L->scanned = 0;
+	int idx[IR_MAXDIM], at[IR_MAXDIM];
 	for (int v = 0; v < k.rank; v++)       /* a dim of size 1 is index 0, as a broadcast reads it */
 		idx[order[v]] = L->dim_var[order[v]] = k.ext[v] == 1 ? I(L, 0) : kir_var(&k, v);
 	int v = lower_compute_value(L, root, idx);
+	*reads = lower_buffers(L);
+	if (L->conflict < 0 && L->budget && *reads >= L->budget && k.nseg == 0) {
+		if (end - first > 1) {
+			kir_kernel_free(&k);
+			return OVER_BUDGET;
+		}
+		L->conflict = widest_fused(L, L->budget);
+	}
 	if (L->conflict >= 0) {
 		kir_kernel_free(&k);
-		return -1;
+		return CONFLICT;
 	}
-	kir_store_add(&k, L->buf_of[root], lower_linearize(L, idx, &n->shape), v);
+	memcpy(at, idx, sizeof at);
+	if (ax >= 0)
+		at[ax] = lower_iop(L, OP_add, idx[ax], I(L, offset));
+	kir_store_add(&k, L->buf_of[root], lower_linearize(L, at, &n->shape), v);
 	for (int i = 0; i < k.rank + k.nred; i++)
 		k.tile_hint[i] = 0;
 	if (L->red_node >= 0 && (ir_ops[N(L, L->red_node)->op].flags & CONTRACT))
 		for (int r = 0; r < k.rank; r++)
 			k.tile_hint[r] = 1;
 	lower_append_kernel(L, &k, ir_ops[n->op].name, L->ops[0] ? L->ops : ir_ops[n->op].name);
-	return 0;
+	return BUILT;
+}
+
+/* Builds the kernels storing node `root`: BUILT or CONFLICT. Under a
+ * budget of buffers a concat is built in parts, as many inputs to each
+ * as its kernel may read (a concat of 130 tensors on OpenCL: two). */
+static int build_kernel(lower *L, int root)
+{
+	const ir_node *n = N(L, root);
+	int reads;
+	if (n->op != OP_concat || !L->budget)
+		return build_part(L, root, 0, 0, 0, &reads);
+	int64_t offset = 0;
+	for (int first = 0, count; first < n->nin; first += count) {
+		int built;
+		count = n->nin - first;
+		while ((built = build_part(L, root, first, first + count, offset, &reads)) == OVER_BUDGET) {
+			int fit = (int)((int64_t)count * (L->budget - 1) / reads);
+			count = fit < 1 ? 1 : fit < count ? fit : count - 1;
+		}
+		if (built == CONFLICT)
+			return CONFLICT;
+		for (int i = first; i < first + count; i++)
+			offset += N(L, n->in[i])->shape.d[n->a.concat.axis];
+	}
+	return BUILT;
 }
 
 int lower_add_buffer(lower *L, kir_bufkind kind, const ir_node *n, const char *name)
@@ -410,7 +476,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 	            .forced = calloc((size_t)g->n + 1, 1),
 	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)),
 	            .walked = calloc((size_t)g->n + 1, sizeof(int)),
-	            .relaid = &(struct relaid_set){ 0 } };
+	            .relaid = &(struct relaid_set){ 0 }, .budget = t->max_args };
 	p->entry = e->name;
 	p->g = g;
 	count_uses(&L);
@@ -420,7 +486,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 		mark(&L, id);
 	build_all(&L);
 	lower_plan_roots(&L);
-	kir_merge(p);
+	kir_merge(p, t->max_args);
 	kir_split_args(p, t->max_args);
 	kir_plan_memory(p);
 	for (int n = 0; n < p->nk; n++) {
@@ -438,5 +504,6 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 	free(L.walked);
 	free(L.relaid->v);
 	free(L.memo);
+	free(L.read_mark);
 	return p;
 }

@@ -68,6 +68,7 @@ void lower_side_begin(lower *L, lower *S, kir_kernel *k)
 	*S = *L;
 	S->k = k, S->root = -1, S->red_node = -1, S->in_contraction = 1, S->in_reduction = 0, S->conflict = -1;
 	S->memo = NULL, S->nmemo = S->memocap = 0, S->ops[0] = 0;
+	S->budget = 0;          /* a copy of one operand */
 }
 
 int lower_f32_temp(lower *L, const ir_node *n, const ir_shape *s)

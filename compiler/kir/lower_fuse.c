@@ -24,6 +24,26 @@ int lower_want_materialized(lower *L, int node)
 	return kir_const(L->k, kir_type_of(N(L, node)->dtype), 0);
 }
 
+int lower_buffers(lower *L)
+{
+	if (!L->budget)
+		return 0;
+	for (const kir_kernel *k = L->k; L->scanned < k->nx; L->scanned++) {
+		const kir_expr *e = &k->x[L->scanned];
+		if (e->kind != KX_LOAD)
+			continue;
+		if (e->buf >= L->read_cap) {
+			int cap = L->read_cap;
+			while (e->buf >= L->read_cap)
+				L->read_mark = ir_grow(L->read_mark, L->read_cap, &L->read_cap, sizeof *L->read_mark);
+			memset(L->read_mark + cap, 0, (size_t)(L->read_cap - cap) * sizeof *L->read_mark);
+		}
+		if (L->read_mark[e->buf] != L->mark)
+			L->read_mark[e->buf] = L->mark, L->nread++;
+	}
+	return L->nread;
+}
+
 static int load_node(lower *L, int node, const int *idx)
 {
 	return kir_load(L->k, L->p, L->buf_of[node], lower_linearize(L, idx, &N(L, node)->shape));
@@ -132,14 +152,20 @@ static int pad_value(lower *L, const ir_node *n, const int *idx)
 }
 
 /* concat: a chain of selects on the axis index, last input innermost;
- * inside a joint reduction's segment, the segment's piece itself. */
+ * inside a joint reduction's segment, the segment's piece itself; as a
+ * root built in parts (lower.c), the part's inputs, idx[axis] counted
+ * from the part's start. */
 static int concat_value(lower *L, const ir_node *n, const int *idx)
 {
 	if (L->joined >= 0 && n == N(L, L->joined))
 		return lower_value_at(L, n->in[L->piece], idx);
+	int parted = n == N(L, L->root) && L->part_end > 0;
+	int first = parted ? L->part_first : 0, last = parted ? L->part_end : n->nin;
 	int ax = n->a.concat.axis, result = -1, in[IR_MAXDIM];
-	int64_t end = n->shape.d[ax];
-	for (int k = n->nin - 1; k >= 0; k--) {
+	int64_t end = 0;
+	for (int k = first; k < last; k++)
+		end += N(L, n->in[k])->shape.d[ax];
+	for (int k = last - 1; k >= first; k--) {
 		int64_t len = N(L, n->in[k])->shape.d[ax];
 		memcpy(in, idx, (size_t)n->shape.rank * sizeof *in);
 		in[ax] = lower_clamp(L, lower_iop(L, OP_sub, idx[ax], I(L, end - len)), 0, len - 1);
@@ -426,11 +452,12 @@ int lower_value_at(lower *L, int node, const int *idx)
 			return L->memo[m].expr;
 	if (L->depth >= FUSE_DEPTH)
 		return lower_want_materialized(L, node);
+	int before = lower_buffers(L);
 	L->depth++;
 	int v = lower_compute_value(L, node, idx);
 	L->depth--;
 	L->memo = ir_grow(L->memo, L->nmemo, &L->memocap, sizeof *L->memo);
-	L->memo[L->nmemo] = (memo){ node, n->shape.rank, { 0 }, v };
+	L->memo[L->nmemo] = (memo){ node, n->shape.rank, { 0 }, v, lower_buffers(L) - before };
 	memcpy(L->memo[L->nmemo].idx, idx, (size_t)n->shape.rank * sizeof *idx);
 	L->nmemo++;
 	if (!strstr(L->ops, ir_ops[n->op].name) && strlen(L->ops) + 16 < sizeof L->ops) {

@@ -34,6 +34,7 @@ typedef struct {
 	int node, n;
 	int idx[IR_MAXDIM];
 	int expr;
+	int reads;              /* buffers the kernel first read computing it */
 } memo;
 
 /* A copy of a convolution operand (N, C, H, W) laid out for its
@@ -80,6 +81,10 @@ typedef struct {
 	int channel_vectors;    /* a convolution whose last var is its output channel */
 	int conflict;           /* node that must be materialized, or -1 */
 	int joined, piece;      /* joint reduction: concat `joined` is its input `piece` */
+	int budget;             /* buffers a kernel may take (kir_target.max_args); 0: any */
+	int *read_mark, read_cap, mark;  /* read_mark[b] == mark: the kernel reads or stores b */
+	int nread, scanned;     /* those buffers; its expressions counted so far */
+	int part_first, part_end;       /* a concat root built in parts: this part's inputs */
 	int depth;              /* nodes value_at is inside (see FUSE_DEPTH) */
 	memo *memo;
 	int nmemo, memocap;
@@ -114,6 +119,9 @@ void lower_delinearize(lower *L, int lin, const ir_shape *s, int *idx);
 /* lower_fuse.c: node values in the kernel being built */
 int lower_value_at(lower *L, int node, const int *idx);
 int lower_compute_value(lower *L, int node, const int *idx);
+/* The buffers the kernel being built reads or stores so far (counted
+ * only under a budget: 0 otherwise). */
+int lower_buffers(lower *L);
 int lower_want_materialized(lower *L, int node);
 /* Whether a reduction of shape r can be the epilogue of a kernel whose
  * root has shape root: the same shape, or both a single value. */

@@ -17,8 +17,13 @@
  *   becomes that stored value. A merge is refused when it could change a
  *   result: a part reads a buffer an earlier part writes at another index,
  *   writes a buffer an earlier part reads at another index, or two parts
- *   write one buffer. Temporaries no kernel reads any more lose their store
- *   and their size (dead stores).
+ *   write one buffer; and under a limit of buffers a kernel (max_args > 0:
+ *   OpenCL's arguments), when neither reduces, b reads a value a stores
+ *   and together they would take more buffers than the limit: the
+ *   lowering stored that value to keep a kernel within it (lower.c), and
+ *   kir_split_args could not part them again (it splits a reduction's
+ *   terms, not an elementwise store's value). Temporaries no kernel reads any more lose their
+ *   store and their size (dead stores).
  * Then runs of adjacent elementwise kernels that write only state and
  * outputs, and touch nothing another of them writes (the optimizer's
  * update of each parameter, the step counters), become one batch kernel
@@ -166,8 +171,17 @@ static void add_parts(kir_kernel *m, const kir_kernel *b, const int *map, const 
 	}
 }
 
+/* Whether b reads a value a stores (a merge forwards it). */
+static int forwards(const kir_kernel *a, const kir_kernel *b)
+{
+	for (int i = 0; i < b->nx; i++)
+		if (b->x[i].kind == KX_LOAD && store_of(a, b->x[i].buf) >= 0)
+			return 1;
+	return 0;
+}
+
 /* Merges b into a copy of a; on success replaces a and returns 1. */
-static int try_merge(kir_kernel *a, const kir_kernel *b, const kir_program *p, ir_graph *g)
+static int try_merge(kir_kernel *a, const kir_kernel *b, const kir_program *p, int max_args)
 {
 	placement pl;
 	if (!place(a, b, &pl))
@@ -186,6 +200,9 @@ static int try_merge(kir_kernel *a, const kir_kernel *b, const kir_program *p, i
 	if (ok) {
 		add_parts(&m, b, map, &pl);
 		join_reductions(&m, a, b, map, &pl);
+		ok = max_args <= 0 || m.nacc || !forwards(a, b) || kir_buffer_count(&m, p->nbuf) <= max_args;
+		if (!ok)
+			free(m.seg);
 	}
 	free(map);
 	kir_drop_index(&m);
@@ -195,7 +212,7 @@ static int try_merge(kir_kernel *a, const kir_kernel *b, const kir_program *p, i
 		return 0;
 	}
 	size_t len = strlen(a->ops) + strlen(b->ops) + 4;
-	char *ops = ir_alloc(g, len);
+	char *ops = ir_alloc(p->g, len);
 	snprintf(ops, len, "%s | %s", a->ops, b->ops);
 	m.ops = ops;
 	free(a->x);
@@ -347,11 +364,11 @@ static void batch_state_updates(kir_program *p)
 	p->nk = out;
 }
 
-void kir_merge(kir_program *p)
+void kir_merge(kir_program *p, int max_args)
 {
 	int out = 0;
 	for (int n = 0; n < p->nk; n++) {
-		if (out > 0 && try_merge(&p->k[out - 1], &p->k[n], p, p->g)) {
+		if (out > 0 && try_merge(&p->k[out - 1], &p->k[n], p, max_args)) {
 			free(p->k[n].x);
 			free(p->k[n].st);
 			free(p->k[n].seg);

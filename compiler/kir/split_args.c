@@ -23,8 +23,8 @@
  *     term reads another's total (chunks would see only their own) or is
  *     not f32.
  *   A unit that alone takes more stays in a kernel of its own, over the
- *   limit; so do kernels of other kinds, which take a handful of buffers
- *   in the models here (a concat of many tensors does not). */
+ *   limit; so do kernels of other kinds, which the lowering built within
+ *   it (lower.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,25 +176,6 @@ static int chunk_end(const kir_kernel *k, const unit_set *U, const int *order, i
 	free(in);
 	free(all);
 	return s;
-}
-
-/* How many distinct buffers k reads or writes (through expressions a
- * store or a term uses: a store dropped as dead may leave loads behind). */
-static int buffers_of(const kir_kernel *k, int nbuf)
-{
-	char *in = calloc((size_t)nbuf + 1, 1), *used = calloc((size_t)k->nx + 1, 1);
-	int n = 0;
-	kir_mark_used(k, used);
-	if (kir_is_joint(k))
-		mark_terms(k, 0, k->nseg, used);
-	mark_loads(k, used, in);
-	for (int s = 0; s < k->nst; s++)
-		in[k->st[s].buf] = 1;
-	for (int b = 0; b < nbuf; b++)
-		n += in[b];
-	free(in);
-	free(used);
-	return n;
 }
 
 /* The expressions of `from` that `used` marks, appended to `to` in order;
@@ -389,7 +370,7 @@ static int split_kernel(kir_program *p, int n, const unit_set *U, int max_args, 
 static int over_limit(const kir_program *p, const kir_kernel *k, int max_args)
 {
 	int splits = kir_is_batch(k) || (kir_is_joint(k) && !reads_totals(k)) || (!k->nseg && !k->nacc);
-	return splits && buffers_of(k, p->nbuf) > max_args;
+	return splits && kir_buffer_count(k, p->nbuf) > max_args;
 }
 
 void kir_split_args(kir_program *p, int max_args)
