@@ -159,7 +159,7 @@ static int concat_value(lower *L, const ir_node *n, const int *idx)
 {
 	if (L->joined >= 0 && n == N(L, L->joined))
 		return lower_value_at(L, n->in[L->piece], idx);
-	int parted = n == N(L, L->root) && L->part_end > 0;
+	int parted = L->part_end > 0 && L->root >= 0 && n == N(L, L->root);
 	int first = parted ? L->part_first : 0, last = parted ? L->part_end : n->nin;
 	int ax = n->a.concat.axis, result = -1, in[IR_MAXDIM];
 	int64_t end = 0;
