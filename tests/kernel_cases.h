@@ -8,7 +8,8 @@
  *
  * which run lowered program p of g on its backend (inputs as the caller
  * gives them, converted as `ddpmc run` does; state updated in place;
- * outputs added) and say the target the cases are lowered for. KERNEL_CASES lists the cases for cmocka.
+ * outputs added) and say the target the cases are lowered for. KERNEL_CASES lists the cases for cmocka
+ * (KERNEL_VALUE_CASES those of them that check values alone).
  *
  * Each case lowers an entry, runs it on the backend and on interp_run
  * with the same inputs and initial state, and compares every output and
@@ -630,7 +631,9 @@ static void unet_forward_matches_interpreter(void **state)
 	ir_free(g);
 }
 
-#define KERNEL_CASES \
+/* The cases that hold whatever kernels the target's lowering makes:
+ * values against the interpreter (and diffusers). */
+#define KERNEL_VALUE_CASES \
 	cmocka_unit_test(elementwise_ops_match_interpreter), \
 	cmocka_unit_test(integer_ops_match_interpreter), \
 	cmocka_unit_test(nan_propagates_through_max_and_min), \
@@ -639,13 +642,17 @@ static void unet_forward_matches_interpreter(void **state)
 	cmocka_unit_test(matmul_matches_interpreter), \
 	cmocka_unit_test(conv2d_and_gradients_match_interpreter), \
 	cmocka_unit_test(winograd_convolutions_match_interpreter), \
-	cmocka_unit_test(group_norm_silu_is_two_kernels), \
-	cmocka_unit_test(group_norm_backward_recomputes_its_output), \
-	cmocka_unit_test(mse_loss_and_gradient_are_one_kernel), \
-	cmocka_unit_test(optimizer_is_two_kernels), \
 	cmocka_unit_test(bf16_and_f16_storage_match_interpreter), \
 	cmocka_unit_test(random_numbers_match_interpreter), \
 	cmocka_unit_test(unet_forward_matches_diffusers), \
 	cmocka_unit_test(unet_forward_matches_interpreter)
+
+/* Those, and the fusions every target's lowering must make. */
+#define KERNEL_CASES \
+	KERNEL_VALUE_CASES, \
+	cmocka_unit_test(group_norm_silu_is_two_kernels), \
+	cmocka_unit_test(group_norm_backward_recomputes_its_output), \
+	cmocka_unit_test(mse_loss_and_gradient_are_one_kernel), \
+	cmocka_unit_test(optimizer_is_two_kernels)
 
 #endif

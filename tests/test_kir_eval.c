@@ -3,7 +3,9 @@
  * from code generation, and ir_scalar's one meaning per op seen through
  * both evaluators. Then the schedule step (compiler/kir/schedule.c): its
  * decisions follow the target a backend describes, and every schedule
- * they can give matches the interpreter. */
+ * they can give matches the interpreter. Last, every value case lowered
+ * under a limit of 4 buffers a kernel (kir_target.max_args, as OpenCL's
+ * arguments impose): every kernel within it, the values unchanged. */
 #include "kernel_cases.h"
 
 #include "cl_render.h"
@@ -25,6 +27,10 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 	void **bufs = kir_bind_host(p, state, &in, outputs, &arena, err, sizeof err);
 	if (!bufs)
 		fail_msg("%s", err);
+	for (int k = 0; schedule && schedule->max_args && k < p->nk; k++)
+		if (kir_buffer_count(&p->k[k], p->nbuf) > schedule->max_args)
+			fail_msg("%s takes %d buffers, over the target's %d", p->k[k].name,
+			         kir_buffer_count(&p->k[k], p->nbuf), schedule->max_args);
 	kir_eval(p, bufs);
 	free(bufs);
 	free(arena);
@@ -320,6 +326,19 @@ static void index_spans_bound_every_value(void **state)
 	kir_kernel_free(&k);
 }
 
+/* The fusion cases' scripts against the interpreter, whatever kernels
+ * the target makes of them: under a limit of 4 buffers the MSE loss and
+ * its gradient (5 buffers as one kernel), GroupNorm and its gradient, and
+ * the optimizer are kernels other than the ones those cases count. */
+static void fusion_cases_match_interpreter(void **state)
+{
+	const char *scripts[] = { mse_lua, group_norm_lua, group_norm_grad_lua, adam_lua };
+	for (int i = 0; i < TU_LEN(scripts); i++) {
+		ir_graph *g = load_script(scripts[i], NULL, 0);
+		check_main(g);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,5 +351,11 @@ int main(void)
 		cmocka_unit_test(memory_plan_keeps_live_temporaries_apart),
 		cmocka_unit_test(unfusable_reductions_are_stored_without_rebuilds),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest within_four[] = { KERNEL_VALUE_CASES,
+	                                          cmocka_unit_test(fusion_cases_match_interpreter) };
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	kir_target four = *tu_cpu_target(NULL);
+	four.max_args = 4;
+	schedule = &four;
+	return failed + cmocka_run_group_tests_name("every case within 4 buffers a kernel", within_four, NULL, NULL);
 }

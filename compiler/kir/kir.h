@@ -265,13 +265,15 @@ void kir_program_free(kir_program *p);
 int kir_buffer_count(const kir_kernel *k, int nbuf);
 
 /* Horizontal fusion (merge.c): adjacent kernels over one domain become
- * one kernel with several stores; with max_args > 0, no elementwise
- * kernel reads a value another stores if it would then take more than
- * max_args buffers (a split could not separate them again). */
+ * one kernel with several stores; with max_args > 0, none that
+ * kir_split_args could not bring within max_args buffers a kernel. */
 void kir_merge(kir_program *p, int max_args);
 /* Batches and joint reductions of more than max_args buffers split
  * (split_args.c; max_args 0: none), after kir_merge, before the plan. */
 void kir_split_args(kir_program *p, int max_args);
+/* Whether k takes at most max_args buffers, or kir_split_args would part
+ * it into kernels that each do. */
+int kir_split_fits(const kir_program *p, const kir_kernel *k, int max_args);
 
 /* The memory plan (plan.c): arena offsets for temporaries by liveness. */
 void kir_plan_memory(kir_program *p);

@@ -18,11 +18,10 @@
  *   result: a part reads a buffer an earlier part writes at another index,
  *   writes a buffer an earlier part reads at another index, or two parts
  *   write one buffer; and under a limit of buffers a kernel (max_args > 0:
- *   OpenCL's arguments), when neither reduces, b reads a value a stores
- *   and together they would take more buffers than the limit: the
- *   lowering stored that value to keep a kernel within it (lower.c), and
- *   kir_split_args could not part them again (it splits a reduction's
- *   terms, not an elementwise store's value). Temporaries no kernel reads any more lose their
+ *   OpenCL's arguments), when the kernel would take more and
+ *   kir_split_args could not part it into kernels within the limit (a
+ *   reduction other than a joint one; a store that now computes a value
+ *   the lowering stored to keep a kernel within it, lower.c). Temporaries no kernel reads any more lose their
  *   store and their size (dead stores).
  * Then runs of adjacent elementwise kernels that write only state and
  * outputs, and touch nothing another of them writes (the optimizer's
@@ -171,15 +170,6 @@ static void add_parts(kir_kernel *m, const kir_kernel *b, const int *map, const 
 	}
 }
 
-/* Whether b reads a value a stores (a merge forwards it). */
-static int forwards(const kir_kernel *a, const kir_kernel *b)
-{
-	for (int i = 0; i < b->nx; i++)
-		if (b->x[i].kind == KX_LOAD && store_of(a, b->x[i].buf) >= 0)
-			return 1;
-	return 0;
-}
-
 /* Merges b into a copy of a; on success replaces a and returns 1. */
 static int try_merge(kir_kernel *a, const kir_kernel *b, const kir_program *p, int max_args)
 {
@@ -200,7 +190,7 @@ static int try_merge(kir_kernel *a, const kir_kernel *b, const kir_program *p, i
 	if (ok) {
 		add_parts(&m, b, map, &pl);
 		join_reductions(&m, a, b, map, &pl);
-		ok = max_args <= 0 || m.nacc || !forwards(a, b) || kir_buffer_count(&m, p->nbuf) <= max_args;
+		ok = max_args <= 0 || kir_split_fits(p, &m, max_args);
 		if (!ok)
 			free(m.seg);
 	}

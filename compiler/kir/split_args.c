@@ -365,12 +365,48 @@ static int split_kernel(kir_program *p, int n, const unit_set *U, int max_args, 
 	return count;
 }
 
-/* Whether k may split: a batch, an elementwise kernel, or a joint
- * reduction whose terms read no total; over the limit. */
+/* Whether k is of a kind that splits: a batch, an elementwise kernel, or
+ * a joint reduction whose terms read no total. */
+static int splits(const kir_kernel *k)
+{
+	return kir_is_batch(k) || (kir_is_joint(k) && !reads_totals(k)) || (!k->nseg && !k->nacc);
+}
+
 static int over_limit(const kir_program *p, const kir_kernel *k, int max_args)
 {
-	int splits = kir_is_batch(k) || (kir_is_joint(k) && !reads_totals(k)) || (!k->nseg && !k->nacc);
-	return splits && kir_buffer_count(k, p->nbuf) > max_args;
+	return splits(k) && kir_buffer_count(k, p->nbuf) > max_args;
+}
+
+/* The buffers joint reduction k's own stores touch, and the temporary of
+ * its chunks' totals: its last part's (joint_total). */
+static int total_buffers(const kir_kernel *k, int nbuf)
+{
+	kir_kernel stores = *k;
+	stores.nacc = 0, stores.nseg = 0;
+	return kir_buffer_count(&stores, nbuf) + 1;
+}
+
+int kir_split_fits(const kir_program *p, const kir_kernel *k, int max_args)
+{
+	if (kir_buffer_count(k, p->nbuf) <= max_args)
+		return 1;
+	if (!splits(k))
+		return 0;
+	unit_set U;
+	units_of(k, p->nbuf, &U);
+	char *used = malloc((size_t)k->nx + 1), *in = malloc((size_t)p->nbuf + 1);
+	int fits = !kir_is_joint(k) || total_buffers(k, p->nbuf) <= max_args;
+	for (int u = 0; u < U.n && fits; u++) {
+		int count = kir_is_joint(k);
+		unit_buffers(k, &U, u, used, in, p->nbuf);
+		for (int b = 0; b < p->nbuf; b++)
+			count += in[b];
+		fits = count <= max_args;
+	}
+	free(used);
+	free(in);
+	units_free(&U);
+	return fits;
 }
 
 void kir_split_args(kir_program *p, int max_args)
