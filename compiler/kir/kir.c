@@ -264,14 +264,41 @@ void kir_mark_used(const kir_kernel *k, char *used)
 	kir_mark_operands(k, used);
 }
 
+/* Marks what k's stores and terms (a joint reduction's every segment's)
+ * use directly. */
+static void mark_roots(const kir_kernel *k, char *used)
+{
+	for (int s = 0; kir_is_joint(k) && s < k->nseg; s++)
+		for (int j = 0; j < k->nacc; j++)
+			used[k->seg[s].red_value[j]] = 1;
+	for (int j = 0; j < k->nacc; j++)
+		used[k->red_value[j]] = 1;
+	for (int s = 0; s < k->nst; s++)
+		used[k->st[s].value] = used[k->st[s].index] = 1;
+}
+
+void kir_mark_elements(const kir_kernel *k, char *wide)
+{
+	char *other = calloc((size_t)k->nx + 1, 1);
+	memset(wide, 0, (size_t)k->nx);
+	mark_roots(k, wide);
+	kir_mark_operands(k, wide);
+	mark_roots(k, other);
+	for (int i = k->nx - 1; i >= 0; i--)
+		for (int j = k->x[i].kind == KX_RANDOM; j < 3 && other[i]; j++)
+			if ((&k->x[i].a)[j] >= 0)
+				other[(&k->x[i].a)[j]] = 1;
+	for (int i = 0; i < k->nx; i++)
+		wide[i] = wide[i] && !other[i] && k->x[i].type == KT_IDX && k->x[i].kind != KX_ACC;
+	free(other);
+}
+
 int kir_buffer_count(const kir_kernel *k, int nbuf)
 {
 	char *in = calloc((size_t)nbuf + 1, 1), *used = calloc((size_t)k->nx + 1, 1);
 	int n = 0;
-	for (int s = 0; kir_is_joint(k) && s < k->nseg; s++)
-		for (int j = 0; j < k->nacc; j++)
-			used[k->seg[s].red_value[j]] = 1;
-	kir_mark_used(k, used);
+	mark_roots(k, used);
+	kir_mark_operands(k, used);
 	for (int i = 0; i < k->nx; i++)
 		if (used[i] && k->x[i].kind == KX_LOAD)
 			in[k->x[i].buf] = 1;

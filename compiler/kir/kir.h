@@ -364,13 +364,21 @@ int kir_is_empty(const kir_kernel *k);
 void kir_index_values(const kir_kernel *k, const int64_t *vars, int64_t *val);
 int kir_is_batch(const kir_kernel *k);
 
-/* Whether every index expression (KT_IDX) that kernel k evaluates stays
- * within [lo, hi] at every point of its domain (of each segment's,
- * for a kernel with segments), by interval arithmetic (range.c): an index
- * loaded, converted from f32 or accumulated counts as unbounded. 1 is a
- * proof; 0 may be caution. For backends that would index in fewer bits
- * where that computes the same. */
+/* Whether every index expression (KT_IDX) that kernel k evaluates, but
+ * a random draw's element (kir_mark_elements), stays within [lo, hi] at
+ * every point of its domain (of each segment's, for a kernel with
+ * segments), by interval arithmetic (range.c): an index loaded, converted
+ * from f32 or accumulated counts as unbounded. 1 is a proof; 0 may be
+ * caution. For backends that would index in fewer bits where that
+ * computes the same. */
 int kir_index_within(const kir_kernel *k, int64_t lo, int64_t hi);
+/* Marks in wide[] (k->nx entries) the index expressions k uses only for
+ * a random draw's element (KX_RANDOM's a), directly or through other
+ * such expressions: `shard * numel + i` of a data-parallel step, beyond
+ * int's range. Backends compute them in 64 bits whatever else they
+ * index in, so kir_index_within does not bound them. Never an
+ * accumulator. */
+void kir_mark_elements(const kir_kernel *k, char *wide);
 
 /* Visits expression i and every expression it depends on that `done`
  * does not report, operands before users, each once (visit must make done

@@ -105,15 +105,16 @@ static span span_of(const kir_kernel *k, int i, const span *s)
 }
 
 /* Whether k, a kernel without segments (or a segment's view of one),
- * keeps every index expression it evaluates within [lo, hi]. */
-static int plain_within(const kir_kernel *k, int64_t lo, int64_t hi, span *s, char *used)
+ * keeps every index expression it evaluates within [lo, hi], but those
+ * `wide` marks (of the whole kernel, which a backend computes as such). */
+static int plain_within(const kir_kernel *k, int64_t lo, int64_t hi, const char *wide, span *s, char *used)
 {
 	int within = 1;
 	memset(used, 0, (size_t)k->nx);
 	kir_mark_used(k, used);
 	for (int i = 0; i < k->nx; i++) {
 		s[i] = span_of(k, i, s);
-		if (used[i] && k->x[i].type == KT_IDX && (s[i].lo < (double)lo || s[i].hi > (double)hi))
+		if (used[i] && !wide[i] && k->x[i].type == KT_IDX && (s[i].lo < (double)lo || s[i].hi > (double)hi))
 			within = 0;
 	}
 	return within;
@@ -123,20 +124,23 @@ int kir_index_within(const kir_kernel *k, int64_t lo, int64_t hi)
 {
 	size_t n = (size_t)k->nx + 1;
 	span *s = malloc(n * sizeof *s);
-	char *used = malloc(n);
-	int within = s && used;
+	char *used = malloc(n), *wide = malloc(n);
+	int within = s && used && wide;
+	if (within)
+		kir_mark_elements(k, wide);
 	if (within && !k->nseg) {
-		within = plain_within(k, lo, hi, s, used);
+		within = plain_within(k, lo, hi, wide, s, used);
 	} else if (within && kir_is_joint(k)) {        /* its own stores, once after the reduction */
 		kir_kernel own = *k;
 		own.nacc = own.nseg = own.nred = 0;
-		within = plain_within(&own, lo, hi, s, used);
+		within = plain_within(&own, lo, hi, wide, s, used);
 	}
 	for (int g = 0; g < k->nseg && within; g++) {
 		kir_kernel v = kir_segment_view(k, g);
-		within = plain_within(&v, lo, hi, s, used);
+		within = plain_within(&v, lo, hi, wide, s, used);
 	}
 	free(s);
 	free(used);
+	free(wide);
 	return within;
 }

@@ -56,7 +56,8 @@
  * xN, operands first; expressions that do not vary over the reduction are
  * computed once before its loop. Indices are of type IDX, which each
  * kernel declares first: int where that computes the same as long
- * (index_fits), else long. */
+ * (index_fits), else long; a random draw's element (shard * numel + i)
+ * is long in every kernel (kir_mark_elements). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,8 @@ typedef struct {
 	uint32_t *vars;         /* per expression: the vars it depends on */
 	unsigned char *uses_acc;        /* per expression: the accumulators it reads (bits) */
 	char *done;             /* per expression: declared in the current scope */
+	char *wide;             /* per expression: a random draw's element alone (kir_mark_elements) */
+	int widening;           /* declaring such an expression: IDX is long in it */
 	uint32_t red_vars;      /* the mask of the reduction's vars */
 	int fa, fb;             /* tile: the factors of the reduced product */
 	uint32_t va, vs;        /* tile: the domain vars only a reads, those both
@@ -211,9 +214,11 @@ static const char prelude[] =
 
 /* --- names and types ---------------------------------------------------------- */
 
-static const char *type_name(kir_type t)
+/* Type t's name; an index inside a random draw's element is long,
+ * elsewhere the kernel's IDX. */
+static const char *type_name(const renderer *r, kir_type t)
 {
-	return t == KT_F32 ? "float" : t == KT_I32 ? "int" : "IDX";
+	return t == KT_F32 ? "float" : t == KT_I32 ? "int" : r->widening ? "long" : "IDX";
 }
 
 static const char *storage_name(rt_dtype dt)
@@ -256,33 +261,30 @@ static void buf_name(renderer *r, int buf, char *out, size_t len)
 /* The conversion of f32 to integer type t: saturating, NaN -> 0, as the
  * LLVM backend's fptosi.sat. An index converted from f32 is unbounded
  * (kir_index_within), so only a kernel indexing in long has one. */
-static const char *saturate(kir_type t)
+static const char *saturate(const renderer *r, kir_type t)
 {
-	return t == KT_I32 ? "convert_int_sat" : "(IDX)convert_long_sat";
+	return t == KT_I32 ? "convert_int_sat" : r->widening ? "convert_long_sat" : "(IDX)convert_long_sat";
 }
 
-/* x (an expression of type `from`, as C text) as type `to`. */
-static void put_converted(rt_strbuf *b, const char *x, kir_type from, kir_type to)
-{
-	if (from == to)
-		rt_sb_puts(b, x);
-	else if (from == KT_F32)
-		rt_sb_printf(b, "%s(%s)", saturate(to), x);
-	else
-		rt_sb_printf(b, "((%s)(%s))", type_name(to), x);
-}
-
+/* Expression i as type `to`: converted where its type differs, and an
+ * index of the kernel's IDX widened inside a random draw's element. */
 static void put_expr_ref(renderer *r, int i, kir_type to)
 {
-	char name[16];
-	snprintf(name, sizeof name, "x%d", xid(r, i));
-	put_converted(r->b, name, r->k->x[i].type, to);
+	kir_type from = r->k->x[i].type;
+	int x = xid(r, i);
+	if (from == KT_F32 && to != KT_F32)
+		rt_sb_printf(r->b, "%s(x%d)", saturate(r, to), x);
+	else if (from != to || (r->widening && to == KT_IDX && !r->wide[i]))
+		rt_sb_printf(r->b, "((%s)(x%d))", type_name(r, to), x);
+	else
+		rt_sb_printf(r->b, "x%d", x);
 }
 
-static void put_const(rt_strbuf *b, const kir_expr *e)
+static void put_const(const renderer *r, const kir_expr *e)
 {
+	rt_strbuf *b = r->b;
 	if (e->type != KT_F32)
-		rt_sb_printf(b, "(%s)%lld", type_name(e->type), (long long)e->value);
+		rt_sb_printf(b, "(%s)%lld", type_name(r, e->type), (long long)e->value);
 	else if (isnan(e->value))
 		rt_sb_puts(b, "NAN");
 	else if (isinf(e->value))
@@ -402,7 +404,7 @@ static void put_int_op(renderer *r, const kir_expr *e)
 		if (is_const_nonzero(r->k, e->b)) {
 			put_expr_ref(r, e->b, t);
 		} else {
-			rt_sb_printf(b, "(x%d == 0 ? (%s)1 : ", xid(r, e->b), type_name(t));
+			rt_sb_printf(b, "(x%d == 0 ? (%s)1 : ", xid(r, e->b), type_name(r, t));
 			put_expr_ref(r, e->b, t);
 			rt_sb_puts(b, ")");
 		}
@@ -410,7 +412,7 @@ static void put_int_op(renderer *r, const kir_expr *e)
 	IR_CASES_TRANSC: {
 		kir_expr f = *e;
 		f.type = KT_F32;
-		rt_sb_printf(b, "%s(", saturate(t));
+		rt_sb_printf(b, "%s(", saturate(r, t));
 		put_float_op(r, &f);
 		rt_sb_puts(b, ")");
 		return;
@@ -437,7 +439,7 @@ static void put_op(renderer *r, const kir_expr *e)
 		put_expr_ref(r, e->a, w);
 		rt_sb_printf(b, " %s ", infix(e->op));
 		put_expr_ref(r, e->b, w);
-		rt_sb_printf(b, ") ? (%s)1 : (%s)0", type_name(e->type), type_name(e->type));
+		rt_sb_printf(b, ") ? (%s)1 : (%s)0", type_name(r, e->type), type_name(r, e->type));
 		return;
 	}
 	case OP_select:
@@ -489,9 +491,10 @@ static void declare(void *ctx, int i)
 	renderer *r = ctx;
 	const kir_expr *e = &r->k->x[i];
 	r->done[i] = 1;
-	rt_sb_printf(r->b, "\tconst %s x%d = ", type_name(e->type), xid(r, i));
+	r->widening = r->wide[i];
+	rt_sb_printf(r->b, "\tconst %s x%d = ", type_name(r, e->type), xid(r, i));
 	switch (e->kind) {
-	case KX_CONST: put_const(r->b, e); break;
+	case KX_CONST: put_const(r, e); break;
 	case KX_VAR: rt_sb_printf(r->b, "v%d", e->var); break;
 	case KX_LOAD: put_load(r, e); break;
 	case KX_ACC: rt_sb_printf(r->b, "acc%d", e->acc); break;
@@ -508,6 +511,7 @@ static void declare(void *ctx, int i)
 	case KX_OP: put_op(r, e); break;
 	}
 	rt_sb_puts(r->b, ";\n");
+	r->widening = 0;
 }
 
 /* Declares expression i (operands first) unless this scope has it. */
@@ -930,7 +934,7 @@ static void put_accumulate(renderer *r, int j, const char *into, const char *x)
 
 static const char *acc_type(renderer *r, int j)
 {
-	return type_name(r->k->x[r->k->red_value[j]].type);
+	return type_name(r, r->k->x[r->k->red_value[j]].type);
 }
 
 /* Accumulator j's step for the current red vars, and the stores inside
@@ -1570,6 +1574,7 @@ static void renderer_close(renderer *r)
 	free(r->vars);
 	free(r->uses_acc);
 	free(r->done);
+	free(r->wide);
 }
 
 /* A renderer of kernel k into b, its shape picked (force: a variant's
@@ -1583,10 +1588,12 @@ static int renderer_open(renderer *r, const kir_program *p, const kir_kernel *k,
 	r->vars = calloc(n, sizeof(uint32_t));
 	r->uses_acc = calloc(n, 1);
 	r->done = calloc(n, 1);
-	if (!r->vars || !r->uses_acc || !r->done) {
+	r->wide = calloc(n, 1);
+	if (!r->vars || !r->uses_acc || !r->done || !r->wide) {
 		renderer_close(r);
 		return -1;
 	}
+	kir_mark_elements(k, r->wide);
 	analyse(r);
 	r->shape = kir_is_batch(k) ? SHAPE_POINT : pick_shape(r);
 	return 0;
