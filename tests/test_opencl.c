@@ -41,6 +41,7 @@ static int widest;      /* of those, launches of 8 x 8 micro-tiles */
 static int vectors;     /* and of tiles read as vectors */
 static int largest;     /* and of reductions in work-groups of 1024 */
 static int ran_split;   /* launches of reductions to one point split over work-groups */
+static int ran_split_inner;     /* of those, with stores inside the loop (the MSE loss's gradient) */
 static int ran_one;     /* and of such reductions in one work-group, a variant */
 static int max_args;    /* > 0: the cases are lowered with this kir_target.max_args */
 
@@ -78,8 +79,11 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 			largest += strstr(l[0][i].v[0].name, "_l1024") != NULL;
 			ran_one += strstr(l[0][i].v[0].name, "_one") != NULL;
 		}
-	for (int i = 0; i < p->nk; i++)
+	for (int i = 0; i < p->nk; i++) {
 		ran_split += l[0][i].v[0].scratch > 0;
+		for (int s = 0; s < p->k[i].nst && l[0][i].v[0].scratch > 0; s++)
+			ran_split_inner += p->k[i].st[s].inner > 0;
+	}
 	kir_describe_opts opts = { 1, put_launch, l };
 	kir_describe(g, "case.lua", &p, 1, &opts, &json, &data);
 	rt_program prog;
@@ -407,6 +411,33 @@ static void every_variant_matches_interpreter(void **unused)
 		fail_msg("no reduction ran in work-groups of 1024");
 	if (!ran_split || !ran_one)
 		fail_msg("reductions to one point ran split %d times, in one work-group %d times", ran_split, ran_one);
+	rt_set_free(&in);
+	ir_free(g);
+}
+
+/* The MSE loss of 67950 errors and its gradient, one kernel storing the
+ * gradient inside the loop of the loss's sum: split over work-groups
+ * (each stores the gradient of its share of the errors), and in one
+ * work-group (a variant), as the interpreter computes them. */
+static void mse_gradient_splits_over_groups(void **unused)
+{
+	ir_graph *g = load_script("local ddpm = require 'ddpm'\n"
+	                          "local target = ddpm.input('target', { 3, 150, 151 })\n"
+	                          "local pred = ddpm.param('pred', { 3, 150, 151 }, { init = 'normal', a = 0, b = 1 })\n"
+	                          "local scale = ddpm.param('scale', {}, { init = 'uniform', a = 2, b = 3 })\n"
+	                          "local mse = ((pred - target) * (pred - target)):mean()\n"
+	                          "ddpm.entry('main', { mse = mse, g = ddpm.grad(mse * scale, { pred })[1] })\n",
+	                          NULL, 0);
+	rt_tensorset in = { 0 };
+	random_inputs(g, &in, -1, 1, 1);
+	int split = ran_split_inner, one = ran_one;
+	check_entry(g, "main", &in, NULL, 1e-4);
+	for (variant = 1; variant < CL_MAX_VARIANTS && ran_one == one; variant++)
+		check_entry(g, "main", &in, NULL, 1e-4);
+	variant = 0;
+	if (ran_split_inner == split || ran_one == one)
+		fail_msg("the MSE kernel ran split %d times, in one work-group %d times", ran_split_inner - split,
+		         ran_one - one);
 	rt_set_free(&in);
 	ir_free(g);
 }
@@ -782,6 +813,7 @@ int main(void)
 		KERNEL_CASES,
 		cmocka_unit_test(split_weight_gradient_matches_interpreter),
 		cmocka_unit_test(every_variant_matches_interpreter),
+		cmocka_unit_test(mse_gradient_splits_over_groups),
 		cmocka_unit_test(batch_segments_of_one_shape_share_code),
 		cmocka_unit_test(index_type_follows_each_kernel),
 		cmocka_unit_test(target_all_schedules_each_target),

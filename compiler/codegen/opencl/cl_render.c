@@ -732,14 +732,15 @@ static int kernel_local(const renderer *r)
 	return POINT_LOCAL;
 }
 
-/* Whether a term reads an accumulator's total (a variance's mean, say),
- * which a split group does not have; stores inside the reduction's loop
- * (the MSE loss with its gradient) count as reading it, to be safe. */
+/* Whether a term, or a store inside a reduction's loop, reads an
+ * accumulator's total (a variance's mean, say), which a split group does
+ * not have. The MSE loss's gradient, stored inside its sum's loop, reads
+ * none: each of its points is in one group's share. */
 static int reads_totals(const renderer *r)
 {
 	const kir_kernel *k = r->k;
 	for (int s = 0; s < k->nst; s++)
-		if (k->st[s].inner)
+		if (k->st[s].inner && (r->uses_acc[k->st[s].value] || r->uses_acc[k->st[s].index]))
 			return 1;
 	for (int j = 0; j < k->nacc; j++) {
 		if (!k->nseg && r->uses_acc[k->red_value[j]])
