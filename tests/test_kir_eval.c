@@ -20,21 +20,7 @@ static const kir_target *case_target(void)
 static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const rt_tensorset *inputs,
                         rt_tensorset *outputs)
 {
-	char err[1024], *arena;
-	rt_tensorset in = { 0 };
-	if (kir_convert_inputs(g, inputs, &in, err, sizeof err) < 0)
-		fail_msg("%s", err);
-	void **bufs = kir_bind_host(p, state, &in, outputs, &arena, err, sizeof err);
-	if (!bufs)
-		fail_msg("%s", err);
-	for (int k = 0; schedule && schedule->max_args && k < p->nk; k++)
-		if (kir_buffer_count(&p->k[k], p->nbuf) > schedule->max_args)
-			fail_msg("%s takes %d buffers, over the target's %d", p->k[k].name,
-			         kir_buffer_count(&p->k[k], p->nbuf), schedule->max_args);
-	kir_eval(p, bufs);
-	free(bufs);
-	free(arena);
-	rt_set_free(&in);
+	run_kir_eval(g, p, state, inputs, outputs, schedule ? schedule->max_args : 0);
 }
 
 /* --- the schedule, by target --------------------------------------------------------------------- */
