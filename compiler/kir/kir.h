@@ -274,6 +274,10 @@ void kir_split_args(kir_program *p, int max_args);
 /* Whether k takes at most max_args buffers, or kir_split_args would part
  * it into kernels that each do. */
 int kir_split_fits(const kir_program *p, const kir_kernel *k, int max_args);
+/* The buffers of the last kernel kir_split_args parts joint reduction k
+ * into (joint_total): those its own stores touch, and the temporary of
+ * its chunks' totals. */
+int kir_joint_last_buffers(const kir_kernel *k, int nbuf);
 
 /* The memory plan (plan.c): arena offsets for temporaries by liveness. */
 void kir_plan_memory(kir_program *p);

@@ -156,9 +156,9 @@ enum { BUILT = 0, CONFLICT = -1, OVER_BUDGET = 1 };
 /* Builds the kernel storing node `root` into its buffer: BUILT, or
  * CONFLICT (L->conflict names the node to materialize). A concat root
  * in parts (end > 0) stores inputs [first, end), from `offset` along its
- * axis; OVER_BUDGET when they read *reads buffers, more than a kernel
- * may take. A kernel of one part over the budget materializes its widest
- * fused node (a CONFLICT) where that helps. */
+ * axis; OVER_BUDGET when that kernel takes *reads buffers, more than a
+ * kernel may. A kernel of one part over the budget materializes its
+ * widest fused node (a CONFLICT) where that helps. */
 static int build_part(lower *L, int root, int first, int end, int64_t offset, int *reads)
 {
 	const ir_node *n = N(L, root);
@@ -186,8 +186,13 @@ static int build_part(lower *L, int root, int first, int end, int64_t offset, in
 	for (int v = 0; v < k.rank; v++)       /* a dim of size 1 is index 0, as a broadcast reads it */
 		idx[order[v]] = L->dim_var[order[v]] = k.ext[v] == 1 ? I(L, 0) : kir_var(&k, v);
 	int v = lower_compute_value(L, root, idx);
-	*reads = lower_buffers(L);
-	if (L->conflict < 0 && L->budget && *reads >= L->budget && k.nseg == 0) {
+	memcpy(at, idx, sizeof at);
+	if (ax >= 0)
+		at[ax] = lower_iop(L, OP_add, idx[ax], I(L, offset));
+	kir_store_add(&k, L->buf_of[root], lower_linearize(L, at, &n->shape), v);
+	/* its buffers; a joint reduction's, those of the last kernel split_args parts it into */
+	*reads = k.nseg ? kir_joint_last_buffers(&k, L->p->nbuf) : lower_buffers(L) + 1;
+	if (L->conflict < 0 && L->budget && *reads > L->budget) {
 		if (end - first > 1) {
 			kir_kernel_free(&k);
 			return OVER_BUDGET;
@@ -198,10 +203,6 @@ static int build_part(lower *L, int root, int first, int end, int64_t offset, in
 		kir_kernel_free(&k);
 		return CONFLICT;
 	}
-	memcpy(at, idx, sizeof at);
-	if (ax >= 0)
-		at[ax] = lower_iop(L, OP_add, idx[ax], I(L, offset));
-	kir_store_add(&k, L->buf_of[root], lower_linearize(L, at, &n->shape), v);
 	for (int i = 0; i < k.rank + k.nred; i++)
 		k.tile_hint[i] = 0;
 	if (L->red_node >= 0 && (ir_ops[N(L, L->red_node)->op].flags & CONTRACT))

@@ -118,6 +118,13 @@ static int build_relaid(lower *L, int node, const layout *lay)
 		return -1;
 	int b = lower_add_buffer(L, KB_TEMP, &t, NULL);
 	kir_store_add(&k, b, lower_linearize(&S, to, &t.shape), v);
+	/* Under a limit of buffers a kernel, a copy of an operand that inlines
+	 * more than it may take (a concat of many) copies the operand stored. */
+	if (L->budget && kir_buffer_count(&k, L->p->nbuf) > L->budget) {
+		kir_kernel_free(&k);
+		lower_want_materialized(L, node);
+		return -1;
+	}
 	int permuted = lay->perm[0] != 0 || lay->perm[1] != 1;
 	lower_append_kernel(L, &k, permuted ? "permute" : "zero_pad", permuted ? "permute" : "pad");
 	return b;

@@ -311,6 +311,15 @@ static int joint_reduction(lower *L, const ir_node *n)
 	L->nmemo = 0;
 	lower_set_reduction(L, &total, 1);
 	int acc = kir_acc_add(k, n->op == OP_reduce_max ? OP_max : OP_add, k->seg[0].red_value[0]);
+	/* Under a budget of buffers split_args parts a joint reduction into
+	 * kernels of whole segments, each storing its totals too: a segment
+	 * that reads as many buffers as the budget cannot be one, so the
+	 * concat is stored (in parts) and summed as a plain reduction. */
+	for (int s = 0; L->budget && s < k->nseg; s++) {
+		kir_kernel v = kir_segment_view(k, s);
+		if (kir_buffer_count(&v, L->p->nbuf) >= L->budget)
+			return lower_want_materialized(L, concat);
+	}
 	return kir_acc(k, kir_type_of(n->dtype), acc);
 }
 
@@ -421,6 +430,11 @@ int lower_compute_value(lower *L, int node, const int *idx)
 		return kir_const(L->k, kir_type_of(n->dtype), n->a.fill.value);
 	if ((L->in_contraction && !cheap_in_contraction(n)) || (L->in_reduction && n->op == OP_concat))
 		return lower_want_materialized(L, node);
+	/* A reduction over no axes (x:sum() of a scalar) is its input: as a
+	 * reduction it had accumulators but no reduction vars, which a merge
+	 * then put inside another kernel's loop, summing it there. */
+	if ((ir_ops[n->op].flags & REDUCE) && !n->a.reduce.axes)
+		return lower_value_at(L, n->in[0], idx);
 	switch (n->op) {
 	IR_CASES_REDUCE: IR_CASES_CONTRACT: case OP_scatter_add: return reduction_value(L, node, idx);
 	IR_CASES_ELEMWISE: return elemwise_value(L, n, idx);

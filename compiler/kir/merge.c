@@ -129,7 +129,8 @@ static int copy_expr(kir_kernel *a, const kir_program *p, const kir_expr *e, con
 }
 
 /* b's stores may not touch a buffer a reads at another index (inside a's
- * loop: at all), or writes. */
+ * loop: at all, nor one b reads itself, an update in place: kir_verify
+ * refuses a load of a buffer an inner store writes), or writes. */
 static int stores_ok(const kir_kernel *a, const kir_kernel *b, const int *map, const placement *pl)
 {
 	for (int s = 0; s < b->nst; s++) {
@@ -138,6 +139,9 @@ static int stores_ok(const kir_kernel *a, const kir_kernel *b, const int *map, c
 			return 0;
 		for (int i = 0; i < a->nx; i++)
 			if (a->x[i].kind == KX_LOAD && a->x[i].buf == buf && (a->x[i].a != idx || pl->inner))
+				return 0;
+		for (int i = 0; pl->inner && i < b->nx; i++)
+			if (b->x[i].kind == KX_LOAD && b->x[i].buf == buf)
 				return 0;
 	}
 	return 1;

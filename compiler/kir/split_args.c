@@ -377,9 +377,7 @@ static int over_limit(const kir_program *p, const kir_kernel *k, int max_args)
 	return splits(k) && kir_buffer_count(k, p->nbuf) > max_args;
 }
 
-/* The buffers joint reduction k's own stores touch, and the temporary of
- * its chunks' totals: its last part's (joint_total). */
-static int total_buffers(const kir_kernel *k, int nbuf)
+int kir_joint_last_buffers(const kir_kernel *k, int nbuf)
 {
 	kir_kernel stores = *k;
 	stores.nacc = 0, stores.nseg = 0;
@@ -395,7 +393,7 @@ int kir_split_fits(const kir_program *p, const kir_kernel *k, int max_args)
 	unit_set U;
 	units_of(k, p->nbuf, &U);
 	char *used = malloc((size_t)k->nx + 1), *in = malloc((size_t)p->nbuf + 1);
-	int fits = !kir_is_joint(k) || total_buffers(k, p->nbuf) <= max_args;
+	int fits = !kir_is_joint(k) || kir_joint_last_buffers(k, p->nbuf) <= max_args;
 	for (int u = 0; u < U.n && fits; u++) {
 		int count = kir_is_joint(k);
 		unit_buffers(k, &U, u, used, in, p->nbuf);
