@@ -138,9 +138,12 @@ static inline void run_kir_eval(ir_graph *g, kir_program *p, rt_tensorset *state
 	if (!bufs)
 		fail_msg("%s", err);
 	for (int k = 0; max_args && k < p->nk; k++)
-		if (kir_buffer_count(&p->k[k], p->nbuf) > max_args)
+		if (kir_buffer_count(&p->k[k], p->nbuf) > max_args) {
+			if (getenv("DDPMC_TEST_DUMP"))
+				kir_dump(p, stderr);
 			fail_msg("%s takes %d buffers, over the target's %d", p->k[k].name,
 			         kir_buffer_count(&p->k[k], p->nbuf), max_args);
+		}
 	kir_eval(p, bufs);
 	free(bufs);
 	free(arena);

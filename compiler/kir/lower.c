@@ -35,8 +35,9 @@
  * Under a limit of buffers a kernel (kir_target.max_args: OpenCL's
  * arguments), a kernel built over it is a conflict too: its fused node
  * that read the most buffers (fewer than the limit, or a concat) is
- * stored; a stored concat is built in parts, as many inputs to a kernel
- * as fit (build_kernel). */
+ * stored, else a joint reduction's sum before its epilogue; a side
+ * kernel (a convolution's) counts its own; a stored concat is built in
+ * parts, as many inputs to a kernel as fit (build_kernel). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,10 +138,7 @@ static void domain_order(lower *L, int root, int *order)
 	schedule_domain_order(n->op, n->shape.rank, transposing, order);
 }
 
-/* The fused node of the kernel just built that read the most buffers
- * (a buffer of it saves the kernel all but one of them), fewer than
- * `most` unless it is a concat (built in parts once stored), or -1. */
-static int widest_fused(lower *L, int most)
+int lower_widest_fused(lower *L, int most)
 {
 	int node = -1, reads = 1;
 	for (int m = 0; m < L->nmemo; m++) {
@@ -197,7 +195,12 @@ static int build_part(lower *L, int root, int first, int end, int64_t offset, in
 			kir_kernel_free(&k);
 			return OVER_BUDGET;
 		}
-		L->conflict = widest_fused(L, L->budget);
+		L->conflict = lower_widest_fused(L, L->budget);
+		/* Every node of a joint reduction's epilogue counts the buffers
+		 * its segments read: where none is narrow enough, the sum is
+		 * stored and its epilogue made a kernel of its own. */
+		if (L->conflict < 0 && k.nseg && L->red_node >= 0 && L->red_node != root)
+			L->conflict = L->red_node;
 	}
 	if (L->conflict >= 0) {
 		kir_kernel_free(&k);

@@ -68,7 +68,8 @@ void lower_side_begin(lower *L, lower *S, kir_kernel *k)
 	*S = *L;
 	S->k = k, S->root = -1, S->red_node = -1, S->in_contraction = 1, S->in_reduction = 0, S->conflict = -1;
 	S->memo = NULL, S->nmemo = S->memocap = 0, S->ops[0] = 0;
-	S->budget = 0;          /* a copy of one operand */
+	/* its own count of buffers, against the target's limit */
+	S->read_mark = NULL, S->read_cap = 0, S->mark = 1, S->nread = S->scanned = 0;
 }
 
 int lower_f32_temp(lower *L, const ir_node *n, const ir_shape *s)
@@ -81,7 +82,14 @@ int lower_f32_temp(lower *L, const ir_node *n, const ir_shape *s)
 
 int lower_side_end(lower *L, lower *S, kir_kernel *k)
 {
+	/* Under a limit of buffers a kernel, a side kernel that inlines more
+	 * than it may take with the temporary it stores (a convolution's
+	 * operand that is a concat of many) has its widest fused node stored
+	 * first, as a kernel of the lowering's own does (build_part). */
+	if (S->conflict < 0 && S->budget && lower_buffers(S) + 1 > S->budget)
+		S->conflict = lower_widest_fused(S, S->budget);
 	free(S->memo);
+	free(S->read_mark);
 	if (S->conflict < 0)
 		return 0;
 	L->conflict = S->conflict;
@@ -118,13 +126,6 @@ static int build_relaid(lower *L, int node, const layout *lay)
 		return -1;
 	int b = lower_add_buffer(L, KB_TEMP, &t, NULL);
 	kir_store_add(&k, b, lower_linearize(&S, to, &t.shape), v);
-	/* Under a limit of buffers a kernel, a copy of an operand that inlines
-	 * more than it may take (a concat of many) copies the operand stored. */
-	if (L->budget && kir_buffer_count(&k, L->p->nbuf) > L->budget) {
-		kir_kernel_free(&k);
-		lower_want_materialized(L, node);
-		return -1;
-	}
 	int permuted = lay->perm[0] != 0 || lay->perm[1] != 1;
 	lower_append_kernel(L, &k, permuted ? "permute" : "zero_pad", permuted ? "permute" : "pad");
 	return b;

@@ -108,6 +108,10 @@ int lower_param_buffer(lower *L, const char *name);
 const char *lower_output_name(lower *L, int node);
 /* Appends kernel k, named after `kind`, reporting the graph ops `ops`. */
 void lower_append_kernel(lower *L, kir_kernel *k, const char *kind, const char *ops);
+/* The fused node of the kernel just built that read the most buffers
+ * (a buffer of it saves the kernel all but one of them), fewer than
+ * `most` unless it is a concat (built in parts once stored), or -1. */
+int lower_widest_fused(lower *L, int most);
 
 /* lower_index.c: index expressions (KT_IDX) of the kernel being built */
 int lower_iop(lower *L, ir_opcode op, int a, int b);
