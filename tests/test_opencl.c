@@ -546,18 +546,16 @@ static void split_kernels_match_interpreter(void **unused)
  * it and every output is the interpreter's. */
 static void wide_nodes_match_interpreter(void **unused)
 {
-	rt_strbuf lua = { 0 };
-	rt_sb_puts(&lua, "local ddpm = require 'ddpm'\nlocal p, prod = {}, {}\n"
-	                 "for i = 1, 140 do\n"
-	                 "  p[i] = ddpm.param('p' .. i, { 2, 3 }, { init = 'normal', a = 0, b = 1 })\n"
-	                 "end\n"
-	                 "local sum = p[1]\n"
-	                 "for i = 2, 140 do sum = sum + p[i] end\n"
-	                 "for i = 1, 70 do prod[i] = p[i] * p[i + 70] end\n"
-	                 "ddpm.entry('main', { cat = ddpm.cat({ table.unpack(p, 1, 130) }, 1) * 2,\n"
-	                 "                     prod = ddpm.cat(prod, 0) - 1, sum = sum })\n");
-	ir_graph *g = load_script(lua.p, NULL, 0);
-	rt_sb_free(&lua);
+	ir_graph *g = load_script("local ddpm = require 'ddpm'\nlocal p, prod = {}, {}\n"
+	                          "for i = 1, 140 do\n"
+	                          "  p[i] = ddpm.param('p' .. i, { 2, 3 }, { init = 'normal', a = 0, b = 1 })\n"
+	                          "end\n"
+	                          "local sum = p[1]\n"
+	                          "for i = 2, 140 do sum = sum + p[i] end\n"
+	                          "for i = 1, 70 do prod[i] = p[i] * p[i + 70] end\n"
+	                          "ddpm.entry('main', { cat = ddpm.cat({ table.unpack(p, 1, 130) }, 1) * 2,\n"
+	                          "                     prod = ddpm.cat(prod, 0) - 1, sum = sum })\n",
+	                          NULL, 0);
 	rt_tensorset in = { 0 };
 	const int limits[] = { 0, 8 };
 	for (int i = 0; i < 2; i++) {
