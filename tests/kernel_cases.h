@@ -97,7 +97,8 @@ static const char *elementwise_lua =
 	"  min = ddpm.minimum(c, a), lt = ddpm.lt(a, b), le = ddpm.le(a, s), eq = ddpm.eq(a, a * 1),\n"
 	"  gt = ddpm.gt(c, 0.25), select = ddpm.where(ddpm.lt(a, 0), a, b), relu = a:relu(),\n"
 	"  chain = (a * b + p):tanh() * a:sigmoid() - (b / p):exp() * s + c:cos(),\n"
-	"  silu = a * a:sigmoid(), scalar = s * 2 + 1,\n"
+	"  silu = a * a:sigmoid(), scalar = s * 2 + 1, relu_abs = a:abs():relu(),\n"
+	"  max_abs = ddpm.maximum(ddpm.minimum(-b:abs(), 0), -0.5),\n"
 	"})\n";
 
 static void elementwise_ops_match_interpreter(void **state)
@@ -129,7 +130,8 @@ static void nan_propagates_through_max_and_min(void **state)
 	                          "local a = ddpm.input('a', { 3, 21 })\n"
 	                          "local b = ddpm.input('b', { 3, 21 })\n"
 	                          "ddpm.entry('main', { max = ddpm.maximum(a, b), min = ddpm.minimum(b, a),\n"
-	                          "  rmax = a:max(1), rmax0 = b:max(0), sum = a:sum(1) })\n", NULL, 0);
+	                          "  rmax = a:max(1), rmax0 = b:max(0), sum = a:sum(1), relu_abs = a:abs():relu() })\n",
+	                          NULL, 0);
 	rt_tensorset in = { 0 };
 	random_inputs(g, &in, -1, 1, 1);
 	float *a = rt_set_find(&in, "a")->data, *b = rt_set_find(&in, "b")->data;

@@ -292,12 +292,16 @@ static LLVMValueRef to_buffer_type(emitter *em, LLVMValueRef x, kir_type from, r
 
 /* --- arithmetic --------------------------------------------------------------- */
 
-/* max/min as kir_eval: NaN in either operand gives NaN. */
+/* max/min as kir_eval: NaN in either operand gives NaN, else a where it
+ * is greater (less), else b. Written as a where a > b or a is NaN, then b
+ * where b is NaN: LLVM 19's InstCombine folds the other order (a where a
+ * is NaN, then a > b ? a : b) wrongly when a is fabs(x) and b is 0, as
+ * x > 0 ? |x| : 0 (test_llvm's random graphs found it: relu(abs(x))). */
 static LLVMValueRef fminmax(emitter *em, ir_opcode op, LLVMValueRef a, LLVMValueRef b)
 {
-	LLVMValueRef pick = LLVMBuildFCmp(em->B, op == OP_max ? LLVMRealOGT : LLVMRealOLT, a, b, "");
+	LLVMValueRef pick = LLVMBuildFCmp(em->B, op == OP_max ? LLVMRealUGT : LLVMRealULT, a, b, "");
 	LLVMValueRef r = LLVMBuildSelect(em->B, pick, a, b, "");
-	return LLVMBuildSelect(em->B, LLVMBuildFCmp(em->B, LLVMRealUNO, a, a, ""), a, r, "");
+	return LLVMBuildSelect(em->B, LLVMBuildFCmp(em->B, LLVMRealUNO, b, b, ""), b, r, "");
 }
 
 static LLVMValueRef fma3(emitter *em, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
