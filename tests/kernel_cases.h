@@ -163,6 +163,25 @@ static void reductions_match_interpreter(void **state)
 	check_shapes(reduce_lua, -2, 2, 1e-4);
 }
 
+static const char *max_grad_lua =
+	"local ddpm = require 'ddpm'\n"
+	"local n0, n1, n2 = ddpm.option('n0', 1), ddpm.option('n1', 1), ddpm.option('n2', 1)\n"
+	"local a = ddpm.input('a', { n0, n1, n2 })\n"
+	"local b = ddpm.input('b', { n0, n1, n2 })\n"
+	"local c = ddpm.input('c', { 1, n1, 1 })\n"
+	"local y = (a * c + b * 0.05):max({ 0, -1 }, true)\n"
+	"local z = (a * b - c * a):max(-1)\n"
+	"local g = ddpm.grad((y * y):sum() + z:sum(), { a, b, c })\n"
+	"ddpm.entry('main', { y = y, z = z, ga = g[1], gb = g[2], gc = g[3] })\n";
+
+/* A max reduction's gradient reaches the element that won: its operand,
+ * computed by arithmetic a backend may contract to FMAs, is the same
+ * value in the maximum and in the gradient's comparison with it. */
+static void max_gradient_reaches_the_maximum(void **state)
+{
+	check_shapes(max_grad_lua, -2, 2, 1e-4);
+}
+
 static const char *movement_lua =
 	"local ddpm = require 'ddpm'\n"
 	"local tensor = require 'ddpm.tensor'\n"
@@ -535,6 +554,7 @@ static void unet_forward_matches_interpreter(void **state)
 	cmocka_unit_test(integer_ops_match_interpreter), \
 	cmocka_unit_test(nan_propagates_through_max_and_min), \
 	cmocka_unit_test(reductions_match_interpreter), \
+	cmocka_unit_test(max_gradient_reaches_the_maximum), \
 	cmocka_unit_test(movement_ops_match_interpreter), \
 	cmocka_unit_test(matmul_matches_interpreter), \
 	cmocka_unit_test(conv2d_and_gradients_match_interpreter), \

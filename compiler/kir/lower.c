@@ -283,9 +283,9 @@ static void assign_buffer(lower *L, int id)
 		L->buf_of[id] = lower_add_buffer(L, KB_TEMP, n, NULL);
 }
 
-/* uses[], bound[] and spread[] of the entry's live nodes. A node is
- * spread when an elementwise or broadcast node with SPREAD times its values
- * or more reads it: each of its values is read many times over. */
+/* uses[], bound[], spread[] and maxed[] of the entry's live nodes. A node
+ * is spread when an elementwise or broadcast node with SPREAD times its
+ * values or more reads it: each of its values is read many times over. */
 enum { SPREAD = 8 };
 
 static void count_uses(lower *L)
@@ -295,6 +295,7 @@ static void count_uses(lower *L)
 			for (int k = 0; k < N(L, id)->nin; k++) {
 				const ir_node *n = N(L, id), *in = N(L, n->in[k]);
 				L->uses[n->in[k]]++;
+				L->maxed[n->in[k]] |= n->op == OP_reduce_max;
 				if (((ir_ops[n->op].flags & ELEMWISE) || n->op == OP_broadcast) &&
 				    ir_numel(&n->shape) >= SPREAD * ir_numel(&in->shape))
 					L->spread[n->in[k]] = 1;
@@ -405,15 +406,22 @@ static int repeat_cost(lower *L, int id, int depth)
  * larger node (GroupNorm's mean and rstd per group: stored once, not
  * recomputed for every value of the group; a scalar is not: it stays one
  * register in its users, as the optimizer's batch needs), or is used by several nodes
- * that do not all fuse into one kernel and cannot simply be recomputed. */
+ * that do not all fuse into one kernel and cannot simply be recomputed.
+ * A max reduction's operand computed by arithmetic and read elsewhere too
+ * (its gradient compares it with the maximum: autodiff's eq) is never
+ * recomputed: a backend may contract a * b + c to an FMA in one kernel and
+ * not in the other (the kernel IR allows either), and a value rounded
+ * differently from the one the maximum took is never equal to it: its
+ * gradient was lost (test_llvm's random graphs found it). */
 static void mark(lower *L, int id)
 {
 	const ir_node *n = N(L, id);
 	int data_leaf = n->op == OP_param || n->op == OP_input || n->op == OP_constant;
 	int scalar_math = (ir_ops[n->op].flags & ELEMWISE) && n->shape.rank == 0;
 	int spread_math = (ir_ops[n->op].flags & ELEMWISE) && n->shape.rank > 0 && L->spread[id];
+	int repeat = L->uses[id] > 1 ? repeat_cost(L, id, 0) : 0;
 	int shared = L->uses[id] > 1 && n->op != OP_fill && L->sink[id] == id &&
-	             (scalar_math || repeat_cost(L, id, 0) > REPEAT_MAX);
+	             (scalar_math || repeat > REPEAT_MAX || (L->maxed[id] && repeat > 0));
 	L->mat[id] = L->live[id] && (data_leaf || shared || spread_math || L->forced[id] || L->bound[id]);
 }
 
@@ -476,6 +484,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 	lower L = { .g = g, .e = e, .target = t, .p = p, .live = ir_entry_live(g, e),
 	            .uses = calloc((size_t)g->n + 1, sizeof(int)), .bound = calloc((size_t)g->n + 1, 1),
 	            .spread = calloc((size_t)g->n + 1, 1),
+	            .maxed = calloc((size_t)g->n + 1, 1),
 	            .mat = calloc((size_t)g->n + 1, 1),
 	            .forced = calloc((size_t)g->n + 1, 1),
 	            .buf_of = calloc((size_t)g->n + 1, sizeof(int)),
@@ -501,6 +510,7 @@ kir_program *kir_lower(ir_graph *g, const ir_entry *e, const kir_target *t)
 	free(L.uses);
 	free(L.bound);
 	free(L.spread);
+	free(L.maxed);
 	free(L.mat);
 	free(L.forced);
 	free(L.sink);

@@ -65,6 +65,7 @@ typedef struct {
 	int *uses;              /* consumers inside the entry (+1 per root binding) */
 	char *bound;            /* an entry output or state update (a root binding) */
 	char *spread;           /* read broadcast by a node with many more values */
+	char *maxed;            /* the operand of a max reduction */
 	char *mat;              /* materialize */
 	char *forced;           /* materialize: found while building a kernel */
 	int *sink;              /* see sinks() */
