@@ -35,7 +35,7 @@ def kernels(exe):
             ins = re.sub(r"\b[0-9a-f]{4,} <", "<", ins)
             ins = re.sub(r"<ddpmc_f[^>]*>", "<F>", ins)
             ins = re.sub(r"\[rip\+0x[0-9a-f]+\]", "[rip+X]", ins)
-            ins = re.sub(r"# [0-9a-f]+ <[^>]*>", "", ins)
+            ins = re.sub(r"# (?:[0-9a-f]+ )?<[^>]*>", "", ins)
             out[cur].append(ins.strip())
     return out
 
