@@ -7,8 +7,16 @@
  * test's.)
  *
  * The backend runs each kernel over its rows split into three ranges run
- * out of order (kernels must be pure functions of their row range). */
+ * out of order (kernels must be pure functions of their row range).
+ *
+ * Then RANDOM_SCRIPTS scripts made at random (random_graph.h) compiled
+ * for this host; and, on a host that runs it, for x86-64-v3 with every
+ * kernel's tile candidate of rank seed % LLVM_TILE_CANDIDATES and the 3x3
+ * convolutions by Winograd F(2x2, 3x3) or F(4x4, 3x3), seed by seed in
+ * turn (the lowerings test_random_graphs holds to kir_eval, here in
+ * machine code). */
 #include "kernel_cases.h"
+#include "random_graph.h"
 
 #include "llvm_backend.h"
 
@@ -376,6 +384,34 @@ static void every_tile_candidate_matches_interpreter(void **state)
 	}
 }
 
+/* --- scripts made at random --------------------------------------------------------------------- */
+
+enum { RANDOM_SCRIPTS = 400 };
+
+/* The script's entry compiled for this host, then (where it runs here)
+ * for x86-64-v3 with other tiles and Winograd's algorithm. */
+static void random_script_matches_interpreter(const char *script, uint64_t seed)
+{
+	static const char *v3_stage[] = { "x86-64-v3, tile candidates, F(2x2, 3x3)",
+		                          "x86-64-v3, tile candidates, F(4x4, 3x3)" };
+	rt_tensorset in = { 0 };
+	ir_graph *g = random_script_load(script, seed, &in);
+	random_stage = "this host's code";
+	check_entry(g, "main", &in, NULL, 1e-4);
+	if (host_runs(0)) {
+		kir_target t = *tu_cpu_target(x86_cpus[0]);
+		t.winograd = seed % 2 ? KIR_WINOGRAD_4X4 : KIR_WINOGRAD_2X2;
+		random_stage = v3_stage[seed % 2];
+		jit_cpu = x86_cpus[0];
+		tile_choice = (int)(seed % LLVM_TILE_CANDIDATES);
+		check_entry_for(&t, g, "main", &in, NULL, 2e-4);
+		jit_cpu = NULL;
+		tile_choice = -1;
+	}
+	rt_set_free(&in);
+	ir_free(g);
+}
+
 /* --- object files and speed --------------------------------------------------------------------- */
 
 static void object_file_for_x86_64_v3_is_written(void **state)
@@ -438,6 +474,10 @@ static void unusable_cpus_are_refused(void **state)
 
 int main(void)
 {
+	/* DDPMC_TEST_FILTER='seed 7*' runs the tests whose names match
+	 * (cmocka's * and ? wildcards) */
+	if (getenv("DDPMC_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("DDPMC_TEST_FILTER"));
 	const struct CMUnitTest tests[] = {
 		KERNEL_CASES,
 		cmocka_unit_test(register_tiles_fit_the_vector_registers),
@@ -448,5 +488,6 @@ int main(void)
 		cmocka_unit_test(object_file_for_x86_64_v3_is_written),
 		cmocka_unit_test(unusable_cpus_are_refused),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	return failed + run_random_graphs(RANDOM_SCRIPTS, random_script_matches_interpreter);
 }

@@ -23,9 +23,16 @@
  *   - sampling (DDIM, 5 steps) from the CPU's checkpoint on both devices
  *     with the same seed: the same noise (Philox on both) and pixels that
  *     differ by at most 1 of 255 (rounding at quantisation).
+ *   - RANDOM_SCRIPTS scripts made at random (random_graph.h): each with
+ *     the compiler's choices for the default GPU, then for a GPU of 2
+ *     compute units (larger micro-tiles) with every kernel's variant
+ *     1 + seed % (CL_MAX_VARIANTS - 1) where it has one, as `tune` may
+ *     choose, a third of them with the 3x3 convolutions by Winograd
+ *     F(2x2, 3x3).
  * PoCL compiles each kernel at its first launch (about 0.1-0.2 s each), so
  * the whole-program cases dominate this test's time. */
 #include "kernel_cases.h"
+#include "random_graph.h"
 
 #include "cl_render.h"
 #include "data.h"
@@ -573,6 +580,34 @@ static void wide_nodes_match_interpreter(void **unused)
 	ir_free(g);
 }
 
+/* --- scripts made at random -------------------------------------------------- */
+
+enum { RANDOM_SCRIPTS = 60 };
+
+/* The script's entry with the compiler's choices, then on a small GPU
+ * with one of the variants. */
+static void random_script_matches_interpreter(const char *script, uint64_t seed)
+{
+	static const cl_target small = { .compute_units = 2, .groups_per_unit = 1, .max_group = 1024 };
+	static char stage[128];
+	rt_tensorset in = { 0 };
+	ir_graph *g = random_script_load(script, seed, &in);
+	random_stage = "the compiler's choices";
+	check_entry(g, "main", &in, NULL, 1e-4);
+	target = &small;
+	variant = 1 + (int)(seed % (CL_MAX_VARIANTS - 1));
+	kir_target t = *case_target();
+	t.winograd = seed % 3 ? KIR_WINOGRAD_CHOSEN : KIR_WINOGRAD_2X2;
+	snprintf(stage, sizeof stage, "variant %d for 2 compute units%s", variant,
+	         seed % 3 ? "" : ", Winograd F(2x2, 3x3)");
+	random_stage = stage;
+	check_entry_for(&t, g, "main", &in, NULL, 1e-4);
+	target = NULL;
+	variant = 0;
+	rt_set_free(&in);
+	ir_free(g);
+}
+
 /* --- a compiled executable on both devices --------------------------------- */
 
 enum { NIMG = 24, SIDE = 16, NSAMPLE = 4 };
@@ -824,6 +859,7 @@ int main(void)
 		cmocka_unit_test_teardown(sampling_matches_cpu, remove_tiny),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rc += run_random_graphs(RANDOM_SCRIPTS, random_script_matches_interpreter);
 	tu_rmtree(cache);
 	return rc;
 }
