@@ -263,6 +263,21 @@ static void joint_reduction_wide_epilogue_is_a_kernel_of_its_own(void **state)
 	             "ddpm.entry('main', { y = (s * e - f) * g })\n", 9);
 }
 
+/* A joint reduction of one segment (a sum of one tensor's squares, as
+ * the optimizer's global norm of one parameter) whose kernel also stores
+ * a value of its own (1 / k): 5 buffers, left whole under a limit of 4
+ * because a kernel of one unit was never split. Now its chunk, then its
+ * total. */
+static void joint_reduction_of_one_segment_splits(void **state)
+{
+	check_script("local ddpm = require 'ddpm'\n"
+	             "local x, a = ddpm.input('x', { 7 }), ddpm.input('a', { 7 })\n"
+	             "local k = ddpm.input('k', {})\n"
+	             "local inv = 1 / k\n"
+	             "local s = ddpm.cat({ ((x + a) * (x + a)):reshape { -1 } }, 0):sum():sqrt() * inv\n"
+	             "ddpm.entry('main', { s = s, inv = inv })\n", 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest found[] = {
@@ -275,6 +290,7 @@ int main(void)
 		cmocka_unit_test(channels_last_convolution_stays_within_the_limit),
 		cmocka_unit_test(winograd_operand_copy_stays_within_the_limit),
 		cmocka_unit_test(joint_reduction_wide_epilogue_is_a_kernel_of_its_own),
+		cmocka_unit_test(joint_reduction_of_one_segment_splits),
 	};
 	int failed = cmocka_run_group_tests_name("found by the generator", found, NULL, NULL);
 	failed += run_random_graphs(DEFAULT_SCRIPTS, check_script);
