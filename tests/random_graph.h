@@ -19,7 +19,8 @@
  * node, the rest any earlier one, so nodes are often read several times
  * (fusion's hard case). Entry "main" returns 1 to 3 nodes; some scripts
  * (most of those with a convolution) also return the gradients of a
- * scalar loss, or of a node under a seed input, and update params. Each
+ * scalar loss, or of a node under a seed input, and update params, or
+ * take an Adam step (ddpm.optim, its options at random). Each
  * node carries a bound on its magnitude; one past BOUND_MAX is scaled
  * down, and exp, log, sqrt, rsqrt and division only see operands that
  * keep them finite (log(x*x + 1), a / (b*b + 1)).
@@ -70,6 +71,7 @@ typedef struct {
 
 typedef struct {
 	uint64_t rng;
+	uint64_t rng_late;      /* a stream of its own for choices added later: old seeds' scripts stay */
 	rt_strbuf lua;          /* the script */
 	value v[MAX_VALUES];    /* v[i] is the script's local vI */
 	int nv;
@@ -96,6 +98,17 @@ static int rnd(gen *g, int lo, int hi)
 static int chance(gen *g, int percent)
 {
 	return rnd(g, 0, 99) < percent;
+}
+
+/* chance() from the stream rng_late. */
+static int late_chance(gen *g, int percent)
+{
+	uint64_t main = g->rng;
+	g->rng = g->rng_late;
+	int r = chance(g, percent);
+	g->rng_late = g->rng;
+	g->rng = main;
+	return r;
 }
 
 static int64_t numel(const shape *s)
@@ -870,6 +883,51 @@ static int grad_leaves(gen *g, int y, int *wrt)
 	return n;
 }
 
+/* `local loss = ...`, a scalar loss of node y. A sum of many elements
+ * is held to 1e-4 where it cancels to about 0 (a group_norm's output: 0
+ * but for rounding), while the rounding of its f32 terms adds up: 2e-4
+ * over 1152 of them. Past 256 elements, the mean. */
+static void put_loss(gen *g, int y)
+{
+	static const char *losses[] = { "(v%1$d * v%1$d):mean()", "v%d:sum()", "v%d:sigmoid():sum()" };
+	char loss[64];
+	snprintf(loss, sizeof loss, losses[rnd(g, 0, 2)], y);
+	char *sum = numel(&g->v[y].s) > 256 ? strstr(loss, "sum()") : NULL;
+	if (sum)
+		memcpy(sum, "mean()", 7);
+	rt_sb_printf(&g->lua, "local loss = %s\n", loss);
+}
+
+/* An Adam step (ddpm.optim) on a scalar loss of node y over the params
+ * it depends on, its options at random: the optimizer's joint reductions
+ * and its batch kernel of a segment per state tensor. eps = 1 keeps the
+ * step a smooth function of the gradient (at 1e-8 a first step is lr
+ * times the gradient's sign, which rounding flips where a gradient is 0
+ * but for rounding), and a loss scale of 2 keeps such a gradient's
+ * rounding within the tolerance (65536 made it 1.4 in a sum of scaled
+ * gradients). Returns 0, writing nothing, where y depends on no param. */
+static int put_optimizer(gen *g, int y, rt_strbuf *outs)
+{
+	static const char *options[] = { ", clip = 0.5", ", weight_decay = 0.1", ", ema = 0.9",
+		                         ", loss_scaling = true, init_scale = 2", ", grad_accum = 2", ", warmup = 3" };
+	rt_strbuf params = { 0 };
+	for (int i = 0; i < g->nleaves; i++)
+		if (g->leaves[i].param && (g->v[y].deps >> i & 1))
+			rt_sb_printf(&params, "%s{ name = 'p%d', tensor = v%d }", params.len ? ", " : "", i,
+			             g->leaves[i].value);
+	if (!params.len)
+		return 0;
+	put_loss(g, y);
+	rt_sb_printf(&g->lua, "local opt = require('ddpm.optim').Adam({ %s }, { lr = 0.01, eps = 1", params.p);
+	for (int i = 0; i < TU_LEN(options); i++)
+		if (chance(g, 35))
+			rt_sb_puts(&g->lua, options[i]);
+	rt_sb_puts(&g->lua, " })\nlocal updates, info = opt:minimize(loss)\n");
+	rt_sb_puts(outs, ", loss = loss, grad_norm = info.grad_norm, lr = info.lr");
+	free(params.p);
+	return 1;
+}
+
 /* ddpm.grad of a scalar loss of node y, or of y under a seed input, as
  * outputs gI; params among the leaves take a gradient step as updates. */
 static void put_gradients(gen *g, int y, rt_strbuf *outs, rt_strbuf *updates)
@@ -881,17 +939,8 @@ static void put_gradients(gen *g, int y, rt_strbuf *outs, rt_strbuf *updates)
 	if (seeded) {
 		rt_sb_printf(&g->lua, "local seed = ddpm.input('seed', v%d:shape())\nlocal grads = ddpm.grad(v%d, {", y, y);
 	} else {
-		/* A sum of many elements is held to 1e-4 where it cancels to
-		 * about 0 (a group_norm's output: 0 but for rounding), while
-		 * the rounding of its f32 terms adds up: 2e-4 over 1152 of them.
-		 * Past 256 elements, the mean. */
-		static const char *losses[] = { "(v%1$d * v%1$d):mean()", "v%d:sum()", "v%d:sigmoid():sum()" };
-		char loss[64];
-		snprintf(loss, sizeof loss, losses[rnd(g, 0, 2)], y);
-		char *sum = numel(&g->v[y].s) > 256 ? strstr(loss, "sum()") : NULL;
-		if (sum)
-			memcpy(sum, "mean()", 7);
-		rt_sb_printf(&g->lua, "local loss = %s\nlocal grads = ddpm.grad(loss, {", loss);
+		put_loss(g, y);
+		rt_sb_puts(&g->lua, "local grads = ddpm.grad(loss, {");
 		rt_sb_puts(outs, ", loss = loss");
 	}
 	for (int i = 0; i < n; i++)
@@ -925,16 +974,26 @@ static void put_updates(gen *g, rt_strbuf *updates)
 	}
 }
 
+/* Entry "main": its outputs, then gradients (a fifth of those scripts an
+ * Adam step instead) or updates without them. */
 static void put_entry(gen *g)
 {
 	rt_strbuf outs = { 0 }, updates = { 0 };
+	int adam = 0;
 	put_outputs(g, &outs);
-	if (chance(g, g->convs ? 70 : 40))
-		put_gradients(g, g->nv - 1 - (chance(g, 30) ? rnd(g, 0, g->nv - 1) : 0), &outs, &updates);
-	else
+	if (chance(g, g->convs ? 70 : 40)) {
+		int y = g->nv - 1 - (chance(g, 30) ? rnd(g, 0, g->nv - 1) : 0);
+		adam = late_chance(g, 20) && put_optimizer(g, y, &outs);
+		if (!adam)
+			put_gradients(g, y, &outs, &updates);
+	} else {
 		put_updates(g, &updates);
+	}
 	rt_sb_printf(&g->lua, "ddpm.entry('main', { %s }", outs.p);
-	rt_sb_printf(&g->lua, updates.len ? ", { %s })\n" : ")\n", updates.p);
+	if (adam)
+		rt_sb_puts(&g->lua, ", updates)\n");
+	else
+		rt_sb_printf(&g->lua, updates.len ? ", { %s })\n" : ")\n", updates.p);
 	free(outs.p);
 	free(updates.p);
 }
@@ -945,6 +1004,7 @@ static void gen_script(uint64_t seed, rt_strbuf *out)
 	gen *g = calloc(1, sizeof *g);
 	assert_non_null(g);
 	g->rng = seed;
+	g->rng_late = seed ^ 0x5DEECE66Dull;
 	rt_sb_printf(&g->lua, "-- random graph, seed %llu\nlocal ddpm = require 'ddpm'\n", (unsigned long long)seed);
 	int inputs = rnd(g, 1, 3), params = rnd(g, 0, 2), image = chance(g, 25);
 	for (int i = 0; i < inputs + params; i++) {
