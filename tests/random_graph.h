@@ -11,7 +11,9 @@
  * tensors (now and then 12), pad, expand, upsample, sums, means, maxima
  * and variances over dims, joint reductions (a sum or max of flattened
  * tensors joined end to end), softmax (plus 1/16 of its operand) and
- * log_softmax, matmul, linear, conv2d and group_norm. Convolutions
+ * log_softmax, matmul, linear, conv2d and group_norm, and now and then
+ * a random draw (a dropout mask or normal noise, its shard at times past
+ * 2^31 elements along the stream). Convolutions
  * (op_conv) have 1 to 6 output channels, or 16 to 48 (those the lowering
  * computes channels-last), often 3x3 with stride 1 and padding 1 (those
  * Winograd's algorithm takes); a quarter of the scripts start with a
@@ -829,6 +831,25 @@ static int op_expand(gen *g, int a)
 	return r;
 }
 
+/* Random draws (Philox) of a's shape, keyed by constants: a dropout mask
+ * (a kept where a uniform draw is below 0.8, scaled by 1.25) or normal
+ * noise added; now and then from a shard far along the stream. */
+static int op_random(gen *g, int a)
+{
+	static const char *forms[] = {
+		"v%1$d * ddpm.lt(ddpm.rand(v%1$d:shape(), ddpm.fill(%2$d, {}, 'i32'), ddpm.fill(%3$d, {}, 'i32'), %4$d%5$s), 0.8) * 1.25",
+		"v%1$d + ddpm.randn(v%1$d:shape(), ddpm.fill(%2$d, {}, 'i32'), ddpm.fill(%3$d, {}, 'i32'), %4$d%5$s) * 0.25",
+	};
+	const value *v = &g->v[a];
+	char expr[512], shard[64] = "";
+	int f = rnd(g, 0, 1);
+	if (chance(g, 30))
+		snprintf(shard, sizeof shard, ", ddpm.fill(%d, {}, 'i32')", chance(g, 50) ? rnd(g, 1, 9) : 2147483000);
+	snprintf(expr, sizeof expr, forms[f], a, rnd(g, 0, 1000), rnd(g, 0, 50), rnd(g, 0, 7), shard);
+	shape sh = v->s;
+	return add_value(g, &sh, f ? v->bound + 2 : v->bound * 1.25, v->deps, expr);
+}
+
 typedef int (*op_fn)(gen *g, int a);
 
 static const struct { op_fn fn; int weight; } ops[] = {
@@ -1014,7 +1035,7 @@ static void gen_script(uint64_t seed, rt_strbuf *out)
 	if (image)              /* a script about a convolution of its first input */
 		op_conv(g, 0);
 	for (int n = rnd(g, 3, 25), done = 0; done < n && g->nv + 16 < MAX_VALUES;)
-		done += random_op(g)(g, pick(g)) >= 0;
+		done += (late_chance(g, 1) ? op_random : random_op(g))(g, pick(g)) >= 0;
 	put_entry(g);
 	*out = g->lua;
 	free(g);
