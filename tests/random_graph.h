@@ -13,13 +13,15 @@
  * tensors joined end to end), softmax (plus 1/16 of its operand) and
  * log_softmax, matmul, linear, conv2d and group_norm, and now and then
  * a random draw (a dropout mask or normal noise, its shard at times past
- * 2^31 elements along the stream). Convolutions
+ * 2^31 elements along the stream) or an input stored in bf16 or f16.
+ * Convolutions
  * (op_conv) have 1 to 6 output channels, or 16 to 48 (those the lowering
  * computes channels-last), often 3x3 with stride 1 and padding 1 (those
  * Winograd's algorithm takes); a quarter of the scripts start with a
  * convolution of their first input. Half the operands are the latest
  * node, the rest any earlier one, so nodes are often read several times
- * (fusion's hard case). Entry "main" returns 1 to 3 nodes; some scripts
+ * (fusion's hard case). Entry "main" returns 1 to 3 nodes (now and then
+ * stored in bf16 or f16: kernel_check.h's compare allows one ulp); some scripts
  * (most of those with a convolution) also return the gradients of a
  * scalar loss, or of a node under a seed input, and update params, or
  * take an Adam step (ddpm.optim, its options at random). Each
@@ -850,6 +852,18 @@ static int op_random(gen *g, int a)
 	return add_value(g, &sh, f ? v->bound + 2 : v->bound * 1.25, v->deps, expr);
 }
 
+/* a plus an input of its shape stored in bf16 or f16 (read as f32): its
+ * loads convert. */
+static int op_stored_input(gen *g, int a)
+{
+	const value *v = &g->v[a];
+	char expr[160];
+	snprintf(expr, sizeof expr, "v%1$d + ddpm.input('h%2$d', v%1$d:shape(), '%3$s'):cast('f32')", a, g->nv,
+	         chance(g, 50) ? "bf16" : "f16");
+	shape sh = v->s;
+	return add_value(g, &sh, v->bound + 2, v->deps, expr);
+}
+
 typedef int (*op_fn)(gen *g, int a);
 
 static const struct { op_fn fn; int weight; } ops[] = {
@@ -885,12 +899,16 @@ static int other_output(gen *g)
 	return rnd(g, 0, g->nv - 1);
 }
 
-/* `oI = vJ` for 1 to 3 nodes, the latest first. */
+/* `oI = vJ` for 1 to 3 nodes, the latest first, now and then stored in
+ * bf16 or f16. */
 static void put_outputs(gen *g, rt_strbuf *b)
 {
+	static const char *stored[] = { "", ":cast('bf16')", ":cast('f16')" };
 	int n = rnd(g, 1, 3);
-	for (int i = 0; i < n; i++)
-		rt_sb_printf(b, "%so%d = v%d", i ? ", " : "", i, i ? other_output(g) : g->nv - 1);
+	for (int i = 0; i < n; i++) {
+		int v = i ? other_output(g) : g->nv - 1;
+		rt_sb_printf(b, "%so%d = v%d%s", i ? ", " : "", i, v, stored[late_chance(g, 8) ? 1 + late_chance(g, 50) : 0]);
+	}
 }
 
 /* Leaves to differentiate y by: a few of those y depends on, now and then
@@ -1035,7 +1053,7 @@ static void gen_script(uint64_t seed, rt_strbuf *out)
 	if (image)              /* a script about a convolution of its first input */
 		op_conv(g, 0);
 	for (int n = rnd(g, 3, 25), done = 0; done < n && g->nv + 16 < MAX_VALUES;)
-		done += (late_chance(g, 1) ? op_random : random_op(g))(g, pick(g)) >= 0;
+		done += (late_chance(g, 1) ? op_random : late_chance(g, 1) ? op_stored_input : random_op(g))(g, pick(g)) >= 0;
 	put_entry(g);
 	*out = g->lua;
 	free(g);
