@@ -839,8 +839,10 @@ static int op_expand(gen *g, int a)
 static int op_random(gen *g, int a)
 {
 	static const char *forms[] = {
-		"v%1$d * ddpm.lt(ddpm.rand(v%1$d:shape(), ddpm.fill(%2$d, {}, 'i32'), ddpm.fill(%3$d, {}, 'i32'), %4$d%5$s), 0.8) * 1.25",
-		"v%1$d + ddpm.randn(v%1$d:shape(), ddpm.fill(%2$d, {}, 'i32'), ddpm.fill(%3$d, {}, 'i32'), %4$d%5$s) * 0.25",
+		"v%1$d * ddpm.lt(ddpm.rand(v%1$d:shape(), "
+		"ddpm.fill(%2$d, {}, 'i32'), ddpm.fill(%3$d, {}, 'i32'), %4$d%5$s), 0.8) * 1.25",
+		"v%1$d + ddpm.randn(v%1$d:shape(), "
+		"ddpm.fill(%2$d, {}, 'i32'), ddpm.fill(%3$d, {}, 'i32'), %4$d%5$s) * 0.25",
 	};
 	const value *v = &g->v[a];
 	char expr[512], shard[64] = "";
@@ -1053,7 +1055,9 @@ static void gen_script(uint64_t seed, rt_strbuf *out)
 	if (image)              /* a script about a convolution of its first input */
 		op_conv(g, 0);
 	for (int n = rnd(g, 3, 25), done = 0; done < n && g->nv + 16 < MAX_VALUES;)
-		done += (late_chance(g, 1) ? op_random : late_chance(g, 1) ? op_stored_input : random_op(g))(g, pick(g)) >= 0;
+		done += (late_chance(g, 1)   ? op_random
+		         : late_chance(g, 1) ? op_stored_input
+		                             : random_op(g))(g, pick(g)) >= 0;
 	put_entry(g);
 	*out = g->lua;
 	free(g);
