@@ -419,9 +419,11 @@ static void mark(lower *L, int id)
 	int data_leaf = n->op == OP_param || n->op == OP_input || n->op == OP_constant;
 	int scalar_math = (ir_ops[n->op].flags & ELEMWISE) && n->shape.rank == 0;
 	int spread_math = (ir_ops[n->op].flags & ELEMWISE) && n->shape.rank > 0 && L->spread[id];
-	int repeat = L->uses[id] > 1 ? repeat_cost(L, id, 0) : 0;
-	int shared = L->uses[id] > 1 && n->op != OP_fill && L->sink[id] == id &&
-	             (scalar_math || repeat > REPEAT_MAX || (L->maxed[id] && repeat > 0));
+	int shared = L->uses[id] > 1 && n->op != OP_fill && L->sink[id] == id;
+	if (shared && !scalar_math) {
+		int repeat = repeat_cost(L, id, 0);
+		shared = repeat > REPEAT_MAX || (L->maxed[id] && repeat > 0);
+	}
 	L->mat[id] = L->live[id] && (data_leaf || shared || spread_math || L->forced[id] || L->bound[id]);
 }
 
