@@ -15,9 +15,10 @@
  * run ends with how many scripts each lowering ran for and the worst
  * difference each made.
  *
- * DEFAULT_SCRIPTS scripts, 5500: 34 to 36 s on 2 cores, the test using
- * one (DDPMC_RANDOM_GRAPHS and DDPMC_RANDOM_SEED: random_graph.h). Then
- * the smallest scripts of the bugs the generator found, fixed. */
+ * DEFAULT_SCRIPTS scripts, 5500: about 37 s of one core (51 s in ctest,
+ * beside other tests on 2 cores); DDPMC_RANDOM_GRAPHS and
+ * DDPMC_RANDOM_SEED: random_graph.h. Then the smallest scripts of the
+ * bugs the generator found, fixed. */
 #include "cl_render.h"
 #include "random_graph.h"
 
