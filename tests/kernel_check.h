@@ -129,6 +129,28 @@ static double check_entry_for(const kir_target *t, ir_graph *g, const char *entr
 	return worst;
 }
 
+/* The first kernel of p that takes more than max_args buffers (0: no
+ * limit), or -1. */
+static inline int kernel_over_limit(const kir_program *p, int max_args)
+{
+	for (int k = 0; max_args && k < p->nk; k++)
+		if (kir_buffer_count(&p->k[k], p->nbuf) > max_args)
+			return k;
+	return -1;
+}
+
+/* Fails where a kernel of p takes more than max_args buffers (0: any). */
+static inline void check_within_limit(const kir_program *p, int max_args)
+{
+	int k = kernel_over_limit(p, max_args);
+	if (k < 0)
+		return;
+	if (getenv("DDPMC_TEST_DUMP"))
+		kir_dump(p, stderr);
+	fail_msg("%s takes %d buffers, over the limit of %d", p->k[k].name, kir_buffer_count(&p->k[k], p->nbuf),
+	         max_args);
+}
+
 /* Lowered program p of g run by kir_eval, the kernel IR's evaluator, as
  * a backend_run does; under a limit of buffers a kernel (max_args > 0)
  * every kernel checked within it first. */
@@ -142,13 +164,7 @@ static inline void run_kir_eval(ir_graph *g, kir_program *p, rt_tensorset *state
 	void **bufs = kir_bind_host(p, state, &in, outputs, &arena, err, sizeof err);
 	if (!bufs)
 		fail_msg("%s", err);
-	for (int k = 0; max_args && k < p->nk; k++)
-		if (kir_buffer_count(&p->k[k], p->nbuf) > max_args) {
-			if (getenv("DDPMC_TEST_DUMP"))
-				kir_dump(p, stderr);
-			fail_msg("%s takes %d buffers, over the target's %d", p->k[k].name,
-			         kir_buffer_count(&p->k[k], p->nbuf), max_args);
-		}
+	check_within_limit(p, max_args);
 	kir_eval(p, bufs);
 	free(bufs);
 	free(arena);

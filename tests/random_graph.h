@@ -84,13 +84,18 @@ typedef struct {
 	int convs;              /* convolutions made */
 } gen;
 
-/* splitmix64 */
-static uint64_t next_u64(gen *g)
+/* splitmix64: the next number of the stream *state. */
+static uint64_t splitmix(uint64_t *state)
 {
-	uint64_t z = (g->rng += 0x9E3779B97F4A7C15ull);
+	uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 	return z ^ (z >> 31);
+}
+
+static uint64_t next_u64(gen *g)
+{
+	return splitmix(&g->rng);
 }
 
 /* Uniform in [lo, hi]. */
@@ -107,12 +112,7 @@ static int chance(gen *g, int percent)
 /* chance() from the stream rng_late. */
 static int late_chance(gen *g, int percent)
 {
-	uint64_t main = g->rng;
-	g->rng = g->rng_late;
-	int r = chance(g, percent);
-	g->rng_late = g->rng;
-	g->rng = main;
-	return r;
+	return (int)(splitmix(&g->rng_late) % 100) < percent;
 }
 
 static int64_t numel(const shape *s)
@@ -177,6 +177,14 @@ static int add_value(gen *g, const shape *s, double bound, uint64_t deps, const 
 	return g->nv++;
 }
 
+/* add_value of the expression built in *e, which it frees. */
+static int add_value_from(gen *g, const shape *s, double bound, uint64_t deps, rt_strbuf *e)
+{
+	int v = add_value(g, s, bound, deps, e->p);
+	free(e->p);
+	return v;
+}
+
 static int room_for_leaf(const gen *g)
 {
 	return g->nleaves < MAX_LEAVES && g->nv < MAX_VALUES;
@@ -201,8 +209,7 @@ static int add_leaf(gen *g, const shape *s, int param)
 		else
 			rt_sb_puts(&e, ", { init = 'uniform', a = -1, b = 1 })"), bound = 1;
 	}
-	int v = add_value(g, s, bound, 1ull << n, e.p);
-	free(e.p);
+	int v = add_value_from(g, s, bound, 1ull << n, &e);
 	g->v[v].leaf = n;
 	g->leaves[g->nleaves++] = (leaf){ param, v };
 	return v;
@@ -279,9 +286,7 @@ static int add_constant(gen *g, const shape *s)
 	rt_sb_puts(&e, " }, ");
 	put_shape(&e, s);
 	rt_sb_puts(&e, ")");
-	int v = add_value(g, s, 2, 0, e.p);
-	free(e.p);
-	return v;
+	return add_value_from(g, s, 2, 0, &e);
 }
 
 /* A second operand for a, broadcasting with it into *out within
@@ -375,9 +380,7 @@ static int op_reshape(gen *g, int a)
 	for (int i = 0; i < s.rank; i++)
 		rt_sb_printf(&e, "%s %lld", i ? "," : "", i == hole ? -1LL : (long long)s.d[i]);
 	rt_sb_puts(&e, " }");
-	int r = add_value(g, &s, v->bound, v->deps, e.p);
-	free(e.p);
-	return r;
+	return add_value_from(g, &s, v->bound, v->deps, &e);
 }
 
 static int op_permute(gen *g, int a)
@@ -405,9 +408,7 @@ static int op_permute(gen *g, int a)
 		}
 		rt_sb_puts(&e, " }");
 	}
-	int r = add_value(g, &s, v->bound, v->deps, e.p);
-	free(e.p);
-	return r;
+	return add_value_from(g, &s, v->bound, v->deps, &e);
 }
 
 /* x:slice(dim, start, stop, step), or one piece of x:chunk(n, dim). */
@@ -483,9 +484,7 @@ static int op_cat(gen *g, int a)
 	}
 	rt_sb_printf(&e, " }, %d)", dim_name(g, d, s.rank));
 	s.d[d] = total;
-	int r = add_value(g, &s, bound, deps, e.p);
-	free(e.p);
-	return r;
+	return add_value_from(g, &s, bound, deps, &e);
 }
 
 /* A sum or max over several nodes flattened and joined end to end: a
@@ -509,9 +508,7 @@ static int op_joint(gen *g, int a)
 	}
 	rt_sb_printf(&e, " }, 0):%s()", max ? "max" : "sum");
 	shape s = { 0 };
-	int r = add_value(g, &s, bound, deps, e.p);
-	free(e.p);
-	return r;
+	return add_value_from(g, &s, bound, deps, &e);
 }
 
 static int op_pad(gen *g, int a)
@@ -532,9 +529,10 @@ static int op_pad(gen *g, int a)
 		rt_sb_printf(&e, "%s %d", i ? "," : "", p);
 	}
 	rt_sb_printf(&e, " }%s)", fills[f]);
-	int r = numel(&s) <= MAX_NUMEL ? add_value(g, &s, fmax(v->bound, fill_bound[f]), v->deps, e.p) : -1;
+	if (numel(&s) <= MAX_NUMEL)
+		return add_value_from(g, &s, fmax(v->bound, fill_bound[f]), v->deps, &e);
 	free(e.p);
-	return r;
+	return -1;
 }
 
 /* x:sum, mean, max or var over some dims (all: nil), keepdim or not. */
@@ -582,9 +580,7 @@ static int op_reduce(gen *g, int a)
 	}
 	double b = v->bound + (noise >= 0 ? 0.1 : 0), bounds[] = { b * (double)n, b, b, b * b };
 	uint64_t deps = v->deps | (noise >= 0 ? g->v[noise].deps : 0);
-	int r = add_value(g, &s, bounds[kind], deps, e.p);
-	free(e.p);
-	return r;
+	return add_value_from(g, &s, bounds[kind], deps, &e);
 }
 
 static int op_softmax(gen *g, int a)
@@ -828,9 +824,10 @@ static int op_expand(gen *g, int a)
 		rt_sb_printf(&e, "%s %lld", i ? "," : "", keep ? -1LL : (long long)s.d[i]);
 	}
 	rt_sb_puts(&e, " }");
-	int r = numel(&s) <= MAX_NUMEL ? add_value(g, &s, v->bound, v->deps, e.p) : -1;
+	if (numel(&s) <= MAX_NUMEL)
+		return add_value_from(g, &s, v->bound, v->deps, &e);
 	free(e.p);
-	return r;
+	return -1;
 }
 
 /* Random draws (Philox) of a's shape, keyed by constants: a dropout mask

@@ -73,10 +73,7 @@ static void backend_run(ir_graph *g, kir_program *p, rt_tensorset *state, const 
 {
 	char err[2048];
 	rt_strbuf src = { 0 }, json = { 0 }, data = { 0 };
-	for (int i = 0; max_args && i < p->nk; i++)
-		if (kir_buffer_count(&p->k[i], p->nbuf) > max_args)
-			fail_msg("%s takes %d buffers, over the limit of %d", p->k[i].name,
-			         kir_buffer_count(&p->k[i], p->nbuf), max_args);
+	check_within_limit(p, max_args);
 	cl_launch **l = cl_render(&p, 1, target, &src);
 	assert_non_null(l);
 	for (int i = 0; variant && i < p->nk; i++)

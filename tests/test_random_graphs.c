@@ -114,9 +114,7 @@ static char *lowered_text(ir_graph *g, const ir_entry *e, const kir_target *t, i
 	assert_non_null(f);
 	kir_dump(p, f);
 	fclose(f);
-	*fits = 1;
-	for (int k = 0; t->max_args && k < p->nk; k++)
-		*fits &= kir_buffer_count(&p->k[k], p->nbuf) <= t->max_args;
+	*fits = kernel_over_limit(p, t->max_args) < 0;
 	kir_program_free(p);
 	return text;
 }

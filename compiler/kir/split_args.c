@@ -416,7 +416,9 @@ void kir_split_args(kir_program *p, int max_args)
 			continue;
 		unit_set U;
 		units_of(&p->k[n], p->nbuf, &U);
-		if (U.n < 2 && !kir_is_joint(&p->k[n])) {  /* a joint reduction of one segment: its chunk, then its total */
+		/* one unit gains nothing by a split, but a joint reduction's
+		 * segment does: its chunk, then its total */
+		if (U.n < 2 && !kir_is_joint(&p->k[n])) {
 			units_free(&U);
 			continue;
 		}
