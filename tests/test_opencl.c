@@ -28,7 +28,8 @@
  *     compute units (larger micro-tiles) with every kernel's variant
  *     1 + seed % (CL_MAX_VARIANTS - 1) where it has one, as `tune` may
  *     choose, a third of them with the 3x3 convolutions by Winograd
- *     F(2x2, 3x3), a third under a limit of 8 buffers a kernel.
+ *     (F(2x2, 3x3) and F(4x4, 3x3) in turn), a third under a limit of 8
+ *     buffers a kernel.
  * PoCL compiles each kernel at its first launch (about 0.1-0.2 s each), so
  * the whole-program cases dominate this test's time. */
 #include "kernel_cases.h"
@@ -587,12 +588,13 @@ enum { RANDOM_SCRIPTS = 60 };
 
 /* The script's entry with the compiler's choices, then on a small GPU
  * with one of the variants, by seed also with Winograd F(2x2, 3x3) or
- * under a limit of 8 buffers a kernel (split kernels: chunks, totals,
- * parts of batches). */
+ * F(4x4, 3x3), or under a limit of 8 buffers a kernel (split kernels:
+ * chunks, totals, parts of batches). */
 static void random_script_matches_interpreter(const char *script, uint64_t seed)
 {
 	static const cl_target small = { .compute_units = 2, .groups_per_unit = 1, .max_group = 1024 };
-	static const char *lowered[] = { ", Winograd F(2x2, 3x3)", ", 8 buffers a kernel", "" };
+	static const char *lowered[] = { ", Winograd F(2x2, 3x3)", ", 8 buffers a kernel", "",
+		                         ", Winograd F(4x4, 3x3)" };
 	static char stage[128];
 	rt_tensorset in = { 0 };
 	ir_graph *g = random_script_load(script, seed, &in);
@@ -602,11 +604,14 @@ static void random_script_matches_interpreter(const char *script, uint64_t seed)
 	variant = 1 + (int)(seed % (CL_MAX_VARIANTS - 1));
 	max_args = seed % 3 == 1 ? 8 : 0;
 	kir_target t = *case_target();
-	if (seed % 3 == 0)
+	int way = seed % 6 == 3 ? 3 : (int)(seed % 3);
+	if (way == 0)
 		t.winograd = KIR_WINOGRAD_2X2;
-	snprintf(stage, sizeof stage, "variant %d for 2 compute units%s", variant, lowered[seed % 3]);
+	if (way == 3)
+		t.winograd = KIR_WINOGRAD_4X4;
+	snprintf(stage, sizeof stage, "variant %d for 2 compute units%s", variant, lowered[way]);
 	random_stage = stage;
-	check_entry_for(&t, g, "main", &in, NULL, 1e-4);
+	check_entry_for(&t, g, "main", &in, NULL, way == 3 ? 2e-4 : 1e-4);
 	max_args = 0;
 	target = NULL;
 	variant = 0;
