@@ -32,15 +32,17 @@
 #  5a. DDPMC_PROFILE=1 .gpu/unet trains 3 steps (kernel times from OpenCL
 #     events, as in 9) with the compiler's kernels, before tuning can
 #     spend the budget: comparable with the last check's table.
-#  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL, as in 5.
+#  6. throughput of .gpu/unet_bf16 and .gpu/cifar_bf16 on OpenCL, as in 5;
+#     then of .gpu/unet_w4 (fp32, the 3x3 convolutions by Winograd
+#     F(4x4, 3x3): fewer multiply-adds, more memory traffic).
 #  7. tuning: .gpu/unet and .gpu/cifar tune (every variant of their
 #     kernels timed on the device, the most FLOPs first, until the phase's
 #     limit less 30 s: tune --seconds; the choice cached), then throughput
 #     again as in 5, with the tuned kernels.
 #  8. correctness, bf16: .gpu/small_bf16 as in 3.
-#  9. DDPMC_PROFILE=1 .gpu/cifar trains 3 steps (kernel times from OpenCL
-#     events: the slowest kernels, time per kind; tuned where 7 ran), if
-#     time is left.
+#  9. DDPMC_PROFILE=1 .gpu/cifar, then .gpu/unet_w4, trains 3 steps
+#     (kernel times from OpenCL events: the slowest kernels, time per
+#     kind; tuned where 7 ran), if time is left.
 # 10. results.txt and results.json: images/s of each side, ddpmc / torch;
 #     results.txt also the profiles' step time and time per kind.
 #
@@ -131,7 +133,7 @@ cp "$B/manifest.txt" "$W/manifest.txt" 2>/dev/null
 # The executables, in $BIN: links to .gpu/NAME, or .gpu/NAME.gz unpacked.
 BIN=$W/bin
 mkdir -p "$BIN"
-for n in small small_bf16 unet unet_bf16 cifar cifar_bf16; do
+for n in small small_bf16 unet unet_bf16 cifar cifar_bf16 unet_w4; do
 	if [ -f "$B/$n" ]; then
 		ln -sf "$B/$n" "$BIN/$n"
 		chmod +x "$B/$n" 2>/dev/null
@@ -334,7 +336,7 @@ if [ "$DEV" != cpu ] && [ -x "$BIN/unet" ]; then
 	done
 fi
 if [ "$DEV" != cpu ]; then
-	for n in small small_bf16 unet cifar unet_bf16 cifar_bf16; do
+	for n in small small_bf16 unet cifar unet_bf16 cifar_bf16 unet_w4; do
 		[ -x "$BIN/$n" ] || continue
 		( t=$(date +%s)
 		  timeout 240 "$BIN/$n" sample --device "$DEV" --ckpt "$W/no_checkpoint.safetensors" \
@@ -394,6 +396,7 @@ profile unet "$FMNIST"
 # --- 6. ddpmc throughput, bf16 --------------------------------------------------------------
 throughput unet_bf16 "$FMNIST" 60
 throughput cifar_bf16 "$CIFAR" 75
+throughput unet_w4 "$FMNIST" 60
 
 # --- 7. tuned ----------------------------------------------------------------------------
 tuned unet "$FMNIST" 180
@@ -404,6 +407,7 @@ correctness small_bf16 bf16
 
 # --- 9. profile ------------------------------------------------------------------------------
 profile cifar "$CIFAR"
+profile unet_w4 "$FMNIST"
 
 # --- 10. results ---------------------------------------------------------------------------------
 W="$W" DEV="$DEV" TP_WARMUP="$TP_WARMUP" NO_CUDA="$NO_CUDA" TOTAL_S=$(( $(date +%s) - T0 )) \
@@ -493,7 +497,8 @@ def ddpmc_tp(name):
         d["error"] = " | ".join(errs) or "no output"
     return d
 
-ddpmc = {n: ddpmc_tp(n) for n in ("unet", "cifar", "unet_tuned", "cifar_tuned", "unet_bf16", "cifar_bf16")}
+ddpmc = {n: ddpmc_tp(n) for n in ("unet", "cifar", "unet_tuned", "cifar_tuned", "unet_bf16", "cifar_bf16",
+                                   "unet_w4")}
 res["ddpmc"] = ddpmc
 res["tune"] = {n: re.findall(r"^tune: .*$", read("logs/tune_%s.log" % n), re.M) for n in ("unet", "cifar")}
 
@@ -619,6 +624,11 @@ for r in table:
 print("ddpmc fp32: with the kernels `tune` chose where it ran (untuned, tuned: %s)"
       % "; ".join("%s %s, %s" % (r["model"], f(r["ddpmc_fp32_untuned"]),
                                   f(r["ddpmc_fp32"]) if r["ddpmc_fp32_is_tuned"] else "-") for r in table))
+w4, strict = ddpmc["unet_w4"].get("images_per_s"), table[0]["torch_fp32_strict"]
+print("ddpmc fp32, models/unet.lua with its 3x3 convolutions by Winograd F(4x4, 3x3), untuned: %s"
+      " (%s torch fp32 strict, %s ddpmc's direct untuned)"
+      % (f(w4), f(w4 / strict if w4 and strict else None, "%.3fx"),
+         f(w4 / table[0]["ddpmc_fp32_untuned"] if w4 and table[0]["ddpmc_fp32_untuned"] else None, "%.3fx")))
 for n, lines in res["tune"].items():
     for l in lines:
         print("  %s %s" % (n, l))
@@ -640,7 +650,7 @@ for k, j in torch_rows.items():
         print("torch %-18s %s, %s params, peak GPU %s MiB, loss %s -> %s%s" % (
             k, j.get("impl"), j.get("parameters"), j.get("peak_gpu_mem_mb", "-"), j.get("loss_first"),
             j.get("loss_last"), (" (diffusers: %s)" % j["diffusers_unavailable"]) if j.get("diffusers_unavailable") else ""))
-for n in ("unet", "cifar"):      # DDPMC_PROFILE's per-step line and time per kind
+for n in ("unet", "cifar", "unet_w4"):      # DDPMC_PROFILE's per-step line and time per kind
     log = read("logs/profile_%s.log" % n)
     step = re.search(r"^profile train_step: .*$", log, re.M)
     kinds = re.search(r"^by kind:\n((?:  .*\n?)*)", log, re.M)

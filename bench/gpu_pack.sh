@@ -13,6 +13,9 @@
 #   .gpu/cifar_bf16   models/ddpm_cifar10.lua, batch 128, precision=bf16
 #   (the bf16 target's figures; GPU_PACK_BF16=0 leaves these two out for
 #   a shorter check: their OpenCL builds run beside the others')
+#   .gpu/unet_w4      models/unet.lua, batch 128, fp32, --winograd 4x4
+#                     (the GPU's lowering is direct unless told: this one
+#                     runs the 3x3 convolutions by Winograd F(4x4, 3x3))
 #   .gpu/lib/         the shared libraries they need besides glibc
 #                     (libOpenCL.so.1 = Debian's ocl-icd loader, libz, ...)
 #   .gpu/wheels/      diffusers' wheel (pure Python, installed there with
@@ -52,7 +55,7 @@ while [ $# -gt 0 ]; do
 	--only) ONLY=$2; shift 2 ;;
 	--force) FORCE=1; shift ;;
 	--reuse) FORCE=-1; shift ;;
-	-h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "gpu_pack.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -75,23 +78,24 @@ for d in "$B" "$X"; do
 	git check-ignore -q "$d" 2>/dev/null || note "warning: git does not ignore $d here"
 done
 
-# name | model | --set options (space-separated NAME=VALUE)
+# name | model | --set options (space-separated NAME=VALUE) | other compile flags
 SMALL_AS_UNET="width=32 layers=1 groups=16 batch=32 lr=1e-3 warmup=200 ema=0.999"
-EXES="small|models/unet_small.lua|batch=32
-small_bf16|models/unet.lua|$SMALL_AS_UNET precision=bf16
-unet|models/unet.lua|batch=128
-cifar|models/ddpm_cifar10.lua|batch=128"
+EXES="small|models/unet_small.lua|batch=32|
+small_bf16|models/unet.lua|$SMALL_AS_UNET precision=bf16|
+unet|models/unet.lua|batch=128|
+cifar|models/ddpm_cifar10.lua|batch=128|
+unet_w4|models/unet.lua|batch=128|--winograd 4x4"
 if [ "${GPU_PACK_BF16:-1}" = 1 ]; then
 	EXES="$EXES
-unet_bf16|models/unet.lua|batch=128 precision=bf16
-cifar_bf16|models/ddpm_cifar10.lua|batch=128 precision=bf16"
+unet_bf16|models/unet.lua|batch=128 precision=bf16|
+cifar_bf16|models/ddpm_cifar10.lua|batch=128 precision=bf16|"
 fi
 
 # What an executable depends on: the compiler, the Lua library, the model,
 # the options and the target.
 stamp_of() {
 	{
-		echo "$TARGET $CPU $2 $3"
+		echo "$TARGET $CPU $2 $3 $4"
 		sha256sum "$DDPMC" "$2"
 		find lua -type f -name '*.lua' -print0 | sort -z | xargs -0 sha256sum
 		sha256sum build/runtime/*.a build/runtime/main/*.a 2>/dev/null
@@ -101,13 +105,14 @@ stamp_of() {
 T0=$(date +%s)
 FAILED=
 BUILT=
-while IFS='|' read -r name model sets; do
+while IFS='|' read -r name model sets flags; do
 	if [ -n "$ONLY" ] && ! echo ",$ONLY," | grep -q ",$name,"; then
 		continue
 	fi
 	args=()
 	for s in $sets; do args+=(--set "$s"); done
-	stamp=$(stamp_of "$name" "$model" "$sets")
+	for f in $flags; do args+=("$f"); done
+	stamp=$(stamp_of "$name" "$model" "$sets" "$flags")
 	if [ "$FORCE" != 1 ] && [ -x "$X/$name" ] &&
 		{ [ "$FORCE" = -1 ] || [ "$(cat "$X/$name.stamp" 2>/dev/null)" = "$stamp" ]; }; then
 		note "$name: $([ "$FORCE" = -1 ] && echo "reused (--reuse)" || echo "up to date")"
@@ -185,8 +190,8 @@ SIZE=$(du -sb "$B" | cut -f1)
 	echo "compiler $DDPMC, --target $TARGET --cpu $CPU"
 	echo "target $TARGET"
 	echo "glibc_max $GLIBC_MAX"
-	while IFS='|' read -r name model sets; do
-		echo " $BUILT " | grep -q " $name " && echo "exe $name $model $sets"
+	while IFS='|' read -r name model sets flags; do
+		echo " $BUILT " | grep -q " $name " && echo "exe $name $model $sets${flags:+ $flags}"
 	done <<< "$EXES"
 	for f in "$B"/lib/* "$B"/wheels/* "$B"/*.gz; do [ -e "$f" ] && echo "file $f $(stat -c %s "$f")"; done
 } > "$B/manifest.txt"
