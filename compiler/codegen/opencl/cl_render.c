@@ -148,8 +148,10 @@ static const char prelude[] =
 	"#ifdef cl_khr_fp64\n"
 	"#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"
 	"typedef double bm_real;\n"
+	"#define BM_TWO_PI 6.283185307179586476925286766559\n"
 	"#else\n"
 	"typedef float bm_real;\n"
+	"#define BM_TWO_PI 6.283185307179586476925286766559f\n"
 	"#endif\n"
 	"\n"
 	"/* max and min as the interpreter: NaN in either operand gives NaN, else\n"
@@ -210,7 +212,7 @@ static const char prelude[] =
 	"\tif (!normal)\n"
 	"\t\treturn ddpm_uniform01(lane == 0 ? c0 : lane == 1 ? c1 : lane == 2 ? c2 : c3);\n"
 	"\tbm_real u1 = ddpm_uniform01(lane < 2 ? c0 : c2), u2 = ddpm_uniform01(lane < 2 ? c1 : c3);\n"
-	"\tbm_real r = sqrt((bm_real)-2 * log(u1)), t = (bm_real)6.283185307179586476925286766559 * u2;\n"
+	"\tbm_real r = sqrt((bm_real)-2 * log(u1)), t = BM_TWO_PI * u2;\n"
 	"\treturn (float)(lane & 1u ? r * sin(t) : r * cos(t));\n"
 	"}\n";
 
