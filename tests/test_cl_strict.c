@@ -44,8 +44,11 @@ static const char *dump_source(const char *name, const char *flags)
 	         "DDPMC_DUMP=opencl '%s' compile '%s/models/unet.lua' --target opencl --set batch=128 %s "
 	         "-o '%s/%s' 2> '%s'",
 	         DDPMC_BIN, DDPMC_SOURCE_DIR, flags, dir, name, path);
-	if (tu_shell_output(cmd, "", err, sizeof err) != 0)
-		fail_msg("%s failed", cmd);
+	if (tu_shell_output(cmd, "", err, sizeof err) != 0) {
+		snprintf(cmd, sizeof cmd, "tail -c 2000 '%s'", path);
+		tu_output_of(cmd, err, sizeof err);
+		fail_msg("ddpmc compile %s failed:\n%s", flags, err);
+	}
 	return path;
 }
 
