@@ -133,7 +133,8 @@ cp "$B/manifest.txt" "$W/manifest.txt" 2>/dev/null
 # The executables, in $BIN: links to .gpu/NAME, or .gpu/NAME.gz unpacked.
 BIN=$W/bin
 mkdir -p "$BIN"
-for n in small small_bf16 unet unet_bf16 cifar cifar_bf16 unet_w4; do
+EXES="small small_bf16 unet unet_bf16 cifar cifar_bf16 unet_w4"    # what gpu_pack.sh packs
+for n in $EXES; do
 	if [ -f "$B/$n" ]; then
 		ln -sf "$B/$n" "$BIN/$n"
 		chmod +x "$B/$n" 2>/dev/null
@@ -336,7 +337,7 @@ if [ "$DEV" != cpu ] && [ -x "$BIN/unet" ]; then
 	done
 fi
 if [ "$DEV" != cpu ]; then
-	for n in small small_bf16 unet cifar unet_bf16 cifar_bf16 unet_w4; do
+	for n in $EXES; do
 		[ -x "$BIN/$n" ] || continue
 		( t=$(date +%s)
 		  timeout 240 "$BIN/$n" sample --device "$DEV" --ckpt "$W/no_checkpoint.safetensors" \
